@@ -1,0 +1,235 @@
+//! Accounts and sessions: registering, logging in and out, and turning a bearer token into
+//! the account it belongs to.
+//!
+//! This is plain Rust over the [`Store`]; it knows nothing of HTTP. It owns the rules (who may
+//! register, rate limits, token lifetime and renewal); the store owns how rows are kept.
+
+pub mod limits;
+pub mod password;
+pub mod token;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use uuid::Uuid;
+
+use crate::domain::account::{check_password, Email, Registration};
+use crate::domain::ValidationError;
+use crate::store::{Account, NewSession, Store, StoreError};
+use limits::LoginLimits;
+use password::{HashError, PasswordHasher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("registration is closed on this server")]
+    RegistrationClosed,
+    #[error("accounts with this e-mail domain cannot be registered here")]
+    DomainNotAllowed,
+    #[error("the e-mail address is already registered")]
+    EmailTaken,
+    #[error("wrong e-mail address or password")]
+    InvalidCredentials,
+    #[error("the account is disabled")]
+    AccountDisabled,
+    #[error("too many attempts")]
+    RateLimited { retry_after: Duration },
+    #[error("the server is busy")]
+    Busy { retry_after: Duration },
+    #[error("not signed in, or the session has ended")]
+    Unauthenticated,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken => AuthError::EmailTaken,
+            other => AuthError::Store(other),
+        }
+    }
+}
+
+/// Who may register and how long sessions live.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub registration_open: bool,
+    /// Lower-case domains allowed to register; empty allows every domain.
+    pub allowed_email_domains: Vec<String>,
+    pub session_ttl: Duration,
+    /// A session with less than this left is renewed: the client is handed a fresh token.
+    pub session_renew_before: Duration,
+}
+
+/// A bearer token just issued, and when it stops working.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at_ms: i64,
+}
+
+/// A request's verified identity.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub account: Account,
+    pub session_id: Uuid,
+    /// Set when the session neared its end and a fresh token was issued in its place.
+    pub renewed: Option<IssuedToken>,
+}
+
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    hasher: PasswordHasher,
+    limits: LoginLimits,
+    settings: AuthSettings,
+}
+
+impl Accounts {
+    pub fn new(store: Arc<dyn Store>, hasher: PasswordHasher, settings: AuthSettings) -> Self {
+        Self {
+            store,
+            hasher,
+            limits: LoginLimits::new(),
+            settings,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        email: &str,
+        name: &str,
+        password: &str,
+    ) -> Result<(Account, IssuedToken), AuthError> {
+        if !self.settings.registration_open {
+            return Err(AuthError::RegistrationClosed);
+        }
+        let reg = Registration::parse(email, name, password)?;
+        let allowed = &self.settings.allowed_email_domains;
+        if !allowed.is_empty() && !allowed.iter().any(|d| d == reg.email.domain()) {
+            return Err(AuthError::DomainNotAllowed);
+        }
+        let hash = self.hash(reg.password).await?;
+        let account = self
+            .store
+            .create_account(&reg.email, &reg.name, &hash)
+            .await?;
+        let token = self.issue(account.id).await?;
+        Ok((account, token))
+    }
+
+    /// Checks a password, spending one attempt of the account's and the address's budget.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<IssuedToken, AuthError> {
+        let email = Email::parse(email).map_err(|m| ValidationError::single("email", m))?;
+        if password.is_empty() {
+            return Err(ValidationError::single("password", "Enter your password.").into());
+        }
+        self.limits
+            .check(email.normalized(), client)
+            .map_err(|l| AuthError::RateLimited {
+                retry_after: l.retry_after,
+            })?;
+        let record = self.store.login_record(email.normalized()).await?;
+        let matches = self
+            .hasher
+            .verify(
+                password.to_owned(),
+                record.as_ref().map(|r| r.password_hash.clone()),
+            )
+            .await
+            .map_err(|e| self.hash_error(e))?;
+        let Some(record) = record.filter(|_| matches) else {
+            tracing::warn!(client = %client, "failed login");
+            return Err(AuthError::InvalidCredentials);
+        };
+        if record.account.disabled {
+            return Err(AuthError::AccountDisabled);
+        }
+        self.issue(record.account.id).await
+    }
+
+    /// The account behind a bearer token; with `renew`, a token near its end gets a successor.
+    pub async fn authenticate(&self, token: &str, renew: bool) -> Result<Authenticated, AuthError> {
+        let now = now_ms();
+        let session = self
+            .store
+            .session(&token::hash(token), now)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        let renew_before = self.settings.session_renew_before.as_millis() as i64;
+        let renewed = if renew && session.expires_at_ms - now < renew_before {
+            Some(self.issue(session.account.id).await?)
+        } else {
+            None
+        };
+        Ok(Authenticated {
+            account: session.account,
+            session_id: session.id,
+            renewed,
+        })
+    }
+
+    pub async fn logout(&self, session_id: Uuid) -> Result<(), AuthError> {
+        Ok(self.store.revoke_session(session_id).await?)
+    }
+
+    /// Sets a new password (administration); every existing session of the account ends.
+    pub async fn set_password(&self, account: Uuid, password: &str) -> Result<(), AuthError> {
+        check_password(password).map_err(|m| ValidationError::single("password", m))?;
+        let hash = self.hash(password.to_owned()).await?;
+        Ok(self.store.set_password(account, &hash).await?)
+    }
+
+    /// Called now and then so the rate limiters forget addresses that went quiet.
+    pub fn prune_limits(&self) {
+        self.limits.prune();
+    }
+
+    async fn issue(&self, account_id: Uuid) -> Result<IssuedToken, AuthError> {
+        let token = token::generate();
+        let expires_at_ms = now_ms() + self.settings.session_ttl.as_millis() as i64;
+        self.store
+            .create_session(NewSession {
+                token_hash: token::hash(&token),
+                account_id,
+                expires_at_ms,
+            })
+            .await?;
+        Ok(IssuedToken {
+            token,
+            expires_at_ms,
+        })
+    }
+
+    async fn hash(&self, password: String) -> Result<String, AuthError> {
+        self.hasher
+            .hash(password)
+            .await
+            .map_err(|e| self.hash_error(e))
+    }
+
+    fn hash_error(&self, e: HashError) -> AuthError {
+        match e {
+            HashError::Busy => AuthError::Busy {
+                retry_after: self.hasher.retry_after(),
+            },
+            HashError::Failed(m) => AuthError::Hashing(m),
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

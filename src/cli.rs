@@ -1,0 +1,208 @@
+//! The command line: `serve`, `migrate` and `user`, and the glue that runs them.
+//!
+//! User errors (bad configuration, unreachable database, unknown account) print one line
+//! naming the problem and exit non-zero; no backtraces.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigArgs, LogFormat};
+use crate::domain::account::{check_password, parse_name, Email};
+use crate::server;
+
+/// classcast: steer a classroom display from a laptop, tablet or phone.
+///
+/// Configuration comes from, in rising precedence: built-in defaults, the TOML file given
+/// with --config, CLASSCAST_* environment variables, and flags.
+#[derive(Debug, Parser)]
+#[command(name = "classcast", version, about, long_about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (applies pending migrations first)
+    Serve,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Manage teacher accounts
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is read from a prompt, or from stdin when piped
+    Add {
+        email: String,
+        /// Display name shown to the teacher and on boards
+        #[arg(long)]
+        name: String,
+    },
+    /// List accounts
+    List,
+    /// Disable an account: it can no longer sign in and its sessions stop working
+    Disable { email: String },
+    /// Enable a disabled account again
+    Enable { email: String },
+    /// Set a new password (prompt or stdin); every session of the account ends
+    SetPassword { email: String },
+}
+
+/// Runs the parsed command line and turns the outcome into an exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::resolve(&cli.config)?;
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Migrate => migrate(config).await,
+            Command::User(cmd) => user(config, cmd).await,
+        }
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLASSCAST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    // Written with `writeln!`, not `println!`: a closed stdout must not stop the server.
+    let _ = writeln!(
+        std::io::stdout(),
+        "classcast {} is serving on http://{addr}\n  Teachers sign in at http://{addr}/login",
+        env!("CARGO_PKG_VERSION")
+    );
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler installs");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+    };
+    server::serve(config, listener, shutdown).await?;
+    Ok(())
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let (_, applied) = server::open_and_migrate(&config).await?;
+    if applied.is_empty() {
+        println!("The database is up to date.");
+    } else {
+        println!("Applied: {}", applied.join(", "));
+    }
+    Ok(())
+}
+
+async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let (store, _) = server::open_and_migrate(&config).await?;
+    let accounts = server::accounts(&config, store.clone());
+    let find = |email: String| {
+        let store = store.clone();
+        async move {
+            let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
+            match store.login_record(email.normalized()).await? {
+                Some(r) => Ok(r.account),
+                None => bail!("no account with the e-mail address {}", email.as_str()),
+            }
+        }
+    };
+    match cmd {
+        UserCommand::Add { email, name } => {
+            let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
+            let name = parse_name(&name).map_err(|m| anyhow::anyhow!("name: {m}"))?;
+            let password = read_password()?;
+            let hash = server::password_hasher(&config).hash(password).await?;
+            let account = store
+                .create_account(&email, &name, &hash)
+                .await
+                .with_context(|| format!("cannot add {}", email.as_str()))?;
+            println!(
+                "Added {} <{}> ({})",
+                account.name, account.email, account.id
+            );
+        }
+        UserCommand::List => {
+            for a in store.list_accounts().await? {
+                let state = if a.disabled { "disabled" } else { "active" };
+                println!("{}\t{}\t{}\t{}", a.email, a.name, state, a.id);
+            }
+        }
+        UserCommand::Disable { email } => {
+            let account = find(email).await?;
+            store.set_account_disabled(account.id, true).await?;
+            println!("Disabled {}", account.email);
+        }
+        UserCommand::Enable { email } => {
+            let account = find(email).await?;
+            store.set_account_disabled(account.id, false).await?;
+            println!("Enabled {}", account.email);
+        }
+        UserCommand::SetPassword { email } => {
+            let account = find(email).await?;
+            let password = read_password()?;
+            accounts.set_password(account.id, &password).await?;
+            println!(
+                "Set a new password for {}; their sessions have ended",
+                account.email
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reads a password from a prompt (asked twice), or the first line of stdin when piped;
+/// never from the command line, where other users could see it.
+fn read_password() -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password again: ")?;
+        if first != again {
+            bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    check_password(&password).map_err(|m| anyhow::anyhow!("password: {m}"))?;
+    Ok(password)
+}

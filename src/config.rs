@@ -1,0 +1,337 @@
+//! Configuration: defaults < TOML file < `CLASSCAST_*` environment variables < flags.
+//!
+//! clap resolves flag-over-environment; this module lays the file and the defaults beneath.
+//! The file is strict (an unknown key is an error naming it) so a typo never silently falls
+//! back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+/// Options every command shares. Each also reads `CLASSCAST_<NAME>`; a list from the
+/// environment is comma-separated.
+#[derive(Debug, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file [env: CLASSCAST_CONFIG]
+    #[arg(long, env = "CLASSCAST_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "CLASSCAST_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded database [default: ./classcast-data]
+    #[arg(long, env = "CLASSCAST_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL, repeatable [default: sqlite://<data-dir>/classcast.db]
+    #[arg(
+        long = "database",
+        env = "CLASSCAST_DATABASE",
+        global = true,
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub databases: Vec<String>,
+    /// Log format [default: text]
+    #[arg(long, env = "CLASSCAST_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Whether anyone may create an account [default: open]
+    #[arg(long, env = "CLASSCAST_REGISTRATION", global = true, value_enum)]
+    pub registration: Option<Registration>,
+    /// Only these e-mail domains may register, repeatable [default: any]
+    #[arg(
+        long = "allowed-email-domain",
+        env = "CLASSCAST_ALLOWED_EMAIL_DOMAINS",
+        global = true,
+        value_name = "DOMAIN",
+        value_delimiter = ','
+    )]
+    pub allowed_email_domains: Vec<String>,
+    /// API base URLs the browser client fails over between, repeatable [default: the page's own origin]
+    #[arg(
+        long = "api-host",
+        env = "CLASSCAST_API_HOSTS",
+        global = true,
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub api_hosts: Vec<String>,
+    /// Front-end origins allowed to call this API from another origin, repeatable [default: none]
+    #[arg(
+        long = "allowed-origin",
+        env = "CLASSCAST_ALLOWED_ORIGINS",
+        global = true,
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Browser client's per-request timeout in milliseconds [default: 10000]
+    #[arg(
+        long,
+        env = "CLASSCAST_REQUEST_TIMEOUT_MS",
+        global = true,
+        value_name = "MS"
+    )]
+    pub request_timeout_ms: Option<u64>,
+    /// Session lifetime in seconds [default: 2592000 (30 days)]
+    #[arg(
+        long,
+        env = "CLASSCAST_SESSION_TTL_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub session_ttl_secs: Option<u64>,
+    /// Renew a session when less than this many seconds are left [default: 604800 (7 days)]
+    #[arg(
+        long,
+        env = "CLASSCAST_SESSION_RENEW_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub session_renew_secs: Option<u64>,
+    /// Largest accepted request body in bytes [default: 1048576]
+    #[arg(
+        long,
+        env = "CLASSCAST_MAX_BODY_BYTES",
+        global = true,
+        value_name = "BYTES"
+    )]
+    pub max_body_bytes: Option<usize>,
+    /// Longest a login waits for a password-hashing slot before 503, in ms [default: 5000]
+    #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", global = true, value_name = "MS")]
+    pub hash_wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    #[default]
+    Open,
+    Closed,
+}
+
+/// The configuration file's shape: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    databases: Option<Vec<String>>,
+    log_format: Option<LogFormat>,
+    registration: Option<Registration>,
+    allowed_email_domains: Option<Vec<String>>,
+    api_hosts: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    request_timeout_ms: Option<u64>,
+    session_ttl_secs: Option<u64>,
+    session_renew_secs: Option<u64>,
+    max_body_bytes: Option<usize>,
+    hash_wait_ms: Option<u64>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub databases: Vec<String>,
+    pub log_format: LogFormat,
+    pub registration: Registration,
+    pub allowed_email_domains: Vec<String>,
+    pub api_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub request_timeout_ms: u64,
+    pub session_ttl: Duration,
+    pub session_renew_before: Duration,
+    pub max_body_bytes: usize,
+    pub hash_wait: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("the configuration file {path} is not valid: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("invalid setting {name}: {reason}")]
+    Setting { name: &'static str, reason: String },
+}
+
+impl Config {
+    /// Merges flags and environment (already in `args`) over the file over the defaults.
+    pub fn resolve(args: &ConfigArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("classcast-data"));
+        let databases = pick_list(&args.databases, file.databases)
+            .unwrap_or_else(|| vec![default_database(&data_dir)]);
+        let config = Config {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir,
+            databases,
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            registration: args.registration.or(file.registration).unwrap_or_default(),
+            allowed_email_domains: pick_list(
+                &args.allowed_email_domains,
+                file.allowed_email_domains,
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+            .collect(),
+            api_hosts: pick_list(&args.api_hosts, file.api_hosts)
+                .unwrap_or_else(|| vec![String::new()])
+                .into_iter()
+                .map(|h| h.trim().trim_end_matches('/').to_owned())
+                .collect(),
+            allowed_origins: pick_list(&args.allowed_origins, file.allowed_origins)
+                .unwrap_or_default(),
+            request_timeout_ms: args
+                .request_timeout_ms
+                .or(file.request_timeout_ms)
+                .unwrap_or(10_000),
+            session_ttl: Duration::from_secs(
+                args.session_ttl_secs
+                    .or(file.session_ttl_secs)
+                    .unwrap_or(30 * 86_400),
+            ),
+            session_renew_before: Duration::from_secs(
+                args.session_renew_secs
+                    .or(file.session_renew_secs)
+                    .unwrap_or(7 * 86_400),
+            ),
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(1 << 20),
+            hash_wait: Duration::from_millis(
+                args.hash_wait_ms.or(file.hash_wait_ms).unwrap_or(5_000),
+            ),
+        };
+        config.validate()
+    }
+
+    fn validate(self) -> Result<Self, ConfigError> {
+        if self.session_ttl.is_zero() {
+            return Err(ConfigError::Setting {
+                name: "session_ttl_secs",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Setting {
+                name: "max_body_bytes",
+                reason: "must be at least 1024".into(),
+            });
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(ConfigError::Setting {
+                name: "request_timeout_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        for host in self.api_hosts.iter().filter(|h| !h.is_empty()) {
+            if !(host.starts_with("http://") || host.starts_with("https://")) {
+                return Err(ConfigError::Setting {
+                    name: "api_hosts",
+                    reason: format!("{host:?} must start with http:// or https://"),
+                });
+            }
+        }
+        Ok(self)
+    }
+}
+
+fn pick_list(flag: &[String], file: Option<Vec<String>>) -> Option<Vec<String>> {
+    let flag: Vec<String> = flag
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .cloned()
+        .collect();
+    if flag.is_empty() {
+        file
+    } else {
+        Some(flag)
+    }
+}
+
+fn default_database(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("classcast.db").display())
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        path: path.display().to_string(),
+        reason: e.message().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = Config::resolve(&ConfigArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.databases, ["sqlite://classcast-data/classcast.db"]);
+        assert_eq!(c.api_hosts, [""]);
+        assert_eq!(c.registration, Registration::Open);
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/cc\"\nrequest_timeout_ms = 2000\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/cc"));
+        assert_eq!(c.databases, ["sqlite:///srv/cc/classcast.db"]);
+        assert_eq!(c.request_timeout_ms, 2000);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let err = Config::resolve(&ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+}

@@ -1,0 +1,145 @@
+//! Account inputs: e-mail addresses, display names and passwords, with the rules they obey.
+//!
+//! E-mail uniqueness is *not* a rule here or a constraint in the store: under multi-master
+//! replication it is resolved when reading (the earliest registration owns an address).
+
+use super::{check_len, ValidationError};
+
+pub const NAME_MAX: usize = 100;
+pub const PASSWORD_MIN: usize = 8;
+/// Long passphrases are welcome, but an unbounded one would let a client make us hash megabytes.
+pub const PASSWORD_MAX: usize = 256;
+const EMAIL_MAX: usize = 254;
+
+/// An e-mail address as typed, plus its normalised form used for look-ups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    display: String,
+    normalized: String,
+}
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let display = raw.trim();
+        if display.is_empty() {
+            return Err("Enter your e-mail address.".into());
+        }
+        if display.chars().count() > EMAIL_MAX {
+            return Err(format!(
+                "An e-mail address has at most {EMAIL_MAX} characters."
+            ));
+        }
+        let valid = match display.rsplit_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !display.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+            None => false,
+        };
+        if !valid {
+            return Err("This does not look like an e-mail address (name@school.org).".into());
+        }
+        Ok(Self {
+            display: display.to_owned(),
+            normalized: display.to_lowercase(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+
+    pub fn domain(&self) -> &str {
+        self.normalized.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+}
+
+/// A new account's fields, validated together so the client sees every problem at once.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub email: Email,
+    pub name: String,
+    pub password: String,
+}
+
+impl Registration {
+    pub fn parse(email: &str, name: &str, password: &str) -> Result<Self, ValidationError> {
+        let mut errors = ValidationError::default();
+        let email = Email::parse(email).map_err(|m| errors.add("email", m)).ok();
+        let name = parse_name(name).map_err(|m| errors.add("name", m)).ok();
+        if let Err(m) = check_password(password) {
+            errors.add("password", m);
+        }
+        match (email, name) {
+            (Some(email), Some(name)) if errors.is_empty() => Ok(Self {
+                email,
+                name,
+                password: password.to_owned(),
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+pub fn parse_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    let mut errors = ValidationError::default();
+    check_len(&mut errors, "name", name, 1, NAME_MAX);
+    match errors.fields.remove("name") {
+        Some(message) => Err(message),
+        None => Ok(name.to_owned()),
+    }
+}
+
+pub fn check_password(password: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if n < PASSWORD_MIN {
+        Err(format!("Use at least {PASSWORD_MIN} characters."))
+    } else if n > PASSWORD_MAX {
+        Err(format!("Use at most {PASSWORD_MAX} characters."))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_trimmed_and_normalised_for_lookup() {
+        let e = Email::parse("  Ann.Smith@School.ORG ").unwrap();
+        assert_eq!(e.as_str(), "Ann.Smith@School.ORG");
+        assert_eq!(e.normalized(), "ann.smith@school.org");
+        assert_eq!(e.domain(), "school.org");
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in [
+            "",
+            "plain",
+            "a@b",
+            "@school.org",
+            "a b@school.org",
+            "a@.org",
+            "a@org.",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn registration_reports_every_bad_field() {
+        let err = Registration::parse("nope", " ", "short").unwrap_err();
+        let keys: Vec<_> = err.fields.keys().cloned().collect();
+        assert_eq!(keys, ["email", "name", "password"]);
+    }
+}

@@ -1,0 +1,317 @@
+//! Lessons: a title and ordered slides, validated as a whole.
+//!
+//! A lesson's content is stored as one immutable revision; the store never edits it in place.
+//! This module owns the rules a lesson obeys (lengths, kinds, kind-specific fields) and the
+//! shapes it is read and written in; it does not know how revisions are kept.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{check_len, ValidationError};
+
+pub const TITLE_MAX: usize = 200;
+pub const SLIDES_MAX: usize = 500;
+pub const BODY_MAX: usize = 20_000;
+pub const NOTES_MAX: usize = 20_000;
+pub const ANSWER_MAX: usize = 2_000;
+pub const TIMER_SECONDS_MAX: u32 = 86_400;
+
+/// What a slide shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SlideKind {
+    Text,
+    Image,
+    Video,
+    Question,
+    Timer,
+}
+
+impl SlideKind {
+    const ALL: [(&'static str, SlideKind); 5] = [
+        ("text", SlideKind::Text),
+        ("image", SlideKind::Image),
+        ("video", SlideKind::Video),
+        ("question", SlideKind::Question),
+        ("timer", SlideKind::Timer),
+    ];
+
+    fn parse(raw: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(name, _)| *name == raw)
+            .map(|(_, k)| *k)
+    }
+}
+
+/// A validated slide, as stored and as returned by the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Slide {
+    pub id: Uuid,
+    pub kind: SlideKind,
+    pub title: String,
+    /// Markdown shown on the board.
+    pub body: String,
+    /// Speaker notes: shown to the teacher, never on the board.
+    pub notes: String,
+    /// SHA-256 (hex) of the uploaded image or video; image and video slides only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
+    /// The answer revealed on request; question slides only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    /// Countdown length; timer slides only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 86400)]
+    pub seconds: Option<u32>,
+}
+
+/// A slide as a client sends it. Every field is optional here so that a missing or wrong
+/// field is reported with its path instead of failing the whole request at once.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct SlideInput {
+    /// Omit for a new slide: the server assigns one.
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    /// One of `text`, `image`, `video`, `question`, `timer`.
+    pub kind: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub media: Option<String>,
+    #[serde(default)]
+    pub answer: Option<String>,
+    #[serde(default)]
+    pub seconds: Option<i64>,
+}
+
+/// The content of one lesson revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LessonContent {
+    pub title: String,
+    pub slides: Vec<Slide>,
+}
+
+impl LessonContent {
+    /// Validates a whole lesson, collecting every problem with its path
+    /// (`title`, `slides`, `slides[3].answer`, …).
+    pub fn parse(title: &str, slides: Vec<SlideInput>) -> Result<Self, ValidationError> {
+        let mut errors = ValidationError::default();
+        let title = title.trim().to_owned();
+        check_len(&mut errors, "title", &title, 1, TITLE_MAX);
+        if slides.len() > SLIDES_MAX {
+            errors.add(
+                "slides",
+                format!(
+                    "A lesson has at most {SLIDES_MAX} slides (this has {}).",
+                    slides.len()
+                ),
+            );
+            return Err(errors);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let parsed: Vec<Slide> = slides
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, input)| {
+                let slide = parse_slide(&mut errors, &format!("slides[{i}]"), input)?;
+                if !seen.insert(slide.id) {
+                    errors.add(&format!("slides[{i}].id"), "Two slides have the same id.");
+                }
+                Some(slide)
+            })
+            .collect();
+        errors.into_result(Self {
+            title,
+            slides: parsed,
+        })
+    }
+
+    /// The key lessons are sorted by when listed by title: case-insensitive, computed here so
+    /// that every store backend sorts identically.
+    pub fn title_key(&self) -> String {
+        self.title.to_lowercase()
+    }
+}
+
+fn parse_slide(errors: &mut ValidationError, path: &str, input: SlideInput) -> Option<Slide> {
+    let field = |name: &str| format!("{path}.{name}");
+    let Some(kind) = SlideKind::parse(&input.kind) else {
+        errors.add(
+            &field("kind"),
+            format!(
+                "Unknown slide kind {:?}; use one of text, image, video, question, timer.",
+                input.kind
+            ),
+        );
+        return None;
+    };
+    let title = input.title.unwrap_or_default().trim().to_owned();
+    let body = input.body.unwrap_or_default();
+    let notes = input.notes.unwrap_or_default();
+    let before = errors.fields.len();
+    check_len(errors, &field("title"), &title, 0, TITLE_MAX);
+    check_len(errors, &field("body"), &body, 0, BODY_MAX);
+    check_len(errors, &field("notes"), &notes, 0, NOTES_MAX);
+
+    // Fields of other kinds are dropped: an editor that switches a slide's kind may still
+    // carry them, and they would otherwise resurface if the kind is switched back.
+    let (mut media, mut answer, mut seconds) = (None, None, None);
+    match kind {
+        SlideKind::Image | SlideKind::Video => match input.media.as_deref().map(str::trim) {
+            None | Some("") => {
+                errors.add(&field("media"), "Choose the image or video for this slide.")
+            }
+            Some(hash) if is_sha256_hex(hash) => media = Some(hash.to_ascii_lowercase()),
+            Some(_) => errors.add(
+                &field("media"),
+                "A media reference is the 64-character SHA-256 of an uploaded file.",
+            ),
+        },
+        SlideKind::Question => {
+            let a = input.answer.unwrap_or_default();
+            check_len(errors, &field("answer"), a.trim(), 1, ANSWER_MAX);
+            answer = Some(a);
+        }
+        SlideKind::Timer => match input.seconds {
+            Some(s) if (1..=i64::from(TIMER_SECONDS_MAX)).contains(&s) => seconds = Some(s as u32),
+            Some(_) => errors.add(
+                &field("seconds"),
+                format!("A timer runs from 1 to {TIMER_SECONDS_MAX} seconds."),
+            ),
+            None => errors.add(&field("seconds"), "Set how many seconds the timer runs."),
+        },
+        SlideKind::Text => {}
+    }
+    (errors.fields.len() == before).then(|| Slide {
+        id: input.id.unwrap_or_else(Uuid::now_v7),
+        kind,
+        title,
+        body,
+        notes,
+        media,
+        answer,
+        seconds,
+    })
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slide(kind: &str) -> SlideInput {
+        SlideInput {
+            kind: kind.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_lesson_gets_ids_for_new_slides_and_keeps_given_ones() {
+        let keep = Uuid::now_v7();
+        let lesson = LessonContent::parse(
+            "  Fractions ",
+            vec![
+                SlideInput {
+                    id: Some(keep),
+                    ..slide("text")
+                },
+                SlideInput {
+                    answer: Some("3/4".into()),
+                    ..slide("question")
+                },
+                SlideInput {
+                    seconds: Some(60),
+                    ..slide("timer")
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(lesson.title, "Fractions");
+        assert_eq!(lesson.slides[0].id, keep);
+        assert_eq!(lesson.slides[1].answer.as_deref(), Some("3/4"));
+        assert_eq!(lesson.slides[2].seconds, Some(60));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let err = LessonContent::parse(
+            "",
+            vec![
+                slide("poem"),
+                slide("question"),
+                SlideInput {
+                    seconds: Some(0),
+                    ..slide("timer")
+                },
+                SlideInput {
+                    media: Some("abc".into()),
+                    ..slide("image")
+                },
+            ],
+        )
+        .unwrap_err();
+        let keys: Vec<_> = err.fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "slides[0].kind",
+                "slides[1].answer",
+                "slides[2].seconds",
+                "slides[3].media",
+                "title"
+            ]
+        );
+    }
+
+    #[test]
+    fn fields_of_another_kind_are_dropped() {
+        let lesson = LessonContent::parse(
+            "T",
+            vec![SlideInput {
+                answer: Some("x".into()),
+                seconds: Some(5),
+                ..slide("text")
+            }],
+        )
+        .unwrap();
+        assert_eq!(lesson.slides[0].answer, None);
+        assert_eq!(lesson.slides[0].seconds, None);
+    }
+
+    #[test]
+    fn duplicate_slide_ids_are_refused() {
+        let id = Some(Uuid::now_v7());
+        let err = LessonContent::parse(
+            "T",
+            vec![
+                SlideInput {
+                    id,
+                    ..slide("text")
+                },
+                SlideInput {
+                    id,
+                    ..slide("text")
+                },
+            ],
+        )
+        .unwrap_err();
+        assert!(err.fields.contains_key("slides[1].id"));
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        let title = "é".repeat(TITLE_MAX);
+        assert!(LessonContent::parse(&title, vec![]).is_ok());
+        assert!(LessonContent::parse(&format!("{title}é"), vec![]).is_err());
+    }
+}

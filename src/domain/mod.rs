@@ -1,0 +1,69 @@
+//! Validated types and pure rules: accounts, lessons and slides, the hybrid logical clock.
+//!
+//! Nothing here knows HTTP, SQL or sockets; everything here can be unit tested on its own.
+//! Values are parsed at the edge (`LessonInput::parse`, `Email::parse`, …) so that the rest of
+//! the program never holds an invalid one.
+
+pub mod account;
+pub mod hlc;
+pub mod lesson;
+
+use std::collections::BTreeMap;
+
+/// Field-by-field reasons why an input was refused, keyed by a path such as `slides[2].title`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
+#[error("the input is not valid: {fields:?}")]
+pub struct ValidationError {
+    pub fields: BTreeMap<String, String>,
+}
+
+impl ValidationError {
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::default();
+        e.add(field, message);
+        e
+    }
+
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.fields
+            .entry(field.to_owned())
+            .or_insert_with(|| message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was recorded, the collected errors otherwise.
+    pub fn into_result<T>(self, value: T) -> Result<T, Self> {
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+/// Checks the length of a free-text field in characters (not bytes: teachers write in any
+/// language), recording an error under `field` when it is out of range.
+pub(crate) fn check_len(
+    errors: &mut ValidationError,
+    field: &str,
+    value: &str,
+    min: usize,
+    max: usize,
+) {
+    let n = value.chars().count();
+    if n < min {
+        if min == 1 {
+            errors.add(field, "This field must not be empty.");
+        } else {
+            errors.add(field, format!("Use at least {min} characters."));
+        }
+    } else if n > max {
+        errors.add(
+            field,
+            format!("Use at most {max} characters (this has {n})."),
+        );
+    }
+}

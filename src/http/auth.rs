@@ -1,0 +1,160 @@
+//! Accounts over HTTP: register, log in, log out, and who am I.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Auth, ClientIp, Json};
+use super::{rfc3339, AppState};
+use crate::auth::IssuedToken;
+use crate::store::Account;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    email: String,
+    name: String,
+    /// At least 8 and at most 256 characters.
+    password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+/// A session: send `token` as `Authorization: Bearer <token>`.
+#[derive(Serialize, ToSchema)]
+pub struct SessionToken {
+    token: String,
+    /// RFC 3339.
+    expires_at: String,
+}
+
+impl From<IssuedToken> for SessionToken {
+    fn from(t: IssuedToken) -> Self {
+        Self {
+            token: t.token,
+            expires_at: rfc3339(t.expires_at_ms),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    id: Uuid,
+    email: String,
+    name: String,
+    created_at: String,
+}
+
+impl From<Account> for Me {
+    fn from(a: Account) -> Self {
+        Self {
+            id: a.id,
+            email: a.email,
+            name: a.name,
+            created_at: rfc3339(a.created.millis()),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Registered {
+    token: String,
+    expires_at: String,
+    account: Me,
+}
+
+/// Creates a teacher account and signs it in.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created and signed in", body = Registered),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "Registration closed, or e-mail domain not allowed", body = ErrorBody),
+        (status = 409, description = "E-mail address already registered", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 503, description = "Busy; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+async fn register(
+    State(state): State<AppState>,
+    Json(req): Json<RegisterRequest>,
+) -> Result<(StatusCode, axum::Json<Registered>), ApiError> {
+    let (account, token) = state
+        .accounts
+        .register(&req.email, &req.name, &req.password)
+        .await?;
+    let SessionToken { token, expires_at } = token.into();
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Registered {
+            token,
+            expires_at,
+            account: account.into(),
+        }),
+    ))
+}
+
+/// Signs in with e-mail address and password.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = SessionToken),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Wrong e-mail address or password", body = ErrorBody),
+        (status = 403, description = "Account disabled", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many attempts; retry after `Retry-After` seconds", body = ErrorBody),
+        (status = 503, description = "Busy; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    Json(req): Json<LoginRequest>,
+) -> Result<axum::Json<SessionToken>, ApiError> {
+    let token = state
+        .accounts
+        .login(&req.email, &req.password, client)
+        .await?;
+    Ok(axum::Json(token.into()))
+}
+
+/// Ends the session whose token is sent.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out; the token no longer works"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+async fn logout(
+    State(state): State<AppState>,
+    Auth(auth): Auth<false>,
+) -> Result<StatusCode, ApiError> {
+    state.accounts.logout(auth.session_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in teacher.
+#[utoipa::path(get, path = "/api/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = Me),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+async fn me(Auth(auth): Auth) -> axum::Json<Me> {
+    axum::Json(auth.account.into())
+}

@@ -1,0 +1,275 @@
+//! The one HTTP error type: every failure of every route becomes the same JSON envelope,
+//! `{"error": {"code", "message", "fields"?, "current_version"?}}`, with a status that says
+//! what kind of failure it is. Domain and store errors are mapped here and nowhere else.
+//!
+//! Internal failures answer an opaque message; their cause rides along in a response
+//! extension ([`InternalCause`]) that the request log writes out, so the body never leaks it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::AuthError;
+use crate::domain::ValidationError;
+use crate::error_chain;
+use crate::store::StoreError;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `validation_failed`, `not_found`, `version_conflict`, …
+    pub code: &'static str,
+    /// A sentence a person can act on.
+    pub message: String,
+    /// Per-field messages, keyed by a path such as `slides[2].title` (validation errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, String>>,
+    /// The lesson's current version (412 only): base a new edit on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<String>,
+}
+
+/// The cause of a 500/503, for the log only.
+#[derive(Debug, Clone)]
+pub struct InternalCause(pub String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request cannot be read at all (malformed JSON, a bad id in the path).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 401: no valid session.
+    #[error("not signed in")]
+    Unauthorized,
+    /// 401: wrong e-mail address or password.
+    #[error("wrong credentials")]
+    InvalidCredentials,
+    /// 403: the request is understood but not allowed here.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// 404: missing, or belonging to someone else; the two look the same on purpose.
+    #[error("not found")]
+    NotFound,
+    /// 405: the route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with existing data.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 412: `If-Match` named a version that is no longer current.
+    #[error("version conflict")]
+    VersionConflict { current: Uuid },
+    /// 413: the body is larger than the configured limit.
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    /// 415: the body is not JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 422: the input was read but is not valid.
+    #[error("validation failed")]
+    Validation(ValidationError),
+    /// 429: over a rate limit.
+    #[error("rate limited")]
+    RateLimited { retry_after: Duration },
+    /// 503: overloaded or the database is unreachable; safe to retry later.
+    #[error("unavailable: {cause}")]
+    Unavailable {
+        retry_after: Duration,
+        cause: String,
+    },
+    /// 500: a bug or corrupt data.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use ApiError::*;
+        match self {
+            BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
+            Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "You are not signed in, or your session has ended. Please sign in.".into(),
+            ),
+            InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "The e-mail address or the password is wrong.".into(),
+            ),
+            Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
+            NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "There is nothing here. It may have been deleted, or the address is wrong.".into(),
+            ),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This address does not accept this method.".into(),
+            ),
+            Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
+            VersionConflict { .. } => (
+                StatusCode::PRECONDITION_FAILED,
+                "version_conflict",
+                "Someone saved this lesson after you opened it. Load the latest version, or \
+                 save again based on it to overwrite."
+                    .into(),
+            ),
+            PayloadTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("The request is larger than the limit of {limit} bytes."),
+            ),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the request body as JSON with Content-Type: application/json.".into(),
+            ),
+            Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Some fields are not valid; see `fields`.".into(),
+            ),
+            RateLimited { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "Too many attempts. Try again in {} seconds.",
+                    retry_after.as_secs().max(1)
+                ),
+            ),
+            Unavailable { retry_after, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!(
+                    "The server is busy or cannot reach its database. Try again in {} seconds.",
+                    retry_after.as_secs().max(1)
+                ),
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Something went wrong on the server. It has been logged; please try again.".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                fields: match &self {
+                    ApiError::Validation(v) => Some(v.fields.clone()),
+                    _ => None,
+                },
+                current_version: match &self {
+                    ApiError::VersionConflict { current } => Some(current.to_string()),
+                    _ => None,
+                },
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        match &self {
+            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => {
+                let secs = retry_after.as_secs().max(1).to_string();
+                if let Ok(v) = HeaderValue::from_str(&secs) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            ApiError::VersionConflict { current } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("\"{current}\"")) {
+                    response.headers_mut().insert(header::ETAG, v);
+                }
+            }
+            _ => {}
+        }
+        if let ApiError::Internal(cause) | ApiError::Unavailable { cause, .. } = self {
+            response.extensions_mut().insert(InternalCause(cause));
+        }
+        response
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::Validation(e)
+    }
+}
+
+/// How long a client should wait after the database failed.
+const DATABASE_RETRY: Duration = Duration::from_secs(5);
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::EmailTaken => ApiError::Conflict {
+                code: "email_taken",
+                message: "An account with this e-mail address exists already. Sign in instead."
+                    .into(),
+            },
+            StoreError::VersionConflict { current } => ApiError::VersionConflict { current },
+            StoreError::Unavailable(cause) => ApiError::Unavailable {
+                retry_after: DATABASE_RETRY,
+                cause: error_chain(cause.as_ref()),
+            },
+            StoreError::Corrupt(what) => ApiError::Internal(format!("corrupt data: {what}")),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid(v) => ApiError::Validation(v),
+            AuthError::RegistrationClosed => ApiError::Forbidden {
+                code: "registration_closed",
+                message: "New accounts cannot be created on this server. Ask your school's \
+                          administrator for an account."
+                    .into(),
+            },
+            AuthError::DomainNotAllowed => ApiError::Forbidden {
+                code: "email_domain_not_allowed",
+                message: "Accounts can only be created with a school e-mail address accepted \
+                          by this server."
+                    .into(),
+            },
+            AuthError::EmailTaken => StoreError::EmailTaken.into(),
+            AuthError::InvalidCredentials => ApiError::InvalidCredentials,
+            AuthError::AccountDisabled => ApiError::Forbidden {
+                code: "account_disabled",
+                message: "This account has been disabled. Ask your school's administrator.".into(),
+            },
+            AuthError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            AuthError::Busy { retry_after } => ApiError::Unavailable {
+                retry_after,
+                cause: "password hashing queue is full".into(),
+            },
+            AuthError::Unauthenticated => ApiError::Unauthorized,
+            AuthError::Store(e) => e.into(),
+            AuthError::Hashing(m) => ApiError::Internal(m),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Request extractors that fail with the API's own error envelope instead of axum's plain
+//! text: JSON bodies, ids in paths, the bearer session and `If-Match`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::{Authenticated, IssuedToken};
+use crate::domain::ValidationError;
+
+/// A JSON body. Syntax errors answer 400; well-formed JSON of the wrong shape answers 422 with
+/// the path of the offending field; a missing or foreign content type answers 415.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+                    limit: state.config.max_body_bytes,
+                },
+                _ => {
+                    ApiError::bad_request("unreadable_body", "The request body could not be read.")
+                }
+            }
+        })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(de) {
+            Ok(value) => Ok(Json(value)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if inner.is_data() {
+                    let field = if path == "." { "body".to_owned() } else { path };
+                    Err(ValidationError::single(&field, describe_serde(&inner)).into())
+                } else {
+                    Err(ApiError::bad_request(
+                        "malformed_json",
+                        format!(
+                            "The request body is not valid JSON ({}).",
+                            describe_serde(&inner)
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// serde's message without the "at line 1 column 7" tail, which means nothing to a person.
+fn describe_serde(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// The ids in a path, each a UUID; anything else answers 400 naming the bad segment.
+pub struct Ids<const N: usize>(pub [Uuid; N]);
+
+impl<S: Send + Sync, const N: usize> FromRequestParts<S> for Ids<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        let mut ids = [Uuid::nil(); N];
+        let mut count = 0;
+        for (i, (name, value)) in raw.iter().enumerate().take(N) {
+            ids[i] = Uuid::parse_str(value).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_id",
+                    format!("{value:?} is not a valid {name}: ids are UUIDs."),
+                )
+            })?;
+            count += 1;
+        }
+        if count != N {
+            return Err(ApiError::NotFound);
+        }
+        Ok(Ids(ids))
+    }
+}
+
+/// Where a token renewed during this request is parked until the response goes out
+/// (see `session_renewal` in the router).
+#[derive(Clone, Default)]
+pub struct RenewalSlot(pub Arc<Mutex<Option<IssuedToken>>>);
+
+/// The signed-in teacher: a valid `Authorization: Bearer` session, or 401. With `RENEW`
+/// (the default) a session near its end is renewed; logging out must not be.
+pub struct Auth<const RENEW: bool = true>(pub Authenticated);
+
+impl<const RENEW: bool> FromRequestParts<AppState> for Auth<RENEW> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty() && t.len() <= 128)
+            .ok_or(ApiError::Unauthorized)?;
+        let auth = state.accounts.authenticate(token, RENEW).await?;
+        if let (Some(renewed), Some(slot)) = (&auth.renewed, parts.extensions.get::<RenewalSlot>())
+        {
+            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(renewed.clone());
+        }
+        Ok(Auth(auth))
+    }
+}
+
+/// The client's address, for per-address rate limits. This is the TCP peer: behind a reverse
+/// proxy every client shares the proxy's address (see docs/deployment.md).
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientIp(addr))
+    }
+}
+
+/// `If-Match: "<version>"`. `None` when absent or `*` (no precondition); a value that is not
+/// a version can match nothing, so it is kept as the nil id and fails the check.
+pub struct IfMatch(pub Option<Uuid>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(raw) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let raw = raw.to_str().unwrap_or("").trim();
+        if raw == "*" {
+            return Ok(IfMatch(None));
+        }
+        let tag = raw.trim_start_matches("W/").trim_matches('"');
+        Ok(IfMatch(Some(Uuid::parse_str(tag).unwrap_or(Uuid::nil()))))
+    }
+}

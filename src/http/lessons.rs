@@ -1,0 +1,394 @@
+//! Lessons over HTTP: list, create, read, replace, delete, and their revision history.
+//!
+//! Every route takes the owner from the session and passes it to the store, which answers
+//! `NotFound` for another teacher's lesson exactly as for a missing one.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Auth, Ids, IfMatch, Json};
+use super::{rfc3339, AppState};
+use crate::domain::hlc::Version;
+use crate::domain::lesson::{LessonContent, Slide, SlideInput};
+use crate::domain::ValidationError;
+use crate::store::{LessonCursor, LessonEdit, LessonOrder, LessonRecord, LessonSummary};
+
+pub const PAGE_DEFAULT: u32 = 20;
+pub const PAGE_MAX: u32 = 100;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_lessons, create_lesson))
+        .routes(routes!(get_lesson, replace_lesson, delete_lesson))
+        .routes(routes!(list_revisions))
+        .routes(routes!(restore_revision))
+}
+
+/// A lesson as sent by a client.
+#[derive(Deserialize, ToSchema)]
+pub struct LessonBody {
+    /// 1 to 200 characters.
+    title: String,
+    /// At most 500; order is presentation order.
+    #[serde(default)]
+    slides: Vec<SlideInput>,
+}
+
+impl LessonBody {
+    fn parse(self) -> Result<LessonContent, ValidationError> {
+        LessonContent::parse(&self.title, self.slides)
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Lesson {
+    id: Uuid,
+    title: String,
+    slides: Vec<Slide>,
+    /// The current version; also sent as the `ETag`. Send it back in `If-Match` when saving.
+    version: String,
+    created_at: String,
+    updated_at: String,
+}
+
+/// A lesson answer with its `ETag`.
+fn lesson_response(status: StatusCode, record: LessonRecord) -> Response {
+    let etag = format!("\"{}\"", record.revision);
+    let body = Lesson {
+        id: record.id,
+        title: record.content.title,
+        slides: record.content.slides,
+        version: record.revision.to_string(),
+        created_at: rfc3339(record.created.millis()),
+        updated_at: rfc3339(record.updated.millis()),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LessonListItem {
+    id: Uuid,
+    title: String,
+    slide_count: i64,
+    updated_at: String,
+    version: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LessonList {
+    items: Vec<LessonListItem>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// 1 to 100; default 20.
+    limit: Option<String>,
+    /// `updated` (newest first, the default) or `title` (A to Z).
+    order: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The caller's lessons, a page at a time.
+#[utoipa::path(get, path = "/api/lessons", tag = "lessons", security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of lessons", body = LessonList),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 422, description = "Invalid limit, order or cursor", body = ErrorBody),
+    ))]
+async fn list_lessons(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<axum::Json<LessonList>, ApiError> {
+    let Query(params) = params.map_err(|e| {
+        ApiError::bad_request(
+            "malformed_query",
+            format!("The query string cannot be read: {}.", e.body_text()),
+        )
+    })?;
+    let mut errors = ValidationError::default();
+    let limit = match params.limit.as_deref() {
+        None => PAGE_DEFAULT,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
+            _ => {
+                errors.add("limit", format!("Use a whole number from 1 to {PAGE_MAX}."));
+                PAGE_DEFAULT
+            }
+        },
+    };
+    let order = match params.order.as_deref() {
+        None | Some("updated") => LessonOrder::Updated,
+        Some("title") => LessonOrder::Title,
+        Some(_) => {
+            errors.add("order", "Use `updated` or `title`.");
+            LessonOrder::Updated
+        }
+    };
+    let cursor = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(raw) => match decode_cursor(raw, order) {
+            Some(c) => Some(c),
+            None => {
+                errors.add(
+                    "cursor",
+                    "This cursor is not valid for this ordering; start from the first page.",
+                );
+                None
+            }
+        },
+    };
+    let (limit, order, cursor) = errors.into_result((limit, order, cursor))?;
+    let mut rows = state
+        .store
+        .list_lessons(auth.account.id, order, cursor.as_ref(), limit + 1)
+        .await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|last| encode_cursor(order, last))
+    } else {
+        None
+    };
+    Ok(axum::Json(LessonList {
+        items: rows
+            .into_iter()
+            .map(|s| LessonListItem {
+                id: s.id,
+                title: s.title,
+                slide_count: s.slide_count,
+                updated_at: rfc3339(s.updated.millis()),
+                version: s.revision.to_string(),
+            })
+            .collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "o")]
+enum CursorWire {
+    #[serde(rename = "u")]
+    Updated { v: i64, i: Uuid },
+    #[serde(rename = "t")]
+    Title { k: String, i: Uuid },
+}
+
+fn encode_cursor(order: LessonOrder, last: &LessonSummary) -> String {
+    let wire = match order {
+        LessonOrder::Updated => CursorWire::Updated {
+            v: last.updated.0,
+            i: last.id,
+        },
+        LessonOrder::Title => CursorWire::Title {
+            k: last.title_key.clone(),
+            i: last.id,
+        },
+    };
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default())
+}
+
+fn decode_cursor(raw: &str, order: LessonOrder) -> Option<LessonCursor> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    match (serde_json::from_slice(&bytes).ok()?, order) {
+        (CursorWire::Updated { v, i }, LessonOrder::Updated) => Some(LessonCursor::Updated {
+            version: Version(v),
+            id: i,
+        }),
+        (CursorWire::Title { k, i }, LessonOrder::Title) => Some(LessonCursor::Title {
+            title_key: k,
+            id: i,
+        }),
+        _ => None,
+    }
+}
+
+/// Creates a lesson.
+#[utoipa::path(post, path = "/api/lessons", tag = "lessons", security(("bearer" = [])),
+    request_body = LessonBody,
+    responses(
+        (status = 201, description = "Created; `ETag` holds the version", body = Lesson),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    ))]
+async fn create_lesson(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Json(body): Json<LessonBody>,
+) -> Result<Response, ApiError> {
+    let content = body.parse()?;
+    let record = state.store.create_lesson(auth.account.id, &content).await?;
+    Ok(lesson_response(StatusCode::CREATED, record))
+}
+
+/// One lesson with all its slides.
+#[utoipa::path(get, path = "/api/lessons/{id}", tag = "lessons", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Lesson id")),
+    responses(
+        (status = 200, description = "The lesson; `ETag` holds the version", body = Lesson),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such lesson of yours", body = ErrorBody),
+    ))]
+async fn get_lesson(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Ids([id]): Ids<1>,
+) -> Result<Response, ApiError> {
+    let record = state.store.lesson(auth.account.id, id).await?;
+    Ok(lesson_response(StatusCode::OK, record))
+}
+
+/// Replaces a lesson's title and slides, keeping the previous version as a revision.
+///
+/// Send `If-Match` with the version you edited: if someone saved in between, the answer is
+/// 412 with `current_version`, and nothing is written.
+#[utoipa::path(put, path = "/api/lessons/{id}", tag = "lessons", security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Lesson id"),
+        ("If-Match" = Option<String>, Header, description = "The version this edit is based on, quoted"),
+    ),
+    request_body = LessonBody,
+    responses(
+        (status = 200, description = "Saved; `ETag` holds the new version", body = Lesson),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such lesson of yours", body = ErrorBody),
+        (status = 412, description = "The lesson changed since `If-Match`", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    ))]
+async fn replace_lesson(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Ids([id]): Ids<1>,
+    IfMatch(expected): IfMatch,
+    Json(body): Json<LessonBody>,
+) -> Result<Response, ApiError> {
+    let content = body.parse()?;
+    let edit = LessonEdit {
+        expected,
+        content,
+        restored_from: None,
+    };
+    let record = state.store.save_lesson(auth.account.id, id, edit).await?;
+    Ok(lesson_response(StatusCode::OK, record))
+}
+
+/// Deletes a lesson.
+#[utoipa::path(delete, path = "/api/lessons/{id}", tag = "lessons", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Lesson id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such lesson of yours", body = ErrorBody),
+    ))]
+async fn delete_lesson(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Ids([id]): Ids<1>,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_lesson(auth.account.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Revision {
+    /// Pass to the restore route.
+    version: String,
+    created_at: String,
+    title: String,
+    slide_count: i64,
+    author_name: String,
+    /// The version this one restored, if it was a restore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restored_from: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RevisionList {
+    /// Newest first; the first is the current version. At most the 100 newest.
+    items: Vec<Revision>,
+}
+
+/// Earlier versions of a lesson.
+#[utoipa::path(get, path = "/api/lessons/{id}/revisions", tag = "lessons", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Lesson id")),
+    responses(
+        (status = 200, description = "Revisions, newest first", body = RevisionList),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such lesson of yours", body = ErrorBody),
+    ))]
+async fn list_revisions(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Ids([id]): Ids<1>,
+) -> Result<axum::Json<RevisionList>, ApiError> {
+    let revisions = state.store.revisions(auth.account.id, id).await?;
+    Ok(axum::Json(RevisionList {
+        items: revisions
+            .into_iter()
+            .map(|r| Revision {
+                version: r.revision.to_string(),
+                created_at: rfc3339(r.created.millis()),
+                title: r.title,
+                slide_count: r.slide_count,
+                author_name: r.author_name,
+                restored_from: r.restored_from.map(|u| u.to_string()),
+            })
+            .collect(),
+    }))
+}
+
+/// Makes an earlier version current again, as a new version (history is never rewritten).
+#[utoipa::path(post, path = "/api/lessons/{id}/revisions/{rev}/restore", tag = "lessons",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Lesson id"),
+        ("rev" = Uuid, Path, description = "The version to restore"),
+    ),
+    responses(
+        (status = 200, description = "Restored; `ETag` holds the new version", body = Lesson),
+        (status = 400, description = "An id is not a UUID", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such lesson of yours, or no such version of it", body = ErrorBody),
+    ))]
+async fn restore_revision(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Ids([id, rev]): Ids<2>,
+) -> Result<Response, ApiError> {
+    let content = state.store.revision(auth.account.id, id, rev).await?;
+    let edit = LessonEdit {
+        expected: None,
+        content,
+        restored_from: Some(rev),
+    };
+    let record = state.store.save_lesson(auth.account.id, id, edit).await?;
+    Ok(lesson_response(StatusCode::OK, record))
+}

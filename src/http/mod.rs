@@ -1,0 +1,223 @@
+//! The HTTP surface: one router for the JSON API, the operations routes and the pages, with
+//! the layers every response shares (request ids, one log line per request, security
+//! headers, CORS for configured front-end origins, body size limit, session renewal).
+//!
+//! Handlers are thin: they extract, call the domain or the store, and map the result.
+//! Files: one per resource (`auth`, `lessons`, `pages`, `ops`), `error` for the one error
+//! type, `extract` for extractors that speak the error envelope.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod lessons;
+pub mod ops;
+pub mod pages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::Accounts;
+use crate::config::Config;
+use crate::store::Store;
+use error::{ApiError, InternalCause};
+use extract::RenewalSlot;
+
+/// Response headers carrying a renewed session token; the client replaces its stored one.
+pub const RENEWED_TOKEN: &str = "x-classcast-token";
+pub const RENEWED_TOKEN_EXPIRES: &str = "x-classcast-token-expires";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub accounts: Arc<Accounts>,
+    pub config: Arc<Config>,
+    pub pages: Arc<pages::Pages>,
+    pub client_config: Arc<ops::ClientConfig>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "classcast", description = "Steer a classroom display from a laptop, tablet or phone. \
+        Every error answers `{\"error\": {\"code\", \"message\", \"fields\"?}}`."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and sessions"),
+        (name = "lessons", description = "Lessons and their revisions"),
+        (name = "operations", description = "Health and client configuration"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes and the OpenAPI document that describes exactly them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(lessons::router())
+        .merge(ops::router())
+        .split_for_parts()
+}
+
+/// The complete application.
+pub fn app(state: AppState) -> Router {
+    let (api_routes, openapi) = api();
+    let openapi = Arc::new(openapi);
+    let body_limit = state.config.max_body_bytes;
+    let csp = content_security_policy(&state.config);
+    Router::new()
+        .merge(api_routes)
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let doc = openapi.clone();
+                async move { axum::Json(doc) }
+            }),
+        )
+        .merge(pages::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(session_renewal))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors(&state.config))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("-");
+                    let id = req
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path(), route)
+                })
+                .on_request(())
+                .on_response(|res: &Response, latency: Duration, _: &tracing::Span| {
+                    let ms = latency.as_secs_f64() * 1000.0;
+                    match res.extensions().get::<InternalCause>() {
+                        Some(InternalCause(cause)) => {
+                            tracing::error!(status = res.status().as_u16(), ms, cause, "request failed")
+                        }
+                        None => tracing::info!(status = res.status().as_u16(), ms, "request"),
+                    }
+                })
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Gives the request a slot for a renewed token and, if one was issued, hands it to the client.
+async fn session_renewal(mut req: Request, next: Next) -> Response {
+    let slot = RenewalSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut response = next.run(req).await;
+    let renewed = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(token) = renewed {
+        let headers = response.headers_mut();
+        if let (Ok(t), Ok(e)) = (
+            HeaderValue::from_str(&token.token),
+            HeaderValue::from_str(&rfc3339(token.expires_at_ms)),
+        ) {
+            headers.insert(HeaderName::from_static(RENEWED_TOKEN), t);
+            headers.insert(HeaderName::from_static(RENEWED_TOKEN_EXPIRES), e);
+        }
+    }
+    response
+}
+
+/// Scripts, styles and connections only from this origin and the configured API hosts; no
+/// inline script or style, no framing.
+fn content_security_policy(config: &Config) -> HeaderValue {
+    let mut connect = vec!["'self'".to_owned()];
+    connect.extend(config.api_hosts.iter().filter(|h| !h.is_empty()).cloned());
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+         media-src 'self' blob:; connect-src {}; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'",
+        connect.join(" ")
+    );
+    HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'self'"))
+}
+
+/// Cross-origin calls are allowed only from configured front-end origins. No cookies are
+/// used (sessions are bearer tokens), so credentials stay off.
+fn cors(config: &Config) -> CorsLayer {
+    let origins: Vec<HeaderValue> = config
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::RETRY_AFTER,
+            HeaderName::from_static(RENEWED_TOKEN),
+            HeaderName::from_static(RENEWED_TOKEN_EXPIRES),
+        ])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

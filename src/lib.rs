@@ -1,0 +1,33 @@
+//! classcast: a teacher steers a classroom display from a laptop, tablet or phone.
+//!
+//! # Layout
+//! - [`cli`]: the command line (`serve`, `migrate`, `user`) and its glue.
+//! - [`config`]: defaults < file < `CLASSCAST_*` environment < flags.
+//! - [`server`]: builds the state and serves the router; the entry point tests share.
+//! - [`http`]: routes, extractors and the one error type; thin handlers.
+//! - [`auth`]: accounts, sessions, password hashing and login rate limits.
+//! - [`store`]: the storage trait and its SQLite implementation (insert-only rows).
+//! - [`domain`]: validated types and pure rules; knows no HTTP, SQL or sockets.
+//!
+//! Dependencies point down that list only: `http` uses `auth`, `store` and `domain`;
+//! `store` uses `domain`; `domain` uses none of them.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod server;
+pub mod store;
+
+/// An error and all its causes on one line, for logs and command-line messages.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

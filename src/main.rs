@@ -1,0 +1,5 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    classcast::cli::main(classcast::cli::Cli::parse())
+}

@@ -1,0 +1,118 @@
+//! Start-up: builds the state (store, accounts, pages) from a [`Config`], serves the router
+//! on a listener until `shutdown` resolves, and runs the background chores.
+//!
+//! `serve` is the one entry point `main` and the integration tests share; it takes a bound
+//! listener so tests can bind port 0 and know the address before the server runs.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::{Accounts, AuthSettings};
+use crate::config::{Config, Registration};
+use crate::domain::hlc::Hlc;
+use crate::error_chain;
+use crate::http::{self, ops::ClientConfig, pages::Pages, AppState};
+use crate::store::{self, OpenError, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create the data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot prepare the database: {0}")]
+    Migrate(String),
+    #[error("several databases are configured, but cluster mode is not available in this version")]
+    SeveralDatabases,
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the configured store, creating the data directory for an embedded database.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    let [url] = config.databases.as_slice() else {
+        return Err(ServeError::SeveralDatabases);
+    };
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::DataDir {
+            path: config.data_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(store::open(url, Arc::new(Hlc::new())).await?)
+}
+
+/// Opens the store and applies pending migrations.
+pub async fn open_and_migrate(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Vec<String>), ServeError> {
+    let store = open_store(config).await?;
+    let applied = store
+        .migrate()
+        .await
+        .map_err(|e| ServeError::Migrate(error_chain(&e)))?;
+    Ok((store, applied))
+}
+
+/// The password hasher every entry point uses: one hash per core at a time.
+pub fn password_hasher(config: &Config) -> PasswordHasher {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    PasswordHasher::new(cores, config.hash_wait)
+}
+
+pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
+    Accounts::new(
+        store,
+        password_hasher(config),
+        AuthSettings {
+            registration_open: config.registration == Registration::Open,
+            allowed_email_domains: config.allowed_email_domains.clone(),
+            session_ttl: config.session_ttl,
+            session_renew_before: config.session_renew_before,
+        },
+    )
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then drains open requests.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (store, applied) = open_and_migrate(&config).await?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied migrations");
+    }
+    let accounts = Arc::new(accounts(&config, store.clone()));
+    let state = AppState {
+        store,
+        accounts: accounts.clone(),
+        client_config: Arc::new(ClientConfig {
+            api_hosts: config.api_hosts.clone(),
+            request_timeout_ms: config.request_timeout_ms,
+        }),
+        pages: Arc::new(Pages::load()),
+        config: Arc::new(config),
+    };
+    let chores = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            accounts.prune_limits();
+        }
+    });
+    let app = http::app(state);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    chores.abort();
+    Ok(result?)
+}

@@ -1,0 +1,228 @@
+//! Storage: the [`Store`] trait every backend implements, the records it returns and
+//! [`StoreError`].
+//!
+//! All SQL lives below this module. Every backend follows the multi-master rules of the
+//! design (section 3) even when it runs alone: replicated rows are only ever inserted, keys
+//! are random UUIDv7, a change is a new row with a hybrid-logical-clock version, the current
+//! row is the one with the highest `(version, id)`, deletions are tombstones, and natural
+//! uniqueness (an e-mail address) is decided when reading. Nothing here decides *whether* a
+//! caller may do something; that is for the layer above, which passes the owner of every
+//! object it asks for.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::account::Email;
+use crate::domain::hlc::Version;
+use crate::domain::lesson::LessonContent;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist, or belongs to someone else (the caller cannot tell which).
+    #[error("not found")]
+    NotFound,
+    /// Another registration already owns this e-mail address.
+    #[error("the e-mail address is already registered")]
+    EmailTaken,
+    /// The lesson changed since the version the caller based its edit on.
+    #[error("the lesson has changed since version {current}")]
+    VersionConflict { current: Uuid },
+    /// The database could not be reached or failed; the cause is logged, never shown.
+    #[error("the database failed")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored value could not be read back (a bug or a foreign write).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub disabled: bool,
+    pub created: Version,
+}
+
+/// What logging in needs: the account that owns an address and its current password hash.
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    pub account: Account,
+    pub password_hash: String,
+}
+
+/// A live session, found by the hash of its bearer token.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub account: Account,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token_hash: String,
+    pub account_id: Uuid,
+    pub expires_at_ms: i64,
+}
+
+/// The current revision of a lesson.
+#[derive(Debug, Clone)]
+pub struct LessonRecord {
+    pub id: Uuid,
+    /// The id of the current revision: the version clients see in `ETag` and `If-Match`.
+    pub revision: Uuid,
+    pub created: Version,
+    pub updated: Version,
+    pub content: LessonContent,
+}
+
+#[derive(Debug, Clone)]
+pub struct LessonSummary {
+    pub id: Uuid,
+    pub revision: Uuid,
+    pub title: String,
+    pub title_key: String,
+    pub slide_count: i64,
+    pub updated: Version,
+}
+
+#[derive(Debug, Clone)]
+pub struct RevisionSummary {
+    pub revision: Uuid,
+    pub created: Version,
+    pub title: String,
+    pub slide_count: i64,
+    pub author_name: String,
+    pub restored_from: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LessonOrder {
+    /// Most recently changed first.
+    Updated,
+    /// By title, A to Z, case-insensitively.
+    Title,
+}
+
+/// Where a page of lessons starts: just after this position in the chosen order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LessonCursor {
+    Updated { version: Version, id: Uuid },
+    Title { title_key: String, id: Uuid },
+}
+
+/// What a lesson edit is based on and what it writes.
+#[derive(Debug, Clone)]
+pub struct LessonEdit {
+    /// `Some(revision)`: refuse the edit unless this is still the current revision.
+    pub expected: Option<Uuid>,
+    pub content: LessonContent,
+    /// Set when the edit restores an earlier revision.
+    pub restored_from: Option<Uuid>,
+}
+
+/// Everything classcast keeps. One implementation per database engine; all pass one suite.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending schema migrations; returns the names of those applied now.
+    async fn migrate(&self) -> StoreResult<Vec<String>>;
+    /// Answers when the database can serve queries.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Registers an account with its first password. `EmailTaken` when the address has an
+    /// owner already.
+    async fn create_account(
+        &self,
+        email: &Email,
+        name: &str,
+        password_hash: &str,
+    ) -> StoreResult<Account>;
+    async fn account(&self, id: Uuid) -> StoreResult<Account>;
+    /// The account owning this (normalised) address, with its current password hash.
+    async fn login_record(&self, email_normalized: &str) -> StoreResult<Option<LoginRecord>>;
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account>;
+    /// Stores a new password; every session created before it stops working.
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()>;
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<Uuid>;
+    /// The live session with this token hash: not expired at `now_ms`, not revoked, not older
+    /// than the account's password, and its account enabled and owning its address.
+    async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>>;
+    async fn revoke_session(&self, id: Uuid) -> StoreResult<()>;
+
+    async fn create_lesson(
+        &self,
+        owner: Uuid,
+        content: &LessonContent,
+    ) -> StoreResult<LessonRecord>;
+    async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord>;
+    /// Up to `limit` of the owner's lessons in `order`, after `cursor`.
+    async fn list_lessons(
+        &self,
+        owner: Uuid,
+        order: LessonOrder,
+        cursor: Option<&LessonCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<LessonSummary>>;
+    /// Writes a new revision. `VersionConflict` when `edit.expected` is no longer current.
+    async fn save_lesson(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        edit: LessonEdit,
+    ) -> StoreResult<LessonRecord>;
+    /// Writes a tombstone revision: the lesson disappears, its history stays until purged.
+    async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<()>;
+    /// The lesson's revisions, newest first.
+    async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>>;
+    async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent>;
+}
+
+/// Opens the store named by a database URL, creating an embedded database if needed.
+pub async fn open(
+    url: &str,
+    hlc: std::sync::Arc<crate::domain::hlc::Hlc>,
+) -> Result<std::sync::Arc<dyn Store>, OpenError> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open(url, hlc).await?,
+        ))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Err(OpenError::Unsupported(
+            "PostgreSQL (cluster mode) is not available in this version; use a sqlite: URL".into(),
+        ))
+    } else {
+        Err(OpenError::Unsupported(format!(
+            "unknown database URL {:?}: it must start with sqlite:",
+            redact_url(url)
+        )))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot open the database {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+}
+
+/// A database URL with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,695 @@
+//! The embedded store: SQLite in WAL mode under the data directory.
+//!
+//! Reads go through a small pool; every write goes through a single connection, so writes in
+//! this process are serialised without SQLite busy-retries, and `BEGIN IMMEDIATE` makes a
+//! second process (the `classcast user` command next to a running server) wait its turn
+//! instead of failing half-way. The schema obeys the same insert-only rules as the replicated
+//! PostgreSQL one so the two never drift apart.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::hlc::{Hlc, Version};
+
+/// Embedded migrations, applied in order; a name once applied is never applied again.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_initial",
+    include_str!("migrations/sqlite/0001_initial.sql"),
+)];
+
+/// Local bookkeeping that is never replicated: which migrations ran, and this node's id.
+const BOOTSTRAP: &str = "
+CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS local_node (node_id TEXT PRIMARY KEY NOT NULL);
+";
+
+/// The newest profile row of account `a` joined as `p`.
+const CURRENT_PROFILE: &str = "JOIN account_profile p ON p.account_id = a.id AND NOT EXISTS (
+    SELECT 1 FROM account_profile n WHERE n.account_id = p.account_id
+    AND (n.version, n.id) > (p.version, p.id))";
+
+/// `a` is the earliest registration of its address, and so owns it.
+const OWNS_EMAIL: &str = "NOT EXISTS (SELECT 1 FROM account o WHERE o.email_norm = a.email_norm
+    AND (o.version, o.id) < (a.version, a.id))";
+
+/// The newest revision of lesson `l` joined as `r`.
+const CURRENT_REVISION: &str = "JOIN lesson_revision r ON r.lesson_id = l.id AND NOT EXISTS (
+    SELECT 1 FROM lesson_revision n WHERE n.lesson_id = r.lesson_id
+    AND (n.version, n.id) > (r.version, r.id))";
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+    hlc: Arc<Hlc>,
+    node: String,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, hlc: Arc<Hlc>) -> Result<Self, OpenError> {
+        let unreachable = |reason: String| OpenError::Unreachable {
+            url: redact_url(url),
+            reason,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| unreachable(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let node = bootstrap(&write)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Self {
+            read,
+            write,
+            hlc,
+            node,
+        })
+    }
+
+    async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    fn observed(&self, version: i64) -> Version {
+        let v = Version(version);
+        self.hlc.observe(v);
+        v
+    }
+}
+
+async fn bootstrap(pool: &SqlitePool) -> Result<String, sqlx::Error> {
+    sqlx::raw_sql(BOOTSTRAP).execute(pool).await?;
+    if let Some(row) = sqlx::query("SELECT node_id FROM local_node LIMIT 1")
+        .fetch_optional(pool)
+        .await?
+    {
+        return row.try_get("node_id");
+    }
+    let node = Uuid::now_v7().to_string();
+    sqlx::query("INSERT INTO local_node (node_id) VALUES (?)")
+        .bind(&node)
+        .execute(pool)
+        .await?;
+    Ok(node)
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(Box::new(e))
+    }
+}
+
+fn uuid(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
+    let text: String = row.try_get(col)?;
+    Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+fn account_from(row: &SqliteRow) -> StoreResult<Account> {
+    Ok(Account {
+        id: uuid(row, "id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        created: Version(row.try_get("version")?),
+    })
+}
+
+fn slides_from(row: &SqliteRow) -> StoreResult<Vec<crate::domain::lesson::Slide>> {
+    let json: String = row.try_get("slides")?;
+    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("slides: {e}")))
+}
+
+/// What a new `lesson_revision` row holds besides its keys.
+struct RevisionRow<'a> {
+    content: &'a LessonContent,
+    /// A tombstone: the lesson is deleted from this version on.
+    deleted: bool,
+    restored_from: Option<Uuid>,
+}
+
+/// Columns of a lesson with its current revision, as read by `current_lesson`.
+const LESSON_COLUMNS: &str = "l.id, l.version AS created, r.id AS revision, r.version, r.title,
+    r.slides, r.deleted";
+
+impl SqliteStore {
+    async fn current_lesson<'e, E>(&self, db: E, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord>
+    where
+        E: sqlx::Executor<'e, Database = Sqlite>,
+    {
+        let sql = format!(
+            "SELECT {LESSON_COLUMNS} FROM lesson l {CURRENT_REVISION} WHERE l.id = ? AND l.owner_id = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .fetch_optional(db)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if row.try_get::<i64, _>("deleted")? != 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(LessonRecord {
+            id,
+            revision: uuid(&row, "revision")?,
+            created: Version(row.try_get("created")?),
+            updated: self.observed(row.try_get("version")?),
+            content: LessonContent {
+                title: row.try_get("title")?,
+                slides: slides_from(&row)?,
+            },
+        })
+    }
+
+    async fn insert_revision(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        lesson: Uuid,
+        author: Uuid,
+        after: Option<Version>,
+        row: RevisionRow<'_>,
+    ) -> StoreResult<(Uuid, Version)> {
+        let RevisionRow {
+            content,
+            deleted,
+            restored_from,
+        } = row;
+        let id = Uuid::now_v7();
+        let version = match after {
+            Some(v) => self.hlc.next_after(v),
+            None => self.hlc.next(),
+        };
+        let slides = serde_json::to_string(&content.slides)
+            .map_err(|e| StoreError::Corrupt(format!("slides: {e}")))?;
+        sqlx::query(
+            "INSERT INTO lesson_revision (id, lesson_id, version, node, author_id, title, title_key,
+             slide_count, slides, deleted, restored_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(lesson.to_string())
+        .bind(version.0)
+        .bind(&self.node)
+        .bind(author.to_string())
+        .bind(&content.title)
+        .bind(content.title_key())
+        .bind(content.slides.len() as i64)
+        .bind(slides)
+        .bind(deleted as i64)
+        .bind(restored_from.map(|r| r.to_string()))
+        .execute(&mut **tx)
+        .await?;
+        Ok((id, version))
+    }
+
+    async fn insert_profile(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        account: Uuid,
+        after: Option<Version>,
+        name: &str,
+        disabled: bool,
+    ) -> StoreResult<()> {
+        let version = after.map_or_else(|| self.hlc.next(), |v| self.hlc.next_after(v));
+        sqlx::query(
+            "INSERT INTO account_profile (id, account_id, version, node, name, disabled)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(account.to_string())
+        .bind(version.0)
+        .bind(&self.node)
+        .bind(name)
+        .bind(disabled as i64)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_credential(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        account: Uuid,
+        password_hash: &str,
+    ) -> StoreResult<()> {
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM account_credential WHERE account_id = ?")
+                .bind(account.to_string())
+                .fetch_one(&mut **tx)
+                .await?;
+        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        sqlx::query(
+            "INSERT INTO account_credential (id, account_id, version, node, password_hash)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(account.to_string())
+        .bind(version.0)
+        .bind(&self.node)
+        .bind(password_hash)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<Vec<String>> {
+        let mut applied = Vec::new();
+        for (name, sql) in MIGRATIONS {
+            let mut tx = self.begin().await?;
+            let done = sqlx::query("SELECT 1 FROM schema_migration WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if done {
+                continue;
+            }
+            sqlx::Executor::execute(&mut *tx, *sql).await?;
+            sqlx::query("INSERT INTO schema_migration (name, applied_at) VALUES (?, ?)")
+                .bind(name)
+                .bind(self.hlc.next().millis())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            applied.push((*name).to_owned());
+        }
+        Ok(applied)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1 FROM schema_migration LIMIT 1")
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_account(
+        &self,
+        email: &Email,
+        name: &str,
+        password_hash: &str,
+    ) -> StoreResult<Account> {
+        let mut tx = self.begin().await?;
+        let taken = sqlx::query("SELECT 1 FROM account WHERE email_norm = ? LIMIT 1")
+            .bind(email.normalized())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if taken {
+            return Err(StoreError::EmailTaken);
+        }
+        let id = Uuid::now_v7();
+        let created = self.hlc.next();
+        sqlx::query(
+            "INSERT INTO account (id, email, email_norm, version, node) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(email.as_str())
+        .bind(email.normalized())
+        .bind(created.0)
+        .bind(&self.node)
+        .execute(&mut *tx)
+        .await?;
+        self.insert_profile(&mut tx, id, Some(created), name, false)
+            .await?;
+        self.insert_credential(&mut tx, id, password_hash).await?;
+        tx.commit().await?;
+        Ok(Account {
+            id,
+            email: email.as_str().to_owned(),
+            name: name.to_owned(),
+            disabled: false,
+            created,
+        })
+    }
+
+    async fn account(&self, id: Uuid) -> StoreResult<Account> {
+        let sql = format!(
+            "SELECT a.id, a.email, a.version, p.name, p.disabled FROM account a {CURRENT_PROFILE}
+             WHERE a.id = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        account_from(&row)
+    }
+
+    async fn login_record(&self, email_normalized: &str) -> StoreResult<Option<LoginRecord>> {
+        let sql = format!(
+            "SELECT a.id, a.email, a.version, p.name, p.disabled, c.password_hash
+             FROM account a {CURRENT_PROFILE}
+             JOIN account_credential c ON c.account_id = a.id AND NOT EXISTS (
+                SELECT 1 FROM account_credential m WHERE m.account_id = c.account_id
+                AND (m.version, m.id) > (c.version, c.id))
+             WHERE a.email_norm = ? ORDER BY a.version, a.id LIMIT 1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(email_normalized)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|row| {
+            Ok(LoginRecord {
+                account: account_from(&row)?,
+                password_hash: row.try_get("password_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        let sql = format!(
+            "SELECT a.id, a.email, a.version, p.name, p.disabled FROM account a {CURRENT_PROFILE}
+             WHERE {OWNS_EMAIL} ORDER BY a.email_norm"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.read).await?;
+        rows.iter().map(account_from).collect()
+    }
+
+    async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account> {
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.version AS profile_version
+             FROM account a {CURRENT_PROFILE} WHERE a.id = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut account = account_from(&row)?;
+        let profile_version = Version(row.try_get("profile_version")?);
+        self.insert_profile(&mut tx, id, Some(profile_version), &account.name, disabled)
+            .await?;
+        tx.commit().await?;
+        account.disabled = disabled;
+        Ok(account)
+    }
+
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM account WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound);
+        }
+        self.insert_credential(&mut tx, id, password_hash).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<Uuid> {
+        let mut tx = self.begin().await?;
+        // A session must sort after the password it was opened with, even if that password
+        // was written by a node whose clock runs ahead of ours.
+        let credential: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM account_credential WHERE account_id = ?")
+                .bind(session.account_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+        let version = self.hlc.next_after(Version(credential.unwrap_or(0)));
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO session (id, token_hash, account_id, version, node, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(&session.token_hash)
+        .bind(session.account_id.to_string())
+        .bind(version.0)
+        .bind(&self.node)
+        .bind(session.expires_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>> {
+        let sql = format!(
+            "SELECT s.id AS session_id, s.expires_at, a.id, a.email, a.version, p.name, p.disabled
+             FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
+             WHERE s.token_hash = ? AND s.expires_at > ?
+             AND NOT EXISTS (SELECT 1 FROM session_revocation x WHERE x.session_id = s.id)
+             AND NOT EXISTS (SELECT 1 FROM account_credential c
+                             WHERE c.account_id = s.account_id AND c.version > s.version)
+             AND {OWNS_EMAIL}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .bind(now_ms)
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let account = account_from(&row)?;
+        if account.disabled {
+            return Ok(None);
+        }
+        Ok(Some(SessionRecord {
+            id: uuid(&row, "session_id")?,
+            account,
+            expires_at_ms: row.try_get("expires_at")?,
+        }))
+    }
+
+    async fn revoke_session(&self, id: Uuid) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO session_revocation (id, session_id, version, node) VALUES (?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(id.to_string())
+        .bind(self.hlc.next().0)
+        .bind(&self.node)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_lesson(
+        &self,
+        owner: Uuid,
+        content: &LessonContent,
+    ) -> StoreResult<LessonRecord> {
+        let mut tx = self.begin().await?;
+        let id = Uuid::now_v7();
+        let created = self.hlc.next();
+        sqlx::query("INSERT INTO lesson (id, owner_id, version, node) VALUES (?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .bind(created.0)
+            .bind(&self.node)
+            .execute(&mut *tx)
+            .await?;
+        let (revision, updated) = self
+            .insert_revision(
+                &mut tx,
+                id,
+                owner,
+                Some(created),
+                RevisionRow {
+                    content,
+                    deleted: false,
+                    restored_from: None,
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(LessonRecord {
+            id,
+            revision,
+            created,
+            updated,
+            content: content.clone(),
+        })
+    }
+
+    async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord> {
+        self.current_lesson(&self.read, owner, id).await
+    }
+
+    async fn list_lessons(
+        &self,
+        owner: Uuid,
+        order: LessonOrder,
+        cursor: Option<&LessonCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<LessonSummary>> {
+        let (after, order_by) = match order {
+            LessonOrder::Updated => ("(r.version, l.id) < (?, ?)", "r.version DESC, l.id DESC"),
+            LessonOrder::Title => ("(r.title_key, l.id) > (?, ?)", "r.title_key, l.id"),
+        };
+        let sql = format!(
+            "SELECT l.id, r.id AS revision, r.version, r.title, r.title_key, r.slide_count
+             FROM lesson l {CURRENT_REVISION}
+             WHERE l.owner_id = ? AND r.deleted = 0 {}
+             ORDER BY {order_by} LIMIT ?",
+            if cursor.is_some() {
+                format!("AND {after}")
+            } else {
+                String::new()
+            }
+        );
+        let mut query = sqlx::query(&sql).bind(owner.to_string());
+        match cursor {
+            Some(LessonCursor::Updated { version, id }) => {
+                query = query.bind(version.0).bind(id.to_string())
+            }
+            Some(LessonCursor::Title { title_key, id }) => {
+                query = query.bind(title_key.clone()).bind(id.to_string())
+            }
+            None => {}
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LessonSummary {
+                    id: uuid(row, "id")?,
+                    revision: uuid(row, "revision")?,
+                    title: row.try_get("title")?,
+                    title_key: row.try_get("title_key")?,
+                    slide_count: row.try_get("slide_count")?,
+                    updated: self.observed(row.try_get("version")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn save_lesson(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        edit: LessonEdit,
+    ) -> StoreResult<LessonRecord> {
+        let mut tx = self.begin().await?;
+        let current = self.current_lesson(&mut *tx, owner, id).await?;
+        if edit
+            .expected
+            .is_some_and(|expected| expected != current.revision)
+        {
+            return Err(StoreError::VersionConflict {
+                current: current.revision,
+            });
+        }
+        let (revision, updated) = self
+            .insert_revision(
+                &mut tx,
+                id,
+                owner,
+                Some(current.updated),
+                RevisionRow {
+                    content: &edit.content,
+                    deleted: false,
+                    restored_from: edit.restored_from,
+                },
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(LessonRecord {
+            id,
+            revision,
+            created: current.created,
+            updated,
+            content: edit.content,
+        })
+    }
+
+    async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let current = self.current_lesson(&mut *tx, owner, id).await?;
+        let tombstone = LessonContent {
+            title: current.content.title,
+            slides: Vec::new(),
+        };
+        self.insert_revision(
+            &mut tx,
+            id,
+            owner,
+            Some(current.updated),
+            RevisionRow {
+                content: &tombstone,
+                deleted: true,
+                restored_from: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>> {
+        self.current_lesson(&self.read, owner, id).await?;
+        let sql = format!(
+            "SELECT r.id, r.version, r.title, r.slide_count, r.restored_from, p.name
+             FROM lesson_revision r
+             JOIN account a ON a.id = r.author_id {CURRENT_PROFILE}
+             WHERE r.lesson_id = ? AND r.deleted = 0
+             ORDER BY r.version DESC, r.id DESC LIMIT {REVISIONS_LISTED}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let restored_from: Option<String> = row.try_get("restored_from")?;
+                Ok(RevisionSummary {
+                    revision: uuid(row, "id")?,
+                    created: Version(row.try_get("version")?),
+                    title: row.try_get("title")?,
+                    slide_count: row.try_get("slide_count")?,
+                    author_name: row.try_get("name")?,
+                    restored_from: restored_from
+                        .map(|r| Uuid::parse_str(&r))
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(format!("restored_from: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
+        self.current_lesson(&self.read, owner, id).await?;
+        let row = sqlx::query(
+            "SELECT title, slides FROM lesson_revision WHERE id = ? AND lesson_id = ? AND deleted = 0",
+        )
+        .bind(revision.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(LessonContent {
+            title: row.try_get("title")?,
+            slides: slides_from(&row)?,
+        })
+    }
+}
+
+/// How many revisions the history lists, newest first.
+pub const REVISIONS_LISTED: u32 = 100;

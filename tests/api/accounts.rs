@@ -1,0 +1,222 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn a_teacher_registers_logs_in_sees_themselves_and_logs_out() {
+    let app = spawn_app().await;
+    let registered = app.register("Ann@School.org").await;
+
+    let res = app
+        .request(Method::POST, "/api/auth/login")
+        .json(&json!({"email": "ann@school.org", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let login: Value = res.json().await.unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    assert_ne!(token, registered.token, "every login is its own session");
+    assert!(login["expires_at"].as_str().unwrap().ends_with('Z'));
+    let teacher = Teacher {
+        token,
+        email: registered.email.clone(),
+    };
+
+    let me: Value = app
+        .as_teacher(Method::GET, "/api/me", &teacher)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "Ann@School.org");
+    assert_eq!(me["name"], "Test Teacher");
+
+    let res = app
+        .as_teacher(Method::POST, "/api/auth/logout", &teacher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = app
+        .as_teacher(Method::GET, "/api/me", &teacher)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+
+    let res = app
+        .as_teacher(Method::GET, "/api/me", &registered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "logging out ends only that session"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_address_get_the_same_answer() {
+    let app = spawn_app().await;
+    app.register("bob@school.org").await;
+    for email in ["bob@school.org", "nobody@school.org"] {
+        let res = app
+            .request(Method::POST, "/api/auth/login")
+            .json(&json!({"email": email, "password": "not the password"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+}
+
+#[tokio::test]
+async fn an_address_registers_once_whatever_its_case() {
+    let app = spawn_app().await;
+    app.register("carol@school.org").await;
+    let res = app
+        .request(Method::POST, "/api/auth/register")
+        .json(
+            &json!({"email": "CAROL@school.org", "name": "Other", "password": "another password"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::CONFLICT, "email_taken").await;
+}
+
+#[tokio::test]
+async fn registration_can_be_closed_or_limited_to_school_domains() {
+    let closed =
+        spawn_with(|c| c.registration = Some(classcast::config::Registration::Closed)).await;
+    let res = closed
+        .request(Method::POST, "/api/auth/register")
+        .json(&json!({"email": "a@school.org", "name": "A", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::FORBIDDEN, "registration_closed").await;
+
+    let limited = spawn_with(|c| c.allowed_email_domains = vec!["School.org".into()]).await;
+    let res = limited
+        .request(Method::POST, "/api/auth/register")
+        .json(&json!({"email": "a@gmail.com", "name": "A", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::FORBIDDEN, "email_domain_not_allowed").await;
+    limited.register("a@school.org").await;
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_are_refused_with_retry_after() {
+    let app = spawn_app().await;
+    app.register("dave@school.org").await;
+    let mut refused = None;
+    for attempt in 0..50 {
+        let res = app
+            .request(Method::POST, "/api/auth/login")
+            .json(&json!({"email": "dave@school.org", "password": format!("guess {attempt}")}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((attempt, res));
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let (attempt, res) = refused.expect("the limiter refuses a guessing loop");
+    assert!(attempt <= 10, "refused only after {attempt} guesses");
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    expect_error(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    let res = app
+        .request(Method::POST, "/api/auth/login")
+        .json(&json!({"email": "dave@school.org", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+}
+
+#[tokio::test]
+async fn a_session_near_its_end_hands_the_client_a_fresh_token() {
+    let app = spawn_with(|c| {
+        c.session_ttl_secs = Some(3600);
+        c.session_renew_secs = Some(3600);
+    })
+    .await;
+    let teacher = app.register("erin@school.org").await;
+    let res = app
+        .as_teacher(Method::GET, "/api/me", &teacher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let fresh = res.headers()["x-classcast-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(res.headers().contains_key("x-classcast-token-expires"));
+    assert_ne!(fresh, teacher.token);
+    let renewed = Teacher {
+        token: fresh,
+        email: teacher.email,
+    };
+    let res = app
+        .as_teacher(Method::GET, "/api/me", &renewed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_session_far_from_its_end_is_not_renewed() {
+    let app = spawn_app().await;
+    let teacher = app.register("fay@school.org").await;
+    let res = app
+        .as_teacher(Method::GET, "/api/me", &teacher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!res.headers().contains_key("x-classcast-token"));
+}
+
+#[tokio::test]
+async fn a_garbage_or_missing_token_is_unauthorized() {
+    let app = spawn_app().await;
+    for auth in [
+        None,
+        Some("Bearer nonsense"),
+        Some("Basic abc"),
+        Some("Bearer "),
+    ] {
+        let mut req = app.request(Method::GET, "/api/me");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        expect_error(
+            req.send().await.unwrap(),
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        )
+        .await;
+    }
+}

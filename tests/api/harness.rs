@@ -1,0 +1,149 @@
+//! One harness for every API test: a real server on an ephemeral loopback port with a fresh
+//! temporary data directory, and a client with typed helpers.
+
+use std::future::IntoFuture;
+
+use classcast::config::{Config, ConfigArgs};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    _dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Starts a server whose configuration `adjust` may change (as flags would).
+pub async fn spawn_with(adjust: impl FnOnce(&mut ConfigArgs)) -> TestApp {
+    init_logs();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut args = ConfigArgs {
+        data_dir: Some(dir.path().to_owned()),
+        ..Default::default()
+    };
+    adjust(&mut args);
+    let config = Config::resolve(&args).expect("valid test configuration");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        classcast::server::serve(config, listener, async {
+            let _ = stopped.into_future().await;
+        })
+        .await
+        .expect("server runs");
+    });
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        _dir: dir,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A signed-in teacher.
+#[derive(Clone)]
+pub struct Teacher {
+    pub token: String,
+    pub email: String,
+}
+
+impl TestApp {
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path))
+    }
+
+    pub fn as_teacher(&self, method: Method, path: &str, teacher: &Teacher) -> RequestBuilder {
+        self.request(method, path).bearer_auth(&teacher.token)
+    }
+
+    pub async fn register(&self, email: &str) -> Teacher {
+        let res = self
+            .request(Method::POST, "/api/auth/register")
+            .json(&json!({"email": email, "name": "Test Teacher", "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "register {email}");
+        let body: Value = res.json().await.unwrap();
+        Teacher {
+            token: body["token"].as_str().unwrap().to_owned(),
+            email: email.to_owned(),
+        }
+    }
+
+    pub async fn create_lesson(&self, teacher: &Teacher, body: Value) -> Value {
+        let res = self
+            .as_teacher(Method::POST, "/api/lessons", teacher)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json().await.unwrap()
+    }
+
+    pub async fn lesson_count(&self, teacher: &Teacher) -> usize {
+        let page = self
+            .as_teacher(Method::GET, "/api/lessons?limit=100", teacher)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().len()
+    }
+}
+
+/// Asserts the error envelope and returns its `error` object.
+pub async fn expect_error(res: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(res.status(), status, "status for expected {code}");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "errors are JSON"
+    );
+    let body: Value = res.json().await.unwrap();
+    let error = body["error"].clone();
+    assert_eq!(error["code"], code, "{body}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.len() > 10, "a message a person can act on: {body}");
+    error
+}
+
+pub fn text_slide(title: &str) -> Value {
+    json!({"kind": "text", "title": title, "body": "Some *Markdown*", "notes": "say hello"})
+}

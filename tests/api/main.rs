@@ -1,0 +1,10 @@
+//! The API, over real HTTP against the real router on a loopback port.
+
+mod access;
+mod accounts;
+mod bad_input;
+mod harness;
+mod lessons;
+mod openapi;
+mod pages;
+mod restart;

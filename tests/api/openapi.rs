@@ -1,0 +1,100 @@
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// Every route of the JSON API and operations surface. Adding a route means adding it here,
+/// and the test below then insists it is documented.
+const SERVED: &[(&str, &str)] = &[
+    ("get", "/api/lessons"),
+    ("post", "/api/lessons"),
+    ("get", "/api/lessons/{id}"),
+    ("put", "/api/lessons/{id}"),
+    ("delete", "/api/lessons/{id}"),
+    ("get", "/api/lessons/{id}/revisions"),
+    ("post", "/api/lessons/{id}/revisions/{rev}/restore"),
+    ("post", "/api/auth/register"),
+    ("post", "/api/auth/login"),
+    ("post", "/api/auth/logout"),
+    ("get", "/api/me"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/config.json"),
+];
+
+async fn document(app: &TestApp) -> Value {
+    let res = app
+        .request(Method::GET, "/api/openapi.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.expect("the document is JSON")
+}
+
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_served_routes() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let documented = operations(&doc);
+    let served: BTreeSet<_> = SERVED
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented, served);
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_answered_by_the_server() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let id = uuid::Uuid::now_v7().to_string();
+    for (method, path) in operations(&doc) {
+        let url = path.replace("{id}", &id).replace("{rev}", &id);
+        let res = app
+            .request(method.to_uppercase().parse().unwrap(), &url)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} answered {status}"
+        );
+        let documented = doc["paths"][&path][&method]["responses"]
+            .as_object()
+            .unwrap();
+        assert!(
+            documented.contains_key(status.as_str()),
+            "{method} {path} answered {status}, which its documentation does not list"
+        );
+    }
+}
+
+#[tokio::test]
+async fn error_responses_are_documented_with_the_envelope() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let schema = &doc["components"]["schemas"]["ErrorBody"];
+    assert_eq!(schema["required"][0], "error");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}

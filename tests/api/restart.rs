@@ -1,0 +1,284 @@
+//! The real binary: restarts keep everything, the `user` commands, and one-line errors.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::harness::expect_error;
+
+const BIN: &str = env!("CARGO_BIN_EXE_classcast");
+
+/// A `classcast serve` process on an ephemeral port; killed when dropped.
+struct Process {
+    child: Child,
+    base: String,
+    /// Held open: a closed pipe would make the server's next line of output fail.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Process {
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("CLASSCAST_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        // The first line names the bound address; it is printed once the port is listening.
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            base,
+            _stdout: stdout,
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli(data_dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+async fn login(base: &str, email: &str, password: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn everything_survives_a_killed_server_restarted_on_the_same_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let (token, lesson) = {
+        let server = Process::start(dir.path());
+        let res = client
+            .post(format!("{}/api/auth/register", server.base))
+            .json(&json!({"email": "rita@school.org", "name": "Rita", "password": "persistent pw"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let token = res.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = client
+            .post(format!("{}/api/lessons", server.base))
+            .bearer_auth(&token)
+            .json(&json!({"title": "Survivor", "slides": [{"kind": "timer", "seconds": 60}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        (token, res.json::<Value>().await.unwrap())
+    };
+
+    let server = Process::start(dir.path());
+    let id = lesson["id"].as_str().unwrap();
+    let res = client
+        .get(format!("{}/api/lessons/{id}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the old session still works");
+    assert_eq!(res.json::<Value>().await.unwrap(), lesson);
+    assert_eq!(
+        login(&server.base, "rita@school.org", "persistent pw")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_user_commands_add_list_disable_and_reset_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(
+        dir.path(),
+        &["user", "add", "sam@school.org", "--name", "Sam"],
+        "first password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(
+        dir.path(),
+        &["user", "add", "SAM@school.org", "--name", "Again"],
+        "first password\n",
+    );
+    assert!(
+        !out.status.success(),
+        "a second account for one address is refused"
+    );
+
+    let server = Process::start(dir.path());
+    let res = login(&server.base, "sam@school.org", "first password").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A new password, set while the server runs, ends the old session at once.
+    let out = cli(
+        dir.path(),
+        &["user", "set-password", "sam@school.org"],
+        "second password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res = reqwest::Client::new()
+        .request(Method::GET, format!("{}/api/me", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert_eq!(
+        login(&server.base, "sam@school.org", "first password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login(&server.base, "sam@school.org", "second password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let out = cli(dir.path(), &["user", "disable", "sam@school.org"], "");
+    assert!(out.status.success());
+    let res = login(&server.base, "sam@school.org", "second password").await;
+    expect_error(res, StatusCode::FORBIDDEN, "account_disabled").await;
+
+    let out = cli(dir.path(), &["user", "list"], "");
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listing.contains("sam@school.org\tSam\tdisabled"),
+        "{listing}"
+    );
+
+    let out = cli(dir.path(), &["user", "enable", "sam@school.org"], "");
+    assert!(out.status.success());
+    assert_eq!(
+        login(&server.base, "sam@school.org", "second password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn user_errors_are_one_clear_line_and_a_failure_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--config".into(),
+                "/nonexistent/classcast.toml".into(),
+                "migrate".into(),
+            ],
+            "/nonexistent/classcast.toml",
+        ),
+        (
+            vec!["--database".into(), "mysql://x".into(), "migrate".into()],
+            "mysql://x",
+        ),
+        (
+            vec![
+                "--database".into(),
+                format!("sqlite://{}/missing/dir/db", dir.path().display()),
+                "migrate".into(),
+            ],
+            "cannot open the database",
+        ),
+        (
+            vec![
+                "user".into(),
+                "disable".into(),
+                "ghost@school.org".into(),
+                "--data-dir".into(),
+                dir.path().display().to_string(),
+            ],
+            "no account",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "nonsense"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("--listen"));
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("classcast "));
+}
+
+#[test]
+fn a_piped_password_that_is_too_short_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(
+        dir.path(),
+        &["user", "add", "tim@school.org", "--name", "Tim"],
+        "short\n",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("password"));
+    let out = cli(dir.path(), &["user", "list"], "");
+    assert!(!String::from_utf8(out.stdout).unwrap().contains("tim@"));
+}

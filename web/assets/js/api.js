@@ -1,0 +1,240 @@
+// Shared HTTP client for classcast pages (editor now; board and teacher console later).
+//
+// - Reads /config.json once for the list of API hosts and the request timeout.
+// - Failover: hosts are shuffled; one host is used until it fails (network error,
+//   timeout or 5xx), then the next one. Retriable requests (GET, or a command that
+//   carries its own id and passes {retry: true}) try each host at most once per round
+//   and, after a failed round, wait with exponential backoff plus jitter while an
+//   "Offline — retrying" indicator is shown. Other requests report the failure.
+// - Session: bearer token in localStorage, renewed from response headers, and a
+//   redirect to /login on 401.
+
+import { t } from './i18n.js';
+
+export const SESSION_KEY = 'classcast.session';
+const DEFAULT_CONFIG = { api_hosts: [''], request_timeout_ms: 10000 };
+const BACKOFF_START_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+
+export class ApiError extends Error {
+  constructor(status, error = {}, headers = new Headers()) {
+    super(error.message || `Request failed (${status})`);
+    this.name = 'ApiError';
+    this.status = status; // 0 means the server could not be reached
+    this.code = error.code || (status === 0 ? 'network_error' : 'http_' + status);
+    this.fields = error.fields || {};
+    this.error = error; // the parsed error object, e.g. current_version on 412
+    this.headers = headers;
+    const retryAfter = Number.parseInt(headers.get('Retry-After') ?? '', 10);
+    this.retryAfter = Number.isFinite(retryAfter) ? retryAfter : null;
+  }
+}
+
+// ---- session ---------------------------------------------------------------
+
+export function getSession() {
+  try {
+    const session = JSON.parse(localStorage.getItem(SESSION_KEY));
+    if (!session?.token) return null;
+    if (session.expires_at && Date.parse(session.expires_at) <= Date.now()) {
+      clearSession();
+      return null;
+    }
+    return session;
+  } catch {
+    return null;
+  }
+}
+
+export function setSession({ token, expires_at }) {
+  localStorage.setItem(SESSION_KEY, JSON.stringify({ token, expires_at: expires_at ?? null }));
+}
+
+export function clearSession() {
+  localStorage.removeItem(SESSION_KEY);
+}
+
+export function loginUrl(next = location.pathname + location.search) {
+  return '/login?next=' + encodeURIComponent(next);
+}
+
+// ---- config and hosts ------------------------------------------------------
+
+let configPromise = null;
+let hosts = null; // shuffled copy of api_hosts
+let current = 0; // index of the host in use
+
+function loadConfig() {
+  configPromise ??= fetch(new URL('/config.json', location.origin), { cache: 'no-store' })
+    .then((res) => (res.ok ? res.json() : Promise.reject(new Error('config ' + res.status))))
+    .then((cfg) => {
+      const list = Array.isArray(cfg.api_hosts) && cfg.api_hosts.length ? cfg.api_hosts : [''];
+      hosts = shuffle(list.map((h) => String(h).replace(/\/+$/, '')));
+      return { ...DEFAULT_CONFIG, ...cfg };
+    })
+    .catch(() => {
+      // Don't remember the failure: the next request tries to load it again.
+      configPromise = null;
+      hosts ??= [''];
+      return DEFAULT_CONFIG;
+    });
+  return configPromise;
+}
+
+function shuffle(list) {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [list[i], list[j]] = [list[j], list[i]];
+  }
+  return list;
+}
+
+function markFailed(index) {
+  // Only advance if nobody else already moved on from this host.
+  if (index === current) current = (current + 1) % hosts.length;
+}
+
+// ---- offline indicator -----------------------------------------------------
+
+let offlineEl = null;
+
+function setOffline(offline) {
+  if (!offline && !offlineEl) return;
+  if (!offlineEl) {
+    offlineEl = document.createElement('div');
+    offlineEl.className = 'offline-indicator';
+    offlineEl.setAttribute('role', 'status');
+    offlineEl.dataset.i18n = 'status.offline'; // re-translated on language change
+    document.body.append(offlineEl);
+  }
+  offlineEl.textContent = t('status.offline');
+  offlineEl.hidden = !offline;
+}
+
+function backoffDelay(attempt, retryAfterSeconds) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** attempt);
+  // Jitter spreads out the retries of a whole classroom of devices.
+  const delay = base / 2 + Math.random() * (base / 2);
+  return Math.max(delay, (retryAfterSeconds ?? 0) * 1000);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- requests --------------------------------------------------------------
+
+async function fetchWithTimeout(url, init, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    return await fetch(url, { ...init, signal: controller.signal });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function parseBody(res) {
+  if (res.status === 204 || res.status === 205) return null;
+  const text = await res.text();
+  if (!text) return null;
+  if ((res.headers.get('Content-Type') || '').includes('json')) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+function storeRenewedToken(headers) {
+  const token = headers.get('X-Classcast-Token');
+  if (token) setSession({ token, expires_at: headers.get('X-Classcast-Token-Expires') });
+}
+
+/**
+ * Low-level request. Options:
+ *   body        – JSON-serialisable request body
+ *   ifMatch     – version for optimistic locking (sent as a quoted ETag)
+ *   auth        – send the bearer token (default true)
+ *   redirectOn401 – clear the session and go to /login on 401 (default: same as auth)
+ *   retry       – retry automatically across hosts and rounds (default: GET only)
+ */
+export async function request(method, path, options = {}) {
+  const {
+    body,
+    ifMatch,
+    auth = true,
+    redirectOn401 = auth,
+    retry = method === 'GET',
+  } = options;
+  const cfg = await loadConfig();
+  const timeout = Number(cfg.request_timeout_ms) > 0 ? Number(cfg.request_timeout_ms) : 10000;
+
+  for (let attempt = 0; ; attempt++) {
+    let retryAfter = null;
+    for (let tried = 0; tried < hosts.length; tried++) {
+      const index = current;
+      const headers = { Accept: 'application/json' };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      if (ifMatch != null) headers['If-Match'] = quoteEtag(ifMatch);
+      const session = auth ? getSession() : null;
+      if (session) headers.Authorization = 'Bearer ' + session.token;
+
+      let res;
+      try {
+        res = await fetchWithTimeout(
+          hosts[index] + path,
+          {
+            method,
+            headers,
+            body: body === undefined ? undefined : JSON.stringify(body),
+            credentials: 'omit', // the bearer token is the only credential
+            cache: 'no-store',
+          },
+          timeout,
+        );
+      } catch {
+        markFailed(index);
+        if (!retry) throw new ApiError(0, { message: 'The server could not be reached.' });
+        continue;
+      }
+
+      storeRenewedToken(res.headers);
+      const data = await parseBody(res).catch(() => null);
+
+      if (res.status >= 500) {
+        markFailed(index);
+        if (!retry) throw new ApiError(res.status, data?.error, res.headers);
+        retryAfter = new ApiError(res.status, data?.error, res.headers).retryAfter ?? retryAfter;
+        continue;
+      }
+
+      setOffline(false);
+      if (res.ok) return { status: res.status, headers: res.headers, body: data };
+
+      if (res.status === 401 && redirectOn401) {
+        clearSession();
+        location.assign(loginUrl());
+        return new Promise(() => {}); // the page is going away; keep callers from reacting
+      }
+      throw new ApiError(res.status, data?.error, res.headers);
+    }
+
+    setOffline(true);
+    await sleep(backoffDelay(attempt, retryAfter));
+  }
+}
+
+function quoteEtag(version) {
+  const v = String(version);
+  return v.startsWith('"') || v.startsWith('W/') ? v : `"${v}"`;
+}
+
+export const api = {
+  get: (path, options) => request('GET', path, options),
+  post: (path, body, options) => request('POST', path, { ...options, body }),
+  put: (path, body, options) => request('PUT', path, { ...options, body }),
+  del: (path, options) => request('DELETE', path, options),
+};
+
+export default api;

@@ -1,0 +1,130 @@
+// Translations. Adding a language = one JSON file in ../i18n/ plus one entry here.
+//
+// Markup conventions (all re-applied by translate() when the language changes):
+//   data-i18n="key"              → textContent
+//   data-i18n-args='{"n": 3}'    → parameters for every data-i18n* attribute
+//   data-i18n-placeholder="key"  → placeholder attribute
+//   data-i18n-aria-label="key"   → aria-label attribute
+//   data-i18n-title="key"        → title attribute
+//   <time datetime="…" data-i18n-datetime> → formatted date and time
+
+export const LANGUAGES = [
+  { code: 'en', name: 'English' },
+  { code: 'nl', name: 'Nederlands' },
+];
+export const LANG_KEY = 'classcast.lang';
+const FALLBACK = 'en';
+
+let lang = FALLBACK;
+let dict = {};
+let fallbackDict = {};
+
+const supported = (code) => LANGUAGES.some((l) => l.code === code);
+
+export function pickLanguage() {
+  const stored = localStorage.getItem(LANG_KEY);
+  if (stored && supported(stored)) return stored;
+  for (const tag of navigator.languages || [navigator.language]) {
+    const base = String(tag).toLowerCase().split('-')[0];
+    if (supported(base)) return base;
+  }
+  return FALLBACK;
+}
+
+async function loadDict(code) {
+  const res = await fetch(new URL('../i18n/' + code + '.json', import.meta.url));
+  if (!res.ok) throw new Error('Missing translations for ' + code);
+  return res.json();
+}
+
+export function getLanguage() {
+  return lang;
+}
+
+export async function initI18n() {
+  await useLanguage(pickLanguage());
+}
+
+async function useLanguage(code) {
+  // Keep English loaded too, so a key missing from a new language still reads well.
+  const [main, fallback] = await Promise.all([
+    loadDict(code).catch(() => null),
+    code === FALLBACK ? null : loadDict(FALLBACK).catch(() => ({})),
+  ]);
+  if (main) {
+    lang = code;
+    dict = main;
+    fallbackDict = fallback ?? main;
+  } else {
+    lang = FALLBACK;
+    dict = fallbackDict = fallback ?? (await loadDict(FALLBACK).catch(() => ({})));
+  }
+  document.documentElement.lang = lang;
+  translate();
+}
+
+export async function setLanguage(code) {
+  if (!supported(code)) return;
+  localStorage.setItem(LANG_KEY, code);
+  await useLanguage(code);
+  // Pages listen for this to redraw text that they build themselves.
+  document.dispatchEvent(new CustomEvent('languagechange', { detail: { lang } }));
+}
+
+export function has(key) {
+  return key in dict || key in fallbackDict;
+}
+
+/**
+ * Translate a key. `{name}` placeholders are filled from params. When params.count is a
+ * number and the dictionary has "key.one" / "key.other" (Intl plural categories), the
+ * matching plural form is used.
+ */
+export function t(key, params = {}) {
+  let text;
+  if (typeof params.count === 'number') {
+    const category = new Intl.PluralRules(lang).select(params.count);
+    text = lookup(`${key}.${category}`) ?? lookup(`${key}.other`);
+  }
+  text ??= lookup(key) ?? key;
+  return text.replace(/\{(\w+)\}/g, (match, name) =>
+    name in params ? String(params[name]) : match,
+  );
+}
+
+function lookup(key) {
+  return dict[key] ?? fallbackDict[key];
+}
+
+export function formatDateTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return String(iso ?? '');
+  return new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' }).format(date);
+}
+
+function argsOf(el) {
+  try {
+    return el.dataset.i18nArgs ? JSON.parse(el.dataset.i18nArgs) : {};
+  } catch {
+    return {};
+  }
+}
+
+export function translate(root = document) {
+  for (const el of root.querySelectorAll('[data-i18n]')) {
+    el.textContent = t(el.dataset.i18n, argsOf(el));
+  }
+  const attrs = [
+    ['data-i18n-placeholder', 'placeholder'],
+    ['data-i18n-aria-label', 'aria-label'],
+    ['data-i18n-title', 'title'],
+  ];
+  for (const [source, target] of attrs) {
+    for (const el of root.querySelectorAll(`[${source}]`)) {
+      el.setAttribute(target, t(el.getAttribute(source), argsOf(el)));
+    }
+  }
+  for (const el of root.querySelectorAll('time[data-i18n-datetime]')) {
+    el.textContent = formatDateTime(el.dateTime);
+  }
+}

@@ -1,0 +1,128 @@
+// Sign in / create account.
+
+import { api, setSession } from './api.js';
+import { $, clearFieldErrors, errorText, initPage, safeNext, setBusy, setFieldError, t } from './ui.js';
+
+const next = safeNext(new URLSearchParams(location.search).get('next'));
+
+await initPage({ auth: false });
+
+// ---- tabs (WAI-ARIA tabs pattern: arrow keys move between tabs) -------------
+
+const tabs = [...document.querySelectorAll('[role="tab"]')];
+
+function selectTab(tab, { focus = false } = {}) {
+  for (const other of tabs) {
+    const selected = other === tab;
+    other.setAttribute('aria-selected', String(selected));
+    other.tabIndex = selected ? 0 : -1;
+    document.getElementById(other.getAttribute('aria-controls')).hidden = !selected;
+  }
+  if (focus) tab.focus();
+  // Keep the choice in the URL so "create account" links can be shared.
+  const hash = tab.id === 'tab-register' ? '#register' : '';
+  history.replaceState(null, '', location.pathname + location.search + hash);
+}
+
+for (const tab of tabs) {
+  tab.addEventListener('click', () => selectTab(tab));
+  tab.addEventListener('keydown', (event) => {
+    const i = tabs.indexOf(tab);
+    const target = {
+      ArrowRight: tabs[(i + 1) % tabs.length],
+      ArrowLeft: tabs[(i - 1 + tabs.length) % tabs.length],
+      Home: tabs[0],
+      End: tabs[tabs.length - 1],
+    }[event.key];
+    if (target) {
+      event.preventDefault();
+      selectTab(target, { focus: true });
+    }
+  });
+}
+
+if (location.hash === '#register') selectTab($('#tab-register'));
+
+// ---- forms -----------------------------------------------------------------
+
+// Client-side checks give instant, translated feedback; the server checks again.
+function validate(form) {
+  const errors = {};
+  const { name, email, password } = form.elements;
+  if (name && !name.value.trim()) errors.name = t('validation.nameRequired');
+  else if (name && name.value.trim().length > 100) errors.name = t('validation.nameTooLong');
+  if (!email.value.trim()) errors.email = t('validation.emailRequired');
+  else if (!email.validity.valid) errors.email = t('validation.emailInvalid');
+  if (!password.value) errors.password = t('validation.passwordRequired');
+  else if (form.id === 'register-form' && password.value.length < 8) errors.password = t('validation.passwordShort');
+  return errors;
+}
+
+function showErrors(form, fields, general) {
+  const formError = $('.form-error', form);
+  const leftover = [];
+  for (const [name, message] of Object.entries(fields)) {
+    const input = form.elements[name];
+    if (input instanceof HTMLElement) setFieldError(input, message);
+    else leftover.push(message);
+  }
+  if (general) leftover.unshift(general);
+  formError.textContent = leftover.join(' ');
+  formError.hidden = leftover.length === 0;
+  const firstInvalid = $('[aria-invalid="true"]', form);
+  if (firstInvalid) firstInvalid.focus();
+}
+
+async function submit(form, path, payload) {
+  const button = $('button[type="submit"]', form);
+  clearFieldErrors(form);
+  showErrors(form, {}, null);
+
+  const invalid = validate(form);
+  if (Object.keys(invalid).length) return showErrors(form, invalid, null);
+
+  setBusy(button, true);
+  try {
+    const { body } = await api.post(path, payload, { auth: false });
+    setSession(body);
+    location.assign(next);
+    return;
+  } catch (err) {
+    if (err.status === 422 && Object.keys(err.fields).length) {
+      showErrors(form, err.fields, null);
+    } else if (err.code === 'email_taken') {
+      showErrors(form, { email: t('errors.email_taken') }, null);
+    } else {
+      showErrors(form, {}, errorText(err));
+    }
+    // Keep the button disabled while the server asks us to wait.
+    if (err.retryAfter && (err.status === 429 || err.status === 503)) {
+      setTimeout(() => setBusy(button, false), err.retryAfter * 1000);
+      return;
+    }
+  }
+  setBusy(button, false);
+}
+
+$('#signin-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const { email, password } = event.target.elements;
+  submit(event.target, '/api/auth/login', { email: email.value.trim(), password: password.value });
+});
+
+$('#register-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const { name, email, password } = event.target.elements;
+  submit(event.target, '/api/auth/register', {
+    email: email.value.trim(),
+    name: name.value.trim(),
+    password: password.value,
+  });
+});
+
+// Editing a field clears its error.
+document.addEventListener('input', (event) => {
+  if (event.target.getAttribute?.('aria-invalid') === 'true') setFieldError(event.target, null);
+});
+
+$('[role="tabpanel"]:not([hidden]) input').focus();
