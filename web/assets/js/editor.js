@@ -361,8 +361,13 @@ function openAddDialog() {
 }
 $('#add-slide').addEventListener('click', openAddDialog);
 $('#add-first-slide').addEventListener('click', openAddDialog);
-addDialog.addEventListener('close', () => {
-  const kind = addDialog.returnValue;
+// Handle the choice right on click (the dialog's "close" event comes a moment later,
+// and keystrokes typed in that moment would go astray).
+addDialog.addEventListener('click', (event) => {
+  const kind = event.target.closest('button[value]')?.value;
+  if (!kind) return;
+  event.preventDefault();
+  addDialog.close();
   if (!['text', 'image', 'video', 'question', 'timer'].includes(kind)) return;
   insertSlide(newSlide(kind), selectedIndex() + 1);
   announce(t('editor.added', { kind: t('kinds.' + kind) }));

@@ -41,6 +41,11 @@ export function getLanguage() {
   return lang;
 }
 
+/** The browser's own regional variant of the chosen language (en-GB dates for en), if any. */
+function locale() {
+  return (navigator.languages || []).find((tag) => tag.toLowerCase().split('-')[0] === lang) ?? lang;
+}
+
 export async function initI18n() {
   await useLanguage(pickLanguage());
 }
@@ -83,7 +88,7 @@ export function has(key) {
 export function t(key, params = {}) {
   let text;
   if (typeof params.count === 'number') {
-    const category = new Intl.PluralRules(lang).select(params.count);
+    const category = new Intl.PluralRules(locale()).select(params.count);
     text = lookup(`${key}.${category}`) ?? lookup(`${key}.other`);
   }
   text ??= lookup(key) ?? key;
@@ -99,7 +104,7 @@ function lookup(key) {
 export function formatDateTime(iso) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return String(iso ?? '');
-  return new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' }).format(date);
+  return new Intl.DateTimeFormat(locale(), { dateStyle: 'medium', timeStyle: 'short' }).format(date);
 }
 
 function argsOf(el) {

@@ -1,0 +1,262 @@
+//! The store suite: what every `Store` backend must do, run against each backend. SQLite runs
+//! here; the PostgreSQL backend joins with cluster mode and must pass the same functions.
+//!
+//! The SQLite database gets triggers that abort any UPDATE or DELETE of a replicated table,
+//! so every test here also proves the backend is insert-only (design section 3, rule 1).
+
+use std::sync::Arc;
+
+use classcast::domain::account::Email;
+use classcast::domain::hlc::Hlc;
+use classcast::domain::lesson::{LessonContent, SlideInput};
+use classcast::store::{
+    self, LessonCursor, LessonEdit, LessonOrder, NewSession, Store, StoreError,
+};
+use sqlx::{Connection, Row};
+use uuid::Uuid;
+
+const REPLICATED: &[&str] = &[
+    "account",
+    "account_profile",
+    "account_credential",
+    "session",
+    "session_revocation",
+    "lesson",
+    "lesson_revision",
+];
+
+/// A fresh, migrated SQLite store whose replicated tables refuse updates and deletes.
+async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for table in REPLICATED {
+        for op in ["UPDATE", "DELETE"] {
+            let sql = format!(
+                "CREATE TRIGGER no_{op}_{table} BEFORE {op} ON {table} \
+                 BEGIN SELECT RAISE(ABORT, 'replicated rows are insert-only'); END"
+            );
+            sqlx::query(&sql).execute(&mut conn).await.unwrap();
+        }
+    }
+    (store, dir)
+}
+
+fn lesson(title: &str, slides: usize) -> LessonContent {
+    let slides = (0..slides)
+        .map(|_| SlideInput {
+            kind: "text".into(),
+            ..Default::default()
+        })
+        .collect();
+    LessonContent::parse(title, slides).unwrap()
+}
+
+async fn account(store: &dyn Store, email: &str) -> Uuid {
+    store
+        .create_account(&Email::parse(email).unwrap(), "Teacher", "$argon2id$fake")
+        .await
+        .unwrap()
+        .id
+}
+
+macro_rules! suite {
+    ($backend:ident: $($name:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _guard) = super::$backend().await;
+                    super::$name(store.as_ref()).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(sqlite:
+    an_address_is_owned_by_its_first_registration,
+    sessions_end_by_expiry_revocation_password_change_and_disabling,
+    edits_are_new_revisions_and_stale_edits_conflict,
+    lessons_are_invisible_to_other_owners,
+    listing_pages_without_gaps_or_repeats,
+    deletion_is_a_tombstone,
+    migrating_twice_applies_nothing,
+);
+
+async fn an_address_is_owned_by_its_first_registration(store: &dyn Store) {
+    let id = account(store, "Ann@School.org").await;
+    let again = store
+        .create_account(&Email::parse("ann@school.org").unwrap(), "B", "h")
+        .await;
+    assert!(matches!(again, Err(StoreError::EmailTaken)));
+    let record = store.login_record("ann@school.org").await.unwrap().unwrap();
+    assert_eq!(record.account.id, id);
+    assert_eq!(record.account.email, "Ann@School.org");
+    assert_eq!(record.password_hash, "$argon2id$fake");
+    assert!(store.login_record("bob@school.org").await.unwrap().is_none());
+}
+
+async fn sessions_end_by_expiry_revocation_password_change_and_disabling(store: &dyn Store) {
+    let id = account(store, "s@school.org").await;
+    let open = |hash: &str, expires_at_ms| NewSession {
+        token_hash: hash.into(),
+        account_id: id,
+        expires_at_ms,
+    };
+    let s1 = store.create_session(open("h1", 2_000)).await.unwrap();
+    assert_eq!(store.session("h1", 1_999).await.unwrap().unwrap().id, s1);
+    assert!(store.session("h1", 2_000).await.unwrap().is_none(), "expired");
+
+    store.create_session(open("h2", i64::MAX)).await.unwrap();
+    let s2 = store.session("h2", 0).await.unwrap().unwrap().id;
+    store.revoke_session(s2).await.unwrap();
+    assert!(store.session("h2", 0).await.unwrap().is_none(), "revoked");
+
+    store.create_session(open("h3", i64::MAX)).await.unwrap();
+    store.set_password(id, "$argon2id$new").await.unwrap();
+    assert!(store.session("h3", 0).await.unwrap().is_none(), "older than the password");
+    store.create_session(open("h4", i64::MAX)).await.unwrap();
+    assert!(store.session("h4", 0).await.unwrap().is_some());
+    assert_eq!(
+        store.login_record("s@school.org").await.unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+
+    assert!(store.set_account_disabled(id, true).await.unwrap().disabled);
+    assert!(store.session("h4", 0).await.unwrap().is_none(), "disabled");
+    assert!(!store.set_account_disabled(id, false).await.unwrap().disabled);
+    assert!(store.session("h4", 0).await.unwrap().is_some(), "enabled again");
+}
+
+async fn edits_are_new_revisions_and_stale_edits_conflict(store: &dyn Store) {
+    let owner = account(store, "o@school.org").await;
+    let v1 = store.create_lesson(owner, &lesson("One", 1)).await.unwrap();
+    let edit = |expected, content| LessonEdit {
+        expected,
+        content,
+        restored_from: None,
+    };
+    let v2 = store
+        .save_lesson(owner, v1.id, edit(Some(v1.revision), lesson("Two", 2)))
+        .await
+        .unwrap();
+    assert!(v2.updated > v1.updated);
+    let stale = store
+        .save_lesson(owner, v1.id, edit(Some(v1.revision), lesson("Lost", 0)))
+        .await;
+    assert!(matches!(stale, Err(StoreError::VersionConflict { current }) if current == v2.revision));
+    assert_eq!(store.lesson(owner, v1.id).await.unwrap().content.title, "Two");
+    let history = store.revisions(owner, v1.id).await.unwrap();
+    let titles: Vec<_> = history.iter().map(|r| r.title.as_str()).collect();
+    assert_eq!(titles, ["Two", "One"]);
+    assert_eq!(store.revision(owner, v1.id, v1.revision).await.unwrap(), v1.content);
+}
+
+async fn lessons_are_invisible_to_other_owners(store: &dyn Store) {
+    let owner = account(store, "mine@school.org").await;
+    let other = account(store, "theirs@school.org").await;
+    let l = store.create_lesson(owner, &lesson("Mine", 0)).await.unwrap();
+    let edit = LessonEdit {
+        expected: None,
+        content: lesson("Theirs", 0),
+        restored_from: None,
+    };
+    assert!(matches!(store.lesson(other, l.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.save_lesson(other, l.id, edit).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.delete_lesson(other, l.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.revisions(other, l.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.revision(other, l.id, l.revision).await,
+        Err(StoreError::NotFound)
+    ));
+    let listed = store
+        .list_lessons(other, LessonOrder::Updated, None, 10)
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+}
+
+async fn listing_pages_without_gaps_or_repeats(store: &dyn Store) {
+    let owner = account(store, "p@school.org").await;
+    for i in 0..7 {
+        // Equal titles: the id breaks the tie, so no lesson is skipped or listed twice.
+        store.create_lesson(owner, &lesson(&format!("T{}", i % 3), i)).await.unwrap();
+    }
+    for order in [LessonOrder::Updated, LessonOrder::Title] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<LessonCursor> = None;
+        loop {
+            let page = store.list_lessons(owner, order, cursor.as_ref(), 3).await.unwrap();
+            let Some(last) = page.last() else { break };
+            cursor = Some(match order {
+                LessonOrder::Updated => LessonCursor::Updated { version: last.updated, id: last.id },
+                LessonOrder::Title => LessonCursor::Title { title_key: last.title_key.clone(), id: last.id },
+            });
+            seen.extend(page.iter().map(|s| (s.title_key.clone(), s.updated, s.id)));
+        }
+        assert_eq!(seen.len(), 7, "{order:?}");
+        let mut sorted = seen.clone();
+        match order {
+            LessonOrder::Updated => sorted.sort_by(|a, b| (b.1, b.2).cmp(&(a.1, a.2))),
+            LessonOrder::Title => sorted.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2))),
+        }
+        assert_eq!(seen, sorted, "{order:?}");
+    }
+}
+
+async fn deletion_is_a_tombstone(store: &dyn Store) {
+    let owner = account(store, "d@school.org").await;
+    let l = store.create_lesson(owner, &lesson("Gone", 1)).await.unwrap();
+    store.delete_lesson(owner, l.id).await.unwrap();
+    assert!(matches!(store.lesson(owner, l.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.delete_lesson(owner, l.id).await, Err(StoreError::NotFound)));
+    let listed = store.list_lessons(owner, LessonOrder::Title, None, 10).await.unwrap();
+    assert!(listed.is_empty());
+}
+
+async fn migrating_twice_applies_nothing(store: &dyn Store) {
+    assert!(store.migrate().await.unwrap().is_empty());
+    store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_sqlite_schema_follows_the_replication_rules() {
+    let (_store, dir) = sqlite().await;
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let tables: Vec<String> = sqlx::query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+         AND name NOT IN ('schema_migration', 'local_node') ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get("name"))
+    .collect();
+    let mut expected: Vec<String> = REPLICATED.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(tables, expected, "every replicated table is guarded by this suite");
+    for table in &tables {
+        let unique: Vec<String> = sqlx::query(&format!(
+            "SELECT name FROM pragma_index_list('{table}') WHERE \"unique\" = 1 AND origin != 'pk'"
+        ))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get("name"))
+        .collect();
+        assert!(unique.is_empty(), "{table} has UNIQUE indexes {unique:?}");
+        let sql: String = sqlx::query("SELECT sql FROM sqlite_master WHERE name = ?")
+            .bind(table)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get("sql");
+        assert!(!sql.to_uppercase().contains("AUTOINCREMENT"), "{table} uses a sequence");
+    }
+}
