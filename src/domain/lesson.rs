@@ -69,11 +69,12 @@ pub struct Slide {
 
 /// A slide as a client sends it. Every field is optional here so that a missing or wrong
 /// field is reported with its path instead of failing the whole request at once.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+/// (Its OpenAPI schema, one variant per kind, is written by hand in `http::lessons`.)
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct SlideInput {
-    /// Omit for a new slide: the server assigns one.
+    /// Omit (or send empty) for a new slide: the server assigns one.
     #[serde(default)]
-    pub id: Option<Uuid>,
+    pub id: Option<String>,
     /// One of `text`, `image`, `video`, `question`, `timer`.
     pub kind: String,
     #[serde(default)]
@@ -86,8 +87,9 @@ pub struct SlideInput {
     pub media: Option<String>,
     #[serde(default)]
     pub answer: Option<String>,
+    /// A JSON number: `60` and `60.0` are the same number to most clients.
     #[serde(default)]
-    pub seconds: Option<i64>,
+    pub seconds: Option<f64>,
 }
 
 /// The content of one lesson revision.
@@ -179,17 +181,32 @@ fn parse_slide(errors: &mut ValidationError, path: &str, input: SlideInput) -> O
             answer = Some(a);
         }
         SlideKind::Timer => match input.seconds {
-            Some(s) if (1..=i64::from(TIMER_SECONDS_MAX)).contains(&s) => seconds = Some(s as u32),
+            Some(s) if s.fract() == 0.0 && (1.0..=f64::from(TIMER_SECONDS_MAX)).contains(&s) => {
+                seconds = Some(s as u32)
+            }
             Some(_) => errors.add(
                 &field("seconds"),
-                format!("A timer runs from 1 to {TIMER_SECONDS_MAX} seconds."),
+                format!(
+                    "A timer runs for a whole number of seconds from 1 to {TIMER_SECONDS_MAX}."
+                ),
             ),
             None => errors.add(&field("seconds"), "Set how many seconds the timer runs."),
         },
         SlideKind::Text => {}
     }
+    let id = match input.id.as_deref().map(str::trim) {
+        None | Some("") => Some(Uuid::now_v7()),
+        Some(raw) => Uuid::parse_str(raw)
+            .map_err(|_| {
+                errors.add(
+                    &field("id"),
+                    "A slide id is a UUID; omit it for a new slide.",
+                )
+            })
+            .ok(),
+    };
     (errors.fields.len() == before).then(|| Slide {
-        id: input.id.unwrap_or_else(Uuid::now_v7),
+        id: id.unwrap_or_default(),
         kind,
         title,
         body,
@@ -222,7 +239,7 @@ mod tests {
             "  Fractions ",
             vec![
                 SlideInput {
-                    id: Some(keep),
+                    id: Some(keep.to_string()),
                     ..slide("text")
                 },
                 SlideInput {
@@ -230,7 +247,7 @@ mod tests {
                     ..slide("question")
                 },
                 SlideInput {
-                    seconds: Some(60),
+                    seconds: Some(60.0),
                     ..slide("timer")
                 },
             ],
@@ -250,7 +267,7 @@ mod tests {
                 slide("poem"),
                 slide("question"),
                 SlideInput {
-                    seconds: Some(0),
+                    seconds: Some(0.5),
                     ..slide("timer")
                 },
                 SlideInput {
@@ -279,7 +296,7 @@ mod tests {
             "T",
             vec![SlideInput {
                 answer: Some("x".into()),
-                seconds: Some(5),
+                seconds: Some(5.0),
                 ..slide("text")
             }],
         )
@@ -290,12 +307,12 @@ mod tests {
 
     #[test]
     fn duplicate_slide_ids_are_refused() {
-        let id = Some(Uuid::now_v7());
+        let id = Some(Uuid::now_v7().to_string());
         let err = LessonContent::parse(
             "T",
             vec![
                 SlideInput {
-                    id,
+                    id: id.clone(),
                     ..slide("text")
                 },
                 SlideInput {

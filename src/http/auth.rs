@@ -24,15 +24,26 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@.\x00-\x1f\x7f-\x9f]+(\.[^\s@.\x00-\x1f\x7f-\x9f]+)+$"
+    )]
     email: String,
+    /// Shown to the teacher and, later, on the boards they control.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
-    /// At least 8 and at most 256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     password: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@.\x00-\x1f\x7f-\x9f]+(\.[^\s@.\x00-\x1f\x7f-\x9f]+)+$"
+    )]
     email: String,
+    #[schema(min_length = 1, max_length = 256)]
     password: String,
 }
 

@@ -158,8 +158,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// `If-Match: "<version>"`. `None` when absent or `*` (no precondition); a value that is not
-/// a version can match nothing, so it is kept as the nil id and fails the check.
+/// `If-Match: "<version>"`. `None` when absent or `*` (no precondition); anything but a
+/// quoted version (as sent in `ETag`) is a 400, so a client bug is not mistaken for a conflict.
 pub struct IfMatch(pub Option<Uuid>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
@@ -173,7 +173,15 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         if raw == "*" {
             return Ok(IfMatch(None));
         }
-        let tag = raw.trim_start_matches("W/").trim_matches('"');
-        Ok(IfMatch(Some(Uuid::parse_str(tag).unwrap_or(Uuid::nil()))))
+        raw.strip_prefix('"')
+            .and_then(|r| r.strip_suffix('"'))
+            .and_then(|tag| Uuid::parse_str(tag).ok())
+            .map(|v| IfMatch(Some(v)))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_if_match",
+                    "If-Match must be the lesson's version in quotes, exactly as sent in its ETag.",
+                )
+            })
     }
 }

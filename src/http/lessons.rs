@@ -10,6 +10,10 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,12 +41,119 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A lesson as sent by a client.
 #[derive(Deserialize, ToSchema)]
 pub struct LessonBody {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     title: String,
     /// At most 500; order is presentation order.
     #[serde(default)]
+    #[schema(max_items = 500)]
     slides: Vec<SlideInput>,
 }
+
+/// One variant per slide kind, so that the document says which fields each kind needs.
+/// Fields of other kinds are accepted and dropped, so every variant lists them all.
+impl utoipa::PartialSchema for SlideInput {
+    fn schema() -> RefOr<Schema> {
+        use crate::domain::lesson::{
+            ANSWER_MAX, BODY_MAX, NOTES_MAX, TIMER_SECONDS_MAX, TITLE_MAX,
+        };
+        // Optional fields may also be sent as null, which means absent.
+        let optional = |t: Type| SchemaType::from_iter([t, Type::Null]);
+        let text = |max: usize| {
+            ObjectBuilder::new()
+                .schema_type(optional(Type::String))
+                .max_length(Some(max))
+        };
+        let variant = |kind: &str, description: &str| {
+            ObjectBuilder::new()
+                .description(Some(description))
+                .property(
+                    "id",
+                    ObjectBuilder::new()
+                        .schema_type(optional(Type::String))
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                        .description(Some("Omit for a new slide; the server assigns one.")),
+                )
+                .property(
+                    "kind",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([kind])),
+                )
+                .required("kind")
+                .property("title", text(TITLE_MAX))
+                .property(
+                    "body",
+                    text(BODY_MAX).description(Some("Markdown shown on the board.")),
+                )
+                .property(
+                    "notes",
+                    text(NOTES_MAX).description(Some("Speaker notes, never shown on the board.")),
+                )
+                .property(
+                    "media",
+                    ObjectBuilder::new()
+                        .schema_type(optional(Type::String))
+                        .description(Some("Image and video slides only.")),
+                )
+                .property(
+                    "answer",
+                    ObjectBuilder::new()
+                        .schema_type(optional(Type::String))
+                        .description(Some("Question slides only.")),
+                )
+                .property(
+                    "seconds",
+                    ObjectBuilder::new()
+                        .schema_type(optional(Type::Number))
+                        .description(Some("Timer slides only.")),
+                )
+        };
+        let media = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9a-fA-F]{64}$"))
+                .description(Some("SHA-256 (hex) of the uploaded file."))
+        };
+        OneOfBuilder::new()
+            .item(variant("text", "Text: a title and Markdown."))
+            .item(
+                variant("image", "An image.")
+                    .property("media", media())
+                    .required("media"),
+            )
+            .item(
+                variant("video", "A video.")
+                    .property("media", media())
+                    .required("media"),
+            )
+            .item(
+                variant("question", "A question whose answer the teacher reveals.")
+                    .property(
+                        "answer",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .max_length(Some(ANSWER_MAX))
+                            .pattern(Some("\\S")),
+                    )
+                    .required("answer"),
+            )
+            .item(
+                variant("timer", "A countdown.")
+                    .property(
+                        "seconds",
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1))
+                            .maximum(Some(TIMER_SECONDS_MAX)),
+                    )
+                    .required("seconds"),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for SlideInput {}
 
 impl LessonBody {
     fn parse(self) -> Result<LessonContent, ValidationError> {
@@ -95,12 +206,24 @@ pub struct LessonList {
     next_cursor: Option<String>,
 }
 
+/// The orderings the list offers (documentation only: the handler parses the raw string so
+/// that a wrong value is reported in the error envelope).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ListOrder {
+    Updated,
+    Title,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1 to 100; default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// `updated` (newest first, the default) or `title` (A to Z).
+    #[param(value_type = Option<ListOrder>)]
     order: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -127,7 +250,7 @@ async fn list_lessons(
         )
     })?;
     let mut errors = ValidationError::default();
-    let limit = match params.limit.as_deref() {
+    let limit = match params.limit.as_deref().filter(|l| !l.is_empty()) {
         None => PAGE_DEFAULT,
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
@@ -138,7 +261,7 @@ async fn list_lessons(
         },
     };
     let order = match params.order.as_deref() {
-        None | Some("updated") => LessonOrder::Updated,
+        None | Some("") | Some("updated") => LessonOrder::Updated,
         Some("title") => LessonOrder::Title,
         Some(_) => {
             errors.add("order", "Use `updated` or `title`.");
@@ -268,12 +391,13 @@ async fn get_lesson(
 #[utoipa::path(put, path = "/api/lessons/{id}", tag = "lessons", security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Lesson id"),
-        ("If-Match" = Option<String>, Header, description = "The version this edit is based on, quoted"),
+        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|"[0-9a-fA-F-]{36}")$"#,
+            description = "The version this edit is based on, quoted, as in the ETag"),
     ),
     request_body = LessonBody,
     responses(
         (status = 200, description = "Saved; `ETag` holds the new version", body = Lesson),
-        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 400, description = "Malformed JSON, id or If-Match", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such lesson of yours", body = ErrorBody),
         (status = 412, description = "The lesson changed since `If-Match`", body = ErrorBody),

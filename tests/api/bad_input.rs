@@ -268,3 +268,30 @@ async fn unknown_routes_and_methods_answer_in_the_envelope() {
         .unwrap();
     expect_error(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
 }
+
+#[tokio::test]
+async fn a_malformed_if_match_is_a_400_not_a_conflict() {
+    let app = spawn_app().await;
+    let t = app.register("t@school.org").await;
+    let lesson = app.create_lesson(&t, json!({"title": "Keep"})).await;
+    let id = lesson["id"].as_str().unwrap();
+    for tag in ["null", "abc", lesson["version"].as_str().unwrap()] {
+        let res = app
+            .as_teacher(Method::PUT, &format!("/api/lessons/{id}"), &t)
+            .header("if-match", tag)
+            .json(&json!({"title": "Changed"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, StatusCode::BAD_REQUEST, "invalid_if_match").await;
+    }
+    let now: Value = app
+        .as_teacher(Method::GET, &format!("/api/lessons/{id}"), &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["title"], "Keep");
+}

@@ -96,7 +96,11 @@ async fn an_address_is_owned_by_its_first_registration(store: &dyn Store) {
     assert_eq!(record.account.id, id);
     assert_eq!(record.account.email, "Ann@School.org");
     assert_eq!(record.password_hash, "$argon2id$fake");
-    assert!(store.login_record("bob@school.org").await.unwrap().is_none());
+    assert!(store
+        .login_record("bob@school.org")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn sessions_end_by_expiry_revocation_password_change_and_disabling(store: &dyn Store) {
@@ -108,7 +112,10 @@ async fn sessions_end_by_expiry_revocation_password_change_and_disabling(store: 
     };
     let s1 = store.create_session(open("h1", 2_000)).await.unwrap();
     assert_eq!(store.session("h1", 1_999).await.unwrap().unwrap().id, s1);
-    assert!(store.session("h1", 2_000).await.unwrap().is_none(), "expired");
+    assert!(
+        store.session("h1", 2_000).await.unwrap().is_none(),
+        "expired"
+    );
 
     store.create_session(open("h2", i64::MAX)).await.unwrap();
     let s2 = store.session("h2", 0).await.unwrap().unwrap().id;
@@ -117,18 +124,35 @@ async fn sessions_end_by_expiry_revocation_password_change_and_disabling(store: 
 
     store.create_session(open("h3", i64::MAX)).await.unwrap();
     store.set_password(id, "$argon2id$new").await.unwrap();
-    assert!(store.session("h3", 0).await.unwrap().is_none(), "older than the password");
+    assert!(
+        store.session("h3", 0).await.unwrap().is_none(),
+        "older than the password"
+    );
     store.create_session(open("h4", i64::MAX)).await.unwrap();
     assert!(store.session("h4", 0).await.unwrap().is_some());
     assert_eq!(
-        store.login_record("s@school.org").await.unwrap().unwrap().password_hash,
+        store
+            .login_record("s@school.org")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
         "$argon2id$new"
     );
 
     assert!(store.set_account_disabled(id, true).await.unwrap().disabled);
     assert!(store.session("h4", 0).await.unwrap().is_none(), "disabled");
-    assert!(!store.set_account_disabled(id, false).await.unwrap().disabled);
-    assert!(store.session("h4", 0).await.unwrap().is_some(), "enabled again");
+    assert!(
+        !store
+            .set_account_disabled(id, false)
+            .await
+            .unwrap()
+            .disabled
+    );
+    assert!(
+        store.session("h4", 0).await.unwrap().is_some(),
+        "enabled again"
+    );
 }
 
 async fn edits_are_new_revisions_and_stale_edits_conflict(store: &dyn Store) {
@@ -147,27 +171,50 @@ async fn edits_are_new_revisions_and_stale_edits_conflict(store: &dyn Store) {
     let stale = store
         .save_lesson(owner, v1.id, edit(Some(v1.revision), lesson("Lost", 0)))
         .await;
-    assert!(matches!(stale, Err(StoreError::VersionConflict { current }) if current == v2.revision));
-    assert_eq!(store.lesson(owner, v1.id).await.unwrap().content.title, "Two");
+    assert!(
+        matches!(stale, Err(StoreError::VersionConflict { current }) if current == v2.revision)
+    );
+    assert_eq!(
+        store.lesson(owner, v1.id).await.unwrap().content.title,
+        "Two"
+    );
     let history = store.revisions(owner, v1.id).await.unwrap();
     let titles: Vec<_> = history.iter().map(|r| r.title.as_str()).collect();
     assert_eq!(titles, ["Two", "One"]);
-    assert_eq!(store.revision(owner, v1.id, v1.revision).await.unwrap(), v1.content);
+    assert_eq!(
+        store.revision(owner, v1.id, v1.revision).await.unwrap(),
+        v1.content
+    );
 }
 
 async fn lessons_are_invisible_to_other_owners(store: &dyn Store) {
     let owner = account(store, "mine@school.org").await;
     let other = account(store, "theirs@school.org").await;
-    let l = store.create_lesson(owner, &lesson("Mine", 0)).await.unwrap();
+    let l = store
+        .create_lesson(owner, &lesson("Mine", 0))
+        .await
+        .unwrap();
     let edit = LessonEdit {
         expected: None,
         content: lesson("Theirs", 0),
         restored_from: None,
     };
-    assert!(matches!(store.lesson(other, l.id).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.save_lesson(other, l.id, edit).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.delete_lesson(other, l.id).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.revisions(other, l.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.lesson(other, l.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.save_lesson(other, l.id, edit).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_lesson(other, l.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.revisions(other, l.id).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(matches!(
         store.revision(other, l.id, l.revision).await,
         Err(StoreError::NotFound)
@@ -183,24 +230,36 @@ async fn listing_pages_without_gaps_or_repeats(store: &dyn Store) {
     let owner = account(store, "p@school.org").await;
     for i in 0..7 {
         // Equal titles: the id breaks the tie, so no lesson is skipped or listed twice.
-        store.create_lesson(owner, &lesson(&format!("T{}", i % 3), i)).await.unwrap();
+        store
+            .create_lesson(owner, &lesson(&format!("T{}", i % 3), i))
+            .await
+            .unwrap();
     }
     for order in [LessonOrder::Updated, LessonOrder::Title] {
         let mut seen = Vec::new();
         let mut cursor: Option<LessonCursor> = None;
         loop {
-            let page = store.list_lessons(owner, order, cursor.as_ref(), 3).await.unwrap();
+            let page = store
+                .list_lessons(owner, order, cursor.as_ref(), 3)
+                .await
+                .unwrap();
             let Some(last) = page.last() else { break };
             cursor = Some(match order {
-                LessonOrder::Updated => LessonCursor::Updated { version: last.updated, id: last.id },
-                LessonOrder::Title => LessonCursor::Title { title_key: last.title_key.clone(), id: last.id },
+                LessonOrder::Updated => LessonCursor::Updated {
+                    version: last.updated,
+                    id: last.id,
+                },
+                LessonOrder::Title => LessonCursor::Title {
+                    title_key: last.title_key.clone(),
+                    id: last.id,
+                },
             });
             seen.extend(page.iter().map(|s| (s.title_key.clone(), s.updated, s.id)));
         }
         assert_eq!(seen.len(), 7, "{order:?}");
         let mut sorted = seen.clone();
         match order {
-            LessonOrder::Updated => sorted.sort_by(|a, b| (b.1, b.2).cmp(&(a.1, a.2))),
+            LessonOrder::Updated => sorted.sort_by_key(|s| std::cmp::Reverse((s.1, s.2))),
             LessonOrder::Title => sorted.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2))),
         }
         assert_eq!(seen, sorted, "{order:?}");
@@ -209,11 +268,23 @@ async fn listing_pages_without_gaps_or_repeats(store: &dyn Store) {
 
 async fn deletion_is_a_tombstone(store: &dyn Store) {
     let owner = account(store, "d@school.org").await;
-    let l = store.create_lesson(owner, &lesson("Gone", 1)).await.unwrap();
+    let l = store
+        .create_lesson(owner, &lesson("Gone", 1))
+        .await
+        .unwrap();
     store.delete_lesson(owner, l.id).await.unwrap();
-    assert!(matches!(store.lesson(owner, l.id).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.delete_lesson(owner, l.id).await, Err(StoreError::NotFound)));
-    let listed = store.list_lessons(owner, LessonOrder::Title, None, 10).await.unwrap();
+    assert!(matches!(
+        store.lesson(owner, l.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_lesson(owner, l.id).await,
+        Err(StoreError::NotFound)
+    ));
+    let listed = store
+        .list_lessons(owner, LessonOrder::Title, None, 10)
+        .await
+        .unwrap();
     assert!(listed.is_empty());
 }
 
@@ -239,7 +310,10 @@ async fn the_sqlite_schema_follows_the_replication_rules() {
     .collect();
     let mut expected: Vec<String> = REPLICATED.iter().map(|s| s.to_string()).collect();
     expected.sort();
-    assert_eq!(tables, expected, "every replicated table is guarded by this suite");
+    assert_eq!(
+        tables, expected,
+        "every replicated table is guarded by this suite"
+    );
     for table in &tables {
         let unique: Vec<String> = sqlx::query(&format!(
             "SELECT name FROM pragma_index_list('{table}') WHERE \"unique\" = 1 AND origin != 'pk'"
@@ -257,6 +331,9 @@ async fn the_sqlite_schema_follows_the_replication_rules() {
             .await
             .unwrap()
             .get("sql");
-        assert!(!sql.to_uppercase().contains("AUTOINCREMENT"), "{table} uses a sequence");
+        assert!(
+            !sql.to_uppercase().contains("AUTOINCREMENT"),
+            "{table} uses a sequence"
+        );
     }
 }

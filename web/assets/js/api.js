@@ -9,7 +9,7 @@
 // - Session: bearer token in localStorage, renewed from response headers, and a
 //   redirect to /login on 401.
 
-import { t } from './i18n.js';
+import { has, t } from './i18n.js';
 
 export const SESSION_KEY = 'classcast.session';
 const DEFAULT_CONFIG = { api_hosts: [''], request_timeout_ms: 10000 };
@@ -107,7 +107,7 @@ function setOffline(offline) {
     offlineEl.dataset.i18n = 'status.offline'; // re-translated on language change
     document.body.append(offlineEl);
   }
-  offlineEl.textContent = t('status.offline');
+  offlineEl.textContent = has('status.offline') ? t('status.offline') : 'Offline — retrying';
   offlineEl.hidden = !offline;
 }
 
@@ -167,6 +167,7 @@ export async function request(method, path, options = {}) {
     redirectOn401 = auth,
     retry = method === 'GET',
   } = options;
+  if (auth && redirectOn401 && !getSession()) return goToLogin(); // no need to ask the server
   const cfg = await loadConfig();
   const timeout = Number(cfg.request_timeout_ms) > 0 ? Number(cfg.request_timeout_ms) : 10000;
 
@@ -212,17 +213,19 @@ export async function request(method, path, options = {}) {
       setOffline(false);
       if (res.ok) return { status: res.status, headers: res.headers, body: data };
 
-      if (res.status === 401 && redirectOn401) {
-        clearSession();
-        location.assign(loginUrl());
-        return new Promise(() => {}); // the page is going away; keep callers from reacting
-      }
+      if (res.status === 401 && redirectOn401) return goToLogin();
       throw new ApiError(res.status, data?.error, res.headers);
     }
 
     setOffline(true);
     await sleep(backoffDelay(attempt, retryAfter));
   }
+}
+
+function goToLogin() {
+  clearSession();
+  location.assign(loginUrl());
+  return new Promise(() => {}); // the page is going away; keep callers from reacting
 }
 
 function quoteEtag(version) {

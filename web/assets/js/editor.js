@@ -3,7 +3,7 @@
 
 import { api } from './api.js';
 import { formatDateTime } from './i18n.js';
-import { $, announce, clearFieldErrors, confirmDialog, errorText, h, initPage, setBusy, setFieldError, t } from './ui.js';
+import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, initPage, setBusy, setFieldError, t } from './ui.js';
 
 const MAX_SLIDES = 500;
 const MEDIA_KINDS = ['image', 'video'];
@@ -430,11 +430,11 @@ function showValidationErrors(err, sentKeys) {
   const general = [];
   for (const [name, message] of Object.entries(err.fields)) {
     const match = /^slides\[(\d+)\](?:\.(\w+))?$/.exec(name);
-    if (name === 'title') errors.title = message;
+    if (name === 'title') errors.title = fieldMessage('title', message);
     else if (match && sentKeys[match[1]]) {
       const key = sentKeys[match[1]];
       const slideErrors = errors.slides.get(key) ?? {};
-      slideErrors[match[2] ?? '_'] = message;
+      slideErrors[match[2] ?? '_'] = match[2] ? fieldMessage('slide.' + match[2], message) : message;
       errors.slides.set(key, slideErrors);
     } else general.push(message);
   }

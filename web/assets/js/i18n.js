@@ -77,7 +77,7 @@ export async function setLanguage(code) {
 }
 
 export function has(key) {
-  return key in dict || key in fallbackDict;
+  return lookup(key) != null || lookup(key + '.other') != null; // plain or plural
 }
 
 /**
@@ -115,9 +115,11 @@ function argsOf(el) {
   }
 }
 
+// Elements whose key is missing keep the text they have (the English in the HTML),
+// which also keeps pages readable if the dictionary could not be loaded.
 export function translate(root = document) {
   for (const el of root.querySelectorAll('[data-i18n]')) {
-    el.textContent = t(el.dataset.i18n, argsOf(el));
+    if (has(el.dataset.i18n)) el.textContent = t(el.dataset.i18n, argsOf(el));
   }
   const attrs = [
     ['data-i18n-placeholder', 'placeholder'],
@@ -126,7 +128,8 @@ export function translate(root = document) {
   ];
   for (const [source, target] of attrs) {
     for (const el of root.querySelectorAll(`[${source}]`)) {
-      el.setAttribute(target, t(el.getAttribute(source), argsOf(el)));
+      const key = el.getAttribute(source);
+      if (has(key)) el.setAttribute(target, t(key, argsOf(el)));
     }
   }
   for (const el of root.querySelectorAll('time[data-i18n-datetime]')) {

@@ -1,7 +1,7 @@
 // Sign in / create account.
 
 import { api, setSession } from './api.js';
-import { $, clearFieldErrors, errorText, initPage, safeNext, setBusy, setFieldError, t } from './ui.js';
+import { $, clearFieldErrors, errorText, fieldMessage, initPage, safeNext, setBusy, setFieldError, t } from './ui.js';
 
 const next = safeNext(new URLSearchParams(location.search).get('next'));
 
@@ -89,7 +89,8 @@ async function submit(form, path, payload) {
     return;
   } catch (err) {
     if (err.status === 422 && Object.keys(err.fields).length) {
-      showErrors(form, err.fields, null);
+      const fields = Object.fromEntries(Object.entries(err.fields).map(([k, v]) => [k, fieldMessage(k, v)]));
+      showErrors(form, fields, null);
     } else if (err.code === 'email_taken') {
       showErrors(form, { email: t('errors.email_taken') }, null);
     } else {

@@ -37,17 +37,19 @@ export const $ = (selector, root = document) => root.querySelector(selector);
 export async function initPage({ auth = true } = {}) {
   const me = auth ? api.get('/api/me').then((r) => r.body) : null;
   await initI18n();
+  renderHeader(null, auth); // brand and language now, even if /api/me is slow
+  if (!auth) return null;
   const account = await me;
-  renderHeader(account);
+  renderHeader(account, auth);
   return account;
 }
 
-function renderHeader(account) {
+function renderHeader(account, auth) {
   const header = $('[data-app-header]');
   if (!header) return;
   const brand = h(
     'a',
-    { class: 'brand', href: account ? '/lessons' : '/login' },
+    { class: 'brand', href: auth ? '/lessons' : '/login' },
     h('img', { src: new URL('../favicon.svg', import.meta.url).href, alt: '', width: 28, height: 28 }),
     h('span', { text: 'classcast' }),
   );
@@ -109,6 +111,15 @@ export function errorText(err) {
   if (has(key)) return t(key, { seconds: err.retryAfter });
   if (err?.status === 0) return t('errors.network_error');
   return err?.message || t('errors.unknown');
+}
+
+/**
+ * The message for a 422 field error: our translated rule for known fields (the server
+ * writes English), else the server's own text. `name` is e.g. "email" or "slide.answer".
+ */
+export function fieldMessage(name, serverMessage) {
+  const key = 'fieldErrors.' + name;
+  return has(key) ? t(key) : serverMessage;
 }
 
 /** Show an error message (or clear it with null) below a form control. */
