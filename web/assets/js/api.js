@@ -122,11 +122,13 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---- requests --------------------------------------------------------------
 
+/** Fetch and read the body, both under one timeout (a stalled body counts as a failure). */
 async function fetchWithTimeout(url, init, timeoutMs) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
-    return await fetch(url, { ...init, signal: controller.signal });
+    const res = await fetch(url, { ...init, signal: controller.signal });
+    return { res, data: await parseBody(res) };
   } finally {
     clearTimeout(timer);
   }
@@ -136,14 +138,11 @@ async function parseBody(res) {
   if (res.status === 204 || res.status === 205) return null;
   const text = await res.text();
   if (!text) return null;
-  if ((res.headers.get('Content-Type') || '').includes('json')) {
-    try {
-      return JSON.parse(text);
-    } catch {
-      return text;
-    }
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text; // e.g. an HTML error page from a proxy
   }
-  return text;
 }
 
 function storeRenewedToken(headers) {
@@ -181,9 +180,9 @@ export async function request(method, path, options = {}) {
       const session = auth ? getSession() : null;
       if (session) headers.Authorization = 'Bearer ' + session.token;
 
-      let res;
+      let res, data;
       try {
-        res = await fetchWithTimeout(
+        ({ res, data } = await fetchWithTimeout(
           hosts[index] + path,
           {
             method,
@@ -193,7 +192,7 @@ export async function request(method, path, options = {}) {
             cache: 'no-store',
           },
           timeout,
-        );
+        ));
       } catch {
         markFailed(index);
         if (!retry) throw new ApiError(0, { message: 'The server could not be reached.' });
@@ -201,7 +200,6 @@ export async function request(method, path, options = {}) {
       }
 
       storeRenewedToken(res.headers);
-      const data = await parseBody(res).catch(() => null);
 
       if (res.status >= 500) {
         markFailed(index);

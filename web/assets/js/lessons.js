@@ -142,6 +142,6 @@ sortSelect.addEventListener('change', () => {
   load({ reset: true });
 });
 // Dates, counts and labels are built here, so redraw them in the new language.
-document.addEventListener('languagechange', () => render());
+document.addEventListener('languagechange', () => status.hidden && render()); // not while loading
 
 load({ reset: true });
