@@ -9,11 +9,11 @@ async fn a_teacher_registers_logs_in_sees_themselves_and_logs_out() {
     let registered = app.register("Ann@School.org").await;
 
     let res = app
-        .request(Method::POST, "/api/auth/login")
-        .json(&json!({"email": "ann@school.org", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/auth/login",
+            &json!({"email": "ann@school.org", "password": "correct horse battery"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let login: Value = res.json().await.unwrap();
     let token = login["token"].as_str().unwrap().to_owned();
@@ -24,14 +24,7 @@ async fn a_teacher_registers_logs_in_sees_themselves_and_logs_out() {
         email: registered.email.clone(),
     };
 
-    let me: Value = app
-        .as_teacher(Method::GET, "/api/me", &teacher)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.get_json("/api/me", &teacher).await;
     assert_eq!(me["email"], "Ann@School.org");
     assert_eq!(me["name"], "Test Teacher");
 
@@ -66,11 +59,11 @@ async fn a_wrong_password_and_an_unknown_address_get_the_same_answer() {
     app.register("bob@school.org").await;
     for email in ["bob@school.org", "nobody@school.org"] {
         let res = app
-            .request(Method::POST, "/api/auth/login")
-            .json(&json!({"email": email, "password": "not the password"}))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                "/api/auth/login",
+                &json!({"email": email, "password": "not the password"}),
+            )
+            .await;
         expect_error(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     }
 }
@@ -80,13 +73,11 @@ async fn an_address_registers_once_whatever_its_case() {
     let app = spawn_app().await;
     app.register("carol@school.org").await;
     let res = app
-        .request(Method::POST, "/api/auth/register")
-        .json(
+        .post_json(
+            "/api/auth/register",
             &json!({"email": "CAROL@school.org", "name": "Other", "password": "another password"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     expect_error(res, StatusCode::CONFLICT, "email_taken").await;
 }
 
@@ -95,20 +86,20 @@ async fn registration_can_be_closed_or_limited_to_school_domains() {
     let closed =
         spawn_with(|c| c.registration = Some(classcast::config::Registration::Closed)).await;
     let res = closed
-        .request(Method::POST, "/api/auth/register")
-        .json(&json!({"email": "a@school.org", "name": "A", "password": "password123"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/auth/register",
+            &json!({"email": "a@school.org", "name": "A", "password": "password123"}),
+        )
+        .await;
     expect_error(res, StatusCode::FORBIDDEN, "registration_closed").await;
 
     let limited = spawn_with(|c| c.allowed_email_domains = vec!["School.org".into()]).await;
     let res = limited
-        .request(Method::POST, "/api/auth/register")
-        .json(&json!({"email": "a@gmail.com", "name": "A", "password": "password123"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/auth/register",
+            &json!({"email": "a@gmail.com", "name": "A", "password": "password123"}),
+        )
+        .await;
     expect_error(res, StatusCode::FORBIDDEN, "email_domain_not_allowed").await;
     limited.register("a@school.org").await;
 }
@@ -120,11 +111,11 @@ async fn repeated_failed_logins_are_refused_with_retry_after() {
     let mut refused = None;
     for attempt in 0..50 {
         let res = app
-            .request(Method::POST, "/api/auth/login")
-            .json(&json!({"email": "dave@school.org", "password": format!("guess {attempt}")}))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                "/api/auth/login",
+                &json!({"email": "dave@school.org", "password": format!("guess {attempt}")}),
+            )
+            .await;
         if res.status() == StatusCode::TOO_MANY_REQUESTS {
             refused = Some((attempt, res));
             break;
@@ -142,11 +133,11 @@ async fn repeated_failed_logins_are_refused_with_retry_after() {
     expect_error(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 
     let res = app
-        .request(Method::POST, "/api/auth/login")
-        .json(&json!({"email": "dave@school.org", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/auth/login",
+            &json!({"email": "dave@school.org", "password": "correct horse battery"}),
+        )
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::TOO_MANY_REQUESTS,

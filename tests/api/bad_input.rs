@@ -191,14 +191,7 @@ async fn an_id_that_is_not_a_uuid_is_a_400_naming_it() {
         let e = expect_error(res, StatusCode::BAD_REQUEST, "invalid_id").await;
         assert!(e["message"].as_str().unwrap().contains("UUID"));
     }
-    let now: Value = app
-        .as_teacher(Method::GET, &format!("/api/lessons/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: Value = app.get_json(&format!("/api/lessons/{id}"), &t).await;
     assert_eq!(now["version"], lesson["version"], "nothing was written");
 }
 
@@ -232,21 +225,21 @@ async fn bad_list_parameters_are_named() {
 async fn bad_registrations_name_every_field_and_create_nothing() {
     let app = spawn_app().await;
     let res = app
-        .request(Method::POST, "/api/auth/register")
-        .json(&json!({"email": "not-an-address", "name": "", "password": "short"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/auth/register",
+            &json!({"email": "not-an-address", "name": "", "password": "short"}),
+        )
+        .await;
     let e = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     for key in ["email", "name", "password"] {
         assert!(e["fields"].get(key).is_some(), "{key} in {e}");
     }
     let res = app
-        .request(Method::POST, "/api/auth/register")
-        .json(&json!({"email": "x@school.org", "name": "n".repeat(101), "password": "long enough"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/auth/register",
+            &json!({"email": "x@school.org", "name": "n".repeat(101), "password": "long enough"}),
+        )
+        .await;
     expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     // The address is still free: nothing was half-written.
     app.register("x@school.org").await;
@@ -285,13 +278,6 @@ async fn a_malformed_if_match_is_a_400_not_a_conflict() {
             .unwrap();
         expect_error(res, StatusCode::BAD_REQUEST, "invalid_if_match").await;
     }
-    let now: Value = app
-        .as_teacher(Method::GET, &format!("/api/lessons/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: Value = app.get_json(&format!("/api/lessons/{id}"), &t).await;
     assert_eq!(now["title"], "Keep");
 }

@@ -87,13 +87,27 @@ impl TestApp {
         self.request(method, path).bearer_auth(&teacher.token)
     }
 
-    pub async fn register(&self, email: &str) -> Teacher {
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.request(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GETs `path` as `teacher`, expecting a JSON answer.
+    pub async fn get_json(&self, path: &str, teacher: &Teacher) -> Value {
         let res = self
-            .request(Method::POST, "/api/auth/register")
-            .json(&json!({"email": email, "name": "Test Teacher", "password": "correct horse battery"}))
+            .as_teacher(Method::GET, path, teacher)
             .send()
             .await
             .unwrap();
+        assert!(res.status().is_success(), "GET {path}: {}", res.status());
+        res.json().await.unwrap()
+    }
+
+    pub async fn register(&self, email: &str) -> Teacher {
+        let res = self.post_json("/api/auth/register", &json!({"email": email, "name": "Test Teacher", "password": "correct horse battery"})).await;
         assert_eq!(res.status(), StatusCode::CREATED, "register {email}");
         let body: Value = res.json().await.unwrap();
         Teacher {
@@ -114,14 +128,7 @@ impl TestApp {
     }
 
     pub async fn lesson_count(&self, teacher: &Teacher) -> usize {
-        let page = self
-            .as_teacher(Method::GET, "/api/lessons?limit=100", teacher)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
+        let page = self.get_json("/api/lessons?limit=100", teacher).await;
         page["items"].as_array().unwrap().len()
     }
 }

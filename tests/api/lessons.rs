@@ -92,14 +92,7 @@ async fn the_list_pages_through_every_lesson_in_both_orders() {
     assert_eq!(walk("updated").await, newest_first);
 
     // Editing a lesson moves it to the front of "recently updated".
-    let page: Value = app
-        .as_teacher(Method::GET, "/api/lessons?order=title&limit=1", &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/lessons?order=title&limit=1", &t).await;
     let alpha = page["items"][0]["id"].as_str().unwrap();
     let res = app
         .as_teacher(Method::PUT, &format!("/api/lessons/{alpha}"), &t)
@@ -142,14 +135,7 @@ async fn a_stale_if_match_is_refused_and_writes_nothing() {
     let error = expect_error(res, StatusCode::PRECONDITION_FAILED, "version_conflict").await;
     assert_eq!(error["current_version"], v2["version"]);
 
-    let now: Value = app
-        .as_teacher(Method::GET, &format!("/api/lessons/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: Value = app.get_json(&format!("/api/lessons/{id}"), &t).await;
     assert_eq!(now["title"], "Plants (laptop)");
 
     // Based on the current version, the phone's save goes through; without If-Match too.
@@ -191,13 +177,8 @@ async fn every_edit_is_kept_and_an_old_version_can_be_restored() {
         .unwrap();
 
     let revisions: Value = app
-        .as_teacher(Method::GET, &format!("/api/lessons/{id}/revisions"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/lessons/{id}/revisions"), &t)
+        .await;
     let items = revisions["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["title"], "Volcanoes v2");
@@ -228,13 +209,8 @@ async fn every_edit_is_kept_and_an_old_version_can_be_restored() {
     );
 
     let revisions: Value = app
-        .as_teacher(Method::GET, &format!("/api/lessons/{id}/revisions"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/lessons/{id}/revisions"), &t)
+        .await;
     assert_eq!(revisions["items"].as_array().unwrap().len(), 3);
     assert_eq!(revisions["items"][0]["restored_from"], v1["version"]);
 
