@@ -5,11 +5,12 @@
 //! - [`config`]: defaults < file < `CLASSCAST_*` environment < flags.
 //! - [`server`]: builds the state and serves the router; the entry point tests share.
 //! - [`http`]: routes, extractors and the one error type; thin handlers.
+//! - [`live`]: boards, pairing, commands and the live channel (WebSocket and SSE).
 //! - [`auth`]: accounts, sessions, password hashing and login rate limits.
 //! - [`store`]: the storage trait and its SQLite implementation (insert-only rows).
 //! - [`domain`]: validated types and pure rules; knows no HTTP, SQL or sockets.
 //!
-//! Dependencies point down that list only: `http` uses `auth`, `store` and `domain`;
+//! Dependencies point down that list only: `http` and `live` use `auth`, `store` and `domain`;
 //! `store` uses `domain`; `domain` uses none of them.
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod live;
 pub mod server;
 pub mod store;
 

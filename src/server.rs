@@ -17,6 +17,7 @@ use crate::config::{Config, Registration};
 use crate::domain::hlc::Hlc;
 use crate::error_chain;
 use crate::http::{self, ops::ClientConfig, pages::Pages, AppState};
+use crate::live::Live;
 use crate::store::{self, OpenError, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +90,7 @@ pub async fn serve(
         tracing::info!(migrations = ?applied, "applied migrations");
     }
     let accounts = Arc::new(accounts(&config, store.clone()));
+    let live = Arc::new(Live::new(store.clone()));
     let state = AppState {
         store,
         accounts: accounts.clone(),
@@ -97,6 +99,7 @@ pub async fn serve(
             request_timeout_ms: config.request_timeout_ms,
         }),
         pages: Arc::new(Pages::load()),
+        live: live.clone(),
         config: Arc::new(config),
     };
     let chores = tokio::spawn(async move {
@@ -104,6 +107,7 @@ pub async fn serve(
         loop {
             tick.tick().await;
             accounts.prune_limits();
+            live.prune_limits();
         }
     });
     let app = http::app(state);

@@ -5,8 +5,10 @@
 //! the program never holds an invalid one.
 
 pub mod account;
+pub mod board;
 pub mod hlc;
 pub mod lesson;
+pub mod markdown;
 
 use std::collections::BTreeMap;
 

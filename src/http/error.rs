@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::auth::AuthError;
 use crate::domain::ValidationError;
 use crate::error_chain;
+use crate::live::LiveError;
 use crate::store::StoreError;
 
 /// The body of every error response.
@@ -60,6 +61,9 @@ pub enum ApiError {
     /// 404: missing, or belonging to someone else; the two look the same on purpose.
     #[error("not found")]
     NotFound,
+    /// 404 with a more specific explanation (e.g. a pairing code nobody shows).
+    #[error("{message}")]
+    NotFoundBecause { code: &'static str, message: String },
     /// 405: the route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -125,6 +129,7 @@ impl ApiError {
                 "method_not_allowed",
                 "This address does not accept this method.".into(),
             ),
+            NotFoundBecause { code, message } => (StatusCode::NOT_FOUND, code, message.clone()),
             Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
             VersionConflict { .. } => (
                 StatusCode::PRECONDITION_FAILED,
@@ -270,6 +275,24 @@ impl From<AuthError> for ApiError {
             AuthError::Unauthenticated => ApiError::Unauthorized,
             AuthError::Store(e) => e.into(),
             AuthError::Hashing(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<LiveError> for ApiError {
+    fn from(e: LiveError) -> Self {
+        match e {
+            LiveError::Invalid(v) => ApiError::Validation(v),
+            LiveError::UnknownCode => ApiError::NotFoundBecause {
+                code: "unknown_code",
+                message: "No board shows this code. Check the digits on the board; a code \
+                          works once and for 10 minutes."
+                    .into(),
+            },
+            LiveError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            LiveError::NotFound => ApiError::NotFound,
+            LiveError::Command(c) => ApiError::bad_request("invalid_command", c.to_string()),
+            LiveError::Store(s) => s.into(),
         }
     }
 }

@@ -122,22 +122,44 @@ impl<const RENEW: bool> FromRequestParts<AppState> for Auth<RENEW> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty() && t.len() <= 128)
-            .ok_or(ApiError::Unauthorized)?;
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let auth = state.accounts.authenticate(token, RENEW).await?;
         if let (Some(renewed), Some(slot)) = (&auth.renewed, parts.extensions.get::<RenewalSlot>())
         {
             *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(renewed.clone());
         }
         Ok(Auth(auth))
+    }
+}
+
+/// The token of an `Authorization: Bearer` header, if there is a plausible one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty() && t.len() <= 128)
+}
+
+/// A board page, identified by its board token as a bearer token; 401 otherwise.
+pub struct BoardAuth(pub Uuid);
+
+impl FromRequestParts<AppState> for BoardAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        match state.live.board_for_token(token).await {
+            Ok(Some(board)) => Ok(BoardAuth(board)),
+            Ok(None) => Err(ApiError::Unauthorized),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

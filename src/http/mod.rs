@@ -7,6 +7,7 @@
 //! type, `extract` for extractors that speak the error envelope.
 
 pub mod auth;
+pub mod boards;
 pub mod error;
 pub mod extract;
 pub mod lessons;
@@ -48,6 +49,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub pages: Arc<pages::Pages>,
     pub client_config: Arc<ops::ClientConfig>,
+    pub live: Arc<crate::live::Live>,
 }
 
 #[derive(OpenApi)]
@@ -58,6 +60,8 @@ pub struct AppState {
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "lessons", description = "Lessons and their revisions"),
+        (name = "boards", description = "Board identities and pairing"),
+        (name = "live", description = "The live channel's fallback transport (the WebSocket is at /ws)"),
         (name = "operations", description = "Health and client configuration"),
     )
 )]
@@ -80,6 +84,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(lessons::router())
+        .merge(boards::router())
         .merge(ops::router())
         .split_for_parts()
 }
@@ -99,6 +104,7 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(doc) }
             }),
         )
+        .route("/ws", axum::routing::get(crate::live::ws::upgrade))
         .merge(pages::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -176,7 +182,10 @@ async fn session_renewal(mut req: Request, next: Next) -> Response {
 /// inline script or style, no framing.
 fn content_security_policy(config: &Config) -> HeaderValue {
     let mut connect = vec!["'self'".to_owned()];
-    connect.extend(config.api_hosts.iter().filter(|h| !h.is_empty()).cloned());
+    for host in config.api_hosts.iter().filter(|h| !h.is_empty()) {
+        connect.push(host.clone());
+        connect.push(host.replacen("http", "ws", 1));
+    }
     let policy = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
          media-src 'self' blob:; connect-src {}; object-src 'none'; base-uri 'none'; \

@@ -28,6 +28,9 @@ const PAGES: &[(&str, &str)] = &[
     ("/login", "login.html"),
     ("/lessons", "lessons.html"),
     ("/lessons/{id}", "editor.html"),
+    ("/board", "board.html"),
+    ("/teach", "teach.html"),
+    ("/diagnostics", "diagnostics.html"),
 ];
 
 /// A rendered response body with its validator.

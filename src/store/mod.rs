@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::domain::account::Email;
+use crate::domain::board::BoardState;
 use crate::domain::hlc::Version;
 use crate::domain::lesson::LessonContent;
 
@@ -126,6 +127,24 @@ pub struct LessonEdit {
     pub restored_from: Option<Uuid>,
 }
 
+/// A teacher's pairing with a board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardPairing {
+    pub board: Uuid,
+    /// The name this teacher gave the board.
+    pub name: String,
+    pub paired: Version,
+}
+
+/// A board's pairing code that is still usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveCode {
+    pub id: Uuid,
+    pub board: Uuid,
+    pub code: String,
+    pub expires_at_ms: i64,
+}
+
 /// Everything classcast keeps. One implementation per database engine; all pass one suite.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -182,6 +201,50 @@ pub trait Store: Send + Sync + 'static {
     /// The lesson's revisions, newest first.
     async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>>;
     async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent>;
+    /// A revision's content by its id alone: for a board already presenting it, whoever
+    /// steers the board may read on.
+    async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent>;
+
+    /// Creates a board identity with the hash of its secret token.
+    async fn create_board(&self, token_hash: &str) -> StoreResult<Uuid>;
+    async fn board_by_token(&self, token_hash: &str) -> StoreResult<Option<Uuid>>;
+    /// Gives a board a new pairing code; its previous code stops working.
+    async fn issue_code(
+        &self,
+        board: Uuid,
+        code: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<ActiveCode>;
+    /// The board's code, if it is unexpired at `now_ms`, unused, and not taken over by a newer
+    /// board that drew the same digits.
+    async fn current_code(&self, board: Uuid, now_ms: i64) -> StoreResult<Option<ActiveCode>>;
+    /// The usable code with these digits, if any.
+    async fn resolve_code(&self, code: &str, now_ms: i64) -> StoreResult<Option<ActiveCode>>;
+    /// Spends `code` and pairs its board to `account` under `name`. `NotFound` when the code
+    /// was spent meanwhile.
+    async fn pair_board(
+        &self,
+        account: Uuid,
+        code: &ActiveCode,
+        name: &str,
+    ) -> StoreResult<BoardPairing>;
+    async fn boards_of(&self, account: Uuid) -> StoreResult<Vec<BoardPairing>>;
+    async fn board_pairing(&self, account: Uuid, board: Uuid) -> StoreResult<BoardPairing>;
+    async fn rename_board(
+        &self,
+        account: Uuid,
+        board: Uuid,
+        name: &str,
+    ) -> StoreResult<BoardPairing>;
+    async fn unpair_board(&self, account: Uuid, board: Uuid) -> StoreResult<()>;
+    /// Names of the teachers currently paired with a board.
+    async fn board_teachers(&self, board: Uuid) -> StoreResult<Vec<String>>;
+    /// The board's newest state, with its version.
+    async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>>;
+    /// The board and version a command id produced, if it was applied already.
+    async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>>;
+    /// Stores a new state produced by `command`; returns its version (newer than any stored).
+    async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Version>;
 }
 
 /// Opens the store named by a database URL, creating an embedded database if needed.

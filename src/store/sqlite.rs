@@ -19,13 +19,20 @@ use sqlx::{Row, Sqlite, Transaction};
 use uuid::Uuid;
 
 use super::*;
+use crate::domain::board::BoardState;
 use crate::domain::hlc::{Hlc, Version};
 
 /// Embedded migrations, applied in order; a name once applied is never applied again.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        "0002_boards",
+        include_str!("migrations/sqlite/0002_boards.sql"),
+    ),
+];
 
 /// Local bookkeeping that is never replicated: which migrations ran, and this node's id.
 const BOOTSTRAP: &str = "
@@ -688,6 +695,336 @@ impl Store for SqliteStore {
             title: row.try_get("title")?,
             slides: slides_from(&row)?,
         })
+    }
+    async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
+        let row =
+            sqlx::query("SELECT title, slides FROM lesson_revision WHERE id = ? AND lesson_id = ?")
+                .bind(revision.to_string())
+                .bind(lesson.to_string())
+                .fetch_optional(&self.read)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        Ok(LessonContent {
+            title: row.try_get("title")?,
+            slides: slides_from(&row)?,
+        })
+    }
+
+    async fn create_board(&self, token_hash: &str) -> StoreResult<Uuid> {
+        let id = Uuid::now_v7();
+        sqlx::query("INSERT INTO board (id, token_hash, version, node) VALUES (?, ?, ?, ?)")
+            .bind(id.to_string())
+            .bind(token_hash)
+            .bind(self.hlc.next().0)
+            .bind(&self.node)
+            .execute(&self.write)
+            .await?;
+        Ok(id)
+    }
+
+    async fn board_by_token(&self, token_hash: &str) -> StoreResult<Option<Uuid>> {
+        let row =
+            sqlx::query("SELECT id FROM board WHERE token_hash = ? ORDER BY version, id LIMIT 1")
+                .bind(token_hash)
+                .fetch_optional(&self.read)
+                .await?;
+        row.map(|r| uuid(&r, "id")).transpose()
+    }
+
+    async fn issue_code(
+        &self,
+        board: Uuid,
+        code: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<ActiveCode> {
+        let mut tx = self.begin().await?;
+        let newest: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM board_code WHERE code = ? OR board_id = ?",
+        )
+        .bind(code)
+        .bind(board.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO board_code (id, board_id, code, expires_at, version, node) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(board.to_string())
+        .bind(code)
+        .bind(expires_at_ms)
+        .bind(self.hlc.next_after(Version(newest.unwrap_or(0))).0)
+        .bind(&self.node)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ActiveCode {
+            id,
+            board,
+            code: code.to_owned(),
+            expires_at_ms,
+        })
+    }
+
+    async fn current_code(&self, board: Uuid, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
+        self.usable_code(&self.read, "board_id", board.to_string(), now_ms)
+            .await
+    }
+
+    async fn resolve_code(&self, code: &str, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
+        self.usable_code(&self.read, "code", code.to_owned(), now_ms)
+            .await
+    }
+
+    async fn pair_board(
+        &self,
+        account: Uuid,
+        code: &ActiveCode,
+        name: &str,
+    ) -> StoreResult<BoardPairing> {
+        let mut tx = self.begin().await?;
+        let still = self
+            .usable_code(&mut *tx, "id", code.id.to_string(), 0)
+            .await?
+            .is_some();
+        if !still {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "INSERT INTO board_code_use (id, code_id, account_id, version, node) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(code.id.to_string())
+        .bind(account.to_string())
+        .bind(self.hlc.next().0)
+        .bind(&self.node)
+        .execute(&mut *tx)
+        .await?;
+        let paired = self
+            .insert_pairing(&mut tx, account, code.board, name, false)
+            .await?;
+        tx.commit().await?;
+        Ok(BoardPairing {
+            board: code.board,
+            name: name.to_owned(),
+            paired,
+        })
+    }
+
+    async fn boards_of(&self, account: Uuid) -> StoreResult<Vec<BoardPairing>> {
+        let sql = format!(
+            "SELECT bp.board_id, bp.name, bp.version FROM board_pairing bp
+             WHERE bp.account_id = ? AND {CURRENT_PAIRING} ORDER BY bp.name, bp.board_id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(account.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(pairing_from).collect()
+    }
+
+    async fn board_pairing(&self, account: Uuid, board: Uuid) -> StoreResult<BoardPairing> {
+        self.current_pairing(&self.read, account, board).await
+    }
+
+    async fn rename_board(
+        &self,
+        account: Uuid,
+        board: Uuid,
+        name: &str,
+    ) -> StoreResult<BoardPairing> {
+        let mut tx = self.begin().await?;
+        self.current_pairing(&mut *tx, account, board).await?;
+        let version = self
+            .insert_pairing(&mut tx, account, board, name, false)
+            .await?;
+        tx.commit().await?;
+        Ok(BoardPairing {
+            board,
+            name: name.to_owned(),
+            paired: version,
+        })
+    }
+
+    async fn unpair_board(&self, account: Uuid, board: Uuid) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        let current = self.current_pairing(&mut *tx, account, board).await?;
+        self.insert_pairing(&mut tx, account, board, &current.name, true)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn board_teachers(&self, board: Uuid) -> StoreResult<Vec<String>> {
+        let sql = format!(
+            "SELECT p.name FROM board_pairing bp JOIN account a ON a.id = bp.account_id {CURRENT_PROFILE}
+             WHERE bp.board_id = ? AND {CURRENT_PAIRING} ORDER BY bp.version"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(board.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+    }
+
+    async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>> {
+        let row = sqlx::query(
+            "SELECT state, version FROM board_state WHERE board_id = ? ORDER BY version DESC, id DESC LIMIT 1",
+        )
+        .bind(board.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let json: String = row.try_get("state")?;
+        let mut state: BoardState = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("board state: {e}")))?;
+        state.version = self.observed(row.try_get("version")?).0;
+        Ok(Some(state))
+    }
+
+    async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>> {
+        let row =
+            sqlx::query("SELECT board_id, version FROM board_state WHERE command_id = ? LIMIT 1")
+                .bind(command.to_string())
+                .fetch_optional(&self.read)
+                .await?;
+        row.map(|r| Ok((uuid(&r, "board_id")?, Version(r.try_get("version")?))))
+            .transpose()
+    }
+
+    async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Version> {
+        let json = serde_json::to_string(state)
+            .map_err(|e| StoreError::Corrupt(format!("board state: {e}")))?;
+        let mut tx = self.begin().await?;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM board_state WHERE board_id = ?")
+                .bind(state.board.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        sqlx::query(
+            "INSERT INTO board_state (id, board_id, command_id, state, version, node) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(state.board.to_string())
+        .bind(command.to_string())
+        .bind(json)
+        .bind(version.0)
+        .bind(&self.node)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+}
+
+/// The newest pairing row of (board `b`, account) joined as `bp`, not removed.
+const CURRENT_PAIRING: &str = "NOT EXISTS (SELECT 1 FROM board_pairing n
+    WHERE n.board_id = bp.board_id AND n.account_id = bp.account_id
+    AND (n.version, n.id) > (bp.version, bp.id)) AND bp.removed = 0";
+
+/// Code row `c` is usable: unexpired, unused, its board's newest code, and no newer board
+/// drew the same digits.
+const USABLE_CODE: &str = "c.expires_at > ?
+    AND NOT EXISTS (SELECT 1 FROM board_code_use u WHERE u.code_id = c.id)
+    AND NOT EXISTS (SELECT 1 FROM board_code n WHERE n.board_id = c.board_id
+        AND (n.version, n.id) > (c.version, c.id))
+    AND NOT EXISTS (SELECT 1 FROM board_code o WHERE o.code = c.code
+        AND (o.version, o.id) > (c.version, c.id))";
+
+fn pairing_from(row: &SqliteRow) -> StoreResult<BoardPairing> {
+    Ok(BoardPairing {
+        board: uuid(row, "board_id")?,
+        name: row.try_get("name")?,
+        paired: Version(row.try_get("version")?),
+    })
+}
+
+fn code_from(row: &SqliteRow) -> StoreResult<ActiveCode> {
+    Ok(ActiveCode {
+        id: uuid(row, "id")?,
+        board: uuid(row, "board_id")?,
+        code: row.try_get("code")?,
+        expires_at_ms: row.try_get("expires_at")?,
+    })
+}
+
+impl SqliteStore {
+    async fn insert_pairing(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        account: Uuid,
+        board: Uuid,
+        name: &str,
+        removed: bool,
+    ) -> StoreResult<Version> {
+        let newest: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM board_pairing WHERE board_id = ? AND account_id = ?",
+        )
+        .bind(board.to_string())
+        .bind(account.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        sqlx::query(
+            "INSERT INTO board_pairing (id, board_id, account_id, name, removed, version, node)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(board.to_string())
+        .bind(account.to_string())
+        .bind(name)
+        .bind(removed as i64)
+        .bind(version.0)
+        .bind(&self.node)
+        .execute(&mut **tx)
+        .await?;
+        Ok(version)
+    }
+
+    async fn current_pairing<'e, E>(
+        &self,
+        db: E,
+        account: Uuid,
+        board: Uuid,
+    ) -> StoreResult<BoardPairing>
+    where
+        E: sqlx::Executor<'e, Database = Sqlite>,
+    {
+        let sql = format!(
+            "SELECT bp.board_id, bp.name, bp.version FROM board_pairing bp
+             WHERE bp.board_id = ? AND bp.account_id = ? AND {CURRENT_PAIRING}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(board.to_string())
+            .bind(account.to_string())
+            .fetch_optional(db)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        pairing_from(&row)
+    }
+
+    async fn usable_code<'e, E>(
+        &self,
+        db: E,
+        filter: &str,
+        value: String,
+        now_ms: i64,
+    ) -> StoreResult<Option<ActiveCode>>
+    where
+        E: sqlx::Executor<'e, Database = Sqlite>,
+    {
+        let sql = format!(
+            "SELECT c.id, c.board_id, c.code, c.expires_at FROM board_code c
+             WHERE c.{filter} = ? AND {USABLE_CODE} ORDER BY c.version DESC, c.id DESC LIMIT 1"
+        );
+        sqlx::query(&sql)
+            .bind(value)
+            .bind(now_ms)
+            .fetch_optional(db)
+            .await?
+            .map(|row| code_from(&row))
+            .transpose()
     }
 }
 

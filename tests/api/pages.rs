@@ -148,7 +148,7 @@ async fn the_client_configuration_names_the_api_hosts_and_timeout() {
     );
     assert_eq!(config["request_timeout_ms"], 15_000);
     assert!(
-        csp.contains("connect-src 'self' https://a.example.org https://b.example.org"),
+        csp.contains("connect-src 'self' https://a.example.org wss://a.example.org https://b.example.org wss://b.example.org"),
         "{csp}"
     );
 }

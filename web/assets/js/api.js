@@ -81,6 +81,18 @@ function loadConfig() {
   return configPromise;
 }
 
+/**
+ * The API hosts and request timeout from /config.json, for clients that talk to the hosts
+ * themselves (the live channel in live.js). Hosts come in this client's shuffled order,
+ * starting with the one it currently uses, so both clients prefer the same healthy host.
+ * "" means the page's own origin.
+ */
+export async function apiConfig() {
+  const cfg = await loadConfig();
+  const timeout = Number(cfg.request_timeout_ms) > 0 ? Number(cfg.request_timeout_ms) : 10000;
+  return { hosts: [...hosts.slice(current), ...hosts.slice(0, current)], timeoutMs: timeout };
+}
+
 function shuffle(list) {
   for (let i = list.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -123,23 +135,23 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // ---- requests --------------------------------------------------------------
 
 /** Fetch and read the body, both under one timeout (a stalled body counts as a failure). */
-async function fetchWithTimeout(url, init, timeoutMs) {
+async function fetchWithTimeout(url, init, timeoutMs, decode) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
     const res = await fetch(url, { ...init, signal: controller.signal });
-    return { res, data: await parseBody(res) };
+    return { res, data: await parseBody(res, decode) };
   } finally {
     clearTimeout(timer);
   }
 }
 
-async function parseBody(res) {
+async function parseBody(res, decode = JSON.parse) {
   if (res.status === 204 || res.status === 205) return null;
   const text = await res.text();
   if (!text) return null;
   try {
-    return JSON.parse(text);
+    return decode(text);
   } catch {
     return text; // e.g. an HTML error page from a proxy
   }
@@ -157,16 +169,21 @@ function storeRenewedToken(headers) {
  *   auth        – send the bearer token (default true)
  *   redirectOn401 – clear the session and go to /login on 401 (default: same as auth)
  *   retry       – retry automatically across hosts and rounds (default: GET only)
+ *   token       – bearer token to send instead of the teacher's session (the board page's
+ *                 own token); a 401 is then reported, never redirected
+ *   decode      – parse the JSON body text yourself (e.g. to keep 64-bit versions exact)
  */
 export async function request(method, path, options = {}) {
   const {
     body,
     ifMatch,
+    token = null,
     auth = true,
-    redirectOn401 = auth,
+    redirectOn401 = auth && !token,
     retry = method === 'GET',
+    decode,
   } = options;
-  if (auth && redirectOn401 && !getSession()) return goToLogin(); // no need to ask the server
+  if (auth && redirectOn401 && !token && !getSession()) return goToLogin(); // no need to ask the server
   const cfg = await loadConfig();
   const timeout = Number(cfg.request_timeout_ms) > 0 ? Number(cfg.request_timeout_ms) : 10000;
 
@@ -177,7 +194,7 @@ export async function request(method, path, options = {}) {
       const headers = { Accept: 'application/json' };
       if (body !== undefined) headers['Content-Type'] = 'application/json';
       if (ifMatch != null) headers['If-Match'] = quoteEtag(ifMatch);
-      const session = auth ? getSession() : null;
+      const session = token ? { token } : auth ? getSession() : null;
       if (session) headers.Authorization = 'Bearer ' + session.token;
 
       let res, data;
@@ -192,6 +209,7 @@ export async function request(method, path, options = {}) {
             cache: 'no-store',
           },
           timeout,
+          decode,
         ));
       } catch {
         markFailed(index);
@@ -199,7 +217,7 @@ export async function request(method, path, options = {}) {
         continue;
       }
 
-      storeRenewedToken(res.headers);
+      if (!token) storeRenewedToken(res.headers); // renewals are for the teacher's session
 
       if (res.status >= 500) {
         markFailed(index);

@@ -1,0 +1,524 @@
+//! What a board shows, and how teacher commands change it.
+//!
+//! A board's state is a small document sent whole to every client (state, not deltas).
+//! [`apply`] is a pure function from (state, command, lesson, clock) to the next state; it is
+//! where every rule of presenting lives. Storing, versioning and fan-out are elsewhere.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::lesson::{LessonContent, Slide, SlideKind};
+use super::markdown::to_safe_html;
+
+/// The state of one board, as stored and as sent to clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoardState {
+    pub board: Uuid,
+    /// Set from the stored row; not part of the stored document.
+    #[serde(default)]
+    pub version: i64,
+    pub lesson: Option<PresentedLesson>,
+    pub slide_index: u32,
+    pub slide: Option<SlideView>,
+    pub blanked: bool,
+    pub revealed: bool,
+    pub timer: TimerState,
+    pub video: VideoState,
+    pub presenter: Option<Presenter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresentedLesson {
+    pub id: Uuid,
+    /// The revision being presented: edits made meanwhile show from the next `present`.
+    pub revision: Uuid,
+    pub title: String,
+    pub slide_count: u32,
+}
+
+/// A slide as the board may see it: rendered, without speaker notes, the answer only once
+/// revealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlideView {
+    pub id: Uuid,
+    pub kind: SlideKind,
+    pub title: String,
+    pub html: String,
+    pub media: Option<String>,
+    pub seconds: Option<u32>,
+    pub answer: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TimerState {
+    pub duration_ms: u64,
+    pub running: bool,
+    /// Server clock; set while running.
+    pub ends_at: Option<i64>,
+    /// What is left while paused.
+    pub remaining_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VideoState {
+    pub playing: bool,
+    pub position_ms: u64,
+    /// Server clock when playback (re)started at `position_ms`.
+    pub since: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presenter {
+    pub name: String,
+}
+
+impl BoardState {
+    /// A board that shows nothing yet.
+    pub fn idle(board: Uuid) -> Self {
+        Self {
+            board,
+            version: 0,
+            lesson: None,
+            slide_index: 0,
+            slide: None,
+            blanked: false,
+            revealed: false,
+            timer: TimerState::default(),
+            video: VideoState::default(),
+            presenter: None,
+        }
+    }
+
+    pub fn is_presenting(&self) -> bool {
+        self.lesson.is_some()
+    }
+}
+
+/// A teacher's command, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Present { lesson: Uuid, slide: u32 },
+    Next,
+    Prev,
+    Goto { slide: u32 },
+    Blank { on: bool },
+    Reveal { on: bool },
+    TimerStart,
+    TimerPause,
+    TimerReset,
+    VideoPlay { position_ms: u64 },
+    VideoPause { position_ms: u64 },
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("unknown command {0:?}")]
+    UnknownOp(String),
+    #[error("{0}")]
+    InvalidArgs(String),
+    #[error("nothing is being presented on this board")]
+    NotPresenting,
+    #[error("this lesson has no slides yet")]
+    EmptyLesson,
+    #[error("the current slide is not a {0} slide")]
+    WrongSlideKind(&'static str),
+}
+
+impl Op {
+    pub fn parse(op: &str, args: &serde_json::Value) -> Result<Self, CommandError> {
+        let uint = |name: &str| -> Result<u64, CommandError> {
+            args.get(name).and_then(|v| v.as_u64()).ok_or_else(|| {
+                CommandError::InvalidArgs(format!("`{op}` needs `{name}`, a whole number ≥ 0"))
+            })
+        };
+        let flag = |name: &str| -> Result<bool, CommandError> {
+            args.get(name).and_then(|v| v.as_bool()).ok_or_else(|| {
+                CommandError::InvalidArgs(format!("`{op}` needs `{name}`: true or false"))
+            })
+        };
+        let index = |v: u64| {
+            u32::try_from(v).map_err(|_| CommandError::InvalidArgs("slide index too large".into()))
+        };
+        Ok(match op {
+            "present" => Op::Present {
+                lesson: args
+                    .get("lesson")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or_else(|| {
+                        CommandError::InvalidArgs("`present` needs `lesson`, a lesson id".into())
+                    })?,
+                slide: match args.get("slide") {
+                    None | Some(serde_json::Value::Null) => 0,
+                    Some(_) => index(uint("slide")?)?,
+                },
+            },
+            "next" => Op::Next,
+            "prev" => Op::Prev,
+            "goto" => Op::Goto {
+                slide: index(uint("slide")?)?,
+            },
+            "blank" => Op::Blank { on: flag("on")? },
+            "reveal" => Op::Reveal { on: flag("on")? },
+            "timer_start" => Op::TimerStart,
+            "timer_pause" => Op::TimerPause,
+            "timer_reset" => Op::TimerReset,
+            "video_play" => Op::VideoPlay {
+                position_ms: uint("position_ms")?,
+            },
+            "video_pause" => Op::VideoPause {
+                position_ms: uint("position_ms")?,
+            },
+            "end" => Op::End,
+            other => return Err(CommandError::UnknownOp(other.chars().take(40).collect())),
+        })
+    }
+}
+
+/// The lesson a command works on: the one named by `present`, or the one on the board.
+pub struct LessonAt<'a> {
+    pub id: Uuid,
+    pub revision: Uuid,
+    pub content: &'a LessonContent,
+}
+
+/// The next state. `lesson` must be the lesson `present` names, or the one being presented.
+pub fn apply(
+    state: &BoardState,
+    op: &Op,
+    lesson: Option<LessonAt<'_>>,
+    presenter: &str,
+    now_ms: i64,
+) -> Result<BoardState, CommandError> {
+    let mut next = state.clone();
+    next.presenter = Some(Presenter {
+        name: presenter.to_owned(),
+    });
+    let require_lesson = || {
+        lesson
+            .as_ref()
+            .filter(|_| state.is_presenting())
+            .ok_or(CommandError::NotPresenting)
+    };
+    match *op {
+        Op::Present { slide, .. } => {
+            let l = lesson.as_ref().ok_or(CommandError::NotPresenting)?;
+            if l.content.slides.is_empty() {
+                return Err(CommandError::EmptyLesson);
+            }
+            next.lesson = Some(PresentedLesson {
+                id: l.id,
+                revision: l.revision,
+                title: l.content.title.clone(),
+                slide_count: l.content.slides.len() as u32,
+            });
+            next.blanked = false;
+            show_slide(
+                &mut next,
+                l.content,
+                slide.min(l.content.slides.len() as u32 - 1),
+            );
+        }
+        Op::Next | Op::Prev | Op::Goto { .. } => {
+            let l = require_lesson()?;
+            let last = l.content.slides.len().saturating_sub(1) as u32;
+            let target = match *op {
+                Op::Next => (state.slide_index + 1).min(last),
+                Op::Prev => state.slide_index.saturating_sub(1),
+                Op::Goto { slide } if slide <= last => slide,
+                _ => {
+                    return Err(CommandError::InvalidArgs(format!(
+                        "slide must be from 0 to {last}"
+                    )))
+                }
+            };
+            if target != state.slide_index {
+                show_slide(&mut next, l.content, target);
+            }
+        }
+        Op::Blank { on } => next.blanked = on,
+        Op::Reveal { on } => {
+            let l = require_lesson()?;
+            let slide = current(l.content, state)?;
+            if slide.kind != SlideKind::Question {
+                return Err(CommandError::WrongSlideKind("question"));
+            }
+            next.revealed = on;
+            next.slide = Some(view(slide, on));
+        }
+        Op::TimerStart | Op::TimerPause | Op::TimerReset => {
+            let l = require_lesson()?;
+            if current(l.content, state)?.kind != SlideKind::Timer {
+                return Err(CommandError::WrongSlideKind("timer"));
+            }
+            let t = &mut next.timer;
+            match *op {
+                Op::TimerStart if !t.running && t.remaining_ms > 0 => {
+                    t.running = true;
+                    t.ends_at = Some(now_ms + t.remaining_ms as i64);
+                }
+                Op::TimerPause if t.running => {
+                    t.remaining_ms = t.ends_at.map_or(0, |end| (end - now_ms).max(0) as u64);
+                    t.running = false;
+                    t.ends_at = None;
+                }
+                Op::TimerReset => {
+                    *t = TimerState {
+                        duration_ms: t.duration_ms,
+                        running: false,
+                        ends_at: None,
+                        remaining_ms: t.duration_ms,
+                    }
+                }
+                _ => {}
+            }
+        }
+        Op::VideoPlay { position_ms } | Op::VideoPause { position_ms } => {
+            let l = require_lesson()?;
+            if current(l.content, state)?.kind != SlideKind::Video {
+                return Err(CommandError::WrongSlideKind("video"));
+            }
+            let playing = matches!(op, Op::VideoPlay { .. });
+            next.video = VideoState {
+                playing,
+                position_ms,
+                since: playing.then_some(now_ms),
+            };
+        }
+        Op::End => {
+            next = BoardState {
+                version: state.version,
+                ..BoardState::idle(state.board)
+            };
+        }
+    }
+    Ok(next)
+}
+
+fn current<'a>(content: &'a LessonContent, state: &BoardState) -> Result<&'a Slide, CommandError> {
+    content
+        .slides
+        .get(state.slide_index as usize)
+        .ok_or(CommandError::NotPresenting)
+}
+
+fn show_slide(state: &mut BoardState, content: &LessonContent, index: u32) {
+    let slide = &content.slides[index as usize];
+    let duration_ms = u64::from(slide.seconds.unwrap_or(0)) * 1000;
+    state.slide_index = index;
+    state.revealed = false;
+    state.slide = Some(view(slide, false));
+    state.timer = TimerState {
+        duration_ms,
+        running: false,
+        ends_at: None,
+        remaining_ms: duration_ms,
+    };
+    state.video = VideoState::default();
+}
+
+fn view(slide: &Slide, revealed: bool) -> SlideView {
+    SlideView {
+        id: slide.id,
+        kind: slide.kind,
+        title: slide.title.clone(),
+        html: to_safe_html(&slide.body),
+        media: slide.media.clone(),
+        seconds: slide.seconds,
+        answer: if revealed { slide.answer.clone() } else { None },
+    }
+}
+
+/// A pairing code: six digits, shown grouped 3 + 3 on the board.
+pub struct PairingCode;
+
+impl PairingCode {
+    pub fn generate() -> String {
+        format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000))
+    }
+
+    /// Accepts what a teacher types: digits with optional spaces or dashes.
+    pub fn parse(raw: &str) -> Result<String, String> {
+        let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+        if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(digits)
+        } else {
+            Err("A pairing code has 6 digits, as shown on the board.".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lesson::SlideInput;
+
+    fn lesson() -> LessonContent {
+        let s = |kind: &str| SlideInput {
+            kind: kind.into(),
+            body: Some("**hi**".into()),
+            answer: Some("42".into()),
+            seconds: Some(30.0),
+            notes: Some("secret notes".into()),
+            ..Default::default()
+        };
+        LessonContent::parse("L", vec![s("text"), s("question"), s("timer")]).unwrap()
+    }
+
+    fn at(content: &LessonContent) -> LessonAt<'_> {
+        LessonAt {
+            id: Uuid::nil(),
+            revision: Uuid::nil(),
+            content,
+        }
+    }
+
+    fn run(state: &BoardState, op: Op, content: &LessonContent, now: i64) -> BoardState {
+        apply(state, &op, Some(at(content)), "Ms J", now).unwrap()
+    }
+
+    #[test]
+    fn presenting_shows_the_first_slide_rendered_without_notes() {
+        let content = lesson();
+        let s = run(
+            &BoardState::idle(Uuid::nil()),
+            Op::Present {
+                lesson: Uuid::nil(),
+                slide: 0,
+            },
+            &content,
+            0,
+        );
+        let slide = s.slide.as_ref().unwrap();
+        assert_eq!(slide.html, "<p><strong>hi</strong></p>\n");
+        assert!(!serde_json::to_string(&s).unwrap().contains("secret notes"));
+        assert_eq!(s.presenter.unwrap().name, "Ms J");
+    }
+
+    #[test]
+    fn next_and_prev_stop_at_the_ends_and_goto_checks_its_range() {
+        let content = lesson();
+        let mut s = run(
+            &BoardState::idle(Uuid::nil()),
+            Op::Present {
+                lesson: Uuid::nil(),
+                slide: 0,
+            },
+            &content,
+            0,
+        );
+        s = run(&s, Op::Prev, &content, 0);
+        assert_eq!(s.slide_index, 0);
+        for _ in 0..5 {
+            s = run(&s, Op::Next, &content, 0);
+        }
+        assert_eq!(s.slide_index, 2);
+        let err = apply(&s, &Op::Goto { slide: 3 }, Some(at(&content)), "x", 0).unwrap_err();
+        assert!(matches!(err, CommandError::InvalidArgs(_)));
+    }
+
+    #[test]
+    fn the_answer_reaches_the_board_only_when_revealed() {
+        let content = lesson();
+        let s = run(
+            &BoardState::idle(Uuid::nil()),
+            Op::Present {
+                lesson: Uuid::nil(),
+                slide: 1,
+            },
+            &content,
+            0,
+        );
+        assert_eq!(s.slide.as_ref().unwrap().answer, None);
+        let s = run(&s, Op::Reveal { on: true }, &content, 0);
+        assert_eq!(s.slide.as_ref().unwrap().answer.as_deref(), Some("42"));
+        let s = run(&s, Op::Next, &content, 0);
+        assert!(!s.revealed);
+    }
+
+    #[test]
+    fn a_timer_counts_on_the_server_clock_through_pause_and_reset() {
+        let content = lesson();
+        let s = run(
+            &BoardState::idle(Uuid::nil()),
+            Op::Present {
+                lesson: Uuid::nil(),
+                slide: 2,
+            },
+            &content,
+            0,
+        );
+        assert_eq!(s.timer.remaining_ms, 30_000);
+        let s = run(&s, Op::TimerStart, &content, 1_000);
+        assert_eq!(s.timer.ends_at, Some(31_000));
+        let s = run(&s, Op::TimerPause, &content, 11_000);
+        assert_eq!((s.timer.running, s.timer.remaining_ms), (false, 20_000));
+        let s = run(&s, Op::TimerStart, &content, 50_000);
+        assert_eq!(s.timer.ends_at, Some(70_000));
+        let s = run(&s, Op::TimerReset, &content, 51_000);
+        assert_eq!((s.timer.running, s.timer.remaining_ms), (false, 30_000));
+    }
+
+    #[test]
+    fn commands_that_do_not_fit_the_slide_are_refused() {
+        let content = lesson();
+        let s = run(
+            &BoardState::idle(Uuid::nil()),
+            Op::Present {
+                lesson: Uuid::nil(),
+                slide: 0,
+            },
+            &content,
+            0,
+        );
+        assert_eq!(
+            apply(&s, &Op::TimerStart, Some(at(&content)), "x", 0),
+            Err(CommandError::WrongSlideKind("timer"))
+        );
+        let idle = BoardState::idle(Uuid::nil());
+        assert_eq!(
+            apply(&idle, &Op::Next, None, "x", 0),
+            Err(CommandError::NotPresenting)
+        );
+        let empty = LessonContent::parse("E", vec![]).unwrap();
+        assert_eq!(
+            apply(
+                &idle,
+                &Op::Present {
+                    lesson: Uuid::nil(),
+                    slide: 0
+                },
+                Some(at(&empty)),
+                "x",
+                0
+            ),
+            Err(CommandError::EmptyLesson)
+        );
+    }
+
+    #[test]
+    fn ops_are_parsed_with_clear_errors() {
+        assert_eq!(
+            Op::parse("goto", &serde_json::json!({"slide": 3})),
+            Ok(Op::Goto { slide: 3 })
+        );
+        assert!(matches!(
+            Op::parse("goto", &serde_json::json!({})),
+            Err(CommandError::InvalidArgs(_))
+        ));
+        assert!(matches!(
+            Op::parse("fly", &serde_json::json!({})),
+            Err(CommandError::UnknownOp(_))
+        ));
+    }
+
+    #[test]
+    fn codes_are_six_digits_typed_loosely() {
+        assert_eq!(PairingCode::parse("483 920").unwrap(), "483920");
+        assert_eq!(PairingCode::parse("483-920").unwrap(), "483920");
+        assert!(PairingCode::parse("48392").is_err() && PairingCode::parse("48392a").is_err());
+        assert_eq!(PairingCode::generate().len(), 6);
+    }
+}

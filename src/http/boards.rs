@@ -1,0 +1,266 @@
+//! Boards over HTTP: a board claims its identity and codes; a teacher pairs, lists, renames
+//! and unpairs boards. The live channel itself is `live::ws` and `live::sse`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Auth, BoardAuth, ClientIp, Ids, Json};
+use super::{rfc3339, AppState};
+use crate::live::{sse, BoardSummary};
+use crate::store::ActiveCode;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(claim))
+        .routes(routes!(new_code))
+        .routes(routes!(board_self))
+        .routes(routes!(pair))
+        .routes(routes!(list_boards))
+        .routes(routes!(rename_board, unpair_board))
+        .routes(routes!(sse::events))
+        .routes(routes!(sse::messages))
+        .routes(routes!(sse::time))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Code {
+    /// Six digits.
+    code: String,
+    /// Milliseconds since the epoch, server clock.
+    expires_at: i64,
+}
+
+impl From<ActiveCode> for Code {
+    fn from(c: ActiveCode) -> Self {
+        Self {
+            code: c.code,
+            expires_at: c.expires_at_ms,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClaimedBoard {
+    board_id: Uuid,
+    /// Keep secret: it is this board's identity. Send it as a bearer token.
+    board_token: String,
+    code: String,
+    code_expires_at: i64,
+}
+
+/// A new board identity and its first pairing code. No sign-in needed: a fresh board page
+/// calls this once and keeps the answer.
+#[utoipa::path(post, path = "/api/boards/claim", tag = "boards",
+    responses(
+        (status = 201, description = "A new board", body = ClaimedBoard),
+        (status = 429, description = "Too many boards from this address", body = ErrorBody),
+    ))]
+async fn claim(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+) -> Result<(StatusCode, axum::Json<ClaimedBoard>), ApiError> {
+    let claimed = state.live.claim(client).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(ClaimedBoard {
+            board_id: claimed.board,
+            board_token: claimed.token,
+            code: claimed.code.code,
+            code_expires_at: claimed.code.expires_at_ms,
+        }),
+    ))
+}
+
+/// A fresh pairing code for the calling board; the previous one stops working.
+#[utoipa::path(post, path = "/api/boards/code", tag = "boards", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new code", body = Code),
+        (status = 401, description = "No valid board token", body = ErrorBody),
+    ))]
+async fn new_code(
+    State(state): State<AppState>,
+    BoardAuth(board): BoardAuth,
+) -> Result<axum::Json<Code>, ApiError> {
+    Ok(axum::Json(state.live.issue_code(board).await?.into()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BoardSelf {
+    board_id: Uuid,
+    /// Names of the teachers paired with this board.
+    paired_with: Vec<String>,
+    code: Option<Code>,
+}
+
+/// The calling board: who controls it, and its code while it is not presenting.
+#[utoipa::path(get, path = "/api/boards/self", tag = "boards", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The board", body = BoardSelf),
+        (status = 401, description = "No valid board token", body = ErrorBody),
+    ))]
+async fn board_self(
+    State(state): State<AppState>,
+    BoardAuth(board): BoardAuth,
+) -> Result<axum::Json<BoardSelf>, ApiError> {
+    let message = state.live.pairing_message(board).await?;
+    #[derive(Deserialize)]
+    struct Pairing {
+        paired_with: Vec<String>,
+        code: Option<CodeWire>,
+    }
+    #[derive(Deserialize)]
+    struct CodeWire {
+        code: String,
+        expires_at: i64,
+    }
+    let pairing: Pairing =
+        serde_json::from_str(&message).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(axum::Json(BoardSelf {
+        board_id: board,
+        paired_with: pairing.paired_with,
+        code: pairing.code.map(|c| Code {
+            code: c.code,
+            expires_at: c.expires_at,
+        }),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Board {
+    id: Uuid,
+    /// The name this teacher gave the board.
+    name: String,
+    /// A board page is connected to this node.
+    online: bool,
+    /// Version of the board's current state, if it ever had one.
+    state_version: Option<i64>,
+    /// Newest state version the board reported showing.
+    rendered_version: Option<i64>,
+    paired_at: String,
+}
+
+impl From<BoardSummary> for Board {
+    fn from(s: BoardSummary) -> Self {
+        Self {
+            id: s.pairing.board,
+            name: s.pairing.name,
+            online: s.presence.online > 0,
+            state_version: s.state_version,
+            rendered_version: s.presence.rendered_version,
+            paired_at: rfc3339(s.pairing.paired.millis()),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PairRequest {
+    /// The six digits the board shows (spaces and dashes are ignored).
+    #[schema(pattern = r"^[0-9 -]{6,13}$")]
+    code: String,
+    /// What to call this board, e.g. "Room 12".
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+    name: String,
+}
+
+/// Pairs the board that shows `code` with the signed-in teacher.
+#[utoipa::path(post, path = "/api/boards/pair", tag = "boards", security(("bearer" = [])),
+    request_body = PairRequest,
+    responses(
+        (status = 201, description = "Paired", body = Board),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No board shows this code (wrong, expired or used)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many attempts; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+async fn pair(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    ClientIp(client): ClientIp,
+    Json(req): Json<PairRequest>,
+) -> Result<(StatusCode, axum::Json<Board>), ApiError> {
+    let board = state
+        .live
+        .pair(&auth.account, &req.code, &req.name, client)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(board.into())))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BoardList {
+    items: Vec<Board>,
+}
+
+/// The signed-in teacher's boards.
+#[utoipa::path(get, path = "/api/boards", tag = "boards", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The boards", body = BoardList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+async fn list_boards(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+) -> Result<axum::Json<BoardList>, ApiError> {
+    let boards = state.live.boards(&auth.account).await?;
+    Ok(axum::Json(BoardList {
+        items: boards.into_iter().map(Board::from).collect(),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RenameRequest {
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+    name: String,
+}
+
+/// Renames a board (for this teacher).
+#[utoipa::path(put, path = "/api/boards/{id}", tag = "boards", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Board id")),
+    request_body = RenameRequest,
+    responses(
+        (status = 200, description = "Renamed", body = Board),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such board of yours", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid name", body = ErrorBody),
+    ))]
+async fn rename_board(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Ids([id]): Ids<1>,
+    Json(req): Json<RenameRequest>,
+) -> Result<axum::Json<Board>, ApiError> {
+    Ok(axum::Json(
+        state
+            .live
+            .rename(&auth.account, id, &req.name)
+            .await?
+            .into(),
+    ))
+}
+
+/// Unpairs a board from the signed-in teacher.
+#[utoipa::path(delete, path = "/api/boards/{id}", tag = "boards", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Board id")),
+    responses(
+        (status = 204, description = "Unpaired"),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such board of yours", body = ErrorBody),
+    ))]
+async fn unpair_board(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Ids([id]): Ids<1>,
+) -> Result<StatusCode, ApiError> {
+    state.live.unpair(&auth.account, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

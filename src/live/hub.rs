@@ -1,0 +1,96 @@
+//! Per-board live channels on this node: the newest state, who is connected, and a signal
+//! when pairing changes.
+//!
+//! Each board's state is a `watch` channel holding the state *and its message already
+//! serialised*: fan-out to a thousand subscribers is a thousand pointer copies, and a slow
+//! subscriber simply skips to the newest state. The hub holds no authority: the store does.
+//! A board's channel lives as long as the node; entries are small (a few hundred bytes).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::protocol::ServerMsg;
+use crate::domain::board::BoardState;
+
+/// A board state and its `state` message, ready to send.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub state: BoardState,
+    pub message: Arc<str>,
+}
+
+impl Snapshot {
+    pub fn new(state: BoardState) -> Arc<Self> {
+        let message = ServerMsg::State {
+            board: state.board,
+            state: &state,
+        }
+        .to_json()
+        .into();
+        Arc::new(Self { state, message })
+    }
+}
+
+/// Board pages connected to this node, and the newest version one of them reported showing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Presence {
+    pub online: u32,
+    pub rendered_version: Option<i64>,
+}
+
+pub struct BoardChannel {
+    pub state: watch::Sender<Option<Arc<Snapshot>>>,
+    pub presence: watch::Sender<Presence>,
+    /// Bumped when the board's teachers or code change; the board then re-reads them.
+    pub pairing: watch::Sender<u64>,
+    /// Commands on one board are applied one at a time on this node.
+    pub commands: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    boards: Mutex<HashMap<Uuid, Arc<BoardChannel>>>,
+}
+
+impl Hub {
+    pub fn channel(&self, board: Uuid) -> Arc<BoardChannel> {
+        let mut boards = self.boards.lock().unwrap_or_else(|e| e.into_inner());
+        boards
+            .entry(board)
+            .or_insert_with(|| {
+                Arc::new(BoardChannel {
+                    state: watch::channel(None).0,
+                    presence: watch::channel(Presence::default()).0,
+                    pairing: watch::channel(0).0,
+                    commands: tokio::sync::Mutex::new(()),
+                })
+            })
+            .clone()
+    }
+
+    /// Publishes a state unless the channel already holds a newer one.
+    pub fn publish(&self, state: BoardState) {
+        let channel = self.channel(state.board);
+        let snapshot = Snapshot::new(state);
+        channel.state.send_if_modified(|current| {
+            let newer = current
+                .as_ref()
+                .is_none_or(|c| c.state.version < snapshot.state.version);
+            if newer {
+                *current = Some(snapshot.clone());
+            }
+            newer
+        });
+    }
+
+    pub fn presence(&self, board: Uuid) -> Presence {
+        *self.channel(board).presence.borrow()
+    }
+
+    pub fn pairing_changed(&self, board: Uuid) {
+        self.channel(board).pairing.send_modify(|n| *n += 1);
+    }
+}

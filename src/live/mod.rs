@@ -1,0 +1,394 @@
+//! The live classroom: board identities and pairing, teacher commands, and the channels that
+//! carry board states to every connected page.
+//!
+//! [`Live`] is the domain service both transports share (`ws` for WebSockets, `sse` for the
+//! fallback); it knows nothing of HTTP. It checks every board against the teacher asking,
+//! applies commands with [`crate::domain::board::apply`], stores the result before it is
+//! acknowledged, and publishes it through the [`hub::Hub`].
+
+pub mod hub;
+pub mod limits;
+pub mod protocol;
+pub mod sse;
+pub mod subscriber;
+pub mod ws;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::auth::{now_ms, token};
+use crate::domain::account::parse_name;
+use crate::domain::board::{apply, BoardState, CommandError, LessonAt, Op, PairingCode};
+use crate::domain::lesson::LessonContent;
+use crate::domain::ValidationError;
+use crate::store::{Account, ActiveCode, BoardPairing, Store, StoreError};
+use hub::{Hub, Presence, Snapshot};
+use limits::{Limited, LiveLimits};
+use protocol::{CodeInfo, Command, ServerMsg};
+
+/// How long a pairing code lives.
+pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("no board shows this code")]
+    UnknownCode,
+    #[error("too many attempts")]
+    RateLimited { retry_after: Duration },
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for LiveError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => LiveError::NotFound,
+            other => LiveError::Store(other),
+        }
+    }
+}
+
+impl From<Limited> for LiveError {
+    fn from(l: Limited) -> Self {
+        LiveError::RateLimited {
+            retry_after: l.retry_after,
+        }
+    }
+}
+
+/// A new board identity.
+pub struct Claimed {
+    pub board: Uuid,
+    pub token: String,
+    pub code: ActiveCode,
+}
+
+/// A teacher's board as listed.
+pub struct BoardSummary {
+    pub pairing: BoardPairing,
+    pub presence: Presence,
+    pub state_version: Option<i64>,
+}
+
+pub struct Live {
+    store: Arc<dyn Store>,
+    pub hub: Hub,
+    limits: LiveLimits,
+    /// Lesson revisions being presented, by revision id. Revisions never change, so entries
+    /// never go stale; the map is cleared when it grows past a bound.
+    revisions: Mutex<HashMap<Uuid, Arc<LessonContent>>>,
+}
+
+const REVISION_CACHE: usize = 1024;
+
+impl Live {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            hub: Hub::default(),
+            limits: LiveLimits::new(),
+            revisions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn prune_limits(&self) {
+        self.limits.prune();
+    }
+
+    /// A new board identity and its first pairing code.
+    pub async fn claim(&self, client: IpAddr) -> Result<Claimed, LiveError> {
+        self.limits.claim(client)?;
+        let token = token::generate();
+        let board = self.store.create_board(&token::hash(&token)).await?;
+        let code = self.issue_code(board).await?;
+        Ok(Claimed { board, token, code })
+    }
+
+    /// The board a board token belongs to.
+    pub async fn board_for_token(&self, token: &str) -> Result<Option<Uuid>, LiveError> {
+        Ok(self.store.board_by_token(&token::hash(token)).await?)
+    }
+
+    /// Gives the board a fresh code; the old one stops working.
+    pub async fn issue_code(&self, board: Uuid) -> Result<ActiveCode, LiveError> {
+        let expires = now_ms() + CODE_TTL.as_millis() as i64;
+        let code = self
+            .store
+            .issue_code(board, &PairingCode::generate(), expires)
+            .await?;
+        self.hub.pairing_changed(board);
+        Ok(code)
+    }
+
+    /// What a board shows while idle: who controls it and the code to pair it. A board that
+    /// is not presenting and has no usable code (expired, used, or lost to a newer board
+    /// with the same digits) gets a fresh one.
+    pub async fn pairing_message(&self, board: Uuid) -> Result<String, LiveError> {
+        let teachers = self.store.board_teachers(board).await?;
+        let presenting = self.state(board).await?.state.is_presenting();
+        let code = match (presenting, self.store.current_code(board, now_ms()).await?) {
+            (true, _) => None,
+            (false, Some(code)) => Some(code),
+            (false, None) => {
+                let expires = now_ms() + CODE_TTL.as_millis() as i64;
+                Some(
+                    self.store
+                        .issue_code(board, &PairingCode::generate(), expires)
+                        .await?,
+                )
+            }
+        };
+        Ok(ServerMsg::Pairing {
+            paired_with: teachers,
+            code: code.map(|c| CodeInfo {
+                code: c.code,
+                expires_at: c.expires_at_ms,
+            }),
+        }
+        .to_json())
+    }
+
+    /// Pairs the board showing `code` with the teacher, under `name`.
+    pub async fn pair(
+        &self,
+        account: &Account,
+        code: &str,
+        name: &str,
+        client: IpAddr,
+    ) -> Result<BoardSummary, LiveError> {
+        let mut errors = ValidationError::default();
+        let code = PairingCode::parse(code)
+            .map_err(|m| errors.add("code", m))
+            .ok();
+        let name = parse_name(name).map_err(|m| errors.add("name", m)).ok();
+        let (Some(code), Some(name)) = (code, name) else {
+            return Err(errors.into());
+        };
+        self.limits.pairing(account.id, client)?;
+        let hit = self.store.resolve_code(&code, now_ms()).await?;
+        let hit = match hit {
+            Some(hit) if !self.state(hit.board).await?.state.is_presenting() => hit,
+            _ => {
+                tracing::warn!(account = %account.id, client = %client, "pairing code not found");
+                return Err(LiveError::UnknownCode);
+            }
+        };
+        let pairing = self
+            .store
+            .pair_board(account.id, &hit, &name)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => LiveError::UnknownCode,
+                other => other.into(),
+            })?;
+        // The spent code is gone; the board shows a fresh one for the next teacher.
+        self.issue_code(hit.board).await?;
+        self.summary(pairing).await
+    }
+
+    pub async fn boards(&self, account: &Account) -> Result<Vec<BoardSummary>, LiveError> {
+        let mut out = Vec::new();
+        for pairing in self.store.boards_of(account.id).await? {
+            out.push(self.summary(pairing).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn rename(
+        &self,
+        account: &Account,
+        board: Uuid,
+        name: &str,
+    ) -> Result<BoardSummary, LiveError> {
+        let name = parse_name(name).map_err(|m| ValidationError::single("name", m))?;
+        let pairing = self.store.rename_board(account.id, board, &name).await?;
+        self.summary(pairing).await
+    }
+
+    pub async fn unpair(&self, account: &Account, board: Uuid) -> Result<(), LiveError> {
+        self.store.unpair_board(account.id, board).await?;
+        self.hub.pairing_changed(board);
+        Ok(())
+    }
+
+    async fn summary(&self, pairing: BoardPairing) -> Result<BoardSummary, LiveError> {
+        let state = self.state(pairing.board).await?;
+        Ok(BoardSummary {
+            presence: self.hub.presence(pairing.board),
+            state_version: (state.state.version > 0).then_some(state.state.version),
+            pairing,
+        })
+    }
+
+    /// Checks that the teacher may follow and steer this board.
+    pub async fn authorize(&self, account: &Account, board: Uuid) -> Result<(), LiveError> {
+        self.store.board_pairing(account.id, board).await?;
+        Ok(())
+    }
+
+    /// The board's newest state, loaded into the hub on first use.
+    pub async fn state(&self, board: Uuid) -> Result<Arc<Snapshot>, LiveError> {
+        let channel = self.hub.channel(board);
+        if let Some(s) = channel.state.borrow().clone() {
+            return Ok(s);
+        }
+        let stored = self.store.board_state(board).await?;
+        self.hub
+            .publish(stored.unwrap_or_else(|| BoardState::idle(board)));
+        let loaded = channel.state.borrow().clone();
+        loaded.ok_or(LiveError::NotFound)
+    }
+
+    /// Applies a teacher's command; returns the version it produced once that is stored.
+    /// A command id seen before is answered with its version and applied no second time.
+    pub async fn command(&self, account: &Account, cmd: &Command) -> Result<i64, LiveError> {
+        self.authorize(account, cmd.board).await?;
+        if let Some(version) = self.outcome(cmd).await? {
+            return Ok(version);
+        }
+        let op = Op::parse(&cmd.op, &cmd.args)?;
+        let channel = self.hub.channel(cmd.board);
+        let _one_at_a_time = channel.commands.lock().await;
+        // A resend may have raced the original into the queue.
+        if let Some(version) = self.outcome(cmd).await? {
+            return Ok(version);
+        }
+        let current = self.state(cmd.board).await?;
+        let lesson = match (&op, &current.state.lesson) {
+            (Op::Present { lesson, .. }, _) => {
+                let record = self.store.lesson(account.id, *lesson).await?;
+                Some((record.id, record.revision, Arc::new(record.content)))
+            }
+            (_, Some(presented)) => Some((
+                presented.id,
+                presented.revision,
+                self.revision(presented.id, presented.revision).await?,
+            )),
+            (_, None) => None,
+        };
+        let at = lesson.as_ref().map(|(id, revision, content)| LessonAt {
+            id: *id,
+            revision: *revision,
+            content,
+        });
+        let mut next = apply(&current.state, &op, at, &account.name, now_ms())?;
+        next.version = self.store.save_board_state(cmd.id, &next).await?.0;
+        let version = next.version;
+        let was_presenting = current.state.is_presenting();
+        let presenting = next.is_presenting();
+        self.hub.publish(next);
+        if was_presenting != presenting {
+            self.hub.pairing_changed(cmd.board);
+        }
+        Ok(version)
+    }
+
+    async fn outcome(&self, cmd: &Command) -> Result<Option<i64>, LiveError> {
+        match self.store.command_outcome(cmd.id).await? {
+            Some((board, version)) if board == cmd.board => Ok(Some(version.0)),
+            Some(_) => Err(CommandError::InvalidArgs(
+                "this command id was used for another board".into(),
+            )
+            .into()),
+            None => Ok(None),
+        }
+    }
+
+    async fn revision(
+        &self,
+        lesson: Uuid,
+        revision: Uuid,
+    ) -> Result<Arc<LessonContent>, LiveError> {
+        if let Some(hit) = self
+            .revisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&revision)
+        {
+            return Ok(hit.clone());
+        }
+        let content = Arc::new(self.store.presented_revision(lesson, revision).await?);
+        let mut cache = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= REVISION_CACHE {
+            cache.clear();
+        }
+        cache.insert(revision, content.clone());
+        Ok(content)
+    }
+
+    /// A board reports the state version it now shows.
+    pub fn rendered(&self, board: Uuid, version: i64) {
+        self.hub.channel(board).presence.send_if_modified(|p| {
+            let newer = p.rendered_version.is_none_or(|v| v < version);
+            if newer {
+                p.rendered_version = Some(version);
+            }
+            newer
+        });
+    }
+
+    /// A board page connected; the guard marks it gone when dropped.
+    pub fn board_connected(self: &Arc<Self>, board: Uuid) -> PresenceGuard {
+        self.hub
+            .channel(board)
+            .presence
+            .send_modify(|p| p.online += 1);
+        PresenceGuard {
+            live: self.clone(),
+            board,
+        }
+    }
+
+    /// The protocol error a failed command or request is answered with.
+    pub fn error_message(e: &LiveError, id: Option<Uuid>) -> String {
+        let (code, message) = match e {
+            LiveError::NotFound => (
+                "not_found",
+                "There is no such board or lesson of yours.".to_owned(),
+            ),
+            LiveError::Command(CommandError::NotPresenting) => ("not_presenting", e.to_string()),
+            LiveError::Command(CommandError::EmptyLesson) => ("empty_lesson", e.to_string()),
+            LiveError::Command(CommandError::WrongSlideKind(_)) => ("wrong_slide", e.to_string()),
+            LiveError::Command(_) => ("invalid_command", e.to_string()),
+            LiveError::RateLimited { .. } => {
+                ("rate_limited", "Too many messages; slow down.".into())
+            }
+            LiveError::Invalid(v) => ("invalid", format!("{:?}", v.fields)),
+            LiveError::UnknownCode => ("not_found", e.to_string()),
+            LiveError::Store(cause) => {
+                tracing::error!(cause = %crate::error_chain(cause), "live request failed");
+                (
+                    "unavailable",
+                    "The server cannot reach its database; try again.".into(),
+                )
+            }
+        };
+        ServerMsg::error(code, message, id).to_json()
+    }
+}
+
+/// Keeps a board counted as online while its connection lives.
+pub struct PresenceGuard {
+    live: Arc<Live>,
+    board: Uuid,
+}
+
+impl Drop for PresenceGuard {
+    fn drop(&mut self) {
+        self.live
+            .hub
+            .channel(self.board)
+            .presence
+            .send_modify(|p| p.online = p.online.saturating_sub(1));
+    }
+}

@@ -1,0 +1,146 @@
+//! The live protocol's messages (docs/protocol.md), as Rust types.
+//!
+//! Client messages are parsed leniently into [`ClientMsg`]; server messages are built with
+//! [`ServerMsg`] and serialised once per recipient set where it matters (board states are
+//! serialised once per version, not once per subscriber).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::board::BoardState;
+
+/// The protocol version this node speaks; it also accepts the one before (rolling upgrades).
+pub const PROTOCOL: u32 = 1;
+pub const OLDEST_ACCEPTED: u32 = 1;
+pub const HEARTBEAT_MS: u64 = 15_000;
+/// A connection silent for this long is considered dead.
+pub const DEAD_AFTER_MS: u64 = 35_000;
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Teacher,
+    Board,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Followed {
+    pub board: Uuid,
+    #[serde(default)]
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientMsg {
+    Hello {
+        protocol: u32,
+        role: Role,
+        token: String,
+        #[serde(default)]
+        boards: Vec<Followed>,
+        #[serde(default)]
+        version: i64,
+    },
+    Watch {
+        boards: Vec<Followed>,
+    },
+    Command(Command),
+    Rendered {
+        version: i64,
+    },
+    Ping {
+        t0: f64,
+    },
+    Code,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Command {
+    pub id: Uuid,
+    pub board: Uuid,
+    pub op: String,
+    #[serde(default)]
+    pub args: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeacherInfo {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CodeInfo {
+    pub code: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerMsg<'a> {
+    Welcome {
+        protocol: u32,
+        role: Role,
+        server_time: i64,
+        heartbeat_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        account: Option<TeacherInfo>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        board_id: Option<Uuid>,
+    },
+    State {
+        board: Uuid,
+        state: &'a BoardState,
+    },
+    Ack {
+        id: Uuid,
+        board: Uuid,
+        version: i64,
+    },
+    Board {
+        board: Uuid,
+        online: bool,
+        rendered_version: Option<i64>,
+    },
+    Pairing {
+        paired_with: Vec<String>,
+        code: Option<CodeInfo>,
+    },
+    Pong {
+        t0: f64,
+        server_time: i64,
+    },
+    Error {
+        code: &'static str,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<Uuid>,
+    },
+}
+
+impl ServerMsg<'_> {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"could not encode a message"}"#.into()
+        })
+    }
+
+    pub fn error(code: &'static str, message: impl Into<String>, id: Option<Uuid>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            id,
+        }
+    }
+}
+
+/// Close codes (docs/protocol.md).
+pub mod close {
+    pub const MALFORMED: u16 = 4400;
+    pub const UNAUTHENTICATED: u16 = 4401;
+    pub const TIMEOUT: u16 = 4408;
+    pub const PROTOCOL_VERSION: u16 = 4409;
+    pub const RATE_LIMITED: u16 = 4429;
+}

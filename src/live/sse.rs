@@ -1,0 +1,163 @@
+//! The fallback transport for networks that block WebSockets: Server-Sent Events for what the
+//! server sends (`GET /api/live/events`), plain POSTs for what the client sends
+//! (`POST /api/live/messages`), and `GET /api/live/time` for clock offsets. Same messages,
+//! same authentication (a bearer header, never the URL), same subscriptions as `/ws`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::protocol::{ClientMsg, Followed, Role, HEARTBEAT_MS};
+use super::subscriber::{Subscriber, OUTBOX};
+use super::ws::{answer, authenticate, follow, welcome, Peer};
+
+use crate::auth::now_ms;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::{bearer, Json};
+use crate::http::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsParams {
+    /// `teacher` or `board`.
+    #[param(value_type = String)]
+    role: Role,
+    /// Teacher: boards to follow, `id:version` pairs separated by commas.
+    boards: Option<String>,
+}
+
+/// The live stream as Server-Sent Events; each event's data is one server message.
+#[utoipa::path(get, path = "/api/live/events", tag = "live", security(("bearer" = [])),
+    params(EventsParams),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "No valid teacher or board token", body = ErrorBody),
+    ))]
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) =
+        params.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
+    let peer = authenticate(&state, params.role, token)
+        .await
+        .ok_or(ApiError::Unauthorized)?;
+    let (outbox, queued) = mpsc::channel::<Arc<str>>(OUTBOX);
+    let live = state.live.clone();
+    let mut subscriber = Subscriber::new(live.clone(), outbox.clone());
+    let _ = outbox.send(welcome(&peer).into()).await;
+    match &peer {
+        Peer::Teacher(account) => {
+            let boards = parse_boards(params.boards.as_deref().unwrap_or(""))?;
+            follow(&live, &mut subscriber, account, &boards, &outbox).await;
+        }
+        Peer::Board(board) => subscriber
+            .be_board(*board)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    }
+    // The subscriber rides along with the stream: when the client goes, both are dropped.
+    let stream = futures_util::stream::unfold(
+        (queued, subscriber),
+        |(mut queued, subscriber)| async move {
+            let message = queued.recv().await?;
+            Some((
+                Ok::<_, Infallible>(Event::default().data(message.as_ref())),
+                (queued, subscriber),
+            ))
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_millis(HEARTBEAT_MS)))
+        .into_response())
+}
+
+fn parse_boards(raw: &str) -> Result<Vec<Followed>, ApiError> {
+    raw.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (id, version) = pair.split_once(':').unwrap_or((pair, "0"));
+            Ok(Followed {
+                board: Uuid::parse_str(id).map_err(|_| {
+                    ApiError::bad_request("invalid_id", format!("{id:?} is not a board id."))
+                })?,
+                version: version.parse().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// One client message over plain HTTP: `command` (teacher token), `rendered` or `code`
+/// (board token), `ping` (either). A command is answered with its `ack` or `error`.
+#[utoipa::path(post, path = "/api/live/messages", tag = "live", security(("bearer" = [])),
+    request_body(content = Object, description = "One client message of the live protocol (docs/protocol.md)"),
+    responses(
+        (status = 200, description = "The server's reply message", body = Object),
+        (status = 204, description = "Accepted; no reply"),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No valid token for this message", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Not a message of the protocol", body = ErrorBody),
+    ))]
+pub async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(msg): Json<ClientMsg>,
+) -> Result<Response, ApiError> {
+    let role = match &msg {
+        ClientMsg::Command(_) | ClientMsg::Ping { .. } => Role::Teacher,
+        ClientMsg::Rendered { .. } | ClientMsg::Code => Role::Board,
+        ClientMsg::Hello { .. } | ClientMsg::Watch { .. } => {
+            return Err(ApiError::bad_request(
+                "not_on_this_transport",
+                "Name the boards to follow when opening /api/live/events instead.",
+            ))
+        }
+    };
+    let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
+    let peer = match (authenticate(&state, role, token).await, &msg) {
+        (Some(peer), _) => peer,
+        (None, ClientMsg::Ping { .. }) => authenticate(&state, Role::Board, token)
+            .await
+            .ok_or(ApiError::Unauthorized)?,
+        (None, _) => return Err(ApiError::Unauthorized),
+    };
+    Ok(match answer(&state.live, &peer, msg).await {
+        Some(reply) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            reply,
+        )
+            .into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ServerTime {
+    /// Milliseconds since the Unix epoch on the server's clock.
+    server_time: i64,
+}
+
+/// The server's clock, for clock-offset estimates on the fallback transport.
+#[utoipa::path(get, path = "/api/live/time", tag = "live",
+    responses((status = 200, description = "The server's clock", body = ServerTime)))]
+pub async fn time() -> impl IntoResponse {
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(ServerTime {
+            server_time: now_ms(),
+        }),
+    )
+}

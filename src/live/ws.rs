@@ -1,0 +1,305 @@
+//! The WebSocket transport at `/ws`: `Origin` check, `hello` first, then messages both ways
+//! until either side goes away. Also [`answer`], the handling of one client message, which
+//! the SSE fallback shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{interval, timeout, Instant};
+use uuid::Uuid;
+
+use super::limits::per_connection;
+use super::protocol::{self, close, ClientMsg, Followed, Role, ServerMsg, TeacherInfo};
+use super::subscriber::{Subscriber, OUTBOX};
+use super::Live;
+use crate::auth::now_ms;
+use crate::config::Config;
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::store::Account;
+
+/// Who is on the other end, once `hello` was accepted.
+#[derive(Clone)]
+pub enum Peer {
+    Teacher(Account),
+    Board(Uuid),
+}
+
+/// How many refused messages a connection may send before it is closed.
+const STRIKES: u32 = 20;
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &state.config) {
+        return ApiError::Forbidden {
+            code: "origin_not_allowed",
+            message: "This page's origin may not open a live connection to this server.".into(),
+        }
+        .into_response();
+    }
+    // tungstenite's default buffers are 128 KiB each way; an idle board needs almost none.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(protocol::MAX_MESSAGE_BYTES)
+        .max_frame_size(protocol::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| run(socket, state))
+}
+
+/// Browsers always send `Origin` on a WebSocket: it must be this server's own origin (the
+/// `Host` it was reached at) or one of the configured front-end origins. Non-browser clients
+/// send none and are let through; they authenticate like everyone else.
+pub fn origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let own = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|rest| rest == host);
+    own || config.allowed_origins.iter().any(|o| o == origin)
+}
+
+async fn run(socket: WebSocket, state: AppState) {
+    let (mut sink, mut stream) = socket.split();
+    let closing = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }))
+    };
+    let hello = match timeout(HELLO_WITHIN, stream.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<ClientMsg>(&text).ok(),
+        Ok(_) => None,
+        Err(_) => {
+            let _ = sink.send(closing(close::TIMEOUT, "no hello")).await;
+            return;
+        }
+    };
+    let Some(ClientMsg::Hello {
+        protocol,
+        role,
+        token,
+        boards,
+        ..
+    }) = hello
+    else {
+        let _ = sink
+            .send(closing(
+                close::UNAUTHENTICATED,
+                "the first message must be hello",
+            ))
+            .await;
+        return;
+    };
+    if !(protocol::OLDEST_ACCEPTED..=protocol::PROTOCOL).contains(&protocol) {
+        let _ = sink
+            .send(closing(
+                close::PROTOCOL_VERSION,
+                "unsupported protocol version",
+            ))
+            .await;
+        return;
+    }
+    let Some(peer) = authenticate(&state, role, &token).await else {
+        let _ = sink
+            .send(closing(close::UNAUTHENTICATED, "invalid token"))
+            .await;
+        return;
+    };
+
+    let (outbox, mut queued) = mpsc::channel::<Arc<str>>(OUTBOX);
+    let live = state.live.clone();
+    let mut subscriber = Subscriber::new(live.clone(), outbox.clone());
+    let _ = outbox.send(welcome(&peer).into()).await;
+    match &peer {
+        Peer::Teacher(account) => follow(&live, &mut subscriber, account, &boards, &outbox).await,
+        Peer::Board(board) => {
+            if let Err(e) = subscriber.be_board(*board).await {
+                let _ = outbox.send(Live::error_message(&e, None).into()).await;
+            }
+        }
+    }
+
+    let budget = per_connection();
+    let mut strikes = 0u32;
+    let mut last_heard = Instant::now();
+    let mut heartbeat = interval(Duration::from_millis(protocol::HEARTBEAT_MS));
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let Some(Ok(message)) = incoming else { break };
+                last_heard = Instant::now();
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                    Message::Binary(_) => {
+                        strikes += 1;
+                        let _ = outbox.try_send(ServerMsg::error("malformed", "Send JSON text messages.", None).to_json().into());
+                        continue;
+                    }
+                };
+                if budget.check().is_err() {
+                    strikes += 1;
+                    if strikes > STRIKES {
+                        let _ = sink.send(closing(close::RATE_LIMITED, "too many messages")).await;
+                        break;
+                    }
+                    let _ = outbox.try_send(ServerMsg::error("rate_limited", "Too many messages; slow down.", None).to_json().into());
+                    continue;
+                }
+                let reply = match serde_json::from_str::<ClientMsg>(&text) {
+                    Ok(ClientMsg::Watch { boards }) => match &peer {
+                        Peer::Teacher(account) => {
+                            follow(&live, &mut subscriber, account, &boards, &outbox).await;
+                            None
+                        }
+                        Peer::Board(_) => Some(ServerMsg::error("forbidden", "Boards cannot watch other boards.", None).to_json()),
+                    },
+                    Ok(ClientMsg::Hello { .. }) => Some(ServerMsg::error("malformed", "hello is only the first message.", None).to_json()),
+                    Ok(msg) => answer(&live, &peer, msg).await,
+                    Err(e) => {
+                        strikes += 1;
+                        Some(ServerMsg::error("malformed", format!("Not a message of protocol {}: {e}", protocol::PROTOCOL), None).to_json())
+                    }
+                };
+                if strikes > STRIKES {
+                    let _ = sink.send(closing(close::MALFORMED, "too many malformed messages")).await;
+                    break;
+                }
+                if let Some(reply) = reply {
+                    if sink.send(Message::Text(reply.into())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Some(out) = queued.recv() => {
+                if sink.send(Message::Text(out.as_ref().into())).await.is_err() {
+                    break;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > Duration::from_millis(protocol::DEAD_AFTER_MS) {
+                    let _ = sink.send(closing(close::TIMEOUT, "no heartbeat")).await;
+                    break;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+pub async fn authenticate(state: &AppState, role: Role, token: &str) -> Option<Peer> {
+    match role {
+        Role::Teacher => state
+            .accounts
+            .authenticate(token, false)
+            .await
+            .ok()
+            .map(|a| Peer::Teacher(a.account)),
+        Role::Board => state
+            .live
+            .board_for_token(token)
+            .await
+            .ok()
+            .flatten()
+            .map(Peer::Board),
+    }
+}
+
+pub fn welcome(peer: &Peer) -> String {
+    let (role, account, board_id) = match peer {
+        Peer::Teacher(a) => (
+            Role::Teacher,
+            Some(TeacherInfo {
+                id: a.id,
+                name: a.name.clone(),
+            }),
+            None,
+        ),
+        Peer::Board(b) => (Role::Board, None, Some(*b)),
+    };
+    ServerMsg::Welcome {
+        protocol: protocol::PROTOCOL,
+        role,
+        server_time: now_ms(),
+        heartbeat_ms: protocol::HEARTBEAT_MS,
+        account,
+        board_id,
+    }
+    .to_json()
+}
+
+/// Follows each board the teacher may see; answers `not_found` for the others.
+pub async fn follow(
+    live: &Live,
+    subscriber: &mut Subscriber,
+    account: &Account,
+    boards: &[Followed],
+    outbox: &mpsc::Sender<Arc<str>>,
+) {
+    for followed in boards.iter().take(100) {
+        let result = match live.authorize(account, followed.board).await {
+            Ok(()) => subscriber.follow(followed.board).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            let _ = outbox.send(Live::error_message(&e, None).into()).await;
+        }
+    }
+}
+
+/// Handles one message from an authenticated peer; returns the direct reply, if any.
+pub async fn answer(live: &Live, peer: &Peer, msg: ClientMsg) -> Option<String> {
+    match (msg, peer) {
+        (ClientMsg::Ping { t0 }, _) => Some(
+            ServerMsg::Pong {
+                t0,
+                server_time: now_ms(),
+            }
+            .to_json(),
+        ),
+        (ClientMsg::Command(cmd), Peer::Teacher(account)) => {
+            Some(match live.command(account, &cmd).await {
+                Ok(version) => ServerMsg::Ack {
+                    id: cmd.id,
+                    board: cmd.board,
+                    version,
+                }
+                .to_json(),
+                Err(e) => Live::error_message(&e, Some(cmd.id)),
+            })
+        }
+        (ClientMsg::Rendered { version }, Peer::Board(board)) => {
+            live.rendered(*board, version);
+            None
+        }
+        (ClientMsg::Code, Peer::Board(board)) => match live.issue_code(*board).await {
+            Ok(_) => None,
+            Err(e) => Some(Live::error_message(&e, None)),
+        },
+        (ClientMsg::Command(cmd), Peer::Board(_)) => Some(
+            ServerMsg::error("forbidden", "Only teachers send commands.", Some(cmd.id)).to_json(),
+        ),
+        (_, _) => Some(
+            ServerMsg::error("forbidden", "This message is not for your role.", None).to_json(),
+        ),
+    }
+}

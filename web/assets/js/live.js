@@ -1,0 +1,907 @@
+// The live channel shared by the board page and the teacher console (docs/protocol.md).
+//
+//   const live = createLive({ role: 'teacher', token: () => session.token });
+//   live.watch(boardId, version);          // teacher: follow a board (before or after start)
+//   live.on('state', ({ board, state }) => …);
+//   live.start();
+//   await live.send(boardId, 'next');      // resolves with the ack {id, board, version}
+//
+// Methods
+//   start() / stop()            connect (and keep reconnecting) / disconnect for good
+//   on(type, fn) → off()        subscribe to an event (list below)
+//   send(board, op, args)       teacher command → Promise<ack>; rejects with a LiveError
+//   message(msg) → bool         any other client message (rendered, code); false when offline
+//   watch(board, version?) / unwatch(board)   teacher: the boards to follow
+//   serverNow()                 the server's clock, estimated from ping/pong
+//   state(board), version(board)  latest state / its version (decimal string) per board
+//   transport                   'connecting' | 'websocket' | 'fallback' | 'offline'
+//   host                        the API host in use ("" = this page's origin)
+//   pending                     unacknowledged commands, oldest first
+//
+// Events
+//   status   {transport, host}      the transport changed
+//   welcome  welcome message        (after every (re)connect)
+//   state    {board, state}         only states newer than the one we had
+//   ack      ack message            a command of ours is durable
+//   failed   {command, error}       the server refused a command of ours
+//   pending  {pending}              the list of unacknowledged commands changed
+//   board / pairing / error         the server messages of those types
+//   unauthorized {code}             the token was refused (401 / close 4401): we stopped
+//   outdated                        the server no longer speaks our protocol (4409)
+//
+// Versions are 64-bit hybrid-clock numbers (more than JavaScript numbers hold exactly), so
+// every `version`, `state_version` and `rendered_version` is kept as a decimal string; use
+// compareVersions() on them.
+//
+// The rest of this file holds helpers for showing a board state, used by both pages:
+// renderSlide(), timerRemaining(), videoPosition(), formatClock().
+
+import { apiConfig } from './api.js';
+import { has, t } from './i18n.js';
+
+export const PROTOCOL = 1;
+const PING_EVERY_MS = 30000;
+const SILENCE_PROBE_MS = 20000; // the browser never sees WebSocket ping frames: ask ourselves
+const SILENCE_LIMIT_MS = 35000;
+const BACKOFF_START_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+const WS_RETRY_MS = 3 * 60 * 1000; // on the fallback, how often to try the WebSocket again
+const OFFSET_SAMPLES = 5;
+const PENDING_KEY = 'classcast.live.pending';
+
+export class LiveError extends Error {
+  constructor(code, message, extra = {}) {
+    super(message || code);
+    this.name = 'LiveError';
+    this.code = code;
+    Object.assign(this, extra);
+  }
+}
+
+// ---- JSON with exact 64-bit versions ----------------------------------------------------
+
+const VERSION_FIELDS = /"(version|state_version|rendered_version)"\s*:\s*(-?\d+)/g;
+const BIG_MARK = '@@classcast-int@@';
+
+/** JSON.parse, but version numbers become decimal strings (no precision lost). */
+export function decodeJson(text) {
+  return JSON.parse(text.replace(VERSION_FIELDS, '"$1":"$2"'));
+}
+
+/** JSON.stringify, but BigInt values are written as plain JSON numbers. */
+function encodeJson(value) {
+  const marked = JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? BIG_MARK + v : v));
+  return marked.replace(new RegExp(`"${BIG_MARK}(-?\\d+)"`, 'g'), '$1');
+}
+
+const big = (v) => {
+  try {
+    return BigInt(v ?? 0);
+  } catch {
+    return 0n;
+  }
+};
+
+/** -1, 0 or 1, like a sort comparator; missing versions count as 0. */
+export function compareVersions(a, b) {
+  const x = big(a);
+  const y = big(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+// ---- small helpers ----------------------------------------------------------------------
+
+/** crypto.randomUUID exists only on https/localhost; school servers often use plain http. */
+export function uuid() {
+  if (globalThis.crypto?.randomUUID) {
+    try {
+      return crypto.randomUUID();
+    } catch {
+      // insecure context: fall through
+    }
+  }
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** ws(s):// URL of a host's live endpoint; "" is this page's origin. */
+export function wsUrl(host) {
+  const base = host || location.origin;
+  return base.replace(/^http/i, 'ws').replace(/\/+$/, '') + '/ws';
+}
+
+export function backoffDelay(attempt) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** attempt);
+  // Jitter keeps a whole school's boards from reconnecting in the same instant.
+  return base / 2 + Math.random() * (base / 2);
+}
+
+// ---- the client -------------------------------------------------------------------------
+
+/**
+ * options: role ('teacher' | 'board'); token: () => string (read at every connect, so a
+ * renewed session token is picked up).
+ */
+export function createLive({ role, token }) {
+  return new LiveClient(role, token);
+}
+
+class LiveClient {
+  constructor(role, token) {
+    this.role = role;
+    this.token = token;
+    this.transport = 'connecting';
+    this.host = null;
+    this.listeners = new Map();
+    this.states = new Map(); // board -> state
+    this.versions = new Map(); // board -> version string (watched boards; 0 = none yet)
+    this.waiters = new Map(); // command id -> {resolve, reject}
+    this.pendingMap = new Map(this.loadPending().map((c) => [c.id, c]));
+    this.offsets = []; // [{rtt, offset}]
+    this.offset = 0;
+    this.active = null; // the connection in use
+    this.stopped = true;
+    this.wsBlocked = false; // the WebSocket failed where the fallback worked
+    this.current = 0; // index of the host in use
+  }
+
+  // -- public API --
+
+  on(type, fn) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type).add(fn);
+    return () => this.listeners.get(type).delete(fn);
+  }
+
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.wake = null;
+    this.run().catch((err) => console.error('live:', err));
+  }
+
+  stop() {
+    this.stopped = true;
+    this.active?.close('stop');
+    this.wake?.();
+  }
+
+  get pending() {
+    return [...this.pendingMap.values()];
+  }
+
+  serverNow() {
+    return Date.now() + this.offset;
+  }
+
+  state(board) {
+    return this.states.get(board) ?? null;
+  }
+
+  version(board) {
+    return this.versions.get(board) ?? '0';
+  }
+
+  watch(board, version) {
+    if (this.versions.has(board)) return;
+    this.versions.set(board, version != null ? String(version) : '0');
+    if (this.active?.kind === 'websocket') {
+      this.active.send({ type: 'watch', boards: [{ board, version: big(this.version(board)) }] });
+    } else if (this.active?.kind === 'fallback') {
+      // The event stream names its boards when it opens: open it again with this one.
+      this.active.close('rewatch');
+    }
+  }
+
+  unwatch(board) {
+    this.versions.delete(board);
+    this.states.delete(board);
+  }
+
+  /** Send a command; it is kept (also across reloads) and resent until it is acked. */
+  send(board, op, args = {}) {
+    const command = { type: 'command', id: uuid(), board, op, args };
+    this.pendingMap.set(command.id, command);
+    this.savePending();
+    const promise = new Promise((resolve, reject) => this.waiters.set(command.id, { resolve, reject }));
+    if (this.active) this.deliver(this.active, command);
+    return promise;
+  }
+
+  /** Send a client message that is not a command. Not queued: false when not connected. */
+  message(msg) {
+    if (!this.active) return false;
+    if (this.active.kind === 'fallback' && msg.type === 'code') return false; // use POST /api/boards/code
+    this.active.send(msg);
+    return true;
+  }
+
+  // -- events --
+
+  emit(type, detail) {
+    for (const fn of this.listeners.get(type) ?? []) {
+      try {
+        fn(detail);
+      } catch (err) {
+        console.error('live listener', type, err); // one broken listener must not stop the others
+      }
+    }
+  }
+
+  setTransport(transport, host = this.host) {
+    if (transport === this.transport && host === this.host) return;
+    this.transport = transport;
+    this.host = host;
+    this.emit('status', { transport, host });
+  }
+
+  // -- pending commands (sessionStorage, so a reload of the console keeps them) --
+
+  loadPending() {
+    if (this.role !== 'teacher') return [];
+    try {
+      const list = JSON.parse(sessionStorage.getItem(PENDING_KEY) || '[]');
+      return Array.isArray(list) ? list.filter((c) => c && c.id && c.board && c.op) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  savePending() {
+    try {
+      if (this.pendingMap.size) sessionStorage.setItem(PENDING_KEY, JSON.stringify(this.pending));
+      else sessionStorage.removeItem(PENDING_KEY);
+    } catch {
+      // storage full or blocked: the commands still live in memory
+    }
+    this.emit('pending', { pending: this.pending });
+  }
+
+  settle(id, ok, value) {
+    const command = this.pendingMap.get(id);
+    if (!command) return null; // e.g. a second ack for a resent command
+    this.pendingMap.delete(id);
+    this.savePending();
+    const waiter = this.waiters.get(id);
+    this.waiters.delete(id);
+    if (ok) waiter?.resolve(value);
+    else waiter?.reject(value);
+    return command;
+  }
+
+  // -- incoming messages --
+
+  handle(conn, msg) {
+    if (!msg || typeof msg !== 'object') return;
+    switch (msg.type) {
+      case 'welcome':
+        if (typeof msg.server_time === 'number' && !this.offsets.length) {
+          this.offset = msg.server_time - Date.now(); // rough until the first pong
+        }
+        break;
+      case 'state': {
+        const state = msg.state;
+        const board = msg.board ?? state?.board;
+        if (!state || !board) return;
+        if (this.role === 'teacher' && !this.versions.has(board)) return; // unwatched
+        if (this.states.has(board) && compareVersions(state.version, this.version(board)) <= 0) return;
+        this.versions.set(board, String(state.version));
+        this.states.set(board, state);
+        this.emit('state', { board, state });
+        return;
+      }
+      case 'ack':
+        if (this.settle(msg.id, true, msg)) this.emit('ack', msg);
+        return;
+      case 'pong':
+        this.addOffsetSample(msg.t0, msg.server_time, Date.now());
+        conn.pingOut = false;
+        return;
+      case 'error':
+        if (msg.id && this.pendingMap.has(msg.id)) {
+          if (msg.code === 'rate_limited') {
+            // Not refused for good: try the same command again in a moment.
+            setTimeout(() => this.active && this.pendingMap.has(msg.id) && this.deliver(this.active, this.pendingMap.get(msg.id)), 1000);
+            return;
+          }
+          const command = this.settle(msg.id, false, new LiveError(msg.code, msg.message, { id: msg.id }));
+          this.emit('failed', { command, error: msg });
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+    this.emit(msg.type, msg);
+  }
+
+  addOffsetSample(t0, serverTime, now) {
+    if (typeof t0 !== 'number' || typeof serverTime !== 'number') return;
+    const rtt = now - t0;
+    if (rtt < 0 || rtt > 60000) return;
+    this.offsets.push({ rtt, offset: serverTime - (t0 + now) / 2 });
+    if (this.offsets.length > OFFSET_SAMPLES) this.offsets.shift();
+    // The quickest round trip has the least room for asymmetry, so trust it most.
+    this.offset = this.offsets.reduce((best, s) => (s.rtt < best.rtt ? s : best)).offset;
+  }
+
+  // -- connection loop --
+
+  async run() {
+    const cfg = await apiConfig();
+    this.hosts = cfg.hosts.length ? cfg.hosts : [''];
+    this.timeoutMs = cfg.timeoutMs;
+    let attempt = 0;
+    let conn = null;
+    while (!this.stopped) {
+      if (!conn) {
+        conn = await this.connectRound();
+        if (this.stopped) {
+          conn?.close('stop');
+          break;
+        }
+        if (conn === 'unauthorized' || conn === 'outdated') return this.giveUp(conn);
+        if (!conn) {
+          this.setTransport('offline', null);
+          await this.sleep(backoffDelay(attempt++));
+          continue;
+        }
+      }
+      const startedAt = Date.now();
+      const end = await this.use(conn);
+      if (end.fatal) return this.giveUp(end.fatal);
+      // A server that keeps closing us right after welcome (4400, 4429…) gets backoff too.
+      if (!end.next && Date.now() - startedAt < 10000) {
+        if (!this.stopped) this.setTransport('connecting');
+        await this.sleep(backoffDelay(attempt++));
+      } else {
+        attempt = 0;
+      }
+      // 1001: that server is shutting down, so start the next round on another host.
+      if (end.code === 1001) this.current = (this.current + 1) % this.hosts.length;
+      if (!end.next && !this.stopped) this.setTransport('connecting');
+      conn = end.next ?? null;
+    }
+    this.active = null;
+  }
+
+  giveUp(reason) {
+    this.stopped = true;
+    this.active = null;
+    this.setTransport('offline', null);
+    if (reason === 'outdated') this.emit('outdated');
+    else this.emit('unauthorized', { code: 4401 });
+  }
+
+  /** Interruptible sleep (stop() wakes it up). */
+  sleep(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /**
+   * One round: every host at most once over the WebSocket (unless it is known to be blocked),
+   * then every host over the fallback. Starts with the host in use and stays on the first
+   * that works, so a device never hops between hosts that are all fine.
+   */
+  async connectRound() {
+    const n = this.hosts.length;
+    if (!this.wsBlocked) {
+      for (let i = 0; i < n && !this.stopped; i++) {
+        const result = await this.openSocket(this.hosts[this.current]);
+        if (result.conn || result.fatal) return result.conn ?? result.fatal;
+        this.current = (this.current + 1) % n;
+      }
+    }
+    for (let i = 0; i < n && !this.stopped; i++) {
+      const result = await this.openStream(this.hosts[this.current]);
+      if (result.conn) {
+        this.wsBlocked = true; // the server is there, the WebSocket is not: skip it until a retry works
+        return result.conn;
+      }
+      if (result.fatal) return result.fatal;
+      this.current = (this.current + 1) % n;
+    }
+    return null;
+  }
+
+  helloFields() {
+    if (this.role === 'teacher') {
+      return { boards: [...this.versions].map(([board, version]) => ({ board, version: big(version) })) };
+    }
+    const [only] = this.versions.values();
+    return { version: big(only ?? '0') };
+  }
+
+  /** Runs a connection until it ends; resolves with {code, fatal?, next?}. */
+  use(conn) {
+    this.active = conn;
+    this.setTransport(conn.kind, conn.host);
+    conn.lastHeard = Date.now();
+    // Messages that came in with the welcome waited until now, so listeners that answer
+    // (e.g. the board's `rendered`) find this connection active.
+    conn.ready = true;
+    this.handle(conn, conn.welcome);
+    for (const msg of conn.backlog.splice(0)) this.handle(conn, msg);
+    this.ping(conn);
+    for (const command of this.pending) this.deliver(conn, command);
+
+    const pinger = setInterval(() => this.ping(conn), PING_EVERY_MS);
+    const watchdog = setInterval(() => {
+      const silent = Date.now() - conn.lastHeard;
+      if (silent > SILENCE_LIMIT_MS) conn.close('silent');
+      else if (conn.kind === 'websocket' && silent > SILENCE_PROBE_MS && !conn.pingOut) this.ping(conn);
+    }, 5000);
+    let upgrader = null;
+    if (conn.kind === 'fallback') {
+      // Keep trying the WebSocket now and then; switch to it as soon as it works.
+      upgrader = setInterval(async () => {
+        if (conn.upgrading) return;
+        conn.upgrading = true;
+        const result = await this.openSocket(conn.host);
+        conn.upgrading = false;
+        if (result.conn && this.active === conn && !conn.ended) {
+          this.wsBlocked = false;
+          conn.close('upgrade', result.conn);
+        } else {
+          result.conn?.close('stop');
+        }
+      }, WS_RETRY_MS);
+    }
+    return conn.closed.then((end) => {
+      clearInterval(pinger);
+      clearInterval(watchdog);
+      clearInterval(upgrader);
+      if (this.active === conn) this.active = null;
+      return end;
+    });
+  }
+
+  ping(conn) {
+    if (conn.ended) return;
+    const t0 = Date.now();
+    if (conn.kind === 'websocket') {
+      conn.pingOut = true;
+      conn.send({ type: 'ping', t0 });
+      return;
+    }
+    // Fallback: a plain GET gives the same estimate.
+    fetch(conn.host + '/api/live/time', { cache: 'no-store', credentials: 'omit' })
+      .then((res) => (res.ok ? res.json() : null))
+      .then((body) => body && this.addOffsetSample(t0, body.server_time, Date.now()))
+      .catch(() => {});
+  }
+
+  /** A message from a connection: handled once the connection is in use, else kept. */
+  receive(conn, msg) {
+    if (conn.ended) return;
+    if (conn.ready) this.handle(conn, msg);
+    else conn.backlog.push(msg);
+  }
+
+  deliver(conn, command) {
+    if (conn.kind === 'websocket') conn.send(command);
+    else conn.post(command);
+  }
+
+  // -- WebSocket transport --
+
+  /** Opens /ws on a host and says hello; resolves once welcomed ({conn}) or failed. */
+  openSocket(host) {
+    return new Promise((resolve) => {
+      let ws;
+      try {
+        ws = new WebSocket(wsUrl(host));
+      } catch {
+        resolve({}); // e.g. blocked by the page's policy
+        return;
+      }
+      let welcomed = false;
+      let abandoned = false; // timed out: whatever this socket says later is ignored
+      let endConn;
+      const conn = {
+        kind: 'websocket',
+        host,
+        ended: false,
+        ready: false,
+        backlog: [],
+        closed: new Promise((r) => (endConn = r)),
+        send: (msg) => {
+          if (ws.readyState === WebSocket.OPEN) ws.send(encodeJson(msg));
+        },
+        close: (reason, next) => {
+          if (conn.ended) return;
+          conn.ended = true;
+          try {
+            ws.close(1000);
+          } catch {
+            // already closing
+          }
+          endConn({ code: reason, next });
+        },
+      };
+      const timer = setTimeout(() => {
+        abandoned = true;
+        try {
+          ws.close();
+        } catch {
+          // ignore
+        }
+        finish({});
+      }, this.timeoutMs);
+      const finish = (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      };
+
+      ws.onopen = () => {
+        // The token travels only inside the first message, never in the URL.
+        ws.send(encodeJson({ type: 'hello', protocol: PROTOCOL, role: this.role, token: this.token(), ...this.helloFields() }));
+      };
+      ws.onmessage = (event) => {
+        if (abandoned) return;
+        conn.lastHeard = Date.now();
+        let msg;
+        try {
+          msg = decodeJson(String(event.data));
+        } catch {
+          return;
+        }
+        if (!welcomed) {
+          if (msg.type !== 'welcome') return; // nothing else comes before welcome
+          welcomed = true;
+          conn.welcome = msg;
+          finish({ conn });
+          return;
+        }
+        this.receive(conn, msg);
+      };
+      ws.onclose = (event) => {
+        if (abandoned) return;
+        const fatal = event.code === 4401 ? 'unauthorized' : event.code === 4409 ? 'outdated' : null;
+        if (!welcomed) {
+          finish({ fatal });
+          return;
+        }
+        if (!conn.ended) {
+          conn.ended = true;
+          endConn({ code: event.code, fatal });
+        }
+      };
+      ws.onerror = () => {}; // onclose follows and tells the rest
+    });
+  }
+
+  // -- fallback transport: SSE over fetch + POST --
+
+  /** Opens the event stream on a host; resolves once its welcome arrives ({conn}) or failed. */
+  openStream(host) {
+    return new Promise((resolve) => {
+      const controller = new AbortController();
+      let welcomed = false;
+      let endConn;
+      const conn = {
+        kind: 'fallback',
+        host,
+        ended: false,
+        ready: false,
+        backlog: [],
+        closed: new Promise((r) => (endConn = r)),
+        send: (msg) => this.post(conn, msg),
+        post: (msg) => this.post(conn, msg),
+        close: (reason, next, fatal) => {
+          if (conn.ended) return;
+          conn.ended = true;
+          controller.abort();
+          endConn({ code: reason, next, fatal });
+        },
+      };
+      const timer = setTimeout(() => {
+        controller.abort();
+        finish({});
+      }, this.timeoutMs);
+      const finish = (result) => {
+        clearTimeout(timer);
+        resolve(result);
+      };
+
+      const params = new URLSearchParams({ role: this.role });
+      if (this.role === 'teacher') {
+        params.set('boards', [...this.versions].map(([b, v]) => `${b}:${v}`).join(','));
+      } else {
+        params.set('version', [...this.versions.values()][0] ?? '0');
+      }
+      fetch(host + '/api/live/events?' + params, {
+        headers: { Authorization: 'Bearer ' + this.token(), Accept: 'text/event-stream' },
+        cache: 'no-store',
+        credentials: 'omit',
+        signal: controller.signal,
+      })
+        .then(async (res) => {
+          if (res.status === 401) return finish({ fatal: 'unauthorized' });
+          if (!res.ok || !res.body) return finish({});
+          await readEvents(res.body, {
+            heard: () => (conn.lastHeard = Date.now()),
+            message: (data) => {
+              let msg;
+              try {
+                msg = decodeJson(data);
+              } catch {
+                return;
+              }
+              if (!welcomed) {
+                if (msg.type !== 'welcome') return;
+                welcomed = true;
+                conn.welcome = msg;
+                finish({ conn });
+                return;
+              }
+              this.receive(conn, msg);
+            },
+          });
+          throw new Error('stream ended');
+        })
+        .catch(() => {
+          if (!welcomed) finish({});
+          else if (!conn.ended) {
+            conn.ended = true;
+            endConn({ code: 'stream' });
+          }
+        });
+    });
+  }
+
+  /** POST one client message; a command's answer (ack or error) is handled like a pushed one. */
+  async post(conn, msg) {
+    if (msg.type === 'command') {
+      if (conn.inFlight?.has(msg.id)) return;
+      (conn.inFlight ??= new Set()).add(msg.id);
+      // One at a time, in order: the next command must not overtake this one.
+      conn.queue = (conn.queue ?? Promise.resolve()).then(() => this.postOnce(conn, msg));
+      await conn.queue;
+      conn.inFlight.delete(msg.id);
+      return;
+    }
+    await this.postOnce(conn, msg);
+  }
+
+  async postOnce(conn, msg) {
+    if (conn.ended) return;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    try {
+      const res = await fetch(conn.host + '/api/live/messages', {
+        method: 'POST',
+        headers: { Authorization: 'Bearer ' + this.token(), 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: encodeJson(msg),
+        cache: 'no-store',
+        credentials: 'omit',
+        signal: controller.signal,
+      });
+      const text = await res.text();
+      if (res.status === 401) return conn.close('unauthorized', null, 'unauthorized');
+      if (res.status >= 500) throw new Error('server error ' + res.status);
+      if (!text || msg.type !== 'command') return;
+      const body = decodeJson(text);
+      if (body?.type) this.handle(conn, body);
+      else if (body?.error) this.handle(conn, { type: 'error', id: msg.id, ...body.error });
+    } catch {
+      // Not delivered (network, timeout, 5xx). The command stays pending: try it again
+      // shortly on this connection; a reconnect resends it anyway.
+      if (msg.type === 'command') {
+        setTimeout(() => {
+          if (!conn.ended && this.pendingMap.has(msg.id)) this.post(conn, msg);
+        }, 3000);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Reads a Server-Sent Events body; calls message(data) per event and heard() per chunk. */
+async function readEvents(body, { heard, message }) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  let data = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    heard(); // any bytes, heartbeat comments included, prove the stream is alive
+    buffer += value;
+    const lines = buffer.split(/\r\n|\r|\n/);
+    buffer = lines.pop(); // an incomplete last line waits for the next chunk
+    for (const line of lines) {
+      if (line === '') {
+        if (data.length) message(data.join('\n'));
+        data = [];
+      } else if (line.startsWith(':')) {
+        // heartbeat comment
+      } else if (line.startsWith('data:')) {
+        data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+      }
+      // event:, id:, retry: are not used by this protocol
+    }
+  }
+}
+
+// ---- showing a board state (board page and console preview) -----------------------------
+
+/** Milliseconds left on a timer at server time `now`. */
+export function timerRemaining(timer, now) {
+  if (!timer) return 0;
+  if (timer.running && timer.ends_at != null) return Math.max(0, timer.ends_at - now);
+  return Math.max(0, timer.remaining_ms ?? timer.duration_ms ?? 0);
+}
+
+/** Where a video is at server time `now`, in milliseconds. */
+export function videoPosition(video, now) {
+  if (!video) return 0;
+  const base = video.position_ms ?? 0;
+  return video.playing && video.since != null ? base + Math.max(0, now - video.since) : base;
+}
+
+/** mm:ss (or h:mm:ss), rounding up so "00:00" appears only when the time is really up. */
+export function formatClock(ms) {
+  const total = Math.ceil(Math.max(0, ms) / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const pad = (n) => String(n).padStart(2, '0');
+  return h ? `${h}:${pad(m)}:${pad(s)}` : `${pad(m)}:${pad(s)}`;
+}
+
+const text = (key, fallback, params) => (has(key) ? t(key, params) : fallback);
+
+function el(tag, className, content) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (content != null) node.textContent = content;
+  return node;
+}
+
+const FIT_STEPS = 7; // board.css has a rule per step, each a bit smaller
+
+/**
+ * Draw the slide of `state` into `frame` (an element with class "slide-frame"). Timers and
+ * videos keep following the clock via the returned updater: call tick(serverNow()) often.
+ * Only `slide.html` (sanitised by the server) is inserted as HTML; everything else is text.
+ * options: {preview} — a small copy in the console: muted video, no autoplay.
+ */
+export function renderSlide(frame, state, { preview = false } = {}) {
+  const slide = state?.slide;
+  frame.replaceChildren();
+  frame.dataset.kind = slide?.kind ?? 'none';
+  frame.classList.toggle('is-blanked', !!state?.blanked);
+  if (!slide) return { tick() {} };
+
+  const root = el('div', 'slide slide-' + slide.kind);
+  root.dataset.fit = '0';
+  frame.append(root);
+  const title = slide.title ? el('h2', 'slide-title', slide.title) : null;
+  const body = () => {
+    const b = el('div', 'slide-body');
+    b.innerHTML = slide.html ?? ''; // sanitised server-side (protocol.md, "Board state")
+    return b;
+  };
+  let tick = () => {};
+
+  switch (slide.kind) {
+    case 'question': {
+      root.append(el('p', 'slide-label', text('kinds.question', 'Question')));
+      if (title) root.append(title);
+      root.append(body());
+      if (state.revealed && slide.answer != null) {
+        const answer = el('div', 'slide-answer');
+        answer.append(el('p', 'slide-answer-label', text('live.answer', 'Answer')), el('p', 'slide-answer-text', slide.answer));
+        root.append(answer);
+      }
+      break;
+    }
+    case 'timer': {
+      if (title) root.append(title);
+      const clock = el('p', 'slide-clock');
+      clock.setAttribute('role', 'timer');
+      const note = el('p', 'slide-clock-note');
+      root.append(clock, note);
+      let last = null;
+      tick = (now) => {
+        const left = timerRemaining(state.timer, now);
+        const shown = formatClock(left);
+        const phase = left <= 0 ? 'done' : state.timer?.running ? 'running' : 'paused';
+        if (shown === last && root.dataset.phase === phase) return;
+        last = shown;
+        clock.textContent = shown;
+        root.dataset.phase = phase;
+        note.textContent =
+          phase === 'done' ? text('live.timeUp', 'Time is up') : phase === 'paused' ? text('live.timerPaused', 'Paused') : '';
+      };
+      break;
+    }
+    case 'image':
+    case 'video': {
+      const media = slide.media ? mediaElement(slide, preview) : placeholder(slide);
+      root.append(media);
+      if (title) root.append(el('p', 'slide-caption', slide.title));
+      if (slide.kind === 'video' && media.tagName === 'VIDEO') tick = videoFollower(media, state);
+      break;
+    }
+    default: {
+      if (title) root.append(title);
+      root.append(body());
+    }
+  }
+  fitText(root);
+  return { tick };
+}
+
+function mediaElement(slide, preview) {
+  const src = '/api/media/' + encodeURIComponent(slide.media);
+  if (slide.kind === 'image') {
+    const img = el('img', 'slide-media');
+    img.alt = slide.title || '';
+    img.src = src;
+    img.addEventListener('error', () => img.replaceWith(placeholder(slide)));
+    return img;
+  }
+  const video = el('video', 'slide-media');
+  video.src = src;
+  video.preload = 'auto';
+  video.playsInline = true;
+  video.muted = preview;
+  video.addEventListener('error', () => video.replaceWith(placeholder(slide)));
+  return video;
+}
+
+function placeholder(slide) {
+  const box = el('div', 'slide-placeholder');
+  box.append(
+    el('span', 'slide-placeholder-icon', slide.kind === 'video' ? '▶' : '🖼'),
+    el('span', 'slide-placeholder-text', text('kinds.' + slide.kind, slide.kind)),
+  );
+  box.firstChild.setAttribute('aria-hidden', 'true');
+  return box;
+}
+
+/** Keeps a <video> where the state says it should be (seeks only when clearly off). */
+function videoFollower(video, state) {
+  return (now) => {
+    const want = videoPosition(state.video, now) / 1000;
+    if (!Number.isFinite(video.duration) && video.readyState < 1) return;
+    if (Math.abs(video.currentTime - want) > 1) {
+      try {
+        video.currentTime = want;
+      } catch {
+        // not seekable yet
+      }
+    }
+    if (state.video?.playing && video.paused && !video.ended) {
+      video.play().catch(() => {
+        // Autoplay with sound needs a user gesture; muted playback beats a frozen picture.
+        video.muted = true;
+        video.play().catch(() => {});
+      });
+    } else if (!state.video?.playing && !video.paused) {
+      video.pause();
+    }
+  };
+}
+
+/** Shrinks text a step at a time until the slide fits its frame: no scrollbars, ever. */
+export function fitText(root) {
+  let step = 0;
+  root.dataset.fit = '0';
+  while (step < FIT_STEPS && (root.scrollHeight > root.clientHeight + 1 || root.scrollWidth > root.clientWidth + 1)) {
+    step += 1;
+    root.dataset.fit = String(step);
+  }
+}
