@@ -5,6 +5,7 @@ mod accounts;
 mod bad_input;
 mod harness;
 mod lessons;
+mod live;
 mod openapi;
 mod pages;
 mod restart;

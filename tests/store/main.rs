@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use classcast::domain::account::Email;
+use classcast::domain::board::BoardState;
 use classcast::domain::hlc::Hlc;
 use classcast::domain::lesson::{LessonContent, SlideInput};
 use classcast::store::{
@@ -23,6 +24,11 @@ const REPLICATED: &[&str] = &[
     "session_revocation",
     "lesson",
     "lesson_revision",
+    "board",
+    "board_code",
+    "board_code_use",
+    "board_pairing",
+    "board_state",
 ];
 
 /// A fresh, migrated SQLite store whose replicated tables refuse updates and deletes.
@@ -84,6 +90,9 @@ suite!(sqlite:
     listing_pages_without_gaps_or_repeats,
     deletion_is_a_tombstone,
     migrating_twice_applies_nothing,
+    a_code_drawn_twice_belongs_to_the_newer_board,
+    a_code_pairs_once_and_pairings_are_versioned,
+    board_states_are_versioned_and_commands_remembered,
 );
 
 async fn an_address_is_owned_by_its_first_registration(store: &dyn Store) {
@@ -336,4 +345,85 @@ async fn the_sqlite_schema_follows_the_replication_rules() {
             "{table} uses a sequence"
         );
     }
+}
+
+async fn a_code_drawn_twice_belongs_to_the_newer_board(store: &dyn Store) {
+    let older = store.create_board("token-a").await.unwrap();
+    let newer = store.create_board("token-b").await.unwrap();
+    assert_eq!(store.board_by_token("token-a").await.unwrap(), Some(older));
+    store.issue_code(older, "123456", i64::MAX).await.unwrap();
+    assert_eq!(
+        store
+            .resolve_code("123456", 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .board,
+        older
+    );
+    store.issue_code(newer, "123456", i64::MAX).await.unwrap();
+    assert_eq!(
+        store
+            .resolve_code("123456", 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .board,
+        newer
+    );
+    assert!(
+        store.current_code(older, 0).await.unwrap().is_none(),
+        "the older board must draw again"
+    );
+    let fresh = store.issue_code(older, "654321", 1_000).await.unwrap();
+    assert_eq!(store.current_code(older, 999).await.unwrap(), Some(fresh));
+    assert!(
+        store.current_code(older, 1_000).await.unwrap().is_none(),
+        "expired"
+    );
+}
+
+async fn a_code_pairs_once_and_pairings_are_versioned(store: &dyn Store) {
+    let teacher = account(store, "pair@school.org").await;
+    let board = store.create_board("token-p").await.unwrap();
+    let code = store.issue_code(board, "111222", i64::MAX).await.unwrap();
+    let pairing = store.pair_board(teacher, &code, "Room 1").await.unwrap();
+    assert_eq!(pairing.name, "Room 1");
+    assert!(matches!(
+        store.pair_board(teacher, &code, "Again").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        store.resolve_code("111222", 0).await.unwrap().is_none(),
+        "a used code resolves no more"
+    );
+    store.rename_board(teacher, board, "Room 2").await.unwrap();
+    assert_eq!(store.boards_of(teacher).await.unwrap()[0].name, "Room 2");
+    assert_eq!(store.board_teachers(board).await.unwrap(), ["Teacher"]);
+    store.unpair_board(teacher, board).await.unwrap();
+    assert!(store.boards_of(teacher).await.unwrap().is_empty());
+    assert!(matches!(
+        store.board_pairing(teacher, board).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.unpair_board(teacher, board).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn board_states_are_versioned_and_commands_remembered(store: &dyn Store) {
+    let board = store.create_board("token-s").await.unwrap();
+    assert!(store.board_state(board).await.unwrap().is_none());
+    let (c1, c2) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut state = BoardState::idle(board);
+    let v1 = store.save_board_state(c1, &state).await.unwrap();
+    state.blanked = true;
+    let v2 = store.save_board_state(c2, &state).await.unwrap();
+    assert!(v2 > v1);
+    let current = store.board_state(board).await.unwrap().unwrap();
+    assert!(current.blanked);
+    assert_eq!(current.version, v2.0);
+    assert_eq!(store.command_outcome(c1).await.unwrap(), Some((board, v1)));
+    assert_eq!(store.command_outcome(Uuid::now_v7()).await.unwrap(), None);
 }

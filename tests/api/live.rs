@@ -1,0 +1,601 @@
+//! The live classroom over real WebSockets and the SSE fallback, against the real server.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+use crate::harness::*;
+
+/// Longest any single expected message may take; a deadline, not a sleep.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A WebSocket client. Messages read while waiting for another kind are kept, in order, for
+/// later `until` calls: the server's forwarders may interleave message kinds in any order.
+struct Ws(
+    WebSocketStream<MaybeTlsStream<TcpStream>>,
+    std::collections::VecDeque<Value>,
+);
+
+impl Ws {
+    async fn open(
+        app: &TestApp,
+        origin: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut request =
+            format!("{}/ws", app.base.replace("http://", "ws://")).into_client_request()?;
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        Ok(Ws(
+            tokio_tungstenite::connect_async(request).await?.0,
+            Default::default(),
+        ))
+    }
+
+    async fn teacher(app: &TestApp, t: &Teacher, boards: &[&str]) -> Ws {
+        let mut ws = Ws::open(app, None).await.unwrap();
+        let boards: Vec<Value> = boards
+            .iter()
+            .map(|b| json!({"board": b, "version": 0}))
+            .collect();
+        ws.send(json!({"type": "hello", "protocol": 1, "role": "teacher", "token": t.token, "boards": boards})).await;
+        assert_eq!(ws.next().await["type"], "welcome");
+        ws
+    }
+
+    async fn board(app: &TestApp, board: &Claimed) -> Ws {
+        let mut ws = Ws::open(app, None).await.unwrap();
+        ws.send(json!({"type": "hello", "protocol": 1, "role": "board", "token": board.token, "version": 0})).await;
+        assert_eq!(ws.next().await["type"], "welcome");
+        ws
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.0
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next text message.
+    async fn next(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(PATIENCE, self.0.next())
+                .await
+                .expect("a message within the deadline")
+                .expect("the connection is open")
+                .expect("a readable frame");
+            if let Message::Text(text) = msg {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// The first message, kept or new, that matches.
+    async fn until(&mut self, what: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.1.iter().position(&what) {
+            return self.1.remove(i).unwrap();
+        }
+        loop {
+            let msg = self.next().await;
+            if what(&msg) {
+                return msg;
+            }
+            self.1.push_back(msg);
+        }
+    }
+
+    async fn state_where(&mut self, what: impl Fn(&Value) -> bool) -> Value {
+        self.until(|m| m["type"] == "state" && what(&m["state"]))
+            .await["state"]
+            .clone()
+    }
+
+    async fn command(&mut self, board: &str, op: &str, args: Value) -> Value {
+        let id = Uuid::now_v7();
+        self.send(json!({"type": "command", "id": id, "board": board, "op": op, "args": args}))
+            .await;
+        self.until(|m| (m["type"] == "ack" || m["type"] == "error") && m["id"] == id.to_string())
+            .await
+    }
+
+    /// The close code the server ends the connection with.
+    async fn close_code(&mut self) -> u16 {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.0.next())
+                .await
+                .expect("closed within the deadline")
+            {
+                Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+}
+
+struct Claimed {
+    id: String,
+    token: String,
+    code: String,
+}
+
+async fn claim(app: &TestApp) -> Claimed {
+    let res = app.post_json("/api/boards/claim", &json!({})).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    Claimed {
+        id: body["board_id"].as_str().unwrap().to_owned(),
+        token: body["board_token"].as_str().unwrap().to_owned(),
+        code: body["code"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn pair(app: &TestApp, t: &Teacher, code: &str, name: &str) -> reqwest::Response {
+    app.as_teacher(Method::POST, "/api/boards/pair", t)
+        .json(&json!({"code": code, "name": name}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A teacher with a paired board and a three-slide lesson.
+async fn classroom(app: &TestApp) -> (Teacher, Claimed, String) {
+    let t = app.register("teacher@school.org").await;
+    let board = claim(app).await;
+    assert_eq!(
+        pair(app, &t, &board.code, "Room 12").await.status(),
+        StatusCode::CREATED
+    );
+    let lesson = app
+        .create_lesson(
+            &t,
+            json!({"title": "Fractions", "slides": [
+                text_slide("One"),
+                {"kind": "question", "title": "Two", "answer": "3/4", "notes": "ask Sam"},
+                {"kind": "timer", "title": "Three", "seconds": 60},
+            ]}),
+        )
+        .await;
+    (t, board, lesson["id"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_board_pairs_with_its_code_and_then_follows_the_teachers_commands() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut screen = Ws::board(&app, &board).await;
+    let pairing = screen.until(|m| m["type"] == "pairing").await;
+    assert_eq!(pairing["paired_with"], json!(["Test Teacher"]));
+    let fresh = pairing["code"]["code"].as_str().unwrap();
+    assert_ne!(
+        fresh, board.code,
+        "the spent code was replaced for the next teacher"
+    );
+
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let ack = console
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let shown = screen.state_where(|s| s["version"] == ack["version"]).await;
+    assert_eq!(shown["slide"]["title"], "One");
+    assert_eq!(shown["lesson"]["slide_count"], 3);
+    assert_eq!(shown["presenter"]["name"], "Test Teacher");
+
+    let ack = console.command(&board.id, "next", json!({})).await;
+    let shown = screen.state_where(|s| s["version"] == ack["version"]).await;
+    assert_eq!(shown["slide"]["title"], "Two");
+    assert!(
+        shown["slide"]["answer"].is_null(),
+        "the answer waits for reveal"
+    );
+    assert!(
+        !shown.to_string().contains("ask Sam"),
+        "speaker notes never reach the board"
+    );
+
+    let ack = console
+        .command(&board.id, "reveal", json!({"on": true}))
+        .await;
+    let shown = screen.state_where(|s| s["version"] == ack["version"]).await;
+    assert_eq!(shown["slide"]["answer"], "3/4");
+
+    // The board says what it shows; the console learns the board is in sync.
+    screen
+        .send(json!({"type": "rendered", "version": shown["version"]}))
+        .await;
+    let status = console
+        .until(|m| m["type"] == "board" && m["rendered_version"] == shown["version"])
+        .await;
+    assert_eq!(status["online"], true);
+
+    // While presenting, the board shows no code.
+    screen
+        .until(|m| m["type"] == "pairing" && m["code"].is_null())
+        .await;
+}
+
+#[tokio::test]
+async fn an_acknowledged_command_survives_a_restart_and_a_repeated_id_acts_once() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    console
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+
+    let id = Uuid::now_v7();
+    let next = json!({"type": "command", "id": id, "board": board.id, "op": "next", "args": {}});
+    console.send(next.clone()).await;
+    let first = console.until(|m| m["type"] == "ack").await;
+    drop(console);
+
+    // The client did not see the ack (say) and resends after reconnecting.
+    let mut again = Ws::teacher(&app, &t, &[&board.id]).await;
+    let state = again.state_where(|_| true).await;
+    assert_eq!(state["slide_index"], 1);
+    again.send(next).await;
+    let second = again.until(|m| m["type"] == "ack").await;
+    assert_eq!(
+        second["version"], first["version"],
+        "acked again with the same version"
+    );
+    let mut screen = Ws::board(&app, &board).await;
+    let state = screen.state_where(|_| true).await;
+    assert_eq!(
+        state["slide_index"], 1,
+        "the repeated command had no second effect"
+    );
+    assert_eq!(state["version"], first["version"]);
+}
+
+#[tokio::test]
+async fn two_devices_of_one_teacher_see_each_others_changes() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut laptop = Ws::teacher(&app, &t, &[&board.id]).await;
+    let mut phone = Ws::teacher(&app, &t, &[&board.id]).await;
+    let ack = laptop
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    phone.state_where(|s| s["version"] == ack["version"]).await;
+    let ack = phone.command(&board.id, "blank", json!({"on": true})).await;
+    let seen = laptop.state_where(|s| s["version"] == ack["version"]).await;
+    assert_eq!(seen["blanked"], true);
+    let mut versions = vec![];
+    for _ in 0..3 {
+        versions.push(
+            laptop.command(&board.id, "next", json!({})).await["version"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions only grow: {versions:?}"
+    );
+}
+
+#[tokio::test]
+async fn another_teachers_board_is_neither_visible_nor_steerable() {
+    let app = spawn_app().await;
+    let (_, board, _) = classroom(&app).await;
+    let other = app.register("other@school.org").await;
+    let other_lesson = app
+        .create_lesson(
+            &other,
+            json!({"title": "Mine", "slides": [text_slide("x")]}),
+        )
+        .await;
+    let mut ws = Ws::open(&app, None).await.unwrap();
+    ws.send(
+        json!({"type": "hello", "protocol": 1, "role": "teacher", "token": other.token,
+        "boards": [{"board": board.id, "version": 0}]}),
+    )
+    .await;
+    assert_eq!(ws.next().await["type"], "welcome");
+    let refused = ws.until(|m| m["type"] == "error").await;
+    assert_eq!(refused["code"], "not_found");
+    let reply = ws
+        .command(&board.id, "present", json!({"lesson": other_lesson["id"]}))
+        .await;
+    assert_eq!(reply["type"], "error");
+    assert_eq!(reply["code"], "not_found");
+    let res = app
+        .as_teacher(Method::DELETE, &format!("/api/boards/{}", board.id), &other)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_teacher_cannot_present_someone_elses_lesson() {
+    let app = spawn_app().await;
+    let (t, board, _) = classroom(&app).await;
+    let other = app.register("other@school.org").await;
+    let foreign = app
+        .create_lesson(
+            &other,
+            json!({"title": "Theirs", "slides": [text_slide("x")]}),
+        )
+        .await;
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let reply = console
+        .command(&board.id, "present", json!({"lesson": foreign["id"]}))
+        .await;
+    assert_eq!(reply["code"], "not_found");
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_or_a_late_hello_is_refused_with_4401() {
+    let app = spawn_app().await;
+    let mut ws = Ws::open(&app, None).await.unwrap();
+    ws.send(json!({"type": "hello", "protocol": 1, "role": "teacher", "token": "wrong"}))
+        .await;
+    assert_eq!(ws.close_code().await, 4401);
+    let mut ws = Ws::open(&app, None).await.unwrap();
+    ws.send(json!({"type": "ping", "t0": 1})).await;
+    assert_eq!(ws.close_code().await, 4401);
+    let mut ws = Ws::open(&app, None).await.unwrap();
+    ws.send(json!({"type": "hello", "protocol": 99, "role": "board", "token": "x"}))
+        .await;
+    assert_eq!(ws.close_code().await, 4409);
+}
+
+#[tokio::test]
+async fn a_foreign_origin_cannot_open_a_live_connection() {
+    let app = spawn_app().await;
+    let refused = Ws::open(&app, Some("https://evil.example")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => assert_eq!(res.status(), 403),
+        other => panic!("expected a 403, got {:?}", other.map(|_| ())),
+    }
+    let own = app.base.clone();
+    assert!(
+        Ws::open(&app, Some(&own)).await.is_ok(),
+        "the server's own origin is fine"
+    );
+    let allowed = spawn_with(|c| c.allowed_origins = vec!["https://school.example".into()]).await;
+    assert!(Ws::open(&allowed, Some("https://school.example"))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_frames_are_answered_without_harm() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut ws = Ws::teacher(&app, &t, &[&board.id]).await;
+    ws.0.send(Message::Text("{not json".into())).await.unwrap();
+    let e = ws.until(|m| m["type"] == "error").await;
+    assert_eq!(e["code"], "malformed");
+    let e = ws.command(&board.id, "fly", json!({})).await;
+    assert_eq!(e["code"], "invalid_command");
+    // Still usable after bad input.
+    assert_eq!(
+        ws.command(&board.id, "present", json!({"lesson": lesson}))
+            .await["type"],
+        "ack"
+    );
+
+    let mut big = Ws::teacher(&app, &t, &[&board.id]).await;
+    let huge = "x".repeat(100 * 1024);
+    let _ = big
+        .0
+        .send(Message::Text(
+            format!("{{\"type\":\"ping\",\"pad\":\"{huge}\"}}").into(),
+        ))
+        .await;
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match big.0.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "an oversized frame ends only that connection"
+    );
+    // The other connection and the server carry on.
+    assert_eq!(
+        ws.command(&board.id, "next", json!({})).await["type"],
+        "ack"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_messages_is_rate_limited_per_connection() {
+    let app = spawn_app().await;
+    let (t, board, _) = classroom(&app).await;
+    let mut ws = Ws::teacher(&app, &t, &[&board.id]).await;
+    for i in 0..100 {
+        ws.send(json!({"type": "ping", "t0": i})).await;
+    }
+    let limited = ws
+        .until(|m| m["type"] == "error" && m["code"] == "rate_limited")
+        .await;
+    assert!(limited["message"].as_str().unwrap().contains("slow down"));
+}
+
+#[tokio::test]
+async fn codes_are_single_use_and_unpairing_tells_the_board() {
+    let app = spawn_app().await;
+    let (t, board, _) = classroom(&app).await;
+    let second = app.register("second@school.org").await;
+    let res = pair(&app, &second, &board.code, "Stolen").await;
+    expect_error(res, StatusCode::NOT_FOUND, "unknown_code").await;
+
+    let mut screen = Ws::board(&app, &board).await;
+    let pairing = screen.until(|m| m["type"] == "pairing").await;
+    let code = pairing["code"]["code"].as_str().unwrap().to_owned();
+    let formatted = format!("{} {}", &code[..3], &code[3..]);
+    assert_eq!(
+        pair(&app, &second, &formatted, "Shared room")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let pairing = screen
+        .until(|m| m["type"] == "pairing" && m["paired_with"].as_array().unwrap().len() == 2)
+        .await;
+    assert_eq!(
+        pairing["paired_with"],
+        json!(["Test Teacher", "Test Teacher"])
+    );
+
+    let res = app
+        .as_teacher(Method::DELETE, &format!("/api/boards/{}", board.id), &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    screen
+        .until(|m| m["type"] == "pairing" && m["paired_with"].as_array().unwrap().len() == 1)
+        .await;
+    let boards = app.get_json("/api/boards", &t).await;
+    assert_eq!(boards["items"], json!([]));
+    let boards = app.get_json("/api/boards", &second).await;
+    assert_eq!(boards["items"][0]["name"], "Shared room");
+    assert_eq!(boards["items"][0]["online"], true);
+}
+
+#[tokio::test]
+async fn walking_the_million_codes_is_stopped_by_the_rate_limiter() {
+    let app = spawn_app().await;
+    let t = app.register("guesser@school.org").await;
+    let mut checked = 0;
+    let mut refused = 0;
+    for guess in 0..200 {
+        let res = pair(&app, &t, &format!("{:06}", guess * 4999 % 1_000_000), "x").await;
+        match res.status() {
+            StatusCode::NOT_FOUND => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused += 1;
+                assert!(res.headers().contains_key("retry-after"));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // 10 guesses get through before the per-account limit; at one guess per 10 s after that,
+    // covering even 1% of the 10^6 codes would take more than a day per account, and the
+    // node-wide limit (one a second) caps any number of accounts together.
+    assert!(checked <= 11, "{checked} guesses were checked");
+    assert_eq!(checked + refused, 200);
+}
+
+#[tokio::test]
+async fn the_fallback_transport_carries_the_same_protocol() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let res = app
+        .as_teacher(
+            Method::GET,
+            &format!("/api/live/events?role=teacher&boards={}:0", board.id),
+            &t,
+        )
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut events = res;
+    let mut buffer = String::new();
+    assert_eq!(
+        next_event(&mut events, &mut buffer).await["type"],
+        "welcome"
+    );
+    let id = Uuid::now_v7();
+    let res = app
+        .as_teacher(Method::POST, "/api/live/messages", &t)
+        .json(&json!({"type": "command", "id": id, "board": board.id, "op": "present", "args": {"lesson": lesson}}))
+        .send()
+        .await
+        .unwrap();
+    let ack: Value = res.json().await.unwrap();
+    assert_eq!(ack["type"], "ack");
+    loop {
+        let event = next_event(&mut events, &mut buffer).await;
+        if event["type"] == "state" && event["state"]["version"] == ack["version"] {
+            assert_eq!(event["state"]["slide"]["title"], "One");
+            break;
+        }
+    }
+    let time: Value = app
+        .request(Method::GET, "/api/live/time")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(time["server_time"].as_i64().unwrap() > 1_700_000_000_000);
+}
+
+#[tokio::test]
+async fn a_board_token_identifies_the_board_and_nothing_else() {
+    let app = spawn_app().await;
+    let board = claim(&app).await;
+    let me: Value = app
+        .request(Method::GET, "/api/boards/self")
+        .bearer_auth(&board.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["board_id"], board.id.as_str());
+    assert_eq!(me["code"]["code"], board.code.as_str());
+    assert_eq!(me["paired_with"], json!([]));
+    let res = app
+        .request(Method::GET, "/api/me")
+        .bearer_auth(&board.token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let res = app
+        .request(Method::POST, "/api/boards/code")
+        .bearer_auth("nonsense")
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+/// The next SSE event's data, parsed.
+async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> Value {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
+                return serde_json::from_str(data).unwrap();
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(PATIENCE, stream.chunk())
+            .await
+            .expect("an event within the deadline")
+            .unwrap()
+            .expect("the stream is open");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
