@@ -98,6 +98,9 @@ pub struct ConfigArgs {
         value_name = "BYTES"
     )]
     pub max_body_bytes: Option<usize>,
+    /// Live connections are pinged this often; silent for 7/3 of it means dead, in ms [default: 15000]
+    #[arg(long, env = "CLASSCAST_HEARTBEAT_MS", global = true, value_name = "MS")]
+    pub heartbeat_ms: Option<u64>,
     /// Longest a login waits for a password-hashing slot before 503, in ms [default: 5000]
     #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", global = true, value_name = "MS")]
     pub hash_wait_ms: Option<u64>,
@@ -136,6 +139,7 @@ struct FileConfig {
     session_renew_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     hash_wait_ms: Option<u64>,
+    heartbeat_ms: Option<u64>,
 }
 
 /// The effective configuration.
@@ -154,6 +158,7 @@ pub struct Config {
     pub session_renew_before: Duration,
     pub max_body_bytes: usize,
     pub hash_wait: Duration,
+    pub heartbeat: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +230,9 @@ impl Config {
             hash_wait: Duration::from_millis(
                 args.hash_wait_ms.or(file.hash_wait_ms).unwrap_or(5_000),
             ),
+            heartbeat: Duration::from_millis(
+                args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(15_000),
+            ),
         };
         config.validate()
     }
@@ -240,6 +248,12 @@ impl Config {
             return Err(ConfigError::Setting {
                 name: "max_body_bytes",
                 reason: "must be at least 1024".into(),
+            });
+        }
+        if self.heartbeat < Duration::from_millis(100) {
+            return Err(ConfigError::Setting {
+                name: "heartbeat_ms",
+                reason: "must be at least 100".into(),
             });
         }
         if self.request_timeout_ms == 0 {

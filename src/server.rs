@@ -90,7 +90,7 @@ pub async fn serve(
         tracing::info!(migrations = ?applied, "applied migrations");
     }
     let accounts = Arc::new(accounts(&config, store.clone()));
-    let live = Arc::new(Live::new(store.clone()));
+    let live = Arc::new(Live::new(store.clone(), config.heartbeat));
     let state = AppState {
         store,
         accounts: accounts.clone(),

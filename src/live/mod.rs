@@ -87,18 +87,26 @@ pub struct Live {
     /// Lesson revisions being presented, by revision id. Revisions never change, so entries
     /// never go stale; the map is cleared when it grows past a bound.
     revisions: Mutex<HashMap<Uuid, Arc<LessonContent>>>,
+    /// How often connections are pinged; one silent for 7/3 of this is dead (15 s → 35 s).
+    pub heartbeat: Duration,
 }
 
 const REVISION_CACHE: usize = 1024;
 
 impl Live {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, heartbeat: Duration) -> Self {
         Self {
             store,
             hub: Hub::default(),
             limits: LiveLimits::new(),
             revisions: Mutex::new(HashMap::new()),
+            heartbeat,
         }
+    }
+
+    /// A connection that sent nothing (not even a pong) for this long is closed.
+    pub fn dead_after(&self) -> Duration {
+        self.heartbeat * 7 / 3
     }
 
     pub fn prune_limits(&self) {

@@ -12,9 +12,6 @@ use crate::domain::board::BoardState;
 /// The protocol version this node speaks; it also accepts the one before (rolling upgrades).
 pub const PROTOCOL: u32 = 1;
 pub const OLDEST_ACCEPTED: u32 = 1;
-pub const HEARTBEAT_MS: u64 = 15_000;
-/// A connection silent for this long is considered dead.
-pub const DEAD_AFTER_MS: u64 = 35_000;
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

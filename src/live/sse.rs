@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,7 +15,7 @@ use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::protocol::{ClientMsg, Followed, Role, HEARTBEAT_MS};
+use super::protocol::{ClientMsg, Followed, Role};
 use super::subscriber::{Subscriber, OUTBOX};
 use super::ws::{answer, authenticate, follow, welcome, Peer};
 
@@ -57,7 +56,7 @@ pub async fn events(
     let (outbox, queued) = mpsc::channel::<Arc<str>>(OUTBOX);
     let live = state.live.clone();
     let mut subscriber = Subscriber::new(live.clone(), outbox.clone());
-    let _ = outbox.send(welcome(&peer).into()).await;
+    let _ = outbox.send(welcome(&peer, live.heartbeat).into()).await;
     match &peer {
         Peer::Teacher(account) => {
             let boards = parse_boards(params.boards.as_deref().unwrap_or(""))?;
@@ -80,7 +79,7 @@ pub async fn events(
         },
     );
     Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_millis(HEARTBEAT_MS)))
+        .keep_alive(KeepAlive::new().interval(state.live.heartbeat))
         .into_response())
 }
 

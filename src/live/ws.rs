@@ -124,7 +124,7 @@ async fn run(socket: WebSocket, state: AppState) {
     let (outbox, mut queued) = mpsc::channel::<Arc<str>>(OUTBOX);
     let live = state.live.clone();
     let mut subscriber = Subscriber::new(live.clone(), outbox.clone());
-    let _ = outbox.send(welcome(&peer).into()).await;
+    let _ = outbox.send(welcome(&peer, live.heartbeat).into()).await;
     match &peer {
         Peer::Teacher(account) => follow(&live, &mut subscriber, account, &boards, &outbox).await,
         Peer::Board(board) => {
@@ -137,7 +137,7 @@ async fn run(socket: WebSocket, state: AppState) {
     let budget = per_connection();
     let mut strikes = 0u32;
     let mut last_heard = Instant::now();
-    let mut heartbeat = interval(Duration::from_millis(protocol::HEARTBEAT_MS));
+    let mut heartbeat = interval(live.heartbeat);
     heartbeat.tick().await;
     loop {
         tokio::select! {
@@ -194,7 +194,7 @@ async fn run(socket: WebSocket, state: AppState) {
                 }
             }
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > Duration::from_millis(protocol::DEAD_AFTER_MS) {
+                if last_heard.elapsed() > live.dead_after() {
                     let _ = sink.send(closing(close::TIMEOUT, "no heartbeat")).await;
                     break;
                 }
@@ -224,7 +224,7 @@ pub async fn authenticate(state: &AppState, role: Role, token: &str) -> Option<P
     }
 }
 
-pub fn welcome(peer: &Peer) -> String {
+pub fn welcome(peer: &Peer, heartbeat: Duration) -> String {
     let (role, account, board_id) = match peer {
         Peer::Teacher(a) => (
             Role::Teacher,
@@ -240,7 +240,7 @@ pub fn welcome(peer: &Peer) -> String {
         protocol: protocol::PROTOCOL,
         role,
         server_time: now_ms(),
-        heartbeat_ms: protocol::HEARTBEAT_MS,
+        heartbeat_ms: heartbeat.as_millis() as u64,
         account,
         board_id,
     }

@@ -599,3 +599,35 @@ async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> Valu
         buffer.push_str(std::str::from_utf8(&chunk).unwrap());
     }
 }
+
+#[tokio::test]
+async fn heartbeats_find_a_peer_that_stopped_answering() {
+    let app = spawn_with(|c| c.heartbeat_ms = Some(150)).await;
+    let (t, board, _) = classroom(&app).await;
+    let mut alive = Ws::teacher(&app, &t, &[&board.id]).await;
+    let mut dead = Ws::teacher(&app, &t, &[&board.id]).await;
+    // `dead` stops reading, so it never answers the server's pings. `alive` keeps reading
+    // (answering pings as it goes) until `dead` has surely been given up on.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1_500);
+    while tokio::time::Instant::now() < deadline {
+        let _ = tokio::time::timeout_at(deadline, alive.0.next()).await;
+    }
+    // Reading now, the client first flushes its overdue pongs into a socket the server has
+    // already closed: either the 4408 close frame or that broken pipe shows it was dropped.
+    // Messages queued before that are still in the socket and read first.
+    loop {
+        match tokio::time::timeout(PATIENCE, dead.0.next())
+            .await
+            .expect("the silent peer was dropped")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 4408);
+                break;
+            }
+            Some(Err(_)) | None => break,
+            Some(Ok(_)) => continue,
+        }
+    }
+    alive.send(json!({"type": "ping", "t0": 1})).await;
+    assert_eq!(alive.until(|m| m["type"] == "pong").await["t0"], 1.0);
+}
