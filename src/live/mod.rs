@@ -16,7 +16,7 @@ pub mod ws;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -25,7 +25,7 @@ use crate::domain::account::parse_name;
 use crate::domain::board::{apply, BoardState, CommandError, LessonAt, Op, PairingCode};
 use crate::domain::lesson::LessonContent;
 use crate::domain::ValidationError;
-use crate::store::{Account, ActiveCode, BoardPairing, Store, StoreError};
+use crate::store::{Account, ActiveCode, BoardPairing, Saved, Store, StoreError};
 use hub::{Hub, Presence, Snapshot};
 use limits::{Limited, LiveLimits};
 use protocol::{CodeInfo, Command, ServerMsg};
@@ -87,11 +87,16 @@ pub struct Live {
     /// Lesson revisions being presented, by revision id. Revisions never change, so entries
     /// never go stale; the map is cleared when it grows past a bound.
     revisions: Mutex<HashMap<Uuid, Arc<LessonContent>>>,
+    /// Recent positive authorizations, by (teacher, board).
+    authorized: Mutex<HashMap<(Uuid, Uuid), Instant>>,
     /// How often connections are pinged; one silent for 7/3 of this is dead (15 s → 35 s).
     pub heartbeat: Duration,
 }
 
 const REVISION_CACHE: usize = 1024;
+/// How long a teacher's right to a board is trusted without asking the store again.
+pub const AUTHORIZED_FOR: Duration = Duration::from_secs(10);
+const AUTHORIZED_CACHE: usize = 100_000;
 
 impl Live {
     pub fn new(store: Arc<dyn Store>, heartbeat: Duration) -> Self {
@@ -100,6 +105,7 @@ impl Live {
             hub: Hub::default(),
             limits: LiveLimits::new(),
             revisions: Mutex::new(HashMap::new()),
+            authorized: Mutex::new(HashMap::new()),
             heartbeat,
         }
     }
@@ -225,6 +231,10 @@ impl Live {
 
     pub async fn unpair(&self, account: &Account, board: Uuid) -> Result<(), LiveError> {
         self.store.unpair_board(account.id, board).await?;
+        self.authorized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(account.id, board));
         self.hub.pairing_changed(board);
         Ok(())
     }
@@ -238,9 +248,27 @@ impl Live {
         })
     }
 
-    /// Checks that the teacher may follow and steer this board.
+    /// Checks that the teacher may follow and steer this board. A positive answer is
+    /// remembered for [`AUTHORIZED_FOR`]: a burst of presses then costs no database reads.
+    /// Unpairing on this node forgets it at once; on another node it lapses within that time.
     pub async fn authorize(&self, account: &Account, board: Uuid) -> Result<(), LiveError> {
+        let key = (account.id, board);
+        let fresh = |at: &Instant| at.elapsed() < AUTHORIZED_FOR;
+        if self
+            .authorized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .is_some_and(fresh)
+        {
+            return Ok(());
+        }
         self.store.board_pairing(account.id, board).await?;
+        let mut cache = self.authorized.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= AUTHORIZED_CACHE {
+            cache.retain(|_, at| fresh(at));
+        }
+        cache.insert(key, Instant::now());
         Ok(())
     }
 
@@ -261,16 +289,9 @@ impl Live {
     /// A command id seen before is answered with its version and applied no second time.
     pub async fn command(&self, account: &Account, cmd: &Command) -> Result<i64, LiveError> {
         self.authorize(account, cmd.board).await?;
-        if let Some(version) = self.outcome(cmd).await? {
-            return Ok(version);
-        }
         let op = Op::parse(&cmd.op, &cmd.args)?;
         let channel = self.hub.channel(cmd.board);
         let _one_at_a_time = channel.commands.lock().await;
-        // A resend may have raced the original into the queue.
-        if let Some(version) = self.outcome(cmd).await? {
-            return Ok(version);
-        }
         let current = self.state(cmd.board).await?;
         let lesson = match (&op, &current.state.lesson) {
             (Op::Present { lesson, .. }, _) => {
@@ -290,25 +311,22 @@ impl Live {
             content,
         });
         let mut next = apply(&current.state, &op, at, &account.name, now_ms())?;
-        next.version = self.store.save_board_state(cmd.id, &next).await?.0;
-        let version = next.version;
-        let was_presenting = current.state.is_presenting();
-        let presenting = next.is_presenting();
-        self.hub.publish(next);
-        if was_presenting != presenting {
-            self.hub.pairing_changed(cmd.board);
-        }
-        Ok(version)
-    }
-
-    async fn outcome(&self, cmd: &Command) -> Result<Option<i64>, LiveError> {
-        match self.store.command_outcome(cmd.id).await? {
-            Some((board, version)) if board == cmd.board => Ok(Some(version.0)),
-            Some(_) => Err(CommandError::InvalidArgs(
+        // The store recognises a resent command id and then writes nothing.
+        match self.store.save_board_state(cmd.id, &next).await? {
+            Saved::Before { board, version } if board == cmd.board => Ok(version.0),
+            Saved::Before { .. } => Err(CommandError::InvalidArgs(
                 "this command id was used for another board".into(),
             )
             .into()),
-            None => Ok(None),
+            Saved::New(version) => {
+                next.version = version.0;
+                let presenting_changed = current.state.is_presenting() != next.is_presenting();
+                self.hub.publish(next);
+                if presenting_changed {
+                    self.hub.pairing_changed(cmd.board);
+                }
+                Ok(version.0)
+            }
         }
     }
 

@@ -76,7 +76,7 @@ impl Subscriber {
         self.tasks.spawn(async move {
             loop {
                 pairing.borrow_and_update();
-                match live.pairing_message(board).await {
+                match Box::pin(live.pairing_message(board)).await {
                     Ok(msg) => {
                         if outbox.send(msg.into()).await.is_err() {
                             return;

@@ -48,11 +48,13 @@ pub async fn upgrade(
         .into_response();
     }
     // tungstenite's default buffers are 128 KiB each way; an idle board needs almost none.
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(protocol::MAX_MESSAGE_BYTES)
         .max_frame_size(protocol::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| run(socket, state))
+        // Boxed so that every connection's future holds the idle loop, not the largest
+        // state any step of it (database calls included) ever needs.
+        .on_upgrade(move |socket| Box::pin(run(socket, state)))
 }
 
 /// Browsers always send `Origin` on a WebSocket: it must be this server's own origin (the
@@ -114,7 +116,7 @@ async fn run(socket: WebSocket, state: AppState) {
             .await;
         return;
     }
-    let Some(peer) = authenticate(&state, role, &token).await else {
+    let Some(peer) = Box::pin(authenticate(&state, role, &token)).await else {
         let _ = sink
             .send(closing(close::UNAUTHENTICATED, "invalid token"))
             .await;
@@ -126,9 +128,11 @@ async fn run(socket: WebSocket, state: AppState) {
     let mut subscriber = Subscriber::new(live.clone(), outbox.clone());
     let _ = outbox.send(welcome(&peer, live.heartbeat).into()).await;
     match &peer {
-        Peer::Teacher(account) => follow(&live, &mut subscriber, account, &boards, &outbox).await,
+        Peer::Teacher(account) => {
+            Box::pin(follow(&live, &mut subscriber, account, &boards, &outbox)).await
+        }
         Peer::Board(board) => {
-            if let Err(e) = subscriber.be_board(*board).await {
+            if let Err(e) = Box::pin(subscriber.be_board(*board)).await {
                 let _ = outbox.send(Live::error_message(&e, None).into()).await;
             }
         }
@@ -166,13 +170,13 @@ async fn run(socket: WebSocket, state: AppState) {
                 let reply = match serde_json::from_str::<ClientMsg>(&text) {
                     Ok(ClientMsg::Watch { boards }) => match &peer {
                         Peer::Teacher(account) => {
-                            follow(&live, &mut subscriber, account, &boards, &outbox).await;
+                            Box::pin(follow(&live, &mut subscriber, account, &boards, &outbox)).await;
                             None
                         }
                         Peer::Board(_) => Some(ServerMsg::error("forbidden", "Boards cannot watch other boards.", None).to_json()),
                     },
                     Ok(ClientMsg::Hello { .. }) => Some(ServerMsg::error("malformed", "hello is only the first message.", None).to_json()),
-                    Ok(msg) => answer(&live, &peer, msg).await,
+                    Ok(msg) => Box::pin(answer(&live, &peer, msg)).await,
                     Err(e) => {
                         strikes += 1;
                         Some(ServerMsg::error("malformed", format!("Not a message of protocol {}: {e}", protocol::PROTOCOL), None).to_json())

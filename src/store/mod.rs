@@ -145,6 +145,15 @@ pub struct ActiveCode {
     pub expires_at_ms: i64,
 }
 
+/// What storing a command's state did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Stored now, with this version (newer than every stored state of the board).
+    New(Version),
+    /// The command id was stored before, for this board and version; nothing was written.
+    Before { board: Uuid, version: Version },
+}
+
 /// Everything classcast keeps. One implementation per database engine; all pass one suite.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -241,10 +250,9 @@ pub trait Store: Send + Sync + 'static {
     async fn board_teachers(&self, board: Uuid) -> StoreResult<Vec<String>>;
     /// The board's newest state, with its version.
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>>;
-    /// The board and version a command id produced, if it was applied already.
-    async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>>;
-    /// Stores a new state produced by `command`; returns its version (newer than any stored).
-    async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Version>;
+    /// Stores the state `command` produced, unless that command id was stored before (a
+    /// resend): then nothing is written and the earlier outcome is returned.
+    async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Saved>;
 }
 
 /// Opens the store named by a database URL, creating an embedded database if needed.

@@ -11,7 +11,7 @@ use classcast::domain::board::BoardState;
 use classcast::domain::hlc::Hlc;
 use classcast::domain::lesson::{LessonContent, SlideInput};
 use classcast::store::{
-    self, LessonCursor, LessonEdit, LessonOrder, NewSession, Store, StoreError,
+    self, LessonCursor, LessonEdit, LessonOrder, NewSession, Saved, Store, StoreError,
 };
 use sqlx::{Connection, Row};
 use uuid::Uuid;
@@ -417,13 +417,20 @@ async fn board_states_are_versioned_and_commands_remembered(store: &dyn Store) {
     assert!(store.board_state(board).await.unwrap().is_none());
     let (c1, c2) = (Uuid::now_v7(), Uuid::now_v7());
     let mut state = BoardState::idle(board);
-    let v1 = store.save_board_state(c1, &state).await.unwrap();
+    let Saved::New(v1) = store.save_board_state(c1, &state).await.unwrap() else {
+        panic!("a new command is stored")
+    };
     state.blanked = true;
-    let v2 = store.save_board_state(c2, &state).await.unwrap();
+    let Saved::New(v2) = store.save_board_state(c2, &state).await.unwrap() else {
+        panic!("a new command is stored")
+    };
     assert!(v2 > v1);
     let current = store.board_state(board).await.unwrap().unwrap();
     assert!(current.blanked);
     assert_eq!(current.version, v2.0);
-    assert_eq!(store.command_outcome(c1).await.unwrap(), Some((board, v1)));
-    assert_eq!(store.command_outcome(Uuid::now_v7()).await.unwrap(), None);
+    // A resend of the first command writes nothing and answers its first outcome.
+    state.revealed = true;
+    let again = store.save_board_state(c1, &state).await.unwrap();
+    assert_eq!(again, Saved::Before { board, version: v1 });
+    assert!(!store.board_state(board).await.unwrap().unwrap().revealed);
 }

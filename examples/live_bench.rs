@@ -1,0 +1,371 @@
+//! Live-classroom benchmark (not a test): N boards and T teachers on one `classcast serve`
+//! process, over real WebSockets on loopback. Run it through `bench/live`, which builds the
+//! release binary first and raises the file-descriptor limit.
+//!
+//! Reports: how long a storm of N boards connecting at once takes to be fully served; memory
+//! per idle board connection (server RSS growth / N); command-to-board latency p50/p99/p99.9
+//! with commands spread out at a steady rate, and with every teacher pressing at once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use classcast::domain::account::Email;
+use classcast::domain::hlc::Hlc;
+use classcast::domain::lesson::{LessonContent, SlideInput};
+use classcast::store::{self, NewSession};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+struct Args {
+    boards: usize,
+    teachers: usize,
+    rate: u64,
+    seconds: u64,
+    bin: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        boards: 2000,
+        teachers: 200,
+        rate: 500,
+        seconds: 10,
+        bin: "target/release/classcast".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--boards" => a.boards = value.parse().expect("--boards N"),
+            "--teachers" => a.teachers = value.parse().expect("--teachers N"),
+            "--rate" => a.rate = value.parse().expect("--rate commands/s"),
+            "--seconds" => a.seconds = value.parse().expect("--seconds N"),
+            "--bin" => a.bin = value,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a.teachers = a.teachers.clamp(1, a.boards);
+    a
+}
+
+struct Seeded {
+    teacher_tokens: Vec<String>,
+    board_tokens: Vec<String>,
+    board_ids: Vec<Uuid>,
+    lessons: Vec<Uuid>,
+}
+
+/// Fills a fresh data directory through the library: much faster than the HTTP API, whose
+/// password hashing and pairing rate limits are (rightly) made for people.
+async fn seed(dir: &std::path::Path, a: &Args) -> Seeded {
+    let url = format!("sqlite://{}", dir.join("classcast.db").display());
+    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    store.migrate().await.unwrap();
+    let hash = classcast::auth::password::PasswordHasher::new(1, Duration::from_secs(5))
+        .hash("benchmark password".into())
+        .await
+        .unwrap();
+    let slides = (0..20)
+        .map(|i| SlideInput {
+            kind: "text".into(),
+            title: Some(format!("Slide {i}")),
+            body: Some("Some **text**".into()),
+            ..Default::default()
+        })
+        .collect();
+    let lesson = LessonContent::parse("Benchmark lesson", slides).unwrap();
+    let mut s = Seeded {
+        teacher_tokens: vec![],
+        board_tokens: vec![],
+        board_ids: vec![],
+        lessons: vec![],
+    };
+    let mut accounts = vec![];
+    for t in 0..a.teachers {
+        let account = store
+            .create_account(
+                &Email::parse(&format!("t{t}@bench.org")).unwrap(),
+                &format!("T{t}"),
+                &hash,
+            )
+            .await
+            .unwrap();
+        let token = classcast::auth::token::generate();
+        store
+            .create_session(NewSession {
+                token_hash: classcast::auth::token::hash(&token),
+                account_id: account.id,
+                expires_at_ms: i64::MAX,
+            })
+            .await
+            .unwrap();
+        s.lessons
+            .push(store.create_lesson(account.id, &lesson).await.unwrap().id);
+        s.teacher_tokens.push(token);
+        accounts.push(account.id);
+    }
+    for b in 0..a.boards {
+        let token = classcast::auth::token::generate();
+        let board = store
+            .create_board(&classcast::auth::token::hash(&token))
+            .await
+            .unwrap();
+        let code = store
+            .issue_code(board, &format!("{:06}", b % 1_000_000), i64::MAX)
+            .await
+            .unwrap();
+        store
+            .pair_board(accounts[b % a.teachers], &code, &format!("Room {b}"))
+            .await
+            .unwrap();
+        s.board_tokens.push(token);
+        s.board_ids.push(board);
+    }
+    s
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(ws_url: &str, hello: Value) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .expect("connect");
+    socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .unwrap();
+    socket
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(name: &str, mut ms: Vec<f64>) {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{name}: n={} p50={:.2} ms p99={:.2} ms p99.9={:.2} ms max={:.2} ms",
+        ms.len(),
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
+        percentile(&ms, 0.999),
+        ms.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let seeded = Arc::new(seed(dir.path(), &a).await);
+    println!(
+        "seeded {} boards and {} teachers in {:.1} s",
+        a.boards,
+        a.teachers,
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut server = tokio::process::Command::new(&a.bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("CLASSCAST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server binary runs (cargo build --release)");
+    let pid = server.id().unwrap();
+    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
+    let rss_before = rss_kib(pid);
+
+    // The 8:30 storm: every board connects at once; served = hello answered and state received.
+    let t0 = Instant::now();
+    let received: Arc<Vec<AtomicU64>> =
+        Arc::new((0..a.boards).map(|_| AtomicU64::new(0)).collect());
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..a.boards).map(|_| AtomicU64::new(0)).collect());
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(a.boards);
+    let epoch = Instant::now();
+    for b in 0..a.boards {
+        let (url, seeded, ready, sent_at, latencies, received) = (
+            ws_url.clone(),
+            seeded.clone(),
+            ready_tx.clone(),
+            sent_at.clone(),
+            latencies.clone(),
+            received.clone(),
+        );
+        tokio::spawn(async move {
+            let hello = json!({"type": "hello", "protocol": 1, "role": "board", "token": seeded.board_tokens[b], "version": 0});
+            let mut socket = connect(&url, hello).await;
+            let mut ready = Some(ready);
+            let mut last = i64::MIN;
+            while let Some(Ok(msg)) = socket.next().await {
+                let Message::Text(text) = msg else { continue };
+                if !text.starts_with("{\"type\":\"state\"") {
+                    continue;
+                }
+                let v: Value = serde_json::from_str(&text).unwrap();
+                let version = v["state"]["version"].as_i64().unwrap_or(0);
+                if version <= last {
+                    continue;
+                }
+                last = version;
+                if let Some(r) = ready.take() {
+                    let _ = r.send(()).await;
+                }
+                received[b].fetch_add(1, Ordering::Relaxed);
+                let t = sent_at[b].swap(0, Ordering::AcqRel);
+                if t != 0 {
+                    let now = epoch.elapsed().as_micros() as u64;
+                    latencies.lock().unwrap().push((now - t) as f64 / 1000.0);
+                }
+            }
+        });
+    }
+    drop(ready_tx);
+    for _ in 0..a.boards {
+        ready_rx.recv().await.expect("every board is served");
+    }
+    let storm = t0.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the server settle before reading RSS
+    let rss_idle = rss_kib(pid);
+    println!(
+        "storm: {} boards connected and served in {:.0} ms",
+        a.boards,
+        storm.as_secs_f64() * 1000.0
+    );
+    println!(
+        "memory: server RSS {} KiB before, {} KiB with {} idle boards: {:.1} KiB per connection",
+        rss_before,
+        rss_idle,
+        a.boards,
+        (rss_idle.saturating_sub(rss_before)) as f64 / a.boards as f64
+    );
+
+    // Teachers connect, each following its boards, and present.
+    let mut teachers = Vec::new();
+    for t in 0..a.teachers {
+        let boards: Vec<Value> = (t..a.boards)
+            .step_by(a.teachers)
+            .map(|b| json!({"board": seeded.board_ids[b], "version": 0}))
+            .collect();
+        let hello = json!({"type": "hello", "protocol": 1, "role": "teacher", "token": seeded.teacher_tokens[t], "boards": boards});
+        let socket = connect(&ws_url, hello).await;
+        let (sink, mut stream) = socket.split();
+        tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+        teachers.push(Arc::new(tokio::sync::Mutex::new(sink)));
+    }
+    let command = |board: usize, op: &str, args: Value| {
+        json!({"type": "command", "id": Uuid::now_v7(), "board": seeded.board_ids[board], "op": op, "args": args}).to_string()
+    };
+    let expect_all = |target: u64| {
+        let received = received.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while received.iter().any(|r| r.load(Ordering::Relaxed) < target)
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    for b in 0..a.boards {
+        let msg = command(
+            b,
+            "present",
+            json!({"lesson": seeded.lessons[b % a.teachers]}),
+        );
+        teachers[b % a.teachers]
+            .lock()
+            .await
+            .send(Message::Text(msg.into()))
+            .await
+            .unwrap();
+    }
+    expect_all(2).await;
+
+    // Spread: a steady total rate, one outstanding command per board, round robin.
+    let interval = Duration::from_micros(1_000_000 / a.rate.max(1));
+    let mut tick = tokio::time::interval(interval);
+    let total = a.rate * a.seconds;
+    for i in 0..total as usize {
+        tick.tick().await;
+        let b = i % a.boards;
+        if sent_at[b].load(Ordering::Acquire) != 0 {
+            continue;
+        }
+        let op = if (i / a.boards) % 2 == 0 {
+            "next"
+        } else {
+            "prev"
+        };
+        let msg = command(b, op, json!({}));
+        sent_at[b].store(epoch.elapsed().as_micros() as u64, Ordering::Release);
+        teachers[b % a.teachers]
+            .lock()
+            .await
+            .send(Message::Text(msg.into()))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    report(
+        &format!("spread ({} commands/s)", a.rate),
+        std::mem::take(&mut *latencies.lock().unwrap()),
+    );
+
+    // Burst: every teacher presses at the same instant (one board each).
+    let start = Arc::new(tokio::sync::Barrier::new(a.teachers));
+    let mut presses = Vec::new();
+    for t in 0..a.teachers {
+        let (start, sink, sent_at) = (start.clone(), teachers[t].clone(), sent_at.clone());
+        let msg = command(t, "goto", json!({"slide": 10}));
+        presses.push(tokio::spawn(async move {
+            start.wait().await;
+            sent_at[t].store(epoch.elapsed().as_micros() as u64, Ordering::Release);
+            sink.lock()
+                .await
+                .send(Message::Text(msg.into()))
+                .await
+                .unwrap();
+        }));
+    }
+    for p in presses {
+        p.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    report(
+        &format!("burst ({} teachers at once)", a.teachers),
+        std::mem::take(&mut *latencies.lock().unwrap()),
+    );
+    println!("server RSS at the end: {} KiB", rss_kib(pid));
+    let _ = server.kill().await;
+}
