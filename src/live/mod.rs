@@ -95,7 +95,7 @@ pub struct Live {
 
 const REVISION_CACHE: usize = 1024;
 /// How long a teacher's right to a board is trusted without asking the store again.
-pub const AUTHORIZED_FOR: Duration = Duration::from_secs(10);
+pub const AUTHORIZED_FOR: Duration = Duration::from_secs(60);
 const AUTHORIZED_CACHE: usize = 100_000;
 
 impl Live {

@@ -9,7 +9,8 @@
 // Methods
 //   start() / stop()            connect (and keep reconnecting) / disconnect for good
 //   on(type, fn) → off()        subscribe to an event (list below)
-//   send(board, op, args)       teacher command → Promise<ack>; rejects with a LiveError
+//   send(board, op, args)       teacher command → Promise<ack> (its `id` property is the
+//                               command id); rejects with a LiveError if refused
 //   message(msg) → bool         any other client message (rendered, code); false when offline
 //   watch(board, version?) / unwatch(board)   teacher: the boards to follow
 //   serverNow()                 the server's clock, estimated from ping/pong
@@ -207,6 +208,7 @@ class LiveClient {
     this.pendingMap.set(command.id, command);
     this.savePending();
     const promise = new Promise((resolve, reject) => this.waiters.set(command.id, { resolve, reject }));
+    promise.id = command.id; // lets the caller match later `ack` / `failed` events
     if (this.active) this.deliver(this.active, command);
     return promise;
   }
@@ -779,6 +781,8 @@ const FIT_STEPS = 7; // board.css has a rule per step, each a bit smaller
  */
 export function renderSlide(frame, state, { preview = false } = {}) {
   const slide = state?.slide;
+  // The same video on the next state (play, pause) keeps its element, so it does not reload.
+  const oldVideo = frame.querySelector('video.slide-media');
   frame.replaceChildren();
   frame.dataset.kind = slide?.kind ?? 'none';
   frame.classList.toggle('is-blanked', !!state?.blanked);
@@ -787,7 +791,7 @@ export function renderSlide(frame, state, { preview = false } = {}) {
   const root = el('div', 'slide slide-' + slide.kind);
   root.dataset.fit = '0';
   frame.append(root);
-  const title = slide.title ? el('h2', 'slide-title', slide.title) : null;
+  const title = slide.title ? el('h2', 'slide-heading', slide.title) : null;
   const body = () => {
     const b = el('div', 'slide-body');
     b.innerHTML = slide.html ?? ''; // sanitised server-side (protocol.md, "Board state")
@@ -829,7 +833,7 @@ export function renderSlide(frame, state, { preview = false } = {}) {
     }
     case 'image':
     case 'video': {
-      const media = slide.media ? mediaElement(slide, preview) : placeholder(slide);
+      const media = slide.media ? mediaElement(slide, preview, oldVideo) : placeholder(slide);
       root.append(media);
       if (title) root.append(el('p', 'slide-caption', slide.title));
       if (slide.kind === 'video' && media.tagName === 'VIDEO') tick = videoFollower(media, state);
@@ -844,8 +848,9 @@ export function renderSlide(frame, state, { preview = false } = {}) {
   return { tick };
 }
 
-function mediaElement(slide, preview) {
+function mediaElement(slide, preview, oldVideo) {
   const src = '/api/media/' + encodeURIComponent(slide.media);
+  if (slide.kind === 'video' && oldVideo?.dataset.media === slide.media) return oldVideo;
   if (slide.kind === 'image') {
     const img = el('img', 'slide-media');
     img.alt = slide.title || '';
@@ -854,6 +859,7 @@ function mediaElement(slide, preview) {
     return img;
   }
   const video = el('video', 'slide-media');
+  video.dataset.media = slide.media;
   video.src = src;
   video.preload = 'auto';
   video.playsInline = true;
@@ -864,12 +870,31 @@ function mediaElement(slide, preview) {
 
 function placeholder(slide) {
   const box = el('div', 'slide-placeholder');
-  box.append(
-    el('span', 'slide-placeholder-icon', slide.kind === 'video' ? '▶' : '🖼'),
-    el('span', 'slide-placeholder-text', text('kinds.' + slide.kind, slide.kind)),
-  );
-  box.firstChild.setAttribute('aria-hidden', 'true');
+  box.append(icon(slide.kind), el('span', 'slide-placeholder-text', text('kinds.' + slide.kind, slide.kind)));
   return box;
+}
+
+/** A picture or play icon as inline SVG: board browsers often lack emoji fonts. */
+function icon(kind) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 48 48');
+  svg.setAttribute('class', 'slide-placeholder-icon');
+  svg.setAttribute('aria-hidden', 'true');
+  const shapes =
+    kind === 'video'
+      ? [['rect', { x: 4, y: 8, width: 40, height: 32, rx: 4 }], ['path', { d: 'M20 17v14l12-7z', class: 'fill' }]]
+      : [
+          ['rect', { x: 4, y: 8, width: 40, height: 32, rx: 4 }],
+          ['circle', { cx: 16, cy: 19, r: 4 }],
+          ['path', { d: 'M6 36l12-12 8 8 6-6 10 10' }],
+        ];
+  for (const [tag, attrs] of shapes) {
+    const node = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    svg.append(node);
+  }
+  return svg;
 }
 
 /** Keeps a <video> where the state says it should be (seeks only when clearly off). */

@@ -61,7 +61,21 @@ function renderHeader(account, auth) {
     );
   }
   tools.append(languageSwitcher());
-  header.replaceChildren(h('div', { class: 'header-inner' }, brand, tools));
+  header.replaceChildren(h('div', { class: 'header-inner' }, brand, auth ? mainNav() : null, tools));
+}
+
+/** "My lessons" and "Present": the two places a signed-in teacher works in. */
+function mainNav() {
+  const here = location.pathname;
+  // The editor (/lessons/…) lies within "My lessons": marked as current, but not as this page.
+  const link = (href, key, current) =>
+    h('a', { href, class: 'header-nav-link', i18n: key, attrs: current ? { 'aria-current': here === href ? 'page' : 'true' } : {} });
+  return h(
+    'nav',
+    { class: 'header-nav', attrs: { 'aria-label': t('header.nav'), 'data-i18n-aria-label': 'header.nav' } },
+    link('/lessons', 'header.lessons', here === '/lessons' || here.startsWith('/lessons/')),
+    link('/teach', 'header.present', here === '/teach'),
+  );
 }
 
 function languageSwitcher() {
