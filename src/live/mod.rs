@@ -135,12 +135,21 @@ impl Live {
 
     /// Gives the board a fresh code; the old one stops working.
     pub async fn issue_code(&self, board: Uuid) -> Result<ActiveCode, LiveError> {
-        let expires = now_ms() + CODE_TTL.as_millis() as i64;
-        let code = self
-            .store
-            .issue_code(board, &PairingCode::generate(), expires)
-            .await?;
+        let code = self.draw_code(board).await?;
         self.hub.pairing_changed(board);
+        Ok(code)
+    }
+
+    /// Stores a fresh random code for the board. Should another board show the same digits,
+    /// the newer row wins, so that board is told to draw again.
+    async fn draw_code(&self, board: Uuid) -> Result<ActiveCode, LiveError> {
+        let digits = PairingCode::generate();
+        let holder = self.store.resolve_code(&digits, now_ms()).await?;
+        let expires = now_ms() + CODE_TTL.as_millis() as i64;
+        let code = self.store.issue_code(board, &digits, expires).await?;
+        if let Some(other) = holder.filter(|h| h.board != board) {
+            self.hub.pairing_changed(other.board);
+        }
         Ok(code)
     }
 
@@ -153,14 +162,7 @@ impl Live {
         let code = match (presenting, self.store.current_code(board, now_ms()).await?) {
             (true, _) => None,
             (false, Some(code)) => Some(code),
-            (false, None) => {
-                let expires = now_ms() + CODE_TTL.as_millis() as i64;
-                Some(
-                    self.store
-                        .issue_code(board, &PairingCode::generate(), expires)
-                        .await?,
-                )
-            }
+            (false, None) => Some(self.draw_code(board).await?),
         };
         Ok(ServerMsg::Pairing {
             paired_with: teachers,
