@@ -3,9 +3,11 @@
 mod access;
 mod accounts;
 mod bad_input;
+mod browser;
 mod harness;
 mod lessons;
 mod live;
 mod openapi;
 mod pages;
 mod restart;
+mod webdriver;

@@ -11,18 +11,23 @@ use crate::harness::expect_error;
 
 const BIN: &str = env!("CARGO_BIN_EXE_classcast");
 
-/// A `classcast serve` process on an ephemeral port; killed when dropped.
-struct Process {
+/// A `classcast serve` process; killed when dropped.
+pub struct Process {
     child: Child,
-    base: String,
+    pub base: String,
     /// Held open: a closed pipe would make the server's next line of output fail.
     _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Process {
-    fn start(data_dir: &Path) -> Self {
+    /// On an ephemeral port.
+    pub fn start(data_dir: &Path) -> Self {
+        Self::start_on(data_dir, "127.0.0.1:0")
+    }
+
+    pub fn start_on(data_dir: &Path, listen: &str) -> Self {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .env_remove("CLASSCAST_CONFIG")
             .stdout(Stdio::piped())

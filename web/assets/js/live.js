@@ -47,8 +47,16 @@ const SILENCE_LIMIT_MS = 35000;
 const BACKOFF_START_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const WS_RETRY_MS = 3 * 60 * 1000; // on the fallback, how often to try the WebSocket again
+// Event streams are reopened now and then: a stream held open by a draining server or a
+// buffering proxy can look alive (heartbeats) while states stop coming.
+const STREAM_MAX_AGE_MS = 5 * 60 * 1000;
+const QUIET_RECONNECTS = ['recycle', 'rewatch']; // planned: no "connecting" in between
 const OFFSET_SAMPLES = 5;
+// An acked change whose state has not arrived after this long means the stream is stale
+// (a draining server, a proxy that buffers the event stream): open a new one.
+const STATE_AFTER_ACK_MS = 10000;
 const PENDING_KEY = 'classcast.live.pending';
+const RETRY_CODES = ['rate_limited', 'unavailable']; // command errors that are worth a retry
 
 export class LiveError extends Error {
   constructor(code, message, extra = {}) {
@@ -141,6 +149,7 @@ class LiveClient {
     this.versions = new Map(); // board -> version string (watched boards; 0 = none yet)
     this.waiters = new Map(); // command id -> {resolve, reject}
     this.pendingMap = new Map(this.loadPending().map((c) => [c.id, c]));
+    this.awaiting = new Map(); // board -> {version, at}: acked, state not seen yet
     this.offsets = []; // [{rtt, offset}]
     this.offset = 0;
     this.active = null; // the connection in use
@@ -197,9 +206,11 @@ class LiveClient {
     }
   }
 
+  /** Stop following a board (e.g. unpaired). The server may still send its states; they are dropped. */
   unwatch(board) {
     this.versions.delete(board);
     this.states.delete(board);
+    this.awaiting.delete(board);
   }
 
   /** Send a command; it is kept (also across reloads) and resent until it is acked. */
@@ -292,11 +303,17 @@ class LiveClient {
         if (this.states.has(board) && compareVersions(state.version, this.version(board)) <= 0) return;
         this.versions.set(board, String(state.version));
         this.states.set(board, state);
+        if (compareVersions(state.version, this.awaiting.get(board)?.version) >= 0) this.awaiting.delete(board);
         this.emit('state', { board, state });
         return;
       }
       case 'ack':
-        if (this.settle(msg.id, true, msg)) this.emit('ack', msg);
+        if (this.settle(msg.id, true, msg)) {
+          if (this.versions.has(msg.board) && compareVersions(msg.version, this.version(msg.board)) > 0) {
+            this.awaiting.set(msg.board, { version: String(msg.version), at: Date.now() });
+          }
+          this.emit('ack', msg);
+        }
         return;
       case 'pong':
         this.addOffsetSample(msg.t0, msg.server_time, Date.now());
@@ -304,9 +321,9 @@ class LiveClient {
         return;
       case 'error':
         if (msg.id && this.pendingMap.has(msg.id)) {
-          if (msg.code === 'rate_limited') {
-            // Not refused for good: try the same command again in a moment.
-            setTimeout(() => this.active && this.pendingMap.has(msg.id) && this.deliver(this.active, this.pendingMap.get(msg.id)), 1000);
+          if (RETRY_CODES.includes(msg.code)) {
+            // Not refused for good (too fast, database briefly away): the same command again soon.
+            setTimeout(() => this.active && this.pendingMap.has(msg.id) && this.deliver(this.active, this.pendingMap.get(msg.id)), 2000);
             return;
           }
           const command = this.settle(msg.id, false, new LiveError(msg.code, msg.message, { id: msg.id }));
@@ -355,17 +372,14 @@ class LiveClient {
       const startedAt = Date.now();
       const end = await this.use(conn);
       if (end.fatal) return this.giveUp(end.fatal);
-      // A server that keeps closing us right after welcome (4400, 4429…) gets backoff too.
-      if (!end.next && Date.now() - startedAt < 10000) {
-        if (!this.stopped) this.setTransport('connecting');
-        await this.sleep(backoffDelay(attempt++));
-      } else {
-        attempt = 0;
-      }
+      conn = end.next ?? null;
+      if (conn || this.stopped || QUIET_RECONNECTS.includes(end.code)) continue; // planned: straight on
+      this.setTransport('connecting');
       // 1001: that server is shutting down, so start the next round on another host.
       if (end.code === 1001) this.current = (this.current + 1) % this.hosts.length;
-      if (!end.next && !this.stopped) this.setTransport('connecting');
-      conn = end.next ?? null;
+      // A server that keeps closing us right after welcome (4400, 4429…) gets backoff too.
+      if (Date.now() - startedAt < 10000) await this.sleep(backoffDelay(attempt++));
+      else attempt = 0;
     }
     this.active = null;
   }
@@ -440,11 +454,16 @@ class LiveClient {
     const pinger = setInterval(() => this.ping(conn), PING_EVERY_MS);
     const watchdog = setInterval(() => {
       const silent = Date.now() - conn.lastHeard;
-      if (silent > SILENCE_LIMIT_MS) conn.close('silent');
-      else if (conn.kind === 'websocket' && silent > SILENCE_PROBE_MS && !conn.pingOut) this.ping(conn);
+      const stale = [...this.awaiting.values()].some((a) => Date.now() - a.at > STATE_AFTER_ACK_MS);
+      if (silent > SILENCE_LIMIT_MS || stale) {
+        this.awaiting.clear();
+        conn.close(stale ? 'stale' : 'silent');
+      } else if (conn.kind === 'websocket' && silent > SILENCE_PROBE_MS && !conn.pingOut) this.ping(conn);
     }, 5000);
     let upgrader = null;
+    let recycler = null;
     if (conn.kind === 'fallback') {
+      recycler = setTimeout(() => conn.close('recycle'), STREAM_MAX_AGE_MS * (0.8 + Math.random() * 0.4));
       // Keep trying the WebSocket now and then; switch to it as soon as it works.
       upgrader = setInterval(async () => {
         if (conn.upgrading) return;
@@ -463,6 +482,7 @@ class LiveClient {
       clearInterval(pinger);
       clearInterval(watchdog);
       clearInterval(upgrader);
+      clearTimeout(recycler);
       if (this.active === conn) this.active = null;
       return end;
     });
@@ -771,7 +791,7 @@ function el(tag, className, content) {
   return node;
 }
 
-const FIT_STEPS = 7; // board.css has a rule per step, each a bit smaller
+const FIT_STEPS = 9; // board.css has a rule per step, each a bit smaller
 
 /**
  * Draw the slide of `state` into `frame` (an element with class "slide-frame"). Timers and

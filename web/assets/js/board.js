@@ -1,0 +1,336 @@
+// The classroom display (/board): claims an identity, shows its pairing code while idle and
+// the presented slide while a teacher presents. Whatever happens (server away, bad data)
+// it keeps showing something sensible: never a browser error, never a blank page.
+
+import { api } from './api.js';
+import { LANGUAGES, getLanguage, has, initI18n, setLanguage, t } from './i18n.js';
+import { backoffDelay, compareVersions, createLive, decodeJson, fitText, renderSlide } from './live.js';
+
+const IDENTITY_KEY = 'classcast.board';
+const CODE_ROTATE_BEFORE_MS = 60000; // ask for a new code a minute before the old one expires
+const CODE_RETRY_MS = 15000;
+const CURSOR_HIDE_MS = 3000;
+const OFFLINE_GRACE_MS = 4000; // a short reconnect is not worth an indicator
+
+const $ = (id) => document.getElementById(id);
+const screens = { start: $('screen-start'), idle: $('screen-idle'), slide: $('screen-slide') };
+const frame = $('slide-frame');
+const teachUrl = location.origin + '/teach';
+
+let identity = loadIdentity();
+let live = null;
+let state = null; // the newest board state shown
+let pairing = null; // {paired_with, code} from the server
+let view = { tick() {} };
+let rotateTimer = null;
+let lastCodeRequest = 0;
+let reidentifying = false;
+let reportedVersion = null; // the last version we told the server we show
+
+// A bug or a strange message must never take the picture away.
+window.addEventListener('error', (e) => console.error('board:', e.message));
+window.addEventListener('unhandledrejection', (e) => console.error('board:', e.reason));
+
+const tr = (key, fallback, params) => (has(key) ? t(key, params) : fallback);
+
+// ---- identity ----------------------------------------------------------------------------
+
+function loadIdentity() {
+  try {
+    const id = JSON.parse(localStorage.getItem(IDENTITY_KEY));
+    return id?.board_id && id?.board_token ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+function saveIdentity(id) {
+  identity = { board_id: id.board_id, board_token: id.board_token };
+  localStorage.setItem(IDENTITY_KEY, JSON.stringify(identity));
+}
+
+/** A new identity from the server, retried patiently (rate limits, server away). */
+async function claim() {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { body } = await api.post('/api/boards/claim', undefined, { auth: false, retry: true });
+      saveIdentity(body);
+      if (body.code) pairing = { paired_with: [], code: { code: body.code, expires_at: body.code_expires_at } };
+      return;
+    } catch (err) {
+      $('start-text').textContent = tr('board.claimRetry', 'Cannot reach the classcast server yet. Trying again…');
+      const wait = Math.max(backoffDelay(Math.min(attempt, 5)), (err.retryAfter ?? 0) * 1000);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
+/** The server no longer knows our token (board removed, database reset): start over. */
+async function reidentify() {
+  if (reidentifying) return;
+  reidentifying = true;
+  live?.stop();
+  localStorage.removeItem(IDENTITY_KEY);
+  identity = null;
+  state = null;
+  pairing = null;
+  render();
+  await claim();
+  reidentifying = false;
+  startLive();
+  render();
+}
+
+/** Checks the stored token once at start-up and fetches who controls us. */
+async function checkSelf() {
+  try {
+    const { body } = await api.get('/api/boards/self', { token: identity.board_token, retry: false, decode: decodeJson });
+    if (!pairing) {
+      pairing = { paired_with: body.paired_with ?? [], code: body.code ?? null };
+      render();
+      scheduleCodeRotation();
+    }
+  } catch (err) {
+    if (err.status === 401) reidentify();
+    // Anything else: the live channel will tell us soon enough.
+  }
+}
+
+// ---- live channel ------------------------------------------------------------------------
+
+function startLive() {
+  live = createLive({ role: 'board', token: () => identity?.board_token ?? '' });
+  live.on('status', showConnection);
+  live.on('welcome', () => state && reportRendered(true)); // the server may have missed it while we were away
+  live.on('state', ({ state: next }) => {
+    const wasPresenting = presenting();
+    state = next;
+    render();
+    if (wasPresenting && !presenting()) scheduleCodeRotation();
+  });
+  live.on('pairing', (msg) => {
+    pairing = { paired_with: msg.paired_with ?? [], code: msg.code ?? null };
+    render();
+    scheduleCodeRotation();
+  });
+  live.on('unauthorized', reidentify);
+  // The server was upgraded past our protocol: fetch the new page, at a random moment so
+  // not every board in the school reloads at once.
+  live.on('outdated', () => setTimeout(() => location.reload(), 5000 + Math.random() * 25000));
+  live.start();
+}
+
+function reportRendered(force = false) {
+  if (!state || !live) return;
+  const version = state.version;
+  if (!force && reportedVersion === version) return;
+  // After the browser has painted it, the slide really is on screen.
+  requestAnimationFrame(() =>
+    requestAnimationFrame(() => {
+      if (!state || compareVersions(state.version, version) !== 0) return; // a newer one is coming
+      if (live.message({ type: 'rendered', version: BigInt(version) })) reportedVersion = version;
+    }),
+  );
+}
+
+let offlineTimer = null;
+function showConnection({ transport }) {
+  const status = $('board-status');
+  clearTimeout(offlineTimer);
+  if (transport === 'websocket' || transport === 'fallback') {
+    status.hidden = true;
+    return;
+  }
+  offlineTimer = setTimeout(() => {
+    status.textContent = tr('live.offline', 'Offline — reconnecting');
+    status.hidden = false;
+  }, transport === 'offline' ? 0 : OFFLINE_GRACE_MS);
+}
+
+// ---- pairing code ------------------------------------------------------------------------
+
+const presenting = () => !!state?.lesson;
+const serverNow = () => (live ? live.serverNow() : Date.now());
+
+function currentCode() {
+  const code = pairing?.code;
+  return code?.code && (code.expires_at == null || code.expires_at > serverNow()) ? code : null;
+}
+
+function scheduleCodeRotation() {
+  clearTimeout(rotateTimer);
+  if (presenting() || !identity) return;
+  const code = currentCode();
+  const due = code?.expires_at != null ? code.expires_at - serverNow() - CODE_ROTATE_BEFORE_MS : code ? null : 0;
+  if (due == null) return; // a code without expiry needs no rotation
+  rotateTimer = setTimeout(requestCode, Math.max(0, due, lastCodeRequest + CODE_RETRY_MS - Date.now()));
+}
+
+async function requestCode() {
+  if (presenting() || !identity) return;
+  lastCodeRequest = Date.now();
+  // Check again later in any case: if no new code arrived, this asks once more.
+  rotateTimer = setTimeout(scheduleCodeRotation, CODE_RETRY_MS);
+  if (live?.transport === 'websocket' && live.message({ type: 'code' })) return; // a `pairing` message answers
+  try {
+    const { body } = await api.post('/api/boards/code', undefined, { token: identity.board_token });
+    pairing = { paired_with: pairing?.paired_with ?? [], code: body };
+    render();
+    scheduleCodeRotation();
+  } catch (err) {
+    if (err.status === 401) reidentify();
+  }
+}
+
+// ---- drawing -----------------------------------------------------------------------------
+
+function show(name) {
+  for (const [key, el] of Object.entries(screens)) el.hidden = key !== name;
+}
+
+function render() {
+  try {
+    if (presenting()) renderPresenting();
+    else if (pairing && identity) renderIdle();
+    else show('start');
+    $('blank').hidden = !(presenting() && state.blanked);
+  } catch (err) {
+    console.error('board render:', err); // keep whatever was on screen
+  }
+  if (state) reportRendered();
+}
+
+function renderPresenting() {
+  show('slide');
+  view = renderSlide(frame, state);
+  view.tick(serverNow());
+  const presenter = state.presenter?.name;
+  $('presenter').textContent = presenter ? tr('board.controlledBy', 'Controlled by {names}', { names: presenter }) : '';
+  const total = state.lesson.slide_count;
+  $('slide-pos').textContent = total ? `${(state.slide_index ?? 0) + 1} / ${total}` : '';
+}
+
+function renderIdle() {
+  show('idle');
+  const names = pairing.paired_with ?? [];
+  const paired = names.length > 0;
+  const code = currentCode();
+  $('idle-pair').hidden = paired;
+  $('idle-ready').hidden = !paired;
+  if (paired) {
+    $('controlled-by').textContent = tr('board.controlledBy', 'Controlled by {names}', { names: listFormat(names) });
+    fillTemplate($('add-instruction'), tr('board.addInstruction', 'Another teacher? Go to {url} and enter', {}), teachUrl);
+    showCode($('pair-code-small'), code);
+    $('pair-code-small').previousElementSibling.hidden = !code;
+  } else {
+    fillTemplate($('pair-instruction'), tr('board.pairInstruction', 'Go to {url} and enter this code', {}), teachUrl);
+    showCode($('pair-code'), code);
+    $('pair-code-wait').hidden = !!code;
+  }
+}
+
+/** "483 920": two groups of tabular digits; read out digit by digit. */
+function showCode(el, code) {
+  const digits = code?.code ? String(code.code) : '';
+  if (!digits) {
+    el.replaceChildren();
+    el.removeAttribute('aria-label');
+    return;
+  }
+  const mid = Math.ceil(digits.length / 2);
+  const group = (s) => Object.assign(document.createElement('span'), { textContent: s });
+  el.replaceChildren(group(digits.slice(0, mid)), group(digits.slice(mid)));
+  el.setAttribute('aria-label', digits.split('').join(' '));
+}
+
+/** Put `url` in bold where the translated sentence says {url}; the rest stays plain text. */
+function fillTemplate(el, template, url) {
+  const [before, after = ''] = template.split('{url}');
+  const strong = document.createElement('strong');
+  strong.textContent = url;
+  el.replaceChildren(before, strong, after);
+}
+
+function listFormat(names) {
+  try {
+    return new Intl.ListFormat(getLanguage(), { style: 'long', type: 'conjunction' }).format(names);
+  } catch {
+    return names.join(', ');
+  }
+}
+
+// ---- screen handling ---------------------------------------------------------------------
+
+function setupFullscreen() {
+  const button = $('fullscreen');
+  const enter = () => {
+    if (document.fullscreenElement || !document.documentElement.requestFullscreen) return;
+    document.documentElement.requestFullscreen({ navigationUI: 'hide' }).catch(() => {});
+  };
+  const update = () => (button.hidden = !!document.fullscreenElement || !document.documentElement.requestFullscreen);
+  button.addEventListener('click', enter);
+  // The first touch or click anywhere is the user gesture browsers require.
+  document.addEventListener('pointerdown', enter, { once: true });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'f' || e.key === 'F') enter();
+  });
+  document.addEventListener('fullscreenchange', update);
+  update();
+}
+
+function setupCursor() {
+  let timer = null;
+  const hide = () => document.body.classList.add('cursor-hidden');
+  const wake = () => {
+    document.body.classList.remove('cursor-hidden');
+    clearTimeout(timer);
+    timer = setTimeout(hide, CURSOR_HIDE_MS);
+  };
+  document.addEventListener('pointermove', wake);
+  wake();
+}
+
+/** Keep the display from going to sleep during a lesson (where the browser allows it). */
+function setupWakeLock() {
+  if (!navigator.wakeLock) return;
+  const request = () => navigator.wakeLock.request('screen').catch(() => {});
+  request();
+  document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && request());
+}
+
+function setupLanguage() {
+  const select = $('board-language');
+  for (const { code, name } of LANGUAGES) {
+    const option = new Option(name, code, false, code === getLanguage());
+    option.lang = code;
+    select.append(option);
+  }
+  select.addEventListener('change', () => setLanguage(select.value));
+  document.addEventListener('languagechange', render);
+}
+
+// ---- start -------------------------------------------------------------------------------
+
+async function main() {
+  await initI18n().catch(() => {}); // the English in the page still reads fine
+  setupLanguage();
+  setupFullscreen();
+  setupCursor();
+  setupWakeLock();
+  setInterval(() => {
+    try {
+      view.tick(serverNow());
+    } catch {
+      // a timer that cannot draw must not stop the next one
+    }
+  }, 200);
+  window.addEventListener('resize', () => frame.firstElementChild && fitText(frame.firstElementChild));
+
+  if (identity) checkSelf();
+  else await claim();
+  render();
+  scheduleCodeRotation();
+  startLive();
+}
+
+main();

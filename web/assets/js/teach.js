@@ -1,0 +1,794 @@
+// Teacher console (/teach): pair boards, start a lesson, steer it.
+//
+// Everything on screen follows the `state` messages from the server, never what this
+// device assumes it did: several devices (a laptop and a phone, two colleagues) may steer
+// the same board, and a command only counts once the server has acked it.
+
+import { api, clearSession, getSession, loginUrl } from './api.js';
+import { formatDateTime } from './i18n.js';
+import {
+  $,
+  announce,
+  clearFieldErrors,
+  confirmDialog,
+  errorText,
+  fieldMessage,
+  h,
+  initPage,
+  setBusy,
+  setFieldError,
+  t,
+} from './ui.js';
+import { compareVersions, createLive, decodeJson, fitText, formatClock, renderSlide, timerRemaining, videoPosition } from './live.js';
+
+const VIEW_KEY = 'classcast.teach.board'; // the board whose controls are open
+const BEHIND_AFTER_MS = 2000; // a board that has not shown a state after this is "behind"
+const LOG_SIZE = 4;
+
+// ---- data --------------------------------------------------------------------------------
+
+const boards = new Map(); // id -> Board from the API, kept current by `board` messages
+let lessons = []; // the teacher's lessons (summaries)
+const fullLessons = new Map(); // lesson id -> full lesson | 'missing' | 'loading'
+const refetched = new Set(); // "lesson:slide" pairs a lesson was fetched again for
+const stateSeenAt = new Map(); // board id -> when its newest state arrived
+let viewBoard = localStorage.getItem(VIEW_KEY); // controls open for this board…
+let showSetup = false; // …unless the teacher went back to the board list
+let log = []; // recent commands: {id, op, board, status, error}
+let preview = { tick() {} };
+let boardsLoaded = false;
+
+const live = createLive({ role: 'teacher', token: () => getSession()?.token ?? '' });
+
+// ---- loading -----------------------------------------------------------------------------
+
+async function loadBoards() {
+  try {
+    const { body } = await api.get('/api/boards', { decode: decodeJson });
+    const seen = new Set();
+    for (const b of body.items ?? []) {
+      seen.add(b.id);
+      // A `board` message may already have told us of a newer rendered version: keep it.
+      const known = boards.get(b.id)?.rendered_version ?? '0';
+      const rendered = String(b.rendered_version ?? 0);
+      boards.set(b.id, { ...b, rendered_version: compareVersions(rendered, known) >= 0 ? rendered : known });
+      live.watch(b.id);
+    }
+    for (const id of [...boards.keys()]) {
+      if (!seen.has(id)) {
+        boards.delete(id);
+        live.unwatch(id);
+      }
+    }
+    boardsLoaded = true;
+    showPageError(null);
+  } catch (err) {
+    showPageError(t('teach.boardsFailed', { reason: errorText(err) }));
+  }
+  renderStartForm();
+  renderAll();
+}
+
+async function loadLessons() {
+  try {
+    const { body } = await api.get('/api/lessons?order=updated&limit=100');
+    lessons = body.items ?? [];
+  } catch (err) {
+    showPageError(t('teach.lessonsFailed', { reason: errorText(err) }));
+  }
+  renderStartForm();
+}
+
+/** The full lesson (slide titles, notes) of a presented lesson; other teachers' stay 'missing'. */
+function fullLesson(state) {
+  const id = state?.lesson?.id;
+  if (!id) return null;
+  const known = fullLessons.get(id);
+  // Slides that do not match suggest the lesson was edited: fetch it again, once per slide
+  // (if the board shows an older version of the lesson, it would never match).
+  const mismatch = `${id}:${state.slide?.id}`;
+  const stale =
+    known && typeof known === 'object' && state.slide && known.slides[state.slide_index]?.id !== state.slide.id && !refetched.has(mismatch);
+  if (stale) refetched.add(mismatch);
+  if (!known || stale) {
+    fullLessons.set(id, stale ? known : 'loading');
+    api
+      .get('/api/lessons/' + encodeURIComponent(id), { redirectOn401: true })
+      .then(({ body }) => fullLessons.set(id, body))
+      .catch(() => fullLessons.set(id, stale ? known : 'missing'))
+      .finally(() => renderPresentView());
+  }
+  const value = fullLessons.get(id);
+  return typeof value === 'object' ? value : null;
+}
+
+// ---- commands ----------------------------------------------------------------------------
+
+const OPS_WITH_LABEL = ['present', 'next', 'prev', 'goto', 'blank', 'unblank', 'reveal', 'hide', 'timer_start', 'timer_pause', 'timer_reset', 'video_play', 'video_pause', 'end'];
+
+/** Send a command and show it as pending until the server confirms it. */
+function command(board, op, args = {}) {
+  const promise = live.send(board, op, args);
+  log.push({ id: promise.id, op: labelOp(op, args), board, status: 'pending' });
+  log = log.slice(-LOG_SIZE);
+  renderLog();
+  promise.catch(() => {}); // shown through the 'failed' event
+  return promise;
+}
+
+function labelOp(op, args) {
+  if (op === 'blank' && args.on === false) return 'unblank';
+  if (op === 'reveal' && args.on === false) return 'hide';
+  return op;
+}
+
+function updateLog(id, status, error) {
+  const entry = log.find((e) => e.id === id);
+  if (!entry) return;
+  entry.status = status;
+  entry.error = error;
+  renderLog();
+  if (status === 'failed') announce(t('teach.commandFailed', { what: opText(entry.op), reason: errorText(error) }));
+}
+
+const opText = (op) => (OPS_WITH_LABEL.includes(op) ? t('teach.op.' + op) : op);
+
+// A toggle pressed twice before the first press is confirmed must flip twice: start from
+// the newest pending request of that kind, else from the state.
+function pendingToggle(board, op) {
+  const list = live.pending.filter((c) => c.board === board && c.op === op);
+  return list.length ? list[list.length - 1].args?.on : null;
+}
+
+function currentState() {
+  return viewBoard ? live.state(viewBoard) : null;
+}
+
+const controls = {
+  next: () => command(viewBoard, 'next'),
+  prev: () => command(viewBoard, 'prev'),
+  blank: () => {
+    const on = pendingToggle(viewBoard, 'blank') ?? !!currentState()?.blanked;
+    command(viewBoard, 'blank', { on: !on });
+  },
+  reveal: () => {
+    const s = currentState();
+    if (s?.slide?.kind !== 'question') return;
+    const on = pendingToggle(viewBoard, 'reveal') ?? !!s.revealed;
+    command(viewBoard, 'reveal', { on: !on });
+  },
+  timer: () => {
+    const s = currentState();
+    if (s?.slide?.kind !== 'timer' || !s.timer) return;
+    if (timerRemaining(s.timer, live.serverNow()) <= 0) {
+      // Time is up: start again from the full duration (the server runs them in order).
+      command(viewBoard, 'timer_reset');
+      command(viewBoard, 'timer_start');
+    } else {
+      command(viewBoard, s.timer.running ? 'timer_pause' : 'timer_start');
+    }
+  },
+  timerReset: () => currentState()?.timer && command(viewBoard, 'timer_reset'),
+  video: () => {
+    const s = currentState();
+    if (!s?.video) return;
+    const position_ms = Math.round(videoPosition(s.video, live.serverNow()));
+    command(viewBoard, s.video.playing ? 'video_pause' : 'video_play', { position_ms });
+  },
+  end: async () => {
+    const ok = await confirmDialog({
+      title: t('teach.endTitle'),
+      message: t('teach.endMessage'),
+      confirm: t('teach.endConfirm'),
+    });
+    if (ok) command(viewBoard, 'end');
+  },
+};
+
+function bindControls() {
+  $('#next').addEventListener('click', controls.next);
+  $('#prev').addEventListener('click', controls.prev);
+  $('#blank').addEventListener('click', controls.blank);
+  $('#reveal').addEventListener('click', controls.reveal);
+  $('#timer-toggle').addEventListener('click', controls.timer);
+  $('#timer-reset').addEventListener('click', controls.timerReset);
+  $('#video-toggle').addEventListener('click', controls.video);
+  $('#end').addEventListener('click', controls.end);
+  $('#back').addEventListener('click', () => {
+    showSetup = true;
+    renderAll();
+    $('#teach-heading').focus();
+  });
+  $('#start-form').addEventListener('submit', startPresenting);
+  $('#pair-form').addEventListener('submit', pairBoard);
+  $('#pair-code').addEventListener('input', (e) => {
+    // Accept "483 920" or "483920"; keep only digits, grouped like on the board.
+    const digits = e.target.value.replace(/\D/g, '').slice(0, 6);
+    const grouped = digits.length > 3 ? digits.slice(0, 3) + ' ' + digits.slice(3) : digits;
+    if (grouped !== e.target.value) e.target.value = grouped;
+  });
+  document.addEventListener('keydown', onKey);
+  // After a mouse click or tap on a control, Space and the arrows should steer the lesson
+  // again, as in any presentation program, instead of pressing that button once more.
+  // Keyboard activation (detail 0) keeps the focus where it is.
+  $('.control-bar').addEventListener('click', (event) => {
+    const button = event.target.closest('button');
+    if (button && event.detail > 0) button.blur();
+  });
+}
+
+/** Laptop and presentation-clicker shortcuts, only while presenting. */
+function onKey(event) {
+  if ($('#present-view').hidden || document.querySelector('dialog[open]')) return;
+  if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+  const target = event.target;
+  if (target.closest('input, textarea, select, [contenteditable="true"]')) return;
+  const onButton = target.closest('button, a, summary');
+  const key = event.key;
+  let action = null;
+  if (key === 'ArrowRight' || key === 'PageDown') action = controls.next;
+  else if (key === 'ArrowLeft' || key === 'PageUp') action = controls.prev;
+  else if (key === ' ' && !onButton) action = controls.next; // on a button, Space presses that button
+  else if (key === 'b' || key === 'B' || key === '.') action = controls.blank; // clickers send "." or "b"
+  else if (key === 'r' || key === 'R') action = controls.reveal;
+  else if (key === 't' || key === 'T') action = controls.timer;
+  if (!action) return;
+  event.preventDefault();
+  action();
+}
+
+async function startPresenting(event) {
+  event.preventDefault();
+  const board = $('#start-board').value;
+  const lesson = $('#start-lesson').value;
+  if (!board || !lesson) return;
+  const current = live.state(board);
+  if (current?.lesson && current.lesson.id !== lesson) {
+    const ok = await confirmDialog({
+      title: t('teach.replaceTitle'),
+      message: t('teach.replaceMessage', { title: current.lesson.title, name: current.presenter?.name ?? '' }),
+      confirm: t('teach.replaceConfirm'),
+    });
+    if (!ok) return;
+  }
+  openControls(board);
+  command(board, 'present', { lesson });
+}
+
+function openControls(board) {
+  viewBoard = board;
+  localStorage.setItem(VIEW_KEY, board);
+  showSetup = false;
+  renderAll();
+  if (!$('#present-view').hidden) $('#present-title').focus();
+}
+
+// ---- pairing, renaming, unpairing --------------------------------------------------------
+
+async function pairBoard(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const codeInput = $('#pair-code');
+  const nameInput = $('#pair-name');
+  const formError = $('.form-error', form);
+  formError.hidden = true;
+  clearFieldErrors(form);
+  const code = codeInput.value.replace(/\D/g, '');
+  const name = nameInput.value.trim();
+  let invalid = null;
+  if (code.length !== 6) {
+    setFieldError(codeInput, t('teach.codeInvalid'));
+    invalid ??= codeInput;
+  }
+  if (!name) {
+    setFieldError(nameInput, t('teach.nameRequired'));
+    invalid ??= nameInput;
+  }
+  if (invalid) return invalid.focus();
+
+  const submit = $('#pair-submit');
+  setBusy(submit, true);
+  try {
+    const { body } = await api.post('/api/boards/pair', { code, name }, { decode: decodeJson });
+    boards.set(body.id, { ...body, state_version: String(body.state_version ?? 0), rendered_version: String(body.rendered_version ?? 0) });
+    live.watch(body.id);
+    form.reset();
+    announce(t('teach.paired', { name: body.name }));
+    renderStartForm();
+    renderAll();
+    $('#start-board').value = body.id;
+    $('#start-board').focus();
+  } catch (err) {
+    if (err.status === 404) {
+      setFieldError(codeInput, t('teach.codeNotFound'));
+      codeInput.focus();
+    } else if (err.status === 422 && Object.keys(err.fields).length) {
+      const inputs = { code: codeInput, name: nameInput };
+      let first = null;
+      for (const [field, message] of Object.entries(err.fields)) {
+        const input = inputs[field];
+        if (input) {
+          setFieldError(input, fieldMessage('board.' + field, message));
+          first ??= input;
+        } else {
+          formError.textContent = message;
+          formError.hidden = false;
+        }
+      }
+      first?.focus();
+    } else {
+      formError.textContent = errorText(err);
+      formError.hidden = false;
+    }
+  } finally {
+    setBusy(submit, false);
+  }
+}
+
+function renameBoard(board) {
+  const input = h('input', { id: 'rename-input', type: 'text', maxLength: 100, required: true, value: board.name, autocomplete: 'off' });
+  const error = h('p', { class: 'form-error', attrs: { role: 'alert' }, hidden: true });
+  const dialog = h(
+    'dialog',
+    { class: 'dialog', attrs: { 'aria-labelledby': 'rename-title' } },
+    h(
+      'form',
+      { method: 'dialog', class: 'stack' },
+      h('h2', { id: 'rename-title', text: t('teach.renameTitle', { name: board.name }) }),
+      error,
+      h('div', { class: 'field' }, h('label', { htmlFor: 'rename-input', text: t('teach.boardNameLabel') }), input),
+      h(
+        'div',
+        { class: 'dialog-actions' },
+        h('button', { value: 'cancel', class: 'button', text: t('common.cancel'), formNoValidate: true }),
+        h('button', { value: 'save', class: 'button button-primary', text: t('teach.renameSave') }),
+      ),
+    ),
+  );
+  dialog.querySelector('form').addEventListener('submit', async (event) => {
+    if (event.submitter?.value !== 'save') return;
+    event.preventDefault();
+    const name = input.value.trim();
+    if (!name) {
+      setFieldError(input, t('teach.nameRequired'));
+      return input.focus();
+    }
+    const button = event.submitter;
+    setBusy(button, true);
+    try {
+      const { body } = await api.put('/api/boards/' + encodeURIComponent(board.id), { name }, { decode: decodeJson });
+      const b = boards.get(board.id);
+      if (b) b.name = body?.name ?? name;
+      dialog.close('saved');
+      announce(t('teach.renamed', { name }));
+      renderStartForm();
+      renderAll();
+    } catch (err) {
+      error.textContent = err.fields?.name ? fieldMessage('board.name', err.fields.name) : errorText(err);
+      error.hidden = false;
+      setBusy(button, false);
+    }
+  });
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  input.select();
+}
+
+async function unpairBoard(board) {
+  const ok = await confirmDialog({
+    title: t('teach.unpairTitle', { name: board.name }),
+    message: t('teach.unpairMessage'),
+    confirm: t('teach.unpairConfirm'),
+    danger: true,
+  });
+  if (!ok) return;
+  // Our own lesson on it would otherwise stay up with nobody here able to end it.
+  const state = live.state(board.id);
+  if (state?.lesson && lessons.some((l) => l.id === state.lesson.id)) {
+    await Promise.race([command(board.id, 'end').catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
+  }
+  try {
+    await api.del('/api/boards/' + encodeURIComponent(board.id));
+  } catch (err) {
+    // Already gone is what the teacher wanted anyway.
+    if (err.status !== 404) return showPageError(t('teach.unpairFailed', { reason: errorText(err) }));
+  }
+  boards.delete(board.id);
+  live.unwatch(board.id);
+  if (viewBoard === board.id) viewBoard = null;
+  announce(t('teach.unpaired', { name: board.name }));
+  renderStartForm();
+  renderAll();
+  $('#boards-heading').focus();
+}
+
+// ---- drawing -----------------------------------------------------------------------------
+
+function showPageError(message) {
+  const el = $('#page-error');
+  el.textContent = message ?? '';
+  el.hidden = !message;
+}
+
+function fillPairHelp() {
+  const [before, after = ''] = t('teach.pairHelp').split('{url}');
+  $('#pair-help').replaceChildren(before, h('strong', { text: location.origin + '/board' }), after);
+}
+
+function renderAll() {
+  // A device that has not chosen a board yet (e.g. the phone picked up mid-lesson) opens the
+  // controls of the one board of this teacher that is presenting.
+  if (!viewBoard && !showSetup) {
+    const showing = [...boards.keys()].filter((id) => live.state(id)?.lesson);
+    if (showing.length === 1) viewBoard = showing[0];
+  }
+  const presenting = !!(viewBoard && boards.has(viewBoard) && live.state(viewBoard)?.lesson);
+  const awaitingStart = viewBoard && live.pending.some((c) => c.board === viewBoard && c.op === 'present');
+  const present = !showSetup && (presenting || awaitingStart);
+  const leaving = !present && !$('#present-view').hidden;
+  const hadFocus = $('#present-view').contains(document.activeElement);
+  $('#setup-view').hidden = present;
+  $('#present-view').hidden = !present;
+  document.body.classList.toggle('is-presenting', present);
+  renderBoards();
+  if (present) renderPresentView();
+  else preview = { tick() {} };
+  if (leaving) {
+    document.title = t('teach.pageTitle');
+    if (hadFocus) $('#teach-heading').focus(); // the control that had focus is gone
+    if (!presenting) announce(t('teach.ended'));
+  }
+}
+
+function renderConnection({ transport }) {
+  const el = $('#connection');
+  el.dataset.transport = transport;
+  const key = { websocket: 'live.websocket', fallback: 'live.fallback', offline: 'live.offline' }[transport] ?? 'live.connecting';
+  el.textContent = t(key);
+  renderSync();
+}
+
+function renderPending({ pending }) {
+  const el = $('#pending-summary');
+  el.hidden = pending.length === 0;
+  el.textContent = t('teach.pendingCount', { count: pending.length });
+}
+
+function boardName(id) {
+  return boards.get(id)?.name ?? t('teach.unknownBoard');
+}
+
+function renderBoards() {
+  const list = $('#board-list');
+  const status = $('#boards-status');
+  if (!boardsLoaded) return;
+  const items = [...boards.values()].sort((a, b) => a.name.localeCompare(b.name));
+  status.hidden = items.length > 0;
+  status.textContent = t('teach.noBoards');
+  keepFocus(list, () => list.replaceChildren(...items.map(boardItem)));
+  // Pairing comes first for a teacher without boards.
+  $('#pair-card').classList.toggle('is-first', items.length === 0);
+}
+
+/** Redraw without losing the keyboard focus: buttons carry a stable data-focus-key. */
+function keepFocus(container, redraw) {
+  const key = container.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
+  redraw();
+  if (key) container.querySelector(`[data-focus-key="${CSS.escape(key)}"]`)?.focus();
+}
+
+function boardItem(board) {
+  const state = live.state(board.id);
+  const online = board.online;
+  const meta = [];
+  meta.push(
+    h('span', { class: 'board-online ' + (online ? 'is-online' : 'is-offline'), text: online ? t('teach.online') : t('teach.offline') }),
+  );
+  if (state?.lesson) {
+    meta.push(
+      h('span', {
+        text: t('teach.showing', { title: state.lesson.title, n: (state.slide_index ?? 0) + 1, total: state.lesson.slide_count }),
+      }),
+    );
+    const sync = syncText(board.id);
+    if (online && sync.kind === 'behind') meta.push(h('span', { class: 'sync-status', dataset: { sync: sync.kind }, text: sync.text }));
+  }
+  const actions = [];
+  if (state?.lesson) {
+    actions.push(
+      h('button', {
+        type: 'button',
+        class: 'button button-primary button-small',
+        text: t('teach.openControls'),
+        dataset: { focusKey: board.id + ':open' },
+        onclick: () => openControls(board.id),
+      }),
+    );
+  }
+  actions.push(
+    h('button', {
+      type: 'button',
+      class: 'button button-quiet button-small',
+      text: t('teach.rename'),
+      dataset: { focusKey: board.id + ':rename' },
+      attrs: { 'aria-label': t('teach.renameLabel', { name: board.name }) },
+      onclick: () => renameBoard(board),
+    }),
+    h('button', {
+      type: 'button',
+      class: 'button button-quiet button-small button-danger-text',
+      text: t('teach.unpair'),
+      dataset: { focusKey: board.id + ':unpair' },
+      attrs: { 'aria-label': t('teach.unpairLabel', { name: board.name }) },
+      onclick: () => unpairBoard(board),
+    }),
+  );
+  return h(
+    'li',
+    { class: 'board-item card' },
+    h(
+      'div',
+      { class: 'board-main' },
+      h('h3', { class: 'board-name', text: board.name }),
+      h('p', { class: 'board-meta' }, ...meta),
+      board.paired_at ? h('p', { class: 'board-paired', text: t('teach.pairedAt', { date: formatDateTime(board.paired_at) }) }) : null,
+    ),
+    h('div', { class: 'board-actions' }, ...actions),
+  );
+}
+
+function renderStartForm() {
+  const card = $('#start-card');
+  card.hidden = !boardsLoaded || boards.size === 0;
+  const boardSelect = $('#start-board');
+  const previous = boardSelect.value || viewBoard;
+  boardSelect.replaceChildren(
+    ...[...boards.values()]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((b) =>
+        h('option', { value: b.id, text: `${b.name} (${b.online ? t('teach.online') : t('teach.offline')})`, selected: b.id === previous }),
+      ),
+  );
+  const lessonSelect = $('#start-lesson');
+  const chosen = lessonSelect.value;
+  lessonSelect.replaceChildren(
+    ...lessons.map((l) =>
+      h('option', {
+        value: l.id,
+        text: `${l.title || t('lessons.untitled')} · ${t('lessons.slideCount', { count: l.slide_count ?? 0 })}`,
+        selected: l.id === chosen,
+      }),
+    ),
+  );
+  $('#start-no-lessons').hidden = lessons.length > 0;
+  $('#start-form').hidden = lessons.length === 0;
+}
+
+/** "Board shows slide 5" / "Board is behind…" / "Board offline" for the board in view. */
+function syncText(id) {
+  const board = boards.get(id);
+  const state = live.state(id);
+  if (!board) return { kind: 'unknown', text: '' };
+  if (live.transport === 'offline') return { kind: 'unknown', text: t('teach.syncUnknown') };
+  if (!board.online) return { kind: 'offline', text: t('teach.syncOffline') };
+  if (!state) return { kind: 'unknown', text: '' };
+  if (compareVersions(board.rendered_version, state.version) >= 0) {
+    return {
+      kind: 'ok',
+      text: state.lesson ? t('teach.syncShows', { n: (state.slide_index ?? 0) + 1 }) : t('teach.syncIdle'),
+    };
+  }
+  const waited = Date.now() - (stateSeenAt.get(id) ?? 0);
+  return waited < BEHIND_AFTER_MS ? { kind: 'updating', text: t('teach.syncUpdating') } : { kind: 'behind', text: t('teach.syncBehind') };
+}
+
+function renderSync() {
+  const el = $('#sync-status');
+  if (!viewBoard) return;
+  const { kind, text } = syncText(viewBoard);
+  el.dataset.sync = kind;
+  el.textContent = text;
+}
+
+function renderPresentView() {
+  const state = currentState();
+  $('#present-board-name').textContent = boardName(viewBoard);
+  renderSync();
+  renderLog();
+  if (!state?.lesson) {
+    // "Present" was sent, the state has not arrived yet.
+    $('#present-title').textContent = t('teach.starting');
+    $('#preview').replaceChildren();
+    preview = { tick() {} };
+    for (const id of ['reveal', 'timer-toggle', 'timer-reset', 'video-toggle']) $('#' + id).hidden = true;
+    return;
+  }
+  const lesson = fullLesson(state);
+  const index = state.slide_index ?? 0;
+  const total = state.lesson.slide_count ?? 0;
+  const slide = state.slide;
+  $('#present-title').textContent = state.lesson.title || t('lessons.untitled');
+  // On a shared board it may be a colleague's lesson: say whose.
+  const mine = lessons.some((l) => l.id === state.lesson.id);
+  $('#present-by').textContent = !mine && state.presenter?.name ? t('teach.presentedBy', { name: state.presenter.name }) : '';
+  document.title = t('teach.pageTitleWith', { title: state.lesson.title || t('lessons.untitled') });
+
+  const frame = $('#preview');
+  preview = renderSlide(frame, state, { preview: true });
+  preview.tick(live.serverNow());
+  $('#preview-blank').hidden = !state.blanked;
+  $('#preview-label').textContent = t('teach.slideOf', { n: index + 1, total });
+
+  // controls
+  $('#prev').disabled = index <= 0;
+  $('#next').disabled = index >= total - 1;
+  $('#blank').textContent = state.blanked ? t('teach.unblank') : t('teach.blank');
+  $('#blank').classList.toggle('is-on', !!state.blanked);
+  const question = slide?.kind === 'question';
+  $('#reveal').hidden = !question;
+  $('#reveal').textContent = state.revealed ? t('teach.hideAnswer') : t('teach.reveal');
+  const timer = slide?.kind === 'timer' && state.timer;
+  $('#timer-toggle').hidden = !timer;
+  $('#timer-reset').hidden = !timer;
+  const video = slide?.kind === 'video' && state.video;
+  $('#video-toggle').hidden = !video;
+  $('#video-toggle').textContent = state.video?.playing ? t('teach.videoPause') : t('teach.videoPlay');
+  renderTimerButtons();
+
+  // next slide, notes, slide list
+  const slides = lesson?.slides ?? null;
+  const next = index + 1 < total ? slides?.[index + 1] : null;
+  $('#next-title').textContent =
+    index + 1 >= total ? t('teach.lastSlide') : next ? slideLabel(next, index + 1) : t('teach.slideN', { n: index + 2 });
+  const notes = slides?.[index]?.notes?.trim();
+  const notesEl = $('#notes');
+  notesEl.classList.toggle('is-empty', !notes);
+  notesEl.textContent = notes
+    ? notes
+    : fullLessons.get(state.lesson.id) === 'missing'
+      ? t('teach.notesUnavailable')
+      : fullLessons.get(state.lesson.id) === 'loading'
+        ? t('teach.notesLoading')
+        : t('teach.noNotes');
+  renderJumpList(slides, index, total);
+}
+
+function slideLabel(slide, index) {
+  return slide.title?.trim() || `${t('kinds.' + slide.kind)} · ${t('teach.slideN', { n: index + 1 })}`;
+}
+
+function renderJumpList(slides, index, total) {
+  const list = $('#jump-list');
+  const items = [];
+  for (let i = 0; i < total; i++) {
+    const s = slides?.[i];
+    const button = h(
+      'button',
+      {
+        type: 'button',
+        class: 'jump-item',
+        onclick: () => command(viewBoard, 'goto', { slide: i }),
+        attrs: i === index ? { 'aria-current': 'true' } : {},
+      },
+      h('span', { class: 'jump-num', text: String(i + 1) }),
+      h(
+        'span',
+        { class: 'jump-text' },
+        s ? h('span', { class: 'slide-kind kind-' + s.kind, text: t('kinds.' + s.kind) }) : null,
+        h('span', { class: 'jump-title', text: s ? s.title?.trim() || t('editor.untitledSlide') : t('teach.slideN', { n: i + 1 }) }),
+      ),
+    );
+    items.push(h('li', {}, button));
+  }
+  // Keep focus on the same position when the list is redrawn (e.g. after a goto).
+  const focused = list.contains(document.activeElement) ? [...list.querySelectorAll('button')].indexOf(document.activeElement) : -1;
+  list.replaceChildren(...items);
+  if (focused >= 0) list.querySelectorAll('button')[focused]?.focus();
+}
+
+/** The timer button label follows the clock: "Start timer", "Pause timer (00:42)". */
+function renderTimerButtons() {
+  const state = currentState();
+  const button = $('#timer-toggle');
+  if (!state?.timer || button.hidden) return;
+  const ms = timerRemaining(state.timer, live.serverNow());
+  const label =
+    ms <= 0
+      ? t('teach.timerRestart', { time: formatClock(state.timer.duration_ms) })
+      : t(state.timer.running ? 'teach.timerPause' : 'teach.timerStart', { time: formatClock(ms) });
+  if (button.textContent !== label) button.textContent = label;
+}
+
+function renderLog() {
+  const list = $('#command-log');
+  list.replaceChildren(
+    ...log
+      .filter((e) => e.board === viewBoard)
+      .slice()
+      .reverse()
+      .map((e) =>
+        h(
+          'li',
+          { class: 'command-item', dataset: { status: e.status } },
+          h('span', { class: 'command-op', text: opText(e.op) }),
+          h('span', {
+            class: 'command-status',
+            text:
+              e.status === 'confirmed'
+                ? t('teach.statusConfirmed')
+                : e.status === 'failed'
+                  ? t('teach.statusFailed', { reason: errorText(e.error) })
+                  : t('teach.statusPending'),
+          }),
+        ),
+      ),
+  );
+}
+
+window.addEventListener('resize', () => {
+  const slide = $('#preview').firstElementChild;
+  if (slide) fitText(slide);
+});
+
+// ---- page start --------------------------------------------------------------------------
+
+async function main() {
+  await initPage();
+  fillPairHelp();
+  bindControls();
+  live.on('status', renderConnection);
+  live.on('welcome', () => boardsLoaded && loadBoards()); // catch up on what we missed while away
+  live.on('state', ({ board }) => {
+    stateSeenAt.set(board, Date.now());
+    setTimeout(() => {
+      renderSync();
+      renderBoards();
+    }, BEHIND_AFTER_MS + 50);
+    renderAll();
+  });
+  live.on('board', (msg) => {
+    const b = boards.get(msg.board);
+    if (!b) return;
+    b.online = !!msg.online;
+    if (msg.rendered_version != null) b.rendered_version = String(msg.rendered_version);
+    renderBoards();
+    renderStartForm();
+    renderSync();
+  });
+  live.on('pending', renderPending);
+  live.on('ack', (ack) => updateLog(ack.id, 'confirmed'));
+  live.on('failed', ({ command, error }) => {
+    updateLog(command.id, 'failed', error);
+    if (command.op === 'present') {
+      showPageError(t('teach.presentFailed', { reason: errorText(error) }));
+      renderAll(); // back from "Starting the lesson…"
+    }
+  });
+  live.on('error', (msg) => {
+    // A followed board that is gone (unpaired elsewhere): the list from the API is the truth.
+    if (msg.code === 'not_found') loadBoards();
+  });
+  live.on('unauthorized', () => {
+    clearSession();
+    location.assign(loginUrl());
+  });
+  live.on('outdated', () => showPageError(t('live.outdated')));
+  // Commands restored from a reload are still on their way: show them as pending.
+  for (const c of live.pending) log.push({ id: c.id, op: c.op, board: c.board, status: 'pending' });
+  renderPending({ pending: live.pending });
+
+  await Promise.all([loadBoards(), loadLessons()]);
+  live.start();
+  setInterval(() => preview.tick(live.serverNow()), 200);
+  setInterval(renderTimerButtons, 500);
+  document.addEventListener('languagechange', () => {
+    fillPairHelp();
+    renderConnection({ transport: live.transport });
+    renderPending({ pending: live.pending });
+    renderStartForm();
+    renderAll();
+  });
+}
+
+main();
