@@ -94,3 +94,26 @@ impl Hub {
         self.channel(board).pairing.send_modify(|n| *n += 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_state_never_replaces_a_newer_one() {
+        let hub = Hub::default();
+        let board = Uuid::now_v7();
+        let at = |version| BoardState {
+            version,
+            ..BoardState::idle(board)
+        };
+        let mut seen = hub.channel(board).state.subscribe();
+        hub.publish(at(5));
+        hub.publish(at(3));
+        let current = seen.borrow_and_update().clone().unwrap();
+        assert_eq!(current.state.version, 5);
+        assert!(current.message.contains("\"version\":5"));
+        hub.publish(at(6));
+        assert_eq!(seen.borrow_and_update().as_ref().unwrap().state.version, 6);
+    }
+}

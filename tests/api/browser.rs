@@ -1,11 +1,15 @@
 //! End to end in real headless Chromium: the board page, the teacher console, and the
-//! real server binary, through pairing, presenting, a reload and a server restart.
-//! Screenshots of each step land in `test-artifacts/` (not committed).
+//! real server binary, through pairing, presenting, a reload, a server restart, and a proxy
+//! that blocks WebSockets. Screenshots land in `test-artifacts/` (not committed).
 
 use serde_json::{json, Value};
 
+use crate::proxy;
 use crate::restart::Process;
-use crate::webdriver::Driver;
+use crate::webdriver::{Browser, Driver};
+
+const EMAIL: &str = "ms.jansen@school.org";
+const PASSWORD: &str = "lesson plan 8:30";
 
 /// Selects the option of `select` whose text contains `text`, once it is there.
 fn choose(select: &str, text: &str) -> String {
@@ -17,25 +21,21 @@ fn choose(select: &str, text: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
+/// A teacher account with a three-slide lesson, made through the API of `server`.
+async fn teacher_with_lesson(server: &str) {
     let client = reqwest::Client::new();
     let registered: Value = client
-        .post(format!("{base}/api/auth/register"))
-        .json(&json!({"email": "ms.jansen@school.org", "name": "Ms Jansen", "password": "lesson plan 8:30"}))
+        .post(format!("{server}/api/auth/register"))
+        .json(&json!({"email": EMAIL, "name": "Ms Jansen", "password": PASSWORD}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let token = registered["token"].as_str().unwrap();
     let res = client
-        .post(format!("{base}/api/lessons"))
-        .bearer_auth(token)
+        .post(format!("{server}/api/lessons"))
+        .bearer_auth(registered["token"].as_str().unwrap())
         .json(&json!({"title": "Fractions", "slides": [
             {"kind": "text", "title": "Slide one", "body": "What is **a half**?"},
             {"kind": "question", "title": "Slide two", "answer": "3/4"},
@@ -45,8 +45,11 @@ async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_rest
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
+}
 
-    let driver = Driver::start().await;
+/// Opens a board page and a teacher console at `base`, pairs them through the pages as a
+/// teacher would, and starts presenting; returns once the board shows the first slide.
+async fn pair_and_present(driver: &Driver, base: &str, shots: &str) -> (Browser, Browser) {
     let board = driver.browser(1280, 720).await;
     board.goto(&format!("{base}/board")).await;
     let code = board
@@ -56,19 +59,16 @@ async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_rest
              return t.length === 6 && !document.querySelector('#screen-idle').hidden ? t : null",
         )
         .await;
-    let code = code.as_str().unwrap().to_owned();
-    board.screenshot("e2e-01-board-code").await;
+    board.screenshot(&format!("{shots}-01-board-code")).await;
 
     let teacher = driver.browser(1280, 900).await;
     teacher.goto(&format!("{base}/login?next=/teach")).await;
-    teacher
-        .type_into("#signin-email", "ms.jansen@school.org")
-        .await;
-    teacher
-        .type_into("#signin-password", "lesson plan 8:30")
-        .await;
+    teacher.type_into("#signin-email", EMAIL).await;
+    teacher.type_into("#signin-password", PASSWORD).await;
     teacher.click("#signin-form button[type=submit]").await;
-    teacher.type_into("#pair-code", &code).await;
+    teacher
+        .type_into("#pair-code", code.as_str().unwrap())
+        .await;
     teacher.type_into("#pair-name", "Room 12").await;
     teacher.click("#pair-submit").await;
     teacher
@@ -84,9 +84,22 @@ async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_rest
         )
         .await;
     board.wait_for_text("#controlled-by", "Ms Jansen").await;
-    teacher.screenshot("e2e-02-teacher-paired").await;
+    teacher
+        .screenshot(&format!("{shots}-02-teacher-paired"))
+        .await;
     teacher.click("#start-submit").await;
     board.wait_for_text("#slide-frame", "Slide one").await;
+    (board, teacher)
+}
+
+#[tokio::test]
+async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &base, "e2e").await;
 
     teacher.click("#next").await;
     board.wait_for_text("#slide-frame", "Slide two").await;
@@ -105,4 +118,51 @@ async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_rest
     board.wait_for_text("#slide-frame", "Slide three").await;
     board.screenshot("e2e-04-board-after-restart").await;
     teacher.screenshot("e2e-04-teacher-after-restart").await;
+}
+
+#[tokio::test]
+async fn behind_a_proxy_that_blocks_websockets_both_pages_fall_back_and_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    teacher_with_lesson(&server.base).await;
+    let school = proxy::start(&server.base).await;
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &school.base, "fallback").await;
+    let transport = teacher
+        .wait_until(
+            "the console to name its transport",
+            "const t = document.querySelector('#connection')?.dataset.transport;
+             return t === 'websocket' || t === 'fallback' ? t : null",
+        )
+        .await;
+    assert_eq!(
+        transport, "fallback",
+        "the console says it is not on a WebSocket"
+    );
+    teacher.click("#next").await;
+    board.wait_for_text("#slide-frame", "Slide two").await;
+    teacher.screenshot("fallback-03-teacher").await;
+    board.screenshot("fallback-03-board").await;
+}
+
+#[tokio::test]
+async fn the_diagnostics_page_reports_on_every_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let driver = Driver::start().await;
+    let page = driver.browser(1280, 900).await;
+    page.goto(&format!("{}/diagnostics", server.base)).await;
+    let report = page
+        .wait_until(
+            "a finished report",
+            "const r = document.querySelector('pre')?.innerText || '';
+             return /websocket/i.test(r) && /clock/i.test(r) && !/running|…/i.test(r) ? r : null",
+        )
+        .await;
+    let report = report.as_str().unwrap();
+    assert!(
+        report.contains(&server.base) || report.contains("127.0.0.1"),
+        "{report}"
+    );
+    page.screenshot("diagnostics").await;
 }

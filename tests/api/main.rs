@@ -9,5 +9,6 @@ mod lessons;
 mod live;
 mod openapi;
 mod pages;
+mod proxy;
 mod restart;
 mod webdriver;

@@ -611,7 +611,8 @@ function renderPresentView() {
   $('#present-title').textContent = state.lesson.title || t('lessons.untitled');
   // On a shared board it may be a colleague's lesson: say whose.
   const mine = lessons.some((l) => l.id === state.lesson.id);
-  $('#present-by').textContent = !mine && state.presenter?.name ? t('teach.presentedBy', { name: state.presenter.name }) : '';
+  const by = $('#present-by');
+  if (by) by.textContent = !mine && state.presenter?.name ? t('teach.presentedBy', { name: state.presenter.name }) : '';
   document.title = t('teach.pageTitleWith', { title: state.lesson.title || t('lessons.untitled') });
 
   const frame = $('#preview');
