@@ -79,6 +79,9 @@ pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
     )
 }
 
+/// How long open requests may take to finish once shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the server on `listener` until `shutdown` resolves, then drains open requests.
 pub async fn serve(
     config: Config,
@@ -102,21 +105,37 @@ pub async fn serve(
         live: live.clone(),
         config: Arc::new(config),
     };
+    let chores_live = live.clone();
     let chores = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             accounts.prune_limits();
-            live.prune_limits();
+            chores_live.prune_limits();
         }
     });
     let app = http::app(state);
-    let result = axum::serve(
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let closing = live.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.send_replace(true);
+        let _ = stopping.send(());
+    };
+    let serving = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    .with_graceful_shutdown(shutdown);
+    // Open requests get a grace period to finish; a connection that will not end does not
+    // keep the process alive past it.
+    let result = tokio::select! {
+        r = serving => r,
+        _ = async {
+            let _ = stopped.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    };
     chores.abort();
     Ok(result?)
 }

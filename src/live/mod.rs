@@ -89,6 +89,9 @@ pub struct Live {
     revisions: Mutex<HashMap<Uuid, Arc<LessonContent>>>,
     /// Recent positive authorizations, by (teacher, board).
     authorized: Mutex<HashMap<(Uuid, Uuid), Instant>>,
+    /// Flipped to `true` when the server begins shutting down: live connections then end
+    /// (WebSockets with 1001, event streams by closing) so clients reconnect elsewhere.
+    pub closing: tokio::sync::watch::Sender<bool>,
     /// How often connections are pinged; one silent for 7/3 of this is dead (15 s → 35 s).
     pub heartbeat: Duration,
 }
@@ -106,6 +109,7 @@ impl Live {
             limits: LiveLimits::new(),
             revisions: Mutex::new(HashMap::new()),
             authorized: Mutex::new(HashMap::new()),
+            closing: tokio::sync::watch::channel(false).0,
             heartbeat,
         }
     }
@@ -403,6 +407,12 @@ impl Live {
         };
         ServerMsg::error(code, message, id).to_json()
     }
+}
+
+/// Resolves once the server begins shutting down (see [`Live::closing`]).
+pub async fn until_closing(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across the caller's next await.
+    let _ = closing.wait_for(|c| *c).await.map(|_| ());
 }
 
 /// Keeps a board counted as online while its connection lives.

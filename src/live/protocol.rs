@@ -140,4 +140,5 @@ pub mod close {
     pub const TIMEOUT: u16 = 4408;
     pub const PROTOCOL_VERSION: u16 = 4409;
     pub const RATE_LIMITED: u16 = 4429;
+    pub const GOING_AWAY: u16 = 1001;
 }

@@ -68,13 +68,18 @@ pub async fn events(
             .map_err(|e| ApiError::Internal(e.to_string()))?,
     }
     // The subscriber rides along with the stream: when the client goes, both are dropped.
+    // The stream ends when the server shuts down, so the client reconnects elsewhere.
+    let closing = live.closing.subscribe();
     let stream = futures_util::stream::unfold(
-        (queued, subscriber),
-        |(mut queued, subscriber)| async move {
-            let message = queued.recv().await?;
+        (queued, subscriber, closing),
+        |(mut queued, subscriber, mut closing)| async move {
+            let message = tokio::select! {
+                m = queued.recv() => m?,
+                _ = super::until_closing(&mut closing) => return None,
+            };
             Some((
                 Ok::<_, Infallible>(Event::default().data(message.as_ref())),
-                (queued, subscriber),
+                (queued, subscriber, closing),
             ))
         },
     );

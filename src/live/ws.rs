@@ -77,17 +77,11 @@ pub fn origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
 
 async fn run(socket: WebSocket, state: AppState) {
     let (mut sink, mut stream) = socket.split();
-    let closing = |code: u16, reason: &'static str| {
-        Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }))
-    };
     let hello = match timeout(HELLO_WITHIN, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<ClientMsg>(&text).ok(),
         Ok(_) => None,
         Err(_) => {
-            let _ = sink.send(closing(close::TIMEOUT, "no hello")).await;
+            let _ = sink.send(closing_frame(close::TIMEOUT, "no hello")).await;
             return;
         }
     };
@@ -100,7 +94,7 @@ async fn run(socket: WebSocket, state: AppState) {
     }) = hello
     else {
         let _ = sink
-            .send(closing(
+            .send(closing_frame(
                 close::UNAUTHENTICATED,
                 "the first message must be hello",
             ))
@@ -109,7 +103,7 @@ async fn run(socket: WebSocket, state: AppState) {
     };
     if !(protocol::OLDEST_ACCEPTED..=protocol::PROTOCOL).contains(&protocol) {
         let _ = sink
-            .send(closing(
+            .send(closing_frame(
                 close::PROTOCOL_VERSION,
                 "unsupported protocol version",
             ))
@@ -118,7 +112,7 @@ async fn run(socket: WebSocket, state: AppState) {
     }
     let Some(peer) = Box::pin(authenticate(&state, role, &token)).await else {
         let _ = sink
-            .send(closing(close::UNAUTHENTICATED, "invalid token"))
+            .send(closing_frame(close::UNAUTHENTICATED, "invalid token"))
             .await;
         return;
     };
@@ -143,8 +137,13 @@ async fn run(socket: WebSocket, state: AppState) {
     let mut last_heard = Instant::now();
     let mut heartbeat = interval(live.heartbeat);
     heartbeat.tick().await;
+    let mut shutting_down = live.closing.subscribe();
     loop {
         tokio::select! {
+            _ = super::until_closing(&mut shutting_down) => {
+                let _ = sink.send(closing_frame(close::GOING_AWAY, "server restarting")).await;
+                break;
+            }
             incoming = stream.next() => {
                 let Some(Ok(message)) = incoming else { break };
                 last_heard = Instant::now();
@@ -161,7 +160,7 @@ async fn run(socket: WebSocket, state: AppState) {
                 if budget.check().is_err() {
                     strikes += 1;
                     if strikes > STRIKES {
-                        let _ = sink.send(closing(close::RATE_LIMITED, "too many messages")).await;
+                        let _ = sink.send(closing_frame(close::RATE_LIMITED, "too many messages")).await;
                         break;
                     }
                     let _ = outbox.try_send(ServerMsg::error("rate_limited", "Too many messages; slow down.", None).to_json().into());
@@ -183,7 +182,7 @@ async fn run(socket: WebSocket, state: AppState) {
                     }
                 };
                 if strikes > STRIKES {
-                    let _ = sink.send(closing(close::MALFORMED, "too many malformed messages")).await;
+                    let _ = sink.send(closing_frame(close::MALFORMED, "too many malformed messages")).await;
                     break;
                 }
                 if let Some(reply) = reply {
@@ -199,7 +198,7 @@ async fn run(socket: WebSocket, state: AppState) {
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > live.dead_after() {
-                    let _ = sink.send(closing(close::TIMEOUT, "no heartbeat")).await;
+                    let _ = sink.send(closing_frame(close::TIMEOUT, "no heartbeat")).await;
                     break;
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
@@ -208,6 +207,13 @@ async fn run(socket: WebSocket, state: AppState) {
             }
         }
     }
+}
+
+fn closing_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
 }
 
 pub async fn authenticate(state: &AppState, role: Role, token: &str) -> Option<Peer> {

@@ -28,8 +28,15 @@ impl Ws {
         app: &TestApp,
         origin: Option<&str>,
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        Ws::open_at(&app.base, origin).await
+    }
+
+    async fn open_at(
+        base: &str,
+        origin: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         let mut request =
-            format!("{}/ws", app.base.replace("http://", "ws://")).into_client_request()?;
+            format!("{}/ws", base.replace("http://", "ws://")).into_client_request()?;
         if let Some(origin) = origin {
             request
                 .headers_mut()
@@ -632,4 +639,54 @@ async fn heartbeats_find_a_peer_that_stopped_answering() {
     }
     alive.send(json!({"type": "ping", "t0": 1})).await;
     assert_eq!(alive.until(|m| m["type"] == "pong").await["t0"], 1.0);
+}
+
+#[tokio::test]
+async fn shutting_down_ends_live_connections_so_clients_move_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = crate::restart::Process::start(dir.path());
+    let base = server.base.clone();
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": "t@school.org", "name": "T", "password": "password123"}))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ws = Ws::open_at(&base, None).await.unwrap();
+    ws.send(
+        json!({"type": "hello", "protocol": 1, "role": "teacher", "token": token, "boards": []}),
+    )
+    .await;
+    assert_eq!(ws.next().await["type"], "welcome");
+    let mut events = reqwest::Client::new()
+        .get(format!("{base}/api/live/events?role=teacher"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let mut buffer = String::new();
+    assert_eq!(
+        next_event(&mut events, &mut buffer).await["type"],
+        "welcome"
+    );
+
+    server.terminate();
+    assert_eq!(
+        ws.close_code().await,
+        1001,
+        "the WebSocket is told the server is going away"
+    );
+    let ended = tokio::time::timeout(PATIENCE, async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream ends");
+    assert!(
+        server.exited_within(PATIENCE),
+        "the process exits despite open streams"
+    );
 }
