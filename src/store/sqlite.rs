@@ -820,31 +820,14 @@ impl Store for SqliteStore {
 
     async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
         self.current_lesson(&self.read, owner, id).await?;
-        let row = sqlx::query(
-            "SELECT title, slides FROM lesson_revision WHERE id = ? AND lesson_id = ? AND deleted = 0",
-        )
-        .bind(revision.to_string())
-        .bind(id.to_string())
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        Ok(LessonContent {
-            title: row.try_get("title")?,
-            slides: slides_from(&row)?,
-        })
+        match self.revision_content(id, revision).await? {
+            (_, true) => Err(StoreError::NotFound),
+            (content, false) => Ok(content),
+        }
     }
+
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
-        let row =
-            sqlx::query("SELECT title, slides FROM lesson_revision WHERE id = ? AND lesson_id = ?")
-                .bind(revision.to_string())
-                .bind(lesson.to_string())
-                .fetch_optional(&self.read)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-        Ok(LessonContent {
-            title: row.try_get("title")?,
-            slides: slides_from(&row)?,
-        })
+        Ok(self.revision_content(lesson, revision).await?.0)
     }
 
     async fn create_board(&self, token_hash: &str) -> StoreResult<Uuid> {
@@ -1070,6 +1053,27 @@ fn code_from(row: &SqliteRow) -> StoreResult<ActiveCode> {
 }
 
 impl SqliteStore {
+    /// A revision's content, and whether it is a tombstone.
+    async fn revision_content(
+        &self,
+        lesson: Uuid,
+        revision: Uuid,
+    ) -> StoreResult<(LessonContent, bool)> {
+        let row = sqlx::query(
+            "SELECT title, slides, deleted FROM lesson_revision WHERE id = ? AND lesson_id = ?",
+        )
+        .bind(revision.to_string())
+        .bind(lesson.to_string())
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let content = LessonContent {
+            title: row.try_get("title")?,
+            slides: slides_from(&row)?,
+        };
+        Ok((content, row.try_get::<i64, _>("deleted")? != 0))
+    }
+
     async fn insert_pairing(
         &self,
         tx: &mut Transaction<'static, Sqlite>,
