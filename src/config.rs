@@ -15,7 +15,7 @@ use serde::Deserialize;
 /// environment is comma-separated.
 #[derive(Debug, Default, Args)]
 pub struct ConfigArgs {
-    /// TOML configuration file [env: CLASSCAST_CONFIG]
+    /// TOML configuration file
     #[arg(long, env = "CLASSCAST_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080]

@@ -108,10 +108,17 @@ pub async fn serve(
     let chores_live = live.clone();
     let chores = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
+        for minute in 0u64.. {
             tick.tick().await;
             accounts.prune_limits();
             chores_live.prune_limits();
+            if minute % 60 == 0 {
+                match chores_live.purge_states().await {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "purged superseded board states"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not purge board states"),
+                }
+            }
         }
     });
     let app = http::app(state);

@@ -24,6 +24,12 @@ impl Version {
     pub fn millis(self) -> i64 {
         self.0 >> COUNTER_BITS
     }
+
+    /// The first version of a wall-clock millisecond: every version issued at or after it is
+    /// greater.
+    pub fn at_millis(ms: i64) -> Self {
+        Version(ms << COUNTER_BITS)
+    }
 }
 
 /// A node's clock. Cheap to share behind an `Arc`; `next` takes a short lock.

@@ -30,6 +30,10 @@ use hub::{Hub, Presence, Snapshot};
 use limits::{Limited, LiveLimits};
 use protocol::{CodeInfo, Command, ServerMsg};
 
+/// How long superseded board states are kept: far longer than any client keeps a command
+/// to resend, so a resend is always recognised.
+pub const STATE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
 /// How long a pairing code lives.
 pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);
 
@@ -121,6 +125,14 @@ impl Live {
 
     pub fn prune_limits(&self) {
         self.limits.prune();
+    }
+
+    /// Deletes this node's board states that were superseded more than [`STATE_RETENTION`]
+    /// ago (design rule 3: the only deletes are of superseded rows).
+    pub async fn purge_states(&self) -> Result<u64, LiveError> {
+        let retention = STATE_RETENTION.as_millis() as i64;
+        let cutoff = crate::domain::hlc::Version::at_millis(now_ms() - retention);
+        Ok(self.store.purge_board_states(cutoff).await?)
     }
 
     /// A new board identity and its first pairing code.

@@ -253,6 +253,10 @@ pub trait Store: Send + Sync + 'static {
     /// Stores the state `command` produced, unless that command id was stored before (a
     /// resend): then nothing is written and the earlier outcome is returned.
     async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Saved>;
+    /// Deletes board states this node wrote that are superseded (a newer state of the same
+    /// board exists) and older than `before`; returns how many. Resends of their commands
+    /// are then no longer recognised, so `before` must lie well past any resend window.
+    async fn purge_board_states(&self, before: Version) -> StoreResult<u64>;
 }
 
 /// Opens the store named by a database URL, creating an embedded database if needed.

@@ -1019,6 +1019,19 @@ impl Store for SqliteStore {
             .map_err(|_| gone())?
             .map_err(|reason| StoreError::Unavailable(reason.into()))
     }
+
+    async fn purge_board_states(&self, before: Version) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM board_state WHERE node = ? AND version < ? AND EXISTS (
+                SELECT 1 FROM board_state n WHERE n.board_id = board_state.board_id
+                AND (n.version, n.id) > (board_state.version, board_state.id))",
+        )
+        .bind(&self.node)
+        .bind(before.0)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 /// The newest pairing row of (board `b`, account) joined as `bp`, not removed.

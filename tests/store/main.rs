@@ -434,3 +434,51 @@ async fn board_states_are_versioned_and_commands_remembered(store: &dyn Store) {
     assert_eq!(again, Saved::Before { board, version: v1 });
     assert!(!store.board_state(board).await.unwrap().unwrap().revealed);
 }
+
+#[tokio::test]
+async fn purging_removes_only_superseded_states_of_this_node() {
+    // Without the insert-only guard: this is the one delete the rules allow.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    store.migrate().await.unwrap();
+    let board = store.create_board("token-purge").await.unwrap();
+    let other = store.create_board("token-other").await.unwrap();
+    let mut state = BoardState::idle(board);
+    let mut saved = vec![];
+    for i in 0..3 {
+        state.slide_index = i;
+        saved.push(
+            store
+                .save_board_state(Uuid::now_v7(), &state)
+                .await
+                .unwrap(),
+        );
+    }
+    let lone = store
+        .save_board_state(Uuid::now_v7(), &BoardState::idle(other))
+        .await
+        .unwrap();
+    let Saved::New(last) = saved[2] else { panic!() };
+    let Saved::New(lone) = lone else { panic!() };
+    let before = classcast::domain::hlc::Version(last.0.max(lone.0) + 1);
+
+    assert_eq!(
+        store.purge_board_states(before).await.unwrap(),
+        2,
+        "the two superseded states"
+    );
+    assert_eq!(
+        store.board_state(board).await.unwrap().unwrap().slide_index,
+        2
+    );
+    assert!(
+        store.board_state(other).await.unwrap().is_some(),
+        "a board's only state stays"
+    );
+    assert_eq!(
+        store.purge_board_states(before).await.unwrap(),
+        0,
+        "purging again is harmless"
+    );
+}
