@@ -2,6 +2,7 @@
 //! chromedriver: just what the end-to-end tests need (open, find, click, type, read, run a
 //! script, screenshot). `scripts/test` installs `chromium` and `chromium-driver`.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -24,10 +25,13 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
+        // Its own process group, so that dropping the driver also ends every browser it
+        // started (they inherit the group), even when a test fails half-way.
         let process = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver runs: install chromium and chromium-driver (scripts/test does)");
         let driver = Driver {
@@ -95,7 +99,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.process.kill();
+        let group = format!("-{}", self.process.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.process.wait();
     }
 }
@@ -225,19 +230,6 @@ impl Browser {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(dir.join(format!("{name}.png")), png);
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // Best effort: chromedriver ends its sessions when it is killed anyway.
-        let client = self.client.clone();
-        let url = self.url.clone();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let _ = client.delete(url).send().await;
-            });
         }
     }
 }
