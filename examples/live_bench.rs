@@ -153,6 +153,20 @@ async fn connect(ws_url: &str, hello: Value) -> Socket {
     socket
 }
 
+/// User plus system CPU time of a process (`self` or a pid), in milliseconds.
+fn cpu_ms(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks * 10
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -337,12 +351,20 @@ async fn main() {
             .unwrap();
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let spread = std::mem::take(&mut *latencies.lock().unwrap());
+    // The first second shows warm-up (caches, the database's first pages); report it apart.
+    let warm = (a.rate as usize).min(spread.len());
     report(
-        &format!("spread ({} commands/s)", a.rate),
-        std::mem::take(&mut *latencies.lock().unwrap()),
+        &format!("spread ({} commands/s), first second", a.rate),
+        spread[..warm].to_vec(),
+    );
+    report(
+        &format!("spread ({} commands/s), after it", a.rate),
+        spread[warm..].to_vec(),
     );
 
     // Burst: every teacher presses at the same instant (one board each).
+    let cpu_before = (cpu_ms(&pid.to_string()), cpu_ms("self"));
     let start = Arc::new(tokio::sync::Barrier::new(a.teachers));
     let mut presses = Vec::new();
     for t in 0..a.teachers {
@@ -365,6 +387,11 @@ async fn main() {
     report(
         &format!("burst ({} teachers at once)", a.teachers),
         std::mem::take(&mut *latencies.lock().unwrap()),
+    );
+    println!(
+        "burst CPU: server {} ms, load generator {} ms (including 3 s of idling)",
+        cpu_ms(&pid.to_string()) - cpu_before.0,
+        cpu_ms("self") - cpu_before.1
     );
     println!("server RSS at the end: {} KiB", rss_kib(pid));
     let _ = server.kill().await;

@@ -4,19 +4,18 @@
 //! same authentication (a bearer header, never the URL), same subscriptions as `/ws`.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::protocol::{ClientMsg, Followed, Role};
-use super::subscriber::{Subscriber, OUTBOX};
+use super::subscriber::Subscriber;
 use super::ws::{answer, authenticate, follow, welcome, Peer};
 
 use crate::auth::now_ms;
@@ -53,33 +52,31 @@ pub async fn events(
     let peer = authenticate(&state, params.role, token)
         .await
         .ok_or(ApiError::Unauthorized)?;
-    let (outbox, queued) = mpsc::channel::<Arc<str>>(OUTBOX);
     let live = state.live.clone();
-    let mut subscriber = Subscriber::new(live.clone(), outbox.clone());
-    let _ = outbox.send(welcome(&peer, live.heartbeat).into()).await;
+    let mut subscriber = Subscriber::new(live.clone());
+    subscriber.say(welcome(&peer, live.heartbeat));
     match &peer {
         Peer::Teacher(account) => {
             let boards = parse_boards(params.boards.as_deref().unwrap_or(""))?;
-            follow(&live, &mut subscriber, account, &boards, &outbox).await;
+            follow(&live, &mut subscriber, account, &boards).await;
         }
         Peer::Board(board) => subscriber
             .be_board(*board)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
     }
-    // The subscriber rides along with the stream: when the client goes, both are dropped.
     // The stream ends when the server shuts down, so the client reconnects elsewhere.
     let closing = live.closing.subscribe();
     let stream = futures_util::stream::unfold(
-        (queued, subscriber, closing),
-        |(mut queued, subscriber, mut closing)| async move {
+        (subscriber, closing),
+        |(mut subscriber, mut closing)| async move {
             let message = tokio::select! {
-                m = queued.recv() => m?,
+                m = subscriber.next() => m?,
                 _ = super::until_closing(&mut closing) => return None,
             };
             Some((
                 Ok::<_, Infallible>(Event::default().data(message.as_ref())),
-                (queued, subscriber, closing),
+                (subscriber, closing),
             ))
         },
     );

@@ -1,43 +1,47 @@
-//! What one connected page receives: the forwarding tasks that turn hub channels into
-//! messages on the connection's outgoing queue. Shared by the WebSocket and SSE transports.
+//! What one connected page receives, as one stream of ready-to-send messages: the states of
+//! the boards it follows, their online/rendered status (teachers), its pairing (boards), and
+//! anything said to it directly. Shared by the WebSocket and SSE transports.
 //!
-//! Each followed board gets a task that waits on its `watch` channel and queues the
-//! pre-serialised state message; if the page reads slowly, the queue fills, the task waits,
-//! and meanwhile newer states replace older ones in the channel, so the page skips straight
-//! to the newest. Dropping the [`Subscriber`] ends every task.
+//! The connection's own task pulls from this stream only when it can write, so there is no
+//! queue and no task per followed board: a slow page simply gets the newest state of each
+//! board when it is ready (the `watch` channels behind the stream keep only the newest), and
+//! a board change costs one wake-up of each connection that follows it.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use futures_util::stream::{BoxStream, SelectAll};
+use futures_util::{future, Stream, StreamExt};
+use tokio_stream::wrappers::WatchStream;
 use uuid::Uuid;
 
 use super::protocol::ServerMsg;
 use super::{Live, LiveError, PresenceGuard};
 
-/// Messages waiting to be written to one connection.
-pub type Outbox = mpsc::Sender<Arc<str>>;
-
-/// How many messages may wait for a slow connection before forwarders pause.
-pub const OUTBOX: usize = 16;
-
 pub struct Subscriber {
     live: Arc<Live>,
-    outbox: Outbox,
-    tasks: JoinSet<()>,
+    direct: VecDeque<Arc<str>>,
+    feeds: SelectAll<BoxStream<'static, Arc<str>>>,
     followed: Vec<Uuid>,
     _presence: Option<PresenceGuard>,
 }
 
 impl Subscriber {
-    pub fn new(live: Arc<Live>, outbox: Outbox) -> Self {
+    pub fn new(live: Arc<Live>) -> Self {
         Self {
             live,
-            outbox,
-            tasks: JoinSet::new(),
+            direct: VecDeque::new(),
+            feeds: SelectAll::new(),
             followed: Vec::new(),
             _presence: None,
         }
+    }
+
+    /// Queues a message for this page ahead of any board update.
+    pub fn say(&mut self, message: impl Into<Arc<str>>) {
+        self.direct.push_back(message.into());
     }
 
     /// Teacher: the board's states and its online/rendered status.
@@ -46,71 +50,80 @@ impl Subscriber {
             return Ok(());
         }
         self.followed.push(board);
-        self.forward_states(board).await?;
-        let mut presence = self.live.hub.channel(board).presence.subscribe();
-        let outbox = self.outbox.clone();
-        self.tasks.spawn(async move {
-            loop {
-                let p = *presence.borrow_and_update();
-                let msg = ServerMsg::Board {
-                    board,
-                    online: p.online > 0,
-                    rendered_version: p.rendered_version,
-                }
-                .to_json();
-                if outbox.send(msg.into()).await.is_err() || presence.changed().await.is_err() {
-                    return;
-                }
-            }
-        });
+        self.add_states(board).await?;
+        let presence = self.live.hub.channel(board).presence.subscribe();
+        self.feeds.push(
+            WatchStream::new(presence)
+                .map(move |p| {
+                    ServerMsg::Board {
+                        board,
+                        online: p.online > 0,
+                        rendered_version: p.rendered_version,
+                    }
+                    .to_json()
+                    .into()
+                })
+                .boxed(),
+        );
         Ok(())
     }
 
-    /// Board page: its own states and pairing, and it counts as online while this lives.
+    /// Board page: its own states and pairing; it counts as online while this lives.
     pub async fn be_board(&mut self, board: Uuid) -> Result<(), LiveError> {
         self._presence = Some(self.live.board_connected(board));
-        self.forward_states(board).await?;
-        let mut pairing = self.live.hub.channel(board).pairing.subscribe();
-        let outbox = self.outbox.clone();
+        self.add_states(board).await?;
+        let pairing = self.live.hub.channel(board).pairing.subscribe();
         let live = self.live.clone();
-        self.tasks.spawn(async move {
-            loop {
-                pairing.borrow_and_update();
-                match Box::pin(live.pairing_message(board)).await {
-                    Ok(msg) => {
-                        if outbox.send(msg.into()).await.is_err() {
-                            return;
+        self.feeds.push(
+            WatchStream::new(pairing)
+                .then(move |_| {
+                    let live = live.clone();
+                    async move { live.pairing_message(board).await }
+                })
+                .filter_map(move |message| {
+                    future::ready(match message {
+                        Ok(m) => Some(m.into()),
+                        Err(e) => {
+                            tracing::warn!(%board, error = %e, "cannot read pairing");
+                            None
                         }
-                    }
-                    Err(e) => tracing::warn!(%board, error = %e, "cannot read pairing"),
-                }
-                if pairing.changed().await.is_err() {
-                    return;
-                }
-            }
-        });
+                    })
+                })
+                .boxed(),
+        );
         Ok(())
     }
 
-    async fn forward_states(&mut self, board: Uuid) -> Result<(), LiveError> {
+    async fn add_states(&mut self, board: Uuid) -> Result<(), LiveError> {
         self.live.state(board).await?;
-        let mut states = self.live.hub.channel(board).state.subscribe();
-        let outbox = self.outbox.clone();
-        self.tasks.spawn(async move {
-            let mut sent = i64::MIN;
-            loop {
-                let snapshot = states.borrow_and_update().clone();
-                if let Some(s) = snapshot.filter(|s| s.state.version > sent) {
-                    sent = s.state.version;
-                    if outbox.send(s.message.clone()).await.is_err() {
-                        return;
+        let states = self.live.hub.channel(board).state.subscribe();
+        let mut sent = i64::MIN;
+        self.feeds.push(
+            WatchStream::new(states)
+                .filter_map(move |snapshot| {
+                    let fresh = snapshot.filter(|s| s.state.version > sent);
+                    if let Some(s) = &fresh {
+                        sent = s.state.version;
                     }
-                }
-                if states.changed().await.is_err() {
-                    return;
-                }
-            }
-        });
+                    future::ready(fresh.map(|s| s.message.clone()))
+                })
+                .boxed(),
+        );
         Ok(())
+    }
+}
+
+impl Stream for Subscriber {
+    type Item = Arc<str>;
+
+    /// Never ends: with nothing followed (yet), it is simply pending.
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Arc<str>>> {
+        if let Some(message) = self.direct.pop_front() {
+            return Poll::Ready(Some(message));
+        }
+        match self.feeds.poll_next_unpin(cx) {
+            Poll::Ready(Some(message)) => Poll::Ready(Some(message)),
+            _ => Poll::Pending,
+        }
     }
 }

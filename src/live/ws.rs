@@ -2,7 +2,6 @@
 //! until either side goes away. Also [`answer`], the handling of one client message, which
 //! the SSE fallback shares.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -10,13 +9,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tokio::time::{interval, timeout, Instant};
+use tokio::time::{interval_at, timeout, Instant};
 use uuid::Uuid;
 
 use super::limits::per_connection;
 use super::protocol::{self, close, ClientMsg, Followed, Role, ServerMsg, TeacherInfo};
-use super::subscriber::{Subscriber, OUTBOX};
+use super::subscriber::Subscriber;
 use super::Live;
 use crate::auth::now_ms;
 use crate::config::Config;
@@ -117,17 +115,14 @@ async fn run(socket: WebSocket, state: AppState) {
         return;
     };
 
-    let (outbox, mut queued) = mpsc::channel::<Arc<str>>(OUTBOX);
     let live = state.live.clone();
-    let mut subscriber = Subscriber::new(live.clone(), outbox.clone());
-    let _ = outbox.send(welcome(&peer, live.heartbeat).into()).await;
+    let mut subscriber = Subscriber::new(live.clone());
+    subscriber.say(welcome(&peer, live.heartbeat));
     match &peer {
-        Peer::Teacher(account) => {
-            Box::pin(follow(&live, &mut subscriber, account, &boards, &outbox)).await
-        }
+        Peer::Teacher(account) => Box::pin(follow(&live, &mut subscriber, account, &boards)).await,
         Peer::Board(board) => {
             if let Err(e) = Box::pin(subscriber.be_board(*board)).await {
-                let _ = outbox.send(Live::error_message(&e, None).into()).await;
+                subscriber.say(Live::error_message(&e, None));
             }
         }
     }
@@ -135,8 +130,10 @@ async fn run(socket: WebSocket, state: AppState) {
     let budget = per_connection();
     let mut strikes = 0u32;
     let mut last_heard = Instant::now();
-    let mut heartbeat = interval(live.heartbeat);
-    heartbeat.tick().await;
+    // A random phase: after an 8:30 storm, thousands of connections would otherwise all be
+    // pinged in the same instant every period.
+    let phase = live.heartbeat.mul_f64(rand::random::<f64>());
+    let mut heartbeat = interval_at(Instant::now() + phase, live.heartbeat);
     let mut shutting_down = live.closing.subscribe();
     loop {
         tokio::select! {
@@ -153,7 +150,7 @@ async fn run(socket: WebSocket, state: AppState) {
                     Message::Ping(_) | Message::Pong(_) => continue,
                     Message::Binary(_) => {
                         strikes += 1;
-                        let _ = outbox.try_send(ServerMsg::error("malformed", "Send JSON text messages.", None).to_json().into());
+                        subscriber.say(ServerMsg::error("malformed", "Send JSON text messages.", None).to_json());
                         continue;
                     }
                 };
@@ -163,13 +160,13 @@ async fn run(socket: WebSocket, state: AppState) {
                         let _ = sink.send(closing_frame(close::RATE_LIMITED, "too many messages")).await;
                         break;
                     }
-                    let _ = outbox.try_send(ServerMsg::error("rate_limited", "Too many messages; slow down.", None).to_json().into());
+                    subscriber.say(ServerMsg::error("rate_limited", "Too many messages; slow down.", None).to_json());
                     continue;
                 }
                 let reply = match serde_json::from_str::<ClientMsg>(&text) {
                     Ok(ClientMsg::Watch { boards }) => match &peer {
                         Peer::Teacher(account) => {
-                            Box::pin(follow(&live, &mut subscriber, account, &boards, &outbox)).await;
+                            Box::pin(follow(&live, &mut subscriber, account, &boards)).await;
                             None
                         }
                         Peer::Board(_) => Some(ServerMsg::error("forbidden", "Boards cannot watch other boards.", None).to_json()),
@@ -191,7 +188,7 @@ async fn run(socket: WebSocket, state: AppState) {
                     }
                 }
             }
-            Some(out) = queued.recv() => {
+            Some(out) = subscriber.next() => {
                 if sink.send(Message::Text(out.as_ref().into())).await.is_err() {
                     break;
                 }
@@ -263,7 +260,6 @@ pub async fn follow(
     subscriber: &mut Subscriber,
     account: &Account,
     boards: &[Followed],
-    outbox: &mpsc::Sender<Arc<str>>,
 ) {
     for followed in boards.iter().take(100) {
         let result = match live.authorize(account, followed.board).await {
@@ -271,7 +267,7 @@ pub async fn follow(
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            let _ = outbox.send(Live::error_message(&e, None).into()).await;
+            subscriber.say(Live::error_message(&e, None));
         }
     }
 }
