@@ -211,3 +211,35 @@ async fn a_garbage_or_missing_token_is_unauthorized() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_login_storm_queues_for_hashing_and_the_overflow_is_told_to_retry() {
+    // Hashing slots are held for tens of milliseconds each; with a 1 ms queueing deadline,
+    // a crowd arriving at once cannot all get one.
+    let app = spawn_with(|c| c.hash_wait_ms = Some(1)).await;
+    let bodies: Vec<_> = (0..24)
+        .map(|i| json!({"email": format!("storm{i}@school.org"), "name": "S", "password": "password123"}))
+        .collect();
+    let attempts = bodies
+        .iter()
+        .map(|body| app.post_json("/api/auth/register", body));
+    let answers = futures_util::future::join_all(attempts).await;
+    let created = answers
+        .iter()
+        .filter(|r| r.status() == StatusCode::CREATED)
+        .count();
+    let busy: Vec<_> = answers
+        .into_iter()
+        .filter(|r| r.status() == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(created >= 1, "some registrations get through");
+    assert_eq!(created + busy.len(), 24, "every other answer is a 503");
+    assert!(
+        !busy.is_empty(),
+        "the overflow is refused, not queued forever"
+    );
+    for res in busy {
+        assert!(res.headers().contains_key("retry-after"));
+        expect_error(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    }
+}
