@@ -101,6 +101,14 @@ pub struct ConfigArgs {
     /// Live connections are pinged this often; silent for 7/3 of it means dead, in ms [default: 15000]
     #[arg(long, env = "CLASSCAST_HEARTBEAT_MS", global = true, value_name = "MS")]
     pub heartbeat_ms: Option<u64>,
+    /// How long a board's pairing code lives, 1 to 600 seconds [default: 600]
+    #[arg(
+        long,
+        env = "CLASSCAST_CODE_TTL_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub code_ttl_secs: Option<u64>,
     /// Longest a login waits for a password-hashing slot before 503, in ms [default: 5000]
     #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", global = true, value_name = "MS")]
     pub hash_wait_ms: Option<u64>,
@@ -140,6 +148,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     hash_wait_ms: Option<u64>,
     heartbeat_ms: Option<u64>,
+    code_ttl_secs: Option<u64>,
 }
 
 /// The effective configuration.
@@ -159,6 +168,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub hash_wait: Duration,
     pub heartbeat: Duration,
+    pub code_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +243,7 @@ impl Config {
             heartbeat: Duration::from_millis(
                 args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(15_000),
             ),
+            code_ttl: Duration::from_secs(args.code_ttl_secs.or(file.code_ttl_secs).unwrap_or(600)),
         };
         config.validate()
     }
@@ -254,6 +265,12 @@ impl Config {
             return Err(ConfigError::Setting {
                 name: "heartbeat_ms",
                 reason: "must be at least 100".into(),
+            });
+        }
+        if !(1..=600).contains(&self.code_ttl.as_secs()) {
+            return Err(ConfigError::Setting {
+                name: "code_ttl_secs",
+                reason: "must be from 1 to 600 (a code lives at most 10 minutes)".into(),
             });
         }
         if self.request_timeout_ms == 0 {

@@ -93,7 +93,7 @@ pub async fn serve(
         tracing::info!(migrations = ?applied, "applied migrations");
     }
     let accounts = Arc::new(accounts(&config, store.clone()));
-    let live = Arc::new(Live::new(store.clone(), config.heartbeat));
+    let live = Arc::new(Live::new(store.clone(), config.heartbeat, config.code_ttl));
     let state = AppState {
         store,
         accounts: accounts.clone(),

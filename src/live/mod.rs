@@ -34,8 +34,9 @@ use protocol::{CodeInfo, Command, ServerMsg};
 /// to resend, so a resend is always recognised.
 pub const STATE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
-/// How long a pairing code lives.
-pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);
+/// The longest a pairing code may live (the default): long enough to walk to a laptop and
+/// type it, short enough that a photographed code is soon useless.
+pub const CODE_TTL_MAX: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -96,6 +97,8 @@ pub struct Live {
     /// Flipped to `true` when the server begins shutting down: live connections then end
     /// (WebSockets with 1001, event streams by closing) so clients reconnect elsewhere.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// How long a pairing code lives (at most [`CODE_TTL_MAX`]).
+    code_ttl: Duration,
     /// How often connections are pinged; one silent for 7/3 of this is dead (15 s → 35 s).
     pub heartbeat: Duration,
 }
@@ -106,7 +109,7 @@ pub const AUTHORIZED_FOR: Duration = Duration::from_secs(60);
 const AUTHORIZED_CACHE: usize = 100_000;
 
 impl Live {
-    pub fn new(store: Arc<dyn Store>, heartbeat: Duration) -> Self {
+    pub fn new(store: Arc<dyn Store>, heartbeat: Duration, code_ttl: Duration) -> Self {
         Self {
             store,
             hub: Hub::default(),
@@ -114,6 +117,7 @@ impl Live {
             revisions: Mutex::new(HashMap::new()),
             authorized: Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
+            code_ttl: code_ttl.min(CODE_TTL_MAX),
             heartbeat,
         }
     }
@@ -161,7 +165,7 @@ impl Live {
     async fn draw_code(&self, board: Uuid) -> Result<ActiveCode, LiveError> {
         let digits = PairingCode::generate();
         let holder = self.store.resolve_code(&digits, now_ms()).await?;
-        let expires = now_ms() + CODE_TTL.as_millis() as i64;
+        let expires = now_ms() + self.code_ttl.as_millis() as i64;
         let code = self.store.issue_code(board, &digits, expires).await?;
         if let Some(other) = holder.filter(|h| h.board != board) {
             self.hub.pairing_changed(other.board);

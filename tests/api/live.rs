@@ -690,3 +690,38 @@ async fn shutting_down_ends_live_connections_so_clients_move_on() {
         "the process exits despite open streams"
     );
 }
+
+#[tokio::test]
+async fn an_expired_code_pairs_nothing_and_the_board_gets_a_fresh_one() {
+    let app = spawn_with(|c| c.code_ttl_secs = Some(2)).await;
+    let t = app.register("late@school.org").await;
+    let board = claim(&app).await;
+    // Poll, with a deadline, until the board is shown a new code: the first has expired.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let fresh = loop {
+        let me: Value = app
+            .request(Method::GET, "/api/boards/self")
+            .bearer_auth(&board.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let code = me["code"]["code"].as_str().unwrap().to_owned();
+        if code != board.code {
+            break code;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the code never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let res = pair(&app, &t, &board.code, "Too late").await;
+    expect_error(res, StatusCode::NOT_FOUND, "unknown_code").await;
+    assert_eq!(
+        pair(&app, &t, &fresh, "Room 3").await.status(),
+        StatusCode::CREATED
+    );
+}
