@@ -28,6 +28,16 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+impl From<governor::NotUntil<<DefaultClock as Clock>::Instant>> for Limited {
+    fn from(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Self {
+        Limited {
+            retry_after: not_until
+                .wait_time_from(DefaultClock::default().now())
+                .max(Duration::from_secs(1)),
+        }
+    }
+}
+
 impl LoginLimits {
     pub const ACCOUNT: Budget = Budget {
         burst: 10,
@@ -47,13 +57,10 @@ impl LoginLimits {
 
     /// Spends one attempt for this account and this address, or says how long to wait.
     pub fn check(&self, account: &str, address: IpAddr) -> Result<(), Limited> {
-        let now = DefaultClock::default().now();
         self.per_address
             .check_key(&address)
             .and_then(|()| self.per_account.check_key(&account.to_owned()))
-            .map_err(|not_until| Limited {
-                retry_after: not_until.wait_time_from(now).max(Duration::from_secs(1)),
-            })
+            .map_err(Limited::from)
     }
 
     /// Forgets keys whose budget is full again, so memory does not grow with every address
@@ -70,7 +77,8 @@ impl Default for LoginLimits {
     }
 }
 
-fn quota(budget: Budget) -> Quota {
+/// A governor quota for a budget.
+pub(crate) fn quota(budget: Budget) -> Quota {
     Quota::with_period(budget.every)
         .expect("budget periods are non-zero")
         .allow_burst(NonZeroU32::new(budget.burst).expect("bursts are non-zero"))

@@ -6,13 +6,12 @@
 //! guesses per code lifetime: under 0.07% of the space per waiting board.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, RateLimiter};
 use uuid::Uuid;
 
+use crate::auth::limits::Budget;
 pub use crate::auth::limits::Limited;
 
 pub struct LiveLimits {
@@ -22,18 +21,8 @@ pub struct LiveLimits {
     claim_address: DefaultKeyedRateLimiter<IpAddr>,
 }
 
-fn quota(burst: u32, every: Duration) -> Quota {
-    Quota::with_period(every)
-        .expect("non-zero period")
-        .allow_burst(NonZeroU32::new(burst).expect("non-zero burst"))
-}
-
-fn limited(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Limited {
-    Limited {
-        retry_after: not_until
-            .wait_time_from(DefaultClock::default().now())
-            .max(Duration::from_secs(1)),
-    }
+fn quota(burst: u32, every: Duration) -> governor::Quota {
+    crate::auth::limits::quota(Budget { burst, every })
 }
 
 impl LiveLimits {
@@ -48,13 +37,19 @@ impl LiveLimits {
 
     /// One pairing attempt by this teacher from this address.
     pub fn pairing(&self, account: Uuid, address: IpAddr) -> Result<(), Limited> {
-        self.pair_account.check_key(&account).map_err(limited)?;
-        self.pair_address.check_key(&address).map_err(limited)?;
-        self.pair_global.check().map_err(limited)
+        self.pair_account
+            .check_key(&account)
+            .map_err(Limited::from)?;
+        self.pair_address
+            .check_key(&address)
+            .map_err(Limited::from)?;
+        self.pair_global.check().map_err(Limited::from)
     }
 
     pub fn claim(&self, address: IpAddr) -> Result<(), Limited> {
-        self.claim_address.check_key(&address).map_err(limited)
+        self.claim_address
+            .check_key(&address)
+            .map_err(Limited::from)
     }
 
     pub fn prune(&self) {
