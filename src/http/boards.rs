@@ -108,26 +108,11 @@ async fn board_self(
     State(state): State<AppState>,
     BoardAuth(board): BoardAuth,
 ) -> Result<axum::Json<BoardSelf>, ApiError> {
-    let message = state.live.pairing_message(board).await?;
-    #[derive(Deserialize)]
-    struct Pairing {
-        paired_with: Vec<String>,
-        code: Option<CodeWire>,
-    }
-    #[derive(Deserialize)]
-    struct CodeWire {
-        code: String,
-        expires_at: i64,
-    }
-    let pairing: Pairing =
-        serde_json::from_str(&message).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let pairing = state.live.pairing(board).await?;
     Ok(axum::Json(BoardSelf {
         board_id: board,
-        paired_with: pairing.paired_with,
-        code: pairing.code.map(|c| Code {
-            code: c.code,
-            expires_at: c.expires_at,
-        }),
+        paired_with: pairing.teachers,
+        code: pairing.code.map(Code::from),
     }))
 }
 

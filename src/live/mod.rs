@@ -78,6 +78,12 @@ pub struct Claimed {
     pub code: ActiveCode,
 }
 
+/// Who controls a board, and the code it shows (none while presenting).
+pub struct Pairing {
+    pub teachers: Vec<String>,
+    pub code: Option<ActiveCode>,
+}
+
 /// A teacher's board as listed.
 pub struct BoardSummary {
     pub pairing: BoardPairing,
@@ -176,7 +182,7 @@ impl Live {
     /// What a board shows while idle: who controls it and the code to pair it. A board that
     /// is not presenting and has no usable code (expired, used, or lost to a newer board
     /// with the same digits) gets a fresh one.
-    pub async fn pairing_message(&self, board: Uuid) -> Result<String, LiveError> {
+    pub async fn pairing(&self, board: Uuid) -> Result<Pairing, LiveError> {
         let teachers = self.store.board_teachers(board).await?;
         let presenting = self.state(board).await?.state.is_presenting();
         let code = match (presenting, self.store.current_code(board, now_ms()).await?) {
@@ -184,9 +190,15 @@ impl Live {
             (false, Some(code)) => Some(code),
             (false, None) => Some(self.draw_code(board).await?),
         };
+        Ok(Pairing { teachers, code })
+    }
+
+    /// [`Live::pairing`] as the protocol's `pairing` message.
+    pub async fn pairing_message(&self, board: Uuid) -> Result<String, LiveError> {
+        let pairing = self.pairing(board).await?;
         Ok(ServerMsg::Pairing {
-            paired_with: teachers,
-            code: code.map(|c| CodeInfo {
+            paired_with: pairing.teachers,
+            code: pairing.code.map(|c| CodeInfo {
                 code: c.code,
                 expires_at: c.expires_at_ms,
             }),
