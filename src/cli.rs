@@ -106,7 +106,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Written with `writeln!`, not `println!`: a closed stdout must not stop the server.
     let _ = writeln!(
         std::io::stdout(),
-        "classcast {} is serving on http://{addr}\n  Teachers sign in at http://{addr}/login",
+        "classcast {} is serving on http://{addr}\n  \
+         Teacher console:  http://{addr}/teach\n  \
+         Board page:       http://{addr}/board   (open it on the classroom display)\n  \
+         Lessons:          http://{addr}/lessons",
         env!("CARGO_PKG_VERSION")
     );
     let shutdown = async {
