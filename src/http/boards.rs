@@ -145,8 +145,8 @@ impl From<BoardSummary> for Board {
 
 #[derive(Deserialize, ToSchema)]
 pub struct PairRequest {
-    /// The six digits the board shows (spaces and dashes are ignored).
-    #[schema(pattern = r"^[0-9 -]{6,13}$")]
+    /// The six digits the board shows, optionally grouped 3 + 3 with a space or a dash.
+    #[schema(pattern = r"^[0-9]{3}[ -]?[0-9]{3}$")]
     code: String,
     /// What to call this board, e.g. "Room 12".
     #[schema(min_length = 1, max_length = 100, pattern = "\\S")]

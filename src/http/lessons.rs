@@ -391,7 +391,7 @@ async fn get_lesson(
 #[utoipa::path(put, path = "/api/lessons/{id}", tag = "lessons", security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Lesson id"),
-        ("If-Match" = Option<String>, Header, pattern = r#"^(\*|"[0-9a-fA-F-]{36}")$"#,
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|"[0-9a-fA-F-]{36}")$"#,
             description = "The version this edit is based on, quoted, as in the ETag"),
     ),
     request_body = LessonBody,

@@ -323,7 +323,7 @@ impl Live {
     /// A command id seen before is answered with its version and applied no second time.
     pub async fn command(&self, account: &Account, cmd: &Command) -> Result<i64, LiveError> {
         self.authorize(account, cmd.board).await?;
-        let op = Op::parse(&cmd.op, &cmd.args)?;
+        let op = Op::parse(&cmd.op, &serde_json::Value::Object(cmd.args.clone()))?;
         let channel = self.hub.channel(cmd.board);
         let _one_at_a_time = channel.commands.lock().await;
         let current = self.state(cmd.board).await?;

@@ -44,8 +44,10 @@ pub enum ClientMsg {
         boards: Vec<Followed>,
     },
     Command(Command),
+    /// A number, not necessarily written as an integer (`5.0`): versions stay below 2^53,
+    /// so every client's numbers hold them exactly.
     Rendered {
-        version: i64,
+        version: f64,
     },
     Ping {
         t0: f64,
@@ -59,7 +61,7 @@ pub struct Command {
     pub board: Uuid,
     pub op: String,
     #[serde(default)]
-    pub args: serde_json::Value,
+    pub args: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -103,7 +103,7 @@ fn parse_boards(raw: &str) -> Result<Vec<Followed>, ApiError> {
 /// One client message over plain HTTP: `command` (teacher token), `rendered` or `code`
 /// (board token), `ping` (either). A command is answered with its `ack` or `error`.
 #[utoipa::path(post, path = "/api/live/messages", tag = "live", security(("bearer" = [])),
-    request_body(content = Object, description = "One client message of the live protocol (docs/protocol.md)"),
+    request_body(content = ClientMessage, description = "One client message of the live protocol (docs/protocol.md)"),
     responses(
         (status = 200, description = "The server's reply message", body = Object),
         (status = 204, description = "Accepted; no reply"),
@@ -115,8 +115,11 @@ fn parse_boards(raw: &str) -> Result<Vec<Followed>, ApiError> {
 pub async fn messages(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(msg): Json<ClientMsg>,
+    msg: Result<Json<ClientMsg>, ApiError>,
 ) -> Result<Response, ApiError> {
+    // Who is asking comes before what they sent: no token, no reading of the body.
+    let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
+    let Json(msg) = msg?;
     let role = match &msg {
         ClientMsg::Command(_) | ClientMsg::Ping { .. } => Role::Teacher,
         ClientMsg::Rendered { .. } | ClientMsg::Code => Role::Board,
@@ -127,7 +130,6 @@ pub async fn messages(
             ))
         }
     };
-    let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
     let peer = match (authenticate(&state, role, token).await, &msg) {
         (Some(peer), _) => peer,
         (None, ClientMsg::Ping { .. }) => authenticate(&state, Role::Board, token)
@@ -162,3 +164,62 @@ pub async fn time() -> impl IntoResponse {
         }),
     )
 }
+
+/// The client messages `POST /api/live/messages` takes, for the API document.
+pub struct ClientMessage;
+
+impl utoipa::PartialSchema for ClientMessage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        let kind = |name: &str| {
+            ObjectBuilder::new()
+                .property(
+                    "type",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([name])),
+                )
+                .required("type")
+        };
+        let uuid = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        };
+        OneOfBuilder::new()
+            .item(
+                kind("command")
+                    .description(Some("Teacher token: a command (docs/protocol.md, ops)."))
+                    .property("id", uuid())
+                    .property("board", uuid())
+                    .property("op", ObjectBuilder::new().schema_type(Type::String))
+                    .property("args", ObjectBuilder::new().schema_type(Type::Object))
+                    .required("id")
+                    .required("board")
+                    .required("op"),
+            )
+            .item(
+                kind("rendered")
+                    .description(Some("Board token: the state version the board now shows."))
+                    .property(
+                        "version",
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))),
+                    )
+                    .required("version"),
+            )
+            .item(
+                kind("ping")
+                    .description(Some("Either token: answered with a pong."))
+                    .property("t0", ObjectBuilder::new().schema_type(Type::Number))
+                    .required("t0"),
+            )
+            .item(kind("code").description(Some("Board token: draw a fresh pairing code.")))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ClientMessage {}

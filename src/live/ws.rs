@@ -293,9 +293,12 @@ pub async fn answer(live: &Live, peer: &Peer, msg: ClientMsg) -> Option<String> 
                 Err(e) => Live::error_message(&e, Some(cmd.id)),
             })
         }
-        (ClientMsg::Rendered { version }, Peer::Board(board)) => {
-            live.rendered(*board, version);
+        (ClientMsg::Rendered { version }, Peer::Board(board)) if version.fract() == 0.0 => {
+            live.rendered(*board, version as i64);
             None
+        }
+        (ClientMsg::Rendered { .. }, Peer::Board(_)) => {
+            Some(ServerMsg::error("malformed", "A version is a whole number.", None).to_json())
         }
         (ClientMsg::Code, Peer::Board(board)) => match live.issue_code(*board).await {
             Ok(_) => None,
