@@ -10,11 +10,12 @@ pub mod token;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::domain::account::{check_password, Email, Registration};
+use crate::domain::hlc::wall_millis as now_ms;
 use crate::domain::ValidationError;
 use crate::store::{Account, NewSession, Store, StoreError};
 use limits::LoginLimits;
@@ -225,11 +226,4 @@ impl Accounts {
             HashError::Failed(m) => AuthError::Hashing(m),
         }
     }
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -127,7 +127,10 @@ pub enum CommandError {
 }
 
 impl Op {
-    pub fn parse(op: &str, args: &serde_json::Value) -> Result<Self, CommandError> {
+    pub fn parse(
+        op: &str,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, CommandError> {
         let uint = |name: &str| -> Result<u64, CommandError> {
             args.get(name).and_then(|v| v.as_u64()).ok_or_else(|| {
                 CommandError::InvalidArgs(format!("`{op}` needs `{name}`, a whole number ≥ 0"))
@@ -354,6 +357,7 @@ impl PairingCode {
 mod tests {
     use super::*;
     use crate::domain::lesson::SlideInput;
+    use serde_json::json;
 
     fn lesson() -> LessonContent {
         let s = |kind: &str| SlideInput {
@@ -379,18 +383,19 @@ mod tests {
         apply(state, &op, Some(at(content)), "Ms J", now).unwrap()
     }
 
+    /// An idle board that has just been told to present `content` at `slide`.
+    fn presenting(content: &LessonContent, slide: u32) -> BoardState {
+        let present = Op::Present {
+            lesson: Uuid::nil(),
+            slide,
+        };
+        run(&BoardState::idle(Uuid::nil()), present, content, 0)
+    }
+
     #[test]
     fn presenting_shows_the_first_slide_rendered_without_notes() {
         let content = lesson();
-        let s = run(
-            &BoardState::idle(Uuid::nil()),
-            Op::Present {
-                lesson: Uuid::nil(),
-                slide: 0,
-            },
-            &content,
-            0,
-        );
+        let s = presenting(&content, 0);
         let slide = s.slide.as_ref().unwrap();
         assert_eq!(slide.html, "<p><strong>hi</strong></p>\n");
         assert!(!serde_json::to_string(&s).unwrap().contains("secret notes"));
@@ -400,15 +405,7 @@ mod tests {
     #[test]
     fn next_and_prev_stop_at_the_ends_and_goto_checks_its_range() {
         let content = lesson();
-        let mut s = run(
-            &BoardState::idle(Uuid::nil()),
-            Op::Present {
-                lesson: Uuid::nil(),
-                slide: 0,
-            },
-            &content,
-            0,
-        );
+        let mut s = presenting(&content, 0);
         s = run(&s, Op::Prev, &content, 0);
         assert_eq!(s.slide_index, 0);
         for _ in 0..5 {
@@ -422,15 +419,7 @@ mod tests {
     #[test]
     fn the_answer_reaches_the_board_only_when_revealed() {
         let content = lesson();
-        let s = run(
-            &BoardState::idle(Uuid::nil()),
-            Op::Present {
-                lesson: Uuid::nil(),
-                slide: 1,
-            },
-            &content,
-            0,
-        );
+        let s = presenting(&content, 1);
         assert_eq!(s.slide.as_ref().unwrap().answer, None);
         let s = run(&s, Op::Reveal { on: true }, &content, 0);
         assert_eq!(s.slide.as_ref().unwrap().answer.as_deref(), Some("42"));
@@ -441,15 +430,7 @@ mod tests {
     #[test]
     fn a_timer_counts_on_the_server_clock_through_pause_and_reset() {
         let content = lesson();
-        let s = run(
-            &BoardState::idle(Uuid::nil()),
-            Op::Present {
-                lesson: Uuid::nil(),
-                slide: 2,
-            },
-            &content,
-            0,
-        );
+        let s = presenting(&content, 2);
         assert_eq!(s.timer.remaining_ms, 30_000);
         let s = run(&s, Op::TimerStart, &content, 1_000);
         assert_eq!(s.timer.ends_at, Some(31_000));
@@ -464,15 +445,7 @@ mod tests {
     #[test]
     fn commands_that_do_not_fit_the_slide_are_refused() {
         let content = lesson();
-        let s = run(
-            &BoardState::idle(Uuid::nil()),
-            Op::Present {
-                lesson: Uuid::nil(),
-                slide: 0,
-            },
-            &content,
-            0,
-        );
+        let s = presenting(&content, 0);
         assert_eq!(
             apply(&s, &Op::TimerStart, Some(at(&content)), "x", 0),
             Err(CommandError::WrongSlideKind("timer"))
@@ -501,15 +474,15 @@ mod tests {
     #[test]
     fn ops_are_parsed_with_clear_errors() {
         assert_eq!(
-            Op::parse("goto", &serde_json::json!({"slide": 3})),
+            Op::parse("goto", json!({"slide": 3}).as_object().unwrap()),
             Ok(Op::Goto { slide: 3 })
         );
         assert!(matches!(
-            Op::parse("goto", &serde_json::json!({})),
+            Op::parse("goto", json!({}).as_object().unwrap()),
             Err(CommandError::InvalidArgs(_))
         ));
         assert!(matches!(
-            Op::parse("fly", &serde_json::json!({})),
+            Op::parse("fly", json!({}).as_object().unwrap()),
             Err(CommandError::UnknownOp(_))
         ));
     }

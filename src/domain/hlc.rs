@@ -67,7 +67,9 @@ impl Hlc {
     }
 }
 
-fn wall_millis() -> i64 {
+/// Milliseconds since the Unix epoch on this machine's clock: the one place the program
+/// reads the wall clock, so the clock and the versions never disagree.
+pub fn wall_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

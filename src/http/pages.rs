@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -35,7 +36,8 @@ const PAGES: &[(&str, &str)] = &[
 
 /// A rendered response body with its validator.
 struct Rendered {
-    body: Vec<u8>,
+    /// Shared, not copied, by every response that sends it.
+    body: Bytes,
     etag: HeaderValue,
     content_type: HeaderValue,
 }
@@ -81,7 +83,7 @@ impl Pages {
 fn rendered(body: Vec<u8>, content_type: &str) -> Rendered {
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..12]));
     Rendered {
-        body,
+        body: body.into(),
         etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
         content_type: HeaderValue::from_str(content_type).expect("a valid content type"),
     }
@@ -128,7 +130,11 @@ async fn asset(
     };
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..12]));
     let r = Rendered {
-        body: file.data.into_owned(),
+        // Embedded files are 'static in release builds: sent without a copy.
+        body: match file.data {
+            std::borrow::Cow::Borrowed(data) => Bytes::from_static(data),
+            std::borrow::Cow::Owned(data) => Bytes::from(data),
+        },
         etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
         content_type: HeaderValue::from_str(file.metadata.mimetype())
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),

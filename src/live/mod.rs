@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::auth::{now_ms, token};
+use crate::auth::token;
 use crate::domain::account::parse_name;
 use crate::domain::board::{apply, BoardState, CommandError, LessonAt, Op, PairingCode};
+use crate::domain::hlc::wall_millis as now_ms;
 use crate::domain::lesson::LessonContent;
 use crate::domain::ValidationError;
 use crate::store::{Account, ActiveCode, BoardPairing, Saved, Store, StoreError};
@@ -323,7 +324,7 @@ impl Live {
     /// A command id seen before is answered with its version and applied no second time.
     pub async fn command(&self, account: &Account, cmd: &Command) -> Result<i64, LiveError> {
         self.authorize(account, cmd.board).await?;
-        let op = Op::parse(&cmd.op, &serde_json::Value::Object(cmd.args.clone()))?;
+        let op = Op::parse(&cmd.op, &cmd.args)?;
         let channel = self.hub.channel(cmd.board);
         let _one_at_a_time = channel.commands.lock().await;
         let current = self.state(cmd.board).await?;

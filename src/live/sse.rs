@@ -18,7 +18,7 @@ use super::protocol::{ClientMsg, Followed, Role};
 use super::subscriber::Subscriber;
 use super::ws::{answer, authenticate, follow, welcome, Peer};
 
-use crate::auth::now_ms;
+use crate::domain::hlc::wall_millis as now_ms;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{bearer, Json};
 use crate::http::AppState;

@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 
+use crate::harness::Process;
 use crate::proxy;
-use crate::restart::Process;
 use crate::webdriver::{Browser, Driver};
 
 const EMAIL: &str = "ms.jansen@school.org";

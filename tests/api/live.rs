@@ -547,14 +547,7 @@ async fn the_fallback_transport_carries_the_same_protocol() {
             break;
         }
     }
-    let time: Value = app
-        .request(Method::GET, "/api/live/time")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let time: Value = app.public_json("/api/live/time").await;
     assert!(time["server_time"].as_i64().unwrap() > 1_700_000_000_000);
 }
 
@@ -644,7 +637,7 @@ async fn heartbeats_find_a_peer_that_stopped_answering() {
 #[tokio::test]
 async fn shutting_down_ends_live_connections_so_clients_move_on() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = crate::restart::Process::start(dir.path());
+    let mut server = crate::harness::Process::start(dir.path());
     let base = server.base.clone();
     let res = reqwest::Client::new()
         .post(format!("{base}/api/auth/register"))

@@ -1,85 +1,13 @@
 //! The real binary: restarts keep everything, the `user` commands, and one-line errors.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::expect_error;
-
-const BIN: &str = env!("CARGO_BIN_EXE_classcast");
-
-/// A `classcast serve` process; killed when dropped.
-pub struct Process {
-    child: Child,
-    pub base: String,
-    /// Held open: a closed pipe would make the server's next line of output fail.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Process {
-    /// On an ephemeral port.
-    pub fn start(data_dir: &Path) -> Self {
-        Self::start_on(data_dir, "127.0.0.1:0")
-    }
-
-    pub fn start_on(data_dir: &Path, listen: &str) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen, "--data-dir"])
-            .arg(data_dir)
-            .env_remove("CLASSCAST_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the binary starts");
-        // The first line names the bound address; it is printed once the port is listening.
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let base = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .to_owned();
-        Self {
-            child,
-            base,
-            _stdout: stdout,
-        }
-    }
-}
-
-impl Process {
-    /// Asks the server to stop, as systemd or Ctrl-C would (SIGTERM).
-    pub fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Whether the process ended within `deadline`, polling its status.
-    pub fn exited_within(&mut self, deadline: std::time::Duration) -> bool {
-        let until = std::time::Instant::now() + deadline;
-        while std::time::Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        false
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::harness::{expect_error, Process, BIN};
 
 fn cli(data_dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(BIN)
