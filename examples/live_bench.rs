@@ -52,6 +52,16 @@ fn args() -> Args {
     a
 }
 
+#[derive(serde::Deserialize)]
+struct StateMsg {
+    state: VersionOnly,
+}
+
+#[derive(serde::Deserialize)]
+struct VersionOnly {
+    version: i64,
+}
+
 struct Seeded {
     teacher_tokens: Vec<String>,
     board_tokens: Vec<String>,
@@ -218,6 +228,9 @@ async fn main() {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
     let rss_before = rss_kib(pid);
+    let mut profiler = std::env::var("LIVE_BENCH_PERF")
+        .ok()
+        .map(|out| Profiler::start(pid, &out));
 
     // The 8:30 storm: every board connects at once; served = hello answered and state received.
     let t0 = Instant::now();
@@ -246,8 +259,11 @@ async fn main() {
                 if !text.starts_with("{\"type\":\"state\"") {
                     continue;
                 }
-                let v: Value = serde_json::from_str(&text).unwrap();
-                let version = v["state"]["version"].as_i64().unwrap_or(0);
+                // Only the version is read: the generator shares the server's cores.
+                let version = serde_json::from_str::<StateMsg>(&text)
+                    .unwrap()
+                    .state
+                    .version;
                 if version <= last {
                     continue;
                 }
@@ -364,6 +380,9 @@ async fn main() {
     );
 
     // Burst: every teacher presses at the same instant (one board each).
+    if let Some(p) = &mut profiler {
+        p.control("enable");
+    }
     let cpu_before = (cpu_ms(&pid.to_string()), cpu_ms("self"));
     let start = Arc::new(tokio::sync::Barrier::new(a.teachers));
     let mut presses = Vec::new();
@@ -383,7 +402,11 @@ async fn main() {
     for p in presses {
         p.await.unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some(p) = &mut profiler {
+        p.control("disable");
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     report(
         &format!("burst ({} teachers at once)", a.teachers),
         std::mem::take(&mut *latencies.lock().unwrap()),
@@ -395,4 +418,62 @@ async fn main() {
     );
     println!("server RSS at the end: {} KiB", rss_kib(pid));
     let _ = server.kill().await;
+    if let Some(p) = profiler {
+        p.finish();
+    }
+}
+
+/// `perf record` on the server, sampling only while the burst runs (set `LIVE_BENCH_PERF` to
+/// the output file; read it with `perf report -i FILE`).
+struct Profiler {
+    perf: std::process::Child,
+    ctl: std::fs::File,
+    ack: std::io::BufReader<std::fs::File>,
+}
+
+impl Profiler {
+    fn start(pid: u32, out: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("live-bench-perf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ctl, ack) = (dir.join("ctl"), dir.join("ack"));
+        for fifo in [&ctl, &ack] {
+            let made = std::process::Command::new("mkfifo").arg(fifo).status();
+            assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+        }
+        let perf = std::process::Command::new("perf")
+            .args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-g",
+                "-D",
+                "-1",
+                "-o",
+                out,
+                "-p",
+            ])
+            .arg(pid.to_string())
+            .arg(format!(
+                "--control=fifo:{},{}",
+                ctl.display(),
+                ack.display()
+            ))
+            .spawn()
+            .expect("perf is installed");
+        let ctl = std::fs::OpenOptions::new().write(true).open(&ctl).unwrap();
+        let ack = std::io::BufReader::new(std::fs::File::open(&ack).unwrap());
+        Self { perf, ctl, ack }
+    }
+
+    /// Sends `enable` or `disable` and waits for perf to confirm it.
+    fn control(&mut self, command: &str) {
+        use std::io::{BufRead, Write};
+        writeln!(self.ctl, "{command}").unwrap();
+        let mut answer = String::new();
+        self.ack.read_line(&mut answer).unwrap();
+    }
+
+    fn finish(mut self) {
+        let _ = self.perf.wait();
+    }
 }

@@ -14,23 +14,31 @@ use uuid::Uuid;
 
 use super::protocol::ServerMsg;
 use crate::domain::board::BoardState;
+use crate::domain::lesson::LessonContent;
 
-/// A board state and its `state` message, ready to send.
+/// A board state, the lesson revision it presents, and its `state` message, ready to send.
 #[derive(Debug)]
 pub struct Snapshot {
     pub state: BoardState,
+    /// The content of `state.lesson`'s revision: `Some` exactly when a lesson is presented.
+    /// Each command needs it, so it travels with the state instead of being read again.
+    pub lesson: Option<Arc<LessonContent>>,
     pub message: Arc<str>,
 }
 
 impl Snapshot {
-    pub fn new(state: BoardState) -> Arc<Self> {
+    pub fn new(state: BoardState, lesson: Option<Arc<LessonContent>>) -> Arc<Self> {
         let message = ServerMsg::State {
             board: state.board,
             state: &state,
         }
         .to_json()
         .into();
-        Arc::new(Self { state, message })
+        Arc::new(Self {
+            state,
+            lesson,
+            message,
+        })
     }
 }
 
@@ -72,9 +80,9 @@ impl Hub {
     }
 
     /// Publishes a state unless the channel already holds a newer one.
-    pub fn publish(&self, state: BoardState) {
+    pub fn publish(&self, state: BoardState, lesson: Option<Arc<LessonContent>>) {
         let channel = self.channel(state.board);
-        let snapshot = Snapshot::new(state);
+        let snapshot = Snapshot::new(state, lesson);
         channel.state.send_if_modified(|current| {
             let newer = current
                 .as_ref()
@@ -108,12 +116,12 @@ mod tests {
             ..BoardState::idle(board)
         };
         let mut seen = hub.channel(board).state.subscribe();
-        hub.publish(at(5));
-        hub.publish(at(3));
+        hub.publish(at(5), None);
+        hub.publish(at(3), None);
         let current = seen.borrow_and_update().clone().unwrap();
         assert_eq!(current.state.version, 5);
         assert!(current.message.contains("\"version\":5"));
-        hub.publish(at(6));
+        hub.publish(at(6), None);
         assert_eq!(seen.borrow_and_update().as_ref().unwrap().state.version, 6);
     }
 }

@@ -24,7 +24,6 @@ use crate::auth::token;
 use crate::domain::account::parse_name;
 use crate::domain::board::{apply, BoardState, CommandError, LessonAt, Op, PairingCode};
 use crate::domain::hlc::wall_millis as now_ms;
-use crate::domain::lesson::LessonContent;
 use crate::domain::ValidationError;
 use crate::store::{Account, ActiveCode, BoardPairing, Saved, Store, StoreError};
 use hub::{Hub, Presence, Snapshot};
@@ -96,9 +95,6 @@ pub struct Live {
     store: Arc<dyn Store>,
     pub hub: Hub,
     limits: LiveLimits,
-    /// Lesson revisions being presented, by revision id. Revisions never change, so entries
-    /// never go stale; the map is cleared when it grows past a bound.
-    revisions: Mutex<HashMap<Uuid, Arc<LessonContent>>>,
     /// Recent positive authorizations, by (teacher, board).
     authorized: Mutex<HashMap<(Uuid, Uuid), Instant>>,
     /// Flipped to `true` when the server begins shutting down: live connections then end
@@ -110,7 +106,6 @@ pub struct Live {
     pub heartbeat: Duration,
 }
 
-const REVISION_CACHE: usize = 1024;
 /// How long a teacher's right to a board is trusted without asking the store again.
 pub const AUTHORIZED_FOR: Duration = Duration::from_secs(60);
 const AUTHORIZED_CACHE: usize = 100_000;
@@ -121,7 +116,6 @@ impl Live {
             store,
             hub: Hub::default(),
             limits: LiveLimits::new(),
-            revisions: Mutex::new(HashMap::new()),
             authorized: Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
             code_ttl: code_ttl.min(CODE_TTL_MAX),
@@ -307,15 +301,27 @@ impl Live {
         Ok(())
     }
 
-    /// The board's newest state, loaded into the hub on first use.
+    /// The board's newest state, loaded into the hub on first use with the lesson revision
+    /// it presents.
     pub async fn state(&self, board: Uuid) -> Result<Arc<Snapshot>, LiveError> {
         let channel = self.hub.channel(board);
         if let Some(s) = channel.state.borrow().clone() {
             return Ok(s);
         }
-        let stored = self.store.board_state(board).await?;
-        self.hub
-            .publish(stored.unwrap_or_else(|| BoardState::idle(board)));
+        let stored = self
+            .store
+            .board_state(board)
+            .await?
+            .unwrap_or_else(|| BoardState::idle(board));
+        let lesson = match &stored.lesson {
+            Some(presented) => Some(Arc::new(
+                self.store
+                    .presented_revision(presented.id, presented.revision)
+                    .await?,
+            )),
+            None => None,
+        };
+        self.hub.publish(stored, lesson);
         let loaded = channel.state.borrow().clone();
         loaded.ok_or(LiveError::NotFound)
     }
@@ -336,7 +342,7 @@ impl Live {
             (_, Some(presented)) => Some((
                 presented.id,
                 presented.revision,
-                self.revision(presented.id, presented.revision).await?,
+                current.lesson.clone().ok_or(LiveError::NotFound)?,
             )),
             (_, None) => None,
         };
@@ -356,35 +362,14 @@ impl Live {
             Saved::New(version) => {
                 next.version = version.0;
                 let presenting_changed = current.state.is_presenting() != next.is_presenting();
-                self.hub.publish(next);
+                let content = next.lesson.as_ref().and(lesson.map(|(_, _, c)| c));
+                self.hub.publish(next, content);
                 if presenting_changed {
                     self.hub.pairing_changed(cmd.board);
                 }
                 Ok(version.0)
             }
         }
-    }
-
-    async fn revision(
-        &self,
-        lesson: Uuid,
-        revision: Uuid,
-    ) -> Result<Arc<LessonContent>, LiveError> {
-        if let Some(hit) = self
-            .revisions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&revision)
-        {
-            return Ok(hit.clone());
-        }
-        let content = Arc::new(self.store.presented_revision(lesson, revision).await?);
-        let mut cache = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= REVISION_CACHE {
-            cache.clear();
-        }
-        cache.insert(revision, content.clone());
-        Ok(content)
     }
 
     /// A board reports the state version it now shows.

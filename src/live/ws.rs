@@ -8,7 +8,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::SplitSink;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{interval_at, timeout, Instant};
 use uuid::Uuid;
 
@@ -32,6 +33,7 @@ pub enum Peer {
 /// How many refused messages a connection may send before it is closed.
 const STRIKES: u32 = 20;
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
+const WRITE_COALESCE_BYTES: usize = 16 * 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -46,8 +48,10 @@ pub async fn upgrade(
         .into_response();
     }
     // tungstenite's default buffers are 128 KiB each way; an idle board needs almost none.
+    // Messages queued with `feed` wait in the write buffer up to this size until a flush,
+    // so that those ready at the same moment leave in one write (see `send_ready`).
     ws.read_buffer_size(1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_COALESCE_BYTES)
         .max_message_size(protocol::MAX_MESSAGE_BYTES)
         .max_frame_size(protocol::MAX_MESSAGE_BYTES)
         // Boxed so that every connection's future holds the idle loop, not the largest
@@ -183,13 +187,13 @@ async fn run(socket: WebSocket, state: AppState) {
                     break;
                 }
                 if let Some(reply) = reply {
-                    if sink.send(Message::Text(reply.into())).await.is_err() {
+                    if send_ready(&mut sink, &mut subscriber, reply.into()).await.is_err() {
                         break;
                     }
                 }
             }
             Some(out) = subscriber.next() => {
-                if sink.send(Message::Text(out.as_ref().into())).await.is_err() {
+                if send_ready(&mut sink, &mut subscriber, out.as_ref().into()).await.is_err() {
                     break;
                 }
             }
@@ -204,6 +208,21 @@ async fn run(socket: WebSocket, state: AppState) {
             }
         }
     }
+}
+
+/// Sends `first` and every message the subscriber already has ready in one write: a
+/// command's acknowledgement and the state it produced reach the teacher in one packet,
+/// which halves the wake-ups on both ends when a whole school presses at once.
+async fn send_ready(
+    sink: &mut SplitSink<WebSocket, Message>,
+    subscriber: &mut Subscriber,
+    first: Utf8Bytes,
+) -> Result<(), axum::Error> {
+    sink.feed(Message::Text(first)).await?;
+    while let Some(Some(next)) = subscriber.next().now_or_never() {
+        sink.feed(Message::Text(next.as_ref().into())).await?;
+    }
+    sink.flush().await
 }
 
 fn closing_frame(code: u16, reason: &'static str) -> Message {

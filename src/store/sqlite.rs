@@ -202,7 +202,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // With sqlx's default of 50, a query returning more rows than that makes SQLite's
+            // thread and ours wake each other once per further row; a batch of board states
+            // reads up to `STATE_BATCH` rows.
+            .row_buffer_size(2 * STATE_BATCH);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
