@@ -20,6 +20,10 @@ use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{cpu_ms, report};
+
 struct Args {
     boards: usize,
     teachers: usize,
@@ -161,39 +165,6 @@ async fn connect(ws_url: &str, hello: Value) -> Socket {
         .await
         .unwrap();
     socket
-}
-
-/// User plus system CPU time of a process (`self` or a pid), in milliseconds.
-fn cpu_ms(pid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: u64 = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<u64>().ok())
-        .sum();
-    ticks * 10
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn report(name: &str, mut ms: Vec<f64>) {
-    ms.sort_by(|a, b| a.total_cmp(b));
-    println!(
-        "{name}: n={} p50={:.2} ms p99={:.2} ms p99.9={:.2} ms max={:.2} ms",
-        ms.len(),
-        percentile(&ms, 0.5),
-        percentile(&ms, 0.99),
-        percentile(&ms, 0.999),
-        ms.last().copied().unwrap_or(f64::NAN)
-    );
 }
 
 #[tokio::main]
@@ -402,19 +373,26 @@ async fn main() {
     for p in presses {
         p.await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // CPU is read as soon as every board has its state, so it covers the burst and little
+    // else (the counters tick every 10 ms).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while latencies.lock().unwrap().len() < a.teachers && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let cpu = (
+        cpu_ms(&pid.to_string()) - cpu_before.0,
+        cpu_ms("self") - cpu_before.1,
+    );
     if let Some(p) = &mut profiler {
         p.control("disable");
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
     report(
         &format!("burst ({} teachers at once)", a.teachers),
         std::mem::take(&mut *latencies.lock().unwrap()),
     );
     println!(
-        "burst CPU: server {} ms, load generator {} ms (including 3 s of idling)",
-        cpu_ms(&pid.to_string()) - cpu_before.0,
-        cpu_ms("self") - cpu_before.1
+        "burst CPU: server {} ms, load generator {} ms",
+        cpu.0, cpu.1
     );
     println!("server RSS at the end: {} KiB", rss_kib(pid));
     let _ = server.kill().await;
@@ -424,7 +402,8 @@ async fn main() {
 }
 
 /// `perf record` on the server, sampling only while the burst runs (set `LIVE_BENCH_PERF` to
-/// the output file; read it with `perf report -i FILE`).
+/// the output file and optionally `LIVE_BENCH_PERF_EVENT`, default `cpu-clock`; read it with
+/// `perf report -i FILE`).
 struct Profiler {
     perf: std::process::Child,
     ctl: std::fs::File,
@@ -440,18 +419,9 @@ impl Profiler {
             let made = std::process::Command::new("mkfifo").arg(fifo).status();
             assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
         }
+        let event = std::env::var("LIVE_BENCH_PERF_EVENT").unwrap_or("cpu-clock".into());
         let perf = std::process::Command::new("perf")
-            .args([
-                "record",
-                "-e",
-                "cpu-clock",
-                "-g",
-                "-D",
-                "-1",
-                "-o",
-                out,
-                "-p",
-            ])
+            .args(["record", "-e", &event, "-g", "-D", "-1", "-o", out, "-p"])
             .arg(pid.to_string())
             .arg(format!(
                 "--control=fifo:{},{}",

@@ -18,6 +18,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{cpu_ms, report};
+
 type Boards = Arc<Mutex<HashMap<u32, Arc<tokio::sync::Mutex<OwnedWriteHalf>>>>>;
 
 #[tokio::main]
@@ -111,6 +115,7 @@ async fn generate(pairs: usize, bytes: usize) {
         });
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let relay_pid = relay.id().unwrap().to_string();
     let barrier = Arc::new(tokio::sync::Barrier::new(pairs));
     let payload = "x".repeat(bytes);
     let mut presses = Vec::new();
@@ -133,20 +138,23 @@ async fn generate(pairs: usize, bytes: usize) {
             write
         }));
     }
+    let cpu_before = (cpu_ms(&relay_pid), cpu_ms("self"));
     let mut writers = Vec::new();
     for p in presses {
         writers.push(p.await.unwrap());
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut ms = std::mem::take(&mut *latencies.lock().unwrap());
-    ms.sort_by(|a, b| a.total_cmp(b));
-    let at = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
-    println!(
-        "relay floor, {pairs} teachers at once ({bytes}-byte messages): n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
-        ms.len(),
-        at(0.5),
-        at(0.99),
-        at(1.0)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while latencies.lock().unwrap().len() < pairs && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let cpu = (
+        cpu_ms(&relay_pid) - cpu_before.0,
+        cpu_ms("self") - cpu_before.1,
     );
+    report(
+        &format!("relay floor, {pairs} teachers at once ({bytes}-byte messages)"),
+        std::mem::take(&mut *latencies.lock().unwrap()),
+    );
+    println!("burst CPU: relay {} ms, load generator {} ms", cpu.0, cpu.1);
     let _ = relay.kill().await;
 }

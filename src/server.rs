@@ -4,6 +4,7 @@
 //! `serve` is the one entry point `main` and the integration tests share; it takes a bound
 //! listener so tests can bind port 0 and know the address before the server runs.
 
+use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,6 +130,12 @@ pub async fn serve(
         closing.send_replace(true);
         let _ = stopping.send(());
     };
+    // Live messages are small and must leave at once, not wait for the previous one's ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let serving = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

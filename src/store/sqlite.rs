@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Row, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -76,16 +76,54 @@ struct StateWrite {
 /// Stores board states in batches: when a thousand teachers press "next" at 8:30, each press
 /// waits for one shared commit instead of a thousand commits in a row. A state is still
 /// acknowledged only after the transaction holding it has committed.
+///
+/// It runs on a thread of its own: on the server's runtime, each of its statements waited
+/// behind thousands of connection tasks made ready by the same burst.
 struct StateWriter {
     write: SqlitePool,
     hlc: Arc<Hlc>,
     node: String,
+    /// The newest stored version of each board seen so far. Only this writer adds board
+    /// states (purging removes superseded rows only), so the database is asked once per board.
+    newest: HashMap<Uuid, Version>,
 }
 
-const STATE_BATCH: usize = 256;
+const STATE_BATCH: usize = 1024;
+/// The writer connection's page cache, as SQLite's `cache_size` (negative: KiB).
+const WRITER_CACHE_KIB: &str = "-32768";
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The writer checkpoints on commit only past this many WAL pages (about 80 MiB): a safety
+/// net should [`checkpoints`] fall behind, not the routine.
+const WRITER_AUTOCHECKPOINT_PAGES: &str = "20000";
+/// Boards whose newest version the writer remembers; past this it forgets them all and asks
+/// the database again, which is correct, only slower.
+const NEWEST_REMEMBERED: usize = 100_000;
 
 impl StateWriter {
-    async fn run(self, mut queue: mpsc::Receiver<StateWrite>) {
+    /// Runs the writer, and the checkpoints that keep its commits short, on a thread of
+    /// their own until the store is dropped.
+    fn spawn(
+        self,
+        queue: mpsc::Receiver<StateWrite>,
+        options: SqliteConnectOptions,
+    ) -> std::io::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("board-states".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    tokio::select! {
+                        () = self.run(queue) => {}
+                        () = checkpoints(options) => {}
+                    }
+                })
+            })?;
+        Ok(())
+    }
+
+    async fn run(mut self, mut queue: mpsc::Receiver<StateWrite>) {
         while let Some(first) = queue.recv().await {
             let mut batch = vec![first];
             while batch.len() < STATE_BATCH {
@@ -110,84 +148,156 @@ impl StateWriter {
         }
     }
 
-    /// One transaction for the batch, and a fixed number of statements whatever its size:
-    /// each statement is a round trip to SQLite's thread, which is what a burst pays for.
-    async fn store(&self, batch: &[StateWrite]) -> Result<Vec<Saved>, sqlx::Error> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let marks = vec!["?"; batch.len()].join(", ");
-        let mut earlier: HashMap<Uuid, Saved> = HashMap::new();
-        let sql = format!(
-            "SELECT command_id, board_id, version FROM board_state WHERE command_id IN ({marks})"
-        );
-        let mut query = sqlx::query_as::<_, (String, String, i64)>(&sql);
-        for write in batch {
-            query = query.bind(write.command.to_string());
-        }
-        for (command, board, version) in query.fetch_all(&mut *tx).await? {
-            if let (Ok(command), Ok(board)) = (Uuid::parse_str(&command), Uuid::parse_str(&board)) {
-                earlier.insert(
-                    command,
-                    Saved::Before {
-                        board,
-                        version: Version(version),
-                    },
-                );
-            }
-        }
-        let mut newest: HashMap<Uuid, Version> = HashMap::new();
-        let sql = format!(
-            "SELECT board_id, MAX(version) FROM board_state WHERE board_id IN ({marks}) GROUP BY board_id"
-        );
-        let mut query = sqlx::query_as::<_, (String, Option<i64>)>(&sql);
-        for write in batch {
-            query = query.bind(write.board.to_string());
-        }
-        for (board, version) in query.fetch_all(&mut *tx).await? {
-            if let Ok(board) = Uuid::parse_str(&board) {
-                newest.insert(board, Version(version.unwrap_or(0)));
-            }
-        }
+    /// The batch is one `INSERT` whatever its size (the states go in as one JSON parameter):
+    /// in a burst, each round trip to SQLite's thread waits for a core, so a batch makes as
+    /// few as it can. A command id stored before is not inserted again (`NOT EXISTS`); only
+    /// when that happened are the earlier rows read back.
+    async fn store(&mut self, batch: &[StateWrite]) -> Result<Vec<Saved>, sqlx::Error> {
+        let mut conn = self.write.acquire().await?;
+        let mut newest = self.newest_of(&mut conn, batch).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut rows = Vec::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut in_batch: HashMap<Uuid, Saved> = HashMap::new();
         for write in batch {
-            if let Some(before) = earlier.get(&write.command) {
-                outcomes.push(*before);
+            // A resend inside the same batch gets the first one's outcome.
+            if let Some(first) = in_batch.get(&write.command) {
+                outcomes.push(*first);
                 continue;
             }
             let after = newest.get(&write.board).copied().unwrap_or(Version(0));
             let version = self.hlc.next_after(after);
             newest.insert(write.board, version);
-            // A resend inside the same batch finds the first one here.
-            earlier.insert(
-                write.command,
-                Saved::Before {
-                    board: write.board,
-                    version,
-                },
-            );
+            let saved = Saved::Before {
+                board: write.board,
+                version,
+            };
+            in_batch.insert(write.command, saved);
             outcomes.push(Saved::New(version));
-            rows.push((write, version));
+            let state: &str = &write.json;
+            rows.push((Uuid::now_v7(), write.board, write.command, state, version.0));
         }
-        if !rows.is_empty() {
-            let values = vec!["(?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO board_state (id, board_id, command_id, state, version, node) VALUES {values}"
-            );
-            let mut insert = sqlx::query(&sql);
-            for (write, version) in &rows {
-                insert = insert
-                    .bind(Uuid::now_v7().to_string())
-                    .bind(write.board.to_string())
-                    .bind(write.command.to_string())
-                    .bind(&write.json)
-                    .bind(version.0)
-                    .bind(&self.node);
-            }
-            insert.execute(&mut *tx).await?;
+        let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let inserted = sqlx::query(
+            "INSERT INTO board_state (id, board_id, command_id, state, version, node)
+             SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, ?
+             FROM json_each(?) AS j
+             WHERE NOT EXISTS (SELECT 1 FROM board_state b WHERE b.command_id = j.value->>2)",
+        )
+        .bind(&self.node)
+        .bind(json)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted < rows.len() as u64 {
+            let ours: HashMap<Uuid, Uuid> = rows.iter().map(|r| (r.2, r.0)).collect();
+            self.resent(&mut conn, &ours, &mut outcomes, batch).await?;
         }
-        tx.commit().await?;
+        if self.newest.len() > NEWEST_REMEMBERED {
+            self.newest.clear();
+        }
+        self.newest.extend(newest);
         Ok(outcomes)
     }
+
+    /// Replaces the outcome of each command whose stored row is not the one just written
+    /// (`ours`: command id to row id) with that earlier row's board and version.
+    async fn resent(
+        &self,
+        conn: &mut SqliteConnection,
+        ours: &HashMap<Uuid, Uuid>,
+        outcomes: &mut [Saved],
+        batch: &[StateWrite],
+    ) -> Result<(), sqlx::Error> {
+        let stored = sqlx::query_as::<_, (String, String, String, i64)>(
+            "SELECT id, command_id, board_id, version FROM board_state
+             WHERE command_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json_array(ours.keys().copied()))
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut earlier = HashMap::new();
+        for (id, command, board, version) in stored {
+            let (Ok(id), Ok(command), Ok(board)) = (
+                Uuid::parse_str(&id),
+                Uuid::parse_str(&command),
+                Uuid::parse_str(&board),
+            ) else {
+                continue;
+            };
+            if ours.get(&command) != Some(&id) {
+                let version = Version(version);
+                earlier.insert(command, Saved::Before { board, version });
+            }
+        }
+        for (write, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+            if let Some(before) = earlier.get(&write.command) {
+                *outcome = *before;
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest stored version of each board in the batch.
+    async fn newest_of(
+        &self,
+        conn: &mut SqliteConnection,
+        batch: &[StateWrite],
+    ) -> Result<HashMap<Uuid, Version>, sqlx::Error> {
+        let mut newest = HashMap::new();
+        let mut unknown = Vec::new();
+        for write in batch {
+            match self.newest.get(&write.board) {
+                Some(v) => {
+                    newest.insert(write.board, *v);
+                }
+                None => unknown.push(write.board),
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(newest);
+        }
+        let stored = sqlx::query_as::<_, (String, Option<i64>)>(
+            "SELECT board_id, MAX(version) FROM board_state
+             WHERE board_id IN (SELECT value FROM json_each(?)) GROUP BY board_id",
+        )
+        .bind(json_array(unknown))
+        .fetch_all(&mut *conn)
+        .await?;
+        for (board, version) in stored {
+            if let Ok(board) = Uuid::parse_str(&board) {
+                newest.insert(board, Version(version.unwrap_or(0)));
+            }
+        }
+        Ok(newest)
+    }
+}
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`] on a connection
+/// of its own. Left to SQLite, the commit that crosses the WAL's size limit does it, and a
+/// burst of board states waited for that commit. Never returns.
+async fn checkpoints(options: SqliteConnectOptions) {
+    let mut conn = match options.connect().await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::warn!(error = %e, "no checkpoint connection; SQLite checkpoints on commit");
+            return std::future::pending().await;
+        }
+    };
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
+}
+
+/// Ids as a JSON array, for `json_each`.
+fn json_array(ids: impl IntoIterator<Item = Uuid>) -> String {
+    serde_json::Value::from_iter(ids.into_iter().map(|id| id.to_string())).to_string()
 }
 
 impl SqliteStore {
@@ -207,14 +317,21 @@ impl SqliteStore {
             // thread and ours wake each other once per further row; a batch of board states
             // reads up to `STATE_BATCH` rows.
             .row_buffer_size(2 * STATE_BATCH);
+        // The writer's page cache holds the index pages a burst of board states touches
+        // (SQLite's default of 2 MiB made it read them back from the file on every batch).
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", WRITER_CACHE_KIB)
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
+            )
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let node = bootstrap(&write)
@@ -225,8 +342,11 @@ impl SqliteStore {
             write: write.clone(),
             hlc: hlc.clone(),
             node: node.clone(),
+            newest: HashMap::new(),
         };
-        tokio::spawn(writer.run(queue));
+        writer
+            .spawn(queue, options.clone())
+            .map_err(|e| unreachable(e.to_string()))?;
         Ok(Self {
             read,
             write,

@@ -93,6 +93,7 @@ suite!(sqlite:
     a_code_drawn_twice_belongs_to_the_newer_board,
     a_code_pairs_once_and_pairings_are_versioned,
     board_states_are_versioned_and_commands_remembered,
+    simultaneous_commands_each_get_their_own_outcome,
 );
 
 async fn an_address_is_owned_by_its_first_registration(store: &dyn Store) {
@@ -433,6 +434,91 @@ async fn board_states_are_versioned_and_commands_remembered(store: &dyn Store) {
     let again = store.save_board_state(c1, &state).await.unwrap();
     assert_eq!(again, Saved::Before { board, version: v1 });
     assert!(!store.board_state(board).await.unwrap().unwrap().revealed);
+}
+
+/// Commands saved at the same moment (as when a whole school presses "next"), among them a
+/// command sent twice and a resend of one stored earlier: each new command gets its own,
+/// increasing version; the repeats get the first outcome and change nothing.
+async fn simultaneous_commands_each_get_their_own_outcome(store: &dyn Store) {
+    let boards = [
+        store.create_board("token-b1").await.unwrap(),
+        store.create_board("token-b2").await.unwrap(),
+    ];
+    let earlier = Uuid::now_v7();
+    let Saved::New(v0) = store
+        .save_board_state(earlier, &BoardState::idle(boards[0]))
+        .await
+        .unwrap()
+    else {
+        panic!("a new command is stored")
+    };
+    let twice = Uuid::now_v7();
+    let mut sent: Vec<(Uuid, BoardState)> = (0..40u32)
+        .map(|i| {
+            let mut state = BoardState::idle(boards[i as usize % 2]);
+            state.slide_index = i + 1;
+            (
+                if i == 7 || i == 21 {
+                    twice
+                } else {
+                    Uuid::now_v7()
+                },
+                state,
+            )
+        })
+        .collect();
+    let mut resent = BoardState::idle(boards[0]);
+    resent.blanked = true;
+    sent.push((earlier, resent));
+    let outcomes = futures_util::future::join_all(
+        sent.iter()
+            .map(|(id, state)| store.save_board_state(*id, state)),
+    )
+    .await;
+    let outcomes: Vec<Saved> = outcomes.into_iter().map(Result::unwrap).collect();
+
+    assert_eq!(
+        outcomes[40],
+        Saved::Before {
+            board: boards[0],
+            version: v0
+        }
+    );
+    let Saved::New(first) = outcomes[7] else {
+        panic!("the first of a repeated command is new: {:?}", outcomes[7])
+    };
+    assert_eq!(
+        outcomes[21],
+        Saved::Before {
+            board: boards[1],
+            version: first
+        },
+        "the repeat is answered with the first outcome"
+    );
+    for board in boards {
+        let mut versions: Vec<(i64, u32)> = sent
+            .iter()
+            .zip(&outcomes)
+            .filter(|((_, state), _)| state.board == board)
+            .filter_map(|((_, state), outcome)| match outcome {
+                Saved::New(v) => Some((v.0, state.slide_index)),
+                Saved::Before { .. } => None,
+            })
+            .collect();
+        assert_eq!(versions.len(), if board == boards[0] { 20 } else { 19 });
+        versions.sort();
+        versions.dedup_by_key(|v| v.0);
+        assert_eq!(
+            versions.len(),
+            if board == boards[0] { 20 } else { 19 },
+            "versions are distinct"
+        );
+        assert!(versions[0].0 > v0.0 || board != boards[0]);
+        let newest = store.board_state(board).await.unwrap().unwrap();
+        let (version, slide) = *versions.last().unwrap();
+        assert_eq!((newest.version, newest.slide_index), (version, slide));
+        assert!(!newest.blanked, "the resend changed nothing");
+    }
 }
 
 #[tokio::test]
