@@ -6,7 +6,7 @@
 //! instead of failing half-way. The schema obeys the same insert-only rules as the replicated
 //! PostgreSQL one so the two never drift apart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,7 +135,7 @@ impl StateWriter {
             match self.store(&batch).await {
                 Ok(outcomes) => {
                     for (write, outcome) in batch.into_iter().zip(outcomes) {
-                        let _ = write.done.send(Ok(outcome));
+                        let _ = write.done.send(outcome);
                     }
                 }
                 Err(e) => {
@@ -150,9 +150,14 @@ impl StateWriter {
 
     /// The batch is one `INSERT` whatever its size (the states go in as one JSON parameter):
     /// in a burst, each round trip to SQLite's thread waits for a core, so a batch makes as
-    /// few as it can. A command id stored before is not inserted again (`NOT EXISTS`); only
-    /// when that happened are the earlier rows read back.
-    async fn store(&mut self, batch: &[StateWrite]) -> Result<Vec<Saved>, sqlx::Error> {
+    /// few as it can. A command id stored before is not inserted again (`NOT EXISTS`); the
+    /// `INSERT` returns the ids it stored, and only when some are missing are the earlier
+    /// rows of those read. Should that read fail, only the repeated commands get the error
+    /// (retrying them is safe); the others are stored and say so.
+    async fn store(
+        &mut self,
+        batch: &[StateWrite],
+    ) -> Result<Vec<Result<Saved, String>>, sqlx::Error> {
         let mut conn = self.write.acquire().await?;
         let mut newest = self.newest_of(&mut conn, batch).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -161,7 +166,7 @@ impl StateWriter {
         for write in batch {
             // A resend inside the same batch gets the first one's outcome.
             if let Some(first) = in_batch.get(&write.command) {
-                outcomes.push(*first);
+                outcomes.push(Ok(*first));
                 continue;
             }
             let after = newest.get(&write.board).copied().unwrap_or(Version(0));
@@ -172,25 +177,44 @@ impl StateWriter {
                 version,
             };
             in_batch.insert(write.command, saved);
-            outcomes.push(Saved::New(version));
+            outcomes.push(Ok(Saved::New(version)));
             let state: &str = &write.json;
             rows.push((Uuid::now_v7(), write.board, write.command, state, version.0));
         }
         let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let inserted = sqlx::query(
+        let stored: HashSet<String> = sqlx::query_scalar(
             "INSERT INTO board_state (id, board_id, command_id, state, version, node)
              SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, ?
              FROM json_each(?) AS j
-             WHERE NOT EXISTS (SELECT 1 FROM board_state b WHERE b.command_id = j.value->>2)",
+             WHERE NOT EXISTS (SELECT 1 FROM board_state b WHERE b.command_id = j.value->>2)
+             RETURNING command_id",
         )
         .bind(&self.node)
         .bind(json)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?
-        .rows_affected();
-        if inserted < rows.len() as u64 {
-            let ours: HashMap<Uuid, Uuid> = rows.iter().map(|r| (r.2, r.0)).collect();
-            self.resent(&mut conn, &ours, &mut outcomes, batch).await?;
+        .into_iter()
+        .collect();
+        let repeated: Vec<Uuid> = rows
+            .iter()
+            .map(|row| row.2)
+            .filter(|command| !stored.contains(&command.to_string()))
+            .collect();
+        if !repeated.is_empty() {
+            let earlier = Self::earlier(&mut conn, &repeated)
+                .await
+                .map_err(|e| crate::error_chain(&e));
+            for (write, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+                if repeated.contains(&write.command) {
+                    *outcome = match &earlier {
+                        Ok(earlier) => earlier
+                            .get(&write.command)
+                            .copied()
+                            .ok_or_else(|| "a repeated command's earlier state is gone".to_owned()),
+                        Err(reason) => Err(reason.clone()),
+                    };
+                }
+            }
         }
         if self.newest.len() > NEWEST_REMEMBERED {
             self.newest.clear();
@@ -199,42 +223,26 @@ impl StateWriter {
         Ok(outcomes)
     }
 
-    /// Replaces the outcome of each command whose stored row is not the one just written
-    /// (`ours`: command id to row id) with that earlier row's board and version.
-    async fn resent(
-        &self,
+    /// The stored outcome of each of these commands.
+    async fn earlier(
         conn: &mut SqliteConnection,
-        ours: &HashMap<Uuid, Uuid>,
-        outcomes: &mut [Saved],
-        batch: &[StateWrite],
-    ) -> Result<(), sqlx::Error> {
-        let stored = sqlx::query_as::<_, (String, String, String, i64)>(
-            "SELECT id, command_id, board_id, version FROM board_state
+        commands: &[Uuid],
+    ) -> Result<HashMap<Uuid, Saved>, sqlx::Error> {
+        let stored = sqlx::query_as::<_, (String, String, i64)>(
+            "SELECT command_id, board_id, version FROM board_state
              WHERE command_id IN (SELECT value FROM json_each(?))",
         )
-        .bind(json_array(ours.keys().copied()))
+        .bind(json_array(commands.iter().copied()))
         .fetch_all(&mut *conn)
         .await?;
         let mut earlier = HashMap::new();
-        for (id, command, board, version) in stored {
-            let (Ok(id), Ok(command), Ok(board)) = (
-                Uuid::parse_str(&id),
-                Uuid::parse_str(&command),
-                Uuid::parse_str(&board),
-            ) else {
-                continue;
-            };
-            if ours.get(&command) != Some(&id) {
+        for (command, board, version) in stored {
+            if let (Ok(command), Ok(board)) = (Uuid::parse_str(&command), Uuid::parse_str(&board)) {
                 let version = Version(version);
                 earlier.insert(command, Saved::Before { board, version });
             }
         }
-        for (write, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-            if let Some(before) = earlier.get(&write.command) {
-                *outcome = *before;
-            }
-        }
-        Ok(())
+        Ok(earlier)
     }
 
     /// The newest stored version of each board in the batch.
