@@ -85,6 +85,16 @@ async fn serve() {
     }
 }
 
+/// A connection to the relay that has said who it is.
+async fn connect(addr: &str, hello: &str) -> TcpStream {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket
+        .write_all(format!("{hello}\n").as_bytes())
+        .await
+        .unwrap();
+    socket
+}
+
 async fn generate(pairs: usize, bytes: usize) {
     let mut relay = tokio::process::Command::new(std::env::current_exe().unwrap())
         .arg("--relay")
@@ -99,11 +109,7 @@ async fn generate(pairs: usize, bytes: usize) {
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..pairs).map(|_| AtomicU64::new(0)).collect());
     let latencies = Arc::new(Mutex::new(Vec::new()));
     for b in 0..pairs {
-        let mut socket = TcpStream::connect(&addr).await.unwrap();
-        socket
-            .write_all(format!("board {b}\n").as_bytes())
-            .await
-            .unwrap();
+        let socket = connect(&addr, &format!("board {b}")).await;
         let (sent_at, latencies) = (sent_at.clone(), latencies.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(socket).lines();
@@ -120,11 +126,7 @@ async fn generate(pairs: usize, bytes: usize) {
     let payload = "x".repeat(bytes);
     let mut presses = Vec::new();
     for t in 0..pairs {
-        let mut socket = TcpStream::connect(&addr).await.unwrap();
-        socket
-            .write_all(format!("teacher {t}\n").as_bytes())
-            .await
-            .unwrap();
+        let socket = connect(&addr, &format!("teacher {t}")).await;
         let (barrier, sent_at, line) = (barrier.clone(), sent_at.clone(), format!("{payload}\n"));
         presses.push(tokio::spawn(async move {
             let (read, mut write) = socket.into_split();
