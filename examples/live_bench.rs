@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{cpu_ms, report};
+use support::stamped::{wall_ns, Stamped};
+use support::{cpu_ms, report_both};
 
 struct Args {
     boards: usize,
@@ -156,16 +157,41 @@ fn rss_kib(pid: u32) -> u64 {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(ws_url: &str, hello: Value) -> Socket {
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url)
-        .await
-        .expect("connect");
+async fn say_hello<S>(socket: &mut tokio_tungstenite::WebSocketStream<S>, hello: Value)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     socket
         .send(Message::Text(hello.to_string().into()))
         .await
         .unwrap();
+}
+
+async fn connect(ws_url: &str, hello: Value) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .expect("connect");
+    say_hello(&mut socket, hello).await;
     socket
 }
+
+/// A board's connection, and the kernel's receive time of what it read last.
+async fn connect_board(
+    addr: &str,
+    ws_url: &str,
+    hello: Value,
+) -> (tokio_tungstenite::WebSocketStream<Stamped>, Arc<AtomicU64>) {
+    let stream = Stamped::connect(addr).await.expect("connect");
+    let received = stream.received_ns.clone();
+    let (mut socket, _) = tokio_tungstenite::client_async(ws_url, stream)
+        .await
+        .expect("handshake");
+    say_hello(&mut socket, hello).await;
+    (socket, received)
+}
+
+/// Latencies in ms, at the board's socket and as read by the generator (see `report_both`).
+type Latencies = Arc<std::sync::Mutex<Vec<(f64, f64)>>>;
 
 #[tokio::main]
 async fn main() {
@@ -208,11 +234,12 @@ async fn main() {
     let received: Arc<Vec<AtomicU64>> =
         Arc::new((0..a.boards).map(|_| AtomicU64::new(0)).collect());
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..a.boards).map(|_| AtomicU64::new(0)).collect());
-    let latencies = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
+    let latencies = Latencies::default();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(a.boards);
-    let epoch = Instant::now();
+    let addr = base.trim_start_matches("http://").to_owned();
     for b in 0..a.boards {
-        let (url, seeded, ready, sent_at, latencies, received) = (
+        let (addr, url, seeded, ready, sent_at, latencies, received) = (
+            addr.clone(),
             ws_url.clone(),
             seeded.clone(),
             ready_tx.clone(),
@@ -222,7 +249,7 @@ async fn main() {
         );
         tokio::spawn(async move {
             let hello = json!({"type": "hello", "protocol": 1, "role": "board", "token": seeded.board_tokens[b], "version": 0});
-            let mut socket = connect(&url, hello).await;
+            let (mut socket, arrived) = connect_board(&addr, &url, hello).await;
             let mut ready = Some(ready);
             let mut last = i64::MIN;
             while let Some(Ok(msg)) = socket.next().await {
@@ -245,8 +272,11 @@ async fn main() {
                 received[b].fetch_add(1, Ordering::Relaxed);
                 let t = sent_at[b].swap(0, Ordering::AcqRel);
                 if t != 0 {
-                    let now = epoch.elapsed().as_micros() as u64;
-                    latencies.lock().unwrap().push((now - t) as f64 / 1000.0);
+                    let read = wall_ns();
+                    let at_socket = arrived.load(Ordering::Acquire);
+                    assert!(at_socket >= t, "the kernel gave no receive timestamp");
+                    let ms = |ns: u64| (ns - t) as f64 / 1e6;
+                    latencies.lock().unwrap().push((ms(at_socket), ms(read)));
                 }
             }
         });
@@ -329,7 +359,7 @@ async fn main() {
             "prev"
         };
         let msg = command(b, op, json!({}));
-        sent_at[b].store(epoch.elapsed().as_micros() as u64, Ordering::Release);
+        sent_at[b].store(wall_ns(), Ordering::Release);
         teachers[b % a.teachers]
             .lock()
             .await
@@ -341,11 +371,11 @@ async fn main() {
     let spread = std::mem::take(&mut *latencies.lock().unwrap());
     // The first second shows warm-up (caches, the database's first pages); report it apart.
     let warm = (a.rate as usize).min(spread.len());
-    report(
+    report_both(
         &format!("spread ({} commands/s), first second", a.rate),
         spread[..warm].to_vec(),
     );
-    report(
+    report_both(
         &format!("spread ({} commands/s), after it", a.rate),
         spread[warm..].to_vec(),
     );
@@ -362,7 +392,7 @@ async fn main() {
         let msg = command(t, "goto", json!({"slide": 10}));
         presses.push(tokio::spawn(async move {
             start.wait().await;
-            sent_at[t].store(epoch.elapsed().as_micros() as u64, Ordering::Release);
+            sent_at[t].store(wall_ns(), Ordering::Release);
             sink.lock()
                 .await
                 .send(Message::Text(msg.into()))
@@ -386,7 +416,7 @@ async fn main() {
     if let Some(p) = &mut profiler {
         p.control("disable");
     }
-    report(
+    report_both(
         &format!("burst ({} teachers at once)", a.teachers),
         std::mem::take(&mut *latencies.lock().unwrap()),
     );

@@ -20,7 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{cpu_ms, report};
+use support::stamped::{wall_ns, Stamped};
+use support::{cpu_ms, report_both};
 
 type Boards = Arc<Mutex<HashMap<u32, Arc<tokio::sync::Mutex<OwnedWriteHalf>>>>>;
 
@@ -85,14 +86,12 @@ async fn serve() {
     }
 }
 
-/// A connection to the relay that has said who it is.
-async fn connect(addr: &str, hello: &str) -> TcpStream {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
+/// Says who this connection is to the relay.
+async fn hello(socket: &mut (impl AsyncWriteExt + Unpin), who: &str) {
     socket
-        .write_all(format!("{hello}\n").as_bytes())
+        .write_all(format!("{who}\n").as_bytes())
         .await
         .unwrap();
-    socket
 }
 
 async fn generate(pairs: usize, bytes: usize) {
@@ -105,18 +104,20 @@ async fn generate(pairs: usize, bytes: usize) {
     let mut out = BufReader::new(relay.stdout.take().unwrap()).lines();
     let addr = out.next_line().await.unwrap().unwrap();
 
-    let epoch = Instant::now();
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..pairs).map(|_| AtomicU64::new(0)).collect());
     let latencies = Arc::new(Mutex::new(Vec::new()));
     for b in 0..pairs {
-        let socket = connect(&addr, &format!("board {b}")).await;
+        let mut socket = Stamped::connect(&addr).await.unwrap();
+        hello(&mut socket, &format!("board {b}")).await;
+        let arrived = socket.received_ns.clone();
         let (sent_at, latencies) = (sent_at.clone(), latencies.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(socket).lines();
             while let Ok(Some(_)) = lines.next_line().await {
                 let t = sent_at[b].swap(0, Ordering::AcqRel);
-                let now = epoch.elapsed().as_micros() as u64;
-                latencies.lock().unwrap().push((now - t) as f64 / 1000.0);
+                let (read, at_socket) = (wall_ns(), arrived.load(Ordering::Acquire));
+                let ms = |ns: u64| ns.saturating_sub(t) as f64 / 1e6;
+                latencies.lock().unwrap().push((ms(at_socket), ms(read)));
             }
         });
     }
@@ -126,7 +127,8 @@ async fn generate(pairs: usize, bytes: usize) {
     let payload = "x".repeat(bytes);
     let mut presses = Vec::new();
     for t in 0..pairs {
-        let socket = connect(&addr, &format!("teacher {t}")).await;
+        let mut socket = TcpStream::connect(&addr).await.unwrap();
+        hello(&mut socket, &format!("teacher {t}")).await;
         let (barrier, sent_at, line) = (barrier.clone(), sent_at.clone(), format!("{payload}\n"));
         presses.push(tokio::spawn(async move {
             let (read, mut write) = socket.into_split();
@@ -135,7 +137,7 @@ async fn generate(pairs: usize, bytes: usize) {
                 while let Ok(Some(_)) = lines.next_line().await {}
             });
             barrier.wait().await;
-            sent_at[t].store(epoch.elapsed().as_micros() as u64, Ordering::Release);
+            sent_at[t].store(wall_ns(), Ordering::Release);
             write.write_all(line.as_bytes()).await.unwrap();
             write
         }));
@@ -153,7 +155,7 @@ async fn generate(pairs: usize, bytes: usize) {
         cpu_ms(&relay_pid) - cpu_before.0,
         cpu_ms("self") - cpu_before.1,
     );
-    report(
+    report_both(
         &format!("relay floor, {pairs} teachers at once ({bytes}-byte messages)"),
         std::mem::take(&mut *latencies.lock().unwrap()),
     );

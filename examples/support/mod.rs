@@ -1,5 +1,7 @@
 //! Measuring helpers the benchmark examples share.
 
+pub mod stamped;
+
 /// User plus system CPU time of a process (`self` or a pid), in milliseconds.
 pub fn cpu_ms(pid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -21,7 +23,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-pub fn report(name: &str, mut ms: Vec<f64>) {
+fn report(name: &str, mut ms: Vec<f64>) {
     ms.sort_by(|a, b| a.total_cmp(b));
     println!(
         "{name}: n={} p50={:.2} ms p99={:.2} ms p99.9={:.2} ms max={:.2} ms",
@@ -31,4 +33,13 @@ pub fn report(name: &str, mut ms: Vec<f64>) {
         percentile(&ms, 0.999),
         ms.last().copied().unwrap_or(f64::NAN)
     );
+}
+
+/// Two views of each command's latency (ms): until the message reached the board's socket
+/// (the kernel's receive timestamp: what a board on its own device would see), and until the
+/// load generator, sharing the server's cores, read it.
+pub fn report_both(name: &str, latencies: Vec<(f64, f64)>) {
+    let (at_socket, read): (Vec<f64>, Vec<f64>) = latencies.into_iter().unzip();
+    report(&format!("{name}, at the board's socket"), at_socket);
+    report(&format!("{name}, as read by the generator"), read);
 }
