@@ -233,6 +233,34 @@ async fn a_board_pairs_with_its_code_and_then_follows_the_teachers_commands() {
 }
 
 #[tokio::test]
+async fn a_stale_rendered_report_does_not_set_the_board_back() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut screen = Ws::board(&app, &board).await;
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let first = console
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    let second = console.command(&board.id, "next", json!({})).await;
+    screen
+        .state_where(|s| s["version"] == second["version"])
+        .await;
+    screen
+        .send(json!({"type": "rendered", "version": second["version"]}))
+        .await;
+    // A late report of the older state, then a ping: once the pong is back, the server has
+    // handled the report (one connection's messages are handled in order).
+    screen
+        .send(json!({"type": "rendered", "version": first["version"]}))
+        .await;
+    screen.send(json!({"type": "ping", "t0": 1})).await;
+    screen.until(|m| m["type"] == "pong").await;
+
+    let boards = app.get_json("/api/boards", &t).await;
+    assert_eq!(boards["items"][0]["rendered_version"], second["version"]);
+}
+
+#[tokio::test]
 async fn an_acknowledged_command_survives_a_restart_and_a_repeated_id_acts_once() {
     let app = spawn_app().await;
     let (t, board, lesson) = classroom(&app).await;
