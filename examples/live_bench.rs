@@ -190,6 +190,18 @@ async fn connect_board(
     (socket, received)
 }
 
+/// A teacher's console: the sending half of its connection.
+type Console = Arc<tokio::sync::Mutex<futures_util::stream::SplitSink<Socket, Message>>>;
+
+async fn press(console: &Console, command: String) {
+    console
+        .lock()
+        .await
+        .send(Message::Text(command.into()))
+        .await
+        .unwrap();
+}
+
 /// Latencies in ms, at the board's socket and as read by the generator (see `report_both`).
 type Latencies = Arc<std::sync::Mutex<Vec<(f64, f64)>>>;
 
@@ -334,12 +346,7 @@ async fn main() {
             "present",
             json!({"lesson": seeded.lessons[b % a.teachers]}),
         );
-        teachers[b % a.teachers]
-            .lock()
-            .await
-            .send(Message::Text(msg.into()))
-            .await
-            .unwrap();
+        press(&teachers[b % a.teachers], msg).await;
     }
     expect_all(2).await;
 
@@ -360,12 +367,7 @@ async fn main() {
         };
         let msg = command(b, op, json!({}));
         sent_at[b].store(wall_ns(), Ordering::Release);
-        teachers[b % a.teachers]
-            .lock()
-            .await
-            .send(Message::Text(msg.into()))
-            .await
-            .unwrap();
+        press(&teachers[b % a.teachers], msg).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let spread = std::mem::take(&mut *latencies.lock().unwrap());
@@ -393,11 +395,7 @@ async fn main() {
         presses.push(tokio::spawn(async move {
             start.wait().await;
             sent_at[t].store(wall_ns(), Ordering::Release);
-            sink.lock()
-                .await
-                .send(Message::Text(msg.into()))
-                .await
-                .unwrap();
+            press(&sink, msg).await;
         }));
     }
     for p in presses {

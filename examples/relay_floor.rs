@@ -116,7 +116,8 @@ async fn generate(pairs: usize, bytes: usize) {
             while let Ok(Some(_)) = lines.next_line().await {
                 let t = sent_at[b].swap(0, Ordering::AcqRel);
                 let (read, at_socket) = (wall_ns(), arrived.load(Ordering::Acquire));
-                let ms = |ns: u64| ns.saturating_sub(t) as f64 / 1e6;
+                assert!(at_socket >= t, "the kernel gave no receive timestamp");
+                let ms = |ns: u64| (ns - t) as f64 / 1e6;
                 latencies.lock().unwrap().push((ms(at_socket), ms(read)));
             }
         });

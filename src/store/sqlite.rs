@@ -89,8 +89,6 @@ struct StateWriter {
 }
 
 const STATE_BATCH: usize = 1024;
-/// The writer connection's page cache, as SQLite's `cache_size` (negative: KiB).
-const WRITER_CACHE_KIB: &str = "-32768";
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The writer checkpoints on commit only past this many WAL pages (about 80 MiB): a safety
 /// net should [`checkpoints`] fall behind, not the routine.
@@ -182,7 +180,7 @@ impl StateWriter {
             rows.push((Uuid::now_v7(), write.board, write.command, state, version.0));
         }
         let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let stored: HashSet<String> = sqlx::query_scalar(
+        let stored: Vec<String> = sqlx::query_scalar(
             "INSERT INTO board_state (id, board_id, command_id, state, version, node)
              SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, ?
              FROM json_each(?) AS j
@@ -192,13 +190,12 @@ impl StateWriter {
         .bind(&self.node)
         .bind(json)
         .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
+        let stored: HashSet<Uuid> = stored.iter().filter_map(|c| c.parse().ok()).collect();
         let repeated: Vec<Uuid> = rows
             .iter()
             .map(|row| row.2)
-            .filter(|command| !stored.contains(&command.to_string()))
+            .filter(|command| !stored.contains(command))
             .collect();
         if !repeated.is_empty() {
             let earlier = Self::earlier(&mut conn, &repeated)
@@ -324,15 +321,12 @@ impl SqliteStore {
             // With sqlx's default of 50, a query returning more rows than that makes SQLite's
             // thread and ours wake each other once per further row; a batch of board states
             // reads up to `STATE_BATCH` rows.
-            .row_buffer_size(2 * STATE_BATCH);
-        // The writer's page cache holds the index pages a burst of board states touches
-        // (SQLite's default of 2 MiB made it read them back from the file on every batch).
+            .row_buffer_size(STATE_BATCH);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
                 options
                     .clone()
-                    .pragma("cache_size", WRITER_CACHE_KIB)
                     .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
             )
             .await

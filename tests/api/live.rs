@@ -176,6 +176,18 @@ async fn classroom(app: &TestApp) -> (Teacher, Claimed, String) {
     (t, board, lesson["id"].as_str().unwrap().to_owned())
 }
 
+/// A second teacher, with a one-slide lesson of their own.
+async fn another_teacher_with_a_lesson(app: &TestApp) -> (Teacher, Value) {
+    let other = app.register("other@school.org").await;
+    let lesson = app
+        .create_lesson(
+            &other,
+            json!({"title": "Theirs", "slides": [text_slide("x")]}),
+        )
+        .await;
+    (other, lesson)
+}
+
 #[tokio::test]
 async fn a_board_pairs_with_its_code_and_then_follows_the_teachers_commands() {
     let app = spawn_app().await;
@@ -325,13 +337,7 @@ async fn two_devices_of_one_teacher_see_each_others_changes() {
 async fn another_teachers_board_is_neither_visible_nor_steerable() {
     let app = spawn_app().await;
     let (_, board, _) = classroom(&app).await;
-    let other = app.register("other@school.org").await;
-    let other_lesson = app
-        .create_lesson(
-            &other,
-            json!({"title": "Mine", "slides": [text_slide("x")]}),
-        )
-        .await;
+    let (other, other_lesson) = another_teacher_with_a_lesson(&app).await;
     let mut ws = Ws::open(&app, None).await.unwrap();
     ws.send(
         json!({"type": "hello", "protocol": 1, "role": "teacher", "token": other.token,
@@ -358,13 +364,7 @@ async fn another_teachers_board_is_neither_visible_nor_steerable() {
 async fn a_teacher_cannot_present_someone_elses_lesson() {
     let app = spawn_app().await;
     let (t, board, _) = classroom(&app).await;
-    let other = app.register("other@school.org").await;
-    let foreign = app
-        .create_lesson(
-            &other,
-            json!({"title": "Theirs", "slides": [text_slide("x")]}),
-        )
-        .await;
+    let (_, foreign) = another_teacher_with_a_lesson(&app).await;
     let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
     let reply = console
         .command(&board.id, "present", json!({"lesson": foreign["id"]}))
