@@ -80,6 +80,11 @@ pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
     )
 }
 
+/// How often the store is asked whether a session with open live connections has ended
+/// outside this process (`classcast user`, another node): the longest such a session keeps
+/// its connections.
+pub const SESSION_POLL: Duration = Duration::from_millis(250);
+
 /// How long open requests may take to finish once shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -122,6 +127,17 @@ pub async fn serve(
             }
         }
     });
+    let sessions_live = live.clone();
+    let sessions = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SESSION_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = sessions_live.recheck_sessions().await {
+                tracing::warn!(error = %e, "could not check open sessions");
+            }
+        }
+    });
     let app = http::app(state);
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let closing = live.closing.clone();
@@ -151,5 +167,6 @@ pub async fn serve(
         } => Ok(()),
     };
     chores.abort();
+    sessions.abort();
     Ok(result?)
 }

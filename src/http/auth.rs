@@ -149,7 +149,7 @@ async fn login(
 /// Ends the session whose token is sent.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
-        (status = 204, description = "Signed out; the token no longer works"),
+        (status = 204, description = "Signed out; the token no longer works and the session's live connections are closed"),
         (status = 401, description = "Not signed in", body = ErrorBody),
     ))]
 async fn logout(
@@ -157,6 +157,7 @@ async fn logout(
     Auth(auth): Auth<false>,
 ) -> Result<StatusCode, ApiError> {
     state.accounts.logout(auth.session_id).await?;
+    state.live.end_session(auth.session_id);
     Ok(StatusCode::NO_CONTENT)
 }
 

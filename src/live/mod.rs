@@ -6,6 +6,7 @@
 //! applies commands with [`crate::domain::board::apply`], stores the result before it is
 //! acknowledged, and publishes it through the [`hub::Hub`].
 
+pub mod grants;
 pub mod hub;
 pub mod limits;
 pub mod protocol;
@@ -26,6 +27,7 @@ use crate::domain::board::{apply, BoardState, CommandError, LessonAt, Op, Pairin
 use crate::domain::hlc::wall_millis as now_ms;
 use crate::domain::ValidationError;
 use crate::store::{Account, ActiveCode, BoardPairing, Saved, Store, StoreError};
+use grants::Grants;
 use hub::{Hub, Presence, Snapshot};
 use limits::{Limited, LiveLimits};
 use protocol::{CodeInfo, Command, ServerMsg};
@@ -97,6 +99,12 @@ pub struct Live {
     limits: LiveLimits,
     /// Recent positive authorizations, by (teacher, board).
     authorized: Mutex<HashMap<(Uuid, Uuid), Instant>>,
+    /// Sessions of teachers with open live connections; revoking one closes them.
+    pub sessions: Grants<Uuid>,
+    /// (teacher, board) pairings that open connections follow; revoking one ends the feed.
+    pub pairings: Grants<(Uuid, Uuid)>,
+    /// What [`Live::recheck_sessions`] saw last.
+    session_check: Mutex<SessionCheck>,
     /// Flipped to `true` when the server begins shutting down: live connections then end
     /// (WebSockets with 1001, event streams by closing) so clients reconnect elsewhere.
     pub closing: tokio::sync::watch::Sender<bool>,
@@ -104,6 +112,15 @@ pub struct Live {
     code_ttl: Duration,
     /// How often connections are pinged; one silent for 7/3 of this is dead (15 s → 35 s).
     pub heartbeat: Duration,
+}
+
+/// Open sessions are checked against the store at least this often, for expiry.
+pub const SESSION_RECHECK: Duration = Duration::from_secs(30);
+
+struct SessionCheck {
+    /// The store's session change mark at the last check.
+    mark: Option<i64>,
+    at: Instant,
 }
 
 /// How long a teacher's right to a board is trusted without asking the store again.
@@ -117,6 +134,12 @@ impl Live {
             hub: Hub::default(),
             limits: LiveLimits::new(),
             authorized: Mutex::new(HashMap::new()),
+            sessions: Grants::default(),
+            pairings: Grants::default(),
+            session_check: Mutex::new(SessionCheck {
+                mark: None,
+                at: Instant::now(),
+            }),
             closing: tokio::sync::watch::channel(false).0,
             code_ttl: code_ttl.min(CODE_TTL_MAX),
             heartbeat,
@@ -130,6 +153,42 @@ impl Live {
 
     pub fn prune_limits(&self) {
         self.limits.prune();
+        self.sessions.prune();
+        self.pairings.prune();
+    }
+
+    /// Ends a session's live connections now (it was signed out on this node).
+    pub fn end_session(&self, session: Uuid) {
+        self.sessions.revoke(&session);
+    }
+
+    /// Ends the live connections of sessions that ended elsewhere: by `classcast user` in
+    /// another process, on another node, or by expiry. Cheap to call often: the sessions
+    /// are checked only when the store says something that can end one has changed, and
+    /// at least every [`SESSION_RECHECK`] for expiry.
+    pub async fn recheck_sessions(&self) -> Result<(), LiveError> {
+        let held = self.sessions.held();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let mark = self.store.session_change_mark().await?;
+        let due = {
+            let check = self.session_check.lock().unwrap_or_else(|e| e.into_inner());
+            check.mark != Some(mark) || check.at.elapsed() >= SESSION_RECHECK
+        };
+        if !due {
+            return Ok(());
+        }
+        let live = self.store.live_sessions(&held, now_ms()).await?;
+        for ended in held.iter().filter(|s| !live.contains(s)) {
+            tracing::info!(session = %ended, "session ended; closing its live connections");
+            self.sessions.revoke(ended);
+        }
+        *self.session_check.lock().unwrap_or_else(|e| e.into_inner()) = SessionCheck {
+            mark: Some(mark),
+            at: Instant::now(),
+        };
+        Ok(())
     }
 
     /// Deletes this node's board states that were superseded more than [`STATE_RETENTION`]
@@ -234,6 +293,7 @@ impl Live {
                 StoreError::NotFound => LiveError::UnknownCode,
                 other => other.into(),
             })?;
+        self.pairings.restore(&(account.id, hit.board));
         // The spent code is gone; the board shows a fresh one for the next teacher.
         self.issue_code(hit.board).await?;
         self.summary(pairing).await
@@ -264,6 +324,7 @@ impl Live {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(account.id, board));
+        self.pairings.revoke(&(account.id, board));
         self.hub.pairing_changed(board);
         Ok(())
     }

@@ -111,6 +111,11 @@ pub enum ServerMsg<'a> {
         t0: f64,
         server_time: i64,
     },
+    /// Teacher: the board's feed ended (`reason`: `unpaired`); no more states of it come.
+    Unfollowed {
+        board: Uuid,
+        reason: &'static str,
+    },
     Error {
         code: &'static str,
         message: String,
@@ -139,6 +144,9 @@ impl ServerMsg<'_> {
 pub mod close {
     pub const MALFORMED: u16 = 4400;
     pub const UNAUTHENTICATED: u16 = 4401;
+    /// The teacher's session ended while connected: signed out, password changed, account
+    /// disabled, or expired.
+    pub const SESSION_ENDED: u16 = 4403;
     pub const TIMEOUT: u16 = 4408;
     pub const PROTOCOL_VERSION: u16 = 4409;
     pub const RATE_LIMITED: u16 = 4429;

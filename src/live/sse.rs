@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::protocol::{ClientMsg, Followed, Role};
+use super::protocol::{ClientMsg, Followed, Role, ServerMsg};
 use super::subscriber::Subscriber;
-use super::ws::{answer, authenticate, follow, welcome, Peer};
+use super::ws::{answer, authenticate, follow, session_ended, session_grant, welcome, Peer};
 
 use crate::domain::hlc::wall_millis as now_ms;
 use crate::http::error::{ApiError, ErrorBody};
@@ -56,7 +56,7 @@ pub async fn events(
     let mut subscriber = Subscriber::new(live.clone());
     subscriber.say(welcome(&peer, live.heartbeat));
     match &peer {
-        Peer::Teacher(account) => {
+        Peer::Teacher { account, .. } => {
             let boards = parse_boards(params.boards.as_deref().unwrap_or(""))?;
             follow(&live, &mut subscriber, account, &boards).await;
         }
@@ -65,25 +65,34 @@ pub async fn events(
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?,
     }
-    // The stream ends when the server shuts down, so the client reconnects elsewhere.
+    // The stream ends when the server shuts down, so the client reconnects elsewhere, and
+    // when the teacher's session ends, after saying so (reconnecting then answers 401).
     let closing = live.closing.subscribe();
-    let stream = futures_util::stream::unfold(
-        (subscriber, closing),
-        |(mut subscriber, mut closing)| async move {
+    let session = session_grant(&live, &peer);
+    let stream =
+        futures_util::stream::unfold(Some((subscriber, closing, session)), |open| async move {
+            let (mut subscriber, mut closing, mut session) = open?;
             let message = tokio::select! {
-                m = subscriber.next() => m?,
+                biased;
+                () = session_ended(&mut session) => {
+                    let ended = ServerMsg::error("session_ended", SESSION_ENDED, None).to_json();
+                    return Some((Ok(Event::default().data(ended)), None));
+                }
                 _ = super::until_closing(&mut closing) => return None,
+                m = subscriber.next() => m?,
             };
             Some((
                 Ok::<_, Infallible>(Event::default().data(message.as_ref())),
-                (subscriber, closing),
+                Some((subscriber, closing, session)),
             ))
-        },
-    );
+        });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(state.live.heartbeat))
         .into_response())
 }
+
+const SESSION_ENDED: &str =
+    "Your session has ended (signed out, password changed or account disabled). Sign in again.";
 
 fn parse_boards(raw: &str) -> Result<Vec<Followed>, ApiError> {
     raw.split(',')

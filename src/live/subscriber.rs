@@ -17,6 +17,7 @@ use futures_util::{future, Stream, StreamExt};
 use tokio_stream::wrappers::WatchStream;
 use uuid::Uuid;
 
+use super::grants::Grant;
 use super::protocol::ServerMsg;
 use super::{Live, LiveError, PresenceGuard};
 
@@ -24,6 +25,8 @@ pub struct Subscriber {
     live: Arc<Live>,
     direct: VecDeque<Arc<str>>,
     feeds: SelectAll<BoxStream<'static, Arc<str>>>,
+    /// Each followed board's id, once its pairing with the teacher ends.
+    unpaired: SelectAll<BoxStream<'static, Uuid>>,
     followed: Vec<Uuid>,
     _presence: Option<PresenceGuard>,
 }
@@ -34,6 +37,7 @@ impl Subscriber {
             live,
             direct: VecDeque::new(),
             feeds: SelectAll::new(),
+            unpaired: SelectAll::new(),
             followed: Vec::new(),
             _presence: None,
         }
@@ -44,16 +48,26 @@ impl Subscriber {
         self.direct.push_back(message.into());
     }
 
-    /// Teacher: the board's states and its online/rendered status.
-    pub async fn follow(&mut self, board: Uuid) -> Result<(), LiveError> {
+    /// Teacher: the board's states and its online/rendered status, until the teacher's
+    /// pairing with the board ends (then an `unfollowed` message, and nothing more of it).
+    pub async fn follow(&mut self, account: Uuid, board: Uuid) -> Result<(), LiveError> {
         if self.followed.contains(&board) {
             return Ok(());
         }
+        let pairing = self.live.pairings.hold((account, board));
+        let states = self.states(board).await?;
         self.followed.push(board);
-        self.add_states(board).await?;
+        self.feeds
+            .push(states.take_until(revoked(&pairing)).boxed());
+        self.unpaired.push(
+            futures_util::stream::once(revoked(&pairing))
+                .map(move |()| board)
+                .boxed(),
+        );
         let presence = self.live.hub.channel(board).presence.subscribe();
         self.feeds.push(
             WatchStream::new(presence)
+                .take_until(revoked(&pairing))
                 .map(move |p| {
                     ServerMsg::Board {
                         board,
@@ -71,7 +85,8 @@ impl Subscriber {
     /// Board page: its own states and pairing; it counts as online while this lives.
     pub async fn be_board(&mut self, board: Uuid) -> Result<(), LiveError> {
         self._presence = Some(self.live.board_connected(board));
-        self.add_states(board).await?;
+        let states = self.states(board).await?;
+        self.feeds.push(states);
         let pairing = self.live.hub.channel(board).pairing.subscribe();
         let live = self.live.clone();
         self.feeds.push(
@@ -94,23 +109,27 @@ impl Subscriber {
         Ok(())
     }
 
-    async fn add_states(&mut self, board: Uuid) -> Result<(), LiveError> {
+    /// The board's state messages, each version once, starting with the current one.
+    async fn states(&mut self, board: Uuid) -> Result<BoxStream<'static, Arc<str>>, LiveError> {
         self.live.state(board).await?;
         let states = self.live.hub.channel(board).state.subscribe();
         let mut sent = i64::MIN;
-        self.feeds.push(
-            WatchStream::new(states)
-                .filter_map(move |snapshot| {
-                    let fresh = snapshot.filter(|s| s.state.version > sent);
-                    if let Some(s) = &fresh {
-                        sent = s.state.version;
-                    }
-                    future::ready(fresh.map(|s| s.message.clone()))
-                })
-                .boxed(),
-        );
-        Ok(())
+        Ok(WatchStream::new(states)
+            .filter_map(move |snapshot| {
+                let fresh = snapshot.filter(|s| s.state.version > sent);
+                if let Some(s) = &fresh {
+                    sent = s.state.version;
+                }
+                future::ready(fresh.map(|s| s.message.clone()))
+            })
+            .boxed())
     }
+}
+
+/// Resolves when the grant is revoked.
+fn revoked(grant: &Grant) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut grant = grant.clone();
+    async move { grant.revoked().await }
 }
 
 impl Stream for Subscriber {
@@ -120,6 +139,13 @@ impl Stream for Subscriber {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Arc<str>>> {
         if let Some(message) = self.direct.pop_front() {
             return Poll::Ready(Some(message));
+        }
+        if let Poll::Ready(Some(board)) = self.unpaired.poll_next_unpin(cx) {
+            self.followed.retain(|b| *b != board);
+            let reason = "unpaired";
+            return Poll::Ready(Some(
+                ServerMsg::Unfollowed { board, reason }.to_json().into(),
+            ));
         }
         match self.feeds.poll_next_unpin(cx) {
             Poll::Ready(Some(message)) => Poll::Ready(Some(message)),

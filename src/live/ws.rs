@@ -13,6 +13,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{interval_at, timeout, Instant};
 use uuid::Uuid;
 
+use super::grants::Grant;
 use super::limits::per_connection;
 use super::protocol::{self, close, ClientMsg, Followed, Role, ServerMsg, TeacherInfo};
 use super::subscriber::Subscriber;
@@ -26,7 +27,11 @@ use crate::store::Account;
 /// Who is on the other end, once `hello` was accepted.
 #[derive(Clone)]
 pub enum Peer {
-    Teacher(Account),
+    /// A teacher, and the session the connection was opened with.
+    Teacher {
+        account: Account,
+        session: Uuid,
+    },
     Board(Uuid),
 }
 
@@ -123,7 +128,9 @@ async fn run(socket: WebSocket, state: AppState) {
     let mut subscriber = Subscriber::new(live.clone());
     subscriber.say(welcome(&peer, live.heartbeat));
     match &peer {
-        Peer::Teacher(account) => Box::pin(follow(&live, &mut subscriber, account, &boards)).await,
+        Peer::Teacher { account, .. } => {
+            Box::pin(follow(&live, &mut subscriber, account, &boards)).await
+        }
         Peer::Board(board) => {
             if let Err(e) = Box::pin(subscriber.be_board(*board)).await {
                 subscriber.say(Live::error_message(&e, None));
@@ -131,6 +138,7 @@ async fn run(socket: WebSocket, state: AppState) {
         }
     }
 
+    let mut session = session_grant(&live, &peer);
     let budget = per_connection();
     let mut strikes = 0u32;
     let mut last_heard = Instant::now();
@@ -141,6 +149,12 @@ async fn run(socket: WebSocket, state: AppState) {
     let mut shutting_down = live.closing.subscribe();
     loop {
         tokio::select! {
+            // Checked first: once the session has ended, not one more message is handled.
+            biased;
+            () = session_ended(&mut session) => {
+                let _ = sink.send(closing_frame(close::SESSION_ENDED, "session ended; sign in again")).await;
+                break;
+            }
             _ = super::until_closing(&mut shutting_down) => {
                 let _ = sink.send(closing_frame(close::GOING_AWAY, "server restarting")).await;
                 break;
@@ -169,7 +183,7 @@ async fn run(socket: WebSocket, state: AppState) {
                 }
                 let reply = match serde_json::from_str::<ClientMsg>(&text) {
                     Ok(ClientMsg::Watch { boards }) => match &peer {
-                        Peer::Teacher(account) => {
+                        Peer::Teacher { account, .. } => {
                             Box::pin(follow(&live, &mut subscriber, account, &boards)).await;
                             None
                         }
@@ -225,6 +239,22 @@ async fn send_ready(
     sink.flush().await
 }
 
+/// A teacher connection's hold on its session (none for a board).
+pub fn session_grant(live: &Live, peer: &Peer) -> Option<Grant> {
+    match peer {
+        Peer::Teacher { session, .. } => Some(live.sessions.hold(*session)),
+        Peer::Board(_) => None,
+    }
+}
+
+/// Resolves when the teacher's session ends; never for a board.
+pub async fn session_ended(grant: &mut Option<Grant>) {
+    match grant {
+        Some(grant) => grant.revoked().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn closing_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -239,7 +269,10 @@ pub async fn authenticate(state: &AppState, role: Role, token: &str) -> Option<P
             .authenticate(token, false)
             .await
             .ok()
-            .map(|a| Peer::Teacher(a.account)),
+            .map(|a| Peer::Teacher {
+                account: a.account,
+                session: a.session_id,
+            }),
         Role::Board => state
             .live
             .board_for_token(token)
@@ -252,7 +285,7 @@ pub async fn authenticate(state: &AppState, role: Role, token: &str) -> Option<P
 
 pub fn welcome(peer: &Peer, heartbeat: Duration) -> String {
     let (role, account, board_id) = match peer {
-        Peer::Teacher(a) => (
+        Peer::Teacher { account: a, .. } => (
             Role::Teacher,
             Some(TeacherInfo {
                 id: a.id,
@@ -282,7 +315,7 @@ pub async fn follow(
 ) {
     for followed in boards.iter().take(100) {
         let result = match live.authorize(account, followed.board).await {
-            Ok(()) => subscriber.follow(followed.board).await,
+            Ok(()) => subscriber.follow(account.id, followed.board).await,
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -301,7 +334,7 @@ pub async fn answer(live: &Live, peer: &Peer, msg: ClientMsg) -> Option<String> 
             }
             .to_json(),
         ),
-        (ClientMsg::Command(cmd), Peer::Teacher(account)) => {
+        (ClientMsg::Command(cmd), Peer::Teacher { account, .. }) => {
             Some(match live.command(account, &cmd).await {
                 Ok(version) => ServerMsg::Ack {
                     id: cmd.id,

@@ -183,6 +183,15 @@ pub trait Store: Send + Sync + 'static {
     /// than the account's password, and its account enabled and owning its address.
     async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>>;
     async fn revoke_session(&self, id: Uuid) -> StoreResult<()>;
+    /// A number that changes whenever a write may have ended a session (a revocation, a new
+    /// password, a disabled account), wherever it was written: cheap enough to ask often.
+    async fn session_change_mark(&self) -> StoreResult<i64>;
+    /// Those of `sessions` that are still live at `now_ms` (as [`Store::session`] decides).
+    async fn live_sessions(
+        &self,
+        sessions: &[Uuid],
+        now_ms: i64,
+    ) -> StoreResult<std::collections::HashSet<Uuid>>;
 
     async fn create_lesson(
         &self,

@@ -34,6 +34,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_boards",
         include_str!("migrations/sqlite/0002_boards.sql"),
     ),
+    (
+        "0003_session_marks",
+        include_str!("migrations/sqlite/0003_session_marks.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran, and this node's id.
@@ -50,6 +54,14 @@ const CURRENT_PROFILE: &str = "JOIN account_profile p ON p.account_id = a.id AND
 /// `a` is the earliest registration of its address, and so owns it.
 const OWNS_EMAIL: &str = "NOT EXISTS (SELECT 1 FROM account o WHERE o.email_norm = a.email_norm
     AND (o.version, o.id) < (a.version, a.id))";
+
+/// Session `s` (of account `a`, profile `p` joined with [`CURRENT_PROFILE`]) is live at the
+/// bound time: unexpired, not revoked, not older than the account's newest password, the
+/// account enabled. (Add [`OWNS_EMAIL`]: the account must also own its address.)
+const LIVE_SESSION: &str = "s.expires_at > ? AND p.disabled = 0
+    AND NOT EXISTS (SELECT 1 FROM session_revocation x WHERE x.session_id = s.id)
+    AND NOT EXISTS (SELECT 1 FROM account_credential c
+                    WHERE c.account_id = s.account_id AND c.version > s.version)";
 
 /// The newest revision of lesson `l` joined as `r`.
 const CURRENT_REVISION: &str = "JOIN lesson_revision r ON r.lesson_id = l.id AND NOT EXISTS (
@@ -726,11 +738,7 @@ impl Store for SqliteStore {
         let sql = format!(
             "SELECT s.id AS session_id, s.expires_at, a.id, a.email, a.version, p.name, p.disabled
              FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
-             WHERE s.token_hash = ? AND s.expires_at > ?
-             AND NOT EXISTS (SELECT 1 FROM session_revocation x WHERE x.session_id = s.id)
-             AND NOT EXISTS (SELECT 1 FROM account_credential c
-                             WHERE c.account_id = s.account_id AND c.version > s.version)
-             AND {OWNS_EMAIL}"
+             WHERE s.token_hash = ? AND {LIVE_SESSION} AND {OWNS_EMAIL}"
         );
         let row = sqlx::query(&sql)
             .bind(token_hash)
@@ -738,15 +746,35 @@ impl Store for SqliteStore {
             .fetch_optional(&self.read)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let account = account_from(&row)?;
-        if account.disabled {
-            return Ok(None);
-        }
         Ok(Some(SessionRecord {
             id: uuid(&row, "session_id")?,
-            account,
+            account: account_from(&row)?,
             expires_at_ms: row.try_get("expires_at")?,
         }))
+    }
+
+    async fn session_change_mark(&self) -> StoreResult<i64> {
+        // Versions only grow, so the sum of the newest ones changes with every such write.
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE((SELECT MAX(version) FROM session_revocation), 0)
+                  + COALESCE((SELECT MAX(version) FROM account_credential), 0)
+                  + COALESCE((SELECT MAX(version) FROM account_profile), 0)",
+        )
+        .fetch_one(&self.read)
+        .await?)
+    }
+
+    async fn live_sessions(&self, sessions: &[Uuid], now_ms: i64) -> StoreResult<HashSet<Uuid>> {
+        let sql = format!(
+            "SELECT s.id FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
+             WHERE s.id IN (SELECT value FROM json_each(?)) AND {LIVE_SESSION} AND {OWNS_EMAIL}"
+        );
+        let live: Vec<String> = sqlx::query_scalar(&sql)
+            .bind(json_array(sessions.iter().copied()))
+            .bind(now_ms)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(live.iter().filter_map(|id| id.parse().ok()).collect())
     }
 
     async fn revoke_session(&self, id: Uuid) -> StoreResult<()> {

@@ -2,6 +2,7 @@
 //! temporary data directory, and a client with typed helpers.
 
 use std::future::IntoFuture;
+use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -81,6 +82,11 @@ pub struct Teacher {
 }
 
 impl TestApp {
+    /// The server's data directory, for `classcast` commands run beside it.
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{}", self.base, path))
@@ -236,4 +242,24 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the binary with `args` on `data_dir`, `stdin` piped in (a password, say).
+pub fn cli(data_dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }

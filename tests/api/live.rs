@@ -14,24 +14,24 @@ use uuid::Uuid;
 use crate::harness::*;
 
 /// Longest any single expected message may take; a deadline, not a sleep.
-const PATIENCE: Duration = Duration::from_secs(10);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A WebSocket client. Messages read while waiting for another kind are kept, in order, for
 /// later `until` calls: the server's forwarders may interleave message kinds in any order.
-struct Ws(
+pub(crate) struct Ws(
     WebSocketStream<MaybeTlsStream<TcpStream>>,
     std::collections::VecDeque<Value>,
 );
 
 impl Ws {
-    async fn open(
+    pub(crate) async fn open(
         app: &TestApp,
         origin: Option<&str>,
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         Ws::open_at(&app.base, origin).await
     }
 
-    async fn open_at(
+    pub(crate) async fn open_at(
         base: &str,
         origin: Option<&str>,
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
@@ -48,7 +48,7 @@ impl Ws {
         ))
     }
 
-    async fn teacher(app: &TestApp, t: &Teacher, boards: &[&str]) -> Ws {
+    pub(crate) async fn teacher(app: &TestApp, t: &Teacher, boards: &[&str]) -> Ws {
         let mut ws = Ws::open(app, None).await.unwrap();
         let boards: Vec<Value> = boards
             .iter()
@@ -59,14 +59,14 @@ impl Ws {
         ws
     }
 
-    async fn board(app: &TestApp, board: &Claimed) -> Ws {
+    pub(crate) async fn board(app: &TestApp, board: &Claimed) -> Ws {
         let mut ws = Ws::open(app, None).await.unwrap();
         ws.send(json!({"type": "hello", "protocol": 1, "role": "board", "token": board.token, "version": 0})).await;
         assert_eq!(ws.next().await["type"], "welcome");
         ws
     }
 
-    async fn send(&mut self, v: Value) {
+    pub(crate) async fn send(&mut self, v: Value) {
         self.0
             .send(Message::Text(v.to_string().into()))
             .await
@@ -74,7 +74,7 @@ impl Ws {
     }
 
     /// The next text message.
-    async fn next(&mut self) -> Value {
+    pub(crate) async fn next(&mut self) -> Value {
         loop {
             let msg = tokio::time::timeout(PATIENCE, self.0.next())
                 .await
@@ -88,7 +88,7 @@ impl Ws {
     }
 
     /// The first message, kept or new, that matches.
-    async fn until(&mut self, what: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn until(&mut self, what: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.1.iter().position(&what) {
             return self.1.remove(i).unwrap();
         }
@@ -101,13 +101,13 @@ impl Ws {
         }
     }
 
-    async fn state_where(&mut self, what: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn state_where(&mut self, what: impl Fn(&Value) -> bool) -> Value {
         self.until(|m| m["type"] == "state" && what(&m["state"]))
             .await["state"]
             .clone()
     }
 
-    async fn command(&mut self, board: &str, op: &str, args: Value) -> Value {
+    pub(crate) async fn command(&mut self, board: &str, op: &str, args: Value) -> Value {
         let id = Uuid::now_v7();
         self.send(json!({"type": "command", "id": id, "board": board, "op": op, "args": args}))
             .await;
@@ -116,7 +116,7 @@ impl Ws {
     }
 
     /// The close code the server ends the connection with.
-    async fn close_code(&mut self) -> u16 {
+    pub(crate) async fn close_code(&mut self) -> u16 {
         loop {
             match tokio::time::timeout(PATIENCE, self.0.next())
                 .await
@@ -130,13 +130,13 @@ impl Ws {
     }
 }
 
-struct Claimed {
-    id: String,
-    token: String,
-    code: String,
+pub(crate) struct Claimed {
+    pub(crate) id: String,
+    pub(crate) token: String,
+    pub(crate) code: String,
 }
 
-async fn claim(app: &TestApp) -> Claimed {
+pub(crate) async fn claim(app: &TestApp) -> Claimed {
     let res = app.post_json("/api/boards/claim", &json!({})).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let body: Value = res.json().await.unwrap();
@@ -147,7 +147,7 @@ async fn claim(app: &TestApp) -> Claimed {
     }
 }
 
-async fn pair(app: &TestApp, t: &Teacher, code: &str, name: &str) -> reqwest::Response {
+pub(crate) async fn pair(app: &TestApp, t: &Teacher, code: &str, name: &str) -> reqwest::Response {
     app.as_teacher(Method::POST, "/api/boards/pair", t)
         .json(&json!({"code": code, "name": name}))
         .send()
@@ -156,7 +156,7 @@ async fn pair(app: &TestApp, t: &Teacher, code: &str, name: &str) -> reqwest::Re
 }
 
 /// A teacher with a paired board and a three-slide lesson.
-async fn classroom(app: &TestApp) -> (Teacher, Claimed, String) {
+pub(crate) async fn classroom(app: &TestApp) -> (Teacher, Claimed, String) {
     let t = app.register("teacher@school.org").await;
     let board = claim(app).await;
     assert_eq!(
@@ -177,7 +177,7 @@ async fn classroom(app: &TestApp) -> (Teacher, Claimed, String) {
 }
 
 /// A second teacher, with a one-slide lesson of their own.
-async fn another_teacher_with_a_lesson(app: &TestApp) -> (Teacher, Value) {
+pub(crate) async fn another_teacher_with_a_lesson(app: &TestApp) -> (Teacher, Value) {
     let other = app.register("other@school.org").await;
     let lesson = app
         .create_lesson(
@@ -612,7 +612,7 @@ async fn a_board_token_identifies_the_board_and_nothing_else() {
 }
 
 /// The next SSE event's data, parsed.
-async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> Value {
+pub(crate) async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> Value {
     loop {
         if let Some(end) = buffer.find("\n\n") {
             let block: String = buffer.drain(..end + 2).collect();

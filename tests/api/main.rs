@@ -11,4 +11,5 @@ mod openapi;
 mod pages;
 mod proxy;
 mod restart;
+mod revocation;
 mod webdriver;

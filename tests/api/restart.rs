@@ -1,32 +1,11 @@
 //! The real binary: restarts keep everything, the `user` commands, and one-line errors.
 
-use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::{expect_error, Process, BIN};
-
-fn cli(data_dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
+use crate::harness::{cli, expect_error, Process, BIN};
 
 async fn login(base: &str, email: &str, password: &str) -> reqwest::Response {
     reqwest::Client::new()

@@ -27,7 +27,7 @@
 //   failed   {command, error}       the server refused a command of ours
 //   pending  {pending}              the list of unacknowledged commands changed
 //   board / pairing / error         the server messages of those types
-//   unauthorized {code}             the token was refused (401 / close 4401): we stopped
+//   unauthorized {code}             the token was refused or the session ended (401 / close 4401, 4403): we stopped
 //   outdated                        the server no longer speaks our protocol (4409)
 //
 // Versions are 64-bit hybrid-clock numbers (more than JavaScript numbers hold exactly), so
@@ -315,6 +315,10 @@ class LiveClient {
           this.emit('ack', msg);
         }
         return;
+      case 'unfollowed':
+        // The board was unpaired from this account: the server sends nothing more of it.
+        this.unwatch(msg.board);
+        break;
       case 'pong':
         this.addOffsetSample(msg.t0, msg.server_time, Date.now());
         conn.pingOut = false;
@@ -589,7 +593,9 @@ class LiveClient {
       };
       ws.onclose = (event) => {
         if (abandoned) return;
-        const fatal = event.code === 4401 ? 'unauthorized' : event.code === 4409 ? 'outdated' : null;
+        // 4401: the token was refused; 4403: the session ended while connected (signed out,
+        // password changed, account disabled).
+        const fatal = [4401, 4403].includes(event.code) ? 'unauthorized' : event.code === 4409 ? 'outdated' : null;
         if (!welcomed) {
           finish({ fatal });
           return;

@@ -766,6 +766,7 @@ async function main() {
       renderAll(); // back from "Starting the lesson…"
     }
   });
+  live.on('unfollowed', () => loadBoards()); // unpaired (perhaps on another device)
   live.on('error', (msg) => {
     // A followed board that is gone (unpaired elsewhere): the list from the API is the truth.
     if (msg.code === 'not_found') loadBoards();
