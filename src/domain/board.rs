@@ -20,6 +20,8 @@ pub struct BoardState {
     pub version: i64,
     pub lesson: Option<PresentedLesson>,
     pub slide_index: u32,
+    /// Derived from the presented revision: never stored (see [`BoardState::stored_json`]).
+    #[serde(default)]
     pub slide: Option<SlideView>,
     pub blanked: bool,
     pub revealed: bool,
@@ -92,6 +94,42 @@ impl BoardState {
 
     pub fn is_presenting(&self) -> bool {
         self.lesson.is_some()
+    }
+
+    /// The document the store keeps: everything but the slide view, which follows from the
+    /// presented revision and the slide index. A slide's rendered HTML can be hundreds of
+    /// kilobytes; without it a state is a few hundred bytes, whatever the lesson.
+    pub fn stored_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            board: Uuid,
+            lesson: &'a Option<PresentedLesson>,
+            slide_index: u32,
+            blanked: bool,
+            revealed: bool,
+            timer: &'a TimerState,
+            video: &'a VideoState,
+            presenter: &'a Option<Presenter>,
+        }
+        serde_json::to_string(&Stored {
+            board: self.board,
+            lesson: &self.lesson,
+            slide_index: self.slide_index,
+            blanked: self.blanked,
+            revealed: self.revealed,
+            timer: &self.timer,
+            video: &self.video,
+            presenter: &self.presenter,
+        })
+        .expect("a board state is plain data")
+    }
+
+    /// Fills in the slide view of a stored state from the revision it presents.
+    pub fn restore_slide(&mut self, content: &LessonContent) {
+        self.slide = content
+            .slides
+            .get(self.slide_index as usize)
+            .map(|slide| view(slide, self.revealed));
     }
 }
 

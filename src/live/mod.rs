@@ -363,23 +363,26 @@ impl Live {
     }
 
     /// The board's newest state, loaded into the hub on first use with the lesson revision
-    /// it presents.
+    /// it presents (the slide view is derived from it: the store keeps no rendered HTML).
     pub async fn state(&self, board: Uuid) -> Result<Arc<Snapshot>, LiveError> {
         let channel = self.hub.channel(board);
         if let Some(s) = channel.state.borrow().clone() {
             return Ok(s);
         }
-        let stored = self
+        let mut stored = self
             .store
             .board_state(board)
             .await?
             .unwrap_or_else(|| BoardState::idle(board));
         let lesson = match &stored.lesson {
-            Some(presented) => Some(Arc::new(
-                self.store
+            Some(presented) => {
+                let content = self
+                    .store
                     .presented_revision(presented.id, presented.revision)
-                    .await?,
-            )),
+                    .await?;
+                stored.restore_slide(&content);
+                Some(Arc::new(content))
+            }
             None => None,
         };
         self.hub.publish(stored, lesson);

@@ -257,7 +257,8 @@ pub trait Store: Send + Sync + 'static {
     async fn unpair_board(&self, account: Uuid, board: Uuid) -> StoreResult<()>;
     /// Names of the teachers currently paired with a board.
     async fn board_teachers(&self, board: Uuid) -> StoreResult<Vec<String>>;
-    /// The board's newest state, with its version.
+    /// The board's newest state, with its version. Its slide view is not stored
+    /// ([`BoardState::stored_json`]): the caller restores it from the presented revision.
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>>;
     /// Stores the state `command` produced, unless that command id was stored before (a
     /// resend): then nothing is written and the earlier outcome is returned.

@@ -1157,8 +1157,7 @@ impl Store for SqliteStore {
     }
 
     async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Saved> {
-        let json = serde_json::to_string(state)
-            .map_err(|e| StoreError::Corrupt(format!("board state: {e}")))?;
+        let json = state.stored_json();
         let (done, durable) = oneshot::channel();
         let write = StateWrite {
             command,

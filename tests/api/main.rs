@@ -4,6 +4,7 @@ mod access;
 mod accounts;
 mod bad_input;
 mod browser;
+mod budgets;
 mod harness;
 mod lessons;
 mod live;
