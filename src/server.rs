@@ -80,6 +80,14 @@ pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
     )
 }
 
+fn report_purge(what: &str, purged: Result<u64, crate::live::LiveError>) {
+    match purged {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, "purged {what}"),
+        Err(e) => tracing::warn!(error = %e, "could not purge {what}"),
+    }
+}
+
 /// How often the store is asked whether a session with open live connections has ended
 /// outside this process (`classcast user`, another node): the longest such a session keeps
 /// its connections.
@@ -119,11 +127,8 @@ pub async fn serve(
             accounts.prune_limits();
             chores_live.prune_limits();
             if minute % 60 == 0 {
-                match chores_live.purge_states().await {
-                    Ok(n) if n > 0 => tracing::info!(rows = n, "purged superseded board states"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not purge board states"),
-                }
+                report_purge("superseded board states", chores_live.purge_states().await);
+                report_purge("expired pairing codes", chores_live.purge_codes().await);
             }
         }
     });

@@ -82,12 +82,16 @@ async fn claim(
     responses(
         (status = 200, description = "The new code", body = Code),
         (status = 401, description = "No valid board token", body = ErrorBody),
+        (status = 429, description = "Too many new codes for this board or address", body = ErrorBody),
     ))]
 async fn new_code(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     BoardAuth(board): BoardAuth,
 ) -> Result<axum::Json<Code>, ApiError> {
-    Ok(axum::Json(state.live.issue_code(board).await?.into()))
+    Ok(axum::Json(
+        state.live.request_code(board, client).await?.into(),
+    ))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -36,6 +36,9 @@ use protocol::{CodeInfo, Command, ServerMsg};
 /// to resend, so a resend is always recognised.
 pub const STATE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
+/// How long expired pairing codes are kept (they answer like unknown ones meanwhile).
+pub const CODE_RETENTION: Duration = Duration::from_secs(3600);
+
 /// The longest a pairing code may live (the default): long enough to walk to a laptop and
 /// type it, short enough that a photographed code is soon useless.
 pub const CODE_TTL_MAX: Duration = Duration::from_secs(10 * 60);
@@ -105,6 +108,8 @@ pub struct Live {
     pub pairings: Grants<(Uuid, Uuid)>,
     /// What [`Live::recheck_sessions`] saw last.
     session_check: Mutex<SessionCheck>,
+    /// Code draws on this node take turns, so two never pick the same free digits.
+    drawing: tokio::sync::Mutex<()>,
     /// Flipped to `true` when the server begins shutting down: live connections then end
     /// (WebSockets with 1001, event streams by closing) so clients reconnect elsewhere.
     pub closing: tokio::sync::watch::Sender<bool>,
@@ -113,6 +118,10 @@ pub struct Live {
     /// How often connections are pinged; one silent for 7/3 of this is dead (15 s → 35 s).
     pub heartbeat: Duration,
 }
+
+/// Tries to find digits no waiting board shows. With a million codes a miss is as likely as
+/// the share of codes in use; twenty misses in a row mean the space is nearly full.
+const CODE_DRAWS: usize = 20;
 
 /// Open sessions are checked against the store at least this often, for expiry.
 pub const SESSION_RECHECK: Duration = Duration::from_secs(30);
@@ -140,6 +149,7 @@ impl Live {
                 mark: None,
                 at: Instant::now(),
             }),
+            drawing: tokio::sync::Mutex::new(()),
             closing: tokio::sync::watch::channel(false).0,
             code_ttl: code_ttl.min(CODE_TTL_MAX),
             heartbeat,
@@ -199,6 +209,13 @@ impl Live {
         Ok(self.store.purge_board_states(cutoff).await?)
     }
 
+    /// Deletes this node's pairing codes that expired more than [`CODE_RETENTION`] ago: a
+    /// board draws a code every few minutes for as long as it waits, every day.
+    pub async fn purge_codes(&self) -> Result<u64, LiveError> {
+        let cutoff = now_ms() - CODE_RETENTION.as_millis() as i64;
+        Ok(self.store.purge_codes(cutoff).await?)
+    }
+
     /// A new board identity and its first pairing code.
     pub async fn claim(&self, client: IpAddr) -> Result<Claimed, LiveError> {
         self.limits.claim(client)?;
@@ -213,6 +230,18 @@ impl Live {
         Ok(self.store.board_by_token(&token::hash(token)).await?)
     }
 
+    /// A board asks for a fresh code (its page's "new code", or a script): budgeted per board
+    /// and per address, so no board can churn through the code space.
+    pub async fn request_code(&self, board: Uuid, client: IpAddr) -> Result<ActiveCode, LiveError> {
+        self.limits.code(board, client)?;
+        self.issue_code(board).await
+    }
+
+    /// One message from a teacher (by account) or a board, from any connection or transport.
+    pub fn message_budget(&self, sender: Uuid) -> Result<(), LiveError> {
+        Ok(self.limits.message(sender)?)
+    }
+
     /// Gives the board a fresh code; the old one stops working.
     pub async fn issue_code(&self, board: Uuid) -> Result<ActiveCode, LiveError> {
         let code = self.draw_code(board).await?;
@@ -220,11 +249,21 @@ impl Live {
         Ok(code)
     }
 
-    /// Stores a fresh random code for the board. Should another board show the same digits,
-    /// the newer row wins, so that board is told to draw again.
+    /// Stores a fresh random code for the board, never one that another waiting board shows:
+    /// draws on this node take turns, and digits in use are drawn again. (Two nodes drawing
+    /// the same digits at once is resolved when reading: the newer row wins, and the other
+    /// board is told to draw again.)
     async fn draw_code(&self, board: Uuid) -> Result<ActiveCode, LiveError> {
-        let digits = PairingCode::generate();
-        let holder = self.store.resolve_code(&digits, now_ms()).await?;
+        let _one_at_a_time = self.drawing.lock().await;
+        let mut digits = PairingCode::generate();
+        let mut holder = self.store.resolve_code(&digits, now_ms()).await?;
+        for _ in 1..CODE_DRAWS {
+            if holder.as_ref().is_none_or(|h| h.board == board) {
+                break;
+            }
+            digits = PairingCode::generate();
+            holder = self.store.resolve_code(&digits, now_ms()).await?;
+        }
         let expires = now_ms() + self.code_ttl.as_millis() as i64;
         let code = self.store.issue_code(board, &digits, expires).await?;
         if let Some(other) = holder.filter(|h| h.board != board) {
@@ -395,6 +434,7 @@ impl Live {
     pub async fn command(&self, account: &Account, cmd: &Command) -> Result<i64, LiveError> {
         self.authorize(account, cmd.board).await?;
         let op = Op::parse(&cmd.op, &cmd.args)?;
+        self.limits.command(account.id)?;
         let channel = self.hub.channel(cmd.board);
         let _one_at_a_time = channel.commands.lock().await;
         let current = self.state(cmd.board).await?;

@@ -55,6 +55,16 @@ pub enum ClientMsg {
     Code,
 }
 
+impl ClientMsg {
+    /// The id of a command, which every error it causes carries.
+    pub fn command_id(&self) -> Option<Uuid> {
+        match self {
+            ClientMsg::Command(cmd) => Some(cmd.id),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Command {
     pub id: Uuid,

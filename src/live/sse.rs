@@ -20,7 +20,7 @@ use super::ws::{answer, authenticate, follow, session_ended, session_grant, welc
 
 use crate::domain::hlc::wall_millis as now_ms;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{bearer, Json};
+use crate::http::extract::{bearer, ClientIp, Json};
 use crate::http::AppState;
 
 #[derive(Deserialize, IntoParams)]
@@ -120,9 +120,11 @@ fn parse_boards(raw: &str) -> Result<Vec<Followed>, ApiError> {
         (status = 401, description = "No valid token for this message", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Not a message of the protocol", body = ErrorBody),
+        (status = 429, description = "Over the sender's message budget, shared with its WebSockets", body = ErrorBody),
     ))]
 pub async fn messages(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     msg: Result<Json<ClientMsg>, ApiError>,
 ) -> Result<Response, ApiError> {
@@ -146,7 +148,9 @@ pub async fn messages(
             .ok_or(ApiError::Unauthorized)?,
         (None, _) => return Err(ApiError::Unauthorized),
     };
-    Ok(match answer(&state.live, &peer, msg).await {
+    // The same budget as the sender's WebSocket messages: one budget, whatever the transport.
+    state.live.message_budget(peer.sender())?;
+    Ok(match answer(&state.live, &peer, msg, client).await {
         Some(reply) => (
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             reply,

@@ -2,6 +2,7 @@
 //! until either side goes away. Also [`answer`], the handling of one client message, which
 //! the SSE fallback shares.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -14,13 +15,13 @@ use tokio::time::{interval_at, timeout, Instant};
 use uuid::Uuid;
 
 use super::grants::Grant;
-use super::limits::per_connection;
 use super::protocol::{self, close, ClientMsg, Followed, Role, ServerMsg, TeacherInfo};
 use super::subscriber::Subscriber;
 use super::Live;
 use crate::config::Config;
 use crate::domain::hlc::wall_millis as now_ms;
 use crate::http::error::ApiError;
+use crate::http::extract::ClientIp;
 use crate::http::AppState;
 use crate::store::Account;
 
@@ -35,6 +36,16 @@ pub enum Peer {
     Board(Uuid),
 }
 
+impl Peer {
+    /// Whose message budget a message spends: the teacher's account, or the board.
+    pub fn sender(&self) -> Uuid {
+        match self {
+            Peer::Teacher { account, .. } => account.id,
+            Peer::Board(board) => *board,
+        }
+    }
+}
+
 /// How many refused messages a connection may send before it is closed.
 const STRIKES: u32 = 20;
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
@@ -42,6 +53,7 @@ const WRITE_COALESCE_BYTES: usize = 16 * 1024;
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -61,7 +73,7 @@ pub async fn upgrade(
         .max_frame_size(protocol::MAX_MESSAGE_BYTES)
         // Boxed so that every connection's future holds the idle loop, not the largest
         // state any step of it (database calls included) ever needs.
-        .on_upgrade(move |socket| Box::pin(run(socket, state)))
+        .on_upgrade(move |socket| Box::pin(run(socket, state, client)))
 }
 
 /// Browsers always send `Origin` on a WebSocket: it must be this server's own origin (the
@@ -82,7 +94,7 @@ pub fn origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
     own || config.allowed_origins.iter().any(|o| o == origin)
 }
 
-async fn run(socket: WebSocket, state: AppState) {
+async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
     let (mut sink, mut stream) = socket.split();
     let hello = match timeout(HELLO_WITHIN, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<ClientMsg>(&text).ok(),
@@ -139,7 +151,6 @@ async fn run(socket: WebSocket, state: AppState) {
     }
 
     let mut session = session_grant(&live, &peer);
-    let budget = per_connection();
     let mut strikes = 0u32;
     let mut last_heard = Instant::now();
     // A random phase: after an 8:30 storm, thousands of connections would otherwise all be
@@ -172,16 +183,18 @@ async fn run(socket: WebSocket, state: AppState) {
                         continue;
                     }
                 };
-                if budget.check().is_err() {
+                let parsed = serde_json::from_str::<ClientMsg>(&text);
+                if let Err(e) = live.message_budget(peer.sender()) {
                     strikes += 1;
                     if strikes > STRIKES {
                         let _ = sink.send(closing_frame(close::RATE_LIMITED, "too many messages")).await;
                         break;
                     }
-                    subscriber.say(ServerMsg::error("rate_limited", "Too many messages; slow down.", None).to_json());
+                    let id = parsed.as_ref().ok().and_then(ClientMsg::command_id);
+                    subscriber.say(Live::error_message(&e, id));
                     continue;
                 }
-                let reply = match serde_json::from_str::<ClientMsg>(&text) {
+                let reply = match parsed {
                     Ok(ClientMsg::Watch { boards }) => match &peer {
                         Peer::Teacher { account, .. } => {
                             Box::pin(follow(&live, &mut subscriber, account, &boards)).await;
@@ -190,7 +203,7 @@ async fn run(socket: WebSocket, state: AppState) {
                         Peer::Board(_) => Some(ServerMsg::error("forbidden", "Boards cannot watch other boards.", None).to_json()),
                     },
                     Ok(ClientMsg::Hello { .. }) => Some(ServerMsg::error("malformed", "hello is only the first message.", None).to_json()),
-                    Ok(msg) => Box::pin(answer(&live, &peer, msg)).await,
+                    Ok(msg) => Box::pin(answer(&live, &peer, msg, client)).await,
                     Err(e) => {
                         strikes += 1;
                         Some(ServerMsg::error("malformed", format!("Not a message of protocol {}: {e}", protocol::PROTOCOL), None).to_json())
@@ -324,8 +337,9 @@ pub async fn follow(
     }
 }
 
-/// Handles one message from an authenticated peer; returns the direct reply, if any.
-pub async fn answer(live: &Live, peer: &Peer, msg: ClientMsg) -> Option<String> {
+/// Handles one message from an authenticated peer at `client`; returns the direct reply,
+/// if any.
+pub async fn answer(live: &Live, peer: &Peer, msg: ClientMsg, client: IpAddr) -> Option<String> {
     match (msg, peer) {
         (ClientMsg::Ping { t0 }, _) => Some(
             ServerMsg::Pong {
@@ -352,7 +366,7 @@ pub async fn answer(live: &Live, peer: &Peer, msg: ClientMsg) -> Option<String> 
         (ClientMsg::Rendered { .. }, Peer::Board(_)) => {
             Some(ServerMsg::error("malformed", "A version is a whole number.", None).to_json())
         }
-        (ClientMsg::Code, Peer::Board(board)) => match live.issue_code(*board).await {
+        (ClientMsg::Code, Peer::Board(board)) => match live.request_code(*board, client).await {
             Ok(_) => None,
             Err(e) => Some(Live::error_message(&e, None)),
         },

@@ -267,6 +267,9 @@ pub trait Store: Send + Sync + 'static {
     /// board exists) and older than `before`; returns how many. Resends of their commands
     /// are then no longer recognised, so `before` must lie well past any resend window.
     async fn purge_board_states(&self, before: Version) -> StoreResult<u64>;
+    /// Deletes pairing codes this node issued that expired before `before_ms`, and this
+    /// node's records of their use; returns how many codes.
+    async fn purge_codes(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
 /// Opens the store named by a database URL, creating an embedded database if needed.

@@ -38,6 +38,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_session_marks",
         include_str!("migrations/sqlite/0003_session_marks.sql"),
     ),
+    (
+        "0004_code_expiry",
+        include_str!("migrations/sqlite/0004_code_expiry.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran, and this node's id.
@@ -1184,6 +1188,24 @@ impl Store for SqliteStore {
         .execute(&self.write)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn purge_codes(&self, before_ms: i64) -> StoreResult<u64> {
+        let mut tx = self.begin().await?;
+        let codes = sqlx::query("DELETE FROM board_code WHERE node = ? AND expires_at < ?")
+            .bind(&self.node)
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM board_code_use WHERE node = ?
+             AND NOT EXISTS (SELECT 1 FROM board_code c WHERE c.id = board_code_use.code_id)",
+        )
+        .bind(&self.node)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(codes.rows_affected())
     }
 }
 

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::harness::*;
-use crate::live::Ws;
+use crate::live::{claim, classroom, Ws};
 
 /// Bytes in the data directory: the database, its WAL and anything beside them.
 fn disk_use(dir: &Path) -> u64 {
@@ -110,4 +111,114 @@ async fn toggling_a_huge_slide_stores_small_states_that_restore_whole_after_a_re
     assert_eq!(restored["version"], last["version"]);
     assert_eq!(restored["blanked"], false);
     assert_eq!(restored["slide"]["html"].as_str(), Some(html.as_str()));
+}
+
+#[tokio::test]
+async fn a_teachers_message_budget_is_shared_by_every_connection_and_the_http_fallback() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut ws = Ws::teacher(&app, &t, &[&board.id]).await;
+    ws.command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    // 50 commands at once overdraw the budget (a burst of 40, then 20 a second); every one
+    // is answered, and every refusal names its command so the client knows what to resend.
+    let ids: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
+    for id in &ids {
+        ws.send(json!({"type": "command", "id": id, "board": board.id, "op": "blank", "args": {"on": true}}))
+            .await;
+    }
+    let mut limited = 0;
+    for id in &ids {
+        let reply = ws
+            .until(|m| (m["type"] == "ack" || m["type"] == "error") && m["id"] == id.to_string())
+            .await;
+        if reply["type"] == "error" {
+            assert_eq!(reply["code"], "rate_limited", "{reply}");
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "50 commands at once were all accepted");
+
+    // The fallback spends the same budget: right after the flood, it is refused too.
+    let answers = futures_util::future::join_all((0..20).map(|i| {
+        app.as_teacher(Method::POST, "/api/live/messages", &t)
+            .json(&json!({"type": "ping", "t0": i}))
+            .send()
+    }))
+    .await;
+    let refused: Vec<_> = answers
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "the HTTP fallback has a budget of its own"
+    );
+    assert!(refused[0].headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn the_http_fallback_alone_cannot_flood_commands() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let send = |op: &str, args: Value| {
+        app.as_teacher(Method::POST, "/api/live/messages", &t)
+            .json(&json!({"type": "command", "id": Uuid::now_v7(), "board": board.id, "op": op, "args": args}))
+            .send()
+    };
+    assert_eq!(
+        send("present", json!({"lesson": lesson}))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let answers =
+        futures_util::future::join_all((0..80).map(|i| send("blank", json!({"on": i % 2 == 0}))))
+            .await;
+    let limited = answers
+        .iter()
+        .filter(|r| r.as_ref().unwrap().status() == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(
+        limited >= 20,
+        "only {limited} of 80 simultaneous commands were refused"
+    );
+}
+
+#[tokio::test]
+async fn a_board_cannot_churn_through_pairing_codes() {
+    let app = spawn_app().await;
+    let board = claim(&app).await;
+    let mut codes = vec![board.code.clone()];
+    let mut refused = None;
+    for _ in 0..10 {
+        let res = app
+            .request(Method::POST, "/api/boards/code")
+            .bearer_auth(&board.token)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(res);
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::OK);
+        codes.push(
+            res.json::<Value>().await.unwrap()["code"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let refused = refused.expect("ten fresh codes in a row were all handed out");
+    assert!(codes.len() <= 6, "{} codes before the limit", codes.len());
+    expect_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // The live channel's `code` message spends the same budget.
+    let mut ws = Ws::board(&app, &board).await;
+    ws.send(json!({"type": "code"})).await;
+    let said = ws.until(|m| m["type"] == "error").await;
+    assert_eq!(said["code"], "rate_limited", "{said}");
 }

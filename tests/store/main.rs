@@ -94,6 +94,7 @@ suite!(sqlite:
     a_code_pairs_once_and_pairings_are_versioned,
     board_states_are_versioned_and_commands_remembered,
     simultaneous_commands_each_get_their_own_outcome,
+    open_sessions_are_checked_in_one_go_when_the_change_mark_moves,
 );
 
 async fn an_address_is_owned_by_its_first_registration(store: &dyn Store) {
@@ -162,6 +163,52 @@ async fn sessions_end_by_expiry_revocation_password_change_and_disabling(store: 
     assert!(
         store.session("h4", 0).await.unwrap().is_some(),
         "enabled again"
+    );
+}
+
+async fn open_sessions_are_checked_in_one_go_when_the_change_mark_moves(store: &dyn Store) {
+    let id = account(store, "m@school.org").await;
+    let other = account(store, "n@school.org").await;
+    let open = |hash: &str, account_id, expires_at_ms| NewSession {
+        token_hash: hash.into(),
+        account_id,
+        expires_at_ms,
+    };
+    let short = store.create_session(open("m1", id, 5_000)).await.unwrap();
+    let kept = store
+        .create_session(open("m2", id, i64::MAX))
+        .await
+        .unwrap();
+    let revoked = store
+        .create_session(open("m3", id, i64::MAX))
+        .await
+        .unwrap();
+    let theirs = store
+        .create_session(open("n1", other, i64::MAX))
+        .await
+        .unwrap();
+    let all = [short, kept, revoked, theirs];
+    let live = |now| async move { store.live_sessions(&all, now).await.unwrap() };
+    assert_eq!(live(0).await.len(), 4);
+    assert!(!live(5_000).await.contains(&short), "expired");
+
+    let mark = store.session_change_mark().await.unwrap();
+    assert_eq!(store.session_change_mark().await.unwrap(), mark);
+    store.revoke_session(revoked).await.unwrap();
+    let after_logout = store.session_change_mark().await.unwrap();
+    assert_ne!(after_logout, mark, "a logout moves the mark");
+    assert!(!live(0).await.contains(&revoked));
+
+    store.set_account_disabled(other, true).await.unwrap();
+    let after_disable = store.session_change_mark().await.unwrap();
+    assert_ne!(after_disable, after_logout, "disabling moves the mark");
+    assert_eq!(live(0).await, [short, kept].into_iter().collect());
+
+    store.set_password(id, "$argon2id$new").await.unwrap();
+    assert_ne!(store.session_change_mark().await.unwrap(), after_disable);
+    assert!(
+        live(0).await.is_empty(),
+        "a new password ends the older sessions"
     );
 }
 
@@ -519,6 +566,44 @@ async fn simultaneous_commands_each_get_their_own_outcome(store: &dyn Store) {
         assert_eq!((newest.version, newest.slide_index), (version, slide));
         assert!(!newest.blanked, "the resend changed nothing");
     }
+}
+
+#[tokio::test]
+async fn purging_codes_removes_only_long_expired_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    store.migrate().await.unwrap();
+    let teacher = account(store.as_ref(), "c@school.org").await;
+    let board = store.create_board("token-codes").await.unwrap();
+    let spent = store.issue_code(board, "111111", 1_000).await.unwrap();
+    store.pair_board(teacher, &spent, "Room").await.unwrap();
+    store.issue_code(board, "222222", 2_000).await.unwrap();
+    let current = store.issue_code(board, "333333", 10_000).await.unwrap();
+
+    assert_eq!(
+        store.purge_codes(5_000).await.unwrap(),
+        2,
+        "the two expired codes"
+    );
+    assert_eq!(
+        store.current_code(board, 9_000).await.unwrap(),
+        Some(current)
+    );
+    assert!(
+        store.boards_of(teacher).await.unwrap().len() == 1,
+        "pairings stay"
+    );
+    assert_eq!(
+        store.purge_codes(5_000).await.unwrap(),
+        0,
+        "purging again is harmless"
+    );
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM board_code_use")
+        .fetch_one(&mut sqlx::SqliteConnection::connect(&url).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the spent code's use went with it");
 }
 
 #[tokio::test]
