@@ -109,6 +109,14 @@ pub struct ConfigArgs {
         value_name = "SECS"
     )]
     pub code_ttl_secs: Option<u64>,
+    /// Lesson storage per teacher, every kept revision counted, in MiB [default: 256]
+    #[arg(
+        long,
+        env = "CLASSCAST_LESSON_STORAGE_MIB",
+        global = true,
+        value_name = "MIB"
+    )]
+    pub lesson_storage_mib: Option<u64>,
     /// Longest a login waits for a password-hashing slot before 503, in ms [default: 5000]
     #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", global = true, value_name = "MS")]
     pub hash_wait_ms: Option<u64>,
@@ -149,6 +157,7 @@ struct FileConfig {
     hash_wait_ms: Option<u64>,
     heartbeat_ms: Option<u64>,
     code_ttl_secs: Option<u64>,
+    lesson_storage_mib: Option<u64>,
 }
 
 /// The effective configuration.
@@ -169,6 +178,7 @@ pub struct Config {
     pub hash_wait: Duration,
     pub heartbeat: Duration,
     pub code_ttl: Duration,
+    pub lesson_storage_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +254,11 @@ impl Config {
                 args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(15_000),
             ),
             code_ttl: Duration::from_secs(args.code_ttl_secs.or(file.code_ttl_secs).unwrap_or(600)),
+            lesson_storage_bytes: args
+                .lesson_storage_mib
+                .or(file.lesson_storage_mib)
+                .unwrap_or(256)
+                .saturating_mul(1 << 20),
         };
         config.validate()
     }
@@ -271,6 +286,12 @@ impl Config {
             return Err(ConfigError::Setting {
                 name: "code_ttl_secs",
                 reason: "must be from 1 to 600 (a code lives at most 10 minutes)".into(),
+            });
+        }
+        if self.lesson_storage_bytes == 0 {
+            return Err(ConfigError::Setting {
+                name: "lesson_storage_mib",
+                reason: "must be at least 1".into(),
             });
         }
         if self.request_timeout_ms == 0 {

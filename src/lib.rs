@@ -7,10 +7,12 @@
 //! - [`http`]: routes, extractors and the one error type; thin handlers.
 //! - [`live`]: boards, pairing, commands and the live channel (WebSocket and SSE).
 //! - [`auth`]: accounts, sessions, password hashing and login rate limits.
+//! - [`quota`]: what each teacher may store of lessons, over time and in total.
 //! - [`store`]: the storage trait and its SQLite implementation (insert-only rows).
 //! - [`domain`]: validated types and pure rules; knows no HTTP, SQL or sockets.
 //!
-//! Dependencies point down that list only: `http` and `live` use `auth`, `store` and `domain`;
+//! Dependencies point down that list only: `http` and `live` use `auth`, `quota`, `store` and
+//! `domain`;
 //! `store` uses `domain`; `domain` uses none of them.
 
 pub mod auth;
@@ -19,6 +21,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod live;
+pub mod quota;
 pub mod server;
 pub mod store;
 

@@ -19,6 +19,7 @@ use crate::domain::hlc::Hlc;
 use crate::error_chain;
 use crate::http::{self, ops::ClientConfig, pages::Pages, AppState};
 use crate::live::Live;
+use crate::quota::LessonQuota;
 use crate::store::{self, OpenError, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +81,7 @@ pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
     )
 }
 
-fn report_purge(what: &str, purged: Result<u64, crate::live::LiveError>) {
+fn report_purge(what: &str, purged: Result<u64, impl std::fmt::Display>) {
     match purged {
         Ok(0) => {}
         Ok(rows) => tracing::info!(rows, "purged {what}"),
@@ -108,6 +109,7 @@ pub async fn serve(
     }
     let accounts = Arc::new(accounts(&config, store.clone()));
     let live = Arc::new(Live::new(store.clone(), config.heartbeat, config.code_ttl));
+    let quota = Arc::new(LessonQuota::new(store.clone(), config.lesson_storage_bytes));
     let state = AppState {
         store,
         accounts: accounts.clone(),
@@ -117,6 +119,7 @@ pub async fn serve(
         }),
         pages: Arc::new(Pages::load()),
         live: live.clone(),
+        quota: quota.clone(),
         config: Arc::new(config),
     };
     let chores_live = live.clone();
@@ -126,9 +129,11 @@ pub async fn serve(
             tick.tick().await;
             accounts.prune_limits();
             chores_live.prune_limits();
+            quota.prune();
             if minute % 60 == 0 {
                 report_purge("superseded board states", chores_live.purge_states().await);
                 report_purge("expired pairing codes", chores_live.purge_codes().await);
+                report_purge("unreachable lesson revisions", quota.purge().await);
             }
         }
     });

@@ -134,6 +134,12 @@ impl LessonContent {
         })
     }
 
+    /// Bytes a revision of this content takes in the store (its title and slides as JSON),
+    /// which quotas count.
+    pub fn stored_bytes(&self) -> usize {
+        self.title.len() + serde_json::to_vec(&self.slides).map_or(0, |json| json.len())
+    }
+
     /// The key lessons are sorted by when listed by title: case-insensitive, computed here so
     /// that every store backend sorts identically.
     pub fn title_key(&self) -> String {

@@ -18,6 +18,7 @@ use crate::auth::AuthError;
 use crate::domain::ValidationError;
 use crate::error_chain;
 use crate::live::LiveError;
+use crate::quota::QuotaError;
 use crate::store::StoreError;
 
 /// The body of every error response.
@@ -277,6 +278,30 @@ impl From<AuthError> for ApiError {
             AuthError::Hashing(m) => ApiError::Internal(m),
         }
     }
+}
+
+impl From<QuotaError> for ApiError {
+    fn from(e: QuotaError) -> Self {
+        match e {
+            QuotaError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            QuotaError::Full { used, limit } => ApiError::Forbidden {
+                code: "storage_full",
+                message: format!(
+                    "Your lessons and their saved versions use {} of your {} MiB. Delete \
+                     lessons you no longer need (their space is freed within an hour), or ask \
+                     your administrator for more.",
+                    mib(used),
+                    limit >> 20
+                ),
+            },
+            QuotaError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Bytes as MiB with one decimal, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
 impl From<LiveError> for ApiError {

@@ -352,6 +352,8 @@ fn decode_cursor(raw: &str, order: LessonOrder) -> Option<LessonCursor> {
         (status = 201, description = "Created; `ETag` holds the version", body = Lesson),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "The teacher's lesson storage is full", body = ErrorBody),
+        (status = 429, description = "Too many lesson changes; retry after `Retry-After` seconds", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
@@ -362,6 +364,7 @@ async fn create_lesson(
     Json(body): Json<LessonBody>,
 ) -> Result<Response, ApiError> {
     let content = body.parse()?;
+    state.quota.admit(auth.account.id, &content).await?;
     let record = state.store.create_lesson(auth.account.id, &content).await?;
     Ok(lesson_response(StatusCode::CREATED, record))
 }
@@ -399,6 +402,8 @@ async fn get_lesson(
         (status = 200, description = "Saved; `ETag` holds the new version", body = Lesson),
         (status = 400, description = "Malformed JSON, id or If-Match", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "The teacher's lesson storage is full", body = ErrorBody),
+        (status = 429, description = "Too many lesson changes; retry after `Retry-After` seconds", body = ErrorBody),
         (status = 404, description = "No such lesson of yours", body = ErrorBody),
         (status = 412, description = "The lesson changed since `If-Match`", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
@@ -413,6 +418,7 @@ async fn replace_lesson(
     Json(body): Json<LessonBody>,
 ) -> Result<Response, ApiError> {
     let content = body.parse()?;
+    state.quota.admit(auth.account.id, &content).await?;
     let edit = LessonEdit {
         expected,
         content,
@@ -500,6 +506,8 @@ async fn list_revisions(
         (status = 200, description = "Restored; `ETag` holds the new version", body = Lesson),
         (status = 400, description = "An id is not a UUID", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "The teacher's lesson storage is full", body = ErrorBody),
+        (status = 429, description = "Too many lesson changes; retry after `Retry-After` seconds", body = ErrorBody),
         (status = 404, description = "No such lesson of yours, or no such version of it", body = ErrorBody),
     ))]
 async fn restore_revision(
@@ -508,6 +516,7 @@ async fn restore_revision(
     Ids([id, rev]): Ids<2>,
 ) -> Result<Response, ApiError> {
     let content = state.store.revision(auth.account.id, id, rev).await?;
+    state.quota.admit(auth.account.id, &content).await?;
     let edit = LessonEdit {
         expected: None,
         content,

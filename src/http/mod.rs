@@ -50,6 +50,7 @@ pub struct AppState {
     pub pages: Arc<pages::Pages>,
     pub client_config: Arc<ops::ClientConfig>,
     pub live: Arc<crate::live::Live>,
+    pub quota: Arc<crate::quota::LessonQuota>,
 }
 
 #[derive(OpenApi)]

@@ -219,6 +219,13 @@ pub trait Store: Send + Sync + 'static {
     /// The lesson's revisions, newest first.
     async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>>;
     async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent>;
+    /// Bytes of every stored revision of the owner's lessons (title and slides), as
+    /// [`LessonContent::stored_bytes`] counts them.
+    async fn lesson_bytes(&self, owner: Uuid) -> StoreResult<u64>;
+    /// Deletes revisions this node wrote that no one can reach: of a deleted lesson, all but
+    /// its tombstone; of the others, those past the newest `keep` and older than `before`.
+    /// A revision a board presents now is kept. Returns how many.
+    async fn purge_revisions(&self, before: Version, keep: u32) -> StoreResult<u64>;
     /// A revision's content by its id alone: for a board already presenting it, whoever
     /// steers the board may read on.
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent>;

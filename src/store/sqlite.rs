@@ -984,6 +984,41 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn lesson_bytes(&self, owner: Uuid) -> StoreResult<u64> {
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(length(CAST(r.title AS BLOB)) + length(CAST(r.slides AS BLOB))), 0)
+             FROM lesson l JOIN lesson_revision r ON r.lesson_id = l.id WHERE l.owner_id = ?",
+        )
+        .bind(owner.to_string())
+        .fetch_one(&self.read)
+        .await?;
+        Ok(bytes.max(0) as u64)
+    }
+
+    async fn purge_revisions(&self, before: Version, keep: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM lesson_revision WHERE id IN (
+                SELECT id FROM (
+                    SELECT r.id, r.node, r.version,
+                        ROW_NUMBER() OVER newest_first AS age,
+                        FIRST_VALUE(r.deleted) OVER newest_first AS gone
+                    FROM lesson_revision r
+                    WINDOW newest_first AS (PARTITION BY r.lesson_id ORDER BY r.version DESC, r.id DESC))
+                WHERE node = ? AND age > 1 AND (gone = 1 OR (age > ? AND version < ?)))
+             AND id NOT IN (
+                SELECT b.state->>'$.lesson.revision' FROM board_state b
+                WHERE b.state->>'$.lesson.revision' IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM board_state n WHERE n.board_id = b.board_id
+                    AND (n.version, n.id) > (b.version, b.id)))",
+        )
+        .bind(&self.node)
+        .bind(i64::from(keep))
+        .bind(before.0)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
         Ok(self.revision_content(lesson, revision).await?.0)
     }

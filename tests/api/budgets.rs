@@ -222,3 +222,70 @@ async fn a_board_cannot_churn_through_pairing_codes() {
     let said = ws.until(|m| m["type"] == "error").await;
     assert_eq!(said["code"], "rate_limited", "{said}");
 }
+
+/// A lesson of `slides` slides of 20,000 characters each.
+fn big_lesson(slides: usize) -> Value {
+    let slides: Vec<Value> = (0..slides)
+        .map(|i| json!({"kind": "text", "title": format!("Slide {i}"), "body": "x".repeat(20_000)}))
+        .collect();
+    json!({"title": "Big", "slides": slides})
+}
+
+#[tokio::test]
+async fn re_saving_a_large_lesson_is_budgeted() {
+    let app = spawn_app().await;
+    let t = app.register("teacher@school.org").await;
+    let body = big_lesson(48); // just under the 1 MiB body limit
+    let lesson = app.create_lesson(&t, body.clone()).await;
+    let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
+    let mut saved = 1;
+    let refused = loop {
+        let res = app
+            .as_teacher(Method::PUT, &path, &t)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if res.status() != StatusCode::OK {
+            break res;
+        }
+        saved += 1;
+        assert!(saved <= 60, "60 saves of a 1 MiB lesson were all accepted");
+    };
+    // 50 MiB at once, then 20 MiB an hour.
+    assert!(saved >= 45, "only {saved} saves before the budget ran out");
+    assert!(refused.headers().contains_key("retry-after"));
+    expect_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn a_teachers_lesson_storage_has_a_quota() {
+    let app = spawn_with(|c| c.lesson_storage_mib = Some(2)).await;
+    let t = app.register("teacher@school.org").await;
+    let body = big_lesson(20); // about 400 KiB
+    let lesson = app.create_lesson(&t, body.clone()).await;
+    let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
+    let mut saves = 0;
+    let refused = loop {
+        let res = app
+            .as_teacher(Method::PUT, &path, &t)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if res.status() != StatusCode::OK {
+            break res;
+        }
+        saves += 1;
+        assert!(saves < 10, "a 2 MiB quota took {saves} saves of 400 KiB");
+    };
+    assert_eq!(saves, 4, "five revisions of 400 KiB fit in 2 MiB");
+    let error = expect_error(refused, StatusCode::FORBIDDEN, "storage_full").await;
+    assert!(
+        error["message"].as_str().unwrap().contains("of your 2 MiB"),
+        "{error}"
+    );
+    // Nothing was written: the lesson is as it was.
+    let revisions = app.get_json(&format!("{path}/revisions"), &t).await;
+    assert_eq!(revisions["items"].as_array().unwrap().len(), 5);
+}

@@ -569,6 +569,75 @@ async fn simultaneous_commands_each_get_their_own_outcome(store: &dyn Store) {
 }
 
 #[tokio::test]
+async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    store.migrate().await.unwrap();
+    let owner = account(store.as_ref(), "r@school.org").await;
+    let first = store.create_lesson(owner, &lesson("v0", 1)).await.unwrap();
+    let mut revisions = vec![first.revision];
+    for i in 1..6 {
+        let edit = LessonEdit {
+            expected: None,
+            content: lesson(&format!("v{i}"), 1),
+            restored_from: None,
+        };
+        revisions.push(
+            store
+                .save_lesson(owner, first.id, edit)
+                .await
+                .unwrap()
+                .revision,
+        );
+    }
+    let bytes = store.lesson_bytes(owner).await.unwrap();
+    assert_eq!(bytes, 6 * lesson("v0", 1).stored_bytes() as u64);
+    // A board still presents the oldest revision.
+    let board = store.create_board("token-rev").await.unwrap();
+    let mut state = BoardState::idle(board);
+    state.lesson = Some(classcast::domain::board::PresentedLesson {
+        id: first.id,
+        revision: revisions[0],
+        title: "v0".into(),
+        slide_count: 1,
+    });
+    store
+        .save_board_state(Uuid::now_v7(), &state)
+        .await
+        .unwrap();
+
+    let later = classcast::domain::hlc::Version(i64::MAX);
+    let recent = classcast::domain::hlc::Version(0);
+    assert_eq!(
+        store.purge_revisions(recent, 2).await.unwrap(),
+        0,
+        "none is old enough"
+    );
+    assert_eq!(store.purge_revisions(later, 2).await.unwrap(), 3);
+    let kept: Vec<Uuid> = store
+        .revisions(owner, first.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.revision)
+        .collect();
+    assert_eq!(kept, [revisions[5], revisions[4], revisions[0]]);
+    assert!(store.lesson_bytes(owner).await.unwrap() < bytes);
+
+    store.delete_lesson(owner, first.id).await.unwrap();
+    assert_eq!(
+        store.purge_revisions(recent, 2).await.unwrap(),
+        2,
+        "a deleted lesson keeps only its tombstone, and what a board presents"
+    );
+    assert!(store
+        .presented_revision(first.id, revisions[0])
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
 async fn purging_codes_removes_only_long_expired_ones() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
