@@ -33,8 +33,6 @@ pub enum AuthError {
     EmailTaken,
     #[error("wrong e-mail address or password")]
     InvalidCredentials,
-    #[error("the account is disabled")]
-    AccountDisabled,
     #[error("too many attempts")]
     RateLimited { retry_after: Duration },
     #[error("the server is busy")]
@@ -148,13 +146,12 @@ impl Accounts {
             )
             .await
             .map_err(|e| self.hash_error(e))?;
-        let Some(record) = record.filter(|_| matches) else {
+        // A disabled account answers like a wrong password: telling them apart would confirm
+        // the password to whoever tried it.
+        let Some(record) = record.filter(|r| matches && !r.account.disabled) else {
             tracing::warn!(client = %client, "failed login");
             return Err(AuthError::InvalidCredentials);
         };
-        if record.account.disabled {
-            return Err(AuthError::AccountDisabled);
-        }
         self.issue(record.account.id).await
     }
 

@@ -127,7 +127,6 @@ async fn register(
         (status = 200, description = "Signed in", body = SessionToken),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Wrong e-mail address or password", body = ErrorBody),
-        (status = 403, description = "Account disabled", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),

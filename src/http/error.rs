@@ -117,7 +117,8 @@ impl ApiError {
             InvalidCredentials => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
-                "The e-mail address or the password is wrong.".into(),
+                "The e-mail address or the password is wrong, or the account has been disabled."
+                    .into(),
             ),
             Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
             NotFound => (
@@ -264,10 +265,6 @@ impl From<AuthError> for ApiError {
             },
             AuthError::EmailTaken => StoreError::EmailTaken.into(),
             AuthError::InvalidCredentials => ApiError::InvalidCredentials,
-            AuthError::AccountDisabled => ApiError::Forbidden {
-                code: "account_disabled",
-                message: "This account has been disabled. Ask your school's administrator.".into(),
-            },
             AuthError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             AuthError::Busy { retry_after } => ApiError::Unavailable {
                 retry_after,
@@ -316,6 +313,7 @@ impl From<LiveError> for ApiError {
             },
             LiveError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             LiveError::NotFound => ApiError::NotFound,
+            LiveError::UnknownVersion => ApiError::bad_request("malformed", e.to_string()),
             LiveError::Command(c) => ApiError::bad_request("invalid_command", c.to_string()),
             LiveError::Store(s) => s.into(),
         }

@@ -49,6 +49,8 @@ pub enum LiveError {
     Invalid(#[from] ValidationError),
     #[error("no board shows this code")]
     UnknownCode,
+    #[error("this board never had a state of this version")]
+    UnknownVersion,
     #[error("too many attempts")]
     RateLimited { retry_after: Duration },
     #[error("not found")]
@@ -476,8 +478,12 @@ impl Live {
         }
     }
 
-    /// A board reports the state version it now shows.
-    pub fn rendered(&self, board: Uuid, version: i64) {
+    /// A board reports the state version it now shows. Only a version the board's state has
+    /// had counts: a made-up one from the future would freeze the board's status.
+    pub async fn rendered(&self, board: Uuid, version: i64) -> Result<(), LiveError> {
+        if version > self.state(board).await?.state.version {
+            return Err(LiveError::UnknownVersion);
+        }
         self.hub.channel(board).presence.send_if_modified(|p| {
             let newer = p.rendered_version.is_none_or(|v| v < version);
             if newer {
@@ -485,6 +491,7 @@ impl Live {
             }
             newer
         });
+        Ok(())
     }
 
     /// A board page connected; the guard marks it gone when dropped.
@@ -515,6 +522,10 @@ impl Live {
             }
             LiveError::Invalid(v) => ("invalid", format!("{:?}", v.fields)),
             LiveError::UnknownCode => ("not_found", e.to_string()),
+            LiveError::UnknownVersion => (
+                "malformed",
+                "No state of this board has that version; report versions you were sent.".into(),
+            ),
             LiveError::Store(cause) => {
                 tracing::error!(cause = %crate::error_chain(cause), "live request failed");
                 (

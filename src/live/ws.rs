@@ -360,8 +360,10 @@ pub async fn answer(live: &Live, peer: &Peer, msg: ClientMsg, client: IpAddr) ->
             })
         }
         (ClientMsg::Rendered { version }, Peer::Board(board)) if version.fract() == 0.0 => {
-            live.rendered(*board, version as i64);
-            None
+            match live.rendered(*board, version as i64).await {
+                Ok(()) => None,
+                Err(e) => Some(Live::error_message(&e, None)),
+            }
         }
         (ClientMsg::Rendered { .. }, Peer::Board(_)) => {
             Some(ServerMsg::error("malformed", "A version is a whole number.", None).to_json())

@@ -273,6 +273,30 @@ async fn a_stale_rendered_report_does_not_set_the_board_back() {
 }
 
 #[tokio::test]
+async fn a_board_cannot_report_a_version_it_was_never_sent() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut screen = Ws::board(&app, &board).await;
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let shown = console
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    screen
+        .send(json!({"type": "rendered", "version": 9.2e18}))
+        .await;
+    let refused = screen.until(|m| m["type"] == "error").await;
+    assert_eq!(refused["code"], "malformed", "{refused}");
+    // The board's real report still counts: its status was not frozen in the future.
+    screen
+        .send(json!({"type": "rendered", "version": shown["version"]}))
+        .await;
+    screen.send(json!({"type": "ping", "t0": 1})).await;
+    screen.until(|m| m["type"] == "pong").await;
+    let boards = app.get_json("/api/boards", &t).await;
+    assert_eq!(boards["items"][0]["rendered_version"], shown["version"]);
+}
+
+#[tokio::test]
 async fn an_acknowledged_command_survives_a_restart_and_a_repeated_id_acts_once() {
     let app = spawn_app().await;
     let (t, board, lesson) = classroom(&app).await;

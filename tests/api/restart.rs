@@ -126,8 +126,13 @@ async fn the_user_commands_add_list_disable_and_reset_accounts() {
 
     let out = cli(dir.path(), &["user", "disable", "sam@school.org"], "");
     assert!(out.status.success());
-    let res = login(&server.base, "sam@school.org", "second password").await;
-    expect_error(res, StatusCode::FORBIDDEN, "account_disabled").await;
+    // Disabled: the right password answers exactly like a wrong one, confirming nothing.
+    let right = login(&server.base, "sam@school.org", "second password").await;
+    let wrong = login(&server.base, "sam@school.org", "not the password").await;
+    assert_eq!(right.status(), wrong.status());
+    let right = expect_error(right, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let wrong = expect_error(wrong, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_eq!(right, wrong);
 
     let out = cli(dir.path(), &["user", "list"], "");
     let listing = String::from_utf8(out.stdout).unwrap();
