@@ -29,6 +29,11 @@ impl Email {
                 "An e-mail address has at most {EMAIL_MAX} characters."
             ));
         }
+        if display.chars().any(is_invisible) {
+            return Err(
+                "The e-mail address contains an invisible character; type it again.".into(),
+            );
+        }
         let valid = match display.rsplit_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -42,9 +47,14 @@ impl Email {
         if !valid {
             return Err("This does not look like an e-mail address (name@school.org).".into());
         }
+        // Look-alikes written with other code points (the Kelvin sign for K, full-width
+        // letters) are the same address: compatibility-normalised, then lower case.
+        let normalized = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc()
+            .normalize(display)
+            .to_lowercase();
         Ok(Self {
             display: display.to_owned(),
-            normalized: display.to_lowercase(),
+            normalized,
         })
     }
 
@@ -59,6 +69,17 @@ impl Email {
     pub fn domain(&self) -> &str {
         self.normalized.rsplit_once('@').map_or("", |(_, d)| d)
     }
+}
+
+/// Characters that show nothing: zero-width spaces and joiners, direction marks, the soft
+/// hyphen, variation selectors, the byte-order mark, tags. An address containing one looks
+/// like another account's.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// A new account's fields, validated together so the client sees every problem at once.
@@ -119,6 +140,21 @@ mod tests {
         assert_eq!(e.as_str(), "Ann.Smith@School.ORG");
         assert_eq!(e.normalized(), "ann.smith@school.org");
         assert_eq!(e.domain(), "school.org");
+    }
+
+    #[test]
+    fn look_alike_addresses_are_one_address_and_invisible_characters_are_refused() {
+        let kelvin = Email::parse("\u{212A}ate@school.org").unwrap();
+        assert_eq!(kelvin.normalized(), "kate@school.org");
+        let wide = Email::parse("\u{FF4B}ate@school.org").unwrap();
+        assert_eq!(wide.normalized(), "kate@school.org");
+        for hidden in [
+            "kate\u{200B}@school.org",
+            "\u{FEFF}kate@school.org",
+            "ka\u{00AD}te@school.org",
+        ] {
+            assert!(Email::parse(hidden).is_err(), "{hidden:?} was accepted");
+        }
     }
 
     #[test]

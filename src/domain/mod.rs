@@ -12,6 +12,40 @@ pub mod markdown;
 
 use std::collections::BTreeMap;
 
+/// How deeply any JSON we accept may nest. Lessons need 3 levels, protocol messages 4;
+/// serde skips unknown fields without a depth limit, so a deeper document is refused before
+/// it is parsed.
+pub const JSON_DEPTH_MAX: usize = 32;
+
+/// Whether `json` nests arrays and objects no deeper than `max`. Counts brackets outside
+/// strings; it does not validate (the parser does that after).
+pub fn json_depth_within(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 /// Field-by-field reasons why an input was refused, keyed by a path such as `slides[2].title`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
 #[error("the input is not valid: {fields:?}")]
@@ -67,5 +101,21 @@ pub(crate) fn check_len(
             field,
             format!("Use at most {max} characters (this has {n})."),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_depth_counts_brackets_outside_strings() {
+        assert!(json_depth_within(br#"{"a": [1, {"b": 2}]}"#, 3));
+        assert!(!json_depth_within(br#"{"a": [1, {"b": 2}]}"#, 2));
+        assert!(json_depth_within(br#"{"a": "[[[[\"[[["}"#, 1));
+        assert!(!json_depth_within(
+            "[".repeat(100_000).as_bytes(),
+            JSON_DEPTH_MAX
+        ));
     }
 }

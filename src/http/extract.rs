@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::{Authenticated, IssuedToken};
-use crate::domain::ValidationError;
+use crate::domain::{json_depth_within, ValidationError, JSON_DEPTH_MAX};
 
 /// A JSON body. Syntax errors answer 400; well-formed JSON of the wrong shape answers 422 with
 /// the path of the offending field; a missing or foreign content type answers 415.
@@ -46,6 +46,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
                 }
             }
         })?;
+        if !json_depth_within(&bytes, JSON_DEPTH_MAX) {
+            return Err(ApiError::bad_request(
+                "malformed_json",
+                format!("The request body nests deeper than {JSON_DEPTH_MAX} levels."),
+            ));
+        }
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(de) {
             Ok(value) => Ok(Json(value)),

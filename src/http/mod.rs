@@ -58,6 +58,8 @@ pub struct AppState {
     info(title = "classcast", description = "Steer a classroom display from a laptop, tablet or phone. \
         Every error answers `{\"error\": {\"code\", \"message\", \"fields\"?}}`."),
     modifiers(&BearerAuth),
+    // Named only through `value_type` in query parameters, which utoipa does not collect.
+    components(schemas(lessons::ListOrder)),
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "lessons", description = "Lessons and their revisions"),
@@ -97,7 +99,11 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     let csp = content_security_policy(&state.config);
     Router::new()
-        .merge(api_routes)
+        // API answers are for one caller (several carry tokens): no cache may keep them.
+        .merge(api_routes.layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        )))
         .route(
             "/api/openapi.json",
             axum::routing::get(move || {
@@ -157,7 +163,24 @@ pub fn app(state: AppState) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unfit_request_id))
         .with_state(state)
+}
+
+/// A client's `X-Request-Id` is kept (it ties the client's logs to ours) only when it is
+/// 1 to 64 letters, digits or `-._:`; otherwise a fresh one is made, so no client can put
+/// arbitrary text into our logs.
+async fn drop_unfit_request_id(mut req: Request, next: Next) -> Response {
+    let fit = |v: &HeaderValue| {
+        (1..=64).contains(&v.len())
+            && v.as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(b))
+    };
+    if req.headers().get("x-request-id").is_some_and(|v| !fit(v)) {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
 }
 
 /// Gives the request a slot for a renewed token and, if one was issued, hands it to the client.

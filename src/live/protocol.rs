@@ -56,6 +56,17 @@ pub enum ClientMsg {
 }
 
 impl ClientMsg {
+    /// Parses one message, refusing nesting deeper than any message needs.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !crate::domain::json_depth_within(text.as_bytes(), crate::domain::JSON_DEPTH_MAX) {
+            return Err(format!(
+                "nests deeper than {} levels",
+                crate::domain::JSON_DEPTH_MAX
+            ));
+        }
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
     /// The id of a command, which every error it causes carries.
     pub fn command_id(&self) -> Option<Uuid> {
         match self {

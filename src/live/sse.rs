@@ -46,9 +46,19 @@ pub async fn events(
     headers: HeaderMap,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) =
-        params.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    // Who is asking comes before what they asked: a stranger learns nothing of the query.
     let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(e) => {
+            let known = authenticate(&state, Role::Teacher, token).await.is_some()
+                || authenticate(&state, Role::Board, token).await.is_some();
+            return Err(match known {
+                true => ApiError::bad_request("malformed_query", e.body_text()),
+                false => ApiError::Unauthorized,
+            });
+        }
+    };
     let peer = authenticate(&state, params.role, token)
         .await
         .ok_or(ApiError::Unauthorized)?;

@@ -97,7 +97,7 @@ pub fn origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
 async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
     let (mut sink, mut stream) = socket.split();
     let hello = match timeout(HELLO_WITHIN, stream.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<ClientMsg>(&text).ok(),
+        Ok(Some(Ok(Message::Text(text)))) => ClientMsg::parse(&text).ok(),
         Ok(_) => None,
         Err(_) => {
             let _ = sink.send(closing_frame(close::TIMEOUT, "no hello")).await;
@@ -183,7 +183,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                         continue;
                     }
                 };
-                let parsed = serde_json::from_str::<ClientMsg>(&text);
+                let parsed = ClientMsg::parse(&text);
                 if let Err(e) = live.message_budget(peer.sender()) {
                     strikes += 1;
                     if strikes > STRIKES {

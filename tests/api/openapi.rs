@@ -114,3 +114,37 @@ async fn error_responses_are_documented_with_the_envelope() {
     assert_eq!(schema["required"][0], "error");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
+
+/// Every `$ref` string anywhere in `value`.
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_reference_in_the_document_resolves() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(!found.is_empty());
+    for r in found {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r} is not a schema reference"));
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "{r} points at nothing"
+        );
+    }
+}
