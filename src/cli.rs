@@ -156,7 +156,7 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Add { email, name } => {
             let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
             let name = parse_name(&name).map_err(|m| anyhow::anyhow!("name: {m}"))?;
-            let password = read_password()?;
+            let password = read_password(&email)?;
             let hash = server::password_hasher(&config).hash(password).await?;
             let account = store
                 .create_account(&email, &name, &hash)
@@ -185,8 +185,9 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::SetPassword { email } => {
             let account = find(email).await?;
-            let password = read_password()?;
-            accounts.set_password(account.id, &password).await?;
+            let password =
+                read_password(&Email::parse(&account.email).map_err(anyhow::Error::msg)?)?;
+            accounts.set_password(&account, &password).await?;
             println!(
                 "Set a new password for {}; their sessions have ended",
                 account.email
@@ -198,7 +199,7 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
 
 /// Reads a password from a prompt (asked twice), or the first line of stdin when piped;
 /// never from the command line, where other users could see it.
-fn read_password() -> anyhow::Result<String> {
+fn read_password(email: &Email) -> anyhow::Result<String> {
     let password = if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password: ")?;
         let again = rpassword::prompt_password("Password again: ")?;
@@ -211,6 +212,6 @@ fn read_password() -> anyhow::Result<String> {
         std::io::stdin().lock().read_line(&mut line)?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
-    check_password(&password).map_err(|m| anyhow::anyhow!("password: {m}"))?;
+    check_password(&password, email).map_err(|m| anyhow::anyhow!("password: {m}"))?;
     Ok(password)
 }

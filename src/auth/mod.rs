@@ -181,10 +181,12 @@ impl Accounts {
     }
 
     /// Sets a new password (administration); every existing session of the account ends.
-    pub async fn set_password(&self, account: Uuid, password: &str) -> Result<(), AuthError> {
-        check_password(password).map_err(|m| ValidationError::single("password", m))?;
+    pub async fn set_password(&self, account: &Account, password: &str) -> Result<(), AuthError> {
+        let email =
+            Email::parse(&account.email).map_err(|m| ValidationError::single("email", m))?;
+        check_password(password, &email).map_err(|m| ValidationError::single("password", m))?;
         let hash = self.hash(password.to_owned()).await?;
-        Ok(self.store.set_password(account, &hash).await?)
+        Ok(self.store.set_password(account.id, &hash).await?)
     }
 
     /// Called now and then so the rate limiters forget addresses that went quiet.

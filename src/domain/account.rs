@@ -62,6 +62,14 @@ impl Email {
         &self.display
     }
 
+    /// An address no one has, for checking a password when the typed address is invalid.
+    fn placeholder() -> Self {
+        Self {
+            display: String::new(),
+            normalized: String::new(),
+        }
+    }
+
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
@@ -95,7 +103,11 @@ impl Registration {
         let mut errors = ValidationError::default();
         let email = Email::parse(email).map_err(|m| errors.add("email", m)).ok();
         let name = parse_name(name).map_err(|m| errors.add("name", m)).ok();
-        if let Err(m) = check_password(password) {
+        let checked = match &email {
+            Some(email) => check_password(password, email),
+            None => check_password(password, &Email::placeholder()),
+        };
+        if let Err(m) = checked {
             errors.add("password", m);
         }
         match (email, name) {
@@ -119,12 +131,31 @@ pub fn parse_name(raw: &str) -> Result<String, String> {
     }
 }
 
-pub fn check_password(password: &str) -> Result<(), String> {
+/// Passwords nobody should use, one a line (lower case; `#` starts a comment line).
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+/// The rules a new password obeys, for the account with address `email`.
+pub fn check_password(password: &str, email: &Email) -> Result<(), String> {
     let n = password.chars().count();
+    let lower = password.trim().to_lowercase();
+    let local_part = email.normalized().rsplit_once('@').map_or("", |(l, _)| l);
     if n < PASSWORD_MIN {
         Err(format!("Use at least {PASSWORD_MIN} characters."))
     } else if n > PASSWORD_MAX {
         Err(format!("Use at most {PASSWORD_MAX} characters."))
+    } else if password.chars().any(char::is_control) {
+        Err("A password cannot contain control characters (tabs, line breaks, NUL).".into())
+    } else if lower.chars().count() < PASSWORD_MIN {
+        Err(format!(
+            "Use at least {PASSWORD_MIN} characters besides spaces."
+        ))
+    } else if lower == email.normalized() || lower == local_part {
+        Err("Do not use your e-mail address as your password.".into())
+    } else if COMMON_PASSWORDS
+        .lines()
+        .any(|common| !common.starts_with('#') && common == lower)
+    {
+        Err("This password is one of the most common ones; choose another.".into())
     } else {
         Ok(())
     }
@@ -170,6 +201,29 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_a_reason() {
+        let email = Email::parse("Kate.Smith@School.org").unwrap();
+        for weak in [
+            "12345678",
+            "password",
+            "PassWord1",
+            "        ",
+            "\0\0\0\0\0\0\0\0",
+            "line\nbreak here",
+            "kate.smith@school.org",
+            "KATE.SMITH",
+            "iloveyou",
+        ] {
+            assert!(
+                check_password(weak, &email).is_err(),
+                "{weak:?} was accepted"
+            );
+        }
+        assert!(check_password("correct horse battery", &email).is_ok());
+        assert!(check_password("  kate.smith@school.org  x", &email).is_ok());
     }
 
     #[test]

@@ -88,7 +88,7 @@ async fn registration_can_be_closed_or_limited_to_school_domains() {
     let res = closed
         .post_json(
             "/api/auth/register",
-            &json!({"email": "a@school.org", "name": "A", "password": "password123"}),
+            &json!({"email": "a@school.org", "name": "A", "password": "correct horse battery"}),
         )
         .await;
     expect_error(res, StatusCode::FORBIDDEN, "registration_closed").await;
@@ -97,7 +97,7 @@ async fn registration_can_be_closed_or_limited_to_school_domains() {
     let res = limited
         .post_json(
             "/api/auth/register",
-            &json!({"email": "a@gmail.com", "name": "A", "password": "password123"}),
+            &json!({"email": "a@gmail.com", "name": "A", "password": "correct horse battery"}),
         )
         .await;
     expect_error(res, StatusCode::FORBIDDEN, "email_domain_not_allowed").await;
@@ -219,7 +219,7 @@ async fn a_login_storm_queues_for_hashing_and_the_overflow_is_told_to_retry() {
     // a crowd arriving at once cannot all get one.
     let app = spawn_with(|c| c.hash_wait_ms = Some(1)).await;
     let bodies: Vec<_> = (0..24)
-        .map(|i| json!({"email": format!("storm{i}@school.org"), "name": "S", "password": "password123"}))
+        .map(|i| json!({"email": format!("storm{i}@school.org"), "name": "S", "password": "correct horse battery"}))
         .collect();
     let attempts = bodies
         .iter()
@@ -243,4 +243,30 @@ async fn a_login_storm_queues_for_hashing_and_the_overflow_is_told_to_retry() {
         assert!(res.headers().contains_key("retry-after"));
         expect_error(res, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
     }
+}
+
+#[tokio::test]
+async fn common_empty_or_self_describing_passwords_are_refused() {
+    let app = spawn_app().await;
+    for weak in [
+        "12345678",
+        "password",
+        "Password123",
+        "        ",
+        "\0\0\0\0\0\0\0\0",
+        "tab\tinside it",
+        "ann.lee@school.org",
+        "ANN.LEE",
+    ] {
+        let res = app
+            .post_json(
+                "/api/auth/register",
+                &json!({"email": "ann.lee@school.org", "name": "Ann", "password": weak}),
+            )
+            .await;
+        let error = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert!(error["fields"]["password"].is_string(), "{weak:?}: {error}");
+    }
+    // None of the refusals created the account.
+    app.register("ann.lee@school.org").await;
 }

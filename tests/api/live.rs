@@ -693,7 +693,7 @@ async fn shutting_down_ends_live_connections_so_clients_move_on() {
     let base = server.base.clone();
     let res = reqwest::Client::new()
         .post(format!("{base}/api/auth/register"))
-        .json(&json!({"email": "t@school.org", "name": "T", "password": "password123"}))
+        .json(&json!({"email": "t@school.org", "name": "T", "password": "correct horse battery"}))
         .send()
         .await
         .unwrap();
