@@ -112,9 +112,11 @@ async fn seed(dir: &std::path::Path, a: &Args) -> Seeded {
         let token = classcast::auth::token::generate();
         store
             .create_session(NewSession {
+                id: Uuid::now_v7(),
                 token_hash: classcast::auth::token::hash(&token),
                 account_id: account.id,
                 expires_at_ms: i64::MAX,
+                family: None,
             })
             .await
             .unwrap();

@@ -90,6 +90,14 @@ pub struct ConfigArgs {
         value_name = "SECS"
     )]
     pub session_renew_secs: Option<u64>,
+    /// No login stays signed in longer than this, however often renewed, in seconds [default: 7776000 (90 days)]
+    #[arg(
+        long,
+        env = "CLASSCAST_SESSION_MAX_AGE_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub session_max_age_secs: Option<u64>,
     /// Largest accepted request body in bytes [default: 1048576]
     #[arg(
         long,
@@ -153,6 +161,7 @@ struct FileConfig {
     request_timeout_ms: Option<u64>,
     session_ttl_secs: Option<u64>,
     session_renew_secs: Option<u64>,
+    session_max_age_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     hash_wait_ms: Option<u64>,
     heartbeat_ms: Option<u64>,
@@ -174,6 +183,7 @@ pub struct Config {
     pub request_timeout_ms: u64,
     pub session_ttl: Duration,
     pub session_renew_before: Duration,
+    pub session_max_age: Duration,
     pub max_body_bytes: usize,
     pub hash_wait: Duration,
     pub heartbeat: Duration,
@@ -243,6 +253,11 @@ impl Config {
                     .or(file.session_renew_secs)
                     .unwrap_or(7 * 86_400),
             ),
+            session_max_age: Duration::from_secs(
+                args.session_max_age_secs
+                    .or(file.session_max_age_secs)
+                    .unwrap_or(90 * 86_400),
+            ),
             max_body_bytes: args
                 .max_body_bytes
                 .or(file.max_body_bytes)
@@ -268,6 +283,12 @@ impl Config {
             return Err(ConfigError::Setting {
                 name: "session_ttl_secs",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self.session_max_age < self.session_ttl {
+            return Err(ConfigError::Setting {
+                name: "session_max_age_secs",
+                reason: "must be at least session_ttl_secs".into(),
             });
         }
         if self.max_body_bytes < 1024 {

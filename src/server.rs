@@ -77,6 +77,7 @@ pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
             allowed_email_domains: config.allowed_email_domains.clone(),
             session_ttl: config.session_ttl,
             session_renew_before: config.session_renew_before,
+            session_max_age: config.session_max_age,
         },
     )
 }

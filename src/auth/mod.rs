@@ -63,6 +63,8 @@ pub struct AuthSettings {
     pub session_ttl: Duration,
     /// A session with less than this left is renewed: the client is handed a fresh token.
     pub session_renew_before: Duration,
+    /// No session family (a login and its renewals) lives longer than this.
+    pub session_max_age: Duration,
 }
 
 /// A bearer token just issued, and when it stops working.
@@ -76,6 +78,7 @@ pub struct IssuedToken {
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub account: Account,
+    /// The session family (the login and its renewals): what logging out ends.
     pub session_id: Uuid,
     /// Set when the session neared its end and a fresh token was issued in its place.
     pub renewed: Option<IssuedToken>,
@@ -117,7 +120,7 @@ impl Accounts {
             .store
             .create_account(&reg.email, &reg.name, &hash)
             .await?;
-        let token = self.issue(account.id).await?;
+        let token = self.issue(account.id, None).await?;
         Ok((account, token))
     }
 
@@ -152,7 +155,7 @@ impl Accounts {
             tracing::warn!(client = %client, "failed login");
             return Err(AuthError::InvalidCredentials);
         };
-        self.issue(record.account.id).await
+        self.issue(record.account.id, None).await
     }
 
     /// The account behind a bearer token; with `renew`, a token near its end gets a successor.
@@ -164,18 +167,39 @@ impl Accounts {
             .await?
             .ok_or(AuthError::Unauthenticated)?;
         let renew_before = self.settings.session_renew_before.as_millis() as i64;
-        let renewed = if renew && session.expires_at_ms - now < renew_before {
-            Some(self.issue(session.account.id).await?)
+        // A renewal never reaches past the family's absolute end, so a stolen token cannot be
+        // kept alive for ever; at that end there is nothing left to gain.
+        let room = self.family_end(session.family) > session.expires_at_ms;
+        let renewed = if renew && session.expires_at_ms - now < renew_before && room {
+            Some(self.issue(session.account.id, Some(session.family)).await?)
         } else {
             None
         };
         Ok(Authenticated {
             account: session.account,
-            session_id: session.id,
+            session_id: session.family,
             renewed,
         })
     }
 
+    /// When a session of `family` begun at `now` expires: a full lifetime, but never past
+    /// the family's end.
+    fn renewed_expiry(&self, family: Uuid, now: i64) -> i64 {
+        (now + self.settings.session_ttl.as_millis() as i64).min(self.family_end(family))
+    }
+
+    /// When a session family ends, however often renewed: its login (the family id is the
+    /// login's UUIDv7, which carries its time) plus the absolute lifetime.
+    fn family_end(&self, family: Uuid) -> i64 {
+        let started = family.get_timestamp().map_or(0, |t| {
+            let (secs, nanos) = t.to_unix();
+            secs as i64 * 1000 + i64::from(nanos / 1_000_000)
+        });
+        started + self.settings.session_max_age.as_millis() as i64
+    }
+
+    /// Ends the session family: this token, the one it was renewed from and any renewed
+    /// from it.
     pub async fn logout(&self, session_id: Uuid) -> Result<(), AuthError> {
         Ok(self.store.revoke_session(session_id).await?)
     }
@@ -194,14 +218,23 @@ impl Accounts {
         self.limits.prune();
     }
 
-    async fn issue(&self, account_id: Uuid) -> Result<IssuedToken, AuthError> {
+    /// A new session: a login (`family` is `None`) or a renewal within `family`.
+    async fn issue(
+        &self,
+        account_id: Uuid,
+        family: Option<Uuid>,
+    ) -> Result<IssuedToken, AuthError> {
         let token = token::generate();
-        let expires_at_ms = now_ms() + self.settings.session_ttl.as_millis() as i64;
+        let id = Uuid::now_v7();
+        // A login's family is itself, so its expiry and its family's end count from one instant.
+        let expires_at_ms = self.renewed_expiry(family.unwrap_or(id), now_ms());
         self.store
             .create_session(NewSession {
+                id,
                 token_hash: token::hash(&token),
                 account_id,
                 expires_at_ms,
+                family,
             })
             .await?;
         Ok(IssuedToken {

@@ -60,15 +60,21 @@ pub struct LoginRecord {
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub id: Uuid,
+    /// The login this session renews, or itself: logging out ends the whole family.
+    pub family: Uuid,
     pub account: Account,
     pub expires_at_ms: i64,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
+    /// A fresh UUIDv7: its time is when the session began.
+    pub id: Uuid,
     pub token_hash: String,
     pub account_id: Uuid,
     pub expires_at_ms: i64,
+    /// The family of the session this one renews; `None` starts a family (a login).
+    pub family: Option<Uuid>,
 }
 
 /// The current revision of a lesson.
@@ -182,14 +188,16 @@ pub trait Store: Send + Sync + 'static {
     /// The live session with this token hash: not expired at `now_ms`, not revoked, not older
     /// than the account's password, and its account enabled and owning its address.
     async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>>;
-    async fn revoke_session(&self, id: Uuid) -> StoreResult<()>;
+    /// Ends a session family: the login and every renewal of it.
+    async fn revoke_session(&self, family: Uuid) -> StoreResult<()>;
     /// A number that changes whenever a write may have ended a session (a revocation, a new
     /// password, a disabled account), wherever it was written: cheap enough to ask often.
     async fn session_change_mark(&self) -> StoreResult<i64>;
-    /// Those of `sessions` that are still live at `now_ms` (as [`Store::session`] decides).
+    /// Those of these session families that have a member still live at `now_ms` (as
+    /// [`Store::session`] decides).
     async fn live_sessions(
         &self,
-        sessions: &[Uuid],
+        families: &[Uuid],
         now_ms: i64,
     ) -> StoreResult<std::collections::HashSet<Uuid>>;
 

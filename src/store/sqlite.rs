@@ -42,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_code_expiry",
         include_str!("migrations/sqlite/0004_code_expiry.sql"),
     ),
+    (
+        "0005_session_family",
+        include_str!("migrations/sqlite/0005_session_family.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran, and this node's id.
@@ -63,7 +67,8 @@ const OWNS_EMAIL: &str = "NOT EXISTS (SELECT 1 FROM account o WHERE o.email_norm
 /// bound time: unexpired, not revoked, not older than the account's newest password, the
 /// account enabled. (Add [`OWNS_EMAIL`]: the account must also own its address.)
 const LIVE_SESSION: &str = "s.expires_at > ? AND p.disabled = 0
-    AND NOT EXISTS (SELECT 1 FROM session_revocation x WHERE x.session_id = s.id)
+    AND NOT EXISTS (SELECT 1 FROM session_revocation x
+                    WHERE x.session_id = COALESCE(s.family_id, s.id))
     AND NOT EXISTS (SELECT 1 FROM account_credential c
                     WHERE c.account_id = s.account_id AND c.version > s.version)";
 
@@ -721,10 +726,10 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await?;
         let version = self.hlc.next_after(Version(credential.unwrap_or(0)));
-        let id = Uuid::now_v7();
+        let id = session.id;
         sqlx::query(
-            "INSERT INTO session (id, token_hash, account_id, version, node, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO session (id, token_hash, account_id, version, node, expires_at, family_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.to_string())
         .bind(&session.token_hash)
@@ -732,6 +737,7 @@ impl Store for SqliteStore {
         .bind(version.0)
         .bind(&self.node)
         .bind(session.expires_at_ms)
+        .bind(session.family.unwrap_or(id).to_string())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -740,7 +746,8 @@ impl Store for SqliteStore {
 
     async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>> {
         let sql = format!(
-            "SELECT s.id AS session_id, s.expires_at, a.id, a.email, a.version, p.name, p.disabled
+            "SELECT s.id AS session_id, COALESCE(s.family_id, s.id) AS family, s.expires_at,
+                    a.id, a.email, a.version, p.name, p.disabled
              FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
              WHERE s.token_hash = ? AND {LIVE_SESSION} AND {OWNS_EMAIL}"
         );
@@ -752,6 +759,7 @@ impl Store for SqliteStore {
         let Some(row) = row else { return Ok(None) };
         Ok(Some(SessionRecord {
             id: uuid(&row, "session_id")?,
+            family: uuid(&row, "family")?,
             account: account_from(&row)?,
             expires_at_ms: row.try_get("expires_at")?,
         }))
@@ -768,25 +776,28 @@ impl Store for SqliteStore {
         .await?)
     }
 
-    async fn live_sessions(&self, sessions: &[Uuid], now_ms: i64) -> StoreResult<HashSet<Uuid>> {
+    async fn live_sessions(&self, families: &[Uuid], now_ms: i64) -> StoreResult<HashSet<Uuid>> {
         let sql = format!(
-            "SELECT s.id FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
-             WHERE s.id IN (SELECT value FROM json_each(?)) AND {LIVE_SESSION} AND {OWNS_EMAIL}"
+            "WITH wanted(id) AS (SELECT value FROM json_each(?))
+             SELECT DISTINCT COALESCE(s.family_id, s.id)
+             FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
+             WHERE (s.family_id IN wanted OR (s.family_id IS NULL AND s.id IN wanted))
+             AND {LIVE_SESSION} AND {OWNS_EMAIL}"
         );
         let live: Vec<String> = sqlx::query_scalar(&sql)
-            .bind(json_array(sessions.iter().copied()))
+            .bind(json_array(families.iter().copied()))
             .bind(now_ms)
             .fetch_all(&self.read)
             .await?;
         Ok(live.iter().filter_map(|id| id.parse().ok()).collect())
     }
 
-    async fn revoke_session(&self, id: Uuid) -> StoreResult<()> {
+    async fn revoke_session(&self, family: Uuid) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO session_revocation (id, session_id, version, node) VALUES (?, ?, ?, ?)",
         )
         .bind(Uuid::now_v7().to_string())
-        .bind(id.to_string())
+        .bind(family.to_string())
         .bind(self.hlc.next().0)
         .bind(&self.node)
         .execute(&self.write)

@@ -270,3 +270,68 @@ async fn common_empty_or_self_describing_passwords_are_refused() {
     // None of the refusals created the account.
     app.register("ann.lee@school.org").await;
 }
+
+/// `/api/me` as `teacher`: its status and the renewed token it handed out, if any.
+async fn me_renewing(app: &TestApp, teacher: &Teacher) -> (StatusCode, Option<(String, String)>) {
+    let res = app
+        .as_teacher(Method::GET, "/api/me", teacher)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| Some(res.headers().get(name)?.to_str().ok()?.to_owned());
+    let renewed = header("x-classcast-token").zip(header("x-classcast-token-expires"));
+    (res.status(), renewed)
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_tokens_renewed_from_the_session_too() {
+    let app = spawn_with(|c| {
+        c.session_ttl_secs = Some(3600);
+        c.session_renew_secs = Some(7200);
+    })
+    .await;
+    for logout_with_renewed in [true, false] {
+        let original = app
+            .register(&format!("gil{logout_with_renewed}@school.org"))
+            .await;
+        let (_, renewed) = me_renewing(&app, &original).await;
+        let renewed = Teacher {
+            token: renewed.expect("renewed").0,
+            email: original.email.clone(),
+        };
+        let who = if logout_with_renewed {
+            &renewed
+        } else {
+            &original
+        };
+        let res = app
+            .as_teacher(Method::POST, "/api/auth/logout", who)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        for token in [&original, &renewed] {
+            assert_eq!(
+                me_renewing(&app, token).await.0,
+                StatusCode::UNAUTHORIZED,
+                "a token of the signed-out family still works"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn renewals_never_reach_past_the_absolute_lifetime() {
+    // Every request is within the renewal window, but the login may last no longer than
+    // its first token: no renewal can extend it.
+    let app = spawn_with(|c| {
+        c.session_ttl_secs = Some(3600);
+        c.session_renew_secs = Some(7200);
+        c.session_max_age_secs = Some(3600);
+    })
+    .await;
+    let teacher = app.register("hal@school.org").await;
+    let (status, renewed) = me_renewing(&app, &teacher).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(renewed, None, "renewed past the absolute lifetime");
+}

@@ -94,6 +94,7 @@ suite!(sqlite:
     a_code_pairs_once_and_pairings_are_versioned,
     board_states_are_versioned_and_commands_remembered,
     simultaneous_commands_each_get_their_own_outcome,
+    a_revocation_ends_the_whole_session_family,
     open_sessions_are_checked_in_one_go_when_the_change_mark_moves,
 );
 
@@ -117,9 +118,11 @@ async fn an_address_is_owned_by_its_first_registration(store: &dyn Store) {
 async fn sessions_end_by_expiry_revocation_password_change_and_disabling(store: &dyn Store) {
     let id = account(store, "s@school.org").await;
     let open = |hash: &str, expires_at_ms| NewSession {
+        id: Uuid::now_v7(),
         token_hash: hash.into(),
         account_id: id,
         expires_at_ms,
+        family: None,
     };
     let s1 = store.create_session(open("h1", 2_000)).await.unwrap();
     assert_eq!(store.session("h1", 1_999).await.unwrap().unwrap().id, s1);
@@ -166,13 +169,45 @@ async fn sessions_end_by_expiry_revocation_password_change_and_disabling(store: 
     );
 }
 
+async fn a_revocation_ends_the_whole_session_family(store: &dyn Store) {
+    let id = account(store, "f@school.org").await;
+    let open = |hash: &str, family| NewSession {
+        id: Uuid::now_v7(),
+        token_hash: hash.into(),
+        account_id: id,
+        expires_at_ms: i64::MAX,
+        family,
+    };
+    let login = store.create_session(open("f1", None)).await.unwrap();
+    store.create_session(open("f2", Some(login))).await.unwrap();
+    let renewed = store.session("f2", 0).await.unwrap().unwrap();
+    assert_eq!(renewed.family, login);
+    let other = store.create_session(open("f3", None)).await.unwrap();
+    assert_eq!(store.session("f3", 0).await.unwrap().unwrap().family, other);
+
+    store.revoke_session(login).await.unwrap();
+    assert!(store.session("f1", 0).await.unwrap().is_none());
+    assert!(
+        store.session("f2", 0).await.unwrap().is_none(),
+        "the renewal ends too"
+    );
+    assert!(
+        store.session("f3", 0).await.unwrap().is_some(),
+        "another login stays"
+    );
+    let live = store.live_sessions(&[login, other], 0).await.unwrap();
+    assert_eq!(live, [other].into_iter().collect());
+}
+
 async fn open_sessions_are_checked_in_one_go_when_the_change_mark_moves(store: &dyn Store) {
     let id = account(store, "m@school.org").await;
     let other = account(store, "n@school.org").await;
     let open = |hash: &str, account_id, expires_at_ms| NewSession {
+        id: Uuid::now_v7(),
         token_hash: hash.into(),
         account_id,
         expires_at_ms,
+        family: None,
     };
     let short = store.create_session(open("m1", id, 5_000)).await.unwrap();
     let kept = store
