@@ -66,6 +66,15 @@ pub struct ConfigArgs {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies whose X-Forwarded-For names the client, as addresses or CIDR ranges, repeatable [default: none]
+    #[arg(
+        long = "trusted-proxy",
+        env = "CLASSCAST_TRUSTED_PROXIES",
+        global = true,
+        value_name = "ADDRESS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
     /// Browser client's per-request timeout in milliseconds [default: 10000]
     #[arg(
         long,
@@ -158,6 +167,7 @@ struct FileConfig {
     allowed_email_domains: Option<Vec<String>>,
     api_hosts: Option<Vec<String>>,
     allowed_origins: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
     request_timeout_ms: Option<u64>,
     session_ttl_secs: Option<u64>,
     session_renew_secs: Option<u64>,
@@ -180,6 +190,7 @@ pub struct Config {
     pub allowed_email_domains: Vec<String>,
     pub api_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub request_timeout_ms: u64,
     pub session_ttl: Duration,
     pub session_renew_before: Duration,
@@ -239,6 +250,11 @@ impl Config {
                 .collect(),
             allowed_origins: pick_list(&args.allowed_origins, file.allowed_origins)
                 .unwrap_or_default(),
+            trusted_proxies: pick_list(&args.trusted_proxies, file.trusted_proxies)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| parse_network(p))
+                .collect::<Result<_, _>>()?,
             request_timeout_ms: args
                 .request_timeout_ms
                 .or(file.request_timeout_ms)
@@ -331,6 +347,17 @@ impl Config {
         }
         Ok(self)
     }
+}
+
+/// An address (`10.0.0.5`) or a CIDR range (`10.0.0.0/8`).
+fn parse_network(raw: &str) -> Result<ipnet::IpNet, ConfigError> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| ConfigError::Setting {
+            name: "trusted_proxies",
+            reason: format!("{raw:?} is not an address or a CIDR range (10.0.0.0/8)"),
+        })
 }
 
 fn pick_list(flag: &[String], file: Option<Vec<String>>) -> Option<Vec<String>> {

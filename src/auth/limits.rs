@@ -1,14 +1,18 @@
-//! Rate limits on login attempts, per account and per client address.
+//! Rate limits on login attempts (per account and address pair, per address, per account),
+//! and the budget types the other limits share.
 //!
 //! In-memory and per node: in a cluster an attacker spreading guesses over N nodes gets N
 //! times the budget, which is still far too little to matter against argon2id hashes.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 
 /// Attempts allowed at once and how fast they come back, per key.
 #[derive(Debug, Clone, Copy)]
@@ -17,9 +21,79 @@ pub struct Budget {
     pub every: Duration,
 }
 
+/// A keyed budget (GCRA, like governor's) whose attempts can be given back: for attempts
+/// that should only count when they fail, such as a right password or a right pairing code.
+/// An attempt is taken before the slow check, so a burst of parallel attempts cannot all
+/// slip through, and refunded when it turns out right.
+pub struct Refundable<K> {
+    budget: Budget,
+    /// Per key, the theoretical arrival time of the next attempt.
+    next: Mutex<HashMap<K, Instant>>,
+}
+
+impl<K: Hash + Eq + Clone> Refundable<K> {
+    pub fn new(budget: Budget) -> Self {
+        Self {
+            budget,
+            next: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Spends one attempt for `key`, or says how long to wait.
+    pub fn take(&self, key: &K) -> Result<(), Limited> {
+        let now = Instant::now();
+        let tolerance = self.budget.every * (self.budget.burst - 1);
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let at = next.get(key).copied().unwrap_or(now).max(now);
+        if at > now + tolerance {
+            return Err(Limited {
+                retry_after: (at - now - tolerance).max(Duration::from_secs(1)),
+            });
+        }
+        next.insert(key.clone(), at + self.budget.every);
+        Ok(())
+    }
+
+    /// Gives back an attempt taken for `key`.
+    pub fn refund(&self, key: &K) {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = next.get_mut(key) {
+            *at = at.checked_sub(self.budget.every).unwrap_or(*at);
+        }
+    }
+
+    /// Forgets keys whose budget is full again.
+    pub fn prune(&self) {
+        let now = Instant::now();
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        next.retain(|_, at| *at > now);
+    }
+}
+
+/// Login attempts. Only failed attempts count (a right password gives its attempt back), so
+/// the owner is never locked out by their own successes, a school behind one address is not
+/// locked out by its teachers signing in at 8:30, and an attacker cannot lock an owner out
+/// of an address the owner has signed in from before.
 pub struct LoginLimits {
-    per_account: DefaultKeyedRateLimiter<String>,
-    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    /// Per (account, address): the owner's own typing mistakes, and one attacker's guesses.
+    per_pair: Refundable<(String, IpAddr)>,
+    /// Per address, over every account: one address guessing across many accounts.
+    per_address: Refundable<IpAddr>,
+    /// Per account, over every address: guesses spread over many addresses. An address the
+    /// account signed in from within [`KNOWN_FOR`] is exempt, so this cannot lock the owner
+    /// out of their usual devices.
+    per_account: Refundable<String>,
+    known: Mutex<HashMap<(String, IpAddr), Instant>>,
+}
+
+/// An address an account signed in from is known for this long.
+pub const KNOWN_FOR: Duration = Duration::from_secs(30 * 86_400);
+
+/// A login attempt in flight: report its outcome with [`LoginLimits::succeeded`].
+pub struct Attempt {
+    account: String,
+    address: IpAddr,
+    counted_for_account: bool,
 }
 
 /// An attempt over budget: try again after `retry_after`.
@@ -39,7 +113,7 @@ impl From<governor::NotUntil<<DefaultClock as Clock>::Instant>> for Limited {
 }
 
 impl LoginLimits {
-    pub const ACCOUNT: Budget = Budget {
+    pub const PAIR: Budget = Budget {
         burst: 10,
         every: Duration::from_secs(6),
     };
@@ -47,27 +121,83 @@ impl LoginLimits {
         burst: 30,
         every: Duration::from_secs(2),
     };
+    pub const ACCOUNT: Budget = Budget {
+        burst: 30,
+        every: Duration::from_secs(20),
+    };
 
     pub fn new() -> Self {
         Self {
-            per_account: RateLimiter::keyed(quota(Self::ACCOUNT)),
-            per_address: RateLimiter::keyed(quota(Self::ADDRESS)),
+            per_pair: Refundable::new(Self::PAIR),
+            per_address: Refundable::new(Self::ADDRESS),
+            per_account: Refundable::new(Self::ACCOUNT),
+            known: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Spends one attempt for this account and this address, or says how long to wait.
-    pub fn check(&self, account: &str, address: IpAddr) -> Result<(), Limited> {
-        self.per_address
-            .check_key(&address)
-            .and_then(|()| self.per_account.check_key(&account.to_owned()))
-            .map_err(Limited::from)
+    /// Spends one attempt for this account from this address, or says how long to wait.
+    /// Give it back with [`LoginLimits::succeeded`] when the password was right.
+    pub fn attempt(&self, account: &str, address: IpAddr) -> Result<Attempt, Limited> {
+        let pair = (account.to_owned(), address);
+        self.per_pair.take(&pair)?;
+        if let Err(l) = self.per_address.take(&address) {
+            self.per_pair.refund(&pair);
+            return Err(l);
+        }
+        let known = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&pair)
+            .is_some_and(|at| at.elapsed() < KNOWN_FOR);
+        if !known {
+            if let Err(l) = self.per_account.take(&pair.0) {
+                self.per_pair.refund(&pair);
+                self.per_address.refund(&address);
+                return Err(l);
+            }
+        }
+        Ok(Attempt {
+            account: pair.0,
+            address,
+            counted_for_account: !known,
+        })
     }
 
-    /// Forgets keys whose budget is full again, so memory does not grow with every address
-    /// ever seen.
+    /// The password was right: the attempt is given back and the address becomes known.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let pair = self.give_back(attempt);
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pair, Instant::now());
+    }
+
+    /// The password could not be checked (the server was busy): the attempt does not count.
+    pub fn abandoned(&self, attempt: Attempt) {
+        self.give_back(attempt);
+    }
+
+    fn give_back(&self, attempt: Attempt) -> (String, IpAddr) {
+        let pair = (attempt.account, attempt.address);
+        self.per_pair.refund(&pair);
+        self.per_address.refund(&attempt.address);
+        if attempt.counted_for_account {
+            self.per_account.refund(&pair.0);
+        }
+        pair
+    }
+
+    /// Forgets keys whose budget is full again and addresses known too long ago, so memory
+    /// does not grow with every address ever seen.
     pub fn prune(&self) {
-        self.per_account.retain_recent();
-        self.per_address.retain_recent();
+        self.per_pair.prune();
+        self.per_address.prune();
+        self.per_account.prune();
+        self.known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, at| at.elapsed() < KNOWN_FOR);
     }
 }
 

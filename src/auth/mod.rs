@@ -135,26 +135,36 @@ impl Accounts {
         if password.is_empty() {
             return Err(ValidationError::single("password", "Enter your password.").into());
         }
-        self.limits
-            .check(email.normalized(), client)
+        let attempt = self
+            .limits
+            .attempt(email.normalized(), client)
             .map_err(|l| AuthError::RateLimited {
                 retry_after: l.retry_after,
             })?;
-        let record = self.store.login_record(email.normalized()).await?;
-        let matches = self
-            .hasher
-            .verify(
-                password.to_owned(),
-                record.as_ref().map(|r| r.password_hash.clone()),
-            )
-            .await
-            .map_err(|e| self.hash_error(e))?;
+        let checked = match self.store.login_record(email.normalized()).await {
+            Ok(record) => {
+                let phc = record.as_ref().map(|r| r.password_hash.clone());
+                match self.hasher.verify(password.to_owned(), phc).await {
+                    Ok(matches) => Ok((record, matches)),
+                    Err(e) => Err(self.hash_error(e)),
+                }
+            }
+            Err(e) => Err(e.into()),
+        };
+        let (record, matches) = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                self.limits.abandoned(attempt);
+                return Err(e);
+            }
+        };
         // A disabled account answers like a wrong password: telling them apart would confirm
         // the password to whoever tried it.
         let Some(record) = record.filter(|r| matches && !r.account.disabled) else {
             tracing::warn!(client = %client, "failed login");
             return Err(AuthError::InvalidCredentials);
         };
+        self.limits.succeeded(attempt);
         self.issue(record.account.id, None).await
     }
 

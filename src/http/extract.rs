@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -169,21 +169,52 @@ impl FromRequestParts<AppState> for BoardAuth {
     }
 }
 
-/// The client's address, for per-address rate limits. This is the TCP peer: behind a reverse
-/// proxy every client shares the proxy's address (see docs/deployment.md).
+/// The client's address, for per-address rate limits: the TCP peer, or, when the peer is
+/// one of the configured `trusted_proxies`, the address its `X-Forwarded-For` names (the
+/// right-most entry that is not itself a trusted proxy; entries further left are the
+/// client's own claims and are ignored).
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(a)| a.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(ClientIp(addr))
+        Ok(ClientIp(client_address(
+            peer,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
     }
+}
+
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for entry in forwarded.iter().rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => continue,
+            Ok(ip) => return ip,
+            // A malformed entry: nothing left of it can be trusted.
+            Err(_) => break,
+        }
+    }
+    peer
 }
 
 /// `If-Match: "<version>"`. `None` when absent or `*` (no precondition); anything but a
@@ -211,5 +242,34 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                     "If-Match must be the lesson's version in quotes, exactly as sent in its ETag.",
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("x-forwarded-for", v.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let headers = forwarded(&["198.51.100.1, 203.0.113.7", "10.0.0.9"]);
+        assert_eq!(client_address(proxy, &headers, &trusted), client);
+        let stranger: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_address(stranger, &headers, &trusted), stranger);
+        assert_eq!(
+            client_address(proxy, &forwarded(&["bogus"]), &trusted),
+            proxy
+        );
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 }

@@ -2,23 +2,29 @@
 //! across the whole node), board claims and code draws, and the message budgets of teachers
 //! and boards, which every connection and both transports of one actor share.
 //!
-//! With a 10^6-code space, codes living 10 minutes and the global budget below (1 guess a
-//! second after a burst of 100), an attacker with any number of accounts gets about 700
-//! guesses per code lifetime: under 0.07% of the space per waiting board.
+//! Only wrong pairing codes spend the guess budgets: a teacher typing the right code is never
+//! refused because others guessed wrong. With a 10^6-code space, codes living 10 minutes and
+//! the node-wide budget below (1 wrong guess a second after a burst of 100), attackers get
+//! about 700 guesses per code lifetime, plus one for each of their accounts and addresses
+//! that has not guessed wrong for 10 minutes.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use uuid::Uuid;
 
-use crate::auth::limits::Budget;
 pub use crate::auth::limits::Limited;
+use crate::auth::limits::{Budget, Refundable};
 
 pub struct LiveLimits {
-    pair_account: DefaultKeyedRateLimiter<Uuid>,
-    pair_address: DefaultKeyedRateLimiter<IpAddr>,
-    pair_global: DefaultDirectRateLimiter,
+    pair_account: Refundable<Uuid>,
+    pair_address: Refundable<IpAddr>,
+    pair_global: Refundable<()>,
+    /// When each account and address last guessed wrong.
+    wrong: Mutex<HashMap<Guesser, Instant>>,
     claim_address: DefaultKeyedRateLimiter<IpAddr>,
     code_board: DefaultKeyedRateLimiter<Uuid>,
     code_address: DefaultKeyedRateLimiter<IpAddr>,
@@ -26,6 +32,43 @@ pub struct LiveLimits {
     messages: DefaultKeyedRateLimiter<Uuid>,
     /// Commands, by teacher account, over the longer term: each one stores a board state.
     commands: DefaultKeyedRateLimiter<Uuid>,
+}
+
+/// Wrong pairing codes per teacher: 10 at once, then one every 10 s.
+pub const GUESSES_PER_ACCOUNT: Budget = Budget {
+    burst: 10,
+    every: Duration::from_secs(10),
+};
+
+/// Wrong pairing codes per address: 20 at once, then one every 5 s.
+pub const GUESSES_PER_ADDRESS: Budget = Budget {
+    burst: 20,
+    every: Duration::from_secs(5),
+};
+
+/// Wrong pairing codes on the whole node: 100 at once, then one a second.
+pub const GUESSES_PER_NODE: Budget = Budget {
+    burst: 100,
+    every: Duration::from_secs(1),
+};
+
+/// An account and address that have not guessed wrong for this long may pair even while
+/// the node-wide guess budget is spent.
+pub const IN_GOOD_STANDING: Duration = Duration::from_secs(600);
+
+/// Who guessed a pairing code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Guesser {
+    Account(Uuid),
+    Address(IpAddr),
+}
+
+/// A pairing attempt whose code is being checked.
+pub struct Guess {
+    account: Uuid,
+    address: IpAddr,
+    /// Whether it was taken from the node-wide budget.
+    global: bool,
 }
 
 /// Messages of one teacher or board: 20 a second, bursts of 40.
@@ -62,9 +105,10 @@ fn quota(burst: u32, every: Duration) -> governor::Quota {
 impl LiveLimits {
     pub fn new() -> Self {
         Self {
-            pair_account: RateLimiter::keyed(quota(10, Duration::from_secs(10))),
-            pair_address: RateLimiter::keyed(quota(20, Duration::from_secs(5))),
-            pair_global: RateLimiter::direct(quota(100, Duration::from_secs(1))),
+            pair_account: Refundable::new(GUESSES_PER_ACCOUNT),
+            pair_address: Refundable::new(GUESSES_PER_ADDRESS),
+            pair_global: Refundable::new(GUESSES_PER_NODE),
+            wrong: Mutex::new(HashMap::new()),
             claim_address: RateLimiter::keyed(quota(60, Duration::from_secs(10))),
             code_board: RateLimiter::keyed(crate::auth::limits::quota(CODES_PER_BOARD)),
             code_address: RateLimiter::keyed(crate::auth::limits::quota(CODES_PER_ADDRESS)),
@@ -89,15 +133,59 @@ impl LiveLimits {
         self.code_address.check_key(&address).map_err(Limited::from)
     }
 
-    /// One pairing attempt by this teacher from this address.
-    pub fn pairing(&self, account: Uuid, address: IpAddr) -> Result<(), Limited> {
-        self.pair_account
-            .check_key(&account)
-            .map_err(Limited::from)?;
-        self.pair_address
-            .check_key(&address)
-            .map_err(Limited::from)?;
-        self.pair_global.check().map_err(Limited::from)
+    /// A pairing attempt by this teacher from this address, taken from the guess budgets
+    /// until its code is checked: report the outcome with [`LiveLimits::give_back`] or
+    /// [`LiveLimits::guessed_wrong`]. When the node-wide budget is spent, an account and
+    /// address that have not guessed wrong for [`IN_GOOD_STANDING`] may still try.
+    pub fn guess(&self, account: Uuid, address: IpAddr) -> Result<Guess, Limited> {
+        self.pair_account.take(&account)?;
+        if let Err(l) = self.pair_address.take(&address) {
+            self.pair_account.refund(&account);
+            return Err(l);
+        }
+        let global = match self.pair_global.take(&()) {
+            Ok(()) => true,
+            Err(_) if self.in_good_standing(account, address) => false,
+            Err(l) => {
+                self.pair_account.refund(&account);
+                self.pair_address.refund(&address);
+                return Err(l);
+            }
+        };
+        Ok(Guess {
+            account,
+            address,
+            global,
+        })
+    }
+
+    /// The code was right, or could not be checked: the guess does not count.
+    pub fn give_back(&self, guess: Guess) {
+        self.pair_account.refund(&guess.account);
+        self.pair_address.refund(&guess.address);
+        if guess.global {
+            self.pair_global.refund(&());
+        }
+    }
+
+    /// The code was wrong: the guess stays spent, and its account and address lose their
+    /// standing for a while.
+    pub fn guessed_wrong(&self, guess: Guess) {
+        let now = Instant::now();
+        let mut wrong = self.wrong.lock().unwrap_or_else(|e| e.into_inner());
+        wrong.insert(Guesser::Account(guess.account), now);
+        wrong.insert(Guesser::Address(guess.address), now);
+    }
+
+    fn in_good_standing(&self, account: Uuid, address: IpAddr) -> bool {
+        let wrong = self.wrong.lock().unwrap_or_else(|e| e.into_inner());
+        [Guesser::Account(account), Guesser::Address(address)]
+            .iter()
+            .all(|g| {
+                wrong
+                    .get(g)
+                    .is_none_or(|at| at.elapsed() >= IN_GOOD_STANDING)
+            })
     }
 
     pub fn claim(&self, address: IpAddr) -> Result<(), Limited> {
@@ -107,8 +195,13 @@ impl LiveLimits {
     }
 
     pub fn prune(&self) {
-        self.pair_account.retain_recent();
-        self.pair_address.retain_recent();
+        self.pair_account.prune();
+        self.pair_address.prune();
+        self.pair_global.prune();
+        self.wrong
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, at| at.elapsed() < IN_GOOD_STANDING);
         self.claim_address.retain_recent();
         self.code_board.retain_recent();
         self.code_address.retain_recent();

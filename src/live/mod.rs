@@ -317,13 +317,20 @@ impl Live {
         let (Some(code), Some(name)) = (code, name) else {
             return Err(errors.into());
         };
-        self.limits.pairing(account.id, client)?;
-        let hit = self.store.resolve_code(&code, now_ms()).await?;
-        let hit = match hit {
-            Some(hit) if !self.state(hit.board).await?.state.is_presenting() => hit,
-            _ => {
+        let guess = self.limits.guess(account.id, client)?;
+        let hit = match self.waiting_board(&code).await {
+            Ok(Some(hit)) => {
+                self.limits.give_back(guess);
+                hit
+            }
+            Ok(None) => {
+                self.limits.guessed_wrong(guess);
                 tracing::warn!(account = %account.id, client = %client, "pairing code not found");
                 return Err(LiveError::UnknownCode);
+            }
+            Err(e) => {
+                self.limits.give_back(guess);
+                return Err(e);
             }
         };
         let pairing = self
@@ -338,6 +345,14 @@ impl Live {
         // The spent code is gone; the board shows a fresh one for the next teacher.
         self.issue_code(hit.board).await?;
         self.summary(pairing).await
+    }
+
+    /// The usable code with these digits, if a board that is not presenting shows it.
+    async fn waiting_board(&self, code: &str) -> Result<Option<ActiveCode>, LiveError> {
+        match self.store.resolve_code(code, now_ms()).await? {
+            Some(hit) if !self.state(hit.board).await?.state.is_presenting() => Ok(Some(hit)),
+            _ => Ok(None),
+        }
     }
 
     pub async fn boards(&self, account: &Account) -> Result<Vec<BoardSummary>, LiveError> {

@@ -335,3 +335,112 @@ async fn renewals_never_reach_past_the_absolute_lifetime() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(renewed, None, "renewed past the absolute lifetime");
 }
+
+async fn login_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> StatusCode {
+    let mut req = client
+        .post(format!("{}/api/auth/login", app.base))
+        .json(&json!({"email": email, "password": password}));
+    if let Some(f) = forwarded_for {
+        req = req.header("x-forwarded-for", f);
+    }
+    req.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn guessing_from_elsewhere_does_not_lock_the_owner_out_of_their_own_address() {
+    let app = spawn_app().await;
+    app.register("owner@school.org").await;
+    let home = TestApp::client_at("127.0.0.2");
+    let right = "correct horse battery";
+    assert_eq!(
+        login_from(&app, &home, "owner@school.org", right, None).await,
+        StatusCode::OK
+    );
+    // Guesses from four other addresses, until every one of them is refused.
+    for a in 3..7 {
+        let away = TestApp::client_at(&format!("127.0.0.{a}"));
+        let mut refused = false;
+        for g in 0..15 {
+            let status =
+                login_from(&app, &away, "owner@school.org", &format!("guess {g}"), None).await;
+            refused |= status == StatusCode::TOO_MANY_REQUESTS;
+        }
+        assert!(refused, "15 guesses from 127.0.0.{a} were all checked");
+    }
+    assert_eq!(
+        login_from(&app, &home, "owner@school.org", right, None).await,
+        StatusCode::OK,
+        "the owner was locked out by others' guesses"
+    );
+}
+
+#[tokio::test]
+async fn right_passwords_spend_no_login_budget() {
+    // A school behind one address at 8:30: many sign-ins, all right, none refused.
+    let app = spawn_app().await;
+    app.register("busy@school.org").await;
+    for i in 0..35 {
+        let res = app
+            .post_json(
+                "/api/auth/login",
+                &json!({"email": "busy@school.org", "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "sign-in {i}");
+    }
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
+    let app = spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    app.register("ida@school.org").await;
+    let proxy = &app.client;
+    let guess = |client: &reqwest::Client, forwarded: &'static str, g: u32| {
+        let client = client.clone();
+        let app = &app;
+        async move {
+            login_from(
+                app,
+                &client,
+                "ida@school.org",
+                &format!("guess {g}"),
+                Some(forwarded),
+            )
+            .await
+        }
+    };
+    // One client behind the proxy guesses until refused...
+    let mut first_refusal = None;
+    for g in 0..12 {
+        if guess(proxy, "203.0.113.1", g).await == StatusCode::TOO_MANY_REQUESTS {
+            first_refusal = Some(g);
+            break;
+        }
+    }
+    assert_eq!(
+        first_refusal,
+        Some(10),
+        "the pair budget is 10 wrong guesses"
+    );
+    // ...while another client behind the same proxy keeps its own budget.
+    assert_eq!(
+        guess(proxy, "203.0.113.2", 0).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A client that is not a trusted proxy cannot claim to be someone else.
+    let stranger = TestApp::client_at("127.0.0.9");
+    for g in 0..10 {
+        guess(&stranger, "203.0.113.3", g).await;
+    }
+    assert_eq!(
+        guess(&stranger, "203.0.113.4", 10).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged X-Forwarded-For bought a fresh budget"
+    );
+}

@@ -289,3 +289,73 @@ async fn a_teachers_lesson_storage_has_a_quota() {
     let revisions = app.get_json(&format!("{path}/revisions"), &t).await;
     assert_eq!(revisions["items"].as_array().unwrap().len(), 5);
 }
+
+/// Pairs the board showing `code` as `teacher`, from `client`.
+async fn pair_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    teacher: &Teacher,
+    code: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{}/api/boards/pair", app.base))
+        .bearer_auth(&teacher.token)
+        .json(&json!({"code": code, "name": "Room"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn right_pairing_codes_spend_no_guess_budget() {
+    let app = spawn_app().await;
+    let t = app.register("many@school.org").await;
+    // One teacher setting up a whole floor: more boards than the wrong-guess burst.
+    for room in 0..14 {
+        let board = claim(&app).await;
+        let res = pair_from(&app, &app.client, &t, &board.code).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "board {room}");
+    }
+}
+
+#[tokio::test]
+async fn attackers_spending_the_node_wide_guess_budget_do_not_lock_out_a_teacher() {
+    let app = spawn_app().await;
+    // Eleven accounts on six addresses guess wrong until the node-wide budget is gone.
+    let mut refused = 0;
+    for a in 0..11 {
+        let attacker = app.register(&format!("guesser{a}@school.org")).await;
+        let from = TestApp::client_at(&format!("127.0.0.{}", 2 + a / 2));
+        for guess in 0..10 {
+            let code = format!("{:06}", 900_000 + a * 10 + guess);
+            let res = pair_from(&app, &from, &attacker, &code).await;
+            if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "110 wrong guesses were all let through");
+    let teacher = app.register("real@school.org").await;
+    let board = claim(&app).await;
+    // The budget is spent: a fresh attacker account on a fresh address guesses once, then
+    // is refused...
+    let attacker = app.register("guesser99@school.org").await;
+    let from = TestApp::client_at("127.0.0.30");
+    let res = pair_from(&app, &from, &attacker, "999999").await;
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "a fresh account on a fresh address may guess once"
+    );
+    let res = pair_from(&app, &from, &attacker, "999998").await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ...while a teacher who has not guessed wrong types the right code and pairs.
+    let res = pair_from(
+        &app,
+        &TestApp::client_at("127.0.0.20"),
+        &teacher,
+        &board.code,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}

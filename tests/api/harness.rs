@@ -92,6 +92,15 @@ impl TestApp {
             .request(method, format!("{}{}", self.base, path))
     }
 
+    /// A client whose connections come from `address` (any of 127.0.0.0/8), to play
+    /// several machines.
+    pub fn client_at(address: &str) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(address.parse::<std::net::IpAddr>().expect("an address"))
+            .build()
+            .unwrap()
+    }
+
     pub fn as_teacher(&self, method: Method, path: &str, teacher: &Teacher) -> RequestBuilder {
         self.request(method, path).bearer_auth(&teacher.token)
     }
