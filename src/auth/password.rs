@@ -1,16 +1,19 @@
-//! Password hashing with argon2id, kept off the async runtime and bounded in concurrency.
+//! Password hashing with argon2id, kept off the async runtime and bounded in concurrency and
+//! memory.
 //!
 //! Each hash costs ~19 MiB and tens of milliseconds of one core. A storm of logins at 8:30
 //! must queue here rather than occupy every runtime thread, and a request that would queue
 //! past a deadline is refused (the HTTP layer answers 503 with `Retry-After`) instead of
-//! piling up behind the others.
+//! piling up behind the others. The 19 MiB are one buffer per hashing slot, allocated once
+//! and reused: allocating them per hash left hundreds of MiB resident after a registration
+//! storm (the allocator keeps freed blocks), which no idle server gave back.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,8 @@ pub enum HashError {
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     max_wait: Duration,
+    /// Argon2 working memory: at most one buffer per permit, reused by every hash.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 impl PasswordHasher {
@@ -35,6 +40,7 @@ impl PasswordHasher {
         Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             max_wait,
+            memory: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -45,57 +51,129 @@ impl PasswordHasher {
 
     /// An argon2id PHC string with the OWASP-recommended parameters (m=19 MiB, t=2, p=1).
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        self.run(move || hash_now(&password)).await?
+        self.run(move |memory| hash_now(&password, memory)).await?
     }
 
     /// Checks `password` against a stored PHC string. With `None` (an unknown account) it
     /// checks against a fixed hash, so the answer takes as long as for a real account and
     /// does not reveal which addresses are registered.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, HashError> {
-        self.run(move || {
+        self.run(move |memory| {
             // The same argon2 work either way: skipping it for an unknown address made a
             // login for it answer in 3 ms instead of 45 ms, which told who has an account.
             let known = phc.is_some();
-            let phc = phc.as_deref().unwrap_or_else(|| dummy_hash());
-            let parsed = PasswordHash::new(phc).map_err(|e| HashError::Failed(e.to_string()))?;
-            let matches = Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok();
-            Ok(matches && known)
+            let phc = match &phc {
+                Some(phc) => phc.as_str(),
+                None => dummy_hash(memory),
+            };
+            Ok(verify_now(&password, phc, memory)? && known)
         })
         .await?
     }
 
+    /// Runs `work` on a blocking thread once a slot is free, with that slot's memory.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let permit = tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| HashError::Busy)?
             .map_err(|_| HashError::Busy)?;
+        let pool = self.memory.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = permit;
-            work()
+            let take = || pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut memory = take().unwrap_or_default();
+            let done = work(&mut memory);
+            pool.lock().unwrap_or_else(|e| e.into_inner()).push(memory);
+            done
         })
         .await
         .map_err(|e| HashError::Failed(e.to_string()))
     }
 }
 
-fn hash_now(password: &str) -> Result<String, HashError> {
+/// The blocks `argon` needs, from `memory` (grown once to fit).
+fn blocks<'m>(memory: &'m mut Vec<Block>, params: &Params) -> &'m mut [Block] {
+    let needed = params.block_count();
+    if memory.len() < needed {
+        memory.resize(needed, Block::new());
+    }
+    &mut memory[..needed]
+}
+
+fn failed(e: impl std::fmt::Display) -> HashError {
+    HashError::Failed(e.to_string())
+}
+
+/// An argon2id PHC string with the default (OWASP) parameters and a fresh salt.
+fn hash_now(password: &str, memory: &mut Vec<Block>) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| HashError::Failed(e.to_string()))
+    let argon = Argon2::default();
+    let params = argon.params().clone();
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(failed)?;
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let hash = Output::init_with(len, |out| {
+        argon
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                raw_salt,
+                out,
+                blocks(memory, &params),
+            )
+            .map_err(|_| argon2::password_hash::Error::Password)
+    })
+    .map_err(failed)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(failed)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(hash),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string, with whatever parameters it was hashed with.
+fn verify_now(password: &str, phc: &str, memory: &mut Vec<Block>) -> Result<bool, HashError> {
+    let parsed = PasswordHash::new(phc).map_err(failed)?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(failed("the stored hash has no salt or no output"));
+    };
+    let params = Params::try_from(&parsed).map_err(failed)?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(failed)?;
+    let version = parsed
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .map_err(failed)?;
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(failed)?;
+    let computed = Output::init_with(expected.len(), |out| {
+        argon
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                raw_salt,
+                out,
+                blocks(memory, &params),
+            )
+            .map_err(|_| argon2::password_hash::Error::Password)
+    })
+    .map_err(failed)?;
+    // `Output` compares in constant time.
+    Ok(computed == expected)
 }
 
 const DUMMY_PASSWORD: &str = "classcast timing-equaliser";
 
-fn dummy_hash() -> &'static str {
+/// The hash unknown addresses are checked against, made once with the caller's memory.
+fn dummy_hash(memory: &mut Vec<Block>) -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_now(DUMMY_PASSWORD).expect("argon2 hashes a constant password"))
+    DUMMY.get_or_init(|| {
+        hash_now(DUMMY_PASSWORD, memory).expect("argon2 hashes a constant password")
+    })
 }
 
 #[cfg(test)]

@@ -224,6 +224,16 @@ impl Process {
 }
 
 impl Process {
+    /// The server's resident memory, in KiB (VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
     /// Asks the server to stop, as systemd or Ctrl-C would (SIGTERM).
     pub fn terminate(&mut self) {
         let status = Command::new("kill")

@@ -222,3 +222,35 @@ fn a_piped_password_that_is_too_short_adds_nothing() {
     let out = cli(dir.path(), &["user", "list"], "");
     assert!(!String::from_utf8(out.stdout).unwrap().contains("tim@"));
 }
+
+#[tokio::test]
+async fn a_registration_storm_leaves_memory_within_the_hashing_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let client = reqwest::Client::new();
+    let register = |i: usize| {
+        let req = client
+            .post(format!("{}/api/auth/register", server.base))
+            .json(&json!({"email": format!("s{i}@school.org"), "name": "S", "password": "correct horse battery"}));
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(register(0).await, StatusCode::CREATED);
+    let settled = server.rss_kib();
+    for wave in 0..10 {
+        let statuses =
+            futures_util::future::join_all((1..=8).map(|i| register(wave * 8 + i))).await;
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::CREATED),
+            "{statuses:?}"
+        );
+    }
+    let after = server.rss_kib();
+    eprintln!("RSS after one registration {settled} KiB, after 81: {after} KiB");
+    // Hashing keeps one 19 MiB buffer per core; nothing else should grow with the storm.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let budget = settled + cores * 20 * 1024;
+    assert!(
+        after <= budget,
+        "{after} KiB resident after the storm, budget {budget} KiB"
+    );
+}
