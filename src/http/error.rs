@@ -86,6 +86,9 @@ pub enum ApiError {
     /// 429: over a rate limit.
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
+    /// 429: too many live connections open for one account or board.
+    #[error("too many connections")]
+    TooManyConnections { what: &'static str },
     /// 503: overloaded or the database is unreachable; safe to retry later.
     #[error("unavailable: {cause}")]
     Unavailable {
@@ -161,6 +164,13 @@ impl ApiError {
                 format!(
                     "Too many attempts. Try again in {} seconds.",
                     retry_after.as_secs().max(1)
+                ),
+            ),
+            TooManyConnections { what } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                format!(
+                    "This {what} has too many live connections open; close another page first."
                 ),
             ),
             Unavailable { retry_after, .. } => (
@@ -314,6 +324,7 @@ impl From<LiveError> for ApiError {
             LiveError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             LiveError::NotFound => ApiError::NotFound,
             LiveError::UnknownVersion => ApiError::bad_request("malformed", e.to_string()),
+            LiveError::TooManyConnections(what) => ApiError::TooManyConnections { what },
             LiveError::Command(c) => ApiError::bad_request("invalid_command", c.to_string()),
             LiveError::Store(s) => s.into(),
         }

@@ -54,6 +54,10 @@ pub struct BoardChannel {
     pub presence: watch::Sender<Presence>,
     /// Bumped when the board's teachers or code change; the board then re-reads them.
     pub pairing: watch::Sender<u64>,
+    /// The board's last `pairing` message: (the `pairing` count it was made at, when its code
+    /// expires, the message). Every page of the board shares it, so a new code costs one
+    /// read of the store, not one per connection.
+    pub pairing_message: tokio::sync::Mutex<Option<(u64, i64, Arc<str>)>>,
     /// Commands on one board are applied one at a time on this node.
     pub commands: tokio::sync::Mutex<()>,
 }
@@ -73,6 +77,7 @@ impl Hub {
                     state: watch::channel(None).0,
                     presence: watch::channel(Presence::default()).0,
                     pairing: watch::channel(0).0,
+                    pairing_message: tokio::sync::Mutex::new(None),
                     commands: tokio::sync::Mutex::new(()),
                 })
             })

@@ -51,6 +51,8 @@ pub enum LiveError {
     UnknownCode,
     #[error("this board never had a state of this version")]
     UnknownVersion,
+    #[error("too many live connections for this {0}")]
+    TooManyConnections(&'static str),
     #[error("too many attempts")]
     RateLimited { retry_after: Duration },
     #[error("not found")]
@@ -112,6 +114,8 @@ pub struct Live {
     session_check: Mutex<SessionCheck>,
     /// Code draws on this node take turns, so two never pick the same free digits.
     drawing: tokio::sync::Mutex<()>,
+    /// Open live connections per teacher account or board, on this node.
+    connections: Mutex<HashMap<Uuid, u32>>,
     /// Flipped to `true` when the server begins shutting down: live connections then end
     /// (WebSockets with 1001, event streams by closing) so clients reconnect elsewhere.
     pub closing: tokio::sync::watch::Sender<bool>,
@@ -152,6 +156,7 @@ impl Live {
                 at: Instant::now(),
             }),
             drawing: tokio::sync::Mutex::new(()),
+            connections: Mutex::new(HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
             code_ttl: code_ttl.min(CODE_TTL_MAX),
             heartbeat,
@@ -288,17 +293,30 @@ impl Live {
         Ok(Pairing { teachers, code })
     }
 
-    /// [`Live::pairing`] as the protocol's `pairing` message.
-    pub async fn pairing_message(&self, board: Uuid) -> Result<String, LiveError> {
+    /// [`Live::pairing`] as the protocol's `pairing` message, made once per change of the
+    /// board's pairing and shared by all its pages.
+    pub async fn pairing_message(&self, board: Uuid) -> Result<Arc<str>, LiveError> {
+        let channel = self.hub.channel(board);
+        let mut cached = channel.pairing_message.lock().await;
+        let current = *channel.pairing.borrow();
+        if let Some((made_at, valid_until, message)) = cached.as_ref() {
+            if *made_at == current && *valid_until > now_ms() {
+                return Ok(message.clone());
+            }
+        }
         let pairing = self.pairing(board).await?;
-        Ok(ServerMsg::Pairing {
+        let valid_until = pairing.code.as_ref().map_or(i64::MAX, |c| c.expires_at_ms);
+        let message: Arc<str> = ServerMsg::Pairing {
             paired_with: pairing.teachers,
             code: pairing.code.map(|c| CodeInfo {
                 code: c.code,
                 expires_at: c.expires_at_ms,
             }),
         }
-        .to_json())
+        .to_json()
+        .into();
+        *cached = Some((current, valid_until, message.clone()));
+        Ok(message)
     }
 
     /// Pairs the board showing `code` with the teacher, under `name`.
@@ -509,6 +527,29 @@ impl Live {
         Ok(())
     }
 
+    /// Counts a live connection of a teacher (by account) or a board, refused past
+    /// [`CONNECTIONS_PER_TEACHER`] or [`CONNECTIONS_PER_BOARD`]; the guard uncounts it.
+    pub fn connection(
+        self: &Arc<Self>,
+        sender: Uuid,
+        teacher: bool,
+    ) -> Result<ConnectionGuard, LiveError> {
+        let (limit, what) = match teacher {
+            true => (CONNECTIONS_PER_TEACHER, "account"),
+            false => (CONNECTIONS_PER_BOARD, "board"),
+        };
+        let mut open = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(sender).or_default();
+        if *count >= limit {
+            return Err(LiveError::TooManyConnections(what));
+        }
+        *count += 1;
+        Ok(ConnectionGuard {
+            live: self.clone(),
+            sender,
+        })
+    }
+
     /// A board page connected; the guard marks it gone when dropped.
     pub fn board_connected(self: &Arc<Self>, board: Uuid) -> PresenceGuard {
         self.hub
@@ -537,6 +578,10 @@ impl Live {
             }
             LiveError::Invalid(v) => ("invalid", format!("{:?}", v.fields)),
             LiveError::UnknownCode => ("not_found", e.to_string()),
+            LiveError::TooManyConnections(_) => (
+                "too_many_connections",
+                format!("{e}; close another page first."),
+            ),
             LiveError::UnknownVersion => (
                 "malformed",
                 "No state of this board has that version; report versions you were sent.".into(),
@@ -557,6 +602,35 @@ impl Live {
 pub async fn until_closing(closing: &mut tokio::sync::watch::Receiver<bool>) {
     // The guard `wait_for` returns must not live across the caller's next await.
     let _ = closing.wait_for(|c| *c).await.map(|_| ());
+}
+
+/// Live connections one teacher account may hold open on a node: phone, laptop and tablet
+/// with a few tabs each, and room to spare.
+pub const CONNECTIONS_PER_TEACHER: u32 = 30;
+/// Live connections one board token may hold open on a node: the board page, a reload that
+/// overlaps the old page, a second screen.
+pub const CONNECTIONS_PER_BOARD: u32 = 8;
+
+/// Keeps a live connection counted while it lives.
+pub struct ConnectionGuard {
+    live: Arc<Live>,
+    sender: Uuid,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let mut open = self
+            .live
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.sender) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.sender);
+            }
+        }
+    }
 }
 
 /// Keeps a board counted as online while its connection lives.

@@ -171,5 +171,7 @@ pub mod close {
     pub const TIMEOUT: u16 = 4408;
     pub const PROTOCOL_VERSION: u16 = 4409;
     pub const RATE_LIMITED: u16 = 4429;
+    /// The account or board already has as many live connections open as it may.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4430;
     pub const GOING_AWAY: u16 = 1001;
 }

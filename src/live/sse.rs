@@ -40,6 +40,7 @@ pub struct EventsParams {
         (status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
         (status = 400, description = "Malformed query", body = ErrorBody),
         (status = 401, description = "No valid teacher or board token", body = ErrorBody),
+        (status = 429, description = "The account or board has too many live connections open", body = ErrorBody),
     ))]
 pub async fn events(
     State(state): State<AppState>,
@@ -63,6 +64,7 @@ pub async fn events(
         .await
         .ok_or(ApiError::Unauthorized)?;
     let live = state.live.clone();
+    let counted = live.connection(peer.sender(), matches!(peer, Peer::Teacher { .. }))?;
     let mut subscriber = Subscriber::new(live.clone());
     subscriber.say(welcome(&peer, live.heartbeat));
     match &peer {
@@ -77,28 +79,39 @@ pub async fn events(
     }
     // The stream ends when the server shuts down, so the client reconnects elsewhere, and
     // when the teacher's session ends, after saying so (reconnecting then answers 401).
-    let closing = live.closing.subscribe();
-    let session = session_grant(&live, &peer);
-    let stream =
-        futures_util::stream::unfold(Some((subscriber, closing, session)), |open| async move {
-            let (mut subscriber, mut closing, mut session) = open?;
-            let message = tokio::select! {
-                biased;
-                () = session_ended(&mut session) => {
-                    let ended = ServerMsg::error("session_ended", SESSION_ENDED, None).to_json();
-                    return Some((Ok(Event::default().data(ended)), None));
-                }
-                _ = super::until_closing(&mut closing) => return None,
-                m = subscriber.next() => m?,
-            };
-            Some((
-                Ok::<_, Infallible>(Event::default().data(message.as_ref())),
-                Some((subscriber, closing, session)),
-            ))
-        });
+    let feed = Feed {
+        subscriber,
+        closing: live.closing.subscribe(),
+        session: session_grant(&live, &peer),
+        _counted: counted,
+    };
+    let stream = futures_util::stream::unfold(Some(feed), |open| async move {
+        let mut feed = open?;
+        let message = tokio::select! {
+            biased;
+            () = session_ended(&mut feed.session) => {
+                let ended = ServerMsg::error("session_ended", SESSION_ENDED, None).to_json();
+                return Some((Ok(Event::default().data(ended)), None));
+            }
+            _ = super::until_closing(&mut feed.closing) => return None,
+            m = feed.subscriber.next() => m?,
+        };
+        Some((
+            Ok::<_, Infallible>(Event::default().data(message.as_ref())),
+            Some(feed),
+        ))
+    });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(state.live.heartbeat))
         .into_response())
+}
+
+/// What an open event stream holds while it lives.
+struct Feed {
+    subscriber: Subscriber,
+    closing: tokio::sync::watch::Receiver<bool>,
+    session: Option<super::grants::Grant>,
+    _counted: super::ConnectionGuard,
 }
 
 const SESSION_ENDED: &str =

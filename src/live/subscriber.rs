@@ -97,7 +97,7 @@ impl Subscriber {
                 })
                 .filter_map(move |message| {
                     future::ready(match message {
-                        Ok(m) => Some(m.into()),
+                        Ok(m) => Some(m),
                         Err(e) => {
                             tracing::warn!(%board, error = %e, "cannot read pairing");
                             None

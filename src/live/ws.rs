@@ -137,6 +137,18 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
     };
 
     let live = state.live.clone();
+    let _counted = match live.connection(peer.sender(), matches!(peer, Peer::Teacher { .. })) {
+        Ok(guard) => guard,
+        Err(_) => {
+            let _ = sink
+                .send(closing_frame(
+                    close::TOO_MANY_CONNECTIONS,
+                    "too many connections",
+                ))
+                .await;
+            return;
+        }
+    };
     let mut subscriber = Subscriber::new(live.clone());
     subscriber.say(welcome(&peer, live.heartbeat));
     match &peer {

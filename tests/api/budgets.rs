@@ -359,3 +359,54 @@ async fn attackers_spending_the_node_wide_guess_budget_do_not_lock_out_a_teacher
     .await;
     assert_eq!(res.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn one_board_token_or_account_holds_a_bounded_number_of_live_connections() {
+    let app = spawn_app().await;
+    let (t, board, _) = classroom(&app).await;
+    let mut pages = Vec::new();
+    for _ in 0..8 {
+        pages.push(Ws::board(&app, &board).await);
+    }
+    // The ninth page of the same board is told why it is closed.
+    let mut ninth = Ws::open(&app, None).await.unwrap();
+    ninth
+        .send(json!({"type": "hello", "protocol": 1, "role": "board", "token": board.token, "version": 0}))
+        .await;
+    assert_eq!(ninth.close_code().await, 4430);
+    let stream = app
+        .request(Method::GET, "/api/live/events?role=board")
+        .bearer_auth(&board.token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(
+        stream,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_connections",
+    )
+    .await;
+    // Every open page still gets a new code, read once for all of them.
+    pages[0].send(json!({"type": "code"})).await;
+    let code = pages[0].until(|m| m["type"] == "pairing").await;
+    for page in &mut pages[1..] {
+        let seen = page
+            .until(|m| m["type"] == "pairing" && m["code"] == code["code"])
+            .await;
+        assert_eq!(seen["paired_with"], json!(["Test Teacher"]));
+    }
+    // Closing a page frees its place.
+    pages.pop().unwrap().close_and_wait().await;
+    pages.push(Ws::board(&app, &board).await);
+
+    // A teacher account: 30 connections, then refused.
+    let mut consoles = Vec::new();
+    for _ in 0..30 {
+        consoles.push(Ws::teacher(&app, &t, &[&board.id]).await);
+    }
+    let mut extra = Ws::open(&app, None).await.unwrap();
+    extra
+        .send(json!({"type": "hello", "protocol": 1, "role": "teacher", "token": t.token, "boards": []}))
+        .await;
+    assert_eq!(extra.close_code().await, 4430);
+}

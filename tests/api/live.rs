@@ -115,6 +115,12 @@ impl Ws {
             .await
     }
 
+    /// Closes the connection and waits until the server has let go of it.
+    pub(crate) async fn close_and_wait(mut self) {
+        self.0.close(None).await.unwrap();
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(PATIENCE, self.0.next()).await {}
+    }
+
     /// The close code the server ends the connection with.
     pub(crate) async fn close_code(&mut self) -> u16 {
         loop {
