@@ -134,6 +134,38 @@ pub struct ConfigArgs {
         value_name = "MIB"
     )]
     pub lesson_storage_mib: Option<u64>,
+    /// Connections open at once, WebSockets included [default: the open-file limit less 100]
+    #[arg(
+        long,
+        env = "CLASSCAST_MAX_CONNECTIONS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one address [default: a quarter of max_connections]
+    #[arg(
+        long,
+        env = "CLASSCAST_MAX_CONNECTIONS_PER_ADDRESS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a client may take to send a request's headers; idle connections close after it [default: 20]
+    #[arg(
+        long,
+        env = "CLASSCAST_HEADER_TIMEOUT_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a request may take, its body included, before 408 [default: 60]
+    #[arg(
+        long,
+        env = "CLASSCAST_REQUEST_DEADLINE_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub request_deadline_secs: Option<u64>,
     /// Longest a login waits for a password-hashing slot before 503, in ms [default: 5000]
     #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", global = true, value_name = "MS")]
     pub hash_wait_ms: Option<u64>,
@@ -177,6 +209,10 @@ struct FileConfig {
     heartbeat_ms: Option<u64>,
     code_ttl_secs: Option<u64>,
     lesson_storage_mib: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    request_deadline_secs: Option<u64>,
 }
 
 /// The effective configuration.
@@ -200,6 +236,12 @@ pub struct Config {
     pub heartbeat: Duration,
     pub code_ttl: Duration,
     pub lesson_storage_bytes: u64,
+    /// `None`: from the open-file limit when serving.
+    pub max_connections: Option<usize>,
+    /// `None`: a quarter of the connection budget.
+    pub max_connections_per_address: Option<usize>,
+    pub header_timeout: Duration,
+    pub request_deadline: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -290,6 +332,20 @@ impl Config {
                 .or(file.lesson_storage_mib)
                 .unwrap_or(256)
                 .saturating_mul(1 << 20),
+            max_connections: args.max_connections.or(file.max_connections),
+            max_connections_per_address: args
+                .max_connections_per_address
+                .or(file.max_connections_per_address),
+            header_timeout: Duration::from_secs(
+                args.header_timeout_secs
+                    .or(file.header_timeout_secs)
+                    .unwrap_or(20),
+            ),
+            request_deadline: Duration::from_secs(
+                args.request_deadline_secs
+                    .or(file.request_deadline_secs)
+                    .unwrap_or(60),
+            ),
         };
         config.validate()
     }
@@ -323,6 +379,18 @@ impl Config {
             return Err(ConfigError::Setting {
                 name: "code_ttl_secs",
                 reason: "must be from 1 to 600 (a code lives at most 10 minutes)".into(),
+            });
+        }
+        if self.max_connections == Some(0) || self.max_connections_per_address == Some(0) {
+            return Err(ConfigError::Setting {
+                name: "max_connections",
+                reason: "max_connections and max_connections_per_address must be at least 1".into(),
+            });
+        }
+        if self.header_timeout.is_zero() || self.request_deadline.is_zero() {
+            return Err(ConfigError::Setting {
+                name: "header_timeout_secs",
+                reason: "header_timeout_secs and request_deadline_secs must be at least 1".into(),
             });
         }
         if self.lesson_storage_bytes == 0 {

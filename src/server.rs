@@ -4,9 +4,7 @@
 //! `serve` is the one entry point `main` and the integration tests share; it takes a bound
 //! listener so tests can bind port 0 and know the address before the server runs.
 
-use axum::serve::ListenerExt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,6 +93,47 @@ fn report_purge(what: &str, purged: Result<u64, impl std::fmt::Display>) {
 /// its connections.
 pub const SESSION_POLL: Duration = Duration::from_millis(250);
 
+/// The connection budget: configured, or from the open-file limit (raised to its hard
+/// maximum first), keeping 100 descriptors for the database, logs and the listener.
+fn connection_limits(config: &Config) -> http::connections::ConnectionLimits {
+    let total = config
+        .max_connections
+        .unwrap_or_else(|| raise_open_file_limit().saturating_sub(100).max(64) as usize);
+    http::connections::ConnectionLimits {
+        total,
+        per_address: config
+            .max_connections_per_address
+            .unwrap_or((total / 4).max(16)),
+        trusted_proxies: config.trusted_proxies.clone(),
+        header_timeout: config.header_timeout,
+    }
+}
+
+/// Raises the soft limit on open files to the hard one, as servers that hold many sockets
+/// do (systemd's soft default of 1,024 would cap the boards a node holds); returns it.
+fn raise_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
 /// How long open requests may take to finish once shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -149,34 +188,19 @@ pub async fn serve(
             }
         }
     });
+    let limits = connection_limits(&state.config);
+    tracing::info!(
+        total = limits.total,
+        per_address = limits.per_address,
+        "connection budget"
+    );
     let app = http::app(state);
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let closing = live.closing.clone();
     let shutdown = async move {
         shutdown.await;
         closing.send_replace(true);
-        let _ = stopping.send(());
     };
-    // Live messages are small and must leave at once, not wait for the previous one's ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let serving = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown);
-    // Open requests get a grace period to finish; a connection that will not end does not
-    // keep the process alive past it.
-    let result = tokio::select! {
-        r = serving => r,
-        _ = async {
-            let _ = stopped.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => Ok(()),
-    };
+    let result = http::connections::serve(listener, app, limits, shutdown, SHUTDOWN_GRACE).await;
     chores.abort();
     sessions.abort();
     Ok(result?)

@@ -68,6 +68,9 @@ pub enum ApiError {
     /// 405: the route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 408: the request took longer than the server waits.
+    #[error("request timeout")]
+    RequestTimeout,
     /// 409: the request conflicts with existing data.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -136,6 +139,11 @@ impl ApiError {
             ),
             NotFoundBecause { code, message } => (StatusCode::NOT_FOUND, code, message.clone()),
             Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
+            RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request took too long to arrive. Check the connection and try again.".into(),
+            ),
             VersionConflict { .. } => (
                 StatusCode::PRECONDITION_FAILED,
                 "version_conflict",

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod boards;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod lessons;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{
@@ -116,6 +117,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(session_renewal))
+        .layer(middleware::from_fn_with_state(
+            state.config.request_deadline,
+            request_deadline,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(cors(&state.config))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -165,6 +170,20 @@ pub fn app(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::from_fn(drop_unfit_request_id))
         .with_state(state)
+}
+
+/// Ends a request that takes longer than `request_deadline_secs`, reading its body included
+/// (a body dribbled a byte at a time, say), with `408`, so it holds no connection or memory
+/// for ever. Streams and WebSockets are past it once their response has begun.
+async fn request_deadline(
+    axum::extract::State(deadline): axum::extract::State<Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    }
 }
 
 /// A client's `X-Request-Id` is kept (it ties the client's logs to ours) only when it is

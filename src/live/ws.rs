@@ -9,6 +9,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::stream::SplitSink;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{interval_at, timeout, Instant};
@@ -20,6 +21,7 @@ use super::subscriber::Subscriber;
 use super::Live;
 use crate::config::Config;
 use crate::domain::hlc::wall_millis as now_ms;
+use crate::http::connections::Slot;
 use crate::http::error::ApiError;
 use crate::http::extract::ClientIp;
 use crate::http::AppState;
@@ -54,6 +56,7 @@ const WRITE_COALESCE_BYTES: usize = 16 * 1024;
 pub async fn upgrade(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    slot: Option<Extension<Slot>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -73,7 +76,13 @@ pub async fn upgrade(
         .max_frame_size(protocol::MAX_MESSAGE_BYTES)
         // Boxed so that every connection's future holds the idle loop, not the largest
         // state any step of it (database calls included) ever needs.
-        .on_upgrade(move |socket| Box::pin(run(socket, state, client)))
+        .on_upgrade(move |socket| {
+            Box::pin(async move {
+                // The WebSocket keeps its connection's place in the connection budget.
+                let _slot = slot;
+                run(socket, state, client).await
+            })
+        })
 }
 
 /// Browsers always send `Origin` on a WebSocket: it must be this server's own origin (the

@@ -5,6 +5,7 @@ mod accounts;
 mod bad_input;
 mod browser;
 mod budgets;
+mod connections;
 mod hardening;
 mod harness;
 mod lessons;
