@@ -106,6 +106,7 @@ async fn seed(dir: &std::path::Path, a: &Args) -> Seeded {
                 &Email::parse(&format!("t{t}@bench.org")).unwrap(),
                 &format!("T{t}"),
                 &hash,
+                false,
             )
             .await
             .unwrap();

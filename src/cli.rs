@@ -47,8 +47,10 @@ pub enum UserCommand {
         #[arg(long)]
         name: String,
     },
-    /// List accounts
+    /// List accounts (active, disabled, or pending approval)
     List,
+    /// Approve an account that registered where registration needs approval
+    Approve { email: String },
     /// Disable an account: it can no longer sign in and its sessions stop working
     Disable { email: String },
     /// Enable a disabled account again
@@ -159,7 +161,7 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             let password = read_password(&email)?;
             let hash = server::password_hasher(&config).hash(password).await?;
             let account = store
-                .create_account(&email, &name, &hash)
+                .create_account(&email, &name, &hash, false)
                 .await
                 .with_context(|| format!("cannot add {}", email.as_str()))?;
             println!(
@@ -169,7 +171,11 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::List => {
             for a in store.list_accounts().await? {
-                let state = if a.disabled { "disabled" } else { "active" };
+                let state = match (a.pending, a.disabled) {
+                    (true, _) => "pending",
+                    (false, true) => "disabled",
+                    (false, false) => "active",
+                };
                 println!("{}\t{}\t{}\t{}", a.email, a.name, state, a.id);
             }
         }
@@ -177,6 +183,14 @@ async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             let account = find(email).await?;
             store.set_account_disabled(account.id, true).await?;
             println!("Disabled {}", account.email);
+        }
+        UserCommand::Approve { email } => {
+            let account = find(email).await?;
+            if !account.pending {
+                bail!("{} is not waiting for approval", account.email);
+            }
+            store.set_account_disabled(account.id, false).await?;
+            println!("Approved {}; they can sign in now", account.email);
         }
         UserCommand::Enable { email } => {
             let account = find(email).await?;

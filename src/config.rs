@@ -39,7 +39,7 @@ pub struct ConfigArgs {
     /// Whether anyone may create an account [default: open]
     #[arg(long, env = "CLASSCAST_REGISTRATION", global = true, value_enum)]
     pub registration: Option<Registration>,
-    /// Only these e-mail domains may register, repeatable [default: any]
+    /// Only these e-mail domains may register (accounts then wait for approval), repeatable [default: any]
     #[arg(
         long = "allowed-email-domain",
         env = "CLASSCAST_ALLOWED_EMAIL_DOMAINS",
@@ -182,8 +182,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Registration {
+    /// Anyone registers and signs in at once (with `allowed_email_domains`: as `approval`).
     #[default]
     Open,
+    /// New accounts wait for `classcast user approve`.
+    Approval,
+    /// Accounts only through `classcast user add`.
     Closed,
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::password::PasswordHasher;
-use crate::auth::{Accounts, AuthSettings};
+use crate::auth::{Accounts, AuthSettings, RegistrationMode};
 use crate::config::{Config, Registration};
 use crate::domain::hlc::Hlc;
 use crate::error_chain;
@@ -71,7 +71,16 @@ pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
         store,
         password_hasher(config),
         AuthSettings {
-            registration_open: config.registration == Registration::Open,
+            registration: match config.registration {
+                Registration::Closed => RegistrationMode::Closed,
+                // Without a mail server to confirm addresses, a domain restriction is only
+                // worth something if an administrator looks at each new account.
+                Registration::Approval => RegistrationMode::Approval,
+                Registration::Open if !config.allowed_email_domains.is_empty() => {
+                    RegistrationMode::Approval
+                }
+                Registration::Open => RegistrationMode::Open,
+            },
             allowed_email_domains: config.allowed_email_domains.clone(),
             session_ttl: config.session_ttl,
             session_renew_before: config.session_renew_before,

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
-use governor::Quota;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Attempts allowed at once and how fast they come back, per key.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +84,8 @@ pub struct LoginLimits {
     /// out of their usual devices.
     per_account: Refundable<String>,
     known: Mutex<HashMap<(String, IpAddr), Instant>>,
+    /// Registrations per address, every attempt counted.
+    registrations: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 /// An address an account signed in from is known for this long.
@@ -126,12 +128,26 @@ impl LoginLimits {
         every: Duration::from_secs(20),
     };
 
+    /// Registrations per address: a staff room signing up together fits, a script does not.
+    pub const REGISTRATIONS: Budget = Budget {
+        burst: 10,
+        every: Duration::from_secs(60),
+    };
+
+    /// One registration attempt from this address.
+    pub fn registration(&self, address: IpAddr) -> Result<(), Limited> {
+        self.registrations
+            .check_key(&address)
+            .map_err(Limited::from)
+    }
+
     pub fn new() -> Self {
         Self {
             per_pair: Refundable::new(Self::PAIR),
             per_address: Refundable::new(Self::ADDRESS),
             per_account: Refundable::new(Self::ACCOUNT),
             known: Mutex::new(HashMap::new()),
+            registrations: RateLimiter::keyed(quota(Self::REGISTRATIONS)),
         }
     }
 
@@ -191,6 +207,7 @@ impl LoginLimits {
     /// Forgets keys whose budget is full again and addresses known too long ago, so memory
     /// does not grow with every address ever seen.
     pub fn prune(&self) {
+        self.registrations.retain_recent();
         self.per_pair.prune();
         self.per_address.prune();
         self.per_account.prune();

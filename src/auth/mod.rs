@@ -54,10 +54,30 @@ impl From<StoreError> for AuthError {
     }
 }
 
+/// Whether and how accounts are created through the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationMode {
+    /// Anyone may register and is signed in at once.
+    Open,
+    /// New accounts wait for an administrator (`classcast user approve`). Whether an address
+    /// is registered already cannot be told from the answer.
+    Approval,
+    /// Accounts only through `classcast user add`.
+    Closed,
+}
+
+/// The outcome of a registration.
+pub enum Registered {
+    /// Created and signed in.
+    Active(Account, IssuedToken),
+    /// Received: the account, if the address was free, waits for approval.
+    Pending,
+}
+
 /// Who may register and how long sessions live.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
-    pub registration_open: bool,
+    pub registration: RegistrationMode,
     /// Lower-case domains allowed to register; empty allows every domain.
     pub allowed_email_domains: Vec<String>,
     pub session_ttl: Duration,
@@ -101,27 +121,48 @@ impl Accounts {
         }
     }
 
+    /// Registers an account from `client`: every attempt spends that address's budget, so
+    /// no one can create accounts, or probe which addresses exist, in bulk.
     pub async fn register(
         &self,
         email: &str,
         name: &str,
         password: &str,
-    ) -> Result<(Account, IssuedToken), AuthError> {
-        if !self.settings.registration_open {
+        client: IpAddr,
+    ) -> Result<Registered, AuthError> {
+        let mode = self.settings.registration;
+        if mode == RegistrationMode::Closed {
             return Err(AuthError::RegistrationClosed);
         }
+        self.limits
+            .registration(client)
+            .map_err(|l| AuthError::RateLimited {
+                retry_after: l.retry_after,
+            })?;
         let reg = Registration::parse(email, name, password)?;
         let allowed = &self.settings.allowed_email_domains;
         if !allowed.is_empty() && !allowed.iter().any(|d| d == reg.email.domain()) {
             return Err(AuthError::DomainNotAllowed);
         }
         let hash = self.hash(reg.password).await?;
-        let account = self
+        let pending = mode == RegistrationMode::Approval;
+        match self
             .store
-            .create_account(&reg.email, &reg.name, &hash)
-            .await?;
-        let token = self.issue(account.id, None).await?;
-        Ok((account, token))
+            .create_account(&reg.email, &reg.name, &hash, pending)
+            .await
+        {
+            Ok(account) if !pending => {
+                let token = self.issue(account.id, None).await?;
+                Ok(Registered::Active(account, token))
+            }
+            Ok(_) => {
+                tracing::info!(email = %reg.email.as_str(), "account awaits approval");
+                Ok(Registered::Pending)
+            }
+            // Taken, answered exactly like a fresh registration: nothing to learn.
+            Err(StoreError::EmailTaken) if pending => Ok(Registered::Pending),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Checks a password, spending one attempt of the account's and the address's budget.

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -11,7 +12,7 @@ use uuid::Uuid;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, ClientIp, Json};
 use super::{rfc3339, AppState};
-use crate::auth::IssuedToken;
+use crate::auth::{self, IssuedToken};
 use crate::store::Account;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -93,32 +94,54 @@ pub struct Registered {
 /// Creates a teacher account and signs it in.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Account created and signed in", body = Registered),
+        (status = 201, description = "Account created and signed in (open registration)", body = Registered),
+        (status = 202, description = "Received; where registration needs approval the account waits for an administrator. Answered alike whether or not the address was registered already", body = PendingRegistration),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 403, description = "Registration closed, or e-mail domain not allowed", body = ErrorBody),
-        (status = 409, description = "E-mail address already registered", body = ErrorBody),
+        (status = 409, description = "E-mail address already registered (open registration)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address; retry after `Retry-After` seconds", body = ErrorBody),
         (status = 503, description = "Busy; retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn register(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Json(req): Json<RegisterRequest>,
-) -> Result<(StatusCode, axum::Json<Registered>), ApiError> {
-    let (account, token) = state
+) -> Result<Response, ApiError> {
+    let registered = state
         .accounts
-        .register(&req.email, &req.name, &req.password)
+        .register(&req.email, &req.name, &req.password, client)
         .await?;
-    let SessionToken { token, expires_at } = token.into();
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(Registered {
-            token,
-            expires_at,
-            account: account.into(),
-        }),
-    ))
+    Ok(match registered {
+        auth::Registered::Active(account, token) => {
+            let SessionToken { token, expires_at } = token.into();
+            let body = Registered {
+                token,
+                expires_at,
+                account: account.into(),
+            };
+            (StatusCode::CREATED, axum::Json(body)).into_response()
+        }
+        auth::Registered::Pending => {
+            let body = PendingRegistration {
+                status: "pending",
+                message: "Thank you. An administrator of this server approves new accounts; \
+                          you can sign in once yours is approved.",
+            };
+            (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+        }
+    })
+}
+
+/// A registration that waits for an administrator's approval.
+#[derive(Serialize, ToSchema)]
+pub struct PendingRegistration {
+    /// Always `pending`.
+    status: &'static str,
+    /// What happens next, for the person registering.
+    message: &'static str,
 }
 
 /// Signs in with e-mail address and password.

@@ -45,7 +45,10 @@ pub struct Account {
     pub id: Uuid,
     pub email: String,
     pub name: String,
+    /// Cannot sign in: disabled by an administrator, or still pending.
     pub disabled: bool,
+    /// Registered where registration needs approval, and not approved yet (also `disabled`).
+    pub pending: bool,
     pub created: Version,
 }
 
@@ -168,18 +171,20 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the database can serve queries.
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Registers an account with its first password. `EmailTaken` when the address has an
-    /// owner already.
+    /// Registers an account with its first password, `pending` approval or active.
+    /// `EmailTaken` when the address has an owner already.
     async fn create_account(
         &self,
         email: &Email,
         name: &str,
         password_hash: &str,
+        pending: bool,
     ) -> StoreResult<Account>;
     async fn account(&self, id: Uuid) -> StoreResult<Account>;
     /// The account owning this (normalised) address, with its current password hash.
     async fn login_record(&self, email_normalized: &str) -> StoreResult<Option<LoginRecord>>;
     async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Disables or enables an account; enabling a pending account approves it.
     async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account>;
     /// Stores a new password; every session created before it stops working.
     async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()>;

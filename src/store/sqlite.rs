@@ -46,6 +46,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_session_family",
         include_str!("migrations/sqlite/0005_session_family.sql"),
     ),
+    (
+        "0006_pending_accounts",
+        include_str!("migrations/sqlite/0006_pending_accounts.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran, and this node's id.
@@ -423,6 +427,7 @@ fn account_from(row: &SqliteRow) -> StoreResult<Account> {
         email: row.try_get("email")?,
         name: row.try_get("name")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
+        pending: row.try_get::<i64, _>("pending")? != 0,
         created: Version(row.try_get("version")?),
     })
 }
@@ -519,12 +524,17 @@ impl SqliteStore {
         account: Uuid,
         after: Option<Version>,
         name: &str,
-        disabled: bool,
+        status: AccountStatus,
     ) -> StoreResult<()> {
         let version = after.map_or_else(|| self.hlc.next(), |v| self.hlc.next_after(v));
+        let (disabled, pending) = match status {
+            AccountStatus::Active => (false, false),
+            AccountStatus::Disabled => (true, false),
+            AccountStatus::Pending => (true, true),
+        };
         sqlx::query(
-            "INSERT INTO account_profile (id, account_id, version, node, name, disabled)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO account_profile (id, account_id, version, node, name, disabled, pending)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(Uuid::now_v7().to_string())
         .bind(account.to_string())
@@ -532,6 +542,7 @@ impl SqliteStore {
         .bind(&self.node)
         .bind(name)
         .bind(disabled as i64)
+        .bind(pending as i64)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -602,6 +613,7 @@ impl Store for SqliteStore {
         email: &Email,
         name: &str,
         password_hash: &str,
+        pending: bool,
     ) -> StoreResult<Account> {
         let mut tx = self.begin().await?;
         let taken = sqlx::query("SELECT 1 FROM account WHERE email_norm = ? LIMIT 1")
@@ -624,7 +636,11 @@ impl Store for SqliteStore {
         .bind(&self.node)
         .execute(&mut *tx)
         .await?;
-        self.insert_profile(&mut tx, id, Some(created), name, false)
+        let status = match pending {
+            true => AccountStatus::Pending,
+            false => AccountStatus::Active,
+        };
+        self.insert_profile(&mut tx, id, Some(created), name, status)
             .await?;
         self.insert_credential(&mut tx, id, password_hash).await?;
         tx.commit().await?;
@@ -632,14 +648,15 @@ impl Store for SqliteStore {
             id,
             email: email.as_str().to_owned(),
             name: name.to_owned(),
-            disabled: false,
+            disabled: pending,
+            pending,
             created,
         })
     }
 
     async fn account(&self, id: Uuid) -> StoreResult<Account> {
         let sql = format!(
-            "SELECT a.id, a.email, a.version, p.name, p.disabled FROM account a {CURRENT_PROFILE}
+            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.pending FROM account a {CURRENT_PROFILE}
              WHERE a.id = ?"
         );
         let row = sqlx::query(&sql)
@@ -652,7 +669,7 @@ impl Store for SqliteStore {
 
     async fn login_record(&self, email_normalized: &str) -> StoreResult<Option<LoginRecord>> {
         let sql = format!(
-            "SELECT a.id, a.email, a.version, p.name, p.disabled, c.password_hash
+            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.pending, c.password_hash
              FROM account a {CURRENT_PROFILE}
              JOIN account_credential c ON c.account_id = a.id AND NOT EXISTS (
                 SELECT 1 FROM account_credential m WHERE m.account_id = c.account_id
@@ -674,7 +691,7 @@ impl Store for SqliteStore {
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
         let sql = format!(
-            "SELECT a.id, a.email, a.version, p.name, p.disabled FROM account a {CURRENT_PROFILE}
+            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.pending FROM account a {CURRENT_PROFILE}
              WHERE {OWNS_EMAIL} ORDER BY a.email_norm"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.read).await?;
@@ -684,7 +701,7 @@ impl Store for SqliteStore {
     async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account> {
         let mut tx = self.begin().await?;
         let sql = format!(
-            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.version AS profile_version
+            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.pending, p.version AS profile_version
              FROM account a {CURRENT_PROFILE} WHERE a.id = ?"
         );
         let row = sqlx::query(&sql)
@@ -694,10 +711,15 @@ impl Store for SqliteStore {
             .ok_or(StoreError::NotFound)?;
         let mut account = account_from(&row)?;
         let profile_version = Version(row.try_get("profile_version")?);
-        self.insert_profile(&mut tx, id, Some(profile_version), &account.name, disabled)
+        let status = match disabled {
+            true => AccountStatus::Disabled,
+            false => AccountStatus::Active,
+        };
+        self.insert_profile(&mut tx, id, Some(profile_version), &account.name, status)
             .await?;
         tx.commit().await?;
         account.disabled = disabled;
+        account.pending = false;
         Ok(account)
     }
 
@@ -747,7 +769,7 @@ impl Store for SqliteStore {
     async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>> {
         let sql = format!(
             "SELECT s.id AS session_id, COALESCE(s.family_id, s.id) AS family, s.expires_at,
-                    a.id, a.email, a.version, p.name, p.disabled
+                    a.id, a.email, a.version, p.name, p.disabled, p.pending
              FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
              WHERE s.token_hash = ? AND {LIVE_SESSION} AND {OWNS_EMAIL}"
         );
@@ -1253,6 +1275,15 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(codes.rows_affected())
     }
+}
+
+/// How an account's profile row stands.
+#[derive(Clone, Copy)]
+enum AccountStatus {
+    Active,
+    Disabled,
+    /// Disabled until an administrator approves it.
+    Pending,
 }
 
 /// The newest pairing row of (board `b`, account) joined as `bp`, not removed.

@@ -101,7 +101,90 @@ async fn registration_can_be_closed_or_limited_to_school_domains() {
         )
         .await;
     expect_error(res, StatusCode::FORBIDDEN, "email_domain_not_allowed").await;
-    limited.register("a@school.org").await;
+}
+
+/// Registers `email` with `password` on the server at `base`, from an address of its own.
+async fn register_as(base: &str, email: &str, password: &str) -> reqwest::Response {
+    fresh_client()
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": email, "name": "N", "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn where_registration_needs_approval_nobody_learns_which_addresses_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        crate::harness::Process::start_with(dir.path(), &["--allowed-email-domain", "school.org"]);
+    let base = server.base.as_str();
+    let first = register_as(base, "principal@school.org", "the real principal").await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first: Value = first.json().await.unwrap();
+    // The same address again, by someone else: the very same answer, and nothing written.
+    let again = register_as(base, "Principal@School.org", "an outsider's guess").await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(first["status"], "pending");
+
+    // Pending: no sign-in, answered like a wrong password.
+    let login = |password: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"email": "principal@school.org", "password": password}))
+            .send()
+    };
+    expect_error(
+        login("the real principal").await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let listing = cli(dir.path(), &["user", "list"], "");
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("principal@school.org\tN\tpending"));
+
+    let approved = cli(dir.path(), &["user", "approve", "principal@school.org"], "");
+    assert!(approved.status.success(), "{approved:?}");
+    assert_eq!(
+        login("the real principal").await.unwrap().status(),
+        StatusCode::OK
+    );
+    expect_error(
+        login("an outsider's guess").await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let twice = cli(dir.path(), &["user", "approve", "principal@school.org"], "");
+    assert!(
+        !twice.status.success(),
+        "approving an active account says so"
+    );
+}
+
+#[tokio::test]
+async fn registrations_from_one_address_are_limited() {
+    let app = spawn_app().await;
+    let client = TestApp::client_at("127.0.0.5");
+    let mut refused = None;
+    for i in 0..15 {
+        let res = client
+            .post(format!("{}/api/auth/register", app.base))
+            .json(&json!({"email": format!("bulk{i}@school.org"), "name": "B", "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((i, res));
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let (i, res) = refused.expect("15 registrations from one address all went through");
+    assert_eq!(i, 10, "ten at once, then one a minute");
+    assert!(res.headers().contains_key("retry-after"));
+    expect_error(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
 
 #[tokio::test]
@@ -221,9 +304,12 @@ async fn a_login_storm_queues_for_hashing_and_the_overflow_is_told_to_retry() {
     let bodies: Vec<_> = (0..24)
         .map(|i| json!({"email": format!("storm{i}@school.org"), "name": "S", "password": "correct horse battery"}))
         .collect();
-    let attempts = bodies
-        .iter()
-        .map(|body| app.post_json("/api/auth/register", body));
+    let attempts = bodies.iter().map(|body| {
+        let req = fresh_client()
+            .post(format!("{}/api/auth/register", app.base))
+            .json(body);
+        async move { req.send().await.unwrap() }
+    });
     let answers = futures_util::future::join_all(attempts).await;
     let created = answers
         .iter()

@@ -131,8 +131,15 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Registers from an address of its own: registrations are limited per address, and a
+    /// test's teachers stand for people on different machines.
     pub async fn register(&self, email: &str) -> Teacher {
-        let res = self.post_json("/api/auth/register", &json!({"email": email, "name": "Test Teacher", "password": "correct horse battery"})).await;
+        let res = fresh_client()
+            .post(format!("{}/api/auth/register", self.base))
+            .json(&json!({"email": email, "name": "Test Teacher", "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::CREATED, "register {email}");
         let body: Value = res.json().await.unwrap();
         Teacher {
@@ -156,6 +163,13 @@ impl TestApp {
         let page = self.get_json("/api/lessons?limit=100", teacher).await;
         page["items"].as_array().unwrap().len()
     }
+}
+
+/// A client on a loopback address no other `fresh_client` has used (127.1.x.y).
+pub fn fresh_client() -> reqwest::Client {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    TestApp::client_at(&format!("127.1.{}.{}", n / 250 % 250, n % 250 + 1))
 }
 
 /// Asserts the error envelope and returns its `error` object.
@@ -198,8 +212,19 @@ impl Process {
     }
 
     pub fn start_on(data_dir: &Path, listen: &str) -> Self {
+        Self::launch(data_dir, listen, &[])
+    }
+
+    /// On an ephemeral port, with these flags besides.
+    pub fn start_with(data_dir: &Path, flags: &[&str]) -> Self {
+        Self::launch(data_dir, "127.0.0.1:0", flags)
+    }
+
+    fn launch(data_dir: &Path, listen: &str, flags: &[&str]) -> Self {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen, "--data-dir"])
+            .args(["serve", "--listen", listen])
+            .args(flags)
+            .arg("--data-dir")
             .arg(data_dir)
             .env_remove("CLASSCAST_CONFIG")
             .stdout(Stdio::piped())

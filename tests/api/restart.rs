@@ -227,9 +227,9 @@ fn a_piped_password_that_is_too_short_adds_nothing() {
 async fn a_registration_storm_leaves_memory_within_the_hashing_budget() {
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
-    let client = reqwest::Client::new();
     let register = |i: usize| {
-        let req = client
+        // Each from an address of its own: registrations are limited per address.
+        let req = crate::harness::fresh_client()
             .post(format!("{}/api/auth/register", server.base))
             .json(&json!({"email": format!("s{i}@school.org"), "name": "S", "password": "correct horse battery"}));
         async move { req.send().await.unwrap().status() }

@@ -62,7 +62,12 @@ fn lesson(title: &str, slides: usize) -> LessonContent {
 
 async fn account(store: &dyn Store, email: &str) -> Uuid {
     store
-        .create_account(&Email::parse(email).unwrap(), "Teacher", "$argon2id$fake")
+        .create_account(
+            &Email::parse(email).unwrap(),
+            "Teacher",
+            "$argon2id$fake",
+            false,
+        )
         .await
         .unwrap()
         .id
@@ -101,7 +106,7 @@ suite!(sqlite:
 async fn an_address_is_owned_by_its_first_registration(store: &dyn Store) {
     let id = account(store, "Ann@School.org").await;
     let again = store
-        .create_account(&Email::parse("ann@school.org").unwrap(), "B", "h")
+        .create_account(&Email::parse("ann@school.org").unwrap(), "B", "h", false)
         .await;
     assert!(matches!(again, Err(StoreError::EmailTaken)));
     let record = store.login_record("ann@school.org").await.unwrap().unwrap();

@@ -84,6 +84,13 @@ async function submit(form, path, payload) {
   setBusy(button, true);
   try {
     const { body } = await api.post(path, payload, { auth: false });
+    if (body?.status === 'pending') {
+      // Registration needs an administrator's approval: nothing to sign in with yet.
+      $('.form-notice', form).hidden = false;
+      form.reset();
+      setBusy(button, false);
+      return;
+    }
     setSession(body);
     location.assign(next);
     return;
