@@ -372,6 +372,19 @@ fn view(slide: &Slide, revealed: bool) -> SlideView {
     }
 }
 
+/// Four letters and digits the board shows at all times and the console shows after
+/// pairing, so a teacher sees which screen they paired, not just that a code matched. Derived
+/// from the board's id; letters that look alike (0/O, 1/I) are left out.
+pub fn fingerprint(board: Uuid) -> String {
+    use sha2::{Digest, Sha256};
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let hash = Sha256::digest(board.as_bytes());
+    let bits = u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]);
+    (0..4)
+        .map(|i| ALPHABET[((bits >> (27 - 5 * i)) & 31) as usize] as char)
+        .collect()
+}
+
 /// A pairing code: six digits, shown grouped 3 + 3 on the board.
 pub struct PairingCode;
 
@@ -394,6 +407,21 @@ impl PairingCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_is_four_unambiguous_characters_fixed_per_board() {
+        let board = Uuid::now_v7();
+        let print = fingerprint(board);
+        assert_eq!(print.len(), 4);
+        assert!(print.chars().all(|c| !"01IO".contains(c)), "{print}");
+        assert_eq!(fingerprint(board), print);
+        let others: std::collections::HashSet<_> =
+            (0..200).map(|_| fingerprint(Uuid::now_v7())).collect();
+        assert!(
+            others.len() > 190,
+            "fingerprints of different boards differ"
+        );
+    }
     use crate::domain::lesson::SlideInput;
     use serde_json::json;
 

@@ -9,6 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::domain::board::fingerprint;
+
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, BoardAuth, ClientIp, Ids, Json};
 use super::{rfc3339, AppState};
@@ -48,6 +50,8 @@ impl From<ActiveCode> for Code {
 #[derive(Serialize, ToSchema)]
 pub struct ClaimedBoard {
     board_id: Uuid,
+    /// Four characters to show at all times (see `GET /api/boards/self`).
+    fingerprint: String,
     /// Keep secret: it is this board's identity. Send it as a bearer token.
     board_token: String,
     code: String,
@@ -69,6 +73,7 @@ async fn claim(
     Ok((
         StatusCode::CREATED,
         axum::Json(ClaimedBoard {
+            fingerprint: fingerprint(claimed.board),
             board_id: claimed.board,
             board_token: claimed.token,
             code: claimed.code.code,
@@ -97,6 +102,8 @@ async fn new_code(
 #[derive(Serialize, ToSchema)]
 pub struct BoardSelf {
     board_id: Uuid,
+    /// Four characters the board shows at all times; the console shows them after pairing.
+    fingerprint: String,
     /// Names of the teachers paired with this board.
     paired_with: Vec<String>,
     code: Option<Code>,
@@ -115,6 +122,7 @@ async fn board_self(
     let pairing = state.live.pairing(board).await?;
     Ok(axum::Json(BoardSelf {
         board_id: board,
+        fingerprint: fingerprint(board),
         paired_with: pairing.teachers,
         code: pairing.code.map(Code::from),
     }))
@@ -125,6 +133,8 @@ pub struct Board {
     id: Uuid,
     /// The name this teacher gave the board.
     name: String,
+    /// Four characters the board itself shows: compare them to be sure which screen this is.
+    fingerprint: String,
     /// A board page is connected to this node.
     online: bool,
     /// Version of the board's current state, if it ever had one.
@@ -138,6 +148,7 @@ impl From<BoardSummary> for Board {
     fn from(s: BoardSummary) -> Self {
         Self {
             id: s.pairing.board,
+            fingerprint: fingerprint(s.pairing.board),
             name: s.pairing.name,
             online: s.presence.online > 0,
             state_version: s.state_version,

@@ -23,7 +23,9 @@ use uuid::Uuid;
 
 use crate::auth::token;
 use crate::domain::account::parse_name;
-use crate::domain::board::{apply, BoardState, CommandError, LessonAt, Op, PairingCode};
+use crate::domain::board::{
+    apply, fingerprint, BoardState, CommandError, LessonAt, Op, PairingCode,
+};
 use crate::domain::hlc::wall_millis as now_ms;
 use crate::domain::ValidationError;
 use crate::store::{Account, ActiveCode, BoardPairing, Saved, Store, StoreError};
@@ -307,6 +309,7 @@ impl Live {
         let pairing = self.pairing(board).await?;
         let valid_until = pairing.code.as_ref().map_or(i64::MAX, |c| c.expires_at_ms);
         let message: Arc<str> = ServerMsg::Pairing {
+            fingerprint: fingerprint(board),
             paired_with: pairing.teachers,
             code: pairing.code.map(|c| CodeInfo {
                 code: c.code,

@@ -127,6 +127,8 @@ pub enum ServerMsg<'a> {
     Pairing {
         paired_with: Vec<String>,
         code: Option<CodeInfo>,
+        /// The board's fingerprint, shown beside the code (see `domain::board::fingerprint`).
+        fingerprint: String,
     },
     Pong {
         t0: f64,

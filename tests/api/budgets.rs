@@ -410,3 +410,47 @@ async fn one_board_token_or_account_holds_a_bounded_number_of_live_connections()
         .await;
     assert_eq!(extra.close_code().await, 4430);
 }
+
+#[tokio::test]
+async fn pairing_names_the_screen_that_was_paired() {
+    let app = spawn_app().await;
+    let t = app.register("fp@school.org").await;
+    let board = claim(&app).await;
+    let other = claim(&app).await;
+    let mut screen = Ws::board(&app, &board).await;
+    let shown = screen.until(|m| m["type"] == "pairing").await;
+    let on_board = shown["fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(on_board.len(), 4);
+
+    let paired: Value = pair_from(&app, &app.client, &t, &board.code)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        paired["fingerprint"],
+        on_board.as_str(),
+        "the console names the same screen"
+    );
+    // The board confirms who paired it, and still shows its fingerprint.
+    let confirmed = screen
+        .until(|m| m["type"] == "pairing" && m["paired_with"] == json!(["Test Teacher"]))
+        .await;
+    assert_eq!(confirmed["fingerprint"], on_board.as_str());
+    let listed = app.get_json("/api/boards", &t).await;
+    assert_eq!(listed["items"][0]["fingerprint"], on_board.as_str());
+    let theirs = app
+        .request(Method::GET, "/api/boards/self")
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_ne!(
+        theirs["fingerprint"],
+        on_board.as_str(),
+        "another screen, other letters"
+    );
+}

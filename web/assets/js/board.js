@@ -55,7 +55,7 @@ async function claim() {
     try {
       const { body } = await api.post('/api/boards/claim', undefined, { auth: false, retry: true });
       saveIdentity(body);
-      if (body.code) pairing = { paired_with: [], code: { code: body.code, expires_at: body.code_expires_at } };
+      if (body.code) pairing = { paired_with: [], code: { code: body.code, expires_at: body.code_expires_at }, fingerprint: body.fingerprint };
       return;
     } catch (err) {
       $('start-text').textContent = tr('board.claimRetry', 'Cannot reach the classcast server yet. Trying again…');
@@ -86,7 +86,7 @@ async function checkSelf() {
   try {
     const { body } = await api.get('/api/boards/self', { token: identity.board_token, retry: false, decode: decodeJson });
     if (!pairing) {
-      pairing = { paired_with: body.paired_with ?? [], code: body.code ?? null };
+      pairing = { paired_with: body.paired_with ?? [], code: body.code ?? null, fingerprint: body.fingerprint };
       render();
       scheduleCodeRotation();
     }
@@ -109,7 +109,10 @@ function startLive() {
     if (wasPresenting && !presenting()) scheduleCodeRotation();
   });
   live.on('pairing', (msg) => {
-    pairing = { paired_with: msg.paired_with ?? [], code: msg.code ?? null };
+    const before = new Set(pairing?.paired_with ?? []);
+    pairing = { paired_with: msg.paired_with ?? [], code: msg.code ?? null, fingerprint: msg.fingerprint };
+    const added = pairing.paired_with.filter((name) => !before.has(name));
+    if (added.length && before.size + added.length === pairing.paired_with.length) confirmPairing(added);
     render();
     scheduleCodeRotation();
   });
@@ -210,8 +213,20 @@ function renderPresenting() {
   $('slide-pos').textContent = total ? `${(state.slide_index ?? 0) + 1} / ${total}` : '';
 }
 
+/** The teacher who just paired sees it on the board too, for a while. */
+let pairedNoticeTimer = null;
+function confirmPairing(names) {
+  const notice = $('paired-notice');
+  notice.textContent = tr('board.pairedNow', 'Paired with {names}', { names: listFormat(names) });
+  notice.hidden = false;
+  clearTimeout(pairedNoticeTimer);
+  pairedNoticeTimer = setTimeout(() => (notice.hidden = true), 15000);
+}
+
 function renderIdle() {
   show('idle');
+  const print = pairing.fingerprint;
+  $('fingerprint').textContent = print ? tr('board.fingerprint', 'This screen: {fingerprint}', { fingerprint: print }) : '';
   const names = pairing.paired_with ?? [];
   const paired = names.length > 0;
   const code = currentCode();

@@ -293,7 +293,7 @@ async function pairBoard(event) {
     boards.set(body.id, { ...body, state_version: String(body.state_version ?? 0), rendered_version: String(body.rendered_version ?? 0) });
     live.watch(body.id);
     form.reset();
-    announce(t('teach.paired', { name: body.name }));
+    announce(t('teach.paired', { name: body.name, fingerprint: body.fingerprint }));
     renderStartForm();
     renderAll();
     $('#start-board').value = body.id;
@@ -485,6 +485,7 @@ function boardItem(board) {
   meta.push(
     h('span', { class: 'board-online ' + (online ? 'is-online' : 'is-offline'), text: online ? t('teach.online') : t('teach.offline') }),
   );
+  if (board.fingerprint) meta.push(h('span', { class: 'board-fingerprint-tag', text: t('teach.fingerprint', { fingerprint: board.fingerprint }) }));
   if (state?.lesson) {
     meta.push(
       h('span', {
