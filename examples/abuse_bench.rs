@@ -1,0 +1,447 @@
+//! Abuse benchmark (not a test): what attacks of the security review cost a normal user now.
+//! Run it through `bench/abuse`, which builds the release binary. The server runs under an
+//! open-file limit of 1,024 (soft and hard, `ABUSE_NOFILE` to change it), the limit under
+//! which the review saw slow connections keep users out.
+//!
+//! For each attack it starts a fresh `classcast serve` on loopback, lets the attack run and
+//! meanwhile measures `GET /api/me` for a signed-in teacher (p50/p99, and how many failed),
+//! then the server's RSS. Attackers use addresses 127.0.0.2 and up; the teacher 127.0.0.1.
+//! It also measures login timing for unknown and known addresses, and the disk each kind of
+//! write takes, from which the worst-case growth per hour under the budgets follows.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(bin: &str, flags: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        // The server gets its own open-file limit, soft and hard (the generator needs more).
+        let nofile = std::env::var("ABUSE_NOFILE").unwrap_or("1024".into());
+        let mut child = tokio::process::Command::new("prlimit")
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(flags)
+            .env_remove("CLASSCAST_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next_line().await.unwrap().unwrap();
+        // Keep reading so the server's output never blocks.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned();
+        let addr = base.trim_start_matches("http://").parse().unwrap();
+        Server {
+            child,
+            base,
+            addr,
+            dir,
+        }
+    }
+
+    fn rss_mib(&self) -> f64 {
+        let pid = self.child.id().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(f64::NAN);
+        kib / 1024.0
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+fn client_at(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// The `n`-th attacker address: 127.0.<n / 250 + 2>.<n % 250 + 1>.
+fn attacker(n: usize) -> String {
+    format!(
+        "127.{}.{}.{}",
+        2 + n / 62_500,
+        2 + n / 250 % 250,
+        n % 250 + 1
+    )
+}
+
+async fn register(base: &str, from: &str, email: &str) -> String {
+    let res = client_at(from)
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": email, "name": "Teacher", "password": "benchmark password"}))
+        .send()
+        .await
+        .unwrap();
+    res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `GET /api/me` once every 20 ms for `seconds`: latencies (ms) and failures.
+async fn probe(base: &str, token: &str, seconds: u64) -> (Vec<f64>, usize) {
+    let client = client_at("127.0.0.1");
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let (mut ms, mut failed) = (Vec::new(), 0);
+    while Instant::now() < until {
+        let t0 = Instant::now();
+        match client
+            .get(format!("{base}/api/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => ms.push(t0.elapsed().as_secs_f64() * 1e3),
+            _ => failed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (ms, failed)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn row(attack: &str, (mut ms, failed): (Vec<f64>, usize), rss: f64, note: &str) {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "| {attack} | {:.1} | {:.1} | {failed} of {} | {rss:.0} | {note} |",
+        pct(&ms, 0.5),
+        pct(&ms, 0.99),
+        ms.len() + failed
+    );
+}
+
+async fn connect_from(addr: SocketAddr, from: &str) -> Option<TcpStream> {
+    let socket = TcpSocket::new_v4().ok()?;
+    socket.bind(format!("{from}:0").parse().ok()?).ok()?;
+    tokio::time::timeout(Duration::from_secs(2), socket.connect(addr))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// `n` connections from many addresses that send a header byte now and then and never
+/// finish, kept going (and reopened) while `running`.
+fn slowloris(addr: SocketAddr, n: usize, body: bool, running: Arc<AtomicBool>) {
+    for i in 0..n {
+        let running = running.clone();
+        let from = attacker(i / 100);
+        tokio::spawn(async move {
+            while running.load(Ordering::Relaxed) {
+                let Some(mut tcp) = connect_from(addr, &from).await else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                let start: &[u8] = if body {
+                    b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+                } else {
+                    b"GET /api/me HTTP/1.1\r\nHost: x\r\n"
+                };
+                if tcp.write_all(start).await.is_err() {
+                    continue;
+                }
+                while running.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if tcp.write_all(b"a").await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn teacher_on(server: &Server) -> String {
+    register(&server.base, "127.0.0.1", "probe@school.org").await
+}
+
+#[tokio::main]
+async fn main() {
+    let bin = std::env::args()
+        .skip_while(|a| a != "--bin")
+        .nth(1)
+        .unwrap_or("target/release/classcast".into());
+    let seconds = 8;
+    println!("| attack | /api/me p50 ms | p99 ms | failed | server RSS MiB | note |");
+    println!("|---|---|---|---|---|---|");
+
+    {
+        let s = Server::start(&bin, &[]).await;
+        let token = teacher_on(&s).await;
+        row(
+            "none",
+            probe(&s.base, &token, seconds).await,
+            s.rss_mib(),
+            "",
+        );
+    }
+    for (name, body) in [
+        ("2,000 slow header connections", false),
+        ("1,100 slow login bodies", true),
+    ] {
+        let s = Server::start(&bin, &[]).await;
+        let token = teacher_on(&s).await;
+        let running = Arc::new(AtomicBool::new(true));
+        slowloris(
+            s.addr,
+            if body { 1100 } else { 2000 },
+            body,
+            running.clone(),
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let probed = probe(&s.base, &token, seconds).await;
+        running.store(false, Ordering::Relaxed);
+        row(name, probed, s.rss_mib(), "from 20 or 11 addresses");
+    }
+    {
+        let s = Server::start(&bin, &[]).await;
+        let token = teacher_on(&s).await;
+        let running = Arc::new(AtomicBool::new(true));
+        for i in 0..8 {
+            let (base, running) = (s.base.clone(), running.clone());
+            tokio::spawn(async move {
+                let client = client_at(&attacker(i));
+                while running.load(Ordering::Relaxed) {
+                    let _ = client
+                        .post(format!("{base}/api/auth/login"))
+                        .json(&json!({"email": "probe@school.org", "password": "wrong guess"}))
+                        .send()
+                        .await;
+                }
+            });
+        }
+        let probed = probe(&s.base, &token, seconds).await;
+        running.store(false, Ordering::Relaxed);
+        row("wrong passwords, 8 loops", probed, s.rss_mib(), "");
+    }
+    {
+        let s = Server::start(&bin, &[]).await;
+        let token = teacher_on(&s).await;
+        let before = s.rss_mib();
+        let storm = futures_util::future::join_all((0..850).map(|i| {
+            let base = s.base.clone();
+            async move { register(&base, &attacker(i / 10), &format!("r{i}@school.org")).await }
+        }));
+        let (_, probed) = tokio::join!(storm, probe(&s.base, &token, seconds));
+        let note = format!("RSS before {before:.0} MiB; 850 registrations from 85 addresses");
+        row("registration storm", probed, s.rss_mib(), &note);
+    }
+    {
+        let s = Server::start(&bin, &[]).await;
+        let token = teacher_on(&s).await;
+        let claim: Value = client_at("127.0.0.9")
+            .post(format!("{}/api/boards/claim", s.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let board_token = claim["board_token"].as_str().unwrap().to_owned();
+        let running = Arc::new(AtomicBool::new(true));
+        let url = format!("{}/ws", s.base.replace("http://", "ws://"));
+        let mut held = 0;
+        let mut sockets = Vec::new();
+        for i in 0..2000 {
+            let Some(tcp) = connect_from(s.addr, &attacker(i / 100)).await else {
+                continue;
+            };
+            let Ok((mut ws, _)) = tokio_tungstenite::client_async(url.as_str(), tcp).await else {
+                continue;
+            };
+            let hello = json!({"type": "hello", "protocol": 1, "role": "board", "token": board_token, "version": 0});
+            let _ = ws.send(Message::Text(hello.to_string().into())).await;
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                if t.contains("welcome") {
+                    held += 1;
+                }
+            }
+            sockets.push(ws);
+        }
+        let spam = {
+            let (base, running, token) = (s.base.clone(), running.clone(), board_token.clone());
+            tokio::spawn(async move {
+                let client = client_at("127.0.0.9");
+                while running.load(Ordering::Relaxed) {
+                    let _ = client
+                        .post(format!("{base}/api/boards/code"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await;
+                }
+            })
+        };
+        let probed = probe(&s.base, &token, seconds).await;
+        running.store(false, Ordering::Relaxed);
+        let _ = spam.await;
+        row(
+            "2,000 connections on one board token + code requests",
+            probed,
+            s.rss_mib(),
+            &format!("{held} of 2,000 connections accepted as the board"),
+        );
+    }
+
+    // Login timing: an unknown address against a wrong password for a real one.
+    {
+        let s = Server::start(&bin, &[]).await;
+        teacher_on(&s).await;
+        let mut times = [Vec::new(), Vec::new()];
+        for i in 0..40 {
+            for (k, email) in ["probe@school.org", "nobody@school.org"].iter().enumerate() {
+                let client = client_at(&attacker(i * 2 + k));
+                let t0 = Instant::now();
+                let _ = client
+                    .post(format!("{}/api/auth/login", s.base))
+                    .json(&json!({"email": email, "password": "wrong guess"}))
+                    .send()
+                    .await;
+                times[k].push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        for t in &mut times {
+            t.sort_by(|a, b| a.total_cmp(b));
+        }
+        println!(
+            "\nlogin with a wrong password: known address p50 {:.1} ms (range {:.1}–{:.1}), unknown address p50 {:.1} ms (range {:.1}–{:.1})",
+            pct(&times[0], 0.5), times[0][0], times[0][39], pct(&times[1], 0.5), times[1][0], times[1][39]
+        );
+    }
+
+    disk(&bin).await;
+}
+
+/// Bytes each budgeted write takes on disk, and the worst case per hour that follows.
+async fn disk(bin: &str) {
+    let s = Server::start(bin, &[]).await;
+    let token = teacher_on(&s).await;
+    let client = client_at("127.0.0.1");
+    let claim: Value = client
+        .post(format!("{}/api/boards/claim", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let board = claim["board_id"].as_str().unwrap().to_owned();
+    client
+        .post(format!("{}/api/boards/pair", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"code": claim["code"], "name": "Room"}))
+        .send()
+        .await
+        .unwrap();
+    // The largest slide a lesson may have: 20,000 characters rendering to half a megabyte.
+    let body = format!("{}deep", ">".repeat(19_000));
+    let lesson: Value = client
+        .post(format!("{}/api/lessons", s.base))
+        .bearer_auth(&token)
+        .json(
+            &json!({"title": "Huge", "slides": [{"kind": "text", "title": "Deep", "body": body}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{}/ws", s.base.replace("http://", "ws://")))
+            .await
+            .unwrap();
+    let hello =
+        json!({"type": "hello", "protocol": 1, "role": "teacher", "token": token, "boards": []});
+    ws.send(Message::Text(hello.to_string().into()))
+        .await
+        .unwrap();
+    let send = |op: &str, args: Value| {
+        let msg = json!({"type": "command", "id": uuid::Uuid::now_v7(), "board": board, "op": op, "args": args});
+        Message::Text(msg.to_string().into())
+    };
+    ws.send(send("present", json!({"lesson": lesson["id"]})))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await; // a checkpoint settles the WAL
+    let before = s.disk_bytes();
+    let mut acked = 0usize;
+    for i in 0..400 {
+        ws.send(send("blank", json!({"on": i % 2 == 0})))
+            .await
+            .unwrap();
+        // At the message budget: 20 a second.
+        if i % 20 == 19 {
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+        while let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(1), ws.next()).await
+        {
+            acked += t.contains("\"ack\"") as usize;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while let Ok(Some(Ok(Message::Text(t)))) =
+        tokio::time::timeout(Duration::from_millis(50), ws.next()).await
+    {
+        acked += t.contains("\"ack\"") as usize;
+    }
+    let per_state = (s.disk_bytes() - before) as f64 / acked.max(1) as f64;
+    let states_per_hour = 3_600.0 + 3_600.0;
+    println!(
+        "\nboard states: {acked} acked, {per_state:.0} bytes each on disk (with a 600 KB slide); \
+         worst case per teacher account: {states_per_hour:.0} states in the first hour = {:.1} MiB, \
+         then 3,600 an hour = {:.1} MiB an hour, kept 24 h",
+        states_per_hour * per_state / 1048576.0,
+        3600.0 * per_state / 1048576.0
+    );
+    println!(
+        "lesson revisions: at most 50 MiB at once, then 20 MiB an hour per teacher account, \
+         and never above lesson_storage_mib (256 MiB) in total"
+    );
+    println!(
+        "pairing codes: at most 125 in the first hour per board token, 750 per address, \
+         purged an hour after they expire"
+    );
+}
