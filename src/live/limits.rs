@@ -17,7 +17,7 @@ use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use uuid::Uuid;
 
 pub use crate::auth::limits::Limited;
-use crate::auth::limits::{Budget, Refundable};
+use crate::auth::limits::{quota, Budget, Refundable};
 
 pub struct LiveLimits {
     pair_account: Refundable<Uuid>,
@@ -85,6 +85,12 @@ pub const COMMANDS: Budget = Budget {
     every: Duration::from_secs(1),
 };
 
+/// Board identities one address may claim: 60 at once, then one every 10 s.
+pub const CLAIMS_PER_ADDRESS: Budget = Budget {
+    burst: 60,
+    every: Duration::from_secs(10),
+};
+
 /// Fresh pairing codes a board may ask for: 5 at once, then one every 30 s.
 pub const CODES_PER_BOARD: Budget = Budget {
     burst: 5,
@@ -98,10 +104,6 @@ pub const CODES_PER_ADDRESS: Budget = Budget {
     every: Duration::from_secs(5),
 };
 
-fn quota(burst: u32, every: Duration) -> governor::Quota {
-    crate::auth::limits::quota(Budget { burst, every })
-}
-
 impl LiveLimits {
     pub fn new() -> Self {
         Self {
@@ -109,11 +111,11 @@ impl LiveLimits {
             pair_address: Refundable::new(GUESSES_PER_ADDRESS),
             pair_global: Refundable::new(GUESSES_PER_NODE),
             wrong: Mutex::new(HashMap::new()),
-            claim_address: RateLimiter::keyed(quota(60, Duration::from_secs(10))),
-            code_board: RateLimiter::keyed(crate::auth::limits::quota(CODES_PER_BOARD)),
-            code_address: RateLimiter::keyed(crate::auth::limits::quota(CODES_PER_ADDRESS)),
-            messages: RateLimiter::keyed(crate::auth::limits::quota(MESSAGES)),
-            commands: RateLimiter::keyed(crate::auth::limits::quota(COMMANDS)),
+            claim_address: RateLimiter::keyed(quota(CLAIMS_PER_ADDRESS)),
+            code_board: RateLimiter::keyed(quota(CODES_PER_BOARD)),
+            code_address: RateLimiter::keyed(quota(CODES_PER_ADDRESS)),
+            messages: RateLimiter::keyed(quota(MESSAGES)),
+            commands: RateLimiter::keyed(quota(COMMANDS)),
         }
     }
 

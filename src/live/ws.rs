@@ -51,6 +51,7 @@ impl Peer {
 /// How many refused messages a connection may send before it is closed.
 const STRIKES: u32 = 20;
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
+const SESSION_ENDED: &str = "session ended; sign in again";
 const WRITE_COALESCE_BYTES: usize = 16 * 1024;
 
 pub async fn upgrade(
@@ -181,10 +182,8 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
     let mut shutting_down = live.closing.subscribe();
     loop {
         tokio::select! {
-            // Checked first: once the session has ended, not one more message is handled.
-            biased;
             () = session_ended(&mut session) => {
-                let _ = sink.send(closing_frame(close::SESSION_ENDED, "session ended; sign in again")).await;
+                let _ = sink.send(closing_frame(close::SESSION_ENDED, SESSION_ENDED)).await;
                 break;
             }
             _ = super::until_closing(&mut shutting_down) => {
@@ -192,6 +191,12 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                 break;
             }
             incoming = stream.next() => {
+                // Once the session has ended, not one more message is handled, even if it
+                // arrived in the same instant.
+                if session.as_ref().is_some_and(Grant::is_revoked) {
+                    let _ = sink.send(closing_frame(close::SESSION_ENDED, SESSION_ENDED)).await;
+                    break;
+                }
                 let Some(Ok(message)) = incoming else { break };
                 last_heard = Instant::now();
                 let text = match message {
