@@ -1,16 +1,23 @@
-//! Accepting connections: how many may be open at once (in all, and from one address), how
-//! long a client may take to send a request's headers, and a graceful stop.
+//! Accepting connections: how many may be open at once (in all, and from one address), which
+//! give way when the budget is full, how long a client may take to send a request's headers,
+//! and a graceful stop.
 //!
-//! Every connection is a file descriptor. Without these, 1,100 connections that dribble
+//! Every connection is a file descriptor. Without a budget, 1,100 connections that dribble
 //! their headers, under systemd's default limit of 1,024 descriptors, kept real users out.
-//! A connection over budget is closed at once, before anything is read. A WebSocket keeps
-//! its connection's place (its [`Slot`]) for as long as it lives. This module owns the TCP
-//! side only; what a request may do is for the router.
+//! One address holds at most its share. When the whole budget is taken, the oldest connection
+//! that has not been answered yet (a slow client, or an attacker's) gives way to the new one,
+//! so slow connections from many addresses cannot starve a real user, whose request needs a
+//! place only for the moment it takes to send. A connection that has been answered (a
+//! teacher's keep-alive, a WebSocket) keeps its place; when every place is held by answered
+//! connections, a new one is closed at once, before anything is read. A WebSocket keeps its
+//! connection's place (its [`Slot`]) for as long as it lives. This module owns the TCP side
+//! only; what a request may do is for the router.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,8 +26,8 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 /// How many connections may be open.
@@ -36,6 +43,9 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
 }
 
+/// How long a new connection waits for the unanswered one it displaced to let go.
+const GIVE_WAY_WITHIN: Duration = Duration::from_millis(500);
+
 /// A connection's place in the budget, held by the connection and by a WebSocket made from
 /// it; the place is free again when both are gone.
 #[derive(Clone)]
@@ -43,25 +53,29 @@ pub struct Slot {
     _place: Arc<Place>,
 }
 
-/// Open connections per address.
-type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
 struct Place {
     _total: OwnedSemaphorePermit,
-    address: Option<(IpAddr, PerAddress)>,
+    _address: Option<AddressPlace>,
     /// Held while the connection or its WebSocket lives: a stopping server waits for it.
     _open: mpsc::Sender<Infallible>,
 }
 
-impl Drop for Place {
+/// Open connections per address.
+type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection counted against its address.
+struct AddressPlace {
+    ip: IpAddr,
+    open: PerAddress,
+}
+
+impl Drop for AddressPlace {
     fn drop(&mut self) {
-        if let Some((ip, open)) = &self.address {
-            let mut open = open.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = open.get_mut(ip) {
-                *n -= 1;
-                if *n == 0 {
-                    open.remove(ip);
-                }
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
             }
         }
     }
@@ -71,30 +85,63 @@ struct Budget {
     limits: ConnectionLimits,
     total: Arc<Semaphore>,
     per_address: PerAddress,
+    /// Connections not answered yet, oldest first, each with the bell that tells it to go.
+    unanswered: Mutex<BTreeMap<u64, Arc<Notify>>>,
+    next: AtomicU64,
 }
 
 impl Budget {
-    fn admit(&self, ip: IpAddr, open: &mpsc::Sender<Infallible>) -> Option<Slot> {
-        let total = self.total.clone().try_acquire_owned().ok()?;
-        let trusted = self.limits.trusted_proxies.iter().any(|p| p.contains(&ip));
-        let address = if trusted {
-            None
-        } else {
-            let mut open = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-            let n = open.entry(ip).or_default();
-            if *n >= self.limits.per_address {
-                return None;
-            }
-            *n += 1;
-            Some((ip, self.per_address.clone()))
-        };
-        Some(Slot {
-            _place: Arc::new(Place {
-                _total: total,
-                address,
-                _open: open.clone(),
-            }),
-        })
+    /// A place for one more connection from `ip`, unless the address has its share already.
+    fn address(&self, ip: IpAddr) -> Result<Option<AddressPlace>, ()> {
+        if self.limits.trusted_proxies.iter().any(|p| p.contains(&ip)) {
+            return Ok(None);
+        }
+        let mut open = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_default();
+        if *n >= self.limits.per_address {
+            return Err(());
+        }
+        *n += 1;
+        Ok(Some(AddressPlace {
+            ip,
+            open: self.per_address.clone(),
+        }))
+    }
+
+    /// A place in the total: a free one, or the place of the oldest unanswered connection.
+    async fn total(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.total.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let (_, oldest) = self
+            .unanswered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_first()?;
+        oldest.notify_one();
+        tokio::time::timeout(GIVE_WAY_WITHIN, self.total.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Registers a connection as unanswered; returns its number and its bell.
+    fn waiting(&self) -> (u64, Arc<Notify>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let bell = Arc::new(Notify::new());
+        self.unanswered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, bell.clone());
+        (id, bell)
+    }
+
+    /// The connection was answered (or has ended): it no longer gives way.
+    fn answered(&self, id: u64) {
+        self.unanswered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 }
 
@@ -107,18 +154,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let budget = Budget {
+    let budget = Arc::new(Budget {
         total: Arc::new(Semaphore::new(limits.total)),
         per_address: Arc::new(Mutex::new(HashMap::new())),
+        unanswered: Mutex::new(BTreeMap::new()),
+        next: AtomicU64::new(0),
         limits,
-    };
+    });
     // `stop` is dropped to ask connections to finish; each connection's slot holds a clone
     // of `open` until it and any WebSocket made from it have ended, so `all_done` ends when
     // the last one does.
     let (stop, stopping) = watch::channel(());
     let (open, mut all_done) = mpsc::channel::<Infallible>(1);
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut refused = 0u64;
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -132,26 +180,26 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(slot) = budget.admit(peer.ip(), &open) else {
-            refused += 1;
-            if refused.is_power_of_two() {
-                tracing::warn!(client = %peer.ip(), refused, "connection over budget, closed");
-            }
+        let Ok(address) = budget.address(peer.ip()) else {
+            tracing::debug!(client = %peer.ip(), "address over its connection share, closed");
             continue;
         };
-        // Live messages are small and must leave at once, not wait for the previous ACK.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-        let header_timeout = budget.limits.header_timeout;
-        tokio::spawn(connection(
-            tcp,
-            peer,
-            slot,
-            app.clone(),
-            stopping.clone(),
-            header_timeout,
-        ));
+        let (budget, app, stopping, open) =
+            (budget.clone(), app.clone(), stopping.clone(), open.clone());
+        tokio::spawn(async move {
+            let Some(total) = budget.total().await else {
+                tracing::debug!(client = %peer.ip(), "connection budget full, closed");
+                return;
+            };
+            let slot = Slot {
+                _place: Arc::new(Place {
+                    _total: total,
+                    _address: address,
+                    _open: open,
+                }),
+            };
+            connection(tcp, peer, slot, app, budget, stopping).await;
+        });
     }
     drop(stop);
     drop(listener);
@@ -161,25 +209,35 @@ pub async fn serve(
 }
 
 async fn connection(
-    tcp: tokio::net::TcpStream,
+    tcp: TcpStream,
     peer: SocketAddr,
     slot: Slot,
     app: Router,
+    budget: Arc<Budget>,
     mut stopping: watch::Receiver<()>,
-    header_timeout: Duration,
 ) {
-    let service = app.map_request(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        req.extensions_mut().insert(slot.clone());
-        req.map(axum::body::Body::new)
-    });
-    let service = TowerToHyperService::new(service);
+    // Live messages are small and must leave at once, not wait for the previous ACK.
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    let (id, bell) = budget.waiting();
+    let answered = budget.clone();
+    let service = app
+        .map_request(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(slot.clone());
+            req.map(axum::body::Body::new)
+        })
+        .map_response(move |response| {
+            answered.answered(id);
+            response
+        });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(budget.limits.header_timeout);
     let conn = builder
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
@@ -187,11 +245,16 @@ async fn connection(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended");
             }
-            return;
         }
-        _ = stopping.changed() => conn.as_mut().graceful_shutdown(),
+        () = bell.notified() => {
+            tracing::debug!(client = %peer.ip(), "unanswered connection gave way to a new one");
+        }
+        _ = stopping.changed() => {
+            conn.as_mut().graceful_shutdown();
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        }
     }
-    if let Err(e) = conn.await {
-        tracing::debug!(error = %e, "connection ended");
-    }
+    budget.answered(id);
 }

@@ -111,3 +111,71 @@ async fn a_websocket_keeps_its_connections_place() {
     );
     drop(open);
 }
+
+#[tokio::test]
+async fn slow_connections_from_many_addresses_give_way_to_a_real_request() {
+    let app = spawn_with(|c| {
+        c.max_connections = Some(6);
+        c.max_connections_per_address = Some(6);
+    })
+    .await;
+    // Every place taken by connections that never finish a request, from six addresses...
+    let mut slow = Vec::new();
+    for a in 0..6 {
+        let mut tcp = connect_from(&app, &format!("127.0.3.{}", a + 1)).await;
+        tcp.write_all(b"GET /api/me HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(tcp);
+    }
+    // ...and still a teacher's request is served: the oldest slow one gave way.
+    let res = TestApp::client_at("127.0.0.7")
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        until_closed(&mut slow[0]).await,
+        "",
+        "the oldest slow connection was let go"
+    );
+}
+
+#[tokio::test]
+async fn answered_connections_keep_their_places() {
+    let app = spawn_with(|c| {
+        c.max_connections = Some(3);
+        c.max_connections_per_address = Some(3);
+    })
+    .await;
+    let url = format!("{}/ws", app.base.replace("http://", "ws://"));
+    let mut live = Vec::new();
+    for a in 0..3 {
+        let tcp = connect_from(&app, &format!("127.0.4.{}", a + 1)).await;
+        live.push(
+            tokio_tungstenite::client_async(url.as_str(), tcp)
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    // Three open WebSockets (answered, in use): a newcomer is turned away, not them.
+    let mut late = connect_from(&app, "127.0.4.9").await;
+    let _ = late
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert_eq!(until_closed(&mut late).await, "");
+    // Each is still served: its first message is read and answered (here: refused, it is
+    // not a hello).
+    for ws in &mut live {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        ws.send(Message::Text("{}".into())).await.unwrap();
+        let answer = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap();
+        let Some(Ok(Message::Close(Some(frame)))) = answer else {
+            panic!("no answer from the server: {answer:?}");
+        };
+        assert_eq!(u16::from(frame.code), 4401);
+    }
+}
