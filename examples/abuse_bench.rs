@@ -193,6 +193,18 @@ fn slowloris(addr: SocketAddr, n: usize, body: bool, running: Arc<AtomicBool>) {
     }
 }
 
+/// A new board identity, claimed from `from`.
+async fn claim_board(base: &str, from: &str) -> Value {
+    client_at(from)
+        .post(format!("{base}/api/boards/claim"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn teacher_on(server: &Server) -> String {
     register(&server.base, "127.0.0.1", "probe@school.org").await
 }
@@ -271,14 +283,7 @@ async fn main() {
     {
         let s = Server::start(&bin, &[]).await;
         let token = teacher_on(&s).await;
-        let claim: Value = client_at("127.0.0.9")
-            .post(format!("{}/api/boards/claim", s.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let claim = claim_board(&s.base, "127.0.0.9").await;
         let board_token = claim["board_token"].as_str().unwrap().to_owned();
         let running = Arc::new(AtomicBool::new(true));
         let url = format!("{}/ws", s.base.replace("http://", "ws://"));
@@ -358,14 +363,7 @@ async fn disk(bin: &str) {
     let s = Server::start(bin, &[]).await;
     let token = teacher_on(&s).await;
     let client = client_at("127.0.0.1");
-    let claim: Value = client
-        .post(format!("{}/api/boards/claim", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let claim = claim_board(&s.base, "127.0.0.1").await;
     let board = claim["board_id"].as_str().unwrap().to_owned();
     client
         .post(format!("{}/api/boards/pair", s.base))

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
@@ -107,25 +107,32 @@ fn failed(e: impl std::fmt::Display) -> HashError {
     HashError::Failed(e.to_string())
 }
 
+/// The argon2 output of `len` bytes for `password` and `salt`, in the caller's memory.
+fn compute(
+    argon: &Argon2<'_>,
+    password: &str,
+    salt: Salt<'_>,
+    len: usize,
+    memory: &mut Vec<Block>,
+) -> Result<Output, HashError> {
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(failed)?;
+    let blocks = blocks(memory, argon.params());
+    Output::init_with(len, |out| {
+        argon
+            .hash_password_into_with_memory(password.as_bytes(), raw_salt, out, blocks)
+            .map_err(|_| argon2::password_hash::Error::Password)
+    })
+    .map_err(failed)
+}
+
 /// An argon2id PHC string with the default (OWASP) parameters and a fresh salt.
 fn hash_now(password: &str, memory: &mut Vec<Block>) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
     let argon = Argon2::default();
     let params = argon.params().clone();
-    let mut salt_bytes = [0u8; 64];
-    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(failed)?;
     let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-    let hash = Output::init_with(len, |out| {
-        argon
-            .hash_password_into_with_memory(
-                password.as_bytes(),
-                raw_salt,
-                out,
-                blocks(memory, &params),
-            )
-            .map_err(|_| argon2::password_hash::Error::Password)
-    })
-    .map_err(failed)?;
+    let hash = compute(&argon, password, salt.as_salt(), len, memory)?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -148,20 +155,8 @@ fn verify_now(password: &str, phc: &str, memory: &mut Vec<Block>) -> Result<bool
         .version
         .map_or(Ok(Version::V0x13), Version::try_from)
         .map_err(failed)?;
-    let argon = Argon2::new(algorithm, version, params.clone());
-    let mut salt_bytes = [0u8; 64];
-    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(failed)?;
-    let computed = Output::init_with(expected.len(), |out| {
-        argon
-            .hash_password_into_with_memory(
-                password.as_bytes(),
-                raw_salt,
-                out,
-                blocks(memory, &params),
-            )
-            .map_err(|_| argon2::password_hash::Error::Password)
-    })
-    .map_err(failed)?;
+    let argon = Argon2::new(algorithm, version, params);
+    let computed = compute(&argon, password, salt, expected.len(), memory)?;
     // `Output` compares in constant time.
     Ok(computed == expected)
 }
