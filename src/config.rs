@@ -36,7 +36,7 @@ pub struct ConfigArgs {
     /// Log format [default: text]
     #[arg(long, env = "CLASSCAST_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
-    /// Whether anyone may create an account [default: open]
+    /// Whether and how accounts are created on the sign-in page [default: approval]
     #[arg(long, env = "CLASSCAST_REGISTRATION", global = true, value_enum)]
     pub registration: Option<Registration>,
     /// Only these e-mail domains may register (accounts then wait for approval), repeatable [default: any]
@@ -182,10 +182,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Registration {
-    /// Anyone registers and signs in at once (with `allowed_email_domains`: as `approval`).
-    #[default]
+    /// Anyone registers and signs in at once, so the answer tells whether an address is taken (with `allowed_email_domains`: as `approval`)
     Open,
-    /// New accounts wait for `classcast user approve`.
+    /// New accounts wait for `classcast user approve`; the first account on a server is approved at once
+    #[default]
     Approval,
     /// Accounts only through `classcast user add`.
     Closed,
@@ -470,7 +470,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.databases, ["sqlite://classcast-data/classcast.db"]);
         assert_eq!(c.api_hosts, [""]);
-        assert_eq!(c.registration, Registration::Open);
+        assert_eq!(c.registration, Registration::Approval);
     }
 
     #[test]

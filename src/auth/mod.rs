@@ -59,8 +59,8 @@ impl From<StoreError> for AuthError {
 pub enum RegistrationMode {
     /// Anyone may register and is signed in at once.
     Open,
-    /// New accounts wait for an administrator (`classcast user approve`). Whether an address
-    /// is registered already cannot be told from the answer.
+    /// New accounts wait for an administrator (`classcast user approve`), except the first
+    /// on the server. Whether an address is registered already cannot be told from the answer.
     Approval,
     /// Accounts only through `classcast user add`.
     Closed,
@@ -145,7 +145,8 @@ impl Accounts {
             return Err(AuthError::DomainNotAllowed);
         }
         let hash = self.hash(reg.password).await?;
-        let pending = mode == RegistrationMode::Approval;
+        // The first account on a server has nobody to approve it: it is the administrator's.
+        let pending = mode == RegistrationMode::Approval && self.store.any_account().await?;
         match self
             .store
             .create_account(&reg.email, &reg.name, &hash, pending)

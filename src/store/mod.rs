@@ -184,6 +184,8 @@ pub trait Store: Send + Sync + 'static {
     /// The account owning this (normalised) address, with its current password hash.
     async fn login_record(&self, email_normalized: &str) -> StoreResult<Option<LoginRecord>>;
     async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Whether any account exists.
+    async fn any_account(&self) -> StoreResult<bool>;
     /// Disables or enables an account; enabling a pending account approves it.
     async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account>;
     /// Stores a new password; every session created before it stops working.

@@ -689,6 +689,12 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn any_account(&self) -> StoreResult<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM account)")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
         let sql = format!(
             "SELECT a.id, a.email, a.version, p.name, p.disabled, p.pending FROM account a {CURRENT_PROFILE}

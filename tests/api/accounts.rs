@@ -116,6 +116,13 @@ async fn register_as(base: &str, email: &str, password: &str) -> reqwest::Respon
 #[tokio::test]
 async fn where_registration_needs_approval_nobody_learns_which_addresses_exist() {
     let dir = tempfile::tempdir().unwrap();
+    // The school's administrator exists already (the first account would need no approval).
+    let added = cli(
+        dir.path(),
+        &["user", "add", "admin@school.org", "--name", "Admin"],
+        "an admin's secret\n",
+    );
+    assert!(added.status.success(), "{added:?}");
     let server =
         crate::harness::Process::start_with(dir.path(), &["--allowed-email-domain", "school.org"]);
     let base = server.base.as_str();
@@ -160,6 +167,27 @@ async fn where_registration_needs_approval_nobody_learns_which_addresses_exist()
     assert!(
         !twice.status.success(),
         "approving an active account says so"
+    );
+}
+
+#[tokio::test]
+async fn by_default_the_first_account_is_the_administrators_and_later_ones_wait() {
+    let app = spawn_with(|c| c.registration = None).await;
+    let first = register_as(&app.base, "admin@school.org", "correct horse battery").await;
+    assert_eq!(
+        first.status(),
+        StatusCode::CREATED,
+        "nobody could approve the first account"
+    );
+    let second = register_as(&app.base, "new@school.org", "correct horse battery").await;
+    assert_eq!(second.status(), StatusCode::ACCEPTED);
+    let second: Value = second.json().await.unwrap();
+    let taken = register_as(&app.base, "ADMIN@school.org", "correct horse battery").await;
+    assert_eq!(taken.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        taken.json::<Value>().await.unwrap(),
+        second,
+        "a taken address answers alike"
     );
 }
 

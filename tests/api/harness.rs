@@ -30,8 +30,10 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(adjust: impl FnOnce(&mut ConfigArgs)) -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
+    // Teachers sign up and use their accounts at once; tests of approval say so.
     let mut args = ConfigArgs {
         data_dir: Some(dir.path().to_owned()),
+        registration: Some(classcast::config::Registration::Open),
         ..Default::default()
     };
     adjust(&mut args);
@@ -221,8 +223,9 @@ impl Process {
     }
 
     fn launch(data_dir: &Path, listen: &str, flags: &[&str]) -> Self {
+        // Open registration: tests of approval add `--allowed-email-domain`, which implies it.
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen])
+            .args(["serve", "--listen", listen, "--registration", "open"])
             .args(flags)
             .arg("--data-dir")
             .arg(data_dir)
