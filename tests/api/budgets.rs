@@ -451,3 +451,46 @@ async fn pairing_names_the_screen_that_was_paired() {
         "another screen, other letters"
     );
 }
+
+#[tokio::test]
+async fn a_code_a_waiting_board_shows_is_never_handed_to_another_board() {
+    // 3,000 codes drawn from a million: by the birthday bound two would share digits in 99
+    // runs out of 100 if draws ignored the codes in use, and the older board's code would
+    // stop working while it is on the screen.
+    let app = spawn_app().await;
+    let mut boards = Vec::new();
+    for chunk in 0..60 {
+        let client = fresh_client();
+        let claims = futures_util::future::join_all((0..50).map(|_| {
+            let req = client.post(format!("{}/api/boards/claim", app.base));
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        }))
+        .await;
+        assert!(
+            claims.iter().all(|c| c["code"].is_string()),
+            "chunk {chunk}"
+        );
+        boards.extend(claims);
+    }
+    let codes: std::collections::HashSet<_> = boards.iter().map(|b| b["code"].clone()).collect();
+    assert_eq!(
+        codes.len(),
+        boards.len(),
+        "two boards were handed the same code"
+    );
+    for chunk in boards.chunks(100) {
+        let now = futures_util::future::join_all(chunk.iter().map(|b| {
+            let req = app
+                .request(Method::GET, "/api/boards/self")
+                .bearer_auth(b["board_token"].as_str().unwrap());
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        }))
+        .await;
+        for (board, now) in chunk.iter().zip(now) {
+            assert_eq!(
+                now["code"]["code"], board["code"],
+                "a board's code was taken over"
+            );
+        }
+    }
+}
