@@ -5,7 +5,8 @@
 //! - [`config`]: defaults < file < `CLASSCAST_*` environment < flags.
 //! - [`server`]: builds the state and serves the router; the entry point tests share.
 //! - [`http`]: routes, extractors and the one error type; thin handlers.
-//! - [`live`]: boards, pairing, commands and the live channel (WebSocket and SSE).
+//! - [`live`]: boards, pairing, commands, and what a live connection may do (its WebSocket and
+//!   SSE transports are in `http`).
 //! - [`auth`]: accounts, sessions, password hashing and login rate limits.
 //! - [`quota`]: what each teacher may store of lessons, over time and in total.
 //! - [`store`]: the storage trait and its SQLite implementation (insert-only rows).

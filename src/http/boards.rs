@@ -1,5 +1,5 @@
 //! Boards over HTTP: a board claims its identity and codes; a teacher pairs, lists, renames
-//! and unpairs boards. The live channel itself is `live::ws` and `live::sse`.
+//! and unpairs boards. The live channel itself is `live_ws` and `live_sse`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,8 +13,9 @@ use crate::domain::board::fingerprint;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, BoardAuth, ClientIp, Ids, Json};
+use super::live_sse;
 use super::{rfc3339, AppState};
-use crate::live::{sse, BoardSummary};
+use crate::live::BoardSummary;
 use crate::store::ActiveCode;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,9 +26,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pair))
         .routes(routes!(list_boards))
         .routes(routes!(rename_board, unpair_board))
-        .routes(routes!(sse::events))
-        .routes(routes!(sse::messages))
-        .routes(routes!(sse::time))
+        .routes(routes!(live_sse::events))
+        .routes(routes!(live_sse::messages))
+        .routes(routes!(live_sse::time))
 }
 
 #[derive(Serialize, ToSchema)]

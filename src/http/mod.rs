@@ -3,8 +3,9 @@
 //! headers, CORS for configured front-end origins, body size limit, session renewal).
 //!
 //! Handlers are thin: they extract, call the domain or the store, and map the result.
-//! Files: one per resource (`auth`, `lessons`, `pages`, `ops`), `error` for the one error
-//! type, `extract` for extractors that speak the error envelope.
+//! Files: one per resource (`auth`, `lessons`, `boards`, `pages`, `ops`), the live channel's
+//! transports (`live_ws`, `live_sse`), `connections` for accepting TCP connections, `error`
+//! for the one error type, `extract` for extractors that speak the error envelope.
 
 pub mod auth;
 pub mod boards;
@@ -12,6 +13,8 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod lessons;
+pub mod live_sse;
+pub mod live_ws;
 pub mod ops;
 pub mod pages;
 
@@ -112,7 +115,7 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(doc) }
             }),
         )
-        .route("/ws", axum::routing::get(crate::live::ws::upgrade))
+        .route("/ws", axum::routing::get(live_ws::upgrade))
         .merge(pages::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -1,18 +1,18 @@
 //! The live classroom: board identities and pairing, teacher commands, and the channels that
 //! carry board states to every connected page.
 //!
-//! [`Live`] is the domain service both transports share (`ws` for WebSockets, `sse` for the
-//! fallback); it knows nothing of HTTP. It checks every board against the teacher asking,
+//! [`Live`] is the domain service both transports share (`http::live_ws` for WebSockets,
+//! `http::live_sse` for the fallback, with what a connection may do in [`connection`]); it
+//! knows nothing of HTTP. It checks every board against the teacher asking,
 //! applies commands with [`crate::domain::board::apply`], stores the result before it is
 //! acknowledged, and publishes it through the [`hub::Hub`].
 
+pub mod connection;
 pub mod grants;
 pub mod hub;
 pub mod limits;
 pub mod protocol;
-pub mod sse;
 pub mod subscriber;
-pub mod ws;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -517,10 +517,16 @@ impl Live {
     /// A board reports the state version it now shows. Only a version the board's state has
     /// had counts: a made-up one from the future would freeze the board's status.
     pub async fn rendered(&self, board: Uuid, version: i64) -> Result<(), LiveError> {
-        if version > self.state(board).await?.state.version {
+        let channel = self.hub.channel(board);
+        let loaded = channel.state.borrow().as_ref().map(|s| s.state.version);
+        let newest = match loaded {
+            Some(version) => version,
+            None => self.state(board).await?.state.version,
+        };
+        if version > newest {
             return Err(LiveError::UnknownVersion);
         }
-        self.hub.channel(board).presence.send_if_modified(|p| {
+        channel.presence.send_if_modified(|p| {
             let newer = p.rendered_version.is_none_or(|v| v < version);
             if newer {
                 p.rendered_version = Some(version);

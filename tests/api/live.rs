@@ -161,6 +161,16 @@ pub(crate) async fn pair(app: &TestApp, t: &Teacher, code: &str, name: &str) -> 
         .unwrap()
 }
 
+/// Unpairs the board from the teacher.
+pub(crate) async fn unpair(app: &TestApp, t: &Teacher, board: &str) {
+    let res = app
+        .as_teacher(Method::DELETE, &format!("/api/boards/{board}"), t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}
+
 /// A teacher with a paired board and a three-slide lesson.
 pub(crate) async fn classroom(app: &TestApp) -> (Teacher, Claimed, String) {
     let t = app.register("teacher@school.org").await;
@@ -524,12 +534,7 @@ async fn codes_are_single_use_and_unpairing_tells_the_board() {
         json!(["Test Teacher", "Test Teacher"])
     );
 
-    let res = app
-        .as_teacher(Method::DELETE, &format!("/api/boards/{}", board.id), &t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    unpair(&app, &t, &board.id).await;
     screen
         .until(|m| m["type"] == "pairing" && m["paired_with"].as_array().unwrap().len() == 1)
         .await;

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::harness::*;
-use crate::live::{claim, classroom, next_event, pair, Claimed, Ws};
+use crate::live::{claim, classroom, next_event, pair, unpair, Claimed, Ws};
 
 /// The session's close code on the WebSocket: the session ended, sign in again.
 const SESSION_ENDED: u16 = 4403;
@@ -179,12 +179,7 @@ async fn an_unpaired_teacher_stops_receiving_the_board_at_once() {
         .state_where(|s| s["version"] == ack["version"])
         .await;
 
-    let res = app
-        .as_teacher(Method::DELETE, &format!("/api/boards/{}", board.id), &t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    unpair(&app, &t, &board.id).await;
     let told = console.until(|m| m["type"] == "unfollowed").await;
     assert_eq!(told["board"], board.id.as_str());
     assert_eq!(told["reason"], "unpaired");
@@ -238,10 +233,7 @@ async fn pairing_again_after_unpairing_restores_the_feed() {
     let board = claim(&app).await;
     pair(&app, &t, &board.code, "Room 1").await;
     let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
-    app.as_teacher(Method::DELETE, &format!("/api/boards/{}", board.id), &t)
-        .send()
-        .await
-        .unwrap();
+    unpair(&app, &t, &board.id).await;
     console.until(|m| m["type"] == "unfollowed").await;
 
     let code = code_shown_by(&app, &board).await;

@@ -1,6 +1,6 @@
-//! The WebSocket transport at `/ws`: `Origin` check, `hello` first, then messages both ways
-//! until either side goes away. Also [`answer`], the handling of one client message, which
-//! the SSE fallback shares.
+//! The live channel's WebSocket transport at `/ws`: `Origin` check, `hello` first, then
+//! messages both ways until either side goes away. What a message does is
+//! `live::connection`'s; this file owns the socket, its budget and its close codes.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -13,40 +13,17 @@ use axum::Extension;
 use futures_util::stream::SplitSink;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{interval_at, timeout, Instant};
-use uuid::Uuid;
 
-use super::grants::Grant;
-use super::protocol::{self, close, ClientMsg, Followed, Role, ServerMsg, TeacherInfo};
-use super::subscriber::Subscriber;
-use super::Live;
+use super::connections::Slot;
+use super::error::ApiError;
+use super::extract::ClientIp;
+use super::AppState;
 use crate::config::Config;
-use crate::domain::hlc::wall_millis as now_ms;
-use crate::http::connections::Slot;
-use crate::http::error::ApiError;
-use crate::http::extract::ClientIp;
-use crate::http::AppState;
-use crate::store::Account;
-
-/// Who is on the other end, once `hello` was accepted.
-#[derive(Clone)]
-pub enum Peer {
-    /// A teacher, and the session the connection was opened with.
-    Teacher {
-        account: Account,
-        session: Uuid,
-    },
-    Board(Uuid),
-}
-
-impl Peer {
-    /// Whose message budget a message spends: the teacher's account, or the board.
-    pub fn sender(&self) -> Uuid {
-        match self {
-            Peer::Teacher { account, .. } => account.id,
-            Peer::Board(board) => *board,
-        }
-    }
-}
+use crate::live::connection::{answer, follow, session_ended, session_grant, welcome, Peer};
+use crate::live::grants::Grant;
+use crate::live::protocol::{self, close, ClientMsg, Role, ServerMsg};
+use crate::live::subscriber::Subscriber;
+use crate::live::{until_closing, Live};
 
 /// How many refused messages a connection may send before it is closed.
 const STRIKES: u32 = 20;
@@ -186,7 +163,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                 let _ = sink.send(closing_frame(close::SESSION_ENDED, SESSION_ENDED)).await;
                 break;
             }
-            _ = super::until_closing(&mut shutting_down) => {
+            _ = until_closing(&mut shutting_down) => {
                 let _ = sink.send(closing_frame(close::GOING_AWAY, "server restarting")).await;
                 break;
             }
@@ -278,22 +255,6 @@ async fn send_ready(
     sink.flush().await
 }
 
-/// A teacher connection's hold on its session (none for a board).
-pub fn session_grant(live: &Live, peer: &Peer) -> Option<Grant> {
-    match peer {
-        Peer::Teacher { session, .. } => Some(live.sessions.hold(*session)),
-        Peer::Board(_) => None,
-    }
-}
-
-/// Resolves when the teacher's session ends; never for a board.
-pub async fn session_ended(grant: &mut Option<Grant>) {
-    match grant {
-        Some(grant) => grant.revoked().await,
-        None => std::future::pending().await,
-    }
-}
-
 fn closing_frame(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -319,90 +280,5 @@ pub async fn authenticate(state: &AppState, role: Role, token: &str) -> Option<P
             .ok()
             .flatten()
             .map(Peer::Board),
-    }
-}
-
-pub fn welcome(peer: &Peer, heartbeat: Duration) -> String {
-    let (role, account, board_id) = match peer {
-        Peer::Teacher { account: a, .. } => (
-            Role::Teacher,
-            Some(TeacherInfo {
-                id: a.id,
-                name: a.name.clone(),
-            }),
-            None,
-        ),
-        Peer::Board(b) => (Role::Board, None, Some(*b)),
-    };
-    ServerMsg::Welcome {
-        protocol: protocol::PROTOCOL,
-        role,
-        server_time: now_ms(),
-        heartbeat_ms: heartbeat.as_millis() as u64,
-        account,
-        board_id,
-    }
-    .to_json()
-}
-
-/// Follows each board the teacher may see; answers `not_found` for the others.
-pub async fn follow(
-    live: &Live,
-    subscriber: &mut Subscriber,
-    account: &Account,
-    boards: &[Followed],
-) {
-    for followed in boards.iter().take(100) {
-        let result = match live.authorize(account, followed.board).await {
-            Ok(()) => subscriber.follow(account.id, followed.board).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            subscriber.say(Live::error_message(&e, None));
-        }
-    }
-}
-
-/// Handles one message from an authenticated peer at `client`; returns the direct reply,
-/// if any.
-pub async fn answer(live: &Live, peer: &Peer, msg: ClientMsg, client: IpAddr) -> Option<String> {
-    match (msg, peer) {
-        (ClientMsg::Ping { t0 }, _) => Some(
-            ServerMsg::Pong {
-                t0,
-                server_time: now_ms(),
-            }
-            .to_json(),
-        ),
-        (ClientMsg::Command(cmd), Peer::Teacher { account, .. }) => {
-            Some(match live.command(account, &cmd).await {
-                Ok(version) => ServerMsg::Ack {
-                    id: cmd.id,
-                    board: cmd.board,
-                    version,
-                }
-                .to_json(),
-                Err(e) => Live::error_message(&e, Some(cmd.id)),
-            })
-        }
-        (ClientMsg::Rendered { version }, Peer::Board(board)) if version.fract() == 0.0 => {
-            match live.rendered(*board, version as i64).await {
-                Ok(()) => None,
-                Err(e) => Some(Live::error_message(&e, None)),
-            }
-        }
-        (ClientMsg::Rendered { .. }, Peer::Board(_)) => {
-            Some(ServerMsg::error("malformed", "A version is a whole number.", None).to_json())
-        }
-        (ClientMsg::Code, Peer::Board(board)) => match live.request_code(*board, client).await {
-            Ok(_) => None,
-            Err(e) => Some(Live::error_message(&e, None)),
-        },
-        (ClientMsg::Command(cmd), Peer::Board(_)) => Some(
-            ServerMsg::error("forbidden", "Only teachers send commands.", Some(cmd.id)).to_json(),
-        ),
-        (_, _) => Some(
-            ServerMsg::error("forbidden", "This message is not for your role.", None).to_json(),
-        ),
     }
 }

@@ -1,4 +1,4 @@
-//! The fallback transport for networks that block WebSockets: Server-Sent Events for what the
+//! The live channel's fallback transport for networks that block WebSockets: Server-Sent Events for what the
 //! server sends (`GET /api/live/events`), plain POSTs for what the client sends
 //! (`POST /api/live/messages`), and `GET /api/live/time` for clock offsets. Same messages,
 //! same authentication (a bearer header, never the URL), same subscriptions as `/ws`.
@@ -14,14 +14,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::protocol::{ClientMsg, Followed, Role, ServerMsg};
-use super::subscriber::Subscriber;
-use super::ws::{answer, authenticate, follow, session_ended, session_grant, welcome, Peer};
+use super::live_ws::authenticate;
+use crate::live::connection::{answer, follow, session_ended, session_grant, welcome, Peer};
+use crate::live::protocol::{ClientMsg, Followed, Role, ServerMsg};
+use crate::live::subscriber::Subscriber;
+use crate::live::{until_closing, ConnectionGuard};
 
+use super::error::{ApiError, ErrorBody};
+use super::extract::{bearer, ClientIp, Json};
+use super::AppState;
 use crate::domain::hlc::wall_millis as now_ms;
-use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{bearer, ClientIp, Json};
-use crate::http::AppState;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -93,7 +95,7 @@ pub async fn events(
                 let ended = ServerMsg::error("session_ended", SESSION_ENDED, None).to_json();
                 return Some((Ok(Event::default().data(ended)), None));
             }
-            _ = super::until_closing(&mut feed.closing) => return None,
+            _ = until_closing(&mut feed.closing) => return None,
             m = feed.subscriber.next() => m?,
         };
         Some((
@@ -110,8 +112,8 @@ pub async fn events(
 struct Feed {
     subscriber: Subscriber,
     closing: tokio::sync::watch::Receiver<bool>,
-    session: Option<super::grants::Grant>,
-    _counted: super::ConnectionGuard,
+    session: Option<crate::live::grants::Grant>,
+    _counted: ConnectionGuard,
 }
 
 const SESSION_ENDED: &str =
