@@ -347,11 +347,15 @@ impl SqliteStore {
             // thread and ours wake each other once per further row; a batch of board states
             // reads up to `STATE_BATCH` rows.
             .row_buffer_size(STATE_BATCH);
+        // Every write that is answered (a command's `ack`, a saved lesson) is on disk, not
+        // just in the page cache: `FULL` makes each commit wait for `fdatasync` of the WAL.
+        // Group commit keeps that to one sync per batch of board states.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
                 options
                     .clone()
+                    .synchronous(SqliteSynchronous::Full)
                     .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
             )
             .await

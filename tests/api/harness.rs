@@ -89,6 +89,17 @@ impl TestApp {
         self._dir.path()
     }
 
+    /// A client of a server that runs as its own process on `dir` (see [`Process`]).
+    pub fn of_process(process: &Process, dir: TempDir) -> TestApp {
+        TestApp {
+            base: process.base.clone(),
+            client: reqwest::Client::new(),
+            _dir: dir,
+            stop: None,
+            server: None,
+        }
+    }
+
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{}", self.base, path))
@@ -252,6 +263,10 @@ impl Process {
 }
 
 impl Process {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's resident memory, in KiB (VmRSS).
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();

@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod budgets;
 mod connections;
+mod durability;
 mod hardening;
 mod harness;
 mod lessons;
