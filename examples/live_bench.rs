@@ -224,6 +224,9 @@ async fn main() {
     let mut server = tokio::process::Command::new(&a.bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        // Every simulated school connects from 127.0.0.1; in a deployment they come from
+        // many addresses, each far below the default share of a quarter of the budget.
+        .env("CLASSCAST_MAX_CONNECTIONS_PER_ADDRESS", "1000000")
         .env("CLASSCAST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

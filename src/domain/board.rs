@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::lesson::{LessonContent, Slide, SlideKind};
 use super::markdown::to_safe_html;
+use super::MAX_SAFE_INTEGER;
 
 /// The state of one board, as stored and as sent to clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,8 +171,10 @@ impl Op {
         args: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Self, CommandError> {
         let uint = |name: &str| -> Result<u64, CommandError> {
-            args.get(name).and_then(|v| v.as_u64()).ok_or_else(|| {
-                CommandError::InvalidArgs(format!("`{op}` needs `{name}`, a whole number ≥ 0"))
+            args.get(name).and_then(whole_number).ok_or_else(|| {
+                CommandError::InvalidArgs(format!(
+                    "`{op}` needs `{name}`, a whole number from 0 to 2^53 - 1"
+                ))
             })
         };
         let flag = |name: &str| -> Result<bool, CommandError> {
@@ -218,6 +221,12 @@ impl Op {
     }
 }
 
+/// A whole number a JSON client can hold exactly (written `5` or `5.0`), or `None`.
+fn whole_number(value: &serde_json::Value) -> Option<u64> {
+    let n = value.as_f64()?;
+    (n.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(&n)).then_some(n as u64)
+}
+
 /// The lesson a command works on: the one named by `present`, or the one on the board.
 pub struct LessonAt<'a> {
     pub id: Uuid,
@@ -256,24 +265,16 @@ pub fn apply(
                 slide_count: l.content.slides.len() as u32,
             });
             next.blanked = false;
-            show_slide(
-                &mut next,
-                l.content,
-                slide.min(l.content.slides.len() as u32 - 1),
-            );
+            let slide = slide_in(l.content, slide)?;
+            show_slide(&mut next, l.content, slide);
         }
         Op::Next | Op::Prev | Op::Goto { .. } => {
             let l = require_lesson()?;
             let last = l.content.slides.len().saturating_sub(1) as u32;
             let target = match *op {
-                Op::Next => (state.slide_index + 1).min(last),
+                Op::Goto { slide } => slide_in(l.content, slide)?,
                 Op::Prev => state.slide_index.saturating_sub(1),
-                Op::Goto { slide } if slide <= last => slide,
-                _ => {
-                    return Err(CommandError::InvalidArgs(format!(
-                        "slide must be from 0 to {last}"
-                    )))
-                }
+                _ => (state.slide_index + 1).min(last),
             };
             if target != state.slide_index {
                 show_slide(&mut next, l.content, target);
@@ -336,6 +337,17 @@ pub fn apply(
         }
     }
     Ok(next)
+}
+
+/// `slide` if the lesson has a slide at that index: `present` and `goto` refuse any other.
+fn slide_in(content: &LessonContent, slide: u32) -> Result<u32, CommandError> {
+    match content.slides.len() {
+        len if (slide as usize) < len => Ok(slide),
+        len => Err(CommandError::InvalidArgs(format!(
+            "slide must be from 0 to {} (the lesson has {len} slides)",
+            len.saturating_sub(1)
+        ))),
+    }
 }
 
 fn current<'a>(content: &'a LessonContent, state: &BoardState) -> Result<&'a Slide, CommandError> {

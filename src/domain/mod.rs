@@ -17,6 +17,10 @@ use std::collections::BTreeMap;
 /// it is parsed.
 pub const JSON_DEPTH_MAX: usize = 32;
 
+/// The largest whole number every JSON client holds exactly (JavaScript's
+/// `Number.MAX_SAFE_INTEGER`): numbers a client sends are refused above it, not rounded.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
 /// Whether `json` nests arrays and objects no deeper than `max`. Counts brackets outside
 /// strings; it does not validate (the parser does that after).
 pub fn json_depth_within(json: &[u8], max: usize) -> bool {

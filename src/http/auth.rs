@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, ClientIp, Json};
-use super::{rfc3339, AppState};
+use super::AppState;
 use crate::auth::{self, IssuedToken};
 use crate::store::Account;
 
@@ -52,15 +52,15 @@ pub struct LoginRequest {
 #[derive(Serialize, ToSchema)]
 pub struct SessionToken {
     token: String,
-    /// RFC 3339.
-    expires_at: String,
+    /// When the session ends unless renewed: milliseconds since the Unix epoch, server clock.
+    expires_at: i64,
 }
 
 impl From<IssuedToken> for SessionToken {
     fn from(t: IssuedToken) -> Self {
         Self {
             token: t.token,
-            expires_at: rfc3339(t.expires_at_ms),
+            expires_at: t.expires_at_ms,
         }
     }
 }
@@ -70,7 +70,8 @@ pub struct Me {
     id: Uuid,
     email: String,
     name: String,
-    created_at: String,
+    /// Milliseconds since the Unix epoch, server clock.
+    created_at: i64,
 }
 
 impl From<Account> for Me {
@@ -79,7 +80,7 @@ impl From<Account> for Me {
             id: a.id,
             email: a.email,
             name: a.name,
-            created_at: rfc3339(a.created.millis()),
+            created_at: a.created.millis(),
         }
     }
 }
@@ -87,7 +88,8 @@ impl From<Account> for Me {
 #[derive(Serialize, ToSchema)]
 pub struct Registered {
     token: String,
-    expires_at: String,
+    /// Milliseconds since the Unix epoch, server clock.
+    expires_at: i64,
     account: Me,
 }
 

@@ -14,7 +14,7 @@ use crate::domain::board::fingerprint;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, BoardAuth, ClientIp, Ids, Json};
 use super::live_sse;
-use super::{rfc3339, AppState};
+use super::AppState;
 use crate::live::BoardSummary;
 use crate::store::ActiveCode;
 
@@ -142,7 +142,8 @@ pub struct Board {
     state_version: Option<i64>,
     /// Newest state version the board reported showing.
     rendered_version: Option<i64>,
-    paired_at: String,
+    /// Milliseconds since the Unix epoch, server clock.
+    paired_at: i64,
 }
 
 impl From<BoardSummary> for Board {
@@ -154,7 +155,7 @@ impl From<BoardSummary> for Board {
             online: s.presence.online > 0,
             state_version: s.state_version,
             rendered_version: s.presence.rendered_version,
-            paired_at: rfc3339(s.pairing.paired.millis()),
+            paired_at: s.pairing.paired.millis(),
         }
     }
 }

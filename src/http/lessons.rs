@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Ids, IfMatch, Json};
-use super::{rfc3339, AppState};
+use super::AppState;
 use crate::domain::hlc::Version;
 use crate::domain::lesson::{LessonContent, Slide, SlideInput};
 use crate::domain::ValidationError;
@@ -168,8 +168,10 @@ pub struct Lesson {
     slides: Vec<Slide>,
     /// The current version; also sent as the `ETag`. Send it back in `If-Match` when saving.
     version: String,
-    created_at: String,
-    updated_at: String,
+    /// Milliseconds since the Unix epoch, server clock.
+    created_at: i64,
+    /// Milliseconds since the Unix epoch, server clock.
+    updated_at: i64,
 }
 
 /// A lesson answer with its `ETag`.
@@ -180,8 +182,8 @@ fn lesson_response(status: StatusCode, record: LessonRecord) -> Response {
         title: record.content.title,
         slides: record.content.slides,
         version: record.revision.to_string(),
-        created_at: rfc3339(record.created.millis()),
-        updated_at: rfc3339(record.updated.millis()),
+        created_at: record.created.millis(),
+        updated_at: record.updated.millis(),
     };
     let mut response = (status, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -195,7 +197,8 @@ pub struct LessonListItem {
     id: Uuid,
     title: String,
     slide_count: i64,
-    updated_at: String,
+    /// Milliseconds since the Unix epoch, server clock.
+    updated_at: i64,
     version: String,
 }
 
@@ -299,7 +302,7 @@ async fn list_lessons(
                 id: s.id,
                 title: s.title,
                 slide_count: s.slide_count,
-                updated_at: rfc3339(s.updated.millis()),
+                updated_at: s.updated.millis(),
                 version: s.revision.to_string(),
             })
             .collect(),
@@ -450,7 +453,8 @@ async fn delete_lesson(
 pub struct Revision {
     /// Pass to the restore route.
     version: String,
-    created_at: String,
+    /// Milliseconds since the Unix epoch, server clock.
+    created_at: i64,
     title: String,
     slide_count: i64,
     author_name: String,
@@ -485,7 +489,7 @@ async fn list_revisions(
             .into_iter()
             .map(|r| Revision {
                 version: r.revision.to_string(),
-                created_at: rfc3339(r.created.millis()),
+                created_at: r.created.millis(),
                 title: r.title,
                 slide_count: r.slide_count,
                 author_name: r.author_name,

@@ -5,8 +5,10 @@
 
 use std::convert::Infallible;
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -15,13 +17,15 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::live_ws::authenticate;
-use crate::live::connection::{answer, follow, session_ended, session_grant, welcome, Peer};
-use crate::live::protocol::{ClientMsg, Followed, Role, ServerMsg};
+use crate::domain::MAX_SAFE_INTEGER;
+use crate::live::connection::{
+    answer, follow, session_ended, session_grant, too_many_boards, welcome, Peer, Reply,
+};
+use crate::live::protocol::{codes, ClientMsg, Followed, Refusal, Role, MAX_MESSAGE_BYTES};
 use crate::live::subscriber::Subscriber;
 use crate::live::{until_closing, ConnectionGuard};
 
-use super::error::{ApiError, ErrorBody};
-use super::extract::{bearer, ClientIp, Json};
+use super::extract::{bearer, ClientIp};
 use super::AppState;
 use crate::domain::hlc::wall_millis as now_ms;
 
@@ -31,53 +35,65 @@ pub struct EventsParams {
     /// `teacher` or `board`.
     #[param(value_type = String)]
     role: Role,
-    /// Teacher: boards to follow, `id:version` pairs separated by commas.
+    /// Teacher: boards to follow, `id:version` pairs separated by commas (at most 100).
     boards: Option<String>,
 }
 
-/// The live stream as Server-Sent Events; each event's data is one server message.
+/// The live stream as Server-Sent Events; each event's data is one server message. A
+/// refusal is the protocol's `error` message, as on the WebSocket.
 #[utoipa::path(get, path = "/api/live/events", tag = "live", security(("bearer" = [])),
     params(EventsParams),
     responses(
         (status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Malformed query", body = ErrorBody),
-        (status = 401, description = "No valid teacher or board token", body = ErrorBody),
-        (status = 429, description = "The account or board has too many live connections open", body = ErrorBody),
+        (status = 400, description = "`malformed` query, or `too_many_boards`", body = LiveErrorMessage),
+        (status = 401, description = "`unauthenticated`: no valid teacher or board token", body = LiveErrorMessage),
+        (status = 429, description = "`too_many_connections`: the account or board has as many live connections open as it may", body = LiveErrorMessage),
+        (status = 503, description = "`unavailable`: the database cannot be reached", body = LiveErrorMessage),
     ))]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Response {
     // Who is asking comes before what they asked: a stranger learns nothing of the query.
-    let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
+    let Some(token) = bearer(&headers) else {
+        return refused(unauthenticated());
+    };
     let params = match params {
         Ok(Query(params)) => params,
         Err(e) => {
             let known = authenticate(&state, Role::Teacher, token).await.is_some()
                 || authenticate(&state, Role::Board, token).await.is_some();
-            return Err(match known {
-                true => ApiError::bad_request("malformed_query", e.body_text()),
-                false => ApiError::Unauthorized,
+            return refused(match known {
+                true => Refusal::new(codes::MALFORMED, e.body_text()),
+                false => unauthenticated(),
             });
         }
     };
-    let peer = authenticate(&state, params.role, token)
-        .await
-        .ok_or(ApiError::Unauthorized)?;
+    let Some(peer) = authenticate(&state, params.role, token).await else {
+        return refused(unauthenticated());
+    };
+    let boards = match parse_boards(params.boards.as_deref().unwrap_or("")) {
+        Ok(boards) => boards,
+        Err(refusal) => return refused(refusal),
+    };
+    if let Some(refusal) = too_many_boards(boards.len()) {
+        return refused(refusal);
+    }
     let live = state.live.clone();
-    let counted = live.connection(peer.sender(), matches!(peer, Peer::Teacher { .. }))?;
+    let counted = match live.connection(peer.sender(), matches!(peer, Peer::Teacher { .. })) {
+        Ok(counted) => counted,
+        Err(e) => return refused(e.refusal(None)),
+    };
     let mut subscriber = Subscriber::new(live.clone());
     subscriber.say(welcome(&peer, live.heartbeat));
     match &peer {
-        Peer::Teacher { account, .. } => {
-            let boards = parse_boards(params.boards.as_deref().unwrap_or(""))?;
-            follow(&live, &mut subscriber, account, &boards).await;
+        Peer::Teacher { account, .. } => follow(&live, &mut subscriber, account, &boards).await,
+        Peer::Board(board) => {
+            if let Err(e) = subscriber.be_board(*board).await {
+                return refused(e.refusal(None));
+            }
         }
-        Peer::Board(board) => subscriber
-            .be_board(*board)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
     }
     // The stream ends when the server shuts down, so the client reconnects elsewhere, and
     // when the teacher's session ends, after saying so (reconnecting then answers 401).
@@ -92,7 +108,7 @@ pub async fn events(
         let message = tokio::select! {
             biased;
             () = session_ended(&mut feed.session) => {
-                let ended = ServerMsg::error("session_ended", SESSION_ENDED, None).to_json();
+                let ended = Refusal::new(codes::SESSION_ENDED, SESSION_ENDED).to_json();
                 return Some((Ok(Event::default().data(ended)), None));
             }
             _ = until_closing(&mut feed.closing) => return None,
@@ -103,9 +119,9 @@ pub async fn events(
             Some(feed),
         ))
     });
-    Ok(Sse::new(stream)
+    Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(state.live.heartbeat))
-        .into_response())
+        .into_response()
 }
 
 /// What an open event stream holds while it lives.
@@ -119,70 +135,159 @@ struct Feed {
 const SESSION_ENDED: &str =
     "Your session has ended (signed out, password changed or account disabled). Sign in again.";
 
-fn parse_boards(raw: &str) -> Result<Vec<Followed>, ApiError> {
+fn unauthenticated() -> Refusal {
+    Refusal::new(
+        codes::UNAUTHENTICATED,
+        "Send a teacher's session token or a board token as `Authorization: Bearer <token>`; \
+         this one is missing, expired or unknown.",
+    )
+}
+
+fn parse_boards(raw: &str) -> Result<Vec<Followed>, Refusal> {
     raw.split(',')
         .filter(|s| !s.is_empty())
         .map(|pair| {
             let (id, version) = pair.split_once(':').unwrap_or((pair, "0"));
+            let malformed = |what: &str| {
+                Refusal::new(
+                    codes::MALFORMED,
+                    format!(
+                        "{what:?} in `boards` is {}.",
+                        match what == id {
+                            true => "not a board id",
+                            false => "not a version (a whole number from 0 to 2^53 - 1)",
+                        }
+                    ),
+                )
+            };
             Ok(Followed {
-                board: Uuid::parse_str(id).map_err(|_| {
-                    ApiError::bad_request("invalid_id", format!("{id:?} is not a board id."))
-                })?,
-                version: version.parse().unwrap_or(0),
+                board: Uuid::parse_str(id).map_err(|_| malformed(id))?,
+                version: version
+                    .parse()
+                    .ok()
+                    .filter(|v| (0..=MAX_SAFE_INTEGER).contains(v))
+                    .ok_or_else(|| malformed(version))?,
             })
         })
         .collect()
 }
 
+/// A refusal as an HTTP answer: the protocol's `error` message as the body, and a status
+/// derived from its code (docs/protocol.md, "Fallback").
+fn refused(refusal: Refusal) -> Response {
+    let status = match refusal.code {
+        codes::UNAUTHENTICATED | codes::SESSION_ENDED => StatusCode::UNAUTHORIZED,
+        codes::FORBIDDEN => StatusCode::FORBIDDEN,
+        codes::NOT_FOUND => StatusCode::NOT_FOUND,
+        codes::TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        codes::RATE_LIMITED | codes::TOO_MANY_CONNECTIONS => StatusCode::TOO_MANY_REQUESTS,
+        codes::UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
+        codes::MALFORMED | codes::TOO_MANY_BOARDS => StatusCode::BAD_REQUEST,
+        // invalid_command, not_presenting, empty_lesson, wrong_slide: understood, not possible.
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        refusal.to_json(),
+    )
+        .into_response();
+    if let Some(wait) = refusal.retry_after {
+        let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
 /// One client message over plain HTTP: `command` (teacher token), `rendered` or `code`
-/// (board token), `ping` (either). A command is answered with its `ack` or `error`.
+/// (board token), `ping` (either). The answer is what the WebSocket would send: `ack`,
+/// `pong`, or `error` with the same code (then with the status [`refused`] gives it).
 #[utoipa::path(post, path = "/api/live/messages", tag = "live", security(("bearer" = [])),
     request_body(content = ClientMessage, description = "One client message of the live protocol (docs/protocol.md)"),
     responses(
-        (status = 200, description = "The server's reply message", body = Object),
-        (status = 204, description = "Accepted; no reply"),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "No valid token for this message", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Not a message of the protocol", body = ErrorBody),
-        (status = 429, description = "Over the sender's message budget, shared with its WebSockets", body = ErrorBody),
+        (status = 200, description = "The server's reply: `ack` or `pong`", body = Object),
+        (status = 204, description = "Accepted; no reply (`rendered`, `code`)"),
+        (status = 400, description = "`malformed`: not a message of the protocol", body = LiveErrorMessage),
+        (status = 401, description = "`unauthenticated`: no valid token", body = LiveErrorMessage),
+        (status = 403, description = "`forbidden`: not a message for this token's role, or for this transport", body = LiveErrorMessage),
+        (status = 404, description = "`not_found`: no such board or lesson of yours", body = LiveErrorMessage),
+        (status = 413, description = "`too_large`: over 64 KiB", body = LiveErrorMessage),
+        (status = 422, description = "`invalid_command`, `not_presenting`, `empty_lesson` or `wrong_slide`", body = LiveErrorMessage),
+        (status = 429, description = "`rate_limited`: over the sender's message budget, shared with its WebSockets", body = LiveErrorMessage),
+        (status = 503, description = "`unavailable`: the database cannot be reached", body = LiveErrorMessage),
     ))]
 pub async fn messages(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
     headers: HeaderMap,
-    msg: Result<Json<ClientMsg>, ApiError>,
-) -> Result<Response, ApiError> {
-    // Who is asking comes before what they sent: no token, no reading of the body.
-    let token = bearer(&headers).ok_or(ApiError::Unauthorized)?;
-    let Json(msg) = msg?;
-    let role = match &msg {
-        ClientMsg::Command(_) | ClientMsg::Ping { .. } => Role::Teacher,
-        ClientMsg::Rendered { .. } | ClientMsg::Code => Role::Board,
-        ClientMsg::Hello { .. } | ClientMsg::Watch { .. } => {
-            return Err(ApiError::bad_request(
-                "not_on_this_transport",
-                "Name the boards to follow when opening /api/live/events instead.",
-            ))
-        }
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    // Who is asking comes before what they sent: a stranger learns nothing of its body.
+    let Some(token) = bearer(&headers) else {
+        return refused(unauthenticated());
     };
-    let peer = match (authenticate(&state, role, token).await, &msg) {
-        (Some(peer), _) => peer,
-        (None, ClientMsg::Ping { .. }) => authenticate(&state, Role::Board, token)
-            .await
-            .ok_or(ApiError::Unauthorized)?,
-        (None, _) => return Err(ApiError::Unauthorized),
+    let parsed = match &body {
+        Ok(bytes) if bytes.len() <= MAX_MESSAGE_BYTES => std::str::from_utf8(bytes)
+            .map_err(|_| Refusal::new(codes::MALFORMED, "The body must be UTF-8 JSON."))
+            .map(|text| ClientMsg::parse(text).map_err(|m| m.refusal())),
+        _ => Err(Refusal::new(
+            codes::TOO_LARGE,
+            format!("Messages are at most {MAX_MESSAGE_BYTES} bytes."),
+        )),
+    };
+    // Most messages name the role that may send them; the other role is tried second, so
+    // that a message for the wrong role is refused as on the WebSocket, not as a stranger's.
+    let board_first = matches!(parsed, Ok(Ok(ClientMsg::Rendered { .. } | ClientMsg::Code)));
+    let (first, second) = match board_first {
+        true => (Role::Board, Role::Teacher),
+        false => (Role::Teacher, Role::Board),
+    };
+    let peer = match authenticate(&state, first, token).await {
+        Some(peer) => peer,
+        None => match authenticate(&state, second, token).await {
+            Some(peer) => peer,
+            None => return refused(unauthenticated()),
+        },
+    };
+    let msg = match parsed {
+        Ok(Ok(msg)) => Ok(msg),
+        Ok(Err(refusal)) | Err(refusal) => Err(refusal),
     };
     // The same budget as the sender's WebSocket messages: one budget, whatever the transport.
-    state.live.message_budget(peer.sender())?;
-    Ok(match answer(&state.live, &peer, msg, client).await {
-        Some(reply) => (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            reply,
-        )
-            .into_response(),
+    if let Err(e) = state.live.message_budget(peer.sender()) {
+        let id = match &msg {
+            Ok(msg) => msg.command_id(),
+            Err(refusal) => refusal.id,
+        };
+        return refused(e.refusal(id));
+    }
+    let msg = match msg {
+        Ok(msg) => msg,
+        Err(refusal) => return refused(refusal),
+    };
+    match answer(&state.live, &peer, msg, client, None).await {
+        Some(Reply::Message(reply)) => {
+            ([(header::CONTENT_TYPE, "application/json")], reply).into_response()
+        }
+        Some(Reply::Refused(refusal)) => refused(refusal),
         None => StatusCode::NO_CONTENT.into_response(),
-    })
+    }
+}
+
+/// The protocol's `error` message, for the API document (docs/protocol.md lists the codes).
+#[derive(Serialize, ToSchema)]
+pub struct LiveErrorMessage {
+    /// Always `error`.
+    r#type: String,
+    code: String,
+    /// A sentence a person can act on.
+    message: String,
+    /// The command refused, when it was a command.
+    id: Option<Uuid>,
+    /// The board a refused `boards` entry named.
+    board: Option<Uuid>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{interval_at, timeout, Instant};
 
@@ -19,11 +19,11 @@ use super::error::ApiError;
 use super::extract::ClientIp;
 use super::AppState;
 use crate::config::Config;
-use crate::live::connection::{answer, follow, session_ended, session_grant, welcome, Peer};
+use crate::live::connection::{answer, follow, session_ended, session_grant, welcome, Peer, Reply};
 use crate::live::grants::Grant;
-use crate::live::protocol::{self, close, ClientMsg, Role, ServerMsg};
+use crate::live::protocol::{self, close, codes, ClientMsg, Refusal, Role};
 use crate::live::subscriber::Subscriber;
-use crate::live::{until_closing, Live};
+use crate::live::until_closing;
 
 /// How many refused messages a connection may send before it is closed.
 const STRIKES: u32 = 20;
@@ -84,56 +84,55 @@ pub fn origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
 async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
     let (mut sink, mut stream) = socket.split();
     let hello = match timeout(HELLO_WITHIN, stream.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) => ClientMsg::parse(&text).ok(),
-        Ok(_) => None,
-        Err(_) => {
-            let _ = sink.send(closing_frame(close::TIMEOUT, "no hello")).await;
-            return;
+        Ok(Some(Ok(Message::Text(text)))) => ClientMsg::parse(&text),
+        Ok(Some(Err(e))) => return refuse_frame(&mut sink, &e).await,
+        Ok(_) => {
+            let reason = "the first message must be hello";
+            return close_with(&mut sink, &mut stream, close::UNAUTHENTICATED, reason).await;
+        }
+        Err(_) => return close_with(&mut sink, &mut stream, close::TIMEOUT, "no hello").await,
+    };
+    let (protocol, role, token, boards) = match hello {
+        Ok(ClientMsg::Hello {
+            protocol,
+            role,
+            token,
+            boards,
+            ..
+        }) => (protocol, role, token, boards),
+        // A hello with a bad field is told what was wrong; anything else is no hello.
+        Err(malformed) if malformed.kind.as_deref() == Some("hello") => {
+            let _ = sink
+                .send(Message::Text(malformed.refusal().to_json().into()))
+                .await;
+            let reason = "malformed hello";
+            return close_with(&mut sink, &mut stream, close::MALFORMED, reason).await;
+        }
+        Ok(_) | Err(_) => {
+            let reason = "the first message must be hello";
+            return close_with(&mut sink, &mut stream, close::UNAUTHENTICATED, reason).await;
         }
     };
-    let Some(ClientMsg::Hello {
-        protocol,
-        role,
-        token,
-        boards,
-        ..
-    }) = hello
-    else {
-        let _ = sink
-            .send(closing_frame(
-                close::UNAUTHENTICATED,
-                "the first message must be hello",
-            ))
-            .await;
-        return;
-    };
     if !(protocol::OLDEST_ACCEPTED..=protocol::PROTOCOL).contains(&protocol) {
-        let _ = sink
-            .send(closing_frame(
-                close::PROTOCOL_VERSION,
-                "unsupported protocol version",
-            ))
-            .await;
-        return;
+        let reason = "unsupported protocol version";
+        return close_with(&mut sink, &mut stream, close::PROTOCOL_VERSION, reason).await;
     }
     let Some(peer) = Box::pin(authenticate(&state, role, &token)).await else {
-        let _ = sink
-            .send(closing_frame(close::UNAUTHENTICATED, "invalid token"))
-            .await;
-        return;
+        return close_with(
+            &mut sink,
+            &mut stream,
+            close::UNAUTHENTICATED,
+            "invalid token",
+        )
+        .await;
     };
 
     let live = state.live.clone();
     let _counted = match live.connection(peer.sender(), matches!(peer, Peer::Teacher { .. })) {
         Ok(guard) => guard,
         Err(_) => {
-            let _ = sink
-                .send(closing_frame(
-                    close::TOO_MANY_CONNECTIONS,
-                    "too many connections",
-                ))
-                .await;
-            return;
+            let reason = "too many connections";
+            return close_with(&mut sink, &mut stream, close::TOO_MANY_CONNECTIONS, reason).await;
         }
     };
     let mut subscriber = Subscriber::new(live.clone());
@@ -144,7 +143,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
         }
         Peer::Board(board) => {
             if let Err(e) = Box::pin(subscriber.be_board(*board)).await {
-                subscriber.say(Live::error_message(&e, None));
+                subscriber.say(e.refusal(None).to_json());
             }
         }
     }
@@ -157,32 +156,29 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
     let phase = live.heartbeat.mul_f64(rand::random::<f64>());
     let mut heartbeat = interval_at(Instant::now() + phase, live.heartbeat);
     let mut shutting_down = live.closing.subscribe();
-    loop {
+    let (code, reason) = loop {
         tokio::select! {
-            () = session_ended(&mut session) => {
-                let _ = sink.send(closing_frame(close::SESSION_ENDED, SESSION_ENDED)).await;
-                break;
-            }
-            _ = until_closing(&mut shutting_down) => {
-                let _ = sink.send(closing_frame(close::GOING_AWAY, "server restarting")).await;
-                break;
-            }
+            () = session_ended(&mut session) => break (close::SESSION_ENDED, SESSION_ENDED),
+            _ = until_closing(&mut shutting_down) => break (close::GOING_AWAY, "server restarting"),
             incoming = stream.next() => {
                 // Once the session has ended, not one more message is handled, even if it
                 // arrived in the same instant.
                 if session.as_ref().is_some_and(Grant::is_revoked) {
-                    let _ = sink.send(closing_frame(close::SESSION_ENDED, SESSION_ENDED)).await;
-                    break;
+                    break (close::SESSION_ENDED, SESSION_ENDED);
                 }
-                let Some(Ok(message)) = incoming else { break };
+                let message = match incoming {
+                    Some(Ok(message)) => message,
+                    Some(Err(e)) => return refuse_frame(&mut sink, &e).await,
+                    None => return,
+                };
                 last_heard = Instant::now();
                 let text = match message {
                     Message::Text(text) => text,
-                    Message::Close(_) => break,
+                    Message::Close(_) => return,
                     Message::Ping(_) | Message::Pong(_) => continue,
                     Message::Binary(_) => {
                         strikes += 1;
-                        subscriber.say(ServerMsg::error("malformed", "Send JSON text messages.", None).to_json());
+                        subscriber.say(Refusal::new(codes::MALFORMED, "Send JSON text messages.").to_json());
                         continue;
                     }
                 };
@@ -190,53 +186,109 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                 if let Err(e) = live.message_budget(peer.sender()) {
                     strikes += 1;
                     if strikes > STRIKES {
-                        let _ = sink.send(closing_frame(close::RATE_LIMITED, "too many messages")).await;
-                        break;
+                        break (close::RATE_LIMITED, "too many messages");
                     }
-                    let id = parsed.as_ref().ok().and_then(ClientMsg::command_id);
-                    subscriber.say(Live::error_message(&e, id));
+                    let id = match &parsed {
+                        Ok(msg) => msg.command_id(),
+                        Err(malformed) => malformed.id,
+                    };
+                    subscriber.say(e.refusal(id).to_json());
                     continue;
                 }
                 let reply = match parsed {
-                    Ok(ClientMsg::Watch { boards }) => match &peer {
-                        Peer::Teacher { account, .. } => {
-                            Box::pin(follow(&live, &mut subscriber, account, &boards)).await;
-                            None
-                        }
-                        Peer::Board(_) => Some(ServerMsg::error("forbidden", "Boards cannot watch other boards.", None).to_json()),
-                    },
-                    Ok(ClientMsg::Hello { .. }) => Some(ServerMsg::error("malformed", "hello is only the first message.", None).to_json()),
-                    Ok(msg) => Box::pin(answer(&live, &peer, msg, client)).await,
-                    Err(e) => {
+                    Ok(msg) => Box::pin(answer(&live, &peer, msg, client, Some(&mut subscriber))).await,
+                    Err(malformed) => {
                         strikes += 1;
-                        Some(ServerMsg::error("malformed", format!("Not a message of protocol {}: {e}", protocol::PROTOCOL), None).to_json())
+                        Some(Reply::Refused(malformed.refusal()))
                     }
                 };
                 if strikes > STRIKES {
-                    let _ = sink.send(closing_frame(close::MALFORMED, "too many malformed messages")).await;
-                    break;
+                    break (close::MALFORMED, "too many malformed messages");
                 }
                 if let Some(reply) = reply {
-                    if send_ready(&mut sink, &mut subscriber, reply.into()).await.is_err() {
-                        break;
+                    if send_ready(&mut sink, &mut subscriber, reply.to_json().into()).await.is_err() {
+                        return;
                     }
                 }
             }
             Some(out) = subscriber.next() => {
                 if send_ready(&mut sink, &mut subscriber, out.as_ref().into()).await.is_err() {
-                    break;
+                    return;
                 }
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > live.dead_after() {
-                    let _ = sink.send(closing_frame(close::TIMEOUT, "no heartbeat")).await;
-                    break;
+                    break (close::TIMEOUT, "no heartbeat");
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break;
+                    return;
                 }
             }
         }
+    };
+    close_with(&mut sink, &mut stream, code, reason).await
+}
+
+/// How long a closing connection waits for the client's answer to its close frame.
+const LINGER: Duration = Duration::from_secs(3);
+
+/// Sends the close frame, then reads and drops what the client still sends until it answers
+/// the close (or [`LINGER`] passes). Closing a socket with unread data in it resets the
+/// connection, and the client's kernel may then throw away the close frame that says why.
+async fn close_with(
+    sink: &mut SplitSink<WebSocket, Message>,
+    stream: &mut SplitStream<WebSocket>,
+    code: u16,
+    reason: &'static str,
+) {
+    if sink.send(closing_frame(code, reason)).await.is_err() {
+        return;
+    }
+    let _ = timeout(LINGER, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Ends a connection whose client sent a frame that cannot be read: over the size limit, a
+/// text that is not UTF-8, or broken framing. The client is told with an `error` and a
+/// standard close code. What it still sends is not read (an oversized frame would have to be
+/// buffered whole), so the socket stays open for [`LINGER`] for the close frame to arrive
+/// before the reset.
+async fn refuse_frame(sink: &mut SplitSink<WebSocket, Message>, error: &axum::Error) {
+    use tungstenite::error::{CapacityError, Error};
+    let inner = std::error::Error::source(error).and_then(|e| e.downcast_ref::<Error>());
+    let (code, close_code, message, reason) = match inner {
+        Some(Error::Capacity(CapacityError::MessageTooLong { size, max_size })) => (
+            codes::TOO_LARGE,
+            close::TOO_BIG,
+            format!("Messages are at most {max_size} bytes; this one had {size}."),
+            "message too big",
+        ),
+        Some(Error::Utf8(_)) => (
+            codes::MALFORMED,
+            close::INVALID_PAYLOAD,
+            "Text messages must be valid UTF-8.".to_owned(),
+            "invalid UTF-8",
+        ),
+        Some(Error::Protocol(e)) => (
+            codes::MALFORMED,
+            close::PROTOCOL_ERROR,
+            format!("Not a valid WebSocket frame: {e}."),
+            "protocol error",
+        ),
+        // The connection itself failed: nobody is left to tell.
+        _ => return,
+    };
+    let refusal = Refusal::new(code, message).to_json();
+    if sink.send(Message::Text(refusal.into())).await.is_ok()
+        && sink.send(closing_frame(close_code, reason)).await.is_ok()
+    {
+        tokio::time::sleep(LINGER).await;
     }
 }
 

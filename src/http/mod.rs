@@ -215,7 +215,7 @@ async fn session_renewal(mut req: Request, next: Next) -> Response {
         let headers = response.headers_mut();
         if let (Ok(t), Ok(e)) = (
             HeaderValue::from_str(&token.token),
-            HeaderValue::from_str(&rfc3339(token.expires_at_ms)),
+            HeaderValue::from_str(&token.expires_at_ms.to_string()),
         ) {
             headers.insert(HeaderName::from_static(RENEWED_TOKEN), t);
             headers.insert(HeaderName::from_static(RENEWED_TOKEN_EXPIRES), e);
@@ -264,15 +264,4 @@ fn cors(config: &Config) -> CorsLayer {
             HeaderName::from_static(RENEWED_TOKEN_EXPIRES),
         ])
         .max_age(Duration::from_secs(3600))
-}
-
-/// Milliseconds since the epoch as RFC 3339 (UTC, millisecond precision).
-pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }

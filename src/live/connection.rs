@@ -9,7 +9,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::grants::Grant;
-use super::protocol::{self, ClientMsg, Followed, Role, ServerMsg, TeacherInfo};
+use super::protocol::{
+    self, codes, ClientMsg, Followed, Refusal, Role, ServerMsg, TeacherInfo, MAX_FOLLOWED,
+};
 use super::subscriber::Subscriber;
 use super::Live;
 use crate::domain::hlc::wall_millis as now_ms;
@@ -75,64 +77,132 @@ pub fn welcome(peer: &Peer, heartbeat: Duration) -> String {
     .to_json()
 }
 
-/// Follows each board the teacher may see; answers `not_found` for the others.
+/// A `hello` or `watch` naming more boards than a connection may follow is refused whole.
+pub fn too_many_boards(named: usize) -> Option<Refusal> {
+    (named > MAX_FOLLOWED).then(|| {
+        Refusal::new(
+            codes::TOO_MANY_BOARDS,
+            format!(
+                "A connection follows at most {MAX_FOLLOWED} boards; this message named {named}. \
+                 Name fewer, or open a second connection."
+            ),
+        )
+    })
+}
+
+/// Follows each board the teacher may see, up to [`MAX_FOLLOWED`] on this connection. Each
+/// board that is not followed gets its own `error` naming it: `not_found` (not paired with
+/// this teacher) or `too_many_boards`.
 pub async fn follow(
     live: &Live,
     subscriber: &mut Subscriber,
     account: &Account,
     boards: &[Followed],
 ) {
-    for followed in boards.iter().take(100) {
-        let result = match live.authorize(account, followed.board).await {
-            Ok(()) => subscriber.follow(account.id, followed.board).await,
-            Err(e) => Err(e),
+    if let Some(refusal) = too_many_boards(boards.len()) {
+        subscriber.say(refusal.to_json());
+        return;
+    }
+    for Followed { board, .. } in boards {
+        if subscriber.follows(*board) {
+            continue;
+        }
+        let result = if subscriber.followed() >= MAX_FOLLOWED {
+            Err(Refusal::new(
+                codes::TOO_MANY_BOARDS,
+                format!("This connection already follows {MAX_FOLLOWED} boards, the most it may."),
+            ))
+        } else {
+            let followed = match live.authorize(account, *board).await {
+                Ok(()) => subscriber.follow(account.id, *board).await,
+                Err(e) => Err(e),
+            };
+            followed.map_err(|e| e.refusal(None))
         };
-        if let Err(e) = result {
-            subscriber.say(Live::error_message(&e, None));
+        if let Err(refusal) = result {
+            subscriber.say(refusal.about_board(*board).to_json());
+        }
+    }
+}
+
+/// What a connection answers one message with.
+pub enum Reply {
+    /// A message for the sender: `ack` or `pong`.
+    Message(String),
+    Refused(Refusal),
+}
+
+impl Reply {
+    pub fn to_json(&self) -> String {
+        match self {
+            Reply::Message(message) => message.clone(),
+            Reply::Refused(refusal) => refusal.to_json(),
         }
     }
 }
 
 /// Handles one message from an authenticated peer at `client`; returns the direct reply,
-/// if any.
-pub async fn answer(live: &Live, peer: &Peer, msg: ClientMsg, client: IpAddr) -> Option<String> {
+/// if any. `subscriber` is the connection's feed where it has one (the WebSocket): without
+/// one (`POST /api/live/messages`), `watch` is refused, since the event stream names its
+/// boards when it opens.
+pub async fn answer(
+    live: &Live,
+    peer: &Peer,
+    msg: ClientMsg,
+    client: IpAddr,
+    subscriber: Option<&mut Subscriber>,
+) -> Option<Reply> {
+    let refused = |code, message: &str| Some(Reply::Refused(Refusal::new(code, message)));
     match (msg, peer) {
-        (ClientMsg::Ping { t0 }, _) => Some(
+        (ClientMsg::Ping { t0 }, _) => Some(Reply::Message(
             ServerMsg::Pong {
                 t0,
                 server_time: now_ms(),
             }
             .to_json(),
-        ),
+        )),
         (ClientMsg::Command(cmd), Peer::Teacher { account, .. }) => {
             Some(match live.command(account, &cmd).await {
-                Ok(version) => ServerMsg::Ack {
-                    id: cmd.id,
-                    board: cmd.board,
-                    version,
-                }
-                .to_json(),
-                Err(e) => Live::error_message(&e, Some(cmd.id)),
+                Ok(version) => Reply::Message(
+                    ServerMsg::Ack {
+                        id: cmd.id,
+                        board: cmd.board,
+                        version,
+                    }
+                    .to_json(),
+                ),
+                Err(e) => Reply::Refused(e.refusal(Some(cmd.id))),
             })
         }
-        (ClientMsg::Rendered { version }, Peer::Board(board)) if version.fract() == 0.0 => {
-            match live.rendered(*board, version as i64).await {
+        (ClientMsg::Command(cmd), Peer::Board(_)) => Some(Reply::Refused(
+            Refusal::new(codes::FORBIDDEN, "Only teachers send commands.").with_id(Some(cmd.id)),
+        )),
+        (ClientMsg::Rendered { version }, Peer::Board(board)) => {
+            match live.rendered(*board, version).await {
                 Ok(()) => None,
-                Err(e) => Some(Live::error_message(&e, None)),
+                Err(e) => Some(Reply::Refused(e.refusal(None))),
             }
-        }
-        (ClientMsg::Rendered { .. }, Peer::Board(_)) => {
-            Some(ServerMsg::error("malformed", "A version is a whole number.", None).to_json())
         }
         (ClientMsg::Code, Peer::Board(board)) => match live.request_code(*board, client).await {
             Ok(_) => None,
-            Err(e) => Some(Live::error_message(&e, None)),
+            Err(e) => Some(Reply::Refused(e.refusal(None))),
         },
-        (ClientMsg::Command(cmd), Peer::Board(_)) => Some(
-            ServerMsg::error("forbidden", "Only teachers send commands.", Some(cmd.id)).to_json(),
+        (ClientMsg::Watch { boards }, Peer::Teacher { account, .. }) => match subscriber {
+            Some(subscriber) => {
+                follow(live, subscriber, account, &boards).await;
+                None
+            }
+            None => refused(
+                codes::FORBIDDEN,
+                "There is nothing to watch on this transport: name the boards when opening \
+                 /api/live/events.",
+            ),
+        },
+        (ClientMsg::Hello { .. }, _) => refused(
+            codes::MALFORMED,
+            "hello is only the first message on a WebSocket; on the fallback, the token goes in \
+             the Authorization header.",
         ),
-        (_, _) => Some(
-            ServerMsg::error("forbidden", "This message is not for your role.", None).to_json(),
-        ),
+        (_, _) => refused(codes::FORBIDDEN, "This message is not for your role."),
     }
 }

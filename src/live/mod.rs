@@ -32,7 +32,7 @@ use crate::store::{Account, ActiveCode, BoardPairing, Saved, Store, StoreError};
 use grants::Grants;
 use hub::{Hub, Presence, Snapshot};
 use limits::{Limited, LiveLimits};
-use protocol::{CodeInfo, Command, ServerMsg};
+use protocol::{codes, CodeInfo, Command, Refusal, ServerMsg};
 
 /// How long superseded board states are kept: far longer than any client keeps a command
 /// to resend, so a resend is always recognised.
@@ -296,14 +296,14 @@ impl Live {
     }
 
     /// [`Live::pairing`] as the protocol's `pairing` message, made once per change of the
-    /// board's pairing and shared by all its pages.
-    pub async fn pairing_message(&self, board: Uuid) -> Result<Arc<str>, LiveError> {
+    /// board's pairing and shared by all its pages, with when the code in it expires.
+    pub async fn pairing_message(&self, board: Uuid) -> Result<(Arc<str>, Option<i64>), LiveError> {
         let channel = self.hub.channel(board);
         let mut cached = channel.pairing_message.lock().await;
         let current = *channel.pairing.borrow();
         if let Some((made_at, valid_until, message)) = cached.as_ref() {
             if *made_at == current && *valid_until > now_ms() {
-                return Ok(message.clone());
+                return Ok((message.clone(), expiry(*valid_until)));
             }
         }
         let pairing = self.pairing(board).await?;
@@ -319,7 +319,7 @@ impl Live {
         .to_json()
         .into();
         *cached = Some((current, valid_until, message.clone()));
-        Ok(message)
+        Ok((message, expiry(valid_until)))
     }
 
     /// Pairs the board showing `code` with the teacher, under `name`.
@@ -494,6 +494,10 @@ impl Live {
             content,
         });
         let mut next = apply(&current.state, &op, at, &account.name, now_ms())?;
+        if next == current.state {
+            // `next` on the last slide and the like: nothing to store or send.
+            return Ok(current.state.version);
+        }
         // The store recognises a resent command id and then writes nothing.
         match self.store.save_board_state(cmd.id, &next).await? {
             Saved::Before { board, version } if board == cmd.board => Ok(version.0),
@@ -515,7 +519,7 @@ impl Live {
     }
 
     /// A board reports the state version it now shows. Only a version the board's state has
-    /// had counts: a made-up one from the future would freeze the board's status.
+    /// had counts: a made-up one would freeze the board's status in the console.
     pub async fn rendered(&self, board: Uuid, version: i64) -> Result<(), LiveError> {
         let channel = self.hub.channel(board);
         let loaded = channel.state.borrow().as_ref().map(|s| s.state.version);
@@ -523,7 +527,11 @@ impl Live {
             Some(version) => version,
             None => self.state(board).await?.state.version,
         };
-        if version > newest {
+        // Every board starts at version 0, the idle state it was sent before any command.
+        let issued = version == newest
+            || version == 0
+            || (version < newest && self.store.had_board_state(board, version).await?);
+        if !issued {
             return Err(LiveError::UnknownVersion);
         }
         channel.presence.send_if_modified(|p| {
@@ -570,40 +578,63 @@ impl Live {
             board,
         }
     }
+}
 
-    /// The protocol error a failed command or request is answered with.
-    pub fn error_message(e: &LiveError, id: Option<Uuid>) -> String {
-        let (code, message) = match e {
-            LiveError::NotFound => (
-                "not_found",
-                "There is no such board or lesson of yours.".to_owned(),
+/// When a cached pairing message's code expires (`i64::MAX`: it shows none).
+fn expiry(valid_until: i64) -> Option<i64> {
+    (valid_until != i64::MAX).then_some(valid_until)
+}
+
+impl LiveError {
+    /// The protocol's answer to a failed command (`id`) or request.
+    pub fn refusal(&self, id: Option<Uuid>) -> Refusal {
+        let refusal = match self {
+            LiveError::NotFound | LiveError::UnknownCode => Refusal::new(
+                codes::NOT_FOUND,
+                "There is no such board or lesson of yours.",
             ),
-            LiveError::Command(CommandError::NotPresenting) => ("not_presenting", e.to_string()),
-            LiveError::Command(CommandError::EmptyLesson) => ("empty_lesson", e.to_string()),
-            LiveError::Command(CommandError::WrongSlideKind(_)) => ("wrong_slide", e.to_string()),
-            LiveError::Command(_) => ("invalid_command", e.to_string()),
-            LiveError::RateLimited { .. } => {
-                ("rate_limited", "Too many messages; slow down.".into())
+            LiveError::Command(CommandError::NotPresenting) => {
+                Refusal::new(codes::NOT_PRESENTING, self.to_string())
             }
-            LiveError::Invalid(v) => ("invalid", format!("{:?}", v.fields)),
-            LiveError::UnknownCode => ("not_found", e.to_string()),
-            LiveError::TooManyConnections(_) => (
-                "too_many_connections",
-                format!("{e}; close another page first."),
+            LiveError::Command(CommandError::EmptyLesson) => {
+                Refusal::new(codes::EMPTY_LESSON, self.to_string())
+            }
+            LiveError::Command(CommandError::WrongSlideKind(_)) => {
+                Refusal::new(codes::WRONG_SLIDE, self.to_string())
+            }
+            LiveError::Command(_) => Refusal::new(codes::INVALID_COMMAND, self.to_string()),
+            LiveError::RateLimited { retry_after } => Refusal {
+                retry_after: Some(*retry_after),
+                ..Refusal::new(codes::RATE_LIMITED, "Too many messages; slow down.")
+            },
+            LiveError::Invalid(v) => Refusal::new(
+                codes::MALFORMED,
+                v.fields
+                    .iter()
+                    .map(|(field, message)| format!("{field}: {message}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ),
-            LiveError::UnknownVersion => (
-                "malformed",
-                "No state of this board has that version; report versions you were sent.".into(),
+            LiveError::TooManyConnections(_) => Refusal::new(
+                codes::TOO_MANY_CONNECTIONS,
+                format!("{self}; close another page first."),
+            ),
+            LiveError::UnknownVersion => Refusal::new(
+                codes::MALFORMED,
+                "No state of this board had that version; report versions you were sent.",
             ),
             LiveError::Store(cause) => {
                 tracing::error!(cause = %crate::error_chain(cause), "live request failed");
-                (
-                    "unavailable",
-                    "The server cannot reach its database; try again.".into(),
-                )
+                Refusal {
+                    retry_after: Some(Duration::from_secs(1)),
+                    ..Refusal::new(
+                        codes::UNAVAILABLE,
+                        "The server cannot reach its database; try again.",
+                    )
+                }
             }
         };
-        ServerMsg::error(code, message, id).to_json()
+        refusal.with_id(id)
     }
 }
 

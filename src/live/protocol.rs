@@ -4,15 +4,19 @@
 //! [`ServerMsg`] and serialised once per recipient set where it matters (board states are
 //! serialised once per version, not once per subscriber).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use crate::domain::board::BoardState;
+use crate::domain::MAX_SAFE_INTEGER;
 
 /// The protocol version this node speaks; it also accepts the one before (rolling upgrades).
 pub const PROTOCOL: u32 = 1;
 pub const OLDEST_ACCEPTED: u32 = 1;
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The most boards one connection follows: more than any teacher steers, few enough that one
+/// `hello` costs a bounded number of lookups.
+pub const MAX_FOLLOWED: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,8 +28,21 @@ pub enum Role {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Followed {
     pub board: Uuid,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "version")]
     pub version: i64,
+}
+
+/// A state version: a whole number from 0 to 2^53 - 1, which every JSON client holds
+/// exactly. It may be written `5.0`; anything else is refused rather than rounded.
+fn version<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = f64::deserialize(d)?;
+    if n.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(&n) {
+        Ok(n as i64)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "a version is a whole number from 0 to 2^53 - 1, not {n}"
+        )))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -37,17 +54,16 @@ pub enum ClientMsg {
         token: String,
         #[serde(default)]
         boards: Vec<Followed>,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "version")]
         version: i64,
     },
     Watch {
         boards: Vec<Followed>,
     },
     Command(Command),
-    /// A number, not necessarily written as an integer (`5.0`): versions stay below 2^53,
-    /// so every client's numbers hold them exactly.
     Rendered {
-        version: f64,
+        #[serde(deserialize_with = "version")]
+        version: i64,
     },
     Ping {
         t0: f64,
@@ -55,16 +71,51 @@ pub enum ClientMsg {
     Code,
 }
 
+/// A message that is not one of this protocol, and the `id` it carried, if any: a command
+/// with a bad field is still answered under its id, so the client knows which one failed.
+#[derive(Debug)]
+pub struct Malformed {
+    pub reason: String,
+    pub id: Option<Uuid>,
+    /// The `type` it named, if any.
+    pub kind: Option<String>,
+}
+
+impl Malformed {
+    pub fn refusal(&self) -> Refusal {
+        Refusal::new(
+            "malformed",
+            format!("Not a message of protocol {PROTOCOL}: {}", self.reason),
+        )
+        .with_id(self.id)
+    }
+}
+
 impl ClientMsg {
     /// Parses one message, refusing nesting deeper than any message needs.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Malformed> {
         if !crate::domain::json_depth_within(text.as_bytes(), crate::domain::JSON_DEPTH_MAX) {
-            return Err(format!(
-                "nests deeper than {} levels",
-                crate::domain::JSON_DEPTH_MAX
-            ));
+            return Err(Malformed {
+                reason: format!("nests deeper than {} levels", crate::domain::JSON_DEPTH_MAX),
+                id: None,
+                kind: None,
+            });
         }
-        serde_json::from_str(text).map_err(|e| e.to_string())
+        serde_json::from_str(text).map_err(|e| {
+            #[derive(Deserialize, Default)]
+            struct Named {
+                #[serde(default)]
+                id: Option<Uuid>,
+                #[serde(default, rename = "type")]
+                kind: Option<String>,
+            }
+            let named: Named = serde_json::from_str(text).unwrap_or_default();
+            Malformed {
+                reason: e.to_string(),
+                id: named.id,
+                kind: named.kind,
+            }
+        })
     }
 
     /// The id of a command, which every error it causes carries.
@@ -139,32 +190,87 @@ pub enum ServerMsg<'a> {
         board: Uuid,
         reason: &'static str,
     },
-    Error {
-        code: &'static str,
-        message: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        id: Option<Uuid>,
-    },
+    Error(&'a Refusal),
+}
+
+/// A refused message or request: the protocol's `error` message, the same on every
+/// transport. `code` is one of [`codes`]; the fallback transport also derives its HTTP
+/// status from it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    /// The command the refusal answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    /// The board a refused `hello`/`watch` entry named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub board: Option<Uuid>,
+    /// When to try again (`rate_limited`, `unavailable`); not sent on the WebSocket.
+    #[serde(skip)]
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            id: None,
+            board: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_id(mut self, id: Option<Uuid>) -> Self {
+        self.id = id;
+        self
+    }
+
+    pub fn about_board(mut self, board: Uuid) -> Self {
+        self.board = Some(board);
+        self
+    }
+
+    pub fn to_json(&self) -> String {
+        ServerMsg::Error(self).to_json()
+    }
+}
+
+/// Every `error.code` (docs/protocol.md).
+pub mod codes {
+    pub const NOT_FOUND: &str = "not_found";
+    pub const INVALID_COMMAND: &str = "invalid_command";
+    pub const NOT_PRESENTING: &str = "not_presenting";
+    pub const EMPTY_LESSON: &str = "empty_lesson";
+    pub const WRONG_SLIDE: &str = "wrong_slide";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const UNAVAILABLE: &str = "unavailable";
+    pub const MALFORMED: &str = "malformed";
+    pub const TOO_LARGE: &str = "too_large";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const TOO_MANY_BOARDS: &str = "too_many_boards";
+    pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+    pub const SESSION_ENDED: &str = "session_ended";
 }
 
 impl ServerMsg<'_> {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| {
-            r#"{"type":"error","code":"internal","message":"could not encode a message"}"#.into()
+            r#"{"type":"error","code":"unavailable","message":"could not encode a message"}"#.into()
         })
-    }
-
-    pub fn error(code: &'static str, message: impl Into<String>, id: Option<Uuid>) -> Self {
-        ServerMsg::Error {
-            code,
-            message: message.into(),
-            id,
-        }
     }
 }
 
 /// Close codes (docs/protocol.md).
 pub mod close {
+    /// A text message that is not UTF-8 (RFC 6455).
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A message over [`super::MAX_MESSAGE_BYTES`] (RFC 6455).
+    pub const TOO_BIG: u16 = 1009;
+    /// Not WebSocket framing (RFC 6455).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     pub const MALFORMED: u16 = 4400;
     pub const UNAUTHENTICATED: u16 = 4401;
     /// The teacher's session ended while connected: signed out, password changed, account

@@ -11,15 +11,19 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{future, Stream, StreamExt};
+use tokio::sync::watch;
+use tokio::time::sleep;
 use tokio_stream::wrappers::WatchStream;
 use uuid::Uuid;
 
 use super::grants::Grant;
 use super::protocol::ServerMsg;
 use super::{Live, LiveError, PresenceGuard};
+use crate::domain::hlc::wall_millis as now_ms;
 
 pub struct Subscriber {
     live: Arc<Live>,
@@ -41,6 +45,16 @@ impl Subscriber {
             followed: Vec::new(),
             _presence: None,
         }
+    }
+
+    /// Whether this page follows the board.
+    pub fn follows(&self, board: Uuid) -> bool {
+        self.followed.contains(&board)
+    }
+
+    /// How many boards this page follows.
+    pub fn followed(&self) -> usize {
+        self.followed.len()
     }
 
     /// Queues a message for this page ahead of any board update.
@@ -87,25 +101,9 @@ impl Subscriber {
         self._presence = Some(self.live.board_connected(board));
         let states = self.states(board).await?;
         self.feeds.push(states);
-        let pairing = self.live.hub.channel(board).pairing.subscribe();
-        let live = self.live.clone();
-        self.feeds.push(
-            WatchStream::new(pairing)
-                .then(move |_| {
-                    let live = live.clone();
-                    async move { live.pairing_message(board).await }
-                })
-                .filter_map(move |message| {
-                    future::ready(match message {
-                        Ok(m) => Some(m),
-                        Err(e) => {
-                            tracing::warn!(%board, error = %e, "cannot read pairing");
-                            None
-                        }
-                    })
-                })
-                .boxed(),
-        );
+        let changes = self.live.hub.channel(board).pairing.subscribe();
+        self.feeds
+            .push(pairing_feed(self.live.clone(), board, changes).boxed());
         Ok(())
     }
 
@@ -125,6 +123,52 @@ impl Subscriber {
             .boxed())
     }
 }
+
+/// The board's `pairing` message now, again whenever its teachers or code change, and when
+/// the code it shows expires: the page then gets a fresh code without asking.
+fn pairing_feed(
+    live: Arc<Live>,
+    board: Uuid,
+    changes: watch::Receiver<u64>,
+) -> impl Stream<Item = Arc<str>> + Send + 'static {
+    futures_util::stream::unfold(
+        (live, changes, None::<Option<i64>>),
+        move |(live, mut changes, wait)| async move {
+            let mut wait = wait;
+            loop {
+                if let Some(expires) = wait {
+                    let expired = async {
+                        match expires {
+                            // A millisecond past: the code is expired, not expiring.
+                            Some(at) => {
+                                sleep(Duration::from_millis((at - now_ms() + 1).max(0) as u64))
+                                    .await
+                            }
+                            None => future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        changed = changes.changed() => changed.ok()?,
+                        () = expired => {}
+                    }
+                }
+                changes.borrow_and_update();
+                match live.pairing_message(board).await {
+                    Ok((message, expires)) => {
+                        return Some((message, (live, changes, Some(expires))));
+                    }
+                    Err(e) => {
+                        tracing::warn!(%board, error = %e, "cannot read pairing");
+                        wait = Some(Some(now_ms() + PAIRING_RETRY.as_millis() as i64));
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// How soon a board's pairing is read again after the store failed to answer.
+const PAIRING_RETRY: Duration = Duration::from_secs(5);
 
 /// Resolves when the grant is revoked.
 fn revoked(grant: &Grant) -> impl std::future::Future<Output = ()> + Send + 'static {

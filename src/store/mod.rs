@@ -282,6 +282,8 @@ pub trait Store: Send + Sync + 'static {
     /// The board's newest state, with its version. Its slide view is not stored
     /// ([`BoardState::stored_json`]): the caller restores it from the presented revision.
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>>;
+    /// Whether the board had a stored state of this version (and it is not purged yet).
+    async fn had_board_state(&self, board: Uuid, version: i64) -> StoreResult<bool>;
     /// Stores the state `command` produced, unless that command id was stored before (a
     /// resend): then nothing is written and the earlier outcome is returned.
     async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Saved>;

@@ -1238,6 +1238,17 @@ impl Store for SqliteStore {
         Ok(Some(state))
     }
 
+    async fn had_board_state(&self, board: Uuid, version: i64) -> StoreResult<bool> {
+        let found = sqlx::query_scalar::<_, i64>(
+            "SELECT 1 FROM board_state WHERE board_id = ? AND version = ? LIMIT 1",
+        )
+        .bind(board.to_string())
+        .bind(version)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(found.is_some())
+    }
+
     async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Saved> {
         let json = state.stored_json();
         let (done, durable) = oneshot::channel();

@@ -377,7 +377,7 @@ async fn one_board_token_or_account_holds_a_bounded_number_of_live_connections()
         .send()
         .await
         .unwrap();
-    expect_error(
+    expect_refusal(
         stream,
         StatusCode::TOO_MANY_REQUESTS,
         "too_many_connections",

@@ -36,7 +36,9 @@ async fn a_command_is_acknowledged_only_after_its_state_is_synced_to_disk() {
     assert!(line.contains("attached"), "strace attached: {line}");
 
     let mut acked = Vec::new();
-    let present = ws.command(&board.id, "present", json!({"lesson": lesson})).await;
+    let present = ws
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
     assert_eq!(present["type"], "ack");
     acked.push(present["id"].as_str().unwrap().to_owned());
     for op in ["next", "prev", "next", "next", "prev"] {
@@ -66,7 +68,10 @@ async fn a_command_is_acknowledged_only_after_its_state_is_synced_to_disk() {
             Event::WalWrite => (written, synced) = (true, false),
             Event::WalSynced => synced = true,
             Event::Ack(id) => {
-                assert!(written && synced, "ack {id} left before its state was synced: {order:?}");
+                assert!(
+                    written && synced,
+                    "ack {id} left before its state was synced: {order:?}"
+                );
                 written = false;
             }
         }

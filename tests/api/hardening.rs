@@ -64,14 +64,14 @@ async fn the_event_stream_checks_the_token_before_the_query() {
         .send()
         .await
         .unwrap();
-    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    expect_refusal(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
     let t = app.register("e@school.org").await;
     let res = app
         .as_teacher(Method::GET, bad_query, &t)
         .send()
         .await
         .unwrap();
-    expect_error(res, StatusCode::BAD_REQUEST, "malformed_query").await;
+    expect_refusal(res, StatusCode::BAD_REQUEST, "malformed").await;
 }
 
 #[tokio::test]

@@ -178,6 +178,12 @@ impl TestApp {
     }
 }
 
+/// The clock as the server reads it: milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.expect("the clock is past 1970").as_millis() as i64
+}
+
 /// A client on a loopback address no other `fresh_client` has used (127.1.x.y).
 pub fn fresh_client() -> reqwest::Client {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -201,6 +207,21 @@ pub async fn expect_error(res: Response, status: StatusCode, code: &str) -> Valu
     let message = error["message"].as_str().unwrap_or_default();
     assert!(message.len() > 10, "a message a person can act on: {body}");
     error
+}
+
+/// Asserts a refusal of the live fallback (`/api/live/*`): the protocol's `error` message,
+/// the same as on the WebSocket, with the status its code implies. Returns the message.
+pub async fn expect_refusal(res: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(res.status(), status, "status for expected {code}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (&body["type"], &body["code"]),
+        (&json!("error"), &json!(code)),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.len() > 10, "a message a person can act on: {body}");
+    body
 }
 
 pub fn text_slide(title: &str) -> Value {

@@ -19,7 +19,7 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 /// A WebSocket client. Messages read while waiting for another kind are kept, in order, for
 /// later `until` calls: the server's forwarders may interleave message kinds in any order.
 pub(crate) struct Ws(
-    WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub(crate) WebSocketStream<MaybeTlsStream<TcpStream>>,
     std::collections::VecDeque<Value>,
 );
 
@@ -360,9 +360,9 @@ async fn two_devices_of_one_teacher_see_each_others_changes() {
     let seen = laptop.state_where(|s| s["version"] == ack["version"]).await;
     assert_eq!(seen["blanked"], true);
     let mut versions = vec![];
-    for _ in 0..3 {
+    for op in ["next", "next", "prev"] {
         versions.push(
-            laptop.command(&board.id, "next", json!({})).await["version"]
+            laptop.command(&board.id, op, json!({})).await["version"]
                 .as_i64()
                 .unwrap(),
         );

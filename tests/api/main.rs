@@ -13,6 +13,7 @@ mod lessons;
 mod live;
 mod openapi;
 mod pages;
+mod protocol;
 mod proxy;
 mod restart;
 mod revocation;

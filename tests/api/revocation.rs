@@ -96,10 +96,10 @@ async fn signing_out_closes_the_sessions_live_connections_on_both_transports() {
     let said = event_where(&mut events, &mut buffer, |e| e["type"] == "error").await;
     assert_eq!(said["code"], "session_ended", "{said}");
     assert!(ends_without_state(&mut events).await);
-    expect_error(
+    expect_refusal(
         command_over_http(&app, &t, &board.id).await,
         StatusCode::UNAUTHORIZED,
-        "unauthorized",
+        "unauthenticated",
     )
     .await;
 }
@@ -126,10 +126,10 @@ async fn disabling_the_account_from_the_command_line_ends_its_live_control() {
     assert!(out.status.success(), "{out:?}");
 
     assert_eq!(console.close_code().await, SESSION_ENDED);
-    expect_error(
+    expect_refusal(
         command_over_http(&app, &t, &board.id).await,
         StatusCode::UNAUTHORIZED,
-        "unauthorized",
+        "unauthenticated",
     )
     .await;
     // The board still shows the lesson: ending control does not blank the classroom.

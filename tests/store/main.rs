@@ -521,6 +521,12 @@ async fn board_states_are_versioned_and_commands_remembered(store: &dyn Store) {
     let again = store.save_board_state(c1, &state).await.unwrap();
     assert_eq!(again, Saved::Before { board, version: v1 });
     assert!(!store.board_state(board).await.unwrap().unwrap().revealed);
+    // The versions the board had, and only those.
+    assert!(store.had_board_state(board, v1.0).await.unwrap());
+    assert!(store.had_board_state(board, v2.0).await.unwrap());
+    assert!(!store.had_board_state(board, v2.0 - 1).await.unwrap());
+    let other = store.create_board("token-s2").await.unwrap();
+    assert!(!store.had_board_state(other, v1.0).await.unwrap());
 }
 
 /// Commands saved at the same moment (as when a whole school presses "next"), among them a

@@ -36,7 +36,7 @@ export function getSession() {
   try {
     const session = JSON.parse(localStorage.getItem(SESSION_KEY));
     if (!session?.token) return null;
-    if (session.expires_at && Date.parse(session.expires_at) <= Date.now()) {
+    if (session.expires_at != null && Number(session.expires_at) <= Date.now()) {
       clearSession();
       return null;
     }
@@ -159,7 +159,7 @@ async function parseBody(res, decode = JSON.parse) {
 
 function storeRenewedToken(headers) {
   const token = headers.get('X-Classcast-Token');
-  if (token) setSession({ token, expires_at: headers.get('X-Classcast-Token-Expires') });
+  if (token) setSession({ token, expires_at: Number(headers.get('X-Classcast-Token-Expires')) || null });
 }
 
 /**

@@ -561,7 +561,7 @@ function renderHistory(revisions) {
       h(
         'div',
         { class: 'history-text' },
-        h('time', { dateTime: rev.created_at, text: formatDateTime(rev.created_at), dataset: { i18nDatetime: '' } }),
+        h('time', { dateTime: new Date(rev.created_at).toISOString(), text: formatDateTime(rev.created_at), dataset: { i18nDatetime: '' } }),
         h('span', {
           class: 'history-meta',
           text: [rev.author_name, rev.title, t('lessons.slideCount', { count: rev.slide_count ?? 0 })].filter(Boolean).join(' · '),

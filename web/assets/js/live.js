@@ -719,9 +719,9 @@ class LiveClient {
       if (res.status === 401) return conn.close('unauthorized', null, 'unauthorized');
       if (res.status >= 500) throw new Error('server error ' + res.status);
       if (!text || msg.type !== 'command') return;
+      // Every answer is a protocol message: `ack`, or `error` with the command's id.
       const body = decodeJson(text);
       if (body?.type) this.handle(conn, body);
-      else if (body?.error) this.handle(conn, { type: 'error', id: msg.id, ...body.error });
     } catch {
       // Not delivered (network, timeout, 5xx). The command stays pending: try it again
       // shortly on this connection; a reconnect resends it anyway.
