@@ -26,7 +26,7 @@ use crate::domain::account::parse_name;
 use crate::domain::board::{
     apply, fingerprint, BoardState, CommandError, LessonAt, Op, PairingCode,
 };
-use crate::domain::hlc::wall_millis as now_ms;
+use crate::domain::hlc::{wall_millis as now_ms, Version};
 use crate::domain::ValidationError;
 use crate::store::{Account, ActiveCode, BoardPairing, Saved, Store, StoreError};
 use grants::Grants;
@@ -495,16 +495,16 @@ impl Live {
         });
         let mut next = apply(&current.state, &op, at, &account.name, now_ms())?;
         if next == current.state {
-            // `next` on the last slide and the like: nothing to store or send.
-            return Ok(current.state.version);
+            // `next` on the last slide and the like: nothing to store or send. A resend of a
+            // command that was stored still answers the version it produced.
+            return match self.store.command_outcome(cmd.id).await? {
+                Some((board, version)) => earlier_outcome(board, version, cmd),
+                None => Ok(current.state.version),
+            };
         }
         // The store recognises a resent command id and then writes nothing.
         match self.store.save_board_state(cmd.id, &next).await? {
-            Saved::Before { board, version } if board == cmd.board => Ok(version.0),
-            Saved::Before { .. } => Err(CommandError::InvalidArgs(
-                "this command id was used for another board".into(),
-            )
-            .into()),
+            Saved::Before { board, version } => earlier_outcome(board, version, cmd),
             Saved::New(version) => {
                 next.version = version.0;
                 let presenting_changed = current.state.is_presenting() != next.is_presenting();
@@ -577,6 +577,18 @@ impl Live {
             live: self.clone(),
             board,
         }
+    }
+}
+
+/// What a command whose id was stored before answers: the version it produced, if it was
+/// for the same board (ids are global; one made for another board is not this command).
+fn earlier_outcome(board: Uuid, version: Version, cmd: &Command) -> Result<i64, LiveError> {
+    match board == cmd.board {
+        true => Ok(version.0),
+        false => Err(CommandError::InvalidArgs(
+            "this command id was used for another board".into(),
+        )
+        .into()),
     }
 }
 

@@ -153,7 +153,8 @@ fn pairing_feed(
                     }
                 }
                 changes.borrow_and_update();
-                match live.pairing_message(board).await {
+                // Boxed: the read's state lives only while it runs, not in every idle page.
+                match Box::pin(live.pairing_message(board)).await {
                     Ok((message, expires)) => {
                         return Some((message, (live, changes, Some(expires))));
                     }

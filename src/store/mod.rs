@@ -282,6 +282,8 @@ pub trait Store: Send + Sync + 'static {
     /// The board's newest state, with its version. Its slide view is not stored
     /// ([`BoardState::stored_json`]): the caller restores it from the presented revision.
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>>;
+    /// The board and version a command id stored, if it stored a state.
+    async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>>;
     /// Whether the board had a stored state of this version (and it is not purged yet).
     async fn had_board_state(&self, board: Uuid, version: i64) -> StoreResult<bool>;
     /// Stores the state `command` produced, unless that command id was stored before (a

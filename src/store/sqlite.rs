@@ -1238,6 +1238,15 @@ impl Store for SqliteStore {
         Ok(Some(state))
     }
 
+    async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>> {
+        let mut conn = self.read.acquire().await?;
+        let earlier = StateWriter::earlier(&mut conn, &[command]).await?;
+        Ok(match earlier.get(&command) {
+            Some(Saved::Before { board, version }) => Some((*board, *version)),
+            Some(Saved::New(_)) | None => None,
+        })
+    }
+
     async fn had_board_state(&self, board: Uuid, version: i64) -> StoreResult<bool> {
         let found = sqlx::query_scalar::<_, i64>(
             "SELECT 1 FROM board_state WHERE board_id = ? AND version = ? LIMIT 1",

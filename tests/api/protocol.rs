@@ -414,6 +414,21 @@ async fn present_and_goto_share_one_range_rule_and_a_no_op_stores_nothing() {
     // The board's state is the one `goto` stored, not a copy of it.
     let state = app.get_json("/api/boards", &t).await["items"][0].clone();
     assert_eq!(state["state_version"], moved["version"]);
+
+    // A resend of a stored command is answered with the version it produced, even where it
+    // would change nothing now.
+    let (id, blank) = command(&board.id, "blank", json!({"on": true}));
+    ws.send(blank.clone()).await;
+    let blanked = ws
+        .until(|m| m["type"] == "ack" && m["id"] == json!(id))
+        .await;
+    let later = ws.command(&board.id, "next", json!({})).await;
+    assert!(later["version"].as_i64() > blanked["version"].as_i64());
+    ws.send(blank).await;
+    let resent = ws
+        .until(|m| m["type"] == "ack" && m["id"] == json!(id))
+        .await;
+    assert_eq!(resent["version"], blanked["version"]);
 }
 
 #[tokio::test]
@@ -478,4 +493,35 @@ async fn a_waiting_board_is_sent_a_fresh_code_when_its_code_expires() {
     let next = screen.until(|m| m["type"] == "pairing").await;
     assert_ne!(next["code"]["code"], json!(board.code), "{next}");
     assert!(next["code"]["expires_at"].as_i64() > shown["code"]["expires_at"].as_i64());
+}
+
+#[tokio::test]
+async fn a_command_id_is_one_command_whoever_sends_it() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut ws = Ws::teacher(&app, &t, &[&board.id]).await;
+    let (id, present) = command(&board.id, "present", json!({"lesson": lesson}));
+    ws.send(present).await;
+    let first = ws.until(|m| m["type"] == "ack").await;
+
+    // Another teacher's console, reusing that id for their own board, is refused.
+    let other = app.register("other@school.org").await;
+    let theirs = claim(&app).await;
+    let paired = pair(&app, &other, &theirs.code, "Room 9").await;
+    assert_eq!(paired.status(), StatusCode::CREATED);
+    let mut console = Ws::teacher(&app, &other, &[&theirs.id]).await;
+    console
+        .send(json!({"type": "command", "id": id, "board": theirs.id, "op": "blank", "args": {"on": true}}))
+        .await;
+    let refused = console.until(|m| m["type"] == "error").await;
+    assert_eq!(
+        (&refused["code"], &refused["id"]),
+        (&json!("invalid_command"), &json!(id))
+    );
+
+    // The board it was made for is untouched by the attempt: the id still means `present`.
+    ws.send(json!({"type": "command", "id": id, "board": board.id, "op": "present", "args": {"lesson": lesson}}))
+        .await;
+    let again = ws.until(|m| m["type"] == "ack").await;
+    assert_eq!(again["version"], first["version"]);
 }

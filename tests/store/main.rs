@@ -521,6 +521,8 @@ async fn board_states_are_versioned_and_commands_remembered(store: &dyn Store) {
     let again = store.save_board_state(c1, &state).await.unwrap();
     assert_eq!(again, Saved::Before { board, version: v1 });
     assert!(!store.board_state(board).await.unwrap().unwrap().revealed);
+    assert_eq!(store.command_outcome(c2).await.unwrap(), Some((board, v2)));
+    assert_eq!(store.command_outcome(Uuid::now_v7()).await.unwrap(), None);
     // The versions the board had, and only those.
     assert!(store.had_board_state(board, v1.0).await.unwrap());
     assert!(store.had_board_state(board, v2.0).await.unwrap());
