@@ -206,7 +206,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                     break (close::MALFORMED, "too many malformed messages");
                 }
                 if let Some(reply) = reply {
-                    if send_ready(&mut sink, &mut subscriber, reply.to_json().into()).await.is_err() {
+                    if send_ready(&mut sink, &mut subscriber, reply.into_json().into()).await.is_err() {
                         return;
                     }
                 }

@@ -133,9 +133,9 @@ pub enum Reply {
 }
 
 impl Reply {
-    pub fn to_json(&self) -> String {
+    pub fn into_json(self) -> String {
         match self {
-            Reply::Message(message) => message.clone(),
+            Reply::Message(message) => message,
             Reply::Refused(refusal) => refusal.to_json(),
         }
     }
