@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use classcast::domain::account::Email;
-use classcast::domain::hlc::Hlc;
 use classcast::domain::lesson::{LessonContent, SlideInput};
+use classcast::domain::node::Node;
 use classcast::store::{self, NewSession};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -78,7 +78,7 @@ struct Seeded {
 /// password hashing and pairing rate limits are (rightly) made for people.
 async fn seed(dir: &std::path::Path, a: &Args) -> Seeded {
     let url = format!("sqlite://{}", dir.join("classcast.db").display());
-    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
     store.migrate().await.unwrap();
     let hash = classcast::auth::password::PasswordHasher::new(1, Duration::from_secs(5))
         .hash("benchmark password".into())

@@ -33,6 +33,9 @@ pub struct ConfigArgs {
         value_delimiter = ','
     )]
     pub databases: Vec<String>,
+    /// This node's id, a UUID, unique in a cluster [default: made once and kept in <data-dir>/node-id]
+    #[arg(long, env = "CLASSCAST_NODE_ID", global = true, value_name = "UUID")]
+    pub node_id: Option<uuid::Uuid>,
     /// Log format [default: text]
     #[arg(long, env = "CLASSCAST_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -198,6 +201,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     databases: Option<Vec<String>>,
+    node_id: Option<uuid::Uuid>,
     log_format: Option<LogFormat>,
     registration: Option<Registration>,
     allowed_email_domains: Option<Vec<String>>,
@@ -225,6 +229,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub databases: Vec<String>,
+    /// `None`: the id kept in the data directory (see `server::node`).
+    pub node_id: Option<uuid::Uuid>,
     pub log_format: LogFormat,
     pub registration: Registration,
     pub allowed_email_domains: Vec<String>,
@@ -279,6 +285,7 @@ impl Config {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
             databases,
+            node_id: args.node_id.or(file.node_id),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             registration: args.registration.or(file.registration).unwrap_or_default(),
             allowed_email_domains: pick_list(

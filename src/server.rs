@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::auth::password::PasswordHasher;
 use crate::auth::{Accounts, AuthSettings, RegistrationMode};
 use crate::config::{Config, Registration};
-use crate::domain::hlc::Hlc;
+use crate::domain::node::Node;
 use crate::error_chain;
 use crate::http::{self, ops::ClientConfig, pages::Pages, AppState};
 use crate::live::Live;
@@ -24,6 +24,8 @@ use crate::store::{self, OpenError, Store};
 pub enum ServeError {
     #[error("cannot create the data directory {path}: {reason}")]
     DataDir { path: String, reason: String },
+    #[error("cannot use the node id in {path}: {reason} (delete the file to make a new one, or set node_id)")]
+    NodeId { path: String, reason: String },
     #[error(transparent)]
     Open(#[from] OpenError),
     #[error("cannot prepare the database: {0}")]
@@ -34,18 +36,53 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the configured store, creating the data directory for an embedded database.
+/// The file in the data directory that keeps this node's id when none is configured.
+pub const NODE_ID_FILE: &str = "node-id";
+
+/// This node: the configured id, or the one kept in the data directory (made once; a
+/// database from before node ids lends it the id it recorded, so its rows stay this node's).
+pub async fn node(config: &Config) -> Result<Node, ServeError> {
+    if let Some(id) = config.node_id {
+        return Ok(Node::new(id));
+    }
+    let path = config.data_dir.join(NODE_ID_FILE);
+    let failed = |reason: String| ServeError::NodeId {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => uuid::Uuid::parse_str(text.trim())
+            .map(Node::new)
+            .map_err(|_| failed("it does not hold a UUID".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut recorded = None;
+            for url in config.databases.iter().filter(|u| u.starts_with("sqlite:")) {
+                recorded = recorded.or(store::sqlite::recorded_node_id(url).await);
+            }
+            let id = recorded.unwrap_or_else(uuid::Uuid::now_v7);
+            // Written whole or not at all: a torn file would give the node a new identity.
+            let partial = path.with_extension("partial");
+            std::fs::write(&partial, format!("{id}\n"))
+                .and_then(|()| std::fs::rename(&partial, &path))
+                .map_err(|e| failed(e.to_string()))?;
+            Ok(Node::new(id))
+        }
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// Opens the configured store for this node, creating the node's data directory (its id and
+/// the embedded database live there).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
     let [url] = config.databases.as_slice() else {
         return Err(ServeError::SeveralDatabases);
     };
-    if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::DataDir {
-            path: config.data_dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    }
-    Ok(store::open(url, Arc::new(Hlc::new())).await?)
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::DataDir {
+        path: config.data_dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let node = node(config).await?;
+    Ok(store::open(url, &node).await?)
 }
 
 /// Opens the store and applies pending migrations.

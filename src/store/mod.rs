@@ -298,14 +298,15 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_codes(&self, before_ms: i64) -> StoreResult<u64>;
 }
 
-/// Opens the store named by a database URL, creating an embedded database if needed.
+/// Opens the store named by a database URL for `node`, creating an embedded database if
+/// needed.
 pub async fn open(
     url: &str,
-    hlc: std::sync::Arc<crate::domain::hlc::Hlc>,
+    node: &crate::domain::node::Node,
 ) -> Result<std::sync::Arc<dyn Store>, OpenError> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open(url, hlc).await?,
+            sqlite::SqliteStore::open(url, node).await?,
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Err(OpenError::Unsupported(

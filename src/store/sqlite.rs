@@ -23,6 +23,7 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::board::BoardState;
 use crate::domain::hlc::{Hlc, Version};
+use crate::domain::node::Node;
 
 /// Embedded migrations, applied in order; a name once applied is never applied again.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -52,10 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Local bookkeeping that is never replicated: which migrations ran, and this node's id.
+/// Local bookkeeping that is never replicated: which migrations ran. (Databases made before
+/// node ids came from the process also hold `local_node`, read once by [`recorded_node_id`].)
 const BOOTSTRAP: &str = "
 CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS local_node (node_id TEXT PRIMARY KEY NOT NULL);
 ";
 
 /// The newest profile row of account `a` joined as `p`.
@@ -331,7 +332,8 @@ fn json_array(ids: impl IntoIterator<Item = Uuid>) -> String {
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str, hlc: Arc<Hlc>) -> Result<Self, OpenError> {
+    /// Opens (creating it if needed) the database at `url` for `node`.
+    pub async fn open(url: &str, node: &Node) -> Result<Self, OpenError> {
         let unreachable = |reason: String| OpenError::Unreachable {
             url: redact_url(url),
             reason,
@@ -365,9 +367,11 @@ impl SqliteStore {
             .connect_with(options.clone().read_only(true))
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        let node = bootstrap(&write)
+        sqlx::raw_sql(BOOTSTRAP)
+            .execute(&write)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
+        let (hlc, node) = (node.clock.clone(), node.id.to_string());
         let (states, queue) = mpsc::channel(4 * STATE_BATCH);
         let writer = StateWriter {
             write: write.clone(),
@@ -398,20 +402,16 @@ impl SqliteStore {
     }
 }
 
-async fn bootstrap(pool: &SqlitePool) -> Result<String, sqlx::Error> {
-    sqlx::raw_sql(BOOTSTRAP).execute(pool).await?;
-    if let Some(row) = sqlx::query("SELECT node_id FROM local_node LIMIT 1")
-        .fetch_optional(pool)
-        .await?
-    {
-        return row.try_get("node_id");
-    }
-    let node = Uuid::now_v7().to_string();
-    sqlx::query("INSERT INTO local_node (node_id) VALUES (?)")
-        .bind(&node)
-        .execute(pool)
-        .await?;
-    Ok(node)
+/// The node id a database made before node ids came from the process recorded for itself,
+/// if `url` names such a database: a node adopting it keeps its rows its own.
+pub async fn recorded_node_id(url: &str) -> Option<Uuid> {
+    let options = SqliteConnectOptions::from_str(url).ok()?.read_only(true);
+    let mut conn = options.connect().await.ok()?;
+    let id: String = sqlx::query_scalar("SELECT node_id FROM local_node LIMIT 1")
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+    Uuid::parse_str(&id).ok()
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -254,3 +254,61 @@ async fn a_registration_storm_leaves_memory_within_the_hashing_budget() {
         "{after} KiB resident after the storm, budget {budget} KiB"
     );
 }
+
+#[tokio::test]
+async fn a_node_keeps_the_id_it_was_given_or_made_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let read_id = |dir: &std::path::Path| {
+        let text = std::fs::read_to_string(dir.join("node-id"))
+            .unwrap_or_else(|e| panic!("a node-id file in {}: {e}", dir.display()));
+        uuid::Uuid::parse_str(text.trim()).expect("a UUID")
+    };
+    // A server has its identity once it answers (it prints its address before that).
+    let started = |dir: &std::path::Path, flags: &[&str]| {
+        let server = Process::start_with(dir, flags);
+        let ready = format!("{}/readyz", server.base);
+        async move {
+            let res = reqwest::get(ready).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            drop(server);
+        }
+    };
+    started(dir.path(), &[]).await;
+    let made = read_id(dir.path());
+    started(dir.path(), &[]).await;
+    assert_eq!(read_id(dir.path()), made, "a restart keeps the node's id");
+
+    // A database from before node ids keeps the id it recorded for itself.
+    let legacy = tempfile::tempdir().unwrap();
+    let recorded = uuid::Uuid::now_v7();
+    let url = format!("sqlite://{}/classcast.db?mode=rwc", legacy.path().display());
+    let mut conn = sqlx::ConnectOptions::connect(
+        &<sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url).unwrap(),
+    )
+    .await
+    .unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE local_node (node_id TEXT PRIMARY KEY NOT NULL);
+         INSERT INTO local_node VALUES ('{recorded}');"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    started(legacy.path(), &[]).await;
+    assert_eq!(read_id(legacy.path()), recorded);
+
+    // A configured id wins, and a damaged file is a one-line error, not a new identity.
+    let configured = tempfile::tempdir().unwrap();
+    let id = uuid::Uuid::now_v7().to_string();
+    started(configured.path(), &["--node-id", &id]).await;
+    assert!(!configured.path().join("node-id").exists());
+    std::fs::write(dir.path().join("node-id"), "not an id\n").unwrap();
+    let out = cli(dir.path(), &["migrate"], "");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("node id") && said.lines().count() == 1,
+        "{said}"
+    );
+}

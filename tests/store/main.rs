@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use classcast::domain::account::Email;
 use classcast::domain::board::BoardState;
-use classcast::domain::hlc::Hlc;
 use classcast::domain::lesson::{LessonContent, SlideInput};
+use classcast::domain::node::Node;
 use classcast::store::{
     self, LessonCursor, LessonEdit, LessonOrder, NewSession, Saved, Store, StoreError,
 };
@@ -35,7 +35,7 @@ const REPLICATED: &[&str] = &[
 async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
     store.migrate().await.unwrap();
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     for table in REPLICATED {
@@ -620,7 +620,7 @@ async fn simultaneous_commands_each_get_their_own_outcome(store: &dyn Store) {
 async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
     store.migrate().await.unwrap();
     let owner = account(store.as_ref(), "r@school.org").await;
     let first = store.create_lesson(owner, &lesson("v0", 1)).await.unwrap();
@@ -689,7 +689,7 @@ async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
 async fn purging_codes_removes_only_long_expired_ones() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
     store.migrate().await.unwrap();
     let teacher = account(store.as_ref(), "c@school.org").await;
     let board = store.create_board("token-codes").await.unwrap();
@@ -728,7 +728,7 @@ async fn purging_removes_only_superseded_states_of_this_node() {
     // Without the insert-only guard: this is the one delete the rules allow.
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = store::open(&url, Arc::new(Hlc::new())).await.unwrap();
+    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
     store.migrate().await.unwrap();
     let board = store.create_board("token-purge").await.unwrap();
     let other = store.create_board("token-other").await.unwrap();
