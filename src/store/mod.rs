@@ -282,12 +282,19 @@ pub trait Store: Send + Sync + 'static {
     /// The board's newest state, with its version. Its slide view is not stored
     /// ([`BoardState::stored_json`]): the caller restores it from the presented revision.
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>>;
-    /// The board and version a command id stored, if it stored a state.
+    /// The board and version a command id stored, if it stored a state (the lowest
+    /// `(version, id)` if it was stored twice).
     async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>>;
     /// Whether the board had a stored state of this version (and it is not purged yet).
     async fn had_board_state(&self, board: Uuid, version: i64) -> StoreResult<bool>;
     /// Stores the state `command` produced, unless that command id was stored before (a
     /// resend): then nothing is written and the earlier outcome is returned.
+    ///
+    /// Under multi-master replication: the new state's version is above every state of the
+    /// board this node's database holds when the state is stored, whichever node wrote them
+    /// (a state that arrives later from another node may still be newer: the newest version
+    /// wins everywhere). A command id stored on two nodes (a resend that reached both)
+    /// answers its lowest `(version, id)` outcome, the same on every node.
     async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Saved>;
     /// Deletes board states this node wrote that are superseded (a newer state of the same
     /// board exists) and older than `before`; returns how many. Resends of their commands

@@ -51,6 +51,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_pending_accounts",
         include_str!("migrations/sqlite/0006_pending_accounts.sql"),
     ),
+    (
+        "0007_independent_facts",
+        include_str!("migrations/sqlite/0007_independent_facts.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran. (Databases made before
@@ -59,23 +63,54 @@ const BOOTSTRAP: &str = "
 CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL);
 ";
 
-/// The newest profile row of account `a` joined as `p`.
-const CURRENT_PROFILE: &str = "JOIN account_profile p ON p.account_id = a.id AND NOT EXISTS (
-    SELECT 1 FROM account_profile n WHERE n.account_id = p.account_id
+/// The newest name row of account `a` joined as `p`.
+const CURRENT_PROFILE: &str = "JOIN account_name p ON p.account_id = a.id AND NOT EXISTS (
+    SELECT 1 FROM account_name n WHERE n.account_id = p.account_id
     AND (n.version, n.id) > (p.version, p.id))";
+
+/// Whether an administrator disabled account `a` (its newest `account_access` row; 0 if none).
+macro_rules! disabled {
+    () => {
+        "COALESCE((SELECT x.disabled FROM account_access x WHERE x.account_id = a.id
+                   ORDER BY x.version DESC, x.id DESC LIMIT 1), 0)"
+    };
+}
+
+/// Whether account `a` waits for approval (its newest `account_pending` row; 0 if none).
+macro_rules! pending {
+    () => {
+        "COALESCE((SELECT x.pending FROM account_pending x WHERE x.account_id = a.id
+                   ORDER BY x.version DESC, x.id DESC LIMIT 1), 0)"
+    };
+}
+
+/// The columns [`account_from`] reads, for account `a` joined with [`CURRENT_PROFILE`].
+const ACCOUNT_COLUMNS: &str = concat!(
+    "a.id, a.email, a.version, p.name, ",
+    disabled!(),
+    " AS disabled, ",
+    pending!(),
+    " AS pending"
+);
 
 /// `a` is the earliest registration of its address, and so owns it.
 const OWNS_EMAIL: &str = "NOT EXISTS (SELECT 1 FROM account o WHERE o.email_norm = a.email_norm
     AND (o.version, o.id) < (a.version, a.id))";
 
-/// Session `s` (of account `a`, profile `p` joined with [`CURRENT_PROFILE`]) is live at the
-/// bound time: unexpired, not revoked, not older than the account's newest password, the
-/// account enabled. (Add [`OWNS_EMAIL`]: the account must also own its address.)
-const LIVE_SESSION: &str = "s.expires_at > ? AND p.disabled = 0
+/// Session `s` (of account `a`) is live at the bound time: unexpired, not revoked, not older
+/// than the account's newest password, the account enabled and approved. (Add
+/// [`OWNS_EMAIL`]: the account must also own its address.)
+const LIVE_SESSION: &str = concat!(
+    "s.expires_at > ? AND ",
+    disabled!(),
+    " = 0 AND ",
+    pending!(),
+    " = 0
     AND NOT EXISTS (SELECT 1 FROM session_revocation x
                     WHERE x.session_id = COALESCE(s.family_id, s.id))
     AND NOT EXISTS (SELECT 1 FROM account_credential c
-                    WHERE c.account_id = s.account_id AND c.version > s.version)";
+                    WHERE c.account_id = s.account_id AND c.version > s.version)"
+);
 
 /// The newest revision of lesson `l` joined as `r`.
 const CURRENT_REVISION: &str = "JOIN lesson_revision r ON r.lesson_id = l.id AND NOT EXISTS (
@@ -115,6 +150,9 @@ struct StateWriter {
 }
 
 const STATE_BATCH: usize = 1024;
+/// How often a batch's rows are tried again when states of their boards arrived from
+/// elsewhere meanwhile (each try reads the boards' newest versions again).
+const WRITE_ATTEMPTS: usize = 3;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The writer checkpoints on commit only past this many WAL pages (about 80 MiB): a safety
 /// net should [`checkpoints`] fall behind, not the routine.
@@ -174,86 +212,138 @@ impl StateWriter {
 
     /// The batch is one `INSERT` whatever its size (the states go in as one JSON parameter):
     /// in a burst, each round trip to SQLite's thread waits for a core, so a batch makes as
-    /// few as it can. A command id stored before is not inserted again (`NOT EXISTS`); the
-    /// `INSERT` returns the ids it stored, and only when some are missing are the earlier
-    /// rows of those read. Should that read fail, only the repeated commands get the error
-    /// (retrying them is safe); the others are stored and say so.
+    /// few as it can.
+    ///
+    /// A row is inserted only if its command id is new and no state of its board has a
+    /// version as high: the remembered newest versions may be stale once rows arrive by
+    /// replication. Rows the `INSERT` leaves out are either repeated commands (answered with
+    /// their earlier outcome) or stale guesses (their boards' newest versions are read
+    /// again and they are tried once more). Should a read fail, only the rows it concerned
+    /// get the error (retrying them is safe); the others are stored and say so.
     async fn store(
         &mut self,
         batch: &[StateWrite],
     ) -> Result<Vec<Result<Saved, String>>, sqlx::Error> {
         let mut conn = self.write.acquire().await?;
-        let mut newest = self.newest_of(&mut conn, batch).await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let mut rows = Vec::with_capacity(batch.len());
-        let mut in_batch: HashMap<Uuid, Saved> = HashMap::new();
-        for write in batch {
-            // A resend inside the same batch gets the first one's outcome.
-            if let Some(first) = in_batch.get(&write.command) {
-                outcomes.push(Ok(*first));
-                continue;
-            }
-            let after = newest.get(&write.board).copied().unwrap_or(Version(0));
-            let version = self.hlc.next_after(after);
-            newest.insert(write.board, version);
-            let saved = Saved::Before {
-                board: write.board,
-                version,
-            };
-            in_batch.insert(write.command, saved);
-            outcomes.push(Ok(Saved::New(version)));
-            let state: &str = &write.json;
-            rows.push((Uuid::now_v7(), write.board, write.command, state, version.0));
-        }
-        let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let stored: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO board_state (id, board_id, command_id, state, version, node)
-             SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, ?
-             FROM json_each(?) AS j
-             WHERE NOT EXISTS (SELECT 1 FROM board_state b WHERE b.command_id = j.value->>2)
-             RETURNING command_id",
-        )
-        .bind(&self.node)
-        .bind(json)
-        .fetch_all(&mut *conn)
-        .await?;
-        let stored: HashSet<Uuid> = stored.iter().filter_map(|c| c.parse().ok()).collect();
-        let repeated: Vec<Uuid> = rows
-            .iter()
-            .map(|row| row.2)
-            .filter(|command| !stored.contains(command))
+        // Each command once: a resend inside the same batch gets the first one's outcome.
+        let mut first_of: HashMap<Uuid, usize> = HashMap::new();
+        let unique: Vec<usize> = (0..batch.len())
+            .filter(|&i| *first_of.entry(batch[i].command).or_insert(i) == i)
             .collect();
-        if !repeated.is_empty() {
-            let earlier = Self::earlier(&mut conn, &repeated)
-                .await
-                .map_err(|e| crate::error_chain(&e));
-            for (write, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-                if repeated.contains(&write.command) {
-                    *outcome = match &earlier {
-                        Ok(earlier) => earlier
-                            .get(&write.command)
-                            .copied()
-                            .ok_or_else(|| "a repeated command's earlier state is gone".to_owned()),
-                        Err(reason) => Err(reason.clone()),
-                    };
+        let mut outcomes: HashMap<usize, Result<Saved, String>> = HashMap::new();
+        let mut pending = unique;
+        for _attempt in 0..WRITE_ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            let mut newest = self
+                .newest_of(&mut conn, pending.iter().map(|&i| &batch[i]))
+                .await?;
+            let mut rows = Vec::with_capacity(pending.len());
+            for &i in &pending {
+                let write = &batch[i];
+                let after = newest.get(&write.board).copied().unwrap_or(Version(0));
+                let version = self.hlc.next_after(after);
+                newest.insert(write.board, version);
+                rows.push((
+                    Uuid::now_v7(),
+                    write.board,
+                    write.command,
+                    write.json.as_str(),
+                    version.0,
+                ));
+            }
+            let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let stored: Vec<String> = sqlx::query_scalar(
+                "INSERT INTO board_state (id, board_id, command_id, state, version, node)
+                 SELECT j.value->>0, j.value->>1, j.value->>2, j.value->>3, j.value->>4, ?
+                 FROM json_each(?) AS j
+                 WHERE NOT EXISTS (SELECT 1 FROM board_state b WHERE b.command_id = j.value->>2)
+                 AND NOT EXISTS (SELECT 1 FROM board_state b
+                                 WHERE b.board_id = j.value->>1 AND b.version >= j.value->>4)
+                 RETURNING command_id",
+            )
+            .bind(&self.node)
+            .bind(json)
+            .fetch_all(&mut *conn)
+            .await?;
+            let stored: HashSet<Uuid> = stored.iter().filter_map(|c| c.parse().ok()).collect();
+            let mut left = Vec::new();
+            for (&i, row) in pending.iter().zip(&rows) {
+                if stored.contains(&row.2) {
+                    self.newest.insert(row.1, Version(row.4));
+                    outcomes.insert(i, Ok(Saved::New(Version(row.4))));
+                } else {
+                    left.push(i);
                 }
             }
+            if left.is_empty() {
+                pending = left;
+                break;
+            }
+            let commands: Vec<Uuid> = left.iter().map(|&i| batch[i].command).collect();
+            match Self::earlier(&mut conn, &commands).await {
+                Ok(earlier) => {
+                    pending = Vec::new();
+                    for i in left {
+                        match earlier.get(&batch[i].command) {
+                            Some(saved) => {
+                                outcomes.insert(i, Ok(*saved));
+                            }
+                            None => {
+                                // A newer state of this board arrived from elsewhere.
+                                self.newest.remove(&batch[i].board);
+                                pending.push(i);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let reason = crate::error_chain(&e);
+                    for i in left {
+                        outcomes.insert(i, Err(reason.clone()));
+                    }
+                    pending = Vec::new();
+                }
+            }
+        }
+        for i in pending {
+            let busy = "the board kept changing under this write; try again".to_owned();
+            outcomes.insert(i, Err(busy));
         }
         if self.newest.len() > NEWEST_REMEMBERED {
             self.newest.clear();
         }
-        self.newest.extend(newest);
-        Ok(outcomes)
+        Ok((0..batch.len())
+            .map(|i| {
+                let first = first_of[&batch[i].command];
+                let outcome = outcomes
+                    .get(&first)
+                    .cloned()
+                    .unwrap_or_else(|| Err("a command of this batch was not answered".to_owned()));
+                match outcome {
+                    // The repeat of a command stored by this batch finds it stored before.
+                    Ok(Saved::New(version)) if first != i => Ok(Saved::Before {
+                        board: batch[first].board,
+                        version,
+                    }),
+                    other => other,
+                }
+            })
+            .collect())
     }
 
-    /// The stored outcome of each of these commands.
+    /// The stored outcome of each of these commands. A command stored twice (a resend that
+    /// reached two nodes) answers its lowest `(version, id)`, the same on every node.
     async fn earlier(
         conn: &mut SqliteConnection,
         commands: &[Uuid],
     ) -> Result<HashMap<Uuid, Saved>, sqlx::Error> {
         let stored = sqlx::query_as::<_, (String, String, i64)>(
-            "SELECT command_id, board_id, version FROM board_state
-             WHERE command_id IN (SELECT value FROM json_each(?))",
+            "SELECT b.command_id, b.board_id, b.version FROM board_state b
+             WHERE b.command_id IN (SELECT value FROM json_each(?))
+             AND NOT EXISTS (SELECT 1 FROM board_state o WHERE o.command_id = b.command_id
+                             AND (o.version, o.id) < (b.version, b.id))",
         )
         .bind(json_array(commands.iter().copied()))
         .fetch_all(&mut *conn)
@@ -268,15 +358,15 @@ impl StateWriter {
         Ok(earlier)
     }
 
-    /// The newest stored version of each board in the batch.
-    async fn newest_of(
+    /// The newest stored version of each board these writes are for: remembered, or read.
+    async fn newest_of<'a>(
         &self,
         conn: &mut SqliteConnection,
-        batch: &[StateWrite],
+        writes: impl Iterator<Item = &'a StateWrite>,
     ) -> Result<HashMap<Uuid, Version>, sqlx::Error> {
         let mut newest = HashMap::new();
         let mut unknown = Vec::new();
-        for write in batch {
+        for write in writes {
             match self.newest.get(&write.board) {
                 Some(v) => {
                     newest.insert(write.board, *v);
@@ -430,7 +520,8 @@ fn account_from(row: &SqliteRow) -> StoreResult<Account> {
         id: uuid(row, "id")?,
         email: row.try_get("email")?,
         name: row.try_get("name")?,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        // A pending account cannot sign in either.
+        disabled: row.try_get::<i64, _>("disabled")? != 0 || row.try_get::<i64, _>("pending")? != 0,
         pending: row.try_get::<i64, _>("pending")? != 0,
         created: Version(row.try_get("version")?),
     })
@@ -522,31 +613,39 @@ impl SqliteStore {
         Ok((id, version))
     }
 
-    async fn insert_profile(
+    /// Inserts the newest row of one fact of an account (`account_name`, `account_access`,
+    /// `account_pending`), its version after every earlier row of that fact, whichever node
+    /// wrote them. Each fact is its own row, so changing one never undoes another.
+    async fn insert_account_fact<T>(
         &self,
         tx: &mut Transaction<'static, Sqlite>,
+        fact: AccountFact,
         account: Uuid,
-        after: Option<Version>,
-        name: &str,
-        status: AccountStatus,
-    ) -> StoreResult<()> {
-        let version = after.map_or_else(|| self.hlc.next(), |v| self.hlc.next_after(v));
-        let (disabled, pending) = match status {
-            AccountStatus::Active => (false, false),
-            AccountStatus::Disabled => (true, false),
-            AccountStatus::Pending => (true, true),
+        value: T,
+    ) -> StoreResult<()>
+    where
+        T: for<'q> sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + Send,
+    {
+        let (table, column) = match fact {
+            AccountFact::Name => ("account_name", "name"),
+            AccountFact::Disabled => ("account_access", "disabled"),
+            AccountFact::Pending => ("account_pending", "pending"),
         };
-        sqlx::query(
-            "INSERT INTO account_profile (id, account_id, version, node, name, disabled, pending)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
+        let newest: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT MAX(version) FROM {table} WHERE account_id = ?"
+        ))
+        .bind(account.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        sqlx::query(&format!(
+            "INSERT INTO {table} (id, account_id, {column}, version, node) VALUES (?, ?, ?, ?, ?)"
+        ))
         .bind(Uuid::now_v7().to_string())
         .bind(account.to_string())
+        .bind(value)
         .bind(version.0)
         .bind(&self.node)
-        .bind(name)
-        .bind(disabled as i64)
-        .bind(pending as i64)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -640,12 +739,12 @@ impl Store for SqliteStore {
         .bind(&self.node)
         .execute(&mut *tx)
         .await?;
-        let status = match pending {
-            true => AccountStatus::Pending,
-            false => AccountStatus::Active,
-        };
-        self.insert_profile(&mut tx, id, Some(created), name, status)
+        self.insert_account_fact(&mut tx, AccountFact::Name, id, name.to_owned())
             .await?;
+        if pending {
+            self.insert_account_fact(&mut tx, AccountFact::Pending, id, 1_i64)
+                .await?;
+        }
         self.insert_credential(&mut tx, id, password_hash).await?;
         tx.commit().await?;
         Ok(Account {
@@ -660,7 +759,7 @@ impl Store for SqliteStore {
 
     async fn account(&self, id: Uuid) -> StoreResult<Account> {
         let sql = format!(
-            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.pending FROM account a {CURRENT_PROFILE}
+            "SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE}
              WHERE a.id = ?"
         );
         let row = sqlx::query(&sql)
@@ -673,7 +772,7 @@ impl Store for SqliteStore {
 
     async fn login_record(&self, email_normalized: &str) -> StoreResult<Option<LoginRecord>> {
         let sql = format!(
-            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.pending, c.password_hash
+            "SELECT {ACCOUNT_COLUMNS}, c.password_hash
              FROM account a {CURRENT_PROFILE}
              JOIN account_credential c ON c.account_id = a.id AND NOT EXISTS (
                 SELECT 1 FROM account_credential m WHERE m.account_id = c.account_id
@@ -701,7 +800,7 @@ impl Store for SqliteStore {
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
         let sql = format!(
-            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.pending FROM account a {CURRENT_PROFILE}
+            "SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE}
              WHERE {OWNS_EMAIL} ORDER BY a.email_norm"
         );
         let rows = sqlx::query(&sql).fetch_all(&self.read).await?;
@@ -710,26 +809,23 @@ impl Store for SqliteStore {
 
     async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account> {
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "SELECT a.id, a.email, a.version, p.name, p.disabled, p.pending, p.version AS profile_version
-             FROM account a {CURRENT_PROFILE} WHERE a.id = ?"
-        );
+        let sql =
+            format!("SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE} WHERE a.id = ?");
         let row = sqlx::query(&sql)
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
         let mut account = account_from(&row)?;
-        let profile_version = Version(row.try_get("profile_version")?);
-        let status = match disabled {
-            true => AccountStatus::Disabled,
-            false => AccountStatus::Active,
-        };
-        self.insert_profile(&mut tx, id, Some(profile_version), &account.name, status)
+        self.insert_account_fact(&mut tx, AccountFact::Disabled, id, disabled as i64)
             .await?;
+        if !disabled && account.pending {
+            self.insert_account_fact(&mut tx, AccountFact::Pending, id, 0_i64)
+                .await?;
+            account.pending = false;
+        }
         tx.commit().await?;
-        account.disabled = disabled;
-        account.pending = false;
+        account.disabled = disabled || account.pending;
         Ok(account)
     }
 
@@ -779,7 +875,7 @@ impl Store for SqliteStore {
     async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>> {
         let sql = format!(
             "SELECT s.id AS session_id, COALESCE(s.family_id, s.id) AS family, s.expires_at,
-                    a.id, a.email, a.version, p.name, p.disabled, p.pending
+                    {ACCOUNT_COLUMNS}
              FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
              WHERE s.token_hash = ? AND {LIVE_SESSION} AND {OWNS_EMAIL}"
         );
@@ -802,7 +898,8 @@ impl Store for SqliteStore {
         Ok(sqlx::query_scalar(
             "SELECT COALESCE((SELECT MAX(version) FROM session_revocation), 0)
                   + COALESCE((SELECT MAX(version) FROM account_credential), 0)
-                  + COALESCE((SELECT MAX(version) FROM account_profile), 0)",
+                  + COALESCE((SELECT MAX(version) FROM account_access), 0)
+                  + COALESCE((SELECT MAX(version) FROM account_pending), 0)",
         )
         .fetch_one(&self.read)
         .await?)
@@ -1157,7 +1254,9 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let paired = self
-            .insert_pairing(&mut tx, account, code.board, name, false)
+            .insert_pairing(&mut tx, account, code.board, false)
+            .await?;
+        self.insert_board_name(&mut tx, account, code.board, name)
             .await?;
         tx.commit().await?;
         Ok(BoardPairing {
@@ -1169,8 +1268,8 @@ impl Store for SqliteStore {
 
     async fn boards_of(&self, account: Uuid) -> StoreResult<Vec<BoardPairing>> {
         let sql = format!(
-            "SELECT bp.board_id, bp.name, bp.version FROM board_pairing bp
-             WHERE bp.account_id = ? AND {CURRENT_PAIRING} ORDER BY bp.name, bp.board_id"
+            "SELECT {PAIRING_COLUMNS} FROM board_pairing bp
+             WHERE bp.account_id = ? AND {CURRENT_PAIRING} ORDER BY name, bp.board_id"
         );
         let rows = sqlx::query(&sql)
             .bind(account.to_string())
@@ -1190,23 +1289,20 @@ impl Store for SqliteStore {
         name: &str,
     ) -> StoreResult<BoardPairing> {
         let mut tx = self.begin().await?;
-        self.current_pairing(&mut *tx, account, board).await?;
-        let version = self
-            .insert_pairing(&mut tx, account, board, name, false)
+        let current = self.current_pairing(&mut *tx, account, board).await?;
+        self.insert_board_name(&mut tx, account, board, name)
             .await?;
         tx.commit().await?;
         Ok(BoardPairing {
-            board,
             name: name.to_owned(),
-            paired: version,
+            ..current
         })
     }
 
     async fn unpair_board(&self, account: Uuid, board: Uuid) -> StoreResult<()> {
         let mut tx = self.begin().await?;
-        let current = self.current_pairing(&mut *tx, account, board).await?;
-        self.insert_pairing(&mut tx, account, board, &current.name, true)
-            .await?;
+        self.current_pairing(&mut *tx, account, board).await?;
+        self.insert_pairing(&mut tx, account, board, true).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1307,12 +1403,13 @@ impl Store for SqliteStore {
     }
 }
 
-/// How an account's profile row stands.
+/// The facts of an account that change independently, each in a table of its own.
 #[derive(Clone, Copy)]
-enum AccountStatus {
-    Active,
+enum AccountFact {
+    Name,
+    /// Disabled by an administrator.
     Disabled,
-    /// Disabled until an administrator approves it.
+    /// Waiting for approval.
     Pending,
 }
 
@@ -1320,6 +1417,12 @@ enum AccountStatus {
 const CURRENT_PAIRING: &str = "NOT EXISTS (SELECT 1 FROM board_pairing n
     WHERE n.board_id = bp.board_id AND n.account_id = bp.account_id
     AND (n.version, n.id) > (bp.version, bp.id)) AND bp.removed = 0";
+
+/// The columns [`pairing_from`] reads, for `bp` of [`CURRENT_PAIRING`]: its board, the newest
+/// name the teacher gave it, and when it was paired.
+const PAIRING_COLUMNS: &str = "bp.board_id, bp.version,
+    (SELECT bn.name FROM board_name bn WHERE bn.board_id = bp.board_id
+     AND bn.account_id = bp.account_id ORDER BY bn.version DESC, bn.id DESC LIMIT 1) AS name";
 
 /// Code row `c` is usable: unexpired, unused, its board's newest code, and no newer board
 /// drew the same digits.
@@ -1369,12 +1472,12 @@ impl SqliteStore {
         Ok((content, row.try_get::<i64, _>("deleted")? != 0))
     }
 
+    /// Pairs (`removed` false) or unpairs the board and the teacher.
     async fn insert_pairing(
         &self,
         tx: &mut Transaction<'static, Sqlite>,
         account: Uuid,
         board: Uuid,
-        name: &str,
         removed: bool,
     ) -> StoreResult<Version> {
         let newest: Option<i64> = sqlx::query_scalar(
@@ -1386,19 +1489,49 @@ impl SqliteStore {
         .await?;
         let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
         sqlx::query(
-            "INSERT INTO board_pairing (id, board_id, account_id, name, removed, version, node)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO board_pairing (id, board_id, account_id, removed, version, node)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(Uuid::now_v7().to_string())
         .bind(board.to_string())
         .bind(account.to_string())
-        .bind(name)
         .bind(removed as i64)
         .bind(version.0)
         .bind(&self.node)
         .execute(&mut **tx)
         .await?;
         Ok(version)
+    }
+
+    /// Names the board for the teacher; a rename never touches whether they are paired.
+    async fn insert_board_name(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        account: Uuid,
+        board: Uuid,
+        name: &str,
+    ) -> StoreResult<()> {
+        let newest: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM board_name WHERE board_id = ? AND account_id = ?",
+        )
+        .bind(board.to_string())
+        .bind(account.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        sqlx::query(
+            "INSERT INTO board_name (id, board_id, account_id, name, version, node)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(board.to_string())
+        .bind(account.to_string())
+        .bind(name)
+        .bind(version.0)
+        .bind(&self.node)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     async fn current_pairing<'e, E>(
@@ -1411,7 +1544,7 @@ impl SqliteStore {
         E: sqlx::Executor<'e, Database = Sqlite>,
     {
         let sql = format!(
-            "SELECT bp.board_id, bp.name, bp.version FROM board_pairing bp
+            "SELECT {PAIRING_COLUMNS} FROM board_pairing bp
              WHERE bp.board_id = ? AND bp.account_id = ? AND {CURRENT_PAIRING}"
         );
         let row = sqlx::query(&sql)

@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 const REPLICATED: &[&str] = &[
     "account",
-    "account_profile",
+    "account_name",
+    "account_access",
+    "account_pending",
     "account_credential",
     "session",
     "session_revocation",
@@ -28,6 +30,7 @@ const REPLICATED: &[&str] = &[
     "board_code",
     "board_code_use",
     "board_pairing",
+    "board_name",
     "board_state",
 ];
 
@@ -769,4 +772,240 @@ async fn purging_removes_only_superseded_states_of_this_node() {
         0,
         "purging again is harmless"
     );
+}
+
+/// Writes a board state as replication would: a row made by another node, with its version.
+async fn replicate_state(url: &str, board: Uuid, command: Uuid, version: i64, slide: u32) {
+    let mut state = BoardState::idle(board);
+    state.slide_index = slide;
+    sqlx::query(
+        "INSERT INTO board_state (id, board_id, command_id, state, version, node)
+         VALUES (?, ?, ?, ?, ?, 'another-node')",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(board.to_string())
+    .bind(command.to_string())
+    .bind(state.stored_json())
+    .bind(version)
+    .execute(&mut sqlx::SqliteConnection::connect(url).await.unwrap())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_state_that_arrived_by_replication_is_never_overtaken_by_an_older_version() {
+    let (store, dir) = sqlite().await;
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let board = store.create_board("token-r").await.unwrap();
+    let state = BoardState::idle(board);
+    let Saved::New(mine) = store
+        .save_board_state(Uuid::now_v7(), &state)
+        .await
+        .unwrap()
+    else {
+        panic!("a new command is stored")
+    };
+    // Another node, its clock a minute ahead, stored a newer state of the same board; this
+    // node's writer remembers `mine` as the newest.
+    let theirs = mine.0 + (60_000 << 10);
+    replicate_state(&url, board, Uuid::now_v7(), theirs, 7).await;
+    let Saved::New(next) = store
+        .save_board_state(Uuid::now_v7(), &state)
+        .await
+        .unwrap()
+    else {
+        panic!("a new command is stored")
+    };
+    assert!(next.0 > theirs, "{next:?} is above the replicated {theirs}");
+    assert_eq!(
+        store.board_state(board).await.unwrap().unwrap().version,
+        next.0
+    );
+}
+
+#[tokio::test]
+async fn a_command_stored_on_two_nodes_answers_its_earliest_outcome_everywhere() {
+    let (store, dir) = sqlite().await;
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let board = store.create_board("token-twice").await.unwrap();
+    let command = Uuid::now_v7();
+    let Saved::New(here) = store
+        .save_board_state(command, &BoardState::idle(board))
+        .await
+        .unwrap()
+    else {
+        panic!("a new command is stored")
+    };
+    // The resend reached another node too, which stored it later ...
+    replicate_state(&url, board, command, here.0 + 5, 1).await;
+    let expected = Saved::Before {
+        board,
+        version: here,
+    };
+    let again = store
+        .save_board_state(command, &BoardState::idle(board))
+        .await;
+    assert_eq!(again.unwrap(), expected);
+    // ... or earlier: then that one is the outcome, here as there.
+    let other = Uuid::now_v7();
+    replicate_state(&url, board, other, here.0 + 7, 2).await;
+    replicate_state(&url, board, other, here.0 + 6, 3).await;
+    let outcome = store.command_outcome(other).await.unwrap();
+    assert_eq!(
+        outcome,
+        Some((board, classcast::domain::hlc::Version(here.0 + 6)))
+    );
+}
+
+/// Inserts a row as replication from another node would.
+async fn replicate_row(url: &str, sql: &str, binds: &[String]) {
+    let mut query = sqlx::query(sql);
+    for bind in binds {
+        query = query.bind(bind.clone());
+    }
+    query
+        .execute(&mut sqlx::SqliteConnection::connect(url).await.unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_rename_made_elsewhere_undoes_neither_a_disable_nor_an_unpairing() {
+    let (store, dir) = sqlite().await;
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let teacher = account(&*store, "facts@school.org").await;
+    let disabled = store.set_account_disabled(teacher, true).await.unwrap();
+    assert!(disabled.disabled);
+    let board = store.create_board("token-facts").await.unwrap();
+    let code = store.issue_code(board, "424242", i64::MAX).await.unwrap();
+    let paired = store.pair_board(teacher, &code, "Room 1").await.unwrap();
+    store.unpair_board(teacher, board).await.unwrap();
+
+    // Another node renamed both a minute later by its clock, without having seen either.
+    let later = (paired.paired.0 + (60_000 << 10)).to_string();
+    replicate_row(
+        &url,
+        "INSERT INTO account_name (id, account_id, name, version, node) VALUES (?, ?, ?, ?, 'n2')",
+        &[
+            Uuid::now_v7().to_string(),
+            teacher.to_string(),
+            "Renamed".into(),
+            later.clone(),
+        ],
+    )
+    .await;
+    replicate_row(
+        &url,
+        "INSERT INTO board_name (id, board_id, account_id, name, version, node)
+         VALUES (?, ?, ?, ?, ?, 'n2')",
+        &[
+            Uuid::now_v7().to_string(),
+            board.to_string(),
+            teacher.to_string(),
+            "Room 2".into(),
+            later,
+        ],
+    )
+    .await;
+
+    let now = store.account(teacher).await.unwrap();
+    assert_eq!(now.name, "Renamed");
+    assert!(now.disabled, "the rename did not enable the account");
+    assert!(
+        store.boards_of(teacher).await.unwrap().is_empty(),
+        "still unpaired"
+    );
+    assert!(matches!(
+        store.board_pairing(teacher, board).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn upgrading_to_one_row_per_fact_keeps_every_account_and_pairing_as_it_was() {
+    // A database as schema 6 left it, with an approved, a disabled and a pending account,
+    // a renamed one, and a standing and a removed pairing.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE schema_migration (name TEXT PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/migrations/sqlite");
+    let mut files: Vec<_> = std::fs::read_dir(migrations)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap() < "0007")
+        .collect();
+    files.sort();
+    for file in &files {
+        sqlx::raw_sql(&std::fs::read_to_string(file).unwrap())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let name = file.file_stem().unwrap().to_str().unwrap();
+        sqlx::query("INSERT INTO schema_migration VALUES (?, 0)")
+            .bind(name)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+    let board = Uuid::now_v7();
+    let mut seed = String::new();
+    for (i, (id, email)) in ids.iter().zip(["a", "b", "c", "d"]).enumerate() {
+        seed += &format!(
+            "INSERT INTO account VALUES ('{id}', '{email}@s.org', '{email}@s.org', {v}, 'n');
+             INSERT INTO account_profile VALUES ('{p}', '{id}', {v}, 'n', 'Name {email}', {d}, {pe});",
+            v = 1000 + i,
+            p = Uuid::now_v7(),
+            d = i32::from(i == 1 || i == 2),
+            pe = i32::from(i == 2),
+        );
+    }
+    // The fourth renamed itself later.
+    seed += &format!(
+        "INSERT INTO account_profile VALUES ('{}', '{}', 2000, 'n', 'Renamed d', 0, 0);
+         INSERT INTO board VALUES ('{board}', 'hash', 1000, 'n');
+         INSERT INTO board_pairing VALUES ('{}', '{board}', '{}', 'Room A', 0, 1100, 'n');
+         INSERT INTO board_pairing VALUES ('{}', '{board}', '{}', 'Room B', 0, 1100, 'n');
+         INSERT INTO board_pairing VALUES ('{}', '{board}', '{}', 'Room B', 1, 1200, 'n');",
+        Uuid::now_v7(),
+        ids[3],
+        Uuid::now_v7(),
+        ids[0],
+        Uuid::now_v7(),
+        ids[1],
+        Uuid::now_v7(),
+        ids[1],
+    );
+    sqlx::raw_sql(&seed).execute(&mut conn).await.unwrap();
+    drop(conn);
+
+    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
+    assert_eq!(store.migrate().await.unwrap(), ["0007_independent_facts"]);
+    let facts = |a: &classcast::store::Account| (a.name.clone(), a.disabled, a.pending);
+    let mut seen = Vec::new();
+    for id in &ids {
+        seen.push(facts(&store.account(*id).await.unwrap()));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("Name a".to_owned(), false, false),
+            ("Name b".to_owned(), true, false),
+            ("Name c".to_owned(), true, true),
+            ("Renamed d".to_owned(), false, false),
+        ]
+    );
+    let kept = store.boards_of(ids[0]).await.unwrap();
+    assert_eq!((kept.len(), kept[0].name.as_str()), (1, "Room A"));
+    assert!(
+        store.boards_of(ids[1]).await.unwrap().is_empty(),
+        "the removed pairing"
+    );
+    // Approving the pending account still works on the new rows.
+    let approved = store.set_account_disabled(ids[2], false).await.unwrap();
+    assert!(!approved.disabled && !approved.pending);
 }
