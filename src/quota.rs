@@ -25,7 +25,7 @@ pub const WRITES_KIB: Budget = Budget {
 };
 
 /// Revisions kept of each lesson: as many as its history lists.
-pub const REVISIONS_KEPT: u32 = crate::store::sqlite::REVISIONS_LISTED;
+pub const REVISIONS_KEPT: u32 = crate::store::REVISIONS_LISTED;
 
 /// Revisions past the newest [`REVISIONS_KEPT`] are purged once they are this old.
 pub const REVISION_RETENTION: Duration = Duration::from_secs(24 * 3600);

@@ -164,13 +164,19 @@ pub enum Saved {
 }
 
 /// Everything classcast keeps. One implementation per database engine; all pass one suite.
+/// The methods come in three parts, one file each in every backend: [`AccountStore`],
+/// [`LessonStore`] and [`BoardStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccountStore + LessonStore + BoardStore + Send + Sync + 'static {
     /// Applies pending schema migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;
     /// Answers when the database can serve queries.
     async fn ping(&self) -> StoreResult<()>;
+}
 
+/// Accounts, their passwords and sessions.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
     /// Registers an account with its first password, `pending` approval or active.
     /// `EmailTaken` when the address has an owner already.
     async fn create_account(
@@ -201,13 +207,17 @@ pub trait Store: Send + Sync + 'static {
     /// password, a disabled account), wherever it was written: cheap enough to ask often.
     async fn session_change_mark(&self) -> StoreResult<i64>;
     /// Those of these session families that have a member still live at `now_ms` (as
-    /// [`Store::session`] decides).
+    /// [`AccountStore::session`] decides).
     async fn live_sessions(
         &self,
         families: &[Uuid],
         now_ms: i64,
     ) -> StoreResult<std::collections::HashSet<Uuid>>;
+}
 
+/// Lessons and their revisions.
+#[async_trait]
+pub trait LessonStore: Send + Sync {
     async fn create_lesson(
         &self,
         owner: Uuid,
@@ -244,7 +254,11 @@ pub trait Store: Send + Sync + 'static {
     /// A revision's content by its id alone: for a board already presenting it, whoever
     /// steers the board may read on.
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent>;
+}
 
+/// Boards: identities, pairing codes, pairings and states.
+#[async_trait]
+pub trait BoardStore: Send + Sync {
     /// Creates a board identity with the hash of its secret token.
     async fn create_board(&self, token_hash: &str) -> StoreResult<Uuid>;
     async fn board_by_token(&self, token_hash: &str) -> StoreResult<Option<Uuid>>;
@@ -348,3 +362,6 @@ pub fn redact_url(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+/// How many revisions of a lesson the history lists, newest first.
+pub const REVISIONS_LISTED: u32 = 100;

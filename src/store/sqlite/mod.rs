@@ -1,0 +1,219 @@
+//! The embedded store: SQLite in WAL mode under the data directory.
+//!
+//! Reads go through a small pool; every write goes through a single connection, so writes in
+//! this process are serialised without SQLite busy-retries, and `BEGIN IMMEDIATE` makes a
+//! second process (the `classcast user` command next to a running server) wait its turn
+//! instead of failing half-way. The schema obeys the same insert-only rules as the replicated
+//! PostgreSQL one so the two never drift apart.
+//!
+//! One file per part of the [`Store`] trait, which a second backend mirrors one for one:
+//! this one opens the database and migrates it; `accounts.rs`, `lessons.rs` and `boards.rs`
+//! implement [`AccountStore`], [`LessonStore`] and [`BoardStore`], each with the "current
+//! row" SQL of its tables; `writer.rs` is the group-committing board-state writer.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row, Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::board::BoardState;
+use crate::domain::hlc::{Hlc, Version};
+use crate::domain::node::Node;
+
+mod accounts;
+mod boards;
+mod lessons;
+mod writer;
+
+use accounts::CURRENT_PROFILE;
+use writer::{StateWrite, StateWriter, STATE_BATCH, WRITER_AUTOCHECKPOINT_PAGES};
+
+/// Embedded migrations, applied in order; a name once applied is never applied again.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        "0002_boards",
+        include_str!("../migrations/sqlite/0002_boards.sql"),
+    ),
+    (
+        "0003_session_marks",
+        include_str!("../migrations/sqlite/0003_session_marks.sql"),
+    ),
+    (
+        "0004_code_expiry",
+        include_str!("../migrations/sqlite/0004_code_expiry.sql"),
+    ),
+    (
+        "0005_session_family",
+        include_str!("../migrations/sqlite/0005_session_family.sql"),
+    ),
+    (
+        "0006_pending_accounts",
+        include_str!("../migrations/sqlite/0006_pending_accounts.sql"),
+    ),
+    (
+        "0007_independent_facts",
+        include_str!("../migrations/sqlite/0007_independent_facts.sql"),
+    ),
+];
+
+/// Local bookkeeping that is never replicated: which migrations ran. (Databases made before
+/// node ids came from the process also hold `local_node`, read once by [`recorded_node_id`].)
+const BOOTSTRAP: &str = "
+CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL);
+";
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+    hlc: Arc<Hlc>,
+    node: String,
+    /// Board states go through one group-committing writer (see `StateWriter`).
+    states: mpsc::Sender<StateWrite>,
+}
+
+/// Ids as a JSON array, for `json_each`.
+fn json_array(ids: impl IntoIterator<Item = Uuid>) -> String {
+    serde_json::Value::from_iter(ids.into_iter().map(|id| id.to_string())).to_string()
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database at `url` for `node`.
+    pub async fn open(url: &str, node: &Node) -> Result<Self, OpenError> {
+        let unreachable = |reason: String| OpenError::Unreachable {
+            url: redact_url(url),
+            reason,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| unreachable(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            // With sqlx's default of 50, a query returning more rows than that makes SQLite's
+            // thread and ours wake each other once per further row; a batch of board states
+            // reads up to `STATE_BATCH` rows.
+            .row_buffer_size(STATE_BATCH);
+        // Every write that is answered (a command's `ack`, a saved lesson) is on disk, not
+        // just in the page cache: `FULL` makes each commit wait for `fdatasync` of the WAL.
+        // Group commit keeps that to one sync per batch of board states.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                options
+                    .clone()
+                    .synchronous(SqliteSynchronous::Full)
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
+            )
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone().read_only(true))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        sqlx::raw_sql(BOOTSTRAP)
+            .execute(&write)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (hlc, node) = (node.clock.clone(), node.id.to_string());
+        let (states, queue) = mpsc::channel(4 * STATE_BATCH);
+        let writer = StateWriter {
+            write: write.clone(),
+            hlc: hlc.clone(),
+            node: node.clone(),
+            newest: HashMap::new(),
+        };
+        writer
+            .spawn(queue, options.clone())
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Self {
+            read,
+            write,
+            hlc,
+            node,
+            states,
+        })
+    }
+
+    async fn begin(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    fn observed(&self, version: i64) -> Version {
+        let v = Version(version);
+        self.hlc.observe(v);
+        v
+    }
+}
+
+/// The node id a database made before node ids came from the process recorded for itself,
+/// if `url` names such a database: a node adopting it keeps its rows its own.
+pub async fn recorded_node_id(url: &str) -> Option<Uuid> {
+    let options = SqliteConnectOptions::from_str(url).ok()?.read_only(true);
+    let mut conn = options.connect().await.ok()?;
+    let id: String = sqlx::query_scalar("SELECT node_id FROM local_node LIMIT 1")
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+    Uuid::parse_str(&id).ok()
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(Box::new(e))
+    }
+}
+
+fn uuid(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
+    let text: String = row.try_get(col)?;
+    Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<Vec<String>> {
+        let mut applied = Vec::new();
+        for (name, sql) in MIGRATIONS {
+            let mut tx = self.begin().await?;
+            let done = sqlx::query("SELECT 1 FROM schema_migration WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if done {
+                continue;
+            }
+            sqlx::Executor::execute(&mut *tx, *sql).await?;
+            sqlx::query("INSERT INTO schema_migration (name, applied_at) VALUES (?, ?)")
+                .bind(name)
+                .bind(self.hlc.next().millis())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            applied.push((*name).to_owned());
+        }
+        Ok(applied)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1 FROM schema_migration LIMIT 1")
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(())
+    }
+}
