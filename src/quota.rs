@@ -82,10 +82,10 @@ impl LessonQuota {
     }
 
     /// Deletes this node's revisions nobody can reach any more; returns how many.
-    pub async fn purge(&self) -> Result<u64, StoreError> {
+    pub async fn purge(&self, nodes: &[String]) -> Result<u64, StoreError> {
         let cutoff = wall_millis() - REVISION_RETENTION.as_millis() as i64;
         self.store
-            .purge_revisions(Version::at_millis(cutoff), REVISIONS_KEPT)
+            .purge_revisions(nodes, Version::at_millis(cutoff), REVISIONS_KEPT)
             .await
     }
 

@@ -180,6 +180,13 @@ fn raise_open_file_limit() -> u64 {
     limit.rlim_cur
 }
 
+/// How often a node records that it is alive.
+const HEARTBEAT_MINUTES: u64 = 5;
+/// How long a node may stay silent before the live node with the lowest id takes over its
+/// purges: far longer than a restart or an upgrade, so two nodes never purge the same rows
+/// in normal operation.
+pub const UPKEEP_LEASE: Duration = Duration::from_secs(30 * 60);
+
 /// How long open requests may take to finish once shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -209,6 +216,7 @@ pub async fn serve(
         config: Arc::new(config),
     };
     let chores_live = live.clone();
+    let chores_store = state.store.clone();
     let chores = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         for minute in 0u64.. {
@@ -216,10 +224,35 @@ pub async fn serve(
             accounts.prune_limits();
             chores_live.prune_limits();
             quota.prune();
+            if minute % HEARTBEAT_MINUTES == 0 {
+                if let Err(e) = chores_store.heartbeat().await {
+                    tracing::warn!(error = %error_chain(&e), "cannot record this node's heartbeat");
+                }
+            }
             if minute % 60 == 0 {
-                report_purge("superseded board states", chores_live.purge_states().await);
-                report_purge("expired pairing codes", chores_live.purge_codes().await);
-                report_purge("unreachable lesson revisions", quota.purge().await);
+                let nodes = match chores_store.upkeep_nodes(UPKEEP_LEASE).await {
+                    Ok(nodes) => nodes,
+                    Err(e) => {
+                        tracing::warn!(error = %error_chain(&e), "cannot tell whose upkeep is this node's");
+                        continue;
+                    }
+                };
+                if nodes.len() > 1 {
+                    tracing::info!(nodes = ?&nodes[1..], "purging for nodes gone longer than the lease");
+                }
+                report_purge(
+                    "superseded board states",
+                    chores_live.purge_states(&nodes).await,
+                );
+                report_purge(
+                    "expired pairing codes",
+                    chores_live.purge_codes(&nodes).await,
+                );
+                report_purge("unreachable lesson revisions", quota.purge(&nodes).await);
+                report_purge(
+                    "superseded heartbeats",
+                    chores_store.purge_heartbeats(&nodes).await,
+                );
             }
         }
     });

@@ -203,7 +203,7 @@ fn refused(refusal: Refusal) -> Response {
 
 /// One client message over plain HTTP: `command` (teacher token), `rendered` or `code`
 /// (board token), `ping` (either). The answer is what the WebSocket would send: `ack`,
-/// `pong`, or `error` with the same code (then with the status [`refused`] gives it).
+/// `pong`, or `error` with the same code (then with the status `refused` gives it).
 #[utoipa::path(post, path = "/api/live/messages", tag = "live", security(("bearer" = [])),
     request_body(content = ClientMessage, description = "One client message of the live protocol (docs/protocol.md)"),
     responses(

@@ -210,19 +210,20 @@ impl Live {
         Ok(())
     }
 
-    /// Deletes this node's board states that were superseded more than [`STATE_RETENTION`]
-    /// ago (design rule 3: the only deletes are of superseded rows).
-    pub async fn purge_states(&self) -> Result<u64, LiveError> {
+    /// Deletes the board states `nodes` wrote (this node's upkeep) that were superseded
+    /// more than [`STATE_RETENTION`] ago (design rule 3: the only deletes are of superseded
+    /// rows).
+    pub async fn purge_states(&self, nodes: &[String]) -> Result<u64, LiveError> {
         let retention = STATE_RETENTION.as_millis() as i64;
-        let cutoff = crate::domain::hlc::Version::at_millis(now_ms() - retention);
-        Ok(self.store.purge_board_states(cutoff).await?)
+        let cutoff = Version::at_millis(now_ms() - retention);
+        Ok(self.store.purge_board_states(nodes, cutoff).await?)
     }
 
-    /// Deletes this node's pairing codes that expired more than [`CODE_RETENTION`] ago: a
-    /// board draws a code every few minutes for as long as it waits, every day.
-    pub async fn purge_codes(&self) -> Result<u64, LiveError> {
+    /// Deletes the pairing codes `nodes` issued that expired more than [`CODE_RETENTION`]
+    /// ago: a board draws a code every few minutes for as long as it waits, every day.
+    pub async fn purge_codes(&self, nodes: &[String]) -> Result<u64, LiveError> {
         let cutoff = now_ms() - CODE_RETENTION.as_millis() as i64;
-        Ok(self.store.purge_codes(cutoff).await?)
+        Ok(self.store.purge_codes(nodes, cutoff).await?)
     }
 
     /// A new board identity and its first pairing code.

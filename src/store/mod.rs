@@ -172,6 +172,17 @@ pub trait Store: AccountStore + LessonStore + BoardStore + Send + Sync + 'static
     async fn migrate(&self) -> StoreResult<Vec<String>>;
     /// Answers when the database can serve queries.
     async fn ping(&self) -> StoreResult<()>;
+    /// Records that this node is alive now (every few minutes; see [`upkeep_nodes`]).
+    ///
+    /// [`upkeep_nodes`]: Store::upkeep_nodes
+    async fn heartbeat(&self) -> StoreResult<()>;
+    /// The nodes whose upkeep (purges) this node does: itself; and, when it is the live node
+    /// with the lowest id, every node with rows whose newest heartbeat is older than `lease`
+    /// (replaced or removed), so that its rows are purged by exactly one node in normal
+    /// operation (design section 3, rule 6).
+    async fn upkeep_nodes(&self, lease: std::time::Duration) -> StoreResult<Vec<String>>;
+    /// Deletes the superseded heartbeats of `nodes`.
+    async fn purge_heartbeats(&self, nodes: &[String]) -> StoreResult<u64>;
 }
 
 /// Accounts, their passwords and sessions.
@@ -247,10 +258,15 @@ pub trait LessonStore: Send + Sync {
     /// Bytes of every stored revision of the owner's lessons (title and slides), as
     /// [`LessonContent::stored_bytes`] counts them.
     async fn lesson_bytes(&self, owner: Uuid) -> StoreResult<u64>;
-    /// Deletes revisions this node wrote that no one can reach: of a deleted lesson, all but
+    /// Deletes revisions `nodes` wrote (see [`Store::upkeep_nodes`]) that no one can reach: of a deleted lesson, all but
     /// its tombstone; of the others, those past the newest `keep` and older than `before`.
     /// A revision a board presents now is kept. Returns how many.
-    async fn purge_revisions(&self, before: Version, keep: u32) -> StoreResult<u64>;
+    async fn purge_revisions(
+        &self,
+        nodes: &[String],
+        before: Version,
+        keep: u32,
+    ) -> StoreResult<u64>;
     /// A revision's content by its id alone: for a board already presenting it, whoever
     /// steers the board may read on.
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent>;
@@ -310,13 +326,13 @@ pub trait BoardStore: Send + Sync {
     /// wins everywhere). A command id stored on two nodes (a resend that reached both)
     /// answers its lowest `(version, id)` outcome, the same on every node.
     async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Saved>;
-    /// Deletes board states this node wrote that are superseded (a newer state of the same
+    /// Deletes board states `nodes` wrote that are superseded (a newer state of the same
     /// board exists) and older than `before`; returns how many. Resends of their commands
     /// are then no longer recognised, so `before` must lie well past any resend window.
-    async fn purge_board_states(&self, before: Version) -> StoreResult<u64>;
-    /// Deletes pairing codes this node issued that expired before `before_ms`, and this
-    /// node's records of their use; returns how many codes.
-    async fn purge_codes(&self, before_ms: i64) -> StoreResult<u64>;
+    async fn purge_board_states(&self, nodes: &[String], before: Version) -> StoreResult<u64>;
+    /// Deletes pairing codes `nodes` issued that expired before `before_ms`, and their
+    /// records of those codes' use; returns how many codes.
+    async fn purge_codes(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64>;
 }
 
 /// Opens the store named by a database URL for `node`, creating an embedded database if

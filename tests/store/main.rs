@@ -32,6 +32,7 @@ const REPLICATED: &[&str] = &[
     "board_pairing",
     "board_name",
     "board_state",
+    "node_heartbeat",
 ];
 
 /// A fresh, migrated SQLite store whose replicated tables refuse updates and deletes.
@@ -623,7 +624,9 @@ async fn simultaneous_commands_each_get_their_own_outcome(store: &dyn Store) {
 async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
+    let node = Node::new(Uuid::now_v7());
+    let mine = [node.id.to_string()];
+    let store = store::open(&url, &node).await.unwrap();
     store.migrate().await.unwrap();
     let owner = account(store.as_ref(), "r@school.org").await;
     let first = store.create_lesson(owner, &lesson("v0", 1)).await.unwrap();
@@ -661,11 +664,11 @@ async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
     let later = classcast::domain::hlc::Version(i64::MAX);
     let recent = classcast::domain::hlc::Version(0);
     assert_eq!(
-        store.purge_revisions(recent, 2).await.unwrap(),
+        store.purge_revisions(&mine, recent, 2).await.unwrap(),
         0,
         "none is old enough"
     );
-    assert_eq!(store.purge_revisions(later, 2).await.unwrap(), 3);
+    assert_eq!(store.purge_revisions(&mine, later, 2).await.unwrap(), 3);
     let kept: Vec<Uuid> = store
         .revisions(owner, first.id)
         .await
@@ -678,7 +681,7 @@ async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
 
     store.delete_lesson(owner, first.id).await.unwrap();
     assert_eq!(
-        store.purge_revisions(recent, 2).await.unwrap(),
+        store.purge_revisions(&mine, recent, 2).await.unwrap(),
         2,
         "a deleted lesson keeps only its tombstone, and what a board presents"
     );
@@ -692,7 +695,9 @@ async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
 async fn purging_codes_removes_only_long_expired_ones() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
+    let node = Node::new(Uuid::now_v7());
+    let mine = [node.id.to_string()];
+    let store = store::open(&url, &node).await.unwrap();
     store.migrate().await.unwrap();
     let teacher = account(store.as_ref(), "c@school.org").await;
     let board = store.create_board("token-codes").await.unwrap();
@@ -702,7 +707,7 @@ async fn purging_codes_removes_only_long_expired_ones() {
     let current = store.issue_code(board, "333333", 10_000).await.unwrap();
 
     assert_eq!(
-        store.purge_codes(5_000).await.unwrap(),
+        store.purge_codes(&mine, 5_000).await.unwrap(),
         2,
         "the two expired codes"
     );
@@ -715,7 +720,7 @@ async fn purging_codes_removes_only_long_expired_ones() {
         "pairings stay"
     );
     assert_eq!(
-        store.purge_codes(5_000).await.unwrap(),
+        store.purge_codes(&mine, 5_000).await.unwrap(),
         0,
         "purging again is harmless"
     );
@@ -731,7 +736,9 @@ async fn purging_removes_only_superseded_states_of_this_node() {
     // Without the insert-only guard: this is the one delete the rules allow.
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
+    let node = Node::new(Uuid::now_v7());
+    let mine = [node.id.to_string()];
+    let store = store::open(&url, &node).await.unwrap();
     store.migrate().await.unwrap();
     let board = store.create_board("token-purge").await.unwrap();
     let other = store.create_board("token-other").await.unwrap();
@@ -755,7 +762,7 @@ async fn purging_removes_only_superseded_states_of_this_node() {
     let before = classcast::domain::hlc::Version(last.0.max(lone.0) + 1);
 
     assert_eq!(
-        store.purge_board_states(before).await.unwrap(),
+        store.purge_board_states(&mine, before).await.unwrap(),
         2,
         "the two superseded states"
     );
@@ -768,7 +775,7 @@ async fn purging_removes_only_superseded_states_of_this_node() {
         "a board's only state stays"
     );
     assert_eq!(
-        store.purge_board_states(before).await.unwrap(),
+        store.purge_board_states(&mine, before).await.unwrap(),
         0,
         "purging again is harmless"
     );
@@ -984,7 +991,11 @@ async fn upgrading_to_one_row_per_fact_keeps_every_account_and_pairing_as_it_was
     drop(conn);
 
     let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), ["0007_independent_facts"]);
+    let applied = store.migrate().await.unwrap();
+    assert_eq!(
+        applied.first().map(String::as_str),
+        Some("0007_independent_facts")
+    );
     let facts = |a: &classcast::store::Account| (a.name.clone(), a.disabled, a.pending);
     let mut seen = Vec::new();
     for id in &ids {
@@ -1008,4 +1019,111 @@ async fn upgrading_to_one_row_per_fact_keeps_every_account_and_pairing_as_it_was
     // Approving the pending account still works on the new rows.
     let approved = store.set_account_disabled(ids[2], false).await.unwrap();
     assert!(!approved.disabled && !approved.pending);
+}
+
+#[tokio::test]
+async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_node() {
+    // Three nodes on one database: `gone` stopped two hours ago, `low` and `high` are live.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut ids = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+    ids.sort_by_key(|id| id.to_string());
+    let [low, high, gone] = ids.map(Node::new);
+    let open = |node: &Node| {
+        let (url, node) = (url.clone(), node.clone());
+        async move { store::open(&url, &node).await.unwrap() }
+    };
+    let gone_store = open(&gone).await;
+    gone_store.migrate().await.unwrap();
+    let board = gone_store.create_board("token-gone").await.unwrap();
+    let mut state = BoardState::idle(board);
+    for slide in 0..3 {
+        state.slide_index = slide;
+        gone_store
+            .save_board_state(Uuid::now_v7(), &state)
+            .await
+            .unwrap();
+    }
+    let two_hours_ago = classcast::domain::hlc::wall_millis() - 2 * 3600 * 1000;
+    replicate_row(
+        &url,
+        "INSERT INTO node_heartbeat (id, node, version) VALUES (?, ?, ?)",
+        &[
+            Uuid::now_v7().to_string(),
+            gone.id.to_string(),
+            (two_hours_ago << 10).to_string(),
+        ],
+    )
+    .await;
+    let (low_store, high_store) = (open(&low).await, open(&high).await);
+    low_store.heartbeat().await.unwrap();
+    high_store.heartbeat().await.unwrap();
+
+    let lease = std::time::Duration::from_secs(30 * 60);
+    let high_upkeep = high_store.upkeep_nodes(lease).await.unwrap();
+    assert_eq!(
+        high_upkeep,
+        [high.id.to_string()],
+        "only the lowest live node takes over"
+    );
+    let low_upkeep = low_store.upkeep_nodes(lease).await.unwrap();
+    assert_eq!(low_upkeep, [low.id.to_string(), gone.id.to_string()]);
+    // Within the lease, nobody takes over.
+    let long_lease = std::time::Duration::from_secs(3 * 3600);
+    let within = low_store.upkeep_nodes(long_lease).await.unwrap();
+    assert_eq!(within, [low.id.to_string()]);
+
+    let later = classcast::domain::hlc::Version(i64::MAX);
+    assert_eq!(
+        high_store
+            .purge_board_states(&high_upkeep, later)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        low_store
+            .purge_board_states(&low_upkeep, later)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        low_store
+            .board_state(board)
+            .await
+            .unwrap()
+            .unwrap()
+            .slide_index,
+        2,
+        "the current state stays"
+    );
+    // Superseded heartbeats go too; each node's newest stays.
+    low_store.heartbeat().await.unwrap();
+    assert_eq!(low_store.purge_heartbeats(&low_upkeep).await.unwrap(), 1);
+    assert_eq!(low_store.upkeep_nodes(lease).await.unwrap(), low_upkeep);
+}
+
+#[tokio::test]
+async fn a_purge_larger_than_a_batch_removes_every_row_in_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let node = Node::new(Uuid::now_v7());
+    let store = store::open(&url, &node).await.unwrap();
+    store.migrate().await.unwrap();
+    let board = store.create_board("token-many").await.unwrap();
+    // 2,501 states of one board, saved at once: 2,500 of them are superseded.
+    let saves = (0..2501u32).map(|slide| {
+        let mut state = BoardState::idle(board);
+        state.slide_index = slide;
+        let store = store.clone();
+        async move { store.save_board_state(Uuid::now_v7(), &state).await }
+    });
+    for saved in futures_util::future::join_all(saves).await {
+        saved.unwrap();
+    }
+    let later = classcast::domain::hlc::Version(i64::MAX);
+    let mine = [node.id.to_string()];
+    assert_eq!(store.purge_board_states(&mine, later).await.unwrap(), 2500);
+    assert!(store.board_state(board).await.unwrap().is_some());
 }

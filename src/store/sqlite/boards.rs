@@ -359,34 +359,39 @@ impl BoardStore for SqliteStore {
             .map_err(|reason| StoreError::Unavailable(reason.into()))
     }
 
-    async fn purge_board_states(&self, before: Version) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "DELETE FROM board_state WHERE node = ? AND version < ? AND EXISTS (
-                SELECT 1 FROM board_state n WHERE n.board_id = board_state.board_id
-                AND (n.version, n.id) > (board_state.version, board_state.id))",
+    async fn purge_board_states(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+        self.delete_in_batches(
+            "DELETE FROM board_state WHERE id IN (
+                SELECT s.id FROM board_state s
+                WHERE s.node IN (SELECT value FROM json_each(?)) AND s.version < ?
+                AND EXISTS (SELECT 1 FROM board_state n WHERE n.board_id = s.board_id
+                            AND (n.version, n.id) > (s.version, s.id))
+                LIMIT ?)",
+            purge_args(nodes, &[before.0])?,
         )
-        .bind(&self.node)
-        .bind(before.0)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected())
+        .await
     }
 
-    async fn purge_codes(&self, before_ms: i64) -> StoreResult<u64> {
-        let mut tx = self.begin().await?;
-        let codes = sqlx::query("DELETE FROM board_code WHERE node = ? AND expires_at < ?")
-            .bind(&self.node)
-            .bind(before_ms)
-            .execute(&mut *tx)
+    async fn purge_codes(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64> {
+        let codes = self
+            .delete_in_batches(
+                "DELETE FROM board_code WHERE id IN (
+                    SELECT c.id FROM board_code c
+                    WHERE c.node IN (SELECT value FROM json_each(?)) AND c.expires_at < ?
+                    LIMIT ?)",
+                purge_args(nodes, &[before_ms])?,
+            )
             .await?;
-        sqlx::query(
-            "DELETE FROM board_code_use WHERE node = ?
-             AND NOT EXISTS (SELECT 1 FROM board_code c WHERE c.id = board_code_use.code_id)",
+        // The records of those codes' use, once their codes are gone.
+        self.delete_in_batches(
+            "DELETE FROM board_code_use WHERE id IN (
+                SELECT u.id FROM board_code_use u
+                WHERE u.node IN (SELECT value FROM json_each(?))
+                AND NOT EXISTS (SELECT 1 FROM board_code c WHERE c.id = u.code_id)
+                LIMIT ?)",
+            purge_args(nodes, &[])?,
         )
-        .bind(&self.node)
-        .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(codes.rows_affected())
+        Ok(codes)
     }
 }

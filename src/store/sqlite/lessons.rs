@@ -318,8 +318,13 @@ impl LessonStore for SqliteStore {
         Ok(bytes.max(0) as u64)
     }
 
-    async fn purge_revisions(&self, before: Version, keep: u32) -> StoreResult<u64> {
-        let done = sqlx::query(
+    async fn purge_revisions(
+        &self,
+        nodes: &[String],
+        before: Version,
+        keep: u32,
+    ) -> StoreResult<u64> {
+        self.delete_in_batches(
             "DELETE FROM lesson_revision WHERE id IN (
                 SELECT id FROM (
                     SELECT r.id, r.node, r.version,
@@ -327,19 +332,17 @@ impl LessonStore for SqliteStore {
                         FIRST_VALUE(r.deleted) OVER newest_first AS gone
                     FROM lesson_revision r
                     WINDOW newest_first AS (PARTITION BY r.lesson_id ORDER BY r.version DESC, r.id DESC))
-                WHERE node = ? AND age > 1 AND (gone = 1 OR (age > ? AND version < ?)))
-             AND id NOT IN (
-                SELECT b.state->>'$.lesson.revision' FROM board_state b
-                WHERE b.state->>'$.lesson.revision' IS NOT NULL AND NOT EXISTS (
-                    SELECT 1 FROM board_state n WHERE n.board_id = b.board_id
-                    AND (n.version, n.id) > (b.version, b.id)))",
+                WHERE node IN (SELECT value FROM json_each(?)) AND age > 1
+                AND (gone = 1 OR (age > ? AND version < ?))
+                AND id NOT IN (
+                    SELECT b.state->>'$.lesson.revision' FROM board_state b
+                    WHERE b.state->>'$.lesson.revision' IS NOT NULL AND NOT EXISTS (
+                        SELECT 1 FROM board_state n WHERE n.board_id = b.board_id
+                        AND (n.version, n.id) > (b.version, b.id)))
+                LIMIT ?)",
+            purge_args(nodes, &[i64::from(keep), before.0])?,
         )
-        .bind(&self.node)
-        .bind(i64::from(keep))
-        .bind(before.0)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected())
+        .await
     }
 
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent> {

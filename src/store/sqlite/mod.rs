@@ -68,6 +68,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_independent_facts",
         include_str!("../migrations/sqlite/0007_independent_facts.sql"),
     ),
+    (
+        "0008_upkeep",
+        include_str!("../migrations/sqlite/0008_upkeep.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran. (Databases made before
@@ -184,6 +188,54 @@ fn uuid(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
     Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
+/// Rows a purge deletes per statement: each batch holds the one write connection (which
+/// board states wait for) only briefly.
+const PURGE_BATCH: i64 = 1000;
+
+impl SqliteStore {
+    /// Runs `sql`, a `DELETE` whose last parameter is the batch size (`LIMIT ?`), until a
+    /// batch comes back short; returns how many rows went.
+    async fn delete_in_batches(
+        &self,
+        sql: &str,
+        args: sqlx::sqlite::SqliteArguments<'static>,
+    ) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let mut batch = args.clone();
+            sqlx::Arguments::add(&mut batch, PURGE_BATCH)
+                .map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
+            let done = sqlx::query_with(sql, batch)
+                .execute(&self.write)
+                .await?
+                .rows_affected();
+            total += done;
+            if done < PURGE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Arguments for [`SqliteStore::delete_in_batches`]: the nodes whose rows go (as a JSON array
+/// for `json_each`), then `rest`.
+fn purge_args(
+    nodes: &[String],
+    rest: &[i64],
+) -> StoreResult<sqlx::sqlite::SqliteArguments<'static>> {
+    let mut args = sqlx::sqlite::SqliteArguments::default();
+    let failed = |e: sqlx::error::BoxDynError| StoreError::Unavailable(e.to_string().into());
+    sqlx::Arguments::add(
+        &mut args,
+        serde_json::Value::from(nodes.to_vec()).to_string(),
+    )
+    .map_err(failed)?;
+    for value in rest {
+        sqlx::Arguments::add(&mut args, *value).map_err(failed)?;
+    }
+    Ok(args)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<Vec<String>> {
@@ -208,6 +260,58 @@ impl Store for SqliteStore {
             applied.push((*name).to_owned());
         }
         Ok(applied)
+    }
+
+    async fn heartbeat(&self) -> StoreResult<()> {
+        sqlx::query("INSERT INTO node_heartbeat (id, node, version) VALUES (?, ?, ?)")
+            .bind(Uuid::now_v7().to_string())
+            .bind(&self.node)
+            .bind(self.hlc.next().0)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<Vec<String>> {
+        let cutoff =
+            Version::at_millis(crate::domain::hlc::wall_millis() - lease.as_millis() as i64);
+        let live: Vec<String> = sqlx::query_scalar(
+            "SELECT node FROM node_heartbeat GROUP BY node HAVING MAX(version) >= ? ORDER BY node",
+        )
+        .bind(cutoff.0)
+        .fetch_all(&self.read)
+        .await?;
+        let mut nodes = vec![self.node.clone()];
+        if live.first().is_some_and(|first| *first != self.node) {
+            return Ok(nodes);
+        }
+        let with_rows: Vec<String> = sqlx::query_scalar(
+            "SELECT node FROM (SELECT DISTINCT node FROM board_state
+                 UNION SELECT DISTINCT node FROM board_code
+                 UNION SELECT DISTINCT node FROM board_code_use
+                 UNION SELECT DISTINCT node FROM lesson_revision
+                 UNION SELECT DISTINCT node FROM node_heartbeat) ORDER BY node",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        nodes.extend(
+            with_rows
+                .into_iter()
+                .filter(|node| *node != self.node && !live.contains(node)),
+        );
+        Ok(nodes)
+    }
+
+    async fn purge_heartbeats(&self, nodes: &[String]) -> StoreResult<u64> {
+        self.delete_in_batches(
+            "DELETE FROM node_heartbeat WHERE id IN (
+                SELECT h.id FROM node_heartbeat h WHERE h.node IN (SELECT value FROM json_each(?))
+                AND EXISTS (SELECT 1 FROM node_heartbeat n WHERE n.node = h.node
+                            AND (n.version, n.id) > (h.version, h.id))
+                LIMIT ?)",
+            purge_args(nodes, &[])?,
+        )
+        .await
     }
 
     async fn ping(&self) -> StoreResult<()> {
