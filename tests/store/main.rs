@@ -1,5 +1,7 @@
 //! The store suite: what every `Store` backend must do, run against each backend. SQLite runs
-//! here; the PostgreSQL backend joins with cluster mode and must pass the same functions.
+//! here; the PostgreSQL backend joins with cluster mode and must pass the same functions. Its
+//! schema is already checked here against SQLite's and the replication rules, on a
+//! throwaway PostgreSQL server (`postgres.rs`).
 //!
 //! The SQLite database gets triggers that abort any UPDATE or DELETE of a replicated table,
 //! so every test here also proves the backend is insert-only (design section 3, rule 1).
@@ -15,6 +17,8 @@ use classcast::store::{
 };
 use sqlx::{Connection, Row};
 use uuid::Uuid;
+
+mod postgres;
 
 const REPLICATED: &[&str] = &[
     "account",
@@ -1126,4 +1130,77 @@ async fn a_purge_larger_than_a_batch_removes_every_row_in_turn() {
     let mine = [node.id.to_string()];
     assert_eq!(store.purge_board_states(&mine, later).await.unwrap(), 2500);
     assert!(store.board_state(board).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_postgres_schema_mirrors_sqlite_and_follows_the_replication_rules() {
+    use std::collections::BTreeMap;
+    let server = postgres::PgServer::start();
+    let url = server.create("classcast").await;
+    let mut pg = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(include_str!(
+        "../../src/store/migrations/postgres/0001_schema.sql"
+    ))
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    let rows = sqlx::query(
+        "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns
+         WHERE table_schema = 'public' ORDER BY 1, 2",
+    )
+    .fetch_all(&mut pg)
+    .await
+    .unwrap();
+    let mut on_postgres: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in rows {
+        on_postgres
+            .entry(row.get("t"))
+            .or_default()
+            .push(row.get("c"));
+    }
+
+    // The same tables and columns as SQLite after every migration.
+    let (_store, dir) = sqlite().await;
+    let sqlite_url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut lite = sqlx::SqliteConnection::connect(&sqlite_url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+         AND m.name NOT IN ('schema_migration', 'local_node') ORDER BY 1, 2",
+    )
+    .fetch_all(&mut lite)
+    .await
+    .unwrap();
+    let mut on_sqlite: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in rows {
+        on_sqlite
+            .entry(row.get("t"))
+            .or_default()
+            .push(row.get("c"));
+    }
+    assert_eq!(on_postgres, on_sqlite);
+    let mut replicated: Vec<&str> = REPLICATED.to_vec();
+    replicated.sort();
+    assert_eq!(on_postgres.keys().collect::<Vec<_>>(), replicated);
+
+    // No UNIQUE index but primary keys, no sequences, a version and a node on every row.
+    let unique: Vec<String> = sqlx::query_scalar(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND i.indisunique AND NOT i.indisprimary",
+    )
+    .fetch_all(&mut pg)
+    .await
+    .unwrap();
+    assert!(unique.is_empty(), "UNIQUE indexes: {unique:?}");
+    let sequences: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_sequences")
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
+    assert_eq!(sequences, 0);
+    for (table, columns) in &on_postgres {
+        for needed in ["id", "version", "node"] {
+            assert!(columns.iter().any(|c| c == needed), "{table} has {needed}");
+        }
+    }
 }

@@ -1,0 +1,160 @@
+//! Throwaway PostgreSQL servers for the store suite: `initdb` into a temporary directory, a
+//! free loopback port, torn down when dropped. Debian's PostgreSQL 15 (and pglogical, for
+//! the cluster tests) come from `scripts/test`. As root, the server runs as `postgres`,
+//! since PostgreSQL refuses to run as root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where Debian installs PostgreSQL 15's server programs.
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PgServer {
+    pub fn start() -> PgServer {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let as_root = running_as_root();
+        if as_root {
+            for path in [dir.path(), &data] {
+                chown_to_postgres(path);
+            }
+        }
+        let port = free_port();
+        run(
+            as_root,
+            &[
+                &format!("{BIN}/initdb"),
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c shared_preload_libraries=pglogical -c wal_level=logical \
+             -c track_commit_timestamp=on",
+            dir.path().display()
+        );
+        run(
+            as_root,
+            &[
+                &format!("{BIN}/pg_ctl"),
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-l",
+                dir.path().join("log").to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+        PgServer { dir, port }
+    }
+
+    /// A URL for `database` on this server (created by [`PgServer::create`]).
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub async fn create(&self, database: &str) -> String {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .unwrap();
+        sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        self.url(database)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let data = self.data();
+        let stop = [
+            &format!("{BIN}/pg_ctl"),
+            "-D",
+            data.to_str().unwrap_or_default(),
+            "-m",
+            "immediate",
+            "stop",
+        ];
+        let _ = command(running_as_root(), &stop)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn chown_to_postgres(path: &Path) {
+    let status = Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "chown {}", path.display());
+}
+
+fn command(as_root: bool, args: &[&str]) -> Command {
+    let mut command = match as_root {
+        true => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).args(args);
+            c
+        }
+        false => {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        }
+    };
+    command.current_dir("/");
+    command
+}
+
+fn run(as_root: bool, args: &[&str]) {
+    let out = command(as_root, args)
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs (scripts/test installs it): {e}", args[0]));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
