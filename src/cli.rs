@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate` and `user`, and the glue that runs them.
+//! The command line: `serve`, `migrate`, `user` and `cluster`, and the glue that runs them.
 //!
 //! User errors (bad configuration, unreachable database, unknown account) print one line
 //! naming the problem and exit non-zero; no backtraces.
@@ -36,6 +36,17 @@ pub enum Command {
     /// Manage teacher accounts
     #[command(subcommand)]
     User(UserCommand),
+    /// Set up two-way replication between the PostgreSQL databases given with
+    /// --database (cluster mode; see docs/deploy-cluster.md)
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Check every database's settings, then create the schema, the pglogical nodes, the
+    /// replication set and the subscriptions both ways; a second run changes nothing
+    Init,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,6 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::User(cmd) => user(config, cmd).await,
+            Command::Cluster(ClusterCommand::Init) => cluster_init(config).await,
         }
     })
 }
@@ -128,6 +140,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
     };
     server::serve(config, listener, shutdown).await?;
+    Ok(())
+}
+
+async fn cluster_init(config: Config) -> anyhow::Result<()> {
+    let changes = crate::store::postgres::cluster::init(&config.databases).await?;
+    if changes.is_empty() {
+        println!(
+            "Nothing to change: the {} databases replicate both ways.",
+            config.databases.len()
+        );
+    }
+    for change in changes {
+        println!("{change}");
+    }
     Ok(())
 }
 

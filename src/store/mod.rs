@@ -9,6 +9,7 @@
 //! caller may do something; that is for the layer above, which passes the owner of every
 //! object it asks for.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -5,6 +5,7 @@ mod accounts;
 mod bad_input;
 mod browser;
 mod budgets;
+mod cluster;
 mod connections;
 mod durability;
 mod hardening;

@@ -1,7 +1,7 @@
 //! The store suite: what every `Store` backend must do, run against each backend. SQLite runs
 //! here; the PostgreSQL backend joins with cluster mode and must pass the same functions. Its
 //! schema is already checked here against SQLite's and the replication rules, on a
-//! throwaway PostgreSQL server (`postgres.rs`).
+//! throwaway PostgreSQL server (`tests/support/postgres.rs`).
 //!
 //! The SQLite database gets triggers that abort any UPDATE or DELETE of a replicated table,
 //! so every test here also proves the backend is insert-only (design section 3, rule 1).
@@ -18,6 +18,7 @@ use classcast::store::{
 use sqlx::{Connection, Row};
 use uuid::Uuid;
 
+#[path = "../support/postgres.rs"]
 mod postgres;
 
 const REPLICATED: &[&str] = &[
@@ -1182,6 +1183,10 @@ async fn the_postgres_schema_mirrors_sqlite_and_follows_the_replication_rules() 
     let mut replicated: Vec<&str> = REPLICATED.to_vec();
     replicated.sort();
     assert_eq!(on_postgres.keys().collect::<Vec<_>>(), replicated);
+    // `cluster init` puts every one of them in the replication set.
+    let mut in_set = store::postgres::REPLICATED_TABLES.to_vec();
+    in_set.sort();
+    assert_eq!(in_set, replicated);
 
     // No UNIQUE index but primary keys, no sequences, a version and a node on every row.
     let unique: Vec<String> = sqlx::query_scalar(

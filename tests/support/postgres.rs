@@ -1,4 +1,4 @@
-//! Throwaway PostgreSQL servers for the store suite: `initdb` into a temporary directory, a
+//! Throwaway PostgreSQL servers for the store suite and the cluster tests: `initdb` into a temporary directory, a
 //! free loopback port, torn down when dropped. Debian's PostgreSQL 15 (and pglogical, for
 //! the cluster tests) come from `scripts/test`. As root, the server runs as `postgres`,
 //! since PostgreSQL refuses to run as root.
@@ -15,7 +15,14 @@ pub struct PgServer {
 }
 
 impl PgServer {
+    /// A server set up as cluster mode needs it (pglogical loaded, logical WAL, commit
+    /// timestamps, bounded slot WAL).
     pub fn start() -> PgServer {
+        Self::start_with(&[])
+    }
+
+    /// As [`PgServer::start`], with these `name=value` settings besides (later ones win).
+    pub fn start_with(settings: &[&str]) -> PgServer {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
@@ -41,12 +48,15 @@ impl PgServer {
                 "UTF8",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
              -c shared_preload_libraries=pglogical -c wal_level=logical \
-             -c track_commit_timestamp=on",
+             -c track_commit_timestamp=on -c max_slot_wal_keep_size=1GB",
             dir.path().display()
         );
+        for setting in settings {
+            options += &format!(" -c {setting}");
+        }
         run(
             as_root,
             &[

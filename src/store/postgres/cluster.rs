@@ -1,0 +1,319 @@
+//! Two-way replication between the databases of a cluster, as `classcast cluster init` sets
+//! it up with pglogical: every database gets the schema, a pglogical node, a replication set
+//! with every replicated table, and a subscription to each other database that forwards
+//! nothing it did not write itself (`forward_origins := '{}'`), so changes never loop.
+//!
+//! Every check runs on every database before anything changes, and each step looks before it
+//! acts, so a second run changes nothing and says so. By design nothing conflicts (shared
+//! design, section 3); pglogical's `last_update_wins` with commit timestamps is only a net.
+
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, Row};
+
+use super::{migrate, LOCAL_TABLES, REPLICATED_TABLES};
+use crate::store::redact_url;
+
+/// The pglogical replication set holding every replicated table.
+const SET: &str = "classcast";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("a cluster needs at least two databases: give --database once for each")]
+    TooFew,
+    #[error("{url}: cannot connect: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "{url}: {setting} is {found:?}; set `{line}` in postgresql.conf and restart PostgreSQL"
+    )]
+    Setting {
+        url: String,
+        setting: &'static str,
+        found: String,
+        line: &'static str,
+    },
+    #[error("{url}: pglogical is not installed on this server (Debian: apt-get install postgresql-15-pglogical)")]
+    NoPglogical { url: String },
+    #[error("{url}: max_slot_wal_keep_size is unlimited, so a database that stays down would fill this server's disk with WAL; set `max_slot_wal_keep_size = 10GB` (or what the disk allows) in postgresql.conf and reload")]
+    UnboundedSlots { url: String },
+    #[error("{url}: the database holds tables that are not classcast's ({tables}); give classcast a database of its own")]
+    ForeignTables { url: String, tables: String },
+    #[error("{url}: the database already belongs to another cluster (pglogical node {node}); rebuild it into a new, empty database to join this one")]
+    OtherCluster { url: String, node: String },
+    #[error("{url}: {reason}")]
+    Failed { url: String, reason: String },
+}
+
+/// One database of the cluster.
+struct Member {
+    url: String,
+    /// Its pglogical node name: derived from where it is, so every run names it the same.
+    node: String,
+    conn: PgConnection,
+}
+
+impl Member {
+    fn failed(&self) -> impl Fn(sqlx::Error) -> ClusterError + '_ {
+        |e| ClusterError::Failed {
+            url: redact_url(&self.url),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Sets up (or checks) replication between every two of `urls`; returns what it changed.
+pub async fn init(urls: &[String]) -> Result<Vec<String>, ClusterError> {
+    if urls.len() < 2 {
+        return Err(ClusterError::TooFew);
+    }
+    let mut members = Vec::new();
+    for url in urls {
+        members.push(connect(url).await?);
+    }
+    let names: Vec<String> = members.iter().map(|m| m.node.clone()).collect();
+    for member in &mut members {
+        check(member, &names).await?;
+    }
+    let mut changes = Vec::new();
+    for member in &mut members {
+        prepare(member, &mut changes).await?;
+    }
+    let providers: Vec<(String, String)> = members
+        .iter()
+        .map(|m| (m.node.clone(), m.url.clone()))
+        .collect();
+    for member in &mut members {
+        let own = member.node.clone();
+        for (provider, dsn) in providers.iter().filter(|(node, _)| *node != own) {
+            subscribe(member, provider, dsn, &mut changes).await?;
+        }
+    }
+    Ok(changes)
+}
+
+async fn connect(url: &str) -> Result<Member, ClusterError> {
+    let unreachable = |reason: String| ClusterError::Unreachable {
+        url: redact_url(url),
+        reason,
+    };
+    let options = PgConnectOptions::from_str(url).map_err(|e| unreachable(e.to_string()))?;
+    let place = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    );
+    let conn = PgConnection::connect_with(&options)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let digest = Sha256::digest(place.as_bytes());
+    Ok(Member {
+        url: url.to_owned(),
+        node: format!("classcast_{}", hex::encode(&digest[..6])),
+        conn,
+    })
+}
+
+/// Everything that must hold before anything changes on any database.
+async fn check(member: &mut Member, cluster: &[String]) -> Result<(), ClusterError> {
+    let url = redact_url(&member.url);
+    let settings = [
+        ("wal_level", "wal_level = logical", "logical"),
+        (
+            "shared_preload_libraries",
+            "shared_preload_libraries = 'pglogical'",
+            "pglogical",
+        ),
+        (
+            "track_commit_timestamp",
+            "track_commit_timestamp = on",
+            "on",
+        ),
+    ];
+    for (setting, line, wanted) in settings {
+        let found: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+            .fetch_one(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+        if !found.split(',').any(|v| v.trim() == wanted) {
+            return Err(ClusterError::Setting {
+                url,
+                setting,
+                found,
+                line,
+            });
+        }
+    }
+    let keep: String = sqlx::query_scalar("SHOW max_slot_wal_keep_size")
+        .fetch_one(&mut member.conn)
+        .await
+        .map_err(member.failed())?;
+    if keep == "-1" {
+        return Err(ClusterError::UnboundedSlots { url });
+    }
+    let available: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical')",
+    )
+    .fetch_one(&mut member.conn)
+    .await
+    .map_err(member.failed())?;
+    if !available {
+        return Err(ClusterError::NoPglogical { url });
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .fetch_all(&mut member.conn)
+    .await
+    .map_err(member.failed())?;
+    let foreign: Vec<&str> = tables
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !REPLICATED_TABLES.contains(t) && !LOCAL_TABLES.contains(t))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(ClusterError::ForeignTables {
+            url,
+            tables: foreign.join(", "),
+        });
+    }
+    let installed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')",
+    )
+    .fetch_one(&mut member.conn)
+    .await
+    .map_err(member.failed())?;
+    if installed {
+        let nodes: Vec<String> = sqlx::query_scalar(
+            "SELECT n.node_name::text FROM pglogical.node n
+             WHERE n.node_id IN (SELECT node_id FROM pglogical.local_node)
+             UNION SELECT p.node_name::text FROM pglogical.subscription s
+             JOIN pglogical.node p ON p.node_id = s.sub_origin",
+        )
+        .fetch_all(&mut member.conn)
+        .await
+        .map_err(member.failed())?;
+        if let Some(node) = nodes.into_iter().find(|n| !cluster.contains(n)) {
+            return Err(ClusterError::OtherCluster { url, node });
+        }
+    }
+    Ok(())
+}
+
+/// The schema, the pglogical node and the replication set of one database.
+async fn prepare(member: &mut Member, changes: &mut Vec<String>) -> Result<(), ClusterError> {
+    let url = redact_url(&member.url);
+    let applied = migrate(&mut member.conn).await.map_err(member.failed())?;
+    if !applied.is_empty() {
+        changes.push(format!("{url}: applied {}", applied.join(", ")));
+    }
+    let created: bool = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')",
+    )
+    .fetch_one(&mut member.conn)
+    .await
+    .map_err(member.failed())?;
+    if created {
+        sqlx::query("CREATE EXTENSION pglogical")
+            .execute(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+        changes.push(format!("{url}: installed pglogical"));
+    }
+    let has_node: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pglogical.local_node)")
+        .fetch_one(&mut member.conn)
+        .await
+        .map_err(member.failed())?;
+    if !has_node {
+        sqlx::query("SELECT pglogical.create_node(node_name := $1, dsn := $2)")
+            .bind(&member.node)
+            .bind(&member.url)
+            .execute(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+        changes.push(format!("{url}: created pglogical node {}", member.node));
+    }
+    let has_set: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)",
+    )
+    .bind(SET)
+    .fetch_one(&mut member.conn)
+    .await
+    .map_err(member.failed())?;
+    if !has_set {
+        sqlx::query("SELECT pglogical.create_replication_set(set_name := $1)")
+            .bind(SET)
+            .execute(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+        changes.push(format!("{url}: created replication set {SET}"));
+    }
+    let in_set: Vec<String> = sqlx::query(
+        "SELECT c.relname::text AS t FROM pglogical.replication_set_table r
+         JOIN pglogical.replication_set s ON s.set_id = r.set_id
+         JOIN pg_class c ON c.oid = r.set_reloid WHERE s.set_name = $1",
+    )
+    .bind(SET)
+    .fetch_all(&mut member.conn)
+    .await
+    .map_err(member.failed())?
+    .iter()
+    .map(|row| row.get("t"))
+    .collect();
+    let missing: Vec<&str> = REPLICATED_TABLES
+        .iter()
+        .copied()
+        .filter(|t| !in_set.iter().any(|s| s == t))
+        .collect();
+    for table in &missing {
+        sqlx::query("SELECT pglogical.replication_set_add_table($1, $2::regclass)")
+            .bind(SET)
+            .bind(format!("public.{table}"))
+            .execute(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+    }
+    if !missing.is_empty() {
+        changes.push(format!("{url}: replicating {}", missing.join(", ")));
+    }
+    Ok(())
+}
+
+/// `member` follows what `provider` (at `dsn`) writes itself.
+async fn subscribe(
+    member: &mut Member,
+    provider: &str,
+    dsn: &str,
+    changes: &mut Vec<String>,
+) -> Result<(), ClusterError> {
+    let name = format!("from_{provider}");
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)",
+    )
+    .bind(&name)
+    .fetch_one(&mut member.conn)
+    .await
+    .map_err(member.failed())?;
+    if exists {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
+             replication_sets := ARRAY[$3], synchronize_structure := false,
+             synchronize_data := false, forward_origins := '{}')",
+    )
+    .bind(&name)
+    .bind(dsn)
+    .bind(SET)
+    .execute(&mut member.conn)
+    .await
+    .map_err(member.failed())?;
+    changes.push(format!(
+        "{}: subscribed to {}",
+        redact_url(&member.url),
+        redact_url(dsn)
+    ));
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! `classcast cluster init` against real PostgreSQL servers with pglogical: two-way
+//! replication set up once, and bad setups refused with one clear line before anything
+//! changes.
+
+use std::time::Duration;
+
+use sqlx::Connection;
+
+use crate::harness::cli;
+use crate::live::PATIENCE;
+#[path = "../support/postgres.rs"]
+mod postgres;
+use postgres::PgServer;
+
+/// Runs `classcast --database … cluster init`; returns (succeeded, stdout, stderr).
+fn cluster_init(urls: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = urls.iter().flat_map(|u| ["--database", *u]).collect();
+    args.extend(["cluster", "init"]);
+    let out = cli(dir.path(), &args, "");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+async fn boards(url: &str) -> Vec<String> {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query_scalar("SELECT token_hash FROM board ORDER BY 1")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn add_board(url: &str, token_hash: &str) {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO board (id, token_hash, version, node)
+         VALUES (gen_random_uuid(), $1, 1, gen_random_uuid())",
+    )
+    .bind(token_hash)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn cluster_init_sets_up_two_way_replication_once() {
+    let (a, b) = (PgServer::start(), PgServer::start());
+    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok, "{said}{errors}");
+    assert_eq!(said.matches("subscribed to").count(), 2, "{said}");
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok, "{errors}");
+    assert!(said.starts_with("Nothing to change"), "{said}");
+
+    // What is written on either database reaches the other, and nothing loops back.
+    add_board(&url_a, "written on a").await;
+    add_board(&url_b, "written on b").await;
+    let both = vec!["written on a".to_owned(), "written on b".to_owned()];
+    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+    while boards(&url_a).await != both || boards(&url_b).await != both {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not replicated: {:?} / {:?}",
+            boards(&url_a).await,
+            boards(&url_b).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A database of this cluster cannot be taken into another one.
+    let c = PgServer::start();
+    let url_c = c.create("classcast").await;
+    let (ok, _, errors) = cluster_init(&[&url_a, &url_c]);
+    assert!(!ok);
+    assert!(
+        errors.contains("another cluster") && errors.lines().count() == 1,
+        "{errors}"
+    );
+}
+
+#[tokio::test]
+async fn cluster_init_refuses_a_bad_setup_in_one_line_and_changes_nothing() {
+    let good = PgServer::start();
+    let good_url = good.create("classcast").await;
+    let cases: [(&[&str], &str); 4] = [
+        (&["wal_level=replica"], "wal_level = logical"),
+        (
+            &["shared_preload_libraries=''"],
+            "shared_preload_libraries = 'pglogical'",
+        ),
+        (
+            &["track_commit_timestamp=off"],
+            "track_commit_timestamp = on",
+        ),
+        (&["max_slot_wal_keep_size=-1"], "max_slot_wal_keep_size"),
+    ];
+    for (settings, named) in cases {
+        let bad = PgServer::start_with(settings);
+        let bad_url = bad.create("classcast").await;
+        let (ok, _, errors) = cluster_init(&[&good_url, &bad_url]);
+        assert!(!ok, "{settings:?} refused");
+        assert!(
+            errors.contains(named) && errors.lines().count() == 1,
+            "{errors}"
+        );
+    }
+    // Another application's database.
+    let theirs = PgServer::start();
+    let their_url = theirs.create("shop").await;
+    let mut conn = sqlx::PgConnection::connect(&their_url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE customers (id int PRIMARY KEY)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (ok, _, errors) = cluster_init(&[&good_url, &their_url]);
+    assert!(!ok && errors.contains("customers"), "{errors}");
+    // Nobody there, and one database alone.
+    let nobody = theirs
+        .url("classcast")
+        .replace(&theirs.port.to_string(), "1");
+    let (ok, _, errors) = cluster_init(&[&good_url, &nobody]);
+    assert!(!ok && errors.contains("cannot connect"), "{errors}");
+    let (ok, _, errors) = cluster_init(&[&good_url]);
+    assert!(!ok && errors.contains("at least two"), "{errors}");
+
+    // None of the refused runs touched the good database.
+    let mut conn = sqlx::PgConnection::connect(&good_url).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(tables, 0);
+}
