@@ -11,6 +11,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod state_writer;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -347,12 +348,12 @@ pub async fn open(
             sqlite::SqliteStore::open(url, node).await?,
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(OpenError::Unsupported(
-            "PostgreSQL (cluster mode) is not available in this version; use a sqlite: URL".into(),
+        Ok(std::sync::Arc::new(
+            postgres::PgStore::open(url, node).await?,
         ))
     } else {
         Err(OpenError::Unsupported(format!(
-            "unknown database URL {:?}: it must start with sqlite:",
+            "unknown database URL {:?}: it must start with sqlite: or postgres:",
             redact_url(url)
         )))
     }

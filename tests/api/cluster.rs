@@ -1,13 +1,14 @@
-//! `classcast cluster init` against real PostgreSQL servers with pglogical: two-way
-//! replication set up once, and bad setups refused with one clear line before anything
-//! changes.
+//! Cluster mode against real PostgreSQL servers: a node serving from PostgreSQL, and
+//! `classcast cluster init` with pglogical (two-way replication set up once, bad setups
+//! refused with one clear line before anything changes).
 
 use std::time::Duration;
 
+use serde_json::json;
 use sqlx::Connection;
 
-use crate::harness::cli;
-use crate::live::PATIENCE;
+use crate::harness::{cli, Process, TestApp};
+use crate::live::{classroom, Ws, PATIENCE};
 #[path = "../support/postgres.rs"]
 mod postgres;
 use postgres::PgServer;
@@ -132,4 +133,33 @@ async fn cluster_init_refuses_a_bad_setup_in_one_line_and_changes_nothing() {
             .await
             .unwrap();
     assert_eq!(tables, 0);
+}
+
+#[tokio::test]
+async fn a_node_serves_from_postgresql_and_keeps_everything_across_a_restart() {
+    let database = PgServer::start();
+    let url = database.create("classcast").await;
+    let data = tempfile::tempdir().unwrap();
+    let flags = ["--database", url.as_str()];
+    let (t, board, acked) = {
+        let node = Process::start_with(data.path(), &flags);
+        let app = TestApp::of_process(&node, tempfile::tempdir().unwrap());
+        let (t, board, lesson) = classroom(&app).await;
+        let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+        let present = console
+            .command(&board.id, "present", json!({"lesson": lesson}))
+            .await;
+        assert_eq!(present["type"], "ack", "{present}");
+        let next = console.command(&board.id, "next", json!({})).await;
+        assert_eq!(next["type"], "ack", "{next}");
+        (t, board, next["version"].clone())
+    };
+    let node = Process::start_with(data.path(), &flags);
+    let app = TestApp::of_process(&node, tempfile::tempdir().unwrap());
+    let boards = app.get_json("/api/boards", &t).await;
+    assert_eq!(boards["items"][0]["state_version"], acked);
+    let mut screen = Ws::board(&app, &board).await;
+    let state = screen.state_where(|s| s["version"] == acked).await;
+    assert_eq!(state["slide_index"], 1);
+    assert_eq!(state["lesson"]["title"], "Fractions");
 }

@@ -1,10 +1,10 @@
-//! The store suite: what every `Store` backend must do, run against each backend. SQLite runs
-//! here; the PostgreSQL backend joins with cluster mode and must pass the same functions. Its
-//! schema is already checked here against SQLite's and the replication rules, on a
-//! throwaway PostgreSQL server (`tests/support/postgres.rs`).
+//! The store suite: what every `Store` backend must do, written once and run against SQLite
+//! and against PostgreSQL (a throwaway server per test, `tests/support/postgres.rs`).
 //!
-//! The SQLite database gets triggers that abort any UPDATE or DELETE of a replicated table,
-//! so every test here also proves the backend is insert-only (design section 3, rule 1).
+//! Both databases get triggers that abort any UPDATE or DELETE of a replicated table, so
+//! every test here also proves the backend is insert-only (design section 3, rule 1). The
+//! tests after the suites use SQL of one backend (rows as replication would bring them, an
+//! upgrade from an older schema), and the PostgreSQL schema is checked against SQLite's.
 
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 #[path = "../support/postgres.rs"]
-mod postgres;
+mod pg_server;
 
 const REPLICATED: &[&str] = &[
     "account",
@@ -57,6 +57,27 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
         }
     }
     (store, dir)
+}
+
+/// A fresh, migrated PostgreSQL store on a throwaway server (kept running by the guard),
+/// its replicated tables refusing updates and deletes like SQLite's.
+async fn postgres() -> (Arc<dyn Store>, pg_server::PgServer) {
+    let server = pg_server::PgServer::start();
+    let url = server.create("classcast").await;
+    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut sql = "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'replicated rows are insert-only'; END $$;"
+        .to_owned();
+    for table in REPLICATED {
+        sql += &format!(
+            "CREATE TRIGGER insert_only BEFORE UPDATE OR DELETE ON {table}
+             FOR EACH ROW EXECUTE FUNCTION refuse();"
+        );
+    }
+    sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+    (store, server)
 }
 
 fn lesson(title: &str, slides: usize) -> LessonContent {
@@ -97,6 +118,22 @@ macro_rules! suite {
 }
 
 suite!(sqlite:
+    an_address_is_owned_by_its_first_registration,
+    sessions_end_by_expiry_revocation_password_change_and_disabling,
+    edits_are_new_revisions_and_stale_edits_conflict,
+    lessons_are_invisible_to_other_owners,
+    listing_pages_without_gaps_or_repeats,
+    deletion_is_a_tombstone,
+    migrating_twice_applies_nothing,
+    a_code_drawn_twice_belongs_to_the_newer_board,
+    a_code_pairs_once_and_pairings_are_versioned,
+    board_states_are_versioned_and_commands_remembered,
+    simultaneous_commands_each_get_their_own_outcome,
+    a_revocation_ends_the_whole_session_family,
+    open_sessions_are_checked_in_one_go_when_the_change_mark_moves,
+);
+
+suite!(postgres:
     an_address_is_owned_by_its_first_registration,
     sessions_end_by_expiry_revocation_password_change_and_disabling,
     edits_are_new_revisions_and_stale_edits_conflict,
@@ -1136,7 +1173,7 @@ async fn a_purge_larger_than_a_batch_removes_every_row_in_turn() {
 #[tokio::test]
 async fn the_postgres_schema_mirrors_sqlite_and_follows_the_replication_rules() {
     use std::collections::BTreeMap;
-    let server = postgres::PgServer::start();
+    let server = pg_server::PgServer::start();
     let url = server.create("classcast").await;
     let mut pg = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql(include_str!(

@@ -323,8 +323,7 @@ impl BoardStore for SqliteStore {
     }
 
     async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>> {
-        let mut conn = self.read.acquire().await?;
-        let earlier = StateWriter::earlier(&mut conn, &[command]).await?;
+        let earlier = writer::earlier(&self.read, &[command]).await?;
         Ok(match earlier.get(&command) {
             Some(Saved::Before { board, version }) => Some((*board, *version)),
             Some(Saved::New(_)) | None => None,

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Row, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -35,8 +35,9 @@ mod boards;
 mod lessons;
 mod writer;
 
+use crate::store::state_writer::{StateWrite, StateWriter, STATE_BATCH};
 use accounts::CURRENT_PROFILE;
-use writer::{StateWrite, StateWriter, STATE_BATCH, WRITER_AUTOCHECKPOINT_PAGES};
+use writer::{SqliteRows, WRITER_AUTOCHECKPOINT_PAGES};
 
 /// Embedded migrations, applied in order; a name once applied is never applied again.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -136,14 +137,11 @@ impl SqliteStore {
             .map_err(|e| unreachable(e.to_string()))?;
         let (hlc, node) = (node.clock.clone(), node.id.to_string());
         let (states, queue) = mpsc::channel(4 * STATE_BATCH);
-        let writer = StateWriter {
+        let rows = SqliteRows {
             write: write.clone(),
-            hlc: hlc.clone(),
             node: node.clone(),
-            newest: HashMap::new(),
         };
-        writer
-            .spawn(queue, options.clone())
+        writer::spawn(StateWriter::new(rows, hlc.clone()), queue, options.clone())
             .map_err(|e| unreachable(e.to_string()))?;
         Ok(Self {
             read,

@@ -93,7 +93,7 @@ CREATE TABLE lesson_revision (
     title text NOT NULL,
     title_key text COLLATE "C" NOT NULL,
     slide_count bigint NOT NULL,
-    slides jsonb NOT NULL,
+    slides text NOT NULL,
     deleted boolean NOT NULL,
     restored_from uuid
 );

@@ -1,0 +1,394 @@
+//! Boards on PostgreSQL: identities, pairing codes, pairings with their names, and states (which
+//! the writer in `writer.rs` stores).
+
+use super::*;
+
+/// The newest pairing row of (board `b`, account) joined as `bp`, not removed.
+const CURRENT_PAIRING: &str = "NOT EXISTS (SELECT 1 FROM board_pairing n
+    WHERE n.board_id = bp.board_id AND n.account_id = bp.account_id
+    AND (n.version, n.id) > (bp.version, bp.id)) AND NOT bp.removed";
+
+/// The columns [`pairing_from`] reads, for `bp` of [`CURRENT_PAIRING`]: its board, the newest
+/// name the teacher gave it, and when it was paired.
+const PAIRING_COLUMNS: &str = "bp.board_id, bp.version,
+    (SELECT bn.name FROM board_name bn WHERE bn.board_id = bp.board_id
+     AND bn.account_id = bp.account_id ORDER BY bn.version DESC, bn.id DESC LIMIT 1) AS name";
+
+/// Code row `c` is usable: unexpired, unused, its board's newest code, and no newer board
+/// drew the same digits.
+const USABLE_CODE: &str = "c.expires_at > ?
+    AND NOT EXISTS (SELECT 1 FROM board_code_use u WHERE u.code_id = c.id)
+    AND NOT EXISTS (SELECT 1 FROM board_code n WHERE n.board_id = c.board_id
+        AND (n.version, n.id) > (c.version, c.id))
+    AND NOT EXISTS (SELECT 1 FROM board_code o WHERE o.code = c.code
+        AND (o.version, o.id) > (c.version, c.id))";
+
+fn pairing_from(row: &PgRow) -> StoreResult<BoardPairing> {
+    Ok(BoardPairing {
+        board: uuid(row, "board_id")?,
+        name: row.try_get("name")?,
+        paired: Version(row.try_get("version")?),
+    })
+}
+
+fn code_from(row: &PgRow) -> StoreResult<ActiveCode> {
+    Ok(ActiveCode {
+        id: uuid(row, "id")?,
+        board: uuid(row, "board_id")?,
+        code: row.try_get("code")?,
+        expires_at_ms: row.try_get("expires_at")?,
+    })
+}
+
+impl PgStore {
+    /// Pairs (`removed` false) or unpairs the board and the teacher.
+    async fn insert_pairing(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        account: Uuid,
+        board: Uuid,
+        removed: bool,
+    ) -> StoreResult<Version> {
+        let newest: Option<i64> = sqlx::query_scalar(&q(
+            "SELECT MAX(version) FROM board_pairing WHERE board_id = ? AND account_id = ?",
+        ))
+        .bind(board)
+        .bind(account)
+        .fetch_one(&mut **tx)
+        .await?;
+        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        sqlx::query(&q(
+            "INSERT INTO board_pairing (id, board_id, account_id, removed, version, node)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(Uuid::now_v7())
+        .bind(board)
+        .bind(account)
+        .bind(removed)
+        .bind(version.0)
+        .bind(self.node)
+        .execute(&mut **tx)
+        .await?;
+        Ok(version)
+    }
+
+    /// Names the board for the teacher; a rename never touches whether they are paired.
+    async fn insert_board_name(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        account: Uuid,
+        board: Uuid,
+        name: &str,
+    ) -> StoreResult<()> {
+        let newest: Option<i64> = sqlx::query_scalar(&q(
+            "SELECT MAX(version) FROM board_name WHERE board_id = ? AND account_id = ?",
+        ))
+        .bind(board)
+        .bind(account)
+        .fetch_one(&mut **tx)
+        .await?;
+        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        sqlx::query(&q(
+            "INSERT INTO board_name (id, board_id, account_id, name, version, node)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(Uuid::now_v7())
+        .bind(board)
+        .bind(account)
+        .bind(name)
+        .bind(version.0)
+        .bind(self.node)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn current_pairing<'e, E>(
+        &self,
+        db: E,
+        account: Uuid,
+        board: Uuid,
+    ) -> StoreResult<BoardPairing>
+    where
+        E: sqlx::Executor<'e, Database = Postgres>,
+    {
+        let sql = format!(
+            "SELECT {PAIRING_COLUMNS} FROM board_pairing bp
+             WHERE bp.board_id = ? AND bp.account_id = ? AND {CURRENT_PAIRING}"
+        );
+        let row = sqlx::query(&q(sql))
+            .bind(board)
+            .bind(account)
+            .fetch_optional(db)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        pairing_from(&row)
+    }
+
+    async fn usable_code<'e, E>(
+        &self,
+        db: E,
+        filter: &str,
+        value: String,
+        now_ms: i64,
+    ) -> StoreResult<Option<ActiveCode>>
+    where
+        E: sqlx::Executor<'e, Database = Postgres>,
+    {
+        let cast = if filter == "code" { "" } else { "::uuid" };
+        let sql = format!(
+            "SELECT c.id, c.board_id, c.code, c.expires_at FROM board_code c
+             WHERE c.{filter} = ?{cast} AND {USABLE_CODE} ORDER BY c.version DESC, c.id DESC LIMIT 1"
+        );
+        sqlx::query(&q(sql))
+            .bind(value)
+            .bind(now_ms)
+            .fetch_optional(db)
+            .await?
+            .map(|row| code_from(&row))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl BoardStore for PgStore {
+    async fn create_board(&self, token_hash: &str) -> StoreResult<Uuid> {
+        let id = Uuid::now_v7();
+        sqlx::query(&q(
+            "INSERT INTO board (id, token_hash, version, node) VALUES (?, ?, ?, ?)",
+        ))
+        .bind(id)
+        .bind(token_hash)
+        .bind(self.hlc.next().0)
+        .bind(self.node)
+        .execute(&self.write)
+        .await?;
+        Ok(id)
+    }
+
+    async fn board_by_token(&self, token_hash: &str) -> StoreResult<Option<Uuid>> {
+        let row = sqlx::query(&q(
+            "SELECT id FROM board WHERE token_hash = ? ORDER BY version, id LIMIT 1",
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| uuid(&r, "id")).transpose()
+    }
+
+    async fn issue_code(
+        &self,
+        board: Uuid,
+        code: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<ActiveCode> {
+        let mut tx = self.begin().await?;
+        let newest: Option<i64> = sqlx::query_scalar(&q(
+            "SELECT MAX(version) FROM board_code WHERE code = ? OR board_id = ?",
+        ))
+        .bind(code)
+        .bind(board)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = Uuid::now_v7();
+        sqlx::query(&q("INSERT INTO board_code (id, board_id, code, expires_at, version, node) VALUES (?, ?, ?, ?, ?, ?)",))
+        .bind(id)
+        .bind(board)
+        .bind(code)
+        .bind(expires_at_ms)
+        .bind(self.hlc.next_after(Version(newest.unwrap_or(0))).0)
+        .bind(self.node)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ActiveCode {
+            id,
+            board,
+            code: code.to_owned(),
+            expires_at_ms,
+        })
+    }
+
+    async fn current_code(&self, board: Uuid, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
+        self.usable_code(&self.read, "board_id", board.to_string(), now_ms)
+            .await
+    }
+
+    async fn resolve_code(&self, code: &str, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
+        self.usable_code(&self.read, "code", code.to_owned(), now_ms)
+            .await
+    }
+
+    async fn pair_board(
+        &self,
+        account: Uuid,
+        code: &ActiveCode,
+        name: &str,
+    ) -> StoreResult<BoardPairing> {
+        let mut tx = self.begin().await?;
+        let still = self
+            .usable_code(&mut *tx, "id", code.id.to_string(), 0)
+            .await?
+            .is_some();
+        if !still {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(&q("INSERT INTO board_code_use (id, code_id, account_id, version, node) VALUES (?, ?, ?, ?, ?)",))
+        .bind(Uuid::now_v7())
+        .bind(code.id)
+        .bind(account)
+        .bind(self.hlc.next().0)
+        .bind(self.node)
+        .execute(&mut *tx)
+        .await?;
+        let paired = self
+            .insert_pairing(&mut tx, account, code.board, false)
+            .await?;
+        self.insert_board_name(&mut tx, account, code.board, name)
+            .await?;
+        tx.commit().await?;
+        Ok(BoardPairing {
+            board: code.board,
+            name: name.to_owned(),
+            paired,
+        })
+    }
+
+    async fn boards_of(&self, account: Uuid) -> StoreResult<Vec<BoardPairing>> {
+        let sql = format!(
+            "SELECT {PAIRING_COLUMNS} FROM board_pairing bp
+             WHERE bp.account_id = ? AND {CURRENT_PAIRING} ORDER BY name, bp.board_id"
+        );
+        let rows = sqlx::query(&q(sql))
+            .bind(account)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(pairing_from).collect()
+    }
+
+    async fn board_pairing(&self, account: Uuid, board: Uuid) -> StoreResult<BoardPairing> {
+        self.current_pairing(&self.read, account, board).await
+    }
+
+    async fn rename_board(
+        &self,
+        account: Uuid,
+        board: Uuid,
+        name: &str,
+    ) -> StoreResult<BoardPairing> {
+        let mut tx = self.begin().await?;
+        let current = self.current_pairing(&mut *tx, account, board).await?;
+        self.insert_board_name(&mut tx, account, board, name)
+            .await?;
+        tx.commit().await?;
+        Ok(BoardPairing {
+            name: name.to_owned(),
+            ..current
+        })
+    }
+
+    async fn unpair_board(&self, account: Uuid, board: Uuid) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        self.current_pairing(&mut *tx, account, board).await?;
+        self.insert_pairing(&mut tx, account, board, true).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn board_teachers(&self, board: Uuid) -> StoreResult<Vec<String>> {
+        let sql = format!(
+            "SELECT p.name FROM board_pairing bp JOIN account a ON a.id = bp.account_id {CURRENT_PROFILE}
+             WHERE bp.board_id = ? AND {CURRENT_PAIRING} ORDER BY bp.version"
+        );
+        let rows = sqlx::query(&q(sql))
+            .bind(board)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
+    }
+
+    async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>> {
+        let row = sqlx::query(&q("SELECT state::text AS state, version FROM board_state WHERE board_id = ? ORDER BY version DESC, id DESC LIMIT 1",))
+        .bind(board)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let json: String = row.try_get("state")?;
+        let mut state: BoardState = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("board state: {e}")))?;
+        state.version = self.observed(row.try_get("version")?).0;
+        Ok(Some(state))
+    }
+
+    async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>> {
+        let earlier = writer::earlier(&self.read, &[command]).await?;
+        Ok(match earlier.get(&command) {
+            Some(Saved::Before { board, version }) => Some((*board, *version)),
+            Some(Saved::New(_)) | None => None,
+        })
+    }
+
+    async fn had_board_state(&self, board: Uuid, version: i64) -> StoreResult<bool> {
+        let found = sqlx::query_scalar::<_, i64>(&q(
+            "SELECT 1::bigint FROM board_state WHERE board_id = ? AND version = ? LIMIT 1",
+        ))
+        .bind(board)
+        .bind(version)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Saved> {
+        let json = state.stored_json();
+        let (done, durable) = oneshot::channel();
+        let write = StateWrite {
+            command,
+            board: state.board,
+            json,
+            done,
+        };
+        let gone = || StoreError::Unavailable("the board state writer has stopped".into());
+        self.states.send(write).await.map_err(|_| gone())?;
+        durable
+            .await
+            .map_err(|_| gone())?
+            .map_err(|reason| StoreError::Unavailable(reason.into()))
+    }
+
+    async fn purge_board_states(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+        self.delete_in_batches(
+            "DELETE FROM board_state WHERE id IN (
+                SELECT s.id FROM board_state s
+                WHERE s.node = ANY(?) AND s.version < ?
+                AND EXISTS (SELECT 1 FROM board_state n WHERE n.board_id = s.board_id
+                            AND (n.version, n.id) > (s.version, s.id))
+                LIMIT ?)",
+            purge_args(nodes, &[before.0])?,
+        )
+        .await
+    }
+
+    async fn purge_codes(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64> {
+        let codes = self
+            .delete_in_batches(
+                "DELETE FROM board_code WHERE id IN (
+                    SELECT c.id FROM board_code c
+                    WHERE c.node = ANY(?) AND c.expires_at < ?
+                    LIMIT ?)",
+                purge_args(nodes, &[before_ms])?,
+            )
+            .await?;
+        // The records of those codes' use, once their codes are gone.
+        self.delete_in_batches(
+            "DELETE FROM board_code_use WHERE id IN (
+                SELECT u.id FROM board_code_use u
+                WHERE u.node = ANY(?)
+                AND NOT EXISTS (SELECT 1 FROM board_code c WHERE c.id = u.code_id)
+                LIMIT ?)",
+            purge_args(nodes, &[])?,
+        )
+        .await?;
+        Ok(codes)
+    }
+}
