@@ -78,7 +78,9 @@ struct Seeded {
 /// password hashing and pairing rate limits are (rightly) made for people.
 async fn seed(dir: &std::path::Path, a: &Args) -> Seeded {
     let url = format!("sqlite://{}", dir.join("classcast.db").display());
-    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
+    let store = store::open(std::slice::from_ref(&url), &Node::new(Uuid::now_v7()))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let hash = classcast::auth::password::PasswordHasher::new(1, Duration::from_secs(5))
         .hash("benchmark password".into())

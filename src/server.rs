@@ -30,8 +30,6 @@ pub enum ServeError {
     Open(#[from] OpenError),
     #[error("cannot prepare the database: {0}")]
     Migrate(String),
-    #[error("several databases are configured, but cluster mode is not available in this version")]
-    SeveralDatabases,
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -74,15 +72,12 @@ pub async fn node(config: &Config) -> Result<Node, ServeError> {
 /// Opens the configured store for this node, creating the node's data directory (its id and
 /// the embedded database live there).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
-    let [url] = config.databases.as_slice() else {
-        return Err(ServeError::SeveralDatabases);
-    };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
         reason: e.to_string(),
     })?;
     let node = node(config).await?;
-    Ok(store::open(url, &node).await?)
+    Ok(store::open(&config.databases, &node).await?)
 }
 
 /// Opens the store and applies pending migrations.

@@ -32,15 +32,52 @@ async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok" })
 }
 
-/// The process can serve requests: its database answers.
+/// The process can serve requests: the database it uses answers.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// Always `ok`.
+    status: &'static str,
+    /// Each database the node may use, in order of preference.
+    databases: Vec<DatabaseReadiness>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DatabaseReadiness {
+    /// Its URL, without a password.
+    url: String,
+    /// It answered just now.
+    answering: bool,
+    /// The node uses this one now (the first that answers).
+    active: bool,
+}
+
+/// Ready: a database the node may use answers. Lists each of them.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "The database does not answer", body = ErrorBody),
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "No database answers", body = ErrorBody),
     ))]
-async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
-    state.store.ping().await?;
-    Ok(axum::Json(Health { status: "ok" }))
+async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Readiness>, ApiError> {
+    let databases = state.store.databases().await;
+    // A node whose database stopped answering moves to one that answers within a second.
+    if !databases.iter().any(|d| d.answering) {
+        let down: Vec<&str> = databases.iter().map(|d| d.url.as_str()).collect();
+        return Err(ApiError::Unavailable {
+            retry_after: std::time::Duration::from_secs(5),
+            cause: format!("no database answers: {}", down.join(", ")),
+        });
+    }
+    Ok(axum::Json(Readiness {
+        status: "ok",
+        databases: databases
+            .into_iter()
+            .map(|d| DatabaseReadiness {
+                url: d.url,
+                answering: d.answering,
+                active: d.active,
+            })
+            .collect(),
+    }))
 }
 
 /// What the browser client needs before its first API call.

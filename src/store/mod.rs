@@ -156,6 +156,16 @@ pub struct ActiveCode {
     pub expires_at_ms: i64,
 }
 
+/// One database of a node, as `/readyz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseStatus {
+    /// Without its password.
+    pub url: String,
+    pub answering: bool,
+    /// The node uses this one now.
+    pub active: bool,
+}
+
 /// What storing a command's state did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {
@@ -172,8 +182,8 @@ pub enum Saved {
 pub trait Store: AccountStore + LessonStore + BoardStore + Send + Sync + 'static {
     /// Applies pending schema migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;
-    /// Answers when the database can serve queries.
-    async fn ping(&self) -> StoreResult<()>;
+    /// Each database the node may use, whether it answers now, and which one it uses.
+    async fn databases(&self) -> Vec<DatabaseStatus>;
     /// Records that this node is alive now (every few minutes; see [`upkeep_nodes`]).
     ///
     /// [`upkeep_nodes`]: Store::upkeep_nodes
@@ -337,25 +347,29 @@ pub trait BoardStore: Send + Sync {
     async fn purge_codes(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64>;
 }
 
-/// Opens the store named by a database URL for `node`, creating an embedded database if
-/// needed.
+/// Opens the store on the databases named by `urls` for `node`: one SQLite database
+/// (created if needed), or PostgreSQL databases in order of preference (the node uses the
+/// first that answers and moves on when it fails).
 pub async fn open(
-    url: &str,
+    urls: &[String],
     node: &crate::domain::node::Node,
 ) -> Result<std::sync::Arc<dyn Store>, OpenError> {
-    if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(
+    let postgres = |url: &String| url.starts_with("postgres:") || url.starts_with("postgresql:");
+    match urls {
+        [url] if url.starts_with("sqlite:") => Ok(std::sync::Arc::new(
             sqlite::SqliteStore::open(url, node).await?,
-        ))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(std::sync::Arc::new(
-            postgres::PgStore::open(url, node).await?,
-        ))
-    } else {
-        Err(OpenError::Unsupported(format!(
+        )),
+        [_, ..] if urls.iter().all(postgres) => Ok(std::sync::Arc::new(
+            postgres::PgStore::open(urls, node).await?,
+        )),
+        [] => Err(OpenError::Unsupported("no database is configured".into())),
+        _ if urls.iter().any(|u| u.starts_with("sqlite:")) => Err(OpenError::Unsupported(
+            "an embedded sqlite: database stands alone; several databases must all be postgres: URLs".into(),
+        )),
+        _ => Err(OpenError::Unsupported(format!(
             "unknown database URL {:?}: it must start with sqlite: or postgres:",
-            redact_url(url)
-        )))
+            redact_url(urls.iter().find(|u| !postgres(u)).map_or("", |u| u.as_str()))
+        ))),
     }
 }
 

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::Connection;
 
-use crate::harness::{cli, Process, TestApp};
+use crate::harness::{cli, text_slide, Process, TestApp};
 use crate::live::{classroom, Ws, PATIENCE};
 #[path = "../support/postgres.rs"]
 mod postgres;
@@ -162,4 +162,102 @@ async fn a_node_serves_from_postgresql_and_keeps_everything_across_a_restart() {
     let state = screen.state_where(|s| s["version"] == acked).await;
     assert_eq!(state["slide_index"], 1);
     assert_eq!(state["lesson"]["title"], "Fractions");
+}
+
+async fn readiness(base: &str) -> Value {
+    reqwest::get(format!("{base}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Which database (by position) `/readyz` says the node uses, if it is ready.
+async fn active_database(base: &str) -> Option<usize> {
+    let ready = readiness(base).await;
+    ready["databases"]
+        .as_array()?
+        .iter()
+        .position(|d| d["active"] == true && d["answering"] == true)
+}
+
+#[tokio::test]
+async fn a_node_moves_to_the_other_database_when_its_own_stops_and_back_when_it_returns() {
+    let (a, b) = (PgServer::start(), PgServer::start());
+    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok, "{said}{errors}");
+    let data = tempfile::tempdir().unwrap();
+    let node = Process::start_with(data.path(), &["--database", &url_a, "--database", &url_b]);
+    let app = TestApp::of_process(&node, tempfile::tempdir().unwrap());
+    assert_eq!(
+        active_database(&app.base).await,
+        Some(0),
+        "the first is preferred"
+    );
+    let t = app.register("failover@school.org").await;
+    let lesson = app
+        .create_lesson(
+            &t,
+            json!({"title": "Before", "slides": [text_slide("One")]}),
+        )
+        .await;
+    let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
+    // Replication is asynchronous: the test waits until B has what A acknowledged.
+    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+    let mut on_b = sqlx::PgConnection::connect(&url_b).await.unwrap();
+    loop {
+        let revisions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lesson_revision")
+            .fetch_one(&mut on_b)
+            .await
+            .unwrap();
+        if revisions == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B never had the lesson"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    a.crash();
+    let crashed = tokio::time::Instant::now();
+    loop {
+        let res = app
+            .as_teacher(reqwest::Method::GET, &path, &t)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == reqwest::StatusCode::OK {
+            break;
+        }
+        assert_eq!(
+            res.status(),
+            reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            "a clean 503 meanwhile"
+        );
+        assert!(crashed.elapsed() < PATIENCE * 3, "still not serving from B");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("served from B {:?} after A crashed", crashed.elapsed());
+    let res = app
+        .as_teacher(reqwest::Method::POST, "/api/lessons", &t)
+        .json(&json!({"title": "During", "slides": [text_slide("Two")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::CREATED);
+    let ready = readiness(&app.base).await;
+    assert_eq!(ready["databases"][0]["answering"], false, "{ready}");
+    assert_eq!(ready["databases"][1]["active"], true, "{ready}");
+
+    a.start_again();
+    let back = tokio::time::Instant::now();
+    while active_database(&app.base).await != Some(0) {
+        assert!(back.elapsed() < PATIENCE * 3, "never went back to A");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("back on A {:?} after it started", back.elapsed());
 }

@@ -44,7 +44,9 @@ const REPLICATED: &[&str] = &[
 async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
+    let store = store::open(std::slice::from_ref(&url), &Node::new(Uuid::now_v7()))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     for table in REPLICATED {
@@ -64,7 +66,9 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
 async fn postgres() -> (Arc<dyn Store>, pg_server::PgServer) {
     let server = pg_server::PgServer::start();
     let url = server.create("classcast").await;
-    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
+    let store = store::open(std::slice::from_ref(&url), &Node::new(Uuid::now_v7()))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     let mut sql = "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
@@ -433,7 +437,11 @@ async fn deletion_is_a_tombstone(store: &dyn Store) {
 
 async fn migrating_twice_applies_nothing(store: &dyn Store) {
     assert!(store.migrate().await.unwrap().is_empty());
-    store.ping().await.unwrap();
+    assert!(store
+        .databases()
+        .await
+        .iter()
+        .all(|d| d.answering && d.active));
 }
 
 #[tokio::test]
@@ -668,7 +676,9 @@ async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let node = Node::new(Uuid::now_v7());
     let mine = [node.id.to_string()];
-    let store = store::open(&url, &node).await.unwrap();
+    let store = store::open(std::slice::from_ref(&url), &node)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let owner = account(store.as_ref(), "r@school.org").await;
     let first = store.create_lesson(owner, &lesson("v0", 1)).await.unwrap();
@@ -739,7 +749,9 @@ async fn purging_codes_removes_only_long_expired_ones() {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let node = Node::new(Uuid::now_v7());
     let mine = [node.id.to_string()];
-    let store = store::open(&url, &node).await.unwrap();
+    let store = store::open(std::slice::from_ref(&url), &node)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let teacher = account(store.as_ref(), "c@school.org").await;
     let board = store.create_board("token-codes").await.unwrap();
@@ -780,7 +792,9 @@ async fn purging_removes_only_superseded_states_of_this_node() {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let node = Node::new(Uuid::now_v7());
     let mine = [node.id.to_string()];
-    let store = store::open(&url, &node).await.unwrap();
+    let store = store::open(std::slice::from_ref(&url), &node)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let board = store.create_board("token-purge").await.unwrap();
     let other = store.create_board("token-other").await.unwrap();
@@ -1032,7 +1046,9 @@ async fn upgrading_to_one_row_per_fact_keeps_every_account_and_pairing_as_it_was
     sqlx::raw_sql(&seed).execute(&mut conn).await.unwrap();
     drop(conn);
 
-    let store = store::open(&url, &Node::new(Uuid::now_v7())).await.unwrap();
+    let store = store::open(std::slice::from_ref(&url), &Node::new(Uuid::now_v7()))
+        .await
+        .unwrap();
     let applied = store.migrate().await.unwrap();
     assert_eq!(
         applied.first().map(String::as_str),
@@ -1073,7 +1089,11 @@ async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_nod
     let [low, high, gone] = ids.map(Node::new);
     let open = |node: &Node| {
         let (url, node) = (url.clone(), node.clone());
-        async move { store::open(&url, &node).await.unwrap() }
+        async move {
+            store::open(std::slice::from_ref(&url), &node)
+                .await
+                .unwrap()
+        }
     };
     let gone_store = open(&gone).await;
     gone_store.migrate().await.unwrap();
@@ -1151,7 +1171,9 @@ async fn a_purge_larger_than_a_batch_removes_every_row_in_turn() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let node = Node::new(Uuid::now_v7());
-    let store = store::open(&url, &node).await.unwrap();
+    let store = store::open(std::slice::from_ref(&url), &node)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let board = store.create_board("token-many").await.unwrap();
     // 2,501 states of one board, saved at once: 2,500 of them are superseded.

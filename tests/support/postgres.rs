@@ -3,6 +3,9 @@
 //! the cluster tests) come from `scripts/test`. As root, the server runs as `postgres`,
 //! since PostgreSQL refuses to run as root.
 
+// Shared by the store and API test crates; each uses a part of it.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -12,6 +15,8 @@ const BIN: &str = "/usr/lib/postgresql/15/bin";
 pub struct PgServer {
     dir: tempfile::TempDir,
     pub port: u16,
+    /// The server's command-line settings, to start it again as it was.
+    options: String,
 }
 
 impl PgServer {
@@ -26,15 +31,14 @@ impl PgServer {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
-        let as_root = running_as_root();
-        if as_root {
+        if running_as_root() {
             for path in [dir.path(), &data] {
                 chown_to_postgres(path);
             }
         }
         let port = free_port();
         run(
-            as_root,
+            running_as_root(),
             &[
                 &format!("{BIN}/initdb"),
                 "-D",
@@ -57,21 +61,44 @@ impl PgServer {
         for setting in settings {
             options += &format!(" -c {setting}");
         }
+        let server = PgServer { dir, port, options };
+        server.start_again();
+        server
+    }
+
+    /// Starts the server (again), waiting until it accepts connections.
+    pub fn start_again(&self) {
+        let data = self.data();
+        let log = self.dir.path().join("log");
         run(
-            as_root,
+            running_as_root(),
             &[
                 &format!("{BIN}/pg_ctl"),
                 "-D",
                 data.to_str().unwrap(),
                 "-o",
-                &options,
+                &self.options,
                 "-l",
-                dir.path().join("log").to_str().unwrap(),
+                log.to_str().unwrap(),
                 "-w",
                 "start",
             ],
         );
-        PgServer { dir, port }
+    }
+
+    /// Stops the server at once, as a crash would (`-m immediate`).
+    pub fn crash(&self) {
+        let data = self.data();
+        let stop = [
+            &format!("{BIN}/pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ];
+        run(running_as_root(), &stop);
     }
 
     /// A URL for `database` on this server (created by [`PgServer::create`]).

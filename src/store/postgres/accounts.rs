@@ -197,7 +197,7 @@ impl AccountStore for PgStore {
         );
         let row = sqlx::query(&q(sql))
             .bind(id)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?
             .ok_or(StoreError::NotFound)?;
         account_from(&row)
@@ -214,7 +214,7 @@ impl AccountStore for PgStore {
         );
         let row = sqlx::query(&q(sql))
             .bind(email_normalized)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         row.map(|row| {
             Ok(LoginRecord {
@@ -228,7 +228,7 @@ impl AccountStore for PgStore {
     async fn any_account(&self) -> StoreResult<bool> {
         Ok(
             sqlx::query_scalar(&q("SELECT EXISTS (SELECT 1 FROM account)"))
-                .fetch_one(&self.read)
+                .fetch_one(self.read())
                 .await?,
         )
     }
@@ -238,7 +238,7 @@ impl AccountStore for PgStore {
             "SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE}
              WHERE {OWNS_EMAIL} ORDER BY a.email_norm"
         );
-        let rows = sqlx::query(&q(sql)).fetch_all(&self.read).await?;
+        let rows = sqlx::query(&q(sql)).fetch_all(self.read()).await?;
         rows.iter().map(account_from).collect()
     }
 
@@ -318,7 +318,7 @@ impl AccountStore for PgStore {
         let row = sqlx::query(&q(sql))
             .bind(token_hash)
             .bind(now_ms)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read())
             .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(SessionRecord {
@@ -337,7 +337,7 @@ impl AccountStore for PgStore {
                   + COALESCE((SELECT MAX(version) FROM account_access), 0)
                   + COALESCE((SELECT MAX(version) FROM account_pending), 0)",
         ))
-        .fetch_one(&self.read)
+        .fetch_one(self.read())
         .await?)
     }
 
@@ -353,7 +353,7 @@ impl AccountStore for PgStore {
         let live: Vec<Uuid> = sqlx::query_scalar(&q(sql))
             .bind(families)
             .bind(now_ms)
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         Ok(live.into_iter().collect())
     }
@@ -366,7 +366,7 @@ impl AccountStore for PgStore {
         .bind(family)
         .bind(self.hlc.next().0)
         .bind(self.node)
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(())
     }

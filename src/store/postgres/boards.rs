@@ -161,7 +161,7 @@ impl BoardStore for PgStore {
         .bind(token_hash)
         .bind(self.hlc.next().0)
         .bind(self.node)
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(id)
     }
@@ -171,7 +171,7 @@ impl BoardStore for PgStore {
             "SELECT id FROM board WHERE token_hash = ? ORDER BY version, id LIMIT 1",
         ))
         .bind(token_hash)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?;
         row.map(|r| uuid(&r, "id")).transpose()
     }
@@ -210,12 +210,12 @@ impl BoardStore for PgStore {
     }
 
     async fn current_code(&self, board: Uuid, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
-        self.usable_code(&self.read, "board_id", board.to_string(), now_ms)
+        self.usable_code(self.read(), "board_id", board.to_string(), now_ms)
             .await
     }
 
     async fn resolve_code(&self, code: &str, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
-        self.usable_code(&self.read, "code", code.to_owned(), now_ms)
+        self.usable_code(self.read(), "code", code.to_owned(), now_ms)
             .await
     }
 
@@ -261,13 +261,13 @@ impl BoardStore for PgStore {
         );
         let rows = sqlx::query(&q(sql))
             .bind(account)
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         rows.iter().map(pairing_from).collect()
     }
 
     async fn board_pairing(&self, account: Uuid, board: Uuid) -> StoreResult<BoardPairing> {
-        self.current_pairing(&self.read, account, board).await
+        self.current_pairing(self.read(), account, board).await
     }
 
     async fn rename_board(
@@ -302,7 +302,7 @@ impl BoardStore for PgStore {
         );
         let rows = sqlx::query(&q(sql))
             .bind(board)
-            .fetch_all(&self.read)
+            .fetch_all(self.read())
             .await?;
         rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
@@ -310,7 +310,7 @@ impl BoardStore for PgStore {
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>> {
         let row = sqlx::query(&q("SELECT state::text AS state, version FROM board_state WHERE board_id = ? ORDER BY version DESC, id DESC LIMIT 1",))
         .bind(board)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?;
         let Some(row) = row else { return Ok(None) };
         let json: String = row.try_get("state")?;
@@ -321,7 +321,7 @@ impl BoardStore for PgStore {
     }
 
     async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>> {
-        let earlier = writer::earlier(&self.read, &[command]).await?;
+        let earlier = writer::earlier(self.read(), &[command]).await?;
         Ok(match earlier.get(&command) {
             Some(Saved::Before { board, version }) => Some((*board, *version)),
             Some(Saved::New(_)) | None => None,
@@ -334,7 +334,7 @@ impl BoardStore for PgStore {
         ))
         .bind(board)
         .bind(version)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?;
         Ok(found.is_some())
     }

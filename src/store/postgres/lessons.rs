@@ -102,7 +102,7 @@ impl PgStore {
         ))
         .bind(revision)
         .bind(lesson)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read())
         .await?
         .ok_or(StoreError::NotFound)?;
         let content = LessonContent {
@@ -156,7 +156,7 @@ impl LessonStore for PgStore {
     }
 
     async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord> {
-        self.current_lesson(&self.read, owner, id).await
+        self.current_lesson(self.read(), owner, id).await
     }
 
     async fn list_lessons(
@@ -190,7 +190,7 @@ impl LessonStore for PgStore {
             }
             None => {}
         }
-        let rows = query.bind(i64::from(limit)).fetch_all(&self.read).await?;
+        let rows = query.bind(i64::from(limit)).fetch_all(self.read()).await?;
         rows.iter()
             .map(|row| {
                 Ok(LessonSummary {
@@ -268,7 +268,7 @@ impl LessonStore for PgStore {
     }
 
     async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>> {
-        self.current_lesson(&self.read, owner, id).await?;
+        self.current_lesson(self.read(), owner, id).await?;
         let sql = format!(
             "SELECT r.id, r.version, r.title, r.slide_count, r.restored_from, p.name
              FROM lesson_revision r
@@ -276,7 +276,7 @@ impl LessonStore for PgStore {
              WHERE r.lesson_id = ? AND NOT r.deleted
              ORDER BY r.version DESC, r.id DESC LIMIT {REVISIONS_LISTED}"
         );
-        let rows = sqlx::query(&q(sql)).bind(id).fetch_all(&self.read).await?;
+        let rows = sqlx::query(&q(sql)).bind(id).fetch_all(self.read()).await?;
         rows.iter()
             .map(|row| {
                 let restored_from: Option<Uuid> = row.try_get("restored_from")?;
@@ -293,7 +293,7 @@ impl LessonStore for PgStore {
     }
 
     async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
-        self.current_lesson(&self.read, owner, id).await?;
+        self.current_lesson(self.read(), owner, id).await?;
         match self.revision_content(id, revision).await? {
             (_, true) => Err(StoreError::NotFound),
             (content, false) => Ok(content),
@@ -306,7 +306,7 @@ impl LessonStore for PgStore {
              FROM lesson l JOIN lesson_revision r ON r.lesson_id = l.id WHERE l.owner_id = ?",
         ))
         .bind(owner)
-        .fetch_one(&self.read)
+        .fetch_one(self.read())
         .await?;
         Ok(bytes.max(0) as u64)
     }

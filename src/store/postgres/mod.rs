@@ -18,6 +18,7 @@ mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,57 +99,155 @@ pub async fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error
 }
 
 pub struct PgStore {
-    read: PgPool,
-    write: PgPool,
+    databases: Arc<Databases>,
     hlc: Arc<Hlc>,
     node: Uuid,
     /// Board states go through one group-committing writer per node (see `StateWriter`).
     states: mpsc::Sender<StateWrite>,
 }
 
+/// The databases a node may use, in order of preference, and the one it uses now: the first
+/// that answers. A watcher checks them every [`WATCH_EVERY`], so a node moves to the next
+/// database within seconds of its database failing, and back when the preferred one
+/// answers again.
+pub(crate) struct Databases {
+    members: Vec<Database>,
+    active: AtomicUsize,
+}
+
+struct Database {
+    /// Its URL without a password, for logs and `/readyz`.
+    url: String,
+    read: PgPool,
+    write: PgPool,
+    /// The board-state writer's own connection.
+    states: PgPool,
+}
+
+/// How often the watcher asks each database whether it answers.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// How long a database may take to answer the watcher (school networks are slow, a dead
+/// server is silent).
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+/// How long a request waits for a connection before it fails with 503, so that requests
+/// during a failover end quickly and clients retry.
+const ACQUIRE_WITHIN: Duration = Duration::from_secs(3);
 /// The longest any statement may run before PostgreSQL cancels it.
 const STATEMENT_TIMEOUT: &str = "10s";
 
+impl Databases {
+    fn active(&self) -> &Database {
+        &self.members[self
+            .active
+            .load(Ordering::Relaxed)
+            .min(self.members.len() - 1)]
+    }
+
+    /// Whether each database answers now, in order.
+    async fn answering(&self) -> Vec<bool> {
+        let asks = self.members.iter().map(|db| async move {
+            let ask = sqlx::query("SELECT 1").execute(&db.read);
+            matches!(tokio::time::timeout(ANSWER_WITHIN, ask).await, Ok(Ok(_)))
+        });
+        futures_util::future::join_all(asks).await
+    }
+
+    /// Uses the first database that answers; keeps the current one when none does.
+    async fn choose(&self) {
+        let answering = self.answering().await;
+        let Some(first) = answering.iter().position(|a| *a) else {
+            return;
+        };
+        let before = self.active.swap(first, Ordering::Relaxed);
+        if before != first {
+            tracing::warn!(
+                from = %self.members[before].url,
+                to = %self.members[first].url,
+                "moving to another database"
+            );
+        }
+    }
+
+    async fn watch(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        loop {
+            tick.tick().await;
+            self.choose().await;
+        }
+    }
+}
+
 impl PgStore {
-    /// Connects to the database at `url` for `node`.
-    pub async fn open(url: &str, node: &Node) -> Result<Self, OpenError> {
-        let unreachable = |reason: String| OpenError::Unreachable {
-            url: redact_url(url),
-            reason,
+    /// Connects to the databases at `urls` (in order of preference) for `node`; at least one
+    /// must answer now. The others are connected to when they answer.
+    pub async fn open(urls: &[String], node: &Node) -> Result<Self, OpenError> {
+        let mut members = Vec::new();
+        for url in urls {
+            let unreachable = |reason: String| OpenError::Unreachable {
+                url: redact_url(url),
+                reason,
+            };
+            // An answered write is durable: each commit waits for the WAL's flush.
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| unreachable(e.to_string()))?
+                .options([
+                    ("statement_timeout", STATEMENT_TIMEOUT),
+                    ("synchronous_commit", "on"),
+                ]);
+            let pool = |connections: u32| {
+                PgPoolOptions::new()
+                    .max_connections(connections)
+                    .acquire_timeout(ACQUIRE_WITHIN)
+                    .connect_lazy_with(options.clone())
+            };
+            members.push(Database {
+                url: redact_url(url),
+                read: pool(8),
+                write: pool(4),
+                states: pool(1),
+            });
+        }
+        let databases = Arc::new(Databases {
+            members,
+            active: AtomicUsize::new(0),
+        });
+        let answering = databases.answering().await;
+        let Some(first) = answering.iter().position(|a| *a) else {
+            return Err(OpenError::Unreachable {
+                url: urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason: "no database answers".into(),
+            });
         };
-        // An answered write is durable: each commit waits for the WAL's flush.
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| unreachable(e.to_string()))?
-            .options([
-                ("statement_timeout", STATEMENT_TIMEOUT),
-                ("synchronous_commit", "on"),
-            ]);
-        let pool = |connections: u32| {
-            PgPoolOptions::new()
-                .max_connections(connections)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options.clone())
-        };
-        let read = pool(8).await.map_err(|e| unreachable(e.to_string()))?;
-        let write = pool(4).await.map_err(|e| unreachable(e.to_string()))?;
-        let states_conn = pool(1).await.map_err(|e| unreachable(e.to_string()))?;
+        databases.active.store(first, Ordering::Relaxed);
+        tokio::spawn(databases.clone().watch());
         let (states, queue) = mpsc::channel(4 * STATE_BATCH);
         let rows = PgRows {
-            write: states_conn,
+            databases: databases.clone(),
             node: node.id,
         };
         tokio::spawn(StateWriter::new(rows, node.clock.clone()).run(queue));
         Ok(Self {
-            read,
-            write,
+            databases,
             hlc: node.clock.clone(),
             node: node.id,
             states,
         })
     }
 
+    fn read(&self) -> &PgPool {
+        &self.databases.active().read
+    }
+
+    fn write(&self) -> &PgPool {
+        &self.databases.active().write
+    }
+
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        Ok(self.write.begin().await?)
+        Ok(self.write().begin().await?)
     }
 
     fn observed(&self, version: i64) -> Version {
@@ -167,7 +266,7 @@ impl PgStore {
             sqlx::Arguments::add(&mut batch, PURGE_BATCH)
                 .map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
             let done = sqlx::query_with(&sql, batch)
-                .execute(&self.write)
+                .execute(self.write())
                 .await?
                 .rows_affected();
             total += done;
@@ -224,14 +323,40 @@ fn purge_args(nodes: &[String], rest: &[i64]) -> StoreResult<PgArguments> {
 
 #[async_trait]
 impl Store for PgStore {
+    /// Migrates every database that answers (schema changes do not replicate); one that is
+    /// down is migrated when the node next starts while it answers.
     async fn migrate(&self) -> StoreResult<Vec<String>> {
-        let mut conn = self.write.acquire().await?;
-        Ok(migrate(&mut conn).await?)
+        let answering = self.databases.answering().await;
+        let mut applied = Vec::new();
+        for (db, up) in self.databases.members.iter().zip(answering) {
+            if !up {
+                tracing::warn!(url = %db.url, "database not answering; not migrated now");
+                continue;
+            }
+            let mut conn = db.write.acquire().await?;
+            for name in migrate(&mut conn).await? {
+                if !applied.contains(&name) {
+                    applied.push(name);
+                }
+            }
+        }
+        Ok(applied)
     }
 
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        Ok(())
+    async fn databases(&self) -> Vec<DatabaseStatus> {
+        let active = self.databases.active.load(Ordering::Relaxed);
+        let answering = self.databases.answering().await;
+        self.databases
+            .members
+            .iter()
+            .zip(answering)
+            .enumerate()
+            .map(|(i, (db, answering))| DatabaseStatus {
+                url: db.url.clone(),
+                answering,
+                active: i == active,
+            })
+            .collect()
     }
 
     async fn heartbeat(&self) -> StoreResult<()> {
@@ -241,7 +366,7 @@ impl Store for PgStore {
         .bind(Uuid::now_v7())
         .bind(self.node)
         .bind(self.hlc.next().0)
-        .execute(&self.write)
+        .execute(self.write())
         .await?;
         Ok(())
     }
@@ -254,7 +379,7 @@ impl Store for PgStore {
              ORDER BY 1",
         ))
         .bind(cutoff.0)
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         let me = self.node.to_string();
         let mut nodes = vec![me.clone()];
@@ -268,7 +393,7 @@ impl Store for PgStore {
                  UNION SELECT DISTINCT node FROM lesson_revision
                  UNION SELECT DISTINCT node FROM node_heartbeat) AS n ORDER BY 1",
         )
-        .fetch_all(&self.read)
+        .fetch_all(self.read())
         .await?;
         nodes.extend(
             with_rows

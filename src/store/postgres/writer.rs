@@ -4,10 +4,18 @@
 use super::*;
 use crate::store::state_writer::{NewState, StateRows};
 
-/// The writer's connection, and the node its rows belong to.
+/// The writer's connection (to whichever database the node uses now), and the node its rows
+/// belong to.
 pub(super) struct PgRows {
-    pub(super) write: PgPool,
+    pub(super) databases: Arc<Databases>,
     pub(super) node: Uuid,
+}
+
+impl PgRows {
+    /// The writer's own connection to the database the node uses now.
+    fn connection(&self) -> &PgPool {
+        &self.databases.active().states
+    }
 }
 
 #[async_trait]
@@ -18,7 +26,7 @@ impl StateRows for PgRows {
              GROUP BY board_id",
         )
         .bind(boards)
-        .fetch_all(&self.write)
+        .fetch_all(self.connection())
         .await?;
         Ok(stored
             .into_iter()
@@ -48,13 +56,13 @@ impl StateRows for PgRows {
         .bind(states)
         .bind(versions)
         .bind(self.node)
-        .fetch_all(&self.write)
+        .fetch_all(self.connection())
         .await?;
         Ok(stored.into_iter().collect())
     }
 
     async fn earlier(&mut self, commands: &[Uuid]) -> Result<HashMap<Uuid, Saved>, sqlx::Error> {
-        earlier(&self.write, commands).await
+        earlier(self.connection(), commands).await
     }
 }
 

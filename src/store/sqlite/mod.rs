@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS schema_migration (name TEXT PRIMARY KEY NOT NULL, app
 ";
 
 pub struct SqliteStore {
+    /// Its URL, as `/readyz` shows it.
+    url: String,
     read: SqlitePool,
     write: SqlitePool,
     hlc: Arc<Hlc>,
@@ -144,6 +146,7 @@ impl SqliteStore {
         writer::spawn(StateWriter::new(rows, hlc.clone()), queue, options.clone())
             .map_err(|e| unreachable(e.to_string()))?;
         Ok(Self {
+            url: redact_url(url),
             read,
             write,
             hlc,
@@ -312,10 +315,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1 FROM schema_migration LIMIT 1")
+    async fn databases(&self) -> Vec<DatabaseStatus> {
+        let answering = sqlx::query("SELECT 1 FROM schema_migration LIMIT 1")
             .fetch_optional(&self.read)
-            .await?;
-        Ok(())
+            .await
+            .is_ok();
+        vec![DatabaseStatus {
+            url: self.url.clone(),
+            answering,
+            active: true,
+        }]
     }
 }
