@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-use crate::harness::{cli, text_slide, Process, TestApp};
+use crate::harness::{cli, fresh_client, text_slide, Process, TestApp};
 use crate::live::{classroom, Ws, PATIENCE};
 #[path = "../support/postgres.rs"]
 mod postgres;
@@ -260,4 +260,115 @@ async fn a_node_moves_to_the_other_database_when_its_own_stops_and_back_when_it_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("back on A {:?} after it started", back.elapsed());
+}
+
+/// Waits until `sql` (a count) gives `expected` on every database.
+async fn until_replicated(urls: &[&str], sql: &str, expected: i64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+    for url in urls {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        loop {
+            let found: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+            if found == expected {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{url}: {sql} gave {found}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_on_two_databases_agree_on_one_owner_and_one_current_revision() {
+    let (a, b) = (PgServer::start(), PgServer::start());
+    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok, "{said}{errors}");
+    let (dir_1, dir_2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let node_1 = Process::start_with(dir_1.path(), &["--database", &url_a]);
+    let node_2 = Process::start_with(dir_2.path(), &["--database", &url_b]);
+    let urls = [url_a.as_str(), url_b.as_str()];
+
+    // The same address registered through both nodes at the same moment.
+    let register = |base: String, password: &'static str| async move {
+        fresh_client()
+            .post(format!("{base}/api/auth/register"))
+            .json(&json!({"email": "same@school.org", "name": "Same", "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let (one, two) = tokio::join!(
+        register(node_1.base.clone(), "correct horse battery one"),
+        register(node_2.base.clone(), "correct horse battery two")
+    );
+    let created = [one, two]
+        .iter()
+        .filter(|s| **s == reqwest::StatusCode::CREATED)
+        .count();
+    assert!(created >= 1, "{one} {two}");
+    until_replicated(&urls, "SELECT COUNT(*) FROM account", created as i64).await;
+    // Exactly one password opens the account, the same one through either node.
+    let mut opened = Vec::new();
+    for base in [&node_1.base, &node_2.base] {
+        for password in ["correct horse battery one", "correct horse battery two"] {
+            let res = fresh_client()
+                .post(format!("{base}/api/auth/login"))
+                .json(&json!({"email": "same@school.org", "password": password}))
+                .send()
+                .await
+                .unwrap();
+            if res.status() == reqwest::StatusCode::OK {
+                opened.push(password);
+            }
+        }
+    }
+    assert_eq!(opened.len(), 2, "one password per node: {opened:?}");
+    assert_eq!(opened[0], opened[1], "the same owner on both: {opened:?}");
+
+    // A lesson saved through both nodes at the same moment ends with one current revision.
+    let app_1 = TestApp::of_process(&node_1, tempfile::tempdir().unwrap());
+    let app_2 = TestApp::of_process(&node_2, tempfile::tempdir().unwrap());
+    let t = app_1.register("editor@school.org").await;
+    let lesson = app_1
+        .create_lesson(&t, json!({"title": "Draft", "slides": [text_slide("One")]}))
+        .await;
+    let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
+    until_replicated(&urls, "SELECT COUNT(*) FROM lesson_revision", 1).await;
+    // Both based on the same version.
+    let tag = format!("\"{}\"", lesson["version"].as_str().unwrap());
+    let save = |app: &TestApp, title: &'static str| {
+        app.as_teacher(reqwest::Method::PUT, &path, &t)
+            .header("if-match", &tag)
+            .json(&json!({"title": title, "slides": [text_slide("One")]}))
+            .send()
+    };
+    let (first, second) = tokio::join!(save(&app_1, "From one"), save(&app_2, "From two"));
+    // Each is saved, or refused as stale if the other's reached its database first.
+    let statuses = [first.unwrap().status(), second.unwrap().status()];
+    let saved = statuses
+        .iter()
+        .filter(|s| **s == reqwest::StatusCode::OK)
+        .count();
+    assert!(saved >= 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(
+            |s| *s == reqwest::StatusCode::OK || *s == reqwest::StatusCode::PRECONDITION_FAILED
+        ),
+        "{statuses:?}"
+    );
+    until_replicated(
+        &urls,
+        "SELECT COUNT(*) FROM lesson_revision",
+        1 + saved as i64,
+    )
+    .await;
+    let seen_1 = app_1.get_json(&path, &t).await;
+    let seen_2 = app_2.get_json(&path, &t).await;
+    assert_eq!(seen_1["version"], seen_2["version"]);
+    assert_eq!(seen_1["title"], seen_2["title"]);
 }
