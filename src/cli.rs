@@ -47,6 +47,13 @@ pub enum ClusterCommand {
     /// Check every database's settings, then create the schema, the pglogical nodes, the
     /// replication set and the subscriptions both ways; a second run changes nothing
     Init,
+    /// Per database: whether it answers, its subscriptions, replication lag, WAL kept for
+    /// the others, clock skew; exits non-zero when something needs attention
+    Status {
+        /// Re-enable at once a subscription that is down while its provider answers
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +98,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Migrate => migrate(config).await,
             Command::User(cmd) => user(config, cmd).await,
             Command::Cluster(ClusterCommand::Init) => cluster_init(config).await,
+            Command::Cluster(ClusterCommand::Status { repair }) => {
+                cluster_status(config, repair).await
+            }
         }
     })
 }
@@ -155,6 +165,66 @@ async fn cluster_init(config: Config) -> anyhow::Result<()> {
         println!("{change}");
     }
     Ok(())
+}
+
+/// WAL kept for a reader past this share of `max_slot_wal_keep_size` is worth a warning.
+const SLOT_WAL_WARNING: f64 = 0.5;
+/// Clocks further apart than this make "newest wins" decide by clock, not by order.
+const CLOCK_SKEW_WARNING_MS: i64 = 1000;
+
+async fn cluster_status(config: Config, repair: bool) -> anyhow::Result<()> {
+    use crate::store::postgres::cluster;
+    let mut trouble = Vec::new();
+    for member in cluster::status(&config.databases, repair).await {
+        let Some(report) = member.report else {
+            println!("{}: NOT ANSWERING", member.url);
+            trouble.push(format!("{} does not answer", member.url));
+            continue;
+        };
+        println!(
+            "{}: node {}, clock {:+} ms",
+            member.url, report.node, report.clock_skew_ms
+        );
+        if report.clock_skew_ms.abs() > CLOCK_SKEW_WARNING_MS {
+            trouble.push(format!(
+                "{}'s clock is {} ms off (run NTP)",
+                member.url, report.clock_skew_ms
+            ));
+        }
+        for s in &report.subscriptions {
+            let repaired = if s.repaired { " (re-enabled now)" } else { "" };
+            println!("  subscription {}: {}{repaired}", s.name, s.status);
+            if s.status != "replicating" && !s.repaired {
+                trouble.push(format!(
+                    "{}: subscription {} is {}",
+                    member.url, s.name, s.status
+                ));
+            }
+        }
+        for slot in &report.slots {
+            let seconds = slot
+                .lag_seconds
+                .map_or_else(|| "unknown".to_owned(), |s| format!("{s:.1} s"));
+            println!(
+                "  slot {}: {}, lag {} bytes ({seconds}), WAL kept {} bytes",
+                slot.name,
+                if slot.active { "read" } else { "NOT READ" },
+                slot.lag_bytes,
+                slot.retained_bytes
+            );
+            if slot.retained_bytes as f64 > SLOT_WAL_WARNING * report.slot_wal_limit as f64 {
+                trouble.push(format!(
+                    "{}: slot {} keeps {} of {} bytes of WAL allowed; its reader is behind or down",
+                    member.url, slot.name, slot.retained_bytes, report.slot_wal_limit
+                ));
+            }
+        }
+    }
+    if trouble.is_empty() {
+        println!("All databases answer and replicate.");
+        return Ok(());
+    }
+    bail!("{}", trouble.join("; "))
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {

@@ -15,9 +15,15 @@ use postgres::PgServer;
 
 /// Runs `classcast --database … cluster init`; returns (succeeded, stdout, stderr).
 fn cluster_init(urls: &[&str]) -> (bool, String, String) {
+    cluster(urls, &["init"])
+}
+
+/// Runs `classcast --database … cluster <command>`; returns (succeeded, stdout, stderr).
+fn cluster(urls: &[&str], command: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut args: Vec<&str> = urls.iter().flat_map(|u| ["--database", *u]).collect();
-    args.extend(["cluster", "init"]);
+    args.push("cluster");
+    args.extend(command);
     let out = cli(dir.path(), &args, "");
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.success(), text(&out.stdout), text(&out.stderr))
@@ -68,6 +74,33 @@ async fn cluster_init_sets_up_two_way_replication_once() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // `cluster status` says all is well, then that B is down; once B is back, rows written
+    // on A meanwhile reach it, and `--repair` re-enables whatever did not resume by itself.
+    let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status"]);
+    assert!(
+        ok && said.contains("All databases answer and replicate"),
+        "{said}{errors}"
+    );
+    assert_eq!(said.matches("replicating").count(), 2, "{said}");
+    b.crash();
+    let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status"]);
+    assert!(!ok && said.contains("NOT ANSWERING"), "{said}{errors}");
+    add_board(&url_a, "written while b was down").await;
+    b.start_again();
+    let deadline = tokio::time::Instant::now() + PATIENCE * 6;
+    loop {
+        let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status", "--repair"]);
+        if ok && boards(&url_b).await.len() == 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never recovered: {said}{errors}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(boards(&url_a).await, boards(&url_b).await);
 
     // A database of this cluster cannot be taken into another one.
     let c = PgServer::start();
