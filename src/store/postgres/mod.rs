@@ -42,7 +42,8 @@ const MIGRATIONS: &[(&str, &str)] = &[(
     include_str!("../migrations/postgres/0001_schema.sql"),
 )];
 
-/// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`].
+/// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`] (the
+/// store suite checks this list against both backends' schemas).
 pub const REPLICATED_TABLES: &[&str] = &[
     "account",
     "account_name",
