@@ -10,6 +10,7 @@
 //! object it asks for.
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 mod state_writer;
 

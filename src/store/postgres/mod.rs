@@ -32,8 +32,8 @@ use super::*;
 use crate::domain::board::BoardState;
 use crate::domain::hlc::{Hlc, Version};
 use crate::domain::node::Node;
+use crate::store::sql::*;
 use crate::store::state_writer::{StateWrite, StateWriter, STATE_BATCH};
-use accounts::CURRENT_PROFILE;
 use writer::PgRows;
 
 /// Every migration, in order; a name is applied once per database.

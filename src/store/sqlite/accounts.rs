@@ -3,56 +3,6 @@
 
 use super::*;
 
-/// The newest name row of account `a` joined as `p`.
-pub(super) const CURRENT_PROFILE: &str =
-    "JOIN account_name p ON p.account_id = a.id AND NOT EXISTS (
-    SELECT 1 FROM account_name n WHERE n.account_id = p.account_id
-    AND (n.version, n.id) > (p.version, p.id))";
-
-/// Whether an administrator disabled account `a` (its newest `account_access` row; 0 if none).
-macro_rules! disabled {
-    () => {
-        "COALESCE((SELECT x.disabled FROM account_access x WHERE x.account_id = a.id
-                   ORDER BY x.version DESC, x.id DESC LIMIT 1), 0)"
-    };
-}
-
-/// Whether account `a` waits for approval (its newest `account_pending` row; 0 if none).
-macro_rules! pending {
-    () => {
-        "COALESCE((SELECT x.pending FROM account_pending x WHERE x.account_id = a.id
-                   ORDER BY x.version DESC, x.id DESC LIMIT 1), 0)"
-    };
-}
-
-/// The columns [`account_from`] reads, for account `a` joined with [`CURRENT_PROFILE`].
-const ACCOUNT_COLUMNS: &str = concat!(
-    "a.id, a.email, a.version, p.name, ",
-    disabled!(),
-    " AS disabled, ",
-    pending!(),
-    " AS pending"
-);
-
-/// `a` is the earliest registration of its address, and so owns it.
-const OWNS_EMAIL: &str = "NOT EXISTS (SELECT 1 FROM account o WHERE o.email_norm = a.email_norm
-    AND (o.version, o.id) < (a.version, a.id))";
-
-/// Session `s` (of account `a`) is live at the bound time: unexpired, not revoked, not older
-/// than the account's newest password, the account enabled and approved. (Add
-/// [`OWNS_EMAIL`]: the account must also own its address.)
-const LIVE_SESSION: &str = concat!(
-    "s.expires_at > ? AND ",
-    disabled!(),
-    " = 0 AND ",
-    pending!(),
-    " = 0
-    AND NOT EXISTS (SELECT 1 FROM session_revocation x
-                    WHERE x.session_id = COALESCE(s.family_id, s.id))
-    AND NOT EXISTS (SELECT 1 FROM account_credential c
-                    WHERE c.account_id = s.account_id AND c.version > s.version)"
-);
-
 fn account_from(row: &SqliteRow) -> StoreResult<Account> {
     Ok(Account {
         id: uuid(row, "id")?,

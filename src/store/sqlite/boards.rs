@@ -3,26 +3,6 @@
 
 use super::*;
 
-/// The newest pairing row of (board `b`, account) joined as `bp`, not removed.
-const CURRENT_PAIRING: &str = "NOT EXISTS (SELECT 1 FROM board_pairing n
-    WHERE n.board_id = bp.board_id AND n.account_id = bp.account_id
-    AND (n.version, n.id) > (bp.version, bp.id)) AND bp.removed = 0";
-
-/// The columns [`pairing_from`] reads, for `bp` of [`CURRENT_PAIRING`]: its board, the newest
-/// name the teacher gave it, and when it was paired.
-const PAIRING_COLUMNS: &str = "bp.board_id, bp.version,
-    (SELECT bn.name FROM board_name bn WHERE bn.board_id = bp.board_id
-     AND bn.account_id = bp.account_id ORDER BY bn.version DESC, bn.id DESC LIMIT 1) AS name";
-
-/// Code row `c` is usable: unexpired, unused, its board's newest code, and no newer board
-/// drew the same digits.
-const USABLE_CODE: &str = "c.expires_at > ?
-    AND NOT EXISTS (SELECT 1 FROM board_code_use u WHERE u.code_id = c.id)
-    AND NOT EXISTS (SELECT 1 FROM board_code n WHERE n.board_id = c.board_id
-        AND (n.version, n.id) > (c.version, c.id))
-    AND NOT EXISTS (SELECT 1 FROM board_code o WHERE o.code = c.code
-        AND (o.version, o.id) > (c.version, c.id))";
-
 fn pairing_from(row: &SqliteRow) -> StoreResult<BoardPairing> {
     Ok(BoardPairing {
         board: uuid(row, "board_id")?,

@@ -2,11 +2,6 @@
 
 use super::*;
 
-/// The newest revision of lesson `l` joined as `r`.
-const CURRENT_REVISION: &str = "JOIN lesson_revision r ON r.lesson_id = l.id AND NOT EXISTS (
-    SELECT 1 FROM lesson_revision n WHERE n.lesson_id = r.lesson_id
-    AND (n.version, n.id) > (r.version, r.id))";
-
 fn slides_from(row: &SqliteRow) -> StoreResult<Vec<crate::domain::lesson::Slide>> {
     let json: String = row.try_get("slides")?;
     serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("slides: {e}")))
@@ -19,10 +14,6 @@ struct RevisionRow<'a> {
     deleted: bool,
     restored_from: Option<Uuid>,
 }
-
-/// Columns of a lesson with its current revision, as read by `current_lesson`.
-const LESSON_COLUMNS: &str = "l.id, l.version AS created, r.id AS revision, r.version, r.title,
-    r.slides, r.deleted";
 
 impl SqliteStore {
     async fn current_lesson<'e, E>(&self, db: E, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord>

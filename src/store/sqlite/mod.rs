@@ -35,8 +35,8 @@ mod boards;
 mod lessons;
 mod writer;
 
+use crate::store::sql::*;
 use crate::store::state_writer::{StateWrite, StateWriter, STATE_BATCH};
-use accounts::CURRENT_PROFILE;
 use writer::{SqliteRows, WRITER_AUTOCHECKPOINT_PAGES};
 
 /// Embedded migrations, applied in order; a name once applied is never applied again.

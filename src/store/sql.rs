@@ -1,0 +1,83 @@
+//! SQL both backends share: the fragments that decide which row of a fact is current, written
+//! once in the dialect SQLite and PostgreSQL both speak (`?` placeholders, which the
+//! PostgreSQL backend numbers; `NOT x` and `FALSE` for flags SQLite stores as 0/1). The
+//! statements around them, and their binds, are each backend's.
+
+/// The newest name row of account `a` joined as `p`.
+pub const CURRENT_PROFILE: &str = "JOIN account_name p ON p.account_id = a.id AND NOT EXISTS (
+    SELECT 1 FROM account_name n WHERE n.account_id = p.account_id
+    AND (n.version, n.id) > (p.version, p.id))";
+
+/// Whether an administrator disabled account `a` (its newest `account_access` row; false if
+/// none).
+macro_rules! disabled {
+    () => {
+        "COALESCE((SELECT x.disabled FROM account_access x WHERE x.account_id = a.id
+                   ORDER BY x.version DESC, x.id DESC LIMIT 1), FALSE)"
+    };
+}
+
+/// Whether account `a` waits for approval (its newest `account_pending` row; false if none).
+macro_rules! pending {
+    () => {
+        "COALESCE((SELECT x.pending FROM account_pending x WHERE x.account_id = a.id
+                   ORDER BY x.version DESC, x.id DESC LIMIT 1), FALSE)"
+    };
+}
+
+/// The columns an account is read from, for account `a` joined with [`CURRENT_PROFILE`].
+pub const ACCOUNT_COLUMNS: &str = concat!(
+    "a.id, a.email, a.version, p.name, ",
+    disabled!(),
+    " AS disabled, ",
+    pending!(),
+    " AS pending"
+);
+
+/// `a` is the earliest registration of its address, and so owns it.
+pub const OWNS_EMAIL: &str = "NOT EXISTS (SELECT 1 FROM account o
+    WHERE o.email_norm = a.email_norm AND (o.version, o.id) < (a.version, a.id))";
+
+/// Session `s` (of account `a`) is live at the bound time: unexpired, not revoked, not older
+/// than the account's newest password, the account enabled and approved. (Add
+/// [`OWNS_EMAIL`]: the account must also own its address.)
+pub const LIVE_SESSION: &str = concat!(
+    "s.expires_at > ? AND NOT ",
+    disabled!(),
+    " AND NOT ",
+    pending!(),
+    "
+    AND NOT EXISTS (SELECT 1 FROM session_revocation x
+                    WHERE x.session_id = COALESCE(s.family_id, s.id))
+    AND NOT EXISTS (SELECT 1 FROM account_credential c
+                    WHERE c.account_id = s.account_id AND c.version > s.version)"
+);
+
+/// The newest revision of lesson `l` joined as `r`.
+pub const CURRENT_REVISION: &str = "JOIN lesson_revision r ON r.lesson_id = l.id AND NOT EXISTS (
+    SELECT 1 FROM lesson_revision n WHERE n.lesson_id = r.lesson_id
+    AND (n.version, n.id) > (r.version, r.id))";
+
+/// Columns of a lesson with its current revision.
+pub const LESSON_COLUMNS: &str = "l.id, l.version AS created, r.id AS revision, r.version,
+    r.title, r.slides, r.deleted";
+
+/// The newest pairing row of (board `b`, account) joined as `bp`, not removed.
+pub const CURRENT_PAIRING: &str = "NOT EXISTS (SELECT 1 FROM board_pairing n
+    WHERE n.board_id = bp.board_id AND n.account_id = bp.account_id
+    AND (n.version, n.id) > (bp.version, bp.id)) AND NOT bp.removed";
+
+/// The columns a pairing is read from, for `bp` of [`CURRENT_PAIRING`]: its board, the newest
+/// name the teacher gave it, and when it was paired.
+pub const PAIRING_COLUMNS: &str = "bp.board_id, bp.version,
+    (SELECT bn.name FROM board_name bn WHERE bn.board_id = bp.board_id
+     AND bn.account_id = bp.account_id ORDER BY bn.version DESC, bn.id DESC LIMIT 1) AS name";
+
+/// Code row `c` is usable: unexpired, unused, its board's newest code, and no newer board
+/// drew the same digits.
+pub const USABLE_CODE: &str = "c.expires_at > ?
+    AND NOT EXISTS (SELECT 1 FROM board_code_use u WHERE u.code_id = c.id)
+    AND NOT EXISTS (SELECT 1 FROM board_code n WHERE n.board_id = c.board_id
+        AND (n.version, n.id) > (c.version, c.id))
+    AND NOT EXISTS (SELECT 1 FROM board_code o WHERE o.code = c.code
+        AND (o.version, o.id) > (c.version, c.id))";
