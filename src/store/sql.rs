@@ -62,10 +62,16 @@ pub const CURRENT_REVISION: &str = "JOIN lesson_revision r ON r.lesson_id = l.id
 pub const LESSON_COLUMNS: &str = "l.id, l.version AS created, r.id AS revision, r.version,
     r.title, r.slides, r.deleted";
 
-/// The newest pairing row of (board `b`, account) joined as `bp`, not removed.
+/// The newest pairing row of (board `b`, account) joined as `bp`, not removed, and made by
+/// the earliest use of its code: when two nodes each accepted the same code before hearing of
+/// the other, only the first use pairs, on every node.
 pub const CURRENT_PAIRING: &str = "NOT EXISTS (SELECT 1 FROM board_pairing n
     WHERE n.board_id = bp.board_id AND n.account_id = bp.account_id
-    AND (n.version, n.id) > (bp.version, bp.id)) AND NOT bp.removed";
+    AND (n.version, n.id) > (bp.version, bp.id)) AND NOT bp.removed
+    AND (bp.code_use_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM board_code_use mine
+        JOIN board_code_use other ON other.code_id = mine.code_id
+        WHERE mine.id = bp.code_use_id AND (other.version, other.id) < (mine.version, mine.id)))";
 
 /// The columns a pairing is read from, for `bp` of [`CURRENT_PAIRING`]: its board, the newest
 /// name the teacher gave it, and when it was paired.

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sqlx::Connection;
 
 use crate::harness::{cli, fresh_client, text_slide, Process, TestApp};
-use crate::live::{classroom, Ws, PATIENCE};
+use crate::live::{claim, classroom, pair, Ws, PATIENCE};
 #[path = "../support/postgres.rs"]
 mod postgres;
 use postgres::PgServer;
@@ -404,4 +404,71 @@ async fn two_nodes_on_two_databases_agree_on_one_owner_and_one_current_revision(
     let seen_2 = app_2.get_json(&path, &t).await;
     assert_eq!(seen_1["version"], seen_2["version"]);
     assert_eq!(seen_1["title"], seen_2["title"]);
+}
+
+#[tokio::test]
+async fn one_pairing_code_accepted_by_two_nodes_at_once_pairs_exactly_one_teacher() {
+    let (a, b) = (PgServer::start(), PgServer::start());
+    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok, "{said}{errors}");
+    let (dir_1, dir_2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let node_1 = Process::start_with(dir_1.path(), &["--database", &url_a]);
+    let node_2 = Process::start_with(dir_2.path(), &["--database", &url_b]);
+    let (app_1, app_2) = (
+        TestApp::of_process(&node_1, tempfile::tempdir().unwrap()),
+        TestApp::of_process(&node_2, tempfile::tempdir().unwrap()),
+    );
+    let urls = [url_a.as_str(), url_b.as_str()];
+    let first = app_1.register("first@school.org").await;
+    let second = app_2.register("second@school.org").await;
+    let board = claim(&app_1).await;
+    until_replicated(&urls, "SELECT COUNT(*) FROM session", 2).await;
+    until_replicated(&urls, "SELECT COUNT(*) FROM board_code", 1).await;
+
+    // B hears nothing from A for a moment, so both nodes accept the code: the race two
+    // nodes can always lose, made certain.
+    let subscriptions = |enable: bool| {
+        let url_b = url_b.clone();
+        async move {
+            let mut on_b = sqlx::PgConnection::connect(&url_b).await.unwrap();
+            let names: Vec<String> =
+                sqlx::query_scalar("SELECT sub_name::text FROM pglogical.subscription")
+                    .fetch_all(&mut on_b)
+                    .await
+                    .unwrap();
+            let call = match enable {
+                true => "SELECT pglogical.alter_subscription_enable($1, true)",
+                false => "SELECT pglogical.alter_subscription_disable($1, true)",
+            };
+            for name in names {
+                sqlx::query(call)
+                    .bind(name)
+                    .execute(&mut on_b)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    subscriptions(false).await;
+    let one = pair(&app_1, &first, &board.code, "Room 1").await;
+    let two = pair(&app_2, &second, &board.code, "Room 2").await;
+    assert_eq!(one.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(two.status(), reqwest::StatusCode::CREATED);
+    subscriptions(true).await;
+    until_replicated(&urls, "SELECT COUNT(*) FROM board_code_use", 2).await;
+
+    // Through either node, exactly one of the two teachers has the board, the same one: the
+    // first to use the code.
+    let mut holders = Vec::new();
+    for app in [&app_1, &app_2] {
+        for (teacher, name) in [(&first, "first"), (&second, "second")] {
+            let boards = app.get_json("/api/boards", teacher).await;
+            if !boards["items"].as_array().unwrap().is_empty() {
+                holders.push(name);
+            }
+        }
+    }
+    assert_eq!(holders.len(), 2, "one holder per node: {holders:?}");
+    assert_eq!(holders[0], holders[1], "the same on both: {holders:?}");
 }

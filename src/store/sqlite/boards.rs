@@ -21,13 +21,13 @@ fn code_from(row: &SqliteRow) -> StoreResult<ActiveCode> {
 }
 
 impl SqliteStore {
-    /// Pairs (`removed` false) or unpairs the board and the teacher.
+    /// Pairs (with the code use that made it) or unpairs (`None`) the board and the teacher.
     async fn insert_pairing(
         &self,
         tx: &mut Transaction<'static, Sqlite>,
         account: Uuid,
         board: Uuid,
-        removed: bool,
+        code_use: Option<Uuid>,
     ) -> StoreResult<Version> {
         let newest: Option<i64> = sqlx::query_scalar(
             "SELECT MAX(version) FROM board_pairing WHERE board_id = ? AND account_id = ?",
@@ -38,15 +38,16 @@ impl SqliteStore {
         .await?;
         let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
         sqlx::query(
-            "INSERT INTO board_pairing (id, board_id, account_id, removed, version, node)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO board_pairing (id, board_id, account_id, removed, version, node, code_use_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(Uuid::now_v7().to_string())
         .bind(board.to_string())
         .bind(account.to_string())
-        .bind(removed as i64)
+        .bind(code_use.is_none())
         .bind(version.0)
         .bind(&self.node)
+        .bind(code_use.map(|u| u.to_string()))
         .execute(&mut **tx)
         .await?;
         Ok(version)
@@ -211,10 +212,11 @@ impl BoardStore for SqliteStore {
         if !still {
             return Err(StoreError::NotFound);
         }
+        let use_id = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO board_code_use (id, code_id, account_id, version, node) VALUES (?, ?, ?, ?, ?)",
         )
-        .bind(Uuid::now_v7().to_string())
+        .bind(use_id.to_string())
         .bind(code.id.to_string())
         .bind(account.to_string())
         .bind(self.hlc.next().0)
@@ -222,7 +224,7 @@ impl BoardStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         let paired = self
-            .insert_pairing(&mut tx, account, code.board, false)
+            .insert_pairing(&mut tx, account, code.board, Some(use_id))
             .await?;
         self.insert_board_name(&mut tx, account, code.board, name)
             .await?;
@@ -270,7 +272,7 @@ impl BoardStore for SqliteStore {
     async fn unpair_board(&self, account: Uuid, board: Uuid) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         self.current_pairing(&mut *tx, account, board).await?;
-        self.insert_pairing(&mut tx, account, board, true).await?;
+        self.insert_pairing(&mut tx, account, board, None).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -73,6 +73,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_upkeep",
         include_str!("../migrations/sqlite/0008_upkeep.sql"),
     ),
+    (
+        "0009_pairing_code_use",
+        include_str!("../migrations/sqlite/0009_pairing_code_use.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran. (Databases made before

@@ -137,7 +137,10 @@ CREATE TABLE board_pairing (
     account_id uuid NOT NULL,
     removed boolean NOT NULL,
     version bigint NOT NULL,
-    node uuid NOT NULL
+    node uuid NOT NULL,
+    -- The code use that made the pairing; a pairing made by a later use of the same code
+    -- (on another node, before it heard of the first) does not stand.
+    code_use_id uuid
 );
 CREATE INDEX board_pairing_current ON board_pairing (board_id, account_id, version, id);
 CREATE INDEX board_pairing_by_account ON board_pairing (account_id);
