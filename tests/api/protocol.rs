@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::harness::*;
-use crate::live::{claim, classroom, pair, Claimed, Ws};
+use crate::live::{claim, classroom, pair, Ws};
 
 /// 2^53: the first whole number a JavaScript client cannot tell from its neighbour.
 const TWO_TO_53: u64 = 1 << 53;
@@ -485,13 +485,13 @@ async fn every_time_in_the_api_is_milliseconds_since_the_epoch() {
 #[tokio::test]
 async fn a_waiting_board_is_sent_a_fresh_code_when_its_code_expires() {
     let app = spawn_with(|c| c.code_ttl_secs = Some(1)).await;
-    let board: Claimed = claim(&app).await;
+    let board = claim(&app).await;
     let mut screen = Ws::board(&app, &board).await;
     let shown = screen.until(|m| m["type"] == "pairing").await;
-    assert_eq!(shown["code"]["code"], json!(board.code));
+    assert!(shown["code"]["code"].is_string(), "{shown}");
     // Without asking: the server sends the next code once this one has expired.
     let next = screen.until(|m| m["type"] == "pairing").await;
-    assert_ne!(next["code"]["code"], json!(board.code), "{next}");
+    assert_ne!(next["code"]["code"], shown["code"]["code"], "{next}");
     assert!(next["code"]["expires_at"].as_i64() > shown["code"]["expires_at"].as_i64());
 }
 
