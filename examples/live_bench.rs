@@ -31,6 +31,8 @@ struct Args {
     rate: u64,
     seconds: u64,
     bin: String,
+    /// An empty PostgreSQL database to run on instead of SQLite in the data directory.
+    database: Option<String>,
 }
 
 fn args() -> Args {
@@ -40,6 +42,7 @@ fn args() -> Args {
         rate: 500,
         seconds: 10,
         bin: "target/release/classcast".into(),
+        database: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -50,6 +53,7 @@ fn args() -> Args {
             "--rate" => a.rate = value.parse().expect("--rate commands/s"),
             "--seconds" => a.seconds = value.parse().expect("--seconds N"),
             "--bin" => a.bin = value,
+            "--database" => a.database = Some(value),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -77,7 +81,10 @@ struct Seeded {
 /// Fills a fresh data directory through the library: much faster than the HTTP API, whose
 /// password hashing and pairing rate limits are (rightly) made for people.
 async fn seed(dir: &std::path::Path, a: &Args) -> Seeded {
-    let url = format!("sqlite://{}", dir.join("classcast.db").display());
+    let url = a
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("classcast.db").display()));
     let store = store::open(std::slice::from_ref(&url), &Node::new(Uuid::now_v7()))
         .await
         .unwrap();
@@ -226,6 +233,11 @@ async fn main() {
     let mut server = tokio::process::Command::new(&a.bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        .args(
+            a.database
+                .iter()
+                .flat_map(|url| ["--database", url.as_str()]),
+        )
         // Every simulated school connects from 127.0.0.1; in a deployment they come from
         // many addresses, each far below the default share of a quarter of the budget.
         .env("CLASSCAST_MAX_CONNECTIONS_PER_ADDRESS", "1000000")
