@@ -49,6 +49,24 @@ async fn add_board(url: &str, token_hash: &str) {
     .unwrap();
 }
 
+/// Two PostgreSQL servers whose `classcast` databases replicate both ways, and their URLs.
+async fn replicating_pair() -> (PgServer, PgServer, String, String) {
+    let (a, b) = (PgServer::start(), PgServer::start());
+    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok, "{said}{errors}");
+    (a, b, url_a, url_b)
+}
+
+/// A node serving from `urls`, and a client of it (which keeps the node's data directory).
+fn node_on(urls: &[&str]) -> (Process, TestApp) {
+    let data = tempfile::tempdir().unwrap();
+    let flags: Vec<&str> = urls.iter().flat_map(|u| ["--database", *u]).collect();
+    let node = Process::start_with(data.path(), &flags);
+    let app = TestApp::of_process(&node, data);
+    (node, app)
+}
+
 #[tokio::test]
 async fn cluster_init_sets_up_two_way_replication_once() {
     let (a, b) = (PgServer::start(), PgServer::start());
@@ -217,13 +235,8 @@ async fn active_database(base: &str) -> Option<usize> {
 
 #[tokio::test]
 async fn a_node_moves_to_the_other_database_when_its_own_stops_and_back_when_it_returns() {
-    let (a, b) = (PgServer::start(), PgServer::start());
-    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
-    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
-    assert!(ok, "{said}{errors}");
-    let data = tempfile::tempdir().unwrap();
-    let node = Process::start_with(data.path(), &["--database", &url_a, "--database", &url_b]);
-    let app = TestApp::of_process(&node, tempfile::tempdir().unwrap());
+    let (a, _b, url_a, url_b) = replicating_pair().await;
+    let (_node, app) = node_on(&[&url_a, &url_b]);
     assert_eq!(
         active_database(&app.base).await,
         Some(0),
@@ -316,13 +329,9 @@ async fn until_replicated(urls: &[&str], sql: &str, expected: i64) {
 
 #[tokio::test]
 async fn two_nodes_on_two_databases_agree_on_one_owner_and_one_current_revision() {
-    let (a, b) = (PgServer::start(), PgServer::start());
-    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
-    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
-    assert!(ok, "{said}{errors}");
-    let (dir_1, dir_2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let node_1 = Process::start_with(dir_1.path(), &["--database", &url_a]);
-    let node_2 = Process::start_with(dir_2.path(), &["--database", &url_b]);
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    let (node_1, app_1) = node_on(&[&url_a]);
+    let (node_2, app_2) = node_on(&[&url_b]);
     let urls = [url_a.as_str(), url_b.as_str()];
 
     // The same address registered through both nodes at the same moment.
@@ -364,8 +373,6 @@ async fn two_nodes_on_two_databases_agree_on_one_owner_and_one_current_revision(
     assert_eq!(opened[0], opened[1], "the same owner on both: {opened:?}");
 
     // A lesson saved through both nodes at the same moment ends with one current revision.
-    let app_1 = TestApp::of_process(&node_1, tempfile::tempdir().unwrap());
-    let app_2 = TestApp::of_process(&node_2, tempfile::tempdir().unwrap());
     let t = app_1.register("editor@school.org").await;
     let lesson = app_1
         .create_lesson(&t, json!({"title": "Draft", "slides": [text_slide("One")]}))
@@ -408,17 +415,9 @@ async fn two_nodes_on_two_databases_agree_on_one_owner_and_one_current_revision(
 
 #[tokio::test]
 async fn one_pairing_code_accepted_by_two_nodes_at_once_pairs_exactly_one_teacher() {
-    let (a, b) = (PgServer::start(), PgServer::start());
-    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
-    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
-    assert!(ok, "{said}{errors}");
-    let (dir_1, dir_2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let node_1 = Process::start_with(dir_1.path(), &["--database", &url_a]);
-    let node_2 = Process::start_with(dir_2.path(), &["--database", &url_b]);
-    let (app_1, app_2) = (
-        TestApp::of_process(&node_1, tempfile::tempdir().unwrap()),
-        TestApp::of_process(&node_2, tempfile::tempdir().unwrap()),
-    );
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    let (_node_1, app_1) = node_on(&[&url_a]);
+    let (_node_2, app_2) = node_on(&[&url_b]);
     let urls = [url_a.as_str(), url_b.as_str()];
     let first = app_1.register("first@school.org").await;
     let second = app_2.register("second@school.org").await;

@@ -92,8 +92,14 @@ async fn account(store: &dyn Store, email: &str) -> Uuid {
         .id
 }
 
+/// Runs each named suite function against every backend: a module per backend, a test per
+/// function.
 macro_rules! suite {
-    ($backend:ident: $($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?) => {
+        suite!(@backend sqlite: $($name),*);
+        suite!(@backend postgres: $($name),*);
+    };
+    (@backend $backend:ident: $($name:ident),*) => {
         mod $backend {
             $(
                 #[tokio::test]
@@ -106,23 +112,7 @@ macro_rules! suite {
     };
 }
 
-suite!(sqlite:
-    an_address_is_owned_by_its_first_registration,
-    sessions_end_by_expiry_revocation_password_change_and_disabling,
-    edits_are_new_revisions_and_stale_edits_conflict,
-    lessons_are_invisible_to_other_owners,
-    listing_pages_without_gaps_or_repeats,
-    deletion_is_a_tombstone,
-    migrating_twice_applies_nothing,
-    a_code_drawn_twice_belongs_to_the_newer_board,
-    a_code_pairs_once_and_pairings_are_versioned,
-    board_states_are_versioned_and_commands_remembered,
-    simultaneous_commands_each_get_their_own_outcome,
-    a_revocation_ends_the_whole_session_family,
-    open_sessions_are_checked_in_one_go_when_the_change_mark_moves,
-);
-
-suite!(postgres:
+suite!(
     an_address_is_owned_by_its_first_registration,
     sessions_end_by_expiry_revocation_password_change_and_disabling,
     edits_are_new_revisions_and_stale_edits_conflict,
