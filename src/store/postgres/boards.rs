@@ -29,14 +29,8 @@ impl PgStore {
         board: Uuid,
         code_use: Option<Uuid>,
     ) -> StoreResult<Version> {
-        let newest: Option<i64> = sqlx::query_scalar(&q(
-            "SELECT MAX(version) FROM board_pairing WHERE board_id = ? AND account_id = ?",
-        ))
-        .bind(board)
-        .bind(account)
-        .fetch_one(&mut **tx)
-        .await?;
-        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        let keys = [("board_id", board), ("account_id", account)];
+        let version = self.version_after(tx, "board_pairing", &keys).await?;
         sqlx::query(&q(
             "INSERT INTO board_pairing (id, board_id, account_id, removed, version, node, code_use_id)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -61,14 +55,8 @@ impl PgStore {
         board: Uuid,
         name: &str,
     ) -> StoreResult<()> {
-        let newest: Option<i64> = sqlx::query_scalar(&q(
-            "SELECT MAX(version) FROM board_name WHERE board_id = ? AND account_id = ?",
-        ))
-        .bind(board)
-        .bind(account)
-        .fetch_one(&mut **tx)
-        .await?;
-        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        let keys = [("board_id", board), ("account_id", account)];
+        let version = self.version_after(tx, "board_name", &keys).await?;
         sqlx::query(&q(
             "INSERT INTO board_name (id, board_id, account_id, name, version, node)
              VALUES (?, ?, ?, ?, ?, ?)",

@@ -247,6 +247,30 @@ impl PgStore {
         &self.databases.active().write
     }
 
+    /// A fresh version after every row of `table` whose `keys` columns hold these ids,
+    /// whichever node wrote them: the next row of a fact sorts after all the earlier ones.
+    async fn version_after(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        table: &str,
+        keys: &[(&str, Uuid)],
+    ) -> StoreResult<Version> {
+        let filter: Vec<String> = keys
+            .iter()
+            .map(|(column, _)| format!("{column} = ?"))
+            .collect();
+        let sql = q(format!(
+            "SELECT MAX(version) FROM {table} WHERE {}",
+            filter.join(" AND ")
+        ));
+        let mut query = sqlx::query_scalar::<_, Option<i64>>(&sql);
+        for (_, id) in keys {
+            query = query.bind(id);
+        }
+        let newest = query.fetch_one(&mut **tx).await?;
+        Ok(self.hlc.next_after(Version(newest.unwrap_or(0))))
+    }
+
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self.write().begin().await?)
     }

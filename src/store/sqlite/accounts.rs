@@ -44,13 +44,9 @@ impl SqliteStore {
             AccountFact::Disabled => ("account_access", "disabled"),
             AccountFact::Pending => ("account_pending", "pending"),
         };
-        let newest: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT MAX(version) FROM {table} WHERE account_id = ?"
-        ))
-        .bind(account.to_string())
-        .fetch_one(&mut **tx)
-        .await?;
-        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        let version = self
+            .version_after(tx, table, &[("account_id", account)])
+            .await?;
         sqlx::query(&format!(
             "INSERT INTO {table} (id, account_id, {column}, version, node) VALUES (?, ?, ?, ?, ?)"
         ))
@@ -70,12 +66,9 @@ impl SqliteStore {
         account: Uuid,
         password_hash: &str,
     ) -> StoreResult<()> {
-        let newest: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM account_credential WHERE account_id = ?")
-                .bind(account.to_string())
-                .fetch_one(&mut **tx)
-                .await?;
-        let version = self.hlc.next_after(Version(newest.unwrap_or(0)));
+        let version = self
+            .version_after(tx, "account_credential", &[("account_id", account)])
+            .await?;
         sqlx::query(
             "INSERT INTO account_credential (id, account_id, version, node, password_hash)
              VALUES (?, ?, ?, ?, ?)",
@@ -230,12 +223,13 @@ impl AccountStore for SqliteStore {
         let mut tx = self.begin().await?;
         // A session must sort after the password it was opened with, even if that password
         // was written by a node whose clock runs ahead of ours.
-        let credential: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM account_credential WHERE account_id = ?")
-                .bind(session.account_id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-        let version = self.hlc.next_after(Version(credential.unwrap_or(0)));
+        let version = self
+            .version_after(
+                &mut tx,
+                "account_credential",
+                &[("account_id", session.account_id)],
+            )
+            .await?;
         let id = session.id;
         sqlx::query(
             "INSERT INTO session (id, token_hash, account_id, version, node, expires_at, family_id)
