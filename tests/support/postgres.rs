@@ -88,17 +88,23 @@ impl PgServer {
 
     /// Stops the server at once, as a crash would (`-m immediate`).
     pub fn crash(&self) {
+        let out = self.stop().output().expect("pg_ctl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pg_ctl stop -m immediate`, waiting until the server is gone.
+    fn stop(&self) -> Command {
         let data = self.data();
-        let stop = [
-            &format!("{BIN}/pg_ctl"),
-            "-D",
-            data.to_str().unwrap(),
-            "-m",
-            "immediate",
-            "-w",
-            "stop",
-        ];
-        run(running_as_root(), &stop);
+        let pg_ctl = format!("{BIN}/pg_ctl");
+        let args = [pg_ctl.as_str(), "-D", data.to_str().unwrap_or_default()];
+        command(
+            running_as_root(),
+            &[&args[..], &["-m", "immediate", "-w", "stop"]].concat(),
+        )
     }
 
     /// A URL for `database` on this server (created by [`PgServer::create`]).
@@ -125,16 +131,8 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        let data = self.data();
-        let stop = [
-            &format!("{BIN}/pg_ctl"),
-            "-D",
-            data.to_str().unwrap_or_default(),
-            "-m",
-            "immediate",
-            "stop",
-        ];
-        let _ = command(running_as_root(), &stop)
+        let _ = self
+            .stop()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
