@@ -471,3 +471,161 @@ async fn one_pairing_code_accepted_by_two_nodes_at_once_pairs_exactly_one_teache
     assert_eq!(holders.len(), 2, "one holder per node: {holders:?}");
     assert_eq!(holders[0], holders[1], "the same on both: {holders:?}");
 }
+
+/// Every replicated table's rows on the database at `url`, each row as its text.
+async fn every_row(url: &str) -> Vec<(&'static str, Vec<String>)> {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut tables = Vec::new();
+    for table in classcast::store::postgres::REPLICATED_TABLES {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT t::text FROM {table} t ORDER BY 1"))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        tables.push((*table, rows));
+    }
+    tables
+}
+
+/// Per table, the rows one database holds and the other does not.
+async fn differences(url_a: &str, url_b: &str) -> Vec<(&'static str, usize)> {
+    let (on_a, on_b) = (every_row(url_a).await, every_row(url_b).await);
+    on_a.iter()
+        .zip(&on_b)
+        .filter_map(|((table, a), (_, b))| {
+            let only_a = a.iter().filter(|row| !b.contains(row)).count();
+            let only_b = b.iter().filter(|row| !a.contains(row)).count();
+            (only_a + only_b > 0).then_some((*table, only_a + only_b))
+        })
+        .collect()
+}
+
+/// A teacher saving lessons one after another through `app`, until told to stop; what it
+/// counts.
+#[derive(Default)]
+struct Saving {
+    saved: std::sync::Mutex<Vec<String>>,
+    refused: std::sync::atomic::AtomicUsize,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Saving {
+    fn saved(&self) -> usize {
+        self.saved.lock().unwrap().len()
+    }
+
+    async fn run(&self, app: &TestApp, t: &crate::harness::Teacher) {
+        use std::sync::atomic::Ordering;
+        while !self.stop.load(Ordering::Relaxed) {
+            let res = app
+                .as_teacher(reqwest::Method::POST, "/api/lessons", t)
+                .json(&json!({"title": "Saved while a database stops", "slides": [text_slide("One")]}))
+                .send()
+                .await
+                .unwrap();
+            match res.status() {
+                reqwest::StatusCode::CREATED => {
+                    let lesson: Value = res.json().await.unwrap();
+                    let id = lesson["id"].as_str().unwrap().to_owned();
+                    self.saved.lock().unwrap().push(id);
+                }
+                reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                    assert!(res.headers().contains_key("retry-after"));
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                other => panic!("saving answered {other}: {}", res.text().await.unwrap()),
+            }
+            // A teacher's pace, not a load test: each save is one row set to compare.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `more` saves beyond `from` were acknowledged; returns how long it took.
+    async fn until_saved(&self, from: usize, more: usize) -> Duration {
+        let started = tokio::time::Instant::now();
+        while self.saved() < from + more {
+            assert!(
+                started.elapsed() < PATIENCE * 3,
+                "no saves acknowledged for {:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        started.elapsed()
+    }
+}
+
+/// A way to stop a database server.
+type Stop = fn(&PgServer);
+
+#[tokio::test]
+async fn a_database_stopped_while_a_node_writes_catches_up_and_every_row_converges_unaided() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let (a, _b, url_a, url_b) = replicating_pair().await;
+    let (_node, app) = node_on(&[&url_a, &url_b]);
+    let app = Arc::new(app);
+    let t = app.register("outage@school.org").await;
+    let saving = Arc::new(Saving::default());
+
+    let stops: [(&str, Stop); 2] = [
+        ("fast", PgServer::stop_fast),
+        ("immediate", PgServer::crash),
+    ];
+    for (mode, stop) in stops {
+        saving.stop.store(false, Ordering::Relaxed);
+        let writer = {
+            let (saving, app, t) = (saving.clone(), app.clone(), t.clone());
+            tokio::spawn(async move { saving.run(&app, &t).await })
+        };
+        let before = saving.saved();
+        saving.until_saved(before, 5).await;
+        let before = saving.saved();
+        stop(&a);
+        let moved = saving.until_saved(before, 5).await;
+        eprintln!("{mode} stop: saving again {moved:?} after the node's database stopped");
+        let during = saving.saved();
+        a.start_again();
+        let back = tokio::time::Instant::now();
+        while active_database(&app.base).await != Some(0) {
+            assert!(back.elapsed() < PATIENCE * 3, "never went back to A");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        saving.until_saved(during, 5).await;
+        saving.stop.store(true, Ordering::Relaxed);
+        writer.await.unwrap();
+
+        // Nobody re-enables anything: every row of every table reaches the other side.
+        let mut differing = differences(&url_a, &url_b).await;
+        while !differing.is_empty() && back.elapsed() < PATIENCE * 6 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            differing = differences(&url_a, &url_b).await;
+        }
+        let rows: usize = every_row(&url_a).await.iter().map(|(_, r)| r.len()).sum();
+        eprintln!(
+            "{mode} stop: {rows} rows, identical on both databases {:?} after A was back \
+             (rows differing: {differing:?})",
+            back.elapsed()
+        );
+        assert!(
+            differing.is_empty(),
+            "{mode} stop: rows differ: {differing:?}"
+        );
+    }
+
+    // Every acknowledged save is on both databases.
+    let saved = saving.saved.lock().unwrap().clone();
+    for url in [&url_a, &url_b] {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let lessons: Vec<String> = sqlx::query_scalar("SELECT id::text FROM lesson")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        assert!(saved.iter().all(|id| lessons.contains(id)), "{url}");
+    }
+    eprintln!(
+        "{} saves acknowledged, {} refused with 503 while the node moved",
+        saved.len(),
+        saving.refused.load(Ordering::Relaxed)
+    );
+}

@@ -88,7 +88,17 @@ impl PgServer {
 
     /// Stops the server at once, as a crash would (`-m immediate`).
     pub fn crash(&self) {
-        let out = self.stop().output().expect("pg_ctl runs");
+        self.stop_now("immediate");
+    }
+
+    /// Stops the server as an administrator would (`-m fast`: open sessions are told the
+    /// server is shutting down, then it writes a checkpoint).
+    pub fn stop_fast(&self) {
+        self.stop_now("fast");
+    }
+
+    fn stop_now(&self, mode: &str) {
+        let out = self.stop(mode).output().expect("pg_ctl runs");
         assert!(
             out.status.success(),
             "{}",
@@ -96,14 +106,14 @@ impl PgServer {
         );
     }
 
-    /// `pg_ctl stop -m immediate`, waiting until the server is gone.
-    fn stop(&self) -> Command {
+    /// `pg_ctl stop -m <mode>`, waiting until the server is gone.
+    fn stop(&self, mode: &str) -> Command {
         let data = self.data();
         let pg_ctl = format!("{BIN}/pg_ctl");
         let args = [pg_ctl.as_str(), "-D", data.to_str().unwrap_or_default()];
         command(
             running_as_root(),
-            &[&args[..], &["-m", "immediate", "-w", "stop"]].concat(),
+            &[&args[..], &["-m", mode, "-w", "stop"]].concat(),
         )
     }
 
@@ -132,7 +142,7 @@ impl PgServer {
 impl Drop for PgServer {
     fn drop(&mut self) {
         let _ = self
-            .stop()
+            .stop("immediate")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();

@@ -31,7 +31,7 @@ impl PgStore {
     /// wrote them. Each fact is its own row, so changing one never undoes another.
     async fn insert_account_fact<T>(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         fact: AccountFact,
         account: Uuid,
         value: T,
@@ -62,7 +62,7 @@ impl PgStore {
 
     async fn insert_credential(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         account: Uuid,
         password_hash: &str,
     ) -> StoreResult<()> {
@@ -93,7 +93,8 @@ impl AccountStore for PgStore {
         password_hash: &str,
         pending: bool,
     ) -> StoreResult<Account> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         let taken = sqlx::query(&q("SELECT 1 FROM account WHERE email_norm = ? LIMIT 1"))
             .bind(email.normalized())
             .fetch_optional(&mut *tx)
@@ -139,7 +140,7 @@ impl AccountStore for PgStore {
         );
         let row = sqlx::query(&q(sql))
             .bind(id)
-            .fetch_optional(self.read())
+            .fetch_optional(&mut *self.read().await?)
             .await?
             .ok_or(StoreError::NotFound)?;
         account_from(&row)
@@ -156,7 +157,7 @@ impl AccountStore for PgStore {
         );
         let row = sqlx::query(&q(sql))
             .bind(email_normalized)
-            .fetch_optional(self.read())
+            .fetch_optional(&mut *self.read().await?)
             .await?;
         row.map(|row| {
             Ok(LoginRecord {
@@ -170,7 +171,7 @@ impl AccountStore for PgStore {
     async fn any_account(&self) -> StoreResult<bool> {
         Ok(
             sqlx::query_scalar(&q("SELECT EXISTS (SELECT 1 FROM account)"))
-                .fetch_one(self.read())
+                .fetch_one(&mut *self.read().await?)
                 .await?,
         )
     }
@@ -180,12 +181,15 @@ impl AccountStore for PgStore {
             "SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE}
              WHERE {OWNS_EMAIL} ORDER BY a.email_norm"
         );
-        let rows = sqlx::query(&q(sql)).fetch_all(self.read()).await?;
+        let rows = sqlx::query(&q(sql))
+            .fetch_all(&mut *self.read().await?)
+            .await?;
         rows.iter().map(account_from).collect()
     }
 
     async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         let sql =
             format!("SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE} WHERE a.id = ?");
         let row = sqlx::query(&q(sql))
@@ -207,7 +211,8 @@ impl AccountStore for PgStore {
     }
 
     async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         let exists = sqlx::query(&q("SELECT 1 FROM account WHERE id = ?"))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -222,7 +227,8 @@ impl AccountStore for PgStore {
     }
 
     async fn create_session(&self, session: NewSession) -> StoreResult<Uuid> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         // A session must sort after the password it was opened with, even if that password
         // was written by a node whose clock runs ahead of ours.
         let version = self
@@ -260,7 +266,7 @@ impl AccountStore for PgStore {
         let row = sqlx::query(&q(sql))
             .bind(token_hash)
             .bind(now_ms)
-            .fetch_optional(self.read())
+            .fetch_optional(&mut *self.read().await?)
             .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(SessionRecord {
@@ -279,7 +285,7 @@ impl AccountStore for PgStore {
                   + COALESCE((SELECT MAX(version) FROM account_access), 0)
                   + COALESCE((SELECT MAX(version) FROM account_pending), 0)",
         ))
-        .fetch_one(self.read())
+        .fetch_one(&mut *self.read().await?)
         .await?)
     }
 
@@ -295,7 +301,7 @@ impl AccountStore for PgStore {
         let live: Vec<Uuid> = sqlx::query_scalar(&q(sql))
             .bind(families)
             .bind(now_ms)
-            .fetch_all(self.read())
+            .fetch_all(&mut *self.read().await?)
             .await?;
         Ok(live.into_iter().collect())
     }
@@ -308,7 +314,7 @@ impl AccountStore for PgStore {
         .bind(family)
         .bind(self.hlc.next().0)
         .bind(self.node)
-        .execute(self.write())
+        .execute(&mut *self.write().await?)
         .await?;
         Ok(())
     }

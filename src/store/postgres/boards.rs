@@ -24,7 +24,7 @@ impl PgStore {
     /// Pairs (with the code use that made it) or unpairs (`None`) the board and the teacher.
     async fn insert_pairing(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         account: Uuid,
         board: Uuid,
         code_use: Option<Uuid>,
@@ -50,7 +50,7 @@ impl PgStore {
     /// Names the board for the teacher; a rename never touches whether they are paired.
     async fn insert_board_name(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         account: Uuid,
         board: Uuid,
         name: &str,
@@ -130,7 +130,7 @@ impl BoardStore for PgStore {
         .bind(token_hash)
         .bind(self.hlc.next().0)
         .bind(self.node)
-        .execute(self.write())
+        .execute(&mut *self.write().await?)
         .await?;
         Ok(id)
     }
@@ -140,7 +140,7 @@ impl BoardStore for PgStore {
             "SELECT id FROM board WHERE token_hash = ? ORDER BY version, id LIMIT 1",
         ))
         .bind(token_hash)
-        .fetch_optional(self.read())
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         row.map(|r| uuid(&r, "id")).transpose()
     }
@@ -151,7 +151,8 @@ impl BoardStore for PgStore {
         code: &str,
         expires_at_ms: i64,
     ) -> StoreResult<ActiveCode> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         let newest: Option<i64> = sqlx::query_scalar(&q(
             "SELECT MAX(version) FROM board_code WHERE code = ? OR board_id = ?",
         ))
@@ -179,12 +180,17 @@ impl BoardStore for PgStore {
     }
 
     async fn current_code(&self, board: Uuid, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
-        self.usable_code(self.read(), "board_id", board.to_string(), now_ms)
-            .await
+        self.usable_code(
+            &mut *self.read().await?,
+            "board_id",
+            board.to_string(),
+            now_ms,
+        )
+        .await
     }
 
     async fn resolve_code(&self, code: &str, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
-        self.usable_code(self.read(), "code", code.to_owned(), now_ms)
+        self.usable_code(&mut *self.read().await?, "code", code.to_owned(), now_ms)
             .await
     }
 
@@ -194,7 +200,8 @@ impl BoardStore for PgStore {
         code: &ActiveCode,
         name: &str,
     ) -> StoreResult<BoardPairing> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         let still = self
             .usable_code(&mut *tx, "id", code.id.to_string(), 0)
             .await?
@@ -231,13 +238,14 @@ impl BoardStore for PgStore {
         );
         let rows = sqlx::query(&q(sql))
             .bind(account)
-            .fetch_all(self.read())
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter().map(pairing_from).collect()
     }
 
     async fn board_pairing(&self, account: Uuid, board: Uuid) -> StoreResult<BoardPairing> {
-        self.current_pairing(self.read(), account, board).await
+        self.current_pairing(&mut *self.read().await?, account, board)
+            .await
     }
 
     async fn rename_board(
@@ -246,7 +254,8 @@ impl BoardStore for PgStore {
         board: Uuid,
         name: &str,
     ) -> StoreResult<BoardPairing> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         let current = self.current_pairing(&mut *tx, account, board).await?;
         self.insert_board_name(&mut tx, account, board, name)
             .await?;
@@ -258,7 +267,8 @@ impl BoardStore for PgStore {
     }
 
     async fn unpair_board(&self, account: Uuid, board: Uuid) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         self.current_pairing(&mut *tx, account, board).await?;
         self.insert_pairing(&mut tx, account, board, None).await?;
         tx.commit().await?;
@@ -272,7 +282,7 @@ impl BoardStore for PgStore {
         );
         let rows = sqlx::query(&q(sql))
             .bind(board)
-            .fetch_all(self.read())
+            .fetch_all(&mut *self.read().await?)
             .await?;
         rows.iter().map(|r| Ok(r.try_get("name")?)).collect()
     }
@@ -280,7 +290,7 @@ impl BoardStore for PgStore {
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>> {
         let row = sqlx::query(&q("SELECT state::text AS state, version FROM board_state WHERE board_id = ? ORDER BY version DESC, id DESC LIMIT 1",))
         .bind(board)
-        .fetch_optional(self.read())
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let json: String = row.try_get("state")?;
@@ -291,7 +301,7 @@ impl BoardStore for PgStore {
     }
 
     async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>> {
-        let earlier = writer::earlier(self.read(), &[command]).await?;
+        let earlier = writer::earlier(&mut *self.read().await?, &[command]).await?;
         Ok(match earlier.get(&command) {
             Some(Saved::Before { board, version }) => Some((*board, *version)),
             Some(Saved::New(_)) | None => None,
@@ -304,7 +314,7 @@ impl BoardStore for PgStore {
         ))
         .bind(board)
         .bind(version)
-        .fetch_optional(self.read())
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         Ok(found.is_some())
     }

@@ -8,6 +8,7 @@
 //! design, section 3); pglogical's `last_update_wins` with commit timestamps is only a net.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnectOptions;
@@ -377,6 +378,75 @@ pub async fn status(urls: &[String], repair: bool) -> Vec<MemberStatus> {
     out
 }
 
+/// Each subscription of the database `conn` is connected to: (name, status, provider DSN).
+async fn subscriptions_of(
+    conn: &mut PgConnection,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT subscription_name::text AS name, status::text AS status,
+                provider_dsn::text AS provider
+         FROM pglogical.show_subscription_status() ORDER BY 1",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("name"), row.get("status"), row.get("provider")))
+        .collect())
+}
+
+/// How long a provider may take to accept a connection before it counts as still down.
+const PROVIDER_ANSWERS_WITHIN: Duration = Duration::from_secs(2);
+
+/// Re-enables the subscription `name` when it is down while its provider answers, so it
+/// resumes now rather than after pglogical's back-off (up to 3 minutes); returns whether it
+/// did. Disabling and enabling again from several places at once still ends enabled.
+async fn mend(
+    conn: &mut PgConnection,
+    name: &str,
+    status: &str,
+    provider: &str,
+) -> Result<bool, sqlx::Error> {
+    if status != "down" {
+        return Ok(false);
+    }
+    let answers = tokio::time::timeout(PROVIDER_ANSWERS_WITHIN, connect(provider)).await;
+    if !matches!(answers, Ok(Ok(_))) {
+        return Ok(false);
+    }
+    sqlx::query("SELECT pglogical.alter_subscription_disable($1, true)")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SELECT pglogical.alter_subscription_enable($1, true)")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
+/// What a node does for the databases it uses: re-enables every subscription of the
+/// database `conn` is connected to that is down while its provider answers (see [`mend`]);
+/// returns their names. A database without pglogical (a single database) has none.
+pub(super) async fn mend_subscriptions(
+    conn: &mut PgConnection,
+) -> Result<Vec<String>, sqlx::Error> {
+    let replicated: bool =
+        sqlx::query_scalar("SELECT to_regclass('pglogical.subscription') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    let mut mended = Vec::new();
+    if !replicated {
+        return Ok(mended);
+    }
+    for (name, status, provider) in subscriptions_of(conn).await? {
+        if mend(conn, &name, &status, &provider).await? {
+            mended.push(name);
+        }
+    }
+    Ok(mended)
+}
+
 async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx::Error> {
     let asked = crate::domain::hlc::wall_millis();
     let theirs: f64 =
@@ -385,30 +455,9 @@ async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx:
             .await?;
     let answered = crate::domain::hlc::wall_millis();
     let clock_skew_ms = theirs as i64 - (asked + answered) / 2;
-    let rows = sqlx::query(
-        "SELECT subscription_name::text AS name, status::text AS status,
-                provider_dsn::text AS provider
-         FROM pglogical.show_subscription_status() ORDER BY 1",
-    )
-    .fetch_all(&mut member.conn)
-    .await?;
     let mut subscriptions = Vec::new();
-    for row in rows {
-        let name: String = row.get("name");
-        let status: String = row.get("status");
-        let provider: String = row.get("provider");
-        let mut repaired = false;
-        if repair && status == "down" && connect(&provider).await.is_ok() {
-            sqlx::query("SELECT pglogical.alter_subscription_disable($1, true)")
-                .bind(&name)
-                .execute(&mut member.conn)
-                .await?;
-            sqlx::query("SELECT pglogical.alter_subscription_enable($1, true)")
-                .bind(&name)
-                .execute(&mut member.conn)
-                .await?;
-            repaired = true;
-        }
+    for (name, status, provider) in subscriptions_of(&mut member.conn).await? {
+        let repaired = repair && mend(&mut member.conn, &name, &status, &provider).await?;
         subscriptions.push(SubscriptionStatus {
             name,
             status,

@@ -46,7 +46,7 @@ impl PgStore {
 
     async fn insert_revision(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         lesson: Uuid,
         author: Uuid,
         after: Option<Version>,
@@ -93,7 +93,7 @@ impl PgStore {
         ))
         .bind(revision)
         .bind(lesson)
-        .fetch_optional(self.read())
+        .fetch_optional(&mut *self.read().await?)
         .await?
         .ok_or(StoreError::NotFound)?;
         let content = LessonContent {
@@ -111,7 +111,8 @@ impl LessonStore for PgStore {
         owner: Uuid,
         content: &LessonContent,
     ) -> StoreResult<LessonRecord> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         let id = Uuid::now_v7();
         let created = self.hlc.next();
         sqlx::query(&q(
@@ -147,7 +148,8 @@ impl LessonStore for PgStore {
     }
 
     async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord> {
-        self.current_lesson(self.read(), owner, id).await
+        self.current_lesson(&mut *self.read().await?, owner, id)
+            .await
     }
 
     async fn list_lessons(
@@ -181,7 +183,10 @@ impl LessonStore for PgStore {
             }
             None => {}
         }
-        let rows = query.bind(i64::from(limit)).fetch_all(self.read()).await?;
+        let rows = query
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.read().await?)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(LessonSummary {
@@ -202,7 +207,8 @@ impl LessonStore for PgStore {
         id: Uuid,
         edit: LessonEdit,
     ) -> StoreResult<LessonRecord> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         let current = self.current_lesson(&mut *tx, owner, id).await?;
         if edit
             .expected
@@ -236,7 +242,8 @@ impl LessonStore for PgStore {
     }
 
     async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<()> {
-        let mut tx = self.begin().await?;
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
         let current = self.current_lesson(&mut *tx, owner, id).await?;
         let tombstone = LessonContent {
             title: current.content.title,
@@ -259,7 +266,8 @@ impl LessonStore for PgStore {
     }
 
     async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>> {
-        self.current_lesson(self.read(), owner, id).await?;
+        self.current_lesson(&mut *self.read().await?, owner, id)
+            .await?;
         let sql = format!(
             "SELECT r.id, r.version, r.title, r.slide_count, r.restored_from, p.name
              FROM lesson_revision r
@@ -267,7 +275,10 @@ impl LessonStore for PgStore {
              WHERE r.lesson_id = ? AND NOT r.deleted
              ORDER BY r.version DESC, r.id DESC LIMIT {REVISIONS_LISTED}"
         );
-        let rows = sqlx::query(&q(sql)).bind(id).fetch_all(self.read()).await?;
+        let rows = sqlx::query(&q(sql))
+            .bind(id)
+            .fetch_all(&mut *self.read().await?)
+            .await?;
         rows.iter()
             .map(|row| {
                 let restored_from: Option<Uuid> = row.try_get("restored_from")?;
@@ -284,7 +295,8 @@ impl LessonStore for PgStore {
     }
 
     async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
-        self.current_lesson(self.read(), owner, id).await?;
+        self.current_lesson(&mut *self.read().await?, owner, id)
+            .await?;
         match self.revision_content(id, revision).await? {
             (_, true) => Err(StoreError::NotFound),
             (content, false) => Ok(content),
@@ -297,7 +309,7 @@ impl LessonStore for PgStore {
              FROM lesson l JOIN lesson_revision r ON r.lesson_id = l.id WHERE l.owner_id = ?",
         ))
         .bind(owner)
-        .fetch_one(self.read())
+        .fetch_one(&mut *self.read().await?)
         .await?;
         Ok(bytes.max(0) as u64)
     }

@@ -18,14 +18,14 @@ mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use super::*;
@@ -113,7 +113,18 @@ pub struct PgStore {
 /// answers again.
 pub(crate) struct Databases {
     members: Vec<Database>,
-    active: AtomicUsize,
+    /// The position of the database in use; a change wakes requests waiting for a
+    /// connection to the one before.
+    active: watch::Sender<usize>,
+}
+
+/// What a connection is for: each has a pool of its own on every database.
+#[derive(Clone, Copy)]
+enum Role {
+    Read,
+    Write,
+    /// The board-state writer's single connection.
+    States,
 }
 
 struct Database {
@@ -123,10 +134,34 @@ struct Database {
     write: PgPool,
     /// The board-state writer's own connection.
     states: PgPool,
+    options: PgConnectOptions,
+    /// The watcher's connection, made again after each failure: a server that stopped
+    /// refuses it at once, where a pool would keep trying until its timeout.
+    probe: tokio::sync::Mutex<Option<PgConnection>>,
+}
+
+impl Database {
+    async fn answers(&self) -> bool {
+        let mut probe = self.probe.lock().await;
+        let ask = async {
+            let conn = match probe.as_mut() {
+                Some(conn) => conn,
+                None => probe.insert(PgConnection::connect_with(&self.options).await?),
+            };
+            sqlx::query("SELECT 1").execute(conn).await.map(|_| ())
+        };
+        let answered = matches!(tokio::time::timeout(ANSWER_WITHIN, ask).await, Ok(Ok(())));
+        if !answered {
+            *probe = None;
+        }
+        answered
+    }
 }
 
 /// How often the watcher asks each database whether it answers.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// How often a node looks for replication left down after a database came back.
+const MEND_EVERY: Duration = Duration::from_secs(5);
 /// How long a database may take to answer the watcher (school networks are slow, a dead
 /// server is silent).
 const ANSWER_WITHIN: Duration = Duration::from_secs(2);
@@ -137,20 +172,31 @@ const ACQUIRE_WITHIN: Duration = Duration::from_secs(3);
 const STATEMENT_TIMEOUT: &str = "10s";
 
 impl Databases {
-    fn active(&self) -> &Database {
-        &self.members[self
-            .active
-            .load(Ordering::Relaxed)
-            .min(self.members.len() - 1)]
+    /// A connection for `role` to the database in use. Waiting for one sends nothing, so when
+    /// the node moves to another database meanwhile the wait moves with it: a request that
+    /// arrives as its database fails is served by the next one rather than refused.
+    async fn connection(&self, role: Role) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        let deadline = tokio::time::Instant::now() + ACQUIRE_WITHIN;
+        let mut moved = self.active.subscribe();
+        loop {
+            let db = &self.members[*moved.borrow_and_update()];
+            let pool = match role {
+                Role::Read => &db.read,
+                Role::Write => &db.write,
+                Role::States => &db.states,
+            };
+            tokio::select! {
+                acquired = tokio::time::timeout_at(deadline, pool.acquire()) => {
+                    return acquired.unwrap_or(Err(sqlx::Error::PoolTimedOut));
+                }
+                Ok(()) = moved.changed() => {}
+            }
+        }
     }
 
     /// Whether each database answers now, in order.
     async fn answering(&self) -> Vec<bool> {
-        let asks = self.members.iter().map(|db| async move {
-            let ask = sqlx::query("SELECT 1").execute(&db.read);
-            matches!(tokio::time::timeout(ANSWER_WITHIN, ask).await, Ok(Ok(_)))
-        });
-        futures_util::future::join_all(asks).await
+        futures_util::future::join_all(self.members.iter().map(Database::answers)).await
     }
 
     /// Uses the first database that answers; keeps the current one when none does.
@@ -159,7 +205,7 @@ impl Databases {
         let Some(first) = answering.iter().position(|a| *a) else {
             return;
         };
-        let before = self.active.swap(first, Ordering::Relaxed);
+        let before = self.active.send_replace(first);
         if before != first {
             tracing::warn!(
                 from = %self.members[before].url,
@@ -174,6 +220,36 @@ impl Databases {
         loop {
             tick.tick().await;
             self.choose().await;
+        }
+    }
+
+    /// Keeps replication between the databases going without anyone's help: after a
+    /// database was down, pglogical may leave the others' subscriptions to it down for
+    /// minutes; every [`MEND_EVERY`] each answering database has those re-enabled once their
+    /// provider answers (`cluster status --repair` does the same by hand).
+    async fn mend_replication(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(MEND_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for (db, up) in self.members.iter().zip(self.answering().await) {
+                if !up {
+                    continue;
+                }
+                let mended = match db.write.acquire().await {
+                    Ok(mut conn) => cluster::mend_subscriptions(&mut conn).await,
+                    Err(e) => Err(e),
+                };
+                match mended {
+                    Ok(names) if names.is_empty() => {}
+                    Ok(names) => {
+                        tracing::warn!(url = %db.url, subscriptions = ?names, "re-enabled replication that was down")
+                    }
+                    Err(e) => {
+                        tracing::warn!(url = %db.url, error = %e, "cannot check replication")
+                    }
+                }
+            }
         }
     }
 }
@@ -206,11 +282,13 @@ impl PgStore {
                 read: pool(8),
                 write: pool(4),
                 states: pool(1),
+                options,
+                probe: Default::default(),
             });
         }
         let databases = Arc::new(Databases {
             members,
-            active: AtomicUsize::new(0),
+            active: watch::Sender::new(0),
         });
         let answering = databases.answering().await;
         let Some(first) = answering.iter().position(|a| *a) else {
@@ -223,8 +301,9 @@ impl PgStore {
                 reason: "no database answers".into(),
             });
         };
-        databases.active.store(first, Ordering::Relaxed);
+        databases.active.send_replace(first);
         tokio::spawn(databases.clone().watch());
+        tokio::spawn(databases.clone().mend_replication());
         let (states, queue) = mpsc::channel(4 * STATE_BATCH);
         let rows = PgRows {
             databases: databases.clone(),
@@ -239,19 +318,19 @@ impl PgStore {
         })
     }
 
-    fn read(&self) -> &PgPool {
-        &self.databases.active().read
+    async fn read(&self) -> StoreResult<PoolConnection<Postgres>> {
+        Ok(self.databases.connection(Role::Read).await?)
     }
 
-    fn write(&self) -> &PgPool {
-        &self.databases.active().write
+    async fn write(&self) -> StoreResult<PoolConnection<Postgres>> {
+        Ok(self.databases.connection(Role::Write).await?)
     }
 
     /// A fresh version after every row of `table` whose `keys` columns hold these ids,
     /// whichever node wrote them: the next row of a fact sorts after all the earlier ones.
     async fn version_after(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'_, Postgres>,
         table: &str,
         keys: &[(&str, Uuid)],
     ) -> StoreResult<Version> {
@@ -271,10 +350,6 @@ impl PgStore {
         Ok(self.hlc.next_after(Version(newest.unwrap_or(0))))
     }
 
-    async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
-        Ok(self.write().begin().await?)
-    }
-
     fn observed(&self, version: i64) -> Version {
         let v = Version(version);
         self.hlc.observe(v);
@@ -291,7 +366,7 @@ impl PgStore {
             sqlx::Arguments::add(&mut batch, PURGE_BATCH)
                 .map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
             let done = sqlx::query_with(&sql, batch)
-                .execute(self.write())
+                .execute(&mut *self.write().await?)
                 .await?
                 .rows_affected();
             total += done;
@@ -369,7 +444,7 @@ impl Store for PgStore {
     }
 
     async fn databases(&self) -> Vec<DatabaseStatus> {
-        let active = self.databases.active.load(Ordering::Relaxed);
+        let active = *self.databases.active.borrow();
         let answering = self.databases.answering().await;
         self.databases
             .members
@@ -391,7 +466,7 @@ impl Store for PgStore {
         .bind(Uuid::now_v7())
         .bind(self.node)
         .bind(self.hlc.next().0)
-        .execute(self.write())
+        .execute(&mut *self.write().await?)
         .await?;
         Ok(())
     }
@@ -404,7 +479,7 @@ impl Store for PgStore {
              ORDER BY 1",
         ))
         .bind(cutoff.0)
-        .fetch_all(self.read())
+        .fetch_all(&mut *self.read().await?)
         .await?;
         let me = self.node.to_string();
         let mut nodes = vec![me.clone()];
@@ -418,7 +493,7 @@ impl Store for PgStore {
                  UNION SELECT DISTINCT node FROM lesson_revision
                  UNION SELECT DISTINCT node FROM node_heartbeat) AS n ORDER BY 1",
         )
-        .fetch_all(self.read())
+        .fetch_all(&mut *self.read().await?)
         .await?;
         nodes.extend(
             with_rows

@@ -13,8 +13,8 @@ pub(super) struct PgRows {
 
 impl PgRows {
     /// The writer's own connection to the database the node uses now.
-    fn connection(&self) -> &PgPool {
-        &self.databases.active().states
+    async fn connection(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        self.databases.connection(Role::States).await
     }
 }
 
@@ -26,7 +26,7 @@ impl StateRows for PgRows {
              GROUP BY board_id",
         )
         .bind(boards)
-        .fetch_all(self.connection())
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         Ok(stored
             .into_iter()
@@ -56,20 +56,20 @@ impl StateRows for PgRows {
         .bind(states)
         .bind(versions)
         .bind(self.node)
-        .fetch_all(self.connection())
+        .fetch_all(&mut *self.connection().await?)
         .await?;
         Ok(stored.into_iter().collect())
     }
 
     async fn earlier(&mut self, commands: &[Uuid]) -> Result<HashMap<Uuid, Saved>, sqlx::Error> {
-        earlier(self.connection(), commands).await
+        earlier(&mut *self.connection().await?, commands).await
     }
 }
 
 /// The stored outcome of each of these commands: a command stored twice (a resend that
 /// reached two nodes) answers its lowest `(version, id)`, the same on every node.
 pub(super) async fn earlier(
-    db: &PgPool,
+    db: &mut PgConnection,
     commands: &[Uuid],
 ) -> Result<HashMap<Uuid, Saved>, sqlx::Error> {
     let stored = sqlx::query_as::<_, (Uuid, Uuid, i64)>(
