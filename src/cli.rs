@@ -31,7 +31,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (applies pending migrations first)
     Serve,
-    /// Apply pending database migrations and exit
+    /// Apply pending database migrations to every database given, add new tables to a
+    /// cluster's replication set, and exit
     Migrate,
     /// Manage teacher accounts
     #[command(subcommand)]

@@ -629,3 +629,47 @@ async fn a_database_stopped_while_a_node_writes_catches_up_and_every_row_converg
         saving.refused.load(Ordering::Relaxed)
     );
 }
+
+#[tokio::test]
+async fn migrate_on_a_cluster_replicates_tables_the_replication_set_lacks() {
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    // As after an upgrade whose migration created a table since `cluster init`.
+    for url in [&url_a, &url_b] {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(
+            "SELECT pglogical.replication_set_remove_table('classcast', 'public.node_heartbeat')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let migrate = |urls: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args: Vec<&str> = urls.iter().flat_map(|u| ["--database", *u]).collect();
+        args.push("migrate");
+        let out = cli(dir.path(), &args, "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = migrate(&[&url_a, &url_b]);
+    assert_eq!(
+        said.matches("replicating node_heartbeat on").count(),
+        2,
+        "{said}"
+    );
+    let mut on_a = sqlx::PgConnection::connect(&url_a).await.unwrap();
+    sqlx::query(
+        "INSERT INTO node_heartbeat (id, node, version)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 1)",
+    )
+    .execute(&mut on_a)
+    .await
+    .unwrap();
+    until_replicated(&[&url_a, &url_b], "SELECT COUNT(*) FROM node_heartbeat", 1).await;
+    let said = migrate(&[&url_a, &url_b]);
+    assert!(said.contains("up to date"), "{said}");
+}

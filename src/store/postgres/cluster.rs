@@ -180,12 +180,9 @@ async fn check(member: &mut Member, cluster: &[String]) -> Result<(), ClusterErr
             tables: foreign.join(", "),
         });
     }
-    let installed: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')",
-    )
-    .fetch_one(&mut member.conn)
-    .await
-    .map_err(member.failed())?;
+    let installed = has_pglogical(&mut member.conn)
+        .await
+        .map_err(member.failed())?;
     if installed {
         let nodes: Vec<String> = sqlx::query_scalar(
             "SELECT n.node_name::text FROM pglogical.node n
@@ -210,13 +207,10 @@ async fn prepare(member: &mut Member, changes: &mut Vec<String>) -> Result<(), C
     if !applied.is_empty() {
         changes.push(format!("{url}: applied {}", applied.join(", ")));
     }
-    let created: bool = sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')",
-    )
-    .fetch_one(&mut member.conn)
-    .await
-    .map_err(member.failed())?;
-    if created {
+    let installed = has_pglogical(&mut member.conn)
+        .await
+        .map_err(member.failed())?;
+    if !installed {
         sqlx::query("CREATE EXTENSION pglogical")
             .execute(&mut member.conn)
             .await
@@ -251,18 +245,49 @@ async fn prepare(member: &mut Member, changes: &mut Vec<String>) -> Result<(), C
             .map_err(member.failed())?;
         changes.push(format!("{url}: created replication set {SET}"));
     }
-    let in_set: Vec<String> = sqlx::query(
-        "SELECT c.relname::text AS t FROM pglogical.replication_set_table r
+    let missing = replicate_new_tables(&mut member.conn)
+        .await
+        .map_err(member.failed())?;
+    if !missing.is_empty() {
+        changes.push(format!("{url}: replicating {}", missing.join(", ")));
+    }
+    Ok(())
+}
+
+/// Whether pglogical is installed in the database `conn` is connected to (its catalog must
+/// exist before a statement may name it).
+async fn has_pglogical(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')")
+        .fetch_one(conn)
+        .await
+}
+
+/// Adds every replicated table that the replication set of this database lacks (a table a
+/// migration created since `cluster init`); returns their names. A database without the
+/// set (not in a cluster) is left alone.
+pub(super) async fn replicate_new_tables(
+    conn: &mut PgConnection,
+) -> Result<Vec<&'static str>, sqlx::Error> {
+    if !has_pglogical(conn).await? {
+        return Ok(Vec::new());
+    }
+    let clustered: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pglogical.replication_set WHERE set_name = $1)",
+    )
+    .bind(SET)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !clustered {
+        return Ok(Vec::new());
+    }
+    let in_set: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pglogical.replication_set_table r
          JOIN pglogical.replication_set s ON s.set_id = r.set_id
          JOIN pg_class c ON c.oid = r.set_reloid WHERE s.set_name = $1",
     )
     .bind(SET)
-    .fetch_all(&mut member.conn)
-    .await
-    .map_err(member.failed())?
-    .iter()
-    .map(|row| row.get("t"))
-    .collect();
+    .fetch_all(&mut *conn)
+    .await?;
     let missing: Vec<&str> = REPLICATED_TABLES
         .iter()
         .copied()
@@ -272,14 +297,10 @@ async fn prepare(member: &mut Member, changes: &mut Vec<String>) -> Result<(), C
         sqlx::query("SELECT pglogical.replication_set_add_table($1, $2::regclass)")
             .bind(SET)
             .bind(format!("public.{table}"))
-            .execute(&mut member.conn)
-            .await
-            .map_err(member.failed())?;
+            .execute(&mut *conn)
+            .await?;
     }
-    if !missing.is_empty() {
-        changes.push(format!("{url}: replicating {}", missing.join(", ")));
-    }
-    Ok(())
+    Ok(missing)
 }
 
 /// `member` follows what `provider` (at `dsn`) writes itself.
@@ -431,12 +452,8 @@ async fn mend(
 pub(super) async fn mend_subscriptions(
     conn: &mut PgConnection,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let replicated: bool =
-        sqlx::query_scalar("SELECT to_regclass('pglogical.subscription') IS NOT NULL")
-            .fetch_one(&mut *conn)
-            .await?;
     let mut mended = Vec::new();
-    if !replicated {
+    if !has_pglogical(conn).await? {
         return Ok(mended);
     }
     for (name, status, provider) in subscriptions_of(conn).await? {

@@ -423,8 +423,9 @@ fn purge_args(nodes: &[String], rest: &[i64]) -> StoreResult<PgArguments> {
 
 #[async_trait]
 impl Store for PgStore {
-    /// Migrates every database that answers (schema changes do not replicate); one that is
-    /// down is migrated when the node next starts while it answers.
+    /// Migrates every database that answers (schema changes do not replicate) and adds the
+    /// tables a migration created to a cluster's replication set; a database that is down is
+    /// migrated when the node next starts while it answers.
     async fn migrate(&self) -> StoreResult<Vec<String>> {
         let answering = self.databases.answering().await;
         let mut applied = Vec::new();
@@ -438,6 +439,10 @@ impl Store for PgStore {
                 if !applied.contains(&name) {
                     applied.push(name);
                 }
+            }
+            let added = cluster::replicate_new_tables(&mut conn).await?;
+            if !added.is_empty() {
+                applied.push(format!("replicating {} on {}", added.join(", "), db.url));
             }
         }
         Ok(applied)
