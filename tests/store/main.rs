@@ -1,10 +1,12 @@
 //! The store suite: what every `Store` backend must do, written once and run against SQLite
 //! and against PostgreSQL (a throwaway server per test, `tests/support/postgres.rs`).
 //!
-//! Both databases get triggers that abort any UPDATE or DELETE of a replicated table, so
-//! every test here also proves the backend is insert-only (design section 3, rule 1). The
-//! tests after the suites use SQL of one backend (rows as replication would bring them, an
-//! upgrade from an older schema), and the PostgreSQL schema is checked against SQLite's.
+//! Stores of the suite get triggers that abort any UPDATE or DELETE of a replicated table,
+//! so every such test also proves the backend is insert-only (design section 3, rule 1); on
+//! PostgreSQL the server's own statistics then confirm no row was updated. Tests of a whole
+//! database write rows as replication from another node would, purge (the one delete the
+//! rules allow), or run several nodes on one database. After the suite: an upgrade of an
+//! older SQLite schema, and the PostgreSQL schema checked against SQLite's.
 
 use std::sync::Arc;
 
@@ -25,48 +27,192 @@ mod pg_server;
 /// below against both schemas.
 const REPLICATED: &[&str] = store::postgres::REPLICATED_TABLES;
 
-/// A fresh, migrated SQLite store whose replicated tables refuse updates and deletes.
-async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = store::open(std::slice::from_ref(&url), &Node::new(Uuid::now_v7()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    for table in REPLICATED {
-        for op in ["UPDATE", "DELETE"] {
-            let sql = format!(
-                "CREATE TRIGGER no_{op}_{table} BEFORE {op} ON {table} \
-                 BEGIN SELECT RAISE(ABORT, 'replicated rows are insert-only'); END"
-            );
-            sqlx::query(&sql).execute(&mut conn).await.unwrap();
-        }
-    }
-    (store, dir)
+/// A database of one backend for a test, kept while the test runs.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(pg_server::PgServer),
 }
 
-/// A fresh, migrated PostgreSQL store on a throwaway server (kept running by the guard),
-/// its replicated tables refusing updates and deletes like SQLite's.
-async fn postgres() -> (Arc<dyn Store>, pg_server::PgServer) {
-    let server = pg_server::PgServer::start();
-    let url = server.create("classcast").await;
-    let store = store::open(std::slice::from_ref(&url), &Node::new(Uuid::now_v7()))
+/// A value for a `?` placeholder of [`Db::insert`], typed as each backend stores it.
+enum Bind {
+    Id(Uuid),
+    Int(i64),
+    Text(String),
+    Json(String),
+}
+
+impl Db {
+    async fn new_sqlite() -> Db {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    async fn new_postgres() -> Db {
+        let server = pg_server::PgServer::start();
+        server.create("classcast").await;
+        Db::Postgres(server)
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Db::Sqlite(dir) => format!("sqlite://{}", dir.path().join("t.db").display()),
+            Db::Postgres(server) => server.url("classcast"),
+        }
+    }
+
+    /// A migrated store on this database for `node`.
+    async fn open(&self, node: &Node) -> Arc<dyn Store> {
+        let store = store::open(&[self.url()], node).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// Makes every replicated table refuse updates and deletes, so the test also proves the
+    /// backend is insert-only (design section 3, rule 1).
+    async fn insert_only(&self) {
+        match self {
+            Db::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url()).await.unwrap();
+                for table in REPLICATED {
+                    for op in ["UPDATE", "DELETE"] {
+                        let sql = format!(
+                            "CREATE TRIGGER no_{op}_{table} BEFORE {op} ON {table} \
+                             BEGIN SELECT RAISE(ABORT, 'replicated rows are insert-only'); END"
+                        );
+                        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+                    }
+                }
+            }
+            Db::Postgres(_) => {
+                let mut conn = sqlx::PgConnection::connect(&self.url()).await.unwrap();
+                let mut sql = "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+                    $$ BEGIN RAISE EXCEPTION 'replicated rows are insert-only'; END $$;"
+                    .to_owned();
+                for table in REPLICATED {
+                    sql += &format!(
+                        "CREATE TRIGGER insert_only BEFORE UPDATE OR DELETE ON {table}
+                         FOR EACH ROW EXECUTE FUNCTION refuse();"
+                    );
+                }
+                sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
+    /// Runs `sql` (with `?` placeholders) as replication from another node would: rows
+    /// this node's store did not write.
+    async fn insert(&self, sql: &str, binds: &[Bind]) {
+        match self {
+            Db::Sqlite(_) => {
+                let mut query = sqlx::query(sql);
+                for bind in binds {
+                    query = match bind {
+                        Bind::Id(id) => query.bind(id.to_string()),
+                        Bind::Int(n) => query.bind(*n),
+                        Bind::Text(t) | Bind::Json(t) => query.bind(t.clone()),
+                    };
+                }
+                let mut conn = sqlx::SqliteConnection::connect(&self.url()).await.unwrap();
+                query.execute(&mut conn).await.unwrap();
+            }
+            Db::Postgres(_) => {
+                let mut numbered = String::new();
+                let mut binds_left = binds.iter().enumerate();
+                for c in sql.chars() {
+                    if c != '?' {
+                        numbered.push(c);
+                        continue;
+                    }
+                    let (i, bind) = binds_left.next().expect("a value per placeholder");
+                    let cast = match bind {
+                        Bind::Id(_) => "::uuid",
+                        Bind::Int(_) => "::bigint",
+                        Bind::Text(_) => "::text",
+                        Bind::Json(_) => "::jsonb",
+                    };
+                    numbered += &format!("${}{cast}", i + 1);
+                }
+                let mut query = sqlx::query(&numbered);
+                for bind in binds {
+                    query = match bind {
+                        Bind::Id(id) => query.bind(*id),
+                        Bind::Int(n) => query.bind(*n),
+                        Bind::Text(t) | Bind::Json(t) => query.bind(t.clone()),
+                    };
+                }
+                let mut conn = sqlx::PgConnection::connect(&self.url()).await.unwrap();
+                query.execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Db::Sqlite(_) => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url()).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            Db::Postgres(_) => {
+                let mut conn = sqlx::PgConnection::connect(&self.url()).await.unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    /// What must hold after a test: on PostgreSQL, the server's statistics show that no row
+    /// of a replicated table was ever updated. Backends report their counts when they exit,
+    /// so the store's connections are ended first.
+    async fn finish(&self) {
+        let Db::Postgres(_) = self else { return };
+        let mut conn = sqlx::PgConnection::connect(&self.url()).await.unwrap();
+        let ended: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM (SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+                              AND pid <> pg_backend_pid() OFFSET 0) others
+             WHERE pg_terminate_backend(pid)",
+        )
+        .fetch_all(&mut conn)
         .await
         .unwrap();
-    store.migrate().await.unwrap();
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    let mut sql = "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
-        $$ BEGIN RAISE EXCEPTION 'replicated rows are insert-only'; END $$;"
-        .to_owned();
-    for table in REPLICATED {
-        sql += &format!(
-            "CREATE TRIGGER insert_only BEFORE UPDATE OR DELETE ON {table}
-             FOR EACH ROW EXECUTE FUNCTION refuse();"
-        );
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&ended)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            if left == 0 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{left} never ended");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let updated: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT relname::text, n_tup_upd FROM pg_stat_user_tables
+             WHERE relname = ANY($1) AND n_tup_upd > 0",
+        )
+        .bind(REPLICATED)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert!(updated.is_empty(), "rows updated: {updated:?}");
     }
-    sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
-    (store, server)
+}
+
+/// A fresh, migrated SQLite store whose replicated tables refuse updates and deletes.
+async fn sqlite() -> (Arc<dyn Store>, Db) {
+    guarded(Db::new_sqlite().await).await
+}
+
+/// A fresh, migrated PostgreSQL store on a throwaway server, its replicated tables refusing
+/// updates and deletes like SQLite's.
+async fn postgres() -> (Arc<dyn Store>, Db) {
+    guarded(Db::new_postgres().await).await
+}
+
+async fn guarded(db: Db) -> (Arc<dyn Store>, Db) {
+    let store = db.open(&Node::new(Uuid::now_v7())).await;
+    db.insert_only().await;
+    (store, db)
 }
 
 fn lesson(title: &str, slides: usize) -> LessonContent {
@@ -92,20 +238,29 @@ async fn account(store: &dyn Store, email: &str) -> Uuid {
         .id
 }
 
-/// Runs each named suite function against every backend: a module per backend, a test per
-/// function.
+/// Runs each named suite function against every backend, a module per backend and a test
+/// per function: `stores` get a migrated store whose replicated tables refuse updates and
+/// deletes, `databases` a fresh database of their own (to open stores on, or to write rows
+/// as replication would).
 macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        suite!(@backend sqlite: $($name),*);
-        suite!(@backend postgres: $($name),*);
+    (stores: [$($store:ident),* $(,)?], databases: [$($db:ident),* $(,)?] $(,)?) => {
+        suite!(@backend sqlite new_sqlite: [$($store),*] [$($db),*]);
+        suite!(@backend postgres new_postgres: [$($store),*] [$($db),*]);
     };
-    (@backend $backend:ident: $($name:ident),*) => {
+    (@backend $backend:ident $new:ident: [$($store:ident),*] [$($db:ident),*]) => {
         mod $backend {
             $(
                 #[tokio::test]
-                async fn $name() {
-                    let (store, _guard) = super::$backend().await;
-                    super::$name(store.as_ref()).await;
+                async fn $store() {
+                    let (store, db) = super::$backend().await;
+                    super::$store(store.as_ref()).await;
+                    db.finish().await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $db() {
+                    super::$db(super::Db::$new().await).await;
                 }
             )*
         }
@@ -113,19 +268,31 @@ macro_rules! suite {
 }
 
 suite!(
-    an_address_is_owned_by_its_first_registration,
-    sessions_end_by_expiry_revocation_password_change_and_disabling,
-    edits_are_new_revisions_and_stale_edits_conflict,
-    lessons_are_invisible_to_other_owners,
-    listing_pages_without_gaps_or_repeats,
-    deletion_is_a_tombstone,
-    migrating_twice_applies_nothing,
-    a_code_drawn_twice_belongs_to_the_newer_board,
-    a_code_pairs_once_and_pairings_are_versioned,
-    board_states_are_versioned_and_commands_remembered,
-    simultaneous_commands_each_get_their_own_outcome,
-    a_revocation_ends_the_whole_session_family,
-    open_sessions_are_checked_in_one_go_when_the_change_mark_moves,
+    stores: [
+        an_address_is_owned_by_its_first_registration,
+        sessions_end_by_expiry_revocation_password_change_and_disabling,
+        edits_are_new_revisions_and_stale_edits_conflict,
+        lessons_are_invisible_to_other_owners,
+        listing_pages_without_gaps_or_repeats,
+        deletion_is_a_tombstone,
+        migrating_twice_applies_nothing,
+        a_code_drawn_twice_belongs_to_the_newer_board,
+        a_code_pairs_once_and_pairings_are_versioned,
+        board_states_are_versioned_and_commands_remembered,
+        simultaneous_commands_each_get_their_own_outcome,
+        a_revocation_ends_the_whole_session_family,
+        open_sessions_are_checked_in_one_go_when_the_change_mark_moves,
+    ],
+    databases: [
+        purging_revisions_keeps_the_newest_and_what_boards_present,
+        purging_codes_removes_only_long_expired_ones,
+        purging_removes_only_superseded_states_of_this_node,
+        a_state_that_arrived_by_replication_is_never_overtaken_by_an_older_version,
+        a_command_stored_on_two_nodes_answers_its_earliest_outcome_everywhere,
+        a_rename_made_elsewhere_undoes_neither_a_disable_nor_an_unpairing,
+        the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_node,
+        a_purge_larger_than_a_batch_removes_every_row_in_turn,
+    ],
 );
 
 async fn an_address_is_owned_by_its_first_registration(store: &dyn Store) {
@@ -421,9 +588,8 @@ async fn migrating_twice_applies_nothing(store: &dyn Store) {
 
 #[tokio::test]
 async fn the_sqlite_schema_follows_the_replication_rules() {
-    let (_store, dir) = sqlite().await;
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let (_store, db) = sqlite().await;
+    let mut conn = sqlx::SqliteConnection::connect(&db.url()).await.unwrap();
     let tables: Vec<String> = sqlx::query(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
          AND name NOT IN ('schema_migration', 'local_node') ORDER BY name",
@@ -645,16 +811,10 @@ async fn simultaneous_commands_each_get_their_own_outcome(store: &dyn Store) {
     }
 }
 
-#[tokio::test]
-async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+async fn purging_revisions_keeps_the_newest_and_what_boards_present(db: Db) {
     let node = Node::new(Uuid::now_v7());
     let mine = [node.id.to_string()];
-    let store = store::open(std::slice::from_ref(&url), &node)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = db.open(&node).await;
     let owner = account(store.as_ref(), "r@school.org").await;
     let first = store.create_lesson(owner, &lesson("v0", 1)).await.unwrap();
     let mut revisions = vec![first.revision];
@@ -718,16 +878,10 @@ async fn purging_revisions_keeps_the_newest_and_what_boards_present() {
         .is_ok());
 }
 
-#[tokio::test]
-async fn purging_codes_removes_only_long_expired_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+async fn purging_codes_removes_only_long_expired_ones(db: Db) {
     let node = Node::new(Uuid::now_v7());
     let mine = [node.id.to_string()];
-    let store = store::open(std::slice::from_ref(&url), &node)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = db.open(&node).await;
     let teacher = account(store.as_ref(), "c@school.org").await;
     let board = store.create_board("token-codes").await.unwrap();
     let spent = store.issue_code(board, "111111", 1_000).await.unwrap();
@@ -753,24 +907,15 @@ async fn purging_codes_removes_only_long_expired_ones() {
         0,
         "purging again is harmless"
     );
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM board_code_use")
-        .fetch_one(&mut sqlx::SqliteConnection::connect(&url).await.unwrap())
-        .await
-        .unwrap();
+    let left = db.count("SELECT COUNT(*) FROM board_code_use").await;
     assert_eq!(left, 0, "the spent code's use went with it");
 }
 
-#[tokio::test]
-async fn purging_removes_only_superseded_states_of_this_node() {
+async fn purging_removes_only_superseded_states_of_this_node(db: Db) {
     // Without the insert-only guard: this is the one delete the rules allow.
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let node = Node::new(Uuid::now_v7());
     let mine = [node.id.to_string()];
-    let store = store::open(std::slice::from_ref(&url), &node)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = db.open(&node).await;
     let board = store.create_board("token-purge").await.unwrap();
     let other = store.create_board("token-other").await.unwrap();
     let mut state = BoardState::idle(board);
@@ -813,27 +958,26 @@ async fn purging_removes_only_superseded_states_of_this_node() {
 }
 
 /// Writes a board state as replication would: a row made by another node, with its version.
-async fn replicate_state(url: &str, board: Uuid, command: Uuid, version: i64, slide: u32) {
+async fn replicate_state(db: &Db, board: Uuid, command: Uuid, version: i64, slide: u32) {
     let mut state = BoardState::idle(board);
     state.slide_index = slide;
-    sqlx::query(
+    db.insert(
         "INSERT INTO board_state (id, board_id, command_id, state, version, node)
-         VALUES (?, ?, ?, ?, ?, 'another-node')",
+         VALUES (?, ?, ?, ?, ?, ?)",
+        &[
+            Bind::Id(Uuid::now_v7()),
+            Bind::Id(board),
+            Bind::Id(command),
+            Bind::Json(state.stored_json()),
+            Bind::Int(version),
+            Bind::Id(Uuid::now_v7()),
+        ],
     )
-    .bind(Uuid::now_v7().to_string())
-    .bind(board.to_string())
-    .bind(command.to_string())
-    .bind(state.stored_json())
-    .bind(version)
-    .execute(&mut sqlx::SqliteConnection::connect(url).await.unwrap())
-    .await
-    .unwrap();
+    .await;
 }
 
-#[tokio::test]
-async fn a_state_that_arrived_by_replication_is_never_overtaken_by_an_older_version() {
-    let (store, dir) = sqlite().await;
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+async fn a_state_that_arrived_by_replication_is_never_overtaken_by_an_older_version(db: Db) {
+    let (store, db) = guarded(db).await;
     let board = store.create_board("token-r").await.unwrap();
     let state = BoardState::idle(board);
     let Saved::New(mine) = store
@@ -846,7 +990,7 @@ async fn a_state_that_arrived_by_replication_is_never_overtaken_by_an_older_vers
     // Another node, its clock a minute ahead, stored a newer state of the same board; this
     // node's writer remembers `mine` as the newest.
     let theirs = mine.0 + (60_000 << 10);
-    replicate_state(&url, board, Uuid::now_v7(), theirs, 7).await;
+    replicate_state(&db, board, Uuid::now_v7(), theirs, 7).await;
     let Saved::New(next) = store
         .save_board_state(Uuid::now_v7(), &state)
         .await
@@ -861,10 +1005,8 @@ async fn a_state_that_arrived_by_replication_is_never_overtaken_by_an_older_vers
     );
 }
 
-#[tokio::test]
-async fn a_command_stored_on_two_nodes_answers_its_earliest_outcome_everywhere() {
-    let (store, dir) = sqlite().await;
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+async fn a_command_stored_on_two_nodes_answers_its_earliest_outcome_everywhere(db: Db) {
+    let (store, db) = guarded(db).await;
     let board = store.create_board("token-twice").await.unwrap();
     let command = Uuid::now_v7();
     let Saved::New(here) = store
@@ -875,7 +1017,7 @@ async fn a_command_stored_on_two_nodes_answers_its_earliest_outcome_everywhere()
         panic!("a new command is stored")
     };
     // The resend reached another node too, which stored it later ...
-    replicate_state(&url, board, command, here.0 + 5, 1).await;
+    replicate_state(&db, board, command, here.0 + 5, 1).await;
     let expected = Saved::Before {
         board,
         version: here,
@@ -886,8 +1028,8 @@ async fn a_command_stored_on_two_nodes_answers_its_earliest_outcome_everywhere()
     assert_eq!(again.unwrap(), expected);
     // ... or earlier: then that one is the outcome, here as there.
     let other = Uuid::now_v7();
-    replicate_state(&url, board, other, here.0 + 7, 2).await;
-    replicate_state(&url, board, other, here.0 + 6, 3).await;
+    replicate_state(&db, board, other, here.0 + 7, 2).await;
+    replicate_state(&db, board, other, here.0 + 6, 3).await;
     let outcome = store.command_outcome(other).await.unwrap();
     assert_eq!(
         outcome,
@@ -895,22 +1037,8 @@ async fn a_command_stored_on_two_nodes_answers_its_earliest_outcome_everywhere()
     );
 }
 
-/// Inserts a row as replication from another node would.
-async fn replicate_row(url: &str, sql: &str, binds: &[String]) {
-    let mut query = sqlx::query(sql);
-    for bind in binds {
-        query = query.bind(bind.clone());
-    }
-    query
-        .execute(&mut sqlx::SqliteConnection::connect(url).await.unwrap())
-        .await
-        .unwrap();
-}
-
-#[tokio::test]
-async fn a_rename_made_elsewhere_undoes_neither_a_disable_nor_an_unpairing() {
-    let (store, dir) = sqlite().await;
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+async fn a_rename_made_elsewhere_undoes_neither_a_disable_nor_an_unpairing(db: Db) {
+    let (store, db) = guarded(db).await;
     let teacher = account(&*store, "facts@school.org").await;
     let disabled = store.set_account_disabled(teacher, true).await.unwrap();
     assert!(disabled.disabled);
@@ -920,28 +1048,28 @@ async fn a_rename_made_elsewhere_undoes_neither_a_disable_nor_an_unpairing() {
     store.unpair_board(teacher, board).await.unwrap();
 
     // Another node renamed both a minute later by its clock, without having seen either.
-    let later = (paired.paired.0 + (60_000 << 10)).to_string();
-    replicate_row(
-        &url,
-        "INSERT INTO account_name (id, account_id, name, version, node) VALUES (?, ?, ?, ?, 'n2')",
+    let later = Bind::Int(paired.paired.0 + (60_000 << 10));
+    db.insert(
+        "INSERT INTO account_name (id, account_id, name, version, node) VALUES (?, ?, ?, ?, ?)",
         &[
-            Uuid::now_v7().to_string(),
-            teacher.to_string(),
-            "Renamed".into(),
-            later.clone(),
+            Bind::Id(Uuid::now_v7()),
+            Bind::Id(teacher),
+            Bind::Text("Renamed".into()),
+            Bind::Int(paired.paired.0 + (60_000 << 10)),
+            Bind::Id(Uuid::now_v7()),
         ],
     )
     .await;
-    replicate_row(
-        &url,
+    db.insert(
         "INSERT INTO board_name (id, board_id, account_id, name, version, node)
-         VALUES (?, ?, ?, ?, ?, 'n2')",
+         VALUES (?, ?, ?, ?, ?, ?)",
         &[
-            Uuid::now_v7().to_string(),
-            board.to_string(),
-            teacher.to_string(),
-            "Room 2".into(),
+            Bind::Id(Uuid::now_v7()),
+            Bind::Id(board),
+            Bind::Id(teacher),
+            Bind::Text("Room 2".into()),
             later,
+            Bind::Id(Uuid::now_v7()),
         ],
     )
     .await;
@@ -1054,24 +1182,12 @@ async fn upgrading_to_one_row_per_fact_keeps_every_account_and_pairing_as_it_was
     assert!(!approved.disabled && !approved.pending);
 }
 
-#[tokio::test]
-async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_node() {
+async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_node(db: Db) {
     // Three nodes on one database: `gone` stopped two hours ago, `low` and `high` are live.
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let mut ids = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
     ids.sort_by_key(|id| id.to_string());
     let [low, high, gone] = ids.map(Node::new);
-    let open = |node: &Node| {
-        let (url, node) = (url.clone(), node.clone());
-        async move {
-            store::open(std::slice::from_ref(&url), &node)
-                .await
-                .unwrap()
-        }
-    };
-    let gone_store = open(&gone).await;
-    gone_store.migrate().await.unwrap();
+    let gone_store = db.open(&gone).await;
     let board = gone_store.create_board("token-gone").await.unwrap();
     let mut state = BoardState::idle(board);
     for slide in 0..3 {
@@ -1082,17 +1198,16 @@ async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_nod
             .unwrap();
     }
     let two_hours_ago = classcast::domain::hlc::wall_millis() - 2 * 3600 * 1000;
-    replicate_row(
-        &url,
+    db.insert(
         "INSERT INTO node_heartbeat (id, node, version) VALUES (?, ?, ?)",
         &[
-            Uuid::now_v7().to_string(),
-            gone.id.to_string(),
-            (two_hours_ago << 10).to_string(),
+            Bind::Id(Uuid::now_v7()),
+            Bind::Id(gone.id),
+            Bind::Int(two_hours_ago << 10),
         ],
     )
     .await;
-    let (low_store, high_store) = (open(&low).await, open(&high).await);
+    let (low_store, high_store) = (db.open(&low).await, db.open(&high).await);
     low_store.heartbeat().await.unwrap();
     high_store.heartbeat().await.unwrap();
 
@@ -1143,8 +1258,8 @@ async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_nod
 
 /// A purge larger than a batch removes every row, a batch at a time. (Outside the suites:
 /// their triggers refuse deletes, and purging superseded rows is the one delete allowed.)
-async fn a_purge_larger_than_a_batch_removes_every_row_in_turn(store: Arc<dyn Store>) {
-    store.migrate().await.unwrap();
+async fn a_purge_larger_than_a_batch_removes_every_row_in_turn(db: Db) {
+    let store = db.open(&Node::new(Uuid::now_v7())).await;
     let board = store.create_board("token-many").await.unwrap();
     // 2,501 states of one board, saved at once: 2,500 of them are superseded.
     let saves = (0..2501u32).map(|slide| {
@@ -1164,25 +1279,6 @@ async fn a_purge_larger_than_a_batch_removes_every_row_in_turn(store: Arc<dyn St
     assert_eq!(mine.len(), 1, "this node alone: {mine:?}");
     assert_eq!(store.purge_board_states(&mine, later).await.unwrap(), 2500);
     assert!(store.board_state(board).await.unwrap().is_some());
-}
-
-#[tokio::test]
-async fn a_purge_larger_than_a_batch_removes_every_row_in_turn_on_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let node = Node::new(Uuid::now_v7());
-    let store = store::open(&[url], &node).await.unwrap();
-    a_purge_larger_than_a_batch_removes_every_row_in_turn(store).await;
-}
-
-#[tokio::test]
-async fn a_purge_larger_than_a_batch_removes_every_row_in_turn_on_postgres() {
-    let server = pg_server::PgServer::start();
-    let url = server.create("classcast").await;
-    let store = store::open(&[url], &Node::new(Uuid::now_v7()))
-        .await
-        .unwrap();
-    a_purge_larger_than_a_batch_removes_every_row_in_turn(store).await;
 }
 
 #[tokio::test]
@@ -1213,9 +1309,8 @@ async fn the_postgres_schema_mirrors_sqlite_and_follows_the_replication_rules() 
     }
 
     // The same tables and columns as SQLite after every migration.
-    let (_store, dir) = sqlite().await;
-    let sqlite_url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let mut lite = sqlx::SqliteConnection::connect(&sqlite_url).await.unwrap();
+    let (_store, db) = sqlite().await;
+    let mut lite = sqlx::SqliteConnection::connect(&db.url()).await.unwrap();
     let rows = sqlx::query(
         "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'

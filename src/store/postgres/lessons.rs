@@ -327,7 +327,8 @@ impl LessonStore for PgStore {
                         ROW_NUMBER() OVER newest_first AS age,
                         FIRST_VALUE(r.deleted) OVER newest_first AS gone
                     FROM lesson_revision r
-                    WINDOW newest_first AS (PARTITION BY r.lesson_id ORDER BY r.version DESC, r.id DESC))
+                    WINDOW newest_first AS (PARTITION BY r.lesson_id ORDER BY r.version DESC, r.id DESC)
+                ) AS ranked
                 WHERE node = ANY(?) AND age > 1
                 AND (gone OR (age > ? AND version < ?))
                 AND id NOT IN (
