@@ -76,7 +76,13 @@ pub async fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('classcast migrations'))")
         .execute(&mut *tx)
         .await?;
-    sqlx::Executor::execute(&mut *tx, BOOTSTRAP).await?;
+    // Only when missing: `IF NOT EXISTS` would print a notice on every start.
+    let bookkept: bool = sqlx::query_scalar("SELECT to_regclass('schema_migration') IS NOT NULL")
+        .fetch_one(&mut *tx)
+        .await?;
+    if !bookkept {
+        sqlx::Executor::execute(&mut *tx, BOOTSTRAP).await?;
+    }
     let mut applied = Vec::new();
     for (name, sql) in MIGRATIONS {
         let done = sqlx::query("SELECT 1 FROM schema_migration WHERE name = $1")
