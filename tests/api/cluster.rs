@@ -673,3 +673,43 @@ async fn migrate_on_a_cluster_replicates_tables_the_replication_set_lacks() {
     let said = migrate(&[&url_a, &url_b]);
     assert!(said.contains("up to date"), "{said}");
 }
+
+#[tokio::test]
+async fn three_databases_each_follow_the_two_others_and_a_database_cannot_join_one_with_data() {
+    let servers = [PgServer::start(), PgServer::start(), PgServer::start()];
+    let mut urls = Vec::new();
+    for server in &servers {
+        urls.push(server.create("classcast").await);
+    }
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let (ok, said, errors) = cluster_init(&urls);
+    assert!(ok, "{said}{errors}");
+    assert_eq!(said.matches("subscribed to").count(), 6, "{said}");
+    let (ok, said, _) = cluster_init(&urls);
+    assert!(ok && said.starts_with("Nothing to change"), "{said}");
+
+    for (i, url) in urls.iter().enumerate() {
+        add_board(url, &format!("written on {i}")).await;
+    }
+    until_replicated(&urls, "SELECT COUNT(*) FROM board", 3).await;
+    for url in &urls {
+        assert_eq!(boards(url).await, boards(urls[0]).await);
+    }
+
+    // A new, empty database would never receive the rows the others hold.
+    let late = PgServer::start();
+    let late_url = late.create("classcast").await;
+    let (ok, _, errors) = cluster_init(&[urls[0], urls[1], urls[2], &late_url]);
+    assert!(!ok);
+    assert!(
+        errors.contains("cannot add") && errors.lines().count() == 1,
+        "{errors}"
+    );
+    let mut conn = sqlx::PgConnection::connect(&late_url).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(tables, 0, "nothing changed on the new database");
+}

@@ -43,6 +43,8 @@ pub enum ClusterError {
     ForeignTables { url: String, tables: String },
     #[error("{url}: the database already belongs to another cluster (pglogical node {node}); rebuild it into a new, empty database to join this one")]
     OtherCluster { url: String, node: String },
+    #[error("cannot add {new} to a cluster while {holder} holds classcast data: replication carries only what is written from now on, so the databases would never agree; start a cluster from empty databases (copying data into a new one is not automated yet: docs/deploy-cluster.md)")]
+    JoinWithData { new: String, holder: String },
     #[error("{url}: {reason}")]
     Failed { url: String, reason: String },
 }
@@ -74,8 +76,18 @@ pub async fn init(urls: &[String]) -> Result<Vec<String>, ClusterError> {
         members.push(connect(url).await?);
     }
     let names: Vec<String> = members.iter().map(|m| m.node.clone()).collect();
+    let mut found = Vec::new();
     for member in &mut members {
-        check(member, &names).await?;
+        found.push(check(member, &names).await?);
+    }
+    // Subscriptions carry what is written from now on, not what is there already.
+    let new = found.iter().position(|f| !f.joined);
+    let holder = found.iter().position(|f| f.holds_rows);
+    if let (Some(new), Some(holder)) = (new, holder) {
+        return Err(ClusterError::JoinWithData {
+            new: redact_url(&members[new].url),
+            holder: redact_url(&members[holder].url),
+        });
     }
     let mut changes = Vec::new();
     for member in &mut members {
@@ -117,8 +129,16 @@ async fn connect(url: &str) -> Result<Member, ClusterError> {
     })
 }
 
+/// What [`check`] found of one database.
+struct Found {
+    /// Its pglogical node is one of this cluster's: `cluster init` ran on it before.
+    joined: bool,
+    /// A replicated table holds a row.
+    holds_rows: bool,
+}
+
 /// Everything that must hold before anything changes on any database.
-async fn check(member: &mut Member, cluster: &[String]) -> Result<(), ClusterError> {
+async fn check(member: &mut Member, cluster: &[String]) -> Result<Found, ClusterError> {
     let url = redact_url(&member.url);
     let settings = [
         ("wal_level", "wal_level = logical", "logical"),
@@ -197,7 +217,22 @@ async fn check(member: &mut Member, cluster: &[String]) -> Result<(), ClusterErr
             return Err(ClusterError::OtherCluster { url, node });
         }
     }
-    Ok(())
+    let joined = installed
+        && sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pglogical.local_node)")
+            .fetch_one(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+    let ours: Vec<String> = tables
+        .iter()
+        .filter(|t| REPLICATED_TABLES.contains(&t.as_str()))
+        .map(|t| format!("EXISTS (SELECT 1 FROM {t})"))
+        .collect();
+    let holds_rows = !ours.is_empty()
+        && sqlx::query_scalar(&format!("SELECT {}", ours.join(" OR ")))
+            .fetch_one(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+    Ok(Found { joined, holds_rows })
 }
 
 /// The schema, the pglogical node and the replication set of one database.
@@ -310,11 +345,15 @@ async fn subscribe(
     dsn: &str,
     changes: &mut Vec<String>,
 ) -> Result<(), ClusterError> {
-    let name = format!("from_{provider}");
+    // pglogical names the provider's replication slot after the subscription: with three
+    // databases or more, two subscribers to one provider need different names.
+    let name = format!("{provider}_to_{}", member.node);
     let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = $1)",
+        "SELECT EXISTS (SELECT 1 FROM pglogical.subscription s
+                        JOIN pglogical.node p ON p.node_id = s.sub_origin
+                        WHERE p.node_name = $1)",
     )
-    .bind(&name)
+    .bind(provider)
     .fetch_one(&mut member.conn)
     .await
     .map_err(member.failed())?;
