@@ -713,3 +713,71 @@ async fn three_databases_each_follow_the_two_others_and_a_database_cannot_join_o
             .unwrap();
     assert_eq!(tables, 0, "nothing changed on the new database");
 }
+
+#[tokio::test]
+async fn a_lost_database_is_rebuilt_into_a_new_one_that_copies_the_survivor() {
+    let (_a, b, url_a, url_b) = replicating_pair().await;
+    let (node, app) = node_on(&[&url_a, &url_b]);
+    let t = app.register("rebuild@school.org").await;
+    app.create_lesson(&t, json!({"title": "Kept", "slides": [text_slide("One")]}))
+        .await;
+    drop((node, app));
+    b.crash();
+
+    // docs/deploy-cluster.md, "Rebuild a database": the survivor forgets the lost one.
+    let mut on_a = sqlx::PgConnection::connect(&url_a).await.unwrap();
+    sqlx::raw_sql(
+        "SELECT pglogical.drop_subscription(sub_name) FROM pglogical.subscription;
+         SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+         WHERE NOT active AND plugin = 'pglogical_output';",
+    )
+    .execute(&mut on_a)
+    .await
+    .unwrap();
+    let c = PgServer::start();
+    let url_c = c.create("classcast").await;
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_c]);
+    assert!(ok, "{said}{errors}");
+    assert!(said.contains("copied what"), "{said}");
+    let differing = differences(&url_a, &url_c).await;
+    assert!(differing.is_empty(), "rows differ: {differing:?}");
+    assert_eq!(
+        every_row(&url_c)
+            .await
+            .iter()
+            .find(|(t, _)| *t == "lesson_revision")
+            .unwrap()
+            .1
+            .len(),
+        1
+    );
+
+    // The two follow each other from now on, and a second run changes nothing.
+    add_board(&url_a, "written on a").await;
+    add_board(&url_c, "written on c").await;
+    until_replicated(&[&url_a, &url_c], "SELECT COUNT(*) FROM board", 2).await;
+    let (ok, said, _) = cluster_init(&[&url_a, &url_c]);
+    assert!(ok && said.starts_with("Nothing to change"), "{said}");
+}
+
+#[tokio::test]
+async fn a_single_database_with_data_grows_into_a_cluster_whose_new_member_copies_it() {
+    let a = PgServer::start();
+    let url_a = a.create("classcast").await;
+    let (node, app) = node_on(&[&url_a]);
+    let t = app.register("grow@school.org").await;
+    app.create_lesson(
+        &t,
+        json!({"title": "Before", "slides": [text_slide("One")]}),
+    )
+    .await;
+    drop((node, app));
+    let b = PgServer::start();
+    let url_b = b.create("classcast").await;
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok && said.contains("copied what"), "{said}{errors}");
+    let differing = differences(&url_a, &url_b).await;
+    assert!(differing.is_empty(), "rows differ: {differing:?}");
+    add_board(&url_b, "written on b").await;
+    until_replicated(&[&url_a, &url_b], "SELECT COUNT(*) FROM board", 1).await;
+}

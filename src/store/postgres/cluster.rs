@@ -43,7 +43,7 @@ pub enum ClusterError {
     ForeignTables { url: String, tables: String },
     #[error("{url}: the database already belongs to another cluster (pglogical node {node}); rebuild it into a new, empty database to join this one")]
     OtherCluster { url: String, node: String },
-    #[error("cannot add {new} to a cluster while {holder} holds classcast data: replication carries only what is written from now on, so the databases would never agree; start a cluster from empty databases (copying data into a new one is not automated yet: docs/deploy-cluster.md)")]
+    #[error("cannot add {new} while {holder} also holds classcast data or is in the cluster: a new database copies what one other database holds, so add it while exactly one other database is in the list (docs/deploy-cluster.md, \"Rebuild a database\")")]
     JoinWithData { new: String, holder: String },
     #[error("{url}: {reason}")]
     Failed { url: String, reason: String },
@@ -80,15 +80,30 @@ pub async fn init(urls: &[String]) -> Result<Vec<String>, ClusterError> {
     for member in &mut members {
         found.push(check(member, &names).await?);
     }
-    // Subscriptions carry what is written from now on, not what is there already.
+    // Subscriptions carry what is written from now on; what a database holds already reaches
+    // a new member only by a copy, and a copy from one database is complete only if no other
+    // database holds rows (or took writes) it has not.
+    let holders: Vec<usize> = (0..found.len()).filter(|&i| found[i].holds_rows).collect();
     let new = found.iter().position(|f| !f.joined);
-    let holder = found.iter().position(|f| f.holds_rows);
-    if let (Some(new), Some(holder)) = (new, holder) {
+    let conflict = match (new, holders.as_slice()) {
+        (None, _) | (Some(_), []) => None,
+        (Some(new), [_, second, ..]) => Some((new, *second)),
+        // A holder new to the cluster would not reach the members already in it.
+        (Some(_), [holder]) if !found[*holder].joined => (0..found.len())
+            .find(|&i| i != *holder && found[i].joined)
+            .map(|joined| (*holder, joined)),
+        (Some(_), [_]) => None,
+    };
+    if let Some((new, other)) = conflict {
         return Err(ClusterError::JoinWithData {
             new: redact_url(&members[new].url),
-            holder: redact_url(&members[holder].url),
+            holder: redact_url(&members[other].url),
         });
     }
+    let copy_from = match holders.as_slice() {
+        [holder] => Some(members[*holder].node.clone()),
+        _ => None,
+    };
     let mut changes = Vec::new();
     for member in &mut members {
         prepare(member, &mut changes).await?;
@@ -97,11 +112,24 @@ pub async fn init(urls: &[String]) -> Result<Vec<String>, ClusterError> {
         .iter()
         .map(|m| (m.node.clone(), m.url.clone()))
         .collect();
-    for member in &mut members {
+    let mut copying = Vec::new();
+    for (i, member) in members.iter_mut().enumerate() {
         let own = member.node.clone();
         for (provider, dsn) in providers.iter().filter(|(node, _)| *node != own) {
-            subscribe(member, provider, dsn, &mut changes).await?;
+            let copy = !found[i].joined && copy_from.as_ref() == Some(provider);
+            if subscribe(member, provider, dsn, copy, &mut changes).await? && copy {
+                copying.push(i);
+            }
         }
+    }
+    for i in copying {
+        let source = copy_from.as_deref().unwrap_or_default();
+        let copied = until_copied(&mut members[i], source).await?;
+        changes.push(format!(
+            "{}: copied what {} holds ({copied})",
+            redact_url(&members[i].url),
+            source
+        ));
     }
     Ok(changes)
 }
@@ -339,15 +367,18 @@ pub(super) async fn replicate_new_tables(
 }
 
 /// `member` follows what `provider` (at `dsn`) writes itself.
+/// `member` follows what `provider` (at `dsn`) writes itself, first copying what the provider
+/// holds when `copy`; returns whether it subscribed now.
 async fn subscribe(
     member: &mut Member,
     provider: &str,
     dsn: &str,
+    copy: bool,
     changes: &mut Vec<String>,
-) -> Result<(), ClusterError> {
+) -> Result<bool, ClusterError> {
     // pglogical names the provider's replication slot after the subscription: with three
     // databases or more, two subscribers to one provider need different names.
-    let name = format!("{provider}_to_{}", member.node);
+    let name = subscription_name(provider, &member.node);
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pglogical.subscription s
                         JOIN pglogical.node p ON p.node_id = s.sub_origin
@@ -358,16 +389,17 @@ async fn subscribe(
     .await
     .map_err(member.failed())?;
     if exists {
-        return Ok(());
+        return Ok(false);
     }
     sqlx::query(
         "SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
              replication_sets := ARRAY[$3], synchronize_structure := false,
-             synchronize_data := false, forward_origins := '{}')",
+             synchronize_data := $4, forward_origins := '{}')",
     )
     .bind(&name)
     .bind(dsn)
     .bind(SET)
+    .bind(copy)
     .execute(&mut member.conn)
     .await
     .map_err(member.failed())?;
@@ -376,7 +408,44 @@ async fn subscribe(
         redact_url(&member.url),
         redact_url(dsn)
     ));
-    Ok(())
+    Ok(true)
+}
+
+fn subscription_name(provider: &str, subscriber: &str) -> String {
+    format!("{provider}_to_{subscriber}")
+}
+
+/// The longest `cluster init` waits for a new member's copy of the data.
+const COPY_WITHIN: Duration = Duration::from_secs(30 * 60);
+
+/// Waits until `member` has copied what `provider` holds and follows it; returns how long
+/// that took, for the report.
+async fn until_copied(member: &mut Member, provider: &str) -> Result<String, ClusterError> {
+    let name = subscription_name(provider, &member.node);
+    let started = std::time::Instant::now();
+    loop {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status::text FROM pglogical.show_subscription_status($1)")
+                .bind(&name)
+                .fetch_optional(&mut member.conn)
+                .await
+                .map_err(member.failed())?;
+        if status.as_deref() == Some("replicating") {
+            return Ok(format!("{:.1} s", started.elapsed().as_secs_f64()));
+        }
+        if started.elapsed() > COPY_WITHIN {
+            return Err(ClusterError::Failed {
+                url: redact_url(&member.url),
+                reason: format!(
+                    "still copying from {provider} after {} minutes (subscription {name} is {}); \
+                     see `cluster status`, and the PostgreSQL logs of both servers",
+                    COPY_WITHIN.as_secs() / 60,
+                    status.unwrap_or_else(|| "missing".into())
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// What `classcast cluster status` reports of one database.
