@@ -229,7 +229,7 @@ async fn cluster_status(config: Config, repair: bool) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
-    let (_, applied) = server::open_and_migrate(&config).await?;
+    let (_, _, applied) = server::open_and_migrate(&config).await?;
     if applied.is_empty() {
         println!("The database is up to date.");
     } else {
@@ -239,7 +239,7 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 }
 
 async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
-    let (store, _) = server::open_and_migrate(&config).await?;
+    let (_, store, _) = server::open_and_migrate(&config).await?;
     let accounts = server::accounts(&config, store.clone());
     let find = |email: String| {
         let store = store.clone();

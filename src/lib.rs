@@ -9,14 +9,16 @@
 //!   SSE transports are in `http`).
 //! - [`auth`]: accounts, sessions, password hashing and login rate limits.
 //! - [`quota`]: what each teacher may store of lessons, over time and in total.
-//! - [`store`]: the storage trait and its SQLite implementation (insert-only rows).
+//! - [`store`]: the storage trait and its SQLite and PostgreSQL implementations (insert-only
+//!   rows), and the replication `classcast cluster` sets up.
+//! - [`bus`]: events between the nodes of a cluster (PostgreSQL `NOTIFY`).
 //! - [`domain`]: validated types and pure rules; knows no HTTP, SQL or sockets.
 //!
-//! Dependencies point down that list only: `http` and `live` use `auth`, `quota`, `store` and
-//! `domain`;
-//! `store` uses `domain`; `domain` uses none of them.
+//! Dependencies point down that list only: `http` and `live` use `auth`, `quota`, `store`,
+//! `bus` and `domain`; `store` uses `domain`; `bus` and `domain` use none of them.
 
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod domain;

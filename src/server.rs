@@ -12,6 +12,9 @@ use tokio::net::TcpListener;
 
 use crate::auth::password::PasswordHasher;
 use crate::auth::{Accounts, AuthSettings, RegistrationMode};
+use crate::bus::local::LocalBus;
+use crate::bus::pg_notify::PgBus;
+use crate::bus::{Bus, PRESENCE_REFRESH};
 use crate::config::{Config, Registration};
 use crate::domain::node::Node;
 use crate::error_chain;
@@ -30,6 +33,8 @@ pub enum ServeError {
     Open(#[from] OpenError),
     #[error("cannot prepare the database: {0}")]
     Migrate(String),
+    #[error("cannot start the bus to other nodes: {0}")]
+    Bus(String),
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -69,27 +74,38 @@ pub async fn node(config: &Config) -> Result<Node, ServeError> {
     }
 }
 
-/// Opens the configured store for this node, creating the node's data directory (its id and
-/// the embedded database live there).
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+/// This node and its store, opened, creating the node's data directory first (its id and the
+/// embedded database live there).
+pub async fn open_store(config: &Config) -> Result<(Node, Arc<dyn Store>), ServeError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::DataDir {
         path: config.data_dir.display().to_string(),
         reason: e.to_string(),
     })?;
     let node = node(config).await?;
-    Ok(store::open(&config.databases, &node).await?)
+    let store = store::open(&config.databases, &node).await?;
+    Ok((node, store))
 }
 
-/// Opens the store and applies pending migrations.
+/// Opens the store and applies pending migrations; returns them with this node.
 pub async fn open_and_migrate(
     config: &Config,
-) -> Result<(Arc<dyn Store>, Vec<String>), ServeError> {
-    let store = open_store(config).await?;
+) -> Result<(Node, Arc<dyn Store>, Vec<String>), ServeError> {
+    let (node, store) = open_store(config).await?;
     let applied = store
         .migrate()
         .await
         .map_err(|e| ServeError::Migrate(error_chain(&e)))?;
-    Ok((store, applied))
+    Ok((node, store, applied))
+}
+
+/// The bus to the other nodes: `NOTIFY` on PostgreSQL; none for a node alone on SQLite.
+fn bus(config: &Config, node: &Node) -> Result<Arc<dyn Bus>, ServeError> {
+    if config.databases.iter().any(|url| store::is_postgres(url)) {
+        let bus =
+            PgBus::start(&config.databases, node.id).map_err(|e| ServeError::Bus(e.to_string()))?;
+        return Ok(Arc::new(bus));
+    }
+    Ok(Arc::new(LocalBus))
 }
 
 /// The password hasher every entry point uses: one hash per core at a time.
@@ -191,12 +207,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (store, applied) = open_and_migrate(&config).await?;
+    let (node, store, applied) = open_and_migrate(&config).await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");
     }
     let accounts = Arc::new(accounts(&config, store.clone()));
-    let live = Arc::new(Live::new(store.clone(), config.heartbeat, config.code_ttl));
+    let bus = bus(&config, &node)?;
+    let live = Arc::new(Live::new(
+        store.clone(),
+        bus.clone(),
+        node.clock.clone(),
+        config.heartbeat,
+        config.code_ttl,
+    ));
+    let cluster = tokio::spawn(follow_other_nodes(live.clone(), bus));
     let quota = Arc::new(LessonQuota::new(store.clone(), config.lesson_storage_bytes));
     let state = AppState {
         store,
@@ -277,5 +301,34 @@ pub async fn serve(
     let result = http::connections::serve(listener, app, limits, shutdown, SHUTDOWN_GRACE).await;
     chores.abort();
     sessions.abort();
+    cluster.abort();
     Ok(result?)
+}
+
+/// How often a node in a cluster compares the boards it serves with the store.
+pub const CATCH_UP_EVERY: Duration = Duration::from_secs(3);
+
+/// Follows what the other nodes say, catches up from the store every [`CATCH_UP_EVERY`]
+/// (events can be lost), and repeats this node's board presence; nothing for a node alone.
+async fn follow_other_nodes(live: Arc<Live>, bus: Arc<dyn Bus>) {
+    let Some(mut heard) = bus.take_heard() else {
+        return;
+    };
+    let mut catch_up = tokio::time::interval(CATCH_UP_EVERY);
+    catch_up.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut presence = tokio::time::interval(PRESENCE_REFRESH);
+    loop {
+        tokio::select! {
+            next = heard.recv() => match next {
+                Some(heard) => live.hear(heard).await,
+                None => return,
+            },
+            _ = catch_up.tick() => {
+                if let Err(e) = live.catch_up().await {
+                    tracing::warn!(error = %e, "cannot catch up with other nodes");
+                }
+            }
+            _ = presence.tick() => live.repeat_presence(),
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! Per-board live channels on this node: the newest state, who is connected, and a signal
-//! when pairing changes.
+//! Per-board live channels on this node: the newest state, who is connected (here and, as
+//! other nodes report it, elsewhere), and a signal when pairing changes.
 //!
 //! Each board's state is a `watch` channel holding the state *and its message already
 //! serialised*: fan-out to a thousand subscribers is a thousand pointer copies, and a slow
@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -42,16 +43,38 @@ impl Snapshot {
     }
 }
 
-/// Board pages connected to this node, and the newest version one of them reported showing.
+/// Board pages connected, and the newest version one of them reported showing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Presence {
     pub online: u32,
     pub rendered_version: Option<i64>,
 }
 
+/// What [`BoardChannel::presence`] sums: this node's pages, and what each other node last
+/// said of its own, and when.
+#[derive(Default)]
+struct PresenceParts {
+    local: Presence,
+    remote: HashMap<Uuid, (Presence, Instant)>,
+}
+
+impl PresenceParts {
+    fn sum(&self) -> Presence {
+        self.remote
+            .values()
+            .map(|(p, _)| *p)
+            .fold(self.local, |sum, p| Presence {
+                online: sum.online + p.online,
+                rendered_version: sum.rendered_version.max(p.rendered_version),
+            })
+    }
+}
+
 pub struct BoardChannel {
     pub state: watch::Sender<Option<Arc<Snapshot>>>,
+    /// The board's pages on every node, as teachers see it.
     pub presence: watch::Sender<Presence>,
+    parts: Mutex<PresenceParts>,
     /// Bumped when the board's teachers or code change; the board then re-reads them.
     pub pairing: watch::Sender<u64>,
     /// The board's last `pairing` message: (the `pairing` count it was made at, when its code
@@ -60,6 +83,49 @@ pub struct BoardChannel {
     pub pairing_message: tokio::sync::Mutex<Option<(u64, i64, Arc<str>)>>,
     /// Commands on one board are applied one at a time on this node.
     pub commands: tokio::sync::Mutex<()>,
+    /// The newest version other nodes announced while a refresh from the store is under
+    /// way; 0 when none is.
+    pub wanted: std::sync::atomic::AtomicI64,
+}
+
+impl BoardChannel {
+    /// Changes this node's pages of the board; returns them when they changed, for the other
+    /// nodes.
+    pub fn change_local(&self, change: impl FnOnce(&mut Presence)) -> Option<Presence> {
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let before = parts.local;
+        change(&mut parts.local);
+        let after = parts.local;
+        self.presence.send_if_modified(|p| replace(p, parts.sum()));
+        (after != before).then_some(after)
+    }
+
+    /// What another node says of its pages of the board.
+    pub fn set_remote(&self, node: Uuid, presence: Presence) {
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts.remote.insert(node, (presence, Instant::now()));
+        self.presence.send_if_modified(|p| replace(p, parts.sum()));
+    }
+
+    /// This node's pages of the board.
+    pub fn local(&self) -> Presence {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner()).local
+    }
+
+    /// Forgets what other nodes said longer than `silent` ago (a node that stopped cannot
+    /// say its pages went).
+    pub fn forget_silent(&self, silent: Duration) {
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        parts.remote.retain(|_, (_, at)| at.elapsed() < silent);
+        self.presence.send_if_modified(|p| replace(p, parts.sum()));
+    }
+}
+
+/// Sets `current` to `new`; whether that changed it.
+fn replace(current: &mut Presence, new: Presence) -> bool {
+    let changed = *current != new;
+    *current = new;
+    changed
 }
 
 #[derive(Default)]
@@ -76,9 +142,11 @@ impl Hub {
                 Arc::new(BoardChannel {
                     state: watch::channel(None).0,
                     presence: watch::channel(Presence::default()).0,
+                    parts: Mutex::new(PresenceParts::default()),
                     pairing: watch::channel(0).0,
                     pairing_message: tokio::sync::Mutex::new(None),
                     commands: tokio::sync::Mutex::new(()),
+                    wanted: std::sync::atomic::AtomicI64::new(0),
                 })
             })
             .clone()
@@ -101,6 +169,18 @@ impl Hub {
 
     pub fn presence(&self, board: Uuid) -> Presence {
         *self.channel(board).presence.borrow()
+    }
+
+    /// The board's channel if this node has one (it served or was asked about the board).
+    pub fn existing(&self, board: Uuid) -> Option<Arc<BoardChannel>> {
+        let boards = self.boards.lock().unwrap_or_else(|e| e.into_inner());
+        boards.get(&board).cloned()
+    }
+
+    /// Every channel this node has.
+    pub fn channels(&self) -> Vec<(Uuid, Arc<BoardChannel>)> {
+        let boards = self.boards.lock().unwrap_or_else(|e| e.into_inner());
+        boards.iter().map(|(b, c)| (*b, c.clone())).collect()
     }
 
     pub fn pairing_changed(&self, board: Uuid) {
@@ -128,5 +208,38 @@ mod tests {
         assert!(current.message.contains("\"version\":5"));
         hub.publish(at(6), None);
         assert_eq!(seen.borrow_and_update().as_ref().unwrap().state.version, 6);
+    }
+
+    #[test]
+    fn teachers_see_a_boards_pages_on_every_node_until_a_node_falls_silent() {
+        let hub = Hub::default();
+        let channel = hub.channel(Uuid::now_v7());
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(
+            channel.change_local(|p| p.online += 1),
+            Some(Presence {
+                online: 1,
+                rendered_version: None
+            })
+        );
+        assert_eq!(channel.change_local(|p| p.online += 0), None);
+        channel.set_remote(
+            a,
+            Presence {
+                online: 2,
+                rendered_version: Some(9),
+            },
+        );
+        channel.set_remote(
+            b,
+            Presence {
+                online: 1,
+                rendered_version: Some(4),
+            },
+        );
+        let seen = *channel.presence.borrow();
+        assert_eq!((seen.online, seen.rendered_version), (4, Some(9)));
+        channel.forget_silent(Duration::ZERO);
+        assert_eq!(*channel.presence.borrow(), channel.local());
     }
 }

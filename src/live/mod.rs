@@ -5,7 +5,9 @@
 //! `http::live_sse` for the fallback, with what a connection may do in [`connection`]); it
 //! knows nothing of HTTP. It checks every board against the teacher asking,
 //! applies commands with [`crate::domain::board::apply`], stores the result before it is
-//! acknowledged, and publishes it through the [`hub::Hub`].
+//! acknowledged, and publishes it through the [`hub::Hub`] to this node's pages and through
+//! the [`Bus`] to the other nodes, whose events it follows in turn ([`Live::hear`]): a board
+//! steered on one node shows the change on every node, read from the store.
 
 pub mod connection;
 pub mod grants;
@@ -16,17 +18,20 @@ pub mod subscriber;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use crate::auth::token;
+use crate::bus::{Bus, Event, Heard, PRESENCE_REFRESH};
 use crate::domain::account::parse_name;
 use crate::domain::board::{
     apply, fingerprint, BoardState, CommandError, LessonAt, Op, PairingCode,
 };
-use crate::domain::hlc::{wall_millis as now_ms, Version};
+use crate::domain::hlc::{wall_millis as now_ms, Hlc, Version};
+use crate::domain::lesson::LessonContent;
 use crate::domain::ValidationError;
 use crate::store::{Account, ActiveCode, BoardPairing, Saved, Store, StoreError};
 use grants::Grants;
@@ -105,6 +110,10 @@ pub struct BoardSummary {
 pub struct Live {
     store: Arc<dyn Store>,
     pub hub: Hub,
+    /// The other nodes: told of every change here, heard through [`Live::hear`].
+    bus: Arc<dyn Bus>,
+    /// This node's clock, which observes every version another node announces.
+    clock: Arc<Hlc>,
     limits: LiveLimits,
     /// Recent positive authorizations, by (teacher, board).
     authorized: Mutex<HashMap<(Uuid, Uuid), Instant>>,
@@ -145,10 +154,18 @@ pub const AUTHORIZED_FOR: Duration = Duration::from_secs(60);
 const AUTHORIZED_CACHE: usize = 100_000;
 
 impl Live {
-    pub fn new(store: Arc<dyn Store>, heartbeat: Duration, code_ttl: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        clock: Arc<Hlc>,
+        heartbeat: Duration,
+        code_ttl: Duration,
+    ) -> Self {
         Self {
             store,
             hub: Hub::default(),
+            bus,
+            clock,
             limits: LiveLimits::new(),
             authorized: Mutex::new(HashMap::new()),
             sessions: Grants::default(),
@@ -255,7 +272,7 @@ impl Live {
     /// Gives the board a fresh code; the old one stops working.
     pub async fn issue_code(&self, board: Uuid) -> Result<ActiveCode, LiveError> {
         let code = self.draw_code(board).await?;
-        self.hub.pairing_changed(board);
+        self.pairing_changed(board);
         Ok(code)
     }
 
@@ -277,7 +294,7 @@ impl Live {
         let expires = now_ms() + self.code_ttl.as_millis() as i64;
         let code = self.store.issue_code(board, &digits, expires).await?;
         if let Some(other) = holder.filter(|h| h.board != board) {
-            self.hub.pairing_changed(other.board);
+            self.pairing_changed(other.board);
         }
         Ok(code)
     }
@@ -403,8 +420,15 @@ impl Live {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(account.id, board));
         self.pairings.revoke(&(account.id, board));
-        self.hub.pairing_changed(board);
+        self.pairing_changed(board);
         Ok(())
+    }
+
+    /// The board's teachers or code changed: its pages here re-read them, and so do the other
+    /// nodes', which also forget what they trusted of its pairings.
+    fn pairing_changed(&self, board: Uuid) {
+        self.hub.pairing_changed(board);
+        self.bus.publish(Event::Pairing { board });
     }
 
     async fn summary(&self, pairing: BoardPairing) -> Result<BoardSummary, LiveError> {
@@ -447,25 +471,45 @@ impl Live {
         if let Some(s) = channel.state.borrow().clone() {
             return Ok(s);
         }
+        let (stored, lesson) = self.load(board, None).await?;
+        self.hub.publish(stored, lesson);
+        let loaded = channel.state.borrow().clone();
+        loaded.ok_or(LiveError::NotFound)
+    }
+
+    /// The board's newest stored state, its slide view restored from the revision it
+    /// presents: the one `known` already holds, if it is the same.
+    async fn load(
+        &self,
+        board: Uuid,
+        known: Option<&Snapshot>,
+    ) -> Result<(BoardState, Option<Arc<LessonContent>>), LiveError> {
         let mut stored = self
             .store
             .board_state(board)
             .await?
             .unwrap_or_else(|| BoardState::idle(board));
-        let lesson = match &stored.lesson {
-            Some(presented) => {
-                let content = self
-                    .store
-                    .presented_revision(presented.id, presented.revision)
-                    .await?;
-                stored.restore_slide(&content);
-                Some(Arc::new(content))
-            }
-            None => None,
+        let Some(presented) = &stored.lesson else {
+            return Ok((stored, None));
         };
-        self.hub.publish(stored, lesson);
-        let loaded = channel.state.borrow().clone();
-        loaded.ok_or(LiveError::NotFound)
+        let same = known.and_then(|k| match (&k.state.lesson, &k.lesson) {
+            (Some(p), Some(content))
+                if (p.id, p.revision) == (presented.id, presented.revision) =>
+            {
+                Some(content.clone())
+            }
+            _ => None,
+        });
+        let content = match same {
+            Some(content) => content,
+            None => Arc::new(
+                self.store
+                    .presented_revision(presented.id, presented.revision)
+                    .await?,
+            ),
+        };
+        stored.restore_slide(&content);
+        Ok((stored, Some(content)))
     }
 
     /// Applies a teacher's command; returns the version it produced once that is stored.
@@ -511,8 +555,12 @@ impl Live {
                 let presenting_changed = current.state.is_presenting() != next.is_presenting();
                 let content = next.lesson.as_ref().and(lesson.map(|(_, _, c)| c));
                 self.hub.publish(next, content);
+                self.bus.publish(Event::State {
+                    board: cmd.board,
+                    version: version.0,
+                });
                 if presenting_changed {
-                    self.hub.pairing_changed(cmd.board);
+                    self.pairing_changed(cmd.board);
                 }
                 Ok(version.0)
             }
@@ -535,13 +583,10 @@ impl Live {
         if !issued {
             return Err(LiveError::UnknownVersion);
         }
-        channel.presence.send_if_modified(|p| {
-            let newer = p.rendered_version.is_none_or(|v| v < version);
-            if newer {
-                p.rendered_version = Some(version);
-            }
-            newer
+        let changed = channel.change_local(|p| {
+            p.rendered_version = p.rendered_version.max(Some(version));
         });
+        self.tell_presence(board, changed);
         Ok(())
     }
 
@@ -570,16 +615,193 @@ impl Live {
 
     /// A board page connected; the guard marks it gone when dropped.
     pub fn board_connected(self: &Arc<Self>, board: Uuid) -> PresenceGuard {
-        self.hub
-            .channel(board)
-            .presence
-            .send_modify(|p| p.online += 1);
+        let changed = self.hub.channel(board).change_local(|p| p.online += 1);
+        self.tell_presence(board, changed);
         PresenceGuard {
             live: self.clone(),
             board,
         }
     }
 }
+
+/// Following the other nodes of a cluster.
+impl Live {
+    /// Tells the other nodes this node's pages of the board, when they `changed`.
+    fn tell_presence(&self, board: Uuid, changed: Option<Presence>) {
+        if let Some(p) = changed {
+            self.bus.publish(Event::Presence {
+                board,
+                online: p.online,
+                rendered: p.rendered_version,
+            });
+        }
+    }
+
+    /// Follows what another node said (see [`crate::bus`]).
+    pub async fn hear(self: &Arc<Self>, heard: Heard) {
+        match heard {
+            Heard::Event { node, event } => match event {
+                Event::State { board, version } => {
+                    self.clock.observe(Version(version));
+                    let followed = self.hub.existing(board).is_some_and(|c| {
+                        c.state
+                            .borrow()
+                            .as_ref()
+                            .is_some_and(|s| s.state.version < version)
+                    });
+                    if followed {
+                        self.refresh(board, version);
+                    }
+                }
+                Event::Pairing { board } => {
+                    if let Some(channel) = self.hub.existing(board) {
+                        channel.pairing.send_modify(|n| *n += 1);
+                    }
+                    self.authorized
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .retain(|(_, b), _| *b != board);
+                    self.recheck_pairings(|b| b == board).await;
+                }
+                Event::Presence {
+                    board,
+                    online,
+                    rendered,
+                } => {
+                    let channel = match online {
+                        0 => self.hub.existing(board),
+                        _ => Some(self.hub.channel(board)),
+                    };
+                    if let Some(channel) = channel {
+                        let presence = Presence {
+                            online,
+                            rendered_version: rendered,
+                        };
+                        channel.set_remote(node, presence);
+                    }
+                }
+            },
+            Heard::Missed => {
+                self.authorized
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                for (_, channel) in self.hub.channels() {
+                    if channel.pairing.receiver_count() > 0 {
+                        channel.pairing.send_modify(|n| *n += 1);
+                    }
+                }
+                self.recheck_pairings(|_| true).await;
+                if let Err(e) = self.catch_up().await {
+                    tracing::warn!(error = %e, "cannot catch up with other nodes");
+                }
+            }
+        }
+    }
+
+    /// Ends the feeds of followed pairings (of boards `which` picks) that no longer exist.
+    async fn recheck_pairings(&self, which: impl Fn(Uuid) -> bool) {
+        for (account, board) in self.pairings.held() {
+            if !which(board) {
+                continue;
+            }
+            if let Err(StoreError::NotFound) = self.store.board_pairing(account, board).await {
+                self.pairings.revoke(&(account, board));
+            }
+        }
+    }
+
+    /// Reads the board's state from the store and publishes it here, once the store has
+    /// `version` (replication may bring it a little after the event that announced it: the
+    /// read is repeated, at growing intervals, for a few seconds; past them the next
+    /// catch-up finds it).
+    fn refresh(self: &Arc<Self>, board: Uuid, version: i64) {
+        let channel = self.hub.channel(board);
+        let wanted = channel.wanted.fetch_max(version, Ordering::Relaxed);
+        if wanted != 0 {
+            return; // a refresh of this board is under way; it reads up to `version` too
+        }
+        let live = self.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(2);
+            loop {
+                let wanted = channel.wanted.load(Ordering::Acquire);
+                let known = channel.state.borrow().clone();
+                let behind = known.as_ref().is_none_or(|k| k.state.version < wanted);
+                if !behind || wait > REPLICATION_PATIENCE {
+                    let done = channel.wanted.compare_exchange(
+                        wanted,
+                        0,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                    if done.is_ok() {
+                        break;
+                    }
+                    // A newer version was announced meanwhile.
+                    wait = Duration::from_millis(2);
+                    continue;
+                }
+                match live.load(board, known.as_deref()).await {
+                    Ok((state, lesson)) => {
+                        let version = state.version;
+                        live.hub.publish(state, lesson);
+                        if version >= wanted {
+                            continue;
+                        }
+                    }
+                    Err(e) => tracing::warn!(%board, error = %e, "cannot read a board's state"),
+                }
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        });
+    }
+
+    /// Compares the boards followed here with the store and refreshes those that changed
+    /// elsewhere: the slow path that keeps boards right when events are lost.
+    pub async fn catch_up(self: &Arc<Self>) -> Result<(), LiveError> {
+        let followed: Vec<(Uuid, i64)> = self
+            .hub
+            .channels()
+            .into_iter()
+            .filter(|(_, c)| c.state.receiver_count() > 0)
+            .filter_map(|(board, c)| Some((board, c.state.borrow().as_ref()?.state.version)))
+            .collect();
+        for chunk in followed.chunks(CATCH_UP_CHUNK) {
+            let boards: Vec<Uuid> = chunk.iter().map(|(board, _)| *board).collect();
+            let stored = self.store.board_state_versions(&boards).await?;
+            for (board, known) in chunk {
+                if let Some(newer) = stored.get(board).filter(|v| **v > *known) {
+                    self.refresh(*board, *newer);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Repeats this node's pages of each board to the other nodes, and forgets what a node
+    /// silent for three rounds said: call every [`PRESENCE_REFRESH`].
+    pub fn repeat_presence(&self) {
+        for (board, channel) in self.hub.channels() {
+            let local = channel.local();
+            if local.online > 0 {
+                self.tell_presence(board, Some(local));
+            }
+            channel.forget_silent(PRESENCE_REFRESH * 3);
+        }
+    }
+
+    /// Whether other nodes may change boards: only then is [`Live::catch_up`] worth running.
+    pub fn clustered(&self) -> bool {
+        self.bus.shared()
+    }
+}
+
+/// How long a refresh waits for replication to bring a state another node announced.
+const REPLICATION_PATIENCE: Duration = Duration::from_secs(2);
+/// Boards compared with the store per query when catching up.
+const CATCH_UP_CHUNK: usize = 1000;
 
 /// What a command whose id was stored before answers: the version it produced, if it was
 /// for the same board (ids are global; one made for another board is not this command).
@@ -694,10 +916,8 @@ pub struct PresenceGuard {
 
 impl Drop for PresenceGuard {
     fn drop(&mut self) {
-        self.live
-            .hub
-            .channel(self.board)
-            .presence
-            .send_modify(|p| p.online = p.online.saturating_sub(1));
+        let channel = self.live.hub.channel(self.board);
+        let changed = channel.change_local(|p| p.online = p.online.saturating_sub(1));
+        self.live.tell_presence(self.board, changed);
     }
 }

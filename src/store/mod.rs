@@ -325,6 +325,12 @@ pub trait BoardStore: Send + Sync {
     /// The board's newest state, with its version. Its slide view is not stored
     /// ([`BoardState::stored_json`]): the caller restores it from the presented revision.
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>>;
+    /// The newest stored version of each of these boards that has a state, whichever node
+    /// stored it: how a node catches up with boards steered elsewhere.
+    async fn board_state_versions(
+        &self,
+        boards: &[Uuid],
+    ) -> StoreResult<std::collections::HashMap<Uuid, i64>>;
     /// The board and version a command id stored, if it stored a state (the lowest
     /// `(version, id)` if it was stored twice).
     async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>>;
@@ -355,7 +361,7 @@ pub async fn open(
     urls: &[String],
     node: &crate::domain::node::Node,
 ) -> Result<std::sync::Arc<dyn Store>, OpenError> {
-    let postgres = |url: &String| url.starts_with("postgres:") || url.starts_with("postgresql:");
+    let postgres = |url: &String| is_postgres(url);
     match urls {
         [url] if url.starts_with("sqlite:") => Ok(std::sync::Arc::new(
             sqlite::SqliteStore::open(url, node).await?,
@@ -372,6 +378,11 @@ pub async fn open(
             redact_url(urls.iter().find(|u| !postgres(u)).map_or("", |u| u.as_str()))
         ))),
     }
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
 }
 
 #[derive(Debug, thiserror::Error)]

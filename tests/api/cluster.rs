@@ -781,3 +781,82 @@ async fn a_single_database_with_data_grows_into_a_cluster_whose_new_member_copie
     add_board(&url_b, "written on b").await;
     until_replicated(&[&url_a, &url_b], "SELECT COUNT(*) FROM board", 1).await;
 }
+
+/// Waits until the pairing code reaches the database of `app`'s node, then pairs with it.
+async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let res = pair(app, t, code, "Room 12").await;
+        if res.status() == reqwest::StatusCode::CREATED {
+            return;
+        }
+        assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the code never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_teacher_on_one_node_steers_a_board_on_another_and_sees_it_online() {
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    let (_node_1, app_1) = node_on(&[&url_a, &url_b]);
+    let (_node_2, app_2) = node_on(&[&url_b, &url_a]);
+    let t = app_1.register("across@school.org").await;
+    let lesson = app_1
+        .create_lesson(
+            &t,
+            json!({"title": "Across", "slides": [text_slide("One"), text_slide("Two"), text_slide("Three")]}),
+        )
+        .await;
+    let lesson = lesson["id"].as_str().unwrap();
+    let board = claim(&app_2).await;
+    pair_once_replicated(&app_1, &t, &board.code).await;
+
+    let mut board_ws = Ws::board(&app_2, &board).await;
+    // The session was made on node 1: it works on node 2 once replicated, but the teacher
+    // stays on node 1 here.
+    let mut teacher = Ws::teacher(&app_1, &t, &[&board.id]).await;
+    teacher
+        .until(|m| m["type"] == "board" && m["online"] == true)
+        .await;
+    let ack = teacher
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let shown = board_ws
+        .state_where(|s| s["version"] == ack["version"])
+        .await;
+    assert_eq!(shown["slide_index"], 0);
+    for expected in [1, 2] {
+        let ack = teacher.command(&board.id, "next", json!({})).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+        let shown = board_ws
+            .state_where(|s| s["version"] == ack["version"])
+            .await;
+        assert_eq!(shown["slide_index"], expected);
+    }
+    // What the board on node 2 reports showing reaches the teacher on node 1.
+    board_ws
+        .send(json!({"type": "rendered", "version": shown["version"]}))
+        .await;
+    teacher
+        .until(|m| m["type"] == "board" && m["rendered_version"] == shown["version"])
+        .await;
+    board_ws.close_and_wait().await;
+    teacher
+        .until(|m| m["type"] == "board" && m["online"] == false)
+        .await;
+
+    // Unpaired through node 2, the teacher's feed on node 1 ends within seconds, not when
+    // node 1's trust in the pairing lapses.
+    crate::live::unpair(&app_2, &t, &board.id).await;
+    let ended = teacher
+        .until(|m| m["type"] == "unfollowed" && m["board"] == board.id.as_str())
+        .await;
+    assert_eq!(ended["reason"], "unpaired");
+    let refused = teacher.command(&board.id, "prev", json!({})).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+}

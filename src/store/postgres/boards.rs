@@ -300,6 +300,14 @@ impl BoardStore for PgStore {
         Ok(Some(state))
     }
 
+    async fn board_state_versions(&self, boards: &[Uuid]) -> StoreResult<HashMap<Uuid, i64>> {
+        let newest = writer::newest(&mut *self.read().await?, boards.to_vec()).await?;
+        Ok(newest
+            .into_iter()
+            .map(|(board, version)| (board, self.observed(version.0).0))
+            .collect())
+    }
+
     async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>> {
         let earlier = writer::earlier(&mut *self.read().await?, &[command]).await?;
         Ok(match earlier.get(&command) {

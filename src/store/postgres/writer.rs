@@ -21,17 +21,7 @@ impl PgRows {
 #[async_trait]
 impl StateRows for PgRows {
     async fn newest(&mut self, boards: Vec<Uuid>) -> Result<HashMap<Uuid, Version>, sqlx::Error> {
-        let stored = sqlx::query_as::<_, (Uuid, Option<i64>)>(
-            "SELECT board_id, MAX(version) FROM board_state WHERE board_id = ANY($1)
-             GROUP BY board_id",
-        )
-        .bind(boards)
-        .fetch_all(&mut *self.connection().await?)
-        .await?;
-        Ok(stored
-            .into_iter()
-            .map(|(board, version)| (board, Version(version.unwrap_or(0))))
-            .collect())
+        newest(&mut *self.connection().await?, boards).await
     }
 
     async fn insert(&mut self, rows: &[NewState<'_>]) -> Result<HashSet<Uuid>, sqlx::Error> {
@@ -64,6 +54,24 @@ impl StateRows for PgRows {
     async fn earlier(&mut self, commands: &[Uuid]) -> Result<HashMap<Uuid, Saved>, sqlx::Error> {
         earlier(&mut *self.connection().await?, commands).await
     }
+}
+
+/// The newest stored version of each of these boards that has a state.
+pub(super) async fn newest(
+    db: &mut PgConnection,
+    boards: Vec<Uuid>,
+) -> Result<HashMap<Uuid, Version>, sqlx::Error> {
+    let stored = sqlx::query_as::<_, (Uuid, Option<i64>)>(
+        "SELECT board_id, MAX(version) FROM board_state WHERE board_id = ANY($1)
+         GROUP BY board_id",
+    )
+    .bind(boards)
+    .fetch_all(db)
+    .await?;
+    Ok(stored
+        .into_iter()
+        .map(|(board, version)| (board, Version(version.unwrap_or(0))))
+        .collect())
 }
 
 /// The stored outcome of each of these commands: a command stored twice (a resend that

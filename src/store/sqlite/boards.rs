@@ -292,6 +292,14 @@ impl BoardStore for SqliteStore {
         Ok(Some(state))
     }
 
+    async fn board_state_versions(&self, boards: &[Uuid]) -> StoreResult<HashMap<Uuid, i64>> {
+        let newest = writer::newest(&self.read, boards.to_vec()).await?;
+        Ok(newest
+            .into_iter()
+            .map(|(board, version)| (board, self.observed(version.0).0))
+            .collect())
+    }
+
     async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>> {
         let earlier = writer::earlier(&self.read, &[command]).await?;
         Ok(match earlier.get(&command) {

@@ -43,23 +43,9 @@ pub(super) fn spawn(
 #[async_trait]
 impl StateRows for SqliteRows {
     async fn newest(&mut self, boards: Vec<Uuid>) -> Result<HashMap<Uuid, Version>, sqlx::Error> {
-        let stored = sqlx::query_as::<_, (String, Option<i64>)>(
-            "SELECT board_id, MAX(version) FROM board_state
-             WHERE board_id IN (SELECT value FROM json_each(?)) GROUP BY board_id",
-        )
-        .bind(json_array(boards))
-        .fetch_all(&self.write)
-        .await?;
-        Ok(stored
-            .into_iter()
-            .filter_map(|(board, version)| {
-                Some((Uuid::parse_str(&board).ok()?, Version(version.unwrap_or(0))))
-            })
-            .collect())
+        newest(&self.write, boards).await
     }
 
-    /// One `INSERT` whatever the batch's size (the states go in as one JSON parameter): in a
-    /// burst, each round trip to SQLite's thread waits for a core.
     async fn insert(&mut self, rows: &[NewState<'_>]) -> Result<HashSet<Uuid>, sqlx::Error> {
         let rows: Vec<(Uuid, Uuid, Uuid, &str, i64)> = rows
             .iter()
@@ -89,6 +75,26 @@ impl StateRows for SqliteRows {
 
 /// The stored outcome of each of these commands: a command stored twice (a resend that
 /// reached two nodes) answers its lowest `(version, id)`, the same on every node.
+/// The newest stored version of each of these boards that has a state.
+pub(super) async fn newest(
+    db: &SqlitePool,
+    boards: Vec<Uuid>,
+) -> Result<HashMap<Uuid, Version>, sqlx::Error> {
+    let stored = sqlx::query_as::<_, (String, Option<i64>)>(
+        "SELECT board_id, MAX(version) FROM board_state
+         WHERE board_id IN (SELECT value FROM json_each(?)) GROUP BY board_id",
+    )
+    .bind(json_array(boards))
+    .fetch_all(db)
+    .await?;
+    Ok(stored
+        .into_iter()
+        .filter_map(|(board, version)| {
+            Some((Uuid::parse_str(&board).ok()?, Version(version.unwrap_or(0))))
+        })
+        .collect())
+}
+
 pub(super) async fn earlier(
     db: &SqlitePool,
     commands: &[Uuid],

@@ -1,0 +1,154 @@
+//! The bus of nodes on PostgreSQL: `NOTIFY` to tell, `LISTEN` to hear.
+//!
+//! A notification fires only on the database where it was sent (replication does not carry
+//! it), so each node listens on every database of its list and sends on the first that
+//! answers, which is the one it writes to. Events are queued and sent by one task, many to a
+//! notification (a payload holds up to 8,000 bytes), on a connection of their own: a NOTIFY
+//! never sits inside a commit of a command, whose throughput it would halve. A queue that
+//! fills up (the databases are down) drops events: the nodes catch up from the store.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{decode, encode, Bus, Event, Heard};
+
+/// The channel every node listens on.
+const CHANNEL: &str = "classcast";
+/// Payload bytes per notification, under PostgreSQL's 8,000.
+const PAYLOAD_BYTES: usize = 7_000;
+/// Events waiting to be sent, at most; more are dropped.
+const QUEUE: usize = 50_000;
+/// How long a database may take to accept a notification before the next one is tried.
+const SEND_WITHIN: Duration = Duration::from_secs(2);
+/// How soon a listener that lost its database tries again.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+
+pub struct PgBus {
+    outgoing: mpsc::Sender<Event>,
+    heard: std::sync::Mutex<Option<mpsc::Receiver<Heard>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BusError(String);
+
+impl PgBus {
+    /// Listens on every database at `urls` and sends on the first that answers, for `node`.
+    /// Connections are made in the background: a database that is down is listened to once
+    /// it answers.
+    pub fn start(urls: &[String], node: Uuid) -> Result<Self, BusError> {
+        let mut pools = Vec::new();
+        for url in urls {
+            let options = PgConnectOptions::from_str(url).map_err(|e| BusError(e.to_string()))?;
+            pools.push(
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(SEND_WITHIN)
+                    .connect_lazy_with(options),
+            );
+        }
+        let (heard_tx, heard) = mpsc::channel(QUEUE);
+        for pool in &pools {
+            tokio::spawn(listen(pool.clone(), node, heard_tx.clone()));
+        }
+        let (outgoing, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(send(pools, node, queue));
+        Ok(Self {
+            outgoing,
+            heard: std::sync::Mutex::new(Some(heard)),
+        })
+    }
+}
+
+impl Bus for PgBus {
+    fn publish(&self, event: Event) {
+        let _ = self.outgoing.try_send(event);
+    }
+
+    fn take_heard(&self) -> Option<mpsc::Receiver<Heard>> {
+        self.heard.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+}
+
+/// Sends what the queue brings, as few notifications as fit, on the first database that
+/// takes them.
+async fn send(pools: Vec<PgPool>, node: Uuid, mut queue: mpsc::Receiver<Event>) {
+    let mut batch = Vec::new();
+    while let Some(first) = queue.recv().await {
+        batch.clear();
+        batch.push(first);
+        // A line is at most ~70 bytes.
+        while batch.len() < PAYLOAD_BYTES / 70 {
+            match queue.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
+            }
+        }
+        let payload = encode(node, &batch);
+        let mut sent = false;
+        for pool in &pools {
+            let notify = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(&payload)
+                .execute(pool);
+            if let Ok(Ok(_)) = tokio::time::timeout(SEND_WITHIN, notify).await {
+                sent = true;
+                break;
+            }
+        }
+        if !sent {
+            tracing::debug!(
+                events = batch.len(),
+                "no database took the events; nodes catch up"
+            );
+        }
+    }
+}
+
+/// Follows one database's notifications for as long as the node runs, reconnecting after a
+/// loss; after each (re)connection the node is told it may have missed events.
+async fn listen(pool: PgPool, node: Uuid, heard: mpsc::Sender<Heard>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(_) => {
+                tokio::time::sleep(RELISTEN_AFTER).await;
+                continue;
+            }
+        };
+        listener.eager_reconnect(false);
+        if listener.listen(CHANNEL).await.is_err() {
+            tokio::time::sleep(RELISTEN_AFTER).await;
+            continue;
+        }
+        if heard.send(Heard::Missed).await.is_err() {
+            return;
+        }
+        while let Ok(Some(notification)) = listener.try_recv().await {
+            let Some((from, events)) = decode(notification.payload()) else {
+                continue;
+            };
+            if from == node {
+                continue;
+            }
+            for event in events {
+                if heard
+                    .send(Heard::Event { node: from, event })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(RELISTEN_AFTER).await;
+    }
+}
