@@ -334,6 +334,10 @@ impl From<LiveError> for ApiError {
             LiveError::UnknownVersion => ApiError::bad_request("malformed", e.to_string()),
             LiveError::TooManyConnections(what) => ApiError::TooManyConnections { what },
             LiveError::Command(c) => ApiError::bad_request("invalid_command", c.to_string()),
+            LiveError::Behind => ApiError::Unavailable {
+                retry_after: Duration::from_secs(1),
+                cause: e.to_string(),
+            },
             LiveError::Store(s) => s.into(),
         }
     }

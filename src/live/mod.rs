@@ -58,6 +58,8 @@ pub enum LiveError {
     UnknownCode,
     #[error("this board never had a state of this version")]
     UnknownVersion,
+    #[error("this server has not received the board's newest state yet")]
+    Behind,
     #[error("too many live connections for this {0}")]
     TooManyConnections(&'static str),
     #[error("too many attempts")]
@@ -520,7 +522,11 @@ impl Live {
         self.limits.command(account.id)?;
         let channel = self.hub.channel(cmd.board);
         let _one_at_a_time = channel.commands.lock().await;
-        let current = self.state(cmd.board).await?;
+        let mut current = self.state(cmd.board).await?;
+        if cmd.seen > current.state.version {
+            // The client saw a newer state elsewhere: apply to that one, or not at all.
+            current = self.caught_up(cmd.board, cmd.seen).await?;
+        }
         let lesson = match (&op, &current.state.lesson) {
             (Op::Present { lesson, .. }, _) => {
                 let record = self.store.lesson(account.id, *lesson).await?;
@@ -723,39 +729,48 @@ impl Live {
         }
         let live = self.clone();
         tokio::spawn(async move {
-            let mut wait = Duration::from_millis(2);
             loop {
                 let wanted = channel.wanted.load(Ordering::Acquire);
-                let known = channel.state.borrow().clone();
-                let behind = known.as_ref().is_none_or(|k| k.state.version < wanted);
-                if !behind || wait > REPLICATION_PATIENCE {
-                    let done = channel.wanted.compare_exchange(
-                        wanted,
-                        0,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    );
-                    if done.is_ok() {
-                        break;
-                    }
-                    // A newer version was announced meanwhile.
-                    wait = Duration::from_millis(2);
-                    continue;
-                }
-                match live.load(board, known.as_deref()).await {
-                    Ok((state, lesson)) => {
-                        let version = state.version;
-                        live.hub.publish(state, lesson);
-                        if version >= wanted {
-                            continue;
-                        }
-                    }
+                match live.caught_up(board, wanted).await {
+                    Ok(_) | Err(LiveError::Behind) => {}
                     Err(e) => tracing::warn!(%board, error = %e, "cannot read a board's state"),
                 }
-                tokio::time::sleep(wait).await;
-                wait *= 2;
+                let done =
+                    channel
+                        .wanted
+                        .compare_exchange(wanted, 0, Ordering::AcqRel, Ordering::Acquire);
+                if done.is_ok() {
+                    break;
+                }
+                // A newer version was announced meanwhile.
             }
         });
+    }
+
+    /// The board's state once this node has `version` or a newer one, reading the store
+    /// again at growing intervals while replication brings it; [`LiveError::Behind`] when it
+    /// has not arrived within [`REPLICATION_PATIENCE`].
+    async fn caught_up(&self, board: Uuid, version: i64) -> Result<Arc<Snapshot>, LiveError> {
+        let channel = self.hub.channel(board);
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(2);
+        loop {
+            let known = channel.state.borrow().clone();
+            if let Some(known) = known.as_ref().filter(|k| k.state.version >= version) {
+                return Ok(known.clone());
+            }
+            let (state, lesson) = self.load(board, known.as_deref()).await?;
+            self.hub.publish(state, lesson);
+            let published = channel.state.borrow().clone();
+            if let Some(now) = published.filter(|p| p.state.version >= version) {
+                return Ok(now);
+            }
+            if started.elapsed() >= REPLICATION_PATIENCE {
+                return Err(LiveError::Behind);
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
     }
 
     /// Compares the boards followed here with the store and refreshes those that changed
@@ -858,6 +873,14 @@ impl LiveError {
                 codes::MALFORMED,
                 "No state of this board had that version; report versions you were sent.",
             ),
+            LiveError::Behind => Refusal {
+                retry_after: Some(Duration::from_secs(1)),
+                ..Refusal::new(
+                    codes::UNAVAILABLE,
+                    "This server has not received the newest state of this board yet; try \
+                     again in a moment.",
+                )
+            },
             LiveError::Store(cause) => {
                 tracing::error!(cause = %crate::error_chain(cause), "live request failed");
                 Refusal {

@@ -134,6 +134,10 @@ pub struct Command {
     pub op: String,
     #[serde(default)]
     pub args: serde_json::Map<String, serde_json::Value>,
+    /// The newest version of the board the client has seen or was acknowledged (0: none): a
+    /// node that has not received it yet must not apply the command to an older state.
+    #[serde(default, deserialize_with = "version")]
+    pub seen: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -860,3 +860,81 @@ async fn a_teacher_on_one_node_steers_a_board_on_another_and_sees_it_online() {
     let refused = teacher.command(&board.id, "prev", json!({})).await;
     assert_eq!(refused["type"], "error", "{refused}");
 }
+
+/// Sends a command saying the client has seen `seen`; returns its `ack` or `error`.
+async fn command_seen(ws: &mut Ws, id: uuid::Uuid, board: &str, op: &str, seen: &Value) -> Value {
+    ws.send(
+        json!({"type": "command", "id": id, "board": board, "op": op, "args": {}, "seen": seen}),
+    )
+    .await;
+    ws.until(|m| (m["type"] == "ack" || m["type"] == "error") && m["id"] == id.to_string())
+        .await
+}
+
+/// Stops (or resumes) what the database at `url` receives from the others.
+async fn replication_into(url: &str, on: bool) {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let call = if on { "enable" } else { "disable" };
+    sqlx::query(&format!(
+        "SELECT pglogical.alter_subscription_{call}(sub_name, true) FROM pglogical.subscription"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_node_behind_what_the_teacher_saw_waits_for_it_instead_of_acting_on_an_older_slide() {
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    let urls = [url_a.as_str(), url_b.as_str()];
+    // Each node on one database only: what node 2 knows is what replication brought to B.
+    let (_node_1, app_1) = node_on(&[&url_a]);
+    let (_node_2, app_2) = node_on(&[&url_b]);
+    let (t, board, lesson) = classroom(&app_1).await;
+    let mut on_1 = Ws::teacher(&app_1, &t, &[&board.id]).await;
+    let presented = on_1
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    assert_eq!(presented["type"], "ack", "{presented}");
+    until_replicated(&urls, "SELECT COUNT(*) FROM board_state", 1).await;
+    until_replicated(&urls, "SELECT COUNT(*) FROM session", 1).await;
+
+    // B stops receiving; the teacher moves on to slide 2 through node 1 ...
+    replication_into(&url_b, false).await;
+    let moved = on_1.command(&board.id, "next", json!({})).await;
+    assert_eq!(moved["type"], "ack", "{moved}");
+    // ... then, their node gone, presses next again through node 2.
+    let mut on_2 = Ws::teacher(&app_2, &t, &[&board.id]).await;
+    let id = uuid::Uuid::now_v7();
+    let refused = command_seen(&mut on_2, id, &board.id, "next", &moved["version"]).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+
+    // Once B has caught up, the resend applies to the slide the teacher saw: slide 3.
+    replication_into(&url_b, true).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
+    let acked = loop {
+        let answer = command_seen(&mut on_2, id, &board.id, "next", &moved["version"]).await;
+        if answer["type"] == "ack" {
+            break answer;
+        }
+        assert_eq!(answer["code"], "unavailable", "{answer}");
+        assert!(tokio::time::Instant::now() < deadline, "B never caught up");
+    };
+    let shown = on_2.state_where(|s| s["version"] == acked["version"]).await;
+    assert_eq!(
+        shown["slide_index"], 2,
+        "applied to slide 2, not to slide 1"
+    );
+    let differing = {
+        let started = tokio::time::Instant::now();
+        loop {
+            let differing = differences(&url_a, &url_b).await;
+            if differing.is_empty() || started.elapsed() > PATIENCE {
+                break differing;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert!(differing.is_empty(), "rows differ: {differing:?}");
+}

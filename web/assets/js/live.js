@@ -515,8 +515,14 @@ class LiveClient {
   }
 
   deliver(conn, command) {
-    if (conn.kind === 'websocket') conn.send(command);
-    else conn.post(command);
+    // The newest version of the board this page saw or was acknowledged: a server that has
+    // not received it yet (another database of a cluster) waits for it rather than apply the
+    // command to an older state.
+    const acked = this.awaiting.get(command.board)?.version;
+    const seen = compareVersions(acked, this.version(command.board)) > 0 ? acked : this.version(command.board);
+    const message = { ...command, seen: big(seen) };
+    if (conn.kind === 'websocket') conn.send(message);
+    else conn.post(message);
   }
 
   // -- WebSocket transport --
