@@ -193,6 +193,8 @@ fn raise_open_file_limit() -> u64 {
 
 /// How often a node records that it is alive.
 const HEARTBEAT_MINUTES: u64 = 5;
+/// A node with a heartbeat this recent counts as alive (two heartbeats, and a minute).
+const ALIVE_WITHIN: Duration = Duration::from_secs((2 * HEARTBEAT_MINUTES + 1) * 60);
 /// How long a node may stay silent before the live node with the lowest id takes over its
 /// purges: far longer than a restart or an upgrade, so two nodes never purge the same rows
 /// in normal operation.
@@ -246,6 +248,12 @@ pub async fn serve(
             if minute % HEARTBEAT_MINUTES == 0 {
                 if let Err(e) = chores_store.heartbeat().await {
                     tracing::warn!(error = %error_chain(&e), "cannot record this node's heartbeat");
+                }
+                match chores_store.live_nodes(ALIVE_WITHIN).await {
+                    Ok(nodes) => chores_live.share_guesses(nodes),
+                    Err(e) => {
+                        tracing::warn!(error = %error_chain(&e), "cannot count the live nodes")
+                    }
                 }
             }
             if minute % 60 == 0 {

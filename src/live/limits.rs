@@ -4,9 +4,14 @@
 //!
 //! Only wrong pairing codes spend the guess budgets: a teacher typing the right code is never
 //! refused because others guessed wrong. With a 10^6-code space, codes living 10 minutes and
-//! the node-wide budget below (1 wrong guess a second after a burst of 100), attackers get
+//! the global budget below (1 wrong guess a second after a burst of 100), attackers get
 //! about 700 guesses per code lifetime, plus one for each of their accounts and addresses
 //! that has not guessed wrong for 10 minutes.
+//!
+//! In a cluster the global budget holds for all nodes together: each node takes its share
+//! ([`LiveLimits::share_guesses`], from the nodes alive by their heartbeats). The other
+//! budgets are per node: with N nodes an account or address may spread N times as many
+//! guesses, messages or claims, none of which widens what the global budget protects.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -46,8 +51,9 @@ pub const GUESSES_PER_ADDRESS: Budget = Budget {
     every: Duration::from_secs(5),
 };
 
-/// Wrong pairing codes on the whole node: 100 at once, then one a second.
-pub const GUESSES_PER_NODE: Budget = Budget {
+/// Wrong pairing codes over the whole deployment (a node alone, or all nodes of a cluster
+/// together): 100 at once, then one a second.
+pub const GUESSES_GLOBAL: Budget = Budget {
     burst: 100,
     every: Duration::from_secs(1),
 };
@@ -109,7 +115,7 @@ impl LiveLimits {
         Self {
             pair_account: Refundable::new(GUESSES_PER_ACCOUNT),
             pair_address: Refundable::new(GUESSES_PER_ADDRESS),
-            pair_global: Refundable::new(GUESSES_PER_NODE),
+            pair_global: Refundable::new(GUESSES_GLOBAL),
             wrong: Mutex::new(HashMap::new()),
             claim_address: RateLimiter::keyed(quota(CLAIMS_PER_ADDRESS)),
             code_board: RateLimiter::keyed(quota(CODES_PER_BOARD)),
@@ -117,6 +123,11 @@ impl LiveLimits {
             messages: RateLimiter::keyed(quota(MESSAGES)),
             commands: RateLimiter::keyed(quota(COMMANDS)),
         }
+    }
+
+    /// This node is one of `nodes` alive: it takes that share of the global guess budget.
+    pub fn share_guesses(&self, nodes: u32) {
+        self.pair_global.share(nodes);
     }
 
     /// One message of this teacher (account id) or board (board id).

@@ -807,6 +807,12 @@ impl Live {
         }
     }
 
+    /// This node is one of `nodes` alive: it takes that share of the global pairing-guess
+    /// budget, so the code space is as well protected with N nodes as with one.
+    pub fn share_guesses(&self, nodes: u32) {
+        self.limits.share_guesses(nodes);
+    }
+
     /// Whether other nodes may change boards: only then is [`Live::catch_up`] worth running.
     pub fn clustered(&self) -> bool {
         self.bus.shared()

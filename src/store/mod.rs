@@ -189,6 +189,8 @@ pub trait Store: AccountStore + LessonStore + BoardStore + Send + Sync + 'static
     ///
     /// [`upkeep_nodes`]: Store::upkeep_nodes
     async fn heartbeat(&self) -> StoreResult<()>;
+    /// How many nodes recorded a heartbeat within `within` (this one included once it did).
+    async fn live_nodes(&self, within: std::time::Duration) -> StoreResult<u32>;
     /// The nodes whose upkeep (purges) this node does: itself; and, when it is the live node
     /// with the lowest id, every node with rows whose newest heartbeat is older than `lease`
     /// (replaced or removed), so that its rows are purged by exactly one node in normal

@@ -301,6 +301,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn live_nodes(&self, within: Duration) -> StoreResult<u32> {
+        let since =
+            Version::at_millis(crate::domain::hlc::wall_millis() - within.as_millis() as i64);
+        let nodes: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT node) FROM node_heartbeat WHERE version >= ?",
+        )
+        .bind(since.0)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(u32::try_from(nodes).unwrap_or(u32::MAX))
+    }
+
     async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<Vec<String>> {
         let cutoff =
             Version::at_millis(crate::domain::hlc::wall_millis() - lease.as_millis() as i64);
