@@ -10,7 +10,7 @@ use sqlx::Connection;
 use crate::harness::{cli, fresh_client, text_slide, Process, TestApp};
 use crate::live::{claim, classroom, pair, Ws, PATIENCE};
 #[path = "../support/postgres.rs"]
-mod postgres;
+pub(crate) mod postgres;
 use postgres::PgServer;
 
 /// Runs `classcast --database … cluster init`; returns (succeeded, stdout, stderr).
@@ -50,7 +50,7 @@ async fn add_board(url: &str, token_hash: &str) {
 }
 
 /// Two PostgreSQL servers whose `classcast` databases replicate both ways, and their URLs.
-async fn replicating_pair() -> (PgServer, PgServer, String, String) {
+pub(crate) async fn replicating_pair() -> (PgServer, PgServer, String, String) {
     let (a, b) = (PgServer::start(), PgServer::start());
     let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
     let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
@@ -59,7 +59,7 @@ async fn replicating_pair() -> (PgServer, PgServer, String, String) {
 }
 
 /// A node serving from `urls`, and a client of it (which keeps the node's data directory).
-fn node_on(urls: &[&str]) -> (Process, TestApp) {
+pub(crate) fn node_on(urls: &[&str]) -> (Process, TestApp) {
     let data = tempfile::tempdir().unwrap();
     let flags: Vec<&str> = urls.iter().flat_map(|u| ["--database", *u]).collect();
     let node = Process::start_with(data.path(), &flags);
@@ -215,7 +215,7 @@ async fn a_node_serves_from_postgresql_and_keeps_everything_across_a_restart() {
     assert_eq!(state["lesson"]["title"], "Fractions");
 }
 
-async fn readiness(base: &str) -> Value {
+pub(crate) async fn readiness(base: &str) -> Value {
     reqwest::get(format!("{base}/readyz"))
         .await
         .unwrap()
@@ -225,7 +225,7 @@ async fn readiness(base: &str) -> Value {
 }
 
 /// Which database (by position) `/readyz` says the node uses, if it is ready.
-async fn active_database(base: &str) -> Option<usize> {
+pub(crate) async fn active_database(base: &str) -> Option<usize> {
     let ready = readiness(base).await;
     ready["databases"]
         .as_array()?
@@ -309,7 +309,7 @@ async fn a_node_moves_to_the_other_database_when_its_own_stops_and_back_when_it_
 }
 
 /// Waits until `sql` (a count) gives `expected` on every database.
-async fn until_replicated(urls: &[&str], sql: &str, expected: i64) {
+pub(crate) async fn until_replicated(urls: &[&str], sql: &str, expected: i64) {
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     for url in urls {
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
@@ -473,7 +473,7 @@ async fn one_pairing_code_accepted_by_two_nodes_at_once_pairs_exactly_one_teache
 }
 
 /// Every replicated table's rows on the database at `url`, each row as its text.
-async fn every_row(url: &str) -> Vec<(&'static str, Vec<String>)> {
+pub(crate) async fn every_row(url: &str) -> Vec<(&'static str, Vec<String>)> {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     let mut tables = Vec::new();
     for table in classcast::store::postgres::REPLICATED_TABLES {
@@ -488,7 +488,7 @@ async fn every_row(url: &str) -> Vec<(&'static str, Vec<String>)> {
 }
 
 /// Per table, the rows one database holds and the other does not.
-async fn differences(url_a: &str, url_b: &str) -> Vec<(&'static str, usize)> {
+pub(crate) async fn differences(url_a: &str, url_b: &str) -> Vec<(&'static str, usize)> {
     let (on_a, on_b) = (every_row(url_a).await, every_row(url_b).await);
     on_a.iter()
         .zip(&on_b)
@@ -783,7 +783,7 @@ async fn a_single_database_with_data_grows_into_a_cluster_whose_new_member_copie
 }
 
 /// Waits until the pairing code reaches the database of `app`'s node, then pairs with it.
-async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
+pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let res = pair(app, t, code, "Room 12").await;
@@ -872,7 +872,7 @@ async fn command_seen(ws: &mut Ws, id: uuid::Uuid, board: &str, op: &str, seen: 
 }
 
 /// Stops (or resumes) what the database at `url` receives from the others.
-async fn replication_into(url: &str, on: bool) {
+pub(crate) async fn replication_into(url: &str, on: bool) {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     let call = if on { "enable" } else { "disable" };
     sqlx::query(&format!(

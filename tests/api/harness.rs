@@ -246,15 +246,20 @@ impl Process {
     }
 
     pub fn start_on(data_dir: &Path, listen: &str) -> Self {
-        Self::launch(data_dir, listen, &[])
+        Self::launch(data_dir, listen, &[], &[])
     }
 
     /// On an ephemeral port, with these flags besides.
     pub fn start_with(data_dir: &Path, flags: &[&str]) -> Self {
-        Self::launch(data_dir, "127.0.0.1:0", flags)
+        Self::launch(data_dir, "127.0.0.1:0", flags, &[])
     }
 
-    fn launch(data_dir: &Path, listen: &str, flags: &[&str]) -> Self {
+    /// As [`Process::start_with`], with these environment variables besides.
+    pub fn start_with_env(data_dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(data_dir, "127.0.0.1:0", flags, env)
+    }
+
+    fn launch(data_dir: &Path, listen: &str, flags: &[&str], env: &[(&str, &str)]) -> Self {
         // Open registration: tests of approval add `--allowed-email-domain`, which implies it.
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", listen, "--registration", "open"])
@@ -262,6 +267,7 @@ impl Process {
             .arg("--data-dir")
             .arg(data_dir)
             .env_remove("CLASSCAST_CONFIG")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -305,6 +311,12 @@ impl Process {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Kills the server at once (`kill -9`): no shutdown, no goodbye to its clients.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Whether the process ended within `deadline`, polling its status.

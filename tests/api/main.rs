@@ -8,6 +8,7 @@ mod budgets;
 mod cluster;
 mod connections;
 mod durability;
+mod faults;
 mod hardening;
 mod harness;
 mod lessons;
