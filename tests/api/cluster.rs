@@ -19,7 +19,7 @@ fn cluster_init(urls: &[&str]) -> (bool, String, String) {
 }
 
 /// Runs `classcast --database … cluster <command>`; returns (succeeded, stdout, stderr).
-fn cluster(urls: &[&str], command: &[&str]) -> (bool, String, String) {
+pub(crate) fn cluster(urls: &[&str], command: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut args: Vec<&str> = urls.iter().flat_map(|u| ["--database", *u]).collect();
     args.push("cluster");
@@ -556,7 +556,7 @@ impl Saving {
 }
 
 /// A way to stop a database server.
-type Stop = fn(&PgServer);
+pub(crate) type Stop = fn(&PgServer);
 
 #[tokio::test]
 async fn a_database_stopped_while_a_node_writes_catches_up_and_every_row_converges_unaided() {

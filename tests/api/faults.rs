@@ -24,7 +24,8 @@ use crate::live::{claim, Claimed, Ws, PATIENCE};
 /// Two replicating databases and three nodes: nodes 0 and 2 prefer database A, node 1 B.
 struct Cluster {
     a: PgServer,
-    b: PgServer,
+    /// Kept running while the cluster lives.
+    _b: PgServer,
     url_a: String,
     url_b: String,
     nodes: Vec<(Process, TestApp)>,
@@ -40,7 +41,7 @@ impl Cluster {
         ];
         Cluster {
             a,
-            b,
+            _b: b,
             url_a,
             url_b,
             nodes,
@@ -60,7 +61,9 @@ impl Cluster {
     async fn classroom(&self, board_node: usize) -> (crate::harness::Teacher, String, Claimed) {
         let app = self.app(0);
         let t = app.register("faults@school.org").await;
-        let slides: Vec<Value> = (1..=10).map(|i| text_slide(&format!("Slide {i}"))).collect();
+        let slides: Vec<Value> = (1..=10)
+            .map(|i| text_slide(&format!("Slide {i}")))
+            .collect();
         let lesson = app
             .create_lesson(&t, json!({"title": "Faults", "slides": slides}))
             .await;
@@ -85,20 +88,20 @@ impl Cluster {
         }
     }
 
-    /// Every acknowledged command is stored, with its version, on both databases.
+    /// Every acknowledged command's state is stored on both databases (a command that
+    /// changed nothing is acknowledged with the version of the state it found).
     async fn assert_stored(&self, acked: &[Acked]) {
         use sqlx::Connection;
         for url in [&self.url_a, &self.url_b] {
             let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            let stored: Vec<(Uuid, i64)> =
-                sqlx::query_as("SELECT command_id, version FROM board_state")
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap();
+            let stored: Vec<i64> = sqlx::query_scalar("SELECT version FROM board_state")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
             for a in acked {
                 assert!(
-                    stored.iter().any(|(id, _)| *id == a.id),
-                    "{url}: acknowledged command {} (version {}) is lost",
+                    stored.contains(&a.version),
+                    "{url}: the state of acknowledged command {} (version {}) is lost",
                     a.id,
                     a.version
                 );
@@ -181,7 +184,10 @@ impl Console {
             let answer = match sent {
                 Ok(()) => {
                     let mine = |m: &Value| m["id"] == id.to_string();
-                    read(ws, |m| (m["type"] == "ack" || m["type"] == "error") && mine(m)).await
+                    read(ws, |m| {
+                        (m["type"] == "ack" || m["type"] == "error") && mine(m)
+                    })
+                    .await
                 }
                 Err(_) => None,
             };
@@ -275,7 +281,10 @@ impl BoardPage {
         let states = self.0.lock().unwrap();
         let presenting = states.iter().skip_while(|s| s["lesson"].is_null());
         for state in presenting {
-            assert!(!state["lesson"].is_null() && !state["slide"].is_null(), "{state}");
+            assert!(
+                !state["lesson"].is_null() && !state["slide"].is_null(),
+                "{state}"
+            );
         }
     }
 }
@@ -327,8 +336,8 @@ impl Pressing {
 async fn assert_outcome(cluster: &Cluster, console: &Console, page: &BoardPage) {
     page.until_shows(console.last()).await;
     page.assert_never_blank();
-    cluster.assert_stored(&console.acked).await;
     let converged = cluster.until_identical().await;
+    cluster.assert_stored(&console.acked).await;
     eprintln!(
         "{} commands acknowledged, none lost; databases identical {converged:?} after the last",
         console.acked.len()
@@ -341,9 +350,7 @@ async fn a_teacher_on_one_node_steers_a_board_on_another_through_a_node_killed_m
     let (t, lesson, board) = cluster.classroom(1).await;
     let page = BoardPage::open(cluster.app(1), &board).await;
     let mut console = Console::new(cluster.bases(), 0, &t, &board.id);
-    console
-        .command("present", json!({"lesson": lesson}))
-        .await;
+    console.command("present", json!({"lesson": lesson})).await;
 
     // 1. Teacher on node 0, board on node 1: commands flow.
     let started = Instant::now();
@@ -367,5 +374,166 @@ async fn a_teacher_on_one_node_steers_a_board_on_another_through_a_node_killed_m
     let console = pressing.finish().await;
     assert!(console.moves >= 1, "the console left node 0");
     assert_eq!(console.acked.len(), 111);
+    assert_outcome(&cluster, &console, &page).await;
+}
+
+/// How long to wait for the lesson to go on before starting the stopped database again (an
+/// acknowledged state that had not reached the other database yet holds commands back until
+/// it does: they are never applied to an older state).
+const LESSON_GOES_ON_WITHIN: Duration = Duration::from_secs(8);
+
+#[tokio::test]
+async fn a_lesson_goes_on_while_a_database_stops_fast_then_immediately_and_it_catches_up() {
+    let cluster = Cluster::start().await;
+    let (t, lesson, board) = cluster.classroom(1).await;
+    let page = BoardPage::open(cluster.app(1), &board).await;
+    let mut console = Console::new(cluster.bases(), 0, &t, &board.id);
+    console.command("present", json!({"lesson": lesson})).await;
+    press(&mut console, 10).await;
+    let stops: [(&str, crate::cluster::Stop); 2] = [
+        ("fast", PgServer::stop_fast),
+        ("immediate", PgServer::crash),
+    ];
+    for (mode, stop) in stops {
+        let pressing = Pressing::start(console, 40);
+        pressing.until_acked(pressing.acked() + 5).await;
+        stop(&cluster.a);
+        let stopped = Instant::now();
+        let at = pressing.acked();
+        while pressing.acked() <= at && stopped.elapsed() < LESSON_GOES_ON_WITHIN {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        match pressing.acked() > at {
+            true => eprintln!(
+                "{mode} stop of A: presses acknowledged again {:?} later",
+                stopped.elapsed()
+            ),
+            false => eprintln!("{mode} stop of A: presses held back until A returned"),
+        }
+        cluster.a.start_again();
+        pressing.until_acked(at + 10).await;
+        console = pressing.finish().await;
+        assert_outcome(&cluster, &console, &page).await;
+    }
+}
+
+#[tokio::test]
+async fn one_board_steered_through_both_databases_while_replication_is_cut_converges() {
+    let cluster = Cluster::start().await;
+    let (t, lesson, board) = cluster.classroom(2).await;
+    let page = BoardPage::open(cluster.app(2), &board).await;
+    let mut laptop = Console::new(cluster.bases(), 0, &t, &board.id);
+    laptop.command("present", json!({"lesson": lesson})).await;
+    crate::cluster::until_replicated(
+        &[&cluster.url_a, &cluster.url_b],
+        "SELECT COUNT(*) FROM board_state",
+        1,
+    )
+    .await;
+    // A phone on node 1 (database B), the laptop on node 0 (database A); nothing crosses.
+    let phone = Console::new(cluster.bases(), 1, &t, &board.id);
+    for url in [&cluster.url_a, &cluster.url_b] {
+        crate::cluster::replication_into(url, false).await;
+    }
+    let (laptop, phone) = (Pressing::start(laptop, 20), Pressing::start(phone, 20));
+    let (laptop, phone) = (laptop.finish().await, phone.finish().await);
+    for url in [&cluster.url_a, &cluster.url_b] {
+        crate::cluster::replication_into(url, true).await;
+    }
+    // Every node and the board end on the newest acknowledged state, whichever side made it.
+    let newest = laptop
+        .acked
+        .iter()
+        .chain(&phone.acked)
+        .copied()
+        .max_by_key(|a| a.version)
+        .unwrap();
+    page.until_shows(newest).await;
+    page.assert_never_blank();
+    let mut both = laptop.acked.clone();
+    both.extend(&phone.acked);
+    let converged = cluster.until_identical().await;
+    cluster.assert_stored(&both).await;
+    eprintln!("replication healed: databases identical {converged:?} later");
+    let (ok, said, errors) =
+        crate::cluster::cluster(&[&cluster.url_a, &cluster.url_b], &["status"]);
+    assert!(ok, "a replication worker was left stopped: {said}{errors}");
+}
+
+#[tokio::test]
+async fn a_node_whose_bus_connection_dropped_catches_up_within_seconds() {
+    use sqlx::Connection;
+    let cluster = Cluster::start().await;
+    let (t, lesson, board) = cluster.classroom(1).await;
+    let page = BoardPage::open(cluster.app(1), &board).await;
+    let mut console = Console::new(cluster.bases(), 0, &t, &board.id);
+    console.command("present", json!({"lesson": lesson})).await;
+    press(&mut console, 5).await;
+    page.until_shows(console.last()).await;
+    for url in [&cluster.url_a, &cluster.url_b] {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert!(!ended.is_empty(), "{url}: nodes listen");
+    }
+    let dropped = Instant::now();
+    press(&mut console, 5).await;
+    page.until_shows(console.last()).await;
+    eprintln!(
+        "listeners dropped: the board showed the last press {:?} later",
+        dropped.elapsed()
+    );
+    assert_outcome(&cluster, &console, &page).await;
+}
+
+/// Where Debian's libfaketime is (`scripts/test` installs it).
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[tokio::test]
+async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_order() {
+    let cluster = Cluster::start().await;
+    let (t, lesson, board) = cluster.classroom(1).await;
+    let page = BoardPage::open(cluster.app(1), &board).await;
+    // A fourth node, on database B, whose wall clock is 5 s behind the others'.
+    let data = tempfile::tempdir().unwrap();
+    let late = Process::start_with_env(
+        data.path(),
+        &["--database", &cluster.url_b, "--database", &cluster.url_a],
+        &[
+            ("LD_PRELOAD", FAKETIME),
+            ("FAKETIME", "-5s"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    let late = TestApp::of_process(&late, data);
+    let mut ws = Ws::open_at(&late.base, None).await.unwrap();
+    ws.send(json!({"type": "hello", "protocol": 1, "role": "teacher", "token": t.token}))
+        .await;
+    let welcome = ws.next().await;
+    let behind = crate::harness::now_ms() - welcome["server_time"].as_i64().unwrap();
+    assert!((4_000..6_000).contains(&behind), "the node is {behind} ms behind");
+    let mut console = Console::new(vec![cluster.app(0).base.clone()], 0, &t, &board.id);
+    console.command("present", json!({"lesson": lesson})).await;
+    // The teacher's presses alternate between node 0 and the late node.
+    for press in 0..20 {
+        console.bases = vec![if press % 2 == 0 {
+            cluster.app(0).base.clone()
+        } else {
+            late.base.clone()
+        }];
+        console.ws = None;
+        // Never the slide it is on: each press changes the board.
+        let slide = (press % 9 + 1) as u64;
+        console.command("goto", json!({"slide": slide})).await;
+    }
+    let versions: Vec<i64> = console.acked.iter().map(|a| a.version).collect();
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions move forward: {versions:?}"
+    );
     assert_outcome(&cluster, &console, &page).await;
 }

@@ -1212,7 +1212,11 @@ async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_nod
     high_store.heartbeat().await.unwrap();
 
     let lease = std::time::Duration::from_secs(30 * 60);
-    assert_eq!(low_store.live_nodes(lease).await.unwrap(), 2, "low and high");
+    assert_eq!(
+        low_store.live_nodes(lease).await.unwrap(),
+        2,
+        "low and high"
+    );
     let long_ago = std::time::Duration::from_secs(3 * 3600);
     assert_eq!(high_store.live_nodes(long_ago).await.unwrap(), 3);
     let high_upkeep = high_store.upkeep_nodes(lease).await.unwrap();
