@@ -515,7 +515,10 @@ async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_ord
         .await;
     let welcome = ws.next().await;
     let behind = crate::harness::now_ms() - welcome["server_time"].as_i64().unwrap();
-    assert!((4_000..6_000).contains(&behind), "the node is {behind} ms behind");
+    assert!(
+        (4_000..6_000).contains(&behind),
+        "the node is {behind} ms behind"
+    );
     let mut console = Console::new(vec![cluster.app(0).base.clone()], 0, &t, &board.id);
     console.command("present", json!({"lesson": lesson})).await;
     // The teacher's presses alternate between node 0 and the late node.
@@ -536,4 +539,51 @@ async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_ord
         "versions move forward: {versions:?}"
     );
     assert_outcome(&cluster, &console, &page).await;
+}
+
+#[tokio::test]
+async fn a_database_lost_for_good_is_rebuilt_from_the_other_while_the_lesson_goes_on() {
+    use sqlx::Connection;
+    let cluster = Cluster::start().await;
+    let (t, lesson, board) = cluster.classroom(2).await;
+    let page = BoardPage::open(cluster.app(2), &board).await;
+    let mut console = Console::new(cluster.bases(), 0, &t, &board.id);
+    console.command("present", json!({"lesson": lesson})).await;
+    press(&mut console, 10).await;
+    page.until_shows(console.last()).await;
+
+    // B dies for good; the nodes go on with A alone.
+    cluster._b.crash();
+    press(&mut console, 10).await;
+    page.until_shows(console.last()).await;
+
+    // docs/deploy-cluster.md, "Rebuild a database", while the teacher keeps pressing.
+    let pressing = Pressing::start(console, 30);
+    let mut on_a = sqlx::PgConnection::connect(&cluster.url_a).await.unwrap();
+    sqlx::raw_sql(
+        "SELECT pglogical.drop_subscription(sub_name) FROM pglogical.subscription;
+         SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+         WHERE NOT active AND plugin = 'pglogical_output';",
+    )
+    .execute(&mut on_a)
+    .await
+    .unwrap();
+    let c = PgServer::start();
+    let url_c = c.create("classcast_rebuilt").await;
+    let (ok, said, errors) = crate::cluster::cluster(&[&cluster.url_a, &url_c], &["init"]);
+    assert!(ok && said.contains("copied what"), "{said}{errors}");
+    let console = pressing.finish().await;
+    page.until_shows(console.last()).await;
+    let rebuilt = Cluster {
+        url_b: url_c,
+        _b: c,
+        ..cluster
+    };
+    let converged = rebuilt.until_identical().await;
+    rebuilt.assert_stored(&console.acked).await;
+    eprintln!(
+        "rebuilt database identical to the survivor {converged:?} after the last press \
+         ({} presses, none lost)",
+        console.acked.len()
+    );
 }
