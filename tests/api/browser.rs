@@ -1,6 +1,7 @@
 //! End to end in real headless Chromium: the board page, the teacher console, and the
-//! real server binary, through pairing, presenting, a reload, a server restart, and a proxy
-//! that blocks WebSockets. Screenshots land in `test-artifacts/` (not committed).
+//! real server binary, through pairing, presenting, a reload, a server restart, a proxy
+//! that blocks WebSockets, and three nodes of a cluster of which the ones the pages use are
+//! killed. Screenshots land in `test-artifacts/` (not committed).
 
 use serde_json::{json, Value};
 
@@ -165,4 +166,76 @@ async fn the_diagnostics_page_reports_on_every_host() {
         "{report}"
     );
     page.screenshot("diagnostics").await;
+}
+
+/// Which of `bases` the page says (through `script`) it is live on.
+async fn live_host(page: &Browser, bases: &[String], script: &str) -> usize {
+    let host = page.wait_until("the page to name its host", script).await;
+    bases
+        .iter()
+        .position(|b| host.as_str().is_some_and(|h| h.trim_end_matches('/') == b))
+        .unwrap_or_else(|| panic!("{host} is not a configured host"))
+}
+
+#[tokio::test]
+async fn with_three_hosts_the_board_and_the_console_survive_the_nodes_they_use_being_killed() {
+    let (_a, _b, url_a, url_b) = crate::cluster::replicating_pair().await;
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Process>> = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let (first, second) = match i % 2 {
+            0 => (&url_a, &url_b),
+            _ => (&url_b, &url_a),
+        };
+        let mut flags = vec!["--database", first, "--database", second];
+        for base in &bases {
+            flags.extend(["--api-host", base, "--allowed-origin", base]);
+        }
+        let listen = bases[i].trim_start_matches("http://");
+        nodes.push(Some(Process::start_on_with(dir.path(), listen, &flags)));
+    }
+    teacher_with_lesson(&bases[0]).await;
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &bases[0], "three-hosts").await;
+    teacher.click("#next").await;
+    board.wait_for_text("#slide-frame", "Slide two").await;
+
+    // Kill the node each page is live on (one or two nodes; one always stays).
+    let board_node = live_host(
+        &board,
+        &bases,
+        "return document.body.dataset.liveHost || null",
+    )
+    .await;
+    let teacher_node = live_host(
+        &teacher,
+        &bases,
+        "return document.querySelector('#connection')?.dataset.host || null",
+    )
+    .await;
+    for node in [board_node, teacher_node] {
+        if let Some(mut process) = nodes[node].take() {
+            process.kill();
+        }
+    }
+    eprintln!("killed node {board_node} (board) and node {teacher_node} (console)");
+    teacher.click("#next").await;
+    board.wait_for_text("#slide-frame", "Slide three").await;
+    board.screenshot("three-hosts-03-board-after-kill").await;
+    teacher
+        .screenshot("three-hosts-03-teacher-after-kill")
+        .await;
 }

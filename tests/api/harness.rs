@@ -254,6 +254,11 @@ impl Process {
         Self::launch(data_dir, "127.0.0.1:0", flags, &[])
     }
 
+    /// On `listen`, with these flags besides.
+    pub fn start_on_with(data_dir: &Path, listen: &str, flags: &[&str]) -> Self {
+        Self::launch(data_dir, listen, flags, &[])
+    }
+
     /// As [`Process::start_with`], with these environment variables besides.
     pub fn start_with_env(data_dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Self {
         Self::launch(data_dir, "127.0.0.1:0", flags, env)

@@ -137,8 +137,10 @@ function reportRendered(force = false) {
 }
 
 let offlineTimer = null;
-function showConnection({ transport }) {
+function showConnection({ transport, host }) {
   const status = $('board-status');
+  // Which API host the board is live on: for IT staff and tests (devtools), never shown.
+  document.body.dataset.liveHost = host ?? '';
   clearTimeout(offlineTimer);
   if (transport === 'websocket' || transport === 'fallback') {
     status.hidden = true;

@@ -441,9 +441,10 @@ function renderAll() {
   }
 }
 
-function renderConnection({ transport }) {
+function renderConnection({ transport, host }) {
   const el = $('#connection');
   el.dataset.transport = transport;
+  el.dataset.host = host ?? live.host ?? '';
   const key = { websocket: 'live.websocket', fallback: 'live.fallback', offline: 'live.offline' }[transport] ?? 'live.connecting';
   el.textContent = t(key);
   renderSync();
