@@ -4,7 +4,9 @@
 //!
 //! Reports: how long a storm of N boards connecting at once takes to be fully served; memory
 //! per idle board connection (server RSS growth / N); command-to-board latency p50/p99/p99.9
-//! with commands spread out at a steady rate, and with every teacher pressing at once.
+//! with commands spread out at a steady rate, and with every teacher pressing at once. With
+//! `--nodes 2 --database postgres://…` the boards are served by a second node, so every
+//! command crosses between nodes (the bus and a read of the store).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,8 @@ struct Args {
     bin: String,
     /// An empty PostgreSQL database to run on instead of SQLite in the data directory.
     database: Option<String>,
+    /// 2: boards on a second node (same database), teachers on the first.
+    nodes: u8,
 }
 
 fn args() -> Args {
@@ -43,6 +47,7 @@ fn args() -> Args {
         seconds: 10,
         bin: "target/release/classcast".into(),
         database: None,
+        nodes: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,10 +59,15 @@ fn args() -> Args {
             "--seconds" => a.seconds = value.parse().expect("--seconds N"),
             "--bin" => a.bin = value,
             "--database" => a.database = Some(value),
+            "--nodes" => a.nodes = value.parse().expect("--nodes 1 or 2"),
             other => panic!("unknown flag {other}"),
         }
     }
     a.teachers = a.teachers.clamp(1, a.boards);
+    assert!(
+        a.nodes == 1 || (a.nodes == 2 && a.database.is_some()),
+        "--nodes 2 needs --database postgres://… (nodes share it)"
+    );
     a
 }
 
@@ -217,22 +227,12 @@ async fn press(console: &Console, command: String) {
 /// Latencies in ms, at the board's socket and as read by the generator (see `report_both`).
 type Latencies = Arc<std::sync::Mutex<Vec<(f64, f64)>>>;
 
-#[tokio::main]
-async fn main() {
-    let a = args();
-    let dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let seeded = Arc::new(seed(dir.path(), &a).await);
-    println!(
-        "seeded {} boards and {} teachers in {:.1} s",
-        a.boards,
-        a.teachers,
-        started.elapsed().as_secs_f64()
-    );
-
+/// Starts a node of the benchmark on `dir` (and the databases given); returns it, its base
+/// URL and its pid.
+async fn start_node(a: &Args, dir: &std::path::Path) -> (tokio::process::Child, String, u32) {
     let mut server = tokio::process::Command::new(&a.bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+        .arg(dir)
         .args(
             a.database
                 .iter()
@@ -255,7 +255,35 @@ async fn main() {
         .unwrap()
         .to_owned();
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (server, base, pid)
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let seeded = Arc::new(seed(dir.path(), &a).await);
+    println!(
+        "seeded {} boards and {} teachers in {:.1} s",
+        a.boards,
+        a.teachers,
+        started.elapsed().as_secs_f64()
+    );
+
+    let (mut server, base, pid) = start_node(&a, dir.path()).await;
+    // With --nodes 2, boards are served by a second node on the same databases: every
+    // command crosses from the teacher's node to the board's.
+    let board_dir = tempfile::tempdir().unwrap();
+    let (_board_server, board_base) = match a.nodes {
+        1 => (None, base.clone()),
+        _ => {
+            let (server, base, _) = start_node(&a, board_dir.path()).await;
+            (Some(server), base)
+        }
+    };
     let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
+    let board_ws_url = format!("{}/ws", board_base.replace("http://", "ws://"));
     let rss_before = rss_kib(pid);
     let mut profiler = std::env::var("LIVE_BENCH_PERF")
         .ok()
@@ -268,11 +296,11 @@ async fn main() {
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..a.boards).map(|_| AtomicU64::new(0)).collect());
     let latencies = Latencies::default();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(a.boards);
-    let addr = base.trim_start_matches("http://").to_owned();
+    let addr = board_base.trim_start_matches("http://").to_owned();
     for b in 0..a.boards {
         let (addr, url, seeded, ready, sent_at, latencies, received) = (
             addr.clone(),
-            ws_url.clone(),
+            board_ws_url.clone(),
             seeded.clone(),
             ready_tx.clone(),
             sent_at.clone(),

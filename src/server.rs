@@ -313,6 +313,9 @@ pub async fn serve(
     Ok(result?)
 }
 
+/// Events from other nodes followed together, at most.
+const HEARD_BATCH: usize = 1000;
+
 /// How often a node in a cluster compares the boards it serves with the store.
 pub const CATCH_UP_EVERY: Duration = Duration::from_secs(3);
 
@@ -327,10 +330,19 @@ async fn follow_other_nodes(live: Arc<Live>, bus: Arc<dyn Bus>) {
     let mut presence = tokio::time::interval(PRESENCE_REFRESH);
     loop {
         tokio::select! {
-            next = heard.recv() => match next {
-                Some(heard) => live.hear(heard).await,
-                None => return,
-            },
+            next = heard.recv() => {
+                let Some(first) = next else { return };
+                // What else has arrived meanwhile is followed with it: one read of the store
+                // for a burst of presses on other nodes.
+                let mut batch = vec![first];
+                while batch.len() < HEARD_BATCH {
+                    match heard.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                live.hear(batch).await;
+            }
             _ = catch_up.tick() => {
                 if let Err(e) = live.catch_up().await {
                     tracing::warn!(error = %e, "cannot catch up with other nodes");

@@ -486,11 +486,21 @@ impl Live {
         board: Uuid,
         known: Option<&Snapshot>,
     ) -> Result<(BoardState, Option<Arc<LessonContent>>), LiveError> {
-        let mut stored = self
+        let stored = self
             .store
             .board_state(board)
             .await?
             .unwrap_or_else(|| BoardState::idle(board));
+        self.with_lesson(stored, known).await
+    }
+
+    /// A stored state with its slide view restored from the revision it presents: the one
+    /// `known` already holds, if it is the same, or the store's.
+    async fn with_lesson(
+        &self,
+        mut stored: BoardState,
+        known: Option<&Snapshot>,
+    ) -> Result<(BoardState, Option<Arc<LessonContent>>), LiveError> {
         let Some(presented) = &stored.lesson else {
             return Ok((stored, None));
         };
@@ -643,63 +653,118 @@ impl Live {
         }
     }
 
-    /// Follows what another node said (see [`crate::bus`]).
-    pub async fn hear(self: &Arc<Self>, heard: Heard) {
-        match heard {
-            Heard::Event { node, event } => match event {
-                Event::State { board, version } => {
-                    self.clock.observe(Version(version));
-                    let followed = self.hub.existing(board).is_some_and(|c| {
-                        c.state
-                            .borrow()
-                            .as_ref()
-                            .is_some_and(|s| s.state.version < version)
-                    });
-                    if followed {
-                        self.refresh(board, version);
-                    }
-                }
-                Event::Pairing { board } => {
-                    if let Some(channel) = self.hub.existing(board) {
-                        channel.pairing.send_modify(|n| *n += 1);
-                    }
-                    self.authorized
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .retain(|(_, b), _| *b != board);
-                    self.recheck_pairings(|b| b == board).await;
-                }
-                Event::Presence {
-                    board,
-                    online,
-                    rendered,
+    /// Follows what other nodes said (see [`crate::bus`]), a batch at a time: the states
+    /// announced are read together.
+    pub async fn hear(self: &Arc<Self>, batch: Vec<Heard>) {
+        let mut states = Vec::new();
+        for heard in batch {
+            match heard {
+                Heard::Event {
+                    event: Event::State { board, version },
+                    ..
                 } => {
-                    let channel = match online {
-                        0 => self.hub.existing(board),
-                        _ => Some(self.hub.channel(board)),
-                    };
-                    if let Some(channel) = channel {
-                        let presence = Presence {
-                            online,
-                            rendered_version: rendered,
-                        };
-                        channel.set_remote(node, presence);
-                    }
+                    self.clock.observe(Version(version));
+                    states.push((board, version));
                 }
-            },
-            Heard::Missed => {
+                Heard::Event { node, event } => self.heard_event(node, event).await,
+                Heard::Missed => self.missed().await,
+            }
+        }
+        self.follow_states(&states).await;
+    }
+
+    async fn heard_event(&self, node: Uuid, event: Event) {
+        match event {
+            Event::State { .. } => {}
+            Event::Pairing { board } => {
+                if let Some(channel) = self.hub.existing(board) {
+                    channel.pairing.send_modify(|n| *n += 1);
+                }
                 self.authorized
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .clear();
-                for (_, channel) in self.hub.channels() {
-                    if channel.pairing.receiver_count() > 0 {
-                        channel.pairing.send_modify(|n| *n += 1);
+                    .retain(|(_, b), _| *b != board);
+                self.recheck_pairings(|b| b == board).await;
+            }
+            Event::Presence {
+                board,
+                online,
+                rendered,
+            } => {
+                let channel = match online {
+                    0 => self.hub.existing(board),
+                    _ => Some(self.hub.channel(board)),
+                };
+                if let Some(channel) = channel {
+                    let presence = Presence {
+                        online,
+                        rendered_version: rendered,
+                    };
+                    channel.set_remote(node, presence);
+                }
+            }
+        }
+    }
+
+    /// Events may have been lost: forget what was trusted, re-read pairings, catch up.
+    async fn missed(self: &Arc<Self>) {
+        self.authorized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        for (_, channel) in self.hub.channels() {
+            if channel.pairing.receiver_count() > 0 {
+                channel.pairing.send_modify(|n| *n += 1);
+            }
+        }
+        self.recheck_pairings(|_| true).await;
+        if let Err(e) = self.catch_up().await {
+            tracing::warn!(error = %e, "cannot catch up with other nodes");
+        }
+    }
+
+    /// Publishes here the newer states of boards followed here, read from the store in one
+    /// go per [`CATCH_UP_CHUNK`] boards; a board whose announced version the store does not
+    /// have yet is read again while replication brings it ([`Live::refresh`]).
+    async fn follow_states(self: &Arc<Self>, announced: &[(Uuid, i64)]) {
+        let mut behind: Vec<(Uuid, i64)> = Vec::new();
+        for &(board, version) in announced {
+            let Some(channel) = self.hub.existing(board) else {
+                continue; // nobody here follows it: it is read when someone does
+            };
+            let known = channel.state.borrow().as_ref().map(|s| s.state.version);
+            if known.is_none_or(|k| k >= version) {
+                continue;
+            }
+            if channel.wanted.load(Ordering::Acquire) != 0 {
+                self.refresh(board, version); // a refresh under way takes it on
+                continue;
+            }
+            match behind.iter_mut().find(|(b, _)| *b == board) {
+                Some((_, wanted)) => *wanted = (*wanted).max(version),
+                None => behind.push((board, version)),
+            }
+        }
+        for chunk in behind.chunks(CATCH_UP_CHUNK) {
+            let boards: Vec<Uuid> = chunk.iter().map(|(board, _)| *board).collect();
+            match self.store.board_states(&boards).await {
+                Ok(states) => {
+                    for state in states {
+                        let channel = self.hub.channel(state.board);
+                        let known = channel.state.borrow().clone();
+                        match self.with_lesson(state, known.as_deref()).await {
+                            Ok((state, lesson)) => self.hub.publish(state, lesson),
+                            Err(e) => tracing::warn!(error = %e, "cannot read a board's lesson"),
+                        }
                     }
                 }
-                self.recheck_pairings(|_| true).await;
-                if let Err(e) = self.catch_up().await {
-                    tracing::warn!(error = %e, "cannot catch up with other nodes");
+                Err(e) => tracing::warn!(error = %e, "cannot read board states"),
+            }
+            for &(board, version) in chunk {
+                let channel = self.hub.channel(board);
+                let known = channel.state.borrow().as_ref().map(|s| s.state.version);
+                if known.is_none_or(|k| k < version) {
+                    self.refresh(board, version);
                 }
             }
         }
@@ -783,15 +848,17 @@ impl Live {
             .filter(|(_, c)| c.state.receiver_count() > 0)
             .filter_map(|(board, c)| Some((board, c.state.borrow().as_ref()?.state.version)))
             .collect();
+        let mut newer = Vec::new();
         for chunk in followed.chunks(CATCH_UP_CHUNK) {
             let boards: Vec<Uuid> = chunk.iter().map(|(board, _)| *board).collect();
             let stored = self.store.board_state_versions(&boards).await?;
             for (board, known) in chunk {
-                if let Some(newer) = stored.get(board).filter(|v| **v > *known) {
-                    self.refresh(*board, *newer);
+                if let Some(version) = stored.get(board).filter(|v| **v > *known) {
+                    newer.push((*board, *version));
                 }
             }
         }
+        self.follow_states(&newer).await;
         Ok(())
     }
 

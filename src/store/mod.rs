@@ -327,6 +327,9 @@ pub trait BoardStore: Send + Sync {
     /// The board's newest state, with its version. Its slide view is not stored
     /// ([`BoardState::stored_json`]): the caller restores it from the presented revision.
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>>;
+    /// The newest state of each of these boards that has one (in no particular order): how
+    /// a node follows many boards changed elsewhere with one read.
+    async fn board_states(&self, boards: &[Uuid]) -> StoreResult<Vec<BoardState>>;
     /// The newest stored version of each of these boards that has a state, whichever node
     /// stored it: how a node catches up with boards steered elsewhere.
     async fn board_state_versions(

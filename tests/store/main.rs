@@ -282,6 +282,7 @@ suite!(
         simultaneous_commands_each_get_their_own_outcome,
         a_revocation_ends_the_whole_session_family,
         open_sessions_are_checked_in_one_go_when_the_change_mark_moves,
+        the_newest_states_of_many_boards_are_read_at_once,
     ],
     databases: [
         purging_revisions_keeps_the_newest_and_what_boards_present,
@@ -627,6 +628,40 @@ async fn the_sqlite_schema_follows_the_replication_rules() {
             !sql.to_uppercase().contains("AUTOINCREMENT"),
             "{table} uses a sequence"
         );
+    }
+}
+
+async fn the_newest_states_of_many_boards_are_read_at_once(store: &dyn Store) {
+    let (one, two, quiet) = (
+        store.create_board("token-one").await.unwrap(),
+        store.create_board("token-two").await.unwrap(),
+        store.create_board("token-quiet").await.unwrap(),
+    );
+    let mut newest = std::collections::HashMap::new();
+    for (board, slides) in [(one, 3), (two, 2)] {
+        let mut state = BoardState::idle(board);
+        for slide in 0..slides {
+            state.slide_index = slide;
+            let Saved::New(v) = store
+                .save_board_state(Uuid::now_v7(), &state)
+                .await
+                .unwrap()
+            else {
+                panic!("a new command is stored")
+            };
+            newest.insert(board, (v.0, slide));
+        }
+    }
+    let boards = [one, two, quiet];
+    let versions = store.board_state_versions(&boards).await.unwrap();
+    assert_eq!(versions.len(), 2, "a board without a state has no version");
+    let mut states = store.board_states(&boards).await.unwrap();
+    states.sort_by_key(|s| s.board);
+    assert_eq!(states.len(), 2);
+    for state in states {
+        let (version, slide) = newest[&state.board];
+        assert_eq!((state.version, state.slide_index), (version, slide));
+        assert_eq!(versions[&state.board], version);
     }
 }
 

@@ -11,6 +11,17 @@ fn pairing_from(row: &PgRow) -> StoreResult<BoardPairing> {
     })
 }
 
+impl PgStore {
+    /// A stored board state (its `state` and `version` columns).
+    fn state_from(&self, row: &PgRow) -> StoreResult<BoardState> {
+        let json: String = row.try_get("state")?;
+        let mut state: BoardState = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("board state: {e}")))?;
+        state.version = self.observed(row.try_get("version")?).0;
+        Ok(state)
+    }
+}
+
 fn code_from(row: &PgRow) -> StoreResult<ActiveCode> {
     Ok(ActiveCode {
         id: uuid(row, "id")?,
@@ -292,12 +303,18 @@ impl BoardStore for PgStore {
         .bind(board)
         .fetch_optional(&mut *self.read().await?)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let json: String = row.try_get("state")?;
-        let mut state: BoardState = serde_json::from_str(&json)
-            .map_err(|e| StoreError::Corrupt(format!("board state: {e}")))?;
-        state.version = self.observed(row.try_get("version")?).0;
-        Ok(Some(state))
+        row.map(|row| self.state_from(&row)).transpose()
+    }
+
+    async fn board_states(&self, boards: &[Uuid]) -> StoreResult<Vec<BoardState>> {
+        let rows = sqlx::query(&q(
+            "SELECT DISTINCT ON (board_id) state::text AS state, version FROM board_state
+             WHERE board_id = ANY(?) ORDER BY board_id, version DESC, id DESC",
+        ))
+        .bind(boards)
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter().map(|row| self.state_from(row)).collect()
     }
 
     async fn board_state_versions(&self, boards: &[Uuid]) -> StoreResult<HashMap<Uuid, i64>> {

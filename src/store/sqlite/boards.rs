@@ -11,6 +11,17 @@ fn pairing_from(row: &SqliteRow) -> StoreResult<BoardPairing> {
     })
 }
 
+impl SqliteStore {
+    /// A stored board state (its `state` and `version` columns).
+    fn state_from(&self, row: &SqliteRow) -> StoreResult<BoardState> {
+        let json: String = row.try_get("state")?;
+        let mut state: BoardState = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("board state: {e}")))?;
+        state.version = self.observed(row.try_get("version")?).0;
+        Ok(state)
+    }
+}
+
 fn code_from(row: &SqliteRow) -> StoreResult<ActiveCode> {
     Ok(ActiveCode {
         id: uuid(row, "id")?,
@@ -284,12 +295,20 @@ impl BoardStore for SqliteStore {
         .bind(board.to_string())
         .fetch_optional(&self.read)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let json: String = row.try_get("state")?;
-        let mut state: BoardState = serde_json::from_str(&json)
-            .map_err(|e| StoreError::Corrupt(format!("board state: {e}")))?;
-        state.version = self.observed(row.try_get("version")?).0;
-        Ok(Some(state))
+        row.map(|row| self.state_from(&row)).transpose()
+    }
+
+    async fn board_states(&self, boards: &[Uuid]) -> StoreResult<Vec<BoardState>> {
+        let rows = sqlx::query(
+            "SELECT b.state, b.version FROM board_state b
+             WHERE b.board_id IN (SELECT value FROM json_each(?))
+             AND NOT EXISTS (SELECT 1 FROM board_state n WHERE n.board_id = b.board_id
+                             AND (n.version, n.id) > (b.version, b.id))",
+        )
+        .bind(json_array(boards.iter().copied()))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|row| self.state_from(row)).collect()
     }
 
     async fn board_state_versions(&self, boards: &[Uuid]) -> StoreResult<HashMap<Uuid, i64>> {
