@@ -938,3 +938,56 @@ async fn a_node_behind_what_the_teacher_saw_waits_for_it_instead_of_acting_on_an
     };
     assert!(differing.is_empty(), "rows differ: {differing:?}");
 }
+
+#[tokio::test]
+async fn signing_out_or_disabling_on_one_node_ends_live_control_on_another_within_seconds() {
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    let urls = [url_a.as_str(), url_b.as_str()];
+    let (_node_1, app_1) = node_on(&[&url_a]);
+    let (_node_2, app_2) = node_on(&[&url_b]);
+    let (t, board, _) = classroom(&app_1).await;
+    until_replicated(&urls, "SELECT COUNT(*) FROM session", 1).await;
+
+    // Signed out through node 2: the console on node 1 is closed.
+    let mut on_1 = Ws::teacher(&app_1, &t, &[&board.id]).await;
+    let res = app_2
+        .as_teacher(reqwest::Method::POST, "/api/auth/logout", &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+    let signed_out = tokio::time::Instant::now();
+    assert_eq!(on_1.close_code().await, 4403);
+    eprintln!(
+        "signed out on node 2: node 1 closed the console {:?} later",
+        signed_out.elapsed()
+    );
+
+    // Disabled with `classcast user disable` on database B: the same on node 1.
+    let t = app_1.login("teacher@school.org").await;
+    let mut on_1 = Ws::teacher(&app_1, &t, &[&board.id]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(
+        dir.path(),
+        &[
+            "--database",
+            &url_b,
+            "user",
+            "disable",
+            "teacher@school.org",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(on_1.close_code().await, 4403);
+    let refused = app_1
+        .as_teacher(reqwest::Method::GET, "/api/boards", &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+}

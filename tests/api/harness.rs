@@ -161,6 +161,22 @@ impl TestApp {
         }
     }
 
+    /// Signs in again an account [`TestApp::register`] made.
+    pub async fn login(&self, email: &str) -> Teacher {
+        let res = fresh_client()
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&json!({"email": email, "password": "correct horse battery"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "login {email}");
+        let body: Value = res.json().await.unwrap();
+        Teacher {
+            token: body["token"].as_str().unwrap().to_owned(),
+            email: email.to_owned(),
+        }
+    }
+
     pub async fn create_lesson(&self, teacher: &Teacher, body: Value) -> Value {
         let res = self
             .as_teacher(Method::POST, "/api/lessons", teacher)
