@@ -838,14 +838,14 @@ impl Live {
         }
     }
 
-    /// Compares the boards followed here with the store and refreshes those that changed
-    /// elsewhere: the slow path that keeps boards right when events are lost.
+    /// Compares the boards whose state this node holds with the store and refreshes those
+    /// that changed elsewhere: the slow path that keeps boards right when events are lost
+    /// (and the next command here from applying to a state another node has moved on from).
     pub async fn catch_up(self: &Arc<Self>) -> Result<(), LiveError> {
         let followed: Vec<(Uuid, i64)> = self
             .hub
             .channels()
             .into_iter()
-            .filter(|(_, c)| c.state.receiver_count() > 0)
             .filter_map(|(board, c)| Some((board, c.state.borrow().as_ref()?.state.version)))
             .collect();
         let mut newer = Vec::new();

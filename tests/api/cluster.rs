@@ -714,6 +714,20 @@ async fn three_databases_each_follow_the_two_others_and_a_database_cannot_join_o
     assert_eq!(tables, 0, "nothing changed on the new database");
 }
 
+/// docs/deploy-cluster.md, "Rebuild a database", step 2: the survivor at `url` forgets the
+/// lost database (its subscription, and the replication slot it read from).
+pub(crate) async fn forget_lost_databases(url: &str) {
+    let mut survivor = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(
+        "SELECT pglogical.drop_subscription(sub_name) FROM pglogical.subscription;
+         SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+         WHERE NOT active AND plugin = 'pglogical_output';",
+    )
+    .execute(&mut survivor)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_lost_database_is_rebuilt_into_a_new_one_that_copies_the_survivor() {
     let (_a, b, url_a, url_b) = replicating_pair().await;
@@ -724,16 +738,7 @@ async fn a_lost_database_is_rebuilt_into_a_new_one_that_copies_the_survivor() {
     drop((node, app));
     b.crash();
 
-    // docs/deploy-cluster.md, "Rebuild a database": the survivor forgets the lost one.
-    let mut on_a = sqlx::PgConnection::connect(&url_a).await.unwrap();
-    sqlx::raw_sql(
-        "SELECT pglogical.drop_subscription(sub_name) FROM pglogical.subscription;
-         SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-         WHERE NOT active AND plugin = 'pglogical_output';",
-    )
-    .execute(&mut on_a)
-    .await
-    .unwrap();
+    forget_lost_databases(&url_a).await;
     let c = PgServer::start();
     let url_c = c.create("classcast").await;
     let (ok, said, errors) = cluster_init(&[&url_a, &url_c]);

@@ -543,7 +543,6 @@ async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_ord
 
 #[tokio::test]
 async fn a_database_lost_for_good_is_rebuilt_from_the_other_while_the_lesson_goes_on() {
-    use sqlx::Connection;
     let cluster = Cluster::start().await;
     let (t, lesson, board) = cluster.classroom(2).await;
     let page = BoardPage::open(cluster.app(2), &board).await;
@@ -559,15 +558,7 @@ async fn a_database_lost_for_good_is_rebuilt_from_the_other_while_the_lesson_goe
 
     // docs/deploy-cluster.md, "Rebuild a database", while the teacher keeps pressing.
     let pressing = Pressing::start(console, 30);
-    let mut on_a = sqlx::PgConnection::connect(&cluster.url_a).await.unwrap();
-    sqlx::raw_sql(
-        "SELECT pglogical.drop_subscription(sub_name) FROM pglogical.subscription;
-         SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-         WHERE NOT active AND plugin = 'pglogical_output';",
-    )
-    .execute(&mut on_a)
-    .await
-    .unwrap();
+    crate::cluster::forget_lost_databases(&cluster.url_a).await;
     let c = PgServer::start();
     let url_c = c.create("classcast_rebuilt").await;
     let (ok, said, errors) = crate::cluster::cluster(&[&cluster.url_a, &url_c], &["init"]);
