@@ -7,19 +7,19 @@
 //! acknowledged command, that every acknowledged command is stored on both databases, and
 //! that both databases hold identical rows, table by table.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use uuid::Uuid;
 
 use crate::cluster::postgres::PgServer;
 use crate::cluster::{differences, node_on, pair_once_replicated, replicating_pair};
 use crate::harness::{text_slide, Process, TestApp};
 use crate::live::{claim, Claimed, Ws, PATIENCE};
+#[path = "../support/live_client.rs"]
+mod live_client;
+use live_client::{Acked, BoardPage, Console};
 
 /// Two replicating databases and three nodes: nodes 0 and 2 prefer database A, node 1 B.
 struct Cluster {
@@ -110,185 +110,6 @@ impl Cluster {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Acked {
-    id: Uuid,
-    version: i64,
-    slide: u64,
-}
-
-/// A teacher's console, as `live.js` behaves.
-struct Console {
-    bases: Vec<String>,
-    at: usize,
-    token: String,
-    board: String,
-    ws: Option<Ws>,
-    seen: i64,
-    acked: Vec<Acked>,
-    /// How many commands were acknowledged, for whoever watches the console from outside.
-    progress: Arc<std::sync::atomic::AtomicUsize>,
-    /// How often a node was left for the next.
-    moves: usize,
-}
-
-impl Console {
-    fn new(bases: Vec<String>, at: usize, t: &crate::harness::Teacher, board: &str) -> Console {
-        Console {
-            bases,
-            at,
-            token: t.token.clone(),
-            board: board.to_owned(),
-            ws: None,
-            seen: 0,
-            acked: Vec::new(),
-            progress: Default::default(),
-            moves: 0,
-        }
-    }
-
-    /// Connects to the current node, or the next ones in turn; one round at most per call.
-    async fn connect(&mut self) {
-        for _ in 0..self.bases.len() {
-            let base = self.bases[self.at].clone();
-            let opened = tokio::time::timeout(PATIENCE, Ws::open_at(&base, None)).await;
-            if let Ok(Ok(mut ws)) = opened {
-                ws.send(json!({"type": "hello", "protocol": 1, "role": "teacher",
-                    "token": self.token, "boards": [{"board": self.board, "version": self.seen}]}))
-                    .await;
-                if let Some(welcome) = read(&mut ws, |m| m["type"] == "welcome").await {
-                    assert_eq!(welcome["type"], "welcome");
-                    self.ws = Some(ws);
-                    return;
-                }
-            }
-            self.at = (self.at + 1) % self.bases.len();
-            self.moves += 1;
-        }
-    }
-
-    /// Sends a command until it is acknowledged, through whichever node answers.
-    async fn command(&mut self, op: &str, args: Value) -> Acked {
-        let id = Uuid::now_v7();
-        let deadline = Instant::now() + PATIENCE * 3;
-        loop {
-            assert!(Instant::now() < deadline, "{op} never acknowledged");
-            if self.ws.is_none() {
-                self.connect().await;
-                continue;
-            }
-            let ws = self.ws.as_mut().unwrap();
-            let command = json!({"type": "command", "id": id, "board": self.board, "op": op,
-                "args": args, "seen": self.seen});
-            let sent = ws.0.send(Message::Text(command.to_string().into())).await;
-            let answer = match sent {
-                Ok(()) => {
-                    let mine = |m: &Value| m["id"] == id.to_string();
-                    read(ws, |m| {
-                        (m["type"] == "ack" || m["type"] == "error") && mine(m)
-                    })
-                    .await
-                }
-                Err(_) => None,
-            };
-            match answer {
-                Some(ack) if ack["type"] == "ack" => {
-                    let version = ack["version"].as_i64().unwrap();
-                    self.seen = self.seen.max(version);
-                    let slide = args["slide"].as_u64().unwrap_or_default();
-                    let acked = Acked { id, version, slide };
-                    self.acked.push(acked);
-                    self.progress
-                        .store(self.acked.len(), std::sync::atomic::Ordering::Relaxed);
-                    return acked;
-                }
-                Some(error) => {
-                    let code = error["code"].as_str().unwrap_or_default();
-                    assert!(
-                        code == "unavailable" || code == "rate_limited",
-                        "{op}: {error}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                None => {
-                    // The node stopped answering: the next one, and the command again.
-                    self.ws = None;
-                    self.at = (self.at + 1) % self.bases.len();
-                    self.moves += 1;
-                }
-            }
-        }
-    }
-
-    fn last(&self) -> Acked {
-        *self.acked.last().expect("a command was acknowledged")
-    }
-}
-
-/// The first message that matches, or `None` when the connection ends or stays silent.
-async fn read(ws: &mut Ws, what: impl Fn(&Value) -> bool) -> Option<Value> {
-    loop {
-        let frame = tokio::time::timeout(PATIENCE, ws.0.next()).await.ok()??;
-        if let Ok(Message::Text(text)) = frame {
-            let msg: Value = serde_json::from_str(&text).ok()?;
-            if what(&msg) {
-                return Some(msg);
-            }
-        } else if !matches!(frame, Ok(Message::Ping(_) | Message::Pong(_))) {
-            return None;
-        }
-    }
-}
-
-/// A board page: every state it was sent, in order.
-#[derive(Clone, Default)]
-struct BoardPage(Arc<Mutex<Vec<Value>>>);
-
-impl BoardPage {
-    async fn open(app: &TestApp, board: &Claimed) -> BoardPage {
-        let mut ws = Ws::board(app, board).await;
-        let page = BoardPage::default();
-        let states = page.0.clone();
-        tokio::spawn(async move {
-            while let Some(state) = read(&mut ws, |m| m["type"] == "state").await {
-                states.lock().unwrap().push(state["state"].clone());
-            }
-        });
-        page
-    }
-
-    /// Waits until the board shows this acknowledged command's state.
-    async fn until_shows(&self, acked: Acked) {
-        let started = Instant::now();
-        loop {
-            let newest = self.0.lock().unwrap().last().cloned();
-            if let Some(state) = newest.filter(|s| s["version"].as_i64() >= Some(acked.version)) {
-                assert_eq!(state["version"].as_i64(), Some(acked.version), "{state}");
-                assert_eq!(state["slide_index"].as_u64(), Some(acked.slide), "{state}");
-                return;
-            }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "the board never showed version {}",
-                acked.version
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Once presenting, every state the board was sent showed a slide of the lesson.
-    fn assert_never_blank(&self) {
-        let states = self.0.lock().unwrap();
-        let presenting = states.iter().skip_while(|s| s["lesson"].is_null());
-        for state in presenting {
-            assert!(
-                !state["lesson"].is_null() && !state["slide"].is_null(),
-                "{state}"
-            );
-        }
-    }
-}
-
 /// Presses `goto` through `console` `times` times, cycling through the slides.
 async fn press(console: &mut Console, times: usize) {
     for _ in 0..times {
@@ -348,8 +169,8 @@ async fn assert_outcome(cluster: &Cluster, console: &Console, page: &BoardPage) 
 async fn a_teacher_on_one_node_steers_a_board_on_another_through_a_node_killed_mid_lesson() {
     let mut cluster = Cluster::start().await;
     let (t, lesson, board) = cluster.classroom(1).await;
-    let page = BoardPage::open(cluster.app(1), &board).await;
-    let mut console = Console::new(cluster.bases(), 0, &t, &board.id);
+    let page = BoardPage::open(&cluster.app(1).base, &board.token).await;
+    let mut console = Console::new(cluster.bases(), 0, &t.token, &board.id);
     console.command("present", json!({"lesson": lesson})).await;
 
     // 1. Teacher on node 0, board on node 1: commands flow.
@@ -386,8 +207,8 @@ const LESSON_GOES_ON_WITHIN: Duration = Duration::from_secs(8);
 async fn a_lesson_goes_on_while_a_database_stops_fast_then_immediately_and_it_catches_up() {
     let cluster = Cluster::start().await;
     let (t, lesson, board) = cluster.classroom(1).await;
-    let page = BoardPage::open(cluster.app(1), &board).await;
-    let mut console = Console::new(cluster.bases(), 0, &t, &board.id);
+    let page = BoardPage::open(&cluster.app(1).base, &board.token).await;
+    let mut console = Console::new(cluster.bases(), 0, &t.token, &board.id);
     console.command("present", json!({"lesson": lesson})).await;
     press(&mut console, 10).await;
     let stops: [(&str, crate::cluster::Stop); 2] = [
@@ -421,8 +242,8 @@ async fn a_lesson_goes_on_while_a_database_stops_fast_then_immediately_and_it_ca
 async fn one_board_steered_through_both_databases_while_replication_is_cut_converges() {
     let cluster = Cluster::start().await;
     let (t, lesson, board) = cluster.classroom(2).await;
-    let page = BoardPage::open(cluster.app(2), &board).await;
-    let mut laptop = Console::new(cluster.bases(), 0, &t, &board.id);
+    let page = BoardPage::open(&cluster.app(2).base, &board.token).await;
+    let mut laptop = Console::new(cluster.bases(), 0, &t.token, &board.id);
     laptop.command("present", json!({"lesson": lesson})).await;
     crate::cluster::until_replicated(
         &[&cluster.url_a, &cluster.url_b],
@@ -431,7 +252,7 @@ async fn one_board_steered_through_both_databases_while_replication_is_cut_conve
     )
     .await;
     // A phone on node 1 (database B), the laptop on node 0 (database A); nothing crosses.
-    let phone = Console::new(cluster.bases(), 1, &t, &board.id);
+    let phone = Console::new(cluster.bases(), 1, &t.token, &board.id);
     for url in [&cluster.url_a, &cluster.url_b] {
         crate::cluster::replication_into(url, false).await;
     }
@@ -465,8 +286,8 @@ async fn a_node_whose_bus_connection_dropped_catches_up_within_seconds() {
     use sqlx::Connection;
     let cluster = Cluster::start().await;
     let (t, lesson, board) = cluster.classroom(1).await;
-    let page = BoardPage::open(cluster.app(1), &board).await;
-    let mut console = Console::new(cluster.bases(), 0, &t, &board.id);
+    let page = BoardPage::open(&cluster.app(1).base, &board.token).await;
+    let mut console = Console::new(cluster.bases(), 0, &t.token, &board.id);
     console.command("present", json!({"lesson": lesson})).await;
     press(&mut console, 5).await;
     page.until_shows(console.last()).await;
@@ -497,7 +318,7 @@ const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_order() {
     let cluster = Cluster::start().await;
     let (t, lesson, board) = cluster.classroom(1).await;
-    let page = BoardPage::open(cluster.app(1), &board).await;
+    let page = BoardPage::open(&cluster.app(1).base, &board.token).await;
     // A fourth node, on database B, whose wall clock is 5 s behind the others'.
     let data = tempfile::tempdir().unwrap();
     let late = Process::start_with_env(
@@ -519,7 +340,7 @@ async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_ord
         (4_000..6_000).contains(&behind),
         "the node is {behind} ms behind"
     );
-    let mut console = Console::new(vec![cluster.app(0).base.clone()], 0, &t, &board.id);
+    let mut console = Console::new(vec![cluster.app(0).base.clone()], 0, &t.token, &board.id);
     console.command("present", json!({"lesson": lesson})).await;
     // The teacher's presses alternate between node 0 and the late node.
     for press in 0..20 {
@@ -545,8 +366,8 @@ async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_ord
 async fn a_database_lost_for_good_is_rebuilt_from_the_other_while_the_lesson_goes_on() {
     let cluster = Cluster::start().await;
     let (t, lesson, board) = cluster.classroom(2).await;
-    let page = BoardPage::open(cluster.app(2), &board).await;
-    let mut console = Console::new(cluster.bases(), 0, &t, &board.id);
+    let page = BoardPage::open(&cluster.app(2).base, &board.token).await;
+    let mut console = Console::new(cluster.bases(), 0, &t.token, &board.id);
     console.command("present", json!({"lesson": lesson})).await;
     press(&mut console, 10).await;
     page.until_shows(console.last()).await;

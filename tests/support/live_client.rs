@@ -1,0 +1,213 @@
+//! Live clients as the pages behave, for the fault tests and the failover benchmark: a
+//! teacher's console that moves to the next node when one stops answering and resends what
+//! is unacknowledged under the same ids (with `seen`, as `live.js`), and a board page that
+//! records every state it is sent.
+
+// Shared by the API tests and the failover benchmark; each uses a part of it.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+/// How long a client waits for an answer before it counts the node as gone.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A live connection to the node at `base`, once its `hello` is welcomed.
+async fn open(base: &str, hello: Value) -> Option<Socket> {
+    let url = format!("{}/ws", base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url))
+        .await
+        .ok()?
+        .ok()?;
+    ws.send(Message::Text(hello.to_string().into()))
+        .await
+        .ok()?;
+    read(&mut ws, |m| m["type"] == "welcome").await.map(|_| ws)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Acked {
+    pub id: Uuid,
+    pub version: i64,
+    pub slide: u64,
+}
+
+/// A teacher's console, as `live.js` behaves.
+pub struct Console {
+    pub bases: Vec<String>,
+    pub at: usize,
+    token: String,
+    board: String,
+    pub ws: Option<Socket>,
+    seen: i64,
+    pub acked: Vec<Acked>,
+    /// How many commands were acknowledged, for whoever watches the console from outside.
+    pub progress: Arc<std::sync::atomic::AtomicUsize>,
+    /// How often a node was left for the next.
+    pub moves: usize,
+}
+
+impl Console {
+    pub fn new(bases: Vec<String>, at: usize, token: &str, board: &str) -> Console {
+        Console {
+            bases,
+            at,
+            token: token.to_owned(),
+            board: board.to_owned(),
+            ws: None,
+            seen: 0,
+            acked: Vec::new(),
+            progress: Default::default(),
+            moves: 0,
+        }
+    }
+
+    /// Connects to the current node, or the next ones in turn; one round at most per call.
+    pub async fn connect(&mut self) {
+        for _ in 0..self.bases.len() {
+            let base = self.bases[self.at].clone();
+            let hello = json!({"type": "hello", "protocol": 1, "role": "teacher",
+                "token": self.token, "boards": [{"board": self.board, "version": self.seen}]});
+            if let Some(ws) = open(&base, hello).await {
+                self.ws = Some(ws);
+                return;
+            }
+            self.at = (self.at + 1) % self.bases.len();
+            self.moves += 1;
+        }
+    }
+
+    /// Sends a command until it is acknowledged, through whichever node answers.
+    pub async fn command(&mut self, op: &str, args: Value) -> Acked {
+        let id = Uuid::now_v7();
+        let deadline = Instant::now() + PATIENCE * 3;
+        loop {
+            assert!(Instant::now() < deadline, "{op} never acknowledged");
+            if self.ws.is_none() {
+                self.connect().await;
+                continue;
+            }
+            let ws = self.ws.as_mut().unwrap();
+            let command = json!({"type": "command", "id": id, "board": self.board, "op": op,
+                "args": args, "seen": self.seen});
+            let sent = ws.send(Message::Text(command.to_string().into())).await;
+            let answer = match sent {
+                Ok(()) => {
+                    let mine = |m: &Value| m["id"] == id.to_string();
+                    read(ws, |m| {
+                        (m["type"] == "ack" || m["type"] == "error") && mine(m)
+                    })
+                    .await
+                }
+                Err(_) => None,
+            };
+            match answer {
+                Some(ack) if ack["type"] == "ack" => {
+                    let version = ack["version"].as_i64().unwrap();
+                    self.seen = self.seen.max(version);
+                    let slide = args["slide"].as_u64().unwrap_or_default();
+                    let acked = Acked { id, version, slide };
+                    self.acked.push(acked);
+                    self.progress
+                        .store(self.acked.len(), std::sync::atomic::Ordering::Relaxed);
+                    return acked;
+                }
+                Some(error) => {
+                    let code = error["code"].as_str().unwrap_or_default();
+                    assert!(
+                        code == "unavailable" || code == "rate_limited",
+                        "{op}: {error}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None => {
+                    // The node stopped answering: the next one, and the command again.
+                    self.ws = None;
+                    self.at = (self.at + 1) % self.bases.len();
+                    self.moves += 1;
+                }
+            }
+        }
+    }
+
+    pub fn last(&self) -> Acked {
+        *self.acked.last().expect("a command was acknowledged")
+    }
+}
+
+/// The first message that matches, or `None` when the connection ends or stays silent.
+pub async fn read(ws: &mut Socket, what: impl Fn(&Value) -> bool) -> Option<Value> {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, ws.next()).await.ok()??;
+        if let Ok(Message::Text(text)) = frame {
+            let msg: Value = serde_json::from_str(&text).ok()?;
+            if what(&msg) {
+                return Some(msg);
+            }
+        } else if !matches!(frame, Ok(Message::Ping(_) | Message::Pong(_))) {
+            return None;
+        }
+    }
+}
+
+/// A board page: every state it was sent, in order.
+#[derive(Clone, Default)]
+pub struct BoardPage(Arc<Mutex<Vec<Value>>>);
+
+impl BoardPage {
+    /// The board with `token` opened on the node at `base`.
+    pub async fn open(base: &str, token: &str) -> BoardPage {
+        let hello =
+            json!({"type": "hello", "protocol": 1, "role": "board", "token": token, "version": 0});
+        let mut ws = open(base, hello).await.expect("the board's node answers");
+        let page = BoardPage::default();
+        let states = page.0.clone();
+        tokio::spawn(async move {
+            while let Some(state) = read(&mut ws, |m| m["type"] == "state").await {
+                states.lock().unwrap().push(state["state"].clone());
+            }
+        });
+        page
+    }
+
+    /// Waits until the board shows this acknowledged command's state.
+    pub async fn until_shows(&self, acked: Acked) {
+        let started = Instant::now();
+        loop {
+            let newest = self.0.lock().unwrap().last().cloned();
+            if let Some(state) = newest.filter(|s| s["version"].as_i64() >= Some(acked.version)) {
+                assert_eq!(state["version"].as_i64(), Some(acked.version), "{state}");
+                assert_eq!(state["slide_index"].as_u64(), Some(acked.slide), "{state}");
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the board never showed version {}",
+                acked.version
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Once presenting, every state the board was sent showed a slide of the lesson.
+    pub fn assert_never_blank(&self) {
+        let states = self.0.lock().unwrap();
+        let presenting = states.iter().skip_while(|s| s["lesson"].is_null());
+        for state in presenting {
+            assert!(
+                !state["lesson"].is_null() && !state["slide"].is_null(),
+                "{state}"
+            );
+        }
+    }
+}
