@@ -1,0 +1,276 @@
+//! Failover benchmark (not a test; `bench/failover` runs it): how long a teacher and a board
+//! are out of step when the node the teacher is on is killed with `kill -9`, and how long
+//! writes stop when the database a node uses is stopped.
+//!
+//! Two throwaway PostgreSQL 15 servers (replicating both ways, set up with `classcast
+//! cluster init`) and three nodes on loopback. The board stays on node 1; the teacher's
+//! console (as `live.js` behaves: the next host when one stops answering, unacknowledged
+//! commands resent) starts on node 0 or 2. Each round kills the console's node, then times
+//! the teacher's next press: until it is acknowledged by another node, and until the board
+//! shows it. The killed node is started again on its address before the next round.
+//!
+//! Usage: failover_bench --bin target/release/classcast [--kills N]
+
+#[path = "../tests/support/live_client.rs"]
+mod live_client;
+#[path = "../tests/support/postgres.rs"]
+mod pg_server;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+
+use live_client::{BoardPage, Console};
+
+struct Args {
+    bin: String,
+    kills: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        bin: "target/release/classcast".into(),
+        kills: 20,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--bin" => a.bin = value,
+            "--kills" => a.kills = value.parse().expect("--kills N"),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+/// A node: its process, address and data directory.
+struct Node {
+    child: tokio::process::Child,
+    base: String,
+    dir: tempfile::TempDir,
+    databases: Vec<String>,
+}
+
+async fn start_node(bin: &str, listen: &str, dir: tempfile::TempDir, databases: &[String]) -> Node {
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "serve",
+            "--registration",
+            "open",
+            "--listen",
+            listen,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .args(
+            databases
+                .iter()
+                .flat_map(|url| ["--database", url.as_str()]),
+        )
+        .env("CLASSCAST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the server binary runs (cargo build --release)");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    Node {
+        child,
+        base,
+        dir,
+        databases: databases.to_vec(),
+    }
+}
+
+async fn post(url: String, token: Option<&str>, body: Value) -> reqwest::Response {
+    let mut request = reqwest::Client::new().post(url).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(name: &str, mut ms: Vec<f64>) {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{name}: n={} p50={:.1} ms p99={:.1} ms max={:.1} ms",
+        ms.len(),
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
+        ms.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let (pg_a, pg_b) = (pg_server::PgServer::start(), pg_server::PgServer::start());
+    let (url_a, url_b) = (
+        pg_a.create("classcast").await,
+        pg_b.create("classcast").await,
+    );
+    let init = std::process::Command::new(&a.bin)
+        .args([
+            "--database",
+            &url_a,
+            "--database",
+            &url_b,
+            "cluster",
+            "init",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let orders = [
+        vec![url_a.clone(), url_b.clone()],
+        vec![url_b.clone(), url_a.clone()],
+        vec![url_a.clone(), url_b.clone()],
+    ];
+    let mut nodes = Vec::new();
+    for databases in &orders {
+        let dir = tempfile::tempdir().unwrap();
+        nodes.push(start_node(&a.bin, "127.0.0.1:0", dir, databases).await);
+    }
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+
+    let registered: Value = post(
+        format!("{}/api/auth/register", bases[0]),
+        None,
+        json!({"email": "bench@school.org", "name": "Bench", "password": "benchmark password"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let token = registered["token"].as_str().unwrap().to_owned();
+    let slides: Vec<Value> = (1..=10)
+        .map(|i| json!({"kind": "text", "title": format!("Slide {i}")}))
+        .collect();
+    let lesson: Value = post(
+        format!("{}/api/lessons", bases[0]),
+        Some(&token),
+        json!({"title": "Failover", "slides": slides}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let claimed: Value = post(format!("{}/api/boards/claim", bases[1]), None, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let board = claimed["board_id"].as_str().unwrap().to_owned();
+    // The code reaches node 0's database by replication.
+    loop {
+        let paired = post(
+            format!("{}/api/boards/pair", bases[0]),
+            Some(&token),
+            json!({"code": claimed["code"], "name": "Room 1"}),
+        )
+        .await;
+        if paired.status() == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let page = BoardPage::open(&bases[1], claimed["board_token"].as_str().unwrap()).await;
+    // The console never uses node 1: the board's node stays up.
+    let console_bases = vec![bases[0].clone(), bases[2].clone()];
+    let mut console = Console::new(console_bases.clone(), 0, &token, &board);
+    console
+        .command("present", json!({"lesson": lesson["id"]}))
+        .await;
+
+    let (mut teacher_ms, mut board_ms) = (Vec::new(), Vec::new());
+    for round in 0..a.kills {
+        for _ in 0..5 {
+            let slide = (console.acked.len() % 9 + 1) as u64;
+            console.command("goto", json!({"slide": slide})).await;
+        }
+        page.until_shows(console.last()).await;
+        let victim = if console.at == 0 { 0 } else { 2 };
+        let node = &mut nodes[victim];
+        node.child.kill().await.unwrap();
+        let killed = Instant::now();
+        let slide = (console.acked.len() % 9 + 1) as u64;
+        let acked = console.command("goto", json!({"slide": slide})).await;
+        teacher_ms.push(killed.elapsed().as_secs_f64() * 1000.0);
+        page.until_shows(acked).await;
+        board_ms.push(killed.elapsed().as_secs_f64() * 1000.0);
+        // Back on its address, for a later round.
+        let listen = node.base.trim_start_matches("http://").to_owned();
+        let dir = std::mem::replace(&mut node.dir, tempfile::tempdir().unwrap());
+        let databases = node.databases.clone();
+        *node = start_node(&a.bin, &listen, dir, &databases).await;
+        eprint!("\rkill {}/{}", round + 1, a.kills);
+    }
+    eprintln!();
+    report(
+        "kill -9 of the teacher's node → next press acknowledged",
+        teacher_ms,
+    );
+    report(
+        "kill -9 of the teacher's node → the board shows it",
+        board_ms,
+    );
+
+    // The database node 0 uses stops: how long until its writes go on.
+    let mut console = Console::new(vec![bases[0].clone()], 0, &token, &board);
+    for _ in 0..5 {
+        let slide = (console.acked.len() % 9 + 1) as u64;
+        console.command("goto", json!({"slide": slide})).await;
+    }
+    let stops: [(&str, Stop); 2] = [
+        ("fast", pg_server::PgServer::stop_fast),
+        ("immediate", pg_server::PgServer::crash),
+    ];
+    for (mode, stop) in stops {
+        stop(&pg_a);
+        let stopped = Instant::now();
+        let slide = (console.acked.len() % 9 + 1) as u64;
+        console.command("goto", json!({"slide": slide})).await;
+        println!(
+            "database stopped ({mode}) → the next press acknowledged: {:.1} ms",
+            stopped.elapsed().as_secs_f64() * 1000.0
+        );
+        pg_a.start_again();
+        until_back_on_first(&bases[0]).await;
+    }
+}
+
+/// A way to stop a database server.
+type Stop = fn(&pg_server::PgServer);
+
+/// Waits until the node at `base` uses its first database again.
+async fn until_back_on_first(base: &str) {
+    loop {
+        let ready: Value = reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["databases"][0]["active"] == true {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
