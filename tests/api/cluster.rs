@@ -996,3 +996,29 @@ async fn signing_out_or_disabling_on_one_node_ends_live_control_on_another_withi
         .unwrap();
     assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn nodes_that_share_no_database_still_bring_a_board_up_to_date_within_seconds() {
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    // Node 1 knows only A and node 2 only B: no event of one reaches the other; replication
+    // and each node's catching up are the only path.
+    let (_node_1, app_1) = node_on(&[&url_a]);
+    let (_node_2, app_2) = node_on(&[&url_b]);
+    let (t, board, lesson) = classroom(&app_1).await;
+    until_replicated(&[&url_a, &url_b], "SELECT COUNT(*) FROM board_pairing", 1).await;
+    let mut board_ws = Ws::board(&app_2, &board).await;
+    let mut teacher = Ws::teacher(&app_1, &t, &[&board.id]).await;
+    let presented = teacher
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    assert_eq!(presented["type"], "ack", "{presented}");
+    let pressed = tokio::time::Instant::now();
+    let shown = board_ws
+        .state_where(|s| s["version"] == presented["version"])
+        .await;
+    assert_eq!(shown["slide_index"], 0);
+    eprintln!(
+        "a board on a node sharing no database showed the press {:?} later",
+        pressed.elapsed()
+    );
+}

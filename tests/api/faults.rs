@@ -279,6 +279,22 @@ async fn one_board_steered_through_both_databases_while_replication_is_cut_conve
     let (ok, said, errors) =
         crate::cluster::cluster(&[&cluster.url_a, &cluster.url_b], &["status"]);
     assert!(ok, "a replication worker was left stopped: {said}{errors}");
+
+    // 4. And with replication running: both devices at once, through both databases.
+    let (laptop, phone) = (Pressing::start(laptop, 20), Pressing::start(phone, 20));
+    let (laptop, phone) = (laptop.finish().await, phone.finish().await);
+    let newest = laptop
+        .acked
+        .iter()
+        .chain(&phone.acked)
+        .copied()
+        .max_by_key(|a| a.version)
+        .unwrap();
+    page.until_shows(newest).await;
+    cluster.until_identical().await;
+    let mut both = laptop.acked.clone();
+    both.extend(&phone.acked);
+    cluster.assert_stored(&both).await;
 }
 
 #[tokio::test]
