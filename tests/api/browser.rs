@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use crate::cluster::postgres::PgServer;
 use crate::harness::Process;
 use crate::proxy;
 use crate::webdriver::{Browser, Driver};
@@ -177,9 +178,17 @@ async fn live_host(page: &Browser, bases: &[String], script: &str) -> usize {
         .unwrap_or_else(|| panic!("{host} is not a configured host"))
 }
 
-#[tokio::test]
-async fn with_three_hosts_the_board_and_the_console_survive_the_nodes_they_use_being_killed() {
-    let (_a, _b, url_a, url_b) = crate::cluster::replicating_pair().await;
+/// Three nodes of a cluster on two replicating databases, each listing all three as API
+/// hosts; their base URLs, and what keeps them running.
+struct ThreeHosts {
+    bases: Vec<String>,
+    nodes: Vec<Option<Process>>,
+    _dirs: Vec<tempfile::TempDir>,
+    _databases: (PgServer, PgServer),
+}
+
+async fn three_hosts() -> ThreeHosts {
+    let (a, b, url_a, url_b) = crate::cluster::replicating_pair().await;
     let ports: Vec<u16> = (0..3)
         .map(|_| {
             std::net::TcpListener::bind("127.0.0.1:0")
@@ -194,7 +203,7 @@ async fn with_three_hosts_the_board_and_the_console_survive_the_nodes_they_use_b
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes: Vec<Option<Process>> = Vec::new();
+    let mut nodes = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
         let (first, second) = match i % 2 {
             0 => (&url_a, &url_b),
@@ -207,6 +216,18 @@ async fn with_three_hosts_the_board_and_the_console_survive_the_nodes_they_use_b
         let listen = bases[i].trim_start_matches("http://");
         nodes.push(Some(Process::start_on_with(dir.path(), listen, &flags)));
     }
+    ThreeHosts {
+        bases,
+        nodes,
+        _dirs: dirs,
+        _databases: (a, b),
+    }
+}
+
+#[tokio::test]
+async fn with_three_hosts_the_board_and_the_console_survive_the_nodes_they_use_being_killed() {
+    let mut hosts = three_hosts().await;
+    let (bases, nodes) = (hosts.bases.clone(), &mut hosts.nodes);
     teacher_with_lesson(&bases[0]).await;
     let driver = Driver::start().await;
     let (board, teacher) = pair_and_present(&driver, &bases[0], "three-hosts").await;
@@ -238,4 +259,34 @@ async fn with_three_hosts_the_board_and_the_console_survive_the_nodes_they_use_b
     teacher
         .screenshot("three-hosts-03-teacher-after-kill")
         .await;
+}
+
+#[tokio::test]
+async fn with_two_of_three_hosts_dead_a_teacher_signs_in_and_saves_a_lesson() {
+    let mut hosts = three_hosts().await;
+    for node in 0..2 {
+        if let Some(mut process) = hosts.nodes[node].take() {
+            process.kill();
+        }
+    }
+    let alive = hosts.bases[2].clone();
+    teacher_with_lesson(&alive).await;
+    let driver = Driver::start().await;
+    let page = driver.browser(1280, 900).await;
+    page.goto(&format!("{alive}/login?next=/lessons")).await;
+    page.type_into("#signin-email", EMAIL).await;
+    page.type_into("#signin-password", PASSWORD).await;
+    page.click("#signin-form button[type=submit]").await;
+    page.wait_for_text("#lesson-list", "Fractions").await;
+    page.click("#new-lesson").await;
+    page.wait_for("#lesson-title").await;
+    page.type_into("#lesson-title", "Saved past two dead hosts")
+        .await;
+    page.click("#save").await;
+    page.wait_until(
+        "the lesson to be saved",
+        "return document.querySelector('#save-status')?.dataset.state === 'saved' || null",
+    )
+    .await;
+    page.screenshot("three-hosts-editor-saved").await;
 }

@@ -69,7 +69,7 @@ function loadConfig() {
     .then((res) => (res.ok ? res.json() : Promise.reject(new Error('config ' + res.status))))
     .then((cfg) => {
       const list = Array.isArray(cfg.api_hosts) && cfg.api_hosts.length ? cfg.api_hosts : [''];
-      hosts = shuffle(list.map((h) => String(h).replace(/\/+$/, '')));
+      hosts = lastIfFailed(shuffle(list.map((h) => String(h).replace(/\/+$/, ''))));
       return { ...DEFAULT_CONFIG, ...cfg };
     })
     .catch(() => {
@@ -101,7 +101,32 @@ function shuffle(list) {
   return list;
 }
 
+// Hosts that failed lately, remembered across the pages of this tab: a page opened after a
+// host died does not try it first (its first request may be one that is not retried).
+const FAILED_KEY = 'classcast.failedHosts';
+const FAILED_FOR_MS = 60000;
+
+function recentlyFailed() {
+  try {
+    const failed = JSON.parse(sessionStorage.getItem(FAILED_KEY) || '{}');
+    const now = Date.now();
+    return Object.fromEntries(Object.entries(failed).filter(([, at]) => now - at < FAILED_FOR_MS));
+  } catch {
+    return {};
+  }
+}
+
+function lastIfFailed(list) {
+  const failed = recentlyFailed();
+  return [...list.filter((h) => !(h in failed)), ...list.filter((h) => h in failed)];
+}
+
 function markFailed(index) {
+  try {
+    sessionStorage.setItem(FAILED_KEY, JSON.stringify({ ...recentlyFailed(), [hosts[index]]: Date.now() }));
+  } catch {
+    // Storage may be off; failing over within the page still works.
+  }
   // Only advance if nobody else already moved on from this host.
   if (index === current) current = (current + 1) % hosts.length;
 }

@@ -83,7 +83,10 @@ async function submit(form, path, payload) {
 
   setBusy(button, true);
   try {
-    const { body } = await api.post(path, payload, { auth: false });
+    // Signing in again on the next host is safe (at worst a spare session); registering
+    // twice is not.
+    const retry = path === '/api/auth/login';
+    const { body } = await api.post(path, payload, { auth: false, retry });
     if (body?.status === 'pending') {
       // Registration needs an administrator's approval: nothing to sign in with yet.
       $('.form-notice', form).hidden = false;
