@@ -177,10 +177,12 @@ pub enum Saved {
 }
 
 /// Everything classcast keeps. One implementation per database engine; all pass one suite.
-/// The methods come in three parts, one file each in every backend: [`AccountStore`],
-/// [`LessonStore`] and [`BoardStore`].
+/// The methods come in four parts, one file each in every backend: [`AccountStore`],
+/// [`LessonStore`], [`BoardStore`] and [`MediaStore`].
 #[async_trait]
-pub trait Store: AccountStore + LessonStore + BoardStore + Send + Sync + 'static {
+pub trait Store:
+    AccountStore + LessonStore + BoardStore + MediaStore + Send + Sync + 'static
+{
     /// Applies pending schema migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;
     /// Each database the node may use, whether it answers now, and which one it uses.
@@ -201,6 +203,38 @@ pub trait Store: AccountStore + LessonStore + BoardStore + Send + Sync + 'static
 }
 
 /// Accounts, their passwords and sessions.
+/// An uploaded picture or video: its content address (the SHA-256 of its bytes, lower-case
+/// hex), its type as detected from the bytes, and how it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub id: String,
+    pub media_type: String,
+    pub size: u64,
+    /// Its bytes are chunks `0..chunks` of [`MEDIA_CHUNK`] bytes (the last may be shorter).
+    pub chunks: u32,
+}
+
+/// Bytes per stored chunk of media: small enough for any database row and any read, large
+/// enough that a video is a few hundred rows.
+pub const MEDIA_CHUNK: usize = 1 << 20;
+
+/// Media: immutable and content-addressed, so two nodes storing the same bytes write the
+/// same rows. Chunks are written first, the media row last: a media that can be read has
+/// all its chunks.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Stores chunk `n` of the media with this id (nothing if it is stored already).
+    async fn insert_media_chunk(&self, media: &str, n: u32, bytes: &[u8]) -> StoreResult<()>;
+    /// Records that `account` uploaded `media`, whose chunks are all stored; the media row
+    /// is written unless it exists.
+    async fn insert_media(&self, media: &Media, account: Uuid) -> StoreResult<()>;
+    async fn media(&self, id: &str) -> StoreResult<Option<Media>>;
+    /// Chunk `n` of a stored media.
+    async fn media_chunk(&self, id: &str, n: u32) -> StoreResult<Vec<u8>>;
+    /// Bytes of the media `account` uploaded, each counted once.
+    async fn media_bytes(&self, account: Uuid) -> StoreResult<u64>;
+}
+
 #[async_trait]
 pub trait AccountStore: Send + Sync {
     /// Registers an account with its first password, `pending` approval or active.

@@ -283,6 +283,7 @@ suite!(
         a_revocation_ends_the_whole_session_family,
         open_sessions_are_checked_in_one_go_when_the_change_mark_moves,
         the_newest_states_of_many_boards_are_read_at_once,
+        media_is_stored_once_in_chunks_and_counted_for_each_uploader,
     ],
     databases: [
         purging_revisions_keeps_the_newest_and_what_boards_present,
@@ -629,6 +630,42 @@ async fn the_sqlite_schema_follows_the_replication_rules() {
             "{table} uses a sequence"
         );
     }
+}
+
+async fn media_is_stored_once_in_chunks_and_counted_for_each_uploader(store: &dyn Store) {
+    use classcast::store::{Media, MEDIA_CHUNK};
+    let (first, second) = (
+        account(store, "m1@school.org").await,
+        account(store, "m2@school.org").await,
+    );
+    let id = "ab".repeat(32);
+    assert_eq!(store.media(&id).await.unwrap(), None);
+    let whole: Vec<u8> = (0..MEDIA_CHUNK + 10).map(|i| (i % 251) as u8).collect();
+    let (head, tail) = whole.split_at(MEDIA_CHUNK);
+    store.insert_media_chunk(&id, 0, head).await.unwrap();
+    store.insert_media_chunk(&id, 1, tail).await.unwrap();
+    store.insert_media_chunk(&id, 0, head).await.unwrap(); // a second upload of it
+    let media = Media {
+        id: id.clone(),
+        media_type: "image/png".into(),
+        size: whole.len() as u64,
+        chunks: 2,
+    };
+    for uploader in [first, first, second] {
+        store.insert_media(&media, uploader).await.unwrap();
+    }
+    assert_eq!(store.media(&id).await.unwrap(), Some(media.clone()));
+    let mut read = store.media_chunk(&id, 0).await.unwrap();
+    read.extend(store.media_chunk(&id, 1).await.unwrap());
+    assert_eq!(read, whole, "byte-exact");
+    assert!(matches!(
+        store.media_chunk(&id, 2).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.media_bytes(first).await.unwrap(), media.size, "once");
+    assert_eq!(store.media_bytes(second).await.unwrap(), media.size);
+    let nobody = account(store, "m3@school.org").await;
+    assert_eq!(store.media_bytes(nobody).await.unwrap(), 0);
 }
 
 async fn the_newest_states_of_many_boards_are_read_at_once(store: &dyn Store) {
@@ -1329,12 +1366,18 @@ async fn the_postgres_schema_mirrors_sqlite_and_follows_the_replication_rules() 
     let server = pg_server::PgServer::start();
     let url = server.create("classcast").await;
     let mut pg = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql(include_str!(
-        "../../src/store/migrations/postgres/0001_schema.sql"
-    ))
-    .execute(&mut pg)
-    .await
-    .unwrap();
+    let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/migrations/postgres");
+    let mut files: Vec<_> = std::fs::read_dir(migrations)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files {
+        sqlx::raw_sql(&std::fs::read_to_string(file).unwrap())
+            .execute(&mut pg)
+            .await
+            .unwrap();
+    }
     let rows = sqlx::query(
         "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns
          WHERE table_schema = 'public' ORDER BY 1, 2",

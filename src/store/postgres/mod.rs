@@ -14,6 +14,7 @@ pub mod cluster;
 mod accounts;
 mod boards;
 mod lessons;
+mod media;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -37,10 +38,16 @@ use crate::store::state_writer::{StateWrite, StateWriter, STATE_BATCH};
 use writer::PgRows;
 
 /// Every migration, in order; a name is applied once per database.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_schema",
-    include_str!("../migrations/postgres/0001_schema.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_schema",
+        include_str!("../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        "0002_media",
+        include_str!("../migrations/postgres/0002_media.sql"),
+    ),
+];
 
 /// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`] (the
 /// store suite checks this list against both backends' schemas).
@@ -61,6 +68,9 @@ pub const REPLICATED_TABLES: &[&str] = &[
     "board_name",
     "board_state",
     "node_heartbeat",
+    "media",
+    "media_chunk",
+    "media_upload",
 ];
 
 /// Tables of this database alone: never replicated.

@@ -33,6 +33,7 @@ use crate::domain::node::Node;
 mod accounts;
 mod boards;
 mod lessons;
+mod media;
 mod writer;
 
 use crate::store::sql::*;
@@ -76,6 +77,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_pairing_code_use",
         include_str!("../migrations/sqlite/0009_pairing_code_use.sql"),
+    ),
+    (
+        "0010_media",
+        include_str!("../migrations/sqlite/0010_media.sql"),
     ),
 ];
 

@@ -1,0 +1,92 @@
+//! Media on PostgreSQL: chunks first, then the media row (see [`MediaStore`]).
+
+use super::*;
+
+#[async_trait]
+impl MediaStore for PgStore {
+    async fn insert_media_chunk(&self, media: &str, n: u32, bytes: &[u8]) -> StoreResult<()> {
+        sqlx::query(&q(
+            "INSERT INTO media_chunk (id, media_id, n, bytes, version, node)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(format!("{media}/{n}"))
+        .bind(media)
+        .bind(n as i32)
+        .bind(bytes)
+        .bind(self.hlc.next().0)
+        .bind(self.node)
+        .execute(&mut *self.write().await?)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_media(&self, media: &Media, account: Uuid) -> StoreResult<()> {
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query(&q(
+            "INSERT INTO media (id, media_type, size, chunks, version, node)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        ))
+        .bind(&media.id)
+        .bind(&media.media_type)
+        .bind(media.size as i64)
+        .bind(media.chunks as i32)
+        .bind(self.hlc.next().0)
+        .bind(self.node)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&q(
+            "INSERT INTO media_upload (id, media_id, account_id, version, node)
+             SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS
+                 (SELECT 1 FROM media_upload WHERE account_id = ? AND media_id = ?)",
+        ))
+        .bind(Uuid::now_v7())
+        .bind(&media.id)
+        .bind(account)
+        .bind(self.hlc.next().0)
+        .bind(self.node)
+        .bind(account)
+        .bind(&media.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn media(&self, id: &str) -> StoreResult<Option<Media>> {
+        let row = sqlx::query(&q(
+            "SELECT id, media_type, size, chunks FROM media WHERE id = ?",
+        ))
+        .bind(id)
+        .fetch_optional(&mut *self.read().await?)
+        .await?;
+        row.map(|row| {
+            Ok(Media {
+                id: row.try_get("id")?,
+                media_type: row.try_get("media_type")?,
+                size: row.try_get::<i64, _>("size")? as u64,
+                chunks: row.try_get::<i32, _>("chunks")? as u32,
+            })
+        })
+        .transpose()
+    }
+
+    async fn media_chunk(&self, id: &str, n: u32) -> StoreResult<Vec<u8>> {
+        sqlx::query_scalar(&q("SELECT bytes FROM media_chunk WHERE id = ?"))
+            .bind(format!("{id}/{n}"))
+            .fetch_optional(&mut *self.read().await?)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn media_bytes(&self, account: Uuid) -> StoreResult<u64> {
+        let bytes: i64 = sqlx::query_scalar(&q(
+            "SELECT COALESCE(SUM(size), 0)::bigint FROM media WHERE id IN
+                 (SELECT media_id FROM media_upload WHERE account_id = ?)",
+        ))
+        .bind(account)
+        .fetch_one(&mut *self.read().await?)
+        .await?;
+        Ok(bytes as u64)
+    }
+}
