@@ -137,6 +137,22 @@ pub struct ConfigArgs {
         value_name = "MIB"
     )]
     pub lesson_storage_mib: Option<u64>,
+    /// The largest picture or video a teacher may upload, in MiB [default: 200]
+    #[arg(
+        long,
+        env = "CLASSCAST_MEDIA_MAX_MIB",
+        global = true,
+        value_name = "MIB"
+    )]
+    pub media_max_mib: Option<u64>,
+    /// Pictures and videos per teacher, each file counted once, in MiB [default: 2048]
+    #[arg(
+        long,
+        env = "CLASSCAST_MEDIA_STORAGE_MIB",
+        global = true,
+        value_name = "MIB"
+    )]
+    pub media_storage_mib: Option<u64>,
     /// Connections open at once, WebSockets included [default: the open-file limit less 100]
     #[arg(
         long,
@@ -217,6 +233,8 @@ struct FileConfig {
     heartbeat_ms: Option<u64>,
     code_ttl_secs: Option<u64>,
     lesson_storage_mib: Option<u64>,
+    media_max_mib: Option<u64>,
+    media_storage_mib: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
     header_timeout_secs: Option<u64>,
@@ -246,6 +264,8 @@ pub struct Config {
     pub heartbeat: Duration,
     pub code_ttl: Duration,
     pub lesson_storage_bytes: u64,
+    pub media_max_bytes: u64,
+    pub media_storage_bytes: u64,
     /// `None`: from the open-file limit when serving.
     pub max_connections: Option<usize>,
     /// `None`: a quarter of the connection budget.
@@ -265,6 +285,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// What one teacher may upload.
+    pub fn media_limits(&self) -> crate::media::MediaLimits {
+        crate::media::MediaLimits {
+            max_bytes: self.media_max_bytes,
+            quota_bytes: self.media_storage_bytes,
+        }
+    }
+
     /// Merges flags and environment (already in `args`) over the file over the defaults.
     pub fn resolve(args: &ConfigArgs) -> Result<Self, ConfigError> {
         let file = match &args.config {
@@ -343,6 +371,16 @@ impl Config {
                 .or(file.lesson_storage_mib)
                 .unwrap_or(256)
                 .saturating_mul(1 << 20),
+            media_max_bytes: args
+                .media_max_mib
+                .or(file.media_max_mib)
+                .unwrap_or(200)
+                .saturating_mul(1 << 20),
+            media_storage_bytes: args
+                .media_storage_mib
+                .or(file.media_storage_mib)
+                .unwrap_or(2048)
+                .saturating_mul(1 << 20),
             max_connections: args.max_connections.or(file.max_connections),
             max_connections_per_address: args
                 .max_connections_per_address
@@ -404,11 +442,17 @@ impl Config {
                 reason: "header_timeout_secs and request_deadline_secs must be at least 1".into(),
             });
         }
-        if self.lesson_storage_bytes == 0 {
-            return Err(ConfigError::Setting {
-                name: "lesson_storage_mib",
-                reason: "must be at least 1".into(),
-            });
+        for (name, value) in [
+            ("lesson_storage_mib", self.lesson_storage_bytes),
+            ("media_max_mib", self.media_max_bytes),
+            ("media_storage_mib", self.media_storage_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Setting {
+                    name,
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         if self.request_timeout_ms == 0 {
             return Err(ConfigError::Setting {

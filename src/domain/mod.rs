@@ -9,6 +9,7 @@ pub mod board;
 pub mod hlc;
 pub mod lesson;
 pub mod markdown;
+pub mod media;
 pub mod node;
 
 use std::collections::BTreeMap;

@@ -18,6 +18,7 @@ use crate::auth::AuthError;
 use crate::domain::ValidationError;
 use crate::error_chain;
 use crate::live::LiveError;
+use crate::media::MediaError;
 use crate::quota::QuotaError;
 use crate::store::StoreError;
 
@@ -83,6 +84,9 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 415: an upload that is not a picture or video classcast shows.
+    #[error("unsupported media")]
+    UnsupportedMedia,
     /// 422: the input was read but is not valid.
     #[error("validation failed")]
     Validation(ValidationError),
@@ -160,6 +164,13 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "Send the request body as JSON with Content-Type: application/json.".into(),
+            ),
+            UnsupportedMedia => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media",
+                "This file is not a picture (PNG, JPEG, WebP, GIF) or a video (MP4, WebM). \
+                 Export it in one of these formats and upload it again."
+                    .into(),
             ),
             Validation(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -291,6 +302,32 @@ impl From<AuthError> for ApiError {
             AuthError::Unauthenticated => ApiError::Unauthorized,
             AuthError::Store(e) => e.into(),
             AuthError::Hashing(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<MediaError> for ApiError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::TooLarge { limit } => ApiError::PayloadTooLarge {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            MediaError::Full { used, limit } => ApiError::Forbidden {
+                code: "storage_full",
+                message: format!(
+                    "Your pictures and videos use {} of your {} MiB, and this file does not \
+                     fit. Ask your administrator for more.",
+                    mib(used),
+                    limit >> 20
+                ),
+            },
+            MediaError::Unsupported => ApiError::UnsupportedMedia,
+            MediaError::Interrupted => ApiError::bad_request(
+                "upload_interrupted",
+                "The upload stopped before the whole file arrived. Try again.",
+            ),
+            MediaError::Io(e) => ApiError::Internal(format!("upload: {e}")),
+            MediaError::Store(e) => e.into(),
         }
     }
 }

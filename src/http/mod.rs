@@ -15,6 +15,7 @@ pub mod extract;
 pub mod lessons;
 pub mod live_sse;
 pub mod live_ws;
+pub mod media;
 pub mod ops;
 pub mod pages;
 
@@ -68,6 +69,7 @@ pub struct AppState {
         (name = "auth", description = "Accounts and sessions"),
         (name = "lessons", description = "Lessons and their revisions"),
         (name = "boards", description = "Board identities and pairing"),
+        (name = "media", description = "Pictures and videos for slides"),
         (name = "live", description = "The live channel's fallback transport (the WebSocket is at /ws)"),
         (name = "operations", description = "Health and client configuration"),
     )
@@ -92,6 +94,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::router())
         .merge(lessons::router())
         .merge(boards::router())
+        .merge(media::router())
         .merge(ops::router())
         .split_for_parts()
 }
@@ -183,6 +186,9 @@ async fn request_deadline(
     req: Request,
     next: Next,
 ) -> Response {
+    if req.method() == axum::http::Method::POST && req.uri().path() == media::UPLOAD_PATH {
+        return next.run(req).await; // bounded by its own idle timeout instead
+    }
     match tokio::time::timeout(deadline, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::RequestTimeout.into_response(),

@@ -233,6 +233,8 @@ pub trait MediaStore: Send + Sync {
     async fn media_chunk(&self, id: &str, n: u32) -> StoreResult<Vec<u8>>;
     /// Bytes of the media `account` uploaded, each counted once.
     async fn media_bytes(&self, account: Uuid) -> StoreResult<u64>;
+    /// Whether `account` uploaded the media with this id before.
+    async fn uploaded(&self, account: Uuid, media: &str) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -13,6 +13,7 @@ mod hardening;
 mod harness;
 mod lessons;
 mod live;
+mod media;
 mod openapi;
 mod pages;
 mod protocol;

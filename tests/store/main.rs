@@ -666,6 +666,8 @@ async fn media_is_stored_once_in_chunks_and_counted_for_each_uploader(store: &dy
     assert_eq!(store.media_bytes(second).await.unwrap(), media.size);
     let nobody = account(store, "m3@school.org").await;
     assert_eq!(store.media_bytes(nobody).await.unwrap(), 0);
+    assert!(store.uploaded(first, &id).await.unwrap());
+    assert!(!store.uploaded(nobody, &id).await.unwrap());
 }
 
 async fn the_newest_states_of_many_boards_are_read_at_once(store: &dyn Store) {

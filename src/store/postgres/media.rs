@@ -89,4 +89,15 @@ impl MediaStore for PgStore {
         .await?;
         Ok(bytes as u64)
     }
+
+    async fn uploaded(&self, account: Uuid, media: &str) -> StoreResult<bool> {
+        let found: Option<i32> = sqlx::query_scalar(&q(
+            "SELECT 1 FROM media_upload WHERE account_id = ? AND media_id = ? LIMIT 1",
+        ))
+        .bind(account)
+        .bind(media)
+        .fetch_optional(&mut *self.read().await?)
+        .await?;
+        Ok(found.is_some())
+    }
 }

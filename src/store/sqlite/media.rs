@@ -86,4 +86,15 @@ impl MediaStore for SqliteStore {
         .await?;
         Ok(bytes as u64)
     }
+
+    async fn uploaded(&self, account: Uuid, media: &str) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM media_upload WHERE account_id = ? AND media_id = ? LIMIT 1",
+        )
+        .bind(account.to_string())
+        .bind(media)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(found.is_some())
+    }
 }

@@ -1,0 +1,206 @@
+//! Media over HTTP: a teacher uploads a picture or video (`POST /api/media`, the file as the
+//! raw body), and anyone holding its id fetches it (`GET /api/media/{id}`), with ranges.
+//!
+//! The id is the SHA-256 of the bytes: 256 bits nobody guesses, and the only way to name a
+//! media. Boards load media with `<img>` and `<video>`, which cannot send a bearer token, so
+//! the id is the capability: there is no listing, and a teacher gets ids only of files they
+//! uploaded or of lessons they may see. Answers are immutable and cacheable for a year, and
+//! can never run as a page of this origin (`nosniff`, `attachment`, a sandboxing CSP).
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::Auth;
+use super::AppState;
+use crate::domain::media::{is_media_id, MediaKind};
+use crate::media::{wanted, MediaError, Upload, Wanted};
+use crate::store::{Media, MEDIA_CHUNK};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload))
+        .routes(routes!(download))
+}
+
+/// The route uploads arrive on: exempt from the request deadline (a large video over a school
+/// line takes minutes), bounded by [`UPLOAD_IDLE`] instead.
+pub const UPLOAD_PATH: &str = "/api/media";
+
+/// How long an upload may send nothing before it counts as interrupted.
+const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+
+#[derive(Serialize, ToSchema)]
+pub struct MediaBody {
+    /// The SHA-256 of the bytes, lower-case hex: what a slide's `media` names.
+    id: String,
+    /// Detected from the bytes.
+    media_type: String,
+    size: u64,
+    /// Where the file is served.
+    url: String,
+}
+
+impl From<Media> for MediaBody {
+    fn from(m: Media) -> Self {
+        Self {
+            url: format!("/api/media/{}", m.id),
+            id: m.id,
+            media_type: m.media_type,
+            size: m.size,
+        }
+    }
+}
+
+/// Uploads a picture (PNG, JPEG, WebP, GIF) or a video (MP4, WebM) as the raw request body.
+/// The type is told from the bytes, whatever the name or `Content-Type`; identical files are
+/// stored once. Answers the file's id.
+#[utoipa::path(post, path = "/api/media", tag = "media", security(("bearer" = [])),
+    request_body(content = Vec<u8>, description = "The file's bytes", content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored (or stored before: the same id)", body = MediaBody),
+        (status = 400, description = "The upload was interrupted", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Your media storage is full", body = ErrorBody),
+        (status = 413, description = "Larger than the limit per file", body = ErrorBody),
+        (status = 415, description = "Not a picture or video classcast shows", body = ErrorBody),
+    ))]
+async fn upload(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, axum::Json<MediaBody>), ApiError> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let store = state.store.as_ref();
+    let dir = state.config.data_dir.join("uploads");
+    let mut upload = Upload::begin(&dir, state.config.media_limits(), announced).await?;
+    let mut stream = body.into_data_stream();
+    loop {
+        match tokio::time::timeout(UPLOAD_IDLE, stream.next()).await {
+            Ok(Some(Ok(bytes))) => upload.push(&bytes).await?,
+            Ok(None) => break,
+            Ok(Some(Err(_))) | Err(_) => return Err(MediaError::Interrupted.into()),
+        }
+    }
+    let media = upload.finish(store, auth.account.id).await?;
+    Ok((StatusCode::CREATED, axum::Json(media.into())))
+}
+
+/// A stored picture or video, whole or the one byte range asked for (`Range: bytes=…`).
+#[utoipa::path(get, path = "/api/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "The file's id (its SHA-256)")),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for", content_type = "application/octet-stream"),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 404, description = "No such file", body = ErrorBody),
+        (status = 416, description = "The range lies outside the file"),
+    ))]
+async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is_media_id(&id) {
+        return Err(ApiError::NotFound);
+    }
+    let media = state.store.media(&id).await?.ok_or(ApiError::NotFound)?;
+    let etag = format!("\"{}\"", media.id);
+    let kind = MediaKind::from_mime(&media.media_type);
+    let mut fixed = HeaderMap::new();
+    let mut set = |name, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            fixed.insert(name, value);
+        }
+    };
+    set(header::ETAG, etag.clone());
+    set(header::CONTENT_TYPE, media.media_type.clone());
+    set(header::ACCEPT_RANGES, "bytes".into());
+    set(
+        header::CACHE_CONTROL,
+        "public, max-age=31536000, immutable".into(),
+    );
+    set(
+        header::CONTENT_DISPOSITION,
+        format!(
+            "attachment; filename=\"{}.{}\"",
+            media.id,
+            kind.map_or("bin", MediaKind::extension)
+        ),
+    );
+    set(
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; sandbox".into(),
+    );
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, fixed).into_response());
+    }
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, start, end) = match wanted(range, media.size) {
+        Wanted::Whole => (StatusCode::OK, 0, media.size.saturating_sub(1)),
+        Wanted::Part { start, end } => {
+            set(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{}", media.size),
+            );
+            (StatusCode::PARTIAL_CONTENT, start, end)
+        }
+        Wanted::Unsatisfiable => {
+            set(header::CONTENT_RANGE, format!("bytes */{}", media.size));
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, fixed).into_response());
+        }
+    };
+    let length = if media.size == 0 { 0 } else { end - start + 1 };
+    set(header::CONTENT_LENGTH, length.to_string());
+    let body = Body::from_stream(chunks(state, media, start, length));
+    Ok((status, fixed, body).into_response())
+}
+
+/// `length` bytes of `media` from `start`, read a stored chunk at a time.
+fn chunks(
+    state: AppState,
+    media: Media,
+    start: u64,
+    length: u64,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    let chunk = MEDIA_CHUNK as u64;
+    futures_util::stream::unfold(
+        (state, media, start, start + length),
+        move |(state, media, at, stop)| async move {
+            if at >= stop {
+                return None;
+            }
+            let n = (at / chunk) as u32;
+            let read = state.store.media_chunk(&media.id, n).await;
+            let bytes = match read {
+                Ok(bytes) => bytes,
+                Err(e) => return Some((Err(std::io::Error::other(e)), (state, media, stop, stop))),
+            };
+            let from = (at - u64::from(n) * chunk) as usize;
+            let to = ((stop - u64::from(n) * chunk) as usize).min(bytes.len());
+            if to <= from {
+                let short = std::io::Error::other(format!("chunk {n} of {} is short", media.id));
+                return Some((Err(short), (state, media, stop, stop)));
+            }
+            let part = bytes.get(from..to).unwrap_or_default().to_vec();
+            let next = u64::from(n) * chunk + to as u64;
+            Some((Ok(part), (state, media, next, stop)))
+        },
+    )
+}

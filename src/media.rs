@@ -1,0 +1,222 @@
+//! Uploaded pictures and videos: what may be stored (the kind told from the bytes, a size
+//! limit per file, a quota per teacher), storing an upload as content-addressed chunks, and
+//! which bytes a `Range` asks for. Plain Rust over the [`Store`]; it knows nothing of HTTP.
+//!
+//! An upload is written to a temporary file in the data directory while its hash is
+//! computed, so memory stays flat whatever the size, and nothing reaches the store until the
+//! whole file has arrived and passed every check: a refused or interrupted upload leaves
+//! nothing behind but a file that is removed at once.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use uuid::Uuid;
+
+use crate::domain::media::{MediaKind, SNIFF_BYTES};
+use crate::store::{Media, Store, StoreError, MEDIA_CHUNK};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("the file is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("media storage is full: {used} of {limit} bytes")]
+    Full { used: u64, limit: u64 },
+    #[error("not a picture or video classcast shows")]
+    Unsupported,
+    #[error("the upload was interrupted")]
+    Interrupted,
+    #[error("cannot write the upload: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one teacher may upload.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaLimits {
+    /// Bytes per file.
+    pub max_bytes: u64,
+    /// Bytes of media per teacher, each file they uploaded counted once.
+    pub quota_bytes: u64,
+}
+
+/// An upload on its way in.
+pub struct Upload {
+    path: PathBuf,
+    file: tokio::fs::File,
+    hash: Sha256,
+    size: u64,
+    head: Vec<u8>,
+    limits: MediaLimits,
+}
+
+impl Upload {
+    /// Starts an upload into a temporary file under `dir`; `announced` is the size the client
+    /// said it sends, if it did (refused at once when over the limit per file).
+    pub async fn begin(
+        dir: &Path,
+        limits: MediaLimits,
+        announced: Option<u64>,
+    ) -> Result<Upload, MediaError> {
+        if announced.is_some_and(|size| size > limits.max_bytes) {
+            return Err(too_large(limits));
+        }
+        tokio::fs::create_dir_all(dir).await?;
+        let path = dir.join(format!("{}.part", Uuid::now_v7()));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        Ok(Upload {
+            path,
+            file,
+            hash: Sha256::new(),
+            size: 0,
+            head: Vec::with_capacity(SNIFF_BYTES),
+            limits,
+        })
+    }
+
+    /// Takes the next bytes of the file.
+    pub async fn push(&mut self, bytes: &[u8]) -> Result<(), MediaError> {
+        self.size += bytes.len() as u64;
+        if self.size > self.limits.max_bytes {
+            return Err(too_large(self.limits));
+        }
+        let wanted = SNIFF_BYTES.saturating_sub(self.head.len()).min(bytes.len());
+        self.head.extend_from_slice(&bytes[..wanted]);
+        self.hash.update(bytes);
+        self.file.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Checks the whole file (its kind, and the uploader's quota: a file they uploaded
+    /// before costs nothing) and stores it, once: identical files share their chunks.
+    pub async fn finish(mut self, store: &dyn Store, account: Uuid) -> Result<Media, MediaError> {
+        let kind = MediaKind::detect(&self.head).ok_or(MediaError::Unsupported)?;
+        let id = hex::encode(self.hash.clone().finalize());
+        if !store.uploaded(account, &id).await? {
+            let used = store.media_bytes(account).await?;
+            if used + self.size > self.limits.quota_bytes {
+                return Err(MediaError::Full {
+                    used,
+                    limit: self.limits.quota_bytes,
+                });
+            }
+        }
+        let chunks = self.size.div_ceil(MEDIA_CHUNK as u64) as u32;
+        let media = Media {
+            id,
+            media_type: kind.mime().to_owned(),
+            size: self.size,
+            chunks,
+        };
+        if store.media(&media.id).await?.is_none() {
+            self.file.flush().await?;
+            self.file.rewind().await?;
+            let mut buffer = vec![0; MEDIA_CHUNK];
+            for n in 0..chunks {
+                let length =
+                    (self.size - u64::from(n) * MEDIA_CHUNK as u64).min(MEDIA_CHUNK as u64);
+                let chunk = &mut buffer[..length as usize];
+                self.file.read_exact(chunk).await?;
+                store.insert_media_chunk(&media.id, n, chunk).await?;
+            }
+        }
+        store.insert_media(&media, account).await?;
+        Ok(media)
+    }
+}
+
+fn too_large(limits: MediaLimits) -> MediaError {
+    MediaError::TooLarge {
+        limit: limits.max_bytes,
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // Stored or refused, the temporary file has served.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Which bytes of a file of `size` bytes a `Range` header asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wanted {
+    /// No range, or one this server answers with the whole file (several ranges).
+    Whole,
+    /// Bytes `start..=end`.
+    Part { start: u64, end: u64 },
+    /// A range that lies outside the file.
+    Unsatisfiable,
+}
+
+pub fn wanted(range: Option<&str>, size: u64) -> Wanted {
+    let Some(spec) = range.and_then(|r| r.trim().strip_prefix("bytes=")) else {
+        return Wanted::Whole;
+    };
+    if spec.contains(',') {
+        return Wanted::Whole;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Wanted::Unsatisfiable;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let part = match (first.parse::<u64>(), last.parse::<u64>()) {
+        (Ok(start), Ok(end)) if start <= end => Some((start, end.min(size.saturating_sub(1)))),
+        (Ok(start), Err(_)) if last.is_empty() => Some((start, size.saturating_sub(1))),
+        (Err(_), Ok(suffix)) if first.is_empty() && suffix > 0 => {
+            Some((size.saturating_sub(suffix), size.saturating_sub(1)))
+        }
+        _ => None,
+    };
+    match part {
+        Some((start, end)) if start < size && start <= end => Wanted::Part { start, end },
+        _ => Wanted::Unsatisfiable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_read_as_the_rfc_says() {
+        assert_eq!(wanted(None, 100), Wanted::Whole);
+        assert_eq!(
+            wanted(Some("bytes=0-9"), 100),
+            Wanted::Part { start: 0, end: 9 }
+        );
+        assert_eq!(
+            wanted(Some("bytes=90-"), 100),
+            Wanted::Part { start: 90, end: 99 }
+        );
+        assert_eq!(
+            wanted(Some("bytes=-10"), 100),
+            Wanted::Part { start: 90, end: 99 }
+        );
+        assert_eq!(
+            wanted(Some("bytes=50-500"), 100),
+            Wanted::Part { start: 50, end: 99 }
+        );
+        assert_eq!(wanted(Some("bytes=0-1,5-6"), 100), Wanted::Whole);
+        for unsatisfiable in [
+            "bytes=100-",
+            "bytes=5-1",
+            "bytes=-0",
+            "bytes=x-y",
+            "bytes=7",
+        ] {
+            assert_eq!(
+                wanted(Some(unsatisfiable), 100),
+                Wanted::Unsatisfiable,
+                "{unsatisfiable}"
+            );
+        }
+        assert_eq!(wanted(Some("items=0-1"), 100), Wanted::Whole);
+    }
+}

@@ -1,0 +1,296 @@
+//! Media over the API: uploads of every accepted kind round trip byte for byte, ranges,
+//! types told from the bytes (a page named `.png` is refused), size and quota limits that
+//! leave nothing behind, identical files stored once, and answers that can never run as a
+//! page of this origin.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::io::AsyncWriteExt;
+
+use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
+
+/// `size` bytes that start with `magic` and go on with a pattern.
+fn file(magic: &[u8], size: usize) -> Vec<u8> {
+    let mut bytes = magic.to_vec();
+    bytes.extend((0..size.saturating_sub(magic.len())).map(|i| (i * 7 % 251) as u8));
+    bytes
+}
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF";
+const GIF: &[u8] = b"GIF89a\x01\0\x01\0";
+const WEBP: &[u8] = b"RIFF\0\0\0\0WEBPVP8 ";
+const MP4: &[u8] = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41";
+const WEBM: &[u8] =
+    b"\x1a\x45\xdf\xa3\x01\0\0\0\0\0\0\x1f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm";
+
+async fn upload(app: &TestApp, t: &Teacher, bytes: Vec<u8>, claimed: &str) -> reqwest::Response {
+    app.as_teacher(Method::POST, "/api/media", t)
+        .header("content-type", claimed)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Files (not directories) left in the data directory's uploads folder.
+fn leftovers(app: &TestApp) -> usize {
+    std::fs::read_dir(app.data_dir().join("uploads")).map_or(0, |d| d.count())
+}
+
+async fn chunk_rows(app: &TestApp) -> i64 {
+    let url = format!("sqlite://{}", app.data_dir().join("classcast.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM media_chunk")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_kind_round_trips_byte_for_byte_with_headers_that_keep_it_inert() {
+    let app = spawn_app().await;
+    let t = app.register("media@school.org").await;
+    let kinds = [
+        (PNG, "image/png", 10_000),
+        (JPEG, "image/jpeg", 3_000_000), // several stored chunks
+        (GIF, "image/gif", 500),
+        (WEBP, "image/webp", 700),
+        (MP4, "video/mp4", 1_048_576), // exactly one chunk
+        (WEBM, "video/webm", 1_048_577),
+    ];
+    for (magic, media_type, size) in kinds {
+        let bytes = file(magic, size);
+        // The type a client claims does not matter.
+        let res = upload(&app, &t, bytes.clone(), "application/octet-stream").await;
+        assert_eq!(res.status(), StatusCode::CREATED, "{media_type}");
+        let stored: Value = res.json().await.unwrap();
+        assert_eq!(stored["media_type"], media_type);
+        assert_eq!(stored["size"], size);
+        let id = stored["id"].as_str().unwrap();
+        assert_eq!(
+            id,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+        );
+
+        let res = app
+            .request(Method::GET, stored["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let header = |name: &str| res.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(header("content-type"), media_type);
+        assert_eq!(header("etag"), format!("\"{id}\""));
+        assert_eq!(
+            header("cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert!(header("content-disposition").starts_with("attachment"));
+        assert_eq!(
+            header("content-security-policy"),
+            "default-src 'none'; sandbox"
+        );
+        assert_eq!(header("accept-ranges"), "bytes");
+        assert_eq!(res.bytes().await.unwrap().to_vec(), bytes, "{media_type}");
+    }
+    assert_eq!(leftovers(&app), 0, "no temporary file stays");
+}
+
+#[tokio::test]
+async fn ranges_are_served_as_asked_across_chunks_and_refused_outside_the_file() {
+    let app = spawn_app().await;
+    let t = app.register("ranges@school.org").await;
+    let bytes = file(MP4, 2_500_000);
+    let stored: Value = upload(&app, &t, bytes.clone(), "video/mp4")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = stored["url"].as_str().unwrap();
+    let size = bytes.len();
+    let cases = [
+        ("bytes=0-99", 0, 99),
+        ("bytes=1048570-1048600", 1_048_570, 1_048_600), // across a stored chunk
+        ("bytes=2000000-", 2_000_000, size - 1),
+        ("bytes=-10", size - 10, size - 1),
+    ];
+    for (range, start, end) in cases {
+        let res = app
+            .request(Method::GET, url)
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            res.headers()["content-range"],
+            format!("bytes {start}-{end}/{size}").as_str()
+        );
+        assert_eq!(
+            res.bytes().await.unwrap().to_vec(),
+            bytes[start..=end].to_vec(),
+            "{range}"
+        );
+    }
+    let res = app
+        .request(Method::GET, url)
+        .header("range", format!("bytes={size}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        res.headers()["content-range"],
+        format!("bytes */{size}").as_str()
+    );
+    let res = app
+        .request(Method::GET, url)
+        .header(
+            "if-none-match",
+            format!("\"{}\"", stored["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn a_page_named_like_a_picture_is_refused_and_a_polyglot_stays_inert() {
+    let app = spawn_app().await;
+    let t = app.register("spoof@school.org").await;
+    let page = b"<!doctype html><script>fetch('/api/me')</script>".to_vec();
+    let res = upload(&app, &t, page, "image/png").await;
+    expect_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media").await;
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>".to_vec();
+    let res = upload(&app, &t, svg, "image/svg+xml").await;
+    expect_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media").await;
+    assert_eq!(chunk_rows(&app).await, 0, "nothing stored");
+    // A GIF that is also a page: stored as a GIF, served so it can never run as one.
+    let mut polyglot = GIF.to_vec();
+    polyglot.extend_from_slice(b"<html><script>fetch('/api/me')</script></html>");
+    let stored: Value = upload(&app, &t, polyglot, "text/html")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["media_type"], "image/gif");
+    let res = app
+        .request(Method::GET, stored["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "image/gif");
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    assert!(res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+}
+
+#[tokio::test]
+async fn files_over_the_limit_or_the_quota_are_refused_and_leave_nothing_behind() {
+    let app = spawn_with(|c| {
+        c.media_max_mib = Some(1);
+        c.media_storage_mib = Some(2);
+    })
+    .await;
+    let t = app.register("limits@school.org").await;
+    let res = upload(&app, &t, file(PNG, 1_500_000), "image/png").await;
+    expect_error(res, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    for i in 0..2u8 {
+        let res = upload(&app, &t, file(&[PNG, &[i]].concat(), 900_000), "image/png").await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let res = upload(&app, &t, file(&[PNG, &[9]].concat(), 900_000), "image/png").await;
+    let refused = expect_error(res, StatusCode::FORBIDDEN, "storage_full").await;
+    assert!(refused["message"].as_str().unwrap().contains("MiB"));
+    assert_eq!(chunk_rows(&app).await, 2, "only the two files that fit");
+    assert_eq!(leftovers(&app), 0);
+    // The same file again costs nothing: it is stored, and counted, once.
+    let res = upload(&app, &t, file(&[PNG, &[0]].concat(), 900_000), "image/png").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn identical_uploads_by_two_teachers_are_stored_once() {
+    let app = spawn_app().await;
+    let (a, b) = (
+        app.register("a@school.org").await,
+        app.register("b@school.org").await,
+    );
+    let bytes = file(JPEG, 1_500_000);
+    let first: Value = upload(&app, &a, bytes.clone(), "image/jpeg")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = upload(&app, &b, bytes, "image/jpeg")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(
+        chunk_rows(&app).await,
+        2,
+        "a 1.5 MB file is two chunks, once"
+    );
+}
+
+#[tokio::test]
+async fn media_cannot_be_listed_or_guessed_and_uploading_needs_a_teacher() {
+    let app = spawn_app().await;
+    for path in [
+        format!("/api/media/{}", "0".repeat(64)),
+        "/api/media/../../classcast.db".into(),
+        "/api/media/ABC".into(),
+        "/api/media".into(),
+    ] {
+        let res = app.request(Method::GET, &path).send().await.unwrap();
+        assert!(
+            res.status() == StatusCode::NOT_FOUND || res.status() == StatusCode::METHOD_NOT_ALLOWED,
+            "{path}: {}",
+            res.status()
+        );
+    }
+    let res = app
+        .request(Method::POST, "/api/media")
+        .body(file(PNG, 100))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_stores_nothing() {
+    let app = spawn_app().await;
+    let t = app.register("cut@school.org").await;
+    let address = app.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/media HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: image/png\r\nContent-Length: 3000000\r\n\r\n",
+        t.token
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&file(PNG, 1_200_000)).await.unwrap();
+    drop(socket); // the school's connection drops mid-file
+                  // The server notices, removes its temporary file and stores no chunk.
+    let deadline = tokio::time::Instant::now() + crate::live::PATIENCE;
+    while leftovers(&app) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the temporary file stays"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(chunk_rows(&app).await, 0);
+}
