@@ -230,6 +230,7 @@ pub async fn serve(
         client_config: Arc::new(ClientConfig {
             api_hosts: config.api_hosts.clone(),
             request_timeout_ms: config.request_timeout_ms,
+            media_max_bytes: config.media_max_bytes,
         }),
         pages: Arc::new(Pages::load()),
         live: live.clone(),

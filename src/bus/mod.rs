@@ -31,6 +31,9 @@ pub enum Event {
         online: u32,
         rendered: Option<i64>,
     },
+    /// The sending node (re)connected to the bus and may have missed what the others said:
+    /// they repeat their presence at once rather than at their next round.
+    Rejoined,
 }
 
 /// How often a node repeats the presence of the boards it holds pages of.
@@ -67,10 +70,14 @@ impl Event {
                 online,
                 rendered,
             } => writeln!(out, "o {board} {online} {}", rendered.unwrap_or(-1)),
+            Event::Rejoined => writeln!(out, "j"),
         };
     }
 
     fn decode(line: &str) -> Option<Event> {
+        if line == "j" {
+            return Some(Event::Rejoined);
+        }
         let mut words = line.split(' ');
         let kind = words.next()?;
         let board = Uuid::parse_str(words.next()?).ok()?;
@@ -132,6 +139,7 @@ mod tests {
                 online: 0,
                 rendered: None,
             },
+            Event::Rejoined,
         ];
         let mut payload = encode(node, &events);
         payload.push_str("x something newer\ns not-a-uuid 1\n");

@@ -88,6 +88,9 @@ pub struct ClientConfig {
     pub api_hosts: Vec<String>,
     /// How long the client waits for one request before it tries the next host.
     pub request_timeout_ms: u64,
+    /// The largest picture or video a teacher may upload, in bytes: the editor refuses a
+    /// larger file before sending it.
+    pub media_max_bytes: u64,
 }
 
 /// Client configuration: API hosts and timeouts.

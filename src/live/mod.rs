@@ -667,7 +667,10 @@ impl Live {
                     states.push((board, version));
                 }
                 Heard::Event { node, event } => self.heard_event(node, event).await,
-                Heard::Missed => self.missed().await,
+                Heard::Missed => {
+                    self.bus.publish(Event::Rejoined);
+                    self.missed().await;
+                }
             }
         }
         self.follow_states(&states).await;
@@ -676,6 +679,7 @@ impl Live {
     async fn heard_event(&self, node: Uuid, event: Event) {
         match event {
             Event::State { .. } => {}
+            Event::Rejoined => self.repeat_presence(),
             Event::Pairing { board } => {
                 if let Some(channel) = self.hub.existing(board) {
                     channel.pairing.send_modify(|n| *n += 1);

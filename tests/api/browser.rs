@@ -290,3 +290,76 @@ async fn with_two_of_three_hosts_dead_a_teacher_signs_in_and_saves_a_lesson() {
     .await;
     page.screenshot("three-hosts-editor-saved").await;
 }
+
+/// A real 2×2 PNG (red, green, blue, white), which a browser decodes.
+const PICTURE: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x02, 0x00, 0x00, 0x00, 0xfd, 0xd4, 0x9a,
+    0x73, 0x00, 0x00, 0x00, 0x16, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xc0,
+    0xf0, 0x1f, 0x08, 0x18, 0xfe, 0xff, 0x07, 0x00, 0x2f, 0xfe, 0x05, 0xfb, 0x0f, 0xf5, 0xd9, 0xed,
+    0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+#[tokio::test]
+async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let picture = dir.path().join("class-photo.png");
+    std::fs::write(&picture, PICTURE).unwrap();
+
+    let driver = Driver::start().await;
+    let editor = driver.browser(1280, 900).await;
+    editor.goto(&format!("{base}/login?next=/lessons")).await;
+    editor.type_into("#signin-email", EMAIL).await;
+    editor.type_into("#signin-password", PASSWORD).await;
+    editor.click("#signin-form button[type=submit]").await;
+    editor.wait_for_text("#lesson-list", "Fractions").await;
+    editor.click("#lesson-list a.lesson-link").await;
+    editor.wait_for("#add-slide").await;
+    editor.click("#add-slide").await;
+    editor.click("#add-dialog button[value=image]").await;
+    editor
+        .wait_until(
+            "the new picture slide",
+            "return document.querySelector('#slide-kind')?.value === 'image'
+                 && document.querySelector('#slide-heading')?.textContent.includes('4') || null",
+        )
+        .await;
+    editor.type_into("#slide-title", "Our class").await;
+    editor.attach("#media-file", &picture).await;
+    editor
+        .wait_until(
+            "the uploaded picture in the editor",
+            "const i = document.querySelector('#media-preview img');
+             return i && i.complete && i.naturalWidth === 2 ? true : null",
+        )
+        .await;
+    let status = editor.find("#media-status").await.unwrap_or_default();
+    editor.screenshot("media-01-editor-uploaded").await;
+    editor.click("#save").await;
+    editor
+        .wait_until(
+            "the lesson to be saved",
+            "return document.querySelector('#save-status')?.dataset.state === 'saved' || null",
+        )
+        .await;
+    assert!(
+        !status.contains("0123456789abcdef"),
+        "no hash shown: {status}"
+    );
+
+    let (board, teacher) = pair_and_present(&driver, &base, "media").await;
+    // The editor adds a slide after the one selected (the first): it is the second.
+    teacher.click("#next").await;
+    board
+        .wait_until(
+            "the board to show the picture",
+            "const i = document.querySelector('#slide-frame img.slide-media');
+             return i && i.complete && i.naturalWidth === 2 ? true : null",
+        )
+        .await;
+    board.wait_for_text("#slide-frame", "Our class").await;
+    board.screenshot("media-02-board-picture").await;
+}

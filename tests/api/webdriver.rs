@@ -210,6 +210,17 @@ impl Browser {
         .await;
     }
 
+    /// Chooses the file at `path` in the file input `css`, as a person picking it would.
+    pub async fn attach(&self, css: &str, path: &std::path::Path) {
+        let el = self.wait_for(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/value"),
+            Some(json!({"text": path.display().to_string()})),
+        )
+        .await;
+    }
+
     pub async fn run(&self, script: &str, args: Value) -> Value {
         self.call(
             reqwest::Method::POST,

@@ -131,7 +131,48 @@ pub async fn init(urls: &[String]) -> Result<Vec<String>, ClusterError> {
             source
         ));
     }
+    for member in &mut members {
+        until_replicating(member).await?;
+    }
     Ok(changes)
+}
+
+/// How long `cluster init` waits for every subscription of a database to replicate.
+const REPLICATING_WITHIN: Duration = Duration::from_secs(60);
+
+/// Waits until every subscription of `member` replicates, re-enabling one that went down
+/// meanwhile (a worker that started before its provider's slot was ready backs off for
+/// minutes otherwise).
+async fn until_replicating(member: &mut Member) -> Result<(), ClusterError> {
+    let started = std::time::Instant::now();
+    loop {
+        let subscriptions = subscriptions_of(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+        let waiting: Vec<(String, String)> = subscriptions
+            .iter()
+            .filter(|(_, status, _)| status != "replicating")
+            .map(|(name, status, _)| (name.clone(), status.clone()))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > REPLICATING_WITHIN {
+            return Err(ClusterError::Failed {
+                url: redact_url(&member.url),
+                reason: format!(
+                    "subscriptions not replicating after {} s: {waiting:?}; see `cluster status` and the PostgreSQL logs",
+                    REPLICATING_WITHIN.as_secs()
+                ),
+            });
+        }
+        for (name, status, provider) in &subscriptions {
+            mend(&mut member.conn, name, status, provider)
+                .await
+                .map_err(member.failed())?;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn connect(url: &str) -> Result<Member, ClusterError> {

@@ -90,7 +90,56 @@ function loadConfig() {
 export async function apiConfig() {
   const cfg = await loadConfig();
   const timeout = Number(cfg.request_timeout_ms) > 0 ? Number(cfg.request_timeout_ms) : 10000;
-  return { hosts: [...hosts.slice(current), ...hosts.slice(0, current)], timeoutMs: timeout };
+  return {
+    hosts: [...hosts.slice(current), ...hosts.slice(0, current)],
+    timeoutMs: timeout,
+    mediaMaxBytes: Number(cfg.media_max_bytes) > 0 ? Number(cfg.media_max_bytes) : null,
+  };
+}
+
+/**
+ * Uploads a picture or video (POST /api/media, the file as the body) with the teacher's
+ * session; resolves with the stored media ({id, media_type, size, url}). `onProgress(sent,
+ * total)` follows the bytes; `signal` cancels (rejects with an AbortError). An upload is
+ * safe to send again (the same bytes are the same media), so a host that cannot be reached
+ * is left for the next one, as for reads.
+ */
+export async function uploadMedia(file, { onProgress = () => {}, signal } = {}) {
+  await loadConfig();
+  for (let tried = 0; tried < hosts.length; tried++) {
+    const index = current;
+    const result = await new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', hosts[index] + '/api/media');
+      const session = getSession();
+      if (session) xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
+      xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+      xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+      xhr.onload = () => {
+        let data = null;
+        try {
+          data = JSON.parse(xhr.responseText);
+        } catch {
+          // not JSON: reported by status below
+        }
+        const headers = new Headers();
+        if (xhr.getResponseHeader('Retry-After')) headers.set('Retry-After', xhr.getResponseHeader('Retry-After'));
+        if (xhr.status === 201) resolve({ media: data });
+        else if (xhr.status >= 500) resolve({ failed: true });
+        else reject(new ApiError(xhr.status, data?.error, headers));
+      };
+      xhr.onerror = () => resolve({ failed: true });
+      xhr.onabort = () => reject(new DOMException('The upload was cancelled.', 'AbortError'));
+      signal?.addEventListener('abort', () => xhr.abort(), { once: true });
+      xhr.send(file);
+    });
+    if (result.media) {
+      setOffline(false);
+      return result.media;
+    }
+    markFailed(index);
+  }
+  throw new ApiError(0, { message: 'The server could not be reached.' });
 }
 
 function shuffle(list) {

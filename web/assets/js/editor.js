@@ -1,7 +1,7 @@
 // Lesson editor: title, ordered slides, per-kind slide form, save with optimistic
 // locking (If-Match), validation errors, conflict handling and revision history.
 
-import { api } from './api.js';
+import { api, apiConfig, uploadMedia } from './api.js';
 import { formatDateTime } from './i18n.js';
 import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, initPage, setBusy, setFieldError, t } from './ui.js';
 
@@ -134,16 +134,17 @@ function renderForm() {
   if (!slide) return;
   const index = selectedIndex();
   $('#slide-heading').textContent = t('editor.slideHeading', { n: index + 1, total: draft.slides.length });
-  const { kind, title, media, body, answer, notes } = form.elements;
+  const { kind, title, body, answer, notes } = form.elements;
   kind.value = slide.kind;
   title.value = slide.title;
-  media.value = slide.media;
+  mediaInput.value = slide.media;
   body.value = slide.body;
   answer.value = slide.answer;
   notes.value = slide.notes;
   form.elements.seconds.value = slide.seconds ?? '';
   renderKindFields(slide);
   renderSecondsHint(slide);
+  renderMedia(slide);
   $('[data-action="up"]', form).disabled = index === 0;
   $('[data-action="down"]', form).disabled = index === draft.slides.length - 1;
   $('[data-action="duplicate"]', form).disabled = draft.slides.length >= MAX_SLIDES;
@@ -191,6 +192,104 @@ function showEditorError(message) {
   editorError.textContent = message ?? '';
   editorError.hidden = !message;
 }
+
+// ---- pictures and videos ---------------------------------------------------
+// The teacher picks or drops a file; it is uploaded at once (with progress and a way to
+// cancel) and the slide refers to it. The teacher never sees the id.
+
+const mediaInput = form.elements.media;
+const mediaFile = $('#media-file');
+const mediaDrop = $('#media-drop');
+const mediaPreview = $('#media-preview');
+const mediaProgress = $('#media-progress');
+const mediaStatus = $('#media-status');
+const mediaCancel = $('#media-cancel');
+let upload = null; // {controller, key} while a file is on its way
+
+function renderMedia(slide) {
+  const id = slide.media;
+  const shown = mediaPreview.dataset.media ?? '';
+  if (id !== shown) {
+    mediaPreview.replaceChildren();
+    mediaPreview.dataset.media = id;
+    if (id) {
+      const src = '/api/media/' + encodeURIComponent(id);
+      const preview = slide.kind === 'video' ? h('video', { src, controls: true, muted: true, preload: 'metadata' }) : h('img', { src, alt: '' });
+      mediaPreview.append(preview);
+    }
+  }
+  mediaPreview.hidden = !id;
+  $('#media-empty').hidden = Boolean(id);
+  $('#media-choose').textContent = t(id ? 'editor.mediaReplace' : 'editor.mediaChoose');
+  const busy = upload?.key === slide.key;
+  mediaProgress.hidden = !busy;
+  mediaCancel.hidden = !busy;
+  if (!busy && !upload) mediaProgress.value = 0;
+}
+
+async function startUpload(file) {
+  const slide = selected();
+  if (!slide || !file) return;
+  upload?.controller.abort();
+  const name = file.name || t('kinds.' + slide.kind);
+  const { mediaMaxBytes } = await apiConfig();
+  if (mediaMaxBytes && file.size > mediaMaxBytes) {
+    const mb = (bytes) => Math.ceil(bytes / 1e6).toLocaleString();
+    mediaStatus.textContent = t('editor.mediaTooLarge', { name, size: mb(file.size), limit: mb(mediaMaxBytes) });
+    return;
+  }
+  const controller = new AbortController();
+  upload = { controller, key: slide.key };
+  renderMedia(slide);
+  const progress = (sent, total) => {
+    const percent = total ? Math.floor((sent / total) * 100) : 0;
+    mediaProgress.value = percent;
+    mediaStatus.textContent = t('editor.mediaUploading', { name, percent });
+  };
+  progress(0, file.size);
+  try {
+    const media = await uploadMedia(file, { onProgress: progress, signal: controller.signal });
+    const kind = media.media_type.startsWith('video/') ? 'video' : 'image';
+    let message = t('editor.mediaUploaded', { name });
+    if (slide.kind !== kind) {
+      slide.kind = kind;
+      message += ' ' + t('editor.mediaKindChanged', { kind: t('kinds.' + kind).toLowerCase() });
+    }
+    slide.media = media.id;
+    const slideErrors = errors.slides.get(slide.key);
+    if (slideErrors) {
+      delete slideErrors.media;
+      if (!Object.keys(slideErrors).length) errors.slides.delete(slide.key);
+    }
+    upload = null;
+    if (selected() === slide) renderForm();
+    updateListItem(slide);
+    changed();
+    mediaStatus.textContent = message;
+  } catch (err) {
+    upload = null;
+    if (err?.name === 'AbortError') mediaStatus.textContent = t('editor.mediaCancelled');
+    else if (err?.status === 415) mediaStatus.textContent = t('editor.mediaWrongKind', { name });
+    else mediaStatus.textContent = errorText(err);
+    if (selected()) renderMedia(selected());
+  }
+}
+
+mediaFile.addEventListener('change', () => {
+  startUpload(mediaFile.files?.[0]);
+  mediaFile.value = ''; // the same file may be chosen again
+});
+mediaCancel.addEventListener('click', () => upload?.controller.abort());
+mediaDrop.addEventListener('dragover', (event) => {
+  event.preventDefault();
+  mediaDrop.classList.add('is-dragging');
+});
+mediaDrop.addEventListener('dragleave', () => mediaDrop.classList.remove('is-dragging'));
+mediaDrop.addEventListener('drop', (event) => {
+  event.preventDefault();
+  mediaDrop.classList.remove('is-dragging');
+  startUpload(event.dataTransfer?.files?.[0]);
+});
 
 // ---- editing ---------------------------------------------------------------
 
