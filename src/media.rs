@@ -8,11 +8,13 @@
 //! nothing behind but a file that is removed at once.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
 
+use crate::domain::hlc::{wall_millis, Version};
 use crate::domain::media::{MediaKind, SNIFF_BYTES};
 use crate::store::{Media, Store, StoreError, MEDIA_CHUNK};
 
@@ -142,6 +144,18 @@ impl Drop for Upload {
         // Stored or refused, the temporary file has served.
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// How long a file stays while no lesson names it (uploaded and not saved into a lesson yet,
+/// or left by deleted lessons) before the hourly purge removes it.
+pub const MEDIA_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Removes media `nodes` stored (this node's upkeep, design section 3) that no lesson has
+/// named for [`MEDIA_GRACE`], and what is left of uploads cut off mid-way; returns how many
+/// files went.
+pub async fn purge(store: &dyn Store, nodes: &[String]) -> Result<u64, MediaError> {
+    let before = Version::at_millis(wall_millis() - MEDIA_GRACE.as_millis() as i64);
+    Ok(store.purge_media(nodes, before).await?)
 }
 
 /// Which bytes of a file of `size` bytes a `Range` header asks for.

@@ -278,6 +278,10 @@ pub async fn serve(
                 );
                 report_purge("unreachable lesson revisions", quota.purge(&nodes).await);
                 report_purge(
+                    "unused media",
+                    crate::media::purge(chores_store.as_ref(), &nodes).await,
+                );
+                report_purge(
                     "superseded heartbeats",
                     chores_store.purge_heartbeats(&nodes).await,
                 );

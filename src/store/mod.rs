@@ -235,6 +235,11 @@ pub trait MediaStore: Send + Sync {
     async fn media_bytes(&self, account: Uuid) -> StoreResult<u64>;
     /// Whether `account` uploaded the media with this id before.
     async fn uploaded(&self, account: Uuid, media: &str) -> StoreResult<bool>;
+    /// Deletes media `nodes` stored before `before` that no lesson revision names and nobody
+    /// uploaded again since, then the chunks and upload records of media that are gone
+    /// (chunks of an upload cut off while it was being stored, too), older than `before`.
+    /// Returns how many media went.
+    async fn purge_media(&self, nodes: &[String], before: Version) -> StoreResult<u64>;
 }
 
 #[async_trait]

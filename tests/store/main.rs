@@ -294,6 +294,7 @@ suite!(
         a_rename_made_elsewhere_undoes_neither_a_disable_nor_an_unpairing,
         the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_node,
         a_purge_larger_than_a_batch_removes_every_row_in_turn,
+        purging_media_keeps_what_lessons_name,
     ],
 );
 
@@ -1335,6 +1336,60 @@ async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_nod
     low_store.heartbeat().await.unwrap();
     assert_eq!(low_store.purge_heartbeats(&low_upkeep).await.unwrap(), 1);
     assert_eq!(low_store.upkeep_nodes(lease).await.unwrap(), low_upkeep);
+}
+
+async fn purging_media_keeps_what_lessons_name(db: Db) {
+    use classcast::store::Media;
+    let node = Node::new(Uuid::now_v7());
+    let mine = [node.id.to_string()];
+    let store = db.open(&node).await;
+    let owner = account(store.as_ref(), "purge@school.org").await;
+    let stored = |id: &str| Media {
+        id: id.to_owned(),
+        media_type: "image/png".into(),
+        size: 3,
+        chunks: 1,
+    };
+    let (named, unnamed, cut_off) = ("aa".repeat(32), "bb".repeat(32), "cc".repeat(32));
+    for id in [&named, &unnamed] {
+        store.insert_media_chunk(id, 0, b"png").await.unwrap();
+        store.insert_media(&stored(id), owner).await.unwrap();
+    }
+    // An upload cut off while its chunks were stored: no media row.
+    store.insert_media_chunk(&cut_off, 0, b"png").await.unwrap();
+    let slides = vec![SlideInput {
+        kind: "image".into(),
+        media: Some(named.clone()),
+        ..Default::default()
+    }];
+    let content = LessonContent::parse("With a picture", slides).unwrap();
+    store.create_lesson(owner, &content).await.unwrap();
+
+    let recent = classcast::domain::hlc::Version(0);
+    assert_eq!(
+        store.purge_media(&mine, recent).await.unwrap(),
+        0,
+        "within the grace"
+    );
+    let later = classcast::domain::hlc::Version(i64::MAX);
+    assert_eq!(store.purge_media(&mine, later).await.unwrap(), 1);
+    assert!(
+        store.media(&named).await.unwrap().is_some(),
+        "a lesson names it"
+    );
+    assert_eq!(store.media_chunk(&named, 0).await.unwrap(), b"png");
+    assert!(store.media(&unnamed).await.unwrap().is_none());
+    for gone in [&unnamed, &cut_off] {
+        assert!(matches!(
+            store.media_chunk(gone, 0).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    assert_eq!(
+        store.media_bytes(owner).await.unwrap(),
+        3,
+        "the named one only"
+    );
 }
 
 /// A purge larger than a batch removes every row, a batch at a time. (Outside the suites:

@@ -97,4 +97,34 @@ impl MediaStore for SqliteStore {
         .await?;
         Ok(found.is_some())
     }
+
+    async fn purge_media(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+        let media = self
+            .delete_in_batches(
+                "DELETE FROM media WHERE id IN (
+                    SELECT m.id FROM media m
+                    WHERE m.node IN (SELECT value FROM json_each(?)) AND m.version < ?
+                    AND NOT EXISTS (SELECT 1 FROM media_upload u
+                                    WHERE u.media_id = m.id AND u.version >= ?)
+                    AND NOT EXISTS (SELECT 1 FROM lesson_revision r
+                                    WHERE instr(r.slides, m.id) > 0)
+                    LIMIT ?)",
+                purge_args(nodes, &[before.0, before.0])?,
+            )
+            .await?;
+        for table in ["media_upload", "media_chunk"] {
+            self.delete_in_batches(
+                &format!(
+                    "DELETE FROM {table} WHERE id IN (
+                        SELECT x.id FROM {table} x
+                        WHERE x.node IN (SELECT value FROM json_each(?)) AND x.version < ?
+                        AND NOT EXISTS (SELECT 1 FROM media m WHERE m.id = x.media_id)
+                        LIMIT ?)"
+                ),
+                purge_args(nodes, &[before.0])?,
+            )
+            .await?;
+        }
+        Ok(media)
+    }
 }
