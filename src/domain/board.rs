@@ -24,6 +24,10 @@ pub struct BoardState {
     /// Derived from the presented revision: never stored (see [`BoardState::stored_json`]).
     #[serde(default)]
     pub slide: Option<SlideView>,
+    /// The media of the next two slides, for the board to fetch ahead: derived from the
+    /// presented revision like `slide`, never stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upcoming_media: Vec<String>,
     pub blanked: bool,
     pub revealed: bool,
     pub timer: TimerState,
@@ -85,6 +89,7 @@ impl BoardState {
             lesson: None,
             slide_index: 0,
             slide: None,
+            upcoming_media: Vec::new(),
             blanked: false,
             revealed: false,
             timer: TimerState::default(),
@@ -131,6 +136,7 @@ impl BoardState {
             .slides
             .get(self.slide_index as usize)
             .map(|slide| view(slide, self.revealed));
+        self.upcoming_media = upcoming_media(content, self.slide_index);
     }
 }
 
@@ -363,6 +369,7 @@ fn show_slide(state: &mut BoardState, content: &LessonContent, index: u32) {
     state.slide_index = index;
     state.revealed = false;
     state.slide = Some(view(slide, false));
+    state.upcoming_media = upcoming_media(content, index);
     state.timer = TimerState {
         duration_ms,
         running: false,
@@ -370,6 +377,19 @@ fn show_slide(state: &mut BoardState, content: &LessonContent, index: u32) {
         remaining_ms: duration_ms,
     };
     state.video = VideoState::default();
+}
+
+/// How many slides ahead a board fetches media.
+const PRELOAD_SLIDES: usize = 2;
+
+fn upcoming_media(content: &LessonContent, index: u32) -> Vec<String> {
+    content
+        .slides
+        .iter()
+        .skip(index as usize + 1)
+        .take(PRELOAD_SLIDES)
+        .filter_map(|slide| slide.media.clone())
+        .collect()
 }
 
 fn view(slide: &Slide, revealed: bool) -> SlideView {
@@ -478,6 +498,36 @@ mod tests {
         assert_eq!(slide.html, "<p><strong>hi</strong></p>\n");
         assert!(!serde_json::to_string(&s).unwrap().contains("secret notes"));
         assert_eq!(s.presenter.unwrap().name, "Ms J");
+    }
+
+    #[test]
+    fn a_board_learns_the_media_of_the_next_two_slides_to_fetch_ahead() {
+        let picture = |n: usize| SlideInput {
+            kind: "image".into(),
+            media: Some(format!("{n:064x}")),
+            ..Default::default()
+        };
+        let text = SlideInput {
+            kind: "text".into(),
+            ..Default::default()
+        };
+        let slides = vec![text.clone(), picture(1), text, picture(3), picture(4)];
+        let content = LessonContent::parse("L", slides).unwrap();
+        let mut s = presenting(&content, 0);
+        assert_eq!(s.upcoming_media, [format!("{:064x}", 1)]);
+        s = run(&s, Op::Next, &content, 0);
+        assert_eq!(s.upcoming_media, [format!("{:064x}", 3)]);
+        s = run(&s, Op::Goto { slide: 2 }, &content, 0);
+        assert_eq!(
+            s.upcoming_media,
+            [format!("{:064x}", 3), format!("{:064x}", 4)]
+        );
+        let mut restored: BoardState = serde_json::from_str(&s.stored_json()).unwrap();
+        assert!(restored.upcoming_media.is_empty(), "derived, never stored");
+        restored.restore_slide(&content);
+        assert_eq!(restored.upcoming_media, s.upcoming_media);
+        s = run(&s, Op::Goto { slide: 4 }, &content, 0);
+        assert!(s.upcoming_media.is_empty());
     }
 
     #[test]

@@ -351,7 +351,15 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
     );
 
     let (board, teacher) = pair_and_present(&driver, &base, "media").await;
-    // The editor adds a slide after the one selected (the first): it is the second.
+    // The editor adds a slide after the one selected (the first): it is the second, and
+    // the board fetches its picture while it still shows the first.
+    board
+        .wait_until(
+            "the picture fetched ahead",
+            "return performance.getEntriesByType('resource')
+                 .some(e => e.name.includes('/api/media/') && e.responseEnd > 0) || null",
+        )
+        .await;
     teacher.click("#next").await;
     board
         .wait_until(

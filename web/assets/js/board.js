@@ -209,10 +209,29 @@ function renderPresenting() {
   show('slide');
   view = renderSlide(frame, state);
   view.tick(serverNow());
+  fetchAhead(state.upcoming_media);
   const presenter = state.presenter?.name;
   $('presenter').textContent = presenter ? tr('board.controlledBy', 'Controlled by {names}', { names: presenter }) : '';
   const total = state.lesson.slide_count;
   $('slide-pos').textContent = total ? `${(state.slide_index ?? 0) + 1} / ${total}` : '';
+}
+
+// The media of the next slides is fetched ahead into the browser's cache (answers are
+// immutable and cacheable for a year), so a slide change on a slow school line is instant.
+// Read as a stream and dropped: a video is cached without being held in memory.
+const fetchedAhead = new Set();
+function fetchAhead(ids = []) {
+  for (const id of ids) {
+    if (fetchedAhead.has(id)) continue;
+    fetchedAhead.add(id);
+    fetch('/api/media/' + encodeURIComponent(id), { priority: 'low' })
+      .then(async (res) => {
+        if (!res.ok) throw new Error('media ' + res.status);
+        const reader = res.body.getReader();
+        while (!(await reader.read()).done);
+      })
+      .catch(() => fetchedAhead.delete(id)); // tried again with the next state
+  }
 }
 
 /** The teacher who just paired sees it on the board too, for a while. */
