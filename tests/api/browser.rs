@@ -23,7 +23,7 @@ fn choose(select: &str, text: &str) -> String {
     )
 }
 
-/// A teacher account with a three-slide lesson, made through the API of `server`.
+/// A teacher account with a four-slide lesson, made through the API of `server`.
 async fn teacher_with_lesson(server: &str) {
     let client = reqwest::Client::new();
     let registered: Value = client
@@ -42,6 +42,7 @@ async fn teacher_with_lesson(server: &str) {
             {"kind": "text", "title": "Slide one", "body": "What is **a half**?"},
             {"kind": "question", "title": "Slide two", "answer": "3/4"},
             {"kind": "text", "title": "Slide three"},
+            {"kind": "timer", "title": "Slide four", "seconds": 120, "body": "Work in pairs"},
         ]}))
         .send()
         .await
@@ -120,6 +121,11 @@ async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_rest
     board.wait_for_text("#slide-frame", "Slide three").await;
     board.screenshot("e2e-04-board-after-restart").await;
     teacher.screenshot("e2e-04-teacher-after-restart").await;
+
+    // A timer slide shows its text under the clock, as the editor offers it.
+    teacher.click("#next").await;
+    board.wait_for_text("#slide-frame", "Work in pairs").await;
+    board.wait_for_text("#slide-frame", "2:00").await;
 }
 
 #[tokio::test]
@@ -324,7 +330,7 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
         .wait_until(
             "the new picture slide",
             "return document.querySelector('#slide-kind')?.value === 'image'
-                 && document.querySelector('#slide-heading')?.textContent.includes('4') || null",
+                 && document.querySelectorAll('#slide-list li').length === 5 || null",
         )
         .await;
     editor.type_into("#slide-title", "Our class").await;

@@ -849,6 +849,7 @@ export function renderSlide(frame, state, { preview = false } = {}) {
       clock.setAttribute('role', 'timer');
       const note = el('p', 'slide-clock-note');
       root.append(clock, note);
+      if (slide.html) root.append(body()); // the instructions for the time on the clock
       let last = null;
       tick = (now) => {
         const left = timerRemaining(state.timer, now);
