@@ -377,3 +377,117 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
     board.wait_for_text("#slide-frame", "Our class").await;
     board.screenshot("media-02-board-picture").await;
 }
+
+/// Made in the teacher's page, as a camera would: a second of coloured frames recorded by
+/// the browser as WebM, uploaded, and added to the "Fractions" lesson as its last slide.
+const ADD_RECORDED_VIDEO: &str = "
+window.__video = null;
+(async () => {
+  const canvas = document.createElement('canvas');
+  canvas.width = 64; canvas.height = 48;
+  const g = canvas.getContext('2d');
+  const recorder = new MediaRecorder(canvas.captureStream(25), { mimeType: 'video/webm' });
+  const parts = [];
+  recorder.ondataavailable = (e) => parts.push(e.data);
+  recorder.start(100);
+  for (let i = 0; i < 40; i++) {
+    g.fillStyle = `hsl(${i * 9}, 80%, 50%)`;
+    g.fillRect(0, 0, 64, 48);
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  const stopped = new Promise((r) => (recorder.onstop = r));
+  recorder.stop();
+  await stopped;
+  const auth = { Authorization: 'Bearer ' + JSON.parse(localStorage.getItem('classcast.session')).token };
+  const up = await fetch('/api/media', { method: 'POST', headers: auth, body: new Blob(parts) });
+  const media = await up.json();
+  const list = await (await fetch('/api/lessons', { headers: auth })).json();
+  const id = list.items.find((l) => l.title === 'Fractions').id;
+  const res = await fetch('/api/lessons/' + id, { headers: auth });
+  const lesson = await res.json();
+  lesson.slides.push({ kind: 'video', title: 'Clip', media: media.id });
+  const saved = await fetch('/api/lessons/' + id, {
+    method: 'PUT',
+    headers: { ...auth, 'Content-Type': 'application/json', 'If-Match': res.headers.get('ETag') },
+    body: JSON.stringify({ title: lesson.title, slides: lesson.slides }),
+  });
+  window.__video = saved.ok ? media.media_type : 'save failed ' + saved.status;
+})().catch((e) => (window.__video = 'error ' + e));
+";
+
+#[tokio::test]
+async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let page = driver.browser(1280, 900).await;
+    page.goto(&format!("{base}/login?next=/lessons")).await;
+    page.type_into("#signin-email", EMAIL).await;
+    page.type_into("#signin-password", PASSWORD).await;
+    page.click("#signin-form button[type=submit]").await;
+    page.wait_for_text("#lesson-list", "Fractions").await;
+    page.run(ADD_RECORDED_VIDEO, json!([])).await;
+    let kind = page
+        .wait_until("the recorded video uploaded", "return window.__video")
+        .await;
+    assert_eq!(kind, "video/webm");
+
+    let (board, teacher) = pair_and_present(&driver, &base, "video").await;
+    for _ in 0..4 {
+        teacher.click("#next").await;
+    }
+    board
+        .wait_until(
+            "the video slide",
+            "const v = document.querySelector('#slide-frame video.slide-media');
+             return v && v.readyState >= 2 || null",
+        )
+        .await;
+    teacher.wait_for("#video-toggle").await;
+    teacher.click("#video-toggle").await;
+    board
+        .wait_until(
+            "the video playing",
+            "const v = document.querySelector('#slide-frame video.slide-media');
+             return v && !v.paused && v.currentTime > 0 || null",
+        )
+        .await;
+    // With sound, or muted with the one-tap request on screen: never a frozen picture.
+    let muted = board
+        .run(
+            "return document.querySelector('#slide-frame video.slide-media').muted",
+            json!([]),
+        )
+        .await;
+    eprintln!(
+        "the board plays the video {}",
+        if muted == true {
+            "muted, asking for a tap"
+        } else {
+            "with sound"
+        }
+    );
+    if muted == true {
+        board.wait_for("#sound-hint:not([hidden])").await;
+        board.screenshot("video-01-board-playing-muted").await;
+        // Someone in the room taps the board once.
+        board.click("#slide-frame").await;
+        board
+            .wait_until(
+                "the sound on",
+                "const v = document.querySelector('#slide-frame video.slide-media');
+                 return !v.muted && !v.paused && document.querySelector('#sound-hint').hidden || null",
+            )
+            .await;
+    }
+    board.screenshot("video-02-board-playing").await;
+    teacher.click("#video-toggle").await;
+    board
+        .wait_until(
+            "the video paused",
+            "return document.querySelector('#slide-frame video.slide-media')?.paused || null",
+        )
+        .await;
+}

@@ -234,6 +234,22 @@ function fetchAhead(ids = []) {
   }
 }
 
+// Browsers play a video with sound only after someone has touched the page. The board plays
+// it muted meanwhile and asks for one tap; after it, every video has sound.
+frame.addEventListener('classcast:muted', () => {
+  if (navigator.userActivation?.hasBeenActive) return;
+  $('sound-hint').hidden = false;
+});
+for (const gesture of ['pointerdown', 'keydown']) {
+  document.addEventListener(gesture, () => {
+    $('sound-hint').hidden = true;
+    for (const video of frame.querySelectorAll('video.slide-media')) {
+      video.muted = false;
+      if (!video.paused) video.play().catch(() => {});
+    }
+  });
+}
+
 /** The teacher who just paired sees it on the board too, for a while. */
 let pairedNoticeTimer = null;
 function confirmPairing(names) {

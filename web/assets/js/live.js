@@ -944,9 +944,11 @@ function videoFollower(video, state) {
     }
     if (state.video?.playing && video.paused && !video.ended) {
       video.play().catch(() => {
-        // Autoplay with sound needs a user gesture; muted playback beats a frozen picture.
+        // Autoplay with sound needs a user gesture; muted playback beats a frozen picture,
+        // and the page (the board) says what to tap once to get the sound back.
         video.muted = true;
         video.play().catch(() => {});
+        video.dispatchEvent(new CustomEvent('classcast:muted', { bubbles: true }));
       });
     } else if (!state.video?.playing && !video.paused) {
       video.pause();
