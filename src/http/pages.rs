@@ -32,7 +32,12 @@ const PAGES: &[(&str, &str)] = &[
     ("/board", "board.html"),
     ("/teach", "teach.html"),
     ("/diagnostics", "diagnostics.html"),
+    (SERVICE_WORKER, "sw.js"),
 ];
+
+/// The board's service worker: served from the root like a page (never cached as an asset:
+/// browsers check it for updates), so that it may control `/board`.
+const SERVICE_WORKER: &str = "/sw.js";
 
 /// A rendered response body with its validator.
 struct Rendered {
@@ -62,13 +67,14 @@ impl Pages {
         let base = format!("/assets/{build}");
         let pages = PAGES
             .iter()
-            .filter_map(|(_, file)| {
+            .filter_map(|(route, file)| {
                 let raw = Web::get(file)?;
-                let html = String::from_utf8_lossy(&raw.data).replace("{{assets}}", &base);
-                Some((
-                    *file,
-                    rendered(html.into_bytes(), "text/html; charset=utf-8"),
-                ))
+                let text = String::from_utf8_lossy(&raw.data).replace("{{assets}}", &base);
+                let content_type = match *route {
+                    SERVICE_WORKER => "text/javascript; charset=utf-8",
+                    _ => "text/html; charset=utf-8",
+                };
+                Some((*file, rendered(text.into_bytes(), content_type)))
             })
             .collect();
         Self { build, pages }

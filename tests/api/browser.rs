@@ -491,3 +491,27 @@ async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn a_board_reloaded_without_its_server_still_shows_the_slide() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &base, "offline").await;
+    teacher.click("#next").await;
+    board.wait_for_text("#slide-frame", "Slide two").await;
+    // The board's page is cached once its service worker controls it.
+    board
+        .wait_until(
+            "the service worker in control",
+            "return navigator.serviceWorker.controller ? true : null",
+        )
+        .await;
+
+    drop(server); // the server (or the school's network) is gone
+    board.refresh().await;
+    board.wait_for_text("#slide-frame", "Slide two").await;
+    board.screenshot("offline-01-board-reloaded").await;
+}

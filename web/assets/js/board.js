@@ -7,6 +7,7 @@ import { LANGUAGES, getLanguage, has, initI18n, setLanguage, t } from './i18n.js
 import { backoffDelay, compareVersions, createLive, decodeJson, fitText, renderSlide } from './live.js';
 
 const IDENTITY_KEY = 'classcast.board';
+const STATE_KEY = 'classcast.board.state'; // the last state shown, for a reload without network
 const CODE_ROTATE_BEFORE_MS = 60000; // ask for a new code a minute before the old one expires
 const CODE_RETRY_MS = 15000;
 const CURSOR_HIDE_MS = 3000;
@@ -96,6 +97,26 @@ async function checkSelf() {
   }
 }
 
+// ---- the last state, for a reload without network -----------------------------------------
+
+function saveState() {
+  try {
+    localStorage.setItem(STATE_KEY, JSON.stringify({ board: identity?.board_id, state }));
+  } catch {
+    // storage full or off: the live channel still works
+  }
+}
+
+/** The state this board showed last, if it was this board's. */
+function savedState() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(STATE_KEY));
+    return saved?.board && saved.board === identity?.board_id ? saved.state : null;
+  } catch {
+    return null;
+  }
+}
+
 // ---- live channel ------------------------------------------------------------------------
 
 function startLive() {
@@ -105,6 +126,7 @@ function startLive() {
   live.on('state', ({ state: next }) => {
     const wasPresenting = presenting();
     state = next;
+    saveState();
     render();
     if (wasPresenting && !presenting()) scheduleCodeRotation();
   });
@@ -378,8 +400,12 @@ async function main() {
   }, 200);
   window.addEventListener('resize', () => frame.firstElementChild && fitText(frame.firstElementChild));
 
-  if (identity) checkSelf();
-  else await claim();
+  // Cached by the service worker, the page and what it showed open without the network too.
+  navigator.serviceWorker?.register('/sw.js', { scope: '/board' }).catch(() => {});
+  if (identity) {
+    state = savedState(); // shown until the live channel says otherwise
+    checkSelf();
+  } else await claim();
   render();
   scheduleCodeRotation();
   startLive();
