@@ -376,6 +376,14 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
         .await;
     board.wait_for_text("#slide-frame", "Our class").await;
     board.screenshot("media-02-board-picture").await;
+    // The console's list of slides shows the picture, for a quick jump.
+    teacher
+        .wait_until(
+            "the picture in the console's slide list",
+            "const i = document.querySelector('#jump-list img.jump-thumb');
+             return i && i.complete && i.naturalWidth === 2 || null",
+        )
+        .await;
 }
 
 /// Made in the teacher's page, as a camera would: a second of coloured frames recorded by

@@ -661,6 +661,15 @@ function slideLabel(slide, index) {
   return slide.title?.trim() || `${t('kinds.' + slide.kind)} · ${t('teach.slideN', { n: index + 1 })}`;
 }
 
+/** A picture slide's picture, small, so the teacher finds it at a glance; a video's first frame. */
+function jumpThumbnail(slide) {
+  if (!slide?.media || !['image', 'video'].includes(slide.kind)) return null;
+  const src = '/api/media/' + encodeURIComponent(slide.media);
+  return slide.kind === 'image'
+    ? h('img', { class: 'jump-thumb', src, alt: '' })
+    : h('video', { class: 'jump-thumb', src, muted: true, preload: 'metadata' });
+}
+
 function renderJumpList(slides, index, total) {
   const list = $('#jump-list');
   const items = [];
@@ -675,6 +684,7 @@ function renderJumpList(slides, index, total) {
         attrs: i === index ? { 'aria-current': 'true' } : {},
       },
       h('span', { class: 'jump-num', text: String(i + 1) }),
+      jumpThumbnail(s),
       h(
         'span',
         { class: 'jump-text' },
