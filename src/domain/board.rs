@@ -392,6 +392,13 @@ fn upcoming_media(content: &LessonContent, index: u32) -> Vec<String> {
         .collect()
 }
 
+impl SlideView {
+    /// The slide as a board shows it; with `revealed`, a question's answer too.
+    pub fn of(slide: &Slide, revealed: bool) -> SlideView {
+        view(slide, revealed)
+    }
+}
+
 fn view(slide: &Slide, revealed: bool) -> SlideView {
     SlideView {
         id: slide.id,

@@ -22,8 +22,9 @@ use uuid::Uuid;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Ids, IfMatch, Json};
 use super::AppState;
+use crate::domain::board::SlideView;
 use crate::domain::hlc::Version;
-use crate::domain::lesson::{LessonContent, Slide, SlideInput};
+use crate::domain::lesson::{LessonContent, Slide, SlideInput, SlideKind};
 use crate::domain::ValidationError;
 use crate::store::{LessonCursor, LessonEdit, LessonOrder, LessonRecord, LessonSummary};
 
@@ -36,6 +37,47 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_lesson, replace_lesson, delete_lesson))
         .routes(routes!(list_revisions))
         .routes(routes!(restore_revision))
+        .routes(routes!(preview_slide))
+}
+
+/// A slide as the board shows it.
+#[derive(Serialize, ToSchema)]
+pub struct SlidePreview {
+    kind: SlideKind,
+    title: String,
+    /// The body rendered from Markdown and sanitised, as the board receives it.
+    html: String,
+    media: Option<String>,
+    seconds: Option<u32>,
+    /// A question's answer, as the board shows it once revealed.
+    answer: Option<String>,
+}
+
+/// How a slide will look on the board, rendered as the board's is (the editor's preview).
+/// Nothing is stored.
+#[utoipa::path(post, path = "/api/slides/preview", tag = "lessons", security(("bearer" = [])),
+    request_body = SlideInput,
+    responses(
+        (status = 200, description = "The slide as the board shows it", body = SlidePreview),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 415, description = "The body is not JSON", body = ErrorBody),
+        (status = 422, description = "The slide is not valid", body = ErrorBody),
+    ))]
+async fn preview_slide(
+    Auth(_): Auth,
+    Json(slide): Json<SlideInput>,
+) -> Result<axum::Json<SlidePreview>, ApiError> {
+    let content = LessonContent::parse("preview", vec![slide])?;
+    let view = SlideView::of(&content.slides[0], true);
+    Ok(axum::Json(SlidePreview {
+        kind: view.kind,
+        title: view.title,
+        html: view.html,
+        media: view.media,
+        seconds: view.seconds,
+        answer: view.answer,
+    }))
 }
 
 /// A lesson as sent by a client.

@@ -523,3 +523,32 @@ async fn a_board_reloaded_without_its_server_still_shows_the_slide() {
     board.wait_for_text("#slide-frame", "Slide two").await;
     board.screenshot("offline-01-board-reloaded").await;
 }
+
+#[tokio::test]
+async fn the_editor_previews_a_slide_as_the_board_shows_it_and_warns_of_small_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let editor = driver.browser(1280, 900).await;
+    editor.goto(&format!("{base}/login?next=/lessons")).await;
+    editor.type_into("#signin-email", EMAIL).await;
+    editor.type_into("#signin-password", PASSWORD).await;
+    editor.click("#signin-form button[type=submit]").await;
+    editor.wait_for_text("#lesson-list", "Fractions").await;
+    editor.click("#lesson-list a.lesson-link").await;
+    // The first slide's Markdown, rendered by the server as for the board.
+    editor
+        .wait_until(
+            "the preview of the first slide",
+            "const b = document.querySelector('#slide-preview strong');
+             return b && b.textContent === 'a half' || null",
+        )
+        .await;
+    assert!(editor.find("#preview-small:not([hidden])").await.is_none());
+    let long = "Every pupil reads this sentence aloud to the class before we start. ".repeat(40);
+    editor.type_into("#slide-body", &long).await;
+    editor.wait_for("#preview-small:not([hidden])").await;
+    editor.screenshot("editor-preview-small-text").await;
+}

@@ -249,3 +249,30 @@ async fn a_deleted_lesson_is_gone_everywhere() {
     }
     assert_eq!(app.lesson_count(&t).await, 0);
 }
+
+#[tokio::test]
+async fn a_slide_preview_is_rendered_as_the_board_renders_it_and_stores_nothing() {
+    let app = spawn_app().await;
+    let t = app.register("preview@school.org").await;
+    let res = app
+        .as_teacher(Method::POST, "/api/slides/preview", &t)
+        .json(&json!({"kind": "question", "title": "Q", "body": "**bold** <script>alert(1)</script>", "answer": "3/4"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(view["kind"], "question");
+    let html = view["html"].as_str().unwrap();
+    assert!(html.contains("<strong>bold</strong>"), "{html}");
+    assert!(!html.contains("<script"), "sanitised: {html}");
+    assert_eq!(view["answer"], "3/4");
+    let res = app
+        .as_teacher(Method::POST, "/api/slides/preview", &t)
+        .json(&json!({"kind": "timer", "seconds": 0}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(app.lesson_count(&t).await, 0, "nothing stored");
+}

@@ -33,6 +33,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/api/live/messages"),
     ("get", "/api/live/time"),
     ("post", "/api/media"),
+    ("post", "/api/slides/preview"),
     ("get", "/api/media/{id}"),
 ];
 

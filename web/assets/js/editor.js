@@ -2,6 +2,7 @@
 // locking (If-Match), validation errors, conflict handling and revision history.
 
 import { api, apiConfig, uploadMedia } from './api.js';
+import { renderSlide } from './live.js';
 import { formatDateTime } from './i18n.js';
 import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, initPage, setBusy, setFieldError, t } from './ui.js';
 
@@ -145,6 +146,7 @@ function renderForm() {
   renderKindFields(slide);
   renderSecondsHint(slide);
   renderMedia(slide);
+  schedulePreview();
   $('[data-action="up"]', form).disabled = index === 0;
   $('[data-action="down"]', form).disabled = index === draft.slides.length - 1;
   $('[data-action="duplicate"]', form).disabled = draft.slides.length >= MAX_SLIDES;
@@ -191,6 +193,48 @@ function renderSaveState() {
 function showEditorError(message) {
   editorError.textContent = message ?? '';
   editorError.hidden = !message;
+}
+
+// ---- preview ---------------------------------------------------------------
+// The selected slide as the board will show it: rendered by the server as for the board,
+// drawn by the board's own code, with a warning when its text must shrink past legibility.
+
+const PREVIEW_AFTER_MS = 300; // typing pauses this long before the preview follows
+const SMALL_TEXT_FIT = 5; // board.css: from this step on, text is at most 56% of its size
+let previewTimer = null;
+let previewAsked = 0;
+
+function schedulePreview() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(renderPreview, PREVIEW_AFTER_MS);
+}
+
+async function renderPreview() {
+  const slide = selected();
+  if (!slide) return;
+  const asked = ++previewAsked;
+  const payload = { kind: slide.kind, title: slide.title, body: slide.body };
+  if (MEDIA_KINDS.includes(slide.kind) && slide.media) payload.media = slide.media;
+  if (slide.kind === 'question') payload.answer = slide.answer;
+  if (slide.kind === 'timer') payload.seconds = slide.seconds;
+  let view;
+  try {
+    ({ body: view } = await api.post('/api/slides/preview', payload));
+  } catch {
+    return; // not valid yet: the form says why when saving
+  }
+  if (asked !== previewAsked) return; // a newer edit is being previewed
+  const ms = (view.seconds ?? 0) * 1000;
+  const state = {
+    slide: view,
+    revealed: true,
+    timer: { duration_ms: ms, running: false, ends_at: null, remaining_ms: ms },
+    video: { playing: false, position_ms: 0, since: null },
+  };
+  const frame = $('#slide-preview');
+  renderSlide(frame, state, { preview: true }).tick(Date.now());
+  const fit = Number(frame.firstElementChild?.dataset.fit ?? 0);
+  $('#preview-small').hidden = fit < SMALL_TEXT_FIT;
 }
 
 // ---- pictures and videos ---------------------------------------------------
@@ -333,6 +377,7 @@ form.addEventListener('input', (event) => {
     renderForm();
   }
   updateListItem(slide);
+  schedulePreview();
   changed();
 });
 
