@@ -50,6 +50,17 @@ async fn teacher_with_lesson(server: &str) {
     assert_eq!(res.status(), 201);
 }
 
+/// A browser signed in as the teacher at `base`, on their list of lessons.
+async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
+    let page = driver.browser(1280, 900).await;
+    page.goto(&format!("{base}/login?next=/lessons")).await;
+    page.type_into("#signin-email", EMAIL).await;
+    page.type_into("#signin-password", PASSWORD).await;
+    page.click("#signin-form button[type=submit]").await;
+    page.wait_for_text("#lesson-list", "Fractions").await;
+    page
+}
+
 /// Opens a board page and a teacher console at `base`, pairs them through the pages as a
 /// teacher would, and starts presenting; returns once the board shows the first slide.
 async fn pair_and_present(driver: &Driver, base: &str, shots: &str) -> (Browser, Browser) {
@@ -278,12 +289,7 @@ async fn with_two_of_three_hosts_dead_a_teacher_signs_in_and_saves_a_lesson() {
     let alive = hosts.bases[2].clone();
     teacher_with_lesson(&alive).await;
     let driver = Driver::start().await;
-    let page = driver.browser(1280, 900).await;
-    page.goto(&format!("{alive}/login?next=/lessons")).await;
-    page.type_into("#signin-email", EMAIL).await;
-    page.type_into("#signin-password", PASSWORD).await;
-    page.click("#signin-form button[type=submit]").await;
-    page.wait_for_text("#lesson-list", "Fractions").await;
+    let page = signed_in_at_lessons(&driver, &alive).await;
     page.click("#new-lesson").await;
     page.wait_for("#lesson-title").await;
     page.type_into("#lesson-title", "Saved past two dead hosts")
@@ -316,12 +322,7 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
     std::fs::write(&picture, PICTURE).unwrap();
 
     let driver = Driver::start().await;
-    let editor = driver.browser(1280, 900).await;
-    editor.goto(&format!("{base}/login?next=/lessons")).await;
-    editor.type_into("#signin-email", EMAIL).await;
-    editor.type_into("#signin-password", PASSWORD).await;
-    editor.click("#signin-form button[type=submit]").await;
-    editor.wait_for_text("#lesson-list", "Fractions").await;
+    let editor = signed_in_at_lessons(&driver, &base).await;
     editor.click("#lesson-list a.lesson-link").await;
     editor.wait_for("#add-slide").await;
     editor.click("#add-slide").await;
@@ -430,12 +431,7 @@ async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
     let base = server.base.clone();
     teacher_with_lesson(&base).await;
     let driver = Driver::start().await;
-    let page = driver.browser(1280, 900).await;
-    page.goto(&format!("{base}/login?next=/lessons")).await;
-    page.type_into("#signin-email", EMAIL).await;
-    page.type_into("#signin-password", PASSWORD).await;
-    page.click("#signin-form button[type=submit]").await;
-    page.wait_for_text("#lesson-list", "Fractions").await;
+    let page = signed_in_at_lessons(&driver, &base).await;
     page.run(ADD_RECORDED_VIDEO, json!([])).await;
     let kind = page
         .wait_until("the recorded video uploaded", "return window.__video")
@@ -531,12 +527,7 @@ async fn the_editor_previews_a_slide_as_the_board_shows_it_and_warns_of_small_te
     let base = server.base.clone();
     teacher_with_lesson(&base).await;
     let driver = Driver::start().await;
-    let editor = driver.browser(1280, 900).await;
-    editor.goto(&format!("{base}/login?next=/lessons")).await;
-    editor.type_into("#signin-email", EMAIL).await;
-    editor.type_into("#signin-password", PASSWORD).await;
-    editor.click("#signin-form button[type=submit]").await;
-    editor.wait_for_text("#lesson-list", "Fractions").await;
+    let editor = signed_in_at_lessons(&driver, &base).await;
     editor.click("#lesson-list a.lesson-link").await;
     // The first slide's Markdown, rendered by the server as for the board.
     editor

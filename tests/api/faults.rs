@@ -72,6 +72,19 @@ impl Cluster {
         (t, lesson["id"].as_str().unwrap().to_owned(), board)
     }
 
+    /// A lesson being presented: the board's page on `board_node`, and the teacher's console
+    /// (starting on node 0) that presented it.
+    async fn presenting(
+        &self,
+        board_node: usize,
+    ) -> (crate::harness::Teacher, Claimed, BoardPage, Console) {
+        let (t, lesson, board) = self.classroom(board_node).await;
+        let page = BoardPage::open(&self.app(board_node).base, &board.token).await;
+        let mut console = Console::new(self.bases(), 0, &t.token, &board.id);
+        console.command("present", json!({"lesson": lesson})).await;
+        (t, board, page, console)
+    }
+
     /// Waits until both databases hold the same rows; returns how long that took.
     async fn until_identical(&self) -> Duration {
         let started = Instant::now();
@@ -168,10 +181,7 @@ async fn assert_outcome(cluster: &Cluster, console: &Console, page: &BoardPage) 
 #[tokio::test]
 async fn a_teacher_on_one_node_steers_a_board_on_another_through_a_node_killed_mid_lesson() {
     let mut cluster = Cluster::start().await;
-    let (t, lesson, board) = cluster.classroom(1).await;
-    let page = BoardPage::open(&cluster.app(1).base, &board.token).await;
-    let mut console = Console::new(cluster.bases(), 0, &t.token, &board.id);
-    console.command("present", json!({"lesson": lesson})).await;
+    let (_, _, page, mut console) = cluster.presenting(1).await;
 
     // 1. Teacher on node 0, board on node 1: commands flow.
     let started = Instant::now();
@@ -206,10 +216,7 @@ const LESSON_GOES_ON_WITHIN: Duration = Duration::from_secs(8);
 #[tokio::test]
 async fn a_lesson_goes_on_while_a_database_stops_fast_then_immediately_and_it_catches_up() {
     let cluster = Cluster::start().await;
-    let (t, lesson, board) = cluster.classroom(1).await;
-    let page = BoardPage::open(&cluster.app(1).base, &board.token).await;
-    let mut console = Console::new(cluster.bases(), 0, &t.token, &board.id);
-    console.command("present", json!({"lesson": lesson})).await;
+    let (_, _, page, mut console) = cluster.presenting(1).await;
     press(&mut console, 10).await;
     let stops: [(&str, crate::cluster::Stop); 2] = [
         ("fast", PgServer::stop_fast),
@@ -241,10 +248,7 @@ async fn a_lesson_goes_on_while_a_database_stops_fast_then_immediately_and_it_ca
 #[tokio::test]
 async fn one_board_steered_through_both_databases_while_replication_is_cut_converges() {
     let cluster = Cluster::start().await;
-    let (t, lesson, board) = cluster.classroom(2).await;
-    let page = BoardPage::open(&cluster.app(2).base, &board.token).await;
-    let mut laptop = Console::new(cluster.bases(), 0, &t.token, &board.id);
-    laptop.command("present", json!({"lesson": lesson})).await;
+    let (t, board, page, laptop) = cluster.presenting(2).await;
     crate::cluster::until_replicated(
         &[&cluster.url_a, &cluster.url_b],
         "SELECT COUNT(*) FROM board_state",
@@ -301,10 +305,7 @@ async fn one_board_steered_through_both_databases_while_replication_is_cut_conve
 async fn a_node_whose_bus_connection_dropped_catches_up_within_seconds() {
     use sqlx::Connection;
     let cluster = Cluster::start().await;
-    let (t, lesson, board) = cluster.classroom(1).await;
-    let page = BoardPage::open(&cluster.app(1).base, &board.token).await;
-    let mut console = Console::new(cluster.bases(), 0, &t.token, &board.id);
-    console.command("present", json!({"lesson": lesson})).await;
+    let (_, _, page, mut console) = cluster.presenting(1).await;
     press(&mut console, 5).await;
     page.until_shows(console.last()).await;
     for url in [&cluster.url_a, &cluster.url_b] {
@@ -381,10 +382,7 @@ async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_ord
 #[tokio::test]
 async fn a_database_lost_for_good_is_rebuilt_from_the_other_while_the_lesson_goes_on() {
     let cluster = Cluster::start().await;
-    let (t, lesson, board) = cluster.classroom(2).await;
-    let page = BoardPage::open(&cluster.app(2).base, &board.token).await;
-    let mut console = Console::new(cluster.bases(), 0, &t.token, &board.id);
-    console.command("present", json!({"lesson": lesson})).await;
+    let (_, _, page, mut console) = cluster.presenting(2).await;
     press(&mut console, 10).await;
     page.until_shows(console.last()).await;
 
