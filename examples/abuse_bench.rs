@@ -17,9 +17,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+
+#[path = "support/server.rs"]
+mod server;
 
 struct Server {
     child: tokio::process::Child,
@@ -33,28 +36,16 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         // The server gets its own open-file limit, soft and hard (the generator needs more).
         let nofile = std::env::var("ABUSE_NOFILE").unwrap_or("1024".into());
-        let mut child = tokio::process::Command::new("prlimit")
+        let mut command = tokio::process::Command::new("prlimit");
+        command
             .arg(format!("--nofile={nofile}:{nofile}"))
             .arg(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(flags)
             .env_remove("CLASSCAST_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the server starts");
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next_line().await.unwrap().unwrap();
-        // Keep reading so the server's output never blocks.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let base = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .trim_end_matches('/')
-            .to_owned();
+            .stderr(Stdio::null());
+        let (child, base) = server::spawn(command).await;
         let addr = base.trim_start_matches("http://").parse().unwrap();
         Server {
             child,

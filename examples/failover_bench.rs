@@ -15,11 +15,12 @@
 mod live_client;
 #[path = "../tests/support/postgres.rs"]
 mod pg_server;
+#[path = "support/server.rs"]
+mod server;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::AsyncBufReadExt;
 
 use live_client::{BoardPage, Console};
 
@@ -54,7 +55,8 @@ struct Node {
 }
 
 async fn start_node(bin: &str, listen: &str, dir: tempfile::TempDir, databases: &[String]) -> Node {
-    let mut child = tokio::process::Command::new(bin)
+    let mut command = tokio::process::Command::new(bin);
+    command
         .args([
             "serve",
             "--registration",
@@ -70,19 +72,8 @@ async fn start_node(bin: &str, listen: &str, dir: tempfile::TempDir, databases: 
                 .flat_map(|url| ["--database", url.as_str()]),
         )
         .env("CLASSCAST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the server binary runs (cargo build --release)");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let base = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+        .stderr(std::process::Stdio::null());
+    let (child, base) = server::spawn(command).await;
     Node {
         child,
         base,

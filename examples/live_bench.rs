@@ -18,10 +18,11 @@ use classcast::domain::node::Node;
 use classcast::store::{self, NewSession};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::AsyncBufReadExt;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+#[path = "support/server.rs"]
+mod server;
 #[path = "support/mod.rs"]
 mod support;
 use support::stamped::{wall_ns, Stamped};
@@ -230,7 +231,8 @@ type Latencies = Arc<std::sync::Mutex<Vec<(f64, f64)>>>;
 /// Starts a node of the benchmark on `dir` (and the databases given); returns it, its base
 /// URL and its pid.
 async fn start_node(a: &Args, dir: &std::path::Path) -> (tokio::process::Child, String, u32) {
-    let mut server = tokio::process::Command::new(&a.bin)
+    let mut command = tokio::process::Command::new(&a.bin);
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(
@@ -241,20 +243,9 @@ async fn start_node(a: &Args, dir: &std::path::Path) -> (tokio::process::Child, 
         // Every simulated school connects from 127.0.0.1; in a deployment they come from
         // many addresses, each far below the default share of a quarter of the budget.
         .env("CLASSCAST_MAX_CONNECTIONS_PER_ADDRESS", "1000000")
-        .env("CLASSCAST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the server binary runs (cargo build --release)");
+        .env("CLASSCAST_LOG", "warn");
+    let (server, base) = server::spawn(command).await;
     let pid = server.id().unwrap();
-    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().unwrap();
-    let base = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (server, base, pid)
 }
 
