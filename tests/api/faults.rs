@@ -245,6 +245,16 @@ async fn a_lesson_goes_on_while_a_database_stops_fast_then_immediately_and_it_ca
     }
 }
 
+/// The acknowledged command with the highest version among these consoles': the state every
+/// node and board ends on.
+fn newest_of(consoles: &[&Console]) -> Acked {
+    consoles
+        .iter()
+        .flat_map(|c| c.acked.iter().copied())
+        .max_by_key(|a| a.version)
+        .expect("a command was acknowledged")
+}
+
 #[tokio::test]
 async fn one_board_steered_through_both_databases_while_replication_is_cut_converges() {
     let cluster = Cluster::start().await;
@@ -266,17 +276,13 @@ async fn one_board_steered_through_both_databases_while_replication_is_cut_conve
         crate::cluster::replication_into(url, true).await;
     }
     // Every node and the board end on the newest acknowledged state, whichever side made it.
-    let newest = laptop
-        .acked
-        .iter()
-        .chain(&phone.acked)
-        .copied()
-        .max_by_key(|a| a.version)
-        .unwrap();
+    let newest = newest_of(&[&laptop, &phone]);
     page.until_shows(newest).await;
     page.assert_never_blank();
-    let mut both = laptop.acked.clone();
-    both.extend(&phone.acked);
+    let both: Vec<Acked> = [&laptop, &phone]
+        .iter()
+        .flat_map(|c| c.acked.clone())
+        .collect();
     let converged = cluster.until_identical().await;
     cluster.assert_stored(&both).await;
     eprintln!("replication healed: databases identical {converged:?} later");
@@ -287,17 +293,13 @@ async fn one_board_steered_through_both_databases_while_replication_is_cut_conve
     // 4. And with replication running: both devices at once, through both databases.
     let (laptop, phone) = (Pressing::start(laptop, 20), Pressing::start(phone, 20));
     let (laptop, phone) = (laptop.finish().await, phone.finish().await);
-    let newest = laptop
-        .acked
-        .iter()
-        .chain(&phone.acked)
-        .copied()
-        .max_by_key(|a| a.version)
-        .unwrap();
+    let newest = newest_of(&[&laptop, &phone]);
     page.until_shows(newest).await;
     cluster.until_identical().await;
-    let mut both = laptop.acked.clone();
-    both.extend(&phone.acked);
+    let both: Vec<Acked> = [&laptop, &phone]
+        .iter()
+        .flat_map(|c| c.acked.clone())
+        .collect();
     cluster.assert_stored(&both).await;
 }
 
