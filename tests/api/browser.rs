@@ -542,4 +542,24 @@ async fn the_editor_previews_a_slide_as_the_board_shows_it_and_warns_of_small_te
     editor.type_into("#slide-body", &long).await;
     editor.wait_for("#preview-small:not([hidden])").await;
     editor.screenshot("editor-preview-small-text").await;
+
+    // Slides reorder by drag and drop: the fourth dropped on the first.
+    let order = editor
+        .run(
+            "const items = () => [...document.querySelectorAll('#slide-list li')];
+             const data = new DataTransfer();
+             const fire = (type, el) => el.dispatchEvent(
+                 new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }));
+             fire('dragstart', items()[3]);
+             fire('dragover', items()[0]);
+             fire('drop', items()[0]);
+             fire('dragend', items()[3]);
+             return items().map((li) => li.querySelector('.slide-title').textContent);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        order,
+        json!(["Slide four", "Slide one", "Slide two", "Slide three"])
+    );
 }
