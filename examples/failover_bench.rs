@@ -17,6 +17,8 @@ mod live_client;
 mod pg_server;
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/stats.rs"]
+mod stats;
 
 use std::time::{Duration, Instant};
 
@@ -88,21 +90,6 @@ async fn post(url: String, token: Option<&str>, body: Value) -> reqwest::Respons
         request = request.bearer_auth(token);
     }
     request.send().await.unwrap()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn report(name: &str, mut ms: Vec<f64>) {
-    ms.sort_by(|a, b| a.total_cmp(b));
-    println!(
-        "{name}: n={} p50={:.1} ms p99={:.1} ms max={:.1} ms",
-        ms.len(),
-        percentile(&ms, 0.5),
-        percentile(&ms, 0.99),
-        ms.last().copied().unwrap_or(f64::NAN)
-    );
 }
 
 #[tokio::main]
@@ -214,11 +201,11 @@ async fn main() {
         eprint!("\rkill {}/{}", round + 1, a.kills);
     }
     eprintln!();
-    report(
+    stats::report(
         "kill -9 of the teacher's node → next press acknowledged",
         teacher_ms,
     );
-    report(
+    stats::report(
         "kill -9 of the teacher's node → the board shows it",
         board_ms,
     );

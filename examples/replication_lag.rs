@@ -7,6 +7,9 @@
 //! Usage: replication_lag --base http://node --token T --lesson ID --replica postgres://B
 //!        [--rate saves/s] [--seconds S]
 
+#[path = "support/stats.rs"]
+mod stats;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -135,14 +138,6 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let refused = saving.await.expect("the saver ends");
-    lags.sort_by(|x, y| x.total_cmp(y));
-    let at = |p: f64| lags[((lags.len() as f64 - 1.0) * p).round() as usize];
-    println!(
-        "replication lag at {} saves/s: n={} p50={:.1} ms p99={:.1} ms max={:.1} ms (refused: {refused})",
-        a.rate,
-        lags.len(),
-        at(0.5),
-        at(0.99),
-        lags.last().copied().unwrap_or(f64::NAN),
-    );
+    stats::report(&format!("replication lag at {} saves/s", a.rate), lags);
+    println!("saves refused: {refused}");
 }

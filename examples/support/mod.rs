@@ -1,6 +1,9 @@
 //! Measuring helpers the benchmark examples share.
 
 pub mod stamped;
+pub mod stats;
+
+use stats::report;
 
 /// User plus system CPU time of a process (`self` or a pid), in milliseconds.
 pub fn cpu_ms(pid: &str) -> u64 {
@@ -14,25 +17,6 @@ pub fn cpu_ms(pid: &str) -> u64 {
         .filter_map(|f| f.parse::<u64>().ok())
         .sum();
     ticks * 10
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn report(name: &str, mut ms: Vec<f64>) {
-    ms.sort_by(|a, b| a.total_cmp(b));
-    println!(
-        "{name}: n={} p50={:.2} ms p99={:.2} ms p99.9={:.2} ms max={:.2} ms",
-        ms.len(),
-        percentile(&ms, 0.5),
-        percentile(&ms, 0.99),
-        percentile(&ms, 0.999),
-        ms.last().copied().unwrap_or(f64::NAN)
-    );
 }
 
 /// Two views of each command's latency (ms): until the message reached the board's socket

@@ -13,8 +13,4 @@ impl Bus for LocalBus {
     fn take_heard(&self) -> Option<mpsc::Receiver<Heard>> {
         None
     }
-
-    fn shared(&self) -> bool {
-        false
-    }
 }

@@ -52,10 +52,9 @@ pub enum Heard {
 pub trait Bus: Send + Sync {
     /// Tells the other nodes, without waiting: events are queued and sent in batches.
     fn publish(&self, event: Event);
-    /// What the other nodes say, for the one task that follows them; `None` once taken.
+    /// What the other nodes say, for the one task that follows them; `None` once taken, and
+    /// for a node alone, which has nobody to hear.
     fn take_heard(&self) -> Option<mpsc::Receiver<Heard>>;
-    /// Whether other nodes may exist: only then are stores shared and catching up useful.
-    fn shared(&self) -> bool;
 }
 
 impl Event {

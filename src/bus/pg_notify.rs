@@ -72,10 +72,6 @@ impl Bus for PgBus {
     fn take_heard(&self) -> Option<mpsc::Receiver<Heard>> {
         self.heard.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
-
-    fn shared(&self) -> bool {
-        true
-    }
 }
 
 /// Sends what the queue brings, as few notifications as fit, on the first database that

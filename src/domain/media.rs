@@ -46,40 +46,31 @@ impl MediaKind {
     }
 
     pub fn from_mime(mime: &str) -> Option<MediaKind> {
-        [
-            MediaKind::Png,
-            MediaKind::Jpeg,
-            MediaKind::Webp,
-            MediaKind::Gif,
-            MediaKind::Mp4,
-            MediaKind::Webm,
-        ]
-        .into_iter()
-        .find(|k| k.mime() == mime)
+        KINDS.iter().find(|k| k.1 == mime).map(|k| k.0)
     }
 
     pub fn mime(self) -> &'static str {
-        match self {
-            MediaKind::Png => "image/png",
-            MediaKind::Jpeg => "image/jpeg",
-            MediaKind::Webp => "image/webp",
-            MediaKind::Gif => "image/gif",
-            MediaKind::Mp4 => "video/mp4",
-            MediaKind::Webm => "video/webm",
-        }
+        self.entry().1
     }
 
     pub fn extension(self) -> &'static str {
-        match self {
-            MediaKind::Png => "png",
-            MediaKind::Jpeg => "jpg",
-            MediaKind::Webp => "webp",
-            MediaKind::Gif => "gif",
-            MediaKind::Mp4 => "mp4",
-            MediaKind::Webm => "webm",
-        }
+        self.entry().2
+    }
+
+    fn entry(self) -> &'static (MediaKind, &'static str, &'static str) {
+        &KINDS[self as usize]
     }
 }
+
+/// Each kind with its media type and file extension, in the order of [`MediaKind`].
+const KINDS: [(MediaKind, &str, &str); 6] = [
+    (MediaKind::Png, "image/png", "png"),
+    (MediaKind::Jpeg, "image/jpeg", "jpg"),
+    (MediaKind::Webp, "image/webp", "webp"),
+    (MediaKind::Gif, "image/gif", "gif"),
+    (MediaKind::Mp4, "video/mp4", "mp4"),
+    (MediaKind::Webm, "video/webm", "webm"),
+];
 
 /// Whether `id` is a media id as issued: 64 lower-case hex digits.
 pub fn is_media_id(id: &str) -> bool {
@@ -129,6 +120,10 @@ mod tests {
             b"\x89PN",
         ] {
             assert_eq!(MediaKind::detect(refused), None);
+        }
+        for (kind, mime, _) in KINDS {
+            assert_eq!(MediaKind::from_mime(mime), Some(kind));
+            assert_eq!(kind.mime(), mime, "listed in the order of the enum");
         }
         assert!(is_media_id(&"0a".repeat(32)));
         assert!(!is_media_id(&"0A".repeat(32)));

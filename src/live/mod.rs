@@ -883,11 +883,6 @@ impl Live {
     pub fn share_guesses(&self, nodes: u32) {
         self.limits.share_guesses(nodes);
     }
-
-    /// Whether other nodes may change boards: only then is [`Live::catch_up`] worth running.
-    pub fn clustered(&self) -> bool {
-        self.bus.shared()
-    }
 }
 
 /// How long a refresh waits for replication to bring a state another node announced.
