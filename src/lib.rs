@@ -10,12 +10,14 @@
 //! - [`auth`]: accounts, sessions, password hashing and login rate limits.
 //! - [`quota`]: what each teacher may store of lessons, over time and in total.
 //! - [`media`]: uploaded pictures and videos: checks, chunked storage, ranges.
+//! - [`lesson_file`]: a lesson and its media as one zip, written and checked before import.
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL implementations (insert-only
 //!   rows), and the replication `classcast cluster` sets up.
 //! - [`bus`]: events between the nodes of a cluster (PostgreSQL `NOTIFY`).
 //! - [`domain`]: validated types and pure rules; knows no HTTP, SQL or sockets.
 //!
-//! Dependencies point down that list only: `http` and `live` use `auth`, `quota`, `media`, `store`,
+//! Dependencies point down that list only: `http` and `live` use `auth`, `quota`, `lesson_file`, `media`,
+//! `store`,
 //! `bus` and `domain`; `store` uses `domain`; `bus` and `domain` use none of them.
 
 pub mod auth;
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod lesson_file;
 pub mod live;
 pub mod media;
 pub mod quota;

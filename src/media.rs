@@ -7,6 +7,7 @@
 //! whole file has arrived and passed every check: a refused or interrupted upload leaves
 //! nothing behind but a file that is removed at once.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,17 +65,22 @@ impl Upload {
         if announced.is_some_and(|size| size > limits.max_bytes) {
             return Err(too_large(limits));
         }
-        tokio::fs::create_dir_all(dir).await?;
+        Self::create(dir, limits)
+    }
+
+    /// Starts an upload whose size is not announced (creating a file is quick enough not to
+    /// be worth a thread of its own).
+    pub fn create(dir: &Path, limits: MediaLimits) -> Result<Upload, MediaError> {
+        std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}.part", Uuid::now_v7()));
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
-            .open(&path)
-            .await?;
+            .open(&path)?;
         Ok(Upload {
             path,
-            file,
+            file: tokio::fs::File::from_std(file),
             hash: Sha256::new(),
             size: 0,
             head: Vec::with_capacity(SNIFF_BYTES),
@@ -84,6 +90,27 @@ impl Upload {
 
     /// Takes the next bytes of the file.
     pub async fn push(&mut self, bytes: &[u8]) -> Result<(), MediaError> {
+        self.count(bytes)?;
+        self.file.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Takes the whole file from `reader`, on a thread that may block (a lesson file being
+    /// unpacked, say).
+    pub fn copy_from(&mut self, reader: &mut impl Read) -> Result<(), MediaError> {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buffer)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.count(&buffer[..n])?;
+            file.write_all(&buffer[..n])?;
+        }
+    }
+
+    fn count(&mut self, bytes: &[u8]) -> Result<(), MediaError> {
         self.size += bytes.len() as u64;
         if self.size > self.limits.max_bytes {
             return Err(too_large(self.limits));
@@ -91,15 +118,35 @@ impl Upload {
         let wanted = SNIFF_BYTES.saturating_sub(self.head.len()).min(bytes.len());
         self.head.extend_from_slice(&bytes[..wanted]);
         self.hash.update(bytes);
-        self.file.write_all(bytes).await?;
         Ok(())
+    }
+
+    /// The id the file will have: the SHA-256 of what arrived so far, lower-case hex.
+    pub fn id(&self) -> String {
+        hex::encode(self.hash.clone().finalize())
+    }
+
+    /// The kind told from the bytes, if classcast shows it.
+    pub fn kind(&self) -> Option<MediaKind> {
+        MediaKind::detect(&self.head)
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The file that arrived, read from its start, for whoever reads it rather than storing
+    /// it as media (its name is gone: it disappears when closed).
+    pub async fn into_file(mut self) -> Result<std::fs::File, MediaError> {
+        self.file.flush().await?;
+        Ok(std::fs::File::open(&self.path)?)
     }
 
     /// Checks the whole file (its kind, and the uploader's quota: a file they uploaded
     /// before costs nothing) and stores it, once: identical files share their chunks.
     pub async fn finish(mut self, store: &dyn Store, account: Uuid) -> Result<Media, MediaError> {
-        let kind = MediaKind::detect(&self.head).ok_or(MediaError::Unsupported)?;
-        let id = hex::encode(self.hash.clone().finalize());
+        let kind = self.kind().ok_or(MediaError::Unsupported)?;
+        let id = self.id();
         if !store.uploaded(account, &id).await? {
             let used = store.media_bytes(account).await?;
             if used + self.size > self.limits.quota_bytes {

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::auth::AuthError;
 use crate::domain::ValidationError;
 use crate::error_chain;
+use crate::lesson_file::LessonFileError;
 use crate::live::LiveError;
 use crate::media::MediaError;
 use crate::quota::QuotaError;
@@ -90,6 +91,9 @@ pub enum ApiError {
     /// 422: the input was read but is not valid.
     #[error("validation failed")]
     Validation(ValidationError),
+    /// 422: a file was read and refused as a whole (a lesson file, say).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
     /// 429: over a rate limit.
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
@@ -177,6 +181,9 @@ impl ApiError {
                 "validation_failed",
                 "Some fields are not valid; see `fields`.".into(),
             ),
+            Unprocessable { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message.clone())
+            }
             RateLimited { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -328,6 +335,23 @@ impl From<MediaError> for ApiError {
             ),
             MediaError::Io(e) => ApiError::Internal(format!("upload: {e}")),
             MediaError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<LessonFileError> for ApiError {
+    fn from(e: LessonFileError) -> Self {
+        match e {
+            LessonFileError::Refused { code, message } => ApiError::Unprocessable { code, message },
+            LessonFileError::Invalid(v) => ApiError::Validation(v),
+            LessonFileError::MissingMedia(_) => ApiError::Unavailable {
+                retry_after: Duration::from_secs(5),
+                cause: e.to_string(),
+            },
+            LessonFileError::Media(e) => e.into(),
+            LessonFileError::Quota(e) => e.into(),
+            LessonFileError::Store(e) => e.into(),
+            LessonFileError::Io(_) | LessonFileError::Zip(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -23,7 +23,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Auth;
 use super::AppState;
 use crate::domain::media::{is_media_id, MediaKind};
-use crate::media::{wanted, MediaError, Upload, Wanted};
+use crate::media::{wanted, MediaError, MediaLimits, Upload, Wanted};
 use crate::store::{Media, MEDIA_CHUNK};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -32,9 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(download))
 }
 
-/// The route uploads arrive on: exempt from the request deadline (a large video over a school
-/// line takes minutes), bounded by [`UPLOAD_IDLE`] instead.
-pub const UPLOAD_PATH: &str = "/api/media";
+/// The routes large files arrive on (media, lesson files): exempt from the request deadline
+/// (a large video over a school line takes minutes), bounded by [`UPLOAD_IDLE`] instead.
+pub const UPLOAD_PATHS: [&str; 2] = ["/api/media", "/api/lessons/import"];
 
 /// How long an upload may send nothing before it counts as interrupted.
 const UPLOAD_IDLE: Duration = Duration::from_secs(30);
@@ -80,22 +80,33 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, axum::Json<MediaBody>), ApiError> {
+    let dir = state.config.data_dir.join("uploads");
+    let upload = receive(&dir, state.config.media_limits(), &headers, body).await?;
+    let store = state.store.as_ref();
+    let media = upload.finish(store, auth.account.id).await?;
+    Ok((StatusCode::CREATED, axum::Json(media.into())))
+}
+
+/// Receives a request body into an upload in `dir`, refusing it once it passes
+/// `limits.max_bytes` (at once when `Content-Length` says it will).
+pub async fn receive(
+    dir: &std::path::Path,
+    limits: MediaLimits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Upload, MediaError> {
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    let store = state.store.as_ref();
-    let dir = state.config.data_dir.join("uploads");
-    let mut upload = Upload::begin(&dir, state.config.media_limits(), announced).await?;
+    let mut upload = Upload::begin(dir, limits, announced).await?;
     let mut stream = body.into_data_stream();
     loop {
         match tokio::time::timeout(UPLOAD_IDLE, stream.next()).await {
             Ok(Some(Ok(bytes))) => upload.push(&bytes).await?,
-            Ok(None) => break,
-            Ok(Some(Err(_))) | Err(_) => return Err(MediaError::Interrupted.into()),
+            Ok(None) => return Ok(upload),
+            Ok(Some(Err(_))) | Err(_) => return Err(MediaError::Interrupted),
         }
     }
-    let media = upload.finish(store, auth.account.id).await?;
-    Ok((StatusCode::CREATED, axum::Json(media.into())))
 }
 
 /// A stored picture or video, whole or the one byte range asked for (`Range: bytes=…`).

@@ -186,7 +186,7 @@ async fn request_deadline(
     req: Request,
     next: Next,
 ) -> Response {
-    if req.method() == axum::http::Method::POST && req.uri().path() == media::UPLOAD_PATH {
+    if req.method() == axum::http::Method::POST && media::UPLOAD_PATHS.contains(&req.uri().path()) {
         return next.run(req).await; // bounded by its own idle timeout instead
     }
     match tokio::time::timeout(deadline, next.run(req)).await {
@@ -265,6 +265,7 @@ fn cors(config: &Config) -> CorsLayer {
         ])
         .expose_headers([
             header::ETAG,
+            header::CONTENT_DISPOSITION,
             header::RETRY_AFTER,
             HeaderName::from_static(RENEWED_TOKEN),
             HeaderName::from_static(RENEWED_TOKEN_EXPIRES),

@@ -387,6 +387,73 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
         .await;
 }
 
+#[tokio::test]
+async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let page = signed_in_at_lessons(&driver, &base).await;
+    page.click("#lesson-list a.lesson-link").await;
+    page.wait_for("#add-slide").await;
+    // The browser saves what the page hands it; keep a copy of that instead.
+    page.run(
+        "window.__download = null;
+         const blobs = new Map();
+         const made = URL.createObjectURL;
+         URL.createObjectURL = (blob) => { const url = made(blob); blobs.set(url, blob); return url; };
+         HTMLAnchorElement.prototype.click = function () {
+           const name = this.download;
+           blobs.get(this.href).arrayBuffer().then((b) => {
+             let s = '';
+             for (const x of new Uint8Array(b)) s += String.fromCharCode(x);
+             window.__download = { name, data: btoa(s) };
+           });
+         };",
+        json!([]),
+    )
+    .await;
+    page.click("#share summary").await;
+    page.click("#export").await;
+    let download = page
+        .wait_until("the lesson file", "return window.__download")
+        .await;
+    assert_eq!(download["name"], "Fractions.classcast.zip");
+    page.wait_for_text("#export-status", "downloads").await;
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(download["data"].as_str().unwrap())
+        .unwrap();
+    let lesson_file = dir.path().join("Fractions.classcast.zip");
+    std::fs::write(&lesson_file, bytes).unwrap();
+    let not_a_lesson = dir.path().join("notes.zip");
+    std::fs::write(&not_a_lesson, "just some notes").unwrap();
+
+    page.goto(&format!("{base}/lessons")).await;
+    page.wait_for_text("#lesson-list", "Fractions").await;
+    page.attach("#import-file", &not_a_lesson).await;
+    page.wait_for_text("#page-error", "not a classcast lesson file")
+        .await;
+    page.screenshot("lesson-file-01-refused").await;
+    page.attach("#import-file", &lesson_file).await;
+    page.wait_until(
+        "the imported lesson in the editor",
+        "return /^\\/lessons\\/[0-9a-f-]{36}$/.test(location.pathname)
+             && document.querySelector('#lesson-title')?.value === 'Fractions'
+             && document.querySelectorAll('#slide-list li').length === 4 || null",
+    )
+    .await;
+    page.screenshot("lesson-file-02-imported").await;
+    page.goto(&format!("{base}/lessons")).await;
+    page.wait_until(
+        "two lessons named Fractions",
+        "return [...document.querySelectorAll('#lesson-list .lesson-link')]
+             .filter((a) => a.textContent === 'Fractions').length === 2 || null",
+    )
+    .await;
+}
+
 /// Made in the teacher's page, as a camera would: a second of coloured frames recorded by
 /// the browser as WebM, uploaded, and added to the "Fractions" lesson as its last slide.
 const ADD_RECORDED_VIDEO: &str = "

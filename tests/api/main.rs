@@ -11,6 +11,7 @@ mod durability;
 mod faults;
 mod hardening;
 mod harness;
+mod lesson_files;
 mod lessons;
 mod live;
 mod media;

@@ -11,21 +11,26 @@ use tokio::io::AsyncWriteExt;
 use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
 
 /// `size` bytes that start with `magic` and go on with a pattern.
-fn file(magic: &[u8], size: usize) -> Vec<u8> {
+pub fn file(magic: &[u8], size: usize) -> Vec<u8> {
     let mut bytes = magic.to_vec();
     bytes.extend((0..size.saturating_sub(magic.len())).map(|i| (i * 7 % 251) as u8));
     bytes
 }
 
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF";
-const GIF: &[u8] = b"GIF89a\x01\0\x01\0";
-const WEBP: &[u8] = b"RIFF\0\0\0\0WEBPVP8 ";
-const MP4: &[u8] = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41";
-const WEBM: &[u8] =
+pub const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+pub const JPEG: &[u8] = b"\xff\xd8\xff\xe0\0\x10JFIF";
+pub const GIF: &[u8] = b"GIF89a\x01\0\x01\0";
+pub const WEBP: &[u8] = b"RIFF\0\0\0\0WEBPVP8 ";
+pub const MP4: &[u8] = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41";
+pub const WEBM: &[u8] =
     b"\x1a\x45\xdf\xa3\x01\0\0\0\0\0\0\x1f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm";
 
-async fn upload(app: &TestApp, t: &Teacher, bytes: Vec<u8>, claimed: &str) -> reqwest::Response {
+pub async fn upload(
+    app: &TestApp,
+    t: &Teacher,
+    bytes: Vec<u8>,
+    claimed: &str,
+) -> reqwest::Response {
     app.as_teacher(Method::POST, "/api/media", t)
         .header("content-type", claimed)
         .body(bytes)
@@ -35,11 +40,11 @@ async fn upload(app: &TestApp, t: &Teacher, bytes: Vec<u8>, claimed: &str) -> re
 }
 
 /// Files (not directories) left in the data directory's uploads folder.
-fn leftovers(app: &TestApp) -> usize {
+pub fn leftovers(app: &TestApp) -> usize {
     std::fs::read_dir(app.data_dir().join("uploads")).map_or(0, |d| d.count())
 }
 
-async fn chunk_rows(app: &TestApp) -> i64 {
+pub async fn chunk_rows(app: &TestApp) -> i64 {
     let url = format!("sqlite://{}", app.data_dir().join("classcast.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query_scalar("SELECT COUNT(*) FROM media_chunk")

@@ -15,6 +15,8 @@ const SERVED: &[(&str, &str)] = &[
     ("delete", "/api/lessons/{id}"),
     ("get", "/api/lessons/{id}/revisions"),
     ("post", "/api/lessons/{id}/revisions/{rev}/restore"),
+    ("get", "/api/lessons/{id}/export"),
+    ("post", "/api/lessons/import"),
     ("post", "/api/auth/register"),
     ("post", "/api/auth/login"),
     ("post", "/api/auth/logout"),

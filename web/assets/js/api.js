@@ -104,13 +104,25 @@ export async function apiConfig() {
  * safe to send again (the same bytes are the same media), so a host that cannot be reached
  * is left for the next one, as for reads.
  */
-export async function uploadMedia(file, { onProgress = () => {}, signal } = {}) {
+export function uploadMedia(file, options = {}) {
+  return uploadFile('/api/media', file, { ...options, retry: true });
+}
+
+/**
+ * Imports a lesson file (POST /api/lessons/import); resolves with the new lesson. Not sent
+ * again to another host when one fails mid-way: it might have made the lesson already.
+ */
+export function importLesson(file, options = {}) {
+  return uploadFile('/api/lessons/import', file, { ...options, retry: false });
+}
+
+async function uploadFile(path, file, { onProgress = () => {}, signal, retry }) {
   await loadConfig();
   for (let tried = 0; tried < hosts.length; tried++) {
     const index = current;
     const result = await new Promise((resolve, reject) => {
       const xhr = new XMLHttpRequest();
-      xhr.open('POST', hosts[index] + '/api/media');
+      xhr.open('POST', hosts[index] + path);
       const session = getSession();
       if (session) xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
       xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
@@ -124,8 +136,8 @@ export async function uploadMedia(file, { onProgress = () => {}, signal } = {}) 
         }
         const headers = new Headers();
         if (xhr.getResponseHeader('Retry-After')) headers.set('Retry-After', xhr.getResponseHeader('Retry-After'));
-        if (xhr.status === 201) resolve({ media: data });
-        else if (xhr.status >= 500) resolve({ failed: true });
+        if (xhr.status === 201) resolve({ created: data });
+        else if (xhr.status >= 500 && retry) resolve({ failed: true });
         else reject(new ApiError(xhr.status, data?.error, headers));
       };
       xhr.onerror = () => resolve({ failed: true });
@@ -133,11 +145,56 @@ export async function uploadMedia(file, { onProgress = () => {}, signal } = {}) 
       signal?.addEventListener('abort', () => xhr.abort(), { once: true });
       xhr.send(file);
     });
-    if (result.media) {
+    if (result.created) {
       setOffline(false);
-      return result.media;
+      return result.created;
     }
     markFailed(index);
+    if (!retry) break;
+  }
+  throw new ApiError(0, { message: 'The server could not be reached.' });
+}
+
+/**
+ * Downloads a file the teacher's session may read (a lesson file) and hands it to the
+ * browser to save as `name`, trying each host once.
+ */
+export async function downloadFile(path, name) {
+  await loadConfig();
+  for (let tried = 0; tried < hosts.length; tried++) {
+    const index = current;
+    let res;
+    try {
+      const session = getSession();
+      res = await fetch(hosts[index] + path, {
+        headers: session ? { Authorization: 'Bearer ' + session.token } : {},
+        credentials: 'omit',
+        cache: 'no-store',
+      });
+    } catch {
+      markFailed(index);
+      continue;
+    }
+    if (res.status >= 500) {
+      markFailed(index);
+      continue;
+    }
+    if (!res.ok) {
+      const data = await parseBody(res);
+      if (res.status === 401) return goToLogin();
+      throw new ApiError(res.status, data?.error, res.headers);
+    }
+    const disposition = res.headers.get('Content-Disposition') ?? '';
+    const url = URL.createObjectURL(await res.blob());
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = /filename="([^"]+)"/.exec(disposition)?.[1] ?? name;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    setOffline(false);
+    return;
   }
   throw new ApiError(0, { message: 'The server could not be reached.' });
 }

@@ -1,7 +1,7 @@
 // Lesson editor: title, ordered slides, per-kind slide form, save with optimistic
 // locking (If-Match), validation errors, conflict handling and revision history.
 
-import { api, apiConfig, uploadMedia } from './api.js';
+import { api, apiConfig, downloadFile, uploadMedia } from './api.js';
 import { renderSlide } from './live.js';
 import { formatDateTime } from './i18n.js';
 import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, initPage, setBusy, setFieldError, t } from './ui.js';
@@ -749,6 +749,29 @@ async function restore(rev) {
 }
 
 historyPanel.addEventListener('toggle', refreshHistory);
+
+// ---- lesson file -----------------------------------------------------------
+
+// The file holds what is saved, so unsaved edits are saved first.
+$('#export').addEventListener('click', async (event) => {
+  const button = event.currentTarget;
+  const status = $('#export-status');
+  setBusy(button, true);
+  status.textContent = t('editor.exporting');
+  try {
+    if (isDirty()) await save();
+    if (isDirty()) {
+      status.textContent = t('editor.exportUnsaved');
+      return;
+    }
+    await downloadFile(lessonUrl + '/export', 'lesson.classcast.zip');
+    status.textContent = t('editor.exported');
+  } catch (err) {
+    status.textContent = t('editor.exportFailed', { reason: errorText(err) });
+  } finally {
+    setBusy(button, false);
+  }
+});
 
 // ---- start -----------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 // "My lessons": list, sort, load more, create and delete.
 
-import { api } from './api.js';
+import { api, importLesson } from './api.js';
 import { formatDateTime } from './i18n.js';
 import { $, announce, confirmDialog, errorText, h, initPage, setBusy, t } from './ui.js';
 
@@ -133,6 +133,32 @@ async function createLesson(event) {
   }
 }
 
+// A lesson file becomes a new lesson, opened at once in the editor.
+$('#import-file').addEventListener('change', async (event) => {
+  const input = event.currentTarget;
+  const file = input.files?.[0];
+  input.value = ''; // the same file may be chosen again after a refusal
+  if (!file) return;
+  const importStatus = $('#import-status');
+  showPageError(null);
+  const progress = (sent, total) => {
+    const percent = total ? Math.round((sent / total) * 100) : 0;
+    importStatus.textContent = t('lessons.importing', { name: file.name, percent });
+  };
+  progress(0, file.size);
+  try {
+    const lesson = await importLesson(file, { onProgress: progress });
+    importStatus.textContent = t('lessons.imported', { title: lesson.title });
+    location.assign('/lessons/' + encodeURIComponent(lesson.id));
+  } catch (err) {
+    importStatus.textContent = '';
+    // A lesson that breaks a rule says which slide and field: more use than "not valid".
+    const [field, message] = Object.entries(err.fields ?? {})[0] ?? [];
+    const reason = field ? `${field}: ${message}` : errorText(err);
+    showPageError(t('lessons.importFailed', { reason }));
+  }
+});
+$('#import').addEventListener('click', () => $('#import-file').click());
 $('#new-lesson').addEventListener('click', createLesson);
 $('#empty-new-lesson').addEventListener('click', createLesson);
 loadMoreButton.addEventListener('click', () => load());

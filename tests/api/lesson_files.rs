@@ -1,0 +1,429 @@
+//! Lesson files: a lesson exported from one server and imported on another is the same
+//! lesson with the same pictures and videos; damaged, foreign and hostile files are refused
+//! with a clear error and write nothing.
+
+use std::io::{Cursor, Read, Write};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
+
+use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
+use crate::media::{chunk_rows, file, leftovers, upload, PNG, WEBM};
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+async fn uploaded(app: &TestApp, t: &Teacher, bytes: &[u8]) -> String {
+    let res = upload(app, t, bytes.to_vec(), "application/octet-stream").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn export(app: &TestApp, t: &Teacher, id: &str) -> reqwest::Response {
+    app.as_teacher(Method::GET, &format!("/api/lessons/{id}/export"), t)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn import(app: &TestApp, t: &Teacher, bytes: Vec<u8>) -> reqwest::Response {
+    app.as_teacher(Method::POST, "/api/lessons/import", t)
+        .header("content-type", "application/zip")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A lesson of every kind of slide, with a picture shown twice and a video.
+async fn full_lesson(app: &TestApp, t: &Teacher) -> (Value, Vec<u8>, Vec<u8>) {
+    let picture = file(PNG, 40_000);
+    let video = file(WEBM, 2_500_000); // several stored chunks
+    let picture_id = uploaded(app, t, &picture).await;
+    let video_id = uploaded(app, t, &video).await;
+    let lesson = app
+        .create_lesson(
+            t,
+            json!({"title": "Fractions — week 3 ½", "slides": [
+                {"kind": "text", "title": "Welcome", "body": "# Hello\n*today*", "notes": "smile"},
+                {"kind": "image", "title": "A pie", "media": picture_id, "notes": "point at it"},
+                {"kind": "video", "title": "Watch", "media": video_id},
+                {"kind": "question", "title": "What is ½ + ¼?", "answer": "¾", "body": "Think"},
+                {"kind": "timer", "title": "Work", "seconds": 300, "body": "In pairs"},
+                {"kind": "image", "title": "The pie again", "media": picture_id},
+            ]}),
+        )
+        .await;
+    (lesson, picture, video)
+}
+
+/// What a lesson is, ids aside.
+fn without_ids(lesson: &Value) -> Value {
+    let mut slides = lesson["slides"].clone();
+    for slide in slides.as_array_mut().unwrap() {
+        slide.as_object_mut().unwrap().remove("id");
+    }
+    json!({"title": lesson["title"], "slides": slides})
+}
+
+#[tokio::test]
+async fn a_lesson_exported_from_one_server_imports_identically_on_another() {
+    let school_a = spawn_app().await;
+    let school_b = spawn_app().await;
+    let alice = school_a.register("alice@a.school.org").await;
+    let bob = school_b.register("bob@b.school.org").await;
+    let (lesson, picture, video) = full_lesson(&school_a, &alice).await;
+
+    let res = export(&school_a, &alice, lesson["id"].as_str().unwrap()).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    assert_eq!(
+        res.headers()["content-disposition"],
+        "attachment; filename=\"Fractions-week-3.classcast.zip\""
+    );
+    let bytes = res.bytes().await.unwrap().to_vec();
+
+    // One manifest and each file once, named by its hash.
+    let mut zip = ZipArchive::new(Cursor::new(bytes.clone())).unwrap();
+    let mut names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+    names.sort();
+    let mut expected = vec![
+        "lesson.json".to_owned(),
+        format!("media/{}.png", sha256(&picture)),
+        format!("media/{}.webm", sha256(&video)),
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+    let mut manifest = String::new();
+    zip.by_name("lesson.json")
+        .unwrap()
+        .read_to_string(&mut manifest)
+        .unwrap();
+    let manifest: Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(
+        (&manifest["format"], &manifest["version"]),
+        (&json!("classcast-lesson"), &json!(1))
+    );
+
+    let res = import(&school_b, &bob, bytes.clone()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.headers().contains_key("etag"));
+    let imported: Value = res.json().await.unwrap();
+    assert_ne!(imported["id"], lesson["id"]);
+    assert_eq!(without_ids(&imported), without_ids(&lesson));
+    let fetched = school_b
+        .get_json(
+            &format!("/api/lessons/{}", imported["id"].as_str().unwrap()),
+            &bob,
+        )
+        .await;
+    assert_eq!(without_ids(&fetched), without_ids(&lesson));
+    for original in [&picture, &video] {
+        let res = school_b
+            .request(Method::GET, &format!("/api/media/{}", sha256(original)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            &res.bytes().await.unwrap()[..],
+            &original[..],
+            "byte for byte"
+        );
+    }
+
+    // Importing again makes a second lesson; the files are stored once.
+    let chunks = chunk_rows(&school_b).await;
+    let res = import(&school_b, &bob, bytes).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(school_b.lesson_count(&bob).await, 2);
+    assert_eq!(chunk_rows(&school_b).await, chunks);
+    assert_eq!(leftovers(&school_b), 0);
+    assert_eq!(leftovers(&school_a), 0);
+}
+
+#[tokio::test]
+async fn only_the_owner_exports_a_lesson() {
+    let app = spawn_app().await;
+    let owner = app.register("owner@school.org").await;
+    let other = app.register("other@school.org").await;
+    let (lesson, _, _) = full_lesson(&app, &owner).await;
+    let id = lesson["id"].as_str().unwrap();
+    expect_error(
+        export(&app, &other, id).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let res = app
+        .request(Method::GET, &format!("/api/lessons/{id}/export"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let res = app
+        .request(Method::POST, "/api/lessons/import")
+        .body(vec![1, 2, 3])
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+/// A zip of `entries` (name, bytes), each stored or deflated.
+fn zip_of(entries: &[(&str, &[u8], CompressionMethod)]) -> Vec<u8> {
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, bytes, method) in entries {
+        let options = SimpleFileOptions::default().compression_method(*method);
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+fn manifest(title: &str, slides: Value, media: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "format": "classcast-lesson", "version": 1, "title": title, "slides": slides, "media": media
+    }))
+    .unwrap()
+}
+
+const STORED: CompressionMethod = CompressionMethod::Stored;
+const DEFLATED: CompressionMethod = CompressionMethod::Deflated;
+
+#[tokio::test]
+async fn damaged_foreign_and_hostile_files_are_refused_and_write_nothing() {
+    let app = spawn_with(|c| c.media_max_mib = Some(1)).await;
+    let t = app.register("careful@school.org").await;
+    let picture = file(PNG, 5_000);
+    let id = sha256(&picture);
+    let picture_slide = json!([{"kind": "image", "media": id}]);
+    let picture_list = json!([{"id": id, "type": "image/png", "size": 5_000}]);
+    let good_manifest = manifest("Good", picture_slide.clone(), picture_list.clone());
+    let picture_name = format!("media/{id}.png");
+    let good = zip_of(&[
+        ("lesson.json", &good_manifest, DEFLATED),
+        (&picture_name, &picture, STORED),
+    ]);
+
+    // Half a file, and a flipped byte inside the stored picture (its checksum fails).
+    let truncated = good[..good.len() / 2].to_vec();
+    let mut flipped = good.clone();
+    let at = flipped.windows(PNG.len()).position(|w| w == PNG).unwrap();
+    flipped[at + 100] ^= 0xff;
+
+    // A deflated entry that unpacks far past the limit per file (50 MiB of zeros in ~50 KiB).
+    let zeros = vec![0u8; 50 << 20];
+    let bomb_id = sha256(&zeros);
+    let bomb = zip_of(&[
+        (
+            "lesson.json",
+            &manifest(
+                "Bomb",
+                json!([{"kind": "image", "media": bomb_id}]),
+                json!([{"id": bomb_id, "type": "image/png", "size": 10}]),
+            ),
+            DEFLATED,
+        ),
+        (&format!("media/{bomb_id}.png"), &zeros, DEFLATED),
+    ]);
+    assert!(bomb.len() < 1 << 20);
+
+    let other = file(PNG, 5_001);
+    let many: Vec<(String, Vec<u8>)> = (0..600).map(|i| (format!("x{i}"), vec![])).collect();
+    let many: Vec<(&str, &[u8], CompressionMethod)> = many
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice(), STORED))
+        .collect();
+    let html = b"<!doctype html><script>alert(1)</script>".to_vec();
+    let html_id = sha256(&html);
+
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "an HTML page",
+            b"<html><body>hi</body></html>".to_vec(),
+            "not_a_lesson_file",
+            "not a classcast lesson file",
+        ),
+        (
+            "half a file",
+            truncated,
+            "not_a_lesson_file",
+            "not a classcast lesson file",
+        ),
+        ("a flipped byte", flipped, "damaged_lesson_file", "damaged"),
+        (
+            "a path out of the folder",
+            zip_of(&[
+                ("lesson.json", &good_manifest, DEFLATED),
+                (&picture_name, &picture, STORED),
+                ("../../etc/cron.d/evil", b"* * * * * root rm -rf /", STORED),
+            ]),
+            "unsafe_lesson_file",
+            "../../etc/cron.d/evil",
+        ),
+        (
+            "a picture named outside media/",
+            zip_of(&[
+                ("lesson.json", &good_manifest, DEFLATED),
+                (&format!("media/../{id}.png"), &picture, STORED),
+            ]),
+            "unsafe_lesson_file",
+            "not part of a lesson file",
+        ),
+        (
+            "a zip bomb",
+            bomb,
+            "unsafe_lesson_file",
+            "larger than the limit of 1 MiB",
+        ),
+        (
+            "a file whose hash is not its name",
+            zip_of(&[
+                ("lesson.json", &good_manifest, DEFLATED),
+                (&picture_name, &other, STORED),
+            ]),
+            "damaged_lesson_file",
+            "SHA-256",
+        ),
+        (
+            "a page posing as a picture under its true hash",
+            zip_of(&[
+                (
+                    "lesson.json",
+                    &manifest(
+                        "Sneaky",
+                        json!([{"kind": "image", "media": html_id}]),
+                        json!([{"id": html_id, "type": "image/png", "size": html.len()}]),
+                    ),
+                    DEFLATED,
+                ),
+                (&format!("media/{html_id}.png"), &html, STORED),
+            ]),
+            "unsafe_lesson_file",
+            "not a picture or video",
+        ),
+        (
+            "an unknown field",
+            zip_of(&[
+                (
+                    "lesson.json",
+                    &manifest(
+                        "Extra",
+                        json!([{"kind": "image", "media": id, "colour": "red"}]),
+                        picture_list.clone(),
+                    ),
+                    DEFLATED,
+                ),
+                (&picture_name, &picture, STORED),
+            ]),
+            "damaged_lesson_file",
+            "colour",
+        ),
+        (
+            "a file of another program",
+            zip_of(&[("lesson.json", br#"{"slides": []}"#, DEFLATED)]),
+            "not_a_lesson_file",
+            "not a classcast lesson file",
+        ),
+        (
+            "a newer format",
+            zip_of(&[(
+                "lesson.json",
+                br#"{"format": "classcast-lesson", "version": 9}"#,
+                DEFLATED,
+            )]),
+            "not_a_lesson_file",
+            "newer classcast",
+        ),
+        (
+            "a picture the file lacks",
+            zip_of(&[("lesson.json", &good_manifest, DEFLATED)]),
+            "damaged_lesson_file",
+            "does not hold",
+        ),
+        (
+            "a picture no slide shows",
+            zip_of(&[
+                (
+                    "lesson.json",
+                    &manifest("Spare", json!([]), json!([])),
+                    DEFLATED,
+                ),
+                (&picture_name, &picture, STORED),
+            ]),
+            "unsafe_lesson_file",
+            "no slide shows",
+        ),
+        ("600 files", zip_of(&many), "unsafe_lesson_file", "at most"),
+    ];
+    for (what, bytes, code, says) in cases {
+        let error = expect_error(
+            import(&app, &t, bytes).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+        )
+        .await;
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(says), "{what}: {message}");
+    }
+
+    // A lesson that breaks a rule of lessons is refused field by field.
+    let res = import(
+        &app,
+        &t,
+        zip_of(&[(
+            "lesson.json",
+            &manifest("Timer", json!([{"kind": "timer", "seconds": 0}]), json!([])),
+            DEFLATED,
+        )]),
+    )
+    .await;
+    let error = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert!(
+        error["fields"]["lesson.json: slides[0].seconds"].is_string(),
+        "{error}"
+    );
+
+    // Nothing of any of them was stored.
+    assert_eq!(app.lesson_count(&t).await, 0);
+    assert_eq!(chunk_rows(&app).await, 0);
+    assert_eq!(leftovers(&app), 0);
+
+    // The good file itself is fine.
+    assert_eq!(import(&app, &t, good).await.status(), StatusCode::CREATED);
+    assert_eq!(chunk_rows(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_lesson_file_over_the_teachers_quota_is_refused_whole() {
+    let big = spawn_app().await;
+    let small = spawn_with(|c| {
+        c.media_max_mib = Some(3);
+        c.media_storage_mib = Some(3);
+    })
+    .await;
+    let alice = big.register("alice@school.org").await;
+    let bob = small.register("bob@school.org").await;
+    let (lesson, _, _) = full_lesson(&big, &alice).await;
+    let exported = export(&big, &alice, lesson["id"].as_str().unwrap())
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    // Bob already uses 1 MiB; the lesson's 2.5 MiB video and its picture do not fit in 3.
+    let res = upload(&small, &bob, file(PNG, 1 << 20), "image/png").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = import(&small, &bob, exported).await;
+    expect_error(res, StatusCode::FORBIDDEN, "storage_full").await;
+    assert_eq!(small.lesson_count(&bob).await, 0);
+    assert_eq!(chunk_rows(&small).await, 1);
+    assert_eq!(leftovers(&small), 0);
+}
