@@ -26,10 +26,13 @@ pub enum Event {
     /// How many pages of the board the sending node holds, and the newest state version one
     /// of them reported showing. Sent on every change and again every
     /// [`PRESENCE_REFRESH`] while any page is connected, so a node that died is forgotten.
+    /// `ready` and `cached` are what that page said with it (see `live::hub::Presence`).
     Presence {
         board: Uuid,
         online: u32,
         rendered: Option<i64>,
+        ready: bool,
+        cached: bool,
     },
     /// The sending node (re)connected to the bus and may have missed what the others said:
     /// they repeat their presence at once rather than at their next round.
@@ -68,7 +71,15 @@ impl Event {
                 board,
                 online,
                 rendered,
-            } => writeln!(out, "o {board} {online} {}", rendered.unwrap_or(-1)),
+                ready,
+                cached,
+            } => writeln!(
+                out,
+                "o {board} {online} {} {} {}",
+                rendered.unwrap_or(-1),
+                u8::from(*ready),
+                u8::from(*cached)
+            ),
             Event::Rejoined => writeln!(out, "j"),
         };
     }
@@ -90,6 +101,9 @@ impl Event {
                 board,
                 online: words.next()?.parse().ok()?,
                 rendered: Some(words.next()?.parse::<i64>().ok()?).filter(|v| *v >= 0),
+                // Nodes of an older build send neither: a rolling upgrade reads them as no.
+                ready: words.next().is_some_and(|w| w == "1"),
+                cached: words.next().is_some_and(|w| w == "1"),
             },
             _ => return None,
         };
@@ -132,11 +146,15 @@ mod tests {
                 board,
                 online: 2,
                 rendered: Some(7),
+                ready: true,
+                cached: false,
             },
             Event::Presence {
                 board,
                 online: 0,
                 rendered: None,
+                ready: false,
+                cached: true,
             },
             Event::Rejoined,
         ];
@@ -144,5 +162,17 @@ mod tests {
         payload.push_str("x something newer\ns not-a-uuid 1\n");
         assert_eq!(decode(&payload), Some((node, events.to_vec())));
         assert_eq!(decode("not a node\n"), None);
+        // What a node of the previous build sends still reads.
+        let old = format!("{node}\no {board} 1 5\n");
+        let heard = decode(&old).unwrap().1;
+        assert!(matches!(
+            heard[..],
+            [Event::Presence {
+                rendered: Some(5),
+                ready: false,
+                cached: false,
+                ..
+            }]
+        ));
     }
 }

@@ -392,6 +392,21 @@ fn upcoming_media(content: &LessonContent, index: u32) -> Vec<String> {
         .collect()
 }
 
+/// Every media of the lesson once, from slide `index` on and then the slides before it: the
+/// order a board fetches them in to hold the whole lesson, what comes next first.
+pub fn lesson_media(content: &LessonContent, index: u32) -> Vec<String> {
+    let (before, after) = content
+        .slides
+        .split_at((index as usize).min(content.slides.len()));
+    let mut media: Vec<String> = Vec::new();
+    for id in after.iter().chain(before).filter_map(|s| s.media.as_ref()) {
+        if !media.contains(id) {
+            media.push(id.clone());
+        }
+    }
+    media
+}
+
 impl SlideView {
     /// The slide as a board shows it; with `revealed`, a question's answer too.
     pub fn of(slide: &Slide, revealed: bool) -> SlideView {

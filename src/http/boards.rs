@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::domain::board::fingerprint;
+use crate::domain::board::{fingerprint, lesson_media};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, BoardAuth, ClientIp, Ids, Json};
@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(claim))
         .routes(routes!(new_code))
         .routes(routes!(board_self))
+        .routes(routes!(board_media))
         .routes(routes!(pair))
         .routes(routes!(list_boards))
         .routes(routes!(rename_board, unpair_board))
@@ -130,6 +131,37 @@ async fn board_self(
 }
 
 #[derive(Serialize, ToSchema)]
+pub struct BoardMedia {
+    /// The lesson revision presented, `null` when the board presents nothing.
+    revision: Option<Uuid>,
+    /// Ids of every picture and video of that revision, once each: the current slide's
+    /// first, then those after it, then those before.
+    media: Vec<String>,
+}
+
+/// The pictures and videos of the lesson the calling board presents, so that it can hold
+/// them all before they are needed (`GET /api/media/{id}` each) and show the lesson without
+/// a network. Read it again when the presented revision changes.
+#[utoipa::path(get, path = "/api/boards/self/media", tag = "boards", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The presented lesson's media", body = BoardMedia),
+        (status = 401, description = "No valid board token", body = ErrorBody),
+    ))]
+async fn board_media(
+    State(state): State<AppState>,
+    BoardAuth(board): BoardAuth,
+) -> Result<axum::Json<BoardMedia>, ApiError> {
+    let snapshot = state.live.state(board).await?;
+    let media = snapshot.lesson.as_ref().map_or_else(Vec::new, |content| {
+        lesson_media(content, snapshot.state.slide_index)
+    });
+    Ok(axum::Json(BoardMedia {
+        revision: snapshot.state.lesson.as_ref().map(|l| l.revision),
+        media,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct Board {
     id: Uuid,
     /// The name this teacher gave the board.
@@ -142,6 +174,10 @@ pub struct Board {
     state_version: Option<i64>,
     /// Newest state version the board reported showing.
     rendered_version: Option<i64>,
+    /// Showing it, the board held the pictures and videos of the next two slides.
+    ready: bool,
+    /// Showing it, the board held the pictures and videos of every slide of the lesson.
+    cached: bool,
     /// Milliseconds since the Unix epoch, server clock.
     paired_at: i64,
 }
@@ -155,6 +191,8 @@ impl From<BoardSummary> for Board {
             online: s.presence.online > 0,
             state_version: s.state_version,
             rendered_version: s.presence.rendered_version,
+            ready: s.presence.ready,
+            cached: s.presence.cached,
             paired_at: s.pairing.paired.millis(),
         }
     }

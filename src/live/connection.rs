@@ -177,12 +177,17 @@ pub async fn answer(
         (ClientMsg::Command(cmd), Peer::Board(_)) => Some(Reply::Refused(
             Refusal::new(codes::FORBIDDEN, "Only teachers send commands.").with_id(Some(cmd.id)),
         )),
-        (ClientMsg::Rendered { version }, Peer::Board(board)) => {
-            match live.rendered(*board, version).await {
-                Ok(()) => None,
-                Err(e) => Some(Reply::Refused(e.refusal(None))),
-            }
-        }
+        (
+            ClientMsg::Rendered {
+                version,
+                ready,
+                cached,
+            },
+            Peer::Board(board),
+        ) => match live.rendered(*board, version, ready, cached).await {
+            Ok(()) => None,
+            Err(e) => Some(Reply::Refused(e.refusal(None))),
+        },
         (ClientMsg::Code, Peer::Board(board)) => match live.request_code(*board, client).await {
             Ok(_) => None,
             Err(e) => Some(Reply::Refused(e.refusal(None))),

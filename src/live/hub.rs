@@ -43,11 +43,27 @@ impl Snapshot {
     }
 }
 
-/// Board pages connected, and the newest version one of them reported showing.
+/// Board pages connected, the newest version one of them reported showing, and what that
+/// page said it holds with it: the media of the next slides (`ready`) and of the whole
+/// lesson (`cached`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Presence {
     pub online: u32,
     pub rendered_version: Option<i64>,
+    pub ready: bool,
+    pub cached: bool,
+}
+
+impl Presence {
+    /// Takes a page's report of showing `version`: a newer version replaces what was said
+    /// of an older one, the same version updates it, an older one is stale.
+    pub fn report(&mut self, version: i64, ready: bool, cached: bool) {
+        if Some(version) >= self.rendered_version {
+            self.rendered_version = Some(version);
+            self.ready = ready;
+            self.cached = cached;
+        }
+    }
 }
 
 /// What [`BoardChannel::presence`] sums: this node's pages, and what each other node last
@@ -63,9 +79,18 @@ impl PresenceParts {
         self.remote
             .values()
             .map(|(p, _)| *p)
-            .fold(self.local, |sum, p| Presence {
-                online: sum.online + p.online,
-                rendered_version: sum.rendered_version.max(p.rendered_version),
+            .fold(self.local, |sum, p| {
+                let (newest, other) = match p.rendered_version > sum.rendered_version {
+                    true => (p, sum),
+                    false => (sum, p),
+                };
+                let same = other.rendered_version == newest.rendered_version;
+                Presence {
+                    online: sum.online + p.online,
+                    rendered_version: newest.rendered_version,
+                    ready: newest.ready || (same && other.ready),
+                    cached: newest.cached || (same && other.cached),
+                }
             })
     }
 }
@@ -219,7 +244,7 @@ mod tests {
             channel.change_local(|p| p.online += 1),
             Some(Presence {
                 online: 1,
-                rendered_version: None
+                ..Presence::default()
             })
         );
         assert_eq!(channel.change_local(|p| p.online += 0), None);
@@ -228,6 +253,8 @@ mod tests {
             Presence {
                 online: 2,
                 rendered_version: Some(9),
+                ready: true,
+                cached: false,
             },
         );
         channel.set_remote(
@@ -235,10 +262,14 @@ mod tests {
             Presence {
                 online: 1,
                 rendered_version: Some(4),
+                ready: false,
+                cached: true,
             },
         );
         let seen = *channel.presence.borrow();
         assert_eq!((seen.online, seen.rendered_version), (4, Some(9)));
+        // What the page showing the newest version holds, not what an older one held.
+        assert_eq!((seen.ready, seen.cached), (true, false));
         channel.forget_silent(Duration::ZERO);
         assert_eq!(*channel.presence.borrow(), channel.local());
     }

@@ -585,7 +585,13 @@ impl Live {
 
     /// A board reports the state version it now shows. Only a version the board's state has
     /// had counts: a made-up one would freeze the board's status in the console.
-    pub async fn rendered(&self, board: Uuid, version: i64) -> Result<(), LiveError> {
+    pub async fn rendered(
+        &self,
+        board: Uuid,
+        version: i64,
+        ready: bool,
+        cached: bool,
+    ) -> Result<(), LiveError> {
         let channel = self.hub.channel(board);
         let loaded = channel.state.borrow().as_ref().map(|s| s.state.version);
         let newest = match loaded {
@@ -599,9 +605,7 @@ impl Live {
         if !issued {
             return Err(LiveError::UnknownVersion);
         }
-        let changed = channel.change_local(|p| {
-            p.rendered_version = p.rendered_version.max(Some(version));
-        });
+        let changed = channel.change_local(|p| p.report(version, ready, cached));
         self.tell_presence(board, changed);
         Ok(())
     }
@@ -649,6 +653,8 @@ impl Live {
                 board,
                 online: p.online,
                 rendered: p.rendered_version,
+                ready: p.ready,
+                cached: p.cached,
             });
         }
     }
@@ -694,6 +700,8 @@ impl Live {
                 board,
                 online,
                 rendered,
+                ready,
+                cached,
             } => {
                 let channel = match online {
                     0 => self.hub.existing(board),
@@ -703,6 +711,8 @@ impl Live {
                     let presence = Presence {
                         online,
                         rendered_version: rendered,
+                        ready,
+                        cached,
                     };
                     channel.set_remote(node, presence);
                 }

@@ -64,6 +64,12 @@ pub enum ClientMsg {
     Rendered {
         #[serde(deserialize_with = "version")]
         version: i64,
+        /// The board holds the media of the next slides.
+        #[serde(default)]
+        ready: bool,
+        /// The board holds the media of every slide of the lesson.
+        #[serde(default)]
+        cached: bool,
     },
     Ping {
         t0: f64,
@@ -178,6 +184,8 @@ pub enum ServerMsg<'a> {
         board: Uuid,
         online: bool,
         rendered_version: Option<i64>,
+        ready: bool,
+        cached: bool,
     },
     Pairing {
         paired_with: Vec<String>,

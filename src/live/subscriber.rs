@@ -87,6 +87,8 @@ impl Subscriber {
                         board,
                         online: p.online > 0,
                         rendered_version: p.rendered_version,
+                        ready: p.ready,
+                        cached: p.cached,
                     }
                     .to_json()
                     .into()

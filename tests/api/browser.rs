@@ -454,6 +454,99 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
     .await;
 }
 
+#[tokio::test]
+async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    // Three pictures at the end of the lesson, far past the two slides fetched ahead.
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": EMAIL, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap();
+    let mut pictures = Vec::new();
+    for n in 0..3u8 {
+        // Bytes after the end of a PNG are ignored by decoders: three different pictures.
+        let bytes = [PICTURE, &[n]].concat();
+        let media: Value = client
+            .post(format!("{base}/api/media"))
+            .bearer_auth(token)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pictures.push(media["id"].as_str().unwrap().to_owned());
+    }
+    let list: Value = client
+        .get(format!("{base}/api/lessons"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = list["items"][0]["id"].as_str().unwrap();
+    let res = client
+        .get(format!("{base}/api/lessons/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let mut lesson: Value = res.json().await.unwrap();
+    for picture in &pictures {
+        lesson["slides"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"kind": "image", "title": "Picture", "media": picture}));
+    }
+    let res = client
+        .put(format!("{base}/api/lessons/{id}"))
+        .bearer_auth(token)
+        .header("if-match", etag)
+        .json(&lesson)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &base, "holds").await;
+    teacher
+        .wait_until(
+            "the console to say the board holds the whole lesson",
+            "return document.querySelector('#board-holds')?.dataset.holds === 'cached' || null",
+        )
+        .await;
+    teacher.screenshot("holds-03-teacher-lesson-loaded").await;
+    let fetched = board
+        .run(
+            "return performance.getEntriesByType('resource')
+                 .filter((e) => e.name.includes('/api/media/') && e.responseEnd > 0)
+                 .map((e) => e.name.split('/').pop())",
+            json!([]),
+        )
+        .await;
+    for picture in &pictures {
+        assert!(
+            fetched.as_array().unwrap().contains(&json!(picture)),
+            "{picture} fetched while the first slide shows: {fetched}"
+        );
+    }
+}
+
 /// Made in the teacher's page, as a camera would: a second of coloured frames recorded by
 /// the browser as WebM, uploaded, and added to the "Fractions" lesson as its last slide.
 const ADD_RECORDED_VIDEO: &str = "

@@ -845,10 +845,14 @@ async fn a_teacher_on_one_node_steers_a_board_on_another_and_sees_it_online() {
     }
     // What the board on node 2 reports showing reaches the teacher on node 1.
     board_ws
-        .send(json!({"type": "rendered", "version": shown["version"]}))
+        .send(
+            json!({"type": "rendered", "version": shown["version"], "ready": true, "cached": true}),
+        )
         .await;
     teacher
-        .until(|m| m["type"] == "board" && m["rendered_version"] == shown["version"])
+        .until(|m| {
+            m["type"] == "board" && m["rendered_version"] == shown["version"] && m["cached"] == true
+        })
         .await;
     board_ws.close_and_wait().await;
     teacher

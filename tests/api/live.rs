@@ -289,6 +289,115 @@ async fn a_stale_rendered_report_does_not_set_the_board_back() {
 }
 
 #[tokio::test]
+async fn the_console_learns_what_the_board_holds_of_the_lesson() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut screen = Ws::board(&app, &board).await;
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let first = console
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    let second = console.command(&board.id, "next", json!({})).await;
+    screen
+        .state_where(|s| s["version"] == second["version"])
+        .await;
+    let report = |ready: bool, cached: bool, version: &Value| json!({"type": "rendered", "version": version, "ready": ready, "cached": cached});
+    // A board of an older build says nothing of it: it holds nothing, as far as anyone knows.
+    screen
+        .send(json!({"type": "rendered", "version": second["version"]}))
+        .await;
+    let said = console
+        .until(|m| m["type"] == "board" && m["rendered_version"] == second["version"])
+        .await;
+    assert_eq!(
+        (&said["ready"], &said["cached"]),
+        (&json!(false), &json!(false))
+    );
+    screen.send(report(true, false, &second["version"])).await;
+    console
+        .until(|m| m["type"] == "board" && m["ready"] == true && m["cached"] == false)
+        .await;
+    screen.send(report(true, true, &second["version"])).await;
+    console
+        .until(|m| m["type"] == "board" && m["cached"] == true)
+        .await;
+    // A late report of the slide before changes nothing.
+    screen.send(report(false, false, &first["version"])).await;
+    screen.send(json!({"type": "ping", "t0": 1})).await;
+    screen.until(|m| m["type"] == "pong").await;
+    let boards = app.get_json("/api/boards", &t).await;
+    let listed = &boards["items"][0];
+    assert_eq!(
+        (
+            &listed["rendered_version"],
+            &listed["ready"],
+            &listed["cached"]
+        ),
+        (&second["version"], &json!(true), &json!(true))
+    );
+}
+
+#[tokio::test]
+async fn a_board_reads_every_media_of_the_lesson_it_presents_and_nothing_else() {
+    use crate::media::{file, upload, GIF, PNG, WEBM};
+    let app = spawn_app().await;
+    let (t, board, _) = classroom(&app).await;
+    let mut ids = Vec::new();
+    for magic in [PNG, GIF, WEBM] {
+        let res = upload(&app, &t, file(magic, 2_000), "application/octet-stream").await;
+        ids.push(
+            res.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let lesson = app
+        .create_lesson(
+            &t,
+            json!({"title": "Pictures", "slides": [
+                {"kind": "image", "media": ids[0]},
+                text_slide("Words"),
+                {"kind": "image", "media": ids[1]},
+                {"kind": "video", "media": ids[2]},
+                {"kind": "image", "media": ids[0]},
+            ]}),
+        )
+        .await;
+    let media = |token: Option<&str>| {
+        let mut req = app.request(Method::GET, "/api/boards/self/media");
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    let idle: Value = media(Some(&board.token)).await.json().await.unwrap();
+    assert_eq!(idle, json!({"revision": null, "media": []}));
+    expect_error(media(None).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    // A teacher's token is not a board's.
+    expect_error(
+        media(Some(&t.token)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let ack = console
+        .command(
+            &board.id,
+            "present",
+            json!({"lesson": lesson["id"], "slide": 2}),
+        )
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let held: Value = media(Some(&board.token)).await.json().await.unwrap();
+    assert_eq!(held["revision"], lesson["version"]);
+    // From the current slide on, then the slides before it; each file once.
+    assert_eq!(held["media"], json!([ids[1], ids[2], ids[0]]));
+}
+
+#[tokio::test]
 async fn a_board_cannot_report_a_version_it_was_never_sent() {
     let app = spawn_app().await;
     let (t, board, lesson) = classroom(&app).await;

@@ -27,6 +27,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/api/boards/claim"),
     ("post", "/api/boards/code"),
     ("get", "/api/boards/self"),
+    ("get", "/api/boards/self/media"),
     ("post", "/api/boards/pair"),
     ("get", "/api/boards"),
     ("put", "/api/boards/{id}"),

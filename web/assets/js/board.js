@@ -26,7 +26,7 @@ let view = { tick() {} };
 let rotateTimer = null;
 let lastCodeRequest = 0;
 let reidentifying = false;
-let reportedVersion = null; // the last version we told the server we show
+let reported = null; // what we last told the server: "version ready cached"
 
 // A bug or a strange message must never take the picture away.
 window.addEventListener('error', (e) => console.error('board:', e.message));
@@ -145,15 +145,23 @@ function startLive() {
   live.start();
 }
 
+/**
+ * Tells the server which state we show, and whether we hold the media of the next slides
+ * (`ready`) and of the whole lesson (`cached`): the teacher's console shows both. Sent again
+ * when either changes.
+ */
 function reportRendered(force = false) {
   if (!state || !live) return;
   const version = state.version;
-  if (!force && reportedVersion === version) return;
+  const ready = holds(state.upcoming_media ?? []);
+  const cached = presenting() && lessonMedia.revision === state.lesson.revision && holds(lessonMedia.ids);
+  const report = `${version} ${ready} ${cached}`;
+  if (!force && reported === report) return;
   // After the browser has painted it, the slide really is on screen.
   requestAnimationFrame(() =>
     requestAnimationFrame(() => {
       if (!state || compareVersions(state.version, version) !== 0) return; // a newer one is coming
-      if (live.message({ type: 'rendered', version: BigInt(version) })) reportedVersion = version;
+      if (live.message({ type: 'rendered', version: BigInt(version), ready, cached })) reported = report;
     }),
   );
 }
@@ -232,6 +240,7 @@ function renderPresenting() {
   view = renderSlide(frame, state);
   view.tick(serverNow());
   fetchAhead(state.upcoming_media);
+  holdLesson(state.lesson.revision);
   const presenter = state.presenter?.name;
   $('presenter').textContent = presenter ? tr('board.controlledBy', 'Controlled by {names}', { names: presenter }) : '';
   const total = state.lesson.slide_count;
@@ -239,21 +248,53 @@ function renderPresenting() {
 }
 
 // The media of the next slides is fetched ahead into the browser's cache (answers are
-// immutable and cacheable for a year), so a slide change on a slow school line is instant.
-// Read as a stream and dropped: a video is cached without being held in memory.
-const fetchedAhead = new Set();
-function fetchAhead(ids = []) {
-  for (const id of ids) {
-    if (fetchedAhead.has(id)) continue;
-    fetchedAhead.add(id);
-    fetch('/api/media/' + encodeURIComponent(id), { priority: 'low' })
+// immutable and cacheable for a year; the service worker keeps them too), so a slide change
+// on a slow school line is instant. Then the rest of the lesson, one file at a time, so the
+// board can go on without a network. Read as a stream and dropped: a video is cached
+// without being held in memory.
+const held = new Set(); // ids fully fetched
+const fetching = new Map(); // id -> promise
+const holds = (ids) => ids.every((id) => held.has(id));
+
+function fetchMedia(id) {
+  if (held.has(id)) return Promise.resolve();
+  if (!fetching.has(id)) {
+    const done = fetch('/api/media/' + encodeURIComponent(id), { priority: 'low' })
       .then(async (res) => {
         if (!res.ok) throw new Error('media ' + res.status);
         const reader = res.body.getReader();
         while (!(await reader.read()).done);
+        held.add(id);
+        reportRendered();
       })
-      .catch(() => fetchedAhead.delete(id)); // tried again with the next state
+      .finally(() => fetching.delete(id)); // a failure is tried again with the next state
+    fetching.set(id, done);
   }
+  return fetching.get(id);
+}
+
+function fetchAhead(ids = []) {
+  for (const id of ids) fetchMedia(id).catch(() => {});
+}
+
+// Every media of the presented revision (GET /api/boards/self/media), read once per revision.
+let lessonMedia = { revision: null, ids: [] };
+let holding = null; // the revision being fetched
+async function holdLesson(revision) {
+  if (holding === revision || !identity) return;
+  holding = revision;
+  try {
+    const { body } = await api.get('/api/boards/self/media', { token: identity.board_token, retry: false });
+    if (holding !== revision) return;
+    lessonMedia = { revision: body.revision, ids: body.media ?? [] };
+    for (const id of lessonMedia.ids) {
+      if (holding !== revision) return;
+      await fetchMedia(id);
+    }
+  } catch {
+    if (holding === revision) holding = null; // tried again with the next state
+  }
+  reportRendered();
 }
 
 // Browsers play a video with sound only after someone has touched the page. The board plays

@@ -591,6 +591,22 @@ function renderSync() {
   const { kind, text } = syncText(viewBoard);
   el.dataset.sync = kind;
   el.textContent = text;
+  const holds = kind === 'ok' ? holdsText(viewBoard) : { kind: 'unknown', text: '' };
+  $('#board-holds').dataset.holds = holds.kind;
+  $('#board-holds').textContent = holds.text;
+}
+
+/**
+ * What the board holds of the lesson, as it said with the slide it shows: the pictures and
+ * videos of the next slides ("ready") and of every slide ("cached": it goes on without the
+ * network).
+ */
+function holdsText(id) {
+  const board = boards.get(id);
+  if (!board || !live.state(id)?.lesson) return { kind: 'unknown', text: '' };
+  if (board.cached) return { kind: 'cached', text: t('teach.holdsLesson') };
+  if (board.ready) return { kind: 'ready', text: t('teach.holdsNext') };
+  return { kind: 'loading', text: t('teach.holdsLoading') };
 }
 
 function renderPresentView() {
@@ -765,6 +781,8 @@ async function main() {
     if (!b) return;
     b.online = !!msg.online;
     if (msg.rendered_version != null) b.rendered_version = String(msg.rendered_version);
+    b.ready = !!msg.ready;
+    b.cached = !!msg.cached;
     renderBoards();
     renderStartForm();
     renderSync();
