@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::multipart::MultipartError;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -30,6 +31,16 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upload))
         .routes(routes!(download))
+        // An upload is bounded by `media_max_mib` as it streams in, not by the JSON limit.
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// An HTML form with the file.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: the handler streams the form
+pub struct UploadForm {
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 /// The routes large files arrive on (media, lesson files): exempt from the request deadline
@@ -61,14 +72,18 @@ impl From<Media> for MediaBody {
     }
 }
 
-/// Uploads a picture (PNG, JPEG, WebP, GIF) or a video (MP4, WebM) as the raw request body.
+/// Uploads a picture (PNG, JPEG, WebP, GIF) or a video (MP4, WebM): the raw request body, or
+/// the first file of a `multipart/form-data` form.
 /// The type is told from the bytes, whatever the name or `Content-Type`; identical files are
 /// stored once. Answers the file's id.
 #[utoipa::path(post, path = "/api/media", tag = "media", security(("bearer" = [])),
-    request_body(content = Vec<u8>, description = "The file's bytes", content_type = "application/octet-stream"),
+    request_body(description = "The file's bytes, raw or as the file of a form", content(
+        (Vec<u8> = "application/octet-stream"),
+        (UploadForm = "multipart/form-data"),
+    )),
     responses(
         (status = 201, description = "Stored (or stored before: the same id)", body = MediaBody),
-        (status = 400, description = "The upload was interrupted", body = ErrorBody),
+        (status = 400, description = "The upload was interrupted, or the form holds no file", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your media storage is full", body = ErrorBody),
         (status = 413, description = "Larger than the limit per file", body = ErrorBody),
@@ -77,11 +92,24 @@ impl From<Media> for MediaBody {
 async fn upload(
     State(state): State<AppState>,
     Auth(auth): Auth,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<(StatusCode, axum::Json<MediaBody>), ApiError> {
     let dir = state.config.data_dir.join("uploads");
-    let upload = receive(&dir, state.config.media_limits(), &headers, body).await?;
+    let limits = state.config.media_limits();
+    let form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let upload = if form {
+        let form = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| ApiError::bad_request("malformed_form", e.body_text()))?;
+        receive_form(&dir, limits, form).await?
+    } else {
+        let (parts, body) = request.into_parts();
+        receive(&dir, limits, &parts.headers, body).await?
+    };
     let store = state.store.as_ref();
     let media = upload.finish(store, auth.account.id).await?;
     Ok((StatusCode::CREATED, axum::Json(media.into())))
@@ -106,6 +134,52 @@ pub async fn receive(
             Ok(None) => return Ok(upload),
             Ok(Some(Err(_))) | Err(_) => return Err(MediaError::Interrupted),
         }
+    }
+}
+
+/// Receives the first file of a `multipart/form-data` body (an HTML form's file field),
+/// streamed like a raw body; other fields are skipped.
+async fn receive_form(
+    dir: &std::path::Path,
+    limits: MediaLimits,
+    mut form: Multipart,
+) -> Result<Upload, ApiError> {
+    let interrupted = |_| ApiError::from(MediaError::Interrupted);
+    loop {
+        let field = tokio::time::timeout(UPLOAD_IDLE, form.next_field())
+            .await
+            .map_err(interrupted)?
+            .map_err(|e| form_error(&e))?;
+        let Some(mut field) = field else {
+            return Err(ApiError::bad_request(
+                "no_file",
+                "The form holds no file. Send the picture or video as a file field (`file`).",
+            ));
+        };
+        if field.file_name().is_none() {
+            continue;
+        }
+        let mut upload = Upload::begin(dir, limits, None).await?;
+        loop {
+            let chunk = tokio::time::timeout(UPLOAD_IDLE, field.chunk())
+                .await
+                .map_err(interrupted)?
+                .map_err(|e| form_error(&e))?;
+            match chunk {
+                Some(bytes) => upload.push(&bytes).await?,
+                None => return Ok(upload),
+            }
+        }
+    }
+}
+
+fn form_error(e: &MultipartError) -> ApiError {
+    match e.status() {
+        StatusCode::BAD_REQUEST => ApiError::bad_request(
+            "malformed_form",
+            format!("The form cannot be read: {}.", e.body_text()),
+        ),
+        _ => MediaError::Interrupted.into(),
     }
 }
 

@@ -299,3 +299,64 @@ async fn an_interrupted_upload_stores_nothing() {
     }
     assert_eq!(chunk_rows(&app).await, 0);
 }
+
+/// A `multipart/form-data` body as an HTML form sends it: a text field, then the file.
+fn form(file_name: Option<&str>, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----classcast-test-boundary-7d1f";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"caption\"\r\n\r\nOur class\r\n"
+    )
+    .into_bytes();
+    let disposition = match file_name {
+        Some(name) => format!("form-data; name=\"file\"; filename=\"{name}\""),
+        None => "form-data; name=\"file\"".to_owned(),
+    };
+    body.extend(
+        format!(
+            "--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: image/png\r\n\r\n"
+        )
+        .bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend(format!("\r\n--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_form_upload_stores_its_file_as_a_raw_upload_would() {
+    let app = spawn_with(|c| c.media_max_mib = Some(3)).await;
+    let t = app.register("form@school.org").await;
+    let bytes = file(JPEG, 2_500_000); // larger than the JSON body limit, several chunks
+    let (content_type, body) = form(Some("photo.png"), &bytes);
+    let res = upload(&app, &t, body, &content_type).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(
+        stored["media_type"], "image/jpeg",
+        "told from the bytes, not the form"
+    );
+    assert_eq!(stored["size"], bytes.len());
+    let res = app
+        .request(Method::GET, stored["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(&res.bytes().await.unwrap()[..], &bytes[..]);
+
+    // The same checks as a raw upload: a page is refused, so is a file over the limit.
+    let (content_type, body) = form(Some("cat.png"), b"<!doctype html><script>1</script>");
+    let res = upload(&app, &t, body, &content_type).await;
+    expect_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media").await;
+    let (content_type, body) = form(Some("big.png"), &file(PNG, 3_200_000));
+    let res = upload(&app, &t, body, &content_type).await;
+    expect_error(res, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    // A form without a file, and one that is cut off.
+    let (content_type, body) = form(None, &bytes[..100]);
+    let res = upload(&app, &t, body, &content_type).await;
+    expect_error(res, StatusCode::BAD_REQUEST, "no_file").await;
+    let (content_type, body) = form(Some("cut.png"), &file(PNG, 10_000));
+    let res = upload(&app, &t, body[..5_000].to_vec(), &content_type).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(chunk_rows(&app).await, 3, "only the first file");
+    assert_eq!(leftovers(&app), 0);
+}
