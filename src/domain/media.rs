@@ -57,6 +57,11 @@ impl MediaKind {
         self.entry().2
     }
 
+    /// A still picture (a GIF may move, but it is shown as a picture).
+    pub fn is_picture(self) -> bool {
+        self.mime().starts_with("image/")
+    }
+
     fn entry(self) -> &'static (MediaKind, &'static str, &'static str) {
         &KINDS[self as usize]
     }

@@ -13,9 +13,10 @@ use axum::body::Body;
 use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use futures_util::StreamExt;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upload))
         .routes(routes!(download))
+        .routes(routes!(download_preview))
         // An upload is bounded by `media_max_mib` as it streams in, not by the JSON limit.
         .layer(DefaultBodyLimit::disable())
 }
@@ -203,39 +205,16 @@ async fn download(
     }
     let media = state.store.media(&id).await?.ok_or(ApiError::NotFound)?;
     let etag = format!("\"{}\"", media.id);
-    let kind = MediaKind::from_mime(&media.media_type);
-    let mut fixed = HeaderMap::new();
+    let mut fixed = immutable_headers(&etag, &media.media_type);
+    fixed.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if matches_etag(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, fixed).into_response());
+    }
     let mut set = |name, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             fixed.insert(name, value);
         }
     };
-    set(header::ETAG, etag.clone());
-    set(header::CONTENT_TYPE, media.media_type.clone());
-    set(header::ACCEPT_RANGES, "bytes".into());
-    set(
-        header::CACHE_CONTROL,
-        "public, max-age=31536000, immutable".into(),
-    );
-    set(
-        header::CONTENT_DISPOSITION,
-        format!(
-            "attachment; filename=\"{}.{}\"",
-            media.id,
-            kind.map_or("bin", MediaKind::extension)
-        ),
-    );
-    set(
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; sandbox".into(),
-    );
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
-        return Ok((StatusCode::NOT_MODIFIED, fixed).into_response());
-    }
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (status, start, end) = match wanted(range, media.size) {
         Wanted::Whole => (StatusCode::OK, 0, media.size.saturating_sub(1)),
@@ -255,6 +234,79 @@ async fn download(
     set(header::CONTENT_LENGTH, length.to_string());
     let body = Body::from_stream(chunks(state, media, start, length));
     Ok((status, fixed, body).into_response())
+}
+
+/// A picture scaled down for thumbnails (at most 480 pixels a side, JPEG), made once when
+/// it was stored. A picture small enough to be its own preview, or one stored before
+/// previews existed, redirects to the picture itself; a video has none.
+#[utoipa::path(get, path = "/api/media/{id}/preview", tag = "media",
+    params(("id" = String, Path, description = "The picture's id (its SHA-256)")),
+    responses(
+        (status = 200, description = "The preview", content_type = "image/jpeg"),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 307, description = "The picture is its own preview: see `Location`"),
+        (status = 404, description = "No such picture", body = ErrorBody),
+    ))]
+async fn download_preview(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is_media_id(&id) {
+        return Err(ApiError::NotFound);
+    }
+    let Some(preview) = state.store.media_preview(&id).await? else {
+        let media = state.store.media(&id).await?.ok_or(ApiError::NotFound)?;
+        return match MediaKind::from_mime(&media.media_type).is_some_and(MediaKind::is_picture) {
+            true => Ok(Redirect::temporary(&format!("/api/media/{id}")).into_response()),
+            false => Err(ApiError::NotFound),
+        };
+    };
+    let etag = format!("\"{}\"", hex::encode(Sha256::digest(&preview.bytes)));
+    let mut fixed = immutable_headers(&etag, &preview.media_type);
+    if matches_etag(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, fixed).into_response());
+    }
+    fixed.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(preview.bytes.len()),
+    );
+    Ok((StatusCode::OK, fixed, preview.bytes).into_response())
+}
+
+/// What every answer with stored bytes carries: cacheable for a year under `etag`, and
+/// never run as a page of this origin.
+fn immutable_headers(etag: &str, media_type: &str) -> HeaderMap {
+    let kind = MediaKind::from_mime(media_type);
+    let mut fixed = HeaderMap::new();
+    let mut set = |name, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            fixed.insert(name, value);
+        }
+    };
+    set(header::ETAG, etag);
+    set(header::CONTENT_TYPE, media_type);
+    set(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+    set(
+        header::CONTENT_DISPOSITION,
+        &format!(
+            "attachment; filename=\"{}.{}\"",
+            etag.trim_matches('"'),
+            kind.map_or("bin", MediaKind::extension)
+        ),
+    );
+    set(
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; sandbox",
+    );
+    fixed
+}
+
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
 /// `length` bytes of `media` from `start`, read a stored chunk at a time.

@@ -214,6 +214,13 @@ pub struct Media {
     pub chunks: u32,
 }
 
+/// A small picture standing for a larger one, for thumbnails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
 /// Bytes per stored chunk of media: small enough for any database row and any read, large
 /// enough that a video is a few hundred rows.
 pub const MEDIA_CHUNK: usize = 1 << 20;
@@ -235,9 +242,13 @@ pub trait MediaStore: Send + Sync {
     async fn media_bytes(&self, account: Uuid) -> StoreResult<u64>;
     /// Whether `account` uploaded the media with this id before.
     async fn uploaded(&self, account: Uuid, media: &str) -> StoreResult<bool>;
+    /// Stores the downscaled preview of a picture.
+    async fn insert_media_preview(&self, media: &str, preview: &Preview) -> StoreResult<()>;
+    /// The preview of a picture, if one was made (the first stored, if two nodes made one).
+    async fn media_preview(&self, media: &str) -> StoreResult<Option<Preview>>;
     /// Deletes media `nodes` stored before `before` that no lesson revision names and nobody
-    /// uploaded again since, then the chunks and upload records of media that are gone
-    /// (chunks of an upload cut off while it was being stored, too), older than `before`.
+    /// uploaded again since, then the chunks, previews and upload records of media that are
+    /// gone (chunks of an upload cut off while it was being stored, too), older than `before`.
     /// Returns how many media went.
     async fn purge_media(&self, nodes: &[String], before: Version) -> StoreResult<u64>;
 }

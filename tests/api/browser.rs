@@ -531,6 +531,27 @@ async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
         )
         .await;
     teacher.screenshot("holds-03-teacher-lesson-loaded").await;
+    // Every slide has a thumbnail in the console's list: the pictures (through their
+    // preview), and a miniature of each of the others.
+    let thumbs = teacher
+        .wait_until(
+            "a thumbnail of every slide",
+            "const pictures = [...document.querySelectorAll('#jump-list img.jump-thumb')];
+             const others = [...document.querySelectorAll('#jump-list .jump-thumb-slide')];
+             return pictures.length === 3 && pictures.every((i) => i.complete && i.naturalWidth === 2)
+                 && others.length === 4
+                 ? { src: pictures[0].getAttribute('src'), marks: others.map((o) => o.textContent) }
+                 : null",
+        )
+        .await;
+    assert!(
+        thumbs["src"].as_str().unwrap().ends_with("/preview"),
+        "{thumbs}"
+    );
+    assert_eq!(
+        thumbs["marks"],
+        json!(["Slide one", "Slide two?", "Slide three", "Slide four02:00"])
+    );
     let fetched = board
         .run(
             "return performance.getEntriesByType('resource')

@@ -360,3 +360,128 @@ async fn a_form_upload_stores_its_file_as_a_raw_upload_would() {
     assert_eq!(chunk_rows(&app).await, 3, "only the first file");
     assert_eq!(leftovers(&app), 0);
 }
+
+/// A `width`×`height` PNG of coloured noise, which compresses as badly as a photo.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        let n =
+            (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
+        image::Rgb([(n >> 8) as u8, (n >> 16) as u8, (n >> 24) as u8])
+    });
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut bytes, image::ImageFormat::Png)
+        .unwrap();
+    bytes.into_inner()
+}
+
+async fn preview_rows(app: &TestApp) -> i64 {
+    let url = format!("sqlite://{}", app.data_dir().join("classcast.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM media_preview")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_large_picture_gets_a_small_preview_made_once() {
+    let app = spawn_app().await;
+    let t = app.register("previews@school.org").await;
+    let photo = png(1200, 800);
+    let res = upload(&app, &t, photo.clone(), "image/png").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/media/{id}/preview");
+    let res = app.request(Method::GET, &path).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert!(res.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let etag = res.headers()["etag"].clone();
+    let bytes = res.bytes().await.unwrap();
+    assert!(bytes.len() < photo.len() / 4, "{} bytes", bytes.len());
+    let small = image::load_from_memory(&bytes).unwrap();
+    assert_eq!(
+        (small.width(), small.height()),
+        (480, 320),
+        "the shape kept"
+    );
+    let res = app
+        .request(Method::GET, &path)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+
+    // Uploaded again, by someone else too: still one preview.
+    let other = app.register("previews2@school.org").await;
+    for who in [&t, &other] {
+        let res = upload(&app, who, photo.clone(), "image/png").await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    assert_eq!(preview_rows(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_picture_without_a_preview_stands_for_itself_and_a_video_has_none() {
+    let app = spawn_app().await;
+    let t = app.register("nopreview@school.org").await;
+    // Small enough to be its own preview; and one whose header claims 100,000 pixels a
+    // side (a decompression bomb): the decoder's limits refuse it, the upload still works.
+    let mut bomb = png(2, 2);
+    bomb[16..24].copy_from_slice(&[0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0]);
+    let mut crc = flate2::Crc::new();
+    crc.update(&bomb[12..29]); // the header chunk's type and data
+    bomb[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for picture in [png(300, 200), bomb] {
+        let res = upload(&app, &t, picture, "image/png").await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let id = res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let res = no_redirects
+            .get(format!("{}/api/media/{id}/preview", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(
+            res.headers()["location"],
+            format!("/api/media/{id}").as_str()
+        );
+    }
+    assert_eq!(preview_rows(&app).await, 0);
+    let res = upload(&app, &t, file(WEBM, 5_000), "video/webm").await;
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .request(Method::GET, &format!("/api/media/{id}/preview"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::NOT_FOUND, "not_found").await;
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/api/media/{}/preview", "0".repeat(64)),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::NOT_FOUND, "not_found").await;
+}

@@ -38,6 +38,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/api/media"),
     ("post", "/api/slides/preview"),
     ("get", "/api/media/{id}"),
+    ("get", "/api/media/{id}/preview"),
 ];
 
 async fn document(app: &TestApp) -> Value {

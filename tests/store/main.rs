@@ -669,6 +669,26 @@ async fn media_is_stored_once_in_chunks_and_counted_for_each_uploader(store: &dy
     assert_eq!(store.media_bytes(nobody).await.unwrap(), 0);
     assert!(store.uploaded(first, &id).await.unwrap());
     assert!(!store.uploaded(nobody, &id).await.unwrap());
+
+    // A preview, made once; one made later (on another node, say) does not replace it.
+    use classcast::store::Preview;
+    assert_eq!(store.media_preview(&id).await.unwrap(), None);
+    let preview = |bytes: &[u8]| Preview {
+        media_type: "image/jpeg".into(),
+        bytes: bytes.to_vec(),
+    };
+    store
+        .insert_media_preview(&id, &preview(b"first"))
+        .await
+        .unwrap();
+    store
+        .insert_media_preview(&id, &preview(b"second"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.media_preview(&id).await.unwrap(),
+        Some(preview(b"first"))
+    );
 }
 
 async fn the_newest_states_of_many_boards_are_read_at_once(store: &dyn Store) {
@@ -1357,6 +1377,13 @@ async fn purging_media_keeps_what_lessons_name(db: Db) {
     }
     // An upload cut off while its chunks were stored: no media row.
     store.insert_media_chunk(&cut_off, 0, b"png").await.unwrap();
+    let preview = classcast::store::Preview {
+        media_type: "image/jpeg".into(),
+        bytes: b"small".to_vec(),
+    };
+    for id in [&named, &unnamed] {
+        store.insert_media_preview(id, &preview).await.unwrap();
+    }
     let slides = vec![SlideInput {
         kind: "image".into(),
         media: Some(named.clone()),
@@ -1379,6 +1406,8 @@ async fn purging_media_keeps_what_lessons_name(db: Db) {
     );
     assert_eq!(store.media_chunk(&named, 0).await.unwrap(), b"png");
     assert!(store.media(&unnamed).await.unwrap().is_none());
+    assert_eq!(store.media_preview(&named).await.unwrap(), Some(preview));
+    assert_eq!(store.media_preview(&unnamed).await.unwrap(), None);
     for gone in [&unnamed, &cut_off] {
         assert!(matches!(
             store.media_chunk(gone, 0).await,

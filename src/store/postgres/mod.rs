@@ -47,6 +47,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_media",
         include_str!("../migrations/postgres/0002_media.sql"),
     ),
+    (
+        "0003_media_preview",
+        include_str!("../migrations/postgres/0003_media_preview.sql"),
+    ),
 ];
 
 /// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`] (the
@@ -71,6 +75,7 @@ pub const REPLICATED_TABLES: &[&str] = &[
     "media",
     "media_chunk",
     "media_upload",
+    "media_preview",
 ];
 
 /// Tables of this database alone: never replicated.

@@ -98,6 +98,39 @@ impl MediaStore for SqliteStore {
         Ok(found.is_some())
     }
 
+    async fn insert_media_preview(&self, media: &str, preview: &Preview) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO media_preview (id, media_id, media_type, bytes, version, node)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(media)
+        .bind(&preview.media_type)
+        .bind(&preview.bytes)
+        .bind(self.hlc.next().0)
+        .bind(&self.node)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn media_preview(&self, media: &str) -> StoreResult<Option<Preview>> {
+        let row = sqlx::query(
+            "SELECT media_type, bytes FROM media_preview WHERE media_id = ?
+             ORDER BY version, id LIMIT 1",
+        )
+        .bind(media)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|row| {
+            Ok(Preview {
+                media_type: row.try_get("media_type")?,
+                bytes: row.try_get("bytes")?,
+            })
+        })
+        .transpose()
+    }
+
     async fn purge_media(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
         let media = self
             .delete_in_batches(
@@ -112,7 +145,7 @@ impl MediaStore for SqliteStore {
                 purge_args(nodes, &[before.0, before.0])?,
             )
             .await?;
-        for table in ["media_upload", "media_chunk"] {
+        for table in ["media_upload", "media_chunk", "media_preview"] {
             self.delete_in_batches(
                 &format!(
                     "DELETE FROM {table} WHERE id IN (

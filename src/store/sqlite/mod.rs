@@ -82,6 +82,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_media",
         include_str!("../migrations/sqlite/0010_media.sql"),
     ),
+    (
+        "0011_media_preview",
+        include_str!("../migrations/sqlite/0011_media_preview.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran. (Databases made before

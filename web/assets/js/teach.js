@@ -677,13 +677,23 @@ function slideLabel(slide, index) {
   return slide.title?.trim() || `${t('kinds.' + slide.kind)} · ${t('teach.slideN', { n: index + 1 })}`;
 }
 
-/** A picture slide's picture, small, so the teacher finds it at a glance; a video's first frame. */
+/**
+ * Every slide small, so the teacher finds it at a glance: a picture's preview (made by the
+ * server, a few KiB), a video's first frame, and for the others a miniature of the board:
+ * the title, and the question mark or the clock.
+ */
 function jumpThumbnail(slide) {
-  if (!slide?.media || !['image', 'video'].includes(slide.kind)) return null;
-  const src = '/api/media/' + encodeURIComponent(slide.media);
-  return slide.kind === 'image'
-    ? h('img', { class: 'jump-thumb', src, alt: '' })
-    : h('video', { class: 'jump-thumb', src, muted: true, preload: 'metadata' });
+  if (!slide) return null;
+  const media = slide.media ? '/api/media/' + encodeURIComponent(slide.media) : null;
+  if (slide.kind === 'image' && media) return h('img', { class: 'jump-thumb', src: media + '/preview', alt: '' });
+  if (slide.kind === 'video' && media) return h('video', { class: 'jump-thumb', src: media, muted: true, preload: 'metadata' });
+  const mark = slide.kind === 'question' ? '?' : slide.kind === 'timer' ? formatClock((slide.seconds ?? 0) * 1000) : '';
+  return h(
+    'span',
+    { class: 'jump-thumb jump-thumb-slide', attrs: { 'aria-hidden': 'true' } },
+    h('span', { class: 'thumb-title', text: slide.title?.trim() ?? '' }),
+    mark ? h('span', { class: 'thumb-mark', text: mark }) : null,
+  );
 }
 
 function renderJumpList(slides, index, total) {

@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use crate::domain::hlc::{wall_millis, Version};
 use crate::domain::media::{MediaKind, SNIFF_BYTES};
-use crate::store::{Media, Store, StoreError, MEDIA_CHUNK};
+use crate::store::{Media, Preview, Store, StoreError, MEDIA_CHUNK};
+
+pub mod preview;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -176,8 +178,25 @@ impl Upload {
             }
         }
         store.insert_media(&media, account).await?;
+        if kind.is_picture() && store.media_preview(&media.id).await?.is_none() {
+            self.file.flush().await?;
+            if let Some(small) = make_preview(self.path.clone()).await {
+                store.insert_media_preview(&media.id, &small).await?;
+            }
+        }
         Ok(media)
     }
+}
+
+/// One picture decoded at a time: a decoded photo takes tens of MiB.
+static PREVIEWS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+async fn make_preview(path: PathBuf) -> Option<Preview> {
+    let _turn = PREVIEWS.acquire().await.ok()?;
+    tokio::task::spawn_blocking(move || preview::make(&path))
+        .await
+        .ok()
+        .flatten()
 }
 
 fn too_large(limits: MediaLimits) -> MediaError {
