@@ -675,6 +675,32 @@ async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
             "return document.querySelector('#slide-frame video.slide-media')?.paused || null",
         )
         .await;
+
+    // The teacher drops the console's slider at the first second (a recorded WebM does not
+    // say its length, so the slider's end is set as the browser would for a stored video).
+    teacher.wait_for("#video-seek-label:not([hidden])").await;
+    teacher
+        .run(
+            "const s = document.querySelector('#video-seek');
+             s.max = '1'; s.value = '1';
+             s.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await;
+    let at_one_second = "const v = document.querySelector('#slide-frame video.slide-media');
+         return v && v.readyState >= 1 && v.paused && Math.abs(v.currentTime - 1) < 0.3 || null";
+    board
+        .wait_until("the board's video at the first second", at_one_second)
+        .await;
+    // A board reloaded mid-lesson resumes at that second.
+    board.refresh().await;
+    board
+        .wait_until(
+            "the reloaded board's video at the first second",
+            at_one_second,
+        )
+        .await;
+    board.screenshot("video-03-board-seeked").await;
 }
 
 #[tokio::test]

@@ -935,7 +935,9 @@ function videoFollower(video, state) {
   return (now) => {
     const want = videoPosition(state.video, now) / 1000;
     if (!Number.isFinite(video.duration) && video.readyState < 1) return;
-    if (Math.abs(video.currentTime - want) > 1) {
+    // A playing video may drift a little behind the clock; a paused one stands where it was put.
+    const slack = state.video?.playing ? 1 : 0.25;
+    if (Math.abs(video.currentTime - want) > slack) {
       try {
         video.currentTime = want;
       } catch {

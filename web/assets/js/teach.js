@@ -175,6 +175,13 @@ const controls = {
     const position_ms = Math.round(videoPosition(s.video, live.serverNow()));
     command(viewBoard, s.video.playing ? 'video_pause' : 'video_play', { position_ms });
   },
+  // The board goes to the second the teacher drops the slider on, playing or paused as it was.
+  videoSeek: (event) => {
+    const s = currentState();
+    if (!s?.video) return;
+    const position_ms = Math.max(0, Math.round(Number(event.currentTarget.value) * 1000));
+    command(viewBoard, s.video.playing ? 'video_play' : 'video_pause', { position_ms });
+  },
   end: async () => {
     const ok = await confirmDialog({
       title: t('teach.endTitle'),
@@ -193,6 +200,7 @@ function bindControls() {
   $('#timer-toggle').addEventListener('click', controls.timer);
   $('#timer-reset').addEventListener('click', controls.timerReset);
   $('#video-toggle').addEventListener('click', controls.video);
+  $('#video-seek').addEventListener('change', controls.videoSeek);
   $('#end').addEventListener('click', controls.end);
   $('#back').addEventListener('click', () => {
     showSetup = true;
@@ -619,7 +627,7 @@ function renderPresentView() {
     $('#present-title').textContent = t('teach.starting');
     $('#preview').replaceChildren();
     preview = { tick() {} };
-    for (const id of ['reveal', 'timer-toggle', 'timer-reset', 'video-toggle']) $('#' + id).hidden = true;
+    for (const id of ['reveal', 'timer-toggle', 'timer-reset', 'video-toggle', 'video-seek-label']) $('#' + id).hidden = true;
     return;
   }
   const lesson = fullLesson(state);
@@ -653,6 +661,7 @@ function renderPresentView() {
   const video = slide?.kind === 'video' && state.video;
   $('#video-toggle').hidden = !video;
   $('#video-toggle').textContent = state.video?.playing ? t('teach.videoPause') : t('teach.videoPlay');
+  $('#video-seek-label').hidden = !video;
   renderTimerButtons();
 
   // next slide, notes, slide list
@@ -724,6 +733,23 @@ function renderJumpList(slides, index, total) {
   const focused = list.contains(document.activeElement) ? [...list.querySelectorAll('button')].indexOf(document.activeElement) : -1;
   list.replaceChildren(...items);
   if (focused >= 0) list.querySelectorAll('button')[focused]?.focus();
+}
+
+/**
+ * The slider follows the video as the board plays it; its length comes from the preview's
+ * own copy of the video, once the browser has read it. Left alone while the teacher drags.
+ */
+function renderVideoSeek() {
+  const label = $('#video-seek-label');
+  const state = currentState();
+  if (label.hidden || !state?.video) return;
+  const slider = $('#video-seek');
+  const duration = $('#preview video')?.duration;
+  if (Number.isFinite(duration)) slider.max = String(Math.floor(duration));
+  const at = videoPosition(state.video, live.serverNow()) / 1000;
+  if (document.activeElement !== slider) slider.value = String(Math.floor(at));
+  const length = Number.isFinite(duration) ? ' / ' + formatClock(duration * 1000) : '';
+  $('#video-time').textContent = formatClock(at * 1000) + length;
 }
 
 /** The timer button label follows the clock: "Start timer", "Pause timer (00:42)". */
@@ -822,7 +848,10 @@ async function main() {
 
   await Promise.all([loadBoards(), loadLessons()]);
   live.start();
-  setInterval(() => preview.tick(live.serverNow()), 200);
+  setInterval(() => {
+    preview.tick(live.serverNow());
+    renderVideoSeek();
+  }, 200);
   setInterval(renderTimerButtons, 500);
   document.addEventListener('languagechange', () => {
     fillPairHelp();
