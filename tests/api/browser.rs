@@ -524,6 +524,8 @@ async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
 
     let driver = Driver::start().await;
     let (board, teacher) = pair_and_present(&driver, &base, "holds").await;
+    // The rest of the lesson comes over a slow school line.
+    board.throttle(150, 2_000).await;
     teacher
         .wait_until(
             "the console to say the board holds the whole lesson",

@@ -221,6 +221,31 @@ impl Browser {
         .await;
     }
 
+    /// Slows this browser's network to a school line's (Chromium's network emulation):
+    /// `latency_ms` each way and `kbit_per_s` each direction. The emulation slows the page's
+    /// own requests only, not those a service worker makes for it, so the page's requests
+    /// bypass its service worker from here on (the browser's HTTP cache still serves them).
+    pub async fn throttle(&self, latency_ms: u32, kbit_per_s: u32) {
+        let cdp = |cmd: &str, params: Value| Some(json!({"cmd": cmd, "params": params}));
+        let path = "/goog/cdp/execute";
+        for (cmd, params) in [
+            ("Network.enable", json!({})),
+            ("Network.setBypassServiceWorker", json!({"bypass": true})),
+        ] {
+            self.call(reqwest::Method::POST, path, cdp(cmd, params))
+                .await;
+        }
+        let bytes_per_s = f64::from(kbit_per_s) * 1000.0 / 8.0;
+        let conditions = json!({"offline": false, "latency": latency_ms,
+            "downloadThroughput": bytes_per_s, "uploadThroughput": bytes_per_s});
+        self.call(
+            reqwest::Method::POST,
+            path,
+            cdp("Network.emulateNetworkConditions", conditions),
+        )
+        .await;
+    }
+
     pub async fn run(&self, script: &str, args: Value) -> Value {
         self.call(
             reqwest::Method::POST,

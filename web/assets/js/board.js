@@ -239,7 +239,6 @@ function renderPresenting() {
   show('slide');
   view = renderSlide(frame, state);
   view.tick(serverNow());
-  fetchAhead(state.upcoming_media);
   holdLesson(state.lesson.revision);
   const presenter = state.presenter?.name;
   $('presenter').textContent = presenter ? tr('board.controlledBy', 'Controlled by {names}', { names: presenter }) : '';
@@ -249,50 +248,62 @@ function renderPresenting() {
 
 // The media of the next slides is fetched ahead into the browser's cache (answers are
 // immutable and cacheable for a year; the service worker keeps them too), so a slide change
-// on a slow school line is instant. Then the rest of the lesson, one file at a time, so the
-// board can go on without a network. Read as a stream and dropped: a video is cached
+// on a slow school line is instant; then the rest of the lesson, so the board can go on
+// without a network. One file at a time, the next slide's first: on a slow line two files
+// fetched together would both arrive late. Read as a stream and dropped: a video is cached
 // without being held in memory.
+// `/board?preload=off` fetches nothing ahead: only to measure what fetching ahead is worth
+// (bench/slides); a classroom never wants it.
+const PRELOAD = new URLSearchParams(location.search).get('preload') !== 'off';
 const held = new Set(); // ids fully fetched
-const fetching = new Map(); // id -> promise
 const holds = (ids) => ids.every((id) => held.has(id));
+let wanted = []; // ids still to fetch, in order
+let inFlight = null; // the id being fetched
 
-function fetchMedia(id) {
-  if (held.has(id)) return Promise.resolve();
-  if (!fetching.has(id)) {
-    const done = fetch('/api/media/' + encodeURIComponent(id), { priority: 'low' })
-      .then(async (res) => {
-        if (!res.ok) throw new Error('media ' + res.status);
-        const reader = res.body.getReader();
-        while (!(await reader.read()).done);
-        held.add(id);
-        reportRendered();
-      })
-      .finally(() => fetching.delete(id)); // a failure is tried again with the next state
-    fetching.set(id, done);
-  }
-  return fetching.get(id);
+/** Fetch these, in this order, before anything wanted earlier. */
+function fetchAhead(ids = []) {
+  if (!PRELOAD) return;
+  wanted = [...new Set(ids)].filter((id) => !held.has(id) && id !== inFlight);
+  pump();
 }
 
-function fetchAhead(ids = []) {
-  for (const id of ids) fetchMedia(id).catch(() => {});
+async function pump() {
+  if (inFlight || !wanted.length) return;
+  const id = wanted.shift();
+  inFlight = id;
+  try {
+    const res = await fetch('/api/media/' + encodeURIComponent(id), { priority: 'low' });
+    if (!res.ok) throw new Error('media ' + res.status);
+    const reader = res.body.getReader();
+    while (!(await reader.read()).done);
+    held.add(id);
+    reportRendered();
+  } catch {
+    // Asked for again with the next state.
+  } finally {
+    inFlight = null;
+  }
+  pump();
 }
 
 // Every media of the presented revision (GET /api/boards/self/media), read once per revision.
 let lessonMedia = { revision: null, ids: [] };
-let holding = null; // the revision being fetched
+let listing = null; // the revision whose list is being read
 async function holdLesson(revision) {
-  if (holding === revision || !identity) return;
-  holding = revision;
-  try {
-    const { body } = await api.get('/api/boards/self/media', { token: identity.board_token, retry: false });
-    if (holding !== revision) return;
-    lessonMedia = { revision: body.revision, ids: body.media ?? [] };
-    for (const id of lessonMedia.ids) {
-      if (holding !== revision) return;
-      await fetchMedia(id);
+  const rest = () => (lessonMedia.revision === revision ? lessonMedia.ids : []);
+  fetchAhead([...(state?.upcoming_media ?? []), ...rest()]);
+  if (PRELOAD && identity && lessonMedia.revision !== revision && listing !== revision) {
+    listing = revision;
+    try {
+      const { body } = await api.get('/api/boards/self/media', { token: identity.board_token, retry: false });
+      lessonMedia = { revision: body.revision, ids: body.media ?? [] };
+    } catch {
+      // Read again with the next state.
+    } finally {
+      listing = null;
     }
-  } catch {
-    if (holding === revision) holding = null; // tried again with the next state
+    if (state?.lesson?.revision !== revision) return;
+    fetchAhead([...(state?.upcoming_media ?? []), ...rest()]);
   }
   reportRendered();
 }
