@@ -32,8 +32,12 @@ self.addEventListener('fetch', (event) => {
   const request = event.request;
   if (request.method !== 'GET') return;
   const url = new URL(request.url);
-  if (url.origin !== self.location.origin) return;
-  if (url.pathname.startsWith('/assets/') || url.pathname.startsWith('/api/media/')) {
+  // Media come from any API host (any node serves any media); the page only from its own.
+  if (url.pathname.startsWith('/api/media/')) {
+    event.respondWith(cacheFirst(request));
+  } else if (url.origin !== self.location.origin) {
+    return;
+  } else if (url.pathname.startsWith('/assets/')) {
     event.respondWith(cacheFirst(request));
   } else if (url.pathname === '/board' || url.pathname === '/config.json') {
     event.respondWith(networkFirst(request));

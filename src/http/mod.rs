@@ -230,18 +230,25 @@ async fn session_renewal(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// Scripts, styles and connections only from this origin and the configured API hosts; no
-/// inline script or style, no framing.
+/// Scripts and styles only from this origin; connections, pictures and videos from it and
+/// the configured API hosts (any node serves any media); no inline script or style, no framing.
 fn content_security_policy(config: &Config) -> HeaderValue {
+    let hosts: Vec<&str> = config
+        .api_hosts
+        .iter()
+        .map(String::as_str)
+        .filter(|h| !h.is_empty())
+        .collect();
     let mut connect = vec!["'self'".to_owned()];
-    for host in config.api_hosts.iter().filter(|h| !h.is_empty()) {
-        connect.push(host.clone());
+    for host in &hosts {
+        connect.push((*host).to_owned());
         connect.push(host.replacen("http", "ws", 1));
     }
+    let media = hosts.join(" ");
     let policy = format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-         media-src 'self' blob:; connect-src {}; object-src 'none'; base-uri 'none'; \
-         form-action 'self'; frame-ancestors 'none'",
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
+         img-src 'self' data: blob: {media}; media-src 'self' blob: {media}; connect-src {}; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         connect.join(" ")
     );
     HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'self'"))

@@ -64,8 +64,18 @@ async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
 /// Opens a board page and a teacher console at `base`, pairs them through the pages as a
 /// teacher would, and starts presenting; returns once the board shows the first slide.
 async fn pair_and_present(driver: &Driver, base: &str, shots: &str) -> (Browser, Browser) {
+    pair_and_present_at(driver, base, "/board", shots).await
+}
+
+/// [`pair_and_present`] with the board page at `board_path` (`/board?preload=off`, say).
+async fn pair_and_present_at(
+    driver: &Driver,
+    base: &str,
+    board_path: &str,
+    shots: &str,
+) -> (Browser, Browser) {
     let board = driver.browser(1280, 720).await;
-    board.goto(&format!("{base}/board")).await;
+    board.goto(&format!("{base}{board_path}")).await;
     let code = board
         .wait_until(
             "the board's pairing code",
@@ -454,13 +464,9 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
     .await;
 }
 
-#[tokio::test]
-async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
-    // Three pictures at the end of the lesson, far past the two slides fetched ahead.
+/// Appends `count` picture slides (different 2×2 pictures) to the "Fractions" lesson;
+/// returns the pictures' ids.
+async fn append_pictures(base: &str, count: u8) -> Vec<String> {
     let client = reqwest::Client::new();
     let login: Value = client
         .post(format!("{base}/api/auth/login"))
@@ -473,8 +479,8 @@ async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
         .unwrap();
     let token = login["token"].as_str().unwrap();
     let mut pictures = Vec::new();
-    for n in 0..3u8 {
-        // Bytes after the end of a PNG are ignored by decoders: three different pictures.
+    for n in 0..count {
+        // Bytes after the end of a PNG are ignored by decoders: different pictures.
         let bytes = [PICTURE, &[n]].concat();
         let media: Value = client
             .post(format!("{base}/api/media"))
@@ -521,7 +527,51 @@ async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    pictures
+}
 
+#[tokio::test]
+async fn with_the_pages_host_dead_the_board_loads_a_picture_from_another_host() {
+    let mut hosts = three_hosts().await;
+    let bases = hosts.bases.clone();
+    teacher_with_lesson(&bases[0]).await;
+    append_pictures(&bases[0], 1).await;
+    let driver = Driver::start().await;
+    // Nothing fetched ahead: the picture is asked for only when its slide shows.
+    let (board, teacher) =
+        pair_and_present_at(&driver, &bases[0], "/board?preload=off", "media-hosts").await;
+    // The host that served both pages dies, and another; the pages stay open.
+    for node in 0..2 {
+        if let Some(mut process) = hosts.nodes[node].take() {
+            process.kill();
+        }
+    }
+    for _ in 0..4 {
+        teacher.click("#next").await;
+    }
+    let src = board
+        .wait_until(
+            "the picture, from the host still alive",
+            "const i = document.querySelector('#slide-frame img.slide-media');
+             return i && i.complete && i.naturalWidth === 2 ? i.src : null",
+        )
+        .await;
+    assert!(
+        src.as_str().unwrap().starts_with(&bases[2]),
+        "{src} comes from {}",
+        bases[2]
+    );
+    board.screenshot("media-hosts-01-board-picture").await;
+}
+
+#[tokio::test]
+async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    // Three pictures at the end of the lesson, far past the two slides fetched ahead.
+    let pictures = append_pictures(&base, 3).await;
     let driver = Driver::start().await;
     let (board, teacher) = pair_and_present(&driver, &base, "holds").await;
     // The rest of the lesson comes over a slow school line.

@@ -199,6 +199,42 @@ export async function downloadFile(path, name) {
   throw new ApiError(0, { message: 'The server could not be reached.' });
 }
 
+/**
+ * Loads a stored picture or video (`path`: /api/media/…) into an <img> or <video> from the
+ * API host this page uses, and from the next one when that fails, each host once: any node
+ * serves any media. `onGiveUp` runs when none could. A missing file looks like a dead host to
+ * an element, so no host is marked failed for the page's other requests.
+ */
+export function loadMedia(element, path, onGiveUp = () => {}) {
+  const list = hosts ?? [''];
+  const first = hosts ? current : 0;
+  let tried = 0;
+  element.addEventListener('error', () => {
+    tried += 1;
+    if (tried >= list.length) return onGiveUp();
+    element.src = list[(first + tried) % list.length] + path;
+  });
+  element.src = list[first] + path;
+}
+
+/**
+ * Fetches a stored file (`path`: /api/media/…) from the API host in use, then the next ones;
+ * resolves with the first successful response.
+ */
+export async function fetchMedia(path, init = {}) {
+  await loadConfig();
+  const first = current;
+  for (let tried = 0; tried < hosts.length; tried++) {
+    try {
+      const res = await fetch(hosts[(first + tried) % hosts.length] + path, { ...init, credentials: 'omit' });
+      if (res.ok) return res;
+    } catch {
+      // The next host.
+    }
+  }
+  throw new Error('media ' + path + ' could not be fetched');
+}
+
 function shuffle(list) {
   for (let i = list.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));

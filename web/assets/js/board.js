@@ -2,7 +2,7 @@
 // the presented slide while a teacher presents. Whatever happens (server away, bad data)
 // it keeps showing something sensible: never a browser error, never a blank page.
 
-import { api } from './api.js';
+import { api, fetchMedia } from './api.js';
 import { LANGUAGES, getLanguage, has, initI18n, setLanguage, t } from './i18n.js';
 import { backoffDelay, compareVersions, createLive, decodeJson, fitText, renderSlide } from './live.js';
 
@@ -272,8 +272,7 @@ async function pump() {
   const id = wanted.shift();
   inFlight = id;
   try {
-    const res = await fetch('/api/media/' + encodeURIComponent(id), { priority: 'low' });
-    if (!res.ok) throw new Error('media ' + res.status);
+    const res = await fetchMedia('/api/media/' + encodeURIComponent(id), { priority: 'low' });
     const reader = res.body.getReader();
     while (!(await reader.read()).done);
     held.add(id);

@@ -1,7 +1,7 @@
 // Lesson editor: title, ordered slides, per-kind slide form, save with optimistic
 // locking (If-Match), validation errors, conflict handling and revision history.
 
-import { api, apiConfig, downloadFile, uploadMedia } from './api.js';
+import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
 import { renderSlide } from './live.js';
 import { formatDateTime } from './i18n.js';
 import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, initPage, setBusy, setFieldError, t } from './ui.js';
@@ -257,8 +257,9 @@ function renderMedia(slide) {
     mediaPreview.replaceChildren();
     mediaPreview.dataset.media = id;
     if (id) {
-      const src = '/api/media/' + encodeURIComponent(id);
-      const preview = slide.kind === 'video' ? h('video', { src, controls: true, muted: true, preload: 'metadata' }) : h('img', { src, alt: '' });
+      const path = '/api/media/' + encodeURIComponent(id);
+      const preview = slide.kind === 'video' ? h('video', { controls: true, muted: true, preload: 'metadata' }) : h('img', { alt: '' });
+      loadMedia(preview, slide.kind === 'video' ? path : path + '/preview');
       mediaPreview.append(preview);
     }
   }

@@ -37,7 +37,7 @@
 // The rest of this file holds helpers for showing a board state, used by both pages:
 // renderSlide(), timerRemaining(), videoPosition(), formatClock().
 
-import { apiConfig } from './api.js';
+import { apiConfig, loadMedia } from './api.js';
 import { has, t } from './i18n.js';
 
 export const PROTOCOL = 1;
@@ -882,22 +882,20 @@ export function renderSlide(frame, state, { preview = false } = {}) {
 }
 
 function mediaElement(slide, preview, oldVideo) {
-  const src = '/api/media/' + encodeURIComponent(slide.media);
+  const path = '/api/media/' + encodeURIComponent(slide.media);
   if (slide.kind === 'video' && oldVideo?.dataset.media === slide.media) return oldVideo;
   if (slide.kind === 'image') {
     const img = el('img', 'slide-media');
     img.alt = slide.title || '';
-    img.src = src;
-    img.addEventListener('error', () => img.replaceWith(placeholder(slide)));
+    loadMedia(img, path, () => img.replaceWith(placeholder(slide)));
     return img;
   }
   const video = el('video', 'slide-media');
   video.dataset.media = slide.media;
-  video.src = src;
   video.preload = 'auto';
   video.playsInline = true;
   video.muted = preview;
-  video.addEventListener('error', () => video.replaceWith(placeholder(slide)));
+  loadMedia(video, path, () => video.replaceWith(placeholder(slide)));
   return video;
 }
 

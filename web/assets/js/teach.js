@@ -4,7 +4,7 @@
 // device assumes it did: several devices (a laptop and a phone, two colleagues) may steer
 // the same board, and a command only counts once the server has acked it.
 
-import { api, clearSession, getSession, loginUrl } from './api.js';
+import { api, clearSession, getSession, loadMedia, loginUrl } from './api.js';
 import { formatDateTime } from './i18n.js';
 import {
   $,
@@ -694,8 +694,12 @@ function slideLabel(slide, index) {
 function jumpThumbnail(slide) {
   if (!slide) return null;
   const media = slide.media ? '/api/media/' + encodeURIComponent(slide.media) : null;
-  if (slide.kind === 'image' && media) return h('img', { class: 'jump-thumb', src: media + '/preview', alt: '' });
-  if (slide.kind === 'video' && media) return h('video', { class: 'jump-thumb', src: media, muted: true, preload: 'metadata' });
+  if (media && ['image', 'video'].includes(slide.kind)) {
+    const thumb =
+      slide.kind === 'image' ? h('img', { class: 'jump-thumb', alt: '' }) : h('video', { class: 'jump-thumb', muted: true, preload: 'metadata' });
+    loadMedia(thumb, slide.kind === 'image' ? media + '/preview' : media);
+    return thumb;
+  }
   const mark = slide.kind === 'question' ? '?' : slide.kind === 'timer' ? formatClock((slide.seconds ?? 0) * 1000) : '';
   return h(
     'span',
