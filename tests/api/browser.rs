@@ -779,6 +779,44 @@ async fn a_board_reloaded_without_its_server_still_shows_the_slide() {
     board.screenshot("offline-01-board-reloaded").await;
 }
 
+/// Whether leaving the page now would make the browser ask first. (WebDriver answers such
+/// questions itself on navigation, so the page's answer to the event is what is read.)
+const ASKS_BEFORE_LEAVING: &str = "
+const leaving = new Event('beforeunload', { cancelable: true });
+window.dispatchEvent(leaving);
+return leaving.defaultPrevented;";
+
+#[tokio::test]
+async fn leaving_the_editor_with_unsaved_changes_asks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let editor = signed_in_at_lessons(&driver, &base).await;
+    editor.click("#lesson-list a.lesson-link").await;
+    editor.wait_for("#add-slide").await;
+    assert_eq!(editor.run(ASKS_BEFORE_LEAVING, json!([])).await, false);
+    editor.type_into("#lesson-title", "Fractions, week 3").await;
+    assert_eq!(
+        editor.run(ASKS_BEFORE_LEAVING, json!([])).await,
+        true,
+        "unsaved changes: the browser asks before leaving"
+    );
+    editor.click("#save").await;
+    editor
+        .wait_until(
+            "the lesson to be saved",
+            "return document.querySelector('#save-status')?.dataset.state === 'saved' || null",
+        )
+        .await;
+    assert_eq!(editor.run(ASKS_BEFORE_LEAVING, json!([])).await, false);
+    editor.click("a.back-link").await;
+    editor
+        .wait_for_text("#lesson-list", "Fractions, week 3")
+        .await;
+}
+
 #[tokio::test]
 async fn the_editor_previews_a_slide_as_the_board_shows_it_and_warns_of_small_text() {
     let dir = tempfile::tempdir().unwrap();

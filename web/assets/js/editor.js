@@ -36,6 +36,14 @@ let nextKey = 1;
 const newKey = () => 'k' + nextKey++;
 const isDirty = () => changeCount !== savedChangeCount;
 
+// Leaving with unsaved changes (a link, closing the tab, reloading) asks first: the browser
+// shows its own question, which pages cannot word.
+window.addEventListener('beforeunload', (event) => {
+  if (!isDirty() && !saving) return;
+  event.preventDefault();
+  event.returnValue = '';
+});
+
 function toDraft(data, keys = []) {
   return {
     title: data.title ?? '',
