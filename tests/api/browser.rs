@@ -64,7 +64,7 @@ async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
 /// Opens a board page and a teacher console at `base`, pairs them through the pages as a
 /// teacher would, and starts presenting; returns once the board shows the first slide.
 async fn pair_and_present(driver: &Driver, base: &str, shots: &str) -> (Browser, Browser) {
-    pair_and_present_at(driver, base, "/board", shots).await
+    pair_and_present_with(driver, base, Presenting::default(), shots).await
 }
 
 /// [`pair_and_present`] with the board page at `board_path` (`/board?preload=off`, say).
@@ -74,8 +74,42 @@ async fn pair_and_present_at(
     board_path: &str,
     shots: &str,
 ) -> (Browser, Browser) {
-    let board = driver.browser(1280, 720).await;
-    board.goto(&format!("{base}{board_path}")).await;
+    let how = Presenting {
+        board_path,
+        ..Presenting::default()
+    };
+    pair_and_present_with(driver, base, how, shots).await
+}
+
+/// How [`pair_and_present_with`] sets up the classroom.
+struct Presenting<'a> {
+    board_path: &'a str,
+    board_size: (u32, u32),
+    teacher_size: (u32, u32),
+    lesson: &'a str,
+    first_slide: &'a str,
+}
+
+impl Default for Presenting<'_> {
+    fn default() -> Self {
+        Presenting {
+            board_path: "/board",
+            board_size: (1280, 720),
+            teacher_size: (1280, 900),
+            lesson: "Fractions",
+            first_slide: "Slide one",
+        }
+    }
+}
+
+async fn pair_and_present_with(
+    driver: &Driver,
+    base: &str,
+    how: Presenting<'_>,
+    shots: &str,
+) -> (Browser, Browser) {
+    let board = driver.browser(how.board_size.0, how.board_size.1).await;
+    board.goto(&format!("{base}{}", how.board_path)).await;
     let code = board
         .wait_until(
             "the board's pairing code",
@@ -85,7 +119,7 @@ async fn pair_and_present_at(
         .await;
     board.screenshot(&format!("{shots}-01-board-code")).await;
 
-    let teacher = driver.browser(1280, 900).await;
+    let teacher = driver.browser(how.teacher_size.0, how.teacher_size.1).await;
     teacher.goto(&format!("{base}/login?next=/teach")).await;
     teacher.type_into("#signin-email", EMAIL).await;
     teacher.type_into("#signin-password", PASSWORD).await;
@@ -104,7 +138,7 @@ async fn pair_and_present_at(
     teacher
         .wait_until(
             "the lesson to be offered",
-            &choose("#start-lesson", "Fractions"),
+            &choose("#start-lesson", how.lesson),
         )
         .await;
     board.wait_for_text("#controlled-by", "Ms Jansen").await;
@@ -112,7 +146,7 @@ async fn pair_and_present_at(
         .screenshot(&format!("{shots}-02-teacher-paired"))
         .await;
     teacher.click("#start-submit").await;
-    board.wait_for_text("#slide-frame", "Slide one").await;
+    board.wait_for_text("#slide-frame", how.first_slide).await;
     (board, teacher)
 }
 
@@ -622,9 +656,10 @@ async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
 
 /// Made in the teacher's page, as a camera would: a second of coloured frames recorded by
 /// the browser as WebM, uploaded, and added to the "Fractions" lesson as its last slide.
-const ADD_RECORDED_VIDEO: &str = "
-window.__video = null;
-(async () => {
+/// Defines `window.__recordClip()`: a second of coloured frames recorded by the browser as
+/// WebM, as a camera would make one.
+const RECORD_CLIP: &str = "
+window.__recordClip = async () => {
   const canvas = document.createElement('canvas');
   canvas.width = 64; canvas.height = 48;
   const g = canvas.getContext('2d');
@@ -640,8 +675,18 @@ window.__video = null;
   const stopped = new Promise((r) => (recorder.onstop = r));
   recorder.stop();
   await stopped;
+  return new Blob(parts, { type: 'video/webm' });
+};
+";
+
+/// A clip recorded in the teacher's page ([`RECORD_CLIP`]), uploaded, and added to the
+/// "Fractions" lesson as its last slide.
+const ADD_RECORDED_VIDEO: &str = "
+window.__video = null;
+(async () => {
+  const clip = await window.__recordClip();
   const auth = { Authorization: 'Bearer ' + JSON.parse(localStorage.getItem('classcast.session')).token };
-  const up = await fetch('/api/media', { method: 'POST', headers: auth, body: new Blob(parts) });
+  const up = await fetch('/api/media', { method: 'POST', headers: auth, body: clip });
   const media = await up.json();
   const list = await (await fetch('/api/lessons', { headers: auth })).json();
   const id = list.items.find((l) => l.title === 'Fractions').id;
@@ -657,6 +702,209 @@ window.__video = null;
 })().catch((e) => (window.__video = 'error ' + e));
 ";
 
+/// The bytes of a clip recorded in `page` ([`RECORD_CLIP`]).
+async fn recorded_clip(page: &Browser) -> Vec<u8> {
+    page.run(RECORD_CLIP, json!([])).await;
+    page.run(
+        "window.__clip = null;
+         window.__recordClip().then((b) => b.arrayBuffer()).then((buffer) => {
+           let s = '';
+           for (const x of new Uint8Array(buffer)) s += String.fromCharCode(x);
+           window.__clip = btoa(s);
+         });",
+        json!([]),
+    )
+    .await;
+    let clip = page
+        .wait_until("the recorded clip", "return window.__clip")
+        .await;
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(clip.as_str().unwrap())
+        .unwrap()
+}
+
+/// Adds a slide of `kind` in the editor, which then has `count` slides, and selects it.
+async fn add_slide(editor: &Browser, kind: &str, count: usize) {
+    // Where a person would look for it: WebDriver would click it half under the sticky bar.
+    editor
+        .run(
+            "document.querySelector('#add-slide').scrollIntoView({ block: 'center' })",
+            json!([]),
+        )
+        .await;
+    editor.click("#add-slide").await;
+    editor
+        .click(&format!("#add-dialog button[value={kind}]"))
+        .await;
+    editor
+        .wait_until(
+            &format!("the new {kind} slide"),
+            &format!(
+                "return document.querySelector('#slide-kind')?.value === {kind:?}
+                     && document.querySelectorAll('#slide-list li').length === {count} || null"
+            ),
+        )
+        .await;
+}
+
+/// Chooses `file` for the selected slide and waits for the upload, which must show its
+/// progress on the way.
+async fn upload_in_editor(editor: &Browser, file: &std::path::Path, shown: &str) {
+    editor
+        .run(
+            "window.__progress = [];
+             const bar = document.querySelector('#media-progress');
+             new MutationObserver(() => { if (!bar.hidden) window.__progress.push(bar.value); })
+               .observe(bar, { attributes: true });",
+            json!([]),
+        )
+        .await;
+    editor.attach("#media-file", file).await;
+    editor
+        .wait_until("the uploaded file in the editor", shown)
+        .await;
+    let progress = editor.run("return window.__progress", json!([])).await;
+    assert!(
+        progress
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_f64().unwrap_or_default() > 0.0),
+        "the upload showed its progress: {progress}"
+    );
+}
+
+#[tokio::test]
+async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let editor = signed_in_at_lessons(&driver, &base).await;
+    let picture = dir.path().join("earth.png");
+    std::fs::write(&picture, PICTURE).unwrap();
+    let clip = dir.path().join("orbit.webm");
+    std::fs::write(&clip, recorded_clip(&editor).await).unwrap();
+
+    // The whole lesson, made in the editor.
+    editor.click("#new-lesson").await;
+    editor.wait_for("#add-slide").await;
+    editor.type_into("#lesson-title", "Our planet").await;
+    add_slide(&editor, "text", 1).await;
+    editor.type_into("#slide-title", "Welcome").await;
+    editor
+        .type_into("#slide-body", "The **third** planet from the Sun.")
+        .await;
+    add_slide(&editor, "image", 2).await;
+    editor.type_into("#slide-title", "The Earth").await;
+    upload_in_editor(
+        &editor,
+        &picture,
+        "const i = document.querySelector('#media-preview img');
+         return i && i.complete && i.naturalWidth === 2 || null",
+    )
+    .await;
+    add_slide(&editor, "video", 3).await;
+    editor.type_into("#slide-title", "Orbit").await;
+    upload_in_editor(
+        &editor,
+        &clip,
+        "const v = document.querySelector('#media-preview video');
+         return v && v.readyState >= 1 || null",
+    )
+    .await;
+    add_slide(&editor, "question", 4).await;
+    editor
+        .type_into("#slide-title", "How long is a year?")
+        .await;
+    editor.type_into("#slide-answer", "365 days").await;
+    add_slide(&editor, "timer", 5).await;
+    editor.type_into("#slide-title", "Discuss").await;
+    editor.type_into("#slide-seconds", "60").await;
+    editor
+        .type_into("#slide-body", "In pairs: why are there seasons?")
+        .await;
+    editor.click("#save").await;
+    editor
+        .wait_until(
+            "the lesson to be saved",
+            "return document.querySelector('#save-status')?.dataset.state === 'saved' || null",
+        )
+        .await;
+    editor.screenshot("whole-01-editor-saved").await;
+
+    // Presented from a phone to a 1080p board.
+    let how = Presenting {
+        board_size: (1920, 1080),
+        teacher_size: (390, 844),
+        lesson: "Our planet",
+        first_slide: "third",
+        ..Presenting::default()
+    };
+    let (board, phone) = pair_and_present_with(&driver, &base, how, "whole").await;
+    phone.click("#next").await;
+    board
+        .wait_until(
+            "the picture on the board",
+            "const i = document.querySelector('#slide-frame img.slide-media');
+             return i && i.complete && i.naturalWidth === 2 || null",
+        )
+        .await;
+    board.wait_for_text("#slide-frame", "The Earth").await;
+    phone.click("#next").await;
+    board
+        .wait_until(
+            "the video on the board",
+            "const v = document.querySelector('#slide-frame video.slide-media');
+             return v && v.readyState >= 2 || null",
+        )
+        .await;
+    phone.click("#video-toggle").await;
+    board
+        .wait_until(
+            "the video playing",
+            "const v = document.querySelector('#slide-frame video.slide-media');
+             return v && !v.paused && v.currentTime > 0 || null",
+        )
+        .await;
+    phone.screenshot("whole-02-phone-video").await;
+    phone.click("#next").await;
+    board
+        .wait_for_text("#slide-frame", "How long is a year?")
+        .await;
+    let text = board.run("return document.body.innerText", json!([])).await;
+    assert!(
+        !text.as_str().unwrap().contains("365 days"),
+        "not before the reveal"
+    );
+    phone.click("#reveal").await;
+    board.wait_for_text("#slide-frame", "365 days").await;
+    phone.click("#next").await;
+    board.wait_for_text("#slide-frame", "In pairs").await;
+    phone.click("#timer-toggle").await;
+    board
+        .wait_until(
+            "the timer counting down on the board",
+            "return /00:5\\d/.test(document.querySelector('#slide-frame').innerText) || null",
+        )
+        .await;
+    board.screenshot("whole-03-board-timer").await;
+
+    // The server goes; the board, reloaded, still shows the slide.
+    board
+        .wait_until(
+            "the service worker in control",
+            "return navigator.serviceWorker.controller ? true : null",
+        )
+        .await;
+    drop(server);
+    board.refresh().await;
+    board.wait_for_text("#slide-frame", "In pairs").await;
+    board.screenshot("whole-04-board-offline").await;
+}
+
 #[tokio::test]
 async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
     let dir = tempfile::tempdir().unwrap();
@@ -665,6 +913,7 @@ async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
     teacher_with_lesson(&base).await;
     let driver = Driver::start().await;
     let page = signed_in_at_lessons(&driver, &base).await;
+    page.run(RECORD_CLIP, json!([])).await;
     page.run(ADD_RECORDED_VIDEO, json!([])).await;
     let kind = page
         .wait_until("the recorded video uploaded", "return window.__video")
