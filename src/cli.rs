@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
+use crate::addresses::{loopback_only, teacher_urls};
 use crate::config::{Config, ConfigArgs, LogFormat};
 use crate::domain::account::{check_password, parse_name, Email};
 use crate::server;
@@ -128,15 +129,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    // Written with `writeln!`, not `println!`: a closed stdout must not stop the server.
-    let _ = writeln!(
-        std::io::stdout(),
+    let urls = teacher_urls(addr, config.public_url.as_deref());
+    let main = &urls[0];
+    let mut message = format!(
         "classcast {} is serving on http://{addr}\n  \
-         Teacher console:  http://{addr}/teach\n  \
-         Board page:       http://{addr}/board   (open it on the classroom display)\n  \
-         Lessons:          http://{addr}/lessons",
+         Teacher console:  {main}/teach\n  \
+         Board page:       {main}/board   (open it on the classroom display)\n  \
+         Lessons:          {main}/lessons",
         env!("CARGO_PKG_VERSION")
     );
+    for other in &urls[1..] {
+        message.push_str(&format!("\n  Also reachable:   {other}/teach"));
+    }
+    // Written with `writeln!`, not `println!`: a closed stdout must not stop the server.
+    let _ = writeln!(std::io::stdout(), "{message}");
+    if loopback_only(addr) && config.public_url.is_none() {
+        tracing::warn!(
+            "listening on {addr}, which only this computer can reach: phones and boards on \
+             the network cannot open it. Listen on all interfaces (--listen 0.0.0.0:{}), or \
+             set public_url to the address teachers use",
+            addr.port()
+        );
+    }
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]

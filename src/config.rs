@@ -60,6 +60,9 @@ pub struct ConfigArgs {
         value_delimiter = ','
     )]
     pub api_hosts: Vec<String>,
+    /// The address teachers open on their phones and laptops (https://classcast.school.org), shown on the boards [default: this machine's network address when listening on all interfaces, else the board page's own]
+    #[arg(long, env = "CLASSCAST_PUBLIC_URL", global = true, value_name = "URL")]
+    pub public_url: Option<String>,
     /// Front-end origins allowed to call this API from another origin, repeatable [default: none]
     #[arg(
         long = "allowed-origin",
@@ -222,6 +225,7 @@ struct FileConfig {
     registration: Option<Registration>,
     allowed_email_domains: Option<Vec<String>>,
     api_hosts: Option<Vec<String>>,
+    public_url: Option<String>,
     allowed_origins: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
     request_timeout_ms: Option<u64>,
@@ -253,6 +257,7 @@ pub struct Config {
     pub registration: Registration,
     pub allowed_email_domains: Vec<String>,
     pub api_hosts: Vec<String>,
+    pub public_url: Option<String>,
     pub allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub request_timeout_ms: u64,
@@ -337,6 +342,12 @@ impl Config {
                 .into_iter()
                 .map(|h| h.trim().trim_end_matches('/').to_owned())
                 .collect(),
+            public_url: args
+                .public_url
+                .clone()
+                .or(file.public_url)
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
             allowed_origins: pick_list(&args.allowed_origins, file.allowed_origins)
                 .unwrap_or_default(),
             trusted_proxies: pick_list(&args.trusted_proxies, file.trusted_proxies)
@@ -467,6 +478,14 @@ impl Config {
                 name: "request_timeout_ms",
                 reason: "must be at least 1".into(),
             });
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Setting {
+                    name: "public_url",
+                    reason: format!("{url:?} must start with http:// or https://"),
+                });
+            }
         }
         for host in self.api_hosts.iter().filter(|h| !h.is_empty()) {
             if !(host.starts_with("http://") || host.starts_with("https://")) {

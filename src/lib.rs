@@ -1,6 +1,7 @@
 //! classcast: a teacher steers a classroom display from a laptop, tablet or phone.
 //!
 //! # Layout
+//! - [`addresses`]: where teachers reach this server (`public_url`, network addresses).
 //! - [`cli`]: the command line (`serve`, `migrate`, `user`) and its glue.
 //! - [`config`]: defaults < file < `CLASSCAST_*` environment < flags.
 //! - [`server`]: builds the state and serves the router; the entry point tests share.
@@ -20,6 +21,7 @@
 //! `store`,
 //! `bus` and `domain`; `store` uses `domain`; `bus` and `domain` use none of them.
 
+pub mod addresses;
 pub mod auth;
 pub mod bus;
 pub mod cli;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::addresses::teacher_urls;
 use crate::auth::password::PasswordHasher;
 use crate::auth::{Accounts, AuthSettings, RegistrationMode};
 use crate::bus::local::LocalBus;
@@ -209,6 +210,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let listening = listener.local_addr()?;
     let (node, store, applied) = open_and_migrate(&config).await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");
@@ -231,6 +233,11 @@ pub async fn serve(
             api_hosts: config.api_hosts.clone(),
             request_timeout_ms: config.request_timeout_ms,
             media_max_bytes: config.media_max_bytes,
+            public_url: config.public_url.clone().or_else(|| {
+                let ours = listening.ip().is_unspecified();
+                let first = teacher_urls(listening, None).into_iter().next();
+                first.filter(|url| ours && !url.starts_with("http://127."))
+            }),
         }),
         pages: Arc::new(Pages::load()),
         live: live.clone(),

@@ -91,6 +91,9 @@ pub struct ClientConfig {
     /// The largest picture or video a teacher may upload, in bytes: the editor refuses a
     /// larger file before sending it.
     pub media_max_bytes: u64,
+    /// The address teachers open (`public_url`, or this machine's network address when it
+    /// listens on all interfaces); `null`: the address the page was loaded from.
+    pub public_url: Option<String>,
 }
 
 /// Client configuration: API hosts and timeouts.

@@ -151,6 +151,21 @@ async fn pair_and_present_with(
 }
 
 #[tokio::test]
+async fn the_board_tells_teachers_the_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start_with(
+        dir.path(),
+        &["--public-url", "https://classcast.school.org"],
+    );
+    let driver = Driver::start().await;
+    let board = driver.browser(1280, 720).await;
+    board.goto(&format!("{}/board", server.base)).await;
+    board
+        .wait_for_text("#pair-instruction", "https://classcast.school.org/teach")
+        .await;
+}
+
+#[tokio::test]
 async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
@@ -347,6 +362,24 @@ async fn with_two_of_three_hosts_dead_a_teacher_signs_in_and_saves_a_lesson() {
     page.screenshot("three-hosts-editor-saved").await;
 }
 
+/// The board's video can play.
+const BOARD_VIDEO_READY: &str =
+    "const v = document.querySelector('#slide-frame video.slide-media');
+     return v && v.readyState >= 2 || null";
+
+/// The board's video plays.
+const BOARD_VIDEO_PLAYING: &str =
+    "const v = document.querySelector('#slide-frame video.slide-media');
+     return v && !v.paused && v.currentTime > 0 || null";
+
+/// The page's service worker controls it (it keeps the page for offline reloads).
+const SERVICE_WORKER_IN_CONTROL: &str = "return navigator.serviceWorker.controller ? true : null";
+
+/// The board shows a 2×2 picture ([`PICTURE`]).
+const BOARD_PICTURE_SHOWN: &str =
+    "const i = document.querySelector('#slide-frame img.slide-media');
+     return i && i.complete && i.naturalWidth === 2 || null";
+
 /// A real 2×2 PNG (red, green, blue, white), which a browser decodes.
 const PICTURE: &[u8] = &[
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
@@ -413,11 +446,7 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
         .await;
     teacher.click("#next").await;
     board
-        .wait_until(
-            "the board to show the picture",
-            "const i = document.querySelector('#slide-frame img.slide-media');
-             return i && i.complete && i.naturalWidth === 2 ? true : null",
-        )
+        .wait_until("the board to show the picture", BOARD_PICTURE_SHOWN)
         .await;
     board.wait_for_text("#slide-frame", "Our class").await;
     board.screenshot("media-02-board-picture").await;
@@ -846,28 +875,16 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
     let (board, phone) = pair_and_present_with(&driver, &base, how, "whole").await;
     phone.click("#next").await;
     board
-        .wait_until(
-            "the picture on the board",
-            "const i = document.querySelector('#slide-frame img.slide-media');
-             return i && i.complete && i.naturalWidth === 2 || null",
-        )
+        .wait_until("the picture on the board", BOARD_PICTURE_SHOWN)
         .await;
     board.wait_for_text("#slide-frame", "The Earth").await;
     phone.click("#next").await;
     board
-        .wait_until(
-            "the video on the board",
-            "const v = document.querySelector('#slide-frame video.slide-media');
-             return v && v.readyState >= 2 || null",
-        )
+        .wait_until("the video on the board", BOARD_VIDEO_READY)
         .await;
     phone.click("#video-toggle").await;
     board
-        .wait_until(
-            "the video playing",
-            "const v = document.querySelector('#slide-frame video.slide-media');
-             return v && !v.paused && v.currentTime > 0 || null",
-        )
+        .wait_until("the video playing", BOARD_VIDEO_PLAYING)
         .await;
     phone.screenshot("whole-02-phone-video").await;
     phone.click("#next").await;
@@ -894,10 +911,7 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
 
     // The server goes; the board, reloaded, still shows the slide.
     board
-        .wait_until(
-            "the service worker in control",
-            "return navigator.serviceWorker.controller ? true : null",
-        )
+        .wait_until("the service worker in control", SERVICE_WORKER_IN_CONTROL)
         .await;
     drop(server);
     board.refresh().await;
@@ -924,21 +938,11 @@ async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
     for _ in 0..4 {
         teacher.click("#next").await;
     }
-    board
-        .wait_until(
-            "the video slide",
-            "const v = document.querySelector('#slide-frame video.slide-media');
-             return v && v.readyState >= 2 || null",
-        )
-        .await;
+    board.wait_until("the video slide", BOARD_VIDEO_READY).await;
     teacher.wait_for("#video-toggle").await;
     teacher.click("#video-toggle").await;
     board
-        .wait_until(
-            "the video playing",
-            "const v = document.querySelector('#slide-frame video.slide-media');
-             return v && !v.paused && v.currentTime > 0 || null",
-        )
+        .wait_until("the video playing", BOARD_VIDEO_PLAYING)
         .await;
     // With sound, or muted with the one-tap request on screen: never a frozen picture.
     let muted = board
@@ -1016,10 +1020,7 @@ async fn a_board_reloaded_without_its_server_still_shows_the_slide() {
     board.wait_for_text("#slide-frame", "Slide two").await;
     // The board's page is cached once its service worker controls it.
     board
-        .wait_until(
-            "the service worker in control",
-            "return navigator.serviceWorker.controller ? true : null",
-        )
+        .wait_until("the service worker in control", SERVICE_WORKER_IN_CONTROL)
         .await;
 
     drop(server); // the server (or the school's network) is gone

@@ -2,6 +2,7 @@
 
 mod access;
 mod accounts;
+mod addresses;
 mod bad_input;
 mod browser;
 mod budgets;

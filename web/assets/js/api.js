@@ -94,6 +94,8 @@ export async function apiConfig() {
     hosts: [...hosts.slice(current), ...hosts.slice(0, current)],
     timeoutMs: timeout,
     mediaMaxBytes: Number(cfg.media_max_bytes) > 0 ? Number(cfg.media_max_bytes) : null,
+    // Where teachers go (the boards say it); null: where this page came from.
+    publicUrl: typeof cfg.public_url === 'string' && cfg.public_url ? cfg.public_url : null,
   };
 }
 

@@ -2,7 +2,7 @@
 // the presented slide while a teacher presents. Whatever happens (server away, bad data)
 // it keeps showing something sensible: never a browser error, never a blank page.
 
-import { api, fetchMedia } from './api.js';
+import { api, apiConfig, fetchMedia } from './api.js';
 import { LANGUAGES, getLanguage, has, initI18n, setLanguage, t } from './i18n.js';
 import { backoffDelay, compareVersions, createLive, decodeJson, fitText, renderSlide } from './live.js';
 
@@ -16,7 +16,7 @@ const OFFLINE_GRACE_MS = 4000; // a short reconnect is not worth an indicator
 const $ = (id) => document.getElementById(id);
 const screens = { start: $('screen-start'), idle: $('screen-idle'), slide: $('screen-slide') };
 const frame = $('slide-frame');
-const teachUrl = location.origin + '/teach';
+let teachUrl = location.origin + '/teach'; // the public address once /config.json says it
 
 let identity = loadIdentity();
 let live = null;
@@ -453,6 +453,11 @@ async function main() {
 
   // Cached by the service worker, the page and what it showed open without the network too.
   navigator.serviceWorker?.register('/sw.js', { scope: '/board' }).catch(() => {});
+  apiConfig().then(({ publicUrl }) => {
+    if (!publicUrl) return;
+    teachUrl = publicUrl + '/teach';
+    render();
+  });
   if (identity) {
     state = savedState(); // shown until the live channel says otherwise
     checkSelf();

@@ -1,0 +1,120 @@
+//! Where teachers reach this server: the configured `public_url`, or, when the server listens
+//! on every interface, the machine's network addresses (what a phone on the school network
+//! can open), or else the address it listens on. For the start-up message and for the boards'
+//! pairing screen; it knows nothing of HTTP.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// The addresses to tell teachers, best first. Loopback ones only when nothing else exists.
+pub fn teacher_urls(listen: SocketAddr, public_url: Option<&str>) -> Vec<String> {
+    if let Some(url) = public_url {
+        return vec![url.to_owned()];
+    }
+    if !listen.ip().is_unspecified() {
+        return vec![url_of(listen.ip(), listen.port())];
+    }
+    let mut ips: Vec<IpAddr> = interface_addresses()
+        .into_iter()
+        .filter(|ip| !ip.is_loopback() && !is_link_local(ip))
+        .filter(|ip| listen.is_ipv6() || ip.is_ipv4())
+        .collect();
+    // IPv4 first: what people type.
+    ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    ips.dedup();
+    match ips.is_empty() {
+        true => vec![url_of(IpAddr::from([127, 0, 0, 1]), listen.port())],
+        false => ips
+            .into_iter()
+            .map(|ip| url_of(ip, listen.port()))
+            .collect(),
+    }
+}
+
+/// Whether only this machine can reach an address the server listens on.
+pub fn loopback_only(listen: SocketAddr) -> bool {
+    listen.ip().is_loopback()
+}
+
+fn url_of(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("http://{v4}:{port}"),
+        IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+    }
+}
+
+fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// The addresses of the machine's interfaces that are up (`getifaddrs`).
+fn interface_addresses() -> Vec<IpAddr> {
+    let mut found = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that freeifaddrs releases; every
+    // node and its address are read only while the list is alive, and each address is read
+    // as the family its `sa_family` names.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return found;
+        }
+        let mut node = list;
+        while !node.is_null() {
+            let entry = &*node;
+            let up = entry.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
+            if up && !entry.ifa_addr.is_null() {
+                match i32::from((*entry.ifa_addr).sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*(entry.ifa_addr as *const libc::sockaddr_in);
+                        // In network order in memory: its bytes are the address's.
+                        found.push(IpAddr::from(v4.sin_addr.s_addr.to_ne_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*(entry.ifa_addr as *const libc::sockaddr_in6);
+                        found.push(IpAddr::from(v6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            node = entry.ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_url_wins_then_the_listen_address() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(
+            teacher_urls(any, Some("https://classcast.school.org")),
+            ["https://classcast.school.org"]
+        );
+        let one: SocketAddr = "10.1.2.3:8080".parse().unwrap();
+        assert_eq!(teacher_urls(one, None), ["http://10.1.2.3:8080"]);
+        assert!(loopback_only("127.0.0.1:8080".parse().unwrap()));
+        assert!(!loopback_only(any));
+    }
+
+    #[test]
+    fn on_every_interface_the_machines_addresses_are_named() {
+        let urls = teacher_urls("0.0.0.0:8080".parse().unwrap(), None);
+        assert!(!urls.is_empty());
+        for url in &urls {
+            assert!(
+                url.starts_with("http://") && url.ends_with(":8080"),
+                "{url}"
+            );
+            assert!(
+                !url.contains('['),
+                "IPv4 only when listening on 0.0.0.0: {url}"
+            );
+        }
+    }
+}
