@@ -8,7 +8,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::lesson::{LessonContent, Slide, SlideKind};
+use super::lesson::{LessonContent, Slide, SlideKind, TIMER_SECONDS_MAX};
 use super::markdown::to_safe_html;
 use super::MAX_SAFE_INTEGER;
 
@@ -31,8 +31,22 @@ pub struct BoardState {
     pub blanked: bool,
     pub revealed: bool,
     pub timer: TimerState,
+    /// Timers of other slides of the lesson that were started and have not run out: they
+    /// keep counting while another slide shows, and the slide finds its timer as it was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timers: Vec<SlideTimer>,
     pub video: VideoState,
     pub presenter: Option<Presenter>,
+}
+
+/// The timer of a slide that is not showing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlideTimer {
+    pub slide: Uuid,
+    /// Its index and title, for the small countdown shown meanwhile.
+    pub index: u32,
+    pub title: String,
+    pub timer: TimerState,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +107,7 @@ impl BoardState {
             blanked: false,
             revealed: false,
             timer: TimerState::default(),
+            timers: Vec::new(),
             video: VideoState::default(),
             presenter: None,
         }
@@ -114,6 +129,8 @@ impl BoardState {
             blanked: bool,
             revealed: bool,
             timer: &'a TimerState,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            timers: &'a Vec<SlideTimer>,
             video: &'a VideoState,
             presenter: &'a Option<Presenter>,
         }
@@ -124,6 +141,7 @@ impl BoardState {
             blanked: self.blanked,
             revealed: self.revealed,
             timer: &self.timer,
+            timers: &self.timers,
             video: &self.video,
             presenter: &self.presenter,
         })
@@ -143,17 +161,34 @@ impl BoardState {
 /// A teacher's command, parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    Present { lesson: Uuid, slide: u32 },
+    Present {
+        lesson: Uuid,
+        slide: u32,
+    },
     Next,
     Prev,
-    Goto { slide: u32 },
-    Blank { on: bool },
-    Reveal { on: bool },
+    Goto {
+        slide: u32,
+    },
+    Blank {
+        on: bool,
+    },
+    Reveal {
+        on: bool,
+    },
     TimerStart,
     TimerPause,
     TimerReset,
-    VideoPlay { position_ms: u64 },
-    VideoPause { position_ms: u64 },
+    /// More time on the clock, running or not; a timer that ran out starts again with it.
+    TimerAdd {
+        ms: u64,
+    },
+    VideoPlay {
+        position_ms: u64,
+    },
+    VideoPause {
+        position_ms: u64,
+    },
     End,
 }
 
@@ -215,6 +250,14 @@ impl Op {
             "timer_start" => Op::TimerStart,
             "timer_pause" => Op::TimerPause,
             "timer_reset" => Op::TimerReset,
+            "timer_add" => match uint("ms")? {
+                ms @ 1..=TIMER_ADD_MAX_MS => Op::TimerAdd { ms },
+                _ => {
+                    return Err(CommandError::InvalidArgs(format!(
+                        "`timer_add` adds 1 to {TIMER_ADD_MAX_MS} ms"
+                    )))
+                }
+            },
             "video_play" => Op::VideoPlay {
                 position_ms: uint("position_ms")?,
             },
@@ -271,8 +314,12 @@ pub fn apply(
                 slide_count: l.content.slides.len() as u32,
             });
             next.blanked = false;
+            // A new presentation: the timers of the last one are not this one's.
+            next.timers.clear();
+            next.slide_index = 0;
+            next.timer = TimerState::default();
             let slide = slide_in(l.content, slide)?;
-            show_slide(&mut next, l.content, slide);
+            show_slide(&mut next, l.content, slide, now_ms);
         }
         Op::Next | Op::Prev | Op::Goto { .. } => {
             let l = require_lesson()?;
@@ -283,7 +330,7 @@ pub fn apply(
                 _ => (state.slide_index + 1).min(last),
             };
             if target != state.slide_index {
-                show_slide(&mut next, l.content, target);
+                show_slide(&mut next, l.content, target, now_ms);
             }
         }
         Op::Blank { on } => next.blanked = on,
@@ -296,7 +343,7 @@ pub fn apply(
             next.revealed = on;
             next.slide = Some(view(slide, on));
         }
-        Op::TimerStart | Op::TimerPause | Op::TimerReset => {
+        Op::TimerStart | Op::TimerPause | Op::TimerReset | Op::TimerAdd { .. } => {
             let l = require_lesson()?;
             if current(l.content, state)?.kind != SlideKind::Timer {
                 return Err(CommandError::WrongSlideKind("timer"));
@@ -318,6 +365,16 @@ pub fn apply(
                         running: false,
                         ends_at: None,
                         remaining_ms: t.duration_ms,
+                    }
+                }
+                Op::TimerAdd { ms } => {
+                    let cap = |left: i64| left.min(i64::from(TIMER_SECONDS_MAX) * 1000);
+                    match t.ends_at.filter(|_| t.running) {
+                        Some(end) => {
+                            let left = cap((end - now_ms).max(0) + ms as i64);
+                            t.ends_at = Some(now_ms + left);
+                        }
+                        None => t.remaining_ms = cap(t.remaining_ms as i64 + ms as i64) as u64,
                     }
                 }
                 _ => {}
@@ -363,21 +420,47 @@ fn current<'a>(content: &'a LessonContent, state: &BoardState) -> Result<&'a Sli
         .ok_or(CommandError::NotPresenting)
 }
 
-fn show_slide(state: &mut BoardState, content: &LessonContent, index: u32) {
+fn show_slide(state: &mut BoardState, content: &LessonContent, index: u32, now_ms: i64) {
+    // The timer of the slide left keeps going (or stays paused part-way) until its slide
+    // shows again; one never started, or run out, is not kept.
+    let leaving = content.slides.get(state.slide_index as usize);
+    if let Some(left) = leaving.filter(|s| s.kind == SlideKind::Timer) {
+        let t = &state.timer;
+        let started = t.running || t.remaining_ms < t.duration_ms;
+        let ran_out =
+            t.ends_at.is_some_and(|end| end <= now_ms) || (!t.running && t.remaining_ms == 0);
+        if started && !ran_out {
+            state.timers.push(SlideTimer {
+                slide: left.id,
+                index: state.slide_index,
+                title: left.title.clone(),
+                timer: t.clone(),
+            });
+        }
+    }
+    state
+        .timers
+        .retain(|kept| kept.timer.ends_at.is_none_or(|end| end > now_ms));
     let slide = &content.slides[index as usize];
     let duration_ms = u64::from(slide.seconds.unwrap_or(0)) * 1000;
     state.slide_index = index;
     state.revealed = false;
     state.slide = Some(view(slide, false));
     state.upcoming_media = upcoming_media(content, index);
-    state.timer = TimerState {
-        duration_ms,
-        running: false,
-        ends_at: None,
-        remaining_ms: duration_ms,
+    state.timer = match state.timers.iter().position(|kept| kept.slide == slide.id) {
+        Some(at) => state.timers.remove(at).timer,
+        None => TimerState {
+            duration_ms,
+            running: false,
+            ends_at: None,
+            remaining_ms: duration_ms,
+        },
     };
     state.video = VideoState::default();
 }
+
+/// The most `timer_add` adds at once: an hour.
+pub const TIMER_ADD_MAX_MS: u64 = 3_600_000;
 
 /// How many slides ahead a board fetches media.
 const PRELOAD_SLIDES: usize = 2;
@@ -575,6 +658,80 @@ mod tests {
         assert_eq!(s.slide.as_ref().unwrap().answer.as_deref(), Some("42"));
         let s = run(&s, Op::Next, &content, 0);
         assert!(!s.revealed);
+    }
+
+    #[test]
+    fn a_running_timer_keeps_counting_while_another_slide_shows() {
+        let content = lesson(); // slide 2 is a 30 s timer
+        let s = presenting(&content, 2);
+        let s = run(&s, Op::TimerStart, &content, 1_000);
+        let s = run(&s, Op::Prev, &content, 5_000);
+        assert_eq!(s.timers.len(), 1, "kept while slide 1 shows");
+        assert_eq!(s.timers[0].index, 2);
+        assert_eq!(s.timers[0].timer.ends_at, Some(31_000));
+        // Stored and read back with the state.
+        let stored: BoardState = serde_json::from_str(&s.stored_json()).unwrap();
+        assert_eq!(stored.timers, s.timers);
+        let s = run(&s, Op::Next, &content, 20_000);
+        assert!(s.timers.is_empty());
+        assert_eq!(
+            (s.timer.running, s.timer.ends_at),
+            (true, Some(31_000)),
+            "still counting, not reset"
+        );
+        // Paused part-way, it is found paused where it was.
+        let s = run(&s, Op::TimerPause, &content, 21_000);
+        let s = run(&s, Op::Goto { slide: 0 }, &content, 22_000);
+        let s = run(&s, Op::Goto { slide: 2 }, &content, 99_000);
+        assert_eq!((s.timer.running, s.timer.remaining_ms), (false, 10_000));
+    }
+
+    #[test]
+    fn timers_never_started_or_run_out_are_not_kept_and_a_new_presentation_starts_afresh() {
+        let content = lesson();
+        let s = presenting(&content, 2);
+        let s = run(&s, Op::Prev, &content, 1_000);
+        assert!(s.timers.is_empty(), "never started");
+        let s = run(&s, Op::Next, &content, 1_000);
+        let s = run(&s, Op::TimerStart, &content, 1_000);
+        let s = run(&s, Op::Prev, &content, 2_000);
+        assert_eq!(s.timers.len(), 1);
+        let s = run(&s, Op::Prev, &content, 40_000);
+        assert!(s.timers.is_empty(), "it ran out meanwhile");
+        let s = run(&s, Op::Goto { slide: 2 }, &content, 41_000);
+        assert_eq!(
+            (s.timer.running, s.timer.remaining_ms),
+            (false, 30_000),
+            "ready again"
+        );
+
+        let s = run(&s, Op::TimerStart, &content, 41_000);
+        let s = run(&s, Op::Prev, &content, 42_000);
+        let again = Op::Present {
+            lesson: Uuid::nil(),
+            slide: 2,
+        };
+        let s = run(&s, again, &content, 43_000);
+        assert!(s.timers.is_empty());
+        assert_eq!((s.timer.running, s.timer.remaining_ms), (false, 30_000));
+    }
+
+    #[test]
+    fn a_minute_more_extends_a_running_paused_or_finished_timer() {
+        let content = lesson();
+        let minute = Op::TimerAdd { ms: 60_000 };
+        let s = presenting(&content, 2);
+        let s = run(&s, Op::TimerStart, &content, 0);
+        let s = run(&s, minute.clone(), &content, 10_000);
+        assert_eq!(s.timer.ends_at, Some(90_000), "20 s left and a minute more");
+        let s = run(&s, Op::TimerPause, &content, 30_000);
+        let s = run(&s, minute.clone(), &content, 31_000);
+        assert_eq!(s.timer.remaining_ms, 120_000);
+        let s = run(&s, Op::TimerStart, &content, 40_000);
+        let s = run(&s, minute, &content, 500_000);
+        assert_eq!(s.timer.ends_at, Some(560_000), "run out: a minute from now");
+        let args = serde_json::json!({"ms": 0});
+        assert!(Op::parse("timer_add", args.as_object().unwrap()).is_err());
     }
 
     #[test]

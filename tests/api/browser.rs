@@ -920,6 +920,79 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
 }
 
 #[tokio::test]
+async fn a_timer_keeps_counting_while_the_teacher_shows_another_slide() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await; // slide four: a two-minute timer
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &base, "timers").await;
+    for _ in 0..3 {
+        teacher.click("#next").await;
+    }
+    board.wait_for_text("#slide-frame", "Slide four").await;
+    board.wait_for_text("#slide-frame", "Ready").await;
+    teacher.click("#timer-toggle").await;
+    let clock = "return document.querySelector('#slide-frame .slide-clock')?.textContent";
+    board
+        .wait_until(
+            "the timer running",
+            &format!("{clock}?.startsWith('01:5') || null"),
+        )
+        .await;
+    teacher.click("#timer-add").await;
+    board
+        .wait_until(
+            "a minute more",
+            &format!("{clock}?.startsWith('02:5') || null"),
+        )
+        .await;
+
+    // Back one slide: the timer goes on, in the corner of the board and on the console.
+    teacher.click("#prev").await;
+    board.wait_for_text("#slide-frame", "Slide three").await;
+    board
+        .wait_for_text("#timers-elsewhere", "Slide four 02:")
+        .await;
+    teacher
+        .wait_for_text("#timers-elsewhere", "Slide four 02:")
+        .await;
+    board.screenshot("timers-01-board-elsewhere").await;
+    teacher.click("#next").await;
+    board.wait_for_text("#slide-frame", "Slide four").await;
+    let phase = board
+        .run(
+            "return [document.querySelector('#slide-frame .slide-clock').textContent,
+                     document.querySelector('#slide-frame').firstElementChild.dataset.phase]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(phase[1], "running", "{phase}");
+    assert!(
+        phase[0].as_str().unwrap().starts_with("02:"),
+        "not reset: {phase}"
+    );
+    board
+        .wait_until(
+            "no countdown elsewhere",
+            "return document.querySelector('#timers-elsewhere').textContent === '' || null",
+        )
+        .await;
+
+    // The corner line reads from the back of the room: at least 2.5 % of the screen's height.
+    let share = board
+        .run(
+            "return parseFloat(getComputedStyle(document.querySelector('#slide-pos')).fontSize) / innerHeight",
+            json!([]),
+        )
+        .await;
+    assert!(
+        share.as_f64().unwrap() >= 0.025,
+        "corner text {share} of the height"
+    );
+}
+
+#[tokio::test]
 async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());

@@ -4,7 +4,7 @@
 
 import { api, apiConfig, fetchMedia } from './api.js';
 import { LANGUAGES, getLanguage, has, initI18n, setLanguage, t } from './i18n.js';
-import { backoffDelay, compareVersions, createLive, decodeJson, fitText, renderSlide } from './live.js';
+import { backoffDelay, compareVersions, createLive, decodeJson, fitText, renderSlide, timersElsewhere } from './live.js';
 
 const IDENTITY_KEY = 'classcast.board';
 const STATE_KEY = 'classcast.board.state'; // the last state shown, for a reload without network
@@ -445,6 +445,8 @@ async function main() {
   setInterval(() => {
     try {
       view.tick(serverNow());
+      const elsewhere = presenting() ? timersElsewhere(state, serverNow()).join(' · ') : '';
+      if ($('timers-elsewhere').textContent !== elsewhere) $('timers-elsewhere').textContent = elsewhere;
     } catch {
       // a timer that cannot draw must not stop the next one
     }

@@ -770,6 +770,26 @@ async function readEvents(body, { heard, message }) {
 
 // ---- showing a board state (board page and console preview) -----------------------------
 
+/**
+ * Where a timer stands at server time `now`: `ready` (never started, or reset), `running`,
+ * `paused` part-way, or `done`.
+ */
+export function timerPhase(timer, now) {
+  if (timerRemaining(timer, now) <= 0) return 'done';
+  if (timer?.running) return 'running';
+  return (timer?.remaining_ms ?? 0) >= (timer?.duration_ms ?? 0) ? 'ready' : 'paused';
+}
+
+/**
+ * The timers of other slides still running (`state.timers`), as "Discuss 04:12" lines for
+ * the small countdown shown while another slide is up; empty when there are none.
+ */
+export function timersElsewhere(state, now) {
+  return (state?.timers ?? [])
+    .filter((kept) => kept.timer?.running && timerRemaining(kept.timer, now) > 0)
+    .map((kept) => `${kept.title || text('kinds.timer', 'Timer')} ${formatClock(timerRemaining(kept.timer, now))}`);
+}
+
 /** Milliseconds left on a timer at server time `now`. */
 export function timerRemaining(timer, now) {
   if (!timer) return 0;
@@ -854,13 +874,16 @@ export function renderSlide(frame, state, { preview = false } = {}) {
       tick = (now) => {
         const left = timerRemaining(state.timer, now);
         const shown = formatClock(left);
-        const phase = left <= 0 ? 'done' : state.timer?.running ? 'running' : 'paused';
+        const phase = timerPhase(state.timer, now);
         if (shown === last && root.dataset.phase === phase) return;
         last = shown;
         clock.textContent = shown;
         root.dataset.phase = phase;
-        note.textContent =
-          phase === 'done' ? text('live.timeUp', 'Time is up') : phase === 'paused' ? text('live.timerPaused', 'Paused') : '';
+        note.textContent = {
+          done: text('live.timeUp', 'Time is up'),
+          paused: text('live.timerPaused', 'Paused'),
+          ready: text('live.timerReady', 'Ready'),
+        }[phase] ?? '';
       };
       break;
     }

@@ -19,7 +19,17 @@ import {
   setFieldError,
   t,
 } from './ui.js';
-import { compareVersions, createLive, decodeJson, fitText, formatClock, renderSlide, timerRemaining, videoPosition } from './live.js';
+import {
+  compareVersions,
+  createLive,
+  decodeJson,
+  fitText,
+  formatClock,
+  renderSlide,
+  timerRemaining,
+  timersElsewhere,
+  videoPosition,
+} from './live.js';
 
 const VIEW_KEY = 'classcast.teach.board'; // the board whose controls are open
 const BEHIND_AFTER_MS = 2000; // a board that has not shown a state after this is "behind"
@@ -169,6 +179,7 @@ const controls = {
     }
   },
   timerReset: () => currentState()?.timer && command(viewBoard, 'timer_reset'),
+  timerAdd: () => currentState()?.timer && command(viewBoard, 'timer_add', { ms: 60000 }),
   video: () => {
     const s = currentState();
     if (!s?.video) return;
@@ -199,6 +210,7 @@ function bindControls() {
   $('#reveal').addEventListener('click', controls.reveal);
   $('#timer-toggle').addEventListener('click', controls.timer);
   $('#timer-reset').addEventListener('click', controls.timerReset);
+  $('#timer-add').addEventListener('click', controls.timerAdd);
   $('#video-toggle').addEventListener('click', controls.video);
   $('#video-seek').addEventListener('change', controls.videoSeek);
   $('#end').addEventListener('click', controls.end);
@@ -627,7 +639,7 @@ function renderPresentView() {
     $('#present-title').textContent = t('teach.starting');
     $('#preview').replaceChildren();
     preview = { tick() {} };
-    for (const id of ['reveal', 'timer-toggle', 'timer-reset', 'video-toggle', 'video-seek-label']) $('#' + id).hidden = true;
+    for (const id of ['reveal', 'timer-toggle', 'timer-add', 'timer-reset', 'video-toggle', 'video-seek-label']) $('#' + id).hidden = true;
     return;
   }
   const lesson = fullLesson(state);
@@ -658,6 +670,7 @@ function renderPresentView() {
   const timer = slide?.kind === 'timer' && state.timer;
   $('#timer-toggle').hidden = !timer;
   $('#timer-reset').hidden = !timer;
+  $('#timer-add').hidden = !timer;
   const video = slide?.kind === 'video' && state.video;
   $('#video-toggle').hidden = !video;
   $('#video-toggle').textContent = state.video?.playing ? t('teach.videoPause') : t('teach.videoPlay');
@@ -759,6 +772,8 @@ function renderVideoSeek() {
 /** The timer button label follows the clock: "Start timer", "Pause timer (00:42)". */
 function renderTimerButtons() {
   const state = currentState();
+  const elsewhere = state?.lesson ? timersElsewhere(state, live.serverNow()).join(' · ') : '';
+  if ($('#timers-elsewhere').textContent !== elsewhere) $('#timers-elsewhere').textContent = elsewhere;
   const button = $('#timer-toggle');
   if (!state?.timer || button.hidden) return;
   const ms = timerRemaining(state.timer, live.serverNow());
