@@ -36,7 +36,11 @@ pub struct BoardState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timers: Vec<SlideTimer>,
     pub video: VideoState,
+    /// Who steers the board, shown in its corner; `None` while the teacher keeps their name
+    /// off the board (`name_hidden`).
     pub presenter: Option<Presenter>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub name_hidden: bool,
 }
 
 /// The timer of a slide that is not showing.
@@ -110,6 +114,7 @@ impl BoardState {
             timers: Vec::new(),
             video: VideoState::default(),
             presenter: None,
+            name_hidden: false,
         }
     }
 
@@ -133,6 +138,8 @@ impl BoardState {
             timers: &'a Vec<SlideTimer>,
             video: &'a VideoState,
             presenter: &'a Option<Presenter>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            name_hidden: bool,
         }
         serde_json::to_string(&Stored {
             board: self.board,
@@ -144,6 +151,7 @@ impl BoardState {
             timers: &self.timers,
             video: &self.video,
             presenter: &self.presenter,
+            name_hidden: self.name_hidden,
         })
         .expect("a board state is plain data")
     }
@@ -161,9 +169,15 @@ impl BoardState {
 /// A teacher's command, parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
+    /// `show_name`: the teacher's name in the board's corner (default yes).
     Present {
         lesson: Uuid,
         slide: u32,
+        show_name: bool,
+    },
+    /// Shows or hides the name of whoever steers the board, from now on.
+    ShowName {
+        on: bool,
     },
     Next,
     Prev,
@@ -239,7 +253,12 @@ impl Op {
                     None | Some(serde_json::Value::Null) => 0,
                     Some(_) => index(uint("slide")?)?,
                 },
+                show_name: match args.get("show_name") {
+                    None | Some(serde_json::Value::Null) => true,
+                    Some(_) => flag("show_name")?,
+                },
             },
+            "show_name" => Op::ShowName { on: flag("on")? },
             "next" => Op::Next,
             "prev" => Op::Prev,
             "goto" => Op::Goto {
@@ -292,9 +311,6 @@ pub fn apply(
     now_ms: i64,
 ) -> Result<BoardState, CommandError> {
     let mut next = state.clone();
-    next.presenter = Some(Presenter {
-        name: presenter.to_owned(),
-    });
     let require_lesson = || {
         lesson
             .as_ref()
@@ -302,7 +318,11 @@ pub fn apply(
             .ok_or(CommandError::NotPresenting)
     };
     match *op {
-        Op::Present { slide, .. } => {
+        Op::ShowName { on } => next.name_hidden = !on,
+        Op::Present {
+            slide, show_name, ..
+        } => {
+            next.name_hidden = !show_name;
             let l = lesson.as_ref().ok_or(CommandError::NotPresenting)?;
             if l.content.slides.is_empty() {
                 return Err(CommandError::EmptyLesson);
@@ -399,6 +419,9 @@ pub fn apply(
             };
         }
     }
+    next.presenter = (next.is_presenting() && !next.name_hidden).then(|| Presenter {
+        name: presenter.to_owned(),
+    });
     Ok(next)
 }
 
@@ -591,6 +614,7 @@ mod tests {
         let present = Op::Present {
             lesson: Uuid::nil(),
             slide,
+            show_name: true,
         };
         run(&BoardState::idle(Uuid::nil()), present, content, 0)
     }
@@ -661,6 +685,27 @@ mod tests {
     }
 
     #[test]
+    fn a_teacher_may_keep_their_name_off_the_board() {
+        let content = lesson();
+        let hidden = Op::Present {
+            lesson: Uuid::nil(),
+            slide: 0,
+            show_name: false,
+        };
+        let s = run(&BoardState::idle(Uuid::nil()), hidden, &content, 0);
+        assert_eq!(s.presenter, None);
+        let s = run(&s, Op::Next, &content, 0);
+        assert_eq!(s.presenter, None, "for the rest of the lesson");
+        assert!(!serde_json::to_string(&s).unwrap().contains("Ms J"));
+        let stored: BoardState = serde_json::from_str(&s.stored_json()).unwrap();
+        assert!(stored.name_hidden);
+        let s = run(&s, Op::ShowName { on: true }, &content, 0);
+        assert_eq!(s.presenter.unwrap().name, "Ms J");
+        let args = serde_json::json!({"lesson": Uuid::nil(), "show_name": "no"});
+        assert!(Op::parse("present", args.as_object().unwrap()).is_err());
+    }
+
+    #[test]
     fn a_running_timer_keeps_counting_while_another_slide_shows() {
         let content = lesson(); // slide 2 is a 30 s timer
         let s = presenting(&content, 2);
@@ -710,6 +755,7 @@ mod tests {
         let again = Op::Present {
             lesson: Uuid::nil(),
             slide: 2,
+            show_name: true,
         };
         let s = run(&s, again, &content, 43_000);
         assert!(s.timers.is_empty());
@@ -768,7 +814,8 @@ mod tests {
                 &idle,
                 &Op::Present {
                     lesson: Uuid::nil(),
-                    slide: 0
+                    slide: 0,
+                    show_name: true,
                 },
                 Some(at(&empty)),
                 "x",

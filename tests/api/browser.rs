@@ -979,6 +979,20 @@ async fn a_timer_keeps_counting_while_the_teacher_shows_another_slide() {
         )
         .await;
 
+    // The teacher keeps their name off the board from now on.
+    teacher.click("#back").await;
+    teacher.click("#start-show-name").await;
+    teacher.click("#start-submit").await;
+    board.wait_for_text("#slide-frame", "Slide one").await;
+    board
+        .wait_until(
+            "the name gone from the board",
+            "return document.querySelector('#presenter').textContent === '' || null",
+        )
+        .await;
+    let text = board.run("return document.body.innerText", json!([])).await;
+    assert!(!text.as_str().unwrap().contains("Ms Jansen"), "{text}");
+
     // The corner line reads from the back of the room: at least 2.5 % of the screen's height.
     let share = board
         .run(

@@ -32,6 +32,7 @@ import {
 } from './live.js';
 
 const VIEW_KEY = 'classcast.teach.board'; // the board whose controls are open
+const SHOW_NAME_KEY = 'classcast.teach.showName'; // the teacher's choice, kept for the next lesson
 const BEHIND_AFTER_MS = 2000; // a board that has not shown a state after this is "behind"
 const LOG_SIZE = 4;
 
@@ -272,7 +273,9 @@ async function startPresenting(event) {
     if (!ok) return;
   }
   openControls(board);
-  command(board, 'present', { lesson });
+  const showName = $('#start-show-name').checked;
+  localStorage.setItem(SHOW_NAME_KEY, showName ? 'yes' : 'no');
+  command(board, 'present', { lesson, show_name: showName });
 }
 
 function openControls(board) {
@@ -819,6 +822,7 @@ window.addEventListener('resize', () => {
 
 async function main() {
   await initPage();
+  $('#start-show-name').checked = localStorage.getItem(SHOW_NAME_KEY) !== 'no';
   fillPairHelp();
   bindControls();
   live.on('status', renderConnection);
