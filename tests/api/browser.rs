@@ -920,6 +920,70 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
 }
 
 #[tokio::test]
+async fn presses_during_an_outage_take_the_board_to_the_slide_the_console_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &base, "outage").await;
+    // Every slide title the board ever shows, to see that it skips what the teacher skipped.
+    board
+        .run(
+            "window.__shown = [];
+             const frame = document.querySelector('#slide-frame');
+             new MutationObserver(() => window.__shown.push(frame.querySelector('.slide-heading')?.textContent))
+               .observe(frame, { childList: true, subtree: true });",
+            json!([]),
+        )
+        .await;
+
+    let address = base.trim_start_matches("http://").to_owned();
+    drop(server);
+    teacher
+        .wait_until(
+            "the console to notice the server is gone",
+            "return document.querySelector('#connection')?.dataset.transport !== 'websocket' || null",
+        )
+        .await;
+    teacher.click("#next").await;
+    teacher.click("#next").await;
+    teacher
+        .wait_for_text("#pending-summary", "slide 3 (2 presses)")
+        .await;
+    let pending = teacher
+        .run(
+            "return JSON.parse(sessionStorage.getItem('classcast.live.pending') || '[]')
+                 .map((c) => [c.op, c.args.slide])",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        pending,
+        json!([["goto", 2]]),
+        "one command waits, for the target"
+    );
+    teacher.screenshot("outage-03-teacher-waiting").await;
+
+    let server = Process::start_on(dir.path(), &address);
+    board.wait_for_text("#slide-frame", "Slide three").await;
+    teacher
+        .wait_until(
+            "nothing waiting any more",
+            "return document.querySelector('#pending-summary').hidden || null",
+        )
+        .await;
+    let shown = board.run("return window.__shown", json!([])).await;
+    let shown = shown.as_array().unwrap();
+    assert!(shown.contains(&json!("Slide three")), "{shown:?}");
+    assert!(
+        !shown.contains(&json!("Slide two")),
+        "straight to the target: {shown:?}"
+    );
+    drop(server);
+}
+
+#[tokio::test]
 async fn a_timer_keeps_counting_while_the_teacher_shows_another_slide() {
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());

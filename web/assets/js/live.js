@@ -213,9 +213,14 @@ class LiveClient {
     this.awaiting.delete(board);
   }
 
-  /** Send a command; it is kept (also across reloads) and resent until it is acked. */
-  send(board, op, args = {}) {
+  /**
+   * Send a command; it is kept (also across reloads) and resent until it is acked. `replaces`:
+   * the id of a pending command this one makes pointless (an earlier `goto` of a series): it
+   * is no longer resent, and its waiter rejects with `replaced`.
+   */
+  send(board, op, args = {}, replaces = null) {
     const command = { type: 'command', id: uuid(), board, op, args };
+    if (replaces && this.pendingMap.has(replaces)) this.settle(replaces, false, { code: 'replaced' });
     this.pendingMap.set(command.id, command);
     this.savePending();
     const promise = new Promise((resolve, reject) => this.waiters.set(command.id, { resolve, reject }));

@@ -156,8 +156,8 @@ function currentState() {
 }
 
 const controls = {
-  next: () => command(viewBoard, 'next'),
-  prev: () => command(viewBoard, 'prev'),
+  next: () => navigate(1),
+  prev: () => navigate(-1),
   blank: () => {
     const on = pendingToggle(viewBoard, 'blank') ?? !!currentState()?.blanked;
     command(viewBoard, 'blank', { on: !on });
@@ -473,10 +473,38 @@ function renderConnection({ transport, host }) {
   renderSync();
 }
 
+// Next and previous go to a slide by number (`goto`), counted from where the teacher is
+// heading: a press while the one before is still unconfirmed moves that target on by one
+// instead of queueing a second command, and replaces it. So presses made during an outage
+// end on the slide the console shows as the target ("Waiting: the board will show slide 7
+// (2 presses)"), never further, whatever is resent (docs/protocol.md, "Presses while
+// offline").
+let heading = null; // {board, id, slide, presses}: the unconfirmed navigation of the board in view
+
+function navigate(step) {
+  const state = currentState();
+  if (!state?.lesson) return;
+  const waiting = heading?.board === viewBoard && live.pending.some((c) => c.id === heading.id) ? heading : null;
+  const from = waiting ? waiting.slide : (state.slide_index ?? 0);
+  const slide = Math.min(Math.max(from + step, 0), (state.lesson.slide_count ?? 1) - 1);
+  if (slide === from) return;
+  const promise = live.send(viewBoard, 'goto', { slide }, waiting?.id);
+  heading = { board: viewBoard, id: promise.id, slide, presses: (waiting?.presses ?? 0) + 1 };
+  if (waiting) log = log.filter((entry) => entry.id !== waiting.id);
+  log.push({ id: promise.id, op: t('teach.goingTo', { n: slide + 1 }), board: viewBoard, status: 'pending' });
+  log = log.slice(-LOG_SIZE);
+  renderLog();
+  renderPending({ pending: live.pending });
+  promise.catch(() => {}); // shown through the 'failed' event; a replaced one needs nothing
+}
+
 function renderPending({ pending }) {
   const el = $('#pending-summary');
   el.hidden = pending.length === 0;
-  el.textContent = t('teach.pendingCount', { count: pending.length });
+  const goingTo = heading && pending.some((c) => c.id === heading.id) ? heading : null;
+  el.textContent = goingTo
+    ? t('teach.pendingGoto', { n: goingTo.slide + 1, count: goingTo.presses })
+    : t('teach.pendingCount', { count: pending.length });
 }
 
 function boardName(id) {
