@@ -23,13 +23,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct Health {
     /// Always `ok`.
     status: &'static str,
+    /// The server's version, for connection reports (`/diagnostics`).
+    version: &'static str,
 }
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "Alive", body = Health)))]
 async fn healthz() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok" })
+    axum::Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// The process can serve requests: the database it uses answers.

@@ -242,7 +242,29 @@ async fn the_diagnostics_page_reports_on_every_host() {
         report.contains(&server.base) || report.contains("127.0.0.1"),
         "{report}"
     );
+    assert!(
+        report.contains(concat!("classcast ", env!("CARGO_PKG_VERSION"))),
+        "the server's version: {report}"
+    );
+    assert!(!report.contains("\"\""), "every host named: {report}");
+    assert!(report.contains("needs a sign-in"), "{report}");
     page.screenshot("diagnostics").await;
+
+    // On a board (it holds a board token), the event stream itself is opened and read.
+    page.goto(&format!("{}/board", server.base)).await;
+    page.wait_for("#pair-code").await;
+    page.wait_until(
+        "the board's identity",
+        "return localStorage.getItem('classcast.board') ? true : null",
+    )
+    .await;
+    page.goto(&format!("{}/diagnostics", server.base)).await;
+    page.wait_until(
+        "the event stream checked",
+        "const r = document.querySelector('pre')?.innerText || '';
+         return /Event stream OK/.test(r) || null",
+    )
+    .await;
 }
 
 /// Which of `bases` the page says (through `script`) it is live on.

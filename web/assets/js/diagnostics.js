@@ -42,12 +42,18 @@ const reason = (err) => (err?.name === 'AbortError' ? t('diag.timeout', { second
 async function checkReachable(host) {
   const times = [];
   let status = null;
+  let version = null;
   for (let i = 0; i < SAMPLES; i++) {
     const start = performance.now();
     try {
       const res = await timedFetch(host + '/healthz');
-      await res.text();
+      const text = await res.text();
       status = res.status;
+      try {
+        version = JSON.parse(text).version ?? version;
+      } catch {
+        // an older server, or a proxy's page: no version to report
+      }
       if (!res.ok) return { result: 'fail', text: t('diag.httpError', { status }) };
       times.push(Math.round(performance.now() - start));
     } catch (err) {
@@ -56,7 +62,8 @@ async function checkReachable(host) {
   }
   const sorted = [...times].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
-  return { result: 'ok', text: t('diag.reachableOk', { status, median, samples: times.join(', ') }) };
+  const text = t('diag.reachableOk', { status, median, samples: times.join(', ') });
+  return { result: 'ok', text: version ? `${text} · classcast ${version}` : text };
 }
 
 async function checkClock(host) {
@@ -118,17 +125,63 @@ function checkWebSocket(host) {
   });
 }
 
+/** A token this device holds (the teacher's session, or the board's identity), and its role. */
+function storedToken() {
+  for (const [key, field, role] of [
+    ['classcast.session', 'token', 'teacher'],
+    ['classcast.board', 'board_token', 'board'],
+  ]) {
+    try {
+      const token = JSON.parse(localStorage.getItem(key) || 'null')?.[field];
+      if (token) return { token, role };
+    } catch {
+      // not ours, or storage off
+    }
+  }
+  return null;
+}
+
+/**
+ * Opens the fallback's event stream (/api/live/events) and waits for its first event, the
+ * way a board or console behind a proxy that blocks WebSockets would: a proxy that buffers
+ * streams shows here as a timeout. Needs this device's sign-in or board token; without one,
+ * only that the route answers is checked.
+ */
 async function checkFallback(host) {
+  if (typeof ReadableStream === 'undefined' || typeof TextDecoderStream === 'undefined') {
+    return { result: 'fail', text: t('diag.noStreams') };
+  }
+  const held = storedToken();
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  const start = performance.now();
   try {
-    const res = await timedFetch(host + '/api/live/time');
-    await res.text();
+    const res = await fetch(host + '/api/live/events?role=' + (held?.role ?? 'board'), {
+      headers: held ? { Authorization: 'Bearer ' + held.token, Accept: 'text/event-stream' } : { Accept: 'text/event-stream' },
+      cache: 'no-store',
+      credentials: 'omit',
+      signal: controller.signal,
+    });
+    if (!held) {
+      await res.text();
+      return res.status === 401
+        ? { result: 'warn', text: t('diag.fallbackNoToken') }
+        : { result: 'fail', text: t('diag.httpError', { status: res.status }) };
+    }
     if (!res.ok) return { result: 'fail', text: t('diag.httpError', { status: res.status }) };
-    const streams = typeof ReadableStream !== 'undefined' && typeof TextDecoderStream !== 'undefined';
-    return streams
-      ? { result: 'ok', text: t('diag.fallbackOk') }
-      : { result: 'warn', text: t('diag.fallbackOk') + ' ' + t('diag.noStreams') };
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = '';
+    while (!/^data:/m.test(seen)) {
+      const { value, done } = await reader.read();
+      if (done) return { result: 'fail', text: t('diag.streamEnded') };
+      seen += value;
+    }
+    return { result: 'ok', text: t('diag.streamOk', { ms: Math.round(performance.now() - start) }) };
   } catch (err) {
-    return { result: 'fail', text: reason(err) };
+    return { result: 'fail', text: err?.name === 'AbortError' ? t('diag.streamTimeout', { seconds: TIMEOUT_MS / 1000 }) : reason(err) };
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
   }
 }
 
@@ -208,7 +261,7 @@ function reportText() {
     `${t('diag.reportPage')}: ${location.origin}`,
     `${t('diag.reportBrowser')}: ${navigator.userAgent}`,
     `${t('diag.reportFeatures')}: ${features}`,
-    `${t('diag.reportHosts')}: ${hosts.map((x) => JSON.stringify(x)).join(', ')}`,
+    `${t('diag.reportHosts')}: ${hosts.map(hostLabel).join(', ')}`,
   ];
   if (configNote) lines.push(configNote);
   results.forEach((entry, i) => {

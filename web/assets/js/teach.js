@@ -468,8 +468,11 @@ function renderConnection({ transport, host }) {
   const el = $('#connection');
   el.dataset.transport = transport;
   el.dataset.host = host ?? live.host ?? '';
-  const key = { websocket: 'live.websocket', fallback: 'live.fallback', offline: 'live.offline' }[transport] ?? 'live.connecting';
+  // Teachers read whether the board can be steered; how (the transport) is for IT, in the details.
+  const key = { websocket: 'live.live', fallback: 'live.live', offline: 'live.offline' }[transport] ?? 'live.connecting';
   el.textContent = t(key);
+  const how = { websocket: 'live.websocket', fallback: 'live.fallback' }[transport];
+  $('#connection-how').textContent = how ? t(how) + (el.dataset.host ? ' · ' + el.dataset.host : '') : t(key);
   renderSync();
 }
 
