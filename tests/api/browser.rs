@@ -1005,6 +1005,100 @@ async fn presses_during_an_outage_take_the_board_to_the_slide_the_console_names(
     drop(server);
 }
 
+/// Whether the element `css` can be seen: inside the window, and its top part (up to 30
+/// pixels down) not covered by anything else, such as a sticky bar.
+fn on_screen(css: &str) -> String {
+    format!(
+        "const el = document.querySelector({css:?});
+         const r = el?.getBoundingClientRect();
+         if (!r || r.height === 0 || r.top < 0 || r.top + Math.min(r.height, 30) > innerHeight) return false;
+         const seen = document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height - 1, 30));
+         return !!seen && (el.contains(seen) || seen.contains(el))"
+    )
+}
+
+#[tokio::test]
+async fn a_phone_holds_the_status_the_slide_the_next_one_and_the_notes_on_one_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let how = Presenting {
+        teacher_size: (390, 844),
+        ..Presenting::default()
+    };
+    let (board, phone) = pair_and_present_with(&driver, &base, how, "phone").await;
+    phone.wait_for_text("#bar-sync", "slide 1").await;
+    for part in [
+        "#connection",
+        "#bar-sync",
+        "#preview",
+        "#next-title",
+        "#notes",
+        "#prev",
+        "#blank",
+        "#next",
+    ] {
+        assert_eq!(
+            phone.run(&on_screen(part), json!([])).await,
+            true,
+            "{part} on the phone's screen without scrolling"
+        );
+    }
+    phone.screenshot("phone-01-presenting").await;
+    // The status bar stays in view wherever the teacher scrolls to.
+    phone
+        .run("window.scrollTo(0, document.body.scrollHeight)", json!([]))
+        .await;
+    assert_eq!(phone.run(&on_screen("#connection"), json!([])).await, true);
+    assert_eq!(phone.run(&on_screen("#next"), json!([])).await, true);
+    phone.run("window.scrollTo(0, 0)", json!([])).await;
+
+    // A swipe to the left on the slide: the next one.
+    phone
+        .run(
+            "const p = document.querySelector('#preview');
+             const at = (type, x) => p.dispatchEvent(new PointerEvent(type, { clientX: x, clientY: 150, bubbles: true }));
+             at('pointerdown', 300); at('pointerup', 120);",
+            json!([]),
+        )
+        .await;
+    board.wait_for_text("#slide-frame", "Slide two").await;
+    phone.wait_for_text("#bar-sync", "slide 2").await;
+
+    // On a laptop: Home, End, a slide's number and Enter, and the box for a number.
+    let key = |k: &str| {
+        format!("document.body.dispatchEvent(new KeyboardEvent('keydown', {{ key: {k:?}, bubbles: true }}))")
+    };
+    phone.run(&key("End"), json!([])).await;
+    board.wait_for_text("#slide-frame", "Slide four").await;
+    phone.run(&key("Home"), json!([])).await;
+    board.wait_for_text("#slide-frame", "Slide one").await;
+    phone.run(&key("3"), json!([])).await;
+    phone.run(&key("Enter"), json!([])).await;
+    board.wait_for_text("#slide-frame", "Slide three").await;
+    phone.type_into("#jump-number", "2").await;
+    phone
+        .run(
+            "document.querySelector('#jump-form').requestSubmit()",
+            json!([]),
+        )
+        .await;
+    board.wait_for_text("#slide-frame", "Slide two").await;
+
+    // The server goes: the bar in view says so.
+    drop(server);
+    phone
+        .wait_until(
+            "the phone's status bar to say the connection is gone",
+            "return document.querySelector('#connection').dataset.transport !== 'websocket' || null",
+        )
+        .await;
+    assert_eq!(phone.run(&on_screen("#connection"), json!([])).await, true);
+    phone.screenshot("phone-02-offline").await;
+}
+
 #[tokio::test]
 async fn a_timer_keeps_counting_while_the_teacher_shows_another_slide() {
     let dir = tempfile::tempdir().unwrap();

@@ -214,6 +214,13 @@ function bindControls() {
   $('#timer-add').addEventListener('click', controls.timerAdd);
   $('#video-toggle').addEventListener('click', controls.video);
   $('#video-seek').addEventListener('change', controls.videoSeek);
+  $('#jump-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    goTo(Number($('#jump-number').value) - 1);
+    $('#jump-number').value = '';
+  });
+  bindSwipe();
+  document.addEventListener('visibilitychange', keepAwake);
   $('#end').addEventListener('click', controls.end);
   $('#back').addEventListener('click', () => {
     showSetup = true;
@@ -253,9 +260,80 @@ function onKey(event) {
   else if (key === 'b' || key === 'B' || key === '.') action = controls.blank; // clickers send "." or "b"
   else if (key === 'r' || key === 'R') action = controls.reveal;
   else if (key === 't' || key === 'T') action = controls.timer;
+  else if (key === 'Home') action = () => goTo(0);
+  else if (key === 'End') action = () => goTo((currentState()?.lesson?.slide_count ?? 1) - 1);
+  else if (/^[0-9]$/.test(key)) action = () => typeNumber(key);
+  else if (key === 'Enter' && typed && !onButton) action = () => goTo(Number(typed) - 1);
   if (!action) return;
   event.preventDefault();
   action();
+}
+
+// Slide numbers typed on a laptop (or a clicker's keypad), then Enter: as in presentation
+// programs. Forgotten after a few seconds.
+let typed = '';
+let typedTimer = null;
+function typeNumber(digit) {
+  typed = (typed + digit).slice(-3);
+  clearTimeout(typedTimer);
+  typedTimer = setTimeout(() => (typed = ''), 3000);
+}
+
+function goTo(slide) {
+  typed = '';
+  const state = currentState();
+  const total = state?.lesson?.slide_count ?? 0;
+  if (!state?.lesson || !Number.isInteger(slide) || slide < 0 || slide >= total) return;
+  if (slide !== (state.slide_index ?? 0)) command(viewBoard, 'goto', { slide });
+}
+
+/** Swipe the preview left for the next slide, right for the previous one (phones, tablets). */
+function bindSwipe() {
+  let start = null;
+  const preview = $('#preview');
+  preview.addEventListener('pointerdown', (e) => (start = { x: e.clientX, y: e.clientY }));
+  preview.addEventListener('pointercancel', () => (start = null));
+  preview.addEventListener('pointerup', (e) => {
+    if (!start) return;
+    const dx = e.clientX - start.x;
+    const dy = e.clientY - start.y;
+    start = null;
+    if (Math.abs(dx) > 50 && Math.abs(dx) > 2 * Math.abs(dy)) navigate(dx < 0 ? 1 : -1);
+  });
+}
+
+// The screen of the phone stays on while presenting (where the browser allows it).
+let wakeLock = null;
+async function keepAwake() {
+  const want = document.body.classList.contains('is-presenting') && document.visibilityState === 'visible';
+  if (want && !wakeLock && navigator.wakeLock) {
+    try {
+      wakeLock = await navigator.wakeLock.request('screen');
+      wakeLock.addEventListener('release', () => (wakeLock = null));
+    } catch {
+      // refused (battery saver, or no user gesture yet): the phone may dim, nothing breaks
+    }
+  } else if (!want && wakeLock) {
+    wakeLock.release().catch(() => {});
+  }
+}
+
+/** Time since this lesson started on the board in view, kept across reloads of the console. */
+function renderElapsed() {
+  const state = currentState();
+  const el = $('#elapsed');
+  if (!state?.lesson || $('#present-view').hidden) {
+    el.hidden = true;
+    return;
+  }
+  const key = `classcast.teach.started.${viewBoard}.${state.lesson.id}`;
+  let started = Number(sessionStorage.getItem(key));
+  if (!started) {
+    started = Date.now();
+    sessionStorage.setItem(key, String(started));
+  }
+  el.hidden = false;
+  el.textContent = t('teach.elapsed', { time: formatClock(Date.now() - started) });
 }
 
 async function startPresenting(event) {
@@ -454,6 +532,8 @@ function renderAll() {
   $('#setup-view').hidden = present;
   $('#present-view').hidden = !present;
   document.body.classList.toggle('is-presenting', present);
+  keepAwake();
+  renderElapsed();
   renderBoards();
   if (present) renderPresentView();
   else preview = { tick() {} };
@@ -645,6 +725,11 @@ function renderSync() {
   const { kind, text } = syncText(viewBoard);
   el.dataset.sync = kind;
   el.textContent = text;
+  // The same in the status bar, which a phone keeps in view at every scroll position.
+  const bar = $('#bar-sync');
+  bar.dataset.sync = kind;
+  bar.textContent = text;
+  bar.hidden = !text;
   const holds = kind === 'ok' ? holdsText(viewBoard) : { kind: 'unknown', text: '' };
   $('#board-holds').dataset.holds = holds.kind;
   $('#board-holds').textContent = holds.text;
@@ -714,6 +799,7 @@ function renderPresentView() {
   // next slide, notes, slide list
   const slides = lesson?.slides ?? null;
   const next = index + 1 < total ? slides?.[index + 1] : null;
+  $('#next-thumb').replaceChildren(...(next ? [jumpThumbnail(next)] : []));
   $('#next-title').textContent =
     index + 1 >= total ? t('teach.lastSlide') : next ? slideLabel(next, index + 1) : t('teach.slideN', { n: index + 2 });
   const notes = slides?.[index]?.notes?.trim();
@@ -906,6 +992,7 @@ async function main() {
     preview.tick(live.serverNow());
     renderVideoSeek();
   }, 200);
+  setInterval(renderElapsed, 1000);
   setInterval(renderTimerButtons, 500);
   document.addEventListener('languagechange', () => {
     fillPairHelp();
