@@ -1099,6 +1099,113 @@ async fn a_phone_holds_the_status_the_slide_the_next_one_and_the_notes_on_one_sc
     phone.screenshot("phone-02-offline").await;
 }
 
+/// axe-core, which `scripts/test` fetches into `target/axe` (`npm pack axe-core`).
+fn axe_source() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/axe/axe.min.js");
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}; scripts/test fetches axe-core there"))
+}
+
+/// The accessibility problems axe-core finds on the page now (WCAG 2.x A and AA, and
+/// best practices), one line each: the rule and where.
+async fn axe_violations(page: &Browser, axe: &str) -> Vec<String> {
+    page.run(axe, json!([])).await;
+    let found = page
+        .run(
+            "return axe.run(document, { resultTypes: ['violations'] }).then((r) =>
+               r.violations.flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(' ')} (${v.help})`)))",
+            json!([]),
+        )
+        .await;
+    found
+        .as_array()
+        .unwrap_or_else(|| panic!("axe ran: {found}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_page_passes_axe_in_english_and_dutch() {
+    let axe = axe_source();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    append_pictures(&base, 3).await; // seven slides: the console's list scrolls
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &base, "axe").await;
+    let editor = signed_in_at_lessons(&driver, &base).await;
+    let mut problems = Vec::new();
+    for language in ["en", "nl"] {
+        for page in [&board, &teacher, &editor] {
+            page.run(
+                &format!("localStorage.setItem('classcast.lang', {language:?})"),
+                json!([]),
+            )
+            .await;
+        }
+        let mut check = |name: String, found: Vec<String>| {
+            problems.extend(
+                found
+                    .into_iter()
+                    .map(|v| format!("{name} [{language}]: {v}")),
+            );
+        };
+        for path in ["/login", "/lessons", "/diagnostics", "/teach?setup"] {
+            editor.goto(&format!("{base}{path}")).await;
+            editor.wait_for("main").await;
+            check(path.to_owned(), axe_violations(&editor, &axe).await);
+        }
+        editor.goto(&format!("{base}/lessons")).await;
+        editor.click("#lesson-list a.lesson-link").await;
+        editor.wait_for("#slide-preview strong").await;
+        check("/lessons/{id}".into(), axe_violations(&editor, &axe).await);
+        teacher.refresh().await;
+        teacher.wait_for("#preview .slide-heading").await;
+        check(
+            "/teach presenting".into(),
+            axe_violations(&teacher, &axe).await,
+        );
+        board.refresh().await;
+        board.wait_for("#slide-frame .slide-heading").await;
+        check(
+            "/board presenting".into(),
+            axe_violations(&board, &axe).await,
+        );
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // On a 1366×768 laptop, each slide of the console's list, focused from the keyboard,
+    // is in view and not under the sticky control bar (WCAG 2.4.11).
+    let laptop = driver.browser(1366, 768).await;
+    laptop.goto(&format!("{base}/login?next=/teach")).await;
+    laptop.type_into("#signin-email", EMAIL).await;
+    laptop.type_into("#signin-password", PASSWORD).await;
+    laptop.click("#signin-form button[type=submit]").await;
+    laptop.wait_for("#jump-list button").await;
+    let count = laptop
+        .run(
+            "return document.querySelectorAll('#jump-list button').length",
+            json!([]),
+        )
+        .await;
+    for n in 1..=count.as_u64().unwrap() {
+        let css = format!("#jump-list li:nth-child({n}) button");
+        laptop
+            .run(
+                &format!("document.querySelector({css:?}).focus()"),
+                json!([]),
+            )
+            .await;
+        assert_eq!(
+            laptop.run(&on_screen(&css), json!([])).await,
+            true,
+            "slide {n} of the list, focused, can be seen"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_timer_keeps_counting_while_the_teacher_shows_another_slide() {
     let dir = tempfile::tempdir().unwrap();
