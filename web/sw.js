@@ -16,6 +16,7 @@ const SHELL = [
   '{{assets}}/js/api.js',
   '{{assets}}/js/i18n.js',
   '{{assets}}/js/live.js',
+  '{{assets}}/js/slides.js',
   '{{assets}}/css/board.css',
   '{{assets}}/i18n/en.json',
   '{{assets}}/i18n/nl.json',

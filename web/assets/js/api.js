@@ -9,7 +9,7 @@
 // - Session: bearer token in localStorage, renewed from response headers, and a
 //   redirect to /login on 401.
 
-import { has, t } from './i18n.js';
+import { tr } from './i18n.js';
 
 export const SESSION_KEY = 'classcast.session';
 const DEFAULT_CONFIG = { api_hosts: [''], request_timeout_ms: 10000 };
@@ -288,11 +288,15 @@ function setOffline(offline) {
     offlineEl.dataset.i18n = 'status.offline'; // re-translated on language change
     document.body.append(offlineEl);
   }
-  offlineEl.textContent = has('status.offline') ? t('status.offline') : 'Offline — retrying';
+  offlineEl.textContent = tr('status.offline', 'Offline — retrying');
   offlineEl.hidden = !offline;
 }
 
-function backoffDelay(attempt, retryAfterSeconds) {
+/**
+ * How long to wait before round `attempt` (0, 1, …) of retries: doubling from 1 s to 30 s,
+ * at least what `Retry-After` asked. Shared by requests, the live channel and the board.
+ */
+export function backoffDelay(attempt, retryAfterSeconds) {
   const base = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** attempt);
   // Jitter spreads out the retries of a whole classroom of devices.
   const delay = base / 2 + Math.random() * (base / 2);
@@ -304,23 +308,23 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // ---- requests --------------------------------------------------------------
 
 /** Fetch and read the body, both under one timeout (a stalled body counts as a failure). */
-async function fetchWithTimeout(url, init, timeoutMs, decode) {
+async function fetchWithTimeout(url, init, timeoutMs) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
     const res = await fetch(url, { ...init, signal: controller.signal });
-    return { res, data: await parseBody(res, decode) };
+    return { res, data: await parseBody(res) };
   } finally {
     clearTimeout(timer);
   }
 }
 
-async function parseBody(res, decode = JSON.parse) {
+async function parseBody(res) {
   if (res.status === 204 || res.status === 205) return null;
   const text = await res.text();
   if (!text) return null;
   try {
-    return decode(text);
+    return JSON.parse(text);
   } catch {
     return text; // e.g. an HTML error page from a proxy
   }
@@ -340,7 +344,6 @@ function storeRenewedToken(headers) {
  *   retry       – retry automatically across hosts and rounds (default: GET only)
  *   token       – bearer token to send instead of the teacher's session (the board page's
  *                 own token); a 401 is then reported, never redirected
- *   decode      – parse the JSON body text yourself (e.g. to keep 64-bit versions exact)
  */
 export async function request(method, path, options = {}) {
   const {
@@ -350,7 +353,6 @@ export async function request(method, path, options = {}) {
     auth = true,
     redirectOn401 = auth && !token,
     retry = method === 'GET',
-    decode,
   } = options;
   if (auth && redirectOn401 && !token && !getSession()) return goToLogin(); // no need to ask the server
   const cfg = await loadConfig();
@@ -378,7 +380,6 @@ export async function request(method, path, options = {}) {
             cache: 'no-store',
           },
           timeout,
-          decode,
         ));
       } catch {
         markFailed(index);

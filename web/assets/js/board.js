@@ -2,9 +2,10 @@
 // the presented slide while a teacher presents. Whatever happens (server away, bad data)
 // it keeps showing something sensible: never a browser error, never a blank page.
 
-import { api, apiConfig, fetchMedia } from './api.js';
-import { LANGUAGES, getLanguage, has, initI18n, setLanguage, t } from './i18n.js';
-import { backoffDelay, compareVersions, createLive, decodeJson, fitText, renderSlide, timersElsewhere } from './live.js';
+import { api, apiConfig, backoffDelay, fetchMedia } from './api.js';
+import { LANGUAGES, getLanguage, initI18n, setLanguage, tr } from './i18n.js';
+import { compareVersions, createLive } from './live.js';
+import { fitText, renderSlide, timersElsewhere } from './slides.js';
 
 const IDENTITY_KEY = 'classcast.board';
 const STATE_KEY = 'classcast.board.state'; // the last state shown, for a reload without network
@@ -32,7 +33,6 @@ let reported = null; // what we last told the server: "version ready cached"
 window.addEventListener('error', (e) => console.error('board:', e.message));
 window.addEventListener('unhandledrejection', (e) => console.error('board:', e.reason));
 
-const tr = (key, fallback, params) => (has(key) ? t(key, params) : fallback);
 
 // ---- identity ----------------------------------------------------------------------------
 
@@ -60,7 +60,7 @@ async function claim() {
       return;
     } catch (err) {
       $('start-text').textContent = tr('board.claimRetry', 'Cannot reach the classcast server yet. Trying again…');
-      const wait = Math.max(backoffDelay(Math.min(attempt, 5)), (err.retryAfter ?? 0) * 1000);
+      const wait = backoffDelay(Math.min(attempt, 5), err.retryAfter);
       await new Promise((r) => setTimeout(r, wait));
     }
   }
@@ -85,7 +85,7 @@ async function reidentify() {
 /** Checks the stored token once at start-up and fetches who controls us. */
 async function checkSelf() {
   try {
-    const { body } = await api.get('/api/boards/self', { token: identity.board_token, retry: false, decode: decodeJson });
+    const { body } = await api.get('/api/boards/self', { token: identity.board_token, retry: false });
     if (!pairing) {
       pairing = { paired_with: body.paired_with ?? [], code: body.code ?? null, fingerprint: body.fingerprint };
       render();
@@ -161,7 +161,7 @@ function reportRendered(force = false) {
   requestAnimationFrame(() =>
     requestAnimationFrame(() => {
       if (!state || compareVersions(state.version, version) !== 0) return; // a newer one is coming
-      if (live.message({ type: 'rendered', version: BigInt(version), ready, cached })) reported = report;
+      if (live.message({ type: 'rendered', version: Number(version), ready, cached })) reported = report;
     }),
   );
 }

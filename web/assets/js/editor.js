@@ -2,7 +2,7 @@
 // locking (If-Match), validation errors, conflict handling and revision history.
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
-import { renderSlide } from './live.js';
+import { renderSlide } from './slides.js';
 import { formatDateTime } from './i18n.js';
 import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, initPage, setBusy, setFieldError, t } from './ui.js';
 

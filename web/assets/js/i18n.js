@@ -97,6 +97,11 @@ export function t(key, params = {}) {
   );
 }
 
+/** `t(key)`, or `fallback` before the translations have loaded (or where one is missing). */
+export function tr(key, fallback, params) {
+  return has(key) ? t(key, params) : fallback;
+}
+
 function lookup(key) {
   return dict[key] ?? fallbackDict[key];
 }

@@ -30,22 +30,15 @@
 //   unauthorized {code}             the token was refused or the session ended (401 / close 4401, 4403): we stopped
 //   outdated                        the server no longer speaks our protocol (4409)
 //
-// Versions are 64-bit hybrid-clock numbers (more than JavaScript numbers hold exactly), so
-// every `version`, `state_version` and `rendered_version` is kept as a decimal string; use
-// compareVersions() on them.
-//
-// The rest of this file holds helpers for showing a board state, used by both pages:
-// renderSlide(), timerRemaining(), videoPosition(), formatClock().
+// Versions are hybrid-clock numbers the server keeps below 2^53: plain JavaScript numbers.
+// Drawing a board state is slides.js's.
 
-import { apiConfig, loadMedia } from './api.js';
-import { has, t } from './i18n.js';
+import { apiConfig, backoffDelay } from './api.js';
 
 export const PROTOCOL = 1;
 const PING_EVERY_MS = 30000;
 const SILENCE_PROBE_MS = 20000; // the browser never sees WebSocket ping frames: ask ourselves
 const SILENCE_LIMIT_MS = 35000;
-const BACKOFF_START_MS = 1000;
-const BACKOFF_MAX_MS = 30000;
 const WS_RETRY_MS = 3 * 60 * 1000; // on the fallback, how often to try the WebSocket again
 // Event streams are reopened now and then: a stream held open by a draining server or a
 // buffering proxy can look alive (heartbeats) while states stop coming.
@@ -67,35 +60,9 @@ export class LiveError extends Error {
   }
 }
 
-// ---- JSON with exact 64-bit versions ----------------------------------------------------
-
-const VERSION_FIELDS = /"(version|state_version|rendered_version)"\s*:\s*(-?\d+)/g;
-const BIG_MARK = '@@classcast-int@@';
-
-/** JSON.parse, but version numbers become decimal strings (no precision lost). */
-export function decodeJson(text) {
-  return JSON.parse(text.replace(VERSION_FIELDS, '"$1":"$2"'));
-}
-
-/** JSON.stringify, but BigInt values are written as plain JSON numbers. */
-function encodeJson(value) {
-  const marked = JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? BIG_MARK + v : v));
-  return marked.replace(new RegExp(`"${BIG_MARK}(-?\\d+)"`, 'g'), '$1');
-}
-
-const big = (v) => {
-  try {
-    return BigInt(v ?? 0);
-  } catch {
-    return 0n;
-  }
-};
-
 /** -1, 0 or 1, like a sort comparator; missing versions count as 0. */
 export function compareVersions(a, b) {
-  const x = big(a);
-  const y = big(b);
-  return x < y ? -1 : x > y ? 1 : 0;
+  return Math.sign((Number(a) || 0) - (Number(b) || 0));
 }
 
 // ---- small helpers ----------------------------------------------------------------------
@@ -120,12 +87,6 @@ export function uuid() {
 export function wsUrl(host) {
   const base = host || location.origin;
   return base.replace(/^http/i, 'ws').replace(/\/+$/, '') + '/ws';
-}
-
-export function backoffDelay(attempt) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** attempt);
-  // Jitter keeps a whole school's boards from reconnecting in the same instant.
-  return base / 2 + Math.random() * (base / 2);
 }
 
 // ---- the client -------------------------------------------------------------------------
@@ -199,7 +160,7 @@ class LiveClient {
     if (this.versions.has(board)) return;
     this.versions.set(board, version != null ? String(version) : '0');
     if (this.active?.kind === 'websocket') {
-      this.active.send({ type: 'watch', boards: [{ board, version: big(this.version(board)) }] });
+      this.active.send({ type: 'watch', boards: [{ board, version: Number(this.version(board)) }] });
     } else if (this.active?.kind === 'fallback') {
       // The event stream names its boards when it opens: open it again with this one.
       this.active.close('rewatch');
@@ -441,10 +402,10 @@ class LiveClient {
 
   helloFields() {
     if (this.role === 'teacher') {
-      return { boards: [...this.versions].map(([board, version]) => ({ board, version: big(version) })) };
+      return { boards: [...this.versions].map(([board, version]) => ({ board, version: Number(version) })) };
     }
     const [only] = this.versions.values();
-    return { version: big(only ?? '0') };
+    return { version: Number(only ?? 0) };
   }
 
   /** Runs a connection until it ends; resolves with {code, fatal?, next?}. */
@@ -525,7 +486,7 @@ class LiveClient {
     // command to an older state.
     const acked = this.awaiting.get(command.board)?.version;
     const seen = compareVersions(acked, this.version(command.board)) > 0 ? acked : this.version(command.board);
-    const message = { ...command, seen: big(seen) };
+    const message = { ...command, seen: Number(seen) };
     if (conn.kind === 'websocket') conn.send(message);
     else conn.post(message);
   }
@@ -553,7 +514,7 @@ class LiveClient {
         backlog: [],
         closed: new Promise((r) => (endConn = r)),
         send: (msg) => {
-          if (ws.readyState === WebSocket.OPEN) ws.send(encodeJson(msg));
+          if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
         },
         close: (reason, next) => {
           if (conn.ended) return;
@@ -582,14 +543,14 @@ class LiveClient {
 
       ws.onopen = () => {
         // The token travels only inside the first message, never in the URL.
-        ws.send(encodeJson({ type: 'hello', protocol: PROTOCOL, role: this.role, token: this.token(), ...this.helloFields() }));
+        ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL, role: this.role, token: this.token(), ...this.helloFields() }));
       };
       ws.onmessage = (event) => {
         if (abandoned) return;
         conn.lastHeard = Date.now();
         let msg;
         try {
-          msg = decodeJson(String(event.data));
+          msg = JSON.parse(String(event.data));
         } catch {
           return;
         }
@@ -673,7 +634,7 @@ class LiveClient {
             message: (data) => {
               let msg;
               try {
-                msg = decodeJson(data);
+                msg = JSON.parse(data);
               } catch {
                 return;
               }
@@ -721,7 +682,7 @@ class LiveClient {
       const res = await fetch(conn.host + '/api/live/messages', {
         method: 'POST',
         headers: { Authorization: 'Bearer ' + this.token(), 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: encodeJson(msg),
+        body: JSON.stringify(msg),
         cache: 'no-store',
         credentials: 'omit',
         signal: controller.signal,
@@ -731,7 +692,7 @@ class LiveClient {
       if (res.status >= 500) throw new Error('server error ' + res.status);
       if (!text || msg.type !== 'command') return;
       // Every answer is a protocol message: `ack`, or `error` with the command's id.
-      const body = decodeJson(text);
+      const body = JSON.parse(text);
       if (body?.type) this.handle(conn, body);
     } catch {
       // Not delivered (network, timeout, 5xx). The command stays pending: try it again
@@ -774,222 +735,3 @@ async function readEvents(body, { heard, message }) {
 }
 
 // ---- showing a board state (board page and console preview) -----------------------------
-
-/**
- * Where a timer stands at server time `now`: `ready` (never started, or reset), `running`,
- * `paused` part-way, or `done`.
- */
-export function timerPhase(timer, now) {
-  if (timerRemaining(timer, now) <= 0) return 'done';
-  if (timer?.running) return 'running';
-  return (timer?.remaining_ms ?? 0) >= (timer?.duration_ms ?? 0) ? 'ready' : 'paused';
-}
-
-/**
- * The timers of other slides still running (`state.timers`), as "Discuss 04:12" lines for
- * the small countdown shown while another slide is up; empty when there are none.
- */
-export function timersElsewhere(state, now) {
-  return (state?.timers ?? [])
-    .filter((kept) => kept.timer?.running && timerRemaining(kept.timer, now) > 0)
-    .map((kept) => `${kept.title || text('kinds.timer', 'Timer')} ${formatClock(timerRemaining(kept.timer, now))}`);
-}
-
-/** Milliseconds left on a timer at server time `now`. */
-export function timerRemaining(timer, now) {
-  if (!timer) return 0;
-  if (timer.running && timer.ends_at != null) return Math.max(0, timer.ends_at - now);
-  return Math.max(0, timer.remaining_ms ?? timer.duration_ms ?? 0);
-}
-
-/** Where a video is at server time `now`, in milliseconds. */
-export function videoPosition(video, now) {
-  if (!video) return 0;
-  const base = video.position_ms ?? 0;
-  return video.playing && video.since != null ? base + Math.max(0, now - video.since) : base;
-}
-
-/** mm:ss (or h:mm:ss), rounding up so "00:00" appears only when the time is really up. */
-export function formatClock(ms) {
-  const total = Math.ceil(Math.max(0, ms) / 1000);
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = total % 60;
-  const pad = (n) => String(n).padStart(2, '0');
-  return h ? `${h}:${pad(m)}:${pad(s)}` : `${pad(m)}:${pad(s)}`;
-}
-
-const text = (key, fallback, params) => (has(key) ? t(key, params) : fallback);
-
-function el(tag, className, content) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (content != null) node.textContent = content;
-  return node;
-}
-
-const FIT_STEPS = 9; // board.css has a rule per step, each a bit smaller
-
-/**
- * Draw the slide of `state` into `frame` (an element with class "slide-frame"). Timers and
- * videos keep following the clock via the returned updater: call tick(serverNow()) often.
- * Only `slide.html` (sanitised by the server) is inserted as HTML; everything else is text.
- * options: {preview} — a small copy in the console: muted video, no autoplay.
- */
-export function renderSlide(frame, state, { preview = false } = {}) {
-  const slide = state?.slide;
-  // The same video on the next state (play, pause) keeps its element, so it does not reload.
-  const oldVideo = frame.querySelector('video.slide-media');
-  frame.replaceChildren();
-  frame.dataset.kind = slide?.kind ?? 'none';
-  frame.classList.toggle('is-blanked', !!state?.blanked);
-  if (!slide) return { tick() {} };
-
-  const root = el('div', 'slide slide-' + slide.kind);
-  root.dataset.fit = '0';
-  frame.append(root);
-  const title = slide.title ? el('h2', 'slide-heading', slide.title) : null;
-  const body = () => {
-    const b = el('div', 'slide-body');
-    b.innerHTML = slide.html ?? ''; // sanitised server-side (protocol.md, "Board state")
-    return b;
-  };
-  let tick = () => {};
-
-  switch (slide.kind) {
-    case 'question': {
-      root.append(el('p', 'slide-label', text('kinds.question', 'Question')));
-      if (title) root.append(title);
-      root.append(body());
-      if (state.revealed && slide.answer != null) {
-        const answer = el('div', 'slide-answer');
-        answer.append(el('p', 'slide-answer-label', text('live.answer', 'Answer')), el('p', 'slide-answer-text', slide.answer));
-        root.append(answer);
-      }
-      break;
-    }
-    case 'timer': {
-      if (title) root.append(title);
-      const clock = el('p', 'slide-clock');
-      clock.setAttribute('role', 'timer');
-      const note = el('p', 'slide-clock-note');
-      root.append(clock, note);
-      if (slide.html) root.append(body()); // the instructions for the time on the clock
-      let last = null;
-      tick = (now) => {
-        const left = timerRemaining(state.timer, now);
-        const shown = formatClock(left);
-        const phase = timerPhase(state.timer, now);
-        if (shown === last && root.dataset.phase === phase) return;
-        last = shown;
-        clock.textContent = shown;
-        root.dataset.phase = phase;
-        note.textContent = {
-          done: text('live.timeUp', 'Time is up'),
-          paused: text('live.timerPaused', 'Paused'),
-          ready: text('live.timerReady', 'Ready'),
-        }[phase] ?? '';
-      };
-      break;
-    }
-    case 'image':
-    case 'video': {
-      const media = slide.media ? mediaElement(slide, preview, oldVideo) : placeholder(slide);
-      root.append(media);
-      if (title) root.append(el('p', 'slide-caption', slide.title));
-      if (slide.kind === 'video' && media.tagName === 'VIDEO') tick = videoFollower(media, state);
-      break;
-    }
-    default: {
-      if (title) root.append(title);
-      root.append(body());
-    }
-  }
-  fitText(root);
-  return { tick };
-}
-
-function mediaElement(slide, preview, oldVideo) {
-  const path = '/api/media/' + encodeURIComponent(slide.media);
-  if (slide.kind === 'video' && oldVideo?.dataset.media === slide.media) return oldVideo;
-  if (slide.kind === 'image') {
-    const img = el('img', 'slide-media');
-    img.alt = slide.title || '';
-    loadMedia(img, path, () => img.replaceWith(placeholder(slide)));
-    return img;
-  }
-  const video = el('video', 'slide-media');
-  video.dataset.media = slide.media;
-  video.preload = 'auto';
-  video.playsInline = true;
-  video.muted = preview;
-  loadMedia(video, path, () => video.replaceWith(placeholder(slide)));
-  return video;
-}
-
-function placeholder(slide) {
-  const box = el('div', 'slide-placeholder');
-  box.append(icon(slide.kind), el('span', 'slide-placeholder-text', text('kinds.' + slide.kind, slide.kind)));
-  return box;
-}
-
-/** A picture or play icon as inline SVG: board browsers often lack emoji fonts. */
-function icon(kind) {
-  const NS = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(NS, 'svg');
-  svg.setAttribute('viewBox', '0 0 48 48');
-  svg.setAttribute('class', 'slide-placeholder-icon');
-  svg.setAttribute('aria-hidden', 'true');
-  const shapes =
-    kind === 'video'
-      ? [['rect', { x: 4, y: 8, width: 40, height: 32, rx: 4 }], ['path', { d: 'M20 17v14l12-7z', class: 'fill' }]]
-      : [
-          ['rect', { x: 4, y: 8, width: 40, height: 32, rx: 4 }],
-          ['circle', { cx: 16, cy: 19, r: 4 }],
-          ['path', { d: 'M6 36l12-12 8 8 6-6 10 10' }],
-        ];
-  for (const [tag, attrs] of shapes) {
-    const node = document.createElementNS(NS, tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-    svg.append(node);
-  }
-  return svg;
-}
-
-/** Keeps a <video> where the state says it should be (seeks only when clearly off). */
-function videoFollower(video, state) {
-  return (now) => {
-    const want = videoPosition(state.video, now) / 1000;
-    if (!Number.isFinite(video.duration) && video.readyState < 1) return;
-    // A playing video may drift a little behind the clock; a paused one stands where it was put.
-    const slack = state.video?.playing ? 1 : 0.25;
-    if (Math.abs(video.currentTime - want) > slack) {
-      try {
-        video.currentTime = want;
-      } catch {
-        // not seekable yet
-      }
-    }
-    if (state.video?.playing && video.paused && !video.ended) {
-      video.play().catch(() => {
-        // Autoplay with sound needs a user gesture; muted playback beats a frozen picture,
-        // and the page (the board) says what to tap once to get the sound back.
-        video.muted = true;
-        video.play().catch(() => {});
-        video.dispatchEvent(new CustomEvent('classcast:muted', { bubbles: true }));
-      });
-    } else if (!state.video?.playing && !video.paused) {
-      video.pause();
-    }
-  };
-}
-
-/** Shrinks text a step at a time until the slide fits its frame: no scrollbars, ever. */
-export function fitText(root) {
-  let step = 0;
-  root.dataset.fit = '0';
-  while (step < FIT_STEPS && (root.scrollHeight > root.clientHeight + 1 || root.scrollWidth > root.clientWidth + 1)) {
-    step += 1;
-    root.dataset.fit = String(step);
-  }
-}

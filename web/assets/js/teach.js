@@ -19,17 +19,8 @@ import {
   setFieldError,
   t,
 } from './ui.js';
-import {
-  compareVersions,
-  createLive,
-  decodeJson,
-  fitText,
-  formatClock,
-  renderSlide,
-  timerRemaining,
-  timersElsewhere,
-  videoPosition,
-} from './live.js';
+import { compareVersions, createLive } from './live.js';
+import { fitText, formatClock, renderSlide, timerRemaining, timersElsewhere, videoPosition } from './slides.js';
 
 const VIEW_KEY = 'classcast.teach.board'; // the board whose controls are open
 const SHOW_NAME_KEY = 'classcast.teach.showName'; // the teacher's choice, kept for the next lesson
@@ -55,7 +46,7 @@ const live = createLive({ role: 'teacher', token: () => getSession()?.token ?? '
 
 async function loadBoards() {
   try {
-    const { body } = await api.get('/api/boards', { decode: decodeJson });
+    const { body } = await api.get('/api/boards');
     const seen = new Set();
     for (const b of body.items ?? []) {
       seen.add(b.id);
@@ -390,7 +381,7 @@ async function pairBoard(event) {
   const submit = $('#pair-submit');
   setBusy(submit, true);
   try {
-    const { body } = await api.post('/api/boards/pair', { code, name }, { decode: decodeJson });
+    const { body } = await api.post('/api/boards/pair', { code, name });
     boards.set(body.id, { ...body, state_version: String(body.state_version ?? 0), rendered_version: String(body.rendered_version ?? 0) });
     live.watch(body.id);
     form.reset();
@@ -457,7 +448,7 @@ function renameBoard(board) {
     const button = event.submitter;
     setBusy(button, true);
     try {
-      const { body } = await api.put('/api/boards/' + encodeURIComponent(board.id), { name }, { decode: decodeJson });
+      const { body } = await api.put('/api/boards/' + encodeURIComponent(board.id), { name });
       const b = boards.get(board.id);
       if (b) b.name = body?.name ?? name;
       dialog.close('saved');

@@ -2,7 +2,7 @@
 // status announcements, confirm dialogs and error display.
 
 import { api, clearSession } from './api.js';
-import { LANGUAGES, getLanguage, has, initI18n, setLanguage, t, translate } from './i18n.js';
+import { LANGUAGES, getLanguage, has, initI18n, setLanguage, t, tr, translate } from './i18n.js';
 
 /**
  * Build an element. props: {class, text, i18n, args, dataset, attrs, on*: handler, any DOM
@@ -133,7 +133,7 @@ export function errorText(err) {
  */
 export function fieldMessage(name, serverMessage) {
   const key = 'fieldErrors.' + name;
-  return has(key) ? t(key) : serverMessage;
+  return tr(key, serverMessage);
 }
 
 /** Show an error message (or clear it with null) below a form control. */
