@@ -3,7 +3,7 @@
 // it keeps showing something sensible: never a browser error, never a blank page.
 
 import { api, apiConfig, backoffDelay, fetchMedia } from './api.js';
-import { LANGUAGES, getLanguage, initI18n, setLanguage, tr } from './i18n.js';
+import { fillLanguageSelect, getLanguage, initI18n, tr } from './i18n.js';
 import { compareVersions, createLive } from './live.js';
 import { fitText, renderSlide, timersElsewhere } from './slides.js';
 
@@ -424,13 +424,7 @@ function setupWakeLock() {
 }
 
 function setupLanguage() {
-  const select = $('board-language');
-  for (const { code, name } of LANGUAGES) {
-    const option = new Option(name, code, false, code === getLanguage());
-    option.lang = code;
-    select.append(option);
-  }
-  select.addEventListener('change', () => setLanguage(select.value));
+  fillLanguageSelect($('board-language'));
   document.addEventListener('languagechange', render);
 }
 

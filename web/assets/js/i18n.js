@@ -141,3 +141,16 @@ export function translate(root = document) {
     el.textContent = formatDateTime(el.dateTime);
   }
 }
+
+/**
+ * Fills a <select> with the languages, each named in itself (so it can be found by someone
+ * who can't read the current one), the current one chosen; choosing one switches to it.
+ */
+export function fillLanguageSelect(select) {
+  for (const { code, name } of LANGUAGES) {
+    const option = new Option(name, code, false, code === getLanguage());
+    option.lang = code;
+    select.append(option);
+  }
+  select.addEventListener('change', () => setLanguage(select.value));
+}

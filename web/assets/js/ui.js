@@ -2,7 +2,7 @@
 // status announcements, confirm dialogs and error display.
 
 import { api, clearSession } from './api.js';
-import { LANGUAGES, getLanguage, has, initI18n, setLanguage, t, tr, translate } from './i18n.js';
+import { fillLanguageSelect, has, initI18n, t, tr, translate } from './i18n.js';
 
 /**
  * Build an element. props: {class, text, i18n, args, dataset, attrs, on*: handler, any DOM
@@ -80,11 +80,7 @@ function mainNav() {
 
 function languageSwitcher() {
   const select = h('select', { id: 'language-select', class: 'language-select' });
-  for (const { code, name } of LANGUAGES) {
-    // Each language is named in itself, so it can be found by someone who can't read the current one.
-    select.append(h('option', { value: code, text: name, lang: code, selected: code === getLanguage() }));
-  }
-  select.addEventListener('change', () => setLanguage(select.value));
+  fillLanguageSelect(select);
   return h(
     'div',
     { class: 'language-switcher' },
