@@ -1047,6 +1047,25 @@ async fn a_phone_holds_the_status_the_slide_the_next_one_and_the_notes_on_one_sc
         );
     }
     phone.screenshot("phone-01-presenting").await;
+    // Turned on its side (844×390), it still holds them all.
+    phone.resize(844, 390).await;
+    phone.screenshot("phone-01-landscape").await;
+    for part in [
+        "#connection",
+        "#preview",
+        "#next-title",
+        "#notes",
+        "#prev",
+        "#next",
+    ] {
+        assert_eq!(
+            phone.run(&on_screen(part), json!([])).await,
+            true,
+            "{part} on the phone's screen in landscape"
+        );
+    }
+    phone.screenshot("phone-01-landscape").await;
+    phone.resize(390, 844).await;
     // The status bar stays in view wherever the teacher scrolls to.
     phone
         .run("window.scrollTo(0, document.body.scrollHeight)", json!([]))

@@ -246,6 +246,21 @@ impl Browser {
         .await;
     }
 
+    /// Makes the page's viewport `width`×`height` (a phone turned on its side, say): the
+    /// window is that plus what the browser's frame takes.
+    pub async fn resize(&self, width: u32, height: u32) {
+        let frame = self
+            .run(
+                "return [outerWidth - innerWidth, outerHeight - innerHeight]",
+                json!([]),
+            )
+            .await;
+        let extra = |i: usize| frame[i].as_u64().unwrap_or_default() as u32;
+        let rect = json!({"width": width + extra(0), "height": height + extra(1)});
+        self.call(reqwest::Method::POST, "/window/rect", Some(rect))
+            .await;
+    }
+
     pub async fn run(&self, script: &str, args: Value) -> Value {
         self.call(
             reqwest::Method::POST,
