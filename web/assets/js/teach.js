@@ -24,21 +24,28 @@ import { fitText, formatClock, renderSlide, timerRemaining, timersElsewhere, vid
 
 const VIEW_KEY = 'classcast.teach.board'; // the board whose controls are open
 const SHOW_NAME_KEY = 'classcast.teach.showName'; // the teacher's choice, kept for the next lesson
+
+// Everything the console knows, in one object; the page is drawn from it (renderAll and the
+// render functions below), and only event handlers change it.
+const ui = {
+  boards: new Map(), // id -> Board from the API, kept current by `board` messages
+  lessons: [], // the teacher's lessons (summaries)
+  fullLessons: new Map(), // lesson id -> full lesson | 'missing' | 'loading'
+  refetched: new Set(), // "lesson:slide" pairs a lesson was fetched again for
+  stateSeenAt: new Map(), // board id -> when its newest state arrived
+  viewBoard: localStorage.getItem(VIEW_KEY), // controls open for this board…
+  showSetup: false, // …unless the teacher went back to the board list
+  log: [], // recent commands: {id, op, board, status, error}
+  preview: { tick() {} }, // the slide drawn in the console
+  boardsLoaded: false,
+  typed: '', // slide number keys typed so far
+  heading: null, // {board, id, slide, presses}: the unconfirmed navigation of the board in view
+};
 const BEHIND_AFTER_MS = 2000; // a board that has not shown a state after this is "behind"
 const LOG_SIZE = 4;
 
 // ---- data --------------------------------------------------------------------------------
 
-const boards = new Map(); // id -> Board from the API, kept current by `board` messages
-let lessons = []; // the teacher's lessons (summaries)
-const fullLessons = new Map(); // lesson id -> full lesson | 'missing' | 'loading'
-const refetched = new Set(); // "lesson:slide" pairs a lesson was fetched again for
-const stateSeenAt = new Map(); // board id -> when its newest state arrived
-let viewBoard = localStorage.getItem(VIEW_KEY); // controls open for this board…
-let showSetup = false; // …unless the teacher went back to the board list
-let log = []; // recent commands: {id, op, board, status, error}
-let preview = { tick() {} };
-let boardsLoaded = false;
 
 const live = createLive({ role: 'teacher', token: () => getSession()?.token ?? '' });
 
@@ -51,18 +58,18 @@ async function loadBoards() {
     for (const b of body.items ?? []) {
       seen.add(b.id);
       // A `board` message may already have told us of a newer rendered version: keep it.
-      const known = boards.get(b.id)?.rendered_version ?? '0';
+      const known = ui.boards.get(b.id)?.rendered_version ?? '0';
       const rendered = String(b.rendered_version ?? 0);
-      boards.set(b.id, { ...b, rendered_version: compareVersions(rendered, known) >= 0 ? rendered : known });
+      ui.boards.set(b.id, { ...b, rendered_version: compareVersions(rendered, known) >= 0 ? rendered : known });
       live.watch(b.id);
     }
-    for (const id of [...boards.keys()]) {
+    for (const id of [...ui.boards.keys()]) {
       if (!seen.has(id)) {
-        boards.delete(id);
+        ui.boards.delete(id);
         live.unwatch(id);
       }
     }
-    boardsLoaded = true;
+    ui.boardsLoaded = true;
     showPageError(null);
   } catch (err) {
     showPageError(t('teach.boardsFailed', { reason: errorText(err) }));
@@ -74,7 +81,7 @@ async function loadBoards() {
 async function loadLessons() {
   try {
     const { body } = await api.get('/api/lessons?order=updated&limit=100');
-    lessons = body.items ?? [];
+    ui.lessons = body.items ?? [];
   } catch (err) {
     showPageError(t('teach.lessonsFailed', { reason: errorText(err) }));
   }
@@ -85,22 +92,22 @@ async function loadLessons() {
 function fullLesson(state) {
   const id = state?.lesson?.id;
   if (!id) return null;
-  const known = fullLessons.get(id);
+  const known = ui.fullLessons.get(id);
   // Slides that do not match suggest the lesson was edited: fetch it again, once per slide
   // (if the board shows an older version of the lesson, it would never match).
   const mismatch = `${id}:${state.slide?.id}`;
   const stale =
-    known && typeof known === 'object' && state.slide && known.slides[state.slide_index]?.id !== state.slide.id && !refetched.has(mismatch);
-  if (stale) refetched.add(mismatch);
+    known && typeof known === 'object' && state.slide && known.slides[state.slide_index]?.id !== state.slide.id && !ui.refetched.has(mismatch);
+  if (stale) ui.refetched.add(mismatch);
   if (!known || stale) {
-    fullLessons.set(id, stale ? known : 'loading');
+    ui.fullLessons.set(id, stale ? known : 'loading');
     api
       .get('/api/lessons/' + encodeURIComponent(id), { redirectOn401: true })
-      .then(({ body }) => fullLessons.set(id, body))
-      .catch(() => fullLessons.set(id, stale ? known : 'missing'))
+      .then(({ body }) => ui.fullLessons.set(id, body))
+      .catch(() => ui.fullLessons.set(id, stale ? known : 'missing'))
       .finally(() => renderPresentView());
   }
-  const value = fullLessons.get(id);
+  const value = ui.fullLessons.get(id);
   return typeof value === 'object' ? value : null;
 }
 
@@ -111,8 +118,8 @@ const OPS_WITH_LABEL = ['present', 'next', 'prev', 'goto', 'blank', 'unblank', '
 /** Send a command and show it as pending until the server confirms it. */
 function command(board, op, args = {}) {
   const promise = live.send(board, op, args);
-  log.push({ id: promise.id, op: labelOp(op, args), board, status: 'pending' });
-  log = log.slice(-LOG_SIZE);
+  ui.log.push({ id: promise.id, op: labelOp(op, args), board, status: 'pending' });
+  ui.log = ui.log.slice(-LOG_SIZE);
   renderLog();
   promise.catch(() => {}); // shown through the 'failed' event
   return promise;
@@ -125,7 +132,7 @@ function labelOp(op, args) {
 }
 
 function updateLog(id, status, error) {
-  const entry = log.find((e) => e.id === id);
+  const entry = ui.log.find((e) => e.id === id);
   if (!entry) return;
   entry.status = status;
   entry.error = error;
@@ -143,47 +150,47 @@ function pendingToggle(board, op) {
 }
 
 function currentState() {
-  return viewBoard ? live.state(viewBoard) : null;
+  return ui.viewBoard ? live.state(ui.viewBoard) : null;
 }
 
 const controls = {
   next: () => navigate(1),
   prev: () => navigate(-1),
   blank: () => {
-    const on = pendingToggle(viewBoard, 'blank') ?? !!currentState()?.blanked;
-    command(viewBoard, 'blank', { on: !on });
+    const on = pendingToggle(ui.viewBoard, 'blank') ?? !!currentState()?.blanked;
+    command(ui.viewBoard, 'blank', { on: !on });
   },
   reveal: () => {
     const s = currentState();
     if (s?.slide?.kind !== 'question') return;
-    const on = pendingToggle(viewBoard, 'reveal') ?? !!s.revealed;
-    command(viewBoard, 'reveal', { on: !on });
+    const on = pendingToggle(ui.viewBoard, 'reveal') ?? !!s.revealed;
+    command(ui.viewBoard, 'reveal', { on: !on });
   },
   timer: () => {
     const s = currentState();
     if (s?.slide?.kind !== 'timer' || !s.timer) return;
     if (timerRemaining(s.timer, live.serverNow()) <= 0) {
       // Time is up: start again from the full duration (the server runs them in order).
-      command(viewBoard, 'timer_reset');
-      command(viewBoard, 'timer_start');
+      command(ui.viewBoard, 'timer_reset');
+      command(ui.viewBoard, 'timer_start');
     } else {
-      command(viewBoard, s.timer.running ? 'timer_pause' : 'timer_start');
+      command(ui.viewBoard, s.timer.running ? 'timer_pause' : 'timer_start');
     }
   },
-  timerReset: () => currentState()?.timer && command(viewBoard, 'timer_reset'),
-  timerAdd: () => currentState()?.timer && command(viewBoard, 'timer_add', { ms: 60000 }),
+  timerReset: () => currentState()?.timer && command(ui.viewBoard, 'timer_reset'),
+  timerAdd: () => currentState()?.timer && command(ui.viewBoard, 'timer_add', { ms: 60000 }),
   video: () => {
     const s = currentState();
     if (!s?.video) return;
     const position_ms = Math.round(videoPosition(s.video, live.serverNow()));
-    command(viewBoard, s.video.playing ? 'video_pause' : 'video_play', { position_ms });
+    command(ui.viewBoard, s.video.playing ? 'video_pause' : 'video_play', { position_ms });
   },
   // The board goes to the second the teacher drops the slider on, playing or paused as it was.
   videoSeek: (event) => {
     const s = currentState();
     if (!s?.video) return;
     const position_ms = Math.max(0, Math.round(Number(event.currentTarget.value) * 1000));
-    command(viewBoard, s.video.playing ? 'video_play' : 'video_pause', { position_ms });
+    command(ui.viewBoard, s.video.playing ? 'video_play' : 'video_pause', { position_ms });
   },
   end: async () => {
     const ok = await confirmDialog({
@@ -191,7 +198,7 @@ const controls = {
       message: t('teach.endMessage'),
       confirm: t('teach.endConfirm'),
     });
-    if (ok) command(viewBoard, 'end');
+    if (ok) command(ui.viewBoard, 'end');
   },
 };
 
@@ -214,7 +221,7 @@ function bindControls() {
   document.addEventListener('visibilitychange', keepAwake);
   $('#end').addEventListener('click', controls.end);
   $('#back').addEventListener('click', () => {
-    showSetup = true;
+    ui.showSetup = true;
     renderAll();
     $('#teach-heading').focus();
   });
@@ -254,7 +261,7 @@ function onKey(event) {
   else if (key === 'Home') action = () => goTo(0);
   else if (key === 'End') action = () => goTo((currentState()?.lesson?.slide_count ?? 1) - 1);
   else if (/^[0-9]$/.test(key)) action = () => typeNumber(key);
-  else if (key === 'Enter' && typed && !onButton) action = () => goTo(Number(typed) - 1);
+  else if (key === 'Enter' && ui.typed && !onButton) action = () => goTo(Number(ui.typed) - 1);
   if (!action) return;
   event.preventDefault();
   action();
@@ -262,29 +269,28 @@ function onKey(event) {
 
 // Slide numbers typed on a laptop (or a clicker's keypad), then Enter: as in presentation
 // programs. Forgotten after a few seconds.
-let typed = '';
 let typedTimer = null;
 function typeNumber(digit) {
-  typed = (typed + digit).slice(-3);
+  ui.typed = (ui.typed + digit).slice(-3);
   clearTimeout(typedTimer);
-  typedTimer = setTimeout(() => (typed = ''), 3000);
+  typedTimer = setTimeout(() => (ui.typed = ''), 3000);
 }
 
 function goTo(slide) {
-  typed = '';
+  ui.typed = '';
   const state = currentState();
   const total = state?.lesson?.slide_count ?? 0;
   if (!state?.lesson || !Number.isInteger(slide) || slide < 0 || slide >= total) return;
-  if (slide !== (state.slide_index ?? 0)) command(viewBoard, 'goto', { slide });
+  if (slide !== (state.slide_index ?? 0)) command(ui.viewBoard, 'goto', { slide });
 }
 
 /** Swipe the preview left for the next slide, right for the previous one (phones, tablets). */
 function bindSwipe() {
   let start = null;
-  const preview = $('#preview');
-  preview.addEventListener('pointerdown', (e) => (start = { x: e.clientX, y: e.clientY }));
-  preview.addEventListener('pointercancel', () => (start = null));
-  preview.addEventListener('pointerup', (e) => {
+  const slide = $('#preview');
+  slide.addEventListener('pointerdown', (e) => (start = { x: e.clientX, y: e.clientY }));
+  slide.addEventListener('pointercancel', () => (start = null));
+  slide.addEventListener('pointerup', (e) => {
     if (!start) return;
     const dx = e.clientX - start.x;
     const dy = e.clientY - start.y;
@@ -317,7 +323,7 @@ function renderElapsed() {
     el.hidden = true;
     return;
   }
-  const key = `classcast.teach.started.${viewBoard}.${state.lesson.id}`;
+  const key = `classcast.teach.started.${ui.viewBoard}.${state.lesson.id}`;
   let started = Number(sessionStorage.getItem(key));
   if (!started) {
     started = Date.now();
@@ -348,9 +354,9 @@ async function startPresenting(event) {
 }
 
 function openControls(board) {
-  viewBoard = board;
+  ui.viewBoard = board;
   localStorage.setItem(VIEW_KEY, board);
-  showSetup = false;
+  ui.showSetup = false;
   renderAll();
   if (!$('#present-view').hidden) $('#present-title').focus();
 }
@@ -382,7 +388,7 @@ async function pairBoard(event) {
   setBusy(submit, true);
   try {
     const { body } = await api.post('/api/boards/pair', { code, name });
-    boards.set(body.id, { ...body, state_version: String(body.state_version ?? 0), rendered_version: String(body.rendered_version ?? 0) });
+    ui.boards.set(body.id, { ...body, state_version: String(body.state_version ?? 0), rendered_version: String(body.rendered_version ?? 0) });
     live.watch(body.id);
     form.reset();
     announce(t('teach.paired', { name: body.name, fingerprint: body.fingerprint }));
@@ -449,7 +455,7 @@ function renameBoard(board) {
     setBusy(button, true);
     try {
       const { body } = await api.put('/api/boards/' + encodeURIComponent(board.id), { name });
-      const b = boards.get(board.id);
+      const b = ui.boards.get(board.id);
       if (b) b.name = body?.name ?? name;
       dialog.close('saved');
       announce(t('teach.renamed', { name }));
@@ -477,7 +483,7 @@ async function unpairBoard(board) {
   if (!ok) return;
   // Our own lesson on it would otherwise stay up with nobody here able to end it.
   const state = live.state(board.id);
-  if (state?.lesson && lessons.some((l) => l.id === state.lesson.id)) {
+  if (state?.lesson && ui.lessons.some((l) => l.id === state.lesson.id)) {
     await Promise.race([command(board.id, 'end').catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
   }
   try {
@@ -486,9 +492,9 @@ async function unpairBoard(board) {
     // Already gone is what the teacher wanted anyway.
     if (err.status !== 404) return showPageError(t('teach.unpairFailed', { reason: errorText(err) }));
   }
-  boards.delete(board.id);
+  ui.boards.delete(board.id);
   live.unwatch(board.id);
-  if (viewBoard === board.id) viewBoard = null;
+  if (ui.viewBoard === board.id) ui.viewBoard = null;
   announce(t('teach.unpaired', { name: board.name }));
   renderStartForm();
   renderAll();
@@ -511,13 +517,13 @@ function fillPairHelp() {
 function renderAll() {
   // A device that has not chosen a board yet (e.g. the phone picked up mid-lesson) opens the
   // controls of the one board of this teacher that is presenting.
-  if (!viewBoard && !showSetup) {
-    const showing = [...boards.keys()].filter((id) => live.state(id)?.lesson);
-    if (showing.length === 1) viewBoard = showing[0];
+  if (!ui.viewBoard && !ui.showSetup) {
+    const showing = [...ui.boards.keys()].filter((id) => live.state(id)?.lesson);
+    if (showing.length === 1) ui.viewBoard = showing[0];
   }
-  const presenting = !!(viewBoard && boards.has(viewBoard) && live.state(viewBoard)?.lesson);
-  const awaitingStart = viewBoard && live.pending.some((c) => c.board === viewBoard && c.op === 'present');
-  const present = !showSetup && (presenting || awaitingStart);
+  const presenting = !!(ui.viewBoard && ui.boards.has(ui.viewBoard) && live.state(ui.viewBoard)?.lesson);
+  const awaitingStart = ui.viewBoard && live.pending.some((c) => c.board === ui.viewBoard && c.op === 'present');
+  const present = !ui.showSetup && (presenting || awaitingStart);
   const leaving = !present && !$('#present-view').hidden;
   const hadFocus = $('#present-view').contains(document.activeElement);
   $('#setup-view').hidden = present;
@@ -527,7 +533,7 @@ function renderAll() {
   renderElapsed();
   renderBoards();
   if (present) renderPresentView();
-  else preview = { tick() {} };
+  else ui.preview = { tick() {} };
   if (leaving) {
     document.title = t('teach.pageTitle');
     if (hadFocus) $('#teach-heading').focus(); // the control that had focus is gone
@@ -553,20 +559,19 @@ function renderConnection({ transport, host }) {
 // end on the slide the console shows as the target ("Waiting: the board will show slide 7
 // (2 presses)"), never further, whatever is resent (docs/protocol.md, "Presses while
 // offline").
-let heading = null; // {board, id, slide, presses}: the unconfirmed navigation of the board in view
 
 function navigate(step) {
   const state = currentState();
   if (!state?.lesson) return;
-  const waiting = heading?.board === viewBoard && live.pending.some((c) => c.id === heading.id) ? heading : null;
+  const waiting = ui.heading?.board === ui.viewBoard && live.pending.some((c) => c.id === ui.heading.id) ? ui.heading : null;
   const from = waiting ? waiting.slide : (state.slide_index ?? 0);
   const slide = Math.min(Math.max(from + step, 0), (state.lesson.slide_count ?? 1) - 1);
   if (slide === from) return;
-  const promise = live.send(viewBoard, 'goto', { slide }, waiting?.id);
-  heading = { board: viewBoard, id: promise.id, slide, presses: (waiting?.presses ?? 0) + 1 };
-  if (waiting) log = log.filter((entry) => entry.id !== waiting.id);
-  log.push({ id: promise.id, op: t('teach.goingTo', { n: slide + 1 }), board: viewBoard, status: 'pending' });
-  log = log.slice(-LOG_SIZE);
+  const promise = live.send(ui.viewBoard, 'goto', { slide }, waiting?.id);
+  ui.heading = { board: ui.viewBoard, id: promise.id, slide, presses: (waiting?.presses ?? 0) + 1 };
+  if (waiting) ui.log = ui.log.filter((entry) => entry.id !== waiting.id);
+  ui.log.push({ id: promise.id, op: t('teach.goingTo', { n: slide + 1 }), board: ui.viewBoard, status: 'pending' });
+  ui.log = ui.log.slice(-LOG_SIZE);
   renderLog();
   renderPending({ pending: live.pending });
   promise.catch(() => {}); // shown through the 'failed' event; a replaced one needs nothing
@@ -575,21 +580,21 @@ function navigate(step) {
 function renderPending({ pending }) {
   const el = $('#pending-summary');
   el.hidden = pending.length === 0;
-  const goingTo = heading && pending.some((c) => c.id === heading.id) ? heading : null;
+  const goingTo = ui.heading && pending.some((c) => c.id === ui.heading.id) ? ui.heading : null;
   el.textContent = goingTo
     ? t('teach.pendingGoto', { n: goingTo.slide + 1, count: goingTo.presses })
     : t('teach.pendingCount', { count: pending.length });
 }
 
 function boardName(id) {
-  return boards.get(id)?.name ?? t('teach.unknownBoard');
+  return ui.boards.get(id)?.name ?? t('teach.unknownBoard');
 }
 
 function renderBoards() {
   const list = $('#board-list');
   const status = $('#boards-status');
-  if (!boardsLoaded) return;
-  const items = [...boards.values()].sort((a, b) => a.name.localeCompare(b.name));
+  if (!ui.boardsLoaded) return;
+  const items = [...ui.boards.values()].sort((a, b) => a.name.localeCompare(b.name));
   status.hidden = items.length > 0;
   status.textContent = t('teach.noBoards');
   keepFocus(list, () => list.replaceChildren(...items.map(boardItem)));
@@ -667,11 +672,11 @@ function boardItem(board) {
 
 function renderStartForm() {
   const card = $('#start-card');
-  card.hidden = !boardsLoaded || boards.size === 0;
+  card.hidden = !ui.boardsLoaded || ui.boards.size === 0;
   const boardSelect = $('#start-board');
-  const previous = boardSelect.value || viewBoard;
+  const previous = boardSelect.value || ui.viewBoard;
   boardSelect.replaceChildren(
-    ...[...boards.values()]
+    ...[...ui.boards.values()]
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((b) =>
         h('option', { value: b.id, text: `${b.name} (${b.online ? t('teach.online') : t('teach.offline')})`, selected: b.id === previous }),
@@ -680,7 +685,7 @@ function renderStartForm() {
   const lessonSelect = $('#start-lesson');
   const chosen = lessonSelect.value;
   lessonSelect.replaceChildren(
-    ...lessons.map((l) =>
+    ...ui.lessons.map((l) =>
       h('option', {
         value: l.id,
         text: `${l.title || t('lessons.untitled')} · ${t('lessons.slideCount', { count: l.slide_count ?? 0 })}`,
@@ -688,13 +693,13 @@ function renderStartForm() {
       }),
     ),
   );
-  $('#start-no-lessons').hidden = lessons.length > 0;
-  $('#start-form').hidden = lessons.length === 0;
+  $('#start-no-lessons').hidden = ui.lessons.length > 0;
+  $('#start-form').hidden = ui.lessons.length === 0;
 }
 
 /** "Board shows slide 5" / "Board is behind…" / "Board offline" for the board in view. */
 function syncText(id) {
-  const board = boards.get(id);
+  const board = ui.boards.get(id);
   const state = live.state(id);
   if (!board) return { kind: 'unknown', text: '' };
   if (live.transport === 'offline') return { kind: 'unknown', text: t('teach.syncUnknown') };
@@ -706,14 +711,14 @@ function syncText(id) {
       text: state.lesson ? t('teach.syncShows', { n: (state.slide_index ?? 0) + 1 }) : t('teach.syncIdle'),
     };
   }
-  const waited = Date.now() - (stateSeenAt.get(id) ?? 0);
+  const waited = Date.now() - (ui.stateSeenAt.get(id) ?? 0);
   return waited < BEHIND_AFTER_MS ? { kind: 'updating', text: t('teach.syncUpdating') } : { kind: 'behind', text: t('teach.syncBehind') };
 }
 
 function renderSync() {
   const el = $('#sync-status');
-  if (!viewBoard) return;
-  const { kind, text } = syncText(viewBoard);
+  if (!ui.viewBoard) return;
+  const { kind, text } = syncText(ui.viewBoard);
   el.dataset.sync = kind;
   el.textContent = text;
   // The same in the status bar, which a phone keeps in view at every scroll position.
@@ -721,7 +726,7 @@ function renderSync() {
   bar.dataset.sync = kind;
   bar.textContent = text;
   bar.hidden = !text;
-  const holds = kind === 'ok' ? holdsText(viewBoard) : { kind: 'unknown', text: '' };
+  const holds = kind === 'ok' ? holdsText(ui.viewBoard) : { kind: 'unknown', text: '' };
   $('#board-holds').dataset.holds = holds.kind;
   $('#board-holds').textContent = holds.text;
 }
@@ -732,7 +737,7 @@ function renderSync() {
  * network).
  */
 function holdsText(id) {
-  const board = boards.get(id);
+  const board = ui.boards.get(id);
   if (!board || !live.state(id)?.lesson) return { kind: 'unknown', text: '' };
   if (board.cached) return { kind: 'cached', text: t('teach.holdsLesson') };
   if (board.ready) return { kind: 'ready', text: t('teach.holdsNext') };
@@ -741,14 +746,14 @@ function holdsText(id) {
 
 function renderPresentView() {
   const state = currentState();
-  $('#present-board-name').textContent = boardName(viewBoard);
+  $('#present-board-name').textContent = boardName(ui.viewBoard);
   renderSync();
   renderLog();
   if (!state?.lesson) {
     // "Present" was sent, the state has not arrived yet.
     $('#present-title').textContent = t('teach.starting');
     $('#preview').replaceChildren();
-    preview = { tick() {} };
+    ui.preview = { tick() {} };
     for (const id of ['reveal', 'timer-toggle', 'timer-add', 'timer-reset', 'video-toggle', 'video-seek-label']) $('#' + id).hidden = true;
     return;
   }
@@ -758,14 +763,14 @@ function renderPresentView() {
   const slide = state.slide;
   $('#present-title').textContent = state.lesson.title || t('lessons.untitled');
   // On a shared board it may be a colleague's lesson: say whose.
-  const mine = lessons.some((l) => l.id === state.lesson.id);
+  const mine = ui.lessons.some((l) => l.id === state.lesson.id);
   const by = $('#present-by');
   if (by) by.textContent = !mine && state.presenter?.name ? t('teach.presentedBy', { name: state.presenter.name }) : '';
   document.title = t('teach.pageTitleWith', { title: state.lesson.title || t('lessons.untitled') });
 
   const frame = $('#preview');
-  preview = renderSlide(frame, state, { preview: true });
-  preview.tick(live.serverNow());
+  ui.preview = renderSlide(frame, state, { preview: true });
+  ui.preview.tick(live.serverNow());
   $('#preview-blank').hidden = !state.blanked;
   $('#preview-label').textContent = t('teach.slideOf', { n: index + 1, total });
 
@@ -798,9 +803,9 @@ function renderPresentView() {
   notesEl.classList.toggle('is-empty', !notes);
   notesEl.textContent = notes
     ? notes
-    : fullLessons.get(state.lesson.id) === 'missing'
+    : ui.fullLessons.get(state.lesson.id) === 'missing'
       ? t('teach.notesUnavailable')
-      : fullLessons.get(state.lesson.id) === 'loading'
+      : ui.fullLessons.get(state.lesson.id) === 'loading'
         ? t('teach.notesLoading')
         : t('teach.noNotes');
   renderJumpList(slides, index, total);
@@ -843,7 +848,7 @@ function renderJumpList(slides, index, total) {
       {
         type: 'button',
         class: 'jump-item',
-        onclick: () => command(viewBoard, 'goto', { slide: i }),
+        onclick: () => command(ui.viewBoard, 'goto', { slide: i }),
         attrs: i === index ? { 'aria-current': 'true' } : {},
       },
       h('span', { class: 'jump-num', text: String(i + 1) }),
@@ -898,8 +903,8 @@ function renderTimerButtons() {
 function renderLog() {
   const list = $('#command-log');
   list.replaceChildren(
-    ...log
-      .filter((e) => e.board === viewBoard)
+    ...ui.log
+      .filter((e) => e.board === ui.viewBoard)
       .slice()
       .reverse()
       .map((e) =>
@@ -934,9 +939,9 @@ async function main() {
   fillPairHelp();
   bindControls();
   live.on('status', renderConnection);
-  live.on('welcome', () => boardsLoaded && loadBoards()); // catch up on what we missed while away
+  live.on('welcome', () => ui.boardsLoaded && loadBoards()); // catch up on what we missed while away
   live.on('state', ({ board }) => {
-    stateSeenAt.set(board, Date.now());
+    ui.stateSeenAt.set(board, Date.now());
     setTimeout(() => {
       renderSync();
       renderBoards();
@@ -944,7 +949,7 @@ async function main() {
     renderAll();
   });
   live.on('board', (msg) => {
-    const b = boards.get(msg.board);
+    const b = ui.boards.get(msg.board);
     if (!b) return;
     b.online = !!msg.online;
     if (msg.rendered_version != null) b.rendered_version = String(msg.rendered_version);
@@ -974,13 +979,13 @@ async function main() {
   });
   live.on('outdated', () => showPageError(t('live.outdated')));
   // Commands restored from a reload are still on their way: show them as pending.
-  for (const c of live.pending) log.push({ id: c.id, op: c.op, board: c.board, status: 'pending' });
+  for (const c of live.pending) ui.log.push({ id: c.id, op: c.op, board: c.board, status: 'pending' });
   renderPending({ pending: live.pending });
 
   await Promise.all([loadBoards(), loadLessons()]);
   live.start();
   setInterval(() => {
-    preview.tick(live.serverNow());
+    ui.preview.tick(live.serverNow());
     renderVideoSeek();
   }, 200);
   setInterval(renderElapsed, 1000);
