@@ -83,9 +83,9 @@ function loadConfig() {
 
 /**
  * The API hosts and request timeout from /config.json, for clients that talk to the hosts
- * themselves (the live channel in live.js). Hosts come in this client's shuffled order,
- * starting with the one it currently uses, so both clients prefer the same healthy host.
- * "" means the page's own origin.
+ * themselves (the live channel in live.js, with hostInUse/hostFailed/hostWorks). Hosts come
+ * in this client's shuffled order, starting with the one it currently uses. "" means the
+ * page's own origin.
  */
 export async function apiConfig() {
   const cfg = await loadConfig();
@@ -273,6 +273,26 @@ function markFailed(index) {
   }
   // Only advance if nobody else already moved on from this host.
   if (index === current) current = (current + 1) % hosts.length;
+}
+
+// The live channel (live.js) moves between the same hosts with the same cursor and the same
+// memory of failed hosts as requests do, so both stay on one healthy host.
+
+/** The host in use ("" is this page's origin). */
+export function hostInUse() {
+  return hosts?.[current] ?? '';
+}
+
+/** `host` did not answer: remember it for the tab, and move on from it if it is in use. */
+export function hostFailed(host) {
+  const index = hosts?.indexOf(host) ?? -1;
+  if (index >= 0) markFailed(index);
+}
+
+/** `host` answers: use it from now on. */
+export function hostWorks(host) {
+  const index = hosts?.indexOf(host) ?? -1;
+  if (index >= 0) current = index;
 }
 
 // ---- offline indicator -----------------------------------------------------

@@ -33,7 +33,7 @@
 // Versions are hybrid-clock numbers the server keeps below 2^53: plain JavaScript numbers.
 // Drawing a board state is slides.js's.
 
-import { apiConfig, backoffDelay } from './api.js';
+import { apiConfig, backoffDelay, hostFailed, hostInUse, hostWorks } from './api.js';
 
 export const PROTOCOL = 1;
 const PING_EVERY_MS = 30000;
@@ -116,7 +116,6 @@ class LiveClient {
     this.active = null; // the connection in use
     this.stopped = true;
     this.wsBlocked = false; // the WebSocket failed where the fallback worked
-    this.current = 0; // index of the host in use
   }
 
   // -- public API --
@@ -340,13 +339,14 @@ class LiveClient {
         }
       }
       const startedAt = Date.now();
+      const host = conn.host;
       const end = await this.use(conn);
       if (end.fatal) return this.giveUp(end.fatal);
       conn = end.next ?? null;
       if (conn || this.stopped || QUIET_RECONNECTS.includes(end.code)) continue; // planned: straight on
       this.setTransport('connecting');
       // 1001: that server is shutting down, so start the next round on another host.
-      if (end.code === 1001) this.current = (this.current + 1) % this.hosts.length;
+      if (end.code === 1001) hostFailed(host);
       // A server that keeps closing us right after welcome (4400, 4429…) gets backoff too.
       if (Date.now() - startedAt < 10000) await this.sleep(backoffDelay(attempt++));
       else attempt = 0;
@@ -381,23 +381,24 @@ class LiveClient {
    */
   async connectRound() {
     const n = this.hosts.length;
-    if (!this.wsBlocked) {
+    const attempt = async (open) => {
       for (let i = 0; i < n && !this.stopped; i++) {
-        const result = await this.openSocket(this.hosts[this.current]);
-        if (result.conn || result.fatal) return result.conn ?? result.fatal;
-        this.current = (this.current + 1) % n;
+        const host = hostInUse();
+        const result = await open(host);
+        if (result.conn) hostWorks(host);
+        if (result.conn || result.fatal) return result;
+        hostFailed(host);
       }
+      return {};
+    };
+    if (!this.wsBlocked) {
+      const result = await attempt((host) => this.openSocket(host));
+      if (result.conn || result.fatal) return result.conn ?? result.fatal;
     }
-    for (let i = 0; i < n && !this.stopped; i++) {
-      const result = await this.openStream(this.hosts[this.current]);
-      if (result.conn) {
-        this.wsBlocked = true; // the server is there, the WebSocket is not: skip it until a retry works
-        return result.conn;
-      }
-      if (result.fatal) return result.fatal;
-      this.current = (this.current + 1) % n;
-    }
-    return null;
+    const result = await attempt((host) => this.openStream(host));
+    // The server is there, the WebSocket is not: skip it until a retry works.
+    if (result.conn) this.wsBlocked = true;
+    return result.conn ?? result.fatal ?? null;
   }
 
   helloFields() {
