@@ -30,6 +30,18 @@ pub fn teacher_urls(listen: SocketAddr, public_url: Option<&str>) -> Vec<String>
     }
 }
 
+/// The address the boards show teachers: the configured one, or the machine's first network
+/// address when listening on every interface; `None` when the board's own address is best
+/// (it was opened on an address the server chose to listen on).
+pub fn board_url(listen: SocketAddr, public_url: Option<&str>) -> Option<String> {
+    if public_url.is_none() && !listen.ip().is_unspecified() {
+        return None;
+    }
+    let first = teacher_urls(listen, public_url).into_iter().next()?;
+    let loopback = first.starts_with("http://127.") || first.starts_with("http://[::1]");
+    (public_url.is_some() || !loopback).then_some(first)
+}
+
 /// Whether only this machine can reach an address the server listens on.
 pub fn loopback_only(listen: SocketAddr) -> bool {
     listen.ip().is_loopback()
@@ -99,6 +111,13 @@ mod tests {
         let one: SocketAddr = "10.1.2.3:8080".parse().unwrap();
         assert_eq!(teacher_urls(one, None), ["http://10.1.2.3:8080"]);
         assert!(loopback_only("127.0.0.1:8080".parse().unwrap()));
+        let public = Some("https://classcast.school.org");
+        assert_eq!(board_url(one, public).as_deref(), public);
+        assert_eq!(
+            board_url(one, None),
+            None,
+            "the board's own address will do"
+        );
         assert!(!loopback_only(any));
     }
 

@@ -161,10 +161,7 @@ pub async fn export(
             .slides
             .iter()
             .map(|s| FileSlide {
-                kind: serde_json::to_value(s.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                kind: s.kind.name().to_owned(),
                 title: s.title.clone(),
                 body: s.body.clone(),
                 notes: s.notes.clone(),

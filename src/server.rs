@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::addresses::teacher_urls;
+use crate::addresses::board_url;
 use crate::auth::password::PasswordHasher;
 use crate::auth::{Accounts, AuthSettings, RegistrationMode};
 use crate::bus::local::LocalBus;
@@ -233,11 +233,7 @@ pub async fn serve(
             api_hosts: config.api_hosts.clone(),
             request_timeout_ms: config.request_timeout_ms,
             media_max_bytes: config.media_max_bytes,
-            public_url: config.public_url.clone().or_else(|| {
-                let ours = listening.ip().is_unspecified();
-                let first = teacher_urls(listening, None).into_iter().next();
-                first.filter(|url| ours && !url.starts_with("http://127."))
-            }),
+            public_url: board_url(listening, config.public_url.as_deref()),
         }),
         pages: Arc::new(Pages::load()),
         live: live.clone(),

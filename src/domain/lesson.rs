@@ -37,6 +37,14 @@ impl SlideKind {
         ("timer", SlideKind::Timer),
     ];
 
+    /// The name clients send and receive (`text`, `image`, …).
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("text", |(name, _)| name)
+    }
+
     fn parse(raw: &str) -> Option<Self> {
         Self::ALL
             .iter()

@@ -124,19 +124,15 @@ pub async fn receive(
     limits: MediaLimits,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Upload, MediaError> {
+) -> Result<Upload, ApiError> {
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    let mut upload = Upload::begin(dir, limits, announced).await?;
-    let mut stream = body.into_data_stream();
-    loop {
-        match tokio::time::timeout(UPLOAD_IDLE, stream.next()).await {
-            Ok(Some(Ok(bytes))) => upload.push(&bytes).await?,
-            Ok(None) => return Ok(upload),
-            Ok(Some(Err(_))) | Err(_) => return Err(MediaError::Interrupted),
-        }
-    }
+    let upload = Upload::begin(dir, limits, announced).await?;
+    fill(upload, body.into_data_stream(), |_| {
+        MediaError::Interrupted.into()
+    })
+    .await
 }
 
 /// Receives the first file of a `multipart/form-data` body (an HTML form's file field),
@@ -146,31 +142,37 @@ async fn receive_form(
     limits: MediaLimits,
     mut form: Multipart,
 ) -> Result<Upload, ApiError> {
-    let interrupted = |_| ApiError::from(MediaError::Interrupted);
     loop {
         let field = tokio::time::timeout(UPLOAD_IDLE, form.next_field())
             .await
-            .map_err(interrupted)?
+            .map_err(|_| ApiError::from(MediaError::Interrupted))?
             .map_err(|e| form_error(&e))?;
-        let Some(mut field) = field else {
+        let Some(field) = field else {
             return Err(ApiError::bad_request(
                 "no_file",
                 "The form holds no file. Send the picture or video as a file field (`file`).",
             ));
         };
-        if field.file_name().is_none() {
-            continue;
+        if field.file_name().is_some() {
+            let upload = Upload::begin(dir, limits, None).await?;
+            return fill(upload, field, |e| form_error(&e)).await;
         }
-        let mut upload = Upload::begin(dir, limits, None).await?;
-        loop {
-            let chunk = tokio::time::timeout(UPLOAD_IDLE, field.chunk())
-                .await
-                .map_err(interrupted)?
-                .map_err(|e| form_error(&e))?;
-            match chunk {
-                Some(bytes) => upload.push(&bytes).await?,
-                None => return Ok(upload),
-            }
+    }
+}
+
+/// Streams `bytes` into `upload` until they end; a read error becomes `failed(error)`, and
+/// [`UPLOAD_IDLE`] without data counts as an interrupted upload.
+async fn fill<E>(
+    mut upload: Upload,
+    mut bytes: impl futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+    failed: impl Fn(E) -> ApiError,
+) -> Result<Upload, ApiError> {
+    loop {
+        match tokio::time::timeout(UPLOAD_IDLE, bytes.next()).await {
+            Ok(Some(Ok(chunk))) => upload.push(&chunk).await?,
+            Ok(Some(Err(e))) => return Err(failed(e)),
+            Ok(None) => return Ok(upload),
+            Err(_) => return Err(MediaError::Interrupted.into()),
         }
     }
 }

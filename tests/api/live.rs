@@ -260,12 +260,12 @@ async fn a_board_pairs_with_its_code_and_then_follows_the_teachers_commands() {
         .await;
 }
 
-#[tokio::test]
-async fn a_stale_rendered_report_does_not_set_the_board_back() {
-    let app = spawn_app().await;
-    let (t, board, lesson) = classroom(&app).await;
-    let mut screen = Ws::board(&app, &board).await;
-    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+/// A classroom presenting its lesson, moved on to the second slide, which the board has
+/// received; the acknowledgements of both commands.
+async fn on_the_second_slide(app: &TestApp) -> (Teacher, Ws, Ws, [Value; 2]) {
+    let (t, board, lesson) = classroom(app).await;
+    let mut screen = Ws::board(app, &board).await;
+    let mut console = Ws::teacher(app, &t, &[&board.id]).await;
     let first = console
         .command(&board.id, "present", json!({"lesson": lesson}))
         .await;
@@ -273,6 +273,13 @@ async fn a_stale_rendered_report_does_not_set_the_board_back() {
     screen
         .state_where(|s| s["version"] == second["version"])
         .await;
+    (t, screen, console, [first, second])
+}
+
+#[tokio::test]
+async fn a_stale_rendered_report_does_not_set_the_board_back() {
+    let app = spawn_app().await;
+    let (t, mut screen, _console, [first, second]) = on_the_second_slide(&app).await;
     screen
         .send(json!({"type": "rendered", "version": second["version"]}))
         .await;
@@ -291,16 +298,7 @@ async fn a_stale_rendered_report_does_not_set_the_board_back() {
 #[tokio::test]
 async fn the_console_learns_what_the_board_holds_of_the_lesson() {
     let app = spawn_app().await;
-    let (t, board, lesson) = classroom(&app).await;
-    let mut screen = Ws::board(&app, &board).await;
-    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
-    let first = console
-        .command(&board.id, "present", json!({"lesson": lesson}))
-        .await;
-    let second = console.command(&board.id, "next", json!({})).await;
-    screen
-        .state_where(|s| s["version"] == second["version"])
-        .await;
+    let (t, mut screen, mut console, [first, second]) = on_the_second_slide(&app).await;
     let report = |ready: bool, cached: bool, version: &Value| json!({"type": "rendered", "version": version, "ready": ready, "cached": cached});
     // A board of an older build says nothing of it: it holds nothing, as far as anyone knows.
     screen

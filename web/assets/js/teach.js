@@ -113,11 +113,13 @@ function fullLesson(state) {
 
 // ---- commands ----------------------------------------------------------------------------
 
-const OPS_WITH_LABEL = ['present', 'next', 'prev', 'goto', 'blank', 'unblank', 'reveal', 'hide', 'timer_start', 'timer_pause', 'timer_reset', 'video_play', 'video_pause', 'end'];
+const OPS_WITH_LABEL = ['present', 'next', 'prev', 'blank', 'unblank', 'reveal', 'hide', 'timer_start', 'timer_pause', 'timer_reset', 'video_play', 'video_pause', 'end'];
 
 /** Send a command and show it as pending until the server confirms it. */
-function command(board, op, args = {}) {
-  const promise = live.send(board, op, args);
+/** `replaces`: the id of a waiting command this one supersedes (see `navigate`). */
+function command(board, op, args = {}, replaces = null) {
+  const promise = live.send(board, op, args, replaces);
+  if (replaces) ui.log = ui.log.filter((entry) => entry.id !== replaces);
   ui.log.push({ id: promise.id, op: labelOp(op, args), board, status: 'pending' });
   ui.log = ui.log.slice(-LOG_SIZE);
   renderLog();
@@ -126,6 +128,7 @@ function command(board, op, args = {}) {
 }
 
 function labelOp(op, args) {
+  if (op === 'goto') return t('teach.goingTo', { n: args.slide + 1 });
   if (op === 'blank' && args.on === false) return 'unblank';
   if (op === 'reveal' && args.on === false) return 'hide';
   return op;
@@ -567,14 +570,9 @@ function navigate(step) {
   const from = waiting ? waiting.slide : (state.slide_index ?? 0);
   const slide = Math.min(Math.max(from + step, 0), (state.lesson.slide_count ?? 1) - 1);
   if (slide === from) return;
-  const promise = live.send(ui.viewBoard, 'goto', { slide }, waiting?.id);
+  const promise = command(ui.viewBoard, 'goto', { slide }, waiting?.id);
   ui.heading = { board: ui.viewBoard, id: promise.id, slide, presses: (waiting?.presses ?? 0) + 1 };
-  if (waiting) ui.log = ui.log.filter((entry) => entry.id !== waiting.id);
-  ui.log.push({ id: promise.id, op: t('teach.goingTo', { n: slide + 1 }), board: ui.viewBoard, status: 'pending' });
-  ui.log = ui.log.slice(-LOG_SIZE);
-  renderLog();
   renderPending({ pending: live.pending });
-  promise.catch(() => {}); // shown through the 'failed' event; a replaced one needs nothing
 }
 
 function renderPending({ pending }) {
