@@ -166,6 +166,11 @@ class LiveClient {
     }
   }
 
+  /** Whether a command was acknowledged whose state has not reached this client yet. */
+  behind(board) {
+    return this.awaiting.has(board);
+  }
+
   /** Stop following a board (e.g. unpaired). The server may still send its states; they are dropped. */
   unwatch(board) {
     this.versions.delete(board);

@@ -565,7 +565,14 @@ function renderConnection({ transport, host }) {
 
 function navigate(step) {
   const state = currentState();
-  if (!state?.lesson) return;
+  // Until the console has the state a `present` or `end` makes (waiting to be confirmed, or
+  // confirmed before its state arrived), there is no slide to count from: a relative press
+  // is sent, applied after it, as before.
+  const starting = live.pending.some((c) => c.board === ui.viewBoard && (c.op === 'present' || c.op === 'end'));
+  if (!state?.lesson || starting || (live.behind(ui.viewBoard) && !live.pending.some((c) => c.id === ui.heading?.id))) {
+    command(ui.viewBoard, step > 0 ? 'next' : 'prev');
+    return;
+  }
   const waiting = ui.heading?.board === ui.viewBoard && live.pending.some((c) => c.id === ui.heading.id) ? ui.heading : null;
   const from = waiting ? waiting.slide : (state.slide_index ?? 0);
   const slide = Math.min(Math.max(from + step, 0), (state.lesson.slide_count ?? 1) - 1);
