@@ -191,10 +191,13 @@ async fn cluster_status(config: Config, repair: bool) -> anyhow::Result<()> {
     use crate::store::postgres::cluster;
     let mut trouble = Vec::new();
     for member in cluster::status(&config.databases, repair).await {
-        let Some(report) = member.report else {
-            println!("{}: NOT ANSWERING", member.url);
-            trouble.push(format!("{} does not answer", member.url));
-            continue;
+        let report = match member.report {
+            Ok(report) => report,
+            Err(why) => {
+                println!("{}: NOT ANSWERING ({why})", member.url);
+                trouble.push(format!("{} does not answer", member.url));
+                continue;
+            }
         };
         println!(
             "{}: node {}, clock {:+} ms",
@@ -206,12 +209,19 @@ async fn cluster_status(config: Config, repair: bool) -> anyhow::Result<()> {
                 member.url, report.clock_skew_ms
             ));
         }
+        for setting in &report.settings {
+            println!("  setting: {setting}");
+            trouble.push(format!("{}: {setting}", member.url));
+        }
         for s in &report.subscriptions {
-            let repaired = if s.repaired { " (re-enabled now)" } else { "" };
-            println!("  subscription {}: {}{repaired}", s.name, s.status);
-            if s.status != "replicating" && !s.repaired {
+            let repaired = if s.repaired { ", re-enabled now" } else { "" };
+            match &s.stalled {
+                None => println!("  subscription {}: {}", s.name, s.status),
+                Some(why) => println!("  subscription {}: {} ({why}{repaired})", s.name, s.status),
+            }
+            if let (Some(why), false) = (&s.stalled, s.repaired) {
                 trouble.push(format!(
-                    "{}: subscription {} is {}",
+                    "{}: subscription {} is {}: {why}",
                     member.url, s.name, s.status
                 ));
             }

@@ -135,7 +135,7 @@ async fn cluster_init_sets_up_two_way_replication_once() {
 async fn cluster_init_refuses_a_bad_setup_in_one_line_and_changes_nothing() {
     let good = PgServer::start();
     let good_url = good.create("classcast").await;
-    let cases: [(&[&str], &str); 4] = [
+    let mut cases: Vec<(&[&str], &str)> = vec![
         (&["wal_level=replica"], "wal_level = logical"),
         (
             &["shared_preload_libraries=''"],
@@ -147,6 +147,20 @@ async fn cluster_init_refuses_a_bad_setup_in_one_line_and_changes_nothing() {
         ),
         (&["max_slot_wal_keep_size=-1"], "max_slot_wal_keep_size"),
     ];
+    // PostgreSQL 15.19 and later; where the server does not know the setting, nothing is
+    // restricted and there is nothing to refuse.
+    if postgres::restricts_output_plugins() {
+        cases.push((
+            &["output_plugin_libraries=pgoutput,test_decoding"],
+            "output_plugin_libraries = 'pgoutput, test_decoding, pglogical_output'",
+        ));
+        // What `ALTER SYSTEM SET output_plugin_libraries = '…, pglogical_output'` makes:
+        // one quoted name, which PostgreSQL does not read as a list.
+        cases.push((
+            &[r#"output_plugin_libraries='"pgoutput,pglogical_output"'"#],
+            "output_plugin_libraries = 'pgoutput, test_decoding, pglogical_output'",
+        ));
+    }
     for (settings, named) in cases {
         let bad = PgServer::start_with(settings);
         let bad_url = bad.create("classcast").await;
@@ -156,6 +170,9 @@ async fn cluster_init_refuses_a_bad_setup_in_one_line_and_changes_nothing() {
             errors.contains(named) && errors.lines().count() == 1,
             "{errors}"
         );
+        // `cluster status` names the same line.
+        let (ok, said, _) = cluster(&[&bad_url], &["status"]);
+        assert!(!ok && said.contains(named), "{settings:?}: {said}");
     }
     // Another application's database.
     let theirs = PgServer::start();
@@ -184,6 +201,41 @@ async fn cluster_init_refuses_a_bad_setup_in_one_line_and_changes_nothing() {
             .await
             .unwrap();
     assert_eq!(tables, 0);
+}
+
+#[tokio::test]
+async fn cluster_status_says_why_a_subscription_is_down() {
+    if !postgres::restricts_output_plugins() {
+        // Before PostgreSQL 15.19 no setting makes a provider refuse pglogical.
+        return;
+    }
+    let (_a, mut b, url_a, url_b) = replicating_pair().await;
+    // B's administrator takes pglogical's output plugin off B's list: A can no longer read
+    // what B writes, and A's subscription to B goes down.
+    b.restart_with(&["output_plugin_libraries=pgoutput,test_decoding"]);
+    let deadline = tokio::time::Instant::now() + PATIENCE * 6;
+    let said = loop {
+        let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status"]);
+        if said.contains(": down (") {
+            assert!(!ok, "{said}");
+            break format!("{said}{errors}");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reported down: {said}{errors}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let down = said
+        .lines()
+        .find(|l| l.contains("subscription") && l.contains(": down ("))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        down.contains("its provider refuses") && down.contains("output_plugin_libraries"),
+        "{said}"
+    );
+    // B's own report names the line to add.
+    assert!(said.contains("setting: output_plugin_libraries"), "{said}");
 }
 
 #[tokio::test]

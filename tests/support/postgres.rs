@@ -58,6 +58,9 @@ impl PgServer {
              -c track_commit_timestamp=on -c max_slot_wal_keep_size=1GB",
             dir.path().display()
         );
+        if restricts_output_plugins() {
+            options += " -c output_plugin_libraries=pgoutput,test_decoding,pglogical_output";
+        }
         for setting in settings {
             options += &format!(" -c {setting}");
         }
@@ -84,6 +87,15 @@ impl PgServer {
                 "start",
             ],
         );
+    }
+
+    /// Stops the server and starts it again with these `name=value` settings besides.
+    pub fn restart_with(&mut self, settings: &[&str]) {
+        self.stop_fast();
+        for setting in settings {
+            self.options += &format!(" -c {setting}");
+        }
+        self.start_again();
     }
 
     /// Stops the server at once, as a crash would (`-m immediate`).
@@ -147,6 +159,21 @@ impl Drop for PgServer {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Whether this PostgreSQL lets replication use only the output plugins its
+/// `output_plugin_libraries` lists (15.19 and later), so pglogical's must be added.
+pub fn restricts_output_plugins() -> bool {
+    static KNOWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KNOWN.get_or_init(|| {
+        let out = Command::new(format!("{BIN}/postgres"))
+            .arg("--describe-config")
+            .output()
+            .expect("postgres runs (scripts/test installs it)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("output_plugin_libraries\t"))
+    })
 }
 
 fn running_as_root() -> bool {

@@ -26,19 +26,10 @@ pub enum ClusterError {
     TooFew,
     #[error("{url}: cannot connect: {reason}")]
     Unreachable { url: String, reason: String },
-    #[error(
-        "{url}: {setting} is {found:?}; set `{line}` in postgresql.conf and restart PostgreSQL"
-    )]
-    Setting {
-        url: String,
-        setting: &'static str,
-        found: String,
-        line: &'static str,
-    },
+    #[error("{url}: {problem}")]
+    Setting { url: String, problem: String },
     #[error("{url}: pglogical is not installed on this server (Debian: apt-get install postgresql-15-pglogical)")]
     NoPglogical { url: String },
-    #[error("{url}: max_slot_wal_keep_size is unlimited, so a database that stays down would fill this server's disk with WAL; set `max_slot_wal_keep_size = 10GB` (or what the disk allows) in postgresql.conf and reload")]
-    UnboundedSlots { url: String },
     #[error("{url}: the database holds tables that are not classcast's ({tables}); give classcast a database of its own")]
     ForeignTables { url: String, tables: String },
     #[error("{url}: the database already belongs to another cluster (pglogical node {node}); rebuild it into a new, empty database to join this one")]
@@ -149,11 +140,18 @@ async fn until_replicating(member: &mut Member) -> Result<(), ClusterError> {
         let subscriptions = subscriptions_of(&mut member.conn)
             .await
             .map_err(member.failed())?;
-        let waiting: Vec<(String, String)> = subscriptions
-            .iter()
-            .filter(|(_, status, _)| status != "replicating")
-            .map(|(name, status, _)| (name.clone(), status.clone()))
-            .collect();
+        let mut waiting = Vec::new();
+        for subscription in &subscriptions {
+            if let Some((stalled, _)) = mend(&mut member.conn, subscription)
+                .await
+                .map_err(member.failed())?
+            {
+                waiting.push(format!(
+                    "{} is {}: {stalled}",
+                    subscription.name, subscription.status
+                ));
+            }
+        }
         if waiting.is_empty() {
             return Ok(());
         }
@@ -161,15 +159,11 @@ async fn until_replicating(member: &mut Member) -> Result<(), ClusterError> {
             return Err(ClusterError::Failed {
                 url: redact_url(&member.url),
                 reason: format!(
-                    "subscriptions not replicating after {} s: {waiting:?}; see `cluster status` and the PostgreSQL logs",
-                    REPLICATING_WITHIN.as_secs()
+                    "not replicating after {} s: {}",
+                    REPLICATING_WITHIN.as_secs(),
+                    waiting.join("; ")
                 ),
             });
-        }
-        for (name, status, provider) in &subscriptions {
-            mend(&mut member.conn, name, status, provider)
-                .await
-                .map_err(member.failed())?;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -209,39 +203,14 @@ struct Found {
 /// Everything that must hold before anything changes on any database.
 async fn check(member: &mut Member, cluster: &[String]) -> Result<Found, ClusterError> {
     let url = redact_url(&member.url);
-    let settings = [
-        ("wal_level", "wal_level = logical", "logical"),
-        (
-            "shared_preload_libraries",
-            "shared_preload_libraries = 'pglogical'",
-            "pglogical",
-        ),
-        (
-            "track_commit_timestamp",
-            "track_commit_timestamp = on",
-            "on",
-        ),
-    ];
-    for (setting, line, wanted) in settings {
-        let found: String = sqlx::query_scalar(&format!("SHOW {setting}"))
-            .fetch_one(&mut member.conn)
-            .await
-            .map_err(member.failed())?;
-        if !found.split(',').any(|v| v.trim() == wanted) {
-            return Err(ClusterError::Setting {
-                url,
-                setting,
-                found,
-                line,
-            });
-        }
-    }
-    let keep: String = sqlx::query_scalar("SHOW max_slot_wal_keep_size")
-        .fetch_one(&mut member.conn)
+    let misset = misset_settings(&mut member.conn)
         .await
         .map_err(member.failed())?;
-    if keep == "-1" {
-        return Err(ClusterError::UnboundedSlots { url });
+    if let Some(first) = misset.first() {
+        return Err(ClusterError::Setting {
+            url,
+            problem: first.to_string(),
+        });
     }
     let available: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pglogical')",
@@ -302,6 +271,139 @@ async fn check(member: &mut Member, cluster: &[String]) -> Result<Found, Cluster
             .await
             .map_err(member.failed())?;
     Ok(Found { joined, holds_rows })
+}
+
+/// pglogical's logical-decoding output plugin: every provider must allow it.
+const OUTPUT_PLUGIN: &str = "pglogical_output";
+
+/// A server setting that cluster mode needs and that is not as it must be.
+#[derive(Debug)]
+pub struct Misset {
+    setting: &'static str,
+    found: String,
+    /// The `postgresql.conf` line that fixes it.
+    line: &'static str,
+    /// `restart` or `reload`: what makes PostgreSQL take the line.
+    then: &'static str,
+    why: &'static str,
+}
+
+impl std::fmt::Display for Misset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is {:?}; set `{}` in postgresql.conf and {} PostgreSQL{}",
+            self.setting, self.found, self.line, self.then, self.why
+        )
+    }
+}
+
+/// Every setting of the server `conn` is connected to that cluster mode needs and finds
+/// otherwise, in the order `postgresql.conf` lists them in docs/deploy-cluster.md.
+async fn misset_settings(conn: &mut PgConnection) -> Result<Vec<Misset>, sqlx::Error> {
+    let found: Vec<(String, String)> =
+        sqlx::query_as("SELECT name::text, setting::text FROM pg_settings WHERE name = ANY($1)")
+            .bind(
+                [
+                    "wal_level",
+                    "shared_preload_libraries",
+                    "track_commit_timestamp",
+                    "max_slot_wal_keep_size",
+                    "output_plugin_libraries",
+                ]
+                .as_slice(),
+            )
+            .fetch_all(conn)
+            .await?;
+    let value = |name: &str| {
+        found
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut misset = Vec::new();
+    let mut want = |setting: &'static str,
+                    ok: fn(&str) -> bool,
+                    line: &'static str,
+                    then: &'static str,
+                    why: &'static str| {
+        // A setting this server does not know (output_plugin_libraries before 15.19)
+        // restricts nothing.
+        if let Some(found) = value(setting).filter(|v| !ok(v)) {
+            misset.push(Misset {
+                setting,
+                found,
+                line,
+                then,
+                why,
+            });
+        }
+    };
+    want(
+        "wal_level",
+        |v| v == "logical",
+        "wal_level = logical",
+        "restart",
+        "",
+    );
+    want(
+        "shared_preload_libraries",
+        |v| in_list(v, "pglogical"),
+        "shared_preload_libraries = 'pglogical'",
+        "restart",
+        "",
+    );
+    want(
+        "track_commit_timestamp",
+        |v| v == "on",
+        "track_commit_timestamp = on",
+        "restart",
+        "",
+    );
+    want(
+        "max_slot_wal_keep_size",
+        |v| v != "-1",
+        "max_slot_wal_keep_size = 10GB",
+        "reload",
+        " (unlimited, a database that stays down would fill this server's disk with WAL; \
+         10GB or what the disk allows)",
+    );
+    want(
+        "output_plugin_libraries",
+        |v| in_list(v, OUTPUT_PLUGIN),
+        "output_plugin_libraries = 'pgoutput, test_decoding, pglogical_output'",
+        "reload",
+        " (since PostgreSQL 15.19 a server only lets replication use the output plugins \
+         listed there, and pglogical's is pglogical_output)",
+    );
+    Ok(misset)
+}
+
+/// Whether the list setting `value` names `item`, read as PostgreSQL reads such lists: items
+/// between commas, trimmed, a double-quoted item taken whole (`ALTER SYSTEM SET x = 'a, b'`
+/// makes one quoted item of both, which PostgreSQL does not take as a list).
+fn in_list(value: &str, item: &str) -> bool {
+    let mut items = Vec::new();
+    let mut rest = value.trim_start();
+    while !rest.is_empty() {
+        let taken;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            taken = quoted[..end].to_owned();
+            rest = quoted.get(end + 1..).unwrap_or("");
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            taken = rest[..end].trim().to_owned();
+            rest = &rest[end..];
+        }
+        items.push(taken);
+        rest = rest
+            .trim_start()
+            .strip_prefix(',')
+            .unwrap_or(rest)
+            .trim_start();
+    }
+    items.iter().any(|i| i == item)
 }
 
 /// The schema, the pglogical node and the replication set of one database.
@@ -493,8 +595,8 @@ async fn until_copied(member: &mut Member, provider: &str) -> Result<String, Clu
 #[derive(Debug)]
 pub struct MemberStatus {
     pub url: String,
-    /// `None` when it does not answer.
-    pub report: Option<MemberReport>,
+    /// Why not, when it does not answer.
+    pub report: Result<MemberReport, String>,
 }
 
 #[derive(Debug)]
@@ -502,6 +604,8 @@ pub struct MemberReport {
     pub node: String,
     /// This database's clock minus the local one, in milliseconds (± half a round trip).
     pub clock_skew_ms: i64,
+    /// Each setting cluster mode needs that this server has otherwise, with the fix.
+    pub settings: Vec<String>,
     pub subscriptions: Vec<SubscriptionStatus>,
     /// Each replication slot that other databases read from this one.
     pub slots: Vec<SlotStatus>,
@@ -514,6 +618,8 @@ pub struct SubscriptionStatus {
     pub name: String,
     /// pglogical's word: `replicating`, `initializing`, `down`, `disabled`.
     pub status: String,
+    /// Why it does not replicate, when it does not.
+    pub stalled: Option<Stalled>,
     /// Set when `--repair` re-enabled it.
     pub repaired: bool,
 }
@@ -537,8 +643,8 @@ pub async fn status(urls: &[String], repair: bool) -> Vec<MemberStatus> {
     let mut out = Vec::new();
     for url in urls {
         let report = match connect(url).await {
-            Ok(mut member) => report(&mut member, repair).await.ok(),
-            Err(_) => None,
+            Ok(mut member) => report(&mut member, repair).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
         out.push(MemberStatus {
             url: redact_url(url),
@@ -548,51 +654,165 @@ pub async fn status(urls: &[String], repair: bool) -> Vec<MemberStatus> {
     out
 }
 
-/// Each subscription of the database `conn` is connected to: (name, status, provider DSN).
-async fn subscriptions_of(
-    conn: &mut PgConnection,
-) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+/// One pglogical subscription of a database, as `show_subscription_status` tells it.
+struct Subscription {
+    name: String,
+    /// pglogical's word: `replicating`, `initializing`, `down`, `disabled`.
+    status: String,
+    provider_dsn: String,
+    /// The replication slot on the provider that it reads.
+    slot: String,
+}
+
+/// Each subscription of the database `conn` is connected to.
+async fn subscriptions_of(conn: &mut PgConnection) -> Result<Vec<Subscription>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT subscription_name::text AS name, status::text AS status,
-                provider_dsn::text AS provider
+                provider_dsn::text AS provider, slot_name::text AS slot
          FROM pglogical.show_subscription_status() ORDER BY 1",
     )
     .fetch_all(conn)
     .await?;
     Ok(rows
         .iter()
-        .map(|row| (row.get("name"), row.get("status"), row.get("provider")))
+        .map(|row| Subscription {
+            name: row.get("name"),
+            status: row.get("status"),
+            provider_dsn: row.get("provider"),
+            slot: row.get("slot"),
+        })
         .collect())
 }
 
 /// How long a provider may take to accept a connection before it counts as still down.
 const PROVIDER_ANSWERS_WITHIN: Duration = Duration::from_secs(2);
 
-/// Re-enables the subscription `name` when it is down while its provider answers, so it
-/// resumes now rather than after pglogical's back-off (up to 3 minutes); returns whether it
-/// did. Disabling and enabling again from several places at once still ends enabled.
+/// Why a subscription does not replicate, as far as its provider shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stalled {
+    /// The provider does not answer (yet): pglogical resumes once it does.
+    ProviderDown(String),
+    /// The provider refuses what pglogical needs (a setting): named, with the fix.
+    ProviderMisset(String),
+    /// The provider no longer keeps the WAL this subscriber has not received (its slot
+    /// passed `max_slot_wal_keep_size`) or has no slot for it: it can never catch up, and
+    /// must be rebuilt.
+    CannotCatchUp(String),
+    /// The provider is ready: the subscriber's own apply worker stopped (its last error, from
+    /// the subscriber's log where PostgreSQL lets us read it).
+    Stopped(Option<String>),
+}
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stalled::ProviderDown(why) => write!(f, "its provider does not answer ({why})"),
+            Stalled::ProviderMisset(why) => write!(f, "its provider refuses: {why}"),
+            Stalled::CannotCatchUp(why) => write!(
+                f,
+                "it can never catch up: {why}; rebuild this database (docs/deploy-cluster.md, \
+                 \"Rebuild a database\")"
+            ),
+            Stalled::Stopped(Some(error)) => write!(f, "its last error: {error}"),
+            Stalled::Stopped(None) => {
+                write!(f, "the PostgreSQL log of this database says why")
+            }
+        }
+    }
+}
+
+/// Why `subscription` (of the database `conn` is connected to) is not replicating.
+async fn diagnose(conn: &mut PgConnection, subscription: &Subscription) -> Stalled {
+    let provider =
+        tokio::time::timeout(PROVIDER_ANSWERS_WITHIN, connect(&subscription.provider_dsn)).await;
+    let mut provider = match provider {
+        Ok(Ok(member)) => member,
+        Ok(Err(e)) => return Stalled::ProviderDown(e.to_string()),
+        Err(_) => {
+            return Stalled::ProviderDown(format!(
+                "no answer within {} s",
+                PROVIDER_ANSWERS_WITHIN.as_secs()
+            ))
+        }
+    };
+    if let Ok(misset) = misset_settings(&mut provider.conn).await {
+        if let Some(first) = misset.first() {
+            return Stalled::ProviderMisset(format!(
+                "{}: {first}",
+                redact_url(&subscription.provider_dsn)
+            ));
+        }
+    }
+    let slot: Result<Option<Option<String>>, _> = sqlx::query_scalar(
+        "SELECT wal_status::text FROM pg_replication_slots WHERE slot_name = $1",
+    )
+    .bind(&subscription.slot)
+    .fetch_optional(&mut provider.conn)
+    .await;
+    match slot {
+        Ok(None) => {
+            return Stalled::CannotCatchUp(format!(
+                "{} has no replication slot {} for it",
+                redact_url(&subscription.provider_dsn),
+                subscription.slot
+            ))
+        }
+        Ok(Some(Some(wal))) if wal == "lost" => {
+            return Stalled::CannotCatchUp(format!(
+                "{} dropped the WAL it had not received (slot {} passed max_slot_wal_keep_size)",
+                redact_url(&subscription.provider_dsn),
+                subscription.slot
+            ))
+        }
+        _ => {}
+    }
+    Stalled::Stopped(last_logged_error(conn).await)
+}
+
+/// The last `ERROR` line of the server log of `conn`'s server, where PostgreSQL writes its
+/// log to a file it can name (`logging_collector = on`) and lets this role read it.
+async fn last_logged_error(conn: &mut PgConnection) -> Option<String> {
+    const TAIL: i64 = 64 * 1024;
+    let tail: Option<String> = sqlx::query_scalar(
+        "SELECT pg_read_file(f, greatest(0, (pg_stat_file(f)).size - $1), $1)
+         FROM pg_current_logfile() AS f WHERE f IS NOT NULL",
+    )
+    .bind(TAIL)
+    .fetch_optional(conn)
+    .await
+    .ok()
+    .flatten();
+    let tail = tail?;
+    let line = tail.lines().rev().find(|l| l.contains("ERROR:"))?;
+    let message = line[line.find("ERROR:")? + "ERROR:".len()..].trim();
+    Some(message.chars().take(300).collect())
+}
+
+/// For a subscription that does not replicate: why, and whether it was re-enabled now.
+/// It is re-enabled when it is down while its provider could resume it, so it resumes now
+/// rather than after pglogical's back-off (up to 3 minutes); one that can never catch up
+/// is left down, since re-enabling it would only fail again. Disabling and enabling again
+/// from several places at once still ends enabled.
 async fn mend(
     conn: &mut PgConnection,
-    name: &str,
-    status: &str,
-    provider: &str,
-) -> Result<bool, sqlx::Error> {
-    if status != "down" {
-        return Ok(false);
+    subscription: &Subscription,
+) -> Result<Option<(Stalled, bool)>, sqlx::Error> {
+    if subscription.status == "replicating" {
+        return Ok(None);
     }
-    let answers = tokio::time::timeout(PROVIDER_ANSWERS_WITHIN, connect(provider)).await;
-    if !matches!(answers, Ok(Ok(_))) {
-        return Ok(false);
+    let stalled = diagnose(conn, subscription).await;
+    if subscription.status != "down" || !matches!(stalled, Stalled::Stopped(_)) {
+        return Ok(Some((stalled, false)));
     }
     sqlx::query("SELECT pglogical.alter_subscription_disable($1, true)")
-        .bind(name)
+        .bind(&subscription.name)
         .execute(&mut *conn)
         .await?;
     sqlx::query("SELECT pglogical.alter_subscription_enable($1, true)")
-        .bind(name)
+        .bind(&subscription.name)
         .execute(&mut *conn)
         .await?;
-    Ok(true)
+    Ok(Some((stalled, true)))
 }
 
 /// What a node does for the databases it uses: re-enables every subscription of the
@@ -605,9 +825,9 @@ pub(super) async fn mend_subscriptions(
     if !has_pglogical(conn).await? {
         return Ok(mended);
     }
-    for (name, status, provider) in subscriptions_of(conn).await? {
-        if mend(conn, &name, &status, &provider).await? {
-            mended.push(name);
+    for subscription in subscriptions_of(conn).await? {
+        if let Some((_, true)) = mend(conn, &subscription).await? {
+            mended.push(subscription.name);
         }
     }
     Ok(mended)
@@ -622,14 +842,31 @@ async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx:
     let answered = crate::domain::hlc::wall_millis();
     let clock_skew_ms = theirs as i64 - (asked + answered) / 2;
     let mut subscriptions = Vec::new();
-    for (name, status, provider) in subscriptions_of(&mut member.conn).await? {
-        let repaired = repair && mend(&mut member.conn, &name, &status, &provider).await?;
+    let clustered = has_pglogical(&mut member.conn).await?;
+    let of_cluster = match clustered {
+        true => subscriptions_of(&mut member.conn).await?,
+        false => Vec::new(),
+    };
+    for subscription in of_cluster {
+        let (stalled, repaired) = if repair {
+            mend(&mut member.conn, &subscription).await?.unzip()
+        } else if subscription.status == "replicating" {
+            (None, None)
+        } else {
+            (Some(diagnose(&mut member.conn, &subscription).await), None)
+        };
         subscriptions.push(SubscriptionStatus {
-            name,
-            status,
-            repaired,
+            name: subscription.name,
+            status: subscription.status,
+            stalled,
+            repaired: repaired.unwrap_or(false),
         });
     }
+    let settings = misset_settings(&mut member.conn)
+        .await?
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let slots = sqlx::query(
         "SELECT s.slot_name::text AS name, s.active,
                 COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn), 0)::bigint AS lag,
@@ -659,8 +896,36 @@ async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx:
     Ok(MemberReport {
         node: member.node.clone(),
         clock_skew_ms,
+        settings,
         subscriptions,
         slots,
         slot_wal_limit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_list;
+
+    #[test]
+    fn list_settings_are_read_as_postgresql_reads_them() {
+        assert!(in_list(
+            "pgoutput, test_decoding, pglogical_output",
+            "pglogical_output"
+        ));
+        assert!(in_list("pglogical", "pglogical"));
+        assert!(in_list(
+            r#"pgoutput,"pglogical_output""#,
+            "pglogical_output"
+        ));
+        assert!(!in_list("pgoutput, test_decoding", "pglogical_output"));
+        assert!(!in_list("pglogical_output_x", "pglogical_output"));
+        assert!(!in_list("", "pglogical"));
+        // One quoted name holding commas is one library, as ALTER SYSTEM writes a quoted
+        // value: PostgreSQL does not find pglogical_output in it.
+        assert!(!in_list(
+            r#""pgoutput, test_decoding, pglogical_output""#,
+            "pglogical_output"
+        ));
+    }
 }
