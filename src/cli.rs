@@ -245,6 +245,42 @@ async fn cluster_status(config: Config, repair: bool) -> anyhow::Result<()> {
             }
         }
     }
+    let differences = cluster::compare(&config.databases).await?;
+    for d in &differences {
+        let rows: Vec<String> = d
+            .rows
+            .iter()
+            .map(|(url, n)| format!("{url} holds {n}"))
+            .collect();
+        println!(
+            "table {} DIFFERS in rows written {} to {} UTC: {}",
+            d.table,
+            d.from,
+            d.to,
+            rows.join(", ")
+        );
+        trouble.push(format!(
+            "table {} differs between the databases (rows written {} to {} UTC)",
+            d.table, d.from, d.to
+        ));
+    }
+    if differences.is_empty() && config.databases.len() > 1 {
+        println!("Every replicated table holds the same rows on every database that answers (rows older than 10 s).");
+    }
+    // Heartbeats replicate: the first database that answers knows every node.
+    for url in &config.databases {
+        let Ok(nodes) = cluster::nodes_seen(url).await else {
+            continue;
+        };
+        let now = crate::domain::hlc::wall_millis();
+        for (node, seen) in nodes {
+            let ago = (now - seen).max(0) / 1000;
+            // Nodes write one every 5 minutes; past 30 they count as gone.
+            let gone = if ago > 30 * 60 { " (gone)" } else { "" };
+            println!("node {node}: last heartbeat {ago} s ago{gone}");
+        }
+        break;
+    }
     if trouble.is_empty() {
         println!("All databases answer and replicate.");
         return Ok(());

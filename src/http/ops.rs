@@ -52,8 +52,14 @@ pub struct DatabaseReadiness {
     url: String,
     /// It answered just now.
     answering: bool,
-    /// The node uses this one now (the first that answers).
+    /// The node uses this one now (the first that answers and can catch up).
     active: bool,
+    /// It can catch up with the other databases of a cluster: false when its provider
+    /// dropped what it missed, so it must be rebuilt (the node does not use it meanwhile).
+    caught_up: bool,
+    /// Why it cannot catch up, when `caught_up` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cannot_catch_up: Option<String>,
 }
 
 /// Ready: a database the node may use answers. Lists each of them.
@@ -65,11 +71,17 @@ pub struct DatabaseReadiness {
 async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Readiness>, ApiError> {
     let databases = state.store.databases().await;
     // A node whose database stopped answering moves to one that answers within a second.
-    if !databases.iter().any(|d| d.answering) {
+    if !databases
+        .iter()
+        .any(|d| d.answering && d.cannot_catch_up.is_none())
+    {
         let down: Vec<&str> = databases.iter().map(|d| d.url.as_str()).collect();
         return Err(ApiError::Unavailable {
             retry_after: std::time::Duration::from_secs(5),
-            cause: format!("no database answers: {}", down.join(", ")),
+            cause: format!(
+                "no database answers that has caught up: {}",
+                down.join(", ")
+            ),
         });
     }
     Ok(axum::Json(Readiness {
@@ -80,6 +92,8 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Readiness>, 
                 url: d.url,
                 answering: d.answering,
                 active: d.active,
+                caught_up: d.cannot_catch_up.is_none(),
+                cannot_catch_up: d.cannot_catch_up,
             })
             .collect(),
     }))

@@ -165,6 +165,9 @@ pub struct DatabaseStatus {
     pub answering: bool,
     /// The node uses this one now.
     pub active: bool,
+    /// Why it can never catch up with the other databases of a cluster (it must be
+    /// rebuilt), when it cannot; the node does not use it meanwhile.
+    pub cannot_catch_up: Option<String>,
 }
 
 /// What storing a command's state did.

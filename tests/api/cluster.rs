@@ -239,6 +239,40 @@ async fn cluster_status_says_why_a_subscription_is_down() {
 }
 
 #[tokio::test]
+async fn cluster_status_fails_on_a_row_that_differs_between_the_databases() {
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    add_board(&url_a, "written on a").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+    while boards(&url_b).await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "not replicated");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status"]);
+    assert!(ok && said.contains("holds the same rows"), "{said}{errors}");
+
+    // A change made on B that never reaches A: changes marked with a replication origin are
+    // not forwarded (`forward_origins = '{}'`), as a conflict resolved differently on each
+    // side would leave it.
+    let mut conn = sqlx::PgConnection::connect(&url_b).await.unwrap();
+    sqlx::raw_sql(
+        "SELECT pg_replication_origin_create('tampered');
+         SELECT pg_replication_origin_session_setup('tampered');
+         UPDATE board SET version = version + 1;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("table board DIFFERS") && errors.contains("table board differs"),
+        "{said}{errors}"
+    );
+    // Only that table.
+    assert_eq!(said.matches("DIFFERS").count(), 1, "{said}");
+}
+
+#[tokio::test]
 async fn a_node_serves_from_postgresql_and_keeps_everything_across_a_restart() {
     let database = PgServer::start();
     let url = database.create("classcast").await;
@@ -358,6 +392,106 @@ async fn a_node_moves_to_the_other_database_when_its_own_stops_and_back_when_it_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("back on A {:?} after it started", back.elapsed());
+}
+
+#[tokio::test]
+async fn a_database_that_can_never_catch_up_is_left_alone_and_named_for_rebuilding() {
+    // A keeps at most 1 MB of WAL for a database that is away.
+    let (a, b) = (
+        PgServer::start_with(&["max_slot_wal_keep_size=1MB"]),
+        PgServer::start(),
+    );
+    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok, "{said}{errors}");
+    // The node prefers B.
+    let (_node, app) = node_on(&[&url_b, &url_a]);
+    assert_eq!(active_database(&app.base).await, Some(0));
+
+    b.stop_fast();
+    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+    while active_database(&app.base).await != Some(1) {
+        assert!(tokio::time::Instant::now() < deadline, "never moved to A");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = app.register("while-b-was-away@school.org").await;
+    let lesson = app
+        .create_lesson(
+            &t,
+            json!({"title": "Made on A", "slides": [text_slide("One")]}),
+        )
+        .await;
+    // A writes far more WAL than it keeps for B: B's slot on A loses what B missed.
+    let mut on_a = sqlx::PgConnection::connect(&url_a).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&a.url("postgres"))
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE TABLE wal_filler (x text)")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    for round in 0.. {
+        assert!(round < 20, "B's slot on A was never lost");
+        sqlx::raw_sql(
+            "INSERT INTO wal_filler SELECT repeat('x', 1000) FROM generate_series(1, 20000);
+             SELECT pg_switch_wal(); CHECKPOINT;",
+        )
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        let lost: Option<bool> = sqlx::query_scalar(
+            "SELECT bool_or(wal_status = 'lost') FROM pg_replication_slots
+             WHERE plugin = 'pglogical_output'",
+        )
+        .fetch_one(&mut on_a)
+        .await
+        .unwrap();
+        if lost == Some(true) {
+            break;
+        }
+    }
+
+    // B answers again, but the node stays on A and says why.
+    b.start_again();
+    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+    loop {
+        let ready = readiness(&app.base).await;
+        assert_eq!(ready["databases"][1]["active"], true, "{ready}");
+        if ready["databases"][0]["answering"] == true && ready["databases"][0]["caught_up"] == false
+        {
+            let why = ready["databases"][0]["cannot_catch_up"].as_str().unwrap();
+            assert!(why.contains("max_slot_wal_keep_size"), "{ready}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What was made while B was away is served.
+    let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
+    let res = app
+        .as_teacher(reqwest::Method::GET, &path, &t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    // A node started now does not take B either, though B is its first choice.
+    let (_late, late) = node_on(&[&url_b, &url_a]);
+    assert_eq!(active_database(&late.base).await, Some(1));
+
+    // `cluster status` and `cluster init` name B as the database to rebuild.
+    let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status"]);
+    assert!(!ok, "{said}");
+    let b_cannot = format!(":{}/classcast: subscription", b.port);
+    let named = &errors[errors.find(&b_cannot).unwrap_or_else(|| panic!("{errors}"))..];
+    assert!(
+        named.contains("can never catch up") && named.contains("rebuild this database"),
+        "{errors}"
+    );
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(
+        !ok && errors.contains("can never catch up"),
+        "{said}{errors}"
+    );
 }
 
 /// Waits until `sql` (a count) gives `expected` on every database.

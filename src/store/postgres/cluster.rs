@@ -142,10 +142,29 @@ async fn until_replicating(member: &mut Member) -> Result<(), ClusterError> {
             .map_err(member.failed())?;
         let mut waiting = Vec::new();
         for subscription in &subscriptions {
+            if let Some(why) = lost_at_provider(subscription, false).await {
+                return Err(ClusterError::Failed {
+                    url: redact_url(&member.url),
+                    reason: format!(
+                        "subscription {}: {}",
+                        subscription.name,
+                        Stalled::CannotCatchUp(why)
+                    ),
+                });
+            }
             if let Some((stalled, _)) = mend(&mut member.conn, subscription)
                 .await
                 .map_err(member.failed())?
             {
+                if matches!(
+                    stalled,
+                    Stalled::CannotCatchUp(_) | Stalled::ProviderMisset(_)
+                ) {
+                    return Err(ClusterError::Failed {
+                        url: redact_url(&member.url),
+                        reason: format!("subscription {}: {stalled}", subscription.name),
+                    });
+                }
                 waiting.push(format!(
                     "{} is {}: {stalled}",
                     subscription.name, subscription.status
@@ -664,6 +683,150 @@ struct Subscription {
     slot: String,
 }
 
+/// Rows younger than this may still be on their way between databases: the data check
+/// leaves them out.
+const SETTLING: Duration = Duration::from_secs(10);
+/// How long the data check waits before looking again at a table that differed, so rows
+/// and purges in flight arrive.
+const SETTLE_AGAIN: Duration = Duration::from_secs(3);
+/// The data check compares rows in windows of 2^36 versions: 2^26 ms, about 18.6 hours.
+const WINDOW_BITS: u32 = 36;
+
+/// A replicated table whose rows differ between the databases.
+#[derive(Debug)]
+pub struct Difference {
+    pub table: &'static str,
+    /// The first and last minute (UTC) of the windows of time whose rows differ.
+    pub from: String,
+    pub to: String,
+    /// Per database (redacted URL): how many rows of those windows it holds.
+    pub rows: Vec<(String, i64)>,
+}
+
+/// Per window of versions: how many rows, and the sum of a hash of each one's
+/// `(id, version, node)`.
+type Windows = std::collections::BTreeMap<i64, (i64, String)>;
+
+async fn digest(
+    conn: &mut PgConnection,
+    table: &str,
+    before: crate::domain::hlc::Version,
+) -> Result<Windows, sqlx::Error> {
+    // `table` is one of REPLICATED_TABLES, never outside input. The hash sums are numeric,
+    // so they never overflow.
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(&format!(
+        "SELECT version >> {WINDOW_BITS}, count(*),
+                sum(('x' || left(md5(id::text || '/' || version || '/' || node::text), 15))
+                    ::bit(60)::bigint)::text
+         FROM {table} WHERE version < $1 GROUP BY 1"
+    ))
+    .bind(before.0)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(w, n, sum)| (w, (n, sum))).collect())
+}
+
+/// Compares every replicated table across the databases of `urls` that answer: row counts
+/// and a digest of each row's `(id, version, node)`, per window of time, leaving out the
+/// last seconds' rows, which may still be on their way. A table that differs is looked at
+/// again after a pause before it is reported. Databases without classcast's schema, or
+/// that do not answer, are left out (`status` reports those).
+pub async fn compare(urls: &[String]) -> Result<Vec<Difference>, ClusterError> {
+    let mut members = Vec::new();
+    for url in urls {
+        if let Ok(member) = connect(url).await {
+            members.push(member);
+        }
+    }
+    if members.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let before = crate::domain::hlc::Version::at_millis(
+        crate::domain::hlc::wall_millis() - SETTLING.as_millis() as i64,
+    );
+    let mut differences = Vec::new();
+    for table in REPLICATED_TABLES {
+        let mut again = false;
+        loop {
+            let mut digests = Vec::new();
+            for member in &mut members {
+                let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(format!("public.{table}"))
+                    .fetch_one(&mut member.conn)
+                    .await
+                    .map_err(member.failed())?;
+                if exists {
+                    let found = digest(&mut member.conn, table, before)
+                        .await
+                        .map_err(member.failed())?;
+                    digests.push((redact_url(&member.url), found));
+                }
+            }
+            let differing: std::collections::BTreeSet<i64> = digests
+                .iter()
+                .flat_map(|(_, d)| d.keys().copied())
+                .filter(|w| {
+                    let first = digests[0].1.get(w);
+                    digests.iter().any(|(_, d)| d.get(w) != first)
+                })
+                .collect();
+            let (Some(first), Some(last)) = (differing.first(), differing.last()) else {
+                break;
+            };
+            if !again {
+                again = true;
+                tokio::time::sleep(SETTLE_AGAIN).await;
+                continue;
+            }
+            let (from, to): (String, String) = sqlx::query_as(
+                "SELECT to_char(to_timestamp($1 / 1000.0) AT TIME ZONE 'UTC', $3),
+                        to_char(to_timestamp($2 / 1000.0) AT TIME ZONE 'UTC', $3)",
+            )
+            .bind((*first << WINDOW_BITS) >> 10)
+            .bind(((*last + 1) << WINDOW_BITS >> 10) - 1)
+            .bind("YYYY-MM-DD HH24:MI")
+            .fetch_one(&mut members[0].conn)
+            .await
+            .map_err(members[0].failed())?;
+            differences.push(Difference {
+                table,
+                from,
+                to,
+                rows: digests
+                    .iter()
+                    .map(|(url, d)| {
+                        let n = differing.iter().filter_map(|w| d.get(w)).map(|(n, _)| n);
+                        (url.clone(), n.sum())
+                    })
+                    .collect(),
+            });
+            break;
+        }
+    }
+    Ok(differences)
+}
+
+/// The classcast nodes that wrote a heartbeat to the database of `url` (every 5 minutes
+/// while they run): each node's id and when it was last seen, in wall-clock milliseconds.
+pub async fn nodes_seen(url: &str) -> Result<Vec<(String, i64)>, ClusterError> {
+    let mut member = connect(url).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public.node_heartbeat') IS NOT NULL")
+            .fetch_one(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let seen: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT node::text, max(version) >> 10 FROM node_heartbeat GROUP BY 1 ORDER BY 2 DESC",
+    )
+    .fetch_all(&mut member.conn)
+    .await
+    .map_err(member.failed())?;
+    Ok(seen)
+}
+
 /// Each subscription of the database `conn` is connected to.
 async fn subscriptions_of(conn: &mut PgConnection) -> Result<Vec<Subscription>, sqlx::Error> {
     let rows = sqlx::query(
@@ -743,30 +906,53 @@ async fn diagnose(conn: &mut PgConnection, subscription: &Subscription) -> Stall
             ));
         }
     }
-    let slot: Result<Option<Option<String>>, _> = sqlx::query_scalar(
+    let missing_counts = subscription.status != "initializing";
+    if let Some(why) = slot_lost(&mut provider.conn, subscription, missing_counts).await {
+        return Stalled::CannotCatchUp(why);
+    }
+    Stalled::Stopped(last_logged_error(conn).await)
+}
+
+/// Why the provider of `subscription` can no longer give it what it missed, if it answers
+/// and cannot. Asked of the provider whatever the subscription says: a subscriber that has
+/// just started may call itself replicating until its first read from a lost slot fails.
+/// `cluster init` passes `settled` false: a subscription it made reads a slot its worker
+/// makes shortly after.
+async fn lost_at_provider(subscription: &Subscription, settled: bool) -> Option<String> {
+    // A new subscription's slot is made while it first copies.
+    let missing_counts = settled && subscription.status != "initializing";
+    let provider =
+        tokio::time::timeout(PROVIDER_ANSWERS_WITHIN, connect(&subscription.provider_dsn)).await;
+    let mut provider = provider.ok()?.ok()?;
+    slot_lost(&mut provider.conn, subscription, missing_counts).await
+}
+
+/// Why the provider of `subscription` (connected to by `provider`) can no longer give it
+/// what it missed, if it cannot: the slot it reads is gone, or lost the WAL it needs.
+async fn slot_lost(
+    provider: &mut PgConnection,
+    subscription: &Subscription,
+    missing_counts: bool,
+) -> Option<String> {
+    let slot: Option<Option<String>> = sqlx::query_scalar(
         "SELECT wal_status::text FROM pg_replication_slots WHERE slot_name = $1",
     )
     .bind(&subscription.slot)
-    .fetch_optional(&mut provider.conn)
-    .await;
+    .fetch_optional(provider)
+    .await
+    .ok()?;
+    let at = redact_url(&subscription.provider_dsn);
     match slot {
-        Ok(None) => {
-            return Stalled::CannotCatchUp(format!(
-                "{} has no replication slot {} for it",
-                redact_url(&subscription.provider_dsn),
-                subscription.slot
-            ))
-        }
-        Ok(Some(Some(wal))) if wal == "lost" => {
-            return Stalled::CannotCatchUp(format!(
-                "{} dropped the WAL it had not received (slot {} passed max_slot_wal_keep_size)",
-                redact_url(&subscription.provider_dsn),
-                subscription.slot
-            ))
-        }
-        _ => {}
+        None if missing_counts => Some(format!(
+            "{at} has no replication slot {} for it",
+            subscription.slot
+        )),
+        Some(Some(wal)) if wal == "lost" => Some(format!(
+            "{at} dropped the WAL it had not received (slot {} passed max_slot_wal_keep_size)",
+            subscription.slot
+        )),
+        _ => None,
     }
-    Stalled::Stopped(last_logged_error(conn).await)
 }
 
 /// The last `ERROR` line of the server log of `conn`'s server, where PostgreSQL writes its
@@ -815,22 +1001,41 @@ async fn mend(
     Ok(Some((stalled, true)))
 }
 
+/// What a node learned of the replication of one database it uses.
+#[derive(Debug, Default)]
+pub(super) struct Replication {
+    /// Subscriptions it re-enabled now (down while their provider could resume them).
+    pub reenabled: Vec<String>,
+    /// Why the database can never catch up with another, when it cannot: the node must not
+    /// serve from it.
+    pub cannot_catch_up: Option<String>,
+}
+
 /// What a node does for the databases it uses: re-enables every subscription of the
-/// database `conn` is connected to that is down while its provider answers (see [`mend`]);
-/// returns their names. A database without pglogical (a single database) has none.
+/// database `conn` is connected to that is down while its provider answers (see [`mend`]),
+/// and finds whether one can never catch up. A database without pglogical (a single
+/// database) has no subscriptions.
 pub(super) async fn mend_subscriptions(
     conn: &mut PgConnection,
-) -> Result<Vec<String>, sqlx::Error> {
-    let mut mended = Vec::new();
+) -> Result<Replication, sqlx::Error> {
+    let mut found = Replication::default();
     if !has_pglogical(conn).await? {
-        return Ok(mended);
+        return Ok(found);
     }
     for subscription in subscriptions_of(conn).await? {
+        if let Some(why) = lost_at_provider(&subscription, true).await {
+            found.cannot_catch_up = Some(format!(
+                "subscription {}: {}",
+                subscription.name,
+                Stalled::CannotCatchUp(why)
+            ));
+            continue;
+        }
         if let Some((_, true)) = mend(conn, &subscription).await? {
-            mended.push(subscription.name);
+            found.reenabled.push(subscription.name);
         }
     }
-    Ok(mended)
+    Ok(found)
 }
 
 async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx::Error> {
@@ -848,7 +1053,9 @@ async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx:
         false => Vec::new(),
     };
     for subscription in of_cluster {
-        let (stalled, repaired) = if repair {
+        let (stalled, repaired) = if let Some(why) = lost_at_provider(&subscription, true).await {
+            (Some(Stalled::CannotCatchUp(why)), None)
+        } else if repair {
             mend(&mut member.conn, &subscription).await?.unzip()
         } else if subscription.status == "replicating" {
             (None, None)

@@ -19,6 +19,7 @@ mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -159,6 +160,12 @@ struct Database {
     /// The watcher's connection, made again after each failure: a server that stopped
     /// refuses it at once, where a pool would keep trying until its timeout.
     probe: tokio::sync::Mutex<Option<PgConnection>>,
+    /// Why it can never catch up with another database (its provider dropped the WAL it
+    /// missed): the node does not serve from it until it is rebuilt.
+    cannot_catch_up: std::sync::Mutex<Option<String>>,
+    /// Its replication was looked at since it last answered: a database that comes back is
+    /// used again only once it is known to be able to catch up.
+    assessed: AtomicBool,
 }
 
 impl Database {
@@ -174,8 +181,48 @@ impl Database {
         let answered = matches!(tokio::time::timeout(ANSWER_WITHIN, ask).await, Ok(Ok(())));
         if !answered {
             *probe = None;
+            self.assessed.store(false, Ordering::Relaxed);
         }
         answered
+    }
+
+    /// Re-enables its subscriptions that are down while their provider could resume them,
+    /// and finds whether it can catch up with the others.
+    async fn assess(&self) {
+        let found = match self.write.acquire().await {
+            Ok(mut conn) => cluster::mend_subscriptions(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        let found = match found {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(url = %self.url, error = %e, "cannot check replication");
+                return;
+            }
+        };
+        if !found.reenabled.is_empty() {
+            tracing::warn!(url = %self.url, subscriptions = ?found.reenabled, "re-enabled replication that was down");
+        }
+        let mut stuck = self
+            .cannot_catch_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if found.cannot_catch_up != *stuck {
+            match &found.cannot_catch_up {
+                Some(why) => tracing::error!(url = %self.url, why = %why,
+                    "this database can never catch up with the others; not serving from it until it is rebuilt"),
+                None => tracing::info!(url = %self.url, "this database can catch up again"),
+            }
+            *stuck = found.cannot_catch_up;
+        }
+        self.assessed.store(true, Ordering::Relaxed);
+    }
+
+    fn cannot_catch_up(&self) -> Option<String> {
+        self.cannot_catch_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -220,10 +267,21 @@ impl Databases {
         futures_util::future::join_all(self.members.iter().map(Database::answers)).await
     }
 
-    /// Uses the first database that answers; keeps the current one when none does.
+    /// Uses the first database that answers and can catch up with the others; keeps the
+    /// current one when none does.
     async fn choose(&self) {
         let answering = self.answering().await;
-        let Some(first) = answering.iter().position(|a| *a) else {
+        let mut first = None;
+        for (i, (db, up)) in self.members.iter().zip(answering).enumerate() {
+            if up && !db.assessed.load(Ordering::Relaxed) {
+                db.assess().await;
+            }
+            if up && db.cannot_catch_up().is_none() {
+                first = Some(i);
+                break;
+            }
+        }
+        let Some(first) = first else {
             return;
         };
         let before = self.active.send_replace(first);
@@ -247,29 +305,23 @@ impl Databases {
     /// Keeps replication between the databases going without anyone's help: after a
     /// database was down, pglogical may leave the others' subscriptions to it down for
     /// minutes; every [`MEND_EVERY`] each answering database has those re-enabled once their
-    /// provider answers (`cluster status --repair` does the same by hand).
+    /// provider answers (`cluster status --repair` does the same by hand). A database found
+    /// unable to ever catch up is left for the others.
     async fn mend_replication(self: Arc<Self>) {
         let mut tick = tokio::time::interval(MEND_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            for (db, up) in self.members.iter().zip(self.answering().await) {
-                if !up {
-                    continue;
-                }
-                let mended = match db.write.acquire().await {
-                    Ok(mut conn) => cluster::mend_subscriptions(&mut conn).await,
-                    Err(e) => Err(e),
-                };
-                match mended {
-                    Ok(names) if names.is_empty() => {}
-                    Ok(names) => {
-                        tracing::warn!(url = %db.url, subscriptions = ?names, "re-enabled replication that was down")
-                    }
-                    Err(e) => {
-                        tracing::warn!(url = %db.url, error = %e, "cannot check replication")
-                    }
-                }
+            self.assess().await;
+            self.choose().await;
+        }
+    }
+
+    /// Looks at the replication of each database that answers: see [`Self::mend_replication`].
+    async fn assess(&self) {
+        for (db, up) in self.members.iter().zip(self.answering().await) {
+            if up {
+                db.assess().await;
             }
         }
     }
@@ -305,6 +357,8 @@ impl PgStore {
                 states: pool(1),
                 options,
                 probe: Default::default(),
+                cannot_catch_up: Default::default(),
+                assessed: Default::default(),
             });
         }
         let databases = Arc::new(Databases {
@@ -323,6 +377,8 @@ impl PgStore {
             });
         };
         databases.active.send_replace(first);
+        databases.assess().await;
+        databases.choose().await;
         tokio::spawn(databases.clone().watch());
         tokio::spawn(databases.clone().mend_replication());
         let (states, queue) = mpsc::channel(4 * STATE_BATCH);
@@ -481,6 +537,7 @@ impl Store for PgStore {
                 url: db.url.clone(),
                 answering,
                 active: i == active,
+                cannot_catch_up: db.cannot_catch_up(),
             })
             .collect()
     }

@@ -373,6 +373,7 @@ impl Store for SqliteStore {
             url: self.url.clone(),
             answering,
             active: true,
+            cannot_catch_up: None,
         }]
     }
 }
