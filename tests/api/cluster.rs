@@ -973,6 +973,89 @@ async fn a_single_database_with_data_grows_into_a_cluster_whose_new_member_copie
     until_replicated(&[&url_a, &url_b], "SELECT COUNT(*) FROM board", 1).await;
 }
 
+/// The pglogical node name `cluster init` gives the database at `url`, as `cluster status`
+/// reports it.
+fn node_name(url: &str) -> String {
+    let (_, said, errors) = cluster(&[url], &["status"]);
+    let at = said
+        .find(": node ")
+        .unwrap_or_else(|| panic!("{said}{errors}"));
+    said[at + ": node ".len()..]
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_rerun_cluster_init_finishes_a_member_a_failed_first_run_left_half_made() {
+    let a = PgServer::start();
+    let url_a = a.create("classcast").await;
+    let (node, app) = node_on(&[&url_a]);
+    let t = app.register("half@school.org").await;
+    app.create_lesson(
+        &t,
+        json!({"title": "Before", "slides": [text_slide("One")]}),
+    )
+    .await;
+    drop((node, app));
+    let b = PgServer::start();
+    let url_b = b.create("classcast").await;
+    // What a first `cluster init` that failed after making the pglogical nodes leaves: B
+    // with classcast's schema and a pglogical node, subscribed to nothing, holding nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(dir.path(), &["--database", &url_b, "migrate"], "");
+    assert!(out.status.success(), "{out:?}");
+    for url in [&url_a, &url_b] {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql("CREATE EXTENSION pglogical")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("SELECT pglogical.create_node(node_name := $1, dsn := $2)")
+            .bind(node_name(url))
+            .bind(url)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    // The second run copies what A holds into B, as the first would have.
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok && said.contains("copied what"), "{said}{errors}");
+    let differing = differences(&url_a, &url_b).await;
+    assert!(differing.is_empty(), "rows differ: {differing:?}");
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(
+        ok && said.starts_with("Nothing to change"),
+        "{said}{errors}"
+    );
+
+    // A half-made member that holds rows A does not have is refused, not joined blind.
+    let c = PgServer::start();
+    let url_c = c.create("classcast").await;
+    let out = cli(dir.path(), &["--database", &url_c, "migrate"], "");
+    assert!(out.status.success(), "{out:?}");
+    add_board(&url_c, "only on c").await;
+    let mut conn = sqlx::PgConnection::connect(&url_c).await.unwrap();
+    sqlx::raw_sql("CREATE EXTENSION pglogical")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pglogical.create_node(node_name := $1, dsn := $2)")
+        .bind(node_name(&url_c))
+        .bind(&url_c)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b, &url_c]);
+    assert!(!ok, "{said}");
+    assert!(
+        errors.lines().count() == 1 && errors.contains("failed half-way"),
+        "{errors}"
+    );
+}
+
 /// Waits until the pairing code reaches the database of `app`'s node, then pairs with it.
 pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;

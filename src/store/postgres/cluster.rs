@@ -36,6 +36,8 @@ pub enum ClusterError {
     OtherCluster { url: String, node: String },
     #[error("cannot add {new} while {holder} also holds classcast data or is in the cluster: a new database copies what one other database holds, so add it while exactly one other database is in the list (docs/deploy-cluster.md, \"Rebuild a database\")")]
     JoinWithData { new: String, holder: String },
+    #[error("{url}: a `cluster init` that failed half-way left this database in the cluster without finishing its copy, and it holds rows of its own since: rebuild it into a new, empty database (docs/deploy-cluster.md, \"Rebuild a database\")")]
+    HalfMade { url: String },
     #[error("{url}: {reason}")]
     Failed { url: String, reason: String },
 }
@@ -86,6 +88,14 @@ pub async fn init(urls: &[String]) -> Result<Vec<String>, ClusterError> {
         (Some(_), [_]) => None,
     };
     if let Some((new, other)) = conflict {
+        if let Some(half) = [new, other]
+            .into_iter()
+            .find(|&i| found[i].half_made && found[i].holds_rows)
+        {
+            return Err(ClusterError::HalfMade {
+                url: redact_url(&members[half].url),
+            });
+        }
         return Err(ClusterError::JoinWithData {
             new: redact_url(&members[new].url),
             holder: redact_url(&members[other].url),
@@ -217,6 +227,8 @@ struct Found {
     joined: bool,
     /// A replicated table holds a row.
     holds_rows: bool,
+    /// It has a pglogical node but never finished joining: a `cluster init` failed half-way.
+    half_made: bool,
 }
 
 /// Everything that must hold before anything changes on any database.
@@ -274,11 +286,23 @@ async fn check(member: &mut Member, cluster: &[String]) -> Result<Found, Cluster
             return Err(ClusterError::OtherCluster { url, node });
         }
     }
-    let joined = installed
+    let has_node = installed
         && sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pglogical.local_node)")
             .fetch_one(&mut member.conn)
             .await
             .map_err(member.failed())?;
+    // A member joined once one subscription finished its start (its copy, if it made one).
+    // A pglogical node without one is what a `cluster init` that failed half-way leaves: it
+    // joins again, copy included.
+    let joined = has_node
+        && sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pglogical.local_sync_status
+                            WHERE sync_nspname IS NULL AND sync_relname IS NULL
+                            AND sync_status = 'r')",
+        )
+        .fetch_one(&mut member.conn)
+        .await
+        .map_err(member.failed())?;
     let ours: Vec<String> = tables
         .iter()
         .filter(|t| REPLICATED_TABLES.contains(&t.as_str()))
@@ -289,7 +313,11 @@ async fn check(member: &mut Member, cluster: &[String]) -> Result<Found, Cluster
             .fetch_one(&mut member.conn)
             .await
             .map_err(member.failed())?;
-    Ok(Found { joined, holds_rows })
+    Ok(Found {
+        joined,
+        half_made: has_node && !joined,
+        holds_rows,
+    })
 }
 
 /// pglogical's logical-decoding output plugin: every provider must allow it.
@@ -541,17 +569,33 @@ async fn subscribe(
     // pglogical names the provider's replication slot after the subscription: with three
     // databases or more, two subscribers to one provider need different names.
     let name = subscription_name(provider, &member.node);
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pglogical.subscription s
-                        JOIN pglogical.node p ON p.node_id = s.sub_origin
-                        WHERE p.node_name = $1)",
+    // Whether it exists, and whether it finished its start.
+    let exists: Option<bool> = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pglogical.local_sync_status
+                        WHERE sync_subid = s.sub_id AND sync_nspname IS NULL
+                        AND sync_relname IS NULL AND sync_status = 'r')
+         FROM pglogical.subscription s
+         JOIN pglogical.node p ON p.node_id = s.sub_origin WHERE p.node_name = $1",
     )
     .bind(provider)
-    .fetch_one(&mut member.conn)
+    .fetch_optional(&mut member.conn)
     .await
     .map_err(member.failed())?;
-    if exists {
-        return Ok(false);
+    match exists {
+        Some(true) => return Ok(false),
+        // Left by a run that failed before its copy was done: made again, copying.
+        Some(false) if copy => {
+            sqlx::query(
+                "SELECT pglogical.drop_subscription(s.sub_name) FROM pglogical.subscription s
+                 JOIN pglogical.node p ON p.node_id = s.sub_origin WHERE p.node_name = $1",
+            )
+            .bind(provider)
+            .execute(&mut member.conn)
+            .await
+            .map_err(member.failed())?;
+        }
+        Some(false) => return Ok(false),
+        None => {}
     }
     sqlx::query(
         "SELECT pglogical.create_subscription(subscription_name := $1, provider_dsn := $2,
@@ -827,8 +871,16 @@ pub async fn nodes_seen(url: &str) -> Result<Vec<(String, i64)>, ClusterError> {
     Ok(seen)
 }
 
-/// Each subscription of the database `conn` is connected to.
+/// Each subscription of the database `conn` is connected to; none where it is no pglogical
+/// node (a single database, or one that a failed `cluster init` left without its node).
 async fn subscriptions_of(conn: &mut PgConnection) -> Result<Vec<Subscription>, sqlx::Error> {
+    if !has_pglogical(conn).await?
+        || !sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pglogical.local_node)")
+            .fetch_one(&mut *conn)
+            .await?
+    {
+        return Ok(Vec::new());
+    }
     let rows = sqlx::query(
         "SELECT subscription_name::text AS name, status::text AS status,
                 provider_dsn::text AS provider, slot_name::text AS slot
@@ -1019,9 +1071,6 @@ pub(super) async fn mend_subscriptions(
     conn: &mut PgConnection,
 ) -> Result<Replication, sqlx::Error> {
     let mut found = Replication::default();
-    if !has_pglogical(conn).await? {
-        return Ok(found);
-    }
     for subscription in subscriptions_of(conn).await? {
         if let Some(why) = lost_at_provider(&subscription, true).await {
             found.cannot_catch_up = Some(format!(
@@ -1047,12 +1096,7 @@ async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx:
     let answered = crate::domain::hlc::wall_millis();
     let clock_skew_ms = theirs as i64 - (asked + answered) / 2;
     let mut subscriptions = Vec::new();
-    let clustered = has_pglogical(&mut member.conn).await?;
-    let of_cluster = match clustered {
-        true => subscriptions_of(&mut member.conn).await?,
-        false => Vec::new(),
-    };
-    for subscription in of_cluster {
+    for subscription in subscriptions_of(&mut member.conn).await? {
         let (stalled, repaired) = if let Some(why) = lost_at_provider(&subscription, true).await {
             (Some(Stalled::CannotCatchUp(why)), None)
         } else if repair {
