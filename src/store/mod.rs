@@ -233,7 +233,8 @@ pub const MEDIA_CHUNK: usize = 1 << 20;
 /// all its chunks.
 #[async_trait]
 pub trait MediaStore: Send + Sync {
-    /// Stores chunk `n` of the media with this id (nothing if it is stored already).
+    /// Stores chunk `n` of the media with this id (under a random key: the caller stores the
+    /// chunks of a media only when no media with this id is stored).
     async fn insert_media_chunk(&self, media: &str, n: u32, bytes: &[u8]) -> StoreResult<()>;
     /// Records that `account` uploaded `media`, whose chunks are all stored; the media row
     /// is written unless it exists.

@@ -87,3 +87,32 @@ pub const USABLE_CODE: &str = "c.expires_at > ?
         AND (n.version, n.id) > (c.version, c.id))
     AND NOT EXISTS (SELECT 1 FROM board_code o WHERE o.code = c.code
         AND (o.version, o.id) > (c.version, c.id))";
+
+/// The stored media with the SHA-256 bound twice (`media_id`, `media_type`, `size`,
+/// `chunks`): the lowest `(version, id)` of its `media_file` rows, else the row an earlier
+/// release stored keyed by the SHA-256 in `media`.
+pub const MEDIA_ROW: &str = "SELECT media_id, media_type, size, chunks FROM (
+    SELECT media_id, media_type, size, chunks, 0 AS legacy, version, CAST(id AS TEXT) AS row_id
+    FROM media_file WHERE media_id = ?
+    UNION ALL
+    SELECT id, media_type, size, chunks, 1, version, id FROM media WHERE id = ?
+) m ORDER BY legacy, version, row_id LIMIT 1";
+
+/// The bytes of chunk `n` of a media, bound as the SHA-256, `n`, then `<SHA-256>/<n>`: as
+/// [`MEDIA_ROW`], the lowest `(version, id)` of its `media_file_chunk` rows (every upload of
+/// one file stores the same bytes), else the chunk an earlier release stored in `media_chunk`.
+pub const MEDIA_CHUNK_ROW: &str = "SELECT bytes FROM (
+    SELECT bytes, 0 AS legacy, version, CAST(id AS TEXT) AS row_id
+    FROM media_file_chunk WHERE media_id = ? AND n = ?
+    UNION ALL
+    SELECT bytes, 1, version, id FROM media_chunk WHERE id = ?
+) c ORDER BY legacy, version, row_id LIMIT 1";
+
+/// The tables of what belongs to a media (by its SHA-256 in `media_id`), purged once no
+/// stored media has that SHA-256.
+pub const MEDIA_PARTS: [&str; 4] = [
+    "media_upload",
+    "media_chunk",
+    "media_file_chunk",
+    "media_preview",
+];

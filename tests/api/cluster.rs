@@ -1056,6 +1056,84 @@ async fn a_rerun_cluster_init_finishes_a_member_a_failed_first_run_left_half_mad
     );
 }
 
+/// Waits until every replicated table holds the same rows on both databases.
+async fn until_the_same(url_a: &str, url_b: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+    loop {
+        let differing = differences(url_a, url_b).await;
+        if differing.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "rows differ: {differing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_same_file_stored_through_both_databases_at_once_leaves_every_row_the_same() {
+    use crate::media::{file, upload, PNG};
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    let (_node_1, app_1) = node_on(&[&url_a]);
+    let (_node_2, app_2) = node_on(&[&url_b]);
+    let t = app_1.register("same-file@school.org").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while app_2
+        .as_teacher(reqwest::Method::GET, "/api/me", &t)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != reqwest::StatusCode::OK
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "session never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Half the rounds while the databases cannot reach each other, so both surely store
+    // the file before either hears of the other's; half as it comes.
+    replication_into(&url_a, false).await;
+    replication_into(&url_b, false).await;
+    let mut stored = Vec::new();
+    for round in 0..20 {
+        if round == 10 {
+            replication_into(&url_a, true).await;
+            replication_into(&url_b, true).await;
+        }
+        // Two chunks each, a different file every round.
+        let bytes = file(PNG, 1_100_000 + round);
+        let (one, two) = tokio::join!(
+            upload(&app_1, &t, bytes.clone(), "image/png"),
+            upload(&app_2, &t, bytes.clone(), "image/png"),
+        );
+        assert_eq!(one.status(), reqwest::StatusCode::CREATED);
+        assert_eq!(two.status(), reqwest::StatusCode::CREATED);
+        let id = one.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(two.json::<Value>().await.unwrap()["id"], id.as_str());
+        stored.push((id, bytes));
+    }
+    until_the_same(&url_a, &url_b).await;
+    // Each file is whole through either node.
+    for (id, bytes) in stored.iter().step_by(7) {
+        for app in [&app_1, &app_2] {
+            let res = app
+                .request(reqwest::Method::GET, &format!("/api/media/{id}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), reqwest::StatusCode::OK);
+            assert!(res.bytes().await.unwrap() == bytes.as_slice());
+        }
+    }
+}
+
 /// Waits until the pairing code reaches the database of `app`'s node, then pairs with it.
 pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;

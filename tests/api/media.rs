@@ -47,7 +47,7 @@ pub fn leftovers(app: &TestApp) -> usize {
 pub async fn chunk_rows(app: &TestApp) -> i64 {
     let url = format!("sqlite://{}", app.data_dir().join("classcast.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query_scalar("SELECT COUNT(*) FROM media_chunk")
+    sqlx::query_scalar("SELECT COUNT(*) FROM media_file_chunk")
         .fetch_one(&mut conn)
         .await
         .unwrap()

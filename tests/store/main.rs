@@ -39,6 +39,7 @@ enum Bind {
     Int(i64),
     Text(String),
     Json(String),
+    Bytes(Vec<u8>),
 }
 
 impl Db {
@@ -109,6 +110,7 @@ impl Db {
                         Bind::Id(id) => query.bind(id.to_string()),
                         Bind::Int(n) => query.bind(*n),
                         Bind::Text(t) | Bind::Json(t) => query.bind(t.clone()),
+                        Bind::Bytes(b) => query.bind(b.clone()),
                     };
                 }
                 let mut conn = sqlx::SqliteConnection::connect(&self.url()).await.unwrap();
@@ -128,6 +130,7 @@ impl Db {
                         Bind::Int(_) => "::bigint",
                         Bind::Text(_) => "::text",
                         Bind::Json(_) => "::jsonb",
+                        Bind::Bytes(_) => "::bytea",
                     };
                     numbered += &format!("${}{cast}", i + 1);
                 }
@@ -137,6 +140,7 @@ impl Db {
                         Bind::Id(id) => query.bind(*id),
                         Bind::Int(n) => query.bind(*n),
                         Bind::Text(t) | Bind::Json(t) => query.bind(t.clone()),
+                        Bind::Bytes(b) => query.bind(b.clone()),
                     };
                 }
                 let mut conn = sqlx::PgConnection::connect(&self.url()).await.unwrap();
@@ -295,6 +299,7 @@ suite!(
         the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_node,
         a_purge_larger_than_a_batch_removes_every_row_in_turn,
         purging_media_keeps_what_lessons_name,
+        media_an_earlier_release_keyed_by_content_is_still_read_counted_and_purged,
     ],
 );
 
@@ -1419,6 +1424,87 @@ async fn purging_media_keeps_what_lessons_name(db: Db) {
         3,
         "the named one only"
     );
+}
+
+/// Media stored before schema 12 (SQLite) / 4 (PostgreSQL), keyed by their SHA-256 in
+/// `media` and `media_chunk`, as those databases hold them.
+async fn media_an_earlier_release_keyed_by_content_is_still_read_counted_and_purged(db: Db) {
+    use classcast::store::Media;
+    let node = Node::new(Uuid::now_v7());
+    let mine = [node.id.to_string()];
+    let store = db.open(&node).await;
+    let owner = account(store.as_ref(), "legacy@school.org").await;
+    let (named, unnamed) = ("dd".repeat(32), "ee".repeat(32));
+    for id in [&named, &unnamed] {
+        db.insert(
+            "INSERT INTO media_chunk (id, media_id, n, bytes, version, node)
+             VALUES (?, ?, ?, ?, ?, ?)",
+            &[
+                Bind::Text(format!("{id}/0")),
+                Bind::Text(id.clone()),
+                Bind::Int(0),
+                Bind::Bytes(b"old".to_vec()),
+                Bind::Int(1),
+                Bind::Id(node.id),
+            ],
+        )
+        .await;
+        db.insert(
+            "INSERT INTO media (id, media_type, size, chunks, version, node)
+             VALUES (?, ?, ?, ?, ?, ?)",
+            &[
+                Bind::Text(id.clone()),
+                Bind::Text("image/png".into()),
+                Bind::Int(3),
+                Bind::Int(1),
+                Bind::Int(1),
+                Bind::Id(node.id),
+            ],
+        )
+        .await;
+        db.insert(
+            "INSERT INTO media_upload (id, media_id, account_id, version, node)
+             VALUES (?, ?, ?, ?, ?)",
+            &[
+                Bind::Id(Uuid::now_v7()),
+                Bind::Text(id.clone()),
+                Bind::Id(owner),
+                Bind::Int(1),
+                Bind::Id(node.id),
+            ],
+        )
+        .await;
+    }
+    let stored = |id: &str| Media {
+        id: id.to_owned(),
+        media_type: "image/png".into(),
+        size: 3,
+        chunks: 1,
+    };
+    assert_eq!(store.media(&named).await.unwrap(), Some(stored(&named)));
+    assert_eq!(store.media_chunk(&named, 0).await.unwrap(), b"old");
+    assert_eq!(store.media_bytes(owner).await.unwrap(), 6);
+    // Uploading it again stores no second copy.
+    store.insert_media(&stored(&named), owner).await.unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM media_file").await, 0);
+    assert_eq!(store.media_bytes(owner).await.unwrap(), 6);
+
+    let slides = vec![SlideInput {
+        kind: "image".into(),
+        media: Some(named.clone()),
+        ..Default::default()
+    }];
+    let content = LessonContent::parse("An old picture", slides).unwrap();
+    store.create_lesson(owner, &content).await.unwrap();
+    let later = classcast::domain::hlc::Version(i64::MAX);
+    assert_eq!(store.purge_media(&mine, later).await.unwrap(), 1);
+    assert_eq!(store.media_chunk(&named, 0).await.unwrap(), b"old");
+    assert!(store.media(&unnamed).await.unwrap().is_none());
+    assert!(matches!(
+        store.media_chunk(&unnamed, 0).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.media_bytes(owner).await.unwrap(), 3);
 }
 
 /// A purge larger than a batch removes every row, a batch at a time. (Outside the suites:

@@ -736,6 +736,9 @@ const SETTLE_AGAIN: Duration = Duration::from_secs(3);
 /// The data check compares rows in windows of 2^36 versions: 2^26 ms, about 18.6 hours.
 const WINDOW_BITS: u32 = 36;
 
+/// The tables an earlier release keyed by content (schema 2; written no more since schema 4).
+const KEYED_BY_CONTENT: &[&str] = &["media", "media_chunk"];
+
 /// A replicated table whose rows differ between the databases.
 #[derive(Debug)]
 pub struct Difference {
@@ -756,12 +759,21 @@ async fn digest(
     table: &str,
     before: crate::domain::hlc::Version,
 ) -> Result<Windows, sqlx::Error> {
+    // Rows an earlier release stored keyed by their content are the same row wherever their
+    // key is; two databases that stored one at once each kept the other's version and node
+    // (the conflict that made those tables go), which says nothing about the data.
+    let (window, row) = match KEYED_BY_CONTENT.contains(&table) {
+        true => ("0".to_owned(), "id::text"),
+        false => (
+            format!("version >> {WINDOW_BITS}"),
+            "id::text || '/' || version || '/' || node::text",
+        ),
+    };
     // `table` is one of REPLICATED_TABLES, never outside input. The hash sums are numeric,
     // so they never overflow.
     let rows: Vec<(i64, i64, String)> = sqlx::query_as(&format!(
-        "SELECT version >> {WINDOW_BITS}, count(*),
-                sum(('x' || left(md5(id::text || '/' || version || '/' || node::text), 15))
-                    ::bit(60)::bigint)::text
+        "SELECT {window}, count(*),
+                sum(('x' || left(md5({row}), 15))::bit(60)::bigint)::text
          FROM {table} WHERE version < $1 GROUP BY 1"
     ))
     .bind(before.0)

@@ -52,6 +52,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_media_preview",
         include_str!("../migrations/postgres/0003_media_preview.sql"),
     ),
+    (
+        "0004_media_keyed_by_id",
+        include_str!("../migrations/postgres/0004_media_keyed_by_id.sql"),
+    ),
 ];
 
 /// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`] (the
@@ -77,6 +81,8 @@ pub const REPLICATED_TABLES: &[&str] = &[
     "media_chunk",
     "media_upload",
     "media_preview",
+    "media_file",
+    "media_file_chunk",
 ];
 
 /// Tables of this database alone: never replicated.

@@ -1,4 +1,7 @@
-//! Media on SQLite: chunks first, then the media row (see [`MediaStore`]).
+//! Media on SQLite: chunks first, then the media row (see [`MediaStore`]). Stored files are
+//! `media_file` rows with their `media_file_chunk` rows (random ids, carrying the SHA-256);
+//! what an earlier release stored keyed by content in `media` and `media_chunk` is still read
+//! and purged there.
 
 use super::*;
 
@@ -6,10 +9,10 @@ use super::*;
 impl MediaStore for SqliteStore {
     async fn insert_media_chunk(&self, media: &str, n: u32, bytes: &[u8]) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO media_chunk (id, media_id, n, bytes, version, node)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO media_file_chunk (id, media_id, n, bytes, version, node)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(format!("{media}/{n}"))
+        .bind(Uuid::now_v7().to_string())
         .bind(media)
         .bind(i64::from(n))
         .bind(bytes)
@@ -23,15 +26,20 @@ impl MediaStore for SqliteStore {
     async fn insert_media(&self, media: &Media, account: Uuid) -> StoreResult<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO media (id, media_type, size, chunks, version, node)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO media_file (id, media_id, media_type, size, chunks, version, node)
+             SELECT ?, ?, ?, ?, ?, ?, ?
+             WHERE NOT EXISTS (SELECT 1 FROM media_file WHERE media_id = ?)
+             AND NOT EXISTS (SELECT 1 FROM media WHERE id = ?)",
         )
+        .bind(Uuid::now_v7().to_string())
         .bind(&media.id)
         .bind(&media.media_type)
         .bind(media.size as i64)
         .bind(i64::from(media.chunks))
         .bind(self.hlc.next().0)
         .bind(&self.node)
+        .bind(&media.id)
+        .bind(&media.id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -53,13 +61,14 @@ impl MediaStore for SqliteStore {
     }
 
     async fn media(&self, id: &str) -> StoreResult<Option<Media>> {
-        let row = sqlx::query("SELECT id, media_type, size, chunks FROM media WHERE id = ?")
+        let row = sqlx::query(MEDIA_ROW)
+            .bind(id)
             .bind(id)
             .fetch_optional(&self.read)
             .await?;
         row.map(|row| {
             Ok(Media {
-                id: row.try_get("id")?,
+                id: row.try_get("media_id")?,
                 media_type: row.try_get("media_type")?,
                 size: row.try_get::<i64, _>("size")? as u64,
                 chunks: row.try_get::<i64, _>("chunks")? as u32,
@@ -69,7 +78,9 @@ impl MediaStore for SqliteStore {
     }
 
     async fn media_chunk(&self, id: &str, n: u32) -> StoreResult<Vec<u8>> {
-        sqlx::query_scalar("SELECT bytes FROM media_chunk WHERE id = ?")
+        sqlx::query_scalar(MEDIA_CHUNK_ROW)
+            .bind(id)
+            .bind(i64::from(n))
             .bind(format!("{id}/{n}"))
             .fetch_optional(&self.read)
             .await?
@@ -78,8 +89,10 @@ impl MediaStore for SqliteStore {
 
     async fn media_bytes(&self, account: Uuid) -> StoreResult<u64> {
         let bytes: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0) FROM media WHERE id IN
-                 (SELECT media_id FROM media_upload WHERE account_id = ?)",
+            "SELECT COALESCE(SUM(size), 0) FROM (SELECT media_id, MAX(size) AS size FROM
+                 (SELECT media_id, size FROM media_file UNION ALL SELECT id, size FROM media)
+                 WHERE media_id IN (SELECT media_id FROM media_upload WHERE account_id = ?)
+                 GROUP BY media_id)",
         )
         .bind(account.to_string())
         .fetch_one(&self.read)
@@ -132,25 +145,32 @@ impl MediaStore for SqliteStore {
     }
 
     async fn purge_media(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
-        let media = self
-            .delete_in_batches(
-                "DELETE FROM media WHERE id IN (
-                    SELECT m.id FROM media m
-                    WHERE m.node IN (SELECT value FROM json_each(?)) AND m.version < ?
-                    AND NOT EXISTS (SELECT 1 FROM media_upload u
-                                    WHERE u.media_id = m.id AND u.version >= ?)
-                    AND NOT EXISTS (SELECT 1 FROM lesson_revision r
-                                    WHERE instr(r.slides, m.id) > 0)
-                    LIMIT ?)",
-                purge_args(nodes, &[before.0, before.0])?,
-            )
-            .await?;
-        for table in ["media_upload", "media_chunk", "media_preview"] {
+        let mut media = 0;
+        // Stored files, and those an earlier release stored keyed by their SHA-256.
+        for (table, hash) in [("media_file", "media_id"), ("media", "id")] {
+            media += self
+                .delete_in_batches(
+                    &format!(
+                        "DELETE FROM {table} WHERE id IN (
+                            SELECT m.id FROM {table} m
+                            WHERE m.node IN (SELECT value FROM json_each(?)) AND m.version < ?
+                            AND NOT EXISTS (SELECT 1 FROM media_upload u
+                                            WHERE u.media_id = m.{hash} AND u.version >= ?)
+                            AND NOT EXISTS (SELECT 1 FROM lesson_revision r
+                                            WHERE instr(r.slides, m.{hash}) > 0)
+                            LIMIT ?)"
+                    ),
+                    purge_args(nodes, &[before.0, before.0])?,
+                )
+                .await?;
+        }
+        for table in MEDIA_PARTS {
             self.delete_in_batches(
                 &format!(
                     "DELETE FROM {table} WHERE id IN (
                         SELECT x.id FROM {table} x
                         WHERE x.node IN (SELECT value FROM json_each(?)) AND x.version < ?
+                        AND NOT EXISTS (SELECT 1 FROM media_file f WHERE f.media_id = x.media_id)
                         AND NOT EXISTS (SELECT 1 FROM media m WHERE m.id = x.media_id)
                         LIMIT ?)"
                 ),

@@ -86,6 +86,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_media_preview",
         include_str!("../migrations/sqlite/0011_media_preview.sql"),
     ),
+    (
+        "0012_media_keyed_by_id",
+        include_str!("../migrations/sqlite/0012_media_keyed_by_id.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran. (Databases made before
