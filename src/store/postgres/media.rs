@@ -80,11 +80,18 @@ impl MediaStore for PgStore {
     }
 
     async fn media_chunk(&self, id: &str, n: u32) -> StoreResult<Vec<u8>> {
-        sqlx::query_scalar(&q(MEDIA_CHUNK_ROW))
+        let mut conn = self.read().await?;
+        let bytes = sqlx::query_scalar(&q(MEDIA_CHUNK_ROW))
             .bind(id)
             .bind(n as i32)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(bytes) = bytes {
+            return Ok(bytes);
+        }
+        sqlx::query_scalar(&q(MEDIA_CHUNK_BY_CONTENT))
             .bind(format!("{id}/{n}"))
-            .fetch_optional(&mut *self.read().await?)
+            .fetch_optional(&mut *conn)
             .await?
             .ok_or(StoreError::NotFound)
     }

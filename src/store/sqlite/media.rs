@@ -78,13 +78,19 @@ impl MediaStore for SqliteStore {
     }
 
     async fn media_chunk(&self, id: &str, n: u32) -> StoreResult<Vec<u8>> {
-        sqlx::query_scalar(MEDIA_CHUNK_ROW)
+        let bytes = sqlx::query_scalar(MEDIA_CHUNK_ROW)
             .bind(id)
             .bind(i64::from(n))
-            .bind(format!("{id}/{n}"))
             .fetch_optional(&self.read)
-            .await?
-            .ok_or(StoreError::NotFound)
+            .await?;
+        match bytes {
+            Some(bytes) => Ok(bytes),
+            None => sqlx::query_scalar(MEDIA_CHUNK_BY_CONTENT)
+                .bind(format!("{id}/{n}"))
+                .fetch_optional(&self.read)
+                .await?
+                .ok_or(StoreError::NotFound),
+        }
     }
 
     async fn media_bytes(&self, account: Uuid) -> StoreResult<u64> {
