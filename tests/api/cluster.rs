@@ -1134,6 +1134,79 @@ async fn the_same_file_stored_through_both_databases_at_once_leaves_every_row_th
     }
 }
 
+#[tokio::test]
+async fn one_address_registered_through_both_databases_at_once_is_created_once() {
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    // Registration is open on the test nodes: "created" answers with a session. Each node
+    // lists both databases, its own first, as docs/deploy-cluster.md says.
+    let (node_1, _app_1) = node_on(&[&url_a, &url_b]);
+    let (node_2, _app_2) = node_on(&[&url_b, &url_a]);
+    let bases = [node_1.base.clone(), node_2.base.clone()];
+    let register = |base: String, email: String, password: &'static str| async move {
+        let res = fresh_client()
+            .post(format!("{base}/api/auth/register"))
+            .json(&json!({"email": email, "name": "Same", "password": password}))
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json::<Value>().await.unwrap())
+    };
+    let passwords = ["correct horse battery one", "correct horse battery two"];
+    for round in 0..6 {
+        let email = format!("same{round}@school.org");
+        let (one, two) = tokio::join!(
+            register(bases[0].clone(), email.clone(), passwords[0]),
+            register(bases[1].clone(), email.clone(), passwords[1])
+        );
+        // Exactly one is told "created"; the other that the address is taken.
+        let created: Vec<usize> = [&one, &two]
+            .iter()
+            .enumerate()
+            .filter(|(_, (status, _))| *status == reqwest::StatusCode::CREATED)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(created.len(), 1, "round {round}: {one:?} {two:?}");
+        let winner = created[0];
+        let loser = [&one, &two][1 - winner];
+        assert_eq!(loser.0, reqwest::StatusCode::CONFLICT, "{loser:?}");
+        assert_eq!(loser.1["error"]["code"], "email_taken", "{loser:?}");
+        // The one told "created" can always sign in, through either node; the other
+        // password opens nothing.
+        let token = [&one, &two][winner].1["token"].as_str().unwrap().to_owned();
+        for base in &bases {
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            loop {
+                let me = fresh_client()
+                    .get(format!("{base}/api/me"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                if me == reqwest::StatusCode::OK {
+                    break;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{base}: {me}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            for (i, password) in passwords.iter().enumerate() {
+                let status = fresh_client()
+                    .post(format!("{base}/api/auth/login"))
+                    .json(&json!({"email": email, "password": password}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                let expected = match i == winner {
+                    true => reqwest::StatusCode::OK,
+                    false => reqwest::StatusCode::UNAUTHORIZED,
+                };
+                assert_eq!(status, expected, "round {round}, {base}, password {i}");
+            }
+        }
+    }
+}
+
 /// Waits until the pairing code reaches the database of `app`'s node, then pairs with it.
 pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;

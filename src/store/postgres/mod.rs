@@ -172,6 +172,8 @@ struct Database {
     /// Its replication was looked at since it last answered: a database that comes back is
     /// used again only once it is known to be able to catch up.
     assessed: AtomicBool,
+    /// It answered the watcher's last question.
+    answered: AtomicBool,
 }
 
 impl Database {
@@ -189,6 +191,7 @@ impl Database {
             *probe = None;
             self.assessed.store(false, Ordering::Relaxed);
         }
+        self.answered.store(answered, Ordering::Relaxed);
         answered
     }
 
@@ -266,6 +269,24 @@ impl Databases {
                 Ok(()) = moved.changed() => {}
             }
         }
+    }
+
+    /// A read connection to each database but the one in use that answered the watcher
+    /// last and can catch up: where a write that must not race one made elsewhere is looked
+    /// for before it is answered.
+    async fn others(&self) -> Vec<PoolConnection<Postgres>> {
+        let active = *self.active.borrow();
+        let mut others = Vec::new();
+        for (i, db) in self.members.iter().enumerate() {
+            if i == active || !db.answered.load(Ordering::Relaxed) || db.cannot_catch_up().is_some()
+            {
+                continue;
+            }
+            if let Ok(Ok(conn)) = tokio::time::timeout(ANSWER_WITHIN, db.read.acquire()).await {
+                others.push(conn);
+            }
+        }
+        others
     }
 
     /// Whether each database answers now, in order.
@@ -365,6 +386,7 @@ impl PgStore {
                 probe: Default::default(),
                 cannot_catch_up: Default::default(),
                 assessed: Default::default(),
+                answered: Default::default(),
             });
         }
         let databases = Arc::new(Databases {
