@@ -1,8 +1,9 @@
 //! The bus of nodes on PostgreSQL: `NOTIFY` to tell, `LISTEN` to hear.
 //!
 //! A notification fires only on the database where it was sent (replication does not carry
-//! it), so each node listens on every database of its list and sends on the first that
-//! answers, which is the one it writes to. Events are queued and sent by one task, many to a
+//! it), so each node listens on every database of its list and sends on one that answers:
+//! the one that took the last notification, else the first of the list that takes it. A
+//! database that stops answering costs one batch a short wait, not every batch a long one. Events are queued and sent by one task, many to a
 //! notification (a payload holds up to 8,000 bytes), on a connection of their own: a NOTIFY
 //! never sits inside a commit of a command, whose throughput it would halve. A queue that
 //! fills up (the databases are down) drops events: the nodes catch up from the store.
@@ -24,6 +25,10 @@ const PAYLOAD_BYTES: usize = 7_000;
 const QUEUE: usize = 50_000;
 /// How long a database may take to accept a notification before the next one is tried.
 const SEND_WITHIN: Duration = Duration::from_secs(2);
+/// How long the database that took the last notification may take before the others are
+/// tried too (a `NOTIFY` takes about a millisecond; sending one twice is harmless: nodes
+/// drop what they heard already).
+const STILL_THERE_WITHIN: Duration = Duration::from_millis(250);
 /// How soon a listener that lost its database tries again.
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
@@ -74,10 +79,11 @@ impl Bus for PgBus {
     }
 }
 
-/// Sends what the queue brings, as few notifications as fit, on the first database that
-/// takes them.
+/// Sends what the queue brings, as few notifications as fit, on the database that took the
+/// last ones, else on the first of the others that takes them.
 async fn send(pools: Vec<PgPool>, node: Uuid, mut queue: mpsc::Receiver<Event>) {
     let mut batch = Vec::new();
+    let mut last = 0;
     while let Some(first) = queue.recv().await {
         batch.clear();
         batch.push(first);
@@ -89,13 +95,23 @@ async fn send(pools: Vec<PgPool>, node: Uuid, mut queue: mpsc::Receiver<Event>) 
             }
         }
         let payload = encode(node, &batch);
+        let order = std::iter::once(last).chain((0..pools.len()).filter(|&i| i != last));
         let mut sent = false;
-        for pool in &pools {
+        for (tried, i) in order.enumerate() {
             let notify = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANNEL)
                 .bind(&payload)
-                .execute(pool);
-            if let Ok(Ok(_)) = tokio::time::timeout(SEND_WITHIN, notify).await {
+                .execute(&pools[i]);
+            let within = if tried == 0 {
+                STILL_THERE_WITHIN
+            } else {
+                SEND_WITHIN
+            };
+            if let Ok(Ok(_)) = tokio::time::timeout(within, notify).await {
+                if i != last {
+                    tracing::info!(database = i, "sending events through another database");
+                }
+                last = i;
                 sent = true;
                 break;
             }

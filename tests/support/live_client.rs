@@ -160,9 +160,9 @@ pub async fn read(ws: &mut Socket, what: impl Fn(&Value) -> bool) -> Option<Valu
     }
 }
 
-/// A board page: every state it was sent, in order.
+/// A board page: every state it was sent, in order, with when it arrived.
 #[derive(Clone, Default)]
-pub struct BoardPage(Arc<Mutex<Vec<Value>>>);
+pub struct BoardPage(Arc<Mutex<Vec<(Instant, Value)>>>);
 
 impl BoardPage {
     /// The board with `token` opened on the node at `base`.
@@ -174,7 +174,10 @@ impl BoardPage {
         let states = page.0.clone();
         tokio::spawn(async move {
             while let Some(state) = read(&mut ws, |m| m["type"] == "state").await {
-                states.lock().unwrap().push(state["state"].clone());
+                states
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), state["state"].clone()));
             }
         });
         page
@@ -184,7 +187,7 @@ impl BoardPage {
     pub async fn until_shows(&self, acked: Acked) {
         let started = Instant::now();
         loop {
-            let newest = self.0.lock().unwrap().last().cloned();
+            let newest = self.0.lock().unwrap().last().map(|(_, s)| s.clone());
             if let Some(state) = newest.filter(|s| s["version"].as_i64() >= Some(acked.version)) {
                 assert_eq!(state["version"].as_i64(), Some(acked.version), "{state}");
                 assert_eq!(state["slide_index"].as_u64(), Some(acked.slide), "{state}");
@@ -199,10 +202,23 @@ impl BoardPage {
         }
     }
 
+    /// The versions of the states it was sent after `since`, with when each arrived.
+    pub fn arrivals_since(&self, since: Instant) -> Vec<(Instant, i64)> {
+        let states = self.0.lock().unwrap();
+        states
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .filter_map(|(at, s)| Some((*at, s["version"].as_i64()?)))
+            .collect()
+    }
+
     /// Once presenting, every state the board was sent showed a slide of the lesson.
     pub fn assert_never_blank(&self) {
         let states = self.0.lock().unwrap();
-        let presenting = states.iter().skip_while(|s| s["lesson"].is_null());
+        let presenting = states
+            .iter()
+            .map(|(_, s)| s)
+            .skip_while(|s| s["lesson"].is_null());
         for state in presenting {
             assert!(
                 !state["lesson"].is_null() && !state["slide"].is_null(),
