@@ -227,9 +227,13 @@ async fn cluster_status(config: Config, repair: bool) -> anyhow::Result<()> {
             }
         }
         for slot in &report.slots {
-            let seconds = slot
-                .lag_seconds
-                .map_or_else(|| "unknown".to_owned(), |s| format!("{s:.1} s"));
+            // PostgreSQL times the lag only while changes flow; a reader with nothing
+            // left to confirm is not behind at all.
+            let seconds = match (slot.lag_bytes, slot.lag_seconds) {
+                (0, _) => "0 s".to_owned(),
+                (_, Some(s)) => format!("{s:.1} s"),
+                (_, None) => "seconds unknown".to_owned(),
+            };
             println!(
                 "  slot {}: {}, lag {} bytes ({seconds}), WAL kept {} bytes",
                 slot.name,
@@ -289,7 +293,7 @@ async fn cluster_status(config: Config, repair: bool) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
-    let (_, _, applied) = server::open_and_migrate(&config).await?;
+    let (_, _, applied) = server::open_and_migrate(&config, server::Opener::Command).await?;
     if applied.is_empty() {
         println!("The database is up to date.");
     } else {
@@ -299,7 +303,7 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
 }
 
 async fn user(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
-    let (_, store, _) = server::open_and_migrate(&config).await?;
+    let (_, store, _) = server::open_and_migrate(&config, server::Opener::Command).await?;
     let accounts = server::accounts(&config, store.clone());
     let find = |email: String| {
         let store = store.clone();

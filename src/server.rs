@@ -75,14 +75,32 @@ pub async fn node(config: &Config) -> Result<Node, ServeError> {
     }
 }
 
+/// Who opens the store: the server, or a command of the command line run once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opener {
+    Server,
+    Command,
+}
+
 /// This node and its store, opened, creating the node's data directory first (its id and the
-/// embedded database live there).
-pub async fn open_store(config: &Config) -> Result<(Node, Arc<dyn Store>), ServeError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::DataDir {
-        path: config.data_dir.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let node = node(config).await?;
+/// embedded database live there). A command run on PostgreSQL alone needs neither: it
+/// writes no data directory, and where none holds an id it acts under an id of its own
+/// for that run (its rows are upkept like a node gone silent).
+pub async fn open_store(
+    config: &Config,
+    opener: Opener,
+) -> Result<(Node, Arc<dyn Store>), ServeError> {
+    let embedded = !config.databases.iter().all(|url| store::is_postgres(url));
+    let kept = config.node_id.is_some() || config.data_dir.join(NODE_ID_FILE).exists();
+    let node = if opener == Opener::Command && !embedded && !kept {
+        Node::new(uuid::Uuid::now_v7())
+    } else {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::DataDir {
+            path: config.data_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        node(config).await?
+    };
     let store = store::open(&config.databases, &node).await?;
     Ok((node, store))
 }
@@ -90,8 +108,9 @@ pub async fn open_store(config: &Config) -> Result<(Node, Arc<dyn Store>), Serve
 /// Opens the store and applies pending migrations; returns them with this node.
 pub async fn open_and_migrate(
     config: &Config,
+    opener: Opener,
 ) -> Result<(Node, Arc<dyn Store>, Vec<String>), ServeError> {
-    let (node, store) = open_store(config).await?;
+    let (node, store) = open_store(config, opener).await?;
     let applied = store
         .migrate()
         .await
@@ -211,7 +230,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let listening = listener.local_addr()?;
-    let (node, store, applied) = open_and_migrate(&config).await?;
+    let (node, store, applied) = open_and_migrate(&config, Opener::Server).await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");
     }

@@ -273,6 +273,28 @@ async fn cluster_status_fails_on_a_row_that_differs_between_the_databases() {
 }
 
 #[tokio::test]
+async fn commands_run_on_postgresql_leave_no_data_directory_behind() {
+    let database = PgServer::start();
+    let url = database.create("classcast").await;
+    let somewhere = tempfile::tempdir().unwrap();
+    let data_dir = somewhere.path().join("classcast-data");
+    let run = |args: &[&str], stdin: &str| {
+        let mut all = vec!["--database", url.as_str()];
+        all.extend(args);
+        let out = cli(&data_dir, &all, stdin);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["migrate"], "");
+    run(
+        &["user", "add", "it@school.org", "--name", "IT"],
+        "a long enough password\n",
+    );
+    assert!(run(&["user", "list"], "").contains("it@school.org"));
+    assert!(!data_dir.exists(), "a data directory was made");
+}
+
+#[tokio::test]
 async fn a_node_serves_from_postgresql_and_keeps_everything_across_a_restart() {
     let database = PgServer::start();
     let url = database.create("classcast").await;
