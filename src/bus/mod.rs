@@ -1,9 +1,11 @@
 //! Events between the nodes of a cluster, without a broker: what one node tells the others so
 //! that their live classrooms follow a board steered elsewhere.
 //!
-//! An event is a hint, never the data: a node that hears "board B has version V" reads the
-//! state from the store (states hold rendered HTML, and a notification may arrive before
-//! replication brings the row). Events can be lost (a listener reconnecting, a partition), so
+//! An event is a hint: a node that hears "board B has version V" reads the state from the
+//! store (a notification may arrive before replication brings the row). A state event also
+//! carries the state as stored, when it is small, for the node whose database does not have
+//! it yet, or will not while replication is cut: it is the state another node stored, and it
+//! is used only where the store is behind it. Events can be lost (a listener reconnecting, a partition), so
 //! the live classroom also catches up on its own every few seconds; [`Heard::Missed`] says
 //! when to do it at once. One node alone uses [`local::LocalBus`]; nodes on PostgreSQL use
 //! [`pg_notify::PgBus`].
@@ -17,10 +19,15 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// What one node tells the others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// The board has a new state of this version in the store.
-    State { board: Uuid, version: i64 },
+    /// The board has a new state of this version in the store; `stored` is that state as
+    /// stored (`BoardState::stored_json`), when it is at most [`CARRIED_BYTES`].
+    State {
+        board: Uuid,
+        version: i64,
+        stored: Option<std::sync::Arc<str>>,
+    },
     /// The board's teachers or its pairing code changed.
     Pairing { board: Uuid },
     /// How many pages of the board the sending node holds, and the newest state version one
@@ -38,6 +45,10 @@ pub enum Event {
     /// they repeat their presence at once rather than at their next round.
     Rejoined,
 }
+
+/// The largest stored state a state event carries (a state is about 0.6 KiB; one with many
+/// timers can be far larger, and a notification holds 8,000 bytes).
+pub const CARRIED_BYTES: usize = 2_000;
 
 /// How often a node repeats the presence of the boards it holds pages of.
 pub const PRESENCE_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
@@ -58,6 +69,11 @@ pub trait Bus: Send + Sync {
     /// What the other nodes say, for the one task that follows them; `None` once taken, and
     /// for a node alone, which has nobody to hear.
     fn take_heard(&self) -> Option<mpsc::Receiver<Heard>>;
+    /// Whether anyone hears the states carried in state events (a node alone: nobody), so a
+    /// node spends nothing on them where they go nowhere.
+    fn carries_states(&self) -> bool {
+        false
+    }
 }
 
 impl Event {
@@ -65,7 +81,17 @@ impl Event {
     fn encode(&self, out: &mut String) {
         use std::fmt::Write;
         let _ = match self {
-            Event::State { board, version } => writeln!(out, "s {board} {version}"),
+            // The hint for nodes of an older build, which skip the line they do not know.
+            Event::State {
+                board,
+                version,
+                stored,
+            } => writeln!(out, "s {board} {version}").and_then(|()| match stored {
+                Some(stored) if stored.len() <= CARRIED_BYTES && !stored.contains('\n') => {
+                    writeln!(out, "S {board} {version} {stored}")
+                }
+                _ => Ok(()),
+            }),
             Event::Pairing { board } => writeln!(out, "p {board}"),
             Event::Presence {
                 board,
@@ -88,6 +114,14 @@ impl Event {
         if line == "j" {
             return Some(Event::Rejoined);
         }
+        if let Some(carried) = line.strip_prefix("S ") {
+            let mut words = carried.splitn(3, ' ');
+            return Some(Event::State {
+                board: Uuid::parse_str(words.next()?).ok()?,
+                version: words.next()?.parse().ok()?,
+                stored: Some(words.next()?.into()),
+            });
+        }
         let mut words = line.split(' ');
         let kind = words.next()?;
         let board = Uuid::parse_str(words.next()?).ok()?;
@@ -95,6 +129,7 @@ impl Event {
             "s" => Event::State {
                 board,
                 version: words.next()?.parse().ok()?,
+                stored: None,
             },
             "p" => Event::Pairing { board },
             "o" => Event::Presence {
@@ -120,6 +155,13 @@ fn encode(node: Uuid, events: &[Event]) -> String {
     out
 }
 
+/// The lines of one event, as [`encode`] writes them.
+fn encoded_len(event: &Event) -> usize {
+    let mut out = String::new();
+    event.encode(&mut out);
+    out.len()
+}
+
 /// The sender and the events of a payload; lines that do not parse (a newer version's
 /// events) are skipped.
 fn decode(payload: &str) -> Option<(Uuid, Vec<Event>)> {
@@ -140,6 +182,12 @@ mod tests {
             Event::State {
                 board,
                 version: 123_456,
+                stored: None,
+            },
+            Event::State {
+                board,
+                version: 123_457,
+                stored: Some(r#"{"board":"b","title":"a b c"}"#.into()),
             },
             Event::Pairing { board },
             Event::Presence {
@@ -160,7 +208,29 @@ mod tests {
         ];
         let mut payload = encode(node, &events);
         payload.push_str("x something newer\ns not-a-uuid 1\n");
-        assert_eq!(decode(&payload), Some((node, events.to_vec())));
+        // A carried state comes with its hint, for nodes that do not read it.
+        let mut heard = events.to_vec();
+        heard.insert(
+            1,
+            Event::State {
+                board,
+                version: 123_457,
+                stored: None,
+            },
+        );
+        assert_eq!(decode(&payload), Some((node, heard)));
+        // A state too large to carry goes as the hint alone.
+        let large = Event::State {
+            board,
+            version: 9,
+            stored: Some("x".repeat(CARRIED_BYTES + 1).into()),
+        };
+        let payload = encode(node, std::slice::from_ref(&large));
+        assert_eq!(payload.lines().count(), 2, "the hint alone");
+        assert_eq!(
+            encoded_len(&large),
+            payload.len() - format!("{node}\n").len()
+        );
         assert_eq!(decode("not a node\n"), None);
         // What a node of the previous build sends still reads.
         let old = format!("{node}\no {board} 1 5\n");

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{decode, encode, Bus, Event, Heard};
+use super::{decode, encode, encoded_len, Bus, Event, Heard};
 
 /// The channel every node listens on.
 const CHANNEL: &str = "classcast";
@@ -77,6 +77,10 @@ impl Bus for PgBus {
     fn take_heard(&self) -> Option<mpsc::Receiver<Heard>> {
         self.heard.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
+
+    fn carries_states(&self) -> bool {
+        true
+    }
 }
 
 /// Sends what the queue brings, as few notifications as fit, on the database that took the
@@ -84,13 +88,28 @@ impl Bus for PgBus {
 async fn send(pools: Vec<PgPool>, node: Uuid, mut queue: mpsc::Receiver<Event>) {
     let mut batch = Vec::new();
     let mut last = 0;
-    while let Some(first) = queue.recv().await {
+    let mut held = None;
+    loop {
+        let first = match held.take() {
+            Some(event) => event,
+            None => match queue.recv().await {
+                Some(event) => event,
+                None => return,
+            },
+        };
         batch.clear();
+        let mut bytes = encoded_len(&first);
         batch.push(first);
-        // A line is at most ~70 bytes.
-        while batch.len() < PAYLOAD_BYTES / 70 {
+        // What does not fit waits for the next notification.
+        while bytes < PAYLOAD_BYTES {
             match queue.try_recv() {
-                Ok(event) => batch.push(event),
+                Ok(event) => {
+                    bytes += encoded_len(&event);
+                    match bytes <= PAYLOAD_BYTES {
+                        true => batch.push(event),
+                        false => held = Some(event),
+                    }
+                }
                 Err(_) => break,
             }
         }

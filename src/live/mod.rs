@@ -136,7 +136,15 @@ pub struct Live {
     code_ttl: Duration,
     /// How often connections are pinged; one silent for 7/3 of this is dead (15 s → 35 s).
     pub heartbeat: Duration,
+    /// The newest state another node announced with its event, per board, for when this
+    /// node's store does not have it (yet): replication is slower than the event, or cut.
+    carried: Mutex<HashMap<Uuid, (i64, Arc<str>)>>,
 }
+
+/// Boards whose carried state a node keeps at most (each at most
+/// [`crate::bus::CARRIED_BYTES`]); past it the oldest news is forgotten, and boards wait for
+/// replication as they would without it.
+const CARRIED_BOARDS: usize = 10_000;
 
 /// Tries to find digits no waiting board shows. With a million codes a miss is as likely as
 /// the share of codes in use; twenty misses in a row mean the space is nearly full.
@@ -181,6 +189,7 @@ impl Live {
             closing: tokio::sync::watch::channel(false).0,
             code_ttl: code_ttl.min(CODE_TTL_MAX),
             heartbeat,
+            carried: Mutex::new(HashMap::new()),
         }
     }
 
@@ -570,10 +579,12 @@ impl Live {
                 next.version = version.0;
                 let presenting_changed = current.state.is_presenting() != next.is_presenting();
                 let content = next.lesson.as_ref().and(lesson.map(|(_, _, c)| c));
+                let stored = self.bus.carries_states().then(|| next.stored_json().into());
                 self.hub.publish(next, content);
                 self.bus.publish(Event::State {
                     board: cmd.board,
                     version: version.0,
+                    stored,
                 });
                 if presenting_changed {
                     self.pairing_changed(cmd.board);
@@ -666,10 +677,18 @@ impl Live {
         for heard in batch {
             match heard {
                 Heard::Event {
-                    event: Event::State { board, version },
+                    event:
+                        Event::State {
+                            board,
+                            version,
+                            stored,
+                        },
                     ..
                 } => {
                     self.clock.observe(Version(version));
+                    if let Some(stored) = stored {
+                        self.carry(board, version, stored);
+                    }
                     states.push((board, version));
                 }
                 Heard::Event { node, event } => self.heard_event(node, event).await,
@@ -747,7 +766,7 @@ impl Live {
                 continue; // nobody here follows it: it is read when someone does
             };
             let known = channel.state.borrow().as_ref().map(|s| s.state.version);
-            if known.is_none_or(|k| k >= version) {
+            if known.is_none_or(|k| k >= version) || self.adopt_carried(board, version).await {
                 continue;
             }
             if channel.wanted.load(Ordering::Acquire) != 0 {
@@ -781,6 +800,54 @@ impl Live {
                     self.refresh(board, version);
                 }
             }
+        }
+    }
+
+    /// Keeps the state another node stored as `version` of `board`, as its event carried it.
+    fn carry(&self, board: Uuid, version: i64, stored: Arc<str>) {
+        let mut carried = self.carried.lock().unwrap_or_else(|e| e.into_inner());
+        if carried.get(&board).is_some_and(|(v, _)| *v >= version) {
+            return;
+        }
+        if carried.len() >= CARRIED_BOARDS && !carried.contains_key(&board) {
+            // Old news: every state held is one the stores will bring anyway.
+            carried.clear();
+        }
+        carried.insert(board, (version, stored));
+    }
+
+    /// Publishes here the state of `board` another node's event carried, when it is at least
+    /// `version` and newer than what this node holds; returns whether this node now holds
+    /// `version` or newer. A state that does not read, or whose lesson revision this node's
+    /// store does not have (it was made on the other side of a cut), is left to the store.
+    async fn adopt_carried(&self, board: Uuid, version: i64) -> bool {
+        let carried = self
+            .carried
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&board)
+            .cloned();
+        let Some((at, stored)) = carried.filter(|(at, _)| *at >= version) else {
+            return false;
+        };
+        let channel = self.hub.channel(board);
+        let known = channel.state.borrow().clone();
+        if known.as_ref().is_some_and(|k| k.state.version >= at) {
+            return true;
+        }
+        let Ok(mut state) = serde_json::from_str::<BoardState>(&stored) else {
+            return false;
+        };
+        if state.board != board {
+            return false;
+        }
+        state.version = at;
+        match self.with_lesson(state, known.as_deref()).await {
+            Ok((state, lesson)) => {
+                self.hub.publish(state, lesson);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -837,6 +904,9 @@ impl Live {
             let known = channel.state.borrow().clone();
             if let Some(known) = known.as_ref().filter(|k| k.state.version >= version) {
                 return Ok(known.clone());
+            }
+            if self.adopt_carried(board, version).await {
+                continue;
             }
             let (state, lesson) = self.load(board, known.as_deref()).await?;
             self.hub.publish(state, lesson);

@@ -290,6 +290,60 @@ async fn boards_on_every_node_follow_while_a_database_is_stopped() {
     assert_outcome(&cluster, &console, &on_1).await;
 }
 
+#[tokio::test]
+async fn boards_follow_and_a_teacher_who_moves_sides_goes_on_while_replication_is_cut() {
+    let mut cluster = Cluster::start().await;
+    // The teacher on node 0 (database A), the board on node 1 (database B).
+    let (_, _, page, mut console) = cluster.presenting(1).await;
+    press(&mut console, 5).await;
+    page.until_shows(console.last()).await;
+    for url in [&cluster.url_a, &cluster.url_b] {
+        crate::cluster::replication_into(url, false).await;
+    }
+    // Nothing crosses between the databases now; the teacher presses every 60 ms.
+    let window = Instant::now();
+    let first = console.acked.len();
+    for _ in 0..40 {
+        press(&mut console, 1).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    page.until_shows(console.last()).await;
+    let acked: Vec<i64> = console.acked[first..].iter().map(|a| a.version).collect();
+    let arrivals = page.arrivals_since(window);
+    let seen = acked
+        .iter()
+        .filter(|v| arrivals.iter().any(|(_, a)| a == *v))
+        .count();
+    let gap = arrivals
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "replication cut: the board on the other side was sent {seen} of {} states, longest gap {gap:?}",
+        acked.len()
+    );
+    assert!(seen * 2 >= acked.len(), "saw {seen} of {}", acked.len());
+
+    // The teacher's node dies; the console moves to node 1, on the other database, which
+    // has none of the states made through A: the teacher goes on from the newest.
+    cluster.nodes[0].0.kill();
+    let killed = Instant::now();
+    press(&mut console, 1).await;
+    eprintln!(
+        "replication cut: after moving sides, the next press acknowledged {:?} after the kill",
+        killed.elapsed()
+    );
+    press(&mut console, 9).await;
+    assert!(console.moves >= 1, "the console left node 0");
+    page.until_shows(console.last()).await;
+
+    for url in [&cluster.url_a, &cluster.url_b] {
+        crate::cluster::replication_into(url, true).await;
+    }
+    assert_outcome(&cluster, &console, &page).await;
+}
+
 /// The acknowledged command with the highest version among these consoles': the state every
 /// node and board ends on.
 fn newest_of(consoles: &[&Console]) -> Acked {
