@@ -79,6 +79,10 @@ pub enum ApiError {
     /// 412: `If-Match` named a version that is no longer current.
     #[error("version conflict")]
     VersionConflict { current: Uuid },
+    /// 412: the save was stored in the history, but another made at the same moment through
+    /// another server is current.
+    #[error("save overtaken")]
+    Overtaken { current: Uuid },
     /// 413: the body is larger than the configured limit.
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
@@ -159,6 +163,14 @@ impl ApiError {
                  save again based on it to overwrite."
                     .into(),
             ),
+            Overtaken { .. } => (
+                StatusCode::PRECONDITION_FAILED,
+                "save_overtaken",
+                "Another save of this lesson, made at the same moment through another server, \
+                 came after yours. Yours is kept in the lesson's history: load the latest \
+                 version, or save yours again based on it to overwrite."
+                    .into(),
+            ),
             PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -228,7 +240,9 @@ impl IntoResponse for ApiError {
                     _ => None,
                 },
                 current_version: match &self {
-                    ApiError::VersionConflict { current } => Some(current.to_string()),
+                    ApiError::VersionConflict { current } | ApiError::Overtaken { current } => {
+                        Some(current.to_string())
+                    }
                     _ => None,
                 },
             },
@@ -274,6 +288,7 @@ impl From<StoreError> for ApiError {
                     .into(),
             },
             StoreError::VersionConflict { current } => ApiError::VersionConflict { current },
+            StoreError::Overtaken { current } => ApiError::Overtaken { current },
             StoreError::Unavailable(cause) => ApiError::Unavailable {
                 retry_after: DATABASE_RETRY,
                 cause: error_chain(cause.as_ref()),

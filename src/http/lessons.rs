@@ -545,7 +545,7 @@ async fn get_lesson(
         (status = 403, description = "The teacher's lesson storage is full", body = ErrorBody),
         (status = 429, description = "Too many lesson changes; retry after `Retry-After` seconds", body = ErrorBody),
         (status = 404, description = "No such lesson of yours", body = ErrorBody),
-        (status = 412, description = "The lesson changed since `If-Match`", body = ErrorBody),
+        (status = 412, description = "`version_conflict`: the lesson changed since `If-Match`; `save_overtaken` (a cluster): stored in the history, but a save made at the same moment through another server came after it", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
@@ -650,6 +650,7 @@ async fn list_revisions(
         (status = 403, description = "The teacher's lesson storage is full", body = ErrorBody),
         (status = 429, description = "Too many lesson changes; retry after `Retry-After` seconds", body = ErrorBody),
         (status = 404, description = "No such lesson of yours, or no such version of it", body = ErrorBody),
+        (status = 412, description = "`save_overtaken`: in a cluster, a save made at the same moment through another server came after this restore, which is kept in the history", body = ErrorBody),
     ))]
 async fn restore_revision(
     State(state): State<AppState>,

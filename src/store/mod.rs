@@ -33,6 +33,10 @@ pub enum StoreError {
     /// The lesson changed since the version the caller based its edit on.
     #[error("the lesson has changed since version {current}")]
     VersionConflict { current: Uuid },
+    /// The edit was stored, as a revision in the history, but a save of the same lesson made
+    /// at the same moment through another database came after it and is current.
+    #[error("another save came after this one; {current} is current")]
+    Overtaken { current: Uuid },
     /// The database could not be reached or failed; the cause is logged, never shown.
     #[error("the database failed")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -1229,6 +1229,78 @@ async fn one_address_registered_through_both_databases_at_once_is_created_once()
     }
 }
 
+#[tokio::test]
+async fn one_lesson_saved_through_both_databases_at_once_is_saved_once_and_the_other_told() {
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    let (_node_1, app_1) = node_on(&[&url_a, &url_b]);
+    let (_node_2, app_2) = node_on(&[&url_b, &url_a]);
+    let urls = [url_a.as_str(), url_b.as_str()];
+    let t = app_1.register("two-devices@school.org").await;
+    let lesson = app_1
+        .create_lesson(&t, json!({"title": "Draft", "slides": [text_slide("One")]}))
+        .await;
+    let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
+    let mut revisions = 1;
+    let mut overtaken = 0;
+    for round in 0..10 {
+        until_replicated(&urls, "SELECT COUNT(*) FROM lesson_revision", revisions).await;
+        let base = app_1.get_json(&path, &t).await["version"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let save = |app: &TestApp, title: String| {
+            app.as_teacher(reqwest::Method::PUT, &path, &t)
+                .header("if-match", format!("\"{base}\""))
+                .json(&json!({"title": title, "slides": [text_slide("One")]}))
+                .send()
+        };
+        let (one, two) = tokio::join!(
+            save(&app_1, format!("Laptop {round}")),
+            save(&app_2, format!("Phone {round}"))
+        );
+        let (one, two) = (one.unwrap(), two.unwrap());
+        let statuses = [one.status(), two.status()];
+        let bodies: [Value; 2] = [one.json().await.unwrap(), two.json().await.unwrap()];
+        // Exactly one device is told "saved"; the other that another save is current.
+        let saved: Vec<usize> = (0..2)
+            .filter(|&i| statuses[i] == reqwest::StatusCode::OK)
+            .collect();
+        assert_eq!(saved.len(), 1, "round {round}: {statuses:?} {bodies:?}");
+        let (winner, loser) = (&bodies[saved[0]], &bodies[1 - saved[0]]);
+        assert_eq!(
+            statuses[1 - saved[0]],
+            reqwest::StatusCode::PRECONDITION_FAILED
+        );
+        let code = loser["error"]["code"].as_str().unwrap();
+        assert!(
+            code == "version_conflict" || code == "save_overtaken",
+            "{loser}"
+        );
+        assert_eq!(
+            loser["error"]["current_version"], winner["version"],
+            "{loser}"
+        );
+        // An overtaken save was stored: it is in the history, for the teacher to restore.
+        revisions += 1;
+        if code == "save_overtaken" {
+            overtaken += 1;
+            revisions += 1;
+        }
+        until_replicated(&urls, "SELECT COUNT(*) FROM lesson_revision", revisions).await;
+        for app in [&app_1, &app_2] {
+            let seen = app.get_json(&path, &t).await;
+            assert_eq!(seen["version"], winner["version"]);
+            let history = app.get_json(&format!("{path}/revisions"), &t).await;
+            assert_eq!(
+                history["items"].as_array().unwrap().len() as i64,
+                revisions,
+                "{history}"
+            );
+        }
+    }
+    eprintln!("10 rounds: {overtaken} saves overtaken through the other database");
+}
+
 /// Waits until the pairing code reaches the database of `app`'s node, then pairs with it.
 pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;

@@ -84,37 +84,14 @@ impl PgStore {
     }
 }
 
-/// How long a registration waits for its account to reach the other databases, so that two
-/// registrations of one address through two databases at once learn of each other before
-/// either is answered.
-const REGISTRATION_SEEN_WITHIN: Duration = Duration::from_secs(2);
-
 impl PgStore {
     /// Whether account `id`, just registered here, owns its address on every other database
-    /// that answers, once it has arrived there. A registration of the same address made on
-    /// another database before this one arrived there is there by then: of the two, the
-    /// earliest `(version, id)` owns the address on every database (design section 3, rule
-    /// 2), so exactly one of the two is answered "created". Where replication does not bring
-    /// the account within [`REGISTRATION_SEEN_WITHIN`] (it is cut) the databases cannot tell
-    /// yet: the registration stands, and the earliest still wins once they meet.
+    /// that answers, once it has arrived there ([`PgStore::where_arrived`]). A registration
+    /// of the same address made on another database before this one arrived there is there
+    /// by then: of the two, the earliest `(version, id)` owns the address on every database
+    /// (design section 3, rule 2), so exactly one of the two is answered "created".
     async fn owns_everywhere(&self, id: Uuid, email_norm: &str) -> StoreResult<bool> {
-        let deadline = tokio::time::Instant::now() + REGISTRATION_SEEN_WITHIN;
-        for mut other in self.databases.others().await {
-            loop {
-                let arrived: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM account WHERE id = $1)")
-                        .bind(id)
-                        .fetch_one(&mut *other)
-                        .await?;
-                if arrived {
-                    break;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    tracing::warn!(account = %id, "registration not yet replicated; cannot check the address on every database");
-                    return Ok(true);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+        for mut other in self.where_arrived("account", id).await? {
             let owner: Option<Uuid> = sqlx::query_scalar(&q(format!(
                 "SELECT a.id FROM account a WHERE a.email_norm = ? AND {OWNS_EMAIL}"
             )))
@@ -140,6 +117,7 @@ impl AccountStore for PgStore {
     ) -> StoreResult<Account> {
         let mut conn = self.write().await?;
         let mut tx = conn.begin().await?;
+        self.hold_back_replication(&mut tx, "account").await?;
         let taken = sqlx::query(&q("SELECT 1 FROM account WHERE email_norm = ? LIMIT 1"))
             .bind(email.normalized())
             .fetch_optional(&mut *tx)

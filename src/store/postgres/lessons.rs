@@ -104,6 +104,28 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// The revision of lesson `id` that is current on another database once `revision`,
+    /// just saved here, has reached it, when that is not `revision`: a save of the same
+    /// lesson made there at the same moment, with the same base, came after it (the newest
+    /// `(version, id)` is current everywhere). See [`PgStore::where_arrived`].
+    async fn overtaken(&self, id: Uuid, revision: Uuid) -> StoreResult<Option<Uuid>> {
+        for mut other in self.where_arrived("lesson_revision", revision).await? {
+            let current: Uuid = sqlx::query_scalar(
+                "SELECT id FROM lesson_revision WHERE lesson_id = $1
+                 ORDER BY version DESC, id DESC LIMIT 1",
+            )
+            .bind(id)
+            .fetch_one(&mut *other)
+            .await?;
+            if current != revision {
+                return Ok(Some(current));
+            }
+        }
+        Ok(None)
+    }
+}
+
 #[async_trait]
 impl LessonStore for PgStore {
     async fn create_lesson(
@@ -209,6 +231,8 @@ impl LessonStore for PgStore {
     ) -> StoreResult<LessonRecord> {
         let mut conn = self.write().await?;
         let mut tx = conn.begin().await?;
+        self.hold_back_replication(&mut tx, "lesson_revision")
+            .await?;
         let current = self.current_lesson(&mut *tx, owner, id).await?;
         if edit
             .expected
@@ -232,6 +256,9 @@ impl LessonStore for PgStore {
             )
             .await?;
         tx.commit().await?;
+        if let Some(current) = self.overtaken(id, revision).await? {
+            return Err(StoreError::Overtaken { current });
+        }
         Ok(LessonRecord {
             id,
             revision,

@@ -354,7 +354,71 @@ impl Databases {
     }
 }
 
+/// How long a write that must not race one made through another database (a registration,
+/// a lesson save) waits for its row to reach the other databases before it is answered.
+const SEEN_WITHIN: Duration = Duration::from_secs(2);
+
 impl PgStore {
+    /// In a cluster, keeps rows of `table` that replication brings from being applied until
+    /// `tx` ends, so a check made in `tx` (the address is free, the lesson is at the version
+    /// the editor saw) still holds when it commits: a row written elsewhere at the same
+    /// moment lands either before the check, which then sees it, or after the commit, where
+    /// [`PgStore::where_arrived`] finds both. Local writers of the table take turns too (the
+    /// lock conflicts with itself); they are registrations and lesson saves, a few
+    /// milliseconds each. A node on one database has nothing to hold back.
+    async fn hold_back_replication(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        table: &str,
+    ) -> StoreResult<()> {
+        if self.databases.members.len() > 1 {
+            // `table` is one of this crate's table names, never outside input.
+            sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A connection to each other database that answers, once the row `id` of `table`,
+    /// written here, has reached it: a write of the same thing made on another database
+    /// before this one arrived there is there by then, so both writers can tell which won.
+    /// A database the row has not reached within [`SEEN_WITHIN`] (replication is cut or
+    /// slow) is left out: nothing can be told there yet, and the rule of each table decides
+    /// once the databases meet.
+    async fn where_arrived(
+        &self,
+        table: &str,
+        id: Uuid,
+    ) -> StoreResult<Vec<PoolConnection<Postgres>>> {
+        let deadline = tokio::time::Instant::now() + SEEN_WITHIN;
+        let mut arrived = Vec::new();
+        // `table` is one of this crate's table names, never outside input.
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)");
+        for mut other in self.databases.others().await {
+            // Replication takes about a millisecond or two here: look again soon, then less
+            // often.
+            let mut wait = Duration::from_millis(1);
+            loop {
+                let there: bool = sqlx::query_scalar(&sql)
+                    .bind(id)
+                    .fetch_one(&mut *other)
+                    .await?;
+                if there {
+                    arrived.push(other);
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(%table, %id, "not replicated yet; cannot check it on every database");
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(50));
+            }
+        }
+        Ok(arrived)
+    }
+
     /// Connects to the databases at `urls` (in order of preference) for `node`; at least one
     /// must answer now. The others are connected to when they answer.
     pub async fn open(urls: &[String], node: &Node) -> Result<Self, OpenError> {

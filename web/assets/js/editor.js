@@ -620,6 +620,11 @@ function askConflict() {
 }
 
 async function resolveConflict(err) {
+  // In a cluster a save can be stored and still come second to one made at the same moment
+  // through another server: it is in the history, and the dialog says so.
+  const overtaken = err.error?.code === 'save_overtaken';
+  conflictDialog.querySelector('#conflict-text').textContent = t(overtaken ? 'conflict.overtakenText' : 'conflict.text');
+  if (overtaken) refreshHistory();
   const choice = await askConflict();
   if (choice === 'load') {
     const ok = await confirmDialog({
