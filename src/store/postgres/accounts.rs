@@ -117,7 +117,7 @@ impl AccountStore for PgStore {
     ) -> StoreResult<Account> {
         let mut conn = self.write().await?;
         let mut tx = conn.begin().await?;
-        self.hold_back_replication(&mut tx, "account").await?;
+        in_progress_from_now(&mut tx).await?;
         let taken = sqlx::query(&q("SELECT 1 FROM account WHERE email_norm = ? LIMIT 1"))
             .bind(email.normalized())
             .fetch_optional(&mut *tx)

@@ -231,8 +231,7 @@ impl LessonStore for PgStore {
     ) -> StoreResult<LessonRecord> {
         let mut conn = self.write().await?;
         let mut tx = conn.begin().await?;
-        self.hold_back_replication(&mut tx, "lesson_revision")
-            .await?;
+        in_progress_from_now(&mut tx).await?;
         let current = self.current_lesson(&mut *tx, owner, id).await?;
         if edit
             .expected

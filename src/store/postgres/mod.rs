@@ -354,35 +354,26 @@ impl Databases {
     }
 }
 
+/// Makes `tx` count as in progress from now on (it takes its transaction id at once rather
+/// than at its first write), so a node waiting on this database for what was in progress
+/// when its own row arrived ([`PgStore::where_arrived`]) waits for a check `tx` makes next.
+async fn in_progress_from_now(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// How long a write that must not race one made through another database (a registration,
 /// a lesson save) waits for its row to reach the other databases before it is answered.
 const SEEN_WITHIN: Duration = Duration::from_secs(2);
 
 impl PgStore {
-    /// In a cluster, keeps rows of `table` that replication brings from being applied until
-    /// `tx` ends, so a check made in `tx` (the address is free, the lesson is at the version
-    /// the editor saw) still holds when it commits: a row written elsewhere at the same
-    /// moment lands either before the check, which then sees it, or after the commit, where
-    /// [`PgStore::where_arrived`] finds both. Local writers of the table take turns too (the
-    /// lock conflicts with itself); they are registrations and lesson saves, a few
-    /// milliseconds each. A node on one database has nothing to hold back.
-    async fn hold_back_replication(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        table: &str,
-    ) -> StoreResult<()> {
-        if self.databases.members.len() > 1 {
-            // `table` is one of this crate's table names, never outside input.
-            sqlx::query(&format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// A connection to each other database that answers, once the row `id` of `table`,
-    /// written here, has reached it: a write of the same thing made on another database
-    /// before this one arrived there is there by then, so both writers can tell which won.
+    /// written here, has reached it and every transaction in progress there at that moment
+    /// has ended: a write of the same thing made on that database, whose check ran before
+    /// this row arrived, is committed by then, so both writers see both and can tell which
+    /// won (one whose check ran after the arrival saw this row and refused itself).
     /// A database the row has not reached within [`SEEN_WITHIN`] (replication is cut or
     /// slow) is left out: nothing can be told there yet, and the rule of each table decides
     /// once the databases meet.
@@ -405,7 +396,9 @@ impl PgStore {
                     .fetch_one(&mut *other)
                     .await?;
                 if there {
-                    arrived.push(other);
+                    if Self::until_settled(&mut other, deadline).await? {
+                        arrived.push(other);
+                    }
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -417,6 +410,37 @@ impl PgStore {
             }
         }
         Ok(arrived)
+    }
+
+    /// Waits until every transaction in progress on `conn`'s database now has ended;
+    /// false if some are still running at `deadline`.
+    async fn until_settled(
+        conn: &mut PoolConnection<Postgres>,
+        deadline: tokio::time::Instant,
+    ) -> StoreResult<bool> {
+        let running: Vec<String> =
+            sqlx::query_scalar("SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) x")
+                .fetch_all(&mut **conn)
+                .await?;
+        let mut wait = Duration::from_millis(1);
+        loop {
+            let ended: bool = sqlx::query_scalar(
+                "SELECT COALESCE(bool_and(pg_xact_status(x::xid8) IS DISTINCT FROM 'in progress'),
+                                 TRUE)
+                 FROM unnest($1::text[]) x",
+            )
+            .bind(&running)
+            .fetch_one(&mut **conn)
+            .await?;
+            if ended {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_millis(50));
+        }
     }
 
     /// Connects to the databases at `urls` (in order of preference) for `node`; at least one
