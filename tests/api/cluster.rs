@@ -1301,6 +1301,44 @@ async fn one_lesson_saved_through_both_databases_at_once_is_saved_once_and_the_o
     eprintln!("10 rounds: {overtaken} saves overtaken through the other database");
 }
 
+/// What docs/deploy-cluster.md (section 3) grants the role nodes serve with.
+const NODE_ROLE: &str = "CREATE ROLE classcast_node LOGIN;
+    GRANT USAGE ON SCHEMA public, pglogical TO classcast_node;
+    GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA public TO classcast_node;
+    GRANT SELECT ON ALL TABLES IN SCHEMA pglogical TO classcast_node;";
+
+#[tokio::test]
+async fn nodes_serve_and_mend_replication_as_an_ordinary_role() {
+    let (_a, b, url_a, url_b) = replicating_pair().await;
+    for url in [&url_a, &url_b] {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(NODE_ROLE).execute(&mut conn).await.unwrap();
+        let superuser: bool =
+            sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = 'classcast_node'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert!(!superuser);
+    }
+    let as_node = |url: &str| url.replace("postgres@", "classcast_node@");
+    let (_node, app) = node_on(&[&as_node(&url_a), &as_node(&url_b)]);
+    let t = app.register("ordinary@school.org").await;
+    app.create_lesson(
+        &t,
+        json!({"title": "Served", "slides": [text_slide("One")]}),
+    )
+    .await;
+    let urls = [url_a.as_str(), url_b.as_str()];
+    until_replicated(&urls, "SELECT COUNT(*) FROM lesson_revision", 1).await;
+
+    // B goes down and comes back: A's subscription to it stays down in pglogical's back-off
+    // (minutes) unless the node re-enables it, which it does as the ordinary role.
+    b.crash();
+    b.start_again();
+    add_board(&url_b, "written on b after it came back").await;
+    until_replicated(&urls, "SELECT COUNT(*) FROM board", 1).await;
+}
+
 /// Waits until the pairing code reaches the database of `app`'s node, then pairs with it.
 pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
