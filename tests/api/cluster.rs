@@ -1078,13 +1078,15 @@ async fn a_rerun_cluster_init_finishes_a_member_a_failed_first_run_left_half_mad
     );
 }
 
-/// Waits until every replicated table holds the same rows on both databases.
-async fn until_the_same(url_a: &str, url_b: &str) {
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+/// Waits until every replicated table holds the same rows on both databases; returns how
+/// long that took.
+pub(crate) async fn until_the_same(url_a: &str, url_b: &str) -> Duration {
+    let started = tokio::time::Instant::now();
+    let deadline = started + PATIENCE * 3;
     loop {
         let differing = differences(url_a, url_b).await;
         if differing.is_empty() {
-            return;
+            return started.elapsed();
         }
         assert!(
             tokio::time::Instant::now() < deadline,

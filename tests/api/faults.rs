@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::cluster::postgres::PgServer;
-use crate::cluster::{differences, node_on, pair_once_replicated, replicating_pair};
+use crate::cluster::{node_on, pair_once_replicated, replicating_pair};
 use crate::harness::{text_slide, Process, TestApp};
 use crate::live::{claim, Claimed, Ws, PATIENCE};
 #[path = "../support/live_client.rs"]
@@ -87,18 +87,7 @@ impl Cluster {
 
     /// Waits until both databases hold the same rows; returns how long that took.
     async fn until_identical(&self) -> Duration {
-        let started = Instant::now();
-        loop {
-            let differing = differences(&self.url_a, &self.url_b).await;
-            if differing.is_empty() {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < PATIENCE * 3,
-                "rows still differ: {differing:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        crate::cluster::until_the_same(&self.url_a, &self.url_b).await
     }
 
     /// Every acknowledged command's state is stored on both databases (a command that
@@ -265,16 +254,7 @@ async fn boards_on_every_node_follow_while_a_database_is_stopped() {
     let acked: Vec<i64> = console.acked[first..].iter().map(|a| a.version).collect();
     for (node, page) in [(0, &on_0), (1, &on_1), (2, &on_2)] {
         page.until_shows(console.last()).await;
-        let arrivals = page.arrivals_since(window);
-        let seen = acked
-            .iter()
-            .filter(|v| arrivals.iter().any(|(_, a)| a == *v))
-            .count();
-        let gap = arrivals
-            .windows(2)
-            .map(|w| w[1].0 - w[0].0)
-            .max()
-            .unwrap_or_default();
+        let (seen, gap) = page.followed(window, &acked);
         eprintln!(
             "database A stopped: the board on node {node} was sent {seen} of {} states, longest gap {gap:?}",
             acked.len()
@@ -309,16 +289,7 @@ async fn boards_follow_and_a_teacher_who_moves_sides_goes_on_while_replication_i
     }
     page.until_shows(console.last()).await;
     let acked: Vec<i64> = console.acked[first..].iter().map(|a| a.version).collect();
-    let arrivals = page.arrivals_since(window);
-    let seen = acked
-        .iter()
-        .filter(|v| arrivals.iter().any(|(_, a)| a == *v))
-        .count();
-    let gap = arrivals
-        .windows(2)
-        .map(|w| w[1].0 - w[0].0)
-        .max()
-        .unwrap_or_default();
+    let (seen, gap) = page.followed(window, &acked);
     eprintln!(
         "replication cut: the board on the other side was sent {seen} of {} states, longest gap {gap:?}",
         acked.len()

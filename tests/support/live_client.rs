@@ -202,14 +202,25 @@ impl BoardPage {
         }
     }
 
-    /// The versions of the states it was sent after `since`, with when each arrived.
-    pub fn arrivals_since(&self, since: Instant) -> Vec<(Instant, i64)> {
+    /// How many of `versions` it was sent after `since`, and the longest time between two
+    /// states it was sent then.
+    pub fn followed(&self, since: Instant, versions: &[i64]) -> (usize, Duration) {
         let states = self.0.lock().unwrap();
-        states
+        let arrivals: Vec<(Instant, i64)> = states
             .iter()
             .filter(|(at, _)| *at >= since)
             .filter_map(|(at, s)| Some((*at, s["version"].as_i64()?)))
-            .collect()
+            .collect();
+        let seen = versions
+            .iter()
+            .filter(|v| arrivals.iter().any(|(_, a)| a == *v))
+            .count();
+        let gap = arrivals
+            .windows(2)
+            .map(|w| w[1].0 - w[0].0)
+            .max()
+            .unwrap_or_default();
+        (seen, gap)
     }
 
     /// Once presenting, every state the board was sent showed a slide of the lesson.
