@@ -1341,6 +1341,152 @@ async fn nodes_serve_and_mend_replication_as_an_ordinary_role() {
     until_replicated(&urls, "SELECT COUNT(*) FROM board", 1).await;
 }
 
+/// A certificate authority and a certificate for `localhost` it signed, made in `dir` with
+/// the `openssl` command, and the settings of a PostgreSQL server that uses them and refuses
+/// every connection without TLS; returns the CA's certificate and those settings.
+fn tls_server_files(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (scripts/test installs it)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=classcast test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    std::fs::write(
+        dir.join("pg_hba.conf"),
+        "local all all trust\n\
+         hostssl all all 127.0.0.1/32 trust\n\
+         hostssl replication all 127.0.0.1/32 trust\n\
+         hostnossl all all 0.0.0.0/0 reject\n",
+    )
+    .unwrap();
+    // PostgreSQL runs as `postgres` and wants its key private.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for file in ["ca.crt", "server.crt", "pg_hba.conf"] {
+        std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let owner = std::process::Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(dir.join("server.key"))
+        .status()
+        .unwrap();
+    assert!(owner.success());
+    let at = |file: &str| dir.join(file).display().to_string();
+    let settings = vec![
+        "ssl=on".to_owned(),
+        format!("ssl_cert_file={}", at("server.crt")),
+        format!("ssl_key_file={}", at("server.key")),
+        format!("hba_file={}", at("pg_hba.conf")),
+    ];
+    (dir.join("ca.crt"), settings)
+}
+
+#[tokio::test]
+async fn a_cluster_runs_over_tls_with_certificates_verified() {
+    let tls = tempfile::tempdir().unwrap();
+    let (ca, settings) = tls_server_files(tls.path());
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let (a, b) = (
+        PgServer::start_with(&settings),
+        PgServer::start_with(&settings),
+    );
+    a.create("classcast").await;
+    b.create("classcast").await;
+    // The URLs of docs/deploy-cluster.md: the same for the nodes, `cluster init` and
+    // pglogical's connections between the servers.
+    let url = |server: &PgServer, ca: &std::path::Path| {
+        format!(
+            "postgres://postgres@localhost:{}/classcast?sslmode=verify-full&sslrootcert={}",
+            server.port,
+            ca.display()
+        )
+    };
+    let (url_a, url_b) = (url(&a, &ca), url(&b, &ca));
+    let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
+    assert!(ok, "{said}{errors}");
+    let (_node, app) = node_on(&[&url_a, &url_b]);
+    let t = app.register("tls@school.org").await;
+    app.create_lesson(
+        &t,
+        json!({"title": "Private", "slides": [text_slide("One")]}),
+    )
+    .await;
+    until_replicated(&[&url_a, &url_b], "SELECT COUNT(*) FROM lesson_revision", 1).await;
+    // Every connection is encrypted: the servers refuse any other, and say so.
+    let mut conn = sqlx::PgConnection::connect(&url_b).await.unwrap();
+    let (all, encrypted): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a
+         JOIN pg_stat_ssl s USING (pid) WHERE a.backend_type IN ('client backend', 'walsender')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(all > 1 && encrypted == all, "{encrypted} of {all}");
+    // A server whose certificate the URL's authority did not sign is refused.
+    let other = tempfile::tempdir().unwrap();
+    let (other_ca, _) = tls_server_files(other.path());
+    let wrong = url(&a, &other_ca);
+    let out = cli(other.path(), &["--database", &wrong, "migrate"], "");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("certificate") || said.contains("Certificate"),
+        "{said}"
+    );
+}
+
 /// Waits until the pairing code reaches the database of `app`'s node, then pairs with it.
 pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;

@@ -483,13 +483,18 @@ impl PgStore {
         });
         let answering = databases.answering().await;
         let Some(first) = answering.iter().position(|a| *a) else {
+            // Why the first one does not (a refused certificate, a wrong password, …).
+            let why = match PgConnection::connect_with(&databases.members[0].options).await {
+                Err(e) => format!("no database answers ({e})"),
+                Ok(_) => "no database answers".to_owned(),
+            };
             return Err(OpenError::Unreachable {
                 url: urls
                     .iter()
                     .map(|u| redact_url(u))
                     .collect::<Vec<_>>()
                     .join(", "),
-                reason: "no database answers".into(),
+                reason: why,
             });
         };
         databases.active.send_replace(first);
