@@ -49,8 +49,10 @@ pub enum ClusterCommand {
     /// Check every database's settings, then create the schema, the pglogical nodes, the
     /// replication set and the subscriptions both ways; a second run changes nothing
     Init,
-    /// Per database: whether it answers, its subscriptions, replication lag, WAL kept for
-    /// the others, clock skew; exits non-zero when something needs attention
+    /// Per database: whether it answers, its settings, its subscriptions and why one does
+    /// not replicate, replication lag, WAL kept for the others, clock skew; then every
+    /// replicated table compared across the databases, and the nodes by heartbeat; exits
+    /// non-zero when something needs attention
     Status {
         /// Re-enable at once a subscription that is down while its provider answers
         #[arg(long)]

@@ -162,7 +162,7 @@ async fn until_replicating(member: &mut Member) -> Result<(), ClusterError> {
                     ),
                 });
             }
-            if let Some((stalled, _)) = mend(&mut member.conn, subscription)
+            if let Some((stalled, _)) = mend(&mut member.conn, subscription, false)
                 .await
                 .map_err(member.failed())?
             {
@@ -949,7 +949,8 @@ impl std::fmt::Display for Stalled {
 }
 
 /// Why `subscription` (of the database `conn` is connected to) is not replicating.
-async fn diagnose(conn: &mut PgConnection, subscription: &Subscription) -> Stalled {
+/// `settled` as in [`lost_at_provider`]: `cluster init` passes false.
+async fn diagnose(conn: &mut PgConnection, subscription: &Subscription, settled: bool) -> Stalled {
     let provider =
         tokio::time::timeout(PROVIDER_ANSWERS_WITHIN, connect(&subscription.provider_dsn)).await;
     let mut provider = match provider {
@@ -970,7 +971,9 @@ async fn diagnose(conn: &mut PgConnection, subscription: &Subscription) -> Stall
             ));
         }
     }
-    let missing_counts = subscription.status != "initializing";
+    // While `cluster init` runs, a new subscription's worker may go down before the slot it
+    // reads exists; re-enabling it is what brings it up.
+    let missing_counts = settled && subscription.status != "initializing";
     if let Some(why) = slot_lost(&mut provider.conn, subscription, missing_counts).await {
         return Stalled::CannotCatchUp(why);
     }
@@ -1046,11 +1049,12 @@ async fn last_logged_error(conn: &mut PgConnection) -> Option<String> {
 async fn mend(
     conn: &mut PgConnection,
     subscription: &Subscription,
+    settled: bool,
 ) -> Result<Option<(Stalled, bool)>, sqlx::Error> {
     if subscription.status == "replicating" {
         return Ok(None);
     }
-    let stalled = diagnose(conn, subscription).await;
+    let stalled = diagnose(conn, subscription, settled).await;
     if subscription.status != "down" || !matches!(stalled, Stalled::Stopped(_)) {
         return Ok(Some((stalled, false)));
     }
@@ -1092,7 +1096,7 @@ pub(super) async fn mend_subscriptions(
             ));
             continue;
         }
-        if let Some((_, true)) = mend(conn, &subscription).await? {
+        if let Some((_, true)) = mend(conn, &subscription, true).await? {
             found.reenabled.push(subscription.name);
         }
     }
@@ -1112,11 +1116,14 @@ async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx:
         let (stalled, repaired) = if let Some(why) = lost_at_provider(&subscription, true).await {
             (Some(Stalled::CannotCatchUp(why)), None)
         } else if repair {
-            mend(&mut member.conn, &subscription).await?.unzip()
+            mend(&mut member.conn, &subscription, true).await?.unzip()
         } else if subscription.status == "replicating" {
             (None, None)
         } else {
-            (Some(diagnose(&mut member.conn, &subscription).await), None)
+            (
+                Some(diagnose(&mut member.conn, &subscription, true).await),
+                None,
+            )
         };
         subscriptions.push(SubscriptionStatus {
             name: subscription.name,
