@@ -216,7 +216,7 @@ impl Drop for Upload {
 /// or left by deleted lessons) before the hourly purge removes it.
 pub const MEDIA_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Removes media `nodes` stored (this node's upkeep, design section 3) that no lesson has
+/// Removes media `nodes` stored (this node's upkeep, docs/architecture.md section 3) that no lesson has
 /// named for [`MEDIA_GRACE`], and what is left of uploads cut off mid-way; returns how many
 /// files went.
 pub async fn purge(store: &dyn Store, nodes: &[String]) -> Result<u64, MediaError> {

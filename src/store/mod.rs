@@ -203,7 +203,7 @@ pub trait Store:
     /// The nodes whose upkeep (purges) this node does: itself; and, when it is the live node
     /// with the lowest id, every node with rows whose newest heartbeat is older than `lease`
     /// (replaced or removed), so that its rows are purged by exactly one node in normal
-    /// operation (design section 3, rule 6).
+    /// operation (docs/architecture.md section 3, rule 6).
     async fn upkeep_nodes(&self, lease: std::time::Duration) -> StoreResult<Vec<String>>;
     /// Deletes the superseded heartbeats of `nodes`.
     async fn purge_heartbeats(&self, nodes: &[String]) -> StoreResult<u64>;

@@ -1009,6 +1009,21 @@ fn node_name(url: &str) -> String {
         .to_owned()
 }
 
+/// Gives the database at `url` the pglogical node `cluster init` would, and nothing else.
+async fn give_pglogical_node(url: &str) {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql("CREATE EXTENSION pglogical")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pglogical.create_node(node_name := $1, dsn := $2)")
+        .bind(node_name(url))
+        .bind(url)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_rerun_cluster_init_finishes_a_member_a_failed_first_run_left_half_made() {
     let a = PgServer::start();
@@ -1029,17 +1044,7 @@ async fn a_rerun_cluster_init_finishes_a_member_a_failed_first_run_left_half_mad
     let out = cli(dir.path(), &["--database", &url_b, "migrate"], "");
     assert!(out.status.success(), "{out:?}");
     for url in [&url_a, &url_b] {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::raw_sql("CREATE EXTENSION pglogical")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query("SELECT pglogical.create_node(node_name := $1, dsn := $2)")
-            .bind(node_name(url))
-            .bind(url)
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        give_pglogical_node(url).await;
     }
 
     // The second run copies what A holds into B, as the first would have.
@@ -1059,17 +1064,7 @@ async fn a_rerun_cluster_init_finishes_a_member_a_failed_first_run_left_half_mad
     let out = cli(dir.path(), &["--database", &url_c, "migrate"], "");
     assert!(out.status.success(), "{out:?}");
     add_board(&url_c, "only on c").await;
-    let mut conn = sqlx::PgConnection::connect(&url_c).await.unwrap();
-    sqlx::raw_sql("CREATE EXTENSION pglogical")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pglogical.create_node(node_name := $1, dsn := $2)")
-        .bind(node_name(&url_c))
-        .bind(&url_c)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    give_pglogical_node(&url_c).await;
     let (ok, said, errors) = cluster_init(&[&url_a, &url_b, &url_c]);
     assert!(!ok, "{said}");
     assert!(

@@ -2,7 +2,7 @@
 //! and against PostgreSQL (a throwaway server per test, `tests/support/postgres.rs`).
 //!
 //! Stores of the suite get triggers that abort any UPDATE or DELETE of a replicated table,
-//! so every such test also proves the backend is insert-only (design section 3, rule 1); on
+//! so every such test also proves the backend is insert-only (docs/architecture.md section 3, rule 1); on
 //! PostgreSQL the server's own statistics then confirm no row was updated. Tests of a whole
 //! database write rows as replication from another node would, purge (the one delete the
 //! rules allow), or run several nodes on one database. After the suite: an upgrade of an
@@ -68,7 +68,7 @@ impl Db {
     }
 
     /// Makes every replicated table refuse updates and deletes, so the test also proves the
-    /// backend is insert-only (design section 3, rule 1).
+    /// backend is insert-only (docs/architecture.md section 3, rule 1).
     async fn insert_only(&self) {
         match self {
             Db::Sqlite(_) => {

@@ -89,7 +89,7 @@ impl PgStore {
     /// that answers, once it has arrived there ([`PgStore::where_arrived`]). A registration
     /// of the same address made on another database before this one arrived there is there
     /// by then: of the two, the earliest `(version, id)` owns the address on every database
-    /// (design section 3, rule 2), so exactly one of the two is answered "created".
+    /// (docs/architecture.md section 3, rule 2), so exactly one of the two is answered "created".
     async fn owns_everywhere(&self, id: Uuid, email_norm: &str) -> StoreResult<bool> {
         for mut other in self.where_arrived("account", id).await? {
             let owner: Option<Uuid> = sqlx::query_scalar(&q(format!(
