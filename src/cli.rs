@@ -11,19 +11,20 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::addresses::{loopback_only, teacher_urls};
-use crate::config::{Config, ConfigArgs, LogFormat};
+use crate::config::{CommonArgs, Config, LogFormat, ServeArgs};
 use crate::domain::account::{check_password, parse_name, Email};
 use crate::server;
 
 /// classcast: steer a classroom display from a laptop, tablet or phone.
 ///
 /// Configuration comes from, in rising precedence: built-in defaults, the TOML file given
-/// with --config, CLASSCAST_* environment variables, and flags.
+/// with --config, CLASSCAST_* environment variables, and flags. The server's own options
+/// follow `serve`: `classcast serve --help` lists them.
 #[derive(Debug, Parser)]
 #[command(name = "classcast", version, about, long_about)]
 pub struct Cli {
     #[command(flatten)]
-    pub config: ConfigArgs,
+    pub config: CommonArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (applies pending migrations first)
-    Serve,
+    Serve(ServeArgs),
     /// Apply pending database migrations to every database given, add new tables to a
     /// cluster's replication set, and exit
     Migrate,
@@ -93,12 +94,16 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::resolve(&cli.config)?;
+    let serve_args = match &cli.command {
+        Command::Serve(args) => args,
+        _ => &ServeArgs::default(),
+    };
+    let config = Config::resolve(&cli.config, serve_args)?;
     init_logging(config.log_format);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve => serve(config).await,
+            Command::Serve(_) => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::User(cmd) => user(config, cmd).await,
             Command::Cluster(ClusterCommand::Init) => cluster_init(config).await,

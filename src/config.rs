@@ -14,13 +14,10 @@ use serde::Deserialize;
 /// Options every command shares. Each also reads `CLASSCAST_<NAME>`; a list from the
 /// environment is comma-separated.
 #[derive(Debug, Default, Args)]
-pub struct ConfigArgs {
+pub struct CommonArgs {
     /// TOML configuration file
     #[arg(long, env = "CLASSCAST_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "CLASSCAST_LISTEN", global = true, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
     /// Directory for the embedded database [default: ./classcast-data]
     #[arg(long, env = "CLASSCAST_DATA_DIR", global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -39,14 +36,22 @@ pub struct ConfigArgs {
     /// Log format [default: text]
     #[arg(long, env = "CLASSCAST_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+}
+
+/// Options only the server reads, so only `serve --help` lists them. Each also reads
+/// `CLASSCAST_<NAME>`; a list from the environment is comma-separated.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "CLASSCAST_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
     /// Whether and how accounts are created on the sign-in page [default: approval]
-    #[arg(long, env = "CLASSCAST_REGISTRATION", global = true, value_enum)]
+    #[arg(long, env = "CLASSCAST_REGISTRATION", value_enum)]
     pub registration: Option<Registration>,
     /// Only these e-mail domains may register (accounts then wait for approval), repeatable [default: any]
     #[arg(
         long = "allowed-email-domain",
         env = "CLASSCAST_ALLOWED_EMAIL_DOMAINS",
-        global = true,
         value_name = "DOMAIN",
         value_delimiter = ','
     )]
@@ -55,19 +60,17 @@ pub struct ConfigArgs {
     #[arg(
         long = "api-host",
         env = "CLASSCAST_API_HOSTS",
-        global = true,
         value_name = "URL",
         value_delimiter = ','
     )]
     pub api_hosts: Vec<String>,
     /// The address teachers open on their phones and laptops (https://classcast.school.org), shown on the boards [default: this machine's network address when listening on all interfaces, else the board page's own]
-    #[arg(long, env = "CLASSCAST_PUBLIC_URL", global = true, value_name = "URL")]
+    #[arg(long, env = "CLASSCAST_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
     /// Front-end origins allowed to call this API from another origin, repeatable [default: none]
     #[arg(
         long = "allowed-origin",
         env = "CLASSCAST_ALLOWED_ORIGINS",
-        global = true,
         value_name = "ORIGIN",
         value_delimiter = ','
     )]
@@ -76,120 +79,54 @@ pub struct ConfigArgs {
     #[arg(
         long = "trusted-proxy",
         env = "CLASSCAST_TRUSTED_PROXIES",
-        global = true,
         value_name = "ADDRESS",
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
     /// Browser client's per-request timeout in milliseconds [default: 10000]
-    #[arg(
-        long,
-        env = "CLASSCAST_REQUEST_TIMEOUT_MS",
-        global = true,
-        value_name = "MS"
-    )]
+    #[arg(long, env = "CLASSCAST_REQUEST_TIMEOUT_MS", value_name = "MS")]
     pub request_timeout_ms: Option<u64>,
     /// Session lifetime in seconds [default: 2592000 (30 days)]
-    #[arg(
-        long,
-        env = "CLASSCAST_SESSION_TTL_SECS",
-        global = true,
-        value_name = "SECS"
-    )]
+    #[arg(long, env = "CLASSCAST_SESSION_TTL_SECS", value_name = "SECS")]
     pub session_ttl_secs: Option<u64>,
     /// Renew a session when less than this many seconds are left [default: 604800 (7 days)]
-    #[arg(
-        long,
-        env = "CLASSCAST_SESSION_RENEW_SECS",
-        global = true,
-        value_name = "SECS"
-    )]
+    #[arg(long, env = "CLASSCAST_SESSION_RENEW_SECS", value_name = "SECS")]
     pub session_renew_secs: Option<u64>,
     /// No login stays signed in longer than this, however often renewed, in seconds [default: 7776000 (90 days)]
-    #[arg(
-        long,
-        env = "CLASSCAST_SESSION_MAX_AGE_SECS",
-        global = true,
-        value_name = "SECS"
-    )]
+    #[arg(long, env = "CLASSCAST_SESSION_MAX_AGE_SECS", value_name = "SECS")]
     pub session_max_age_secs: Option<u64>,
     /// Largest accepted request body in bytes [default: 1048576]
-    #[arg(
-        long,
-        env = "CLASSCAST_MAX_BODY_BYTES",
-        global = true,
-        value_name = "BYTES"
-    )]
+    #[arg(long, env = "CLASSCAST_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
     /// Live connections are pinged this often; silent for 7/3 of it means dead, in ms [default: 15000]
-    #[arg(long, env = "CLASSCAST_HEARTBEAT_MS", global = true, value_name = "MS")]
+    #[arg(long, env = "CLASSCAST_HEARTBEAT_MS", value_name = "MS")]
     pub heartbeat_ms: Option<u64>,
     /// How long a board's pairing code lives, 1 to 600 seconds [default: 600]
-    #[arg(
-        long,
-        env = "CLASSCAST_CODE_TTL_SECS",
-        global = true,
-        value_name = "SECS"
-    )]
+    #[arg(long, env = "CLASSCAST_CODE_TTL_SECS", value_name = "SECS")]
     pub code_ttl_secs: Option<u64>,
     /// Lesson storage per teacher, every kept revision counted, in MiB [default: 256]
-    #[arg(
-        long,
-        env = "CLASSCAST_LESSON_STORAGE_MIB",
-        global = true,
-        value_name = "MIB"
-    )]
+    #[arg(long, env = "CLASSCAST_LESSON_STORAGE_MIB", value_name = "MIB")]
     pub lesson_storage_mib: Option<u64>,
     /// The largest picture or video a teacher may upload, in MiB [default: 200]
-    #[arg(
-        long,
-        env = "CLASSCAST_MEDIA_MAX_MIB",
-        global = true,
-        value_name = "MIB"
-    )]
+    #[arg(long, env = "CLASSCAST_MEDIA_MAX_MIB", value_name = "MIB")]
     pub media_max_mib: Option<u64>,
     /// Pictures and videos per teacher, each file counted once, in MiB [default: 2048]
-    #[arg(
-        long,
-        env = "CLASSCAST_MEDIA_STORAGE_MIB",
-        global = true,
-        value_name = "MIB"
-    )]
+    #[arg(long, env = "CLASSCAST_MEDIA_STORAGE_MIB", value_name = "MIB")]
     pub media_storage_mib: Option<u64>,
     /// Connections open at once, WebSockets included [default: the open-file limit less 100]
-    #[arg(
-        long,
-        env = "CLASSCAST_MAX_CONNECTIONS",
-        global = true,
-        value_name = "N"
-    )]
+    #[arg(long, env = "CLASSCAST_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
     /// Connections open at once from one address [default: a quarter of max_connections]
-    #[arg(
-        long,
-        env = "CLASSCAST_MAX_CONNECTIONS_PER_ADDRESS",
-        global = true,
-        value_name = "N"
-    )]
+    #[arg(long, env = "CLASSCAST_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
     pub max_connections_per_address: Option<usize>,
     /// Seconds a client may take to send a request's headers; idle connections close after it [default: 20]
-    #[arg(
-        long,
-        env = "CLASSCAST_HEADER_TIMEOUT_SECS",
-        global = true,
-        value_name = "SECS"
-    )]
+    #[arg(long, env = "CLASSCAST_HEADER_TIMEOUT_SECS", value_name = "SECS")]
     pub header_timeout_secs: Option<u64>,
     /// Seconds a request may take, its body included, before 408 [default: 60]
-    #[arg(
-        long,
-        env = "CLASSCAST_REQUEST_DEADLINE_SECS",
-        global = true,
-        value_name = "SECS"
-    )]
+    #[arg(long, env = "CLASSCAST_REQUEST_DEADLINE_SECS", value_name = "SECS")]
     pub request_deadline_secs: Option<u64>,
     /// Longest a login waits for a password-hashing slot before 503, in ms [default: 5000]
-    #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", global = true, value_name = "MS")]
+    #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", value_name = "MS")]
     pub hash_wait_ms: Option<u64>,
 }
 
@@ -306,18 +243,20 @@ impl Config {
         }
     }
 
-    /// Merges flags and environment (already in `args`) over the file over the defaults.
-    pub fn resolve(args: &ConfigArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
+    /// Merges flags and environment (already in `common` and `args`) over the file over the
+    /// defaults. Commands other than `serve` pass `ServeArgs::default()`: the file still
+    /// counts for them.
+    pub fn resolve(common: &CommonArgs, args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &common.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let data_dir = args
+        let data_dir = common
             .data_dir
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("classcast-data"));
-        let databases = pick_list(&args.databases, file.databases)
+        let databases = pick_list(&common.databases, file.databases)
             .unwrap_or_else(|| vec![default_database(&data_dir)]);
         let config = Config {
             listen: args
@@ -326,8 +265,8 @@ impl Config {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
             databases,
-            node_id: args.node_id.or(file.node_id),
-            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            node_id: common.node_id.or(file.node_id),
+            log_format: common.log_format.or(file.log_format).unwrap_or_default(),
             registration: args.registration.or(file.registration).unwrap_or_default(),
             allowed_email_domains: pick_list(
                 &args.allowed_email_domains,
@@ -544,7 +483,7 @@ mod tests {
 
     #[test]
     fn defaults_need_no_configuration() {
-        let c = Config::resolve(&ConfigArgs::default()).unwrap();
+        let c = Config::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.databases, ["sqlite://classcast-data/classcast.db"]);
         assert_eq!(c.api_hosts, [""]);
@@ -560,12 +499,15 @@ mod tests {
             "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/cc\"\nrequest_timeout_ms = 2000\n",
         )
         .unwrap();
-        let args = ConfigArgs {
+        let common = CommonArgs {
             config: Some(path),
+            ..Default::default()
+        };
+        let args = ServeArgs {
             listen: Some("127.0.0.1:9100".parse().unwrap()),
             ..Default::default()
         };
-        let c = Config::resolve(&args).unwrap();
+        let c = Config::resolve(&common, &args).unwrap();
         assert_eq!(c.listen.port(), 9100);
         assert_eq!(c.data_dir, PathBuf::from("/srv/cc"));
         assert_eq!(c.databases, ["sqlite:///srv/cc/classcast.db"]);
@@ -577,11 +519,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let err = Config::resolve(&ConfigArgs {
+        let common = CommonArgs {
             config: Some(path),
             ..Default::default()
-        })
-        .unwrap_err();
+        };
+        let err = Config::resolve(&common, &ServeArgs::default()).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
     }
 }

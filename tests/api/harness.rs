@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use classcast::config::{Config, ConfigArgs};
+use classcast::config::{CommonArgs, Config, ServeArgs};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -27,17 +27,20 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// Starts a server whose configuration `adjust` may change (as flags would).
-pub async fn spawn_with(adjust: impl FnOnce(&mut ConfigArgs)) -> TestApp {
+pub async fn spawn_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     init_logs();
     let dir = tempfile::tempdir().expect("temp dir");
     // Teachers sign up and use their accounts at once; tests of approval say so.
-    let mut args = ConfigArgs {
+    let common = CommonArgs {
         data_dir: Some(dir.path().to_owned()),
+        ..Default::default()
+    };
+    let mut args = ServeArgs {
         registration: Some(classcast::config::Registration::Open),
         ..Default::default()
     };
     adjust(&mut args);
-    let config = Config::resolve(&args).expect("valid test configuration");
+    let config = Config::resolve(&common, &args).expect("valid test configuration");
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");

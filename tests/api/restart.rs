@@ -209,6 +209,52 @@ fn user_errors_are_one_clear_line_and_a_failure_exit() {
         .starts_with("classcast "));
 }
 
+/// What `--help` lists is what the command reads: the server's options only under `serve`.
+#[test]
+fn each_command_lists_the_options_it_reads() {
+    let help = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{args:?} --help failed");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let serve = help(&["serve"]);
+    for option in [
+        "--listen",
+        "--max-connections",
+        "--public-url",
+        "--database",
+        "--data-dir",
+    ] {
+        assert!(
+            serve.contains(option),
+            "serve --help lacks {option}:\n{serve}"
+        );
+    }
+    for args in [
+        &["cluster"][..],
+        &["cluster", "status"],
+        &["user", "approve"],
+        &["migrate"],
+    ] {
+        let text = help(args);
+        assert!(
+            text.contains("--database"),
+            "{args:?} --help lacks --database:\n{text}"
+        );
+        for option in [
+            "--listen",
+            "--max-connections",
+            "--session-ttl-secs",
+            "--api-host",
+        ] {
+            assert!(
+                !text.contains(option),
+                "{args:?} --help lists {option}:\n{text}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_piped_password_that_is_too_short_adds_nothing() {
     let dir = tempfile::tempdir().unwrap();
