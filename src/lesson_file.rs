@@ -8,19 +8,24 @@
 //! for each file a slide names, `<id>` being its SHA-256.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
-use crate::domain::lesson::{LessonContent, SlideInput, SLIDES_MAX};
+use crate::domain::lesson::{
+    LessonContent, SlideInput, ANSWER_MAX, BODY_MAX, NOTES_MAX, SLIDES_MAX, TITLE_MAX,
+};
 use crate::domain::media::{is_media_id, MediaKind};
 use crate::domain::ValidationError;
-use crate::media::{MediaError, MediaLimits, Upload};
+use crate::media::{finish_all, Claim, MediaError, MediaLimits, Room, Upload};
 use crate::quota::{LessonQuota, QuotaError};
 use crate::store::{LessonRecord, Media, Store, StoreError};
 
@@ -29,8 +34,9 @@ pub const FORMAT: &str = "classcast-lesson";
 /// The newest format version this build reads and the one it writes.
 pub const FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "lesson.json";
-/// Far above what 500 slides of the longest text take, far below what would strain memory.
-const MANIFEST_MAX: u64 = 32 << 20;
+/// Far above what a lesson saved through the API takes (its body is at most
+/// `max_body_bytes`, 1 MiB by default), far below what would strain memory.
+const MANIFEST_MAX: u64 = 8 << 20;
 /// The manifest and one file per slide at most; more is not a lesson file.
 const ENTRIES_MAX: usize = SLIDES_MAX + 1;
 
@@ -80,32 +86,34 @@ fn damaged(message: impl Into<String>) -> LessonFileError {
 
 /// `lesson.json`. Unknown fields are refused rather than dropped: a file that carries them
 /// was made by something else, and what it meant by them would be lost without a word.
+/// Lists and strings are bounded while they are read, so a small file that unpacks into a
+/// huge manifest is refused before it is built.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Manifest {
-    format: String,
+    format: Text<64>,
     version: u32,
-    title: String,
-    slides: Vec<FileSlide>,
+    title: Text<TITLE_MAX>,
+    slides: List<FileSlide, SLIDES_MAX>,
     /// Every file the slides name, once each.
-    media: Vec<FileMedia>,
+    media: List<FileMedia, SLIDES_MAX>,
 }
 
 /// A slide without its id: an imported lesson is a new lesson, with slides of its own.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSlide {
-    kind: String,
+    kind: Text<16>,
     #[serde(default)]
-    title: String,
+    title: Text<TITLE_MAX>,
     #[serde(default)]
-    body: String,
+    body: Text<BODY_MAX>,
     #[serde(default)]
-    notes: String,
+    notes: Text<NOTES_MAX>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    media: Option<String>,
+    media: Option<Text<64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    answer: Option<String>,
+    answer: Option<Text<ANSWER_MAX>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seconds: Option<f64>,
 }
@@ -113,10 +121,62 @@ struct FileSlide {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileMedia {
-    id: String,
+    id: Text<64>,
     #[serde(rename = "type")]
-    media_type: String,
+    media_type: Text<64>,
     size: u64,
+}
+
+/// A string of at most `N` characters, refused while it is read when longer.
+#[derive(Debug, Default, Serialize)]
+#[serde(transparent)]
+struct Text<const N: usize>(String);
+
+impl<'de, const N: usize> Deserialize<'de> for Text<N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bounded<const N: usize>;
+        impl<const N: usize> Visitor<'_> for Bounded<N> {
+            type Value = Text<N>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a string of at most {N} characters")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text<N>, E> {
+                if s.chars().count() > N {
+                    return Err(E::custom(format_args!("longer than {N} characters")));
+                }
+                Ok(Text(s.to_owned()))
+            }
+        }
+        d.deserialize_str(Bounded::<N>)
+    }
+}
+
+/// A list of at most `N` items, refused at the first item over.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+struct List<T, const N: usize>(Vec<T>);
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for List<T, N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Bounded<T, const N: usize>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for Bounded<T, N> {
+            type Value = List<T, N>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a list of at most {N} items")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<List<T, N>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    if items.len() == N {
+                        return Err(de::Error::custom(format_args!("more than {N} items")));
+                    }
+                    items.push(item);
+                }
+                Ok(List(items))
+            }
+        }
+        d.deserialize_seq(Bounded::<T, N>(PhantomData))
+    }
 }
 
 fn entry_name(media: &Media) -> String {
@@ -125,16 +185,22 @@ fn entry_name(media: &Media) -> String {
 }
 
 /// A lesson file written out, read from its start; its name is already gone, so it
-/// disappears when closed.
+/// disappears when closed. It holds its room until then (keep `claim` as long as `file`).
 pub struct Exported {
     pub file: std::fs::File,
     pub size: u64,
     pub title: String,
+    pub claim: Claim,
 }
 
-/// Writes `owner`'s lesson `lesson` as a lesson file in `dir`.
+/// Bytes a zip adds per file it holds, at most (headers twice, the name twice, zip64).
+const ENTRY_OVERHEAD: u64 = 512;
+
+/// Writes `owner`'s lesson `lesson` as a lesson file in `dir`, in room of `owner`'s taken
+/// before it is written.
 pub async fn export(
     store: Arc<dyn Store>,
+    room: &Arc<Room>,
     owner: Uuid,
     lesson: Uuid,
     dir: &Path,
@@ -153,33 +219,43 @@ pub async fn export(
         }
     }
     let manifest = Manifest {
-        format: FORMAT.into(),
+        format: Text(FORMAT.into()),
         version: FORMAT_VERSION,
-        title: record.content.title.clone(),
-        slides: record
-            .content
-            .slides
-            .iter()
-            .map(|s| FileSlide {
-                kind: s.kind.name().to_owned(),
-                title: s.title.clone(),
-                body: s.body.clone(),
-                notes: s.notes.clone(),
-                media: s.media.clone(),
-                answer: s.answer.clone(),
-                seconds: s.seconds.map(f64::from),
-            })
-            .collect(),
-        media: media
-            .iter()
-            .map(|m| FileMedia {
-                id: m.id.clone(),
-                media_type: m.media_type.clone(),
-                size: m.size,
-            })
-            .collect(),
+        title: Text(record.content.title.clone()),
+        slides: List(
+            record
+                .content
+                .slides
+                .iter()
+                .map(|s| FileSlide {
+                    kind: Text(s.kind.name().to_owned()),
+                    title: Text(s.title.clone()),
+                    body: Text(s.body.clone()),
+                    notes: Text(s.notes.clone()),
+                    media: s.media.clone().map(Text),
+                    answer: s.answer.clone().map(Text),
+                    seconds: s.seconds.map(f64::from),
+                })
+                .collect(),
+        ),
+        media: List(
+            media
+                .iter()
+                .map(|m| FileMedia {
+                    id: Text(m.id.clone()),
+                    media_type: Text(m.media_type.clone()),
+                    size: m.size,
+                })
+                .collect(),
+        ),
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
+    let mut claim = room.temporary(owner);
+    claim.take(
+        json.len() as u64
+            + media.iter().map(|m| m.size + ENTRY_OVERHEAD).sum::<u64>()
+            + 2 * ENTRY_OVERHEAD,
+    )?;
     tokio::fs::create_dir_all(dir).await?;
     let file = anonymous_file(dir)?;
     let runtime = tokio::runtime::Handle::current();
@@ -208,6 +284,7 @@ pub async fn export(
         file,
         size,
         title: record.content.title,
+        claim,
     })
 }
 
@@ -224,47 +301,72 @@ fn anonymous_file(dir: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Makes the lesson in `file` a new lesson of `owner`, with the files it carries, or refuses
-/// it and writes nothing. `dir` holds the files while they are checked.
+/// it and writes nothing. `dir` holds the files while they are checked; each takes room of
+/// the teacher's media quota in `room` as it is unpacked, so a file that would not fit stops
+/// at its first byte over. Files the teacher already stores are not unpacked at all.
 pub async fn import(
     store: &dyn Store,
     quota: &LessonQuota,
+    room: &Arc<Room>,
     owner: Uuid,
     file: std::fs::File,
     limits: MediaLimits,
     dir: &Path,
 ) -> Result<LessonRecord, LessonFileError> {
-    let dir = dir.to_owned();
-    let (content, uploads) = tokio::task::spawn_blocking(move || unpack(file, limits, &dir))
+    let (zip, content, listed) = tokio::task::spawn_blocking(move || read(file))
         .await
         .map_err(std::io::Error::other)??;
 
-    let mut new_bytes = 0;
-    for upload in &uploads {
-        if !store.uploaded(owner, &upload.id()).await? {
-            new_bytes += upload.size();
+    let mut wanted = Vec::new();
+    for entry in listed {
+        if !store.uploaded(owner, &entry.id).await? {
+            wanted.push(entry);
+            continue;
+        }
+        let held = store.media(&entry.id).await?;
+        if !held.is_some_and(|m| m.media_type == entry.media_type && m.size == entry.size) {
+            return Err(damaged(format!(
+                "{} is not what {MANIFEST} says it is (its type or size differs).",
+                entry.name
+            )));
         }
     }
     let used = store.media_bytes(owner).await?;
-    if used + new_bytes > limits.quota_bytes {
+    let announced: u64 = wanted.iter().map(|e| e.size).sum();
+    if used + announced > limits.quota_bytes {
         return Err(LessonFileError::Media(MediaError::Full {
             used,
             limit: limits.quota_bytes,
         }));
     }
+    let claims = wanted
+        .iter()
+        .map(|_| room.media(owner, used, limits.quota_bytes))
+        .collect();
+    let dir = dir.to_owned();
+    let uploads = tokio::task::spawn_blocking(move || unpack(zip, wanted, claims, limits, &dir))
+        .await
+        .map_err(std::io::Error::other)??;
+
     quota.admit(owner, &content).await?;
-    for upload in uploads {
-        upload.finish(store, owner).await?;
-    }
+    finish_all(uploads, store, owner).await?;
     Ok(store.create_lesson(owner, &content).await?)
 }
 
-/// Reads and checks a whole lesson file: the lesson, and each file it carries unpacked into
-/// an upload of its own (not stored yet).
-fn unpack(
+/// A file the lesson file carries, as its manifest lists it.
+struct Carried {
+    index: usize,
+    name: String,
+    id: String,
+    media_type: String,
+    size: u64,
+}
+
+/// Reads and checks a lesson file's catalogue and its lesson, without unpacking any picture
+/// or video: the lesson, and the files it carries as the manifest lists them.
+fn read(
     file: std::fs::File,
-    limits: MediaLimits,
-    dir: &Path,
-) -> Result<(LessonContent, Vec<Upload>), LessonFileError> {
+) -> Result<(ZipArchive<std::fs::File>, LessonContent, Vec<Carried>), LessonFileError> {
     let mut file = file;
     let entries = announced_entries(&mut file)?;
     if entries > ENTRIES_MAX {
@@ -274,6 +376,13 @@ fn unpack(
         ));
     }
     let mut zip = ZipArchive::new(file).map_err(|_| not_a_lesson_file())?;
+    // The archive keeps one file of each name: another reader may take the other.
+    if zip.len() != entries {
+        return Err(refused(
+            "unsafe_lesson_file",
+            "The file holds two files of the same name.",
+        ));
+    }
 
     let mut manifest = None;
     let mut media_entries = BTreeMap::new();
@@ -304,11 +413,14 @@ fn unpack(
             manifest = Some(json);
             continue;
         }
+        // Exactly `media/<id>.<extension>`: nothing another zip reader could read as a path.
         let id = name
             .strip_prefix("media/")
             .and_then(|rest| rest.split_once('.'))
+            .filter(|(id, extension)| {
+                is_media_id(id) && MediaKind::from_extension(extension).is_some()
+            })
             .map(|(id, _)| id)
-            .filter(|id| is_media_id(id))
             .ok_or_else(|| unexpected(&name))?;
         if media_entries
             .insert(id.to_owned(), (index, name.clone()))
@@ -323,8 +435,13 @@ fn unpack(
     let manifest = manifest.ok_or_else(not_a_lesson_file)?;
     let manifest = read_manifest(&manifest)?;
 
-    let slides = manifest.slides.into_iter().map(SlideInput::from).collect();
-    let content = LessonContent::parse(&manifest.title, slides).map_err(|errors| {
+    let slides = manifest
+        .slides
+        .0
+        .into_iter()
+        .map(SlideInput::from)
+        .collect();
+    let content = LessonContent::parse(&manifest.title.0, slides).map_err(|errors| {
         let mut prefixed = ValidationError::default();
         for (path, message) in errors.fields {
             prefixed.add(&format!("{MANIFEST}: {path}"), message);
@@ -337,7 +454,7 @@ fn unpack(
         .iter()
         .filter_map(|s| s.media.as_deref())
         .collect();
-    let listed: BTreeSet<&str> = manifest.media.iter().map(|m| m.id.as_str()).collect();
+    let listed: BTreeSet<&str> = manifest.media.0.iter().map(|m| m.id.0.as_str()).collect();
     let carried: BTreeSet<&str> = media_entries.keys().map(String::as_str).collect();
     if let Some(id) = named.difference(&carried).next() {
         return Err(damaged(format!(
@@ -350,17 +467,52 @@ fn unpack(
             format!("The file holds or lists {id}, which no slide shows."),
         ));
     }
-    if listed.len() != manifest.media.len() || listed != carried {
+    if listed.len() != manifest.media.0.len() || listed != carried {
         return Err(damaged(format!(
             "The list of files in {MANIFEST} does not match the files the lesson file holds."
         )));
     }
+    let mut files = Vec::with_capacity(manifest.media.0.len());
+    for listed in manifest.media.0 {
+        let (index, name) = media_entries
+            .remove(&listed.id.0)
+            .expect("listed equals carried");
+        let kind = MediaKind::from_mime(&listed.media_type.0).ok_or_else(|| {
+            refused(
+                "unsafe_lesson_file",
+                format!("{name} is not a picture or video classcast shows."),
+            )
+        })?;
+        if !name.ends_with(&format!(".{}", kind.extension())) {
+            return Err(damaged(format!(
+                "{name} is not what {MANIFEST} says it is (its type or size differs)."
+            )));
+        }
+        files.push(Carried {
+            index,
+            name,
+            id: listed.id.0,
+            media_type: listed.media_type.0,
+            size: listed.size,
+        });
+    }
+    Ok((zip, content, files))
+}
 
-    let mut uploads = Vec::with_capacity(manifest.media.len());
-    for listed in &manifest.media {
-        let (index, name) = &media_entries[&listed.id];
-        let mut upload = Upload::create(dir, limits)?;
-        let mut entry = zip.by_index(*index).map_err(unreadable)?;
+/// Unpacks each of `files` into an upload of its own (not stored yet), checking each is what
+/// the manifest says; `claims` give each its room.
+fn unpack(
+    mut zip: ZipArchive<std::fs::File>,
+    files: Vec<Carried>,
+    claims: Vec<Claim>,
+    limits: MediaLimits,
+    dir: &Path,
+) -> Result<Vec<Upload>, LessonFileError> {
+    let mut uploads = Vec::with_capacity(files.len());
+    for (file, claim) in files.into_iter().zip(claims) {
+        let name = &file.name;
+        let mut upload = Upload::create(dir, limits, claim)?;
+        let mut entry = zip.by_index(file.index).map_err(unreadable)?;
         upload.copy_from(&mut entry).map_err(|e| match e {
             MediaError::TooLarge { limit } => refused(
                 "unsafe_lesson_file",
@@ -374,7 +526,7 @@ fn unpack(
             }
             other => other.into(),
         })?;
-        if upload.id() != listed.id {
+        if upload.id() != file.id {
             return Err(damaged(format!(
                 "{name} does not hold the file its name says (its SHA-256 differs)."
             )));
@@ -385,29 +537,26 @@ fn unpack(
                 format!("{name} is not a picture or video classcast shows."),
             )
         })?;
-        if kind.mime() != listed.media_type
-            || !name.ends_with(&format!(".{}", kind.extension()))
-            || upload.size() != listed.size
-        {
+        if kind.mime() != file.media_type || upload.size() != file.size {
             return Err(damaged(format!(
                 "{name} is not what {MANIFEST} says it is (its type or size differs)."
             )));
         }
         uploads.push(upload);
     }
-    Ok((content, uploads))
+    Ok(uploads)
 }
 
 impl From<FileSlide> for SlideInput {
     fn from(s: FileSlide) -> Self {
         SlideInput {
             id: None,
-            kind: s.kind,
-            title: Some(s.title),
-            body: Some(s.body),
-            notes: Some(s.notes),
-            media: s.media,
-            answer: s.answer,
+            kind: s.kind.0,
+            title: Some(s.title.0),
+            body: Some(s.body.0),
+            notes: Some(s.notes.0),
+            media: s.media.map(|m| m.0),
+            answer: s.answer.map(|a| a.0),
             seconds: s.seconds,
         }
     }

@@ -234,6 +234,13 @@ pub async fn serve(
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");
     }
+    // Files on their way when the last process ended (killed mid-upload) are of no use now.
+    match std::fs::remove_dir_all(config.data_dir.join(crate::media::UPLOADS)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(error = %e, "cannot clear the uploads directory")
+        }
+        _ => {}
+    }
     let accounts = Arc::new(accounts(&config, store.clone()));
     let bus = bus(&config, &node)?;
     let live = Arc::new(Live::new(
@@ -257,6 +264,7 @@ pub async fn serve(
         pages: Arc::new(Pages::load()),
         live: live.clone(),
         quota: quota.clone(),
+        room: crate::media::Room::new(config.lesson_file_limits().max_bytes),
         config: Arc::new(config),
     };
     let chores_live = live.clone();

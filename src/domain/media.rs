@@ -49,6 +49,10 @@ impl MediaKind {
         KINDS.iter().find(|k| k.1 == mime).map(|k| k.0)
     }
 
+    pub fn from_extension(extension: &str) -> Option<MediaKind> {
+        KINDS.iter().find(|k| k.2 == extension).map(|k| k.0)
+    }
+
     pub fn mime(self) -> &'static str {
         self.entry().1
     }

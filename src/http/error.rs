@@ -101,6 +101,9 @@ pub enum ApiError {
     /// 429: over a rate limit.
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
+    /// 429: the teacher's other files on their way take the room temporary files may have.
+    #[error("too many files on their way")]
+    FilesOnTheirWay,
     /// 429: too many live connections open for one account or board.
     #[error("too many connections")]
     TooManyConnections { what: &'static str },
@@ -114,6 +117,9 @@ pub enum ApiError {
     #[error("internal: {0}")]
     Internal(String),
 }
+
+/// When a teacher whose files on their way fill their room may try again.
+const FILES_RETRY: Duration = Duration::from_secs(10);
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -204,6 +210,16 @@ impl ApiError {
                     retry_after.as_secs().max(1)
                 ),
             ),
+            FilesOnTheirWay => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_files",
+                format!(
+                    "Other files of yours are still on their way (uploads, lesson files being \
+                     imported or downloaded) and take the room this server keeps for them. Try \
+                     again in {} seconds, when they are done.",
+                    FILES_RETRY.as_secs()
+                ),
+            ),
             TooManyConnections { what } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_connections",
@@ -254,6 +270,12 @@ impl IntoResponse for ApiError {
                 if let Ok(v) = HeaderValue::from_str(&secs) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
                 }
+            }
+            ApiError::FilesOnTheirWay => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(FILES_RETRY.as_secs()),
+                );
             }
             ApiError::VersionConflict { current } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("\"{current}\"")) {
@@ -343,6 +365,7 @@ impl From<MediaError> for ApiError {
                     limit >> 20
                 ),
             },
+            MediaError::Busy => ApiError::FilesOnTheirWay,
             MediaError::Unsupported => ApiError::UnsupportedMedia,
             MediaError::Interrupted => ApiError::bad_request(
                 "upload_interrupted",

@@ -62,13 +62,21 @@ async fn export_lesson(
     Auth(auth): Auth,
     Ids([id]): Ids<1>,
 ) -> Result<Response, ApiError> {
-    let dir = state.config.data_dir.join("uploads");
-    let exported = lesson_file::export(state.store.clone(), auth.account.id, id, &dir).await?;
+    let dir = state.config.data_dir.join(crate::media::UPLOADS);
+    let exported =
+        lesson_file::export(state.store.clone(), &state.room, auth.account.id, id, &dir).await?;
     let disposition = format!(
         "attachment; filename=\"{}.classcast.zip\"",
         file_name(&exported.title)
     );
-    let body = Body::from_stream(ReaderStream::new(tokio::fs::File::from_std(exported.file)));
+    let claim = exported.claim;
+    let body = Body::from_stream(futures_util::StreamExt::inspect(
+        ReaderStream::new(tokio::fs::File::from_std(exported.file)),
+        move |_| {
+            // The room stays taken until the download ends, when the stream is dropped.
+            let _ = &claim;
+        },
+    ));
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -121,11 +129,20 @@ async fn import_lesson(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let dir = state.config.data_dir.join("uploads");
-    let upload = receive(&dir, state.config.lesson_file_limits(), &headers, body).await?;
+    let dir = state.config.data_dir.join(crate::media::UPLOADS);
+    let claim = state.room.temporary(auth.account.id);
+    let upload = receive(
+        &dir,
+        state.config.lesson_file_limits(),
+        claim,
+        &headers,
+        body,
+    )
+    .await?;
     let record = lesson_file::import(
         state.store.as_ref(),
         &state.quota,
+        &state.room,
         auth.account.id,
         upload.into_file().await?,
         state.config.media_limits(),

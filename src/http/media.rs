@@ -25,7 +25,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Auth;
 use super::AppState;
 use crate::domain::media::{is_media_id, MediaKind};
-use crate::media::{wanted, MediaError, MediaLimits, Upload, Wanted};
+use crate::media::{wanted, Claim, MediaError, MediaLimits, Upload, Wanted};
 use crate::store::{Media, MEDIA_CHUNK};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -96,8 +96,11 @@ async fn upload(
     Auth(auth): Auth,
     request: Request,
 ) -> Result<(StatusCode, axum::Json<MediaBody>), ApiError> {
-    let dir = state.config.data_dir.join("uploads");
+    let dir = state.config.data_dir.join(crate::media::UPLOADS);
     let limits = state.config.media_limits();
+    let owner = auth.account.id;
+    let used = state.store.media_bytes(owner).await?;
+    let claim = state.room.media(owner, used, limits.quota_bytes);
     let form = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -107,28 +110,29 @@ async fn upload(
         let form = Multipart::from_request(request, &())
             .await
             .map_err(|e| ApiError::bad_request("malformed_form", e.body_text()))?;
-        receive_form(&dir, limits, form).await?
+        receive_form(&dir, limits, claim, form).await?
     } else {
         let (parts, body) = request.into_parts();
-        receive(&dir, limits, &parts.headers, body).await?
+        receive(&dir, limits, claim, &parts.headers, body).await?
     };
     let store = state.store.as_ref();
-    let media = upload.finish(store, auth.account.id).await?;
+    let media = upload.finish(store, owner).await?;
     Ok((StatusCode::CREATED, axum::Json(media.into())))
 }
 
 /// Receives a request body into an upload in `dir`, refusing it once it passes
-/// `limits.max_bytes` (at once when `Content-Length` says it will).
+/// `limits.max_bytes` (at once when `Content-Length` says it will) or what `claim` may take.
 pub async fn receive(
     dir: &std::path::Path,
     limits: MediaLimits,
+    claim: Claim,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Upload, ApiError> {
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
-    let upload = Upload::begin(dir, limits, announced).await?;
+    let upload = Upload::begin(dir, limits, claim, announced).await?;
     fill(upload, body.into_data_stream(), |_| {
         MediaError::Interrupted.into()
     })
@@ -140,6 +144,7 @@ pub async fn receive(
 async fn receive_form(
     dir: &std::path::Path,
     limits: MediaLimits,
+    claim: Claim,
     mut form: Multipart,
 ) -> Result<Upload, ApiError> {
     loop {
@@ -154,7 +159,7 @@ async fn receive_form(
             ));
         };
         if field.file_name().is_some() {
-            let upload = Upload::begin(dir, limits, None).await?;
+            let upload = Upload::begin(dir, limits, claim, None).await?;
             return fill(upload, field, |e| form_error(&e)).await;
         }
     }

@@ -56,6 +56,8 @@ pub struct AppState {
     pub client_config: Arc<ops::ClientConfig>,
     pub live: Arc<crate::live::Live>,
     pub quota: Arc<crate::quota::LessonQuota>,
+    /// Room per teacher for files on their way in or out.
+    pub room: Arc<crate::media::Room>,
 }
 
 #[derive(OpenApi)]

@@ -5,7 +5,8 @@
 //! An upload is written to a temporary file in the data directory while its hash is
 //! computed, so memory stays flat whatever the size, and nothing reaches the store until the
 //! whole file has arrived and passed every check: a refused or interrupted upload leaves
-//! nothing behind but a file that is removed at once.
+//! nothing behind but a file that is removed at once. Each such file holds bytes of its
+//! teacher's [`room::Room`] while it exists.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ use crate::domain::media::{MediaKind, SNIFF_BYTES};
 use crate::store::{Media, Preview, Store, StoreError, MEDIA_CHUNK};
 
 pub mod preview;
+pub mod room;
+
+pub use room::{Claim, Room};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -27,6 +31,9 @@ pub enum MediaError {
     TooLarge { limit: u64 },
     #[error("media storage is full: {used} of {limit} bytes")]
     Full { used: u64, limit: u64 },
+    /// The teacher's other files on their way take the room temporary files may have.
+    #[error("too many files of this teacher on their way at once")]
+    Busy,
     #[error("not a picture or video classcast shows")]
     Unsupported,
     #[error("the upload was interrupted")]
@@ -36,6 +43,9 @@ pub enum MediaError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// The data directory's folder for files on their way in or out.
+pub const UPLOADS: &str = "uploads";
 
 /// What one teacher may upload.
 #[derive(Debug, Clone, Copy)]
@@ -54,25 +64,41 @@ pub struct Upload {
     size: u64,
     head: Vec<u8>,
     limits: MediaLimits,
+    claim: Claim,
+    /// What the teacher stored and could store when the file stopped fitting their quota:
+    /// from then on it is only hashed (a file they hold already costs nothing), not kept.
+    over: Option<(u64, u64)>,
+    /// Whether a file that stops fitting is still read to its end (an upload) or refused at
+    /// once (a file unpacked from a lesson file, which the teacher does not hold yet).
+    hash_past_quota: bool,
 }
 
 impl Upload {
-    /// Starts an upload into a temporary file under `dir`; `announced` is the size the client
-    /// said it sends, if it did (refused at once when over the limit per file).
+    /// Starts an upload into a temporary file under `dir` whose bytes `claim` takes;
+    /// `announced` is the size the client said it sends, if it did (refused at once when over
+    /// the limit per file).
     pub async fn begin(
         dir: &Path,
         limits: MediaLimits,
+        claim: Claim,
         announced: Option<u64>,
     ) -> Result<Upload, MediaError> {
         if announced.is_some_and(|size| size > limits.max_bytes) {
             return Err(too_large(limits));
         }
-        Self::create(dir, limits)
+        let mut upload = Self::create(dir, limits, claim)?;
+        upload.hash_past_quota = true;
+        // Room for the whole file at once, so parallel uploads each fit whole or not at all
+        // rather than all running out part-way.
+        if let Some(size) = announced {
+            upload.reserve(size)?;
+        }
+        Ok(upload)
     }
 
     /// Starts an upload whose size is not announced (creating a file is quick enough not to
     /// be worth a thread of its own).
-    pub fn create(dir: &Path, limits: MediaLimits) -> Result<Upload, MediaError> {
+    pub fn create(dir: &Path, limits: MediaLimits, claim: Claim) -> Result<Upload, MediaError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}.part", Uuid::now_v7()));
         let file = std::fs::OpenOptions::new()
@@ -87,13 +113,17 @@ impl Upload {
             size: 0,
             head: Vec::with_capacity(SNIFF_BYTES),
             limits,
+            claim,
+            over: None,
+            hash_past_quota: false,
         })
     }
 
     /// Takes the next bytes of the file.
     pub async fn push(&mut self, bytes: &[u8]) -> Result<(), MediaError> {
-        self.count(bytes)?;
-        self.file.write_all(bytes).await?;
+        if self.count(bytes)? {
+            self.file.write_all(bytes).await?;
+        }
         Ok(())
     }
 
@@ -107,20 +137,38 @@ impl Upload {
             if n == 0 {
                 return Ok(());
             }
-            self.count(&buffer[..n])?;
-            file.write_all(&buffer[..n])?;
+            if self.count(&buffer[..n])? {
+                file.write_all(&buffer[..n])?;
+            }
         }
     }
 
-    fn count(&mut self, bytes: &[u8]) -> Result<(), MediaError> {
-        self.size += bytes.len() as u64;
-        if self.size > self.limits.max_bytes {
+    /// Counts the next bytes; whether they are to be written.
+    fn count(&mut self, bytes: &[u8]) -> Result<bool, MediaError> {
+        if self.size + bytes.len() as u64 > self.limits.max_bytes {
             return Err(too_large(self.limits));
         }
+        self.reserve(self.size + bytes.len() as u64)?;
+        self.size += bytes.len() as u64;
         let wanted = SNIFF_BYTES.saturating_sub(self.head.len()).min(bytes.len());
         self.head.extend_from_slice(&bytes[..wanted]);
         self.hash.update(bytes);
-        Ok(())
+        Ok(self.over.is_none())
+    }
+
+    /// Makes the file's claim hold `total` bytes; past the quota, an upload goes on being
+    /// read but no longer kept.
+    fn reserve(&mut self, total: u64) -> Result<(), MediaError> {
+        if self.over.is_some() {
+            return Ok(());
+        }
+        match self.claim.ensure(total) {
+            Err(MediaError::Full { used, limit }) if self.hash_past_quota => {
+                self.over = Some((used, limit));
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// The id the file will have: the SHA-256 of what arrived so far, lower-case hex.
@@ -146,26 +194,27 @@ impl Upload {
 
     /// Checks the whole file (its kind, and the uploader's quota: a file they uploaded
     /// before costs nothing) and stores it, once: identical files share their chunks.
-    pub async fn finish(mut self, store: &dyn Store, account: Uuid) -> Result<Media, MediaError> {
+    pub async fn finish(self, store: &dyn Store, account: Uuid) -> Result<Media, MediaError> {
+        let mut stored = finish_all(vec![self], store, account).await?;
+        Ok(stored.pop().expect("one file in, one out"))
+    }
+
+    /// Stores the file; one that was not kept whole (past the quota) only when the store
+    /// holds it already.
+    async fn store(mut self, store: &dyn Store, account: Uuid) -> Result<Media, MediaError> {
         let kind = self.kind().ok_or(MediaError::Unsupported)?;
-        let id = self.id();
-        if !store.uploaded(account, &id).await? {
-            let used = store.media_bytes(account).await?;
-            if used + self.size > self.limits.quota_bytes {
-                return Err(MediaError::Full {
-                    used,
-                    limit: self.limits.quota_bytes,
-                });
-            }
-        }
         let chunks = self.size.div_ceil(MEDIA_CHUNK as u64) as u32;
         let media = Media {
-            id,
+            id: self.id(),
             media_type: kind.mime().to_owned(),
             size: self.size,
             chunks,
         };
-        if store.media(&media.id).await?.is_none() {
+        let held = store.media(&media.id).await?.is_some();
+        if let (false, Some((used, limit))) = (held, self.over) {
+            return Err(MediaError::Full { used, limit });
+        }
+        if !held {
             self.file.flush().await?;
             self.file.rewind().await?;
             let mut buffer = vec![0; MEDIA_CHUNK];
@@ -178,7 +227,10 @@ impl Upload {
             }
         }
         store.insert_media(&media, account).await?;
-        if kind.is_picture() && store.media_preview(&media.id).await?.is_none() {
+        if kind.is_picture()
+            && self.over.is_none()
+            && store.media_preview(&media.id).await?.is_none()
+        {
             self.file.flush().await?;
             if let Some(small) = make_preview(self.path.clone()).await {
                 store.insert_media_preview(&media.id, &small).await?;
@@ -186,6 +238,40 @@ impl Upload {
         }
         Ok(media)
     }
+}
+
+/// Checks and stores the files of one teacher as [`Upload::finish`] does each, all or none
+/// as far as the quota goes: they fit together or nothing is stored. The teacher's turn is
+/// held throughout, so other uploads finishing meanwhile cannot take the same free bytes.
+pub async fn finish_all(
+    uploads: Vec<Upload>,
+    store: &dyn Store,
+    account: Uuid,
+) -> Result<Vec<Media>, MediaError> {
+    let Some(first) = uploads.first() else {
+        return Ok(Vec::new());
+    };
+    let _turn = first.claim.turn().await;
+    let quota = first.limits.quota_bytes;
+    let mut new_bytes = 0;
+    for upload in &uploads {
+        upload.kind().ok_or(MediaError::Unsupported)?;
+        if !store.uploaded(account, &upload.id()).await? {
+            if let Some((used, limit)) = upload.over {
+                return Err(MediaError::Full { used, limit });
+            }
+            new_bytes += upload.size;
+        }
+    }
+    let used = store.media_bytes(account).await?;
+    if used + new_bytes > quota {
+        return Err(MediaError::Full { used, limit: quota });
+    }
+    let mut stored = Vec::with_capacity(uploads.len());
+    for upload in uploads {
+        stored.push(upload.store(store, account).await?);
+    }
+    Ok(stored)
 }
 
 /// One picture decoded at a time: a decoded photo takes tens of MiB.
@@ -263,6 +349,41 @@ pub fn wanted(range: Option<&str>, size: u64) -> Wanted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// However many uploads of one teacher are held open, what they keep on disk stays
+    /// within the quota; one that no longer fits is still read (it may be theirs already).
+    #[tokio::test]
+    async fn held_uploads_keep_no_more_on_disk_than_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = Room::new(u64::MAX);
+        let teacher = Uuid::now_v7();
+        let limits = MediaLimits {
+            max_bytes: 10_000,
+            quota_bytes: 1_000,
+        };
+        let mut uploads = Vec::new();
+        for _ in 0..3 {
+            let claim = room.media(teacher, 100, limits.quota_bytes);
+            let mut upload = Upload::begin(dir.path(), limits, claim, None)
+                .await
+                .unwrap();
+            for _ in 0..7 {
+                upload.push(&[1; 100]).await.unwrap();
+            }
+            upload.file.flush().await.unwrap();
+            uploads.push(upload);
+        }
+        let on_disk: Vec<u64> = uploads
+            .iter()
+            .map(|u| std::fs::metadata(&u.path).unwrap().len())
+            .collect();
+        assert_eq!(on_disk, [700, 200, 0]);
+        assert!(uploads.iter().all(|u| u.size() == 700));
+        assert_eq!(uploads[1].over, Some((800, 1_000)));
+        assert_eq!(room.held(teacher), (900, 0));
+        drop(uploads);
+        assert_eq!(room.held(teacher), (0, 0));
+    }
 
     #[test]
     fn ranges_are_read_as_the_rfc_says() {

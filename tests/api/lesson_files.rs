@@ -10,7 +10,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
-use crate::media::{chunk_rows, file, leftovers, upload, PNG, WEBM};
+use crate::media::{chunk_rows, file, held_request, leftovers, upload, PNG, WEBM};
 
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
@@ -185,6 +185,16 @@ fn zip_of(entries: &[(&str, &[u8], CompressionMethod)]) -> Vec<u8> {
         zip.write_all(bytes).unwrap();
     }
     zip.finish().unwrap().into_inner()
+}
+
+/// `zip` with every `from` in its names made `to` (of the same length): a name twice, which
+/// zip writers refuse to make.
+fn twice_named(mut zip: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    while let Some(at) = zip.windows(from.len()).position(|w| w == from.as_bytes()) {
+        zip[at..at + to.len()].copy_from_slice(to.as_bytes());
+    }
+    zip
 }
 
 fn manifest(title: &str, slides: Value, media: Value) -> Vec<u8> {
@@ -362,6 +372,71 @@ async fn damaged_foreign_and_hostile_files_are_refused_and_write_nothing() {
             "no slide shows",
         ),
         ("600 files", zip_of(&many), "unsafe_lesson_file", "at most"),
+        (
+            "two manifests",
+            twice_named(
+                zip_of(&[
+                    ("lesson.json", &good_manifest, DEFLATED),
+                    ("lesson.jso2", &manifest("Other", json!([]), json!([])), DEFLATED),
+                    (&picture_name, &picture, STORED),
+                ]),
+                "lesson.jso2",
+                "lesson.json",
+            ),
+            "unsafe_lesson_file",
+            "two files of the same name",
+        ),
+        (
+            "a name other zip readers read as a path",
+            zip_of(&[
+                ("lesson.json", &good_manifest, DEFLATED),
+                (&format!("{picture_name}/../../x.png"), &picture, STORED),
+            ]),
+            "unsafe_lesson_file",
+            "not part of a lesson file",
+        ),
+        (
+            "a picture under another kind's name",
+            zip_of(&[
+                (
+                    "lesson.json",
+                    &manifest(
+                        "Renamed",
+                        picture_slide.clone(),
+                        json!([{"id": id, "type": "video/mp4", "size": 5_000}]),
+                    ),
+                    DEFLATED,
+                ),
+                (&picture_name, &picture, STORED),
+            ]),
+            "damaged_lesson_file",
+            "type or size differs",
+        ),
+        (
+            // Some KiB that unpack into 7 MiB of 600,000 slides.
+            "a manifest of 600,000 slides",
+            zip_of(&[(
+                "lesson.json",
+                format!(
+                    r#"{{"format":"classcast-lesson","version":1,"title":"Huge","media":[],"slides":[{}]}}"#,
+                    vec![r#"{"kind":""}"#; 600_000].join(",")
+                )
+                .as_bytes(),
+                DEFLATED,
+            )]),
+            "damaged_lesson_file",
+            "more than 500 items",
+        ),
+        (
+            "a title of a million characters",
+            zip_of(&[(
+                "lesson.json",
+                &manifest(&"a".repeat(1_000_000), json!([]), json!([])),
+                DEFLATED,
+            )]),
+            "damaged_lesson_file",
+            "at title: longer than 200 characters",
+        ),
     ];
     for (what, bytes, code, says) in cases {
         let error = expect_error(
@@ -426,4 +501,120 @@ async fn a_lesson_file_over_the_teachers_quota_is_refused_whole() {
     assert_eq!(small.lesson_count(&bob).await, 0);
     assert_eq!(chunk_rows(&small).await, 1);
     assert_eq!(leftovers(&small), 0);
+}
+
+#[tokio::test]
+async fn files_unpacked_past_the_quota_stop_at_the_first_byte_over() {
+    let app = spawn_with(|c| c.media_storage_mib = Some(1)).await;
+    let t = app.register("bomb@school.org").await;
+    // A picture that unpacks to 20 MiB from a few KiB, whose manifest says it is small: the
+    // quota, not the size the file claims, stops it.
+    let mut huge = PNG.to_vec();
+    huge.resize(20 << 20, 0);
+    let huge_id = sha256(&huge);
+    let lying = zip_of(&[
+        (
+            "lesson.json",
+            &manifest(
+                "Small, it says",
+                json!([{"kind": "image", "media": huge_id}]),
+                json!([{"id": huge_id, "type": "image/png", "size": 5_000}]),
+            ),
+            DEFLATED,
+        ),
+        (&format!("media/{huge_id}.png"), &huge, DEFLATED),
+    ]);
+    assert!(lying.len() < 100 << 10);
+    let error = expect_error(
+        import(&app, &t, lying).await,
+        StatusCode::FORBIDDEN,
+        "storage_full",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("of your 1 MiB"));
+    // Said honestly, it is refused before anything is unpacked.
+    let honest = zip_of(&[
+        (
+            "lesson.json",
+            &manifest(
+                "Large",
+                json!([{"kind": "image", "media": huge_id}]),
+                json!([{"id": huge_id, "type": "image/png", "size": 20 << 20}]),
+            ),
+            DEFLATED,
+        ),
+        (&format!("media/{huge_id}.png"), &huge, DEFLATED),
+    ]);
+    expect_error(
+        import(&app, &t, honest).await,
+        StatusCode::FORBIDDEN,
+        "storage_full",
+    )
+    .await;
+    assert_eq!(app.lesson_count(&t).await, 0);
+    assert_eq!(chunk_rows(&app).await, 0);
+    assert_eq!(leftovers(&app), 0);
+}
+
+#[tokio::test]
+async fn a_file_the_teacher_holds_already_is_not_unpacked_again() {
+    let app = spawn_with(|c| {
+        c.media_max_mib = Some(1);
+        c.media_storage_mib = Some(1);
+    })
+    .await;
+    let t = app.register("again@school.org").await;
+    let picture = file(PNG, 900_000);
+    let id = uploaded(&app, &t, &picture).await;
+    let lesson = app
+        .create_lesson(
+            &t,
+            json!({"title": "Pie", "slides": [{"kind": "image", "media": id}]}),
+        )
+        .await;
+    let exported = export(&app, &t, lesson["id"].as_str().unwrap())
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    // 0.9 of 1 MiB used: the file's picture costs nothing, as it is the teacher's already.
+    let res = import(&app, &t, exported).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(app.lesson_count(&t).await, 2);
+    assert_eq!(chunk_rows(&app).await, 1);
+}
+
+#[tokio::test]
+async fn lesson_files_on_their_way_take_a_bounded_room_per_teacher() {
+    // A teacher may have their media quota and 64 MiB of lesson files on their way at once.
+    let app = spawn_with(|c| c.media_storage_mib = Some(1)).await;
+    let t = app.register("holding@school.org").await;
+    let (a, release_a) = held_request(&app, &t, "/api/lessons/import", 50 << 20, vec![0; 40 << 20]);
+    let (b, release_b) = held_request(&app, &t, "/api/lessons/import", 50 << 20, vec![0; 40 << 20]);
+    // Both are held; whichever passes 65 MiB between them first is refused there and then.
+    let first = tokio::time::timeout(crate::live::PATIENCE, async {
+        tokio::select! {
+            head = a => head.unwrap(),
+            head = b => head.unwrap(),
+        }
+    })
+    .await
+    .expect("neither held lesson file was refused");
+    assert!(first.starts_with("HTTP/1.1 429"), "{first}");
+    assert!(
+        first.contains("too_many_files") || first.to_lowercase().contains("retry-after: 10"),
+        "{first}"
+    );
+    drop((release_a, release_b));
+    // Its room is given back once the files are gone: an ordinary import works.
+    let deadline = tokio::time::Instant::now() + crate::live::PATIENCE;
+    loop {
+        let res = import(&app, &t, vec![0; 10]).await;
+        if res.status() == StatusCode::UNPROCESSABLE_ENTITY {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", res.status());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

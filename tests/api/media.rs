@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::Connection;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
 
@@ -298,6 +298,88 @@ async fn an_interrupted_upload_stores_nothing() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(chunk_rows(&app).await, 0);
+}
+
+/// A request whose body of `length` bytes stops after `sent` and is held there until
+/// `release` is sent or dropped. The handle answers the response's head, once one comes.
+pub fn held_request(
+    app: &TestApp,
+    t: &Teacher,
+    path: &str,
+    length: usize,
+    sent: Vec<u8>,
+) -> (
+    tokio::task::JoinHandle<String>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n",
+        t.token
+    );
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let answer = tokio::spawn(async move {
+        let socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let (mut read, mut write) = socket.into_split();
+        // Written aside: a server that refuses stops reading, and the write would wait.
+        let writer = tokio::spawn(async move {
+            let _ = write.write_all(head.as_bytes()).await;
+            let _ = write.write_all(&sent).await;
+            let _ = released.await;
+        });
+        let mut answer = Vec::new();
+        let mut buffer = [0; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = read.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "the connection closed without an answer");
+            answer.extend_from_slice(&buffer[..n]);
+        }
+        writer.abort();
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    (answer, release)
+}
+
+#[tokio::test]
+async fn parallel_uploads_of_one_teacher_never_store_past_the_quota() {
+    let app = spawn_with(|c| c.media_storage_mib = Some(1)).await;
+    let t = app.register("parallel@school.org").await;
+    // Eight files of 300,000 bytes at once: three fit in 1 MiB.
+    let answers = futures_util::future::join_all((0..8u8).map(|i| {
+        let (app, t) = (&app, &t);
+        async move {
+            let res = upload(app, t, file(&[PNG, &[i]].concat(), 300_000), "image/png").await;
+            res.status()
+        }
+    }))
+    .await;
+    let stored = answers
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let full = answers
+        .iter()
+        .filter(|s| **s == StatusCode::FORBIDDEN)
+        .count();
+    assert_eq!((stored, full), (3, 5), "{answers:?}");
+    assert_eq!(chunk_rows(&app).await, 3);
+    assert_eq!(leftovers(&app), 0);
+}
+
+#[tokio::test]
+async fn files_left_on_their_way_by_a_killed_server_are_cleared_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let uploads = dir.path().join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("0190a3c2-killed.part"), vec![0; 100_000]).unwrap();
+    let server = crate::harness::Process::start(dir.path());
+    let ready = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert!(
+        std::fs::read_dir(&uploads).map_or(true, |mut d| d.next().is_none()),
+        "the killed server's file is still there"
+    );
 }
 
 /// A `multipart/form-data` body as an HTML form sends it: a text field, then the file.
