@@ -3,7 +3,7 @@
 //! E-mail uniqueness is *not* a rule here or a constraint in the store: under multi-master
 //! replication it is resolved when reading (the earliest registration owns an address).
 
-use super::{check_len, ValidationError};
+use super::{check_len, check_line, ValidationError};
 
 pub const NAME_MAX: usize = 100;
 pub const PASSWORD_MIN: usize = 8;
@@ -125,6 +125,7 @@ pub fn parse_name(raw: &str) -> Result<String, String> {
     let name = raw.trim();
     let mut errors = ValidationError::default();
     check_len(&mut errors, "name", name, 1, NAME_MAX);
+    check_line(&mut errors, "name", name);
     match errors.fields.remove("name") {
         Some(message) => Err(message),
         None => Ok(name.to_owned()),

@@ -47,11 +47,17 @@ pub struct BoardState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlideTimer {
     pub slide: Uuid,
-    /// Its index and title, for the small countdown shown meanwhile.
+    /// Its index and title, for the small countdown shown meanwhile. The title is the
+    /// slide's, filled in from the presented revision like the slide view: never stored.
     pub index: u32,
+    #[serde(default)]
     pub title: String,
     pub timer: TimerState,
 }
+
+/// Timers of other slides kept at once: the most recently left. A lesson rarely has more
+/// than a few; without a bound, every stored state would carry every timer ever started.
+pub const TIMERS_KEPT: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PresentedLesson {
@@ -127,6 +133,12 @@ impl BoardState {
     /// kilobytes; without it a state is a few hundred bytes, whatever the lesson.
     pub fn stored_json(&self) -> String {
         #[derive(Serialize)]
+        struct StoredTimer<'a> {
+            slide: Uuid,
+            index: u32,
+            timer: &'a TimerState,
+        }
+        #[derive(Serialize)]
         struct Stored<'a> {
             board: Uuid,
             lesson: &'a Option<PresentedLesson>,
@@ -135,7 +147,7 @@ impl BoardState {
             revealed: bool,
             timer: &'a TimerState,
             #[serde(skip_serializing_if = "Vec::is_empty")]
-            timers: &'a Vec<SlideTimer>,
+            timers: Vec<StoredTimer<'a>>,
             video: &'a VideoState,
             presenter: &'a Option<Presenter>,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -148,7 +160,15 @@ impl BoardState {
             blanked: self.blanked,
             revealed: self.revealed,
             timer: &self.timer,
-            timers: &self.timers,
+            timers: self
+                .timers
+                .iter()
+                .map(|t| StoredTimer {
+                    slide: t.slide,
+                    index: t.index,
+                    timer: &t.timer,
+                })
+                .collect(),
             video: &self.video,
             presenter: &self.presenter,
             name_hidden: self.name_hidden,
@@ -163,6 +183,11 @@ impl BoardState {
             .get(self.slide_index as usize)
             .map(|slide| view(slide, self.revealed));
         self.upcoming_media = upcoming_media(content, self.slide_index);
+        for kept in &mut self.timers {
+            if let Some(slide) = content.slides.iter().find(|s| s.id == kept.slide) {
+                kept.title = slide.title.clone();
+            }
+        }
     }
 }
 
@@ -464,6 +489,9 @@ fn show_slide(state: &mut BoardState, content: &LessonContent, index: u32, now_m
     state
         .timers
         .retain(|kept| kept.timer.ends_at.is_none_or(|end| end > now_ms));
+    if state.timers.len() > TIMERS_KEPT {
+        state.timers.drain(..state.timers.len() - TIMERS_KEPT);
+    }
     let slide = &content.slides[index as usize];
     let duration_ms = u64::from(slide.seconds.unwrap_or(0)) * 1000;
     state.slide_index = index;
@@ -715,7 +743,8 @@ mod tests {
         assert_eq!(s.timers[0].index, 2);
         assert_eq!(s.timers[0].timer.ends_at, Some(31_000));
         // Stored and read back with the state.
-        let stored: BoardState = serde_json::from_str(&s.stored_json()).unwrap();
+        let mut stored: BoardState = serde_json::from_str(&s.stored_json()).unwrap();
+        stored.restore_slide(&content);
         assert_eq!(stored.timers, s.timers);
         let s = run(&s, Op::Next, &content, 20_000);
         assert!(s.timers.is_empty());
@@ -729,6 +758,40 @@ mod tests {
         let s = run(&s, Op::Goto { slide: 0 }, &content, 22_000);
         let s = run(&s, Op::Goto { slide: 2 }, &content, 99_000);
         assert_eq!((s.timer.running, s.timer.remaining_ms), (false, 10_000));
+    }
+
+    /// A teacher starting the timer of every slide of a long lesson: the state stays a size
+    /// a node can carry to the others, however long the titles.
+    #[test]
+    fn timers_kept_are_bounded_and_their_titles_are_the_slides() {
+        let title = "\"é".repeat(100);
+        let slides = (0..40)
+            .map(|_| SlideInput {
+                kind: "timer".into(),
+                title: Some(title.clone()),
+                seconds: Some(600.0),
+                ..Default::default()
+            })
+            .collect();
+        let content = LessonContent::parse("Timers", slides).unwrap();
+        let mut s = presenting(&content, 0);
+        for slide in 0..40 {
+            s = run(&s, Op::Goto { slide }, &content, i64::from(slide));
+            s = run(&s, Op::TimerStart, &content, i64::from(slide));
+        }
+        assert_eq!(s.timers.len(), TIMERS_KEPT);
+        assert_eq!(
+            s.timers[0].index,
+            39 - TIMERS_KEPT as u32,
+            "the most recently left"
+        );
+        let stored = s.stored_json();
+        assert!(stored.len() <= 2_000, "{} bytes", stored.len());
+        assert!(!stored.contains("é"), "titles are not stored");
+        let mut restored: BoardState = serde_json::from_str(&stored).unwrap();
+        restored.restore_slide(&content);
+        assert_eq!(restored.timers, s.timers);
+        assert!(restored.timers.iter().all(|t| t.title == title));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{check_len, ValidationError};
+use super::{check_len, check_line, ValidationError};
 
 pub const TITLE_MAX: usize = 200;
 pub const SLIDES_MAX: usize = 500;
@@ -114,6 +114,7 @@ impl LessonContent {
         let mut errors = ValidationError::default();
         let title = title.trim().to_owned();
         check_len(&mut errors, "title", &title, 1, TITLE_MAX);
+        check_line(&mut errors, "title", &title);
         if slides.len() > SLIDES_MAX {
             errors.add(
                 "slides",
@@ -172,6 +173,7 @@ fn parse_slide(errors: &mut ValidationError, path: &str, input: SlideInput) -> O
     let notes = input.notes.unwrap_or_default();
     let before = errors.fields.len();
     check_len(errors, &field("title"), &title, 0, TITLE_MAX);
+    check_line(errors, &field("title"), &title);
     check_len(errors, &field("body"), &body, 0, BODY_MAX);
     check_len(errors, &field("notes"), &notes, 0, NOTES_MAX);
 
@@ -244,6 +246,29 @@ mod tests {
             kind: kind.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn titles_are_one_line_without_control_characters() {
+        for bad in [
+            "Line\nbreak",
+            "Bell\u{7}",
+            "Esc\u{1b}[31m",
+            "\u{202e}txt.exe",
+        ] {
+            let errors = LessonContent::parse(
+                bad,
+                vec![SlideInput {
+                    title: Some(bad.into()),
+                    ..slide("text")
+                }],
+            )
+            .unwrap_err();
+            assert!(errors.fields.contains_key("title"), "{bad:?}");
+            assert!(errors.fields.contains_key("slides[0].title"), "{bad:?}");
+        }
+        let fine = "Fractions — ½ + ¼, «vraag» 你好";
+        assert!(LessonContent::parse(fine, vec![slide("text")]).is_ok());
     }
 
     #[test]

@@ -110,6 +110,20 @@ pub(crate) fn check_len(
     }
 }
 
+/// A title or name is one line: shown in corners and lists, where a control character
+/// (a line break, a bell, a direction override) would only garble it.
+pub(crate) fn check_line(errors: &mut ValidationError, field: &str, value: &str) {
+    let garbling =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if value.chars().any(garbling) {
+        errors.add(
+            field,
+            "Use one line of text, without tabs, line breaks, control characters or \
+             direction overrides.",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -374,7 +374,9 @@ async fn files_left_on_their_way_by_a_killed_server_are_cleared_at_start() {
     std::fs::create_dir_all(&uploads).unwrap();
     std::fs::write(uploads.join("0190a3c2-killed.part"), vec![0; 100_000]).unwrap();
     let server = crate::harness::Process::start(dir.path());
-    let ready = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
+    let ready = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     assert!(
         std::fs::read_dir(&uploads).map_or(true, |mut d| d.next().is_none()),
