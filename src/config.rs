@@ -116,7 +116,7 @@ pub struct ServeArgs {
     /// Connections open at once, WebSockets included [default: the open-file limit less 100]
     #[arg(long, env = "CLASSCAST_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
-    /// Connections open at once from one address [default: a quarter of max_connections]
+    /// Connections open at once from one address [default: a sixteenth of max_connections, at least 32]
     #[arg(long, env = "CLASSCAST_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
     pub max_connections_per_address: Option<usize>,
     /// Seconds a client may take to send a request's headers; idle connections close after it [default: 20]
@@ -210,7 +210,7 @@ pub struct Config {
     pub media_storage_bytes: u64,
     /// `None`: from the open-file limit when serving.
     pub max_connections: Option<usize>,
-    /// `None`: a quarter of the connection budget.
+    /// `None`: a sixteenth of the connection budget, at least 32.
     pub max_connections_per_address: Option<usize>,
     pub header_timeout: Duration,
     pub request_deadline: Duration,

@@ -180,7 +180,7 @@ fn connection_limits(config: &Config) -> http::connections::ConnectionLimits {
         total,
         per_address: config
             .max_connections_per_address
-            .unwrap_or((total / 4).max(16)),
+            .unwrap_or((total / 16).max(32).min(total)),
         trusted_proxies: config.trusted_proxies.clone(),
         header_timeout: config.header_timeout,
     }

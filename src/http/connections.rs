@@ -4,16 +4,18 @@
 //!
 //! Every connection is a file descriptor. Without a budget, 1,100 connections that dribble
 //! their headers, under systemd's default limit of 1,024 descriptors, kept real users out.
-//! One address holds at most its share. When the whole budget is taken, the oldest connection
-//! that has not been answered yet (a slow client, or an attacker's) gives way to the new one,
-//! so slow connections from many addresses cannot starve a real user, whose request needs a
-//! place only for the moment it takes to send. A connection that has been answered (a
-//! teacher's keep-alive, a WebSocket) keeps its place; when every place is held by answered
-//! connections, a new one is closed at once, before anything is read. A WebSocket keeps its
-//! connection's place (its [`Slot`]) for as long as it lives. This module owns the TCP side
-//! only; what a request may do is for the router.
+//! One address holds at most its share. When the whole budget is taken, a connection that is
+//! not in use gives way to the new one: first the oldest that has not been answered yet (a
+//! slow client, or an attacker's), then the one idle the longest between requests (a
+//! keep-alive connection, which a browser simply opens again when it next needs one). So
+//! neither slow nor idle connections from many addresses can starve a real user, whose
+//! request needs a place only for the moment it takes to send. A connection in use (a
+//! request being answered, a download, an event stream, a WebSocket) keeps its place; when
+//! every place is in use, a new connection is closed at once, before anything is read. A
+//! WebSocket keeps its connection's place (its [`Slot`]) for as long as it lives. This module
+//! owns the TCP side only; what a request may do is for the router.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -22,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 use axum::Router;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -85,9 +89,29 @@ struct Budget {
     limits: ConnectionLimits,
     total: Arc<Semaphore>,
     per_address: PerAddress,
-    /// Connections not answered yet, oldest first, each with the bell that tells it to go.
-    unanswered: Mutex<BTreeMap<u64, Arc<Notify>>>,
+    yielding: Mutex<Yielding>,
     next: AtomicU64,
+}
+
+/// The connections that may give way, in the order they do.
+#[derive(Default)]
+struct Yielding {
+    /// Each open connection's bell, which tells it to go.
+    bells: HashMap<u64, Arc<Notify>>,
+    /// Not answered yet, by connection number: oldest first.
+    unanswered: BTreeSet<u64>,
+    /// Between requests, by when they fell idle: longest idle first.
+    idle: BTreeMap<u64, u64>,
+    idle_since: HashMap<u64, u64>,
+}
+
+impl Yielding {
+    fn in_use(&mut self, id: u64) {
+        self.unanswered.remove(&id);
+        if let Some(since) = self.idle_since.remove(&id) {
+            self.idle.remove(&since);
+        }
+    }
 }
 
 impl Budget {
@@ -108,40 +132,77 @@ impl Budget {
         }))
     }
 
-    /// A place in the total: a free one, or the place of the oldest unanswered connection.
+    fn yielding(&self) -> std::sync::MutexGuard<'_, Yielding> {
+        self.yielding.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place in the total: a free one, or the place of a connection not in use.
     async fn total(&self) -> Option<OwnedSemaphorePermit> {
         if let Ok(permit) = self.total.clone().try_acquire_owned() {
             return Some(permit);
         }
-        let (_, oldest) = self
-            .unanswered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_first()?;
-        oldest.notify_one();
+        let bell = {
+            let mut yielding = self.yielding();
+            let id = match yielding.unanswered.pop_first() {
+                Some(id) => id,
+                None => {
+                    let (_, id) = yielding.idle.pop_first()?;
+                    yielding.idle_since.remove(&id);
+                    id
+                }
+            };
+            yielding.bells.remove(&id)?
+        };
+        bell.notify_one();
         tokio::time::timeout(GIVE_WAY_WITHIN, self.total.clone().acquire_owned())
             .await
             .ok()?
             .ok()
     }
 
-    /// Registers a connection as unanswered; returns its number and its bell.
-    fn waiting(&self) -> (u64, Arc<Notify>) {
+    /// Registers a new connection, not answered yet; returns its number and its bell.
+    fn opened(&self) -> (u64, Arc<Notify>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let bell = Arc::new(Notify::new());
-        self.unanswered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, bell.clone());
+        let mut yielding = self.yielding();
+        yielding.bells.insert(id, bell.clone());
+        yielding.unanswered.insert(id);
         (id, bell)
     }
 
-    /// The connection was answered (or has ended): it no longer gives way.
-    fn answered(&self, id: u64) {
-        self.unanswered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+    /// A request arrived on the connection: it is in use until its answer has been sent.
+    fn in_use(&self, id: u64) {
+        self.yielding().in_use(id);
+    }
+
+    /// The connection's answer has been sent (or dropped): it waits for its next request.
+    fn idle(&self, id: u64) {
+        let since = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut yielding = self.yielding();
+        // A connection that has ended, or became a WebSocket, is not waiting for anything.
+        if yielding.bells.contains_key(&id) && !yielding.idle_since.contains_key(&id) {
+            yielding.idle.insert(since, id);
+            yielding.idle_since.insert(id, since);
+        }
+    }
+
+    /// The connection has ended, or lives on as a WebSocket: it no longer gives way.
+    fn closed(&self, id: u64) {
+        let mut yielding = self.yielding();
+        yielding.in_use(id);
+        yielding.bells.remove(&id);
+    }
+}
+
+/// Marks its connection idle when the answer it travels with has been sent or dropped.
+struct Answering {
+    budget: Arc<Budget>,
+    id: u64,
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.budget.idle(self.id);
     }
 }
 
@@ -157,7 +218,7 @@ pub async fn serve(
     let budget = Arc::new(Budget {
         total: Arc::new(Semaphore::new(limits.total)),
         per_address: Arc::new(Mutex::new(HashMap::new())),
-        unanswered: Mutex::new(BTreeMap::new()),
+        yielding: Mutex::new(Yielding::default()),
         next: AtomicU64::new(0),
         limits,
     });
@@ -220,17 +281,27 @@ async fn connection(
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
-    let (id, bell) = budget.waiting();
-    let answered = budget.clone();
+    let (id, bell) = budget.opened();
+    let (arrived, answered) = (budget.clone(), budget.clone());
     let service = app
         .map_request(move |mut req: Request<Incoming>| {
+            arrived.in_use(id);
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(slot.clone());
             req.map(axum::body::Body::new)
         })
-        .map_response(move |response| {
-            answered.answered(id);
-            response
+        .map_response(move |response: Response| {
+            let answering = Answering {
+                budget: answered.clone(),
+                id,
+            };
+            response.map(|body| {
+                axum::body::Body::new(body.map_frame(move |frame| {
+                    // Held by the body until hyper has sent its last byte, or dropped it.
+                    let _ = &answering;
+                    frame
+                }))
+            })
         });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -256,5 +327,5 @@ async fn connection(
             }
         }
     }
-    budget.answered(id);
+    budget.closed(id);
 }

@@ -118,7 +118,8 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// When a teacher whose files on their way fill their room may try again.
+/// When a teacher whose files on their way fill their room, or whose live connections are
+/// as many as they may be, may try again (by then another has likely ended).
 const FILES_RETRY: Duration = Duration::from_secs(10);
 
 impl ApiError {
@@ -271,7 +272,7 @@ impl IntoResponse for ApiError {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
                 }
             }
-            ApiError::FilesOnTheirWay => {
+            ApiError::FilesOnTheirWay | ApiError::TooManyConnections { .. } => {
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(FILES_RETRY.as_secs()),

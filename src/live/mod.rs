@@ -703,10 +703,13 @@ impl LiveError {
                     .collect::<Vec<_>>()
                     .join("; "),
             ),
-            LiveError::TooManyConnections(_) => Refusal::new(
-                codes::TOO_MANY_CONNECTIONS,
-                format!("{self}; close another page first."),
-            ),
+            LiveError::TooManyConnections(_) => Refusal {
+                retry_after: Some(Duration::from_secs(10)),
+                ..Refusal::new(
+                    codes::TOO_MANY_CONNECTIONS,
+                    format!("{self}; close another page first."),
+                )
+            },
             LiveError::UnknownVersion => Refusal::new(
                 codes::MALFORMED,
                 "No state of this board had that version; report versions you were sent.",

@@ -377,6 +377,11 @@ async fn one_board_token_or_account_holds_a_bounded_number_of_live_connections()
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        stream.headers()["retry-after"],
+        "10",
+        "as the protocol promises"
+    );
     expect_refusal(
         stream,
         StatusCode::TOO_MANY_REQUESTS,

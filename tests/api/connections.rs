@@ -179,3 +179,93 @@ async fn answered_connections_keep_their_places() {
         assert_eq!(u16::from(frame.code), 4401);
     }
 }
+
+/// Sends one request on `tcp` and reads its whole answer, leaving the connection open.
+async fn answered(tcp: &mut TcpStream, path: &str) -> String {
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .expect("a length");
+            if body.len() >= length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(PATIENCE, tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed before the answer ended");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_give_way_longest_idle_first() {
+    let app = spawn_with(|c| {
+        c.max_connections = Some(4);
+        c.max_connections_per_address = Some(4);
+    })
+    .await;
+    // A board's event stream, the oldest connection, answering for as long as it lives...
+    let board = crate::live::claim(&app).await;
+    let mut stream = connect_from(&app, "127.0.5.8").await;
+    stream
+        .write_all(
+            format!(
+                "GET /api/live/events?role=board HTTP/1.1\r\nHost: x\r\n\
+                 Authorization: Bearer {}\r\n\r\n",
+                board.token
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // ...and every other place held by keep-alive connections from three addresses, each
+    // answered and then idle (as when each sends one cheap request every 15 s).
+    let mut idle = Vec::new();
+    for a in 0..3 {
+        let mut tcp = connect_from(&app, &format!("127.0.5.{}", a + 1)).await;
+        assert!(answered(&mut tcp, "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200"));
+        idle.push(tcp);
+    }
+    // The first is used again: now the second has been idle longest.
+    assert!(answered(&mut idle[0], "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    // A teacher's request is served, and the longest idle connection (not the event
+    // stream, older but in use) gave way for it.
+    let res = TestApp::client_at("127.0.5.9")
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        until_closed(&mut idle[1]).await,
+        "",
+        "the longest idle let go"
+    );
+    // Only it: the stream in use kept its place, the others still answer on theirs.
+    for i in [0, 2] {
+        assert!(answered(&mut idle[i], "/healthz")
+            .await
+            .starts_with("HTTP/1.1 200"));
+    }
+}
