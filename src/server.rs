@@ -315,6 +315,7 @@ pub async fn serve(
                     "superseded heartbeats",
                     chores_store.purge_heartbeats(&nodes).await,
                 );
+                report_purge("expired sessions", accounts.purge_sessions(&nodes).await);
             }
         }
     });

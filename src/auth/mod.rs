@@ -8,8 +8,9 @@ pub mod limits;
 pub mod password;
 pub mod token;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -109,7 +110,16 @@ pub struct Accounts {
     hasher: PasswordHasher,
     limits: LoginLimits,
     settings: AuthSettings,
+    /// Sessions this node renewed lately, with when: a client that goes on using the old
+    /// token is handed a new one (and a row written) at most once per [`RENEW_AGAIN_AFTER`].
+    renewed: Mutex<HashMap<Uuid, i64>>,
 }
+
+/// How long a renewed session is not renewed again (its successor may have been lost).
+pub const RENEW_AGAIN_AFTER: Duration = Duration::from_secs(3600);
+
+/// Expired sessions are deleted once they have been expired this long.
+pub const EXPIRED_SESSIONS_KEPT: Duration = Duration::from_secs(24 * 3600);
 
 impl Accounts {
     pub fn new(store: Arc<dyn Store>, hasher: PasswordHasher, settings: AuthSettings) -> Self {
@@ -118,6 +128,7 @@ impl Accounts {
             hasher,
             limits: LoginLimits::new(),
             settings,
+            renewed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -223,7 +234,10 @@ impl Accounts {
         // kept alive for ever; at that end there is nothing left to gain.
         let room = self.family_end(session.family) > session.expires_at_ms;
         let renewed = if renew && session.expires_at_ms - now < renew_before && room {
-            Some(self.issue(session.account.id, Some(session.family)).await?)
+            match self.renewing(session.id, now) {
+                true => Some(self.issue(session.account.id, Some(session.family)).await?),
+                false => None,
+            }
         } else {
             None
         };
@@ -232,6 +246,26 @@ impl Accounts {
             session_id: session.family,
             renewed,
         })
+    }
+
+    /// Whether the session is to be renewed now: not if this node renewed it within the
+    /// last [`RENEW_AGAIN_AFTER`].
+    fn renewing(&self, session: Uuid, now: i64) -> bool {
+        let mut renewed = self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        let again = now - RENEW_AGAIN_AFTER.as_millis() as i64;
+        match renewed.get(&session) {
+            Some(&at) if at > again => false,
+            _ => {
+                renewed.insert(session, now);
+                true
+            }
+        }
+    }
+
+    /// Deletes the sessions `nodes` began that expired a while ago (this node's upkeep).
+    pub async fn purge_sessions(&self, nodes: &[String]) -> Result<u64, StoreError> {
+        let before = now_ms() - EXPIRED_SESSIONS_KEPT.as_millis() as i64;
+        self.store.purge_sessions(nodes, before).await
     }
 
     /// When a session of `family` begun at `now` expires: a full lifetime, but never past
@@ -268,6 +302,11 @@ impl Accounts {
     /// Called now and then so the rate limiters forget addresses that went quiet.
     pub fn prune_limits(&self) {
         self.limits.prune();
+        let again = now_ms() - RENEW_AGAIN_AFTER.as_millis() as i64;
+        self.renewed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, at| *at > again);
     }
 
     /// A new session: a login (`family` is `None`) or a renewal within `family`.

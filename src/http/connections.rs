@@ -15,7 +15,7 @@
 //! WebSocket keeps its connection's place (its [`Slot`]) for as long as it lives. This module
 //! owns the TCP side only; what a request may do is for the router.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -89,30 +89,22 @@ struct Budget {
     limits: ConnectionLimits,
     total: Arc<Semaphore>,
     per_address: PerAddress,
-    yielding: Mutex<Yielding>,
+    /// Open connections that may still give way (HTTP ones, not WebSockets yet).
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
     next: AtomicU64,
 }
 
-/// The connections that may give way, in the order they do.
-#[derive(Default)]
-struct Yielding {
-    /// Each open connection's bell, which tells it to go.
-    bells: HashMap<u64, Arc<Notify>>,
-    /// Not answered yet, by connection number: oldest first.
-    unanswered: BTreeSet<u64>,
-    /// Between requests, by when they fell idle: longest idle first.
-    idle: BTreeMap<u64, u64>,
-    idle_since: HashMap<u64, u64>,
+/// What a connection is doing, kept where a request changes it without a lock: a full
+/// budget (rare) looks at every connection, each request only stores a number.
+struct Conn {
+    bell: Notify,
+    /// [`IN_USE`], or since when it may give way: not answered yet (the low numbers), or
+    /// idle between requests ([`IDLE`] set). The lowest gives way first.
+    state: AtomicU64,
 }
 
-impl Yielding {
-    fn in_use(&mut self, id: u64) {
-        self.unanswered.remove(&id);
-        if let Some(since) = self.idle_since.remove(&id) {
-            self.idle.remove(&since);
-        }
-    }
-}
+const IN_USE: u64 = 0;
+const IDLE: u64 = 1 << 63;
 
 impl Budget {
     /// A place for one more connection from `ip`, unless the address has its share already.
@@ -132,77 +124,66 @@ impl Budget {
         }))
     }
 
-    fn yielding(&self) -> std::sync::MutexGuard<'_, Yielding> {
-        self.yielding.lock().unwrap_or_else(|e| e.into_inner())
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A place in the total: a free one, or the place of a connection not in use.
+    /// A place in the total: a free one, or the place of a connection not in use: the
+    /// oldest not answered yet, else the one idle longest.
     async fn total(&self) -> Option<OwnedSemaphorePermit> {
         if let Ok(permit) = self.total.clone().try_acquire_owned() {
             return Some(permit);
         }
-        let bell = {
-            let mut yielding = self.yielding();
-            let id = match yielding.unanswered.pop_first() {
-                Some(id) => id,
-                None => {
-                    let (_, id) = yielding.idle.pop_first()?;
-                    yielding.idle_since.remove(&id);
-                    id
-                }
-            };
-            yielding.bells.remove(&id)?
+        let leaving = {
+            let mut open = self.open();
+            let (&id, _) = open
+                .iter()
+                .map(|(id, conn)| (id, conn.state.load(Ordering::Relaxed)))
+                .filter(|(_, state)| *state != IN_USE)
+                .min_by_key(|(_, state)| *state)?;
+            open.remove(&id)?
         };
-        bell.notify_one();
+        leaving.bell.notify_one();
         tokio::time::timeout(GIVE_WAY_WITHIN, self.total.clone().acquire_owned())
             .await
             .ok()?
             .ok()
     }
 
-    /// Registers a new connection, not answered yet; returns its number and its bell.
-    fn opened(&self) -> (u64, Arc<Notify>) {
+    /// Registers a new connection, not answered yet; returns its number and its state.
+    fn opened(&self) -> (u64, Arc<Conn>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let bell = Arc::new(Notify::new());
-        let mut yielding = self.yielding();
-        yielding.bells.insert(id, bell.clone());
-        yielding.unanswered.insert(id);
-        (id, bell)
-    }
-
-    /// A request arrived on the connection: it is in use until its answer has been sent.
-    fn in_use(&self, id: u64) {
-        self.yielding().in_use(id);
-    }
-
-    /// The connection's answer has been sent (or dropped): it waits for its next request.
-    fn idle(&self, id: u64) {
-        let since = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut yielding = self.yielding();
-        // A connection that has ended, or became a WebSocket, is not waiting for anything.
-        if yielding.bells.contains_key(&id) && !yielding.idle_since.contains_key(&id) {
-            yielding.idle.insert(since, id);
-            yielding.idle_since.insert(id, since);
-        }
+        let conn = Arc::new(Conn {
+            bell: Notify::new(),
+            state: AtomicU64::new(id + 1),
+        });
+        self.open().insert(id, conn.clone());
+        (id, conn)
     }
 
     /// The connection has ended, or lives on as a WebSocket: it no longer gives way.
     fn closed(&self, id: u64) {
-        let mut yielding = self.yielding();
-        yielding.in_use(id);
-        yielding.bells.remove(&id);
+        self.open().remove(&id);
+    }
+}
+
+impl Conn {
+    /// A request arrived: in use until its answer has been sent.
+    fn in_use(&self) {
+        self.state.store(IN_USE, Ordering::Relaxed);
     }
 }
 
 /// Marks its connection idle when the answer it travels with has been sent or dropped.
 struct Answering {
     budget: Arc<Budget>,
-    id: u64,
+    conn: Arc<Conn>,
 }
 
 impl Drop for Answering {
     fn drop(&mut self) {
-        self.budget.idle(self.id);
+        let since = self.budget.next.fetch_add(1, Ordering::Relaxed);
+        self.conn.state.store(IDLE | since, Ordering::Relaxed);
     }
 }
 
@@ -218,7 +199,7 @@ pub async fn serve(
     let budget = Arc::new(Budget {
         total: Arc::new(Semaphore::new(limits.total)),
         per_address: Arc::new(Mutex::new(HashMap::new())),
-        yielding: Mutex::new(Yielding::default()),
+        open: Mutex::new(HashMap::new()),
         next: AtomicU64::new(0),
         limits,
     });
@@ -281,11 +262,11 @@ async fn connection(
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
-    let (id, bell) = budget.opened();
-    let (arrived, answered) = (budget.clone(), budget.clone());
+    let (id, conn) = budget.opened();
+    let (own, arrived, answered) = (conn.clone(), conn.clone(), budget.clone());
     let service = app
         .map_request(move |mut req: Request<Incoming>| {
-            arrived.in_use(id);
+            arrived.in_use();
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(slot.clone());
             req.map(axum::body::Body::new)
@@ -293,7 +274,7 @@ async fn connection(
         .map_response(move |response: Response| {
             let answering = Answering {
                 budget: answered.clone(),
-                id,
+                conn: conn.clone(),
             };
             response.map(|body| {
                 axum::body::Body::new(body.map_frame(move |frame| {
@@ -317,7 +298,7 @@ async fn connection(
                 tracing::debug!(error = %e, "connection ended");
             }
         }
-        () = bell.notified() => {
+        () = own.bell.notified() => {
             tracing::debug!(client = %peer.ip(), "unanswered connection gave way to a new one");
         }
         _ = stopping.changed() => {

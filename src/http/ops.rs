@@ -48,7 +48,8 @@ pub struct Readiness {
 
 #[derive(Serialize, ToSchema)]
 pub struct DatabaseReadiness {
-    /// Its URL, without a password.
+    /// Where it is (`postgres://db1.school.org:5432/classcast`): no user, password or
+    /// options, as anyone may read this.
     url: String,
     /// It answered just now.
     answering: bool,
@@ -89,7 +90,7 @@ async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Readiness>, 
         databases: databases
             .into_iter()
             .map(|d| DatabaseReadiness {
-                url: d.url,
+                url: crate::store::database_place(&d.url),
                 answering: d.answering,
                 active: d.active,
                 caught_up: d.cannot_catch_up.is_none(),

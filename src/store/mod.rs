@@ -289,6 +289,8 @@ pub trait AccountStore: Send + Sync {
     async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>>;
     /// Ends a session family: the login and every renewal of it.
     async fn revoke_session(&self, family: Uuid) -> StoreResult<()>;
+    /// Deletes sessions `nodes` began that expired before `before_ms`; returns how many.
+    async fn purge_sessions(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64>;
     /// A number that changes whenever a write may have ended a session (a revocation, a new
     /// password, a disabled account), wherever it was written: cheap enough to ask often.
     async fn session_change_mark(&self) -> StoreResult<i64>;
@@ -458,17 +460,75 @@ pub enum OpenError {
     Unreachable { url: String, reason: String },
 }
 
-/// A database URL with any password replaced, fit for logs and error messages.
+/// A database URL with any password (of the user, or a `password` in the query) replaced,
+/// fit for logs and error messages.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut redacted = match (base.find("://"), base.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
+            let userinfo = &base[scheme_end + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => {
+                    format!("{}{}:***{}", &base[..scheme_end + 3], user, &base[at..])
+                }
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("pass") => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted = format!("{redacted}?{}", pairs.join("&"));
+    }
+    redacted
+}
+
+/// Where a database is, and nothing of who connects or how (no user, no query, a file's
+/// name without its folders): for pages anyone may read.
+pub fn database_place(url: &str) -> String {
+    let base = url.split('?').next().unwrap_or_default();
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return "database".into();
+    };
+    if scheme == "sqlite" {
+        let file = rest.rsplit('/').next().unwrap_or_default();
+        return format!("sqlite://…/{file}");
+    }
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{rest}")
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show_and_anonymous_pages_see_only_the_place() {
+        let url = "postgres://node:s3cret@db1.school.org:5432/classcast?sslmode=verify-full&password=qu3ry&sslrootcert=/etc/ca.pem";
+        let logged = redact_url(url);
+        assert_eq!(
+            logged,
+            "postgres://node:***@db1.school.org:5432/classcast?sslmode=verify-full&password=***&sslrootcert=/etc/ca.pem"
+        );
+        assert_eq!(
+            database_place(url),
+            "postgres://db1.school.org:5432/classcast"
+        );
+        assert_eq!(
+            database_place("sqlite:///var/lib/classcast/classcast.db"),
+            "sqlite://…/classcast.db"
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::Connection;
 
 use crate::harness::*;
 
@@ -282,7 +283,7 @@ async fn a_session_near_its_end_hands_the_client_a_fresh_token() {
     assert_ne!(fresh, teacher.token);
     let renewed = Teacher {
         token: fresh,
-        email: teacher.email,
+        email: teacher.email.clone(),
     };
     let res = app
         .as_teacher(Method::GET, "/api/me", &renewed)
@@ -290,6 +291,27 @@ async fn a_session_near_its_end_hands_the_client_a_fresh_token() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    // A client that goes on using the old token is not handed (nor are rows written for) a
+    // new one on every request: once an hour at most.
+    for _ in 0..20 {
+        let res = app
+            .as_teacher(Method::GET, "/api/me", &teacher)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(!res.headers().contains_key("x-classcast-token"));
+    }
+    let url = format!("sqlite://{}", app.data_dir().join("classcast.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM session")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions, 3,
+        "the login, its renewal, and the renewal's own renewal"
+    );
 }
 
 #[tokio::test]

@@ -160,6 +160,12 @@ async fn health_and_readiness_answer_and_the_root_leads_to_the_lessons() {
         let res = app.request(Method::GET, path).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
     }
+    // Anyone may read it: it names the database's place, not the server's folders.
+    let ready: serde_json::Value = app.public_json("/readyz").await;
+    assert_eq!(ready["databases"][0]["url"], "sqlite://…/classcast.db");
+    let text = ready.to_string();
+    let folder = app.data_dir().display().to_string();
+    assert!(!text.contains(&folder), "{text}");
     let res = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -292,6 +292,7 @@ suite!(
     databases: [
         purging_revisions_keeps_the_newest_and_what_boards_present,
         purging_codes_removes_only_long_expired_ones,
+        purging_sessions_removes_only_expired_ones_of_this_node,
         purging_removes_only_superseded_states_of_this_node,
         a_state_that_arrived_by_replication_is_never_overtaken_by_an_older_version,
         a_command_stored_on_two_nodes_answers_its_earliest_outcome_everywhere,
@@ -976,6 +977,43 @@ async fn purging_revisions_keeps_the_newest_and_what_boards_present(db: Db) {
         .presented_revision(first.id, revisions[0])
         .await
         .is_ok());
+}
+
+async fn purging_sessions_removes_only_expired_ones_of_this_node(db: Db) {
+    let node = Node::new(Uuid::now_v7());
+    let store = db.open(&node).await;
+    let teacher = account(store.as_ref(), "p@school.org").await;
+    for (hash, expires_at_ms) in [("old", 1_000), ("older", 2_000), ("live", 10_000)] {
+        store
+            .create_session(NewSession {
+                id: Uuid::now_v7(),
+                token_hash: hash.into(),
+                account_id: teacher,
+                expires_at_ms,
+                family: None,
+            })
+            .await
+            .unwrap();
+    }
+    let other = [Uuid::now_v7().to_string()];
+    assert_eq!(
+        store.purge_sessions(&other, 5_000).await.unwrap(),
+        0,
+        "another node's"
+    );
+    let mine = [node.id.to_string()];
+    assert_eq!(store.purge_sessions(&mine, 5_000).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .session("live", 9_000)
+            .await
+            .unwrap()
+            .unwrap()
+            .account
+            .id,
+        teacher
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM session").await, 1);
 }
 
 async fn purging_codes_removes_only_long_expired_ones(db: Db) {

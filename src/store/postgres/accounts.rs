@@ -344,4 +344,14 @@ impl AccountStore for PgStore {
         .await?;
         Ok(())
     }
+
+    async fn purge_sessions(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64> {
+        self.delete_in_batches(
+            "DELETE FROM session WHERE id IN (
+                SELECT s.id FROM session s WHERE s.node = ANY(?) AND s.expires_at < ?
+                LIMIT ?)",
+            purge_args(nodes, &[before_ms])?,
+        )
+        .await
+    }
 }

@@ -309,4 +309,14 @@ impl AccountStore for SqliteStore {
         .await?;
         Ok(())
     }
+
+    async fn purge_sessions(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64> {
+        self.delete_in_batches(
+            "DELETE FROM session WHERE id IN (
+                SELECT s.id FROM session s WHERE s.node IN (SELECT value FROM json_each(?)) AND s.expires_at < ?
+                LIMIT ?)",
+            purge_args(nodes, &[before_ms])?,
+        )
+        .await
+    }
 }
