@@ -509,6 +509,9 @@ pub fn database_place(url: &str) -> String {
     format!("{scheme}://{rest}")
 }
 
+/// How many revisions of a lesson the history lists, newest first.
+pub const REVISIONS_LISTED: u32 = 100;
+
 #[cfg(test)]
 mod url_tests {
     use super::*;
@@ -531,6 +534,3 @@ mod url_tests {
         );
     }
 }
-
-/// How many revisions of a lesson the history lists, newest first.
-pub const REVISIONS_LISTED: u32 = 100;
