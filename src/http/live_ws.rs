@@ -19,7 +19,10 @@ use super::error::ApiError;
 use super::extract::ClientIp;
 use super::AppState;
 use crate::config::Config;
-use crate::live::connection::{answer, follow, session_ended, session_grant, welcome, Peer, Reply};
+use crate::live::connection::{
+    answer, apply_in_turn, follow, session_ended, session_grant, too_many_boards, welcome, Peer,
+    Reply,
+};
 use crate::live::grants::Grant;
 use crate::live::protocol::{self, close, codes, ClientMsg, Refusal, Role};
 use crate::live::subscriber::Subscriber;
@@ -30,6 +33,9 @@ const STRIKES: u32 = 20;
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
 const SESSION_ENDED: &str = "session ended; sign in again";
 const WRITE_COALESCE_BYTES: usize = 16 * 1024;
+/// Commands of one connection waiting for their turn; the message budget (40 at once)
+/// keeps a connection well below it.
+const COMMANDS_QUEUED: usize = 64;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -127,6 +133,11 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
         .await;
     };
 
+    if let Some(refusal) = too_many_boards(boards.len()) {
+        let _ = sink.send(Message::Text(refusal.to_json().into())).await;
+        let reason = "too many boards";
+        return close_with(&mut sink, &mut stream, close::MALFORMED, reason).await;
+    }
     let live = state.live.clone();
     let _counted = match live.connection(peer.sender(), matches!(peer, Peer::Teacher { .. })) {
         Ok(guard) => guard,
@@ -148,6 +159,23 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
         }
     }
 
+    // A teacher's commands are applied in turn apart from this loop (see `apply_in_turn`);
+    // the worker ends with the connection, a command still waiting with it (the client
+    // resends it, with the same id, wherever it reconnects).
+    let (commands, mut acks) = match &peer {
+        Peer::Teacher { account, .. } => {
+            let (commands, queued) = tokio::sync::mpsc::channel(COMMANDS_QUEUED);
+            let (replies, acks) = tokio::sync::mpsc::channel(COMMANDS_QUEUED);
+            let worker = tokio::spawn(apply_in_turn(
+                live.clone(),
+                account.clone(),
+                queued,
+                replies,
+            ));
+            (Some((commands, AbortOnDrop(worker))), Some(acks))
+        }
+        Peer::Board(_) => (None, None),
+    };
     let mut session = session_grant(&live, &peer);
     let mut strikes = 0u32;
     let mut last_heard = Instant::now();
@@ -195,9 +223,17 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                     subscriber.say(e.refusal(id).to_json());
                     continue;
                 }
-                let reply = match parsed {
-                    Ok(msg) => Box::pin(answer(&live, &peer, msg, client, Some(&mut subscriber))).await,
-                    Err(malformed) => {
+                let reply = match (parsed, &commands) {
+                    (Ok(ClientMsg::Command(cmd)), Some((queue, _))) => match queue.try_send(cmd) {
+                        Ok(()) => None,
+                        Err(full_or_closed) => {
+                            let cmd = full_or_closed.into_inner();
+                            let busy = crate::live::LiveError::RateLimited { retry_after: Duration::from_secs(1) };
+                            Some(Reply::Refused(busy.refusal(Some(cmd.id))))
+                        }
+                    },
+                    (Ok(msg), _) => Box::pin(answer(&live, &peer, msg, client, Some(&mut subscriber))).await,
+                    (Err(malformed), _) => {
                         strikes += 1;
                         Some(Reply::Refused(malformed.refusal()))
                     }
@@ -209,6 +245,11 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                     if send_ready(&mut sink, &mut subscriber, reply.into_json().into()).await.is_err() {
                         return;
                     }
+                }
+            }
+            Some(reply) = next_ack(&mut acks) => {
+                if send_ready(&mut sink, &mut subscriber, reply.into_json().into()).await.is_err() {
+                    return;
                 }
             }
             Some(out) = subscriber.next() => {
@@ -227,6 +268,23 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
         }
     };
     close_with(&mut sink, &mut stream, code, reason).await
+}
+
+/// The next reply of the connection's command worker; never, for a board.
+async fn next_ack(acks: &mut Option<tokio::sync::mpsc::Receiver<Reply>>) -> Option<Reply> {
+    match acks {
+        Some(acks) => acks.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Stops a task when dropped: a connection's command worker ends with the connection.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How long a closing connection waits for the client's answer to its close frame.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::grants::Grant;
 use super::protocol::{
-    self, codes, ClientMsg, Followed, Refusal, Role, ServerMsg, TeacherInfo, MAX_FOLLOWED,
+    self, codes, ClientMsg, Command, Followed, Refusal, Role, ServerMsg, TeacherInfo, MAX_FOLLOWED,
 };
 use super::subscriber::Subscriber;
 use super::Live;
@@ -141,6 +141,42 @@ impl Reply {
     }
 }
 
+/// Applies a teacher's command; the `ack`, or why not.
+pub async fn command(live: &Live, account: &Account, cmd: &Command) -> Reply {
+    match live.command(account, cmd).await {
+        Ok(version) => Reply::Message(
+            ServerMsg::Ack {
+                id: cmd.id,
+                board: cmd.board,
+                version,
+            }
+            .to_json(),
+        ),
+        Err(e) => Reply::Refused(e.refusal(Some(cmd.id))),
+    }
+}
+
+/// Applies a connection's commands one after another, in the order they came, sending each
+/// reply to `replies`, until the connection drops `commands`. Apart from the connection's own
+/// loop, so a command that waits (for a state replication has not brought yet) holds up
+/// neither its pings nor the states it follows.
+pub async fn apply_in_turn(
+    live: std::sync::Arc<Live>,
+    account: Account,
+    mut commands: tokio::sync::mpsc::Receiver<Command>,
+    replies: tokio::sync::mpsc::Sender<Reply>,
+) {
+    while let Some(cmd) = commands.recv().await {
+        if replies
+            .send(command(&live, &account, &cmd).await)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// Handles one message from an authenticated peer at `client`; returns the direct reply,
 /// if any. `subscriber` is the connection's feed where it has one (the WebSocket): without
 /// one (`POST /api/live/messages`), `watch` is refused, since the event stream names its
@@ -162,17 +198,7 @@ pub async fn answer(
             .to_json(),
         )),
         (ClientMsg::Command(cmd), Peer::Teacher { account, .. }) => {
-            Some(match live.command(account, &cmd).await {
-                Ok(version) => Reply::Message(
-                    ServerMsg::Ack {
-                        id: cmd.id,
-                        board: cmd.board,
-                        version,
-                    }
-                    .to_json(),
-                ),
-                Err(e) => Reply::Refused(e.refusal(Some(cmd.id))),
-            })
+            Some(command(live, account, &cmd).await)
         }
         (ClientMsg::Command(cmd), Peer::Board(_)) => Some(Reply::Refused(
             Refusal::new(codes::FORBIDDEN, "Only teachers send commands.").with_id(Some(cmd.id)),

@@ -44,6 +44,10 @@ use protocol::{codes, CodeInfo, Command, Refusal, ServerMsg};
 /// to resend, so a resend is always recognised.
 pub const STATE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
+/// How far ahead of this server's clock a `seen` version may be: clocks of a cluster's
+/// servers differ by far less (`cluster status` warns past a second).
+pub const SEEN_AHEAD_MAX: Duration = Duration::from_secs(60);
+
 /// How long expired pairing codes are kept (they answer like unknown ones meanwhile).
 pub const CODE_RETENTION: Duration = Duration::from_secs(3600);
 
@@ -540,12 +544,29 @@ impl Live {
         self.authorize(account, cmd.board).await?;
         let op = Op::parse(&cmd.op, &cmd.args)?;
         self.limits.command(account.id)?;
+        if Version(cmd.seen).millis() > now_ms() + SEEN_AHEAD_MAX.as_millis() as i64 {
+            return Err(CommandError::InvalidArgs(format!(
+                "`seen` {} is a version no server has made yet: send the newest version of \
+                 the board you were sent, or 0",
+                cmd.seen
+            ))
+            .into());
+        }
         let channel = self.hub.channel(cmd.board);
+        let known = channel
+            .state
+            .borrow()
+            .as_ref()
+            .map_or(0, |k| k.state.version);
+        if cmd.seen > known {
+            // The client saw a newer state elsewhere: wait for it here, without holding the
+            // board's turn (other teachers' commands go on meanwhile), then apply to it.
+            self.caught_up(cmd.board, cmd.seen).await?;
+        }
         let _one_at_a_time = channel.commands.lock().await;
-        let mut current = self.state(cmd.board).await?;
+        let current = self.state(cmd.board).await?;
         if cmd.seen > current.state.version {
-            // The client saw a newer state elsewhere: apply to that one, or not at all.
-            current = self.caught_up(cmd.board, cmd.seen).await?;
+            return Err(LiveError::Behind);
         }
         let lesson = match (&op, &current.state.lesson) {
             (Op::Present { lesson, .. }, _) => {

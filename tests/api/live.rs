@@ -888,3 +888,58 @@ async fn an_expired_code_pairs_nothing_and_the_board_gets_a_fresh_one() {
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn a_command_waiting_for_a_newer_state_holds_up_neither_its_connection_nor_other_teachers() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut first = Ws::teacher(&app, &t, &[&board.id]).await;
+    let mut second = Ws::teacher(&app, &t, &[&board.id]).await;
+    let ack = first
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    first.state_where(|s| s["version"] == ack["version"]).await;
+    // A `seen` 10 s ahead: a state this server waits for (2 s) and never gets.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let ahead = (now_ms + 10_000) << 10;
+    let waiting = Uuid::now_v7();
+    first
+        .send(json!({"type": "command", "id": waiting, "board": board.id, "op": "next", "args": {}, "seen": ahead}))
+        .await;
+    first.send(json!({"type": "ping", "t0": 7})).await;
+    // Meanwhile the same board takes another device's command at once...
+    let other = second.command(&board.id, "goto", json!({"slide": 2})).await;
+    assert_eq!(other["type"], "ack", "{other}");
+    // ...and the waiting connection answers its ping and follows that state before it is
+    // told its own command found no newer state.
+    let mut order = Vec::new();
+    loop {
+        let msg = first.next().await;
+        let what = match msg["type"].as_str().unwrap() {
+            "pong" => "pong".to_owned(),
+            "state" if msg["state"]["version"] == other["version"] => "state".to_owned(),
+            "error" if msg["id"] == waiting.to_string() => {
+                assert_eq!(msg["code"], "unavailable", "{msg}");
+                "refused".to_owned()
+            }
+            _ => continue,
+        };
+        order.push(what);
+        if order.last().unwrap() == "refused" {
+            break;
+        }
+    }
+    order.sort();
+    assert_eq!(order, ["pong", "refused", "state"], "both before the refusal");
+    // A `seen` no server can have made (far past every clock) is refused at once.
+    first
+        .send(json!({"type": "command", "id": Uuid::now_v7(), "board": board.id, "op": "next", "args": {}, "seen": 9_007_199_254_740_991_i64}))
+        .await;
+    let refusal = first.until(|m| m["type"] == "error").await;
+    assert_eq!(refusal["code"], "invalid_command", "{refusal}");
+    assert!(refusal["message"].as_str().unwrap().contains("seen"));
+}

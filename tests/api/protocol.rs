@@ -239,6 +239,22 @@ async fn both_transports_refuse_the_same_mistakes_with_the_same_codes() {
 }
 
 #[tokio::test]
+async fn a_hello_naming_more_than_100_boards_is_refused_before_welcome() {
+    let app = spawn_app().await;
+    let t = app.register("many@school.org").await;
+    let boards: Vec<Value> = (0..101)
+        .map(|_| json!({"board": Uuid::now_v7(), "version": 0}))
+        .collect();
+    let mut ws = Ws::open(&app, None).await.unwrap();
+    ws.send(json!({"type": "hello", "protocol": 1, "role": "teacher", "token": t.token, "boards": boards}))
+        .await;
+    let first = ws.next().await;
+    assert_eq!(first["type"], "error", "no welcome first: {first}");
+    assert_eq!(first["code"], "too_many_boards");
+    assert_eq!(ws.close_code().await, 4400);
+}
+
+#[tokio::test]
 async fn a_connection_follows_at_most_100_boards_and_refuses_more_by_name() {
     let app = spawn_app().await;
     let (t, board, _) = classroom(&app).await;
