@@ -222,7 +222,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(address) = budget.address(peer.ip()) else {
+        let Ok(address) = budget.address(super::extract::counted_as(peer.ip())) else {
             tracing::debug!(client = %peer.ip(), "address over its connection share, closed");
             continue;
         };

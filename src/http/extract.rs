@@ -172,7 +172,7 @@ impl FromRequestParts<AppState> for BoardAuth {
 /// The client's address, for per-address rate limits: the TCP peer, or, when the peer is
 /// one of the configured `trusted_proxies`, the address its `X-Forwarded-For` names (the
 /// right-most entry that is not itself a trusted proxy; entries further left are the
-/// client's own claims and are ignored).
+/// client's own claims and are ignored); as [`counted_as`] counts it.
 pub struct ClientIp(pub IpAddr);
 
 impl FromRequestParts<AppState> for ClientIp {
@@ -187,11 +187,27 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(a)| a.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(ClientIp(client_address(
+        Ok(ClientIp(counted_as(client_address(
             peer,
             &parts.headers,
             &state.config.trusted_proxies,
-        )))
+        ))))
+    }
+}
+
+/// The address a client's per-address limits count against: an IPv4 address as it is, an
+/// IPv6 one as its /64 network (one household or machine holds a whole /64, so counting its
+/// addresses apart would give it 2^64 budgets), an IPv4-mapped IPv6 one as its IPv4.
+pub fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(network.into())
+            }
+        },
     }
 }
 
@@ -271,5 +287,18 @@ mod tests {
             proxy
         );
         assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_as_its_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(counted_as(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            counted_as(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            ip("2001:db8:1:2::")
+        );
+        assert_ne!(counted_as(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(counted_as(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
+        assert_eq!(counted_as(ip("192.0.2.9")), ip("192.0.2.9"));
     }
 }

@@ -583,3 +583,37 @@ async fn forwarded_addresses_count_only_from_a_trusted_proxy() {
         "a forged X-Forwarded-For bought a fresh budget"
     );
 }
+
+#[tokio::test]
+async fn addresses_of_one_ipv6_network_share_one_budget() {
+    let app = spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let claim_from = |forwarded: String| {
+        let app = &app;
+        async move {
+            app.request(Method::POST, "/api/boards/claim")
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // 60 board claims at once per address: each from a new address of one /64...
+    for host in 1..=60 {
+        assert_eq!(
+            claim_from(format!("2001:db8:0:1::{host:x}")).await,
+            StatusCode::CREATED
+        );
+    }
+    // ...spend the budget of the whole /64, not of each address.
+    assert_eq!(
+        claim_from("2001:db8:0:1:ffff::1".into()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        claim_from("2001:db8:0:2::1".into()).await,
+        StatusCode::CREATED,
+        "another /64 has its own"
+    );
+}

@@ -934,7 +934,11 @@ async fn a_command_waiting_for_a_newer_state_holds_up_neither_its_connection_nor
         }
     }
     order.sort();
-    assert_eq!(order, ["pong", "refused", "state"], "both before the refusal");
+    assert_eq!(
+        order,
+        ["pong", "refused", "state"],
+        "both before the refusal"
+    );
     // A `seen` no server can have made (far past every clock) is refused at once.
     first
         .send(json!({"type": "command", "id": Uuid::now_v7(), "board": board.id, "op": "next", "args": {}, "seen": 9_007_199_254_740_991_i64}))
