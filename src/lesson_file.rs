@@ -27,7 +27,7 @@ use crate::domain::media::{is_media_id, MediaKind};
 use crate::domain::ValidationError;
 use crate::media::{finish_all, Claim, MediaError, MediaLimits, Room, Upload};
 use crate::quota::{LessonQuota, QuotaError};
-use crate::store::{LessonRecord, Media, Store, StoreError};
+use crate::store::{LessonRecord, Media, Store, StoreError, MEDIA_FILE_OVERHEAD};
 
 /// What `format` says in every lesson file.
 pub const FORMAT: &str = "classcast-lesson";
@@ -331,8 +331,9 @@ pub async fn import(
             )));
         }
     }
+    room.pace(owner, wanted.len())?;
     let used = store.media_bytes(owner).await?;
-    let announced: u64 = wanted.iter().map(|e| e.size).sum();
+    let announced: u64 = wanted.iter().map(|e| e.size + MEDIA_FILE_OVERHEAD).sum();
     if used + announced > limits.quota_bytes {
         return Err(LessonFileError::Media(MediaError::Full {
             used,

@@ -267,6 +267,7 @@ pub async fn serve(
         room: crate::media::Room::new(config.lesson_file_limits().max_bytes),
         config: Arc::new(config),
     };
+    let room = state.room.clone();
     let chores_live = live.clone();
     let chores_store = state.store.clone();
     let chores = tokio::spawn(async move {
@@ -276,6 +277,7 @@ pub async fn serve(
             accounts.prune_limits();
             chores_live.prune_limits();
             quota.prune();
+            room.prune();
             if minute % HEARTBEAT_MINUTES == 0 {
                 if let Err(e) = chores_store.heartbeat().await {
                     tracing::warn!(error = %error_chain(&e), "cannot record this node's heartbeat");

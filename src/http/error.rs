@@ -367,6 +367,7 @@ impl From<MediaError> for ApiError {
                 ),
             },
             MediaError::Busy => ApiError::FilesOnTheirWay,
+            MediaError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
             MediaError::Unsupported => ApiError::UnsupportedMedia,
             MediaError::Interrupted => ApiError::bad_request(
                 "upload_interrupted",

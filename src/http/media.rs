@@ -99,6 +99,7 @@ async fn upload(
     let dir = state.config.data_dir.join(crate::media::UPLOADS);
     let limits = state.config.media_limits();
     let owner = auth.account.id;
+    state.room.pace(owner, 1)?;
     let used = state.store.media_bytes(owner).await?;
     let claim = state.room.media(owner, used, limits.quota_bytes);
     let form = request

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::hlc::{wall_millis, Version};
 use crate::domain::media::{MediaKind, SNIFF_BYTES};
-use crate::store::{Media, Preview, Store, StoreError, MEDIA_CHUNK};
+use crate::store::{Media, Preview, Store, StoreError, MEDIA_CHUNK, MEDIA_FILE_OVERHEAD};
 
 pub mod preview;
 pub mod room;
@@ -34,6 +34,8 @@ pub enum MediaError {
     /// The teacher's other files on their way take the room temporary files may have.
     #[error("too many files of this teacher on their way at once")]
     Busy,
+    #[error("too many uploads")]
+    RateLimited { retry_after: Duration },
     #[error("not a picture or video classcast shows")]
     Unsupported,
     #[error("the upload was interrupted")]
@@ -260,7 +262,7 @@ pub async fn finish_all(
             if let Some((used, limit)) = upload.over {
                 return Err(MediaError::Full { used, limit });
             }
-            new_bytes += upload.size;
+            new_bytes += upload.size + MEDIA_FILE_OVERHEAD;
         }
     }
     let used = store.media_bytes(account).await?;

@@ -6,6 +6,9 @@
 //! fills the disk either. It also gives each teacher one turn at a time for checking the
 //! quota and storing, so two finishing uploads cannot both fit into the same free bytes.
 //!
+//! It also paces uploads: every file a teacher uploads (or unpacks from a lesson file),
+//! new or not, writes rows, so each spends one of [`UPLOADS`].
+//!
 //! The room is this node's: in a cluster, uploads to two nodes at the same instant may each
 //! fill what is free (docs/security.md). It knows nothing of HTTP and never holds its lock
 //! across an await.
@@ -13,15 +16,27 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 use super::MediaError;
+use crate::auth::limits::{quota, Budget, Limited};
+
+/// Files one teacher may upload: a lesson file's 500 at once, then one every 5 s.
+pub const UPLOADS: Budget = Budget {
+    burst: 500,
+    every: Duration::from_secs(5),
+};
 
 pub struct Room {
     teachers: Mutex<HashMap<Uuid, Held>>,
     /// Bytes of temporary files (not new media) one teacher may have on this node.
     temporary_most: u64,
+    uploads: DefaultKeyedRateLimiter<Uuid>,
 }
 
 #[derive(Default)]
@@ -55,7 +70,30 @@ impl Room {
         Arc::new(Room {
             teachers: Mutex::new(HashMap::new()),
             temporary_most,
+            uploads: RateLimiter::keyed(quota(UPLOADS)),
         })
+    }
+
+    /// Spends `files` uploads of `owner`'s [`UPLOADS`], or says when to try again.
+    pub fn pace(&self, owner: Uuid, files: usize) -> Result<(), MediaError> {
+        let Some(n) = NonZeroU32::new(files.min(UPLOADS.burst as usize) as u32) else {
+            return Ok(());
+        };
+        match self.uploads.check_key_n(&owner, n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(MediaError::RateLimited {
+                retry_after: Limited::from(not_until).retry_after,
+            }),
+            // Not reached: `n` is clamped to the burst.
+            Err(_) => Err(MediaError::RateLimited {
+                retry_after: UPLOADS.every,
+            }),
+        }
+    }
+
+    /// Forgets the pace of teachers who went quiet.
+    pub fn prune(&self) {
+        self.uploads.retain_recent();
     }
 
     /// Room for a file that becomes new media of `owner`, who stores `used` bytes of a

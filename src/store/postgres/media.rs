@@ -98,11 +98,12 @@ impl MediaStore for PgStore {
 
     async fn media_bytes(&self, account: Uuid) -> StoreResult<u64> {
         let bytes: i64 = sqlx::query_scalar(&q(
-            "SELECT COALESCE(SUM(size), 0)::bigint FROM (SELECT media_id, MAX(size) AS size FROM
+            "SELECT COALESCE(SUM(size + ?), 0)::bigint FROM (SELECT media_id, MAX(size) AS size FROM
                  (SELECT media_id, size FROM media_file UNION ALL SELECT id, size FROM media) m
                  WHERE media_id IN (SELECT media_id FROM media_upload WHERE account_id = ?)
                  GROUP BY media_id) x",
         ))
+        .bind(MEDIA_FILE_OVERHEAD as i64)
         .bind(account)
         .fetch_one(&mut *self.read().await?)
         .await?;

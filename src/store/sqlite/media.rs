@@ -95,11 +95,12 @@ impl MediaStore for SqliteStore {
 
     async fn media_bytes(&self, account: Uuid) -> StoreResult<u64> {
         let bytes: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(size), 0) FROM (SELECT media_id, MAX(size) AS size FROM
+            "SELECT COALESCE(SUM(size + ?), 0) FROM (SELECT media_id, MAX(size) AS size FROM
                  (SELECT media_id, size FROM media_file UNION ALL SELECT id, size FROM media)
                  WHERE media_id IN (SELECT media_id FROM media_upload WHERE account_id = ?)
                  GROUP BY media_id)",
         )
+        .bind(MEDIA_FILE_OVERHEAD as i64)
         .bind(account.to_string())
         .fetch_one(&self.read)
         .await?;
