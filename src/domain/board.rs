@@ -413,13 +413,16 @@ pub fn apply(
                     }
                 }
                 Op::TimerAdd { ms } => {
-                    let cap = |left: i64| left.min(i64::from(TIMER_SECONDS_MAX) * 1000);
+                    // The time added counts in the duration too, so a timer ready to start
+                    // stays ready (for longer) and a paused one stays paused part-way.
+                    let most = u64::from(TIMER_SECONDS_MAX) * 1000;
+                    t.duration_ms = (t.duration_ms + ms).min(most);
                     match t.ends_at.filter(|_| t.running) {
                         Some(end) => {
-                            let left = cap((end - now_ms).max(0) + ms as i64);
-                            t.ends_at = Some(now_ms + left);
+                            let left = ((end - now_ms).max(0) as u64 + ms).min(t.duration_ms);
+                            t.ends_at = Some(now_ms + left as i64);
                         }
-                        None => t.remaining_ms = cap(t.remaining_ms as i64 + ms as i64) as u64,
+                        None => t.remaining_ms = (t.remaining_ms + ms).min(t.duration_ms),
                     }
                 }
                 _ => {}
@@ -447,6 +450,10 @@ pub fn apply(
     next.presenter = (next.is_presenting() && !next.name_hidden).then(|| Presenter {
         name: presenter.to_owned(),
     });
+    // A timer of another slide that has run out meanwhile is done: it leaves with the next
+    // command, whatever it is.
+    next.timers
+        .retain(|kept| kept.timer.ends_at.is_none_or(|end| end > now_ms));
     Ok(next)
 }
 
@@ -841,6 +848,48 @@ mod tests {
         assert_eq!(s.timer.ends_at, Some(560_000), "run out: a minute from now");
         let args = serde_json::json!({"ms": 0});
         assert!(Op::parse("timer_add", args.as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_minute_more_keeps_a_ready_timer_ready_and_a_paused_one_paused_across_slides() {
+        let content = lesson(); // slide 2 is a 30 s timer
+        let minute = Op::TimerAdd { ms: 60_000 };
+        let s = presenting(&content, 2);
+        let s = run(&s, minute.clone(), &content, 0);
+        let t = &s.timer;
+        assert_eq!(
+            (t.running, t.remaining_ms, t.duration_ms),
+            (false, 90_000, 90_000),
+            "ready"
+        );
+        let s = run(&s, Op::TimerStart, &content, 0);
+        let s = run(&s, Op::TimerPause, &content, 5_000);
+        let s = run(&s, minute, &content, 6_000);
+        assert_eq!(
+            (s.timer.remaining_ms, s.timer.duration_ms),
+            (145_000, 150_000)
+        );
+        // Left and shown again, it is found paused where it was, not fresh.
+        let s = run(&s, Op::Goto { slide: 0 }, &content, 7_000);
+        assert_eq!(s.timers.len(), 1);
+        let s = run(&s, Op::Goto { slide: 2 }, &content, 99_000);
+        let t = &s.timer;
+        assert_eq!(
+            (t.running, t.remaining_ms, t.duration_ms),
+            (false, 145_000, 150_000)
+        );
+    }
+
+    #[test]
+    fn a_timer_run_out_on_another_slide_leaves_at_the_next_command() {
+        let content = lesson();
+        let s = presenting(&content, 2);
+        let s = run(&s, Op::TimerStart, &content, 0);
+        let s = run(&s, Op::Goto { slide: 0 }, &content, 1_000);
+        assert_eq!(s.timers.len(), 1);
+        // Run out at 30 s; any command after that no longer carries it.
+        let s = run(&s, Op::Blank { on: true }, &content, 31_000);
+        assert!(s.timers.is_empty());
     }
 
     #[test]

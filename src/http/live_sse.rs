@@ -37,6 +37,9 @@ pub struct EventsParams {
     role: Role,
     /// Teacher: boards to follow, `id:version` pairs separated by commas (at most 100).
     boards: Option<String>,
+    /// Board: the state version it shows, a whole number from 0 to 2^53 - 1. Checked, and
+    /// otherwise unused: the board's current state is the first event either way.
+    version: Option<String>,
 }
 
 /// The live stream as Server-Sent Events; each event's data is one server message. A
@@ -77,6 +80,14 @@ pub async fn events(
         Ok(boards) => boards,
         Err(refusal) => return refused(refusal),
     };
+    if let Some(version) = params.version.as_deref() {
+        if version_number(version).is_none() {
+            return refused(Refusal::new(
+                codes::MALFORMED,
+                format!("{version:?} in `version` is not a version (a whole number from 0 to 2^53 - 1)."),
+            ));
+        }
+    }
     if let Some(refusal) = too_many_boards(boards.len()) {
         return refused(refusal);
     }
@@ -162,14 +173,17 @@ fn parse_boards(raw: &str) -> Result<Vec<Followed>, Refusal> {
             };
             Ok(Followed {
                 board: Uuid::parse_str(id).map_err(|_| malformed(id))?,
-                version: version
-                    .parse()
-                    .ok()
-                    .filter(|v| (0..=MAX_SAFE_INTEGER).contains(v))
-                    .ok_or_else(|| malformed(version))?,
+                version: version_number(version).ok_or_else(|| malformed(version))?,
             })
         })
         .collect()
+}
+
+/// A version as a query gives it: a whole number from 0 to 2^53 - 1.
+fn version_number(raw: &str) -> Option<i64> {
+    raw.parse()
+        .ok()
+        .filter(|v| (0..=MAX_SAFE_INTEGER).contains(v))
 }
 
 /// A refusal as an HTTP answer: the protocol's `error` message as the body, and a status

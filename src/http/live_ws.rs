@@ -206,6 +206,9 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                     Message::Ping(_) | Message::Pong(_) => continue,
                     Message::Binary(_) => {
                         strikes += 1;
+                        if strikes > STRIKES {
+                            break (close::MALFORMED, "too many malformed messages");
+                        }
                         subscriber.say(Refusal::new(codes::MALFORMED, "Send JSON text messages.").to_json());
                         continue;
                     }

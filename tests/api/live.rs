@@ -597,6 +597,41 @@ async fn malformed_and_oversized_frames_are_answered_without_harm() {
         ws.command(&board.id, "next", json!({})).await["type"],
         "ack"
     );
+
+    // Binary frames are refused like malformed text, and count with it: the 21st refused
+    // message closes the connection (refusals still queued then may not all be sent).
+    let mut binary = Ws::teacher(&app, &t, &[&board.id]).await;
+    binary
+        .0
+        .send(Message::Text("{not json".into()))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        binary
+            .0
+            .send(Message::Binary(vec![1, 2, 3].into()))
+            .await
+            .unwrap();
+    }
+    let mut refused = 0;
+    let code = loop {
+        match tokio::time::timeout(PATIENCE, binary.0.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(text))) => {
+                let m: Value = serde_json::from_str(&text).unwrap();
+                if m["type"] == "error" {
+                    assert_eq!(m["code"], "malformed");
+                    refused += 1;
+                }
+            }
+            Some(Ok(Message::Close(Some(frame)))) => break u16::from(frame.code),
+            other => panic!("expected errors, then a close: {other:?}"),
+        }
+    };
+    assert_eq!(code, 4400);
+    assert!((1..=20).contains(&refused), "{refused}");
 }
 
 #[tokio::test]

@@ -307,6 +307,34 @@ async fn a_connection_follows_at_most_100_boards_and_refuses_more_by_name() {
 }
 
 #[tokio::test]
+async fn a_boards_event_stream_checks_the_version_it_names() {
+    let app = spawn_app().await;
+    let board = crate::live::claim(&app).await;
+    let open = |version: &'static str| {
+        let app = &app;
+        let token = board.token.clone();
+        async move {
+            app.request(
+                Method::GET,
+                &format!("/api/live/events?role=board&version={version}"),
+            )
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+        }
+    };
+    for bad in ["abc", "-1", "9007199254740992", "1.5"] {
+        let refused = expect_refusal(open(bad).await, StatusCode::BAD_REQUEST, "malformed").await;
+        assert!(
+            refused["message"].as_str().unwrap().contains("version"),
+            "{bad}: {refused}"
+        );
+    }
+    assert_eq!(open("9007199254740991").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn the_101st_board_a_connection_follows_is_refused_by_name() {
     let app = spawn_app().await;
     let t = app.register("many@school.org").await;
