@@ -11,6 +11,7 @@ pub mod lesson;
 pub mod markdown;
 pub mod media;
 pub mod node;
+pub mod pairing_link;
 
 use std::collections::BTreeMap;
 

@@ -1,15 +1,18 @@
 //! Boards over HTTP: a board claims its identity and codes; a teacher pairs, lists, renames
 //! and unpairs boards. The live channel itself is `live_ws` and `live_sse`.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::board::{fingerprint, lesson_media};
+use crate::domain::pairing_link;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, BoardAuth, ClientIp, Ids, Json};
@@ -23,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(claim))
         .routes(routes!(new_code))
         .routes(routes!(board_self))
+        .routes(routes!(pairing_qr))
         .routes(routes!(board_media))
         .routes(routes!(pair))
         .routes(routes!(list_boards))
@@ -128,6 +132,57 @@ async fn board_self(
         paired_with: pairing.teachers,
         code: pairing.code.map(Code::from),
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QrParams {
+    /// The address teachers open (`https://classcast.school.org/teach`), as the board shows
+    /// it: http(s), at most 300 characters, no `#`.
+    url: String,
+}
+
+/// The calling board's current pairing code as a QR code (SVG): the link `url` with the code
+/// and the board's fingerprint in its fragment (`…/teach#pair=123456&board=K7QM`), which
+/// opens the console with the code filled in. It carries nothing the screen does not show.
+#[utoipa::path(get, path = "/api/boards/self/qr", tag = "boards", security(("bearer" = [])),
+    params(QrParams),
+    responses(
+        (status = 200, description = "The QR code", content_type = "image/svg+xml"),
+        (status = 400, description = "`url` is not a plain web address", body = ErrorBody),
+        (status = 401, description = "No valid board token", body = ErrorBody),
+        (status = 404, description = "The board has no code now (it is presenting)", body = ErrorBody),
+    ))]
+async fn pairing_qr(
+    State(state): State<AppState>,
+    BoardAuth(board): BoardAuth,
+    params: Result<Query<QrParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|_| {
+        ApiError::bad_request(
+            "invalid_url",
+            "Name the teachers' address: `?url=https://…/teach`.",
+        )
+    })?;
+    let code = state
+        .live
+        .pairing(board)
+        .await?
+        .code
+        .ok_or_else(|| ApiError::NotFoundBecause {
+            code: "no_code",
+            message: "This board shows no pairing code while it presents.".into(),
+        })?;
+    let link = pairing_link::link(&params.url, &code.code, &fingerprint(board))
+        .map_err(|e| ApiError::bad_request("invalid_url", e.0))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        pairing_link::svg(&link),
+    )
+        .into_response())
 }
 
 #[derive(Serialize, ToSchema)]

@@ -10,8 +10,8 @@ use crate::harness::Process;
 use crate::proxy;
 use crate::webdriver::{Browser, Driver};
 
-const EMAIL: &str = "ms.jansen@school.org";
-const PASSWORD: &str = "lesson plan 8:30";
+pub(crate) const EMAIL: &str = "ms.jansen@school.org";
+pub(crate) const PASSWORD: &str = "lesson plan 8:30";
 
 /// Selects the option of `select` whose text contains `text`, once it is there.
 fn choose(select: &str, text: &str) -> String {
@@ -24,7 +24,7 @@ fn choose(select: &str, text: &str) -> String {
 }
 
 /// A teacher account with a four-slide lesson, made through the API of `server`.
-async fn teacher_with_lesson(server: &str) {
+pub(crate) async fn teacher_with_lesson(server: &str) {
     let client = reqwest::Client::new();
     let registered: Value = client
         .post(format!("{server}/api/auth/register"))

@@ -982,3 +982,60 @@ async fn a_command_waiting_for_a_newer_state_holds_up_neither_its_connection_nor
     assert_eq!(refusal["code"], "invalid_command", "{refusal}");
     assert!(refusal["message"].as_str().unwrap().contains("seen"));
 }
+
+#[tokio::test]
+async fn a_board_gets_the_qr_code_of_its_own_current_code_only() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let qr = |url: &str, token: Option<&str>| {
+        let mut req = app.request(
+            Method::GET,
+            &format!("/api/boards/self/qr?url={}", urlencode(url)),
+        );
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    let res = qr("https://classcast.school.org/teach", Some(&board.token))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let svg = res.text().await.unwrap();
+    assert!(svg.starts_with("<svg") && !svg.contains("script"), "{svg}");
+
+    let res = qr("javascript:alert(1)", Some(&board.token)).await.unwrap();
+    expect_error(res, StatusCode::BAD_REQUEST, "invalid_url").await;
+    let res = qr("https://classcast.school.org/teach", None)
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let res = qr("https://classcast.school.org/teach", Some(&t.token))
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+
+    // A presenting board shows no code, so it has no QR code either.
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let ack = console
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    assert_eq!(ack["type"], "ack");
+    let res = qr("https://classcast.school.org/teach", Some(&board.token))
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::NOT_FOUND, "no_code").await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

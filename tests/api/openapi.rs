@@ -28,6 +28,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/api/boards/code"),
     ("get", "/api/boards/self"),
     ("get", "/api/boards/self/media"),
+    ("get", "/api/boards/self/qr"),
     ("post", "/api/boards/pair"),
     ("get", "/api/boards"),
     ("put", "/api/boards/{id}"),

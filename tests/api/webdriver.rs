@@ -270,6 +270,22 @@ impl Browser {
         .await
     }
 
+    /// What the window shows now, as PNG bytes.
+    pub async fn screenshot_png(&self) -> Vec<u8> {
+        use base64::Engine;
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let b64 = v.as_str().expect("a screenshot");
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64 PNG")
+    }
+
+    /// The address the page is at now.
+    pub async fn url(&self) -> String {
+        let v = self.call(reqwest::Method::GET, "/url", None).await;
+        v.as_str().expect("a URL").to_owned()
+    }
+
     /// Saves a PNG of the page under `test-artifacts/` (not committed).
     pub async fn screenshot(&self, name: &str) {
         use base64::Engine;

@@ -351,6 +351,36 @@ function renderIdle() {
     fillTemplate($('pair-instruction'), tr('board.pairInstruction', 'Go to {url} and enter this code', {}), teachUrl);
     showCode($('pair-code'), code);
     $('pair-code-wait').hidden = !!code;
+    showQr(code);
+  }
+}
+
+/** The QR code of the pairing link for `code`, fetched once per code (and address). */
+let qrFor = null;
+let qrUrl = null;
+async function showQr(code) {
+  const img = $('pair-qr');
+  const wanted = code?.code ? code.code + ' ' + teachUrl : null;
+  if (wanted === qrFor) return;
+  qrFor = wanted;
+  if (!wanted) {
+    img.hidden = true;
+    $('pair-qr-hint').hidden = true;
+    return;
+  }
+  try {
+    const path = '/api/boards/self/qr?url=' + encodeURIComponent(teachUrl);
+    const { body } = await api.get(path, { token: identity.board_token, retry: false });
+    if (qrFor !== wanted || typeof body !== 'string') return;
+    if (qrUrl) URL.revokeObjectURL(qrUrl);
+    qrUrl = URL.createObjectURL(new Blob([body], { type: 'image/svg+xml' }));
+    img.src = qrUrl;
+    img.alt = tr('board.qrAlt', 'QR code that opens {url} with this code filled in', { url: teachUrl });
+    img.hidden = false;
+    $('pair-qr-hint').hidden = false;
+  } catch {
+    // The digits are enough; the next code tries again.
+    if (qrFor === wanted) qrFor = null;
   }
 }
 

@@ -394,6 +394,7 @@ async function pairBoard(event) {
     ui.boards.set(body.id, { ...body, state_version: String(body.state_version ?? 0), rendered_version: String(body.rendered_version ?? 0) });
     live.watch(body.id);
     form.reset();
+    $('#pair-scanned').hidden = true;
     announce(t('teach.paired', { name: body.name, fingerprint: body.fingerprint }));
     renderStartForm();
     renderAll();
@@ -938,6 +939,46 @@ window.addEventListener('resize', () => {
 
 // ---- page start --------------------------------------------------------------------------
 
+// A board's QR code opens /teach#pair=123456&board=K7QM. The link is kept for this tab
+// (through signing in, which would drop the fragment) and taken off the address bar, so a
+// shared or bookmarked address never carries a code.
+const PAIR_LINK_KEY = 'classcast.pairLink';
+const PAIR_LINK_FOR_MS = 10 * 60 * 1000; // a code lives 10 minutes at most
+{
+  const link = new URLSearchParams(location.hash.slice(1));
+  const code = link.get('pair');
+  if (code !== null) {
+    if (/^\d{6}$/.test(code)) {
+      const board = (link.get('board') || '').replace(/[^A-Z0-9]/g, '').slice(0, 8);
+      sessionStorage.setItem(PAIR_LINK_KEY, JSON.stringify({ code, board, at: Date.now() }));
+    }
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+}
+
+/** Fills in the code of a scanned board and asks for its name: the teacher checks the board
+ *  shows the same letters, names it and presses "Add board". */
+function prefillScannedCode() {
+  let link = null;
+  try {
+    link = JSON.parse(sessionStorage.getItem(PAIR_LINK_KEY) || 'null');
+  } catch {
+    // Not ours: ignored.
+  }
+  sessionStorage.removeItem(PAIR_LINK_KEY);
+  if (!link || Date.now() - link.at > PAIR_LINK_FOR_MS) return;
+  ui.showSetup = true;
+  renderAll();
+  $('#pair-code').value = link.code;
+  const scanned = $('#pair-scanned');
+  scanned.textContent = link.board
+    ? t('teach.scannedWithFingerprint', { fingerprint: link.board })
+    : t('teach.scanned');
+  scanned.hidden = false;
+  $('#pair-card').scrollIntoView({ block: 'start' });
+  $('#pair-name').focus();
+}
+
 async function main() {
   await initPage();
   $('#start-show-name').checked = localStorage.getItem(SHOW_NAME_KEY) !== 'no';
@@ -988,6 +1029,7 @@ async function main() {
   renderPending({ pending: live.pending });
 
   await Promise.all([loadBoards(), loadLessons()]);
+  prefillScannedCode();
   live.start();
   setInterval(() => {
     ui.preview.tick(live.serverNow());

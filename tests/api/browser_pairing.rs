@@ -1,0 +1,79 @@
+//! Pairing by QR code in real headless Chromium: the board's screen is photographed and its
+//! QR code decoded as a phone's camera would, the link opened on a phone-sized page, and
+//! the board paired.
+
+use crate::browser::{teacher_with_lesson, EMAIL, PASSWORD};
+use crate::harness::Process;
+use crate::webdriver::Driver;
+
+/// The text of the one QR code in a screenshot.
+fn decode_qr(png: &[u8]) -> String {
+    let picture = image::load_from_memory(png).expect("a PNG").to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(picture);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code on the board");
+    let (_, text) = grids[0].decode().expect("a readable QR code");
+    text
+}
+
+#[tokio::test]
+async fn a_phone_pairs_by_scanning_the_boards_qr_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+
+    // A 1080p board showing its code, and the QR code of that code beside it.
+    let board = driver.browser(1920, 1080).await;
+    board.goto(&format!("{base}/board")).await;
+    let code = board
+        .wait_until(
+            "the board's code and its QR code",
+            "const t = (document.querySelector('#pair-code')?.innerText || '').replace(/\\D/g, '');
+             const qr = document.querySelector('#pair-qr');
+             return t.length === 6 && !qr.hidden && qr.complete && qr.naturalWidth > 0 ? t : null",
+        )
+        .await;
+    let code = code.as_str().unwrap().to_owned();
+    let fingerprint = board
+        .wait_until(
+            "the board's fingerprint",
+            "return (document.querySelector('#fingerprint')?.innerText || '').match(/[A-Z0-9]{4}$/)?.[0] || null",
+        )
+        .await;
+    let fingerprint = fingerprint.as_str().unwrap().to_owned();
+    board.screenshot("qr-01-board").await;
+    let link = decode_qr(&board.screenshot_png().await);
+    assert_eq!(
+        link,
+        format!("{base}/teach#pair={code}&board={fingerprint}")
+    );
+
+    // The phone opens it, signs in, and finds the code filled in and the fingerprint named.
+    let phone = driver.browser(390, 844).await;
+    phone.goto(&link).await;
+    phone.wait_for("#signin-email").await;
+    phone.type_into("#signin-email", EMAIL).await;
+    phone.type_into("#signin-password", PASSWORD).await;
+    phone.click("#signin-form button[type=submit]").await;
+    phone.wait_for_text("#pair-scanned", &fingerprint).await;
+    let filled = phone
+        .run(
+            "return document.querySelector('#pair-code').value",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(filled, code.as_str());
+    assert!(
+        !phone.url().await.contains("pair="),
+        "the code is taken off the address bar"
+    );
+    phone.screenshot("qr-02-phone-scanned").await;
+
+    // Named and confirmed: the board is paired.
+    phone.type_into("#pair-name", "Room 12").await;
+    phone.click("#pair-submit").await;
+    board.wait_for_text("#controlled-by", "Ms Jansen").await;
+    phone.screenshot("qr-03-phone-paired").await;
+}
