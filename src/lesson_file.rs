@@ -27,7 +27,9 @@ use crate::domain::media::{is_media_id, MediaKind};
 use crate::domain::ValidationError;
 use crate::media::{finish_all, Claim, MediaError, MediaLimits, Room, Upload};
 use crate::quota::{LessonQuota, QuotaError};
-use crate::store::{LessonRecord, Media, Store, StoreError, MEDIA_FILE_OVERHEAD};
+use crate::store::{
+    LessonCursor, LessonOrder, LessonRecord, Media, Store, StoreError, MEDIA_FILE_OVERHEAD,
+};
 
 /// What `format` says in every lesson file.
 pub const FORMAT: &str = "classcast-lesson";
@@ -349,9 +351,45 @@ pub async fn import(
         .await
         .map_err(std::io::Error::other)??;
 
+    let mut content = content;
+    content.title = distinct_title(store, owner, &content).await?;
     quota.admit(owner, &content).await?;
     finish_all(uploads, store, owner).await?;
     Ok(store.create_lesson(owner, &content).await?)
+}
+
+/// The lesson's title, or, when the teacher has a lesson of that title already, the first
+/// of "Title (2)", "Title (3)", … they do not have: an import never makes two rows alike.
+async fn distinct_title(
+    store: &dyn Store,
+    owner: Uuid,
+    content: &LessonContent,
+) -> Result<String, StoreError> {
+    // Titles sort case-insensitively: "Title", "Title (2)", … follow the title's key.
+    let after = LessonCursor::Title {
+        title_key: content.title_key(),
+        id: Uuid::nil(),
+    };
+    let taken: BTreeSet<String> = store
+        .list_lessons(owner, LessonOrder::Title, Some(&after), 200)
+        .await?
+        .into_iter()
+        .map(|l| l.title)
+        .collect();
+    let title = &content.title;
+    if !taken.contains(title) {
+        return Ok(title.clone());
+    }
+    let numbered = (2..).map(|n| {
+        let suffix = format!(" ({n})");
+        let room = TITLE_MAX - suffix.chars().count();
+        let base: String = title.chars().take(room).collect();
+        format!("{}{suffix}", base.trim_end())
+    });
+    Ok(numbered
+        .take(250)
+        .find(|t| !taken.contains(t))
+        .unwrap_or_else(|| title.clone()))
 }
 
 /// A file the lesson file carries, as its manifest lists it.

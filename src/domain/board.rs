@@ -441,8 +441,10 @@ pub fn apply(
             };
         }
         Op::End => {
+            // A teacher who kept their name off keeps it off the idle screen too.
             next = BoardState {
                 version: state.version,
+                name_hidden: state.name_hidden,
                 ..BoardState::idle(state.board)
             };
         }
@@ -734,6 +736,8 @@ mod tests {
         assert!(!serde_json::to_string(&s).unwrap().contains("Ms J"));
         let stored: BoardState = serde_json::from_str(&s.stored_json()).unwrap();
         assert!(stored.name_hidden);
+        let ended = run(&s, Op::End, &content, 0);
+        assert!(ended.name_hidden, "kept off the idle screen too");
         let s = run(&s, Op::ShowName { on: true }, &content, 0);
         assert_eq!(s.presenter.unwrap().name, "Ms J");
         let args = serde_json::json!({"lesson": Uuid::nil(), "show_name": "no"});

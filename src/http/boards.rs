@@ -110,7 +110,10 @@ pub struct BoardSelf {
     board_id: Uuid,
     /// Four characters the board shows at all times; the console shows them after pairing.
     fingerprint: String,
-    /// Names of the teachers paired with this board.
+    /// Whether any teacher is paired with this board.
+    paired: bool,
+    /// Names of the teachers paired with this board; empty while it keeps names off (a
+    /// teacher chose `show_name: false`).
     paired_with: Vec<String>,
     code: Option<Code>,
 }
@@ -129,6 +132,7 @@ async fn board_self(
     Ok(axum::Json(BoardSelf {
         board_id: board,
         fingerprint: fingerprint(board),
+        paired: pairing.paired,
         paired_with: pairing.teachers,
         code: pairing.code.map(Code::from),
     }))

@@ -103,6 +103,9 @@ pub struct Claimed {
 
 /// Who controls a board, and the code it shows (none while presenting).
 pub struct Pairing {
+    /// Whether any teacher is paired with the board.
+    pub paired: bool,
+    /// Their names; none while the board keeps names off (its state's `name_hidden`).
     pub teachers: Vec<String>,
     pub code: Option<ActiveCode>,
 }
@@ -320,13 +323,21 @@ impl Live {
     /// with the same digits) gets a fresh one.
     pub async fn pairing(&self, board: Uuid) -> Result<Pairing, LiveError> {
         let teachers = self.store.board_teachers(board).await?;
-        let presenting = self.state(board).await?.state.is_presenting();
+        let state = self.state(board).await?;
+        let presenting = state.state.is_presenting();
         let code = match (presenting, self.store.current_code(board, now_ms()).await?) {
             (true, _) => None,
             (false, Some(code)) => Some(code),
             (false, None) => Some(self.draw_code(board).await?),
         };
-        Ok(Pairing { teachers, code })
+        Ok(Pairing {
+            paired: !teachers.is_empty(),
+            teachers: match state.state.name_hidden {
+                true => Vec::new(),
+                false => teachers,
+            },
+            code,
+        })
     }
 
     /// [`Live::pairing`] as the protocol's `pairing` message, made once per change of the
@@ -344,6 +355,7 @@ impl Live {
         let valid_until = pairing.code.as_ref().map_or(i64::MAX, |c| c.expires_at_ms);
         let message: Arc<str> = ServerMsg::Pairing {
             fingerprint: fingerprint(board),
+            paired: pairing.paired,
             paired_with: pairing.teachers,
             code: pairing.code.map(|c| CodeInfo {
                 code: c.code,
@@ -599,7 +611,9 @@ impl Live {
             Saved::Before { board, version } => earlier_outcome(board, version, cmd),
             Saved::New(version) => {
                 next.version = version.0;
-                let presenting_changed = current.state.is_presenting() != next.is_presenting();
+                // What the board's idle screen shows follows: its code, and whose names.
+                let presenting_changed = current.state.is_presenting() != next.is_presenting()
+                    || current.state.name_hidden != next.name_hidden;
                 let content = next.lesson.as_ref().and(lesson.map(|(_, _, c)| c));
                 let stored = self.bus.carries_states().then(|| next.stored_json().into());
                 self.hub.publish(next, content);

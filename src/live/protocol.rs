@@ -188,6 +188,9 @@ pub enum ServerMsg<'a> {
         cached: bool,
     },
     Pairing {
+        /// Whether any teacher is paired with the board.
+        paired: bool,
+        /// Their names; empty while the board keeps names off (`name_hidden`).
         paired_with: Vec<String>,
         code: Option<CodeInfo>,
         /// The board's fingerprint, shown beside the code (see `domain::board::fingerprint`).

@@ -579,10 +579,15 @@ async fn a_file_the_teacher_holds_already_is_not_unpacked_again() {
         .unwrap()
         .to_vec();
     // 0.9 of 1 MiB used: the file's picture costs nothing, as it is the teacher's already.
-    let res = import(&app, &t, exported).await;
+    let res = import(&app, &t, exported.clone()).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(app.lesson_count(&t).await, 2);
     assert_eq!(chunk_rows(&app).await, 1);
+    // Imported next to the lesson it came from, it is told apart by its title.
+    let first: Value = res.json().await.unwrap();
+    assert_eq!(first["title"], "Pie (2)");
+    let second: Value = import(&app, &t, exported).await.json().await.unwrap();
+    assert_eq!(second["title"], "Pie (3)");
 }
 
 #[tokio::test]

@@ -87,7 +87,7 @@ async function checkSelf() {
   try {
     const { body } = await api.get('/api/boards/self', { token: identity.board_token, retry: false });
     if (!pairing) {
-      pairing = { paired_with: body.paired_with ?? [], code: body.code ?? null, fingerprint: body.fingerprint };
+      pairing = { paired: body.paired, paired_with: body.paired_with ?? [], code: body.code ?? null, fingerprint: body.fingerprint };
       render();
       scheduleCodeRotation();
     }
@@ -132,7 +132,7 @@ function startLive() {
   });
   live.on('pairing', (msg) => {
     const before = new Set(pairing?.paired_with ?? []);
-    pairing = { paired_with: msg.paired_with ?? [], code: msg.code ?? null, fingerprint: msg.fingerprint };
+    pairing = { paired: msg.paired, paired_with: msg.paired_with ?? [], code: msg.code ?? null, fingerprint: msg.fingerprint };
     const added = pairing.paired_with.filter((name) => !before.has(name));
     if (added.length && before.size + added.length === pairing.paired_with.length) confirmPairing(added);
     render();
@@ -209,7 +209,7 @@ async function requestCode() {
   if (live?.transport === 'websocket' && live.message({ type: 'code' })) return; // a `pairing` message answers
   try {
     const { body } = await api.post('/api/boards/code', undefined, { token: identity.board_token });
-    pairing = { paired_with: pairing?.paired_with ?? [], code: body };
+    pairing = { paired: pairing?.paired, paired_with: pairing?.paired_with ?? [], code: body, fingerprint: pairing?.fingerprint };
     render();
     scheduleCodeRotation();
   } catch (err) {
@@ -338,12 +338,15 @@ function renderIdle() {
   const print = pairing.fingerprint;
   $('fingerprint').textContent = print ? tr('board.fingerprint', 'This screen: {fingerprint}', { fingerprint: print }) : '';
   const names = pairing.paired_with ?? [];
-  const paired = names.length > 0;
+  // Names stay off the screen when the teacher chose so (`paired` without names).
+  const paired = pairing.paired ?? names.length > 0;
   const code = currentCode();
   $('idle-pair').hidden = paired;
   $('idle-ready').hidden = !paired;
   if (paired) {
-    $('controlled-by').textContent = tr('board.controlledBy', 'Controlled by {names}', { names: listFormat(names) });
+    $('controlled-by').textContent = names.length
+      ? tr('board.controlledBy', 'Controlled by {names}', { names: listFormat(names) })
+      : tr('board.pairedNoNames', 'Paired with a teacher');
     fillTemplate($('add-instruction'), tr('board.addInstruction', 'Another teacher? Go to {url} and enter', {}), teachUrl);
     showCode($('pair-code-small'), code);
     $('pair-code-small').previousElementSibling.hidden = !code;

@@ -5,6 +5,11 @@
 import { wsUrl } from './live.js';
 import { $, announce, h, initPage, t } from './ui.js';
 
+// Opened from a board's screen: the way back is one tap, not the teachers' sign-in.
+if (new URLSearchParams(location.search).get('from') === 'board') {
+  document.getElementById('back-to-board').hidden = false;
+}
+
 const SAMPLES = 5;
 const TIMEOUT_MS = 10000;
 

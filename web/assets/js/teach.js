@@ -393,6 +393,8 @@ async function pairBoard(event) {
     const { body } = await api.post('/api/boards/pair', { code, name });
     ui.boards.set(body.id, { ...body, state_version: String(body.state_version ?? 0), rendered_version: String(body.rendered_version ?? 0) });
     live.watch(body.id);
+    // A teacher who keeps their name off boards keeps it off this one's screen from now on.
+    if (localStorage.getItem(SHOW_NAME_KEY) === 'no') command(body.id, 'show_name', { on: false });
     form.reset();
     $('#pair-scanned').hidden = true;
     announce(t('teach.paired', { name: body.name, fingerprint: body.fingerprint }));
