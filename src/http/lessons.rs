@@ -152,6 +152,22 @@ async fn import_lesson(
     Ok(lesson_response(StatusCode::CREATED, record))
 }
 
+/// Refuses a lesson that names a picture or video this server does not hold, slide by slide.
+async fn known_media(state: &AppState, content: &LessonContent) -> Result<(), ApiError> {
+    let missing = crate::media::unknown_media(state.store.as_ref(), content).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut errors = ValidationError::default();
+    for index in missing {
+        errors.add(
+            &format!("slides[{index}].media"),
+            "This picture or video is not on the server (any more): upload it again.",
+        );
+    }
+    Err(ApiError::Validation(errors))
+}
+
 /// A slide as the board shows it.
 #[derive(Serialize, ToSchema)]
 pub struct SlidePreview {
@@ -521,6 +537,7 @@ async fn create_lesson(
     Json(body): Json<LessonBody>,
 ) -> Result<Response, ApiError> {
     let content = body.parse()?;
+    known_media(&state, &content).await?;
     state.quota.admit(auth.account.id, &content).await?;
     let record = state.store.create_lesson(auth.account.id, &content).await?;
     Ok(lesson_response(StatusCode::CREATED, record))
@@ -575,6 +592,7 @@ async fn replace_lesson(
     Json(body): Json<LessonBody>,
 ) -> Result<Response, ApiError> {
     let content = body.parse()?;
+    known_media(&state, &content).await?;
     state.quota.admit(auth.account.id, &content).await?;
     let edit = LessonEdit {
         expected,
@@ -675,6 +693,7 @@ async fn restore_revision(
     Ids([id, rev]): Ids<2>,
 ) -> Result<Response, ApiError> {
     let content = state.store.revision(auth.account.id, id, rev).await?;
+    known_media(&state, &content).await?;
     state.quota.admit(auth.account.id, &content).await?;
     let edit = LessonEdit {
         expected: None,

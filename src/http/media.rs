@@ -197,8 +197,14 @@ fn form_error(e: &MultipartError) -> ApiError {
 #[utoipa::path(get, path = "/api/media/{id}", tag = "media",
     params(("id" = String, Path, description = "The file's id (its SHA-256)")),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream"),
-        (status = 206, description = "The range asked for", content_type = "application/octet-stream"),
+        (status = 200, description = "The file, with the type told from its bytes when it was uploaded", content(
+            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"),
+            (Vec<u8> = "image/gif"), (Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"),
+        )),
+        (status = 206, description = "The range asked for, with the file's type", content(
+            (Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"),
+            (Vec<u8> = "image/gif"), (Vec<u8> = "video/mp4"), (Vec<u8> = "video/webm"),
+        )),
         (status = 304, description = "Not modified (`If-None-Match`)"),
         (status = 404, description = "No such file", body = ErrorBody),
         (status = 416, description = "The range lies outside the file"),

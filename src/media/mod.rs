@@ -300,6 +300,45 @@ impl Drop for Upload {
     }
 }
 
+/// How long a save waits for a file it names to arrive: one uploaded a moment ago through
+/// another server of a cluster may not have replicated yet.
+const ARRIVAL_WAIT: Duration = Duration::from_secs(2);
+
+/// The slides of `content` (by index) naming a file this server does not hold, once files
+/// that are on their way have had [`ARRIVAL_WAIT`] to arrive. A lesson naming a file nobody
+/// stored could be shown by no board and exported by no one.
+pub async fn unknown_media(
+    store: &dyn Store,
+    content: &crate::domain::lesson::LessonContent,
+) -> Result<Vec<usize>, StoreError> {
+    let named: std::collections::BTreeSet<&str> = content
+        .slides
+        .iter()
+        .filter_map(|s| s.media.as_deref())
+        .collect();
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let mut missing = Vec::new();
+        for id in &named {
+            if store.media(id).await?.is_none() {
+                missing.push(*id);
+            }
+        }
+        if missing.is_empty() || started.elapsed() >= ARRIVAL_WAIT {
+            return Ok(content
+                .slides
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.media.as_deref().is_some_and(|m| missing.contains(&m)))
+                .map(|(i, _)| i)
+                .collect());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
 /// How long a file stays while no lesson names it (uploaded and not saved into a lesson yet,
 /// or left by deleted lessons) before the hourly purge removes it.
 pub const MEDIA_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);

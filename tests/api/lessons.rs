@@ -7,6 +7,17 @@ use crate::harness::*;
 async fn a_lesson_is_created_read_back_with_its_etag_and_slides_in_order() {
     let app = spawn_app().await;
     let t = app.register("t@school.org").await;
+    let picture: Value = crate::media::upload(
+        &app,
+        &t,
+        crate::media::file(crate::media::PNG, 1_000),
+        "image/png",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let picture_id = picture["id"].as_str().unwrap().to_owned();
     let created = app
         .create_lesson(
             &t,
@@ -14,7 +25,7 @@ async fn a_lesson_is_created_read_back_with_its_etag_and_slides_in_order() {
                 text_slide("Welcome"),
                 {"kind": "question", "title": "What is 1/2 + 1/4?", "answer": "3/4"},
                 {"kind": "timer", "title": "Work in pairs", "seconds": 300},
-                {"kind": "image", "media": "A".repeat(64)},
+                {"kind": "image", "media": picture_id.to_uppercase()},
             ]}),
         )
         .await;
@@ -38,7 +49,10 @@ async fn a_lesson_is_created_read_back_with_its_etag_and_slides_in_order() {
     assert_eq!(kinds, ["text", "question", "timer", "image"]);
     assert_eq!(lesson["slides"][1]["answer"], "3/4");
     assert_eq!(lesson["slides"][2]["seconds"], 300);
-    assert_eq!(lesson["slides"][3]["media"], "a".repeat(64));
+    assert_eq!(
+        lesson["slides"][3]["media"], picture_id,
+        "ids are read in any case"
+    );
     assert!(lesson["slides"][0]["id"].as_str().unwrap().len() == 36);
 }
 
@@ -275,4 +289,23 @@ async fn a_slide_preview_is_rendered_as_the_board_renders_it_and_stores_nothing(
         .unwrap();
     expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(app.lesson_count(&t).await, 0, "nothing stored");
+}
+
+#[tokio::test]
+async fn a_lesson_naming_a_file_nobody_stored_is_refused_slide_by_slide() {
+    let app = spawn_app().await;
+    let t = app.register("t@school.org").await;
+    let res = app
+        .as_teacher(Method::POST, "/api/lessons", &t)
+        .json(&json!({"title": "Ghost", "slides": [
+            text_slide("Welcome"),
+            {"kind": "image", "media": "b".repeat(64)},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    let error = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let message = error["fields"]["slides[1].media"].as_str().unwrap();
+    assert!(message.contains("upload it again"), "{message}");
+    assert_eq!(app.lesson_count(&t).await, 0);
 }

@@ -173,3 +173,33 @@ async fn every_reference_in_the_document_resolves() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stored_file_is_documented_with_the_types_it_is_served_as() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let ok = &doc["paths"]["/api/media/{id}"]["get"]["responses"]["200"]["content"];
+    let documented: BTreeSet<&str> = ok.as_object().unwrap().keys().map(String::as_str).collect();
+    let t = app.register("types@school.org").await;
+    for (magic, kind) in [
+        (crate::media::PNG, "image/png"),
+        (crate::media::WEBM, "video/webm"),
+    ] {
+        let stored: Value = crate::media::upload(&app, &t, crate::media::file(magic, 2_000), kind)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let res = app
+            .request(Method::GET, stored["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let served = res.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(
+            documented.contains(served.as_str()),
+            "{served} not in {documented:?}"
+        );
+    }
+    assert!(!documented.contains("application/octet-stream"));
+}
