@@ -320,6 +320,47 @@ async fn main() {
         );
     }
 
+    {
+        // Answered keep-alive connections holding every place: 13 addresses × 32 (an
+        // address's share of 400), each answered once and then idle, as a client sending
+        // one cheap request every 15 s would keep them.
+        let s = Server::start(&bin, &["--max-connections", "400"]).await;
+        let token = teacher_on(&s).await;
+        let mut held = Vec::new();
+        for i in 0..13 * 32 {
+            let Some(mut tcp) = connect_from(s.addr, &attacker(i / 32)).await else {
+                continue;
+            };
+            if tcp
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            let mut answer = [0u8; 512];
+            if let Ok(Ok(n)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::io::AsyncReadExt::read(&mut tcp, &mut answer),
+            )
+            .await
+            {
+                if n > 0 {
+                    held.push(tcp);
+                }
+            }
+        }
+        let answered = held.len();
+        let probed = probe(&s.base, &token, seconds).await;
+        row(
+            "keep-alive connections answered and held idle",
+            probed,
+            s.rss_mib(),
+            &format!("{answered} of 416 answered and held, --max-connections 400"),
+        );
+    }
+    lesson_files(&bin).await;
+
     // Login timing: an unknown address against a wrong password for a real one.
     {
         let s = Server::start(&bin, &[]).await;
@@ -347,6 +388,148 @@ async fn main() {
     }
 
     disk(&bin).await;
+}
+
+/// A lesson file of `entries` pictures of `each` bytes (mostly zeros, so the file is small),
+/// whose manifest says each is `claimed` bytes.
+fn lesson_file(entries: usize, each: usize, claimed: Option<usize>) -> Vec<u8> {
+    use sha2::Digest;
+    use std::io::Write;
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let (mut slides, mut media, mut files) = (Vec::new(), Vec::new(), Vec::new());
+    for n in 0..entries {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        bytes.extend_from_slice(&(n as u64).to_be_bytes());
+        bytes.resize(each, 0);
+        let id = hex::encode(sha2::Sha256::digest(&bytes));
+        slides.push(json!({"kind": "image", "media": id}));
+        media.push(json!({"id": id, "type": "image/png", "size": claimed.unwrap_or(each)}));
+        files.push((format!("media/{id}.png"), bytes));
+    }
+    let manifest = json!({"format": "classcast-lesson", "version": 1, "title": "Bench",
+        "slides": slides, "media": media});
+    zip.start_file("lesson.json", options).unwrap();
+    zip.write_all(manifest.to_string().as_bytes()).unwrap();
+    for (name, bytes) in files {
+        zip.start_file(name, options).unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// Imports `file` while watching the server's `uploads/`: the answer, the most bytes it
+/// held there at once, and how long it took.
+async fn import_watching(s: &Server, token: &str, file: Vec<u8>) -> (u16, u64, f64) {
+    let uploads = s.dir.path().join("uploads");
+    let running = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let running = running.clone();
+        tokio::spawn(async move {
+            let mut most = 0u64;
+            while running.load(Ordering::Relaxed) {
+                let now: u64 = std::fs::read_dir(&uploads)
+                    .map(|d| {
+                        d.filter_map(|e| e.ok()?.metadata().ok())
+                            .map(|m| m.len())
+                            .sum()
+                    })
+                    .unwrap_or(0);
+                most = most.max(now);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            most
+        })
+    };
+    let t0 = Instant::now();
+    let status = client_at("127.0.0.1")
+        .post(format!("{}/api/lessons/import", s.base))
+        .bearer_auth(token)
+        .header("content-type", "application/zip")
+        .body(file)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16());
+    let took = t0.elapsed().as_secs_f64();
+    running.store(false, Ordering::Relaxed);
+    (status, watcher.await.unwrap(), took)
+}
+
+/// What hostile lesson files cost: disk while one is checked, memory while 8 are.
+async fn lesson_files(bin: &str) {
+    let s = Server::start(bin, &[]).await;
+    let token = teacher_on(&s).await;
+    // 11 pictures of 200 MiB (the limit per file) in a file of a few MiB: 2.2 GiB, past the
+    // default 2 GiB quota. Said honestly, then with each claimed to be 5 KB.
+    for (what, claimed) in [
+        ("sizes said honestly", None),
+        ("sizes claimed 5 KB", Some(5_000)),
+    ] {
+        let file = lesson_file(11, 200 << 20, claimed);
+        let size = file.len();
+        let (status, most, took) = import_watching(&s, &token, file).await;
+        println!(
+            "\nlesson file of {:.1} MiB unpacking to 2.2 GiB ({what}): answered {status} in {took:.2} s, \
+             at most {:.1} MiB in uploads/ meanwhile (before: 2.39 GB, answered 403)",
+            size as f64 / 1048576.0,
+            most as f64 / 1048576.0
+        );
+    }
+    // A manifest of 600,000 slides (7 MiB unpacked), 8 imports at once.
+    let slides = vec![r#"{"kind":""}"#; 600_000].join(",");
+    let manifest = format!(
+        r#"{{"format":"classcast-lesson","version":1,"title":"Huge","media":[],"slides":[{slides}]}}"#
+    );
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("lesson.json", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    std::io::Write::write_all(&mut zip, manifest.as_bytes()).unwrap();
+    let file = zip.finish().unwrap().into_inner();
+    let before = s.rss_mib();
+    let running = Arc::new(AtomicBool::new(true));
+    let peak = {
+        let (running, pid) = (running.clone(), s.child.id().unwrap());
+        tokio::spawn(async move {
+            let mut most = 0f64;
+            while running.load(Ordering::Relaxed) {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let kib: f64 = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                    .unwrap_or(0.0);
+                most = most.max(kib / 1024.0);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            most
+        })
+    };
+    let answers = futures_util::future::join_all((0..8).map(|_| {
+        let (base, token, file) = (s.base.clone(), token.clone(), file.clone());
+        async move {
+            client_at("127.0.0.1")
+                .post(format!("{base}/api/lessons/import"))
+                .bearer_auth(token)
+                .header("content-type", "application/zip")
+                .body(file)
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16())
+        }
+    }))
+    .await;
+    running.store(false, Ordering::Relaxed);
+    println!(
+        "8 lesson files of {:.0} KiB at once, each a manifest of 600,000 slides: answered {answers:?}, \
+         server RSS {before:.0} MiB before, peak {:.0} MiB, {:.0} MiB after \
+         (before: 2 million slides took 745 MiB each; 8 peaked at 4,016 MiB and held 526 MiB)",
+        file.len() as f64 / 1024.0,
+        peak.await.unwrap(),
+        s.rss_mib()
+    );
 }
 
 /// Bytes each budgeted write takes on disk, and the worst case per hour that follows.

@@ -538,16 +538,17 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
     page.wait_until(
         "the imported lesson in the editor",
         "return /^\\/lessons\\/[0-9a-f-]{36}$/.test(location.pathname)
-             && document.querySelector('#lesson-title')?.value === 'Fractions'
+             && document.querySelector('#lesson-title')?.value === 'Fractions (2)'
              && document.querySelectorAll('#slide-list li').length === 4 || null",
     )
     .await;
     page.screenshot("lesson-file-02-imported").await;
     page.goto(&format!("{base}/lessons")).await;
+    // The original and the imported copy, told apart by their titles.
     page.wait_until(
-        "two lessons named Fractions",
-        "return [...document.querySelectorAll('#lesson-list .lesson-link')]
-             .filter((a) => a.textContent === 'Fractions').length === 2 || null",
+        "the lesson and its imported copy",
+        "const titles = [...document.querySelectorAll('#lesson-list .lesson-link')].map((a) => a.textContent);
+         return titles.includes('Fractions') && titles.includes('Fractions (2)') || null",
     )
     .await;
 }
@@ -1406,13 +1407,21 @@ async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
         )
         .await;
 
-    // The teacher drops the console's slider at the first second (a recorded WebM does not
-    // say its length, so the slider's end is set as the browser would for a stored video).
+    // A recorded WebM does not say its length; the console finds it out, and the teacher
+    // drops the slider at the first second.
     teacher.wait_for("#video-seek-label:not([hidden])").await;
+    let length = teacher
+        .wait_until(
+            "the video's length on the console",
+            "const t = document.querySelector('#video-time')?.textContent || '';
+             return t.includes(' / ') && document.querySelector('#video-seek').max === '2' ? t : null",
+        )
+        .await;
+    assert!(length.as_str().unwrap().ends_with("/ 00:02"), "{length}");
     teacher
         .run(
             "const s = document.querySelector('#video-seek');
-             s.max = '1'; s.value = '1';
+             s.value = '1';
              s.dispatchEvent(new Event('change'));",
             json!([]),
         )
@@ -1431,6 +1440,26 @@ async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
         )
         .await;
     board.screenshot("video-03-board-seeked").await;
+
+    // Played to its end, the console says so and offers to play it again, from the start.
+    teacher.click("#video-toggle").await;
+    let ended = teacher
+        .wait_until(
+            "the console to see the video ended",
+            "const b = document.querySelector('#video-toggle');
+             return b.dataset.ended === 'yes' ? [b.textContent, document.querySelector('#video-time').textContent] : null",
+        )
+        .await;
+    assert_eq!(ended[0], "Play again");
+    assert_eq!(ended[1], "00:02 / 00:02", "never past its end");
+    teacher.click("#video-toggle").await;
+    board
+        .wait_until(
+            "the board's video playing from the start again",
+            "const v = document.querySelector('#slide-frame video.slide-media');
+             return v && !v.paused && v.currentTime < 1 || null",
+        )
+        .await;
 }
 
 #[tokio::test]

@@ -185,6 +185,7 @@ const controls = {
   video: () => {
     const s = currentState();
     if (!s?.video) return;
+    if ($('#video-toggle').dataset.ended === 'yes') return command(ui.viewBoard, 'video_play', { position_ms: 0 });
     const position_ms = Math.round(videoPosition(s.video, live.serverNow()));
     command(ui.viewBoard, s.video.playing ? 'video_pause' : 'video_play', { position_ms });
   },
@@ -885,12 +886,39 @@ function renderVideoSeek() {
   const state = currentState();
   if (label.hidden || !state?.video) return;
   const slider = $('#video-seek');
-  const duration = $('#preview video')?.duration;
-  if (Number.isFinite(duration)) slider.max = String(Math.floor(duration));
-  const at = videoPosition(state.video, live.serverNow()) / 1000;
+  const duration = previewDuration();
+  const known = Number.isFinite(duration) && duration > 0;
+  let at = videoPosition(state.video, live.serverNow()) / 1000;
+  // Played to its end, the board's video stands on its last frame.
+  const ended = known && state.video.playing && at >= duration;
+  if (known) at = Math.min(at, duration);
+  // Until its length is known the slider reaches as far as the video has played (never the
+  // length of the video on an earlier slide).
+  slider.max = String(known ? Math.ceil(duration) : Math.max(1, Math.ceil(at)));
   if (document.activeElement !== slider) slider.value = String(Math.floor(at));
-  const length = Number.isFinite(duration) ? ' / ' + formatClock(duration * 1000) : '';
+  const length = known ? ' / ' + formatClock(duration * 1000) : '';
   $('#video-time').textContent = formatClock(at * 1000) + length;
+  const toggle = $('#video-toggle');
+  const action = ended ? t('teach.videoReplay') : state.video.playing ? t('teach.videoPause') : t('teach.videoPlay');
+  if (toggle.textContent !== action) toggle.textContent = action;
+  toggle.dataset.ended = ended ? 'yes' : '';
+}
+
+/**
+ * The length of the current slide's video, from the preview's own copy. A WebM recorded in
+ * a browser says none (Infinity) until it has been read to its end, so the preview is asked
+ * once to seek far past it, which makes the browser work it out, and then back.
+ */
+function previewDuration() {
+  const video = $('#preview video');
+  if (!video) return NaN;
+  if (video.duration === Infinity && !video.dataset.lengthAsked) {
+    video.dataset.lengthAsked = 'yes';
+    const at = video.currentTime;
+    video.addEventListener('durationchange', () => (video.currentTime = at), { once: true });
+    video.currentTime = Number.MAX_SAFE_INTEGER;
+  }
+  return video.duration;
 }
 
 /** The timer button label follows the clock: "Start timer", "Pause timer (00:42)". */
