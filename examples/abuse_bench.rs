@@ -351,6 +351,9 @@ async fn main() {
             }
         }
         let answered = held.len();
+        // Between their requests (every 15 s in the review's probe) they are idle; a
+        // connection idle for 2 s gives way.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
         let probed = probe(&s.base, &token, seconds).await;
         row(
             "keep-alive connections answered and held idle",

@@ -6,8 +6,9 @@
 //! their headers, under systemd's default limit of 1,024 descriptors, kept real users out.
 //! One address holds at most its share. When the whole budget is taken, a connection that is
 //! not in use gives way to the new one: first the oldest that has not been answered yet (a
-//! slow client, or an attacker's), then the one idle the longest between requests (a
-//! keep-alive connection, which a browser simply opens again when it next needs one). So
+//! slow client, or an attacker's), then the one idle the longest between requests, once idle
+//! for [`IDLE_BEFORE_GIVING_WAY`] (a keep-alive connection, which a browser simply opens
+//! again when it next needs one). So
 //! neither slow nor idle connections from many addresses can starve a real user, whose
 //! request needs a place only for the moment it takes to send. A connection in use (a
 //! request being answered, a download, an event stream, a WebSocket) keeps its place; when
@@ -49,6 +50,12 @@ pub struct ConnectionLimits {
 
 /// How long a new connection waits for the unanswered one it displaced to let go.
 const GIVE_WAY_WITHIN: Duration = Duration::from_millis(500);
+
+/// How long a connection must have been idle before it gives way: a page between two quick
+/// requests keeps its connection (it would otherwise need a new place for the next one, in
+/// a budget a flood has filled), one that sends a request every 15 s to hold its place
+/// does not.
+const IDLE_BEFORE_GIVING_WAY: Duration = Duration::from_secs(2);
 
 /// A connection's place in the budget, held by the connection and by a WebSocket made from
 /// it; the place is free again when both are gone.
@@ -92,14 +99,17 @@ struct Budget {
     /// Open connections that may still give way (HTTP ones, not WebSockets yet).
     open: Mutex<HashMap<u64, Arc<Conn>>>,
     next: AtomicU64,
+    /// What idle times are counted from.
+    started: std::time::Instant,
 }
 
 /// What a connection is doing, kept where a request changes it without a lock: a full
 /// budget (rare) looks at every connection, each request only stores a number.
 struct Conn {
     bell: Notify,
-    /// [`IN_USE`], or since when it may give way: not answered yet (the low numbers), or
-    /// idle between requests ([`IDLE`] set). The lowest gives way first.
+    /// [`IN_USE`]; or not answered yet (its number, plus one); or idle between requests
+    /// since a time ([`IDLE`] set, milliseconds since the budget `started`). The lowest that
+    /// may give way does first.
     state: AtomicU64,
 }
 
@@ -134,12 +144,16 @@ impl Budget {
         if let Ok(permit) = self.total.clone().try_acquire_owned() {
             return Some(permit);
         }
+        let idle_since_at_most = IDLE
+            | self
+                .now_ms()
+                .saturating_sub(IDLE_BEFORE_GIVING_WAY.as_millis() as u64);
         let leaving = {
             let mut open = self.open();
             let (&id, _) = open
                 .iter()
                 .map(|(id, conn)| (id, conn.state.load(Ordering::Relaxed)))
-                .filter(|(_, state)| *state != IN_USE)
+                .filter(|(_, state)| *state != IN_USE && *state <= idle_since_at_most)
                 .min_by_key(|(_, state)| *state)?;
             open.remove(&id)?
         };
@@ -165,6 +179,10 @@ impl Budget {
     fn closed(&self, id: u64) {
         self.open().remove(&id);
     }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
 }
 
 impl Conn {
@@ -182,7 +200,7 @@ struct Answering {
 
 impl Drop for Answering {
     fn drop(&mut self) {
-        let since = self.budget.next.fetch_add(1, Ordering::Relaxed);
+        let since = self.budget.now_ms();
         self.conn.state.store(IDLE | since, Ordering::Relaxed);
     }
 }
@@ -201,6 +219,7 @@ pub async fn serve(
         per_address: Arc::new(Mutex::new(HashMap::new())),
         open: Mutex::new(HashMap::new()),
         next: AtomicU64::new(0),
+        started: std::time::Instant::now(),
         limits,
     });
     // `stop` is dropped to ask connections to finish; each connection's slot holds a clone

@@ -1,6 +1,5 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 use crate::harness::*;
 
@@ -302,12 +301,7 @@ async fn a_session_near_its_end_hands_the_client_a_fresh_token() {
         assert_eq!(res.status(), StatusCode::OK);
         assert!(!res.headers().contains_key("x-classcast-token"));
     }
-    let url = format!("sqlite://{}", app.data_dir().join("classcast.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM session")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    let sessions = app.count("SELECT COUNT(*) FROM session").await;
     assert_eq!(
         sessions, 3,
         "the login, its renewal, and the renewal's own renewal"

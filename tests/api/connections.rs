@@ -213,9 +213,10 @@ async fn answered(tcp: &mut TcpStream, path: &str) -> String {
 
 #[tokio::test]
 async fn idle_keep_alive_connections_give_way_longest_idle_first() {
+    // Five places: the test's own client (which claims the board), and four below.
     let app = spawn_with(|c| {
-        c.max_connections = Some(4);
-        c.max_connections_per_address = Some(4);
+        c.max_connections = Some(5);
+        c.max_connections_per_address = Some(5);
     })
     .await;
     // A board's event stream, the oldest connection, answering for as long as it lives...
@@ -245,10 +246,15 @@ async fn idle_keep_alive_connections_give_way_longest_idle_first() {
             .starts_with("HTTP/1.1 200"));
         idle.push(tcp);
     }
-    // The first is used again: now the second has been idle longest.
+    // Idle as long as the rule asks (2 s) before a connection gives way; then the first (and
+    // the test's own client) are used again: idle that briefly, they keep their places, and
+    // the second has been idle longest.
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
     assert!(answered(&mut idle[0], "/healthz")
         .await
         .starts_with("HTTP/1.1 200"));
+    let res = app.request(Method::GET, "/healthz").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     // A teacher's request is served, and the longest idle connection (not the event
     // stream, older but in use) gave way for it.
     let res = TestApp::client_at("127.0.5.9")

@@ -92,6 +92,17 @@ impl TestApp {
         self._dir.path()
     }
 
+    /// A count the server's own SQLite database answers (`SELECT COUNT(*) FROM …`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        let url = format!(
+            "sqlite://{}",
+            self.data_dir().join("classcast.db").display()
+        );
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+    }
+
     /// A client of a server that runs as its own process on `dir` (see [`Process`]).
     pub fn of_process(process: &Process, dir: TempDir) -> TestApp {
         TestApp {

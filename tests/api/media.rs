@@ -5,7 +5,6 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
@@ -45,12 +44,7 @@ pub fn leftovers(app: &TestApp) -> usize {
 }
 
 pub async fn chunk_rows(app: &TestApp) -> i64 {
-    let url = format!("sqlite://{}", app.data_dir().join("classcast.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query_scalar("SELECT COUNT(*) FROM media_file_chunk")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
+    app.count("SELECT COUNT(*) FROM media_file_chunk").await
 }
 
 #[tokio::test]
@@ -460,12 +454,7 @@ fn png(width: u32, height: u32) -> Vec<u8> {
 }
 
 async fn preview_rows(app: &TestApp) -> i64 {
-    let url = format!("sqlite://{}", app.data_dir().join("classcast.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query_scalar("SELECT COUNT(*) FROM media_preview")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
+    app.count("SELECT COUNT(*) FROM media_preview").await
 }
 
 #[tokio::test]
