@@ -65,10 +65,42 @@ pub struct Slot {
 }
 
 struct Place {
+    /// The budget the place is in, for a closing WebSocket to give way from.
+    budget: Arc<Budget>,
     _total: OwnedSemaphorePermit,
     _address: Option<AddressPlace>,
     /// Held while the connection or its WebSocket lives: a stopping server waits for it.
     _open: mpsc::Sender<Infallible>,
+}
+
+impl Slot {
+    /// Its connection is closing (a WebSocket waiting for the client's close frame): from
+    /// now it gives way first when the budget is full, and [`Closing::asked`] says when.
+    pub fn closing(&self) -> Closing {
+        let budget = self._place.budget.clone();
+        let (id, conn) = budget.opened();
+        Closing { budget, id, conn }
+    }
+}
+
+/// A closing connection's readiness to give way; it no longer gives way once dropped.
+pub struct Closing {
+    budget: Arc<Budget>,
+    id: u64,
+    conn: Arc<Conn>,
+}
+
+impl Closing {
+    /// Resolves when a new connection needs the place.
+    pub async fn asked(&self) {
+        self.conn.bell.notified().await;
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.budget.closed(self.id);
+    }
 }
 
 /// Open connections per address.
@@ -254,6 +286,7 @@ pub async fn serve(
             };
             let slot = Slot {
                 _place: Arc::new(Place {
+                    budget: budget.clone(),
                     _total: total,
                     _address: address,
                     _open: open,

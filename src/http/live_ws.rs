@@ -63,8 +63,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| {
             Box::pin(async move {
                 // The WebSocket keeps its connection's place in the connection budget.
-                let _slot = slot;
-                run(socket, state, client).await
+                run(socket, state, client, slot.map(|Extension(slot)| slot)).await
             })
         })
 }
@@ -87,16 +86,32 @@ pub fn origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
     own || config.allowed_origins.iter().any(|o| o == origin)
 }
 
-async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
+async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Slot>) {
     let (mut sink, mut stream) = socket.split();
     let hello = match timeout(HELLO_WITHIN, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => ClientMsg::parse(&text),
-        Ok(Some(Err(e))) => return refuse_frame(&mut sink, &e).await,
+        Ok(Some(Err(e))) => return refuse_frame(&mut sink, &e, slot.as_ref()).await,
         Ok(_) => {
             let reason = "the first message must be hello";
-            return close_with(&mut sink, &mut stream, close::UNAUTHENTICATED, reason).await;
+            return close_with(
+                slot.as_ref(),
+                &mut sink,
+                &mut stream,
+                close::UNAUTHENTICATED,
+                reason,
+            )
+            .await;
         }
-        Err(_) => return close_with(&mut sink, &mut stream, close::TIMEOUT, "no hello").await,
+        Err(_) => {
+            return close_with(
+                slot.as_ref(),
+                &mut sink,
+                &mut stream,
+                close::TIMEOUT,
+                "no hello",
+            )
+            .await
+        }
     };
     let (protocol, role, token, boards) = match hello {
         Ok(ClientMsg::Hello {
@@ -112,19 +127,41 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                 .send(Message::Text(malformed.refusal().to_json().into()))
                 .await;
             let reason = "malformed hello";
-            return close_with(&mut sink, &mut stream, close::MALFORMED, reason).await;
+            return close_with(
+                slot.as_ref(),
+                &mut sink,
+                &mut stream,
+                close::MALFORMED,
+                reason,
+            )
+            .await;
         }
         Ok(_) | Err(_) => {
             let reason = "the first message must be hello";
-            return close_with(&mut sink, &mut stream, close::UNAUTHENTICATED, reason).await;
+            return close_with(
+                slot.as_ref(),
+                &mut sink,
+                &mut stream,
+                close::UNAUTHENTICATED,
+                reason,
+            )
+            .await;
         }
     };
     if !(protocol::OLDEST_ACCEPTED..=protocol::PROTOCOL).contains(&protocol) {
         let reason = "unsupported protocol version";
-        return close_with(&mut sink, &mut stream, close::PROTOCOL_VERSION, reason).await;
+        return close_with(
+            slot.as_ref(),
+            &mut sink,
+            &mut stream,
+            close::PROTOCOL_VERSION,
+            reason,
+        )
+        .await;
     }
     let Some(peer) = Box::pin(authenticate(&state, role, &token)).await else {
         return close_with(
+            slot.as_ref(),
             &mut sink,
             &mut stream,
             close::UNAUTHENTICATED,
@@ -136,14 +173,28 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
     if let Some(refusal) = too_many_boards(boards.len()) {
         let _ = sink.send(Message::Text(refusal.to_json().into())).await;
         let reason = "too many boards";
-        return close_with(&mut sink, &mut stream, close::MALFORMED, reason).await;
+        return close_with(
+            slot.as_ref(),
+            &mut sink,
+            &mut stream,
+            close::MALFORMED,
+            reason,
+        )
+        .await;
     }
     let live = state.live.clone();
     let _counted = match live.connection(peer.sender(), matches!(peer, Peer::Teacher { .. })) {
         Ok(guard) => guard,
         Err(_) => {
             let reason = "too many connections";
-            return close_with(&mut sink, &mut stream, close::TOO_MANY_CONNECTIONS, reason).await;
+            return close_with(
+                slot.as_ref(),
+                &mut sink,
+                &mut stream,
+                close::TOO_MANY_CONNECTIONS,
+                reason,
+            )
+            .await;
         }
     };
     let mut subscriber = Subscriber::new(live.clone());
@@ -196,7 +247,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
                 }
                 let message = match incoming {
                     Some(Ok(message)) => message,
-                    Some(Err(e)) => return refuse_frame(&mut sink, &e).await,
+                    Some(Err(e)) => return refuse_frame(&mut sink, &e, slot.as_ref()).await,
                     None => return,
                 };
                 last_heard = Instant::now();
@@ -270,7 +321,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr) {
             }
         }
     };
-    close_with(&mut sink, &mut stream, code, reason).await
+    close_with(slot.as_ref(), &mut sink, &mut stream, code, reason).await
 }
 
 /// The next reply of the connection's command worker; never, for a board.
@@ -297,6 +348,7 @@ const LINGER: Duration = Duration::from_secs(3);
 /// the close (or [`LINGER`] passes). Closing a socket with unread data in it resets the
 /// connection, and the client's kernel may then throw away the close frame that says why.
 async fn close_with(
+    slot: Option<&Slot>,
     sink: &mut SplitSink<WebSocket, Message>,
     stream: &mut SplitStream<WebSocket>,
     code: u16,
@@ -305,7 +357,7 @@ async fn close_with(
     if sink.send(closing_frame(code, reason)).await.is_err() {
         return;
     }
-    let _ = timeout(LINGER, async {
+    linger(slot, async {
         while let Some(Ok(message)) = stream.next().await {
             if matches!(message, Message::Close(_)) {
                 break;
@@ -315,12 +367,33 @@ async fn close_with(
     .await;
 }
 
+/// Waits for `until` at most [`LINGER`], and not at all once a new connection needs the
+/// place: a closing connection gives way first (a flood of refused connections, each
+/// lingering, would otherwise hold the whole budget).
+async fn linger(slot: Option<&Slot>, until: impl std::future::Future<Output = ()>) {
+    let closing = slot.map(Slot::closing);
+    let asked = async {
+        match &closing {
+            Some(closing) => closing.asked().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = timeout(LINGER, until) => {}
+        () = asked => {}
+    }
+}
+
 /// Ends a connection whose client sent a frame that cannot be read: over the size limit, a
 /// text that is not UTF-8, or broken framing. The client is told with an `error` and a
 /// standard close code. What it still sends is not read (an oversized frame would have to be
 /// buffered whole), so the socket stays open for [`LINGER`] for the close frame to arrive
 /// before the reset.
-async fn refuse_frame(sink: &mut SplitSink<WebSocket, Message>, error: &axum::Error) {
+async fn refuse_frame(
+    sink: &mut SplitSink<WebSocket, Message>,
+    error: &axum::Error,
+    slot: Option<&Slot>,
+) {
     use tungstenite::error::{CapacityError, Error};
     let inner = std::error::Error::source(error).and_then(|e| e.downcast_ref::<Error>());
     let (code, close_code, message, reason) = match inner {
@@ -349,7 +422,7 @@ async fn refuse_frame(sink: &mut SplitSink<WebSocket, Message>, error: &axum::Er
     if sink.send(Message::Text(refusal.into())).await.is_ok()
         && sink.send(closing_frame(close_code, reason)).await.is_ok()
     {
-        tokio::time::sleep(LINGER).await;
+        linger(slot, std::future::pending()).await;
     }
 }
 

@@ -275,3 +275,33 @@ async fn idle_keep_alive_connections_give_way_longest_idle_first() {
             .starts_with("HTTP/1.1 200"));
     }
 }
+
+#[tokio::test]
+async fn a_refused_websocket_waiting_to_close_gives_way_at_once() {
+    let app = spawn_with(|c| {
+        c.max_connections = Some(1);
+        c.max_connections_per_address = Some(1);
+    })
+    .await;
+    // The only place: a WebSocket refused for a wrong token, whose client never answers the
+    // close (the server waits up to 3 s for that)...
+    let url = format!("{}/ws", app.base.replace("http://", "ws://"));
+    let tcp = connect_from(&app, "127.0.6.1").await;
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+        .await
+        .unwrap();
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let hello = r#"{"type":"hello","protocol":1,"role":"board","token":"wrong","version":0}"#;
+    ws.send(Message::Text(hello.into())).await.unwrap();
+    let Some(Ok(Message::Close(Some(frame)))) = ws.next().await else {
+        panic!("no close frame");
+    };
+    assert_eq!(u16::from(frame.code), 4401);
+    // ...gives way to the next connection rather than keeping it out for those 3 s.
+    let mut next = connect_from(&app, "127.0.6.2").await;
+    assert!(answered(&mut next, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    drop(ws);
+}
