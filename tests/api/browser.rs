@@ -259,7 +259,15 @@ async fn the_diagnostics_page_reports_on_every_host() {
     )
     .await;
     // Opened from the board's own button, and back to the board in one tap.
-    page.click("a[href^='/diagnostics']").await;
+    let link = page
+        .run(
+            "return document.querySelector('.idle-tools a[href^=\"/diagnostics\"]').getAttribute('href')",
+            json!([]),
+        )
+        .await;
+    assert_eq!(link, "/diagnostics?from=board");
+    page.goto(&format!("{}/diagnostics?from=board", server.base))
+        .await;
     page.wait_until(
         "the event stream checked",
         "const r = document.querySelector('pre')?.innerText || '';
