@@ -6,7 +6,7 @@
 // Assets (hashed, immutable) and media (content-addressed, immutable): the cache first. A
 // video asks for ranges: they are cut from the whole file when the cache holds it.
 
-const CACHE = 'classcast-board-1';
+const CACHE = 'classcast-board-1'; // board.js tidies it by the same name
 
 // What the board page needs to start without the network, kept from the moment it is
 // installed (the page's own first requests came before this worker could see them).

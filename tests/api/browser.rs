@@ -736,6 +736,28 @@ async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
         .await;
     assert_eq!(clear["overlap"], json!(false), "{clear}");
     board.screenshot("holds-04-board-caption-and-timer").await;
+
+    // The lesson ends: the board's cache keeps none of its pictures (one put there as the
+    // service worker would, so the check does not hang on when the worker took over).
+    let cached_media = "return caches.open('classcast-board-1')
+         .then((c) => c.keys())
+         .then((keys) => keys.filter((r) => r.url.includes('/api/media/')).length)";
+    let held = format!(
+        "return caches.open('classcast-board-1')
+             .then((c) => c.put('/api/media/{}', new Response('picture')))
+             .then(() => true)",
+        pictures[0]
+    );
+    board.run(&held, json!([])).await;
+    assert!(board.run(cached_media, json!([])).await.as_u64().unwrap() >= 1);
+    teacher.click("#end").await;
+    teacher.click("dialog button[value=confirm]").await;
+    board
+        .wait_until(
+            "the board's cache without the lesson's media",
+            &format!("{cached_media}.then((n) => n === 0 || null)"),
+        )
+        .await;
 }
 
 /// Made in the teacher's page, as a camera would: a second of coloured frames recorded by

@@ -128,11 +128,15 @@ function startLive() {
     state = next;
     saveState();
     render();
-    if (wasPresenting && !presenting()) scheduleCodeRotation();
+    if (wasPresenting && !presenting()) {
+      scheduleCodeRotation();
+      keepOnlyMedia([]);
+    }
   });
   live.on('pairing', (msg) => {
     const before = new Set(pairing?.paired_with ?? []);
     pairing = { paired: msg.paired, paired_with: msg.paired_with ?? [], code: msg.code ?? null, fingerprint: msg.fingerprint };
+    if (msg.paired === false) keepOnlyMedia([]); // unpaired: nothing a teacher showed stays
     const added = pairing.paired_with.filter((name) => !before.has(name));
     if (added.length && before.size + added.length === pairing.paired_with.length) confirmPairing(added);
     render();
@@ -296,6 +300,7 @@ async function holdLesson(revision) {
     try {
       const { body } = await api.get('/api/boards/self/media', { token: identity.board_token, retry: false });
       lessonMedia = { revision: body.revision, ids: body.media ?? [] };
+      keepOnlyMedia(lessonMedia.ids);
     } catch {
       // Read again with the next state.
     } finally {
@@ -321,6 +326,26 @@ for (const gesture of ['pointerdown', 'keydown']) {
       if (!video.paused) video.play().catch(() => {});
     }
   });
+}
+
+/**
+ * The service worker's cache (sw.js) keeps the media of the lesson the board presents and
+ * no other: an earlier lesson's pictures, or those of a teacher who has unpaired the board,
+ * do not stay on it, and the cache does not grow lesson after lesson.
+ */
+const BOARD_CACHE = 'classcast-board-1';
+async function keepOnlyMedia(ids) {
+  if (!('caches' in window)) return;
+  try {
+    const keep = new Set(ids);
+    const cache = await caches.open(BOARD_CACHE);
+    for (const request of await cache.keys()) {
+      const id = new URL(request.url).pathname.match(/^\/api\/media\/([0-9a-f]{64})/)?.[1];
+      if (id && !keep.has(id)) await cache.delete(request);
+    }
+  } catch {
+    // No cache to tidy (a private window, say).
+  }
 }
 
 /** The teacher who just paired sees it on the board too, for a while. */
