@@ -56,14 +56,7 @@ impl Server {
     }
 
     fn rss_mib(&self) -> f64 {
-        let pid = self.child.id().unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(f64::NAN);
-        kib / 1024.0
+        rss_mib(self.child.id().unwrap())
     }
 
     fn disk_bytes(&self) -> u64 {
@@ -91,6 +84,17 @@ fn attacker(n: usize) -> String {
         2 + n / 250 % 250,
         n % 250 + 1
     )
+}
+
+/// The resident memory of process `pid`, in MiB (NaN when it cannot be read).
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    kib / 1024.0
 }
 
 async fn register(base: &str, from: &str, email: &str) -> String {
@@ -497,14 +501,8 @@ async fn lesson_files(bin: &str) {
         tokio::spawn(async move {
             let mut most = 0f64;
             while running.load(Ordering::Relaxed) {
-                let status =
-                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let kib: f64 = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                    .unwrap_or(0.0);
-                most = most.max(kib / 1024.0);
+                // f64::max ignores the NaN of a process that has gone.
+                most = most.max(rss_mib(pid));
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             most

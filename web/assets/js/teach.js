@@ -6,20 +6,9 @@
 
 import { api, clearSession, getSession, loadMedia, loginUrl } from './api.js';
 import { formatDateTime } from './i18n.js';
-import {
-  $,
-  announce,
-  clearFieldErrors,
-  confirmDialog,
-  errorText,
-  fieldMessage,
-  h,
-  initPage,
-  setBusy,
-  setFieldError,
-  t,
-} from './ui.js';
+import { $, announce, confirmDialog, errorText, h, initPage, t } from './ui.js';
 import { compareVersions, createLive } from './live.js';
+import { createBoards } from './teach-boards.js';
 import { fitText, formatClock, renderSlide, timerRemaining, timersElsewhere, videoPosition } from './slides.js';
 
 const VIEW_KEY = 'classcast.teach.board'; // the board whose controls are open
@@ -48,6 +37,17 @@ const LOG_SIZE = 4;
 
 
 const live = createLive({ role: 'teacher', token: () => getSession()?.token ?? '' });
+const boards = createBoards({
+  ui,
+  live,
+  command,
+  changed: () => {
+    renderStartForm();
+    renderAll();
+  },
+  pageError: showPageError,
+  keepsNameOff: () => localStorage.getItem(SHOW_NAME_KEY) === 'no',
+});
 
 // ---- loading -----------------------------------------------------------------------------
 
@@ -230,7 +230,7 @@ function bindControls() {
     $('#teach-heading').focus();
   });
   $('#start-form').addEventListener('submit', startPresenting);
-  $('#pair-form').addEventListener('submit', pairBoard);
+  $('#pair-form').addEventListener('submit', boards.pair);
   $('#pair-code').addEventListener('input', (e) => {
     // Accept "483 920" or "483920"; keep only digits, grouped like on the board.
     const digits = e.target.value.replace(/\D/g, '').slice(0, 6);
@@ -365,160 +365,12 @@ function openControls(board) {
   if (!$('#present-view').hidden) $('#present-title').focus();
 }
 
-// ---- pairing, renaming, unpairing --------------------------------------------------------
-
-async function pairBoard(event) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  const codeInput = $('#pair-code');
-  const nameInput = $('#pair-name');
-  const formError = $('.form-error', form);
-  formError.hidden = true;
-  clearFieldErrors(form);
-  const code = codeInput.value.replace(/\D/g, '');
-  const name = nameInput.value.trim();
-  let invalid = null;
-  if (code.length !== 6) {
-    setFieldError(codeInput, t('teach.codeInvalid'));
-    invalid ??= codeInput;
-  }
-  if (!name) {
-    setFieldError(nameInput, t('teach.nameRequired'));
-    invalid ??= nameInput;
-  }
-  if (invalid) return invalid.focus();
-
-  const submit = $('#pair-submit');
-  setBusy(submit, true);
-  try {
-    const { body } = await api.post('/api/boards/pair', { code, name });
-    ui.boards.set(body.id, { ...body, state_version: String(body.state_version ?? 0), rendered_version: String(body.rendered_version ?? 0) });
-    live.watch(body.id);
-    // A teacher who keeps their name off boards keeps it off this one's screen from now on.
-    if (localStorage.getItem(SHOW_NAME_KEY) === 'no') command(body.id, 'show_name', { on: false });
-    form.reset();
-    $('#pair-scanned').hidden = true;
-    announce(t('teach.paired', { name: body.name, fingerprint: body.fingerprint }));
-    renderStartForm();
-    renderAll();
-    $('#start-board').value = body.id;
-    $('#start-board').focus();
-  } catch (err) {
-    if (err.status === 404) {
-      setFieldError(codeInput, t('teach.codeNotFound'));
-      codeInput.focus();
-    } else if (err.status === 422 && Object.keys(err.fields).length) {
-      const inputs = { code: codeInput, name: nameInput };
-      let first = null;
-      for (const [field, message] of Object.entries(err.fields)) {
-        const input = inputs[field];
-        if (input) {
-          setFieldError(input, fieldMessage('board.' + field, message));
-          first ??= input;
-        } else {
-          formError.textContent = message;
-          formError.hidden = false;
-        }
-      }
-      first?.focus();
-    } else {
-      formError.textContent = errorText(err);
-      formError.hidden = false;
-    }
-  } finally {
-    setBusy(submit, false);
-  }
-}
-
-function renameBoard(board) {
-  const input = h('input', { id: 'rename-input', type: 'text', maxLength: 100, required: true, value: board.name, autocomplete: 'off' });
-  const error = h('p', { class: 'form-error', attrs: { role: 'alert' }, hidden: true });
-  const dialog = h(
-    'dialog',
-    { class: 'dialog', attrs: { 'aria-labelledby': 'rename-title' } },
-    h(
-      'form',
-      { method: 'dialog', class: 'stack' },
-      h('h2', { id: 'rename-title', text: t('teach.renameTitle', { name: board.name }) }),
-      error,
-      h('div', { class: 'field' }, h('label', { htmlFor: 'rename-input', text: t('teach.boardNameLabel') }), input),
-      h(
-        'div',
-        { class: 'dialog-actions' },
-        h('button', { value: 'cancel', class: 'button', text: t('common.cancel'), formNoValidate: true }),
-        h('button', { value: 'save', class: 'button button-primary', text: t('teach.renameSave') }),
-      ),
-    ),
-  );
-  dialog.querySelector('form').addEventListener('submit', async (event) => {
-    if (event.submitter?.value !== 'save') return;
-    event.preventDefault();
-    const name = input.value.trim();
-    if (!name) {
-      setFieldError(input, t('teach.nameRequired'));
-      return input.focus();
-    }
-    const button = event.submitter;
-    setBusy(button, true);
-    try {
-      const { body } = await api.put('/api/boards/' + encodeURIComponent(board.id), { name });
-      const b = ui.boards.get(board.id);
-      if (b) b.name = body?.name ?? name;
-      dialog.close('saved');
-      announce(t('teach.renamed', { name }));
-      renderStartForm();
-      renderAll();
-    } catch (err) {
-      error.textContent = err.fields?.name ? fieldMessage('board.name', err.fields.name) : errorText(err);
-      error.hidden = false;
-      setBusy(button, false);
-    }
-  });
-  dialog.addEventListener('close', () => dialog.remove());
-  document.body.append(dialog);
-  dialog.showModal();
-  input.select();
-}
-
-async function unpairBoard(board) {
-  const ok = await confirmDialog({
-    title: t('teach.unpairTitle', { name: board.name }),
-    message: t('teach.unpairMessage'),
-    confirm: t('teach.unpairConfirm'),
-    danger: true,
-  });
-  if (!ok) return;
-  // Our own lesson on it would otherwise stay up with nobody here able to end it.
-  const state = live.state(board.id);
-  if (state?.lesson && ui.lessons.some((l) => l.id === state.lesson.id)) {
-    await Promise.race([command(board.id, 'end').catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
-  }
-  try {
-    await api.del('/api/boards/' + encodeURIComponent(board.id));
-  } catch (err) {
-    // Already gone is what the teacher wanted anyway.
-    if (err.status !== 404) return showPageError(t('teach.unpairFailed', { reason: errorText(err) }));
-  }
-  ui.boards.delete(board.id);
-  live.unwatch(board.id);
-  if (ui.viewBoard === board.id) ui.viewBoard = null;
-  announce(t('teach.unpaired', { name: board.name }));
-  renderStartForm();
-  renderAll();
-  $('#boards-heading').focus();
-}
-
 // ---- drawing -----------------------------------------------------------------------------
 
 function showPageError(message) {
   const el = $('#page-error');
   el.textContent = message ?? '';
   el.hidden = !message;
-}
-
-function fillPairHelp() {
-  const [before, after = ''] = t('teach.pairHelp').split('{url}');
-  $('#pair-help').replaceChildren(before, h('strong', { text: location.origin + '/board' }), after);
 }
 
 function renderAll() {
@@ -654,7 +506,7 @@ function boardItem(board) {
       text: t('teach.rename'),
       dataset: { focusKey: board.id + ':rename' },
       attrs: { 'aria-label': t('teach.renameLabel', { name: board.name }) },
-      onclick: () => renameBoard(board),
+      onclick: () => boards.rename(board),
     }),
     h('button', {
       type: 'button',
@@ -662,7 +514,7 @@ function boardItem(board) {
       text: t('teach.unpair'),
       dataset: { focusKey: board.id + ':unpair' },
       attrs: { 'aria-label': t('teach.unpairLabel', { name: board.name }) },
-      onclick: () => unpairBoard(board),
+      onclick: () => boards.unpair(board),
     }),
   );
   return h(
@@ -969,50 +821,10 @@ window.addEventListener('resize', () => {
 
 // ---- page start --------------------------------------------------------------------------
 
-// A board's QR code opens /teach#pair=123456&board=K7QM. The link is kept for this tab
-// (through signing in, which would drop the fragment) and taken off the address bar, so a
-// shared or bookmarked address never carries a code.
-const PAIR_LINK_KEY = 'classcast.pairLink';
-const PAIR_LINK_FOR_MS = 10 * 60 * 1000; // a code lives 10 minutes at most
-{
-  const link = new URLSearchParams(location.hash.slice(1));
-  const code = link.get('pair');
-  if (code !== null) {
-    if (/^\d{6}$/.test(code)) {
-      const board = (link.get('board') || '').replace(/[^A-Z0-9]/g, '').slice(0, 8);
-      sessionStorage.setItem(PAIR_LINK_KEY, JSON.stringify({ code, board, at: Date.now() }));
-    }
-    history.replaceState(null, '', location.pathname + location.search);
-  }
-}
-
-/** Fills in the code of a scanned board and asks for its name: the teacher checks the board
- *  shows the same letters, names it and presses "Add board". */
-function prefillScannedCode() {
-  let link = null;
-  try {
-    link = JSON.parse(sessionStorage.getItem(PAIR_LINK_KEY) || 'null');
-  } catch {
-    // Not ours: ignored.
-  }
-  sessionStorage.removeItem(PAIR_LINK_KEY);
-  if (!link || Date.now() - link.at > PAIR_LINK_FOR_MS) return;
-  ui.showSetup = true;
-  renderAll();
-  $('#pair-code').value = link.code;
-  const scanned = $('#pair-scanned');
-  scanned.textContent = link.board
-    ? t('teach.scannedWithFingerprint', { fingerprint: link.board })
-    : t('teach.scanned');
-  scanned.hidden = false;
-  $('#pair-card').scrollIntoView({ block: 'start' });
-  $('#pair-name').focus();
-}
-
 async function main() {
   await initPage();
   $('#start-show-name').checked = localStorage.getItem(SHOW_NAME_KEY) !== 'no';
-  fillPairHelp();
+  boards.fillHelp();
   bindControls();
   live.on('status', renderConnection);
   live.on('welcome', () => ui.boardsLoaded && loadBoards()); // catch up on what we missed while away
@@ -1059,7 +871,7 @@ async function main() {
   renderPending({ pending: live.pending });
 
   await Promise.all([loadBoards(), loadLessons()]);
-  prefillScannedCode();
+  boards.prefillScanned();
   live.start();
   setInterval(() => {
     ui.preview.tick(live.serverNow());
@@ -1068,7 +880,7 @@ async function main() {
   setInterval(renderElapsed, 1000);
   setInterval(renderTimerButtons, 500);
   document.addEventListener('languagechange', () => {
-    fillPairHelp();
+    boards.fillHelp();
     renderConnection({ transport: live.transport });
     renderPending({ pending: live.pending });
     renderStartForm();

@@ -1,0 +1,198 @@
+// The console's boards: pairing one (typed, or scanned from its QR code), renaming and
+// unpairing. The rest of the console (lists, controls, drawing) is teach.js; what it shares
+// comes in through createBoards.
+
+import { api } from './api.js';
+import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, setBusy, setFieldError, t } from './ui.js';
+
+// A board's QR code opens /teach#pair=123456&board=K7QM. The link is kept for this tab
+// (through signing in, which would drop the fragment) and taken off the address bar, so a
+// shared or bookmarked address never carries a code.
+const PAIR_LINK_KEY = 'classcast.pairLink';
+const PAIR_LINK_FOR_MS = 10 * 60 * 1000; // a code lives 10 minutes at most
+{
+  const link = new URLSearchParams(location.hash.slice(1));
+  const code = link.get('pair');
+  if (code !== null) {
+    if (/^\d{6}$/.test(code)) {
+      const board = (link.get('board') || '').replace(/[^A-Z0-9]/g, '').slice(0, 8);
+      sessionStorage.setItem(PAIR_LINK_KEY, JSON.stringify({ code, board, at: Date.now() }));
+    }
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+}
+
+/**
+ * `ui`: the console's state; `live`: its live channel; `command(board, op, args)`;
+ * `changed()`: redraw after the boards changed; `pageError(message)`; `keepsNameOff()`:
+ * whether the teacher keeps their name off boards.
+ */
+export function createBoards({ ui, live, command, changed, pageError, keepsNameOff }) {
+  async function pair(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const codeInput = $('#pair-code');
+    const nameInput = $('#pair-name');
+    const formError = $('.form-error', form);
+    formError.hidden = true;
+    clearFieldErrors(form);
+    const code = codeInput.value.replace(/\D/g, '');
+    const name = nameInput.value.trim();
+    let invalid = null;
+    if (code.length !== 6) {
+      setFieldError(codeInput, t('teach.codeInvalid'));
+      invalid ??= codeInput;
+    }
+    if (!name) {
+      setFieldError(nameInput, t('teach.nameRequired'));
+      invalid ??= nameInput;
+    }
+    if (invalid) return invalid.focus();
+
+    const submit = $('#pair-submit');
+    setBusy(submit, true);
+    try {
+      const { body } = await api.post('/api/boards/pair', { code, name });
+      ui.boards.set(body.id, { ...body, state_version: String(body.state_version ?? 0), rendered_version: String(body.rendered_version ?? 0) });
+      live.watch(body.id);
+      // A teacher who keeps their name off boards keeps it off this one's screen from now on.
+      if (keepsNameOff()) command(body.id, 'show_name', { on: false });
+      form.reset();
+      $('#pair-scanned').hidden = true;
+      announce(t('teach.paired', { name: body.name, fingerprint: body.fingerprint }));
+      changed();
+      $('#start-board').value = body.id;
+      $('#start-board').focus();
+    } catch (err) {
+      if (err.status === 404) {
+        setFieldError(codeInput, t('teach.codeNotFound'));
+        codeInput.focus();
+      } else if (err.status === 422 && Object.keys(err.fields).length) {
+        const inputs = { code: codeInput, name: nameInput };
+        let first = null;
+        for (const [field, message] of Object.entries(err.fields)) {
+          const input = inputs[field];
+          if (input) {
+            setFieldError(input, fieldMessage('board.' + field, message));
+            first ??= input;
+          } else {
+            formError.textContent = message;
+            formError.hidden = false;
+          }
+        }
+        first?.focus();
+      } else {
+        formError.textContent = errorText(err);
+        formError.hidden = false;
+      }
+    } finally {
+      setBusy(submit, false);
+    }
+  }
+
+  function rename(board) {
+    const input = h('input', { id: 'rename-input', type: 'text', maxLength: 100, required: true, value: board.name, autocomplete: 'off' });
+    const error = h('p', { class: 'form-error', attrs: { role: 'alert' }, hidden: true });
+    const dialog = h(
+      'dialog',
+      { class: 'dialog', attrs: { 'aria-labelledby': 'rename-title' } },
+      h(
+        'form',
+        { method: 'dialog', class: 'stack' },
+        h('h2', { id: 'rename-title', text: t('teach.renameTitle', { name: board.name }) }),
+        error,
+        h('div', { class: 'field' }, h('label', { htmlFor: 'rename-input', text: t('teach.boardNameLabel') }), input),
+        h(
+          'div',
+          { class: 'dialog-actions' },
+          h('button', { value: 'cancel', class: 'button', text: t('common.cancel'), formNoValidate: true }),
+          h('button', { value: 'save', class: 'button button-primary', text: t('teach.renameSave') }),
+        ),
+      ),
+    );
+    dialog.querySelector('form').addEventListener('submit', async (event) => {
+      if (event.submitter?.value !== 'save') return;
+      event.preventDefault();
+      const name = input.value.trim();
+      if (!name) {
+        setFieldError(input, t('teach.nameRequired'));
+        return input.focus();
+      }
+      const button = event.submitter;
+      setBusy(button, true);
+      try {
+        const { body } = await api.put('/api/boards/' + encodeURIComponent(board.id), { name });
+        const b = ui.boards.get(board.id);
+        if (b) b.name = body?.name ?? name;
+        dialog.close('saved');
+        announce(t('teach.renamed', { name }));
+        changed();
+      } catch (err) {
+        error.textContent = err.fields?.name ? fieldMessage('board.name', err.fields.name) : errorText(err);
+        error.hidden = false;
+        setBusy(button, false);
+      }
+    });
+    dialog.addEventListener('close', () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+    input.select();
+  }
+
+  async function unpair(board) {
+    const ok = await confirmDialog({
+      title: t('teach.unpairTitle', { name: board.name }),
+      message: t('teach.unpairMessage'),
+      confirm: t('teach.unpairConfirm'),
+      danger: true,
+    });
+    if (!ok) return;
+    // Our own lesson on it would otherwise stay up with nobody here able to end it.
+    const state = live.state(board.id);
+    if (state?.lesson && ui.lessons.some((l) => l.id === state.lesson.id)) {
+      await Promise.race([command(board.id, 'end').catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
+    }
+    try {
+      await api.del('/api/boards/' + encodeURIComponent(board.id));
+    } catch (err) {
+      // Already gone is what the teacher wanted anyway.
+      if (err.status !== 404) return pageError(t('teach.unpairFailed', { reason: errorText(err) }));
+    }
+    ui.boards.delete(board.id);
+    live.unwatch(board.id);
+    if (ui.viewBoard === board.id) ui.viewBoard = null;
+    announce(t('teach.unpaired', { name: board.name }));
+    changed();
+    $('#boards-heading').focus();
+  }
+
+  function fillHelp() {
+    const [before, after = ''] = t('teach.pairHelp').split('{url}');
+    $('#pair-help').replaceChildren(before, h('strong', { text: location.origin + '/board' }), after);
+  }
+
+  /** Fills in the code of a scanned board and asks for its name: the teacher checks the board
+   *  shows the same letters, names it and presses "Add board". */
+  function prefillScanned() {
+    let link = null;
+    try {
+      link = JSON.parse(sessionStorage.getItem(PAIR_LINK_KEY) || 'null');
+    } catch {
+      // Not ours: ignored.
+    }
+    sessionStorage.removeItem(PAIR_LINK_KEY);
+    if (!link || Date.now() - link.at > PAIR_LINK_FOR_MS) return;
+    ui.showSetup = true;
+    changed();
+    $('#pair-code').value = link.code;
+    const scanned = $('#pair-scanned');
+    scanned.textContent = link.board
+      ? t('teach.scannedWithFingerprint', { fingerprint: link.board })
+      : t('teach.scanned');
+    scanned.hidden = false;
+    $('#pair-card').scrollIntoView({ block: 'start' });
+    $('#pair-name').focus();
+  }
+
+  return { pair, rename, unpair, fillHelp, prefillScanned };
+}
