@@ -120,7 +120,7 @@ pub enum ApiError {
 
 /// When a teacher whose files on their way fill their room, or whose live connections are
 /// as many as they may be, may try again (by then another has likely ended).
-const FILES_RETRY: Duration = Duration::from_secs(10);
+const RETRY_LATER: Duration = Duration::from_secs(10);
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -218,7 +218,7 @@ impl ApiError {
                     "Other files of yours are still on their way (uploads, lesson files being \
                      imported or downloaded) and take the room this server keeps for them. Try \
                      again in {} seconds, when they are done.",
-                    FILES_RETRY.as_secs()
+                    RETRY_LATER.as_secs()
                 ),
             ),
             TooManyConnections { what } => (
@@ -275,7 +275,7 @@ impl IntoResponse for ApiError {
             ApiError::FilesOnTheirWay | ApiError::TooManyConnections { .. } => {
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
-                    HeaderValue::from(FILES_RETRY.as_secs()),
+                    HeaderValue::from(RETRY_LATER.as_secs()),
                 );
             }
             ApiError::VersionConflict { current } => {

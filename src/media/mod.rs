@@ -305,7 +305,7 @@ impl Drop for Upload {
 const ARRIVAL_WAIT: Duration = Duration::from_secs(2);
 
 /// The slides of `content` (by index) naming a file this server does not hold, once files
-/// that are on their way have had [`ARRIVAL_WAIT`] to arrive. A lesson naming a file nobody
+/// that are on their way (on a replicated store) have had [`ARRIVAL_WAIT`] to arrive. A lesson naming a file nobody
 /// stored could be shown by no board and exported by no one.
 pub async fn unknown_media(
     store: &dyn Store,
@@ -325,7 +325,7 @@ pub async fn unknown_media(
                 missing.push(*id);
             }
         }
-        if missing.is_empty() || started.elapsed() >= ARRIVAL_WAIT {
+        if missing.is_empty() || !store.replicated() || started.elapsed() >= ARRIVAL_WAIT {
             return Ok(content
                 .slides
                 .iter()

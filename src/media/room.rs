@@ -123,6 +123,7 @@ impl Room {
     }
 
     /// Bytes held on this node by `owner`'s files on their way: new media, and the rest.
+    #[cfg(test)]
     pub fn held(&self, owner: Uuid) -> (u64, u64) {
         self.lock()
             .get(&owner)

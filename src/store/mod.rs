@@ -194,6 +194,11 @@ pub trait Store:
     async fn migrate(&self) -> StoreResult<Vec<String>>;
     /// Each database the node may use, whether it answers now, and which one it uses.
     async fn databases(&self) -> Vec<DatabaseStatus>;
+    /// Whether rows written elsewhere may still be on their way here (a replicated
+    /// database): only then is it worth waiting for one that is missing.
+    fn replicated(&self) -> bool {
+        false
+    }
     /// Records that this node is alive now (every few minutes; see [`upkeep_nodes`]).
     ///
     /// [`upkeep_nodes`]: Store::upkeep_nodes

@@ -1027,3 +1027,60 @@ async fn a_board_gets_the_qr_code_of_its_own_current_code_only() {
         .unwrap();
     expect_error(res, StatusCode::NOT_FOUND, "no_code").await;
 }
+
+#[tokio::test]
+async fn a_teacher_who_keeps_their_name_off_the_board_is_named_nowhere_on_it() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let mut screen = Ws::board(&app, &board).await;
+    let named = screen.until(|m| m["type"] == "pairing").await;
+    assert_eq!(
+        (named["paired"].clone(), named["paired_with"].clone()),
+        (json!(true), json!(["Test Teacher"]))
+    );
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let ack = console
+        .command(&board.id, "show_name", json!({"on": false}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    // Still paired, and named neither in its pairing nor when it asks who controls it...
+    let hidden = screen
+        .until(|m| m["type"] == "pairing" && m["paired_with"] == json!([]))
+        .await;
+    assert_eq!(hidden["paired"], true);
+    let own: Value = app
+        .request(Method::GET, "/api/boards/self")
+        .bearer_auth(&board.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (own["paired"].clone(), own["paired_with"].clone()),
+        (json!(true), json!([]))
+    );
+    // ...through a presentation and after it.
+    let ack = console
+        .command(
+            &board.id,
+            "present",
+            json!({"lesson": lesson, "show_name": false}),
+        )
+        .await;
+    screen.state_where(|s| s["version"] == ack["version"]).await;
+    let ack = console.command(&board.id, "end", json!({})).await;
+    let idle = screen.state_where(|s| s["version"] == ack["version"]).await;
+    assert_eq!(idle["name_hidden"], true);
+    let after = screen.until(|m| m["type"] == "pairing").await;
+    assert_eq!(after["paired_with"], json!([]), "{after}");
+    assert!(!after.to_string().contains("Test Teacher"));
+    // Shown again when the teacher says so.
+    console
+        .command(&board.id, "show_name", json!({"on": true}))
+        .await;
+    screen
+        .until(|m| m["type"] == "pairing" && m["paired_with"] == json!(["Test Teacher"]))
+        .await;
+}

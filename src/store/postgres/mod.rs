@@ -621,6 +621,10 @@ fn purge_args(nodes: &[String], rest: &[i64]) -> StoreResult<PgArguments> {
 
 #[async_trait]
 impl Store for PgStore {
+    fn replicated(&self) -> bool {
+        true
+    }
+
     /// Migrates every database that answers (schema changes do not replicate) and adds the
     /// tables a migration created to a cluster's replication set; a database that is down is
     /// migrated when the node next starts while it answers.
