@@ -72,7 +72,8 @@ pub enum UserCommand {
     },
     /// List accounts (active, disabled, or pending approval)
     List,
-    /// Approve an account that registered where registration needs approval
+    /// Approve an account that registered where registration needs approval (one not
+    /// approved within 30 days is deleted)
     Approve { email: String },
     /// Disable an account: it can no longer sign in and its sessions stop working
     Disable { email: String },

@@ -143,7 +143,7 @@ pub enum LogFormat {
 pub enum Registration {
     /// Anyone registers and signs in at once, so the answer tells whether an address is taken (with `allowed_email_domains`: as `approval`)
     Open,
-    /// New accounts wait for `classcast user approve`; the first account on a server is approved at once
+    /// New accounts wait for `classcast user approve` (deleted if not approved within 30 days); the first account on a server is approved at once
     #[default]
     Approval,
     /// Accounts only through `classcast user add`.

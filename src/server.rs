@@ -308,6 +308,10 @@ pub async fn serve(
                     "expired pairing codes",
                     chores_live.purge_codes(&nodes).await,
                 );
+                report_purge(
+                    "boards never paired",
+                    chores_live.purge_unpaired_boards(&nodes).await,
+                );
                 report_purge("unreachable lesson revisions", quota.purge(&nodes).await);
                 report_purge(
                     "unused media",
@@ -318,6 +322,10 @@ pub async fn serve(
                     chores_store.purge_heartbeats(&nodes).await,
                 );
                 report_purge("expired sessions", accounts.purge_sessions(&nodes).await);
+                report_purge(
+                    "accounts never approved",
+                    accounts.purge_unapproved(&nodes).await,
+                );
             }
         }
     });

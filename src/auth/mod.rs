@@ -16,7 +16,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::domain::account::{check_password, Email, Registration};
-use crate::domain::hlc::wall_millis as now_ms;
+use crate::domain::hlc::{wall_millis as now_ms, Version};
 use crate::domain::ValidationError;
 use crate::store::{Account, NewSession, Store, StoreError};
 use limits::LoginLimits;
@@ -120,6 +120,10 @@ pub const RENEW_AGAIN_AFTER: Duration = Duration::from_secs(3600);
 
 /// Expired sessions are deleted once they have been expired this long.
 pub const EXPIRED_SESSIONS_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// How long an account registered where registration needs approval may wait for it before
+/// it is deleted, address and all (the address can then register again).
+pub const UNAPPROVED_ACCOUNTS_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Accounts {
     pub fn new(store: Arc<dyn Store>, hasher: PasswordHasher, settings: AuthSettings) -> Self {
@@ -266,6 +270,13 @@ impl Accounts {
     pub async fn purge_sessions(&self, nodes: &[String]) -> Result<u64, StoreError> {
         let before = now_ms() - EXPIRED_SESSIONS_KEPT.as_millis() as i64;
         self.store.purge_sessions(nodes, before).await
+    }
+
+    /// Deletes the accounts `nodes` registered longer than [`UNAPPROVED_ACCOUNTS_KEPT`] ago
+    /// that were never approved (this node's upkeep).
+    pub async fn purge_unapproved(&self, nodes: &[String]) -> Result<u64, StoreError> {
+        let before = Version::at_millis(now_ms() - UNAPPROVED_ACCOUNTS_KEPT.as_millis() as i64);
+        self.store.purge_pending_accounts(nodes, before).await
     }
 
     /// When a session of `family` begun at `now` expires: a full lifetime, but never past

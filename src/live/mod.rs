@@ -51,6 +51,10 @@ pub const SEEN_AHEAD_MAX: Duration = Duration::from_secs(60);
 /// How long expired pairing codes are kept (they answer like unknown ones meanwhile).
 pub const CODE_RETENTION: Duration = Duration::from_secs(3600);
 
+/// How long a board that was never paired keeps its identity after it was last shown (its
+/// last code purged): it then claims a new one, which costs it nothing.
+pub const UNPAIRED_BOARD_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// The longest a pairing code may live (the default): long enough to walk to a laptop and
 /// type it, short enough that a photographed code is soon useless.
 pub const CODE_TTL_MAX: Duration = Duration::from_secs(10 * 60);
@@ -260,6 +264,13 @@ impl Live {
     pub async fn purge_codes(&self, nodes: &[String]) -> Result<u64, LiveError> {
         let cutoff = now_ms() - CODE_RETENTION.as_millis() as i64;
         Ok(self.store.purge_codes(nodes, cutoff).await?)
+    }
+
+    /// Deletes the boards `nodes` claimed more than [`UNPAIRED_BOARD_RETENTION`] ago that were
+    /// never paired and show no code: anonymous claims do not pile up for ever.
+    pub async fn purge_unpaired_boards(&self, nodes: &[String]) -> Result<u64, LiveError> {
+        let cutoff = Version::at_millis(now_ms() - UNPAIRED_BOARD_RETENTION.as_millis() as i64);
+        Ok(self.store.purge_unpaired_boards(nodes, cutoff).await?)
     }
 
     /// Checks that the teacher may follow and steer this board. A positive answer is

@@ -301,6 +301,9 @@ pub trait AccountStore: Send + Sync {
     async fn revoke_session(&self, family: Uuid) -> StoreResult<()>;
     /// Deletes sessions `nodes` began that expired before `before_ms`; returns how many.
     async fn purge_sessions(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64>;
+    /// Deletes accounts `nodes` registered before `before` that still wait for approval, with
+    /// every fact of theirs; returns how many accounts.
+    async fn purge_pending_accounts(&self, nodes: &[String], before: Version) -> StoreResult<u64>;
     /// A number that changes whenever a write may have ended a session (a revocation, a new
     /// password, a disabled account), wherever it was written: cheap enough to ask often.
     async fn session_change_mark(&self) -> StoreResult<i64>;
@@ -429,6 +432,9 @@ pub trait BoardStore: Send + Sync {
     /// Deletes pairing codes `nodes` issued that expired before `before_ms`, and their
     /// records of those codes' use; returns how many codes.
     async fn purge_codes(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64>;
+    /// Deletes boards `nodes` claimed before `before` that were never paired and hold no
+    /// pairing code (not even an expired one not yet purged); returns how many.
+    async fn purge_unpaired_boards(&self, nodes: &[String], before: Version) -> StoreResult<u64>;
 }
 
 /// Opens the store on the databases named by `urls` for `node`: one SQLite database

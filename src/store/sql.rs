@@ -34,6 +34,20 @@ pub const ACCOUNT_COLUMNS: &str = concat!(
     " AS pending"
 );
 
+/// Account `a` still waits for approval.
+pub const WAITING_FOR_APPROVAL: &str = pending!();
+
+/// Every row an account has before it is approved (table, column naming the account): a
+/// purge of accounts never approved deletes these, the account itself last.
+pub const UNAPPROVED_ACCOUNT_ROWS: [(&str, &str); 6] = [
+    ("account_name", "account_id"),
+    ("account_access", "account_id"),
+    ("account_pending", "account_id"),
+    ("account_credential", "account_id"),
+    ("session", "account_id"),
+    ("account", "id"),
+];
+
 /// `a` is the earliest registration of its address, and so owns it.
 pub const OWNS_EMAIL: &str = "NOT EXISTS (SELECT 1 FROM account o
     WHERE o.email_norm = a.email_norm AND (o.version, o.id) < (a.version, a.id))";
@@ -78,6 +92,11 @@ pub const CURRENT_PAIRING: &str = "NOT EXISTS (SELECT 1 FROM board_pairing n
 pub const PAIRING_COLUMNS: &str = "bp.board_id, bp.version,
     (SELECT bn.name FROM board_name bn WHERE bn.board_id = bp.board_id
      AND bn.account_id = bp.account_id ORDER BY bn.version DESC, bn.id DESC LIMIT 1) AS name";
+
+/// Board `b` was never paired and holds no pairing code: a board page shown anywhere keeps a
+/// current code, and expired codes are purged an hour after they expire.
+pub const NEVER_PAIRED: &str = "NOT EXISTS (SELECT 1 FROM board_pairing p WHERE p.board_id = b.id)
+    AND NOT EXISTS (SELECT 1 FROM board_code c WHERE c.board_id = b.id)";
 
 /// Code row `c` is usable: unexpired, unused, its board's newest code, and no newer board
 /// drew the same digits.

@@ -292,6 +292,8 @@ suite!(
     databases: [
         purging_revisions_keeps_the_newest_and_what_boards_present,
         purging_codes_removes_only_long_expired_ones,
+        purging_boards_removes_only_old_claims_never_paired_nor_shown,
+        purging_accounts_removes_only_old_ones_never_approved,
         purging_sessions_removes_only_expired_ones_of_this_node,
         purging_removes_only_superseded_states_of_this_node,
         a_state_that_arrived_by_replication_is_never_overtaken_by_an_older_version,
@@ -1049,6 +1051,114 @@ async fn purging_codes_removes_only_long_expired_ones(db: Db) {
     );
     let left = db.count("SELECT COUNT(*) FROM board_code_use").await;
     assert_eq!(left, 0, "the spent code's use went with it");
+}
+
+async fn purging_boards_removes_only_old_claims_never_paired_nor_shown(db: Db) {
+    use classcast::domain::hlc::Version;
+    let node = Node::new(Uuid::now_v7());
+    let mine = [node.id.to_string()];
+    let store = db.open(&node).await;
+    let teacher = account(store.as_ref(), "b@school.org").await;
+    store.create_board("token-forgotten").await.unwrap();
+    let showing = store.create_board("token-showing").await.unwrap();
+    store.issue_code(showing, "444444", 10_000).await.unwrap();
+    let paired = store.create_board("token-paired").await.unwrap();
+    let code = store.issue_code(paired, "555555", 1_000).await.unwrap();
+    store.pair_board(teacher, &code, "Room").await.unwrap();
+    store.unpair_board(teacher, paired).await.unwrap();
+    store.purge_codes(&mine, 5_000).await.unwrap();
+    let later = Version(i64::MAX);
+
+    let other = [Uuid::now_v7().to_string()];
+    assert_eq!(
+        store.purge_unpaired_boards(&other, later).await.unwrap(),
+        0,
+        "another node's"
+    );
+    assert_eq!(
+        store
+            .purge_unpaired_boards(&mine, Version(0))
+            .await
+            .unwrap(),
+        0,
+        "none was claimed before the cutoff"
+    );
+    assert_eq!(store.purge_unpaired_boards(&mine, later).await.unwrap(), 1);
+    assert_eq!(store.board_by_token("token-forgotten").await.unwrap(), None);
+    assert_eq!(
+        store.board_by_token("token-showing").await.unwrap(),
+        Some(showing),
+        "a board with a code is shown somewhere"
+    );
+    assert_eq!(
+        store.board_by_token("token-paired").await.unwrap(),
+        Some(paired),
+        "a board once paired keeps its identity"
+    );
+}
+
+async fn purging_accounts_removes_only_old_ones_never_approved(db: Db) {
+    use classcast::domain::hlc::Version;
+    let node = Node::new(Uuid::now_v7());
+    let mine = [node.id.to_string()];
+    let store = db.open(&node).await;
+    let register = |email: &'static str, pending: bool| {
+        let store = store.clone();
+        async move {
+            let email = Email::parse(email).unwrap();
+            store
+                .create_account(&email, "Teacher", "$argon2id$fake", pending)
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let waiting = register("waiting@school.org", true).await;
+    let approved = register("approved@school.org", true).await;
+    store.set_account_disabled(approved, false).await.unwrap();
+    let open = register("open@school.org", false).await;
+    let later = Version(i64::MAX);
+
+    let other = [Uuid::now_v7().to_string()];
+    assert_eq!(
+        store.purge_pending_accounts(&other, later).await.unwrap(),
+        0,
+        "another node's"
+    );
+    assert_eq!(
+        store
+            .purge_pending_accounts(&mine, Version(0))
+            .await
+            .unwrap(),
+        0,
+        "none registered before the cutoff"
+    );
+    assert_eq!(store.purge_pending_accounts(&mine, later).await.unwrap(), 1);
+    assert!(matches!(
+        store.account(waiting).await,
+        Err(StoreError::NotFound)
+    ));
+    for (table, key) in [
+        ("account", "id"),
+        ("account_name", "account_id"),
+        ("account_pending", "account_id"),
+        ("account_credential", "account_id"),
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE CAST({key} AS TEXT) = '{waiting}'");
+        assert_eq!(db.count(&sql).await, 0, "{table} keeps nothing of it");
+    }
+    assert!(!store.account(approved).await.unwrap().pending);
+    assert!(!store.account(open).await.unwrap().disabled);
+    let again = register("waiting@school.org", false).await;
+    assert_eq!(
+        store
+            .login_record("waiting@school.org")
+            .await
+            .unwrap()
+            .map(|r| r.account.id),
+        Some(again),
+        "the address can register again"
+    );
 }
 
 async fn purging_removes_only_superseded_states_of_this_node(db: Db) {

@@ -354,4 +354,32 @@ impl AccountStore for PgStore {
         )
         .await
     }
+
+    async fn purge_pending_accounts(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let mut conn = self.write().await?;
+            let mut tx = conn.begin().await?;
+            let ids: Vec<Uuid> = sqlx::query_scalar(&q(format!(
+                "SELECT a.id FROM account a WHERE a.node = ANY(?) AND a.version < ?
+                 AND {WAITING_FOR_APPROVAL} LIMIT ?"
+            )))
+            .bind(node_ids(nodes))
+            .bind(before.0)
+            .bind(PURGE_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (table, key) in UNAPPROVED_ACCOUNT_ROWS {
+                sqlx::query(&q(format!("DELETE FROM {table} WHERE {key} = ANY(?)")))
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            total += ids.len() as u64;
+            if (ids.len() as i64) < PURGE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
 }

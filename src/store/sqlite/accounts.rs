@@ -319,4 +319,37 @@ impl AccountStore for SqliteStore {
         )
         .await
     }
+
+    async fn purge_pending_accounts(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            // One transaction per batch: an approval written meanwhile on this database
+            // waits for it, then finds no account (the administrator is told so).
+            let mut tx = self.begin().await?;
+            let ids: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT a.id FROM account a
+                 WHERE a.node IN (SELECT value FROM json_each(?)) AND a.version < ?
+                 AND {WAITING_FOR_APPROVAL} LIMIT ?"
+            ))
+            .bind(serde_json::Value::from(nodes.to_vec()).to_string())
+            .bind(before.0)
+            .bind(PURGE_BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            let ids_json = serde_json::Value::from(ids.clone()).to_string();
+            for (table, key) in UNAPPROVED_ACCOUNT_ROWS {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))"
+                ))
+                .bind(&ids_json)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            total += ids.len() as u64;
+            if (ids.len() as i64) < PURGE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
 }

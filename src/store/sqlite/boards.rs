@@ -390,4 +390,17 @@ impl BoardStore for SqliteStore {
         .await?;
         Ok(codes)
     }
+
+    async fn purge_unpaired_boards(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+        self.delete_in_batches(
+            &format!(
+                "DELETE FROM board WHERE id IN (
+                    SELECT b.id FROM board b
+                    WHERE b.node IN (SELECT value FROM json_each(?)) AND b.version < ?
+                    AND {NEVER_PAIRED} LIMIT ?)"
+            ),
+            purge_args(nodes, &[before.0])?,
+        )
+        .await
+    }
 }
