@@ -30,6 +30,10 @@ pub enum Event {
     },
     /// The board's teachers or its pairing code changed.
     Pairing { board: Uuid },
+    /// A teacher revoked the board's identity: its pages close everywhere, before
+    /// replication brings the revocation (older nodes skip this line and find out when the
+    /// board reconnects).
+    Revoked { board: Uuid },
     /// How many pages of the board the sending node holds, and the newest state version one
     /// of them reported showing. Sent on every change and again every
     /// [`PRESENCE_REFRESH`] while any page is connected, so a node that died is forgotten.
@@ -93,6 +97,7 @@ impl Event {
                 _ => Ok(()),
             }),
             Event::Pairing { board } => writeln!(out, "p {board}"),
+            Event::Revoked { board } => writeln!(out, "r {board}"),
             Event::Presence {
                 board,
                 online,
@@ -132,6 +137,7 @@ impl Event {
                 stored: None,
             },
             "p" => Event::Pairing { board },
+            "r" => Event::Revoked { board },
             "o" => Event::Presence {
                 board,
                 online: words.next()?.parse().ok()?,
@@ -190,6 +196,7 @@ mod tests {
                 stored: Some(r#"{"board":"b","title":"a b c"}"#.into()),
             },
             Event::Pairing { board },
+            Event::Revoked { board },
             Event::Presence {
                 board,
                 online: 2,

@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pair))
         .routes(routes!(list_boards))
         .routes(routes!(rename_board, unpair_board))
+        .routes(routes!(revoke_board))
         .routes(routes!(live_sse::events))
         .routes(routes!(live_sse::messages))
         .routes(routes!(live_sse::time))
@@ -361,5 +362,25 @@ async fn unpair_board(
     Ids([id]): Ids<1>,
 ) -> Result<StatusCode, ApiError> {
     state.live.unpair(&auth.account, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends a board's identity, for a board whose token may have been copied: its pages close and
+/// claim a new identity (showing a new code), the old token opens nothing any more, and every
+/// teacher paired with it must pair again.
+#[utoipa::path(post, path = "/api/boards/{id}/revoke", tag = "boards", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Board id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such board of yours", body = ErrorBody),
+    ))]
+async fn revoke_board(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Ids([id]): Ids<1>,
+) -> Result<StatusCode, ApiError> {
+    state.live.revoke(&auth.account, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::live_ws::authenticate;
 use crate::domain::MAX_SAFE_INTEGER;
 use crate::live::connection::{
-    answer, follow, session_ended, session_grant, too_many_boards, welcome, Peer, Reply,
+    answer, follow, identity_ended, identity_grant, too_many_boards, welcome, Peer, Reply,
 };
 use crate::live::protocol::{codes, ClientMsg, Followed, Refusal, Role, MAX_MESSAGE_BYTES};
 use crate::live::subscriber::Subscriber;
@@ -107,19 +107,21 @@ pub async fn events(
         }
     }
     // The stream ends when the server shuts down, so the client reconnects elsewhere, and
-    // when the teacher's session ends, after saying so (reconnecting then answers 401).
+    // when the teacher's session or the board's identity ends, after saying so (reconnecting
+    // then answers 401).
     let feed = Feed {
         subscriber,
         closing: live.closing.subscribe(),
-        session: session_grant(&live, &peer),
+        identity: identity_grant(&live, &peer),
+        ended: identity_ended(&peer),
         _counted: counted,
     };
     let stream = futures_util::stream::unfold(Some(feed), |open| async move {
         let mut feed = open?;
         let message = tokio::select! {
             biased;
-            () = session_ended(&mut feed.session) => {
-                let ended = Refusal::new(codes::SESSION_ENDED, SESSION_ENDED).to_json();
+            () = feed.identity.revoked() => {
+                let ended = Refusal::new(codes::SESSION_ENDED, feed.ended).to_json();
                 return Some((Ok(Event::default().data(ended)), None));
             }
             _ = until_closing(&mut feed.closing) => return None,
@@ -139,12 +141,10 @@ pub async fn events(
 struct Feed {
     subscriber: Subscriber,
     closing: tokio::sync::watch::Receiver<bool>,
-    session: Option<crate::live::grants::Grant>,
+    identity: crate::live::grants::Grant,
+    ended: &'static str,
     _counted: ConnectionGuard,
 }
-
-const SESSION_ENDED: &str =
-    "Your session has ended (signed out, password changed or account disabled). Sign in again.";
 
 fn unauthenticated() -> Refusal {
     Refusal::new(

@@ -20,10 +20,9 @@ use super::extract::ClientIp;
 use super::AppState;
 use crate::config::Config;
 use crate::live::connection::{
-    answer, apply_in_turn, follow, session_ended, session_grant, too_many_boards, welcome, Peer,
+    answer, apply_in_turn, follow, identity_ended, identity_grant, too_many_boards, welcome, Peer,
     Reply,
 };
-use crate::live::grants::Grant;
 use crate::live::protocol::{self, close, codes, ClientMsg, Refusal, Role};
 use crate::live::subscriber::Subscriber;
 use crate::live::until_closing;
@@ -31,7 +30,6 @@ use crate::live::until_closing;
 /// How many refused messages a connection may send before it is closed.
 const STRIKES: u32 = 20;
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
-const SESSION_ENDED: &str = "session ended; sign in again";
 const WRITE_COALESCE_BYTES: usize = 16 * 1024;
 /// Commands of one connection waiting for their turn; the message budget (40 at once)
 /// keeps a connection well below it.
@@ -227,7 +225,8 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
         }
         Peer::Board(_) => (None, None),
     };
-    let mut session = session_grant(&live, &peer);
+    let mut identity = identity_grant(&live, &peer);
+    let ended = identity_ended(&peer);
     let mut strikes = 0u32;
     let mut last_heard = Instant::now();
     // A random phase: after an 8:30 storm, thousands of connections would otherwise all be
@@ -237,13 +236,13 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
     let mut shutting_down = live.closing.subscribe();
     let (code, reason) = loop {
         tokio::select! {
-            () = session_ended(&mut session) => break (close::SESSION_ENDED, SESSION_ENDED),
+            () = identity.revoked() => break (close::SESSION_ENDED, ended),
             _ = until_closing(&mut shutting_down) => break (close::GOING_AWAY, "server restarting"),
             incoming = stream.next() => {
-                // Once the session has ended, not one more message is handled, even if it
-                // arrived in the same instant.
-                if session.as_ref().is_some_and(Grant::is_revoked) {
-                    break (close::SESSION_ENDED, SESSION_ENDED);
+                // Once the session or identity has ended, not one more message is handled,
+                // even if it arrived in the same instant.
+                if identity.is_revoked() {
+                    break (close::SESSION_ENDED, ended);
                 }
                 let message = match incoming {
                     Some(Ok(message)) => message,

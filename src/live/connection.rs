@@ -38,19 +38,22 @@ impl Peer {
     }
 }
 
-/// A teacher connection's hold on its session (none for a board).
-pub fn session_grant(live: &Live, peer: &Peer) -> Option<Grant> {
+/// A connection's hold on what it was opened with: a teacher's session, a board's identity.
+pub fn identity_grant(live: &Live, peer: &Peer) -> Grant {
     match peer {
-        Peer::Teacher { session, .. } => Some(live.sessions.hold(*session)),
-        Peer::Board(_) => None,
+        Peer::Teacher { session, .. } => live.sessions.hold(*session),
+        Peer::Board(board) => live.boards.hold(*board),
     }
 }
 
-/// Resolves when the teacher's session ends; never for a board.
-pub async fn session_ended(grant: &mut Option<Grant>) {
-    match grant {
-        Some(grant) => grant.revoked().await,
-        None => std::future::pending().await,
+/// What a connection is told when its [`identity_grant`] is revoked (short enough for a
+/// WebSocket close frame).
+pub fn identity_ended(peer: &Peer) -> &'static str {
+    match peer {
+        Peer::Teacher { .. } => {
+            "Your session has ended (signed out, password changed or account disabled). Sign in again."
+        }
+        Peer::Board(_) => "A teacher revoked this board's identity. Claim a new one.",
     }
 }
 

@@ -54,6 +54,7 @@ impl Live {
         match event {
             Event::State { .. } => {}
             Event::Rejoined => self.repeat_presence(),
+            Event::Revoked { board } => self.boards.revoke(&board),
             Event::Pairing { board } => {
                 if let Some(channel) = self.hub.existing(board) {
                     channel.pairing.send_modify(|n| *n += 1);
@@ -201,7 +202,7 @@ impl Live {
     }
 
     /// Ends the feeds of followed pairings (of boards `which` picks) that no longer exist.
-    async fn recheck_pairings(&self, which: impl Fn(Uuid) -> bool) {
+    pub(super) async fn recheck_pairings(&self, which: impl Fn(Uuid) -> bool) {
         for (account, board) in self.pairings.held() {
             if !which(board) {
                 continue;

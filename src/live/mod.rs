@@ -135,6 +135,8 @@ pub struct Live {
     pub sessions: Grants<Uuid>,
     /// (teacher, board) pairings that open connections follow; revoking one ends the feed.
     pub pairings: Grants<(Uuid, Uuid)>,
+    /// Board identities that open connections of boards rely on (revoked by a teacher).
+    pub boards: Grants<Uuid>,
     /// What [`Live::recheck_sessions`] saw last.
     session_check: Mutex<SessionCheck>,
     /// Code draws on this node take turns, so two never pick the same free digits.
@@ -192,6 +194,7 @@ impl Live {
             authorized: Mutex::new(HashMap::new()),
             sessions: Grants::default(),
             pairings: Grants::default(),
+            boards: Grants::default(),
             session_check: Mutex::new(SessionCheck {
                 mark: None,
                 at: Instant::now(),
@@ -214,6 +217,7 @@ impl Live {
         self.limits.prune();
         self.sessions.prune();
         self.pairings.prune();
+        self.boards.prune();
     }
 
     /// Ends a session's live connections now (it was signed out on this node).

@@ -68,6 +68,11 @@ impl Live {
     /// is not presenting and has no usable code (expired, used, or lost to a newer board
     /// with the same digits) gets a fresh one.
     pub async fn pairing(&self, board: Uuid) -> Result<Pairing, LiveError> {
+        if self.store.board_revoked(board).await? {
+            // Heard from another node: the board's pages here close.
+            self.boards.revoke(&board);
+            return Err(LiveError::NotFound);
+        }
         let teachers = self.store.board_teachers(board).await?;
         let state = self.state(board).await?;
         let presenting = state.state.is_presenting();
@@ -194,6 +199,22 @@ impl Live {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(account.id, board));
         self.pairings.revoke(&(account.id, board));
+        self.pairing_changed(board);
+        Ok(())
+    }
+
+    /// Ends the board's identity, by a teacher paired with it: its pages close (here at once,
+    /// on other nodes when they hear of it) and claim a new identity, its token opens nothing,
+    /// and every teacher's pairing with it ends.
+    pub async fn revoke(&self, account: &Account, board: Uuid) -> Result<(), LiveError> {
+        self.store.revoke_board(account.id, board).await?;
+        self.boards.revoke(&board);
+        self.authorized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(_, b), _| *b != board);
+        self.recheck_pairings(|b| b == board).await;
+        self.bus.publish(Event::Revoked { board });
         self.pairing_changed(board);
         Ok(())
     }

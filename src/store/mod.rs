@@ -397,6 +397,11 @@ pub trait BoardStore: Send + Sync {
         name: &str,
     ) -> StoreResult<BoardPairing>;
     async fn unpair_board(&self, account: Uuid, board: Uuid) -> StoreResult<()>;
+    /// Ends the board's identity for good, by a teacher paired with it: its token opens
+    /// nothing any more and every pairing of it ends.
+    async fn revoke_board(&self, account: Uuid, board: Uuid) -> StoreResult<()>;
+    /// Whether the board's identity was revoked.
+    async fn board_revoked(&self, board: Uuid) -> StoreResult<bool>;
     /// Names of the teachers currently paired with a board.
     async fn board_teachers(&self, board: Uuid) -> StoreResult<Vec<String>>;
     /// The board's newest state, with its version. Its slide view is not stored

@@ -77,11 +77,12 @@ pub const LESSON_COLUMNS: &str = "l.id, l.version AS created, r.id AS revision, 
     r.title, r.slides, r.deleted";
 
 /// The newest pairing row of (board `b`, account) joined as `bp`, not removed, and made by
-/// the earliest use of its code: when two nodes each accepted the same code before hearing of
+/// the earliest use of its code, of a board not revoked: when two nodes each accepted the same code before hearing of
 /// the other, only the first use pairs, on every node.
 pub const CURRENT_PAIRING: &str = "NOT EXISTS (SELECT 1 FROM board_pairing n
     WHERE n.board_id = bp.board_id AND n.account_id = bp.account_id
     AND (n.version, n.id) > (bp.version, bp.id)) AND NOT bp.removed
+    AND NOT EXISTS (SELECT 1 FROM board_revocation r WHERE r.board_id = bp.board_id)
     AND (bp.code_use_id IS NULL OR NOT EXISTS (
         SELECT 1 FROM board_code_use mine
         JOIN board_code_use other ON other.code_id = mine.code_id
@@ -92,6 +93,10 @@ pub const CURRENT_PAIRING: &str = "NOT EXISTS (SELECT 1 FROM board_pairing n
 pub const PAIRING_COLUMNS: &str = "bp.board_id, bp.version,
     (SELECT bn.name FROM board_name bn WHERE bn.board_id = bp.board_id
      AND bn.account_id = bp.account_id ORDER BY bn.version DESC, bn.id DESC LIMIT 1) AS name";
+
+/// Board `b`'s identity was not revoked.
+pub const NOT_REVOKED: &str =
+    "NOT EXISTS (SELECT 1 FROM board_revocation r WHERE r.board_id = b.id)";
 
 /// Board `b` was never paired and holds no pairing code: a board page shown anywhere keeps a
 /// current code, and expired codes are purged an hour after they expire.

@@ -76,4 +76,31 @@ async fn a_phone_pairs_by_scanning_the_boards_qr_code() {
     phone.click("#pair-submit").await;
     board.wait_for_text("#controlled-by", "Ms Jansen").await;
     phone.screenshot("qr-03-phone-paired").await;
+
+    // Its key may have been copied: the teacher signs the board out everywhere. The board
+    // claims a new identity on its own and shows a new code; the console lists no board.
+    let key = "return localStorage.getItem('classcast.board')";
+    let old_identity = board.run(key, serde_json::json!([])).await;
+    phone.click("button[data-focus-key$=':unpair']").await;
+    phone.click("dialog button[value=extra]").await;
+    phone
+        .wait_for_text("#live-region", "signed out everywhere")
+        .await;
+    let new_code = board
+        .wait_until(
+            "a new code on the board",
+            &format!(
+                "const t = (document.querySelector('#pair-code')?.innerText || '').replace(/\\D/g, '');
+                 return t.length === 6 && t !== '{code}' && !document.querySelector('#pair-code').hidden ? t : null"
+            ),
+        )
+        .await;
+    assert_ne!(new_code, code.as_str());
+    let new_identity = board.run(key, serde_json::json!([])).await;
+    assert!(new_identity.is_string() && new_identity != old_identity);
+    assert!(phone
+        .find("button[data-focus-key$=':unpair']")
+        .await
+        .is_none());
+    board.screenshot("qr-04-board-signed-out").await;
 }

@@ -1565,6 +1565,34 @@ async fn a_teacher_on_one_node_steers_a_board_on_another_and_sees_it_online() {
     assert_eq!(refused["type"], "error", "{refused}");
 }
 
+#[tokio::test]
+async fn a_board_revoked_through_one_node_closes_on_another_at_once() {
+    let (_a, _b, url_a, url_b) = replicating_pair().await;
+    let (_node_1, app_1) = node_on(&[&url_a, &url_b]);
+    let (_node_2, app_2) = node_on(&[&url_b, &url_a]);
+    let t = app_1.register("revoker@school.org").await;
+    let board = claim(&app_2).await;
+    pair_once_replicated(&app_1, &t, &board.code).await;
+    let mut board_ws = Ws::board(&app_2, &board).await;
+    let mut teacher = Ws::teacher(&app_1, &t, &[&board.id]).await;
+    teacher
+        .until(|m| m["type"] == "board" && m["online"] == true)
+        .await;
+
+    let res = app_1
+        .as_teacher(
+            reqwest::Method::POST,
+            &format!("/api/boards/{}/revoke", board.id),
+            &t,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
+    // The bus tells node 2 before replication may have brought the revocation.
+    assert_eq!(board_ws.close_code().await, 4403);
+}
+
 /// Sends a command saying the client has seen `seen`; returns its `ack` or `error`.
 async fn command_seen(ws: &mut Ws, id: uuid::Uuid, board: &str, op: &str, seen: &Value) -> Value {
     ws.send(

@@ -33,6 +33,7 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/api/boards"),
     ("put", "/api/boards/{id}"),
     ("delete", "/api/boards/{id}"),
+    ("post", "/api/boards/{id}/revoke"),
     ("get", "/api/live/events"),
     ("post", "/api/live/messages"),
     ("get", "/api/live/time"),

@@ -247,3 +247,71 @@ async fn pairing_again_after_unpairing_restores_the_feed() {
     let state = console.state_where(|_| true).await;
     assert_eq!(state["board"], board.id.as_str());
 }
+
+#[tokio::test]
+async fn a_teacher_revokes_a_boards_identity_and_a_copied_token_opens_nothing() {
+    let app = spawn_app().await;
+    let (t, board, mut console, mut screen) = presenting(&app).await;
+    // The same token copied into another browser, following over the event stream.
+    let mut copy = app
+        .request(Method::GET, "/api/live/events?role=board")
+        .bearer_auth(&board.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copy.status(), StatusCode::OK);
+    let colleague = app.register("colleague@school.org").await;
+    let revoke = |who: &Teacher| {
+        app.as_teacher(
+            Method::POST,
+            &format!("/api/boards/{}/revoke", board.id),
+            who,
+        )
+        .send()
+    };
+    expect_error(
+        revoke(&colleague).await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    let res = revoke(&t).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+
+    assert_eq!(screen.close_code().await, SESSION_ENDED);
+    let mut buffer = String::new();
+    let said = event_where(&mut copy, &mut buffer, |e| e["type"] == "error").await;
+    assert_eq!(said["code"], "session_ended", "{said}");
+    let told = console.until(|m| m["type"] == "unfollowed").await;
+    assert_eq!(told["board"], board.id.as_str());
+    let res = app
+        .request(Method::GET, "/api/boards/self")
+        .bearer_auth(&board.token)
+        .send()
+        .await
+        .unwrap();
+    expect_error(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let boards: Value = app
+        .as_teacher(Method::GET, "/api/boards", &t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(boards["items"], json!([]), "{boards}");
+    expect_error(
+        revoke(&t).await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // The board's page claims a new identity and is paired again as any new board.
+    let fresh = claim(&app).await;
+    assert_ne!(fresh.id, board.id);
+    assert_eq!(
+        pair(&app, &t, &fresh.code, "Room 1").await.status(),
+        StatusCode::CREATED
+    );
+}

@@ -288,6 +288,7 @@ suite!(
         open_sessions_are_checked_in_one_go_when_the_change_mark_moves,
         the_newest_states_of_many_boards_are_read_at_once,
         media_is_stored_once_in_chunks_and_counted_for_each_uploader,
+        a_revoked_board_is_gone_for_its_token_and_every_teacher,
     ],
     databases: [
         purging_revisions_keeps_the_newest_and_what_boards_present,
@@ -1051,6 +1052,38 @@ async fn purging_codes_removes_only_long_expired_ones(db: Db) {
     );
     let left = db.count("SELECT COUNT(*) FROM board_code_use").await;
     assert_eq!(left, 0, "the spent code's use went with it");
+}
+
+async fn a_revoked_board_is_gone_for_its_token_and_every_teacher(store: &dyn Store) {
+    let first = account(store, "first@school.org").await;
+    let second = account(store, "second@school.org").await;
+    let stranger = account(store, "stranger@school.org").await;
+    let board = store.create_board("token-revoked").await.unwrap();
+    for (teacher, digits) in [(first, "666666"), (second, "777777")] {
+        let code = store.issue_code(board, digits, i64::MAX).await.unwrap();
+        store.pair_board(teacher, &code, "Room").await.unwrap();
+    }
+    assert!(matches!(
+        store.revoke_board(stranger, board).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(!store.board_revoked(board).await.unwrap());
+
+    store.revoke_board(first, board).await.unwrap();
+    assert!(store.board_revoked(board).await.unwrap());
+    assert_eq!(store.board_by_token("token-revoked").await.unwrap(), None);
+    assert!(store.board_teachers(board).await.unwrap().is_empty());
+    for teacher in [first, second] {
+        assert!(store.boards_of(teacher).await.unwrap().is_empty());
+        assert!(matches!(
+            store.board_pairing(teacher, board).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    assert!(matches!(
+        store.revoke_board(second, board).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 async fn purging_boards_removes_only_old_claims_never_paired_nor_shown(db: Db) {

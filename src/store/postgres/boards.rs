@@ -147,9 +147,10 @@ impl BoardStore for PgStore {
     }
 
     async fn board_by_token(&self, token_hash: &str) -> StoreResult<Option<Uuid>> {
-        let row = sqlx::query(&q(
-            "SELECT id FROM board WHERE token_hash = ? ORDER BY version, id LIMIT 1",
-        ))
+        let row = sqlx::query(&q(format!(
+            "SELECT b.id FROM board b WHERE b.token_hash = ? AND {NOT_REVOKED}
+             ORDER BY b.version, b.id LIMIT 1"
+        )))
         .bind(token_hash)
         .fetch_optional(&mut *self.read().await?)
         .await?;
@@ -284,6 +285,35 @@ impl BoardStore for PgStore {
         self.insert_pairing(&mut tx, account, board, None).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn revoke_board(&self, account: Uuid, board: Uuid) -> StoreResult<()> {
+        let mut conn = self.write().await?;
+        let mut tx = conn.begin().await?;
+        self.current_pairing(&mut *tx, account, board).await?;
+        sqlx::query(&q(
+            "INSERT INTO board_revocation (id, board_id, account_id, version, node)
+             VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(Uuid::now_v7())
+        .bind(board)
+        .bind(account)
+        .bind(self.hlc.next().0)
+        .bind(self.node)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn board_revoked(&self, board: Uuid) -> StoreResult<bool> {
+        let revoked: Option<i32> = sqlx::query_scalar(&q(
+            "SELECT 1 FROM board_revocation WHERE board_id = ? LIMIT 1",
+        ))
+        .bind(board)
+        .fetch_optional(&mut *self.read().await?)
+        .await?;
+        Ok(revoked.is_some())
     }
 
     async fn board_teachers(&self, board: Uuid) -> StoreResult<Vec<String>> {

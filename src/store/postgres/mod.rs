@@ -56,6 +56,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_media_keyed_by_id",
         include_str!("../migrations/postgres/0004_media_keyed_by_id.sql"),
     ),
+    (
+        "0005_board_revocation",
+        include_str!("../migrations/postgres/0005_board_revocation.sql"),
+    ),
 ];
 
 /// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`] (the
@@ -76,6 +80,7 @@ pub const REPLICATED_TABLES: &[&str] = &[
     "board_pairing",
     "board_name",
     "board_state",
+    "board_revocation",
     "node_heartbeat",
     "media",
     "media_chunk",

@@ -144,11 +144,13 @@ impl BoardStore for SqliteStore {
     }
 
     async fn board_by_token(&self, token_hash: &str) -> StoreResult<Option<Uuid>> {
-        let row =
-            sqlx::query("SELECT id FROM board WHERE token_hash = ? ORDER BY version, id LIMIT 1")
-                .bind(token_hash)
-                .fetch_optional(&self.read)
-                .await?;
+        let row = sqlx::query(&format!(
+            "SELECT b.id FROM board b WHERE b.token_hash = ? AND {NOT_REVOKED}
+             ORDER BY b.version, b.id LIMIT 1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await?;
         row.map(|r| uuid(&r, "id")).transpose()
     }
 
@@ -274,6 +276,33 @@ impl BoardStore for SqliteStore {
         self.insert_pairing(&mut tx, account, board, None).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn revoke_board(&self, account: Uuid, board: Uuid) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        self.current_pairing(&mut *tx, account, board).await?;
+        sqlx::query(
+            "INSERT INTO board_revocation (id, board_id, account_id, version, node)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(board.to_string())
+        .bind(account.to_string())
+        .bind(self.hlc.next().0)
+        .bind(&self.node)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn board_revoked(&self, board: Uuid) -> StoreResult<bool> {
+        let revoked: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM board_revocation WHERE board_id = ? LIMIT 1")
+                .bind(board.to_string())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(revoked.is_some())
     }
 
     async fn board_teachers(&self, board: Uuid) -> StoreResult<Vec<String>> {

@@ -90,6 +90,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_media_keyed_by_id",
         include_str!("../migrations/sqlite/0012_media_keyed_by_id.sql"),
     ),
+    (
+        "0013_board_revocation",
+        include_str!("../migrations/sqlite/0013_board_revocation.sql"),
+    ),
 ];
 
 /// Local bookkeeping that is never replicated: which migrations ran. (Databases made before

@@ -139,21 +139,26 @@ export function createBoards({ ui, live, command, changed, pageError, keepsNameO
     input.select();
   }
 
+  /** Removes the board from this teacher's list, or (the dialog's second choice) ends the
+   *  board's identity for every teacher: for a board whose key may have been copied. */
   async function unpair(board) {
     const ok = await confirmDialog({
       title: t('teach.unpairTitle', { name: board.name }),
       message: t('teach.unpairMessage'),
       confirm: t('teach.unpairConfirm'),
       danger: true,
+      extra: { message: t('teach.revokeMessage'), confirm: t('teach.revokeConfirm') },
     });
     if (!ok) return;
+    const revoke = ok === 'extra';
     // Our own lesson on it would otherwise stay up with nobody here able to end it.
     const state = live.state(board.id);
     if (state?.lesson && ui.lessons.some((l) => l.id === state.lesson.id)) {
       await Promise.race([command(board.id, 'end').catch(() => {}), new Promise((r) => setTimeout(r, 3000))]);
     }
     try {
-      await api.del('/api/boards/' + encodeURIComponent(board.id));
+      const path = '/api/boards/' + encodeURIComponent(board.id);
+      await (revoke ? api.post(path + '/revoke') : api.del(path));
     } catch (err) {
       // Already gone is what the teacher wanted anyway.
       if (err.status !== 404) return pageError(t('teach.unpairFailed', { reason: errorText(err) }));
@@ -161,7 +166,7 @@ export function createBoards({ ui, live, command, changed, pageError, keepsNameO
     ui.boards.delete(board.id);
     live.unwatch(board.id);
     if (ui.viewBoard === board.id) ui.viewBoard = null;
-    announce(t('teach.unpaired', { name: board.name }));
+    announce(t(revoke ? 'teach.revoked' : 'teach.unpaired', { name: board.name }));
     changed();
     $('#boards-heading').focus();
   }

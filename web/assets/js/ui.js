@@ -175,7 +175,7 @@ export function setBusy(button, busy) {
  * Ask for confirmation in a modal <dialog>. Resolves to true when confirmed.
  * Options: {title, message, confirm, cancel, danger}; texts are already translated.
  */
-export function confirmDialog({ title, message, confirm, cancel = t('common.cancel'), danger = false }) {
+export function confirmDialog({ title, message, confirm, cancel = t('common.cancel'), danger = false, extra = null }) {
   return new Promise((resolve) => {
     const dialog = h(
       'dialog',
@@ -185,17 +185,20 @@ export function confirmDialog({ title, message, confirm, cancel = t('common.canc
         { method: 'dialog' },
         h('h2', { id: 'confirm-title', text: title }),
         message ? h('p', { text: message }) : null,
+        extra ? h('p', { text: extra.message }) : null,
         h(
           'div',
           { class: 'dialog-actions' },
           h('button', { value: 'cancel', class: 'button', text: cancel }),
+          extra ? h('button', { value: 'extra', class: 'button button-danger', text: extra.confirm }) : null,
           h('button', { value: 'confirm', class: danger ? 'button button-danger' : 'button button-primary', text: confirm }),
         ),
       ),
     );
     dialog.addEventListener('close', () => {
       dialog.remove();
-      resolve(dialog.returnValue === 'confirm');
+      // `extra`: the second way to confirm, when one was offered.
+      resolve(dialog.returnValue === 'extra' ? 'extra' : dialog.returnValue === 'confirm');
     });
     document.body.append(dialog);
     dialog.showModal();
