@@ -276,7 +276,9 @@ pub async fn finish_all(
     Ok(stored)
 }
 
-/// One picture decoded at a time: a decoded photo takes tens of MiB.
+/// One picture decoded at a time: a decoded photo takes tens of MiB. Fair between teachers:
+/// a teacher's files are stored in their turn ([`room::Claim::turn`]), so at most one of
+/// their pictures waits here, and another teacher waits for one decode per teacher ahead.
 static PREVIEWS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 async fn make_preview(path: PathBuf) -> Option<Preview> {

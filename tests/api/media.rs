@@ -597,3 +597,49 @@ async fn tiny_files_cost_what_they_take_and_uploads_are_paced() {
     assert!(res.headers().contains_key("retry-after"));
     expect_error(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
+
+#[tokio::test]
+async fn a_teacher_uploading_many_pictures_delays_another_by_at_most_one_preview() {
+    let app = spawn_app().await;
+    let busy = app.register("busy@school.org").await;
+    let other = app.register("other@school.org").await;
+    let picture = |shade: u8| {
+        let picture = image::RgbImage::from_pixel(3000, 3000, image::Rgb([shade, 80, 160]));
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        picture
+            .write_to(&mut bytes, image::ImageFormat::Png)
+            .unwrap();
+        bytes.into_inner()
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let finished = AtomicUsize::new(0);
+    let one_stored = tokio::sync::Notify::new();
+    let busy_uploads = futures_util::future::join_all((0..8).map(|shade| {
+        let bytes = picture(shade);
+        let (app, busy, finished, one_stored) = (&app, &busy, &finished, &one_stored);
+        async move {
+            let res = upload(app, busy, bytes, "image/png").await;
+            assert_eq!(res.status(), StatusCode::CREATED);
+            finished.fetch_add(1, SeqCst);
+            one_stored.notify_one();
+        }
+    }));
+    // Once one of the busy teacher's pictures is stored, the other seven wait in line.
+    let other_upload = async {
+        one_stored.notified().await;
+        let res = upload(&app, &other, picture(200), "image/png").await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        finished.load(SeqCst)
+    };
+    let ((), ahead) = tokio::join!(
+        async {
+            busy_uploads.await;
+        },
+        other_upload
+    );
+    assert!(
+        ahead <= 4,
+        "the other teacher waited for {ahead} of the busy teacher's 8 pictures"
+    );
+    assert_eq!(preview_rows(&app).await, 9);
+}
