@@ -18,6 +18,8 @@ pub mod pg_notify;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::domain::board::Shown;
+
 /// What one node tells the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -42,8 +44,7 @@ pub enum Event {
         board: Uuid,
         online: u32,
         rendered: Option<i64>,
-        ready: bool,
-        cached: bool,
+        shown: Shown,
     },
     /// The sending node (re)connected to the bus and may have missed what the others said:
     /// they repeat their presence at once rather than at their next round.
@@ -102,14 +103,15 @@ impl Event {
                 board,
                 online,
                 rendered,
-                ready,
-                cached,
+                shown,
             } => writeln!(
                 out,
-                "o {board} {online} {} {} {}",
+                "o {board} {online} {} {} {}{}",
                 rendered.unwrap_or(-1),
-                u8::from(*ready),
-                u8::from(*cached)
+                u8::from(shown.ready),
+                u8::from(shown.cached),
+                // Only when set: nodes of an older build skip a line with a word more.
+                if shown.muted { " 1" } else { "" }
             ),
             Event::Rejoined => writeln!(out, "j"),
         };
@@ -142,9 +144,12 @@ impl Event {
                 board,
                 online: words.next()?.parse().ok()?,
                 rendered: Some(words.next()?.parse::<i64>().ok()?).filter(|v| *v >= 0),
-                // Nodes of an older build send neither: a rolling upgrade reads them as no.
-                ready: words.next().is_some_and(|w| w == "1"),
-                cached: words.next().is_some_and(|w| w == "1"),
+                // Nodes of an older build send none: a rolling upgrade reads them as no.
+                shown: Shown {
+                    ready: words.next().is_some_and(|w| w == "1"),
+                    cached: words.next().is_some_and(|w| w == "1"),
+                    muted: words.next().is_some_and(|w| w == "1"),
+                },
             },
             _ => return None,
         };
@@ -201,15 +206,21 @@ mod tests {
                 board,
                 online: 2,
                 rendered: Some(7),
-                ready: true,
-                cached: false,
+                shown: Shown {
+                    ready: true,
+                    cached: false,
+                    muted: true,
+                },
             },
             Event::Presence {
                 board,
                 online: 0,
                 rendered: None,
-                ready: false,
-                cached: true,
+                shown: Shown {
+                    ready: false,
+                    cached: true,
+                    muted: false,
+                },
             },
             Event::Rejoined,
         ];
@@ -239,17 +250,30 @@ mod tests {
             payload.len() - format!("{node}\n").len()
         );
         assert_eq!(decode("not a node\n"), None);
-        // What a node of the previous build sends still reads.
+        // What a node of the previous build sends still reads; what it reads of ours, too,
+        // unless a board plays without sound.
         let old = format!("{node}\no {board} 1 5\n");
         let heard = decode(&old).unwrap().1;
         assert!(matches!(
             heard[..],
             [Event::Presence {
                 rendered: Some(5),
-                ready: false,
-                cached: false,
+                shown: Shown {
+                    ready: false,
+                    cached: false,
+                    muted: false
+                },
                 ..
             }]
         ));
+        let ours = encode(node, &events[4..6]);
+        let lines: Vec<&str> = ours.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("o {board} 2 7 1 0 1"),
+                format!("o {board} 0 -1 0 1")
+            ]
+        );
     }
 }

@@ -99,6 +99,16 @@ pub struct VideoState {
     pub since: Option<i64>,
 }
 
+/// What a board page says with the version it shows: it holds the media of the next slides
+/// (`ready`) and of the whole lesson (`cached`); it plays the slide's video without sound
+/// (`muted`: its browser wants a touch first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shown {
+    pub ready: bool,
+    pub cached: bool,
+    pub muted: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Presenter {
     pub name: String,

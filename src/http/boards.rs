@@ -238,6 +238,9 @@ pub struct Board {
     ready: bool,
     /// Showing it, the board held the pictures and videos of every slide of the lesson.
     cached: bool,
+    /// Showing it, the board played the slide's video without sound: its browser allows
+    /// sound only after someone touched the board.
+    muted: bool,
     /// Milliseconds since the Unix epoch, server clock.
     paired_at: i64,
 }
@@ -251,8 +254,9 @@ impl From<BoardSummary> for Board {
             online: s.presence.online > 0,
             state_version: s.state_version,
             rendered_version: s.presence.rendered_version,
-            ready: s.presence.ready,
-            cached: s.presence.cached,
+            ready: s.presence.shown.ready,
+            cached: s.presence.shown.cached,
+            muted: s.presence.shown.muted,
             paired_at: s.pairing.paired.millis(),
         }
     }

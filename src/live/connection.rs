@@ -14,6 +14,7 @@ use super::protocol::{
 };
 use super::subscriber::Subscriber;
 use super::Live;
+use crate::domain::board::Shown;
 use crate::domain::hlc::wall_millis as now_ms;
 use crate::store::Account;
 
@@ -211,9 +212,21 @@ pub async fn answer(
                 version,
                 ready,
                 cached,
+                muted,
             },
             Peer::Board(board),
-        ) => match live.rendered(*board, version, ready, cached).await {
+        ) => match live
+            .rendered(
+                *board,
+                version,
+                Shown {
+                    ready,
+                    cached,
+                    muted,
+                },
+            )
+            .await
+        {
             Ok(()) => None,
             Err(e) => Some(Reply::Refused(e.refusal(None))),
         },

@@ -13,8 +13,7 @@ impl Live {
                 board,
                 online: p.online,
                 rendered: p.rendered_version,
-                ready: p.ready,
-                cached: p.cached,
+                shown: p.shown,
             });
         }
     }
@@ -69,8 +68,7 @@ impl Live {
                 board,
                 online,
                 rendered,
-                ready,
-                cached,
+                shown,
             } => {
                 let channel = match online {
                     0 => self.hub.existing(board),
@@ -80,8 +78,7 @@ impl Live {
                     let presence = Presence {
                         online,
                         rendered_version: rendered,
-                        ready,
-                        cached,
+                        shown,
                     };
                     channel.set_remote(node, presence);
                 }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::protocol::ServerMsg;
-use crate::domain::board::BoardState;
+use crate::domain::board::{BoardState, Shown};
 use crate::domain::lesson::LessonContent;
 
 /// A board state, the lesson revision it presents, and its `state` message, ready to send.
@@ -44,24 +44,21 @@ impl Snapshot {
 }
 
 /// Board pages connected, the newest version one of them reported showing, and what that
-/// page said it holds with it: the media of the next slides (`ready`) and of the whole
-/// lesson (`cached`).
+/// page said with it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Presence {
     pub online: u32,
     pub rendered_version: Option<i64>,
-    pub ready: bool,
-    pub cached: bool,
+    pub shown: Shown,
 }
 
 impl Presence {
     /// Takes a page's report of showing `version`: a newer version replaces what was said
     /// of an older one, the same version updates it, an older one is stale.
-    pub fn report(&mut self, version: i64, ready: bool, cached: bool) {
+    pub fn report(&mut self, version: i64, shown: Shown) {
         if Some(version) >= self.rendered_version {
             self.rendered_version = Some(version);
-            self.ready = ready;
-            self.cached = cached;
+            self.shown = shown;
         }
     }
 }
@@ -85,11 +82,15 @@ impl PresenceParts {
                     false => (sum, p),
                 };
                 let same = other.rendered_version == newest.rendered_version;
+                let (mine, theirs) = (newest.shown, other.shown);
                 Presence {
                     online: sum.online + p.online,
                     rendered_version: newest.rendered_version,
-                    ready: newest.ready || (same && other.ready),
-                    cached: newest.cached || (same && other.cached),
+                    shown: Shown {
+                        ready: mine.ready || (same && theirs.ready),
+                        cached: mine.cached || (same && theirs.cached),
+                        muted: mine.muted || (same && theirs.muted),
+                    },
                 }
             })
     }
@@ -253,8 +254,11 @@ mod tests {
             Presence {
                 online: 2,
                 rendered_version: Some(9),
-                ready: true,
-                cached: false,
+                shown: Shown {
+                    ready: true,
+                    cached: false,
+                    muted: true,
+                },
             },
         );
         channel.set_remote(
@@ -262,14 +266,24 @@ mod tests {
             Presence {
                 online: 1,
                 rendered_version: Some(4),
-                ready: false,
-                cached: true,
+                shown: Shown {
+                    ready: false,
+                    cached: true,
+                    muted: false,
+                },
             },
         );
         let seen = *channel.presence.borrow();
         assert_eq!((seen.online, seen.rendered_version), (4, Some(9)));
         // What the page showing the newest version holds, not what an older one held.
-        assert_eq!((seen.ready, seen.cached), (true, false));
+        assert_eq!(
+            seen.shown,
+            Shown {
+                ready: true,
+                cached: false,
+                muted: true
+            }
+        );
         channel.forget_silent(Duration::ZERO);
         assert_eq!(*channel.presence.borrow(), channel.local());
     }

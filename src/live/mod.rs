@@ -29,7 +29,7 @@ use crate::auth::token;
 use crate::bus::{Bus, Event, Heard, PRESENCE_REFRESH};
 use crate::domain::account::parse_name;
 use crate::domain::board::{
-    apply, fingerprint, BoardState, CommandError, LessonAt, Op, PairingCode,
+    apply, fingerprint, BoardState, CommandError, LessonAt, Op, PairingCode, Shown,
 };
 use crate::domain::hlc::{wall_millis as now_ms, Hlc, Version};
 use crate::domain::lesson::LessonContent;
@@ -441,13 +441,7 @@ impl Live {
 
     /// A board reports the state version it now shows. Only a version the board's state has
     /// had counts: a made-up one would freeze the board's status in the console.
-    pub async fn rendered(
-        &self,
-        board: Uuid,
-        version: i64,
-        ready: bool,
-        cached: bool,
-    ) -> Result<(), LiveError> {
+    pub async fn rendered(&self, board: Uuid, version: i64, shown: Shown) -> Result<(), LiveError> {
         let channel = self.hub.channel(board);
         let loaded = channel.state.borrow().as_ref().map(|s| s.state.version);
         let newest = match loaded {
@@ -461,7 +455,7 @@ impl Live {
         if !issued {
             return Err(LiveError::UnknownVersion);
         }
-        let changed = channel.change_local(|p| p.report(version, ready, cached));
+        let changed = channel.change_local(|p| p.report(version, shown));
         self.tell_presence(board, changed);
         Ok(())
     }

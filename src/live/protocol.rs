@@ -70,6 +70,10 @@ pub enum ClientMsg {
         /// The board holds the media of every slide of the lesson.
         #[serde(default)]
         cached: bool,
+        /// The board plays the slide's video without sound: its browser allows sound only
+        /// after someone touched the page.
+        #[serde(default)]
+        muted: bool,
     },
     Ping {
         t0: f64,
@@ -186,6 +190,7 @@ pub enum ServerMsg<'a> {
         rendered_version: Option<i64>,
         ready: bool,
         cached: bool,
+        muted: bool,
     },
     Pairing {
         /// Whether any teacher is paired with the board.

@@ -87,8 +87,9 @@ impl Subscriber {
                         board,
                         online: p.online > 0,
                         rendered_version: p.rendered_version,
-                        ready: p.ready,
-                        cached: p.cached,
+                        ready: p.shown.ready,
+                        cached: p.shown.cached,
+                        muted: p.shown.muted,
                     }
                     .to_json()
                     .into()

@@ -51,7 +51,7 @@ pub(crate) async fn teacher_with_lesson(server: &str) {
 }
 
 /// A browser signed in as the teacher at `base`, on their list of lessons.
-async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
+pub(crate) async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
     let page = driver.browser(1280, 900).await;
     page.goto(&format!("{base}/login?next=/lessons")).await;
     page.type_into("#signin-email", EMAIL).await;
@@ -82,18 +82,21 @@ async fn pair_and_present_at(
 }
 
 /// How [`pair_and_present_with`] sets up the classroom.
-struct Presenting<'a> {
-    board_path: &'a str,
-    board_size: (u32, u32),
-    teacher_size: (u32, u32),
-    lesson: &'a str,
-    first_slide: &'a str,
+pub(crate) struct Presenting<'a> {
+    pub(crate) board_path: &'a str,
+    /// Chromium switches of the board's browser only.
+    pub(crate) board_switches: &'a [&'a str],
+    pub(crate) board_size: (u32, u32),
+    pub(crate) teacher_size: (u32, u32),
+    pub(crate) lesson: &'a str,
+    pub(crate) first_slide: &'a str,
 }
 
 impl Default for Presenting<'_> {
     fn default() -> Self {
         Presenting {
             board_path: "/board",
+            board_switches: &[],
             board_size: (1280, 720),
             teacher_size: (1280, 900),
             lesson: "Fractions",
@@ -102,13 +105,15 @@ impl Default for Presenting<'_> {
     }
 }
 
-async fn pair_and_present_with(
+pub(crate) async fn pair_and_present_with(
     driver: &Driver,
     base: &str,
     how: Presenting<'_>,
     shots: &str,
 ) -> (Browser, Browser) {
-    let board = driver.browser(how.board_size.0, how.board_size.1).await;
+    let board = driver
+        .browser_with(how.board_size.0, how.board_size.1, how.board_switches)
+        .await;
     board.goto(&format!("{base}{}", how.board_path)).await;
     let code = board
         .wait_until(
@@ -396,12 +401,12 @@ async fn with_two_of_three_hosts_dead_a_teacher_signs_in_and_saves_a_lesson() {
 }
 
 /// The board's video can play.
-const BOARD_VIDEO_READY: &str =
+pub(crate) const BOARD_VIDEO_READY: &str =
     "const v = document.querySelector('#slide-frame video.slide-media');
      return v && v.readyState >= 2 || null";
 
 /// The board's video plays.
-const BOARD_VIDEO_PLAYING: &str =
+pub(crate) const BOARD_VIDEO_PLAYING: &str =
     "const v = document.querySelector('#slide-frame video.slide-media');
      return v && !v.paused && v.currentTime > 0 || null";
 
@@ -764,7 +769,7 @@ async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
 /// the browser as WebM, uploaded, and added to the "Fractions" lesson as its last slide.
 /// Defines `window.__recordClip()`: a second of coloured frames recorded by the browser as
 /// WebM, as a camera would make one.
-const RECORD_CLIP: &str = "
+pub(crate) const RECORD_CLIP: &str = "
 window.__recordClip = async () => {
   const canvas = document.createElement('canvas');
   canvas.width = 64; canvas.height = 48;
@@ -787,7 +792,7 @@ window.__recordClip = async () => {
 
 /// A clip recorded in the teacher's page ([`RECORD_CLIP`]), uploaded, and added to the
 /// "Fractions" lesson as its last slide.
-const ADD_RECORDED_VIDEO: &str = "
+pub(crate) const ADD_RECORDED_VIDEO: &str = "
 window.__video = null;
 (async () => {
   const clip = await window.__recordClip();
@@ -1373,123 +1378,6 @@ async fn a_timer_keeps_counting_while_the_teacher_shows_another_slide() {
         share.as_f64().unwrap() >= 0.025,
         "corner text {share} of the height"
     );
-}
-
-#[tokio::test]
-async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
-    let driver = Driver::start().await;
-    let page = signed_in_at_lessons(&driver, &base).await;
-    page.run(RECORD_CLIP, json!([])).await;
-    page.run(ADD_RECORDED_VIDEO, json!([])).await;
-    let kind = page
-        .wait_until("the recorded video uploaded", "return window.__video")
-        .await;
-    assert_eq!(kind, "video/webm");
-
-    let (board, teacher) = pair_and_present(&driver, &base, "video").await;
-    for _ in 0..4 {
-        teacher.click("#next").await;
-    }
-    board.wait_until("the video slide", BOARD_VIDEO_READY).await;
-    teacher.wait_for("#video-toggle").await;
-    teacher.click("#video-toggle").await;
-    board
-        .wait_until("the video playing", BOARD_VIDEO_PLAYING)
-        .await;
-    // With sound, or muted with the one-tap request on screen: never a frozen picture.
-    let muted = board
-        .run(
-            "return document.querySelector('#slide-frame video.slide-media').muted",
-            json!([]),
-        )
-        .await;
-    eprintln!(
-        "the board plays the video {}",
-        if muted == true {
-            "muted, asking for a tap"
-        } else {
-            "with sound"
-        }
-    );
-    if muted == true {
-        board.wait_for("#sound-hint:not([hidden])").await;
-        board.screenshot("video-01-board-playing-muted").await;
-        // Someone in the room taps the board once.
-        board.click("#slide-frame").await;
-        board
-            .wait_until(
-                "the sound on",
-                "const v = document.querySelector('#slide-frame video.slide-media');
-                 return !v.muted && !v.paused && document.querySelector('#sound-hint').hidden || null",
-            )
-            .await;
-    }
-    board.screenshot("video-02-board-playing").await;
-    teacher.click("#video-toggle").await;
-    board
-        .wait_until(
-            "the video paused",
-            "return document.querySelector('#slide-frame video.slide-media')?.paused || null",
-        )
-        .await;
-
-    // A recorded WebM does not say its length; the console finds it out, and the teacher
-    // drops the slider at the first second.
-    teacher.wait_for("#video-seek-label:not([hidden])").await;
-    let length = teacher
-        .wait_until(
-            "the video's length on the console",
-            "const t = document.querySelector('#video-time')?.textContent || '';
-             return t.includes(' / ') && document.querySelector('#video-seek').max === '2' ? t : null",
-        )
-        .await;
-    assert!(length.as_str().unwrap().ends_with("/ 00:02"), "{length}");
-    teacher
-        .run(
-            "const s = document.querySelector('#video-seek');
-             s.value = '1';
-             s.dispatchEvent(new Event('change'));",
-            json!([]),
-        )
-        .await;
-    let at_one_second = "const v = document.querySelector('#slide-frame video.slide-media');
-         return v && v.readyState >= 1 && v.paused && Math.abs(v.currentTime - 1) < 0.3 || null";
-    board
-        .wait_until("the board's video at the first second", at_one_second)
-        .await;
-    // A board reloaded mid-lesson resumes at that second.
-    board.refresh().await;
-    board
-        .wait_until(
-            "the reloaded board's video at the first second",
-            at_one_second,
-        )
-        .await;
-    board.screenshot("video-03-board-seeked").await;
-
-    // Played to its end, the console says so and offers to play it again, from the start.
-    teacher.click("#video-toggle").await;
-    let ended = teacher
-        .wait_until(
-            "the console to see the video ended",
-            "const b = document.querySelector('#video-toggle');
-             return b.dataset.ended === 'yes' ? [b.textContent, document.querySelector('#video-time').textContent] : null",
-        )
-        .await;
-    assert_eq!(ended[0], "Play again");
-    assert_eq!(ended[1], "00:02 / 00:02", "never past its end");
-    teacher.click("#video-toggle").await;
-    board
-        .wait_until(
-            "the board's video playing from the start again",
-            "const v = document.querySelector('#slide-frame video.slide-media');
-             return v && !v.paused && v.currentTime < 1 || null",
-        )
-        .await;
 }
 
 #[tokio::test]

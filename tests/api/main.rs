@@ -6,6 +6,7 @@ mod addresses;
 mod bad_input;
 mod browser;
 mod browser_pairing;
+mod browser_video;
 mod budgets;
 mod cluster;
 mod connections;

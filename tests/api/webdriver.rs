@@ -61,18 +61,31 @@ impl Driver {
 
     /// A fresh headless browser with its own profile (its own localStorage).
     pub async fn browser(&self, width: u32, height: u32) -> Browser {
+        self.browser_with(width, height, &[]).await
+    }
+
+    /// [`Driver::browser`] with more Chromium `switches`.
+    pub async fn browser_with(&self, width: u32, height: u32, switches: &[&str]) -> Browser {
         let profile = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            format!("--window-size={width},{height}"),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        args.extend(switches.iter().map(|s| s.to_string()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
+                "args": args
             }
         }}});
         let res: Value = self

@@ -27,7 +27,7 @@ let view = { tick() {} };
 let rotateTimer = null;
 let lastCodeRequest = 0;
 let reidentifying = false;
-let reported = null; // what we last told the server: "version ready cached"
+let reported = null; // what we last told the server: "version ready cached muted"
 
 // A bug or a strange message must never take the picture away.
 window.addEventListener('error', (e) => console.error('board:', e.message));
@@ -159,13 +159,16 @@ function reportRendered(force = false) {
   const version = state.version;
   const ready = holds(state.upcoming_media ?? []);
   const cached = presenting() && lessonMedia.revision === state.lesson.revision && holds(lessonMedia.ids);
-  const report = `${version} ${ready} ${cached}`;
+  const muted = playsWithoutSound();
+  // The hint to tap stays with the video that needs it, not on every later slide.
+  $('sound-hint').hidden = !muted;
+  const report = `${version} ${ready} ${cached} ${muted}`;
   if (!force && reported === report) return;
   // After the browser has painted it, the slide really is on screen.
   requestAnimationFrame(() =>
     requestAnimationFrame(() => {
       if (!state || compareVersions(state.version, version) !== 0) return; // a newer one is coming
-      if (live.message({ type: 'rendered', version: Number(version), ready, cached })) reported = report;
+      if (live.message({ type: 'rendered', version: Number(version), ready, cached, muted })) reported = report;
     }),
   );
 }
@@ -313,18 +316,22 @@ async function holdLesson(revision) {
 }
 
 // Browsers play a video with sound only after someone has touched the page. The board plays
-// it muted meanwhile and asks for one tap; after it, every video has sound.
-frame.addEventListener('classcast:muted', () => {
-  if (navigator.userActivation?.hasBeenActive) return;
-  $('sound-hint').hidden = false;
-});
+// it muted meanwhile, says so to the teacher's console (which offers to try again: a board
+// set up to allow sound plays it then) and asks for one tap on a touch screen; after a tap,
+// every video has sound.
+function playsWithoutSound() {
+  const video = frame.querySelector('video.slide-media');
+  return !!video && video.muted && video.dataset.mutedBy === 'browser';
+}
+for (const event of ['classcast:muted', 'classcast:sound']) frame.addEventListener(event, () => reportRendered());
 for (const gesture of ['pointerdown', 'keydown']) {
   document.addEventListener(gesture, () => {
-    $('sound-hint').hidden = true;
     for (const video of frame.querySelectorAll('video.slide-media')) {
       video.muted = false;
+      delete video.dataset.mutedBy;
       if (!video.paused) video.play().catch(() => {});
     }
+    reportRendered();
   });
 }
 

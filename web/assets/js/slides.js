@@ -198,14 +198,30 @@ function videoFollower(video, state) {
         // not seekable yet
       }
     }
+    const since = String(state.video?.since);
+    if (state.video?.playing && video.dataset.mutedBy === 'browser' && video.dataset.mutedSince !== since) {
+      // Played again (the console's "Try with sound"): ask the browser for sound once more.
+      video.dataset.mutedSince = since;
+      video.muted = false;
+      video.pause();
+    }
     if (state.video?.playing && video.paused && !video.ended) {
-      video.play().catch(() => {
-        // Autoplay with sound needs a user gesture; muted playback beats a frozen picture,
-        // and the page (the board) says what to tap once to get the sound back.
-        video.muted = true;
-        video.play().catch(() => {});
-        video.dispatchEvent(new CustomEvent('classcast:muted', { bubbles: true }));
-      });
+      video.play().then(
+        () => {
+          if (video.muted || video.dataset.mutedBy !== 'browser') return;
+          delete video.dataset.mutedBy;
+          video.dispatchEvent(new CustomEvent('classcast:sound', { bubbles: true }));
+        },
+        () => {
+          // Autoplay with sound needs a user gesture; muted playback beats a frozen picture,
+          // and the board tells the teacher's console, which offers to try again.
+          video.muted = true;
+          video.dataset.mutedBy = 'browser';
+          video.dataset.mutedSince = since;
+          video.play().catch(() => {});
+          video.dispatchEvent(new CustomEvent('classcast:muted', { bubbles: true }));
+        },
+      );
     } else if (!state.video?.playing && !video.paused) {
       video.pause();
     }

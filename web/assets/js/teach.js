@@ -189,6 +189,12 @@ const controls = {
     const position_ms = Math.round(videoPosition(s.video, live.serverNow()));
     command(ui.viewBoard, s.video.playing ? 'video_pause' : 'video_play', { position_ms });
   },
+  // Played again from where it is: the board asks its browser for sound once more.
+  videoSound: () => {
+    const s = currentState();
+    if (!s?.video?.playing) return;
+    command(ui.viewBoard, 'video_play', { position_ms: Math.round(videoPosition(s.video, live.serverNow())) });
+  },
   // The board goes to the second the teacher drops the slider on, playing or paused as it was.
   videoSeek: (event) => {
     const s = currentState();
@@ -216,6 +222,7 @@ function bindControls() {
   $('#timer-add').addEventListener('click', controls.timerAdd);
   $('#video-toggle').addEventListener('click', controls.video);
   $('#video-seek').addEventListener('change', controls.videoSeek);
+  $('#video-sound-retry').addEventListener('click', controls.videoSound);
   $('#jump-form').addEventListener('submit', (event) => {
     event.preventDefault();
     goTo(Number($('#jump-number').value) - 1);
@@ -592,6 +599,13 @@ function renderSync() {
   $('#board-holds').textContent = holds.text;
 }
 
+/** Says when the board plays the video without sound (its browser waits for a touch). */
+function renderVideoSound() {
+  const state = currentState();
+  const silent = state?.slide?.kind === 'video' && state.video?.playing && ui.boards.get(ui.viewBoard)?.muted;
+  $('#video-sound').hidden = !silent;
+}
+
 /**
  * What the board holds of the lesson, as it said with the slide it shows: the pictures and
  * videos of the next slides ("ready") and of every slide ("cached": it goes on without the
@@ -615,7 +629,7 @@ function renderPresentView() {
     $('#present-title').textContent = t('teach.starting');
     $('#preview').replaceChildren();
     ui.preview = { tick() {} };
-    for (const id of ['reveal', 'timer-toggle', 'timer-add', 'timer-reset', 'video-toggle', 'video-seek-label']) $('#' + id).hidden = true;
+    for (const id of ['reveal', 'timer-toggle', 'timer-add', 'timer-reset', 'video-toggle', 'video-seek-label', 'video-sound']) $('#' + id).hidden = true;
     return;
   }
   const lesson = fullLesson(state);
@@ -651,6 +665,7 @@ function renderPresentView() {
   $('#video-toggle').hidden = !video;
   $('#video-toggle').textContent = state.video?.playing ? t('teach.videoPause') : t('teach.videoPlay');
   $('#video-seek-label').hidden = !video;
+  renderVideoSound();
   renderTimerButtons();
 
   // next slide, notes, slide list
@@ -843,9 +858,11 @@ async function main() {
     if (msg.rendered_version != null) b.rendered_version = String(msg.rendered_version);
     b.ready = !!msg.ready;
     b.cached = !!msg.cached;
+    b.muted = !!msg.muted;
     renderBoards();
     renderStartForm();
     renderSync();
+    if (msg.board === ui.viewBoard) renderVideoSound();
   });
   live.on('pending', renderPending);
   live.on('ack', (ack) => updateLog(ack.id, 'confirmed'));
