@@ -130,7 +130,7 @@ impl LessonContent {
             .into_iter()
             .enumerate()
             .filter_map(|(i, input)| {
-                let slide = parse_slide(&mut errors, &format!("slides[{i}]"), input)?;
+                let slide = parse_slide(&mut errors, &format!("slides[{i}]"), input, Rules::Save)?;
                 if !seen.insert(slide.id) {
                     errors.add(&format!("slides[{i}].id"), "Two slides have the same id.");
                 }
@@ -141,6 +141,16 @@ impl LessonContent {
             title,
             slides: parsed,
         })
+    }
+
+    /// A slide being written, for the editor's preview: what it still lacks to be saved (its
+    /// picture or video, a question's answer, a timer's seconds) is left out instead of
+    /// refused; whatever it has is checked as when saving (errors name `slides[0]`).
+    pub fn draft_slide(input: SlideInput) -> Result<Slide, ValidationError> {
+        let mut errors = ValidationError::default();
+        let slide = parse_slide(&mut errors, "slides[0]", input, Rules::Draft);
+        errors.into_result(())?;
+        Ok(slide.expect("no errors, so a slide"))
     }
 
     /// Bytes a revision of this content takes in the store (its title and slides as JSON),
@@ -156,7 +166,20 @@ impl LessonContent {
     }
 }
 
-fn parse_slide(errors: &mut ValidationError, path: &str, input: SlideInput) -> Option<Slide> {
+/// Whether a slide must be complete ([`Rules::Save`]) or may still lack what its kind needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    Save,
+    Draft,
+}
+
+fn parse_slide(
+    errors: &mut ValidationError,
+    path: &str,
+    input: SlideInput,
+    rules: Rules,
+) -> Option<Slide> {
+    let draft = rules == Rules::Draft;
     let field = |name: &str| format!("{path}.{name}");
     let Some(kind) = SlideKind::parse(&input.kind) else {
         errors.add(
@@ -182,6 +205,7 @@ fn parse_slide(errors: &mut ValidationError, path: &str, input: SlideInput) -> O
     let (mut media, mut answer, mut seconds) = (None, None, None);
     match kind {
         SlideKind::Image | SlideKind::Video => match input.media.as_deref().map(str::trim) {
+            None | Some("") if draft => {}
             None | Some("") => {
                 errors.add(&field("media"), "Choose the image or video for this slide.")
             }
@@ -193,8 +217,14 @@ fn parse_slide(errors: &mut ValidationError, path: &str, input: SlideInput) -> O
         },
         SlideKind::Question => {
             let a = input.answer.unwrap_or_default();
-            check_len(errors, &field("answer"), a.trim(), 1, ANSWER_MAX);
-            answer = Some(a);
+            check_len(
+                errors,
+                &field("answer"),
+                a.trim(),
+                usize::from(!draft),
+                ANSWER_MAX,
+            );
+            answer = (!a.trim().is_empty() || !draft).then_some(a);
         }
         SlideKind::Timer => match input.seconds {
             Some(s) if s.fract() == 0.0 && (1.0..=f64::from(TIMER_SECONDS_MAX)).contains(&s) => {
@@ -206,6 +236,7 @@ fn parse_slide(errors: &mut ValidationError, path: &str, input: SlideInput) -> O
                     "A timer runs for a whole number of seconds from 1 to {TIMER_SECONDS_MAX}."
                 ),
             ),
+            None if draft => {}
             None => errors.add(&field("seconds"), "Set how many seconds the timer runs."),
         },
         SlideKind::Text => {}
@@ -269,6 +300,30 @@ mod tests {
         }
         let fine = "Fractions — ½ + ¼, «vraag» 你好";
         assert!(LessonContent::parse(fine, vec![slide("text")]).is_ok());
+    }
+
+    #[test]
+    fn a_draft_slide_lacks_what_it_has_not_yet_but_what_it_has_is_checked() {
+        for kind in ["image", "video", "question", "timer"] {
+            let whole = LessonContent::parse("Lesson", vec![slide(kind)]);
+            assert!(whole.is_err(), "{kind} cannot be saved without it");
+            let draft = LessonContent::draft_slide(slide(kind)).unwrap();
+            assert_eq!(
+                (draft.media, draft.answer, draft.seconds),
+                (None, None, None)
+            );
+        }
+        let long = SlideInput {
+            title: Some("x".repeat(TITLE_MAX + 1)),
+            ..slide("question")
+        };
+        let errors = LessonContent::draft_slide(long).unwrap_err();
+        assert!(errors.fields.contains_key("slides[0].title"));
+        let timer = SlideInput {
+            seconds: Some(0.5),
+            ..slide("timer")
+        };
+        assert!(LessonContent::draft_slide(timer).is_err());
     }
 
     #[test]

@@ -190,14 +190,13 @@ pub struct SlidePreview {
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 415, description = "The body is not JSON", body = ErrorBody),
-        (status = 422, description = "The slide is not valid", body = ErrorBody),
+        (status = 422, description = "What the slide has is not valid (what it still lacks, a file, an answer or a timer's seconds, is left out of the preview instead)", body = ErrorBody),
     ))]
 async fn preview_slide(
     Auth(_): Auth,
     Json(slide): Json<SlideInput>,
 ) -> Result<axum::Json<SlidePreview>, ApiError> {
-    let content = LessonContent::parse("preview", vec![slide])?;
-    let view = SlideView::of(&content.slides[0], true);
+    let view = SlideView::of(&LessonContent::draft_slide(slide)?, true);
     Ok(axum::Json(SlidePreview {
         kind: view.kind,
         title: view.title,

@@ -859,15 +859,23 @@ async fn add_slide(editor: &Browser, kind: &str, count: usize) {
         .await;
 }
 
-/// Chooses `file` for the selected slide and waits for the upload, which must show its
-/// progress on the way.
+/// Chooses `file` for the selected slide (which has no file yet) and waits for the upload,
+/// which must show its progress on the way, and meanwhile neither "No file yet" nor another
+/// slide's picture or video in the board's preview.
 async fn upload_in_editor(editor: &Browser, file: &std::path::Path, shown: &str) {
     editor
         .run(
             "window.__progress = [];
+             window.__meanwhile = [];
              const bar = document.querySelector('#media-progress');
-             new MutationObserver(() => { if (!bar.hidden) window.__progress.push(bar.value); })
-               .observe(bar, { attributes: true });",
+             const look = () => {
+               if (bar.hidden) return;
+               window.__progress.push(bar.value);
+               if (!document.querySelector('#media-empty').hidden) window.__meanwhile.push('No file yet shown');
+               if (document.querySelector('#slide-preview :is(img, video)')) window.__meanwhile.push('a file in the preview');
+             };
+             new MutationObserver(look).observe(bar, { attributes: true });
+             new MutationObserver(look).observe(document.querySelector('#slide-preview'), { childList: true, subtree: true });",
             json!([]),
         )
         .await;
@@ -875,6 +883,8 @@ async fn upload_in_editor(editor: &Browser, file: &std::path::Path, shown: &str)
     editor
         .wait_until("the uploaded file in the editor", shown)
         .await;
+    let meanwhile = editor.run("return window.__meanwhile", json!([])).await;
+    assert_eq!(meanwhile, json!([]), "while the file was on its way");
     let progress = editor.run("return window.__progress", json!([])).await;
     assert!(
         progress
@@ -919,6 +929,8 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
     .await;
     add_slide(&editor, "video", 3).await;
     editor.type_into("#slide-title", "Orbit").await;
+    // On a school line the video takes a while: the board's preview follows the new slide.
+    editor.throttle(20, 100).await;
     upload_in_editor(
         &editor,
         &clip,
@@ -926,6 +938,7 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
          return v && v.readyState >= 1 || null",
     )
     .await;
+    editor.throttle(0, 1_000_000).await;
     add_slide(&editor, "question", 4).await;
     editor
         .type_into("#slide-title", "How long is a year?")
@@ -945,6 +958,19 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
         )
         .await;
     editor.screenshot("whole-01-editor-saved").await;
+    let refused = editor
+        .run(
+            "return performance.getEntriesByType('resource')
+               .filter((e) => e.name.includes('/api/slides/preview') && e.responseStatus >= 400)
+               .map((e) => e.responseStatus)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        refused,
+        json!([]),
+        "the editor's previews were all answered"
+    );
 
     // Presented from a phone to a 1080p board.
     let how = Presenting {

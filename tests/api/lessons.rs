@@ -288,6 +288,23 @@ async fn a_slide_preview_is_rendered_as_the_board_renders_it_and_stores_nothing(
         .await
         .unwrap();
     expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    // A slide still being written is previewed without what it lacks.
+    for draft in [
+        json!({"kind": "video", "title": "Orbit"}),
+        json!({"kind": "question", "title": "How long is a year?"}),
+        json!({"kind": "timer", "title": "Discuss"}),
+    ] {
+        let res = app
+            .as_teacher(Method::POST, "/api/slides/preview", &t)
+            .json(&draft)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{draft}");
+        let view: Value = res.json().await.unwrap();
+        assert_eq!(view["title"], draft["title"]);
+        assert!(view["media"].is_null() && view["answer"].is_null() && view["seconds"].is_null());
+    }
     assert_eq!(app.lesson_count(&t).await, 0, "nothing stored");
 }
 

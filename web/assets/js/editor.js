@@ -214,6 +214,15 @@ let previewAsked = 0;
 
 function schedulePreview() {
   clearTimeout(previewTimer);
+  const slide = selected();
+  const frame = $('#slide-preview');
+  if (slide && frame.dataset.slide !== String(slide.key)) {
+    // Another slide was chosen: its preview at once, and never the last slide's meanwhile.
+    frame.replaceChildren();
+    frame.dataset.slide = slide.key;
+    renderPreview();
+    return;
+  }
   previewTimer = setTimeout(renderPreview, PREVIEW_AFTER_MS);
 }
 
@@ -221,6 +230,7 @@ async function renderPreview() {
   const slide = selected();
   if (!slide) return;
   const asked = ++previewAsked;
+  // A slide still without its file, answer or seconds is previewed without them.
   const payload = { kind: slide.kind, title: slide.title, body: slide.body };
   if (MEDIA_KINDS.includes(slide.kind) && slide.media) payload.media = slide.media;
   if (slide.kind === 'question') payload.answer = slide.answer;
@@ -229,9 +239,10 @@ async function renderPreview() {
   try {
     ({ body: view } = await api.post('/api/slides/preview', payload));
   } catch {
-    return; // not valid yet: the form says why when saving
+    return; // not valid (too long, say): the form says why when saving
   }
   if (asked !== previewAsked) return; // a newer edit is being previewed
+  const frame = $('#slide-preview');
   const ms = (view.seconds ?? 0) * 1000;
   const state = {
     slide: view,
@@ -239,7 +250,6 @@ async function renderPreview() {
     timer: { duration_ms: ms, running: false, ends_at: null, remaining_ms: ms },
     video: { playing: false, position_ms: 0, since: null },
   };
-  const frame = $('#slide-preview');
   renderSlide(frame, state, { preview: true }).tick(Date.now());
   const fit = Number(frame.firstElementChild?.dataset.fit ?? 0);
   $('#preview-small').hidden = fit < SMALL_TEXT_FIT;
@@ -272,9 +282,9 @@ function renderMedia(slide) {
     }
   }
   mediaPreview.hidden = !id;
-  $('#media-empty').hidden = Boolean(id);
-  $('#media-choose').textContent = t(id ? 'editor.mediaReplace' : 'editor.mediaChoose');
   const busy = upload?.key === slide.key;
+  $('#media-empty').hidden = Boolean(id) || busy;
+  $('#media-choose').textContent = t(id ? 'editor.mediaReplace' : 'editor.mediaChoose');
   mediaProgress.hidden = !busy;
   mediaCancel.hidden = !busy;
   if (!busy && !upload) mediaProgress.value = 0;
