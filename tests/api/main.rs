@@ -5,6 +5,7 @@ mod accounts;
 mod addresses;
 mod bad_input;
 mod browser;
+mod browser_console;
 mod browser_pairing;
 mod browser_video;
 mod budgets;

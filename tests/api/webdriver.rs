@@ -223,6 +223,24 @@ impl Browser {
         .await;
     }
 
+    /// Presses each of `keys` (WebDriver's key codes, such as `"\u{E004}"` for Tab) wherever
+    /// the focus is, as a person at the keyboard would.
+    pub async fn press(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|k| {
+                let k = k.to_string();
+                [
+                    json!({"type": "keyDown", "value": k}),
+                    json!({"type": "keyUp", "value": k}),
+                ]
+            })
+            .collect();
+        let sequence = json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]});
+        self.call(reqwest::Method::POST, "/actions", Some(sequence))
+            .await;
+    }
+
     /// Chooses the file at `path` in the file input `css`, as a person picking it would.
     pub async fn attach(&self, css: &str, path: &std::path::Path) {
         let el = self.wait_for(css).await;
