@@ -492,7 +492,7 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
     teacher
         .wait_until(
             "the picture in the console's slide list",
-            "const i = document.querySelector('#jump-list img.jump-thumb');
+            "const i = document.querySelector('#jump-list img.slide-thumb');
              return i && i.complete && i.naturalWidth === 2 || null",
         )
         .await;
@@ -690,8 +690,8 @@ async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
     let thumbs = teacher
         .wait_until(
             "a thumbnail of every slide",
-            "const pictures = [...document.querySelectorAll('#jump-list img.jump-thumb')];
-             const others = [...document.querySelectorAll('#jump-list .jump-thumb-slide')];
+            "const pictures = [...document.querySelectorAll('#jump-list img.slide-thumb')];
+             const others = [...document.querySelectorAll('#jump-list .slide-thumb-text')];
              return pictures.length === 3 && pictures.every((i) => i.complete && i.naturalWidth === 2)
                  && others.length === 4
                  ? { src: pictures[0].getAttribute('src'), marks: others.map((o) => o.textContent) }
@@ -958,6 +958,25 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
         )
         .await;
     editor.screenshot("whole-01-editor-saved").await;
+    // The list of slides shows each in miniature: the picture, the video, the others' titles.
+    let thumbs = editor
+        .wait_until(
+            "the slides in miniature",
+            "const t = [...document.querySelectorAll('#slide-list .slide-thumb')];
+             const ok = t.length === 5 && t[1].complete && t[1].naturalWidth > 0 && t[2].readyState >= 1;
+             return ok ? t.map((e) => e.tagName + ':' + e.textContent) : null",
+        )
+        .await;
+    assert_eq!(
+        thumbs,
+        json!([
+            "SPAN:Welcome",
+            "IMG:",
+            "VIDEO:",
+            "SPAN:How long is a year??",
+            "SPAN:Discuss01:00"
+        ])
+    );
     let refused = editor
         .run(
             "return performance.getEntriesByType('resource')
@@ -1093,7 +1112,7 @@ async fn presses_during_an_outage_take_the_board_to_the_slide_the_console_names(
 
 /// Whether the element `css` can be seen: inside the window, and its top part (up to 30
 /// pixels down) not covered by anything else, such as a sticky bar.
-fn on_screen(css: &str) -> String {
+pub(crate) fn on_screen(css: &str) -> String {
     format!(
         "const el = document.querySelector({css:?});
          const r = el?.getBoundingClientRect();

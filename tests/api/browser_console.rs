@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::browser::{pair_and_present_with, teacher_with_lesson, Presenting};
+use crate::browser::{pair_and_present_with, teacher_with_lesson, Presenting, EMAIL, PASSWORD};
 use crate::harness::Process;
 use crate::webdriver::{Browser, Driver};
 
@@ -62,4 +62,94 @@ async fn tabbing_into_the_sticky_controls_leaves_the_page_where_it_is() {
         );
         teacher.screenshot(&format!("{shots}-focus-in-bar")).await;
     }
+}
+
+/// Whether `css`'s text shows whole: not cut off by an ellipsis or a clamp.
+fn shows_whole(css: &str) -> String {
+    format!(
+        "const el = document.querySelector({css:?});
+         return !!el && el.textContent.trim().length > 0
+           && el.scrollWidth <= el.clientWidth + 1 && el.scrollHeight <= el.clientHeight + 1"
+    )
+}
+
+/// How many lines `css`'s text takes.
+fn lines_of(css: &str) -> String {
+    format!(
+        "const r = document.createRange();
+         r.selectNodeContents(document.querySelector({css:?}));
+         return new Set([...r.getClientRects()].map((b) => Math.round(b.top))).size"
+    )
+}
+
+/// A copy of the teacher's lesson under `title`.
+async fn lesson_titled(base: &str, title: &str) {
+    let client = reqwest::Client::new();
+    let signed_in: serde_json::Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": EMAIL, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let res = client
+        .post(format!("{base}/api/lessons"))
+        .bearer_auth(signed_in["token"].as_str().unwrap())
+        .json(&json!({"title": title, "slides": [
+            {"kind": "text", "title": "Slide one", "body": "What is **a half**?"},
+            {"kind": "timer", "title": "Slide two", "seconds": 120, "body": "Work in pairs"},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test]
+async fn on_a_phone_the_title_and_the_status_show_whole_and_the_slide_number_stays_in_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let title = "Fractions and decimals, group 7";
+    lesson_titled(&base, title).await;
+    let driver = Driver::start().await;
+    let how = Presenting {
+        teacher_size: (390, 844),
+        lesson: title,
+        ..Presenting::default()
+    };
+    let (_board, phone) = pair_and_present_with(&driver, &base, how, "phone-head").await;
+    phone
+        .wait_until(
+            "the board to hold the whole lesson",
+            "return document.querySelector('#board-holds').dataset.holds === 'cached' || null",
+        )
+        .await;
+    phone.screenshot("phone-head-01-upright").await;
+    for part in ["#present-title", "#board-holds"] {
+        assert_eq!(
+            phone.run(&shows_whole(part), json!([])).await,
+            true,
+            "{part} shows whole on the phone"
+        );
+    }
+    assert_eq!(phone.run(&lines_of("#end"), json!([])).await, 1);
+
+    // On its side, on the timer's slide, whose controls make the bar taller.
+    phone.click("#next").await;
+    phone.wait_for("#timer-toggle:not([hidden])").await;
+    phone.resize(844, 390).await;
+    phone.run("window.scrollTo(0, 0)", json!([])).await;
+    phone.screenshot("phone-head-02-landscape-timer").await;
+    assert_eq!(
+        phone
+            .run(&crate::browser::on_screen("#preview-label"), json!([]))
+            .await,
+        true,
+        "'Slide 2 of 2' in view above the controls"
+    );
+    assert_eq!(phone.run(&lines_of("#end"), json!([])).await, 1);
 }

@@ -3,6 +3,7 @@
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
 import { renderSlide } from './slides.js';
+import { slideThumbnail } from './thumbs.js';
 import { formatDateTime } from './i18n.js';
 import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, initPage, setBusy, setFieldError, t } from './ui.js';
 
@@ -105,6 +106,19 @@ function slideLabel(slide) {
   return slide.title.trim() || t('editor.untitledSlide');
 }
 
+// Each slide's miniature, kept while what it shows stays the same: the list is drawn again
+// on every edit, and a picture or video would otherwise be fetched and decoded again.
+const thumbs = new Map(); // slide key -> {shows, el}
+
+function thumbnail(slide) {
+  const shows = JSON.stringify([slide.kind, slide.media, slide.title, slide.seconds]);
+  const kept = thumbs.get(slide.key);
+  if (kept?.shows === shows) return kept.el;
+  const el = slideThumbnail(slide);
+  thumbs.set(slide.key, { shows, el });
+  return el;
+}
+
 function renderSlideList() {
   const items = draft.slides.map((slide, index) => {
     const isSelected = slide.key === selectedKey;
@@ -119,6 +133,7 @@ function renderSlideList() {
         attrs: isSelected ? { 'aria-current': 'true' } : {},
       },
       h('span', { class: 'slide-num', text: String(index + 1) }),
+      thumbnail(slide),
       h(
         'span',
         { class: 'slide-text' },
@@ -131,6 +146,7 @@ function renderSlideList() {
     return h('li', { draggable: true, dataset: { key: slide.key } }, button);
   });
   slideList.replaceChildren(...items);
+  for (const key of thumbs.keys()) if (!draft.slides.some((s) => s.key === key)) thumbs.delete(key);
   $('#slides-empty').hidden = draft.slides.length > 0;
   $('#slide-total').textContent = t('lessons.slideCount', { count: draft.slides.length });
   $('#add-slide').disabled = draft.slides.length >= MAX_SLIDES;
@@ -409,6 +425,7 @@ function updateListItem(slide) {
   const title = $('.slide-title', item);
   title.textContent = slideLabel(slide);
   title.classList.toggle('is-empty', !slide.title.trim());
+  $('.slide-thumb', item)?.replaceWith(thumbnail(slide));
   if (!errors.slides.has(slide.key)) for (const el of item.querySelectorAll('.slide-error-badge, .slide-error-badge + .visually-hidden')) el.remove();
 }
 

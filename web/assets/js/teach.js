@@ -9,6 +9,7 @@ import { formatDateTime } from './i18n.js';
 import { $, announce, confirmDialog, errorText, h, initPage, t } from './ui.js';
 import { compareVersions, createLive } from './live.js';
 import { createBoards } from './teach-boards.js';
+import { slideThumbnail } from './thumbs.js';
 import { fitText, formatClock, renderSlide, timerRemaining, timersElsewhere, videoPosition } from './slides.js';
 
 const VIEW_KEY = 'classcast.teach.board'; // the board whose controls are open
@@ -671,7 +672,7 @@ function renderPresentView() {
   // next slide, notes, slide list
   const slides = lesson?.slides ?? null;
   const next = index + 1 < total ? slides?.[index + 1] : null;
-  $('#next-thumb').replaceChildren(...(next ? [jumpThumbnail(next)] : []));
+  $('#next-thumb').replaceChildren(...(next ? [slideThumbnail(next)] : []));
   $('#next-title').textContent =
     index + 1 >= total ? t('teach.lastSlide') : next ? slideLabel(next, index + 1) : t('teach.slideN', { n: index + 2 });
   const notes = slides?.[index]?.notes?.trim();
@@ -691,29 +692,6 @@ function slideLabel(slide, index) {
   return slide.title?.trim() || `${t('kinds.' + slide.kind)} · ${t('teach.slideN', { n: index + 1 })}`;
 }
 
-/**
- * Every slide small, so the teacher finds it at a glance: a picture's preview (made by the
- * server, a few KiB), a video's first frame, and for the others a miniature of the board:
- * the title, and the question mark or the clock.
- */
-function jumpThumbnail(slide) {
-  if (!slide) return null;
-  const media = slide.media ? '/api/media/' + encodeURIComponent(slide.media) : null;
-  if (media && ['image', 'video'].includes(slide.kind)) {
-    const thumb =
-      slide.kind === 'image' ? h('img', { class: 'jump-thumb', alt: '' }) : h('video', { class: 'jump-thumb', muted: true, preload: 'metadata' });
-    loadMedia(thumb, slide.kind === 'image' ? media + '/preview' : media);
-    return thumb;
-  }
-  const mark = slide.kind === 'question' ? '?' : slide.kind === 'timer' ? formatClock((slide.seconds ?? 0) * 1000) : '';
-  return h(
-    'span',
-    { class: 'jump-thumb jump-thumb-slide', attrs: { 'aria-hidden': 'true' } },
-    h('span', { class: 'thumb-title', text: slide.title?.trim() ?? '' }),
-    mark ? h('span', { class: 'thumb-mark', text: mark }) : null,
-  );
-}
-
 function renderJumpList(slides, index, total) {
   const list = $('#jump-list');
   const items = [];
@@ -728,7 +706,7 @@ function renderJumpList(slides, index, total) {
         attrs: i === index ? { 'aria-current': 'true' } : {},
       },
       h('span', { class: 'jump-num', text: String(i + 1) }),
-      jumpThumbnail(s),
+      slideThumbnail(s),
       h(
         'span',
         { class: 'jump-text' },
