@@ -367,6 +367,7 @@ async fn main() {
         );
     }
     lesson_files(&bin).await;
+    previews(&bin).await;
 
     // Login timing: an unknown address against a wrong password for a real one.
     {
@@ -464,6 +465,86 @@ async fn import_watching(s: &Server, token: &str, file: Vec<u8>) -> (u16, u64, f
     (status, watcher.await.unwrap(), took)
 }
 
+/// Samples the server's RSS every 5 ms until `running` is cleared; the task answers the peak.
+fn peak_rss(s: &Server) -> (Arc<AtomicBool>, tokio::task::JoinHandle<f64>) {
+    let running = Arc::new(AtomicBool::new(true));
+    let (flag, pid) = (running.clone(), s.child.id().unwrap());
+    let peak = tokio::spawn(async move {
+        let mut most = 0f64;
+        while flag.load(Ordering::Relaxed) {
+            // f64::max ignores the NaN of a process that has gone.
+            most = most.max(rss_mib(pid));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        most
+    });
+    (running, peak)
+}
+
+/// A WebP (lossless, one colour: a few KiB) of `side` × `side` pixels with alpha.
+fn webp(side: u32, shade: u8) -> Vec<u8> {
+    let picture = image::RgbaImage::from_pixel(side, side, image::Rgba([shade, 90, 200, 128]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut bytes, image::ImageFormat::WebP)
+        .unwrap();
+    bytes.into_inner()
+}
+
+async fn upload(s: &Server, token: &str, bytes: Vec<u8>) -> (u16, f64) {
+    let t0 = Instant::now();
+    let status = client_at("127.0.0.1")
+        .post(format!("{}/api/media", s.base))
+        .bearer_auth(token)
+        .header("content-type", "image/webp")
+        .body(bytes)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16());
+    (status, t0.elapsed().as_secs_f64())
+}
+
+/// What previews of hostile pictures cost: the server's memory while one is decoded, and
+/// another teacher's upload while one teacher uploads many.
+async fn previews(bin: &str) {
+    let s = Server::start(bin, &["--registration", "open"]).await;
+    let token = teacher_on(&s).await;
+    println!();
+    for (side, what) in [
+        (8192, "past the bound: not decoded"),
+        (4600, "the largest WebP with alpha decoded"),
+    ] {
+        let file = webp(side, 1);
+        let size = file.len();
+        let before = s.rss_mib();
+        let (running, peak) = peak_rss(&s);
+        let (status, took) = upload(&s, &token, file).await;
+        running.store(false, Ordering::Relaxed);
+        println!(
+            "WebP of {side}×{side} with alpha, {:.0} KiB ({what}): answered {status} in {took:.2} s, \
+             server RSS {before:.0} MiB before, peak {:.0} MiB (bound 256 MiB for the decoding; \
+             before: a 2 KiB WebP peaked at 474 MiB)",
+            size as f64 / 1024.0,
+            peak.await.unwrap()
+        );
+    }
+    // 20 pictures at once from one teacher, then one from another.
+    let other = register(&s.base, "127.0.0.1", "other@school.org").await;
+    let busy =
+        futures_util::future::join_all((2..22).map(|shade| upload(&s, &token, webp(3000, shade))));
+    let late = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        upload(&s, &other, webp(3000, 250)).await
+    };
+    let (busy, (status, took)) = tokio::join!(busy, late);
+    let slowest = busy.iter().map(|(_, t)| *t).fold(0f64, f64::max);
+    println!(
+        "20 WebPs of 3000×3000 at once from one teacher (the last answered after {slowest:.2} s), \
+         then one from another teacher: answered {status} in {took:.2} s \
+         (before: 50 at once delayed another teacher's upload to 17.6 s)"
+    );
+}
+
 /// What hostile lesson files cost: disk while one is checked, memory while 8 are.
 async fn lesson_files(bin: &str) {
     let s = Server::start(bin, &[]).await;
@@ -495,19 +576,7 @@ async fn lesson_files(bin: &str) {
     std::io::Write::write_all(&mut zip, manifest.as_bytes()).unwrap();
     let file = zip.finish().unwrap().into_inner();
     let before = s.rss_mib();
-    let running = Arc::new(AtomicBool::new(true));
-    let peak = {
-        let (running, pid) = (running.clone(), s.child.id().unwrap());
-        tokio::spawn(async move {
-            let mut most = 0f64;
-            while running.load(Ordering::Relaxed) {
-                // f64::max ignores the NaN of a process that has gone.
-                most = most.max(rss_mib(pid));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            most
-        })
-    };
+    let (running, peak) = peak_rss(&s);
     let answers = futures_util::future::join_all((0..8).map(|_| {
         let (base, token, file) = (s.base.clone(), token.clone(), file.clone());
         async move {
