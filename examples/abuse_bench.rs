@@ -206,9 +206,12 @@ async fn teacher_on(server: &Server) -> String {
 
 #[tokio::main]
 async fn main() {
-    let bin = std::env::args()
-        .skip_while(|a| a != "--bin")
-        .nth(1)
+    // The last `--bin` wins: bench/abuse passes the build's, then the caller's, if any.
+    let args: Vec<String> = std::env::args().collect();
+    let bin = args
+        .iter()
+        .rposition(|a| a == "--bin")
+        .and_then(|at| args.get(at + 1).cloned())
         .unwrap_or("target/release/classcast".into());
     let seconds = 8;
     println!("| attack | /api/me p50 ms | p99 ms | failed | server RSS MiB | note |");

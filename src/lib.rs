@@ -19,7 +19,7 @@
 //!
 //! Dependencies point down that list only: `http` and `live` use `auth`, `quota`, `lesson_file`, `media`,
 //! `store`,
-//! `bus` and `domain`; `store` uses `domain`; `bus` and `domain` use none of them.
+//! `bus` and `domain`; `store` and `bus` use `domain`; `domain` uses none of them.
 
 pub mod addresses;
 pub mod auth;

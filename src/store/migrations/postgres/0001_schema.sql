@@ -1,4 +1,4 @@
--- classcast schema for PostgreSQL: the same tables and columns as SQLite's schema 8, with
+-- classcast schema for PostgreSQL: the same tables and columns as SQLite's schema 9, with
 -- native types. Replicated tables are insert-only (shared design, section 3): random
 -- UUIDv7 keys, a hybrid-logical-clock `version` (bigint), the writing `node`, no sequences
 -- and no UNIQUE index besides the primary key; the current row of anything is the one with
