@@ -61,40 +61,14 @@ fn is_link_local(ip: &IpAddr) -> bool {
     }
 }
 
-/// The addresses of the machine's interfaces that are up (`getifaddrs`).
+/// The addresses of the machine's interfaces that are up and running.
 fn interface_addresses() -> Vec<IpAddr> {
-    let mut found = Vec::new();
-    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `list` with a linked list that freeifaddrs releases; every
-    // node and its address are read only while the list is alive, and each address is read
-    // as the family its `sa_family` names.
-    unsafe {
-        if libc::getifaddrs(&mut list) != 0 {
-            return found;
-        }
-        let mut node = list;
-        while !node.is_null() {
-            let entry = &*node;
-            let up = entry.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
-            if up && !entry.ifa_addr.is_null() {
-                match i32::from((*entry.ifa_addr).sa_family) {
-                    libc::AF_INET => {
-                        let v4 = &*(entry.ifa_addr as *const libc::sockaddr_in);
-                        // In network order in memory: its bytes are the address's.
-                        found.push(IpAddr::from(v4.sin_addr.s_addr.to_ne_bytes()));
-                    }
-                    libc::AF_INET6 => {
-                        let v6 = &*(entry.ifa_addr as *const libc::sockaddr_in6);
-                        found.push(IpAddr::from(v6.sin6_addr.s6_addr));
-                    }
-                    _ => {}
-                }
-            }
-            node = entry.ifa_next;
-        }
-        libc::freeifaddrs(list);
-    }
-    found
+    if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(if_addrs::Interface::is_oper_up)
+        .map(|interface| interface.ip())
+        .collect()
 }
 
 #[cfg(test)]

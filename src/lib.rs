@@ -21,6 +21,8 @@
 //! `store`,
 //! `bus` and `domain`; `store` and `bus` use `domain`; `domain` uses none of them.
 
+#![forbid(unsafe_code)]
+
 pub mod addresses;
 pub mod auth;
 pub mod bus;
