@@ -17,6 +17,10 @@ pub mod limits;
 mod pairing;
 pub mod protocol;
 pub mod subscriber;
+mod upkeep;
+
+use upkeep::SessionCheck;
+pub use upkeep::{CODE_RETENTION, SESSION_RECHECK, STATE_RETENTION, UNPAIRED_BOARD_RETENTION};
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -40,20 +44,9 @@ use hub::{Hub, Presence, Snapshot};
 use limits::{Limited, LiveLimits};
 use protocol::{codes, CodeInfo, Command, Refusal, ServerMsg};
 
-/// How long superseded board states are kept: far longer than any client keeps a command
-/// to resend, so a resend is always recognised.
-pub const STATE_RETENTION: Duration = Duration::from_secs(24 * 3600);
-
 /// How far ahead of this server's clock a `seen` version may be: clocks of a cluster's
 /// servers differ by far less (`cluster status` warns past a second).
 pub const SEEN_AHEAD_MAX: Duration = Duration::from_secs(60);
-
-/// How long expired pairing codes are kept (they answer like unknown ones meanwhile).
-pub const CODE_RETENTION: Duration = Duration::from_secs(3600);
-
-/// How long a board that was never paired keeps its identity after it was last shown (its
-/// last code purged): it then claims a new one, which costs it nothing.
-pub const UNPAIRED_BOARD_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The longest a pairing code may live (the default): long enough to walk to a laptop and
 /// type it, short enough that a photographed code is soon useless.
@@ -164,15 +157,6 @@ const CARRIED_BOARDS: usize = 10_000;
 /// the share of codes in use; twenty misses in a row mean the space is nearly full.
 const CODE_DRAWS: usize = 20;
 
-/// Open sessions are checked against the store at least this often, for expiry.
-pub const SESSION_RECHECK: Duration = Duration::from_secs(30);
-
-struct SessionCheck {
-    /// The store's session change mark at the last check.
-    mark: Option<i64>,
-    at: Instant,
-}
-
 /// How long a teacher's right to a board is trusted without asking the store again.
 pub const AUTHORIZED_FOR: Duration = Duration::from_secs(60);
 const AUTHORIZED_CACHE: usize = 100_000;
@@ -211,70 +195,6 @@ impl Live {
     /// A connection that sent nothing (not even a pong) for this long is closed.
     pub fn dead_after(&self) -> Duration {
         self.heartbeat * 7 / 3
-    }
-
-    pub fn prune_limits(&self) {
-        self.limits.prune();
-        self.sessions.prune();
-        self.pairings.prune();
-        self.boards.prune();
-    }
-
-    /// Ends a session's live connections now (it was signed out on this node).
-    pub fn end_session(&self, session: Uuid) {
-        self.sessions.revoke(&session);
-    }
-
-    /// Ends the live connections of sessions that ended elsewhere: by `classcast user` in
-    /// another process, on another node, or by expiry. Cheap to call often: the sessions
-    /// are checked only when the store says something that can end one has changed, and
-    /// at least every [`SESSION_RECHECK`] for expiry.
-    pub async fn recheck_sessions(&self) -> Result<(), LiveError> {
-        let held = self.sessions.held();
-        if held.is_empty() {
-            return Ok(());
-        }
-        let mark = self.store.session_change_mark().await?;
-        let due = {
-            let check = self.session_check.lock().unwrap_or_else(|e| e.into_inner());
-            check.mark != Some(mark) || check.at.elapsed() >= SESSION_RECHECK
-        };
-        if !due {
-            return Ok(());
-        }
-        let live = self.store.live_sessions(&held, now_ms()).await?;
-        for ended in held.iter().filter(|s| !live.contains(s)) {
-            tracing::info!(session = %ended, "session ended; closing its live connections");
-            self.sessions.revoke(ended);
-        }
-        *self.session_check.lock().unwrap_or_else(|e| e.into_inner()) = SessionCheck {
-            mark: Some(mark),
-            at: Instant::now(),
-        };
-        Ok(())
-    }
-
-    /// Deletes the board states `nodes` wrote (this node's upkeep) that were superseded
-    /// more than [`STATE_RETENTION`] ago (design rule 3: the only deletes are of superseded
-    /// rows).
-    pub async fn purge_states(&self, nodes: &[String]) -> Result<u64, LiveError> {
-        let retention = STATE_RETENTION.as_millis() as i64;
-        let cutoff = Version::at_millis(now_ms() - retention);
-        Ok(self.store.purge_board_states(nodes, cutoff).await?)
-    }
-
-    /// Deletes the pairing codes `nodes` issued that expired more than [`CODE_RETENTION`]
-    /// ago: a board draws a code every few minutes for as long as it waits, every day.
-    pub async fn purge_codes(&self, nodes: &[String]) -> Result<u64, LiveError> {
-        let cutoff = now_ms() - CODE_RETENTION.as_millis() as i64;
-        Ok(self.store.purge_codes(nodes, cutoff).await?)
-    }
-
-    /// Deletes the boards `nodes` claimed more than [`UNPAIRED_BOARD_RETENTION`] ago that were
-    /// never paired and show no code: anonymous claims do not pile up for ever.
-    pub async fn purge_unpaired_boards(&self, nodes: &[String]) -> Result<u64, LiveError> {
-        let cutoff = Version::at_millis(now_ms() - UNPAIRED_BOARD_RETENTION.as_millis() as i64);
-        Ok(self.store.purge_unpaired_boards(nodes, cutoff).await?)
     }
 
     /// Checks that the teacher may follow and steer this board. A positive answer is
