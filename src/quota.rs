@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::auth::limits::{quota, Budget, Limited};
 use crate::domain::hlc::{wall_millis, Version};
 use crate::domain::lesson::LessonContent;
+use crate::domain::node::NodeIds;
 use crate::store::{Store, StoreError};
 
 /// Revision bytes a teacher may write, counted in KiB: 50 MiB at once, then 20 MiB an hour.
@@ -82,7 +83,7 @@ impl LessonQuota {
     }
 
     /// Deletes this node's revisions nobody can reach any more; returns how many.
-    pub async fn purge(&self, nodes: &[String]) -> Result<u64, StoreError> {
+    pub async fn purge(&self, nodes: &NodeIds) -> Result<u64, StoreError> {
         let cutoff = wall_millis() - REVISION_RETENTION.as_millis() as i64;
         self.store
             .purge_revisions(nodes, Version::at_millis(cutoff), REVISIONS_KEPT)

@@ -280,8 +280,8 @@ pub async fn serve(
                         continue;
                     }
                 };
-                if nodes.len() > 1 {
-                    tracing::info!(nodes = ?&nodes[1..], "purging for nodes gone longer than the lease");
+                if !nodes.taken_over().is_empty() {
+                    tracing::info!(nodes = ?nodes.taken_over(), "purging for nodes gone longer than the lease");
                 }
                 report_purge(
                     "superseded board states",

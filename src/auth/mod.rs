@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{check_password, Email, Registration};
 use crate::domain::hlc::{wall_millis as now_ms, Version};
+use crate::domain::node::NodeIds;
 use crate::domain::ValidationError;
 use crate::store::{Account, NewSession, Store, StoreError};
 use limits::LoginLimits;
@@ -267,14 +268,14 @@ impl Accounts {
     }
 
     /// Deletes the sessions `nodes` began that expired a while ago (this node's upkeep).
-    pub async fn purge_sessions(&self, nodes: &[String]) -> Result<u64, StoreError> {
+    pub async fn purge_sessions(&self, nodes: &NodeIds) -> Result<u64, StoreError> {
         let before = now_ms() - EXPIRED_SESSIONS_KEPT.as_millis() as i64;
         self.store.purge_sessions(nodes, before).await
     }
 
     /// Deletes the accounts `nodes` registered longer than [`UNAPPROVED_ACCOUNTS_KEPT`] ago
     /// that were never approved (this node's upkeep).
-    pub async fn purge_unapproved(&self, nodes: &[String]) -> Result<u64, StoreError> {
+    pub async fn purge_unapproved(&self, nodes: &NodeIds) -> Result<u64, StoreError> {
         let before = Version::at_millis(now_ms() - UNAPPROVED_ACCOUNTS_KEPT.as_millis() as i64);
         self.store.purge_pending_accounts(nodes, before).await
     }

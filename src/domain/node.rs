@@ -24,3 +24,35 @@ impl Node {
         }
     }
 }
+
+/// The nodes whose rows an upkeep purge removes: this node first, then those silent past
+/// their lease whose upkeep it took over (each node purges the rows it made).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIds(Vec<Uuid>);
+
+impl NodeIds {
+    /// `first` (this node), then `others` in their order, each once.
+    pub fn new(first: Uuid, others: impl IntoIterator<Item = Uuid>) -> Self {
+        let mut ids = vec![first];
+        for id in others {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Self(ids)
+    }
+
+    pub fn ids(&self) -> &[Uuid] {
+        &self.0
+    }
+
+    /// The nodes whose upkeep this node took over.
+    pub fn taken_over(&self) -> &[Uuid] {
+        &self.0[1..]
+    }
+
+    /// The ids as text, as SQLite stores them.
+    pub fn texts(&self) -> Vec<String> {
+        self.0.iter().map(Uuid::to_string).collect()
+    }
+}

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::hlc::{wall_millis, Version};
 use crate::domain::media::{MediaKind, SNIFF_BYTES};
+use crate::domain::node::NodeIds;
 use crate::store::{Media, Preview, Store, StoreError, MEDIA_CHUNK, MEDIA_FILE_OVERHEAD};
 
 pub mod preview;
@@ -348,7 +349,7 @@ pub const MEDIA_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Removes media `nodes` stored (this node's upkeep, docs/architecture.md section 3) that no lesson has
 /// named for [`MEDIA_GRACE`], and what is left of uploads cut off mid-way; returns how many
 /// files went.
-pub async fn purge(store: &dyn Store, nodes: &[String]) -> Result<u64, MediaError> {
+pub async fn purge(store: &dyn Store, nodes: &NodeIds) -> Result<u64, MediaError> {
     let before = Version::at_millis(wall_millis() - MEDIA_GRACE.as_millis() as i64);
     Ok(store.purge_media(nodes, before).await?)
 }

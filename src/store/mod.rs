@@ -21,6 +21,7 @@ use crate::domain::account::Email;
 use crate::domain::board::BoardState;
 use crate::domain::hlc::Version;
 use crate::domain::lesson::LessonContent;
+pub use crate::domain::node::NodeIds;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -209,9 +210,9 @@ pub trait Store:
     /// with the lowest id, every node with rows whose newest heartbeat is older than `lease`
     /// (replaced or removed), so that its rows are purged by exactly one node in normal
     /// operation (docs/architecture.md section 3, rule 6).
-    async fn upkeep_nodes(&self, lease: std::time::Duration) -> StoreResult<Vec<String>>;
+    async fn upkeep_nodes(&self, lease: std::time::Duration) -> StoreResult<NodeIds>;
     /// Deletes the superseded heartbeats of `nodes`.
-    async fn purge_heartbeats(&self, nodes: &[String]) -> StoreResult<u64>;
+    async fn purge_heartbeats(&self, nodes: &NodeIds) -> StoreResult<u64>;
 }
 
 /// Accounts, their passwords and sessions.
@@ -268,7 +269,7 @@ pub trait MediaStore: Send + Sync {
     /// uploaded again since, then the chunks, previews and upload records of media that are
     /// gone (chunks of an upload cut off while it was being stored, too), older than `before`.
     /// Returns how many media went.
-    async fn purge_media(&self, nodes: &[String], before: Version) -> StoreResult<u64>;
+    async fn purge_media(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -300,10 +301,10 @@ pub trait AccountStore: Send + Sync {
     /// Ends a session family: the login and every renewal of it.
     async fn revoke_session(&self, family: Uuid) -> StoreResult<()>;
     /// Deletes sessions `nodes` began that expired before `before_ms`; returns how many.
-    async fn purge_sessions(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64>;
+    async fn purge_sessions(&self, nodes: &NodeIds, before_ms: i64) -> StoreResult<u64>;
     /// Deletes accounts `nodes` registered before `before` that still wait for approval, with
     /// every fact of theirs; returns how many accounts.
-    async fn purge_pending_accounts(&self, nodes: &[String], before: Version) -> StoreResult<u64>;
+    async fn purge_pending_accounts(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64>;
     /// A number that changes whenever a write may have ended a session (a revocation, a new
     /// password, a disabled account), wherever it was written: cheap enough to ask often.
     async fn session_change_mark(&self) -> StoreResult<i64>;
@@ -353,7 +354,7 @@ pub trait LessonStore: Send + Sync {
     /// A revision a board presents now is kept. Returns how many.
     async fn purge_revisions(
         &self,
-        nodes: &[String],
+        nodes: &NodeIds,
         before: Version,
         keep: u32,
     ) -> StoreResult<u64>;
@@ -433,13 +434,13 @@ pub trait BoardStore: Send + Sync {
     /// Deletes board states `nodes` wrote that are superseded (a newer state of the same
     /// board exists) and older than `before`; returns how many. Resends of their commands
     /// are then no longer recognised, so `before` must lie well past any resend window.
-    async fn purge_board_states(&self, nodes: &[String], before: Version) -> StoreResult<u64>;
+    async fn purge_board_states(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64>;
     /// Deletes pairing codes `nodes` issued that expired before `before_ms`, and their
     /// records of those codes' use; returns how many codes.
-    async fn purge_codes(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64>;
+    async fn purge_codes(&self, nodes: &NodeIds, before_ms: i64) -> StoreResult<u64>;
     /// Deletes boards `nodes` claimed before `before` that were never paired and hold no
     /// pairing code (not even an expired one not yet purged); returns how many.
-    async fn purge_unpaired_boards(&self, nodes: &[String], before: Version) -> StoreResult<u64>;
+    async fn purge_unpaired_boards(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64>;
 }
 
 /// Opens the store on the databases named by `urls` for `node`: one SQLite database

@@ -15,7 +15,7 @@ use classcast::domain::board::BoardState;
 use classcast::domain::lesson::{LessonContent, SlideInput};
 use classcast::domain::node::Node;
 use classcast::store::{
-    self, LessonCursor, LessonEdit, LessonOrder, NewSession, Saved, Store, StoreError,
+    self, LessonCursor, LessonEdit, LessonOrder, NewSession, NodeIds, Saved, Store, StoreError,
 };
 use sqlx::{Connection, Row};
 use uuid::Uuid;
@@ -919,7 +919,7 @@ async fn simultaneous_commands_each_get_their_own_outcome(store: &dyn Store) {
 
 async fn purging_revisions_keeps_the_newest_and_what_boards_present(db: Db) {
     let node = Node::new(Uuid::now_v7());
-    let mine = [node.id.to_string()];
+    let mine = NodeIds::new(node.id, []);
     let store = db.open(&node).await;
     let owner = account(store.as_ref(), "r@school.org").await;
     let first = store.create_lesson(owner, &lesson("v0", 1)).await.unwrap();
@@ -1000,13 +1000,13 @@ async fn purging_sessions_removes_only_expired_ones_of_this_node(db: Db) {
             .await
             .unwrap();
     }
-    let other = [Uuid::now_v7().to_string()];
+    let other = NodeIds::new(Uuid::now_v7(), []);
     assert_eq!(
         store.purge_sessions(&other, 5_000).await.unwrap(),
         0,
         "another node's"
     );
-    let mine = [node.id.to_string()];
+    let mine = NodeIds::new(node.id, []);
     assert_eq!(store.purge_sessions(&mine, 5_000).await.unwrap(), 2);
     assert_eq!(
         store
@@ -1023,7 +1023,7 @@ async fn purging_sessions_removes_only_expired_ones_of_this_node(db: Db) {
 
 async fn purging_codes_removes_only_long_expired_ones(db: Db) {
     let node = Node::new(Uuid::now_v7());
-    let mine = [node.id.to_string()];
+    let mine = NodeIds::new(node.id, []);
     let store = db.open(&node).await;
     let teacher = account(store.as_ref(), "c@school.org").await;
     let board = store.create_board("token-codes").await.unwrap();
@@ -1089,7 +1089,7 @@ async fn a_revoked_board_is_gone_for_its_token_and_every_teacher(store: &dyn Sto
 async fn purging_boards_removes_only_old_claims_never_paired_nor_shown(db: Db) {
     use classcast::domain::hlc::Version;
     let node = Node::new(Uuid::now_v7());
-    let mine = [node.id.to_string()];
+    let mine = NodeIds::new(node.id, []);
     let store = db.open(&node).await;
     let teacher = account(store.as_ref(), "b@school.org").await;
     store.create_board("token-forgotten").await.unwrap();
@@ -1102,7 +1102,7 @@ async fn purging_boards_removes_only_old_claims_never_paired_nor_shown(db: Db) {
     store.purge_codes(&mine, 5_000).await.unwrap();
     let later = Version(i64::MAX);
 
-    let other = [Uuid::now_v7().to_string()];
+    let other = NodeIds::new(Uuid::now_v7(), []);
     assert_eq!(
         store.purge_unpaired_boards(&other, later).await.unwrap(),
         0,
@@ -1133,7 +1133,7 @@ async fn purging_boards_removes_only_old_claims_never_paired_nor_shown(db: Db) {
 async fn purging_accounts_removes_only_old_ones_never_approved(db: Db) {
     use classcast::domain::hlc::Version;
     let node = Node::new(Uuid::now_v7());
-    let mine = [node.id.to_string()];
+    let mine = NodeIds::new(node.id, []);
     let store = db.open(&node).await;
     let register = |email: &'static str, pending: bool| {
         let store = store.clone();
@@ -1152,7 +1152,7 @@ async fn purging_accounts_removes_only_old_ones_never_approved(db: Db) {
     let open = register("open@school.org", false).await;
     let later = Version(i64::MAX);
 
-    let other = [Uuid::now_v7().to_string()];
+    let other = NodeIds::new(Uuid::now_v7(), []);
     assert_eq!(
         store.purge_pending_accounts(&other, later).await.unwrap(),
         0,
@@ -1197,7 +1197,7 @@ async fn purging_accounts_removes_only_old_ones_never_approved(db: Db) {
 async fn purging_removes_only_superseded_states_of_this_node(db: Db) {
     // Without the insert-only guard: this is the one delete the rules allow.
     let node = Node::new(Uuid::now_v7());
-    let mine = [node.id.to_string()];
+    let mine = NodeIds::new(node.id, []);
     let store = db.open(&node).await;
     let board = store.create_board("token-purge").await.unwrap();
     let other = store.create_board("token-other").await.unwrap();
@@ -1505,15 +1505,15 @@ async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_nod
     let high_upkeep = high_store.upkeep_nodes(lease).await.unwrap();
     assert_eq!(
         high_upkeep,
-        [high.id.to_string()],
+        NodeIds::new(high.id, []),
         "only the lowest live node takes over"
     );
     let low_upkeep = low_store.upkeep_nodes(lease).await.unwrap();
-    assert_eq!(low_upkeep, [low.id.to_string(), gone.id.to_string()]);
+    assert_eq!(low_upkeep, NodeIds::new(low.id, [gone.id]));
     // Within the lease, nobody takes over.
     let long_lease = std::time::Duration::from_secs(3 * 3600);
     let within = low_store.upkeep_nodes(long_lease).await.unwrap();
-    assert_eq!(within, [low.id.to_string()]);
+    assert_eq!(within, NodeIds::new(low.id, []));
 
     let later = classcast::domain::hlc::Version(i64::MAX);
     assert_eq!(
@@ -1549,7 +1549,7 @@ async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_one_live_nod
 async fn purging_media_keeps_what_lessons_name(db: Db) {
     use classcast::store::Media;
     let node = Node::new(Uuid::now_v7());
-    let mine = [node.id.to_string()];
+    let mine = NodeIds::new(node.id, []);
     let store = db.open(&node).await;
     let owner = account(store.as_ref(), "purge@school.org").await;
     let stored = |id: &str| Media {
@@ -1614,7 +1614,7 @@ async fn purging_media_keeps_what_lessons_name(db: Db) {
 async fn media_an_earlier_release_keyed_by_content_is_still_read_counted_and_purged(db: Db) {
     use classcast::store::Media;
     let node = Node::new(Uuid::now_v7());
-    let mine = [node.id.to_string()];
+    let mine = NodeIds::new(node.id, []);
     let store = db.open(&node).await;
     let owner = account(store.as_ref(), "legacy@school.org").await;
     let (named, unnamed) = ("dd".repeat(32), "ee".repeat(32));
@@ -1711,7 +1711,7 @@ async fn a_purge_larger_than_a_batch_removes_every_row_in_turn(db: Db) {
         .upkeep_nodes(std::time::Duration::from_secs(1800))
         .await
         .unwrap();
-    assert_eq!(mine.len(), 1, "this node alone: {mine:?}");
+    assert_eq!(mine.ids().len(), 1, "this node alone: {mine:?}");
     assert_eq!(store.purge_board_states(&mine, later).await.unwrap(), 2500);
     assert!(store.board_state(board).await.unwrap().is_some());
 }

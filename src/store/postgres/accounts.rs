@@ -345,7 +345,7 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
-    async fn purge_sessions(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64> {
+    async fn purge_sessions(&self, nodes: &NodeIds, before_ms: i64) -> StoreResult<u64> {
         self.delete_in_batches(
             "DELETE FROM session WHERE id IN (
                 SELECT s.id FROM session s WHERE s.node = ANY(?) AND s.expires_at < ?
@@ -355,7 +355,7 @@ impl AccountStore for PgStore {
         .await
     }
 
-    async fn purge_pending_accounts(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+    async fn purge_pending_accounts(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
         let mut total = 0;
         loop {
             let mut conn = self.write().await?;
@@ -364,7 +364,7 @@ impl AccountStore for PgStore {
                 "SELECT a.id FROM account a WHERE a.node = ANY(?) AND a.version < ?
                  AND {WAITING_FOR_APPROVAL} LIMIT ?"
             )))
-            .bind(node_ids(nodes))
+            .bind(nodes.ids())
             .bind(before.0)
             .bind(PURGE_BATCH)
             .fetch_all(&mut *tx)

@@ -391,7 +391,7 @@ impl BoardStore for PgStore {
             .map_err(|reason| StoreError::Unavailable(reason.into()))
     }
 
-    async fn purge_board_states(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+    async fn purge_board_states(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
         self.delete_in_batches(
             "DELETE FROM board_state WHERE id IN (
                 SELECT s.id FROM board_state s
@@ -404,7 +404,7 @@ impl BoardStore for PgStore {
         .await
     }
 
-    async fn purge_codes(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64> {
+    async fn purge_codes(&self, nodes: &NodeIds, before_ms: i64) -> StoreResult<u64> {
         let codes = self
             .delete_in_batches(
                 "DELETE FROM board_code WHERE id IN (
@@ -427,7 +427,7 @@ impl BoardStore for PgStore {
         Ok(codes)
     }
 
-    async fn purge_unpaired_boards(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+    async fn purge_unpaired_boards(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
         self.delete_in_batches(
             &format!(
                 "DELETE FROM board WHERE id IN (

@@ -342,7 +342,7 @@ impl LessonStore for PgStore {
 
     async fn purge_revisions(
         &self,
-        nodes: &[String],
+        nodes: &NodeIds,
         before: Version,
         keep: u32,
     ) -> StoreResult<u64> {

@@ -154,7 +154,7 @@ impl MediaStore for PgStore {
         .transpose()
     }
 
-    async fn purge_media(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+    async fn purge_media(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
         let mut media = 0;
         // Stored files, and those an earlier release stored keyed by their SHA-256.
         for (table, hash) in [("media_file", "media_id"), ("media", "id")] {

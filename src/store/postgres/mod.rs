@@ -606,18 +606,11 @@ fn uuid(row: &PgRow, col: &str) -> StoreResult<Uuid> {
 }
 
 /// Node ids as stored (UUIDs); anything else names no node of this backend.
-fn node_ids(nodes: &[String]) -> Vec<Uuid> {
-    nodes
-        .iter()
-        .filter_map(|n| Uuid::parse_str(n).ok())
-        .collect()
-}
-
 /// Arguments for [`PgStore::delete_in_batches`]: the nodes whose rows go, then `rest`.
-fn purge_args(nodes: &[String], rest: &[i64]) -> StoreResult<PgArguments> {
+fn purge_args(nodes: &NodeIds, rest: &[i64]) -> StoreResult<PgArguments> {
     let mut args = PgArguments::default();
     let failed = |e: sqlx::error::BoxDynError| StoreError::Unavailable(e.to_string().into());
-    sqlx::Arguments::add(&mut args, node_ids(nodes)).map_err(failed)?;
+    sqlx::Arguments::add(&mut args, nodes.ids()).map_err(failed)?;
     for value in rest {
         sqlx::Arguments::add(&mut args, *value).map_err(failed)?;
     }
@@ -696,7 +689,7 @@ impl Store for PgStore {
         Ok(u32::try_from(nodes).unwrap_or(u32::MAX))
     }
 
-    async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<Vec<String>> {
+    async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<NodeIds> {
         let cutoff =
             Version::at_millis(crate::domain::hlc::wall_millis() - lease.as_millis() as i64);
         let live: Vec<String> = sqlx::query_scalar(&q(
@@ -707,9 +700,8 @@ impl Store for PgStore {
         .fetch_all(&mut *self.read().await?)
         .await?;
         let me = self.node.to_string();
-        let mut nodes = vec![me.clone()];
         if live.first().is_some_and(|first| *first != me) {
-            return Ok(nodes);
+            return Ok(NodeIds::new(self.node, []));
         }
         let with_rows: Vec<String> = sqlx::query_scalar(
             "SELECT node::text FROM (SELECT DISTINCT node FROM board_state
@@ -720,15 +712,14 @@ impl Store for PgStore {
         )
         .fetch_all(&mut *self.read().await?)
         .await?;
-        nodes.extend(
-            with_rows
-                .into_iter()
-                .filter(|node| *node != me && !live.contains(node)),
-        );
-        Ok(nodes)
+        let gone = with_rows
+            .iter()
+            .filter(|node| !live.contains(node))
+            .filter_map(|node| Uuid::parse_str(node).ok());
+        Ok(NodeIds::new(self.node, gone))
     }
 
-    async fn purge_heartbeats(&self, nodes: &[String]) -> StoreResult<u64> {
+    async fn purge_heartbeats(&self, nodes: &NodeIds) -> StoreResult<u64> {
         self.delete_in_batches(
             "DELETE FROM node_heartbeat WHERE id IN (
                 SELECT h.id FROM node_heartbeat h WHERE h.node = ANY(?)

@@ -310,7 +310,7 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
-    async fn purge_sessions(&self, nodes: &[String], before_ms: i64) -> StoreResult<u64> {
+    async fn purge_sessions(&self, nodes: &NodeIds, before_ms: i64) -> StoreResult<u64> {
         self.delete_in_batches(
             "DELETE FROM session WHERE id IN (
                 SELECT s.id FROM session s WHERE s.node IN (SELECT value FROM json_each(?)) AND s.expires_at < ?
@@ -320,7 +320,7 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn purge_pending_accounts(&self, nodes: &[String], before: Version) -> StoreResult<u64> {
+    async fn purge_pending_accounts(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
         let mut total = 0;
         loop {
             // One transaction per batch: an approval written meanwhile on this database
@@ -331,7 +331,7 @@ impl AccountStore for SqliteStore {
                  WHERE a.node IN (SELECT value FROM json_each(?)) AND a.version < ?
                  AND {WAITING_FOR_APPROVAL} LIMIT ?"
             ))
-            .bind(serde_json::Value::from(nodes.to_vec()).to_string())
+            .bind(serde_json::Value::from(nodes.texts()).to_string())
             .bind(before.0)
             .bind(PURGE_BATCH)
             .fetch_all(&mut *tx)

@@ -311,7 +311,7 @@ impl LessonStore for SqliteStore {
 
     async fn purge_revisions(
         &self,
-        nodes: &[String],
+        nodes: &NodeIds,
         before: Version,
         keep: u32,
     ) -> StoreResult<u64> {

@@ -266,14 +266,14 @@ impl SqliteStore {
 /// Arguments for [`SqliteStore::delete_in_batches`]: the nodes whose rows go (as a JSON array
 /// for `json_each`), then `rest`.
 fn purge_args(
-    nodes: &[String],
+    nodes: &NodeIds,
     rest: &[i64],
 ) -> StoreResult<sqlx::sqlite::SqliteArguments<'static>> {
     let mut args = sqlx::sqlite::SqliteArguments::default();
     let failed = |e: sqlx::error::BoxDynError| StoreError::Unavailable(e.to_string().into());
     sqlx::Arguments::add(
         &mut args,
-        serde_json::Value::from(nodes.to_vec()).to_string(),
+        serde_json::Value::from(nodes.texts()).to_string(),
     )
     .map_err(failed)?;
     for value in rest {
@@ -330,7 +330,7 @@ impl Store for SqliteStore {
         Ok(u32::try_from(nodes).unwrap_or(u32::MAX))
     }
 
-    async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<Vec<String>> {
+    async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<NodeIds> {
         let cutoff =
             Version::at_millis(crate::domain::hlc::wall_millis() - lease.as_millis() as i64);
         let live: Vec<String> = sqlx::query_scalar(
@@ -339,9 +339,9 @@ impl Store for SqliteStore {
         .bind(cutoff.0)
         .fetch_all(&self.read)
         .await?;
-        let mut nodes = vec![self.node.clone()];
+        let me = Uuid::parse_str(&self.node).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if live.first().is_some_and(|first| *first != self.node) {
-            return Ok(nodes);
+            return Ok(NodeIds::new(me, []));
         }
         let with_rows: Vec<String> = sqlx::query_scalar(
             "SELECT node FROM (SELECT DISTINCT node FROM board_state
@@ -352,15 +352,14 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.read)
         .await?;
-        nodes.extend(
-            with_rows
-                .into_iter()
-                .filter(|node| *node != self.node && !live.contains(node)),
-        );
-        Ok(nodes)
+        let gone = with_rows
+            .iter()
+            .filter(|node| !live.contains(node))
+            .filter_map(|node| Uuid::parse_str(node).ok());
+        Ok(NodeIds::new(me, gone))
     }
 
-    async fn purge_heartbeats(&self, nodes: &[String]) -> StoreResult<u64> {
+    async fn purge_heartbeats(&self, nodes: &NodeIds) -> StoreResult<u64> {
         self.delete_in_batches(
             "DELETE FROM node_heartbeat WHERE id IN (
                 SELECT h.id FROM node_heartbeat h WHERE h.node IN (SELECT value FROM json_each(?))
