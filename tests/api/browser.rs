@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::cluster::postgres::PgServer;
 use crate::harness::Process;
 use crate::proxy;
+use crate::tools::{missing, Tool};
 use crate::webdriver::{Browser, Driver};
 
 pub(crate) const EMAIL: &str = "ms.jansen@school.org";
@@ -157,6 +158,9 @@ pub(crate) async fn pair_and_present_with(
 
 #[tokio::test]
 async fn the_board_tells_teachers_the_public_address() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start_with(
         dir.path(),
@@ -172,6 +176,9 @@ async fn the_board_tells_teachers_the_public_address() {
 
 #[tokio::test]
 async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_restart() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -205,6 +212,9 @@ async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_rest
 
 #[tokio::test]
 async fn behind_a_proxy_that_blocks_websockets_both_pages_fall_back_and_keep_working() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     teacher_with_lesson(&server.base).await;
@@ -230,6 +240,9 @@ async fn behind_a_proxy_that_blocks_websockets_both_pages_fall_back_and_keep_wor
 
 #[tokio::test]
 async fn the_diagnostics_page_reports_on_every_host() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let driver = Driver::start().await;
@@ -340,6 +353,9 @@ async fn three_hosts() -> ThreeHosts {
 
 #[tokio::test]
 async fn with_three_hosts_the_board_and_the_console_survive_the_nodes_they_use_being_killed() {
+    if missing(&[Tool::Chromium, Tool::Postgres]) {
+        return;
+    }
     let mut hosts = three_hosts().await;
     let (bases, nodes) = (hosts.bases.clone(), &mut hosts.nodes);
     teacher_with_lesson(&bases[0]).await;
@@ -377,6 +393,9 @@ async fn with_three_hosts_the_board_and_the_console_survive_the_nodes_they_use_b
 
 #[tokio::test]
 async fn with_two_of_three_hosts_dead_a_teacher_signs_in_and_saves_a_lesson() {
+    if missing(&[Tool::Chromium, Tool::Postgres]) {
+        return;
+    }
     let mut hosts = three_hosts().await;
     for node in 0..2 {
         if let Some(mut process) = hosts.nodes[node].take() {
@@ -429,6 +448,9 @@ const PICTURE: &[u8] = &[
 
 #[tokio::test]
 async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -500,6 +522,9 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
 
 #[tokio::test]
 async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -634,6 +659,9 @@ async fn append_pictures(base: &str, count: u8) -> Vec<String> {
 
 #[tokio::test]
 async fn with_the_pages_host_dead_the_board_loads_a_picture_from_another_host() {
+    if missing(&[Tool::Chromium, Tool::Postgres]) {
+        return;
+    }
     let mut hosts = three_hosts().await;
     let bases = hosts.bases.clone();
     teacher_with_lesson(&bases[0]).await;
@@ -668,6 +696,9 @@ async fn with_the_pages_host_dead_the_board_loads_a_picture_from_another_host() 
 
 #[tokio::test]
 async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -898,6 +929,9 @@ async fn upload_in_editor(editor: &Browser, file: &std::path::Path, shown: &str)
 
 #[tokio::test]
 async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_phone() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -1048,6 +1082,9 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
 
 #[tokio::test]
 async fn presses_during_an_outage_take_the_board_to_the_slide_the_console_names() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -1124,6 +1161,9 @@ pub(crate) fn on_screen(css: &str) -> String {
 
 #[tokio::test]
 async fn a_phone_holds_the_status_the_slide_the_next_one_and_the_notes_on_one_screen() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -1253,6 +1293,9 @@ async fn axe_violations(page: &Browser, axe: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_page_passes_axe_in_english_and_dutch() {
+    if missing(&[Tool::Chromium, Tool::Axe]) {
+        return;
+    }
     let axe = axe_source();
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
@@ -1340,6 +1383,9 @@ async fn every_page_passes_axe_in_english_and_dutch() {
 
 #[tokio::test]
 async fn a_timer_keeps_counting_while_the_teacher_shows_another_slide() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -1427,6 +1473,9 @@ async fn a_timer_keeps_counting_while_the_teacher_shows_another_slide() {
 
 #[tokio::test]
 async fn a_board_reloaded_without_its_server_still_shows_the_slide() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -1455,6 +1504,9 @@ return leaving.defaultPrevented;";
 
 #[tokio::test]
 async fn leaving_the_editor_with_unsaved_changes_asks_first() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -1486,6 +1538,9 @@ async fn leaving_the_editor_with_unsaved_changes_asks_first() {
 
 #[tokio::test]
 async fn the_editor_previews_a_slide_as_the_board_shows_it_and_warns_of_small_text() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::browser::{pair_and_present_with, teacher_with_lesson, Presenting, EMAIL, PASSWORD};
 use crate::harness::Process;
+use crate::tools::{missing, Tool};
 use crate::webdriver::{Browser, Driver};
 
 const TAB: &str = "\u{E004}";
@@ -42,6 +43,9 @@ async fn tab_through_the_bar(teacher: &Browser) -> Vec<f64> {
 
 #[tokio::test]
 async fn tabbing_into_the_sticky_controls_leaves_the_page_where_it_is() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();
@@ -109,6 +113,9 @@ async fn lesson_titled(base: &str, title: &str) {
 
 #[tokio::test]
 async fn on_a_phone_the_title_and_the_status_show_whole_and_the_slide_number_stays_in_view() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();

@@ -4,6 +4,7 @@
 
 use crate::browser::{teacher_with_lesson, EMAIL, PASSWORD};
 use crate::harness::Process;
+use crate::tools::{missing, Tool};
 use crate::webdriver::Driver;
 
 /// The text of the one QR code in a screenshot.
@@ -18,6 +19,9 @@ fn decode_qr(png: &[u8]) -> String {
 
 #[tokio::test]
 async fn a_phone_pairs_by_scanning_the_boards_qr_code() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path());
     let base = server.base.clone();

@@ -9,6 +9,7 @@ use sqlx::Connection;
 
 use crate::harness::{cli, fresh_client, text_slide, Process, TestApp};
 use crate::live::{claim, classroom, pair, Ws, PATIENCE};
+use crate::tools::{missing, Tool};
 #[path = "../support/postgres.rs"]
 pub(crate) mod postgres;
 use postgres::PgServer;
@@ -69,6 +70,9 @@ pub(crate) fn node_on(urls: &[&str]) -> (Process, TestApp) {
 
 #[tokio::test]
 async fn cluster_init_sets_up_two_way_replication_once() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (a, b) = (PgServer::start(), PgServer::start());
     let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
     let (ok, said, errors) = cluster_init(&[&url_a, &url_b]);
@@ -133,6 +137,9 @@ async fn cluster_init_sets_up_two_way_replication_once() {
 
 #[tokio::test]
 async fn cluster_init_refuses_a_bad_setup_in_one_line_and_changes_nothing() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let good = PgServer::start();
     let good_url = good.create("classcast").await;
     let mut cases: Vec<(&[&str], &str)> = vec![
@@ -205,6 +212,9 @@ async fn cluster_init_refuses_a_bad_setup_in_one_line_and_changes_nothing() {
 
 #[tokio::test]
 async fn cluster_status_says_why_a_subscription_is_down() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     if !postgres::restricts_output_plugins() {
         // Before PostgreSQL 15.19 no setting makes a provider refuse pglogical.
         return;
@@ -240,6 +250,9 @@ async fn cluster_status_says_why_a_subscription_is_down() {
 
 #[tokio::test]
 async fn cluster_status_fails_on_a_row_that_differs_between_the_databases() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     add_board(&url_a, "written on a").await;
     let deadline = tokio::time::Instant::now() + PATIENCE * 3;
@@ -274,6 +287,9 @@ async fn cluster_status_fails_on_a_row_that_differs_between_the_databases() {
 
 #[tokio::test]
 async fn commands_run_on_postgresql_leave_no_data_directory_behind() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let database = PgServer::start();
     let url = database.create("classcast").await;
     let somewhere = tempfile::tempdir().unwrap();
@@ -296,6 +312,9 @@ async fn commands_run_on_postgresql_leave_no_data_directory_behind() {
 
 #[tokio::test]
 async fn a_node_serves_from_postgresql_and_keeps_everything_across_a_restart() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let database = PgServer::start();
     let url = database.create("classcast").await;
     let data = tempfile::tempdir().unwrap();
@@ -343,6 +362,9 @@ pub(crate) async fn active_database(base: &str) -> Option<usize> {
 
 #[tokio::test]
 async fn a_node_moves_to_the_other_database_when_its_own_stops_and_back_when_it_returns() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (a, _b, url_a, url_b) = replicating_pair().await;
     let (_node, app) = node_on(&[&url_a, &url_b]);
     assert_eq!(
@@ -418,6 +440,9 @@ async fn a_node_moves_to_the_other_database_when_its_own_stops_and_back_when_it_
 
 #[tokio::test]
 async fn a_database_that_can_never_catch_up_is_left_alone_and_named_for_rebuilding() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     // A keeps at most 1 MB of WAL for a database that is away.
     let (a, b) = (
         PgServer::start_with(&["max_slot_wal_keep_size=1MB"]),
@@ -537,6 +562,9 @@ pub(crate) async fn until_replicated(urls: &[&str], sql: &str, expected: i64) {
 
 #[tokio::test]
 async fn two_nodes_on_two_databases_agree_on_one_owner_and_one_current_revision() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     let (node_1, app_1) = node_on(&[&url_a]);
     let (node_2, app_2) = node_on(&[&url_b]);
@@ -623,6 +651,9 @@ async fn two_nodes_on_two_databases_agree_on_one_owner_and_one_current_revision(
 
 #[tokio::test]
 async fn one_pairing_code_accepted_by_two_nodes_at_once_pairs_exactly_one_teacher() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     let (_node_1, app_1) = node_on(&[&url_a]);
     let (_node_2, app_2) = node_on(&[&url_b]);
@@ -768,6 +799,9 @@ pub(crate) type Stop = fn(&PgServer);
 
 #[tokio::test]
 async fn a_database_stopped_while_a_node_writes_catches_up_and_every_row_converges_unaided() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
     let (a, _b, url_a, url_b) = replicating_pair().await;
@@ -840,6 +874,9 @@ async fn a_database_stopped_while_a_node_writes_catches_up_and_every_row_converg
 
 #[tokio::test]
 async fn migrate_on_a_cluster_replicates_tables_the_replication_set_lacks() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     // As after an upgrade whose migration created a table since `cluster init`.
     for url in [&url_a, &url_b] {
@@ -884,6 +921,9 @@ async fn migrate_on_a_cluster_replicates_tables_the_replication_set_lacks() {
 
 #[tokio::test]
 async fn three_databases_each_follow_the_two_others_and_a_database_cannot_join_one_with_data() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let servers = [PgServer::start(), PgServer::start(), PgServer::start()];
     let mut urls = Vec::new();
     for server in &servers {
@@ -938,6 +978,9 @@ pub(crate) async fn forget_lost_databases(url: &str) {
 
 #[tokio::test]
 async fn a_lost_database_is_rebuilt_into_a_new_one_that_copies_the_survivor() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, b, url_a, url_b) = replicating_pair().await;
     let (node, app) = node_on(&[&url_a, &url_b]);
     let t = app.register("rebuild@school.org").await;
@@ -975,6 +1018,9 @@ async fn a_lost_database_is_rebuilt_into_a_new_one_that_copies_the_survivor() {
 
 #[tokio::test]
 async fn a_single_database_with_data_grows_into_a_cluster_whose_new_member_copies_it() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let a = PgServer::start();
     let url_a = a.create("classcast").await;
     let (node, app) = node_on(&[&url_a]);
@@ -1026,6 +1072,9 @@ async fn give_pglogical_node(url: &str) {
 
 #[tokio::test]
 async fn a_rerun_cluster_init_finishes_a_member_a_failed_first_run_left_half_made() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let a = PgServer::start();
     let url_a = a.create("classcast").await;
     let (node, app) = node_on(&[&url_a]);
@@ -1093,6 +1142,9 @@ pub(crate) async fn until_the_same(url_a: &str, url_b: &str) -> Duration {
 
 #[tokio::test]
 async fn the_same_file_stored_through_both_databases_at_once_leaves_every_row_the_same() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     use crate::media::{file, upload, PNG};
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     let (_node_1, app_1) = node_on(&[&url_a]);
@@ -1155,6 +1207,9 @@ async fn the_same_file_stored_through_both_databases_at_once_leaves_every_row_th
 
 #[tokio::test]
 async fn one_address_registered_through_both_databases_at_once_is_created_once() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     // Registration is open on the test nodes: "created" answers with a session. Each node
     // lists both databases, its own first, as docs/deploy-cluster.md says.
@@ -1228,6 +1283,9 @@ async fn one_address_registered_through_both_databases_at_once_is_created_once()
 
 #[tokio::test]
 async fn one_lesson_saved_through_both_databases_at_once_is_saved_once_and_the_other_told() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     let (_node_1, app_1) = node_on(&[&url_a, &url_b]);
     let (_node_2, app_2) = node_on(&[&url_b, &url_a]);
@@ -1306,6 +1364,9 @@ const NODE_ROLE: &str = "CREATE ROLE classcast_node LOGIN;
 
 #[tokio::test]
 async fn nodes_serve_and_mend_replication_as_an_ordinary_role() {
+    if missing(&[Tool::Postgres, Tool::Openssl]) {
+        return;
+    }
     let (_a, b, url_a, url_b) = replicating_pair().await;
     for url in [&url_a, &url_b] {
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
@@ -1430,6 +1491,9 @@ fn tls_server_files(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) 
 
 #[tokio::test]
 async fn a_cluster_runs_over_tls_with_certificates_verified() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let tls = tempfile::tempdir().unwrap();
     let (ca, settings) = tls_server_files(tls.path());
     let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
@@ -1501,6 +1565,9 @@ pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teac
 
 #[tokio::test]
 async fn a_teacher_on_one_node_steers_a_board_on_another_and_sees_it_online() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     let (_node_1, app_1) = node_on(&[&url_a, &url_b]);
     let (_node_2, app_2) = node_on(&[&url_b, &url_a]);
@@ -1567,6 +1634,9 @@ async fn a_teacher_on_one_node_steers_a_board_on_another_and_sees_it_online() {
 
 #[tokio::test]
 async fn a_board_revoked_through_one_node_closes_on_another_at_once() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     let (_node_1, app_1) = node_on(&[&url_a, &url_b]);
     let (_node_2, app_2) = node_on(&[&url_b, &url_a]);
@@ -1617,6 +1687,9 @@ pub(crate) async fn replication_into(url: &str, on: bool) {
 
 #[tokio::test]
 async fn a_node_behind_what_the_teacher_saw_waits_for_it_instead_of_acting_on_an_older_slide() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     let urls = [url_a.as_str(), url_b.as_str()];
     // Each node on one database only: what node 2 knows is what replication brought to B.
@@ -1673,6 +1746,9 @@ async fn a_node_behind_what_the_teacher_saw_waits_for_it_instead_of_acting_on_an
 
 #[tokio::test]
 async fn signing_out_or_disabling_on_one_node_ends_live_control_on_another_within_seconds() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     let urls = [url_a.as_str(), url_b.as_str()];
     let (_node_1, app_1) = node_on(&[&url_a]);
@@ -1726,6 +1802,9 @@ async fn signing_out_or_disabling_on_one_node_ends_live_control_on_another_withi
 
 #[tokio::test]
 async fn nodes_that_share_no_database_still_bring_a_board_up_to_date_within_seconds() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     // Node 1 knows only A and node 2 only B: no event of one reaches the other; replication
     // and each node's catching up are the only path.

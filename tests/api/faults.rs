@@ -17,6 +17,7 @@ use crate::cluster::postgres::PgServer;
 use crate::cluster::{node_on, pair_once_replicated, replicating_pair};
 use crate::harness::{text_slide, Process, TestApp};
 use crate::live::{claim, Claimed, Ws, PATIENCE};
+use crate::tools::{missing, Tool};
 #[path = "../support/live_client.rs"]
 mod live_client;
 use live_client::{Acked, BoardPage, Console};
@@ -169,6 +170,9 @@ async fn assert_outcome(cluster: &Cluster, console: &Console, page: &BoardPage) 
 
 #[tokio::test]
 async fn a_teacher_on_one_node_steers_a_board_on_another_through_a_node_killed_mid_lesson() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let mut cluster = Cluster::start().await;
     let (_, _, page, mut console) = cluster.presenting(1).await;
 
@@ -204,6 +208,9 @@ const LESSON_GOES_ON_WITHIN: Duration = Duration::from_secs(8);
 
 #[tokio::test]
 async fn a_lesson_goes_on_while_a_database_stops_fast_then_immediately_and_it_catches_up() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let cluster = Cluster::start().await;
     let (_, _, page, mut console) = cluster.presenting(1).await;
     press(&mut console, 10).await;
@@ -236,6 +243,9 @@ async fn a_lesson_goes_on_while_a_database_stops_fast_then_immediately_and_it_ca
 
 #[tokio::test]
 async fn boards_on_every_node_follow_while_a_database_is_stopped() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let cluster = Cluster::start().await;
     // The teacher on node 0 (database A first); the board open on all three nodes.
     let (_, board, on_1, mut console) = cluster.presenting(1).await;
@@ -272,6 +282,9 @@ async fn boards_on_every_node_follow_while_a_database_is_stopped() {
 
 #[tokio::test]
 async fn boards_follow_and_a_teacher_who_moves_sides_goes_on_while_replication_is_cut() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let mut cluster = Cluster::start().await;
     // The teacher on node 0 (database A), the board on node 1 (database B).
     let (_, _, page, mut console) = cluster.presenting(1).await;
@@ -327,6 +340,9 @@ fn newest_of(consoles: &[&Console]) -> Acked {
 
 #[tokio::test]
 async fn one_board_steered_through_both_databases_while_replication_is_cut_converges() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let cluster = Cluster::start().await;
     let (t, board, page, laptop) = cluster.presenting(2).await;
     crate::cluster::until_replicated(
@@ -375,6 +391,9 @@ async fn one_board_steered_through_both_databases_while_replication_is_cut_conve
 
 #[tokio::test]
 async fn a_node_whose_bus_connection_dropped_catches_up_within_seconds() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     use sqlx::Connection;
     let cluster = Cluster::start().await;
     let (_, _, page, mut console) = cluster.presenting(1).await;
@@ -405,6 +424,9 @@ const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 #[tokio::test]
 async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_order() {
+    if missing(&[Tool::Postgres, Tool::Faketime]) {
+        return;
+    }
     let cluster = Cluster::start().await;
     let (t, lesson, board) = cluster.classroom(1).await;
     let page = BoardPage::open(&cluster.app(1).base, &board.token).await;
@@ -453,6 +475,9 @@ async fn a_node_whose_clock_is_seconds_behind_never_applies_a_command_out_of_ord
 
 #[tokio::test]
 async fn a_database_lost_for_good_is_rebuilt_from_the_other_while_the_lesson_goes_on() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
     let cluster = Cluster::start().await;
     let (_, _, page, mut console) = cluster.presenting(2).await;
     press(&mut console, 10).await;

@@ -25,4 +25,6 @@ mod protocol;
 mod proxy;
 mod restart;
 mod revocation;
+#[path = "../support/tools.rs"]
+mod tools;
 mod webdriver;
