@@ -1,8 +1,8 @@
 //! What each teacher may store of lessons: a write budget over time (bytes of new revisions
 //! an hour) and a quota in total (bytes of the revisions kept of their lessons).
 //!
-//! Every save keeps the whole lesson as a new revision (design rule 1), so without these a
-//! script re-saving a large lesson fills the disk. Plain Rust over the [`Store`]; it knows
+//! Every save keeps the whole lesson as a new revision (docs/architecture.md section 3, rule
+//! 1), so without these a script re-saving a large lesson fills the disk. Plain Rust over the [`Store`]; it knows
 //! nothing of HTTP. Old revisions are purged by [`LessonQuota::purge`] (the newest
 //! [`REVISIONS_KEPT`] of each lesson stay, and nothing of a deleted lesson but its tombstone).
 

@@ -69,8 +69,8 @@ impl Live {
     }
 
     /// Deletes the board states `nodes` wrote (this node's upkeep) that were superseded
-    /// more than [`STATE_RETENTION`] ago (design rule 3: the only deletes are of superseded
-    /// rows).
+    /// more than [`STATE_RETENTION`] ago (docs/architecture.md section 3, rule 3: the only
+    /// deletes are of superseded rows).
     pub async fn purge_states(&self, nodes: &NodeIds) -> Result<u64, LiveError> {
         let retention = STATE_RETENTION.as_millis() as i64;
         let cutoff = Version::at_millis(now_ms() - retention);
