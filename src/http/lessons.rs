@@ -1,21 +1,16 @@
-//! Lessons over HTTP: list, create, read, replace, delete, and their revision history.
+//! Lessons over HTTP: list, create, read, replace, delete, and their revision history (lesson
+//! files are `lesson_files`, a slide's preview `slides`).
 //!
 //! Every route takes the owner from the session and passes it to the store, which answers
 //! `NotFound` for another teacher's lesson exactly as for a missing one.
 
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use tokio_util::io::ReaderStream;
-use utoipa::openapi::schema::{
-    KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
-};
-use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,13 +18,10 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Ids, IfMatch, Json};
-use super::media::receive;
 use super::AppState;
-use crate::domain::board::SlideView;
 use crate::domain::hlc::Version;
-use crate::domain::lesson::{LessonContent, Slide, SlideInput, SlideKind};
+use crate::domain::lesson::{LessonContent, Slide, SlideInput};
 use crate::domain::ValidationError;
-use crate::lesson_file;
 use crate::store::{LessonCursor, LessonEdit, LessonOrder, LessonRecord, LessonSummary};
 
 pub const PAGE_DEFAULT: u32 = 20;
@@ -41,115 +33,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_lesson, replace_lesson, delete_lesson))
         .routes(routes!(list_revisions))
         .routes(routes!(restore_revision))
-        .routes(routes!(preview_slide))
-        .routes(routes!(export_lesson))
-        .routes(routes!(import_lesson))
-}
-
-/// The lesson and the pictures and videos it shows, as one lesson file (a zip: see
-/// docs/lesson-files.md) to import on any classcast server.
-#[utoipa::path(get, path = "/api/lessons/{id}/export", tag = "lessons", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Lesson id")),
-    responses(
-        (status = 200, description = "The lesson file", content_type = "application/zip"),
-        (status = 400, description = "The id is not a UUID", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No such lesson of yours", body = ErrorBody),
-        (status = 503, description = "A file of the lesson has not reached this server yet", body = ErrorBody),
-    ))]
-async fn export_lesson(
-    State(state): State<AppState>,
-    Auth(auth): Auth,
-    Ids([id]): Ids<1>,
-) -> Result<Response, ApiError> {
-    let dir = state.config.data_dir.join(crate::media::UPLOADS);
-    let exported =
-        lesson_file::export(state.store.clone(), &state.room, auth.account.id, id, &dir).await?;
-    let disposition = format!(
-        "attachment; filename=\"{}.classcast.zip\"",
-        file_name(&exported.title)
-    );
-    let claim = exported.claim;
-    let body = Body::from_stream(futures_util::StreamExt::inspect(
-        ReaderStream::new(tokio::fs::File::from_std(exported.file)),
-        move |_| {
-            // The room stays taken until the download ends, when the stream is dropped.
-            let _ = &claim;
-        },
-    ));
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(exported.size));
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(response)
-}
-
-/// A lesson title as a file name any system takes: letters and digits of ASCII, the rest
-/// dashes.
-fn file_name(title: &str) -> String {
-    let mut name = String::new();
-    for c in title.chars() {
-        if c.is_ascii_alphanumeric() {
-            name.push(c);
-        } else if !name.is_empty() && !name.ends_with('-') {
-            name.push('-');
-        }
-    }
-    let name: String = name.trim_end_matches('-').chars().take(60).collect();
-    if name.is_empty() {
-        "lesson".into()
-    } else {
-        name
-    }
-}
-
-/// Makes a lesson file (as the raw body) a new lesson of yours, with its pictures and
-/// videos. A damaged, foreign or unsafe file is refused with a message saying why, and
-/// nothing of it is stored.
-#[utoipa::path(post, path = "/api/lessons/import", tag = "lessons", security(("bearer" = [])),
-    request_body(content = Vec<u8>, description = "The lesson file", content_type = "application/zip"),
-    responses(
-        (status = 201, description = "The new lesson; `ETag` holds the version", body = Lesson),
-        (status = 400, description = "The upload was interrupted", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your lesson or media storage is full", body = ErrorBody),
-        (status = 413, description = "Larger than a lesson file may be", body = ErrorBody),
-        (status = 422, description = "Not a lesson file, damaged, unsafe, or its lesson is not valid", body = ErrorBody),
-        (status = 429, description = "Too many lesson changes; retry after `Retry-After` seconds", body = ErrorBody),
-    ))]
-async fn import_lesson(
-    State(state): State<AppState>,
-    Auth(auth): Auth,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let dir = state.config.data_dir.join(crate::media::UPLOADS);
-    let claim = state.room.temporary(auth.account.id);
-    let upload = receive(
-        &dir,
-        state.config.lesson_file_limits(),
-        claim,
-        &headers,
-        body,
-    )
-    .await?;
-    let record = lesson_file::import(
-        state.store.as_ref(),
-        &state.quota,
-        &state.room,
-        auth.account.id,
-        upload.into_file().await?,
-        state.config.media_limits(),
-        &dir,
-    )
-    .await?;
-    Ok(lesson_response(StatusCode::CREATED, record))
 }
 
 /// Refuses a lesson that names a picture or video this server does not hold, slide by slide.
@@ -168,45 +51,6 @@ async fn known_media(state: &AppState, content: &LessonContent) -> Result<(), Ap
     Err(ApiError::Validation(errors))
 }
 
-/// A slide as the board shows it.
-#[derive(Serialize, ToSchema)]
-pub struct SlidePreview {
-    kind: SlideKind,
-    title: String,
-    /// The body rendered from Markdown and sanitised, as the board receives it.
-    html: String,
-    media: Option<String>,
-    seconds: Option<u32>,
-    /// A question's answer, as the board shows it once revealed.
-    answer: Option<String>,
-}
-
-/// How a slide will look on the board, rendered as the board's is (the editor's preview).
-/// Nothing is stored.
-#[utoipa::path(post, path = "/api/slides/preview", tag = "lessons", security(("bearer" = [])),
-    request_body = SlideInput,
-    responses(
-        (status = 200, description = "The slide as the board shows it", body = SlidePreview),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 415, description = "The body is not JSON", body = ErrorBody),
-        (status = 422, description = "What the slide has is not valid (what it still lacks, a file, an answer or a timer's seconds, is left out of the preview instead)", body = ErrorBody),
-    ))]
-async fn preview_slide(
-    Auth(_): Auth,
-    Json(slide): Json<SlideInput>,
-) -> Result<axum::Json<SlidePreview>, ApiError> {
-    let view = SlideView::of(&LessonContent::draft_slide(slide)?, true);
-    Ok(axum::Json(SlidePreview {
-        kind: view.kind,
-        title: view.title,
-        html: view.html,
-        media: view.media,
-        seconds: view.seconds,
-        answer: view.answer,
-    }))
-}
-
 /// A lesson as sent by a client.
 #[derive(Deserialize, ToSchema)]
 pub struct LessonBody {
@@ -218,111 +62,6 @@ pub struct LessonBody {
     #[schema(max_items = 500)]
     slides: Vec<SlideInput>,
 }
-
-/// One variant per slide kind, so that the document says which fields each kind needs.
-/// Fields of other kinds are accepted and dropped, so every variant lists them all.
-impl utoipa::PartialSchema for SlideInput {
-    fn schema() -> RefOr<Schema> {
-        use crate::domain::lesson::{
-            ANSWER_MAX, BODY_MAX, NOTES_MAX, TIMER_SECONDS_MAX, TITLE_MAX,
-        };
-        // Optional fields may also be sent as null, which means absent.
-        let optional = |t: Type| SchemaType::from_iter([t, Type::Null]);
-        let text = |max: usize| {
-            ObjectBuilder::new()
-                .schema_type(optional(Type::String))
-                .max_length(Some(max))
-        };
-        let variant = |kind: &str, description: &str| {
-            ObjectBuilder::new()
-                .description(Some(description))
-                .property(
-                    "id",
-                    ObjectBuilder::new()
-                        .schema_type(optional(Type::String))
-                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
-                        .description(Some("Omit for a new slide; the server assigns one.")),
-                )
-                .property(
-                    "kind",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .enum_values(Some([kind])),
-                )
-                .required("kind")
-                .property("title", text(TITLE_MAX))
-                .property(
-                    "body",
-                    text(BODY_MAX).description(Some("Markdown shown on the board.")),
-                )
-                .property(
-                    "notes",
-                    text(NOTES_MAX).description(Some("Speaker notes, never shown on the board.")),
-                )
-                .property(
-                    "media",
-                    ObjectBuilder::new()
-                        .schema_type(optional(Type::String))
-                        .description(Some("Image and video slides only.")),
-                )
-                .property(
-                    "answer",
-                    ObjectBuilder::new()
-                        .schema_type(optional(Type::String))
-                        .description(Some("Question slides only.")),
-                )
-                .property(
-                    "seconds",
-                    ObjectBuilder::new()
-                        .schema_type(optional(Type::Number))
-                        .description(Some("Timer slides only.")),
-                )
-        };
-        let media = || {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some("^[0-9a-fA-F]{64}$"))
-                .description(Some("SHA-256 (hex) of the uploaded file."))
-        };
-        OneOfBuilder::new()
-            .item(variant("text", "Text: a title and Markdown."))
-            .item(
-                variant("image", "An image.")
-                    .property("media", media())
-                    .required("media"),
-            )
-            .item(
-                variant("video", "A video.")
-                    .property("media", media())
-                    .required("media"),
-            )
-            .item(
-                variant("question", "A question whose answer the teacher reveals.")
-                    .property(
-                        "answer",
-                        ObjectBuilder::new()
-                            .schema_type(Type::String)
-                            .max_length(Some(ANSWER_MAX))
-                            .pattern(Some("\\S")),
-                    )
-                    .required("answer"),
-            )
-            .item(
-                variant("timer", "A countdown.")
-                    .property(
-                        "seconds",
-                        ObjectBuilder::new()
-                            .schema_type(Type::Integer)
-                            .minimum(Some(1))
-                            .maximum(Some(TIMER_SECONDS_MAX)),
-                    )
-                    .required("seconds"),
-            )
-            .into()
-    }
-}
-
-impl ToSchema for SlideInput {}
 
 impl LessonBody {
     fn parse(self) -> Result<LessonContent, ValidationError> {
@@ -344,7 +83,7 @@ pub struct Lesson {
 }
 
 /// A lesson answer with its `ETag`.
-fn lesson_response(status: StatusCode, record: LessonRecord) -> Response {
+pub(super) fn lesson_response(status: StatusCode, record: LessonRecord) -> Response {
     let etag = format!("\"{}\"", record.revision);
     let body = Lesson {
         id: record.id,

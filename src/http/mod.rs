@@ -12,12 +12,14 @@ pub mod boards;
 pub mod connections;
 pub mod error;
 pub mod extract;
+pub mod lesson_files;
 pub mod lessons;
 pub mod live_sse;
 pub mod live_ws;
 pub mod media;
 pub mod ops;
 pub mod pages;
+pub mod slides;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +97,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(lessons::router())
+        .merge(lesson_files::router())
+        .merge(slides::router())
         .merge(boards::router())
         .merge(media::router())
         .merge(ops::router())

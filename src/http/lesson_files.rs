@@ -1,0 +1,130 @@
+//! Lesson files over HTTP: a lesson exported as one file with its pictures and videos, and a
+//! lesson file imported as a new lesson (docs/lesson-files.md). Thin: `crate::lesson_file`
+//! reads and writes the files.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio_util::io::ReaderStream;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Auth, Ids};
+use super::lessons::{lesson_response, Lesson};
+use super::media::receive;
+use super::AppState;
+use crate::lesson_file;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(export_lesson))
+        .routes(routes!(import_lesson))
+}
+
+/// The lesson and the pictures and videos it shows, as one lesson file (a zip: see
+/// docs/lesson-files.md) to import on any classcast server.
+#[utoipa::path(get, path = "/api/lessons/{id}/export", tag = "lessons", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Lesson id")),
+    responses(
+        (status = 200, description = "The lesson file", content_type = "application/zip"),
+        (status = 400, description = "The id is not a UUID", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such lesson of yours", body = ErrorBody),
+        (status = 503, description = "A file of the lesson has not reached this server yet", body = ErrorBody),
+    ))]
+async fn export_lesson(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    Ids([id]): Ids<1>,
+) -> Result<Response, ApiError> {
+    let dir = state.config.data_dir.join(crate::media::UPLOADS);
+    let exported =
+        lesson_file::export(state.store.clone(), &state.room, auth.account.id, id, &dir).await?;
+    let disposition = format!(
+        "attachment; filename=\"{}.classcast.zip\"",
+        file_name(&exported.title)
+    );
+    let claim = exported.claim;
+    let body = Body::from_stream(futures_util::StreamExt::inspect(
+        ReaderStream::new(tokio::fs::File::from_std(exported.file)),
+        move |_| {
+            // The room stays taken until the download ends, when the stream is dropped.
+            let _ = &claim;
+        },
+    ));
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(exported.size));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// A lesson title as a file name any system takes: letters and digits of ASCII, the rest
+/// dashes.
+fn file_name(title: &str) -> String {
+    let mut name = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c);
+        } else if !name.is_empty() && !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    let name: String = name.trim_end_matches('-').chars().take(60).collect();
+    if name.is_empty() {
+        "lesson".into()
+    } else {
+        name
+    }
+}
+
+/// Makes a lesson file (as the raw body) a new lesson of yours, with its pictures and
+/// videos. A damaged, foreign or unsafe file is refused with a message saying why, and
+/// nothing of it is stored.
+#[utoipa::path(post, path = "/api/lessons/import", tag = "lessons", security(("bearer" = [])),
+    request_body(content = Vec<u8>, description = "The lesson file", content_type = "application/zip"),
+    responses(
+        (status = 201, description = "The new lesson; `ETag` holds the version", body = Lesson),
+        (status = 400, description = "The upload was interrupted", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Your lesson or media storage is full", body = ErrorBody),
+        (status = 413, description = "Larger than a lesson file may be", body = ErrorBody),
+        (status = 422, description = "Not a lesson file, damaged, unsafe, or its lesson is not valid", body = ErrorBody),
+        (status = 429, description = "Too many lesson changes; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+async fn import_lesson(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let dir = state.config.data_dir.join(crate::media::UPLOADS);
+    let claim = state.room.temporary(auth.account.id);
+    let upload = receive(
+        &dir,
+        state.config.lesson_file_limits(),
+        claim,
+        &headers,
+        body,
+    )
+    .await?;
+    let record = lesson_file::import(
+        state.store.as_ref(),
+        &state.quota,
+        &state.room,
+        auth.account.id,
+        upload.into_file().await?,
+        state.config.media_limits(),
+        &dir,
+    )
+    .await?;
+    Ok(lesson_response(StatusCode::CREATED, record))
+}
