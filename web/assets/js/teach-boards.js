@@ -1,8 +1,9 @@
-// The console's boards: pairing one (typed, or scanned from its QR code), renaming and
-// unpairing. The rest of the console (lists, controls, drawing) is teach.js; what it shares
-// comes in through createBoards.
+// The console's set-up: the list of the teacher's boards, pairing one (typed, or scanned from
+// its QR code), renaming and unpairing, and the form to start presenting. The rest of the
+// console (controls, drawing) is teach.js; what it shares comes in through createBoards.
 
 import { api } from './api.js';
+import { formatDateTime } from './i18n.js';
 import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, setBusy, setFieldError, t } from './ui.js';
 
 // A board's QR code opens /teach#pair=123456&board=K7QM. The link is kept for this tab
@@ -24,10 +25,118 @@ const PAIR_LINK_FOR_MS = 10 * 60 * 1000; // a code lives 10 minutes at most
 
 /**
  * `ui`: the console's state; `live`: its live channel; `command(board, op, args)`;
+ * `openControls(board)`; `syncText(board)`: what the console says of the board's sync;
  * `changed()`: redraw after the boards changed; `pageError(message)`; `keepsNameOff()`:
  * whether the teacher keeps their name off boards.
  */
-export function createBoards({ ui, live, command, changed, pageError, keepsNameOff }) {
+export function createBoards({ ui, live, command, openControls, syncText, changed, pageError, keepsNameOff }) {
+  function renderList() {
+    const list = $('#board-list');
+    const status = $('#boards-status');
+    if (!ui.boardsLoaded) return;
+    const items = [...ui.boards.values()].sort((a, b) => a.name.localeCompare(b.name));
+    status.hidden = items.length > 0;
+    status.textContent = t('teach.noBoards');
+    keepFocus(list, () => list.replaceChildren(...items.map(boardItem)));
+    // Pairing comes first for a teacher without boards.
+    $('#pair-card').classList.toggle('is-first', items.length === 0);
+  }
+
+  /** Redraw without losing the keyboard focus: buttons carry a stable data-focus-key. */
+  function keepFocus(container, redraw) {
+    const key = container.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
+    redraw();
+    if (key) container.querySelector(`[data-focus-key="${CSS.escape(key)}"]`)?.focus();
+  }
+
+  function boardItem(board) {
+    const state = live.state(board.id);
+    const online = board.online;
+    const meta = [];
+    meta.push(
+      h('span', { class: 'board-online ' + (online ? 'is-online' : 'is-offline'), text: online ? t('teach.online') : t('teach.offline') }),
+    );
+    if (board.fingerprint) meta.push(h('span', { class: 'board-fingerprint-tag', text: t('teach.fingerprint', { fingerprint: board.fingerprint }) }));
+    if (state?.lesson) {
+      meta.push(
+        h('span', {
+          text: t('teach.showing', { title: state.lesson.title, n: (state.slide_index ?? 0) + 1, total: state.lesson.slide_count }),
+        }),
+      );
+      const sync = syncText(board.id);
+      if (online && sync.kind === 'behind') meta.push(h('span', { class: 'sync-status', dataset: { sync: sync.kind }, text: sync.text }));
+    }
+    const actions = [];
+    if (state?.lesson) {
+      actions.push(
+        h('button', {
+          type: 'button',
+          class: 'button button-primary button-small',
+          text: t('teach.openControls'),
+          dataset: { focusKey: board.id + ':open' },
+          onclick: () => openControls(board.id),
+        }),
+      );
+    }
+    actions.push(
+      h('button', {
+        type: 'button',
+        class: 'button button-quiet button-small',
+        text: t('teach.rename'),
+        dataset: { focusKey: board.id + ':rename' },
+        attrs: { 'aria-label': t('teach.renameLabel', { name: board.name }) },
+        onclick: () => rename(board),
+      }),
+      h('button', {
+        type: 'button',
+        class: 'button button-quiet button-small button-danger-text',
+        text: t('teach.unpair'),
+        dataset: { focusKey: board.id + ':unpair' },
+        attrs: { 'aria-label': t('teach.unpairLabel', { name: board.name }) },
+        onclick: () => unpair(board),
+      }),
+    );
+    return h(
+      'li',
+      { class: 'board-item card' },
+      h(
+        'div',
+        { class: 'board-main' },
+        h('h3', { class: 'board-name', text: board.name }),
+        h('p', { class: 'board-meta' }, ...meta),
+        board.paired_at ? h('p', { class: 'board-paired', text: t('teach.pairedAt', { date: formatDateTime(board.paired_at) }) }) : null,
+      ),
+      h('div', { class: 'board-actions' }, ...actions),
+    );
+  }
+
+  function renderStartForm() {
+    const card = $('#start-card');
+    card.hidden = !ui.boardsLoaded || ui.boards.size === 0;
+    const boardSelect = $('#start-board');
+    const previous = boardSelect.value || ui.viewBoard;
+    boardSelect.replaceChildren(
+      ...[...ui.boards.values()]
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((b) =>
+          h('option', { value: b.id, text: `${b.name} (${b.online ? t('teach.online') : t('teach.offline')})`, selected: b.id === previous }),
+        ),
+    );
+    const lessonSelect = $('#start-lesson');
+    const chosen = lessonSelect.value;
+    lessonSelect.replaceChildren(
+      ...ui.lessons.map((l) =>
+        h('option', {
+          value: l.id,
+          text: `${l.title || t('lessons.untitled')} · ${t('lessons.slideCount', { count: l.slide_count ?? 0 })}`,
+          selected: l.id === chosen,
+        }),
+      ),
+    );
+    $('#start-no-lessons').hidden = ui.lessons.length > 0;
+    $('#start-form').hidden = ui.lessons.length === 0;
+  }
+
   async function pair(event) {
     event.preventDefault();
     const form = event.currentTarget;
@@ -199,5 +308,5 @@ export function createBoards({ ui, live, command, changed, pageError, keepsNameO
     $('#pair-name').focus();
   }
 
-  return { pair, rename, unpair, fillHelp, prefillScanned };
+  return { renderList, renderStartForm, pair, rename, unpair, fillHelp, prefillScanned };
 }

@@ -5,12 +5,12 @@
 // the same board, and a command only counts once the server has acked it.
 
 import { api, clearSession, getSession, loadMedia, loginUrl } from './api.js';
-import { formatDateTime } from './i18n.js';
 import { $, announce, confirmDialog, errorText, h, initPage, t } from './ui.js';
 import { compareVersions, createLive } from './live.js';
 import { createBoards } from './teach-boards.js';
+import { createMediaControls } from './teach-media.js';
 import { slideThumbnail } from './thumbs.js';
-import { fitText, formatClock, renderSlide, timerRemaining, timersElsewhere, videoPosition } from './slides.js';
+import { fitText, formatClock, renderSlide } from './slides.js';
 
 const VIEW_KEY = 'classcast.teach.board'; // the board whose controls are open
 const SHOW_NAME_KEY = 'classcast.teach.showName'; // the teacher's choice, kept for the next lesson
@@ -42,13 +42,16 @@ const boards = createBoards({
   ui,
   live,
   command,
+  openControls,
+  syncText,
   changed: () => {
-    renderStartForm();
+    boards.renderStartForm();
     renderAll();
   },
   pageError: showPageError,
   keepsNameOff: () => localStorage.getItem(SHOW_NAME_KEY) === 'no',
 });
+const media = createMediaControls({ live, ui, command, currentState });
 
 // ---- loading -----------------------------------------------------------------------------
 
@@ -75,7 +78,7 @@ async function loadBoards() {
   } catch (err) {
     showPageError(t('teach.boardsFailed', { reason: errorText(err) }));
   }
-  renderStartForm();
+  boards.renderStartForm();
   renderAll();
 }
 
@@ -86,7 +89,7 @@ async function loadLessons() {
   } catch (err) {
     showPageError(t('teach.lessonsFailed', { reason: errorText(err) }));
   }
-  renderStartForm();
+  boards.renderStartForm();
 }
 
 /** The full lesson (slide titles, notes) of a presented lesson; other teachers' stay 'missing'. */
@@ -170,39 +173,6 @@ const controls = {
     const on = pendingToggle(ui.viewBoard, 'reveal') ?? !!s.revealed;
     command(ui.viewBoard, 'reveal', { on: !on });
   },
-  timer: () => {
-    const s = currentState();
-    if (s?.slide?.kind !== 'timer' || !s.timer) return;
-    if (timerRemaining(s.timer, live.serverNow()) <= 0) {
-      // Time is up: start again from the full duration (the server runs them in order).
-      command(ui.viewBoard, 'timer_reset');
-      command(ui.viewBoard, 'timer_start');
-    } else {
-      command(ui.viewBoard, s.timer.running ? 'timer_pause' : 'timer_start');
-    }
-  },
-  timerReset: () => currentState()?.timer && command(ui.viewBoard, 'timer_reset'),
-  timerAdd: () => currentState()?.timer && command(ui.viewBoard, 'timer_add', { ms: 60000 }),
-  video: () => {
-    const s = currentState();
-    if (!s?.video) return;
-    if ($('#video-toggle').dataset.ended === 'yes') return command(ui.viewBoard, 'video_play', { position_ms: 0 });
-    const position_ms = Math.round(videoPosition(s.video, live.serverNow()));
-    command(ui.viewBoard, s.video.playing ? 'video_pause' : 'video_play', { position_ms });
-  },
-  // Played again from where it is: the board asks its browser for sound once more.
-  videoSound: () => {
-    const s = currentState();
-    if (!s?.video?.playing) return;
-    command(ui.viewBoard, 'video_play', { position_ms: Math.round(videoPosition(s.video, live.serverNow())) });
-  },
-  // The board goes to the second the teacher drops the slider on, playing or paused as it was.
-  videoSeek: (event) => {
-    const s = currentState();
-    if (!s?.video) return;
-    const position_ms = Math.max(0, Math.round(Number(event.currentTarget.value) * 1000));
-    command(ui.viewBoard, s.video.playing ? 'video_play' : 'video_pause', { position_ms });
-  },
   end: async () => {
     const ok = await confirmDialog({
       title: t('teach.endTitle'),
@@ -218,12 +188,7 @@ function bindControls() {
   $('#prev').addEventListener('click', controls.prev);
   $('#blank').addEventListener('click', controls.blank);
   $('#reveal').addEventListener('click', controls.reveal);
-  $('#timer-toggle').addEventListener('click', controls.timer);
-  $('#timer-reset').addEventListener('click', controls.timerReset);
-  $('#timer-add').addEventListener('click', controls.timerAdd);
-  $('#video-toggle').addEventListener('click', controls.video);
-  $('#video-seek').addEventListener('change', controls.videoSeek);
-  $('#video-sound-retry').addEventListener('click', controls.videoSound);
+  media.bind();
   $('#jump-form').addEventListener('submit', (event) => {
     event.preventDefault();
     goTo(Number($('#jump-number').value) - 1);
@@ -398,7 +363,7 @@ function renderAll() {
   document.body.classList.toggle('is-presenting', present);
   keepAwake();
   renderElapsed();
-  renderBoards();
+  boards.renderList();
   if (present) renderPresentView();
   else ui.preview = { tick() {} };
   if (leaving) {
@@ -459,113 +424,6 @@ function boardName(id) {
   return ui.boards.get(id)?.name ?? t('teach.unknownBoard');
 }
 
-function renderBoards() {
-  const list = $('#board-list');
-  const status = $('#boards-status');
-  if (!ui.boardsLoaded) return;
-  const items = [...ui.boards.values()].sort((a, b) => a.name.localeCompare(b.name));
-  status.hidden = items.length > 0;
-  status.textContent = t('teach.noBoards');
-  keepFocus(list, () => list.replaceChildren(...items.map(boardItem)));
-  // Pairing comes first for a teacher without boards.
-  $('#pair-card').classList.toggle('is-first', items.length === 0);
-}
-
-/** Redraw without losing the keyboard focus: buttons carry a stable data-focus-key. */
-function keepFocus(container, redraw) {
-  const key = container.contains(document.activeElement) ? document.activeElement.dataset.focusKey : null;
-  redraw();
-  if (key) container.querySelector(`[data-focus-key="${CSS.escape(key)}"]`)?.focus();
-}
-
-function boardItem(board) {
-  const state = live.state(board.id);
-  const online = board.online;
-  const meta = [];
-  meta.push(
-    h('span', { class: 'board-online ' + (online ? 'is-online' : 'is-offline'), text: online ? t('teach.online') : t('teach.offline') }),
-  );
-  if (board.fingerprint) meta.push(h('span', { class: 'board-fingerprint-tag', text: t('teach.fingerprint', { fingerprint: board.fingerprint }) }));
-  if (state?.lesson) {
-    meta.push(
-      h('span', {
-        text: t('teach.showing', { title: state.lesson.title, n: (state.slide_index ?? 0) + 1, total: state.lesson.slide_count }),
-      }),
-    );
-    const sync = syncText(board.id);
-    if (online && sync.kind === 'behind') meta.push(h('span', { class: 'sync-status', dataset: { sync: sync.kind }, text: sync.text }));
-  }
-  const actions = [];
-  if (state?.lesson) {
-    actions.push(
-      h('button', {
-        type: 'button',
-        class: 'button button-primary button-small',
-        text: t('teach.openControls'),
-        dataset: { focusKey: board.id + ':open' },
-        onclick: () => openControls(board.id),
-      }),
-    );
-  }
-  actions.push(
-    h('button', {
-      type: 'button',
-      class: 'button button-quiet button-small',
-      text: t('teach.rename'),
-      dataset: { focusKey: board.id + ':rename' },
-      attrs: { 'aria-label': t('teach.renameLabel', { name: board.name }) },
-      onclick: () => boards.rename(board),
-    }),
-    h('button', {
-      type: 'button',
-      class: 'button button-quiet button-small button-danger-text',
-      text: t('teach.unpair'),
-      dataset: { focusKey: board.id + ':unpair' },
-      attrs: { 'aria-label': t('teach.unpairLabel', { name: board.name }) },
-      onclick: () => boards.unpair(board),
-    }),
-  );
-  return h(
-    'li',
-    { class: 'board-item card' },
-    h(
-      'div',
-      { class: 'board-main' },
-      h('h3', { class: 'board-name', text: board.name }),
-      h('p', { class: 'board-meta' }, ...meta),
-      board.paired_at ? h('p', { class: 'board-paired', text: t('teach.pairedAt', { date: formatDateTime(board.paired_at) }) }) : null,
-    ),
-    h('div', { class: 'board-actions' }, ...actions),
-  );
-}
-
-function renderStartForm() {
-  const card = $('#start-card');
-  card.hidden = !ui.boardsLoaded || ui.boards.size === 0;
-  const boardSelect = $('#start-board');
-  const previous = boardSelect.value || ui.viewBoard;
-  boardSelect.replaceChildren(
-    ...[...ui.boards.values()]
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((b) =>
-        h('option', { value: b.id, text: `${b.name} (${b.online ? t('teach.online') : t('teach.offline')})`, selected: b.id === previous }),
-      ),
-  );
-  const lessonSelect = $('#start-lesson');
-  const chosen = lessonSelect.value;
-  lessonSelect.replaceChildren(
-    ...ui.lessons.map((l) =>
-      h('option', {
-        value: l.id,
-        text: `${l.title || t('lessons.untitled')} · ${t('lessons.slideCount', { count: l.slide_count ?? 0 })}`,
-        selected: l.id === chosen,
-      }),
-    ),
-  );
-  $('#start-no-lessons').hidden = ui.lessons.length > 0;
-  $('#start-form').hidden = ui.lessons.length === 0;
-}
-
 /** "Board shows slide 5" / "Board is behind…" / "Board offline" for the board in view. */
 function syncText(id) {
   const board = ui.boards.get(id);
@@ -598,13 +456,6 @@ function renderSync() {
   const holds = kind === 'ok' ? holdsText(ui.viewBoard) : { kind: 'unknown', text: '' };
   $('#board-holds').dataset.holds = holds.kind;
   $('#board-holds').textContent = holds.text;
-}
-
-/** Says when the board plays the video without sound (its browser waits for a touch). */
-function renderVideoSound() {
-  const state = currentState();
-  const silent = state?.slide?.kind === 'video' && state.video?.playing && ui.boards.get(ui.viewBoard)?.muted;
-  $('#video-sound').hidden = !silent;
 }
 
 /**
@@ -666,8 +517,8 @@ function renderPresentView() {
   $('#video-toggle').hidden = !video;
   $('#video-toggle').textContent = state.video?.playing ? t('teach.videoPause') : t('teach.videoPlay');
   $('#video-seek-label').hidden = !video;
-  renderVideoSound();
-  renderTimerButtons();
+  media.renderVideoSound();
+  media.renderTimerButtons();
 
   // next slide, notes, slide list
   const slides = lesson?.slides ?? null;
@@ -722,65 +573,6 @@ function renderJumpList(slides, index, total) {
   if (focused >= 0) list.querySelectorAll('button')[focused]?.focus();
 }
 
-/**
- * The slider follows the video as the board plays it; its length comes from the preview's
- * own copy of the video, once the browser has read it. Left alone while the teacher drags.
- */
-function renderVideoSeek() {
-  const label = $('#video-seek-label');
-  const state = currentState();
-  if (label.hidden || !state?.video) return;
-  const slider = $('#video-seek');
-  const duration = previewDuration();
-  const known = Number.isFinite(duration) && duration > 0;
-  let at = videoPosition(state.video, live.serverNow()) / 1000;
-  // Played to its end, the board's video stands on its last frame.
-  const ended = known && state.video.playing && at >= duration;
-  if (known) at = Math.min(at, duration);
-  // Until its length is known the slider reaches as far as the video has played (never the
-  // length of the video on an earlier slide).
-  slider.max = String(known ? Math.ceil(duration) : Math.max(1, Math.ceil(at)));
-  if (document.activeElement !== slider) slider.value = String(Math.floor(at));
-  const length = known ? ' / ' + formatClock(duration * 1000) : '';
-  $('#video-time').textContent = formatClock(at * 1000) + length;
-  const toggle = $('#video-toggle');
-  const action = ended ? t('teach.videoReplay') : state.video.playing ? t('teach.videoPause') : t('teach.videoPlay');
-  if (toggle.textContent !== action) toggle.textContent = action;
-  toggle.dataset.ended = ended ? 'yes' : '';
-}
-
-/**
- * The length of the current slide's video, from the preview's own copy. A WebM recorded in
- * a browser says none (Infinity) until it has been read to its end, so the preview is asked
- * once to seek far past it, which makes the browser work it out, and then back.
- */
-function previewDuration() {
-  const video = $('#preview video');
-  if (!video) return NaN;
-  if (video.duration === Infinity && !video.dataset.lengthAsked) {
-    video.dataset.lengthAsked = 'yes';
-    const at = video.currentTime;
-    video.addEventListener('durationchange', () => (video.currentTime = at), { once: true });
-    video.currentTime = Number.MAX_SAFE_INTEGER;
-  }
-  return video.duration;
-}
-
-/** The timer button label follows the clock: "Start timer", "Pause timer (00:42)". */
-function renderTimerButtons() {
-  const state = currentState();
-  const elsewhere = state?.lesson ? timersElsewhere(state, live.serverNow()).join(' · ') : '';
-  if ($('#timers-elsewhere').textContent !== elsewhere) $('#timers-elsewhere').textContent = elsewhere;
-  const button = $('#timer-toggle');
-  if (!state?.timer || button.hidden) return;
-  const ms = timerRemaining(state.timer, live.serverNow());
-  const label =
-    ms <= 0
-      ? t('teach.timerRestart', { time: formatClock(state.timer.duration_ms) })
-      : t(state.timer.running ? 'teach.timerPause' : 'teach.timerStart', { time: formatClock(ms) });
-  if (button.textContent !== label) button.textContent = label;
-}
-
 function renderLog() {
   const list = $('#command-log');
   list.replaceChildren(
@@ -825,7 +617,7 @@ async function main() {
     ui.stateSeenAt.set(board, Date.now());
     setTimeout(() => {
       renderSync();
-      renderBoards();
+      boards.renderList();
     }, BEHIND_AFTER_MS + 50);
     renderAll();
   });
@@ -837,10 +629,10 @@ async function main() {
     b.ready = !!msg.ready;
     b.cached = !!msg.cached;
     b.muted = !!msg.muted;
-    renderBoards();
-    renderStartForm();
+    boards.renderList();
+    boards.renderStartForm();
     renderSync();
-    if (msg.board === ui.viewBoard) renderVideoSound();
+    if (msg.board === ui.viewBoard) media.renderVideoSound();
   });
   live.on('pending', renderPending);
   live.on('ack', (ack) => updateLog(ack.id, 'confirmed'));
@@ -870,15 +662,15 @@ async function main() {
   live.start();
   setInterval(() => {
     ui.preview.tick(live.serverNow());
-    renderVideoSeek();
+    media.renderVideoSeek();
   }, 200);
   setInterval(renderElapsed, 1000);
-  setInterval(renderTimerButtons, 500);
+  setInterval(media.renderTimerButtons, 500);
   document.addEventListener('languagechange', () => {
     boards.fillHelp();
     renderConnection({ transport: live.transport });
     renderPending({ pending: live.pending });
-    renderStartForm();
+    boards.renderStartForm();
     renderAll();
   });
 }
