@@ -4,12 +4,12 @@
 //! In-memory and per node: in a cluster an attacker spreading guesses over N nodes gets N
 //! times the budget, which is still far too little to matter against argon2id hashes.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -64,7 +64,7 @@ impl<K: Hash + Eq + Clone> Refundable<K> {
         let now = Instant::now();
         let (burst, every) = self.budget();
         let tolerance = every * (burst - 1);
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.next.lock();
         let at = next.get(key).copied().unwrap_or(now).max(now);
         if at > now + tolerance {
             return Err(Limited {
@@ -78,7 +78,7 @@ impl<K: Hash + Eq + Clone> Refundable<K> {
     /// Gives back an attempt taken for `key`.
     pub fn refund(&self, key: &K) {
         let (_, every) = self.budget();
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.next.lock();
         if let Some(at) = next.get_mut(key) {
             *at = at.checked_sub(every).unwrap_or(*at);
         }
@@ -87,7 +87,7 @@ impl<K: Hash + Eq + Clone> Refundable<K> {
     /// Forgets keys whose budget is full again.
     pub fn prune(&self) {
         let now = Instant::now();
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.next.lock();
         next.retain(|_, at| *at > now);
     }
 }
@@ -185,7 +185,6 @@ impl LoginLimits {
         let known = self
             .known
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .get(&pair)
             .is_some_and(|at| at.elapsed() < KNOWN_FOR);
         if !known {
@@ -205,10 +204,7 @@ impl LoginLimits {
     /// The password was right: the attempt is given back and the address becomes known.
     pub fn succeeded(&self, attempt: Attempt) {
         let pair = self.give_back(attempt);
-        self.known
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(pair, Instant::now());
+        self.known.lock().insert(pair, Instant::now());
     }
 
     /// The password could not be checked (the server was busy): the attempt does not count.
@@ -233,10 +229,7 @@ impl LoginLimits {
         self.per_pair.prune();
         self.per_address.prune();
         self.per_account.prune();
-        self.known
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, at| at.elapsed() < KNOWN_FOR);
+        self.known.lock().retain(|_, at| at.elapsed() < KNOWN_FOR);
     }
 }
 

@@ -10,7 +10,9 @@ pub mod token;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -256,7 +258,7 @@ impl Accounts {
     /// Whether the session is to be renewed now: not if this node renewed it within the
     /// last [`RENEW_AGAIN_AFTER`].
     fn renewing(&self, session: Uuid, now: i64) -> bool {
-        let mut renewed = self.renewed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut renewed = self.renewed.lock();
         let again = now - RENEW_AGAIN_AFTER.as_millis() as i64;
         match renewed.get(&session) {
             Some(&at) if at > again => false,
@@ -315,10 +317,7 @@ impl Accounts {
     pub fn prune_limits(&self) {
         self.limits.prune();
         let again = now_ms() - RENEW_AGAIN_AFTER.as_millis() as i64;
-        self.renewed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, at| *at > again);
+        self.renewed.lock().retain(|_, at| *at > again);
     }
 
     /// A new session: a login (`family` is `None`) or a renewal within `family`.

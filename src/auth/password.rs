@@ -8,7 +8,9 @@
 //! and reused: allocating them per hash left hundreds of MiB resident after a registration
 //! storm (the allocator keeps freed blocks), which no idle server gave back.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
@@ -83,10 +85,10 @@ impl PasswordHasher {
         let pool = self.memory.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = permit;
-            let take = || pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let take = || pool.lock().pop();
             let mut memory = take().unwrap_or_default();
             let done = work(&mut memory);
-            pool.lock().unwrap_or_else(|e| e.into_inner()).push(memory);
+            pool.lock().push(memory);
             done
         })
         .await

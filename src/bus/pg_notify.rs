@@ -34,7 +34,7 @@ const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
 pub struct PgBus {
     outgoing: mpsc::Sender<Event>,
-    heard: std::sync::Mutex<Option<mpsc::Receiver<Heard>>>,
+    heard: parking_lot::Mutex<Option<mpsc::Receiver<Heard>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ impl PgBus {
         tokio::spawn(send(pools, node, queue));
         Ok(Self {
             outgoing,
-            heard: std::sync::Mutex::new(Some(heard)),
+            heard: parking_lot::Mutex::new(Some(heard)),
         })
     }
 }
@@ -75,7 +75,7 @@ impl Bus for PgBus {
     }
 
     fn take_heard(&self) -> Option<mpsc::Receiver<Heard>> {
-        self.heard.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.heard.lock().take()
     }
 
     fn carries_states(&self) -> bool {

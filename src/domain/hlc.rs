@@ -10,7 +10,7 @@
 //!
 //! This module owns only the arithmetic; it knows nothing of storage.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const COUNTER_BITS: u32 = 10;
@@ -46,7 +46,7 @@ impl Hlc {
     /// A fresh version, greater than every version this clock has issued or observed.
     pub fn next(&self) -> Version {
         let wall = wall_millis() << COUNTER_BITS;
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last.lock();
         *last = if wall > *last { wall } else { *last + 1 };
         Version(*last)
     }
@@ -54,7 +54,7 @@ impl Hlc {
     /// Remembers a version read from the store (perhaps written by another node), so the next
     /// version issued here sorts after it even if that node's clock runs ahead of ours.
     pub fn observe(&self, seen: Version) {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.last.lock();
         if seen.0 > *last {
             *last = seen.0;
         }

@@ -21,7 +21,9 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
@@ -114,7 +116,7 @@ struct AddressPlace {
 
 impl Drop for AddressPlace {
     fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.lock();
         if let Some(n) = open.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -154,7 +156,7 @@ impl Budget {
         if self.limits.trusted_proxies.iter().any(|p| p.contains(&ip)) {
             return Ok(None);
         }
-        let mut open = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.per_address.lock();
         let n = open.entry(ip).or_default();
         if *n >= self.limits.per_address {
             return Err(());
@@ -166,8 +168,8 @@ impl Budget {
         }))
     }
 
-    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    fn open(&self) -> parking_lot::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.open.lock()
     }
 
     /// A place in the total: a free one, or the place of a connection not in use: the

@@ -2,7 +2,9 @@
 //! text: JSON bodies, ids in paths, the bearer session and `If-Match`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -132,7 +134,7 @@ impl<const RENEW: bool> FromRequestParts<AppState> for Auth<RENEW> {
         let auth = state.accounts.authenticate(token, RENEW).await?;
         if let (Some(renewed), Some(slot)) = (&auth.renewed, parts.extensions.get::<RenewalSlot>())
         {
-            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(renewed.clone());
+            *slot.0.lock() = Some(renewed.clone());
         }
         Ok(Auth(auth))
     }

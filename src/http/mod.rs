@@ -222,7 +222,7 @@ async fn session_renewal(mut req: Request, next: Next) -> Response {
     let slot = RenewalSlot::default();
     req.extensions_mut().insert(slot.clone());
     let mut response = next.run(req).await;
-    let renewed = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let renewed = slot.0.lock().take();
     if let Some(token) = renewed {
         let headers = response.headers_mut();
         if let (Ok(t), Ok(e)) = (

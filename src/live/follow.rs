@@ -58,10 +58,7 @@ impl Live {
                 if let Some(channel) = self.hub.existing(board) {
                     channel.pairing.send_modify(|n| *n += 1);
                 }
-                self.authorized
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .retain(|(_, b), _| *b != board);
+                self.authorized.lock().retain(|(_, b), _| *b != board);
                 self.recheck_pairings(|b| b == board).await;
             }
             Event::Presence {
@@ -88,10 +85,7 @@ impl Live {
 
     /// Events may have been lost: forget what was trusted, re-read pairings, catch up.
     async fn missed(self: &Arc<Self>) {
-        self.authorized
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.authorized.lock().clear();
         for (_, channel) in self.hub.channels() {
             if channel.pairing.receiver_count() > 0 {
                 channel.pairing.send_modify(|n| *n += 1);
@@ -152,7 +146,7 @@ impl Live {
 
     /// Keeps the state another node stored as `version` of `board`, as its event carried it.
     fn carry(&self, board: Uuid, version: i64, stored: Arc<str>) {
-        let mut carried = self.carried.lock().unwrap_or_else(|e| e.into_inner());
+        let mut carried = self.carried.lock();
         if carried.get(&board).is_some_and(|(v, _)| *v >= version) {
             return;
         }
@@ -168,12 +162,7 @@ impl Live {
     /// `version` or newer. A state that does not read, or whose lesson revision this node's
     /// store does not have (it was made on the other side of a cut), is left to the store.
     async fn adopt_carried(&self, board: Uuid, version: i64) -> bool {
-        let carried = self
-            .carried
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&board)
-            .cloned();
+        let carried = self.carried.lock().get(&board).cloned();
         let Some((at, stored)) = carried.filter(|(at, _)| *at >= version) else {
             return false;
         };

@@ -7,9 +7,9 @@
 //! only this bookkeeping; deciding *that* a right has ended is for the caller (an API call
 //! on this node, or the store's answer when open sessions are checked again).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
 
 use tokio::sync::watch;
 
@@ -31,7 +31,7 @@ impl<K: Hash + Eq + Clone> Grants<K> {
     /// until [`Grants::restore`]: a connection that was authorised just before the right
     /// ended cannot slip in after it.
     pub fn hold(&self, key: K) -> Grant {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.lock();
         Grant(
             open.entry(key)
                 .or_insert_with(|| watch::channel(false).0)
@@ -41,7 +41,7 @@ impl<K: Hash + Eq + Clone> Grants<K> {
 
     /// Ends the right: every holder is woken now.
     pub fn revoke(&self, key: &K) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.lock();
         open.entry(key.clone())
             .or_insert_with(|| watch::channel(false).0)
             .send_replace(true);
@@ -49,7 +49,7 @@ impl<K: Hash + Eq + Clone> Grants<K> {
 
     /// The right was given again (a board paired anew): later holders start unrevoked.
     pub fn restore(&self, key: &K) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.lock();
         if open.get(key).is_some_and(|s| *s.borrow()) {
             open.remove(key);
         }
@@ -57,7 +57,7 @@ impl<K: Hash + Eq + Clone> Grants<K> {
 
     /// The keys someone holds and that are not revoked yet.
     pub fn held(&self) -> Vec<K> {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let open = self.open.lock();
         open.iter()
             .filter(|(_, s)| !*s.borrow() && s.receiver_count() > 0)
             .map(|(k, _)| k.clone())
@@ -66,7 +66,7 @@ impl<K: Hash + Eq + Clone> Grants<K> {
 
     /// Forgets rights nobody holds any more.
     pub fn prune(&self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.open.lock();
         open.retain(|_, s| s.receiver_count() > 0);
     }
 }

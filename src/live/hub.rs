@@ -7,7 +7,9 @@
 //! A board's channel lives as long as the node; entries are small (a few hundred bytes).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -118,7 +120,7 @@ impl BoardChannel {
     /// Changes this node's pages of the board; returns them when they changed, for the other
     /// nodes.
     pub fn change_local(&self, change: impl FnOnce(&mut Presence)) -> Option<Presence> {
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         let before = parts.local;
         change(&mut parts.local);
         let after = parts.local;
@@ -128,20 +130,20 @@ impl BoardChannel {
 
     /// What another node says of its pages of the board.
     pub fn set_remote(&self, node: Uuid, presence: Presence) {
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         parts.remote.insert(node, (presence, Instant::now()));
         self.presence.send_if_modified(|p| replace(p, parts.sum()));
     }
 
     /// This node's pages of the board.
     pub fn local(&self) -> Presence {
-        self.parts.lock().unwrap_or_else(|e| e.into_inner()).local
+        self.parts.lock().local
     }
 
     /// Forgets what other nodes said longer than `silent` ago (a node that stopped cannot
     /// say its pages went).
     pub fn forget_silent(&self, silent: Duration) {
-        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock();
         parts.remote.retain(|_, (_, at)| at.elapsed() < silent);
         self.presence.send_if_modified(|p| replace(p, parts.sum()));
     }
@@ -161,7 +163,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn channel(&self, board: Uuid) -> Arc<BoardChannel> {
-        let mut boards = self.boards.lock().unwrap_or_else(|e| e.into_inner());
+        let mut boards = self.boards.lock();
         boards
             .entry(board)
             .or_insert_with(|| {
@@ -199,13 +201,13 @@ impl Hub {
 
     /// The board's channel if this node has one (it served or was asked about the board).
     pub fn existing(&self, board: Uuid) -> Option<Arc<BoardChannel>> {
-        let boards = self.boards.lock().unwrap_or_else(|e| e.into_inner());
+        let boards = self.boards.lock();
         boards.get(&board).cloned()
     }
 
     /// Every channel this node has.
     pub fn channels(&self) -> Vec<(Uuid, Arc<BoardChannel>)> {
-        let boards = self.boards.lock().unwrap_or_else(|e| e.into_inner());
+        let boards = self.boards.lock();
         boards.iter().map(|(b, c)| (*b, c.clone())).collect()
     }
 

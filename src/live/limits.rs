@@ -13,9 +13,9 @@
 //! budgets are per node: with N nodes an account or address may spread N times as many
 //! guesses, messages or claims, none of which widens what the global budget protects.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
@@ -185,13 +185,13 @@ impl LiveLimits {
     /// standing for a while.
     pub fn guessed_wrong(&self, guess: Guess) {
         let now = Instant::now();
-        let mut wrong = self.wrong.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wrong = self.wrong.lock();
         wrong.insert(Guesser::Account(guess.account), now);
         wrong.insert(Guesser::Address(guess.address), now);
     }
 
     fn in_good_standing(&self, account: Uuid, address: IpAddr) -> bool {
-        let wrong = self.wrong.lock().unwrap_or_else(|e| e.into_inner());
+        let wrong = self.wrong.lock();
         [Guesser::Account(account), Guesser::Address(address)]
             .iter()
             .all(|g| {
@@ -213,7 +213,6 @@ impl LiveLimits {
         self.pair_global.prune();
         self.wrong
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .retain(|_, at| at.elapsed() < IN_GOOD_STANDING);
         self.claim_address.retain_recent();
         self.code_board.retain_recent();

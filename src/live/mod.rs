@@ -24,7 +24,9 @@ pub use upkeep::{CODE_RETENTION, SESSION_RECHECK, STATE_RETENTION, UNPAIRED_BOAR
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -203,17 +205,11 @@ impl Live {
     pub async fn authorize(&self, account: &Account, board: Uuid) -> Result<(), LiveError> {
         let key = (account.id, board);
         let fresh = |at: &Instant| at.elapsed() < AUTHORIZED_FOR;
-        if self
-            .authorized
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .is_some_and(fresh)
-        {
+        if self.authorized.lock().get(&key).is_some_and(fresh) {
             return Ok(());
         }
         self.store.board_pairing(account.id, board).await?;
-        let mut cache = self.authorized.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.authorized.lock();
         if cache.len() >= AUTHORIZED_CACHE {
             cache.retain(|_, at| fresh(at));
         }
@@ -391,7 +387,7 @@ impl Live {
             true => (CONNECTIONS_PER_TEACHER, "account"),
             false => (CONNECTIONS_PER_BOARD, "board"),
         };
-        let mut open = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.connections.lock();
         let count = open.entry(sender).or_default();
         if *count >= limit {
             return Err(LiveError::TooManyConnections(what));
@@ -511,11 +507,7 @@ pub struct ConnectionGuard {
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        let mut open = self
-            .live
-            .connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut open = self.live.connections.lock();
         if let Some(count) = open.get_mut(&self.sender) {
             *count -= 1;
             if *count == 0 {

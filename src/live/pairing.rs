@@ -194,10 +194,7 @@ impl Live {
 
     pub async fn unpair(&self, account: &Account, board: Uuid) -> Result<(), LiveError> {
         self.store.unpair_board(account.id, board).await?;
-        self.authorized
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&(account.id, board));
+        self.authorized.lock().remove(&(account.id, board));
         self.pairings.revoke(&(account.id, board));
         self.pairing_changed(board);
         Ok(())
@@ -209,10 +206,7 @@ impl Live {
     pub async fn revoke(&self, account: &Account, board: Uuid) -> Result<(), LiveError> {
         self.store.revoke_board(account.id, board).await?;
         self.boards.revoke(&board);
-        self.authorized
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(_, b), _| *b != board);
+        self.authorized.lock().retain(|(_, b), _| *b != board);
         self.recheck_pairings(|b| b == board).await;
         self.bus.publish(Event::Revoked { board });
         self.pairing_changed(board);

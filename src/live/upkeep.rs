@@ -50,7 +50,7 @@ impl Live {
         }
         let mark = self.store.session_change_mark().await?;
         let due = {
-            let check = self.session_check.lock().unwrap_or_else(|e| e.into_inner());
+            let check = self.session_check.lock();
             check.mark != Some(mark) || check.at.elapsed() >= SESSION_RECHECK
         };
         if !due {
@@ -61,7 +61,7 @@ impl Live {
             tracing::info!(session = %ended, "session ended; closing its live connections");
             self.sessions.revoke(ended);
         }
-        *self.session_check.lock().unwrap_or_else(|e| e.into_inner()) = SessionCheck {
+        *self.session_check.lock() = SessionCheck {
             mark: Some(mark),
             at: Instant::now(),
         };

@@ -14,7 +14,9 @@
 //! across an await.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -117,9 +119,8 @@ impl Room {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Held>> {
-        // Nothing panics while holding it; a poisoned map is still a consistent one.
-        self.teachers.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<Uuid, Held>> {
+        self.teachers.lock()
     }
 
     /// Bytes held on this node by `owner`'s files on their way: new media, and the rest.

@@ -173,7 +173,7 @@ struct Database {
     probe: tokio::sync::Mutex<Option<PgConnection>>,
     /// Why it can never catch up with another database (its provider dropped the WAL it
     /// missed): the node does not serve from it until it is rebuilt.
-    cannot_catch_up: std::sync::Mutex<Option<String>>,
+    cannot_catch_up: parking_lot::Mutex<Option<String>>,
     /// Its replication was looked at since it last answered: a database that comes back is
     /// used again only once it is known to be able to catch up.
     assessed: AtomicBool,
@@ -217,10 +217,7 @@ impl Database {
         if !found.reenabled.is_empty() {
             tracing::warn!(url = %self.url, subscriptions = ?found.reenabled, "re-enabled replication that was down");
         }
-        let mut stuck = self
-            .cannot_catch_up
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut stuck = self.cannot_catch_up.lock();
         if found.cannot_catch_up != *stuck {
             match &found.cannot_catch_up {
                 Some(why) => tracing::error!(url = %self.url, why = %why,
@@ -233,10 +230,7 @@ impl Database {
     }
 
     fn cannot_catch_up(&self) -> Option<String> {
-        self.cannot_catch_up
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.cannot_catch_up.lock().clone()
     }
 }
 
