@@ -7,11 +7,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::addresses::{loopback_only, teacher_urls};
-use crate::config::{CommonArgs, Config, LogFormat, ServeArgs};
+use crate::config::{check_environment, CommonArgs, Config, LogFormat, ServeArgs};
 use crate::domain::account::{check_password, parse_name, Email};
 use crate::server;
 
@@ -95,6 +95,7 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    check_environment(&setting_variables(), std::env::vars().map(|(name, _)| name))?;
     let serve_args = match &cli.command {
         Command::Serve(args) => args,
         _ => &ServeArgs::default(),
@@ -113,6 +114,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// The `CLASSCAST_*` variables of every setting, as the command line declares them.
+fn setting_variables() -> Vec<String> {
+    fn walk(command: &clap::Command, names: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env().and_then(|n| n.to_str()) {
+                names.push(name.to_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, names);
+        }
+    }
+    let mut names = Vec::new();
+    walk(&Cli::command(), &mut names);
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn init_logging(format: LogFormat) {

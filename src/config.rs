@@ -182,8 +182,9 @@ struct FileConfig {
     request_deadline_secs: Option<u64>,
 }
 
-/// The effective configuration.
-#[derive(Debug, Clone)]
+/// The effective configuration. Not `Debug`: database URLs may hold passwords, and nothing
+/// should print them by accident (logs use `store::redact_url`).
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
@@ -216,8 +217,16 @@ pub struct Config {
     pub request_deadline: Duration,
 }
 
+/// The variable that sets the log filter, the one `CLASSCAST_*` variable that is not a setting.
+pub const LOG_VARIABLE: &str = "CLASSCAST_LOG";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("unknown environment variable {name}: {}", suggest(nearest))]
+    UnknownVariable {
+        name: String,
+        nearest: Option<String>,
+    },
     #[error("cannot read the configuration file {path}: {reason}")]
     Unreadable { path: String, reason: String },
     #[error("the configuration file {path} is not valid: {reason}")]
@@ -466,6 +475,57 @@ fn default_database(data_dir: &Path) -> String {
     format!("sqlite://{}", data_dir.join("classcast.db").display())
 }
 
+/// Refuses a `CLASSCAST_*` variable that names no setting: a typo such as `CLASSCAST_LISTN`
+/// would otherwise run a server on the default port. `known`: the variables of the settings.
+pub fn check_environment(
+    known: &[String],
+    variables: impl IntoIterator<Item = String>,
+) -> Result<(), ConfigError> {
+    for name in variables {
+        if name.starts_with("CLASSCAST_") && name != LOG_VARIABLE && !known.contains(&name) {
+            let nearest = nearest(
+                &name,
+                known.iter().map(String::as_str).chain([LOG_VARIABLE]),
+            );
+            return Err(ConfigError::UnknownVariable {
+                name,
+                nearest: nearest.map(str::to_owned),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The name in `known` closest to `name`, if one is close enough to be a typo of it.
+fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // The prefix all variables share says nothing of which one was meant.
+    let bare = |n: &str| n.trim_start_matches("CLASSCAST_").to_lowercase();
+    let name = bare(name);
+    known
+        .into_iter()
+        .map(|k| (strsim::levenshtein(&name, &bare(k)), k))
+        .filter(|(distance, k)| *distance <= (bare(k).len() / 3).max(2))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
+}
+
+fn suggest(nearest: &Option<String>) -> String {
+    match nearest {
+        Some(name) => format!("did you mean {name}?"),
+        None => "no setting is named so (see the configuration table in README.md)".into(),
+    }
+}
+
+/// serde's refusal of an unknown key (`unknown field `x`, expected one of `a`, `b``) as one
+/// line naming the nearest real setting.
+fn unknown_key(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, expected) = rest.split_once('`')?;
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let nearest = nearest(key, known.iter().copied()).map(|k| format!("`{k}`"));
+    Some(format!("unknown setting `{key}`: {}", suggest(&nearest)))
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
         path: path.display().to_string(),
@@ -473,7 +533,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })?;
     toml::from_str(&text).map_err(|e| ConfigError::Invalid {
         path: path.display().to_string(),
-        reason: e.message().to_owned(),
+        reason: unknown_key(e.message()).unwrap_or_else(|| e.message().to_owned()),
     })
 }
 
@@ -523,7 +583,33 @@ mod tests {
             config: Some(path),
             ..Default::default()
         };
-        let err = Config::resolve(&common, &ServeArgs::default()).unwrap_err();
-        assert!(err.to_string().contains("lisen"), "{err}");
+        let Err(err) = Config::resolve(&common, &ServeArgs::default()) else {
+            panic!("accepted");
+        };
+        assert!(
+            err.to_string()
+                .ends_with("unknown setting `lisen`: did you mean `listen`?"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("c.toml"), "colour = \"x\"\n").unwrap();
+        let Err(err) = Config::resolve(&common, &ServeArgs::default()) else {
+            panic!("accepted");
+        };
+        assert!(err.to_string().contains("`colour`: no setting"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_classcast_variable_is_refused_with_the_nearest_setting() {
+        let vars = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let known = vars(&["CLASSCAST_LISTEN", "CLASSCAST_DATA_DIR"]);
+        let ok = vars(&["CLASSCAST_LISTEN", "CLASSCAST_LOG", "PATH", "CLASSCASTLE"]);
+        assert!(check_environment(&known, ok).is_ok());
+        let err = check_environment(&known, vars(&["CLASSCAST_LISTN"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown environment variable CLASSCAST_LISTN: did you mean CLASSCAST_LISTEN?"
+        );
+        let err = check_environment(&known, vars(&["CLASSCAST_COLOUR"])).unwrap_err();
+        assert!(err.to_string().contains("no setting is named so"), "{err}");
     }
 }

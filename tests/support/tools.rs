@@ -1,6 +1,6 @@
 //! What some tests need besides Rust: PostgreSQL 15 with pglogical, Chromium and its driver,
 //! axe-core, strace, libfaketime, openssl. `scripts/test` (the full lane) installs them all
-//! and sets `CLASSCAST_FULL_LANE`, and there a missing tool fails the test that needs it.
+//! and sets `FULL_LANE`, and there a missing tool fails the test that needs it.
 //! Elsewhere (plain `cargo test`, the fast lane) such a test is skipped, and says so on
 //! standard error, past the test harness's capture, with the tools it lacks.
 
@@ -58,7 +58,7 @@ pub fn missing(tools: &[Tool]) -> bool {
         return false;
     }
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
-    if std::env::var_os("CLASSCAST_FULL_LANE").is_some() {
+    if std::env::var_os("FULL_LANE").is_some() {
         panic!("{test} needs {absent:?}, which scripts/test installs");
     }
     let _ = writeln!(
