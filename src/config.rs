@@ -236,22 +236,6 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// What one teacher may upload.
-    /// What one lesson file may be: at most a teacher's whole media quota, plus its lesson.
-    pub fn lesson_file_limits(&self) -> crate::media::MediaLimits {
-        crate::media::MediaLimits {
-            max_bytes: self.media_storage_bytes.saturating_add(64 << 20),
-            quota_bytes: u64::MAX,
-        }
-    }
-
-    pub fn media_limits(&self) -> crate::media::MediaLimits {
-        crate::media::MediaLimits {
-            max_bytes: self.media_max_bytes,
-            quota_bytes: self.media_storage_bytes,
-        }
-    }
-
     /// Merges flags and environment (already in `common` and `args`) over the file over the
     /// defaults. Commands other than `serve` pass `ServeArgs::default()`: the file still
     /// counts for them.

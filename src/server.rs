@@ -217,8 +217,13 @@ pub async fn serve(
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");
     }
+    let media = crate::media::MediaSettings::new(
+        &config.data_dir,
+        config.media_max_bytes,
+        config.media_storage_bytes,
+    );
     // Files on their way when the last process ended (killed mid-upload) are of no use now.
-    match std::fs::remove_dir_all(config.data_dir.join(crate::media::UPLOADS)) {
+    match std::fs::remove_dir_all(&media.uploads) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             tracing::warn!(error = %e, "cannot clear the uploads directory")
         }
@@ -247,7 +252,8 @@ pub async fn serve(
         pages: Arc::new(Pages::load()),
         live: live.clone(),
         quota: quota.clone(),
-        room: crate::media::Room::new(config.lesson_file_limits().max_bytes),
+        room: crate::media::Room::new(media.lesson_file.max_bytes),
+        media: Arc::new(media),
         config: Arc::new(config),
     };
     let room = state.room.clone();

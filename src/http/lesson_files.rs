@@ -39,7 +39,7 @@ async fn export_lesson(
     Auth(auth): Auth,
     Ids([id]): Ids<1>,
 ) -> Result<Response, ApiError> {
-    let dir = state.config.data_dir.join(crate::media::UPLOADS);
+    let dir = &state.media.uploads;
     let exported =
         lesson_file::export(state.store.clone(), &state.room, auth.account.id, id, &dir).await?;
     let disposition = format!(
@@ -106,23 +106,16 @@ async fn import_lesson(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let dir = state.config.data_dir.join(crate::media::UPLOADS);
+    let dir = &state.media.uploads;
     let claim = state.room.temporary(auth.account.id);
-    let upload = receive(
-        &dir,
-        state.config.lesson_file_limits(),
-        claim,
-        &headers,
-        body,
-    )
-    .await?;
+    let upload = receive(&dir, state.media.lesson_file, claim, &headers, body).await?;
     let record = lesson_file::import(
         state.store.as_ref(),
         &state.quota,
         &state.room,
         auth.account.id,
         upload.into_file().await?,
-        state.config.media_limits(),
+        state.media.upload,
         &dir,
     )
     .await?;

@@ -96,8 +96,8 @@ async fn upload(
     Auth(auth): Auth,
     request: Request,
 ) -> Result<(StatusCode, axum::Json<MediaBody>), ApiError> {
-    let dir = state.config.data_dir.join(crate::media::UPLOADS);
-    let limits = state.config.media_limits();
+    let dir = &state.media.uploads;
+    let limits = state.media.upload;
     let owner = auth.account.id;
     state.room.pace(owner, 1)?;
     let used = state.store.media_bytes(owner).await?;

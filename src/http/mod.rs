@@ -60,6 +60,7 @@ pub struct AppState {
     pub quota: Arc<crate::quota::LessonQuota>,
     /// Room per teacher for files on their way in or out.
     pub room: Arc<crate::media::Room>,
+    pub media: Arc<crate::media::MediaSettings>,
 }
 
 #[derive(OpenApi)]

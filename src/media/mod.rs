@@ -50,6 +50,33 @@ pub enum MediaError {
 /// The data directory's folder for files on their way in or out.
 pub const UPLOADS: &str = "uploads";
 
+/// What media is given at start (from the settings `data_dir`, `media_max_mib` and
+/// `media_storage_mib`): where files on their way are kept, and what one upload and one
+/// lesson file may be.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    pub uploads: PathBuf,
+    pub upload: MediaLimits,
+    pub lesson_file: MediaLimits,
+}
+
+impl MediaSettings {
+    pub fn new(data_dir: &std::path::Path, max_bytes: u64, quota_bytes: u64) -> Self {
+        Self {
+            uploads: data_dir.join(UPLOADS),
+            upload: MediaLimits {
+                max_bytes,
+                quota_bytes,
+            },
+            // At most a teacher's whole media quota, plus its lesson.
+            lesson_file: MediaLimits {
+                max_bytes: quota_bytes.saturating_add(64 << 20),
+                quota_bytes: u64::MAX,
+            },
+        }
+    }
+}
+
 /// What one teacher may upload.
 #[derive(Debug, Clone, Copy)]
 pub struct MediaLimits {
