@@ -41,7 +41,7 @@ async fn export_lesson(
 ) -> Result<Response, ApiError> {
     let dir = &state.media.uploads;
     let exported =
-        lesson_file::export(state.store.clone(), &state.room, auth.account.id, id, &dir).await?;
+        lesson_file::export(state.store.clone(), &state.room, auth.account.id, id, dir).await?;
     let disposition = format!(
         "attachment; filename=\"{}.classcast.zip\"",
         file_name(&exported.title)
@@ -116,7 +116,7 @@ async fn import_lesson(
         auth.account.id,
         upload.into_file().await?,
         state.media.upload,
-        &dir,
+        dir,
     )
     .await?;
     Ok(lesson_response(StatusCode::CREATED, record))

@@ -111,10 +111,10 @@ async fn upload(
         let form = Multipart::from_request(request, &())
             .await
             .map_err(|e| ApiError::bad_request("malformed_form", e.body_text()))?;
-        receive_form(&dir, limits, claim, form).await?
+        receive_form(dir, limits, claim, form).await?
     } else {
         let (parts, body) = request.into_parts();
-        receive(&dir, limits, claim, &parts.headers, body).await?
+        receive(dir, limits, claim, &parts.headers, body).await?
     };
     let store = state.store.as_ref();
     let media = upload.finish(store, owner).await?;
