@@ -108,7 +108,7 @@ async fn import_lesson(
 ) -> Result<Response, ApiError> {
     let dir = &state.media.uploads;
     let claim = state.room.temporary(auth.account.id);
-    let upload = receive(&dir, state.media.lesson_file, claim, &headers, body).await?;
+    let upload = receive(dir, state.media.lesson_file, claim, &headers, body).await?;
     let record = lesson_file::import(
         state.store.as_ref(),
         &state.quota,
