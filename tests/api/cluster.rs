@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::Connection;
 
+use crate::eventually::eventually;
 use crate::harness::{cli, fresh_client, text_slide, Process, TestApp};
 use crate::live::{claim, classroom, pair, Ws, PATIENCE};
 use crate::tools::{missing, Tool};
@@ -86,16 +87,13 @@ async fn cluster_init_sets_up_two_way_replication_once() {
     add_board(&url_a, "written on a").await;
     add_board(&url_b, "written on b").await;
     let both = vec!["written on a".to_owned(), "written on b".to_owned()];
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-    while boards(&url_a).await != both || boards(&url_b).await != both {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not replicated: {:?} / {:?}",
-            boards(&url_a).await,
-            boards(&url_b).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually!(PATIENCE * 3, Duration::from_millis(100), {
+        let (on_a, on_b) = (boards(&url_a).await, boards(&url_b).await);
+        match on_a == both && on_b == both {
+            true => Ok(()),
+            false => Err(format!("not replicated: {on_a:?} / {on_b:?}")),
+        }
+    });
 
     // `cluster status` says all is well, then that B is down; once B is back, rows written
     // on A meanwhile reach it, and `--repair` re-enables whatever did not resume by itself.
@@ -110,18 +108,13 @@ async fn cluster_init_sets_up_two_way_replication_once() {
     assert!(!ok && said.contains("NOT ANSWERING"), "{said}{errors}");
     add_board(&url_a, "written while b was down").await;
     b.start_again();
-    let deadline = tokio::time::Instant::now() + PATIENCE * 6;
-    loop {
+    eventually!(PATIENCE * 6, Duration::from_millis(500), {
         let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status", "--repair"]);
-        if ok && boards(&url_b).await.len() == 3 {
-            break;
+        match ok && boards(&url_b).await.len() == 3 {
+            true => Ok(()),
+            false => Err(format!("never recovered: {said}{errors}")),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never recovered: {said}{errors}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    });
     assert_eq!(boards(&url_a).await, boards(&url_b).await);
 
     // A database of this cluster cannot be taken into another one.
@@ -223,19 +216,16 @@ async fn cluster_status_says_why_a_subscription_is_down() {
     // B's administrator takes pglogical's output plugin off B's list: A can no longer read
     // what B writes, and A's subscription to B goes down.
     b.restart_with(&["output_plugin_libraries=pgoutput,test_decoding"]);
-    let deadline = tokio::time::Instant::now() + PATIENCE * 6;
-    let said = loop {
+    let said = eventually!(PATIENCE * 6, Duration::from_millis(300), {
         let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status"]);
-        if said.contains(": down (") {
-            assert!(!ok, "{said}");
-            break format!("{said}{errors}");
+        match said.contains(": down (") {
+            true => {
+                assert!(!ok, "{said}");
+                Ok(format!("{said}{errors}"))
+            }
+            false => Err(format!("never reported down: {said}{errors}")),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never reported down: {said}{errors}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    });
     let down = said
         .lines()
         .find(|l| l.contains("subscription") && l.contains(": down ("))
@@ -255,11 +245,12 @@ async fn cluster_status_fails_on_a_row_that_differs_between_the_databases() {
     }
     let (_a, _b, url_a, url_b) = replicating_pair().await;
     add_board(&url_a, "written on a").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-    while boards(&url_b).await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "not replicated");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually!(PATIENCE * 3, Duration::from_millis(100), {
+        match boards(&url_b).await.is_empty() {
+            false => Ok(()),
+            true => Err("not replicated".to_owned()),
+        }
+    });
     let (ok, said, errors) = cluster(&[&url_a, &url_b], &["status"]);
     assert!(ok && said.contains("holds the same rows"), "{said}{errors}");
 
@@ -381,22 +372,17 @@ async fn a_node_moves_to_the_other_database_when_its_own_stops_and_back_when_it_
         .await;
     let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
     // Replication is asynchronous: the test waits until B has what A acknowledged.
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     let mut on_b = sqlx::PgConnection::connect(&url_b).await.unwrap();
-    loop {
+    eventually!(PATIENCE * 3, Duration::from_millis(100), {
         let revisions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lesson_revision")
             .fetch_one(&mut on_b)
             .await
             .unwrap();
-        if revisions == 1 {
-            break;
+        match revisions == 1 {
+            true => Ok(()),
+            false => Err("B never had the lesson".to_owned()),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "B never had the lesson"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    });
 
     a.crash();
     let crashed = tokio::time::Instant::now();
@@ -456,11 +442,12 @@ async fn a_database_that_can_never_catch_up_is_left_alone_and_named_for_rebuildi
     assert_eq!(active_database(&app.base).await, Some(0));
 
     b.stop_fast();
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-    while active_database(&app.base).await != Some(1) {
-        assert!(tokio::time::Instant::now() < deadline, "never moved to A");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually!(PATIENCE * 3, Duration::from_millis(100), {
+        match active_database(&app.base).await {
+            Some(1) => Ok(()),
+            other => Err(format!("never moved to A: {other:?}")),
+        }
+    });
     let t = app.register("while-b-was-away@school.org").await;
     let lesson = app
         .create_lesson(
@@ -500,19 +487,19 @@ async fn a_database_that_can_never_catch_up_is_left_alone_and_named_for_rebuildi
 
     // B answers again, but the node stays on A and says why.
     b.start_again();
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
-    loop {
+    eventually!(PATIENCE * 3, Duration::from_millis(100), {
         let ready = readiness(&app.base).await;
         assert_eq!(ready["databases"][1]["active"], true, "{ready}");
-        if ready["databases"][0]["answering"] == true && ready["databases"][0]["caught_up"] == false
-        {
-            let why = ready["databases"][0]["cannot_catch_up"].as_str().unwrap();
-            assert!(why.contains("max_slot_wal_keep_size"), "{ready}");
-            break;
+        let a = &ready["databases"][0];
+        match a["answering"] == true && a["caught_up"] == false {
+            true => {
+                let why = a["cannot_catch_up"].as_str().unwrap();
+                assert!(why.contains("max_slot_wal_keep_size"), "{ready}");
+                Ok(())
+            }
+            false => Err(ready.to_string()),
         }
-        assert!(tokio::time::Instant::now() < deadline, "{ready}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    });
     // What was made while B was away is served.
     let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
     let res = app
@@ -543,20 +530,15 @@ async fn a_database_that_can_never_catch_up_is_left_alone_and_named_for_rebuildi
 
 /// Waits until `sql` (a count) gives `expected` on every database.
 pub(crate) async fn until_replicated(urls: &[&str], sql: &str, expected: i64) {
-    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
     for url in urls {
         let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        loop {
+        eventually!(PATIENCE * 3, Duration::from_millis(100), {
             let found: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
-            if found == expected {
-                break;
+            match found == expected {
+                true => Ok(()),
+                false => Err(format!("{url}: {sql} gave {found}")),
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{url}: {sql} gave {found}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        });
     }
 }
 
@@ -1126,18 +1108,13 @@ async fn a_rerun_cluster_init_finishes_a_member_a_failed_first_run_left_half_mad
 /// long that took.
 pub(crate) async fn until_the_same(url_a: &str, url_b: &str) -> Duration {
     let started = tokio::time::Instant::now();
-    let deadline = started + PATIENCE * 3;
-    loop {
+    eventually!(PATIENCE * 3, Duration::from_millis(200), {
         let differing = differences(url_a, url_b).await;
-        if differing.is_empty() {
-            return started.elapsed();
+        match differing.is_empty() {
+            true => Ok(started.elapsed()),
+            false => Err(format!("rows differ: {differing:?}")),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "rows differ: {differing:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
 }
 
 #[tokio::test]
@@ -1150,21 +1127,18 @@ async fn the_same_file_stored_through_both_databases_at_once_leaves_every_row_th
     let (_node_1, app_1) = node_on(&[&url_a]);
     let (_node_2, app_2) = node_on(&[&url_b]);
     let t = app_1.register("same-file@school.org").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while app_2
-        .as_teacher(reqwest::Method::GET, "/api/me", &t)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != reqwest::StatusCode::OK
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "session never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually!(PATIENCE, Duration::from_millis(50), {
+        let me = app_2
+            .as_teacher(reqwest::Method::GET, "/api/me", &t)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        match me {
+            reqwest::StatusCode::OK => Ok(()),
+            other => Err(format!("session never arrived: {other}")),
+        }
+    });
     // Half the rounds while the databases cannot reach each other, so both surely store
     // the file before either hears of the other's; half as it comes.
     replication_into(&url_a, false).await;
@@ -1248,8 +1222,7 @@ async fn one_address_registered_through_both_databases_at_once_is_created_once()
         // password opens nothing.
         let token = [&one, &two][winner].1["token"].as_str().unwrap().to_owned();
         for base in &bases {
-            let deadline = tokio::time::Instant::now() + PATIENCE;
-            loop {
+            eventually!(PATIENCE, Duration::from_millis(50), {
                 let me = fresh_client()
                     .get(format!("{base}/api/me"))
                     .bearer_auth(&token)
@@ -1257,12 +1230,11 @@ async fn one_address_registered_through_both_databases_at_once_is_created_once()
                     .await
                     .unwrap()
                     .status();
-                if me == reqwest::StatusCode::OK {
-                    break;
+                match me {
+                    reqwest::StatusCode::OK => Ok(()),
+                    other => Err(format!("{base}: {other}")),
                 }
-                assert!(tokio::time::Instant::now() < deadline, "{base}: {me}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            });
             for (i, password) in passwords.iter().enumerate() {
                 let status = fresh_client()
                     .post(format!("{base}/api/auth/login"))
@@ -1548,19 +1520,14 @@ async fn a_cluster_runs_over_tls_with_certificates_verified() {
 
 /// Waits until the pairing code reaches the database of `app`'s node, then pairs with it.
 pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teacher, code: &str) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    eventually!(PATIENCE, Duration::from_millis(50), {
         let res = pair(app, t, code, "Room 12").await;
-        if res.status() == reqwest::StatusCode::CREATED {
-            return;
+        match res.status() {
+            reqwest::StatusCode::CREATED => Ok(()),
+            reqwest::StatusCode::NOT_FOUND => Err("the code never arrived".to_owned()),
+            other => panic!("pairing answered {other}"),
         }
-        assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the code never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
 }
 
 #[tokio::test]
@@ -1717,15 +1684,17 @@ async fn a_node_behind_what_the_teacher_saw_waits_for_it_instead_of_acting_on_an
 
     // Once B has caught up, the resend applies to the slide the teacher saw: slide 3.
     replication_into(&url_b, true).await;
-    let deadline = tokio::time::Instant::now() + PATIENCE * 2;
-    let acked = loop {
+    // Each refusal comes after the server's own wait for the state: asked again at once.
+    let acked = eventually!(PATIENCE * 2, Duration::ZERO, {
         let answer = command_seen(&mut on_2, id, &board.id, "next", &moved["version"]).await;
-        if answer["type"] == "ack" {
-            break answer;
+        match answer["type"] == "ack" {
+            true => Ok(answer),
+            false => {
+                assert_eq!(answer["code"], "unavailable", "{answer}");
+                Err("B never caught up".to_owned())
+            }
         }
-        assert_eq!(answer["code"], "unavailable", "{answer}");
-        assert!(tokio::time::Instant::now() < deadline, "B never caught up");
-    };
+    });
     let shown = on_2.state_where(|s| s["version"] == acked["version"]).await;
     assert_eq!(
         shown["slide_index"], 2,

@@ -613,13 +613,14 @@ async fn lesson_files_on_their_way_take_a_bounded_room_per_teacher() {
     );
     drop((release_a, release_b));
     // Its room is given back once the files are gone: an ordinary import works.
-    let deadline = tokio::time::Instant::now() + crate::live::PATIENCE;
-    loop {
-        let res = import(&app, &t, vec![0; 10]).await;
-        if res.status() == StatusCode::UNPROCESSABLE_ENTITY {
-            break;
+    crate::eventually::eventually!(
+        crate::live::PATIENCE,
+        std::time::Duration::from_millis(50),
+        {
+            match import(&app, &t, vec![0; 10]).await.status() {
+                StatusCode::UNPROCESSABLE_ENTITY => Ok(()),
+                other => Err(format!("an ordinary import answered {other}")),
+            }
         }
-        assert!(tokio::time::Instant::now() < deadline, "{}", res.status());
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    );
 }

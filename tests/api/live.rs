@@ -894,9 +894,8 @@ async fn an_expired_code_pairs_nothing_and_the_board_gets_a_fresh_one() {
     let app = spawn_with(|c| c.code_ttl_secs = Some(2)).await;
     let t = app.register("late@school.org").await;
     let board = claim(&app).await;
-    // Poll, with a deadline, until the board is shown a new code: the first has expired.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let fresh = loop {
+    // Until the board is shown a new code: the first has expired.
+    let fresh = crate::eventually::eventually!(PATIENCE, Duration::from_millis(100), {
         let me: Value = app
             .request(Method::GET, "/api/boards/self")
             .bearer_auth(&board.token)
@@ -907,15 +906,11 @@ async fn an_expired_code_pairs_nothing_and_the_board_gets_a_fresh_one() {
             .await
             .unwrap();
         let code = me["code"]["code"].as_str().unwrap().to_owned();
-        if code != board.code {
-            break code;
+        match code != board.code {
+            true => Ok(code),
+            false => Err("the code never expired".to_owned()),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the code never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    });
     let res = pair(&app, &t, &board.code, "Too late").await;
     expect_error(res, StatusCode::NOT_FOUND, "unknown_code").await;
     assert_eq!(

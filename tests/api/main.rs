@@ -12,6 +12,8 @@ mod budgets;
 mod cluster;
 mod connections;
 mod durability;
+#[path = "../support/eventually.rs"]
+mod eventually;
 mod faults;
 mod hardening;
 mod harness;

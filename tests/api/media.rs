@@ -283,14 +283,16 @@ async fn an_interrupted_upload_stores_nothing() {
     socket.write_all(&file(PNG, 1_200_000)).await.unwrap();
     drop(socket); // the school's connection drops mid-file
                   // The server notices, removes its temporary file and stores no chunk.
-    let deadline = tokio::time::Instant::now() + crate::live::PATIENCE;
-    while leftovers(&app) > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the temporary file stays"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    crate::eventually::eventually!(
+        crate::live::PATIENCE,
+        std::time::Duration::from_millis(20),
+        {
+            match leftovers(&app) {
+                0 => Ok(()),
+                _ => Err("the temporary file stays".to_owned()),
+            }
+        }
+    );
     assert_eq!(chunk_rows(&app).await, 0);
 }
 

@@ -20,6 +20,8 @@ use classcast::store::{
 use sqlx::{Connection, Row};
 use uuid::Uuid;
 
+#[path = "../support/eventually.rs"]
+mod eventually;
 #[path = "../support/postgres.rs"]
 mod pg_server;
 #[path = "../support/tools.rs"]
@@ -178,20 +180,22 @@ impl Db {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
+        let (ten_seconds, a_moment) = (
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(20),
+        );
+        eventually::eventually!(ten_seconds, a_moment, {
             let left: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)")
                     .bind(&ended)
                     .fetch_one(&mut conn)
                     .await
                     .unwrap();
-            if left == 0 {
-                break;
+            match left {
+                0 => Ok(()),
+                _ => Err(format!("{left} never ended")),
             }
-            assert!(tokio::time::Instant::now() < deadline, "{left} never ended");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        });
         let updated: Vec<(String, i64)> = sqlx::query_as(
             "SELECT relname::text, n_tup_upd FROM pg_stat_user_tables
              WHERE relname = ANY($1) AND n_tup_upd > 0",
