@@ -14,6 +14,7 @@
 //! - [`lesson_file`]: a lesson and its media as one zip, written and checked before import.
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL implementations (insert-only
 //!   rows), and the replication `classcast cluster` sets up.
+//! - [`budget`]: rate-limit budgets every service shares (knows no service).
 //! - [`bus`]: events between the nodes of a cluster (PostgreSQL `NOTIFY`).
 //! - [`domain`]: validated types and pure rules; knows no HTTP, SQL or sockets.
 //!
@@ -25,6 +26,7 @@
 
 pub mod addresses;
 pub mod auth;
+pub mod budget;
 pub mod bus;
 pub mod cli;
 pub mod config;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use uuid::Uuid;
 
-use crate::auth::limits::{quota, Budget, Limited};
+use crate::budget::{quota, Budget, Limited};
 use crate::domain::hlc::{wall_millis, Version};
 use crate::domain::lesson::LessonContent;
 use crate::domain::node::NodeIds;

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use uuid::Uuid;
 
-pub use crate::auth::limits::Limited;
-use crate::auth::limits::{quota, Budget, Refundable};
+pub use crate::budget::Limited;
+use crate::budget::{quota, Budget, Refundable};
 
 pub struct LiveLimits {
     pair_account: Refundable<Uuid>,

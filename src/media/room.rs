@@ -26,7 +26,7 @@ use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 use super::MediaError;
-use crate::auth::limits::{quota, Budget, Limited};
+use crate::budget::{quota, Budget, Limited};
 
 /// Files one teacher may upload: a lesson file's 500 at once, then one every 5 s.
 pub const UPLOADS: Budget = Budget {
