@@ -582,6 +582,89 @@ mod tests {
         assert!(err.to_string().contains("`colour`: no setting"), "{err}");
     }
 
+    /// The README's configuration table as (file key, flag, variable, default) rows.
+    fn readme_settings() -> Vec<[String; 4]> {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("| file key | flag | environment | default | meaning |")
+            .nth(1)
+            .expect("the README's configuration table");
+        table
+            .lines()
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| {
+                let cells: Vec<String> = line
+                    .split(" | ")
+                    .map(|c| {
+                        c.trim_matches(|c| c == '|' || c == ' ' || c == '`')
+                            .to_owned()
+                    })
+                    .collect();
+                [
+                    cells[0].clone(),
+                    cells[1].clone(),
+                    cells[2].clone(),
+                    cells[3].clone(),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_setting_as_the_command_line_and_the_file_read_it() {
+        use clap::Args as _;
+        let command = ServeArgs::augment_args(CommonArgs::augment_args(clap::Command::new("t")));
+        let mut declared: Vec<(String, String, Option<String>)> = command
+            .get_arguments()
+            .filter_map(|arg| {
+                let env = arg.get_env()?.to_str()?.to_owned();
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                let default = help
+                    .split_once("[default: ")
+                    .map(|(_, d)| d.trim_end_matches(']').to_owned());
+                Some((format!("--{}", arg.get_long()?), env, default))
+            })
+            .collect();
+        declared.sort();
+        let rows = readme_settings();
+        let mut listed: Vec<(String, String)> =
+            rows.iter().map(|r| (r[1].clone(), r[2].clone())).collect();
+        listed.sort();
+        let declared_pairs: Vec<(String, String)> = declared
+            .iter()
+            .map(|(f, e, _)| (f.clone(), e.clone()))
+            .collect();
+        assert_eq!(
+            listed, declared_pairs,
+            "README's flags and variables, and clap's"
+        );
+        for [key, flag, _, default] in &rows {
+            if key == "—" {
+                continue;
+            }
+            let err = toml::from_str::<FileConfig>(&format!("{key} = 0"))
+                .err()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default();
+            assert!(
+                !err.starts_with("unknown field"),
+                "README names `{key}`: {err}"
+            );
+            let said = declared
+                .iter()
+                .find(|(f, ..)| f == flag)
+                .and_then(|d| d.2.clone());
+            if let Some(said) = said {
+                assert_eq!(
+                    said.replace("data-dir", "data_dir"),
+                    default.replace('`', ""),
+                    "the default of {flag} in --help and the README"
+                );
+            }
+        }
+    }
+
     #[test]
     fn an_unknown_classcast_variable_is_refused_with_the_nearest_setting() {
         let vars = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
