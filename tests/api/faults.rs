@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::cluster::postgres::PgServer;
-use crate::cluster::{node_on, pair_once_replicated, replicating_pair};
+use crate::cluster::{node_on, replicating_pair};
+use crate::cluster_live::pair_once_replicated;
 use crate::harness::{text_slide, Process, TestApp};
 use crate::live::{claim, Claimed, Ws, PATIENCE};
 use crate::tools::{missing, Tool};

@@ -10,6 +10,7 @@ mod browser_pairing;
 mod browser_video;
 mod budgets;
 mod cluster;
+mod cluster_live;
 mod connections;
 mod durability;
 #[path = "../support/eventually.rs"]
