@@ -14,7 +14,7 @@ use governor::{DefaultKeyedRateLimiter, RateLimiter};
 use uuid::Uuid;
 
 use crate::budget::{quota, Budget, Limited};
-use crate::domain::hlc::{wall_millis, Version};
+use crate::domain::hlc::{millis_of, wall_millis, Version};
 use crate::domain::lesson::LessonContent;
 use crate::domain::node::NodeIds;
 use crate::store::{Store, StoreError};
@@ -84,7 +84,7 @@ impl LessonQuota {
 
     /// Deletes this node's revisions nobody can reach any more; returns how many.
     pub async fn purge(&self, nodes: &NodeIds) -> Result<u64, StoreError> {
-        let cutoff = wall_millis() - REVISION_RETENTION.as_millis() as i64;
+        let cutoff = wall_millis() - millis_of(REVISION_RETENTION);
         self.store
             .purge_revisions(nodes, Version::at_millis(cutoff), REVISIONS_KEPT)
             .await

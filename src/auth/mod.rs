@@ -18,7 +18,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::domain::account::{check_password, Email, Registration};
-use crate::domain::hlc::{wall_millis as now_ms, Version};
+use crate::domain::hlc::{millis_of, wall_millis as now_ms, Version};
 use crate::domain::node::NodeIds;
 use crate::domain::ValidationError;
 use crate::store::{Account, NewSession, Store, StoreError};
@@ -236,7 +236,7 @@ impl Accounts {
             .session(&token::hash(token), now)
             .await?
             .ok_or(AuthError::Unauthenticated)?;
-        let renew_before = self.settings.session_renew_before.as_millis() as i64;
+        let renew_before = millis_of(self.settings.session_renew_before);
         // A renewal never reaches past the family's absolute end, so a stolen token cannot be
         // kept alive for ever; at that end there is nothing left to gain.
         let room = self.family_end(session.family) > session.expires_at_ms;
@@ -259,7 +259,7 @@ impl Accounts {
     /// last [`RENEW_AGAIN_AFTER`].
     fn renewing(&self, session: Uuid, now: i64) -> bool {
         let mut renewed = self.renewed.lock();
-        let again = now - RENEW_AGAIN_AFTER.as_millis() as i64;
+        let again = now - millis_of(RENEW_AGAIN_AFTER);
         match renewed.get(&session) {
             Some(&at) if at > again => false,
             _ => {
@@ -271,21 +271,21 @@ impl Accounts {
 
     /// Deletes the sessions `nodes` began that expired a while ago (this node's upkeep).
     pub async fn purge_sessions(&self, nodes: &NodeIds) -> Result<u64, StoreError> {
-        let before = now_ms() - EXPIRED_SESSIONS_KEPT.as_millis() as i64;
+        let before = now_ms() - millis_of(EXPIRED_SESSIONS_KEPT);
         self.store.purge_sessions(nodes, before).await
     }
 
     /// Deletes the accounts `nodes` registered longer than [`UNAPPROVED_ACCOUNTS_KEPT`] ago
     /// that were never approved (this node's upkeep).
     pub async fn purge_unapproved(&self, nodes: &NodeIds) -> Result<u64, StoreError> {
-        let before = Version::at_millis(now_ms() - UNAPPROVED_ACCOUNTS_KEPT.as_millis() as i64);
+        let before = Version::at_millis(now_ms() - millis_of(UNAPPROVED_ACCOUNTS_KEPT));
         self.store.purge_pending_accounts(nodes, before).await
     }
 
     /// When a session of `family` begun at `now` expires: a full lifetime, but never past
     /// the family's end.
     fn renewed_expiry(&self, family: Uuid, now: i64) -> i64 {
-        (now + self.settings.session_ttl.as_millis() as i64).min(self.family_end(family))
+        (now + millis_of(self.settings.session_ttl)).min(self.family_end(family))
     }
 
     /// When a session family ends, however often renewed: its login (the family id is the
@@ -295,7 +295,7 @@ impl Accounts {
             let (secs, nanos) = t.to_unix();
             secs as i64 * 1000 + i64::from(nanos / 1_000_000)
         });
-        started + self.settings.session_max_age.as_millis() as i64
+        started + millis_of(self.settings.session_max_age)
     }
 
     /// Ends the session family: this token, the one it was renewed from and any renewed
@@ -316,7 +316,7 @@ impl Accounts {
     /// Called now and then so the rate limiters forget addresses that went quiet.
     pub fn prune_limits(&self) {
         self.limits.prune();
-        let again = now_ms() - RENEW_AGAIN_AFTER.as_millis() as i64;
+        let again = now_ms() - millis_of(RENEW_AGAIN_AFTER);
         self.renewed.lock().retain(|_, at| *at > again);
     }
 

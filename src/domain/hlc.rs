@@ -72,8 +72,14 @@ impl Hlc {
 pub fn wall_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(millis_of)
         .unwrap_or(0)
+}
+
+/// A duration in whole milliseconds, as times are counted here (saturating: no duration
+/// classcast handles comes near the 292 million years an `i64` of milliseconds holds).
+pub fn millis_of(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use crate::domain::account::parse_name;
 use crate::domain::board::{
     apply, fingerprint, BoardState, CommandError, LessonAt, Op, PairingCode, Shown,
 };
-use crate::domain::hlc::{wall_millis as now_ms, Hlc, Version};
+use crate::domain::hlc::{millis_of, wall_millis as now_ms, Hlc, Version};
 use crate::domain::lesson::LessonContent;
 use crate::domain::ValidationError;
 use crate::store::{Account, ActiveCode, BoardPairing, Saved, Store, StoreError};
@@ -281,7 +281,7 @@ impl Live {
         self.authorize(account, cmd.board).await?;
         let op = Op::parse(&cmd.op, &cmd.args)?;
         self.limits.command(account.id)?;
-        if Version(cmd.seen).millis() > now_ms() + SEEN_AHEAD_MAX.as_millis() as i64 {
+        if Version(cmd.seen).millis() > now_ms() + millis_of(SEEN_AHEAD_MAX) {
             return Err(CommandError::InvalidArgs(format!(
                 "`seen` {} is a version no server has made yet: send the newest version of \
                  the board you were sent, or 0",

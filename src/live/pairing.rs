@@ -56,7 +56,7 @@ impl Live {
             digits = PairingCode::generate();
             holder = self.store.resolve_code(&digits, now_ms()).await?;
         }
-        let expires = now_ms() + self.code_ttl.as_millis() as i64;
+        let expires = now_ms() + millis_of(self.code_ttl);
         let code = self.store.issue_code(board, &digits, expires).await?;
         if let Some(other) = holder.filter(|h| h.board != board) {
             self.pairing_changed(other.board);

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::grants::Grant;
 use super::protocol::ServerMsg;
 use super::{Live, LiveError, PresenceGuard};
-use crate::domain::hlc::wall_millis as now_ms;
+use crate::domain::hlc::{millis_of, wall_millis as now_ms};
 
 pub struct Subscriber {
     live: Arc<Live>,
@@ -163,7 +163,7 @@ fn pairing_feed(
                     }
                     Err(e) => {
                         tracing::warn!(%board, error = %e, "cannot read pairing");
-                        wait = Some(Some(now_ms() + PAIRING_RETRY.as_millis() as i64));
+                        wait = Some(Some(now_ms() + millis_of(PAIRING_RETRY)));
                     }
                 }
             }

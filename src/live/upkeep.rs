@@ -72,7 +72,7 @@ impl Live {
     /// more than [`STATE_RETENTION`] ago (docs/architecture.md section 3, rule 3: the only
     /// deletes are of superseded rows).
     pub async fn purge_states(&self, nodes: &NodeIds) -> Result<u64, LiveError> {
-        let retention = STATE_RETENTION.as_millis() as i64;
+        let retention = millis_of(STATE_RETENTION);
         let cutoff = Version::at_millis(now_ms() - retention);
         Ok(self.store.purge_board_states(nodes, cutoff).await?)
     }
@@ -80,14 +80,14 @@ impl Live {
     /// Deletes the pairing codes `nodes` issued that expired more than [`CODE_RETENTION`]
     /// ago: a board draws a code every few minutes for as long as it waits, every day.
     pub async fn purge_codes(&self, nodes: &NodeIds) -> Result<u64, LiveError> {
-        let cutoff = now_ms() - CODE_RETENTION.as_millis() as i64;
+        let cutoff = now_ms() - millis_of(CODE_RETENTION);
         Ok(self.store.purge_codes(nodes, cutoff).await?)
     }
 
     /// Deletes the boards `nodes` claimed more than [`UNPAIRED_BOARD_RETENTION`] ago that were
     /// never paired and show no code: anonymous claims do not pile up for ever.
     pub async fn purge_unpaired_boards(&self, nodes: &NodeIds) -> Result<u64, LiveError> {
-        let cutoff = Version::at_millis(now_ms() - UNPAIRED_BOARD_RETENTION.as_millis() as i64);
+        let cutoff = Version::at_millis(now_ms() - millis_of(UNPAIRED_BOARD_RETENTION));
         Ok(self.store.purge_unpaired_boards(nodes, cutoff).await?)
     }
 }

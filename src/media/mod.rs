@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::domain::hlc::{wall_millis, Version};
+use crate::domain::hlc::{millis_of, wall_millis, Version};
 use crate::domain::media::{MediaKind, SNIFF_BYTES};
 use crate::domain::node::NodeIds;
 use crate::store::{Media, Preview, Store, StoreError, MEDIA_CHUNK, MEDIA_FILE_OVERHEAD};
@@ -377,7 +377,7 @@ pub const MEDIA_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// named for [`MEDIA_GRACE`], and what is left of uploads cut off mid-way; returns how many
 /// files went.
 pub async fn purge(store: &dyn Store, nodes: &NodeIds) -> Result<u64, MediaError> {
-    let before = Version::at_millis(wall_millis() - MEDIA_GRACE.as_millis() as i64);
+    let before = Version::at_millis(wall_millis() - millis_of(MEDIA_GRACE));
     Ok(store.purge_media(nodes, before).await?)
 }
 

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::board::BoardState;
-use crate::domain::hlc::{Hlc, Version};
+use crate::domain::hlc::{millis_of, Hlc, Version};
 use crate::domain::node::Node;
 use crate::store::sql::*;
 use crate::store::state_writer::{StateWrite, StateWriter, STATE_BATCH};
@@ -672,8 +672,7 @@ impl Store for PgStore {
     }
 
     async fn live_nodes(&self, within: Duration) -> StoreResult<u32> {
-        let since =
-            Version::at_millis(crate::domain::hlc::wall_millis() - within.as_millis() as i64);
+        let since = Version::at_millis(crate::domain::hlc::wall_millis() - millis_of(within));
         let nodes: i64 = sqlx::query_scalar(&q(
             "SELECT COUNT(DISTINCT node) FROM node_heartbeat WHERE version >= ?",
         ))
@@ -684,8 +683,7 @@ impl Store for PgStore {
     }
 
     async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<NodeIds> {
-        let cutoff =
-            Version::at_millis(crate::domain::hlc::wall_millis() - lease.as_millis() as i64);
+        let cutoff = Version::at_millis(crate::domain::hlc::wall_millis() - millis_of(lease));
         let live: Vec<String> = sqlx::query_scalar(&q(
             "SELECT node::text FROM node_heartbeat GROUP BY node HAVING MAX(version) >= ?
              ORDER BY 1",

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::board::BoardState;
-use crate::domain::hlc::{Hlc, Version};
+use crate::domain::hlc::{millis_of, Hlc, Version};
 use crate::domain::node::Node;
 
 mod accounts;
@@ -319,8 +319,7 @@ impl Store for SqliteStore {
     }
 
     async fn live_nodes(&self, within: Duration) -> StoreResult<u32> {
-        let since =
-            Version::at_millis(crate::domain::hlc::wall_millis() - within.as_millis() as i64);
+        let since = Version::at_millis(crate::domain::hlc::wall_millis() - millis_of(within));
         let nodes: i64 = sqlx::query_scalar(
             "SELECT COUNT(DISTINCT node) FROM node_heartbeat WHERE version >= ?",
         )
@@ -331,8 +330,7 @@ impl Store for SqliteStore {
     }
 
     async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<NodeIds> {
-        let cutoff =
-            Version::at_millis(crate::domain::hlc::wall_millis() - lease.as_millis() as i64);
+        let cutoff = Version::at_millis(crate::domain::hlc::wall_millis() - millis_of(lease));
         let live: Vec<String> = sqlx::query_scalar(
             "SELECT node FROM node_heartbeat GROUP BY node HAVING MAX(version) >= ? ORDER BY node",
         )

@@ -78,7 +78,7 @@ pub async fn compare(urls: &[String]) -> Result<Vec<Difference>, ClusterError> {
         return Ok(Vec::new());
     }
     let before = crate::domain::hlc::Version::at_millis(
-        crate::domain::hlc::wall_millis() - SETTLING.as_millis() as i64,
+        crate::domain::hlc::wall_millis() - crate::domain::hlc::millis_of(SETTLING),
     );
     let mut differences = Vec::new();
     for table in REPLICATED_TABLES {
