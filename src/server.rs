@@ -254,7 +254,13 @@ pub async fn serve(
         quota: quota.clone(),
         room: crate::media::Room::new(media.lesson_file.max_bytes),
         media: Arc::new(media),
-        config: Arc::new(config),
+        http: Arc::new(http::HttpSettings {
+            max_body_bytes: config.max_body_bytes,
+            request_deadline: config.request_deadline,
+            trusted_proxies: config.trusted_proxies.clone(),
+            allowed_origins: config.allowed_origins.clone(),
+            api_hosts: config.api_hosts.clone(),
+        }),
     };
     let room = state.room.clone();
     let chores_live = live.clone();
@@ -329,7 +335,7 @@ pub async fn serve(
             }
         }
     });
-    let limits = connection_limits(&state.config);
+    let limits = connection_limits(&config);
     tracing::info!(
         total = limits.total,
         per_address = limits.per_address,

@@ -41,7 +41,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             match rejection.status() {
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
-                    limit: state.config.max_body_bytes,
+                    limit: state.http.max_body_bytes,
                 },
                 _ => {
                     ApiError::bad_request("unreadable_body", "The request body could not be read.")
@@ -192,7 +192,7 @@ impl FromRequestParts<AppState> for ClientIp {
         Ok(ClientIp(counted_as(client_address(
             peer,
             &parts.headers,
-            &state.config.trusted_proxies,
+            &state.http.trusted_proxies,
         ))))
     }
 }

@@ -18,7 +18,6 @@ use super::connections::Slot;
 use super::error::ApiError;
 use super::extract::ClientIp;
 use super::AppState;
-use crate::config::Config;
 use crate::live::connection::{
     answer, apply_in_turn, follow, identity_ended, identity_grant, too_many_boards, welcome, Peer,
     Reply,
@@ -42,7 +41,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&headers, &state.config) {
+    if !origin_allowed(&headers, &state.http.allowed_origins) {
         return ApiError::Forbidden {
             code: "origin_not_allowed",
             message: "This page's origin may not open a live connection to this server.".into(),
@@ -69,7 +68,7 @@ pub async fn upgrade(
 /// Browsers always send `Origin` on a WebSocket: it must be this server's own origin (the
 /// `Host` it was reached at) or one of the configured front-end origins. Non-browser clients
 /// send none and are let through; they authenticate like everyone else.
-pub fn origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
+pub fn origin_allowed(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return true;
     };
@@ -81,7 +80,7 @@ pub fn origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
         .is_some_and(|rest| rest == host);
-    own || config.allowed_origins.iter().any(|o| o == origin)
+    own || allowed_origins.iter().any(|o| o == origin)
 }
 
 async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Slot>) {

@@ -40,7 +40,6 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::Accounts;
-use crate::config::Config;
 use crate::store::Store;
 use error::{ApiError, InternalCause};
 use extract::RenewalSlot;
@@ -53,7 +52,7 @@ pub const RENEWED_TOKEN_EXPIRES: &str = "x-classcast-token-expires";
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub accounts: Arc<Accounts>,
-    pub config: Arc<Config>,
+    pub http: Arc<HttpSettings>,
     pub pages: Arc<pages::Pages>,
     pub client_config: Arc<ops::ClientConfig>,
     pub live: Arc<crate::live::Live>,
@@ -110,8 +109,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn app(state: AppState) -> Router {
     let (api_routes, openapi) = api();
     let openapi = Arc::new(openapi);
-    let body_limit = state.config.max_body_bytes;
-    let csp = content_security_policy(&state.config);
+    let body_limit = state.http.max_body_bytes;
+    let csp = content_security_policy(&state.http);
     Router::new()
         // API answers are for one caller (several carry tokens): no cache may keep them.
         .merge(api_routes.layer(SetResponseHeaderLayer::if_not_present(
@@ -131,11 +130,11 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(session_renewal))
         .layer(middleware::from_fn_with_state(
-            state.config.request_deadline,
+            state.http.request_deadline,
             request_deadline,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(cors(&state.config))
+        .layer(cors(&state.http))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             csp,
@@ -237,10 +236,23 @@ async fn session_renewal(mut req: Request, next: Next) -> Response {
     response
 }
 
+/// What the HTTP layer is given at start (from the settings of the same names): no handler
+/// reads the configuration itself.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub request_deadline: Duration,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Other front-end origins allowed to call (CORS) and to open live connections.
+    pub allowed_origins: Vec<String>,
+    /// API hosts the pages fail over between (the policy lets pages reach them).
+    pub api_hosts: Vec<String>,
+}
+
 /// Scripts and styles only from this origin; connections, pictures and videos from it and
 /// the configured API hosts (any node serves any media); no inline script or style, no framing.
-fn content_security_policy(config: &Config) -> HeaderValue {
-    let hosts: Vec<&str> = config
+fn content_security_policy(settings: &HttpSettings) -> HeaderValue {
+    let hosts: Vec<&str> = settings
         .api_hosts
         .iter()
         .map(String::as_str)
@@ -263,8 +275,8 @@ fn content_security_policy(config: &Config) -> HeaderValue {
 
 /// Cross-origin calls are allowed only from configured front-end origins. No cookies are
 /// used (sessions are bearer tokens), so credentials stay off.
-fn cors(config: &Config) -> CorsLayer {
-    let origins: Vec<HeaderValue> = config
+fn cors(settings: &HttpSettings) -> CorsLayer {
+    let origins: Vec<HeaderValue> = settings
         .allowed_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())

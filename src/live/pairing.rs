@@ -69,7 +69,8 @@ impl Live {
     /// with the same digits) gets a fresh one.
     pub async fn pairing(&self, board: Uuid) -> Result<Pairing, LiveError> {
         if self.store.board_revoked(board).await? {
-            // Heard from another node: the board's pages here close.
+            // Revoked, perhaps on another node whose word did not reach this one: the
+            // board's pages here close.
             self.boards.revoke(&board);
             return Err(LiveError::NotFound);
         }
