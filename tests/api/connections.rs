@@ -254,17 +254,26 @@ async fn idle_keep_alive_connections_give_way_longest_idle_first() {
     // ...and every other place held by keep-alive connections from three addresses, each
     // answered and then idle (as when each sends one cheap request every 15 s).
     let mut idle = Vec::new();
-    for a in 0..3 {
-        let mut tcp = connect_from(&app, &format!("127.0.5.{}", a + 1)).await;
-        assert!(answered(&mut tcp, "/healthz")
-            .await
-            .starts_with("HTTP/1.1 200"));
-        idle.push(tcp);
-    }
-    // Idle as long as the rule asks (2 s) before a connection gives way; then the first (and
-    // the test's own client) are used again: idle that briefly, they keep their places, and
-    // the second has been idle longest.
-    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let keep_alive = |a: u8| {
+        let app = &app;
+        async move {
+            let mut tcp = connect_from(app, &format!("127.0.5.{a}")).await;
+            assert!(answered(&mut tcp, "/healthz")
+                .await
+                .starts_with("HTTP/1.1 200"));
+            tcp
+        }
+    };
+    idle.push(keep_alive(1).await);
+    idle.push(keep_alive(2).await);
+    // The rule's 2 s apart, so which has been idle longer does not hang on how fast the
+    // server marks an answer sent: the second idle about twice as long as the third.
+    let rule = std::time::Duration::from_millis(2_100);
+    tokio::time::sleep(rule).await;
+    idle.push(keep_alive(3).await);
+    tokio::time::sleep(rule).await;
+    // The first (and the test's own client) are used again: idle that briefly, they keep
+    // their places; the second and third may give way, the second has been idle longest.
     assert!(answered(&mut idle[0], "/healthz")
         .await
         .starts_with("HTTP/1.1 200"));
