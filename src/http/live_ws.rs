@@ -86,19 +86,10 @@ pub fn origin_allowed(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
 async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Slot>) {
     let (mut sink, mut stream) = socket.split();
     let hello = match timeout(HELLO_WITHIN, stream.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) => ClientMsg::parse(&text),
+        Ok(Some(Ok(Message::Text(text)))) => Some(ClientMsg::parse(&text)),
         Ok(Some(Err(e))) => return refuse_frame(&mut sink, &e, slot.as_ref()).await,
-        Ok(_) => {
-            let reason = "the first message must be hello";
-            return close_with(
-                slot.as_ref(),
-                &mut sink,
-                &mut stream,
-                close::UNAUTHENTICATED,
-                reason,
-            )
-            .await;
-        }
+        // Not text (or the end): no hello, as below.
+        Ok(_) => None,
         Err(_) => {
             return close_with(
                 slot.as_ref(),
@@ -111,15 +102,15 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
         }
     };
     let (protocol, role, token, boards) = match hello {
-        Ok(ClientMsg::Hello {
+        Some(Ok(ClientMsg::Hello {
             protocol,
             role,
             token,
             boards,
             ..
-        }) => (protocol, role, token, boards),
+        })) => (protocol, role, token, boards),
         // A hello with a bad field is told what was wrong; anything else is no hello.
-        Err(malformed) if malformed.kind.as_deref() == Some("hello") => {
+        Some(Err(malformed)) if malformed.kind.as_deref() == Some("hello") => {
             let _ = sink
                 .send(Message::Text(malformed.refusal().to_json().into()))
                 .await;
@@ -133,7 +124,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
             )
             .await;
         }
-        Ok(_) | Err(_) => {
+        _ => {
             let reason = "the first message must be hello";
             return close_with(
                 slot.as_ref(),

@@ -24,6 +24,24 @@ pub(crate) async fn pair_once_replicated(app: &TestApp, t: &crate::harness::Teac
     })
 }
 
+/// A board on node 2 paired through node 1, its page connected to node 2 and `t`'s console
+/// to node 1 (the session made on node 1 works on node 2 once replicated, but the teacher
+/// stays on node 1), the console seeing the board online.
+async fn board_on_2_followed_from_1(
+    app_1: &TestApp,
+    app_2: &TestApp,
+    t: &crate::harness::Teacher,
+) -> (crate::live::Claimed, Ws, Ws) {
+    let board = claim(app_2).await;
+    pair_once_replicated(app_1, t, &board.code).await;
+    let board_ws = Ws::board(app_2, &board).await;
+    let mut teacher = Ws::teacher(app_1, t, &[&board.id]).await;
+    teacher
+        .until(|m| m["type"] == "board" && m["online"] == true)
+        .await;
+    (board, board_ws, teacher)
+}
+
 #[tokio::test]
 async fn a_teacher_on_one_node_steers_a_board_on_another_and_sees_it_online() {
     if missing(&[Tool::Postgres]) {
@@ -40,16 +58,7 @@ async fn a_teacher_on_one_node_steers_a_board_on_another_and_sees_it_online() {
         )
         .await;
     let lesson = lesson["id"].as_str().unwrap();
-    let board = claim(&app_2).await;
-    pair_once_replicated(&app_1, &t, &board.code).await;
-
-    let mut board_ws = Ws::board(&app_2, &board).await;
-    // The session was made on node 1: it works on node 2 once replicated, but the teacher
-    // stays on node 1 here.
-    let mut teacher = Ws::teacher(&app_1, &t, &[&board.id]).await;
-    teacher
-        .until(|m| m["type"] == "board" && m["online"] == true)
-        .await;
+    let (board, mut board_ws, mut teacher) = board_on_2_followed_from_1(&app_1, &app_2, &t).await;
     let ack = teacher
         .command(&board.id, "present", json!({"lesson": lesson}))
         .await;
@@ -102,13 +111,7 @@ async fn a_board_revoked_through_one_node_closes_on_another_at_once() {
     let (_node_1, app_1) = node_on(&[&url_a, &url_b]);
     let (_node_2, app_2) = node_on(&[&url_b, &url_a]);
     let t = app_1.register("revoker@school.org").await;
-    let board = claim(&app_2).await;
-    pair_once_replicated(&app_1, &t, &board.code).await;
-    let mut board_ws = Ws::board(&app_2, &board).await;
-    let mut teacher = Ws::teacher(&app_1, &t, &[&board.id]).await;
-    teacher
-        .until(|m| m["type"] == "board" && m["online"] == true)
-        .await;
+    let (board, mut board_ws, _teacher) = board_on_2_followed_from_1(&app_1, &app_2, &t).await;
 
     let res = app_1
         .as_teacher(

@@ -2,7 +2,7 @@
 // locking (If-Match), validation errors, conflict handling and revision history.
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
-import { renderSlide } from './slides.js';
+import { createPreview } from './editor-preview.js';
 import { slideThumbnail } from './thumbs.js';
 import { formatDateTime } from './i18n.js';
 import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, initPage, setBusy, setFieldError, t } from './ui.js';
@@ -79,6 +79,7 @@ function toPayload() {
 
 const selected = () => draft.slides.find((s) => s.key === selectedKey) ?? null;
 const selectedIndex = () => draft.slides.findIndex((s) => s.key === selectedKey);
+const preview = createPreview({ selected });
 
 function adopt(data, { keys } = {}) {
   lesson = data;
@@ -170,7 +171,7 @@ function renderForm() {
   renderKindFields(slide);
   renderSecondsHint(slide);
   renderMedia(slide);
-  schedulePreview();
+  preview.schedule();
   $('[data-action="up"]', form).disabled = index === 0;
   $('[data-action="down"]', form).disabled = index === draft.slides.length - 1;
   $('[data-action="duplicate"]', form).disabled = draft.slides.length >= MAX_SLIDES;
@@ -217,58 +218,6 @@ function renderSaveState() {
 function showEditorError(message) {
   editorError.textContent = message ?? '';
   editorError.hidden = !message;
-}
-
-// ---- preview ---------------------------------------------------------------
-// The selected slide as the board will show it: rendered by the server as for the board,
-// drawn by the board's own code, with a warning when its text must shrink past legibility.
-
-const PREVIEW_AFTER_MS = 300; // typing pauses this long before the preview follows
-const SMALL_TEXT_FIT = 5; // board.css: from this step on, text is at most 56% of its size
-let previewTimer = null;
-let previewAsked = 0;
-
-function schedulePreview() {
-  clearTimeout(previewTimer);
-  const slide = selected();
-  const frame = $('#slide-preview');
-  if (slide && frame.dataset.slide !== String(slide.key)) {
-    // Another slide was chosen: its preview at once, and never the last slide's meanwhile.
-    frame.replaceChildren();
-    frame.dataset.slide = slide.key;
-    renderPreview();
-    return;
-  }
-  previewTimer = setTimeout(renderPreview, PREVIEW_AFTER_MS);
-}
-
-async function renderPreview() {
-  const slide = selected();
-  if (!slide) return;
-  const asked = ++previewAsked;
-  // A slide still without its file, answer or seconds is previewed without them.
-  const payload = { kind: slide.kind, title: slide.title, body: slide.body };
-  if (MEDIA_KINDS.includes(slide.kind) && slide.media) payload.media = slide.media;
-  if (slide.kind === 'question') payload.answer = slide.answer;
-  if (slide.kind === 'timer') payload.seconds = slide.seconds;
-  let view;
-  try {
-    ({ body: view } = await api.post('/api/slides/preview', payload));
-  } catch {
-    return; // not valid (too long, say): the form says why when saving
-  }
-  if (asked !== previewAsked) return; // a newer edit is being previewed
-  const frame = $('#slide-preview');
-  const ms = (view.seconds ?? 0) * 1000;
-  const state = {
-    slide: view,
-    revealed: true,
-    timer: { duration_ms: ms, running: false, ends_at: null, remaining_ms: ms },
-    video: { playing: false, position_ms: 0, since: null },
-  };
-  renderSlide(frame, state, { preview: true }).tick(Date.now());
-  const fit = Number(frame.firstElementChild?.dataset.fit ?? 0);
-  $('#preview-small').hidden = fit < SMALL_TEXT_FIT;
 }
 
 // ---- pictures and videos ---------------------------------------------------
@@ -412,7 +361,7 @@ form.addEventListener('input', (event) => {
     renderForm();
   }
   updateListItem(slide);
-  schedulePreview();
+  preview.schedule();
   changed();
 });
 
