@@ -12,8 +12,8 @@
 //! - [`quota`]: what each teacher may store of lessons, over time and in total.
 //! - [`media`]: uploaded pictures and videos: checks, chunked storage, ranges.
 //! - [`lesson_file`]: a lesson and its media as one zip, written and checked before import.
-//! - [`store`]: the storage trait and its SQLite and PostgreSQL implementations (insert-only
-//!   rows), and the replication `classcast cluster` sets up.
+//! - [`store`]: the storage trait, written once over an SQLite and a PostgreSQL backend
+//!   (insert-only rows), and the replication `classcast cluster` sets up.
 //! - [`budget`]: rate-limit budgets every service shares (knows no service).
 //! - [`bus`]: events between the nodes of a cluster (PostgreSQL `NOTIFY`).
 //! - [`domain`]: validated types and pure rules; knows no HTTP, SQL or sockets.

@@ -50,9 +50,4 @@ impl NodeIds {
     pub fn taken_over(&self) -> &[Uuid] {
         &self.0[1..]
     }
-
-    /// The ids as text, as SQLite stores them.
-    pub fn texts(&self) -> Vec<String> {
-        self.0.iter().map(Uuid::to_string).collect()
-    }
 }

@@ -1,5 +1,6 @@
-//! Storage: the [`Store`] trait every backend implements, the records it returns and
-//! [`StoreError`].
+//! Storage: the [`Store`] trait, the records it returns and [`StoreError`]. The store is
+//! written once (`queries/`) over a `Backend` (`backend.rs`) per engine: `sqlite/` for one
+//! machine, `postgres/` for a cluster.
 //!
 //! All SQL lives below this module. Every backend follows the multi-master rules of the
 //! design (section 3) even when it runs alone: replicated rows are only ever inserted, keys
@@ -9,7 +10,10 @@
 //! caller may do something; that is for the layer above, which passes the owner of every
 //! object it asks for.
 
+mod backend;
 pub mod postgres;
+mod queries;
+mod schema;
 mod sql;
 pub mod sqlite;
 mod state_writer;
@@ -47,6 +51,19 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(Box::new(e))
+    }
+}
+
+/// A migration that cannot be applied, or an applied one whose file changed since.
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Unavailable(Box::new(e))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -184,9 +201,9 @@ pub enum Saved {
     Before { board: Uuid, version: Version },
 }
 
-/// Everything classcast keeps. One implementation per database engine; all pass one suite.
-/// The methods come in four parts, one file each in every backend: [`AccountStore`],
-/// [`LessonStore`], [`BoardStore`] and [`MediaStore`].
+/// Everything classcast keeps, on either engine; both pass one suite. The methods come in
+/// four parts, one file each in `queries/`: [`AccountStore`], [`LessonStore`],
+/// [`BoardStore`] and [`MediaStore`].
 #[async_trait]
 pub trait Store:
     AccountStore + LessonStore + BoardStore + MediaStore + Send + Sync + 'static
@@ -453,10 +470,10 @@ pub async fn open(
     let postgres = |url: &String| is_postgres(url);
     match urls {
         [url] if url.starts_with("sqlite:") => Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open(url, node).await?,
+            sqlite::open(url, node).await?,
         )),
         [_, ..] if urls.iter().all(postgres) => Ok(std::sync::Arc::new(
-            postgres::PgStore::open(urls, node).await?,
+            postgres::open(urls, node).await?,
         )),
         [] => Err(OpenError::Unsupported("no database is configured".into())),
         _ if urls.iter().any(|u| u.starts_with("sqlite:")) => Err(OpenError::Unsupported(

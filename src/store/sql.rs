@@ -1,7 +1,7 @@
-//! SQL both backends share: the fragments that decide which row of a fact is current, written
-//! once in the dialect SQLite and PostgreSQL both speak (`?` placeholders, which the
-//! PostgreSQL backend numbers; `NOT x` and `FALSE` for flags SQLite stores as 0/1). The
-//! statements around them, and their binds, are each backend's.
+//! The fragments that decide which row of a fact is current, written once in the dialect
+//! SQLite and PostgreSQL both speak (`NOT x` and `FALSE` for flags SQLite stores as 0/1),
+//! for the statements of `queries/`. A fragment that takes a value names the `$n` it is
+//! bound as.
 
 /// The newest name row of account `a` joined as `p`.
 pub const CURRENT_PROFILE: &str = "JOIN account_name p ON p.account_id = a.id AND NOT EXISTS (
@@ -52,11 +52,11 @@ pub const UNAPPROVED_ACCOUNT_ROWS: [(&str, &str); 6] = [
 pub const OWNS_EMAIL: &str = "NOT EXISTS (SELECT 1 FROM account o
     WHERE o.email_norm = a.email_norm AND (o.version, o.id) < (a.version, a.id))";
 
-/// Session `s` (of account `a`) is live at the bound time: unexpired, not revoked, not older
+/// Session `s` (of account `a`) is live at the time bound as `$2`: unexpired, not revoked, not older
 /// than the account's newest password, the account enabled and approved. (Add
 /// [`OWNS_EMAIL`]: the account must also own its address.)
 pub const LIVE_SESSION: &str = concat!(
-    "s.expires_at > ? AND NOT ",
+    "s.expires_at > $2 AND NOT ",
     disabled!(),
     " AND NOT ",
     pending!(),
@@ -103,35 +103,36 @@ pub const NOT_REVOKED: &str =
 pub const NEVER_PAIRED: &str = "NOT EXISTS (SELECT 1 FROM board_pairing p WHERE p.board_id = b.id)
     AND NOT EXISTS (SELECT 1 FROM board_code c WHERE c.board_id = b.id)";
 
-/// Code row `c` is usable: unexpired, unused, its board's newest code, and no newer board
+/// Code row `c` is usable at the time bound as `$2`: unexpired, unused, its board's newest code, and no newer board
 /// drew the same digits.
-pub const USABLE_CODE: &str = "c.expires_at > ?
+pub const USABLE_CODE: &str = "c.expires_at > $2
     AND NOT EXISTS (SELECT 1 FROM board_code_use u WHERE u.code_id = c.id)
     AND NOT EXISTS (SELECT 1 FROM board_code n WHERE n.board_id = c.board_id
         AND (n.version, n.id) > (c.version, c.id))
     AND NOT EXISTS (SELECT 1 FROM board_code o WHERE o.code = c.code
         AND (o.version, o.id) > (c.version, c.id))";
 
-/// The stored media with the SHA-256 bound twice (`media_id`, `media_type`, `size`,
+/// The stored media with the SHA-256 bound as `$1` (`media_id`, `media_type`, `size`,
 /// `chunks`): the lowest `(version, id)` of its `media_file` rows, else the row an earlier
 /// release stored keyed by the SHA-256 in `media`.
-pub const MEDIA_ROW: &str = "SELECT media_id, media_type, size, chunks FROM (
+pub const MEDIA_ROW: &str = "SELECT media_id, media_type, size, CAST(chunks AS BIGINT) AS chunks
+    FROM (
     SELECT media_id, media_type, size, chunks, 0 AS legacy, version, CAST(id AS TEXT) AS row_id
-    FROM media_file WHERE media_id = ?
+    FROM media_file WHERE media_id = $1
     UNION ALL
-    SELECT id, media_type, size, chunks, 1, version, id FROM media WHERE id = ?
+    SELECT id, media_type, size, chunks, 1, version, id FROM media WHERE id = $1
 ) m ORDER BY legacy, version, row_id LIMIT 1";
 
-/// The bytes of chunk `n` of a media, bound as the SHA-256 and `n`: as [`MEDIA_ROW`], the
+/// The bytes of chunk `n` of a media, bound as the SHA-256 (`$1`) and `n` (`$2`): as [`MEDIA_ROW`], the
 /// lowest `(version, id)` of its `media_file_chunk` rows (every upload of one file stores the
 /// same bytes). The row is chosen from the index alone, so no chunk but the one served is read
 /// (sorting the chunks themselves cut serving to a quarter).
 pub const MEDIA_CHUNK_ROW: &str = "SELECT bytes FROM media_file_chunk WHERE id =
-    (SELECT id FROM media_file_chunk WHERE media_id = ? AND n = ? ORDER BY version, id LIMIT 1)";
+    (SELECT id FROM media_file_chunk WHERE media_id = $1 AND n = $2 ORDER BY version, id LIMIT 1)";
 
 /// The bytes of a chunk an earlier release stored in `media_chunk`, bound as
-/// `<SHA-256>/<n>`: read where [`MEDIA_CHUNK_ROW`] finds none.
-pub const MEDIA_CHUNK_BY_CONTENT: &str = "SELECT bytes FROM media_chunk WHERE id = ?";
+/// `<SHA-256>/<n>` (`$1`): read where [`MEDIA_CHUNK_ROW`] finds none.
+pub const MEDIA_CHUNK_BY_CONTENT: &str = "SELECT bytes FROM media_chunk WHERE id = $1";
 
 /// The tables of what belongs to a media (by its SHA-256 in `media_id`), purged once no
 /// stored media has that SHA-256.

@@ -1,7 +1,7 @@
 //! The board-state writer every backend shares: board states are stored in group-committed
 //! batches, so that when a thousand teachers press "next" at 8:30 each press waits for one
 //! shared commit instead of a thousand commits in a row. A state is acknowledged only after
-//! the transaction holding it has committed. The SQL is each backend's ([`StateRows`]); the
+//! the transaction holding it has committed. The SQL is the store's ([`StateRows`]); the
 //! rules live here once:
 //! - a command id is stored once: a repeat, inside a batch or later, gets the first outcome;
 //! - a new state's version is above every stored state of its board, whichever node wrote
@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::Saved;
+use super::{Saved, StoreError};
 use crate::domain::hlc::{Hlc, Version};
 
 /// One board state waiting to be stored, and where to say it is durable.
@@ -40,13 +40,13 @@ pub(crate) struct NewState<'a> {
 pub(crate) trait StateRows: Send {
     /// The newest stored version of each of these boards (those without a state are left
     /// out).
-    async fn newest(&mut self, boards: Vec<Uuid>) -> Result<HashMap<Uuid, Version>, sqlx::Error>;
+    async fn newest(&mut self, boards: Vec<Uuid>) -> Result<HashMap<Uuid, Version>, StoreError>;
     /// In one statement, inserts every row whose command id is new and whose version is above
     /// every stored state of its board; returns the command ids it stored.
-    async fn insert(&mut self, rows: &[NewState<'_>]) -> Result<HashSet<Uuid>, sqlx::Error>;
+    async fn insert(&mut self, rows: &[NewState<'_>]) -> Result<HashSet<Uuid>, StoreError>;
     /// The stored outcome of each of these commands; a command stored twice (a resend that
     /// reached two nodes) answers its lowest `(version, id)`, the same on every node.
-    async fn earlier(&mut self, commands: &[Uuid]) -> Result<HashMap<Uuid, Saved>, sqlx::Error>;
+    async fn earlier(&mut self, commands: &[Uuid]) -> Result<HashMap<Uuid, Saved>, StoreError>;
 }
 
 /// Most states one batch holds.
@@ -108,7 +108,7 @@ impl<R: StateRows> StateWriter<R> {
     async fn store(
         &mut self,
         batch: &[StateWrite],
-    ) -> Result<Vec<Result<Saved, String>>, sqlx::Error> {
+    ) -> Result<Vec<Result<Saved, String>>, StoreError> {
         // Each command once: a resend inside the same batch gets the first one's outcome.
         let mut first_of: HashMap<Uuid, usize> = HashMap::new();
         let mut pending: Vec<usize> = (0..batch.len())
@@ -207,7 +207,7 @@ impl<R: StateRows> StateWriter<R> {
     async fn newest_of(
         &mut self,
         boards: impl Iterator<Item = Uuid>,
-    ) -> Result<HashMap<Uuid, Version>, sqlx::Error> {
+    ) -> Result<HashMap<Uuid, Version>, StoreError> {
         let mut newest = HashMap::new();
         let mut unknown = Vec::new();
         for board in boards {

@@ -19,6 +19,8 @@ mod tools;
 
 mod purges;
 use purges::*;
+mod upgrades;
+use upgrades::*;
 
 /// Every replicated table: the list `cluster init` puts in the replication set, checked
 /// below against both schemas.
@@ -328,6 +330,7 @@ suite!(
         a_purge_larger_than_a_batch_removes_every_row_in_turn,
         purging_media_keeps_what_lessons_name,
         media_an_earlier_release_keyed_by_content_is_still_read_counted_and_purged,
+        a_database_of_the_previous_release_upgrades_in_place,
     ],
 );
 
@@ -628,7 +631,7 @@ async fn the_sqlite_schema_follows_the_replication_rules() {
     let mut conn = sqlx::SqliteConnection::connect(&db.url()).await.unwrap();
     let tables: Vec<String> = sqlx::query(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-         AND name NOT IN ('schema_migration', 'local_node') ORDER BY name",
+         AND name NOT IN ('_sqlx_migrations', 'schema_migration', 'local_node') ORDER BY name",
     )
     .fetch_all(&mut conn)
     .await
@@ -1103,101 +1106,6 @@ async fn a_rename_made_elsewhere_undoes_neither_a_disable_nor_an_unpairing(db: D
     ));
 }
 
-#[tokio::test]
-async fn upgrading_to_one_row_per_fact_keeps_every_account_and_pairing_as_it_was() {
-    // A database as schema 6 left it, with an approved, a disabled and a pending account,
-    // a renamed one, and a standing and a removed pairing.
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql("CREATE TABLE schema_migration (name TEXT PRIMARY KEY NOT NULL, applied_at INTEGER NOT NULL)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/migrations/sqlite");
-    let mut files: Vec<_> = std::fs::read_dir(migrations)
-        .unwrap()
-        .map(|f| f.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap() < "0007")
-        .collect();
-    files.sort();
-    for file in &files {
-        sqlx::raw_sql(&std::fs::read_to_string(file).unwrap())
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let name = file.file_stem().unwrap().to_str().unwrap();
-        sqlx::query("INSERT INTO schema_migration VALUES (?, 0)")
-            .bind(name)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
-    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
-    let board = Uuid::now_v7();
-    let mut seed = String::new();
-    for (i, (id, email)) in ids.iter().zip(["a", "b", "c", "d"]).enumerate() {
-        seed += &format!(
-            "INSERT INTO account VALUES ('{id}', '{email}@s.org', '{email}@s.org', {v}, 'n');
-             INSERT INTO account_profile VALUES ('{p}', '{id}', {v}, 'n', 'Name {email}', {d}, {pe});",
-            v = 1000 + i,
-            p = Uuid::now_v7(),
-            d = i32::from(i == 1 || i == 2),
-            pe = i32::from(i == 2),
-        );
-    }
-    // The fourth renamed itself later.
-    seed += &format!(
-        "INSERT INTO account_profile VALUES ('{}', '{}', 2000, 'n', 'Renamed d', 0, 0);
-         INSERT INTO board VALUES ('{board}', 'hash', 1000, 'n');
-         INSERT INTO board_pairing VALUES ('{}', '{board}', '{}', 'Room A', 0, 1100, 'n');
-         INSERT INTO board_pairing VALUES ('{}', '{board}', '{}', 'Room B', 0, 1100, 'n');
-         INSERT INTO board_pairing VALUES ('{}', '{board}', '{}', 'Room B', 1, 1200, 'n');",
-        Uuid::now_v7(),
-        ids[3],
-        Uuid::now_v7(),
-        ids[0],
-        Uuid::now_v7(),
-        ids[1],
-        Uuid::now_v7(),
-        ids[1],
-    );
-    sqlx::raw_sql(&seed).execute(&mut conn).await.unwrap();
-    drop(conn);
-
-    let store = store::open(std::slice::from_ref(&url), &Node::new(Uuid::now_v7()))
-        .await
-        .unwrap();
-    let applied = store.migrate().await.unwrap();
-    assert_eq!(
-        applied.first().map(String::as_str),
-        Some("0007_independent_facts")
-    );
-    let facts = |a: &classcast::store::Account| (a.name.clone(), a.disabled, a.pending);
-    let mut seen = Vec::new();
-    for id in &ids {
-        seen.push(facts(&store.account(*id).await.unwrap()));
-    }
-    assert_eq!(
-        seen,
-        [
-            ("Name a".to_owned(), false, false),
-            ("Name b".to_owned(), true, false),
-            ("Name c".to_owned(), true, true),
-            ("Renamed d".to_owned(), false, false),
-        ]
-    );
-    let kept = store.boards_of(ids[0]).await.unwrap();
-    assert_eq!((kept.len(), kept[0].name.as_str()), (1, "Room A"));
-    assert!(
-        store.boards_of(ids[1]).await.unwrap().is_empty(),
-        "the removed pairing"
-    );
-    // Approving the pending account still works on the new rows.
-    let approved = store.set_account_disabled(ids[2], false).await.unwrap();
-    assert!(!approved.disabled && !approved.pending);
-}
-
 /// Media stored before schema 12 (SQLite) / 4 (PostgreSQL), keyed by their SHA-256 in
 /// `media` and `media_chunk`, as those databases hold them.
 async fn media_an_earlier_release_keyed_by_content_is_still_read_counted_and_purged(db: Db) {
@@ -1322,7 +1230,7 @@ async fn the_postgres_schema_mirrors_sqlite_and_follows_the_replication_rules() 
     let rows = sqlx::query(
         "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
-         AND m.name NOT IN ('schema_migration', 'local_node') ORDER BY 1, 2",
+         AND m.name NOT IN ('_sqlx_migrations', 'schema_migration', 'local_node') ORDER BY 1, 2",
     )
     .fetch_all(&mut lite)
     .await

@@ -1,44 +1,36 @@
 //! PostgreSQL, for cluster mode: several app nodes on databases that replicate both ways.
 //!
 //! The same tables and insert-only rules as SQLite's (`migrations/postgres`), with native
-//! types; one file per part of the [`Store`] trait, mirroring `store/sqlite` one for one
-//! (`accounts.rs`, `lessons.rs`, `boards.rs`, and the board-state writer in `writer.rs`).
-//! Migrations keep local bookkeeping in `schema_migration`, which does not replicate (nor
-//! does DDL); `cluster.rs` is the two-way replication `classcast cluster init` sets up.
-//!
-//! SQL is written with `?` placeholders, as for SQLite, and numbered for PostgreSQL by
-//! [`q`]: the two backends' statements then differ only where the dialects do.
+//! types. The queries are the store's (`store/queries`); this backend runs them
+//! (`Backend`) on whichever of a node's databases answers (`Databases`), and adds what a
+//! cluster must check before it answers a write (that a registration or a lesson save was
+//! not overtaken through another database). Migrations keep local bookkeeping in
+//! `_sqlx_migrations`, which does not replicate (nor does DDL); `cluster/` is the two-way
+//! replication `classcast cluster init` sets up.
 
 pub mod cluster;
 
-mod accounts;
-mod boards;
-mod lessons;
-mod media;
-mod writer;
-
-use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::migrate::{Migrate, Migrator};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, Postgres, Row, Transaction};
-use tokio::sync::{mpsc, oneshot, watch};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
+use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::*;
-use crate::domain::board::BoardState;
-use crate::domain::hlc::{millis_of, Hlc, Version};
+use super::backend::{Arg, Backend, On};
+use super::queries::SqlStore;
+use super::sql::OWNS_EMAIL;
+use super::state_writer::NewState;
+use super::{redact_url, schema, DatabaseStatus, OpenError, StoreResult};
 use crate::domain::node::Node;
-use crate::store::sql::*;
-use crate::store::state_writer::{StateWrite, StateWriter, STATE_BATCH};
-use writer::PgRows;
 
-/// Every migration, in order; a name is applied once per database.
+/// The migrations of `migrations/postgres`, in order (see `store::schema`).
 const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_schema",
@@ -91,54 +83,50 @@ pub const REPLICATED_TABLES: &[&str] = &[
 ];
 
 /// Tables of this database alone: never replicated.
-pub const LOCAL_TABLES: &[&str] = &["schema_migration"];
-
-const BOOTSTRAP: &str = "CREATE TABLE IF NOT EXISTS schema_migration (
-    name text PRIMARY KEY, applied_at bigint NOT NULL)";
+pub const LOCAL_TABLES: &[&str] = &["_sqlx_migrations", "schema_migration"];
 
 /// Applies pending migrations to the database `conn` is connected to; returns their names.
-/// Nodes starting at once take turns (an advisory lock), so each migration runs once.
-pub async fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+/// All in one transaction under an advisory lock: nodes starting at once take turns, and each
+/// migration runs once.
+pub async fn migrate(conn: &mut PgConnection) -> StoreResult<Vec<String>> {
+    let migrator = Migrator::new(schema::Embedded(MIGRATIONS)).await?;
     let mut tx = conn.begin().await?;
+    // sqlx creates its table with `IF NOT EXISTS`, which would log a notice on every start.
+    sqlx::query("SET LOCAL client_min_messages = warning")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('classcast migrations'))")
         .execute(&mut *tx)
         .await?;
-    // Only when missing: `IF NOT EXISTS` would print a notice on every start.
-    let bookkept: bool = sqlx::query_scalar("SELECT to_regclass('schema_migration') IS NOT NULL")
-        .fetch_one(&mut *tx)
-        .await?;
-    if !bookkept {
-        sqlx::Executor::execute(&mut *tx, BOOTSTRAP).await?;
+    let (made, earlier_release): (bool, bool) = sqlx::query_as(
+        "SELECT to_regclass('_sqlx_migrations') IS NOT NULL,
+                to_regclass('schema_migration') IS NOT NULL",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !made {
+        tx.ensure_migrations_table().await?;
     }
-    let mut applied = Vec::new();
-    for (name, sql) in MIGRATIONS {
-        let done = sqlx::query("SELECT 1 FROM schema_migration WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if done {
-            continue;
-        }
-        sqlx::Executor::execute(&mut *tx, *sql).await?;
-        sqlx::query("INSERT INTO schema_migration (name, applied_at) VALUES ($1, $2)")
-            .bind(name)
-            .bind(crate::domain::hlc::wall_millis())
-            .execute(&mut *tx)
+    if !made && earlier_release {
+        let recorded: Vec<String> = sqlx::query_scalar("SELECT name FROM schema_migration")
+            .fetch_all(&mut *tx)
             .await?;
-        applied.push((*name).to_owned());
+        for (version, description, checksum) in schema::bridge(&migrator, &recorded) {
+            sqlx::query(schema::RECORD)
+                .bind(version)
+                .bind(description)
+                .bind(checksum)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
+    let applied = schema::apply(&migrator, &mut *tx).await?;
     tx.commit().await?;
     Ok(applied)
 }
 
-pub struct PgStore {
-    databases: Arc<Databases>,
-    hlc: Arc<Hlc>,
-    node: Uuid,
-    /// Board states go through one group-committing writer per node (see `StateWriter`).
-    states: mpsc::Sender<StateWrite>,
-}
+/// The store on PostgreSQL.
+pub(crate) type PgStore = SqlStore<Databases>;
 
 /// The databases a node may use, in order of preference, and the one it uses now: the first
 /// that answers. A watcher checks them every [`WATCH_EVERY`], so a node moves to the next
@@ -355,7 +343,7 @@ impl Databases {
 
 /// Makes `tx` count as in progress from now on (it takes its transaction id at once rather
 /// than at its first write), so a node waiting on this database for what was in progress
-/// when its own row arrived ([`PgStore::where_arrived`]) waits for a check `tx` makes next.
+/// when its own row arrived ([`Databases::where_arrived`]) waits for a check `tx` makes next.
 async fn in_progress_from_now(tx: &mut Transaction<'_, Postgres>) -> StoreResult<()> {
     sqlx::query("SELECT pg_current_xact_id()")
         .execute(&mut **tx)
@@ -367,7 +355,7 @@ async fn in_progress_from_now(tx: &mut Transaction<'_, Postgres>) -> StoreResult
 /// a lesson save) waits for its row to reach the other databases before it is answered.
 const SEEN_WITHIN: Duration = Duration::from_secs(2);
 
-impl PgStore {
+impl Databases {
     /// A connection to each other database that answers, once the row `id` of `table`,
     /// written here, has reached it and every transaction in progress there at that moment
     /// has ended: a write of the same thing made on that database, whose check ran before
@@ -385,7 +373,7 @@ impl PgStore {
         let mut arrived = Vec::new();
         // `table` is one of this crate's table names, never outside input.
         let sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1)");
-        for mut other in self.databases.others().await {
+        for mut other in self.others().await {
             // Replication takes about a millisecond or two here: look again soon, then less
             // often.
             let mut wait = Duration::from_millis(1);
@@ -441,189 +429,265 @@ impl PgStore {
             wait = (wait * 2).min(Duration::from_millis(50));
         }
     }
+}
 
-    /// Connects to the databases at `urls` (in order of preference) for `node`; at least one
-    /// must answer now. The others are connected to when they answer.
-    pub async fn open(urls: &[String], node: &Node) -> Result<Self, OpenError> {
-        let mut members = Vec::new();
-        for url in urls {
-            let unreachable = |reason: String| OpenError::Unreachable {
-                url: redact_url(url),
-                reason,
-            };
-            // An answered write is durable: each commit waits for the WAL's flush.
-            let options = PgConnectOptions::from_str(url)
-                .map_err(|e| unreachable(e.to_string()))?
-                .options([
-                    ("statement_timeout", STATEMENT_TIMEOUT),
-                    ("synchronous_commit", "on"),
-                ]);
-            let pool = |connections: u32| {
-                PgPoolOptions::new()
-                    .max_connections(connections)
-                    .acquire_timeout(ACQUIRE_WITHIN)
-                    .connect_lazy_with(options.clone())
-            };
-            members.push(Database {
-                url: redact_url(url),
-                read: pool(8),
-                write: pool(4),
-                states: pool(1),
-                options,
-                probe: Default::default(),
-                cannot_catch_up: Default::default(),
-                assessed: Default::default(),
-                answered: Default::default(),
-            });
-        }
-        let databases = Arc::new(Databases {
-            members,
-            active: watch::Sender::new(0),
+/// Connects to the databases at `urls` (in order of preference) for `node`; at least one
+/// must answer now. The others are connected to when they answer.
+pub(crate) async fn open(urls: &[String], node: &Node) -> Result<PgStore, OpenError> {
+    let mut members = Vec::new();
+    for url in urls {
+        let unreachable = |reason: String| OpenError::Unreachable {
+            url: redact_url(url),
+            reason,
+        };
+        // An answered write is durable: each commit waits for the WAL's flush.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| unreachable(e.to_string()))?
+            .options([
+                ("statement_timeout", STATEMENT_TIMEOUT),
+                ("synchronous_commit", "on"),
+            ]);
+        let pool = |connections: u32| {
+            PgPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(ACQUIRE_WITHIN)
+                .connect_lazy_with(options.clone())
+        };
+        members.push(Database {
+            url: redact_url(url),
+            read: pool(8),
+            write: pool(4),
+            states: pool(1),
+            options,
+            probe: Default::default(),
+            cannot_catch_up: Default::default(),
+            assessed: Default::default(),
+            answered: Default::default(),
         });
-        let answering = databases.answering().await;
-        let Some(first) = answering.iter().position(|a| *a) else {
-            // Why the first one does not (a refused certificate, a wrong password, …).
-            let why = match PgConnection::connect_with(&databases.members[0].options).await {
-                Err(e) => format!("no database answers ({e})"),
-                Ok(_) => "no database answers".to_owned(),
-            };
-            return Err(OpenError::Unreachable {
-                url: urls
-                    .iter()
-                    .map(|u| redact_url(u))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                reason: why,
-            });
+    }
+    let databases = Arc::new(Databases {
+        members,
+        active: watch::Sender::new(0),
+    });
+    let answering = databases.answering().await;
+    let Some(first) = answering.iter().position(|a| *a) else {
+        // Why the first one does not (a refused certificate, a wrong password, …).
+        let why = match PgConnection::connect_with(&databases.members[0].options).await {
+            Err(e) => format!("no database answers ({e})"),
+            Ok(_) => "no database answers".to_owned(),
         };
-        databases.active.send_replace(first);
-        databases.assess().await;
-        databases.choose().await;
-        tokio::spawn(databases.clone().watch());
-        tokio::spawn(databases.clone().mend_replication());
-        let (states, queue) = mpsc::channel(4 * STATE_BATCH);
-        let rows = PgRows {
-            databases: databases.clone(),
-            node: node.id,
-        };
-        tokio::spawn(StateWriter::new(rows, node.clock.clone()).run(queue));
-        Ok(Self {
-            databases,
-            hlc: node.clock.clone(),
-            node: node.id,
-            states,
-        })
+        return Err(OpenError::Unreachable {
+            url: urls
+                .iter()
+                .map(|u| redact_url(u))
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason: why,
+        });
+    };
+    databases.active.send_replace(first);
+    databases.assess().await;
+    databases.choose().await;
+    tokio::spawn(databases.clone().watch());
+    tokio::spawn(databases.clone().mend_replication());
+    Ok(SqlStore::new(databases, node, |writer, queue| {
+        tokio::spawn(writer.run(queue));
+    }))
+}
+
+impl super::backend::Row for PgRow {
+    fn id(&self, column: &str) -> StoreResult<Uuid> {
+        Ok(self.try_get(column)?)
     }
 
-    async fn read(&self) -> StoreResult<PoolConnection<Postgres>> {
-        Ok(self.databases.connection(Role::Read).await?)
+    fn maybe_id(&self, column: &str) -> StoreResult<Option<Uuid>> {
+        Ok(self.try_get(column)?)
     }
 
-    async fn write(&self) -> StoreResult<PoolConnection<Postgres>> {
-        Ok(self.databases.connection(Role::Write).await?)
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.try_get(column)?)
     }
 
-    /// A fresh version after every row of `table` whose `keys` columns hold these ids,
-    /// whichever node wrote them: the next row of a fact sorts after all the earlier ones.
-    async fn version_after(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        table: &str,
-        keys: &[(&str, Uuid)],
-    ) -> StoreResult<Version> {
-        let filter: Vec<String> = keys
-            .iter()
-            .map(|(column, _)| format!("{column} = ?"))
-            .collect();
-        let sql = q(format!(
-            "SELECT MAX(version) FROM {table} WHERE {}",
-            filter.join(" AND ")
-        ));
-        let mut query = sqlx::query_scalar::<_, Option<i64>>(&sql);
-        for (_, id) in keys {
-            query = query.bind(id);
-        }
-        let newest = query.fetch_one(&mut **tx).await?;
-        Ok(self.hlc.next_after(Version(newest.unwrap_or(0))))
+    fn maybe_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(column)?)
     }
 
-    fn observed(&self, version: i64) -> Version {
-        let v = Version(version);
-        self.hlc.observe(v);
-        v
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get(column)?)
     }
 
-    /// Runs `sql`, a `DELETE` whose last parameter is the batch size (`LIMIT ?`), until a
-    /// batch comes back short; returns how many rows went.
-    async fn delete_in_batches(&self, sql: &str, args: PgArguments) -> StoreResult<u64> {
-        let sql = q(sql);
-        let mut total = 0;
-        loop {
-            let mut batch = args.clone();
-            sqlx::Arguments::add(&mut batch, PURGE_BATCH)
-                .map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
-            let done = sqlx::query_with(&sql, batch)
-                .execute(&mut *self.write().await?)
-                .await?
-                .rows_affected();
-            total += done;
-            if done < PURGE_BATCH as u64 {
-                return Ok(total);
-            }
-        }
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.try_get(column)?)
+    }
+
+    fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
+        Ok(self.try_get(column)?)
     }
 }
 
-/// Rows a purge deletes per statement.
-const PURGE_BATCH: i64 = 1000;
-
-/// Numbers the `?` placeholders of `sql` for PostgreSQL (`$1`, `$2`, …), in order. The SQL
-/// here has no `?` anywhere else (no jsonb `?` operators).
-fn q(sql: impl AsRef<str>) -> String {
-    let sql = sql.as_ref();
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push('$');
-            out.push_str(&n.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn uuid(row: &PgRow, col: &str) -> StoreResult<Uuid> {
-    Ok(row.try_get(col)?)
-}
-
-/// Node ids as stored (UUIDs); anything else names no node of this backend.
-/// Arguments for [`PgStore::delete_in_batches`]: the nodes whose rows go, then `rest`.
-fn purge_args(nodes: &NodeIds, rest: &[i64]) -> StoreResult<PgArguments> {
-    let mut args = PgArguments::default();
-    let failed = |e: sqlx::error::BoxDynError| StoreError::Unavailable(e.to_string().into());
-    sqlx::Arguments::add(&mut args, nodes.ids()).map_err(failed)?;
-    for value in rest {
-        sqlx::Arguments::add(&mut args, *value).map_err(failed)?;
-    }
-    Ok(args)
+/// `sql` with `args` bound, each as its native type.
+fn query<'q>(sql: &'q str, args: &'q [Arg<'q>]) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    args.iter().fold(sqlx::query(sql), |query, arg| match *arg {
+        Arg::Id(id) => query.bind(id),
+        Arg::MaybeId(id) => query.bind(id),
+        Arg::Ids(ids) => query.bind(ids),
+        Arg::Int(n) => query.bind(n),
+        Arg::Flag(on) => query.bind(on),
+        Arg::Text(text) => query.bind(text),
+        Arg::Bytes(bytes) => query.bind(bytes),
+    })
 }
 
 #[async_trait]
-impl Store for PgStore {
-    fn replicated(&self) -> bool {
-        true
+impl Backend for Databases {
+    type Row = PgRow;
+    type Tx = Transaction<'static, Postgres>;
+
+    const ID_TYPE: &'static str = "uuid";
+
+    fn in_ids(column: &str, param: &str) -> String {
+        format!("{column} = ANY({param})")
+    }
+
+    fn contains(haystack: &str, needle: &str) -> String {
+        format!("strpos({haystack}, {needle}) > 0")
+    }
+
+    async fn fetch(
+        &self,
+        on: On<'_, Self::Tx>,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> StoreResult<Vec<PgRow>> {
+        let query = query(sql, args);
+        Ok(match on {
+            On::Tx(tx) => query.fetch_all(&mut **tx).await?,
+            On::Read => {
+                query
+                    .fetch_all(&mut *self.connection(Role::Read).await?)
+                    .await?
+            }
+            On::Write => {
+                query
+                    .fetch_all(&mut *self.connection(Role::Write).await?)
+                    .await?
+            }
+            On::States => {
+                query
+                    .fetch_all(&mut *self.connection(Role::States).await?)
+                    .await?
+            }
+        })
+    }
+
+    async fn execute(&self, on: On<'_, Self::Tx>, sql: &str, args: &[Arg<'_>]) -> StoreResult<u64> {
+        let query = query(sql, args);
+        let done = match on {
+            On::Tx(tx) => query.execute(&mut **tx).await?,
+            On::Read => {
+                query
+                    .execute(&mut *self.connection(Role::Read).await?)
+                    .await?
+            }
+            On::Write => {
+                query
+                    .execute(&mut *self.connection(Role::Write).await?)
+                    .await?
+            }
+            On::States => {
+                query
+                    .execute(&mut *self.connection(Role::States).await?)
+                    .await?
+            }
+        };
+        Ok(done.rows_affected())
+    }
+
+    async fn begin(&self) -> StoreResult<Self::Tx> {
+        let conn = self.connection(Role::Write).await?;
+        // sqlx's own `Pool::begin` makes a pool connection a transaction this way.
+        Ok(Transaction::begin(conn, None).await?)
+    }
+
+    async fn commit(tx: Self::Tx) -> StoreResult<()> {
+        Ok(tx.commit().await?)
+    }
+
+    /// One statement per batch, the rows passed as arrays and unnested.
+    async fn insert_states(&self, node: Uuid, rows: &[NewState<'_>]) -> StoreResult<Vec<Uuid>> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let boards: Vec<Uuid> = rows.iter().map(|r| r.board).collect();
+        let commands: Vec<Uuid> = rows.iter().map(|r| r.command).collect();
+        let states: Vec<&str> = rows.iter().map(|r| r.json).collect();
+        let versions: Vec<i64> = rows.iter().map(|r| r.version.0).collect();
+        Ok(sqlx::query_scalar(
+            "INSERT INTO board_state (id, board_id, command_id, state, version, node)
+             SELECT j.id, j.board_id, j.command_id, j.state::jsonb, j.version, $6
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[])
+                  AS j(id, board_id, command_id, state, version)
+             WHERE NOT EXISTS (SELECT 1 FROM board_state b WHERE b.command_id = j.command_id)
+             AND NOT EXISTS (SELECT 1 FROM board_state b
+                             WHERE b.board_id = j.board_id AND b.version >= j.version)
+             RETURNING command_id",
+        )
+        .bind(ids)
+        .bind(boards)
+        .bind(commands)
+        .bind(states)
+        .bind(versions)
+        .bind(node)
+        .fetch_all(&mut *self.connection(Role::States).await?)
+        .await?)
+    }
+
+    async fn mark_in_progress(&self, tx: &mut Self::Tx) -> StoreResult<()> {
+        in_progress_from_now(tx).await
+    }
+
+    /// A registration of the same address made on another database before this one arrived
+    /// there is there by then: of the two, the earliest `(version, id)` owns the address on
+    /// every database (docs/architecture.md section 3, rule 2), so exactly one of the two is
+    /// answered "created".
+    async fn owns_everywhere(&self, id: Uuid, email_norm: &str) -> StoreResult<bool> {
+        let sql = format!("SELECT a.id FROM account a WHERE a.email_norm = $1 AND {OWNS_EMAIL}");
+        for mut other in self.where_arrived("account", id).await? {
+            let owner: Option<Uuid> = sqlx::query_scalar(&sql)
+                .bind(email_norm)
+                .fetch_optional(&mut *other)
+                .await?;
+            if owner != Some(id) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A save of the same lesson made on another database at the same moment, with the same
+    /// base, came after this one when that database's current revision is another (the newest
+    /// `(version, id)` is current everywhere).
+    async fn overtaken(&self, lesson: Uuid, revision: Uuid) -> StoreResult<Option<Uuid>> {
+        for mut other in self.where_arrived("lesson_revision", revision).await? {
+            let current: Uuid = sqlx::query_scalar(
+                "SELECT id FROM lesson_revision WHERE lesson_id = $1
+                 ORDER BY version DESC, id DESC LIMIT 1",
+            )
+            .bind(lesson)
+            .fetch_one(&mut *other)
+            .await?;
+            if current != revision {
+                return Ok(Some(current));
+            }
+        }
+        Ok(None)
     }
 
     /// Migrates every database that answers (schema changes do not replicate) and adds the
     /// tables a migration created to a cluster's replication set; a database that is down is
     /// migrated when the node next starts while it answers.
     async fn migrate(&self) -> StoreResult<Vec<String>> {
-        let answering = self.databases.answering().await;
+        let answering = self.answering().await;
         let mut applied = Vec::new();
-        for (db, up) in self.databases.members.iter().zip(answering) {
+        for (db, up) in self.members.iter().zip(answering) {
             if !up {
                 tracing::warn!(url = %db.url, "database not answering; not migrated now");
                 continue;
@@ -643,10 +707,9 @@ impl Store for PgStore {
     }
 
     async fn databases(&self) -> Vec<DatabaseStatus> {
-        let active = *self.databases.active.borrow();
-        let answering = self.databases.answering().await;
-        self.databases
-            .members
+        let active = *self.active.borrow();
+        let answering = self.answering().await;
+        self.members
             .iter()
             .zip(answering)
             .enumerate()
@@ -659,67 +722,7 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn heartbeat(&self) -> StoreResult<()> {
-        sqlx::query(&q(
-            "INSERT INTO node_heartbeat (id, node, version) VALUES (?, ?, ?)",
-        ))
-        .bind(Uuid::now_v7())
-        .bind(self.node)
-        .bind(self.hlc.next().0)
-        .execute(&mut *self.write().await?)
-        .await?;
-        Ok(())
-    }
-
-    async fn live_nodes(&self, within: Duration) -> StoreResult<u32> {
-        let since = Version::at_millis(crate::domain::hlc::wall_millis() - millis_of(within));
-        let nodes: i64 = sqlx::query_scalar(&q(
-            "SELECT COUNT(DISTINCT node) FROM node_heartbeat WHERE version >= ?",
-        ))
-        .bind(since.0)
-        .fetch_one(&mut *self.read().await?)
-        .await?;
-        Ok(u32::try_from(nodes).unwrap_or(u32::MAX))
-    }
-
-    async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<NodeIds> {
-        let cutoff = Version::at_millis(crate::domain::hlc::wall_millis() - millis_of(lease));
-        let live: Vec<String> = sqlx::query_scalar(&q(
-            "SELECT node::text FROM node_heartbeat GROUP BY node HAVING MAX(version) >= ?
-             ORDER BY 1",
-        ))
-        .bind(cutoff.0)
-        .fetch_all(&mut *self.read().await?)
-        .await?;
-        let me = self.node.to_string();
-        if live.first().is_some_and(|first| *first != me) {
-            return Ok(NodeIds::new(self.node, []));
-        }
-        let with_rows: Vec<String> = sqlx::query_scalar(
-            "SELECT node::text FROM (SELECT DISTINCT node FROM board_state
-                 UNION SELECT DISTINCT node FROM board_code
-                 UNION SELECT DISTINCT node FROM board_code_use
-                 UNION SELECT DISTINCT node FROM lesson_revision
-                 UNION SELECT DISTINCT node FROM node_heartbeat) AS n ORDER BY 1",
-        )
-        .fetch_all(&mut *self.read().await?)
-        .await?;
-        let gone = with_rows
-            .iter()
-            .filter(|node| !live.contains(node))
-            .filter_map(|node| Uuid::parse_str(node).ok());
-        Ok(NodeIds::new(self.node, gone))
-    }
-
-    async fn purge_heartbeats(&self, nodes: &NodeIds) -> StoreResult<u64> {
-        self.delete_in_batches(
-            "DELETE FROM node_heartbeat WHERE id IN (
-                SELECT h.id FROM node_heartbeat h WHERE h.node = ANY(?)
-                AND EXISTS (SELECT 1 FROM node_heartbeat n WHERE n.node = h.node
-                            AND (n.version, n.id) > (h.version, h.id))
-                LIMIT ?)",
-            purge_args(nodes, &[])?,
-        )
-        .await
+    fn replicated(&self) -> bool {
+        true
     }
 }

@@ -466,7 +466,12 @@ fn in_list(value: &str, item: &str) -> bool {
 /// The schema, the pglogical node and the replication set of one database.
 async fn prepare(member: &mut Member, changes: &mut Vec<String>) -> Result<(), ClusterError> {
     let url = redact_url(&member.url);
-    let applied = migrate(&mut member.conn).await.map_err(member.failed())?;
+    let applied = migrate(&mut member.conn)
+        .await
+        .map_err(|e| ClusterError::Failed {
+            url: url.clone(),
+            reason: crate::error_chain(&e),
+        })?;
     if !applied.is_empty() {
         changes.push(format!("{url}: applied {}", applied.join(", ")));
     }

@@ -1,0 +1,338 @@
+//! Accounts, passwords and sessions. Each fact of an account (its name, whether it is
+//! disabled, whether it waits for approval) is a row of its own table.
+
+use super::*;
+use crate::store::sql::*;
+
+fn account_from(row: &impl Row) -> StoreResult<Account> {
+    let pending = row.flag("pending")?;
+    Ok(Account {
+        id: row.id("id")?,
+        email: row.text("email")?,
+        name: row.text("name")?,
+        // A pending account cannot sign in either.
+        disabled: row.flag("disabled")? || pending,
+        pending,
+        created: Version(row.int("version")?),
+    })
+}
+
+/// The facts of an account that change independently, each in a table of its own.
+#[derive(Clone, Copy)]
+enum AccountFact<'a> {
+    Name(&'a str),
+    /// Disabled by an administrator.
+    Disabled(bool),
+    /// Waiting for approval.
+    Pending(bool),
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Inserts the newest row of one fact of an account, its version after every earlier row
+    /// of that fact, whichever node wrote them. Each fact is its own row, so changing one
+    /// never undoes another.
+    async fn insert_account_fact(
+        &self,
+        tx: &mut B::Tx,
+        account: Uuid,
+        fact: AccountFact<'_>,
+    ) -> StoreResult<()> {
+        let (table, column, value) = match fact {
+            AccountFact::Name(name) => ("account_name", "name", Arg::Text(name)),
+            AccountFact::Disabled(on) => ("account_access", "disabled", Arg::Flag(on)),
+            AccountFact::Pending(on) => ("account_pending", "pending", Arg::Flag(on)),
+        };
+        let version = self
+            .version_after(tx, table, &[("account_id", account)])
+            .await?;
+        let columns = format!("account_id, {column}");
+        let values = [Arg::Id(account), value];
+        self.insert(
+            On::Tx(tx),
+            table,
+            Uuid::now_v7(),
+            &columns,
+            &values,
+            version,
+        )
+        .await
+    }
+
+    async fn insert_credential(
+        &self,
+        tx: &mut B::Tx,
+        account: Uuid,
+        password_hash: &str,
+    ) -> StoreResult<()> {
+        let version = self
+            .version_after(tx, "account_credential", &[("account_id", account)])
+            .await?;
+        let values = [Arg::Id(account), Arg::Text(password_hash)];
+        let columns = "account_id, password_hash";
+        self.insert(
+            On::Tx(tx),
+            "account_credential",
+            Uuid::now_v7(),
+            columns,
+            &values,
+            version,
+        )
+        .await
+    }
+
+    async fn account_on(&self, on: On<'_, B::Tx>, id: Uuid) -> StoreResult<Account> {
+        let sql =
+            format!("SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE} WHERE a.id = $1");
+        let row = self.one(on, &sql, &[Arg::Id(id)]).await?;
+        account_from(&row.ok_or(StoreError::NotFound)?)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> AccountStore for SqlStore<B> {
+    async fn create_account(
+        &self,
+        email: &Email,
+        name: &str,
+        password_hash: &str,
+        pending: bool,
+    ) -> StoreResult<Account> {
+        let mut tx = self.db.begin().await?;
+        self.db.mark_in_progress(&mut tx).await?;
+        let taken = self
+            .one(
+                On::Tx(&mut tx),
+                "SELECT 1 AS taken FROM account WHERE email_norm = $1 LIMIT 1",
+                &[Arg::Text(email.normalized())],
+            )
+            .await?
+            .is_some();
+        if taken {
+            return Err(StoreError::EmailTaken);
+        }
+        let id = Uuid::now_v7();
+        let created = self.hlc.next();
+        let email_columns = [Arg::Text(email.as_str()), Arg::Text(email.normalized())];
+        self.insert(
+            On::Tx(&mut tx),
+            "account",
+            id,
+            "email, email_norm",
+            &email_columns,
+            created,
+        )
+        .await?;
+        self.insert_account_fact(&mut tx, id, AccountFact::Name(name))
+            .await?;
+        if pending {
+            self.insert_account_fact(&mut tx, id, AccountFact::Pending(true))
+                .await?;
+        }
+        self.insert_credential(&mut tx, id, password_hash).await?;
+        B::commit(tx).await?;
+        if !self.db.owns_everywhere(id, email.normalized()).await? {
+            return Err(StoreError::EmailTaken);
+        }
+        Ok(Account {
+            id,
+            email: email.as_str().to_owned(),
+            name: name.to_owned(),
+            disabled: pending,
+            pending,
+            created,
+        })
+    }
+
+    async fn account(&self, id: Uuid) -> StoreResult<Account> {
+        self.account_on(On::Read, id).await
+    }
+
+    async fn login_record(&self, email_normalized: &str) -> StoreResult<Option<LoginRecord>> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS}, c.password_hash
+             FROM account a {CURRENT_PROFILE}
+             JOIN account_credential c ON c.account_id = a.id AND NOT EXISTS (
+                SELECT 1 FROM account_credential m WHERE m.account_id = c.account_id
+                AND (m.version, m.id) > (c.version, c.id))
+             WHERE a.email_norm = $1 ORDER BY a.version, a.id LIMIT 1"
+        );
+        let row = self
+            .one(On::Read, &sql, &[Arg::Text(email_normalized)])
+            .await?;
+        row.map(|row| {
+            Ok(LoginRecord {
+                account: account_from(&row)?,
+                password_hash: row.text("password_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn any_account(&self) -> StoreResult<bool> {
+        let sql = "SELECT 1 AS found FROM account LIMIT 1";
+        Ok(self.one(On::Read, sql, &[]).await?.is_some())
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE}
+             WHERE {OWNS_EMAIL} ORDER BY a.email_norm"
+        );
+        let rows = self.db.fetch(On::Read, &sql, &[]).await?;
+        rows.iter().map(account_from).collect()
+    }
+
+    async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account> {
+        let mut tx = self.db.begin().await?;
+        let mut account = self.account_on(On::Tx(&mut tx), id).await?;
+        self.insert_account_fact(&mut tx, id, AccountFact::Disabled(disabled))
+            .await?;
+        if !disabled && account.pending {
+            self.insert_account_fact(&mut tx, id, AccountFact::Pending(false))
+                .await?;
+            account.pending = false;
+        }
+        B::commit(tx).await?;
+        account.disabled = disabled || account.pending;
+        Ok(account)
+    }
+
+    async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        let sql = "SELECT 1 AS found FROM account WHERE id = $1";
+        if self
+            .one(On::Tx(&mut tx), sql, &[Arg::Id(id)])
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound);
+        }
+        self.insert_credential(&mut tx, id, password_hash).await?;
+        B::commit(tx).await
+    }
+
+    async fn create_session(&self, session: NewSession) -> StoreResult<Uuid> {
+        let mut tx = self.db.begin().await?;
+        // A session must sort after the password it was opened with, even if that password
+        // was written by a node whose clock runs ahead of ours.
+        let version = self
+            .version_after(
+                &mut tx,
+                "account_credential",
+                &[("account_id", session.account_id)],
+            )
+            .await?;
+        let id = session.id;
+        let values = [
+            Arg::Text(&session.token_hash),
+            Arg::Id(session.account_id),
+            Arg::Int(session.expires_at_ms),
+            Arg::Id(session.family.unwrap_or(id)),
+        ];
+        let columns = "token_hash, account_id, expires_at, family_id";
+        self.insert(On::Tx(&mut tx), "session", id, columns, &values, version)
+            .await?;
+        B::commit(tx).await?;
+        Ok(id)
+    }
+
+    async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>> {
+        let sql = format!(
+            "SELECT s.id AS session_id, COALESCE(s.family_id, s.id) AS family, s.expires_at,
+                    {ACCOUNT_COLUMNS}
+             FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
+             WHERE s.token_hash = $1 AND {LIVE_SESSION} AND {OWNS_EMAIL}"
+        );
+        let args = [Arg::Text(token_hash), Arg::Int(now_ms)];
+        let Some(row) = self.one(On::Read, &sql, &args).await? else {
+            return Ok(None);
+        };
+        Ok(Some(SessionRecord {
+            id: row.id("session_id")?,
+            family: row.id("family")?,
+            account: account_from(&row)?,
+            expires_at_ms: row.int("expires_at")?,
+        }))
+    }
+
+    async fn session_change_mark(&self) -> StoreResult<i64> {
+        // Versions only grow, so the sum of the newest ones changes with every such write.
+        let sql = "SELECT COALESCE((SELECT MAX(version) FROM session_revocation), 0)
+                  + COALESCE((SELECT MAX(version) FROM account_credential), 0)
+                  + COALESCE((SELECT MAX(version) FROM account_access), 0)
+                  + COALESCE((SELECT MAX(version) FROM account_pending), 0) AS mark";
+        let row = self.one(On::Read, sql, &[]).await?;
+        row.map_or(Ok(0), |row| row.int("mark"))
+    }
+
+    async fn live_sessions(&self, families: &[Uuid], now_ms: i64) -> StoreResult<HashSet<Uuid>> {
+        let sql = format!(
+            "SELECT DISTINCT COALESCE(s.family_id, s.id) AS family
+             FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
+             WHERE ({} OR (s.family_id IS NULL AND {}))
+             AND {LIVE_SESSION} AND {OWNS_EMAIL}",
+            B::in_ids("s.family_id", "$1"),
+            B::in_ids("s.id", "$1"),
+        );
+        let args = [Arg::Ids(families), Arg::Int(now_ms)];
+        let rows = self.db.fetch(On::Read, &sql, &args).await?;
+        rows.iter().map(|row| row.id("family")).collect()
+    }
+
+    async fn revoke_session(&self, family: Uuid) -> StoreResult<()> {
+        let (id, version) = (Uuid::now_v7(), self.hlc.next());
+        self.insert(
+            On::Write,
+            "session_revocation",
+            id,
+            "session_id",
+            &[Arg::Id(family)],
+            version,
+        )
+        .await
+    }
+
+    async fn purge_sessions(&self, nodes: &NodeIds, before_ms: i64) -> StoreResult<u64> {
+        let sql = format!(
+            "DELETE FROM session WHERE id IN (
+                SELECT s.id FROM session s WHERE {} AND s.expires_at < $2 LIMIT $3)",
+            B::in_ids("s.node", "$1")
+        );
+        self.delete_in_batches(&sql, &[Arg::Ids(nodes.ids()), Arg::Int(before_ms)])
+            .await
+    }
+
+    async fn purge_pending_accounts(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
+        let select = format!(
+            "SELECT a.id FROM account a WHERE {} AND a.version < $2
+             AND {WAITING_FOR_APPROVAL} LIMIT $3",
+            B::in_ids("a.node", "$1")
+        );
+        let mut total = 0;
+        loop {
+            // One transaction per batch: an approval written meanwhile on this database
+            // waits for it, then finds no account (the administrator is told so).
+            let mut tx = self.db.begin().await?;
+            let batch = Arg::Int(i64::from(PURGE_BATCH));
+            let args = [Arg::Ids(nodes.ids()), Arg::Int(before.0), batch];
+            let ids = self
+                .db
+                .fetch(On::Tx(&mut tx), &select, &args)
+                .await?
+                .iter()
+                .map(|row| row.id("id"))
+                .collect::<StoreResult<Vec<Uuid>>>()?;
+            for (table, key) in UNAPPROVED_ACCOUNT_ROWS {
+                let sql = format!("DELETE FROM {table} WHERE {}", B::in_ids(key, "$1"));
+                self.db
+                    .execute(On::Tx(&mut tx), &sql, &[Arg::Ids(&ids)])
+                    .await?;
+            }
+            B::commit(tx).await?;
+            total += ids.len() as u64;
+            if ids.len() < usize::from(PURGE_BATCH) {
+                return Ok(total);
+            }
+        }
+    }
+}

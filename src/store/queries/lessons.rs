@@ -1,0 +1,322 @@
+//! Lessons and their revisions: a lesson's current revision is its newest row.
+
+use super::*;
+use crate::store::sql::*;
+
+fn content_from(row: &impl Row) -> StoreResult<LessonContent> {
+    Ok(LessonContent {
+        title: row.text("title")?,
+        slides: serde_json::from_str(&row.text("slides")?)
+            .map_err(|e| StoreError::Corrupt(format!("slides: {e}")))?,
+    })
+}
+
+/// What a new `lesson_revision` row holds besides its keys.
+struct RevisionRow<'a> {
+    content: &'a LessonContent,
+    /// A tombstone: the lesson is deleted from this version on.
+    deleted: bool,
+    restored_from: Option<Uuid>,
+}
+
+impl<B: Backend> SqlStore<B> {
+    async fn current_lesson(
+        &self,
+        on: On<'_, B::Tx>,
+        owner: Uuid,
+        id: Uuid,
+    ) -> StoreResult<LessonRecord> {
+        let sql = format!(
+            "SELECT {LESSON_COLUMNS} FROM lesson l {CURRENT_REVISION}
+             WHERE l.id = $1 AND l.owner_id = $2"
+        );
+        let row = self.one(on, &sql, &[Arg::Id(id), Arg::Id(owner)]).await?;
+        let row = row.ok_or(StoreError::NotFound)?;
+        if row.flag("deleted")? {
+            return Err(StoreError::NotFound);
+        }
+        Ok(LessonRecord {
+            id,
+            revision: row.id("revision")?,
+            created: Version(row.int("created")?),
+            updated: self.observed(row.int("version")?),
+            content: content_from(&row)?,
+        })
+    }
+
+    async fn insert_revision(
+        &self,
+        tx: &mut B::Tx,
+        lesson: Uuid,
+        author: Uuid,
+        after: Version,
+        row: RevisionRow<'_>,
+    ) -> StoreResult<(Uuid, Version)> {
+        let RevisionRow {
+            content,
+            deleted,
+            restored_from,
+        } = row;
+        let id = Uuid::now_v7();
+        let version = self.hlc.next_after(after);
+        let slides = serde_json::to_string(&content.slides)
+            .map_err(|e| StoreError::Corrupt(format!("slides: {e}")))?;
+        let slide_count = i64::try_from(content.slides.len()).unwrap_or(i64::MAX);
+        let values = [
+            Arg::Id(lesson),
+            Arg::Id(author),
+            Arg::Text(&content.title),
+            Arg::Text(&content.title_key()),
+            Arg::Int(slide_count),
+            Arg::Text(&slides),
+            Arg::Flag(deleted),
+            Arg::MaybeId(restored_from),
+        ];
+        let columns = "lesson_id, author_id, title, title_key, slide_count, slides, deleted, \
+                       restored_from";
+        self.insert(On::Tx(tx), "lesson_revision", id, columns, &values, version)
+            .await?;
+        Ok((id, version))
+    }
+
+    /// A revision's content, and whether it is a tombstone.
+    async fn revision_content(
+        &self,
+        lesson: Uuid,
+        revision: Uuid,
+    ) -> StoreResult<(LessonContent, bool)> {
+        let sql =
+            "SELECT title, slides, deleted FROM lesson_revision WHERE id = $1 AND lesson_id = $2";
+        let row = self
+            .one(On::Read, sql, &[Arg::Id(revision), Arg::Id(lesson)])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((content_from(&row)?, row.flag("deleted")?))
+    }
+}
+
+#[async_trait]
+impl<B: Backend> LessonStore for SqlStore<B> {
+    async fn create_lesson(
+        &self,
+        owner: Uuid,
+        content: &LessonContent,
+    ) -> StoreResult<LessonRecord> {
+        let mut tx = self.db.begin().await?;
+        let id = Uuid::now_v7();
+        let created = self.hlc.next();
+        self.insert(
+            On::Tx(&mut tx),
+            "lesson",
+            id,
+            "owner_id",
+            &[Arg::Id(owner)],
+            created,
+        )
+        .await?;
+        let first = RevisionRow {
+            content,
+            deleted: false,
+            restored_from: None,
+        };
+        let (revision, updated) = self
+            .insert_revision(&mut tx, id, owner, created, first)
+            .await?;
+        B::commit(tx).await?;
+        Ok(LessonRecord {
+            id,
+            revision,
+            created,
+            updated,
+            content: content.clone(),
+        })
+    }
+
+    async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord> {
+        self.current_lesson(On::Read, owner, id).await
+    }
+
+    async fn list_lessons(
+        &self,
+        owner: Uuid,
+        order: LessonOrder,
+        cursor: Option<&LessonCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<LessonSummary>> {
+        let (after, order_by) = match order {
+            LessonOrder::Updated => ("(r.version, l.id) < ($2, $3)", "r.version DESC, l.id DESC"),
+            LessonOrder::Title => ("(r.title_key, l.id) > ($2, $3)", "r.title_key, l.id"),
+        };
+        let mut args = vec![Arg::Id(owner)];
+        match cursor {
+            Some(LessonCursor::Updated { version, id }) => {
+                args.extend([Arg::Int(version.0), Arg::Id(*id)]);
+            }
+            Some(LessonCursor::Title { title_key, id }) => {
+                args.extend([Arg::Text(title_key), Arg::Id(*id)]);
+            }
+            None => {}
+        }
+        let sql = format!(
+            "SELECT l.id, r.id AS revision, r.version, r.title, r.title_key, r.slide_count
+             FROM lesson l {CURRENT_REVISION}
+             WHERE l.owner_id = $1 AND NOT r.deleted {}
+             ORDER BY {order_by} LIMIT ${}",
+            if cursor.is_some() {
+                format!("AND {after}")
+            } else {
+                String::new()
+            },
+            args.len() + 1
+        );
+        args.push(Arg::Int(i64::from(limit)));
+        let rows = self.db.fetch(On::Read, &sql, &args).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LessonSummary {
+                    id: row.id("id")?,
+                    revision: row.id("revision")?,
+                    title: row.text("title")?,
+                    title_key: row.text("title_key")?,
+                    slide_count: row.int("slide_count")?,
+                    updated: self.observed(row.int("version")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn save_lesson(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        edit: LessonEdit,
+    ) -> StoreResult<LessonRecord> {
+        let mut tx = self.db.begin().await?;
+        self.db.mark_in_progress(&mut tx).await?;
+        let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
+        if edit
+            .expected
+            .is_some_and(|expected| expected != current.revision)
+        {
+            return Err(StoreError::VersionConflict {
+                current: current.revision,
+            });
+        }
+        let next = RevisionRow {
+            content: &edit.content,
+            deleted: false,
+            restored_from: edit.restored_from,
+        };
+        let (revision, updated) = self
+            .insert_revision(&mut tx, id, owner, current.updated, next)
+            .await?;
+        B::commit(tx).await?;
+        if let Some(current) = self.db.overtaken(id, revision).await? {
+            return Err(StoreError::Overtaken { current });
+        }
+        Ok(LessonRecord {
+            id,
+            revision,
+            created: current.created,
+            updated,
+            content: edit.content,
+        })
+    }
+
+    async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<()> {
+        let mut tx = self.db.begin().await?;
+        let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
+        let tombstone = LessonContent {
+            title: current.content.title,
+            slides: Vec::new(),
+        };
+        let row = RevisionRow {
+            content: &tombstone,
+            deleted: true,
+            restored_from: None,
+        };
+        self.insert_revision(&mut tx, id, owner, current.updated, row)
+            .await?;
+        B::commit(tx).await
+    }
+
+    async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>> {
+        self.current_lesson(On::Read, owner, id).await?;
+        let sql = format!(
+            "SELECT r.id, r.version, r.title, r.slide_count, r.restored_from, p.name
+             FROM lesson_revision r
+             JOIN account a ON a.id = r.author_id {CURRENT_PROFILE}
+             WHERE r.lesson_id = $1 AND NOT r.deleted
+             ORDER BY r.version DESC, r.id DESC LIMIT {REVISIONS_LISTED}"
+        );
+        let rows = self.db.fetch(On::Read, &sql, &[Arg::Id(id)]).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevisionSummary {
+                    revision: row.id("id")?,
+                    created: Version(row.int("version")?),
+                    title: row.text("title")?,
+                    slide_count: row.int("slide_count")?,
+                    author_name: row.text("name")?,
+                    restored_from: row.maybe_id("restored_from")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
+        self.current_lesson(On::Read, owner, id).await?;
+        match self.revision_content(id, revision).await? {
+            (_, true) => Err(StoreError::NotFound),
+            (content, false) => Ok(content),
+        }
+    }
+
+    async fn lesson_bytes(&self, owner: Uuid) -> StoreResult<u64> {
+        let sql = "SELECT CAST(COALESCE(SUM(octet_length(r.title) + octet_length(r.slides)), 0)
+                   AS BIGINT) AS bytes
+                   FROM lesson l JOIN lesson_revision r ON r.lesson_id = l.id
+                   WHERE l.owner_id = $1";
+        let row = self.one(On::Read, sql, &[Arg::Id(owner)]).await?;
+        let bytes = row.map_or(Ok(0), |row| row.int("bytes"))?;
+        Ok(bytes.max(0).unsigned_abs())
+    }
+
+    async fn purge_revisions(
+        &self,
+        nodes: &NodeIds,
+        before: Version,
+        keep: u32,
+    ) -> StoreResult<u64> {
+        let sql = format!(
+            "DELETE FROM lesson_revision WHERE id IN (
+                SELECT id FROM (
+                    SELECT r.id, r.node, r.version,
+                        ROW_NUMBER() OVER newest_first AS age,
+                        FIRST_VALUE(r.deleted) OVER newest_first AS gone
+                    FROM lesson_revision r
+                    WINDOW newest_first AS (PARTITION BY r.lesson_id
+                                            ORDER BY r.version DESC, r.id DESC)
+                ) AS ranked
+                WHERE {} AND age > 1 AND (gone OR (age > $2 AND version < $3))
+                AND id NOT IN (
+                    SELECT CAST(b.state->'lesson'->>'revision' AS {id}) FROM board_state b
+                    WHERE b.state->'lesson'->>'revision' IS NOT NULL AND NOT EXISTS (
+                        SELECT 1 FROM board_state n WHERE n.board_id = b.board_id
+                        AND (n.version, n.id) > (b.version, b.id)))
+                LIMIT $4)",
+            B::in_ids("node", "$1"),
+            id = B::ID_TYPE,
+        );
+        let args = [
+            Arg::Ids(nodes.ids()),
+            Arg::Int(i64::from(keep)),
+            Arg::Int(before.0),
+        ];
+        self.delete_in_batches(&sql, &args).await
+    }
+
+    async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
+        Ok(self.revision_content(lesson, revision).await?.0)
+    }
+}
