@@ -20,7 +20,8 @@ use crate::server;
 /// Configuration comes from, in rising precedence: built-in defaults, the TOML file given
 /// with --config, CLASSCAST_* environment variables, and flags. The server's own options
 /// follow `serve`: `classcast serve --help` lists them.
-#[derive(Debug, Parser)]
+// Not `Debug`: the settings hold database URLs, which may hold passwords.
+#[derive(Parser)]
 #[command(name = "classcast", version, about, long_about)]
 pub struct Cli {
     #[command(flatten)]
@@ -29,7 +30,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Run the server (applies pending migrations first)
     Serve(Box<ServeArgs>),

@@ -1,220 +1,340 @@
 //! Configuration: defaults < TOML file < `CLASSCAST_*` environment variables < flags.
 //!
-//! clap resolves flag-over-environment; this module lays the file and the defaults beneath.
-//! The file is strict (an unknown key is an error naming it) so a typo never silently falls
-//! back to a default.
+//! Each setting is declared once, in the `settings!` table below: its name (the TOML key),
+//! flag and variable (clap attributes), type, default and help. From the table come the
+//! clap arguments (clap resolves flag over environment and writes `--help`, the default
+//! included), the file's keys, the layering of the command line over the file over the
+//! defaults, and the effective [`Config`]. The file is strict (an unknown key is an error
+//! naming the nearest) and so is the environment ([`check_environment`]), so a typo never
+//! silently falls back to a default.
+//!
+//! A declarative macro rather than a layered-configuration crate such as figment: clap
+//! already reads the flags and the variables and writes `--help`, so a crate would be a
+//! second reader of the environment with error messages of its own, and no crate puts a
+//! default into clap's help text.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::str::FromStr;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
-/// Options every command shares. Each also reads `CLASSCAST_<NAME>`; a list from the
-/// environment is comma-separated.
-#[derive(Debug, Default, Args)]
+/// Declares the settings. A setting is its doc comment (the `--help` line), its
+/// `#[arg(…)]`, its name (the TOML key) and its type on the command line (`Option<T>`, or
+/// `Vec<String>` for a list), then optionally:
+/// - `= "value"` (and a `("note")`): the default, parsed as a flag's value would be and
+///   appended to the help as `[default: value (note)]`; `Config` then holds a `T`.
+///   A default that is not a value (it depends on the machine or on another setting) is
+///   written into the doc comment as `[default: …]` and applied where it is computed.
+/// - `=> convert -> Type`: the effective value is `convert(value)?`, of that type.
+///
+/// It makes one `clap::Args` struct per group, the private `FileConfig` with every
+/// group's keys, and [`Config`].
+macro_rules! settings {
+    ($(
+        $(#[doc = $group_doc:literal])*
+        $layer:ident: $group:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                #[arg($($arg:tt)*)]
+                $name:ident: $ty:ty
+                    $(= $default:literal $(($note:literal))?)?
+                    $(=> $convert:ident -> $effective:ty)?,
+            )*
+        }
+    )*) => {
+        $(
+            $(#[doc = $group_doc])*
+            // Not `Debug`, as `Config` is not.
+            #[derive(Default, Clone, Args)]
+            pub struct $group {
+                $(
+                    $(#[doc = $doc])*
+                    #[arg($($arg)*, help = help(&[$($doc),*], &[$($default, $($note)?)?]))]
+                    pub $name: $ty,
+                )*
+            }
+
+            impl $group {
+                /// These values over `below`'s: a setting given here wins.
+                fn over(self, below: Self) -> Self {
+                    Self { $($name: Layer::over(self.$name, below.$name),)* }
+                }
+            }
+        )*
+
+        /// The configuration file's shape: every key optional, unknown keys refused.
+        #[derive(Default, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        struct FileConfig {
+            $($($name: $ty,)*)*
+        }
+
+        impl FileConfig {
+            /// The file's values, one layer per group.
+            fn layers(self) -> ($($group,)*) {
+                ($($group { $($name: self.$name,)* },)*)
+            }
+        }
+
+        /// The effective configuration. Not `Debug`: database URLs may hold passwords, and
+        /// nothing should print them by accident (logs use `store::redact_url`).
+        #[derive(Clone)]
+        pub struct Config {
+            $($(
+                $(#[doc = $doc])*
+                pub $name: effective!($ty $(, $default)? $(=> $effective)?),
+            )*)*
+        }
+
+        impl Config {
+            /// The settings of the merged layers, defaults applied.
+            fn of($($layer: $group),*) -> Result<Self, ConfigError> {
+                Ok(Config {
+                    $($($name: effective!(value $layer.$name $(, $default)? $(=> $convert)?),)*)*
+                })
+            }
+        }
+    };
+}
+
+/// The value, or the type, a setting has in [`Config`] (see `settings!`).
+macro_rules! effective {
+    (value $value:expr) => {
+        $value
+    };
+    (value $value:expr, $default:literal) => {
+        defaulted($value, $default)
+    };
+    (value $value:expr => $convert:ident) => {
+        $convert($value)?
+    };
+    ($ty:ty) => {
+        $ty
+    };
+    ($ty:ty, $default:literal) => {
+        <$ty as Layer>::Value
+    };
+    ($ty:ty => $effective:ty) => {
+        $effective
+    };
+}
+
+/// Options every command shares: the configuration file and the common settings.
+#[derive(Default, Clone, Args)]
 pub struct CommonArgs {
+    // Not a setting: outside `settings!` so that the file cannot name another file.
     /// TOML configuration file
     #[arg(long, env = "CLASSCAST_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Directory for the embedded database [default: ./classcast-data]
-    #[arg(long, env = "CLASSCAST_DATA_DIR", global = true, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Database URL, repeatable [default: sqlite://<data-dir>/classcast.db]
-    #[arg(
-        long = "database",
-        env = "CLASSCAST_DATABASE",
-        global = true,
-        value_name = "URL",
-        value_delimiter = ','
-    )]
-    pub databases: Vec<String>,
-    /// This node's id, a UUID, unique in a cluster [default: made once and kept in <data-dir>/node-id]
-    #[arg(long, env = "CLASSCAST_NODE_ID", global = true, value_name = "UUID")]
-    pub node_id: Option<uuid::Uuid>,
-    /// Log format [default: text]
-    #[arg(long, env = "CLASSCAST_LOG_FORMAT", global = true, value_enum)]
-    pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub settings: CommonSettings,
 }
 
-/// Options only the server reads, so only `serve --help` lists them. Each also reads
-/// `CLASSCAST_<NAME>`; a list from the environment is comma-separated.
-#[derive(Debug, Default, Args)]
-pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, env = "CLASSCAST_LISTEN", value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// Whether and how accounts are created on the sign-in page [default: approval]
-    #[arg(long, env = "CLASSCAST_REGISTRATION", value_enum)]
-    pub registration: Option<Registration>,
-    /// Only these e-mail domains may register (accounts then wait for approval), repeatable [default: any]
-    #[arg(
-        long = "allowed-email-domain",
-        env = "CLASSCAST_ALLOWED_EMAIL_DOMAINS",
-        value_name = "DOMAIN",
-        value_delimiter = ','
-    )]
-    pub allowed_email_domains: Vec<String>,
-    /// API base URLs the browser client fails over between, repeatable [default: the page's own origin]
-    #[arg(
-        long = "api-host",
-        env = "CLASSCAST_API_HOSTS",
-        value_name = "URL",
-        value_delimiter = ','
-    )]
-    pub api_hosts: Vec<String>,
-    /// The address teachers open on their phones and laptops (https://classcast.school.org), shown on the boards [default: this machine's network address when listening on all interfaces, else the board page's own]
-    #[arg(long, env = "CLASSCAST_PUBLIC_URL", value_name = "URL")]
-    pub public_url: Option<String>,
-    /// Front-end origins allowed to call this API from another origin, repeatable [default: none]
-    #[arg(
-        long = "allowed-origin",
-        env = "CLASSCAST_ALLOWED_ORIGINS",
-        value_name = "ORIGIN",
-        value_delimiter = ','
-    )]
-    pub allowed_origins: Vec<String>,
-    /// Reverse proxies whose X-Forwarded-For names the client, as addresses or CIDR ranges, repeatable [default: none]
-    #[arg(
-        long = "trusted-proxy",
-        env = "CLASSCAST_TRUSTED_PROXIES",
-        value_name = "ADDRESS",
-        value_delimiter = ','
-    )]
-    pub trusted_proxies: Vec<String>,
-    /// Browser client's per-request timeout in milliseconds [default: 10000]
-    #[arg(long, env = "CLASSCAST_REQUEST_TIMEOUT_MS", value_name = "MS")]
-    pub request_timeout_ms: Option<u64>,
-    /// Session lifetime in seconds [default: 2592000 (30 days)]
-    #[arg(long, env = "CLASSCAST_SESSION_TTL_SECS", value_name = "SECS")]
-    pub session_ttl_secs: Option<u64>,
-    /// Renew a session when less than this many seconds are left [default: 604800 (7 days)]
-    #[arg(long, env = "CLASSCAST_SESSION_RENEW_SECS", value_name = "SECS")]
-    pub session_renew_secs: Option<u64>,
-    /// No login stays signed in longer than this, however often renewed, in seconds [default: 7776000 (90 days)]
-    #[arg(long, env = "CLASSCAST_SESSION_MAX_AGE_SECS", value_name = "SECS")]
-    pub session_max_age_secs: Option<u64>,
-    /// Largest accepted request body in bytes [default: 1048576]
-    #[arg(long, env = "CLASSCAST_MAX_BODY_BYTES", value_name = "BYTES")]
-    pub max_body_bytes: Option<usize>,
-    /// Live connections are pinged this often; silent for 7/3 of it means dead, in ms [default: 15000]
-    #[arg(long, env = "CLASSCAST_HEARTBEAT_MS", value_name = "MS")]
-    pub heartbeat_ms: Option<u64>,
-    /// How long a board's pairing code lives, 1 to 600 seconds [default: 600]
-    #[arg(long, env = "CLASSCAST_CODE_TTL_SECS", value_name = "SECS")]
-    pub code_ttl_secs: Option<u64>,
-    /// Lesson storage per teacher, every kept revision counted, in MiB [default: 256]
-    #[arg(long, env = "CLASSCAST_LESSON_STORAGE_MIB", value_name = "MIB")]
-    pub lesson_storage_mib: Option<u64>,
-    /// The largest picture or video a teacher may upload, in MiB [default: 200]
-    #[arg(long, env = "CLASSCAST_MEDIA_MAX_MIB", value_name = "MIB")]
-    pub media_max_mib: Option<u64>,
-    /// Pictures and videos per teacher, each file counted once, in MiB [default: 2048]
-    #[arg(long, env = "CLASSCAST_MEDIA_STORAGE_MIB", value_name = "MIB")]
-    pub media_storage_mib: Option<u64>,
-    /// Connections open at once, WebSockets included [default: the open-file limit less 100]
-    #[arg(long, env = "CLASSCAST_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Connections open at once from one address [default: a sixteenth of max_connections, at least 32]
-    #[arg(long, env = "CLASSCAST_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
-    pub max_connections_per_address: Option<usize>,
-    /// Seconds a client may take to send a request's headers; idle connections close after it [default: 20]
-    #[arg(long, env = "CLASSCAST_HEADER_TIMEOUT_SECS", value_name = "SECS")]
-    pub header_timeout_secs: Option<u64>,
-    /// Seconds a request may take, its body included, before 408 [default: 60]
-    #[arg(long, env = "CLASSCAST_REQUEST_DEADLINE_SECS", value_name = "SECS")]
-    pub request_deadline_secs: Option<u64>,
-    /// Longest a login waits for a password-hashing slot before 503, in ms [default: 5000]
-    #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", value_name = "MS")]
-    pub hash_wait_ms: Option<u64>,
+settings! {
+    /// Settings every command reads. Each also reads `CLASSCAST_<NAME>`; a list from the
+    /// environment is comma-separated.
+    common: CommonSettings {
+        /// Directory for the embedded database
+        #[arg(long, env = "CLASSCAST_DATA_DIR", global = true, value_name = "DIR")]
+        data_dir: Option<PathBuf> = "./classcast-data",
+        /// Database URL, repeatable [default: sqlite://<data-dir>/classcast.db]
+        #[arg(
+            long = "database",
+            env = "CLASSCAST_DATABASE",
+            global = true,
+            value_name = "URL",
+            value_delimiter = ','
+        )]
+        databases: Vec<String>,
+        /// This node's id, a UUID, unique in a cluster [default: made once and kept in <data-dir>/node-id]
+        #[arg(long, env = "CLASSCAST_NODE_ID", global = true, value_name = "UUID")]
+        node_id: Option<uuid::Uuid>,
+        /// Log format
+        #[arg(long, env = "CLASSCAST_LOG_FORMAT", global = true, value_enum)]
+        log_format: Option<LogFormat> = "text",
+    }
+
+    /// Settings only the server reads, so only `serve --help` lists them. Each also reads
+    /// `CLASSCAST_<NAME>`; a list from the environment is comma-separated.
+    serve: ServeArgs {
+        /// Address to listen on
+        #[arg(long, env = "CLASSCAST_LISTEN", value_name = "ADDR")]
+        listen: Option<SocketAddr> = "127.0.0.1:8080",
+        /// Whether and how accounts are created on the sign-in page
+        #[arg(long, env = "CLASSCAST_REGISTRATION", value_enum)]
+        registration: Option<Registration> = "approval",
+        /// Only these e-mail domains may register (accounts then wait for approval), repeatable [default: any]
+        #[arg(
+            long = "allowed-email-domain",
+            env = "CLASSCAST_ALLOWED_EMAIL_DOMAINS",
+            value_name = "DOMAIN",
+            value_delimiter = ','
+        )]
+        allowed_email_domains: Vec<String> => email_domains -> Vec<String>,
+        /// API base URLs the browser client fails over between, repeatable [default: the page's own origin]
+        #[arg(
+            long = "api-host",
+            env = "CLASSCAST_API_HOSTS",
+            value_name = "URL",
+            value_delimiter = ','
+        )]
+        api_hosts: Vec<String> => api_hosts -> Vec<String>,
+        /// The address teachers open on their phones and laptops (https://classcast.school.org), shown on the boards [default: this machine's network address when listening on all interfaces, else the board page's own]
+        #[arg(long, env = "CLASSCAST_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String> => public_url -> Option<String>,
+        /// Front-end origins allowed to call this API from another origin, repeatable [default: none]
+        #[arg(
+            long = "allowed-origin",
+            env = "CLASSCAST_ALLOWED_ORIGINS",
+            value_name = "ORIGIN",
+            value_delimiter = ','
+        )]
+        allowed_origins: Vec<String>,
+        /// Reverse proxies whose X-Forwarded-For names the client, as addresses or CIDR ranges, repeatable [default: none]
+        #[arg(
+            long = "trusted-proxy",
+            env = "CLASSCAST_TRUSTED_PROXIES",
+            value_name = "ADDRESS",
+            value_delimiter = ','
+        )]
+        trusted_proxies: Vec<String> => networks -> Vec<ipnet::IpNet>,
+        /// Browser client's per-request timeout in milliseconds
+        #[arg(long, env = "CLASSCAST_REQUEST_TIMEOUT_MS", value_name = "MS")]
+        request_timeout_ms: Option<u64> = "10000",
+        /// Session lifetime in seconds
+        #[arg(long, env = "CLASSCAST_SESSION_TTL_SECS", value_name = "SECS")]
+        session_ttl_secs: Option<u64> = "2592000" ("30 days"),
+        /// Renew a session when less than this many seconds are left
+        #[arg(long, env = "CLASSCAST_SESSION_RENEW_SECS", value_name = "SECS")]
+        session_renew_secs: Option<u64> = "604800" ("7 days"),
+        /// No login stays signed in longer than this, however often renewed, in seconds
+        #[arg(long, env = "CLASSCAST_SESSION_MAX_AGE_SECS", value_name = "SECS")]
+        session_max_age_secs: Option<u64> = "7776000" ("90 days"),
+        /// Largest accepted request body in bytes
+        #[arg(long, env = "CLASSCAST_MAX_BODY_BYTES", value_name = "BYTES")]
+        max_body_bytes: Option<usize> = "1048576",
+        /// Live connections are pinged this often; silent for 7/3 of it means dead, in ms
+        #[arg(long, env = "CLASSCAST_HEARTBEAT_MS", value_name = "MS")]
+        heartbeat_ms: Option<u64> = "15000",
+        /// How long a board's pairing code lives, 1 to 600 seconds
+        #[arg(long, env = "CLASSCAST_CODE_TTL_SECS", value_name = "SECS")]
+        code_ttl_secs: Option<u64> = "600",
+        /// Lesson storage per teacher, every kept revision counted, in MiB
+        #[arg(long, env = "CLASSCAST_LESSON_STORAGE_MIB", value_name = "MIB")]
+        lesson_storage_mib: Option<u64> = "256",
+        /// The largest picture or video a teacher may upload, in MiB
+        #[arg(long, env = "CLASSCAST_MEDIA_MAX_MIB", value_name = "MIB")]
+        media_max_mib: Option<u64> = "200",
+        /// Pictures and videos per teacher, each file counted once, in MiB
+        #[arg(long, env = "CLASSCAST_MEDIA_STORAGE_MIB", value_name = "MIB")]
+        media_storage_mib: Option<u64> = "2048",
+        /// Connections open at once, WebSockets included [default: the open-file limit less 100]
+        #[arg(long, env = "CLASSCAST_MAX_CONNECTIONS", value_name = "N")]
+        max_connections: Option<usize>,
+        /// Connections open at once from one address [default: a sixteenth of max_connections, at least 32]
+        #[arg(long, env = "CLASSCAST_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+        max_connections_per_address: Option<usize>,
+        /// Seconds a client may take to send a request's headers; idle connections close after it
+        #[arg(long, env = "CLASSCAST_HEADER_TIMEOUT_SECS", value_name = "SECS")]
+        header_timeout_secs: Option<u64> = "20",
+        /// Seconds a request may take, its body included, before 408
+        #[arg(long, env = "CLASSCAST_REQUEST_DEADLINE_SECS", value_name = "SECS")]
+        request_deadline_secs: Option<u64> = "60",
+        /// Longest a login waits for a password-hashing slot before 503, in ms
+        #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", value_name = "MS")]
+        hash_wait_ms: Option<u64> = "5000",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+/// A size given in MiB, in bytes.
+pub fn mib(n: u64) -> u64 {
+    n.saturating_mul(1 << 20)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
-    #[default]
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Registration {
     /// Anyone registers and signs in at once, so the answer tells whether an address is taken (with `allowed_email_domains`: as `approval`)
     Open,
     /// New accounts wait for `classcast user approve` (deleted if not approved within 30 days); the first account on a server is approved at once
-    #[default]
     Approval,
     /// Accounts only through `classcast user add`.
     Closed,
 }
 
-/// The configuration file's shape: every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    databases: Option<Vec<String>>,
-    node_id: Option<uuid::Uuid>,
-    log_format: Option<LogFormat>,
-    registration: Option<Registration>,
-    allowed_email_domains: Option<Vec<String>>,
-    api_hosts: Option<Vec<String>>,
-    public_url: Option<String>,
-    allowed_origins: Option<Vec<String>>,
-    trusted_proxies: Option<Vec<String>>,
-    request_timeout_ms: Option<u64>,
-    session_ttl_secs: Option<u64>,
-    session_renew_secs: Option<u64>,
-    session_max_age_secs: Option<u64>,
-    max_body_bytes: Option<usize>,
-    hash_wait_ms: Option<u64>,
-    heartbeat_ms: Option<u64>,
-    code_ttl_secs: Option<u64>,
-    lesson_storage_mib: Option<u64>,
-    media_max_mib: Option<u64>,
-    media_storage_mib: Option<u64>,
-    max_connections: Option<usize>,
-    max_connections_per_address: Option<usize>,
-    header_timeout_secs: Option<u64>,
-    request_deadline_secs: Option<u64>,
+// Defaults are written as a flag would be, so these parse them as clap does.
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ValueEnum::from_str(s, false)
+    }
 }
 
-/// The effective configuration. Not `Debug`: database URLs may hold passwords, and nothing
-/// should print them by accident (logs use `store::redact_url`).
-#[derive(Clone)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub databases: Vec<String>,
-    /// `None`: the id kept in the data directory (see `server::node`).
-    pub node_id: Option<uuid::Uuid>,
-    pub log_format: LogFormat,
-    pub registration: Registration,
-    pub allowed_email_domains: Vec<String>,
-    pub api_hosts: Vec<String>,
-    pub public_url: Option<String>,
-    pub allowed_origins: Vec<String>,
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    pub request_timeout_ms: u64,
-    pub session_ttl: Duration,
-    pub session_renew_before: Duration,
-    pub session_max_age: Duration,
-    pub max_body_bytes: usize,
-    pub hash_wait: Duration,
-    pub heartbeat: Duration,
-    pub code_ttl: Duration,
-    pub lesson_storage_bytes: u64,
-    pub media_max_bytes: u64,
-    pub media_storage_bytes: u64,
-    /// `None`: from the open-file limit when serving.
-    pub max_connections: Option<usize>,
-    /// `None`: a sixteenth of the connection budget, at least 32.
-    pub max_connections_per_address: Option<usize>,
-    pub header_timeout: Duration,
-    pub request_deadline: Duration,
+impl FromStr for Registration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ValueEnum::from_str(s, false)
+    }
+}
+
+/// A setting's value in one layer (flags and environment, or the file): a value given or
+/// not, or a list, empty when not given. Public only because `Config`'s field types name it.
+pub trait Layer {
+    /// The setting's type once a default fills in for a value not given.
+    type Value;
+    fn over(self, below: Self) -> Self;
+}
+
+impl<T> Layer for Option<T> {
+    type Value = T;
+    fn over(self, below: Self) -> Self {
+        self.or(below)
+    }
+}
+
+impl Layer for Vec<String> {
+    type Value = Self;
+    /// Blank items (`CLASSCAST_API_HOSTS=`) count as not given.
+    fn over(self, below: Self) -> Self {
+        let given: Vec<String> = self.into_iter().filter(|s| !s.trim().is_empty()).collect();
+        if given.is_empty() {
+            below
+        } else {
+            given
+        }
+    }
+}
+
+/// A `--help` line: the doc comment (as rustdoc gives it, each line after a space) and the
+/// default, with its note: `Session lifetime in seconds [default: 2592000 (30 days)]`.
+fn help(doc: &[&str], default: &[&str]) -> String {
+    let doc = doc
+        .iter()
+        .map(|line| line.trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match default {
+        [value] => format!("{doc} [default: {value}]"),
+        [value, note] => format!("{doc} [default: {value} ({note})]"),
+        _ => doc,
+    }
+}
+
+/// The value given, or the declared default (which the unit tests parse).
+fn defaulted<T: FromStr>(value: Option<T>, default: &str) -> T {
+    value.unwrap_or_else(|| match default.parse() {
+        Ok(value) => value,
+        Err(_) => panic!("the declared default {default:?} does not parse"),
+    })
 }
 
 /// The variable that sets the log filter, the one `CLASSCAST_*` variable that is not a setting.
@@ -244,120 +364,25 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let data_dir = common
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("classcast-data"));
-        let databases = pick_list(&common.databases, file.databases)
-            .unwrap_or_else(|| vec![default_database(&data_dir)]);
-        let config = Config {
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            data_dir,
-            databases,
-            node_id: common.node_id.or(file.node_id),
-            log_format: common.log_format.or(file.log_format).unwrap_or_default(),
-            registration: args.registration.or(file.registration).unwrap_or_default(),
-            allowed_email_domains: pick_list(
-                &args.allowed_email_domains,
-                file.allowed_email_domains,
-            )
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| d.trim().trim_start_matches('@').to_lowercase())
-            .collect(),
-            api_hosts: pick_list(&args.api_hosts, file.api_hosts)
-                .unwrap_or_else(|| vec![String::new()])
-                .into_iter()
-                .map(|h| h.trim().trim_end_matches('/').to_owned())
-                .collect(),
-            public_url: args
-                .public_url
-                .clone()
-                .or(file.public_url)
-                .map(|u| u.trim().trim_end_matches('/').to_owned())
-                .filter(|u| !u.is_empty()),
-            allowed_origins: pick_list(&args.allowed_origins, file.allowed_origins)
-                .unwrap_or_default(),
-            trusted_proxies: pick_list(&args.trusted_proxies, file.trusted_proxies)
-                .unwrap_or_default()
-                .iter()
-                .map(|p| parse_network(p))
-                .collect::<Result<_, _>>()?,
-            request_timeout_ms: args
-                .request_timeout_ms
-                .or(file.request_timeout_ms)
-                .unwrap_or(10_000),
-            session_ttl: Duration::from_secs(
-                args.session_ttl_secs
-                    .or(file.session_ttl_secs)
-                    .unwrap_or(30 * 86_400),
-            ),
-            session_renew_before: Duration::from_secs(
-                args.session_renew_secs
-                    .or(file.session_renew_secs)
-                    .unwrap_or(7 * 86_400),
-            ),
-            session_max_age: Duration::from_secs(
-                args.session_max_age_secs
-                    .or(file.session_max_age_secs)
-                    .unwrap_or(90 * 86_400),
-            ),
-            max_body_bytes: args
-                .max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(1 << 20),
-            hash_wait: Duration::from_millis(
-                args.hash_wait_ms.or(file.hash_wait_ms).unwrap_or(5_000),
-            ),
-            heartbeat: Duration::from_millis(
-                args.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(15_000),
-            ),
-            code_ttl: Duration::from_secs(args.code_ttl_secs.or(file.code_ttl_secs).unwrap_or(600)),
-            lesson_storage_bytes: args
-                .lesson_storage_mib
-                .or(file.lesson_storage_mib)
-                .unwrap_or(256)
-                .saturating_mul(1 << 20),
-            media_max_bytes: args
-                .media_max_mib
-                .or(file.media_max_mib)
-                .unwrap_or(200)
-                .saturating_mul(1 << 20),
-            media_storage_bytes: args
-                .media_storage_mib
-                .or(file.media_storage_mib)
-                .unwrap_or(2048)
-                .saturating_mul(1 << 20),
-            max_connections: args.max_connections.or(file.max_connections),
-            max_connections_per_address: args
-                .max_connections_per_address
-                .or(file.max_connections_per_address),
-            header_timeout: Duration::from_secs(
-                args.header_timeout_secs
-                    .or(file.header_timeout_secs)
-                    .unwrap_or(20),
-            ),
-            request_deadline: Duration::from_secs(
-                args.request_deadline_secs
-                    .or(file.request_deadline_secs)
-                    .unwrap_or(60),
-            ),
-        };
+        let (file_common, file_serve) = file.layers();
+        let mut config = Config::of(
+            common.settings.clone().over(file_common),
+            args.clone().over(file_serve),
+        )?;
+        if config.databases.is_empty() {
+            config.databases = vec![default_database(&config.data_dir)];
+        }
         config.validate()
     }
 
     fn validate(self) -> Result<Self, ConfigError> {
-        if self.session_ttl.is_zero() {
+        if self.session_ttl_secs == 0 {
             return Err(ConfigError::Setting {
                 name: "session_ttl_secs",
                 reason: "must be at least 1".into(),
             });
         }
-        if self.session_max_age < self.session_ttl {
+        if self.session_max_age_secs < self.session_ttl_secs {
             return Err(ConfigError::Setting {
                 name: "session_max_age_secs",
                 reason: "must be at least session_ttl_secs".into(),
@@ -369,13 +394,13 @@ impl Config {
                 reason: "must be at least 1024".into(),
             });
         }
-        if self.heartbeat < Duration::from_millis(100) {
+        if self.heartbeat_ms < 100 {
             return Err(ConfigError::Setting {
                 name: "heartbeat_ms",
                 reason: "must be at least 100".into(),
             });
         }
-        if !(1..=600).contains(&self.code_ttl.as_secs()) {
+        if !(1..=600).contains(&self.code_ttl_secs) {
             return Err(ConfigError::Setting {
                 name: "code_ttl_secs",
                 reason: "must be from 1 to 600 (a code lives at most 10 minutes)".into(),
@@ -387,16 +412,16 @@ impl Config {
                 reason: "max_connections and max_connections_per_address must be at least 1".into(),
             });
         }
-        if self.header_timeout.is_zero() || self.request_deadline.is_zero() {
+        if self.header_timeout_secs == 0 || self.request_deadline_secs == 0 {
             return Err(ConfigError::Setting {
                 name: "header_timeout_secs",
                 reason: "header_timeout_secs and request_deadline_secs must be at least 1".into(),
             });
         }
         for (name, value) in [
-            ("lesson_storage_mib", self.lesson_storage_bytes),
-            ("media_max_mib", self.media_max_bytes),
-            ("media_storage_mib", self.media_storage_bytes),
+            ("lesson_storage_mib", self.lesson_storage_mib),
+            ("media_max_mib", self.media_max_mib),
+            ("media_storage_mib", self.media_storage_mib),
         ] {
             if value == 0 {
                 return Err(ConfigError::Setting {
@@ -431,28 +456,45 @@ impl Config {
     }
 }
 
-/// An address (`10.0.0.5`) or a CIDR range (`10.0.0.0/8`).
-fn parse_network(raw: &str) -> Result<ipnet::IpNet, ConfigError> {
-    let raw = raw.trim();
-    raw.parse::<ipnet::IpNet>()
-        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| ConfigError::Setting {
-            name: "trusted_proxies",
-            reason: format!("{raw:?} is not an address or a CIDR range (10.0.0.0/8)"),
-        })
+/// Domains as e-mail addresses end: `@School.org ` is `school.org`.
+fn email_domains(domains: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    Ok(domains
+        .into_iter()
+        .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+        .collect())
 }
 
-fn pick_list(flag: &[String], file: Option<Vec<String>>) -> Option<Vec<String>> {
-    let flag: Vec<String> = flag
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .cloned()
-        .collect();
-    if flag.is_empty() {
-        file
-    } else {
-        Some(flag)
+/// Without a slash at the end; none means the page's own origin, written `""`.
+fn api_hosts(hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    if hosts.is_empty() {
+        return Ok(vec![String::new()]);
     }
+    Ok(hosts
+        .into_iter()
+        .map(|h| h.trim().trim_end_matches('/').to_owned())
+        .collect())
+}
+
+/// Without a slash at the end; blank means none.
+fn public_url(url: Option<String>) -> Result<Option<String>, ConfigError> {
+    Ok(url
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty()))
+}
+
+/// Addresses (`10.0.0.5`) or CIDR ranges (`10.0.0.0/8`).
+fn networks(raw: Vec<String>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    raw.iter()
+        .map(|raw| {
+            let raw = raw.trim();
+            raw.parse::<ipnet::IpNet>()
+                .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::Setting {
+                    name: "trusted_proxies",
+                    reason: format!("{raw:?} is not an address or a CIDR range (10.0.0.0/8)"),
+                })
+        })
+        .collect()
 }
 
 fn default_database(data_dir: &Path) -> String {
@@ -529,7 +571,7 @@ mod tests {
     fn defaults_need_no_configuration() {
         let c = Config::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.databases, ["sqlite://classcast-data/classcast.db"]);
+        assert_eq!(c.databases, ["sqlite://./classcast-data/classcast.db"]);
         assert_eq!(c.api_hosts, [""]);
         assert_eq!(c.registration, Registration::Approval);
     }
@@ -540,7 +582,8 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/cc\"\nrequest_timeout_ms = 2000\n",
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/cc\"\nrequest_timeout_ms = 2000\n\
+             api_hosts = [\"https://file.example/\"]\n",
         )
         .unwrap();
         let common = CommonArgs {
@@ -549,6 +592,8 @@ mod tests {
         };
         let args = ServeArgs {
             listen: Some("127.0.0.1:9100".parse().unwrap()),
+            // A blank list item (`CLASSCAST_API_HOSTS=`) gives no value: the file's counts.
+            api_hosts: vec![" ".into()],
             ..Default::default()
         };
         let c = Config::resolve(&common, &args).unwrap();
@@ -556,6 +601,8 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/srv/cc"));
         assert_eq!(c.databases, ["sqlite:///srv/cc/classcast.db"]);
         assert_eq!(c.request_timeout_ms, 2000);
+        assert_eq!(c.api_hosts, ["https://file.example"]);
+        assert_eq!(c.session_ttl_secs, 30 * 86_400);
     }
 
     #[test]
@@ -654,14 +701,13 @@ mod tests {
             let said = declared
                 .iter()
                 .find(|(f, ..)| f == flag)
-                .and_then(|d| d.2.clone());
-            if let Some(said) = said {
-                assert_eq!(
-                    said.replace("data-dir", "data_dir"),
-                    default.replace('`', ""),
-                    "the default of {flag} in --help and the README"
-                );
-            }
+                .and_then(|d| d.2.clone())
+                .unwrap_or_else(|| panic!("{flag}: --help names no [default: …]"));
+            assert_eq!(
+                said.replace("data-dir", "data_dir"),
+                default.replace('`', ""),
+                "the default of {flag} in --help and the README"
+            );
         }
     }
 

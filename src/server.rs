@@ -16,7 +16,7 @@ use crate::auth::{Accounts, AuthSettings, RegistrationMode};
 use crate::bus::local::LocalBus;
 use crate::bus::pg_notify::PgBus;
 use crate::bus::{Bus, PRESENCE_REFRESH};
-use crate::config::{Config, Registration};
+use crate::config::{mib, Config, Registration};
 use crate::domain::node::Node;
 use crate::error_chain;
 use crate::http::{self, ops::ClientConfig, pages::Pages, AppState};
@@ -131,7 +131,7 @@ fn bus(config: &Config, node: &Node) -> Result<Arc<dyn Bus>, ServeError> {
 /// The password hasher every entry point uses: one hash per core at a time.
 pub fn password_hasher(config: &Config) -> PasswordHasher {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    PasswordHasher::new(cores, config.hash_wait)
+    PasswordHasher::new(cores, Duration::from_millis(config.hash_wait_ms))
 }
 
 pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
@@ -150,9 +150,9 @@ pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
                 Registration::Open => RegistrationMode::Open,
             },
             allowed_email_domains: config.allowed_email_domains.clone(),
-            session_ttl: config.session_ttl,
-            session_renew_before: config.session_renew_before,
-            session_max_age: config.session_max_age,
+            session_ttl: Duration::from_secs(config.session_ttl_secs),
+            session_renew_before: Duration::from_secs(config.session_renew_secs),
+            session_max_age: Duration::from_secs(config.session_max_age_secs),
         },
     )
 }
@@ -182,7 +182,7 @@ fn connection_limits(config: &Config) -> http::connections::ConnectionLimits {
             .max_connections_per_address
             .unwrap_or((total / 16).max(32).min(total)),
         trusted_proxies: config.trusted_proxies.clone(),
-        header_timeout: config.header_timeout,
+        header_timeout: Duration::from_secs(config.header_timeout_secs),
     }
 }
 
@@ -219,8 +219,8 @@ pub async fn serve(
     }
     let media = crate::media::MediaSettings::new(
         &config.data_dir,
-        config.media_max_bytes,
-        config.media_storage_bytes,
+        mib(config.media_max_mib),
+        mib(config.media_storage_mib),
     );
     // Files on their way when the last process ended (killed mid-upload) are of no use now.
     match std::fs::remove_dir_all(&media.uploads) {
@@ -235,18 +235,21 @@ pub async fn serve(
         store.clone(),
         bus.clone(),
         node.clock.clone(),
-        config.heartbeat,
-        config.code_ttl,
+        Duration::from_millis(config.heartbeat_ms),
+        Duration::from_secs(config.code_ttl_secs),
     ));
     let cluster = tokio::spawn(follow_other_nodes(live.clone(), bus));
-    let quota = Arc::new(LessonQuota::new(store.clone(), config.lesson_storage_bytes));
+    let quota = Arc::new(LessonQuota::new(
+        store.clone(),
+        mib(config.lesson_storage_mib),
+    ));
     let state = AppState {
         store,
         accounts: accounts.clone(),
         client_config: Arc::new(ClientConfig {
             api_hosts: config.api_hosts.clone(),
             request_timeout_ms: config.request_timeout_ms,
-            media_max_bytes: config.media_max_bytes,
+            media_max_bytes: mib(config.media_max_mib),
             public_url: board_url(listening, config.public_url.as_deref()),
         }),
         pages: Arc::new(Pages::load()),
@@ -256,7 +259,7 @@ pub async fn serve(
         media: Arc::new(media),
         http: Arc::new(http::HttpSettings {
             max_body_bytes: config.max_body_bytes,
-            request_deadline: config.request_deadline,
+            request_deadline: Duration::from_secs(config.request_deadline_secs),
             trusted_proxies: config.trusted_proxies.clone(),
             allowed_origins: config.allowed_origins.clone(),
             api_hosts: config.api_hosts.clone(),

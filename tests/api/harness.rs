@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use classcast::config::{CommonArgs, Config, ServeArgs};
+use classcast::config::{CommonArgs, CommonSettings, Config, ServeArgs};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -32,7 +32,10 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     // Teachers sign up and use their accounts at once; tests of approval say so.
     let common = CommonArgs {
-        data_dir: Some(dir.path().to_owned()),
+        settings: CommonSettings {
+            data_dir: Some(dir.path().to_owned()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut args = ServeArgs {
