@@ -640,17 +640,18 @@ fn read_manifest(json: &[u8]) -> Result<Manifest, LessonFileError> {
 /// millions of empty entries would fill.
 fn announced_entries(file: &mut std::fs::File) -> Result<usize, LessonFileError> {
     const END: [u8; 4] = *b"PK\x05\x06";
-    const END_LEN: u64 = 22;
+    const END_LEN: u16 = 22;
     let size = file.seek(SeekFrom::End(0))?;
-    let tail = size.min(END_LEN + u64::from(u16::MAX));
+    let tail = size.min(u64::from(END_LEN) + u64::from(u16::MAX));
     file.seek(SeekFrom::Start(size - tail))?;
-    let mut bytes = vec![0; tail as usize];
+    // At most 22 + 65,535 bytes.
+    let mut bytes = vec![0; usize::try_from(tail).unwrap_or(usize::MAX)];
     file.read_exact(&mut bytes)?;
     file.rewind()?;
     let at = bytes
         .windows(4)
         .rposition(|w| w == END)
-        .filter(|at| bytes.len() - at >= END_LEN as usize)
+        .filter(|at| bytes.len() - at >= usize::from(END_LEN))
         .ok_or_else(not_a_lesson_file)?;
     Ok(usize::from(u16::from_le_bytes([
         bytes[at + 10],

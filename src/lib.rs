@@ -23,6 +23,15 @@
 //! `bus` and `domain`; `store` and `bus` use `domain`; `domain` uses none of them.
 
 #![forbid(unsafe_code)]
+// A lossy `as` cast is a silent bug waiting for a large value: the library converts with
+// `try_from`, `unsigned_abs` or a saturating helper, and says why where a cast is exact.
+// (Held here rather than in Cargo.toml's `[lints]`, which would also hold the tests and
+// benchmarks, whose synthetic data takes low bytes of counters on purpose.)
+#![deny(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
 
 pub mod addresses;
 pub mod auth;

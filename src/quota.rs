@@ -68,8 +68,8 @@ impl LessonQuota {
                 limit: self.limit,
             });
         }
-        let kib = NonZeroU32::new((size / 1024).clamp(1, u64::from(WRITES_KIB.burst)) as u32)
-            .expect("clamped to at least 1");
+        let kib = u32::try_from(size / 1024).unwrap_or(u32::MAX);
+        let kib = NonZeroU32::new(kib.clamp(1, WRITES_KIB.burst)).expect("clamped to at least 1");
         match self.writes.check_key_n(&owner, kib) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(QuotaError::RateLimited {

@@ -173,9 +173,10 @@ pub const SESSION_POLL: Duration = Duration::from_millis(250);
 /// The connection budget: configured, or from the open-file limit (raised to its hard
 /// maximum first), keeping 100 descriptors for the database, logs and the listener.
 fn connection_limits(config: &Config) -> http::connections::ConnectionLimits {
-    let total = config
-        .max_connections
-        .unwrap_or_else(|| raise_open_file_limit().saturating_sub(100).max(64) as usize);
+    let total = config.max_connections.unwrap_or_else(|| {
+        let open_files = raise_open_file_limit().saturating_sub(100).max(64);
+        usize::try_from(open_files).unwrap_or(usize::MAX)
+    });
     http::connections::ConnectionLimits {
         total,
         per_address: config

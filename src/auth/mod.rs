@@ -293,7 +293,9 @@ impl Accounts {
     fn family_end(&self, family: Uuid) -> i64 {
         let started = family.get_timestamp().map_or(0, |t| {
             let (secs, nanos) = t.to_unix();
-            secs as i64 * 1000 + i64::from(nanos / 1_000_000)
+            i64::try_from(secs)
+                .map_or(i64::MAX, |s| s.saturating_mul(1000))
+                .saturating_add(i64::from(nanos / 1_000_000))
         });
         started + millis_of(self.settings.session_max_age)
     }

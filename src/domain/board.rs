@@ -324,9 +324,16 @@ impl Op {
     }
 }
 
+/// Milliseconds of a timer (at most [`TIMER_SECONDS_MAX`] seconds) as a time offset.
+fn whole_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
 /// A whole number a JSON client can hold exactly (written `5` or `5.0`), or `None`.
 fn whole_number(value: &serde_json::Value) -> Option<u64> {
     let n = value.as_f64()?;
+    // Whole and within 0..=2^53, so the cast is exact.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     (n.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(&n)).then_some(n as u64)
 }
 
@@ -366,7 +373,7 @@ pub fn apply(
                 id: l.id,
                 revision: l.revision,
                 title: l.content.title.clone(),
-                slide_count: l.content.slides.len() as u32,
+                slide_count: u32::try_from(l.content.slides.len()).unwrap_or(u32::MAX),
             });
             next.blanked = false;
             // A new presentation: the timers of the last one are not this one's.
@@ -378,7 +385,7 @@ pub fn apply(
         }
         Op::Next | Op::Prev | Op::Goto { .. } => {
             let l = require_lesson()?;
-            let last = l.content.slides.len().saturating_sub(1) as u32;
+            let last = u32::try_from(l.content.slides.len().saturating_sub(1)).unwrap_or(u32::MAX);
             let target = match *op {
                 Op::Goto { slide } => slide_in(l.content, slide)?,
                 Op::Prev => state.slide_index.saturating_sub(1),
@@ -407,10 +414,12 @@ pub fn apply(
             match *op {
                 Op::TimerStart if !t.running && t.remaining_ms > 0 => {
                     t.running = true;
-                    t.ends_at = Some(now_ms + t.remaining_ms as i64);
+                    t.ends_at = Some(now_ms.saturating_add(whole_ms(t.remaining_ms)));
                 }
                 Op::TimerPause if t.running => {
-                    t.remaining_ms = t.ends_at.map_or(0, |end| (end - now_ms).max(0) as u64);
+                    t.remaining_ms = t
+                        .ends_at
+                        .map_or(0, |end| (end - now_ms).max(0).unsigned_abs());
                     t.running = false;
                     t.ends_at = None;
                 }
@@ -429,8 +438,9 @@ pub fn apply(
                     t.duration_ms = (t.duration_ms + ms).min(most);
                     match t.ends_at.filter(|_| t.running) {
                         Some(end) => {
-                            let left = ((end - now_ms).max(0) as u64 + ms).min(t.duration_ms);
-                            t.ends_at = Some(now_ms + left as i64);
+                            let left =
+                                ((end - now_ms).max(0).unsigned_abs() + ms).min(t.duration_ms);
+                            t.ends_at = Some(now_ms.saturating_add(whole_ms(left)));
                         }
                         None => t.remaining_ms = (t.remaining_ms + ms).min(t.duration_ms),
                     }

@@ -189,7 +189,7 @@ fn timers_kept_are_bounded_and_their_titles_are_the_slides() {
     assert_eq!(s.timers.len(), TIMERS_KEPT);
     assert_eq!(
         s.timers[0].index,
-        39 - TIMERS_KEPT as u32,
+        39 - u32::try_from(TIMERS_KEPT).unwrap(),
         "the most recently left"
     );
     let stored = s.stored_json();

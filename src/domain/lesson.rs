@@ -228,7 +228,10 @@ fn parse_slide(
         }
         SlideKind::Timer => match input.seconds {
             Some(s) if s.fract() == 0.0 && (1.0..=f64::from(TIMER_SECONDS_MAX)).contains(&s) => {
-                seconds = Some(s as u32)
+                // Whole and within 1..=TIMER_SECONDS_MAX, so the cast is exact.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let whole = s as u32;
+                seconds = Some(whole)
             }
             Some(_) => errors.add(
                 &field("seconds"),

@@ -178,10 +178,8 @@ impl Budget {
         if let Ok(permit) = self.total.clone().try_acquire_owned() {
             return Some(permit);
         }
-        let idle_since_at_most = IDLE
-            | self
-                .now_ms()
-                .saturating_sub(IDLE_BEFORE_GIVING_WAY.as_millis() as u64);
+        let idle_since_at_most =
+            IDLE | self.now_ms().saturating_sub(millis(IDLE_BEFORE_GIVING_WAY));
         let leaving = {
             let mut open = self.open();
             let (&id, _) = open
@@ -215,7 +213,7 @@ impl Budget {
     }
 
     fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        millis(self.started.elapsed())
     }
 }
 
@@ -363,4 +361,9 @@ async fn connection(
         }
     }
     budget.closed(id);
+}
+
+/// A duration in whole milliseconds (saturating: no connection lives 584 million years).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

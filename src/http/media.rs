@@ -337,14 +337,17 @@ fn chunks(
             if at >= stop {
                 return None;
             }
-            let n = (at / chunk) as u32;
+            let n = u32::try_from(at / chunk).unwrap_or(u32::MAX);
             let read = state.store.media_chunk(&media.id, n).await;
             let bytes = match read {
                 Ok(bytes) => bytes,
                 Err(e) => return Some((Err(std::io::Error::other(e)), (state, media, stop, stop))),
             };
-            let from = (at - u64::from(n) * chunk) as usize;
-            let to = ((stop - u64::from(n) * chunk) as usize).min(bytes.len());
+            // Offsets within one chunk of `MEDIA_CHUNK` bytes, a `usize`.
+            let within =
+                |offset: u64| usize::try_from(offset - u64::from(n) * chunk).unwrap_or(usize::MAX);
+            let from = within(at);
+            let to = within(stop).min(bytes.len());
             if to <= from {
                 let short = std::io::Error::other(format!("chunk {n} of {} is short", media.id));
                 return Some((Err(short), (state, media, stop, stop)));

@@ -74,7 +74,7 @@ pub fn welcome(peer: &Peer, heartbeat: Duration) -> String {
         protocol: protocol::PROTOCOL,
         role,
         server_time: now_ms(),
-        heartbeat_ms: heartbeat.as_millis() as u64,
+        heartbeat_ms: u64::try_from(heartbeat.as_millis()).unwrap_or(u64::MAX),
         account,
         board_id,
     }

@@ -37,6 +37,8 @@ pub struct Followed {
 fn version<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let n = f64::deserialize(d)?;
     if n.fract() == 0.0 && (0.0..=MAX_SAFE_INTEGER as f64).contains(&n) {
+        // Whole and within 0..=2^53, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation)]
         Ok(n as i64)
     } else {
         Err(serde::de::Error::custom(format!(

@@ -144,8 +144,10 @@ fn pairing_feed(
                         match expires {
                             // A millisecond past: the code is expired, not expiring.
                             Some(at) => {
-                                sleep(Duration::from_millis((at - now_ms() + 1).max(0) as u64))
-                                    .await
+                                sleep(Duration::from_millis(
+                                    (at - now_ms() + 1).max(0).unsigned_abs(),
+                                ))
+                                .await
                             }
                             None => future::pending().await,
                         }

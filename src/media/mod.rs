@@ -233,7 +233,8 @@ impl Upload {
     /// holds it already.
     async fn store(mut self, store: &dyn Store, account: Uuid) -> Result<Media, MediaError> {
         let kind = self.kind().ok_or(MediaError::Unsupported)?;
-        let chunks = self.size.div_ceil(MEDIA_CHUNK as u64) as u32;
+        let chunks = u32::try_from(self.size.div_ceil(MEDIA_CHUNK as u64))
+            .map_err(|_| too_large(self.limits))?;
         let media = Media {
             id: self.id(),
             media_type: kind.mime().to_owned(),
@@ -249,9 +250,9 @@ impl Upload {
             self.file.rewind().await?;
             let mut buffer = vec![0; MEDIA_CHUNK];
             for n in 0..chunks {
-                let length =
-                    (self.size - u64::from(n) * MEDIA_CHUNK as u64).min(MEDIA_CHUNK as u64);
-                let chunk = &mut buffer[..length as usize];
+                let left = self.size - u64::from(n) * MEDIA_CHUNK as u64;
+                let length = usize::try_from(left).map_or(MEDIA_CHUNK, |l| l.min(MEDIA_CHUNK));
+                let chunk = &mut buffer[..length];
                 self.file.read_exact(chunk).await?;
                 store.insert_media_chunk(&media.id, n, chunk).await?;
             }

@@ -83,7 +83,10 @@ fn on_white(picture: &DynamicImage) -> RgbImage {
     let rgba = picture.to_rgba8();
     RgbImage::from_fn(width, height, |x, y| {
         let [r, g, b, a] = rgba.get_pixel(x, y).0;
-        let over = |c: u8| ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a))) / 255) as u8;
+        let over = |c: u8| {
+            let blended = (u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a))) / 255;
+            u8::try_from(blended).unwrap_or(u8::MAX)
+        };
         Rgb([over(r), over(g), over(b)])
     })
 }

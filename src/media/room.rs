@@ -78,7 +78,8 @@ impl Room {
 
     /// Spends `files` uploads of `owner`'s [`UPLOADS`], or says when to try again.
     pub fn pace(&self, owner: Uuid, files: usize) -> Result<(), MediaError> {
-        let Some(n) = NonZeroU32::new(files.min(UPLOADS.burst as usize) as u32) else {
+        let Some(n) = NonZeroU32::new(u32::try_from(files).unwrap_or(u32::MAX).min(UPLOADS.burst))
+        else {
             return Ok(());
         };
         match self.uploads.check_key_n(&owner, n) {

@@ -72,12 +72,12 @@ pub async fn status(urls: &[String], repair: bool) -> Vec<MemberStatus> {
 
 async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx::Error> {
     let asked = crate::domain::hlc::wall_millis();
-    let theirs: f64 =
-        sqlx::query_scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8")
+    let theirs: i64 =
+        sqlx::query_scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
             .fetch_one(&mut member.conn)
             .await?;
     let answered = crate::domain::hlc::wall_millis();
-    let clock_skew_ms = theirs as i64 - (asked + answered) / 2;
+    let clock_skew_ms = theirs - (asked + answered) / 2;
     let mut subscriptions = Vec::new();
     for subscription in subscriptions_of(&mut member.conn).await? {
         let (stalled, repaired) = if let Some(why) = lost_at_provider(&subscription, true).await {
