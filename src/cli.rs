@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `user` and `cluster`, and the glue that runs them.
+//! The command line: `serve`, `migrate`, `user`, `cluster`, `backup` and `restore`, and the
+//! glue that runs them.
 //!
 //! User errors (bad configuration, unreachable database, unknown account) print one line
 //! naming the problem and exit non-zero; no backtraces.
@@ -44,6 +45,35 @@ pub enum Command {
     /// --database (cluster mode; see docs/deploy-cluster.md)
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Write a backup of everything the school has, from a running server too (without
+    /// stopping it), or check one; see docs/operations.md
+    Backup(BackupArgs),
+    /// Load a backup into an empty store of either kind (SQLite or PostgreSQL), after
+    /// checking all of it; see docs/operations.md
+    Restore {
+        /// The backup file
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Replace everything a store that is not empty holds
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Where to write the backup; - writes to standard output (for ssh, gpg or restic)
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "check",
+        conflicts_with = "check"
+    )]
+    out: Option<std::path::PathBuf>,
+    /// Verify a backup (every checksum, every stored file's bytes) without restoring it,
+    /// and say what it holds
+    #[arg(long, value_name = "FILE")]
+    check: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +143,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Cluster(ClusterCommand::Status { repair }) => {
                 cluster_status(config, repair).await
             }
+            Command::Backup(args) => backup(config, args).await,
+            Command::Restore { file, force } => restore(config, &file, force).await,
         }
     })
 }
@@ -328,6 +360,62 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     } else {
         println!("Applied: {}", applied.join(", "));
     }
+    Ok(())
+}
+
+async fn backup(config: Config, args: BackupArgs) -> anyhow::Result<()> {
+    if let Some(path) = args.check {
+        let file = std::fs::File::open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let contents = crate::backup::check(file)?;
+        println!("{} is whole: {}", path.display(), contents.summary());
+        return Ok(());
+    }
+    let Some(out) = args.out else {
+        bail!("say where to write the backup with --out FILE (or - for standard output)");
+    };
+    if out.as_os_str() == "-" {
+        let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        let contents = crate::backup::backup(&config.databases, stdout).await?;
+        eprintln!("Backed up: {}", contents.summary());
+        return Ok(());
+    }
+    // Written beside the file and renamed once whole and synced: a backup cut short never
+    // takes the place of a good one.
+    let partial = out.with_extension("partial");
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot create {}", partial.display()))?;
+    let written = crate::backup::backup(&config.databases, std::io::BufWriter::new(&file)).await;
+    let contents = match written.and_then(|c| {
+        file.sync_all()
+            .map(|()| c)
+            .map_err(crate::backup::BackupError::Write)
+    }) {
+        Ok(contents) => contents,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.into());
+        }
+    };
+    std::fs::rename(&partial, &out)
+        .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?;
+    println!("Backed up to {}: {}", out.display(), contents.summary());
+    Ok(())
+}
+
+async fn restore(config: Config, file: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    // Checked whole before the store is even opened: a bad file changes nothing.
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let checked = crate::backup::check(opened)?;
+    server::open_and_migrate(&config, server::Opener::Command).await?;
+    let (contents, replaced) =
+        crate::backup::restore(&config.databases, file, checked, force).await?;
+    if !replaced.is_empty() {
+        let listed: Vec<String> = replaced.iter().map(|(t, n)| format!("{n} {t}")).collect();
+        println!("Replaced what the store held: {}", listed.join(", "));
+    }
+    println!("Restored {}", contents.summary());
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //! - [`auth`]: accounts, sessions, password hashing and login rate limits.
 //! - [`quota`]: what each teacher may store of lessons, over time and in total.
 //! - [`media`]: uploaded pictures and videos: checks, chunked storage, ranges.
+//! - [`backup`]: backups of a whole school, checked, and restored into either engine.
 //! - [`lesson_file`]: a lesson and its media as one zip, written and checked before import.
 //! - [`store`]: the storage trait, written once over an SQLite and a PostgreSQL backend
 //!   (insert-only rows), and the replication `classcast cluster` sets up.
@@ -35,6 +36,7 @@
 
 pub mod addresses;
 pub mod auth;
+pub mod backup;
 pub mod budget;
 pub mod bus;
 pub mod cli;

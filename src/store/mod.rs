@@ -14,6 +14,7 @@ mod backend;
 pub mod postgres;
 mod queries;
 mod schema;
+pub mod snapshot;
 mod sql;
 pub mod sqlite;
 mod state_writer;

@@ -3,6 +3,7 @@
 mod access;
 mod accounts;
 mod addresses;
+mod backup;
 mod bad_input;
 mod browser;
 mod browser_console;

@@ -1,0 +1,310 @@
+//! Backups as a school's IT person takes them: `classcast backup` beside a running server,
+//! `backup --check`, and `classcast restore` into a fresh SQLite or PostgreSQL store, with
+//! everything compared row by row and the restored school used again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use classcast::backup::format::{Header, Part, Reader, Writer, FORMAT};
+use classcast::store::snapshot::Value;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::cluster::postgres::PgServer;
+use crate::harness::{cli, spawn_app, text_slide, Process, TestApp};
+use crate::live::{claim, pair, Ws};
+use crate::media::{file, upload, MP4, PNG};
+use crate::tools::{missing, Tool};
+
+/// Runs `classcast <args>` on `data_dir`; returns (succeeded, stdout, stderr).
+fn run(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = cli(data_dir, args, "");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+/// Every row of every table a backup holds, each table's rows sorted, flags as integers
+/// (PostgreSQL keeps booleans, SQLite 0 and 1) and JSON objects with their keys sorted
+/// (PostgreSQL's `jsonb` keeps them so): what two stores must agree on.
+fn rows_of(path: &Path) -> BTreeMap<String, Vec<Vec<Value>>> {
+    let mut reader = Reader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut tables: BTreeMap<String, Vec<Vec<Value>>> = BTreeMap::new();
+    let mut current = None;
+    while let Some(part) = reader.next_part().unwrap() {
+        match part {
+            Part::Table(start) => current = Some(start.table),
+            Part::Row(row) => {
+                let row = row
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::Bool(on) => Value::Int(i64::from(on)),
+                        Value::Text(text) if text.starts_with('{') => {
+                            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                            Value::Text(json.to_string())
+                        }
+                        other => other,
+                    })
+                    .collect();
+                tables
+                    .entry(current.clone().unwrap())
+                    .or_default()
+                    .push(row);
+            }
+            Part::EndOfTable { .. } | Part::End => {}
+        }
+    }
+    for rows in tables.values_mut() {
+        rows.sort_by_key(|row| format!("{row:?}"));
+    }
+    tables
+}
+
+/// Asserts that `restored` holds exactly the rows of `taken`, naming the first difference.
+fn same_rows(
+    restored: &BTreeMap<String, Vec<Vec<Value>>>,
+    taken: &BTreeMap<String, Vec<Vec<Value>>>,
+    name: &str,
+) {
+    let tables =
+        |rows: &BTreeMap<String, Vec<Vec<Value>>>| rows.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        tables(restored),
+        tables(taken),
+        "{name}: the tables with rows"
+    );
+    for (table, rows) in taken {
+        let got = &restored[table];
+        assert_eq!(got.len(), rows.len(), "{name}: rows of {table}");
+        if let Some((a, b)) = got.iter().zip(rows).find(|(a, b)| a != b) {
+            panic!("{name}: a row of {table} differs:\n{a:?}\n{b:?}");
+        }
+    }
+}
+
+fn db_of(dir: &Path) -> PathBuf {
+    dir.join("classcast.db")
+}
+
+/// A school in use: two teachers (one disabled), 50 lessons with two revisions each, a
+/// board paired and presenting, a picture and a 20 MiB video.
+async fn busy_school(app: &TestApp) -> (crate::harness::Teacher, crate::live::Claimed, String) {
+    let t = app.register("busy@school.org").await;
+    app.register("gone@school.org").await;
+    let (ok, said, errors) = run(app.data_dir(), &["user", "disable", "gone@school.org"]);
+    assert!(ok, "{said}{errors}");
+    let mut first = String::new();
+    for i in 0..50 {
+        let lesson = app
+            .create_lesson(
+                &t,
+                json!({"title": format!("Lesson {i}"), "slides": [text_slide("One"), text_slide("Two"), text_slide("Three")]}),
+            )
+            .await;
+        let id = lesson["id"].as_str().unwrap().to_owned();
+        let res = app
+            .as_teacher(Method::PUT, &format!("/api/lessons/{id}"), &t)
+            .json(&json!({"title": format!("Lesson {i}, again"), "slides": [text_slide("One"), text_slide("Two"), text_slide("Three")]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        if i == 0 {
+            first = id;
+        }
+    }
+    for (bytes, kind) in [
+        (file(PNG, 3000), "image/png"),
+        (file(MP4, 20 << 20), "video/mp4"),
+    ] {
+        let res = upload(app, &t, bytes, kind).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+    }
+    let board = claim(app).await;
+    assert_eq!(
+        pair(app, &t, &board.code, "Room 4").await.status(),
+        StatusCode::CREATED
+    );
+    (t, board, first)
+}
+
+#[tokio::test]
+async fn a_school_backed_up_while_teaching_restores_into_sqlite_and_postgresql_row_for_row() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
+    let app = spawn_app().await;
+    let (t, board, lesson) = busy_school(&app).await;
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let ack = console
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+
+    // A teacher keeps pressing next and back, ten times a second, while the backup is taken.
+    let stop = Arc::new(AtomicBool::new(false));
+    let pressed = Arc::new(AtomicU32::new(0));
+    let presser = {
+        let (stop, pressed, board) = (stop.clone(), pressed.clone(), board.id.clone());
+        tokio::spawn(async move {
+            let mut pace = tokio::time::interval(std::time::Duration::from_millis(100));
+            while !stop.load(Ordering::Relaxed) {
+                for op in ["next", "prev"] {
+                    pace.tick().await;
+                    let ack = console.command(&board, op, json!({})).await;
+                    assert_eq!(ack["type"], "ack", "{ack}");
+                    pressed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let work = tempfile::tempdir().unwrap();
+    let backup = work.path().join("school.ccb");
+    let (data, out) = (app.data_dir().to_owned(), backup.clone());
+    let (ok, said, errors) = tokio::task::spawn_blocking(move || {
+        run(&data, &["backup", "--out", out.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    presser.await.unwrap();
+    assert!(ok, "{said}{errors}");
+    assert!(pressed.load(Ordering::Relaxed) > 0);
+    assert!(
+        said.contains("2 accounts, 50 lessons (100 revisions), 1 boards"),
+        "{said}"
+    );
+
+    let (ok, said, errors) = run(
+        work.path(),
+        &["backup", "--check", backup.to_str().unwrap()],
+    );
+    assert!(ok, "{said}{errors}");
+    assert!(
+        said.contains("is whole") && said.contains("2 media files"),
+        "{said}"
+    );
+    let taken = rows_of(&backup);
+    assert_eq!(taken["lesson"].len(), 50);
+    assert_eq!(taken["media_file"].len(), 2);
+
+    // Into a fresh SQLite store, and into a fresh PostgreSQL database.
+    let lite = tempfile::tempdir().unwrap();
+    let (ok, said, errors) = run(lite.path(), &["restore", backup.to_str().unwrap()]);
+    assert!(ok, "{said}{errors}");
+    let server = PgServer::start();
+    let url = server.create("restored").await;
+    let (ok, said, errors) = run(
+        work.path(),
+        &["--database", &url, "restore", backup.to_str().unwrap()],
+    );
+    assert!(ok, "{said}{errors}");
+    for (name, args) in [
+        ("sqlite", vec!["backup"]),
+        ("postgres", vec!["--database", url.as_str(), "backup"]),
+    ] {
+        let again = work.path().join(format!("{name}.ccb"));
+        let mut args = args.clone();
+        args.extend(["--out", again.to_str().unwrap()]);
+        let dir = if name == "sqlite" {
+            lite.path()
+        } else {
+            work.path()
+        };
+        let (ok, said, errors) = run(dir, &args);
+        assert!(ok, "{said}{errors}");
+        same_rows(&rows_of(&again), &taken, name);
+    }
+
+    // The restored school works: the same password, the same lessons, and the board paired
+    // before the backup still is.
+    let node = Process::start(lite.path());
+    let restored = TestApp::of_process(&node, lite);
+    let again = restored.login("busy@school.org").await;
+    assert_eq!(restored.lesson_count(&again).await, 50);
+    let listed = restored.get_json("/api/boards", &again).await;
+    assert_eq!(listed["items"][0]["id"], board.id.as_str(), "{listed}");
+    Ws::board(&restored, &board).await;
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_damaged_cut_foreign_or_newer_backup_is_refused_and_force_replaces_a_store() {
+    let app = spawn_app().await;
+    let t = app.register("kept@school.org").await;
+    app.create_lesson(&t, json!({"title": "Kept", "slides": [text_slide("One")]}))
+        .await;
+    let work = tempfile::tempdir().unwrap();
+    let good = work.path().join("good.ccb");
+    let (ok, said, errors) = run(app.data_dir(), &["backup", "--out", good.to_str().unwrap()]);
+    assert!(ok, "{said}{errors}");
+    let bytes = std::fs::read(&good).unwrap();
+
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    let newer = {
+        let header = Header {
+            format: FORMAT + 1,
+            classcast: "9.9.9".into(),
+            engine: "sqlite".into(),
+            schema: 99,
+            taken_at_ms: 0,
+        };
+        Writer::new(Vec::new(), &header).unwrap().finish().unwrap()
+    };
+    for (name, content, said) in [
+        ("flipped", flipped, "damaged"),
+        ("cut", bytes[..bytes.len() * 2 / 3].to_vec(), "cut short"),
+        (
+            "foreign",
+            b"PK\x03\x04 a zip file".to_vec(),
+            "not a classcast backup",
+        ),
+        ("newer", newer, "newer classcast"),
+    ] {
+        let path = work.path().join(format!("{name}.ccb"));
+        std::fs::write(&path, content).unwrap();
+        for args in [
+            vec!["backup", "--check", path.to_str().unwrap()],
+            vec!["restore", path.to_str().unwrap()],
+        ] {
+            let fresh = tempfile::tempdir().unwrap();
+            let (ok, _, errors) = run(fresh.path(), &args);
+            assert!(!ok, "{name}: {args:?} succeeded");
+            assert!(errors.contains(said), "{name}: {errors}");
+            assert_eq!(errors.trim().lines().count(), 1, "{name}: {errors}");
+            assert!(!db_of(fresh.path()).exists(), "{name}: a store was made");
+        }
+    }
+
+    // A store that holds anything is refused, unless --force, which replaces all of it.
+    let other = tempfile::tempdir().unwrap();
+    let out = cli(
+        other.path(),
+        &["user", "add", "--name", "Extra", "extra@school.org"],
+        "a long enough password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, _, errors) = run(other.path(), &["restore", good.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        errors.contains("not empty") && errors.contains("--force"),
+        "{errors}"
+    );
+    let (ok, said, errors) = run(
+        other.path(),
+        &["restore", "--force", good.to_str().unwrap()],
+    );
+    assert!(ok, "{said}{errors}");
+    assert!(said.contains("Replaced"), "{said}");
+    let again = work.path().join("again.ccb");
+    let (ok, said, errors) = run(other.path(), &["backup", "--out", again.to_str().unwrap()]);
+    assert!(ok, "{said}{errors}");
+    same_rows(&rows_of(&again), &rows_of(&good), "replaced");
+}
