@@ -54,19 +54,27 @@ impl Contents {
 
     /// One line an administrator reads: when, from what, and the main counts.
     pub fn summary(&self) -> String {
+        let count = |n: u64, one: &str, many: &str| match n {
+            1 => format!("1 {one}"),
+            n => format!("{n} {many}"),
+        };
         format!(
-            "a backup of {} schema {} taken at {} by classcast {}: {} accounts, {} lessons \
-             ({} revisions), {} boards, {} media files (bytes checked), {} rows in all",
+            "a backup of {} schema {} taken at {} by classcast {}: {}, {} ({}), {}, {} (bytes \
+             checked), {} in all",
             self.header.engine,
             self.header.schema,
             taken_at(self.header.taken_at_ms),
             self.header.classcast,
-            self.rows("account"),
-            self.rows("lesson"),
-            self.rows("lesson_revision"),
-            self.rows("board"),
-            self.media_checked,
-            self.tables.iter().map(|(_, rows)| rows).sum::<u64>(),
+            count(self.rows("account"), "account", "accounts"),
+            count(self.rows("lesson"), "lesson", "lessons"),
+            count(self.rows("lesson_revision"), "revision", "revisions"),
+            count(self.rows("board"), "board", "boards"),
+            count(self.media_checked, "media file", "media files"),
+            count(
+                self.tables.iter().map(|(_, rows)| rows).sum(),
+                "row",
+                "rows"
+            ),
         )
     }
 }

@@ -172,7 +172,7 @@ async fn a_school_backed_up_while_teaching_restores_into_sqlite_and_postgresql_r
     assert!(ok, "{said}{errors}");
     assert!(pressed.load(Ordering::Relaxed) > 0);
     assert!(
-        said.contains("2 accounts, 50 lessons (100 revisions), 1 boards"),
+        said.contains("2 accounts, 50 lessons (100 revisions), 1 board"),
         "{said}"
     );
 
@@ -307,4 +307,249 @@ async fn a_damaged_cut_foreign_or_newer_backup_is_refused_and_force_replaces_a_s
     let (ok, said, errors) = run(other.path(), &["backup", "--out", again.to_str().unwrap()]);
     assert!(ok, "{said}{errors}");
     same_rows(&rows_of(&again), &rows_of(&good), "replaced");
+}
+
+#[tokio::test]
+async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one() {
+    // A store as the release before the newest migration left it: the newest migration
+    // (0013) only creates `board_revocation`, so without it and its record the store is one
+    // migration behind. (A newer migration must be undone here instead.)
+    let newest = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/store/migrations/sqlite"
+    ))
+    .unwrap()
+    .map(|f| f.unwrap().file_name().into_string().unwrap())
+    .max()
+    .unwrap();
+    assert_eq!(
+        newest, "0013_board_revocation.sql",
+        "undo the newest migration here"
+    );
+    let old = tempfile::tempdir().unwrap();
+    let out = cli(
+        old.path(),
+        &["user", "add", "--name", "Old", "old@school.org"],
+        "a long enough password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", db_of(old.path()).display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "DROP TABLE board_revocation; DELETE FROM _sqlx_migrations WHERE version = 13",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("old.ccb");
+    let (ok, said, errors) = run(old.path(), &["backup", "--out", file.to_str().unwrap()]);
+    assert!(ok, "{said}{errors}");
+    assert!(said.contains("sqlite schema 12"), "{said}");
+
+    let new = tempfile::tempdir().unwrap();
+    let (ok, said, errors) = run(new.path(), &["restore", file.to_str().unwrap()]);
+    assert!(ok, "{said}{errors}");
+    let node = Process::start(new.path());
+    let app = TestApp::of_process(&node, new);
+    let res = crate::harness::fresh_client()
+        .post(format!("{}/api/auth/login", app.base))
+        .json(&json!({"email": "old@school.org", "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_school_on_one_machine_moves_onto_a_two_database_cluster() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
+    let app = spawn_app().await;
+    let t = app.register("mover@school.org").await;
+    app.create_lesson(&t, json!({"title": "Moved", "slides": [text_slide("One")]}))
+        .await;
+    let board = claim(&app).await;
+    assert_eq!(
+        pair(&app, &t, &board.code, "Room 9").await.status(),
+        StatusCode::CREATED
+    );
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("school.ccb");
+    let (ok, said, errors) = run(app.data_dir(), &["backup", "--out", file.to_str().unwrap()]);
+    assert!(ok, "{said}{errors}");
+    let taken = rows_of(&file);
+
+    // The steps of docs/operations.md: restore into one database, then `cluster init` makes
+    // the other a copy of it.
+    let (a, b) = (PgServer::start(), PgServer::start());
+    let (url_a, url_b) = (a.create("classcast").await, b.create("classcast").await);
+    let (ok, said, errors) = run(
+        work.path(),
+        &["--database", &url_a, "restore", file.to_str().unwrap()],
+    );
+    assert!(ok, "{said}{errors}");
+    let (ok, said, errors) = crate::cluster::cluster(&[&url_a, &url_b], &["init"]);
+    assert!(ok && said.contains("copied what"), "{said}{errors}");
+    for (name, url) in [("a", &url_a), ("b", &url_b)] {
+        let again = work.path().join(format!("{name}.ccb"));
+        let (ok, said, errors) = run(
+            work.path(),
+            &[
+                "--database",
+                url,
+                "backup",
+                "--out",
+                again.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{said}{errors}");
+        same_rows(&rows_of(&again), &taken, name);
+    }
+
+    // Two nodes serve the school, each from its own database.
+    let (_one, _app_one) = crate::cluster::node_on(&[&url_a, &url_b]);
+    let (_two, app_two) = crate::cluster::node_on(&[&url_b, &url_a]);
+    let again = app_two.login("mover@school.org").await;
+    assert_eq!(app_two.lesson_count(&again).await, 1);
+    Ws::board(&app_two, &board).await;
+}
+
+#[test]
+fn the_nightly_script_keeps_seven_daily_and_four_weekly_checked_backups() {
+    let data = tempfile::tempdir().unwrap();
+    let out = cli(
+        data.path(),
+        &["user", "add", "--name", "Nightly", "nightly@school.org"],
+        "a long enough password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/classcast-backup");
+    let bin_dir = Path::new(crate::harness::BIN).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    // Every night of November 2026, whose Sundays are the 1st, 8th, 15th, 22nd and 29th.
+    for day in 1..=30 {
+        let out = std::process::Command::new(script)
+            .args(["--data-dir", data.path().to_str().unwrap()])
+            .env("PATH", &path)
+            .env("BACKUP_DIR", kept.path())
+            .env("BACKUP_DATE", format!("2026-11-{day:02}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = |folder: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(kept.path().join(folder))
+            .unwrap()
+            .map(|f| f.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let named = |days: &[u32]| -> Vec<String> {
+        days.iter()
+            .map(|d| format!("classcast-2026-11-{d:02}.ccb"))
+            .collect()
+    };
+    assert_eq!(listed("daily"), named(&[24, 25, 26, 27, 28, 29, 30]));
+    assert_eq!(listed("weekly"), named(&[8, 15, 22, 29]));
+    let sunday = kept.path().join("weekly/classcast-2026-11-29.ccb");
+    let (ok, said, errors) = run(
+        data.path(),
+        &["backup", "--check", sunday.to_str().unwrap()],
+    );
+    assert!(ok && said.contains("1 account,"), "{said}{errors}");
+}
+
+#[tokio::test]
+async fn a_member_database_copied_with_pg_dump_serves_alone_without_the_cluster() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
+    let (_a, _b, url_a, _url_b) = crate::cluster::replicating_pair().await;
+    let (node, app) = crate::cluster::node_on(&[&url_a]);
+    let t = app.register("dumped@school.org").await;
+    app.create_lesson(
+        &t,
+        json!({"title": "Dumped", "slides": [text_slide("One")]}),
+    )
+    .await;
+    drop((node, app));
+
+    // As docs/operations.md says: all but pglogical's schema, then restored without the
+    // extension (its entry taken out of the dump's list), by a role owning the new database.
+    let work = tempfile::tempdir().unwrap();
+    let dump = work.path().join("member.dump");
+    let tool = |name: &str| format!("{}/{name}", crate::cluster::postgres::BIN);
+    let out = std::process::Command::new(tool("pg_dump"))
+        .args(["--format=custom", "--exclude-schema=pglogical", "--file"])
+        .arg(&dump)
+        .arg(&url_a)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = PgServer::start();
+    let url_c = c.create("restored").await;
+    let listed = std::process::Command::new(tool("pg_restore"))
+        .arg("--list")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    let list = work.path().join("member.list");
+    let wanted: Vec<&str> = std::str::from_utf8(&listed.stdout)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.contains("pglogical"))
+        .collect();
+    std::fs::write(&list, wanted.join("\n")).unwrap();
+    let out = std::process::Command::new(tool("pg_restore"))
+        .args([
+            "--no-owner",
+            "--exit-on-error",
+            "--dbname",
+            &url_c,
+            "--use-list",
+        ])
+        .arg(&list)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (_node, restored) = crate::cluster::node_on(&[&url_c]);
+    let again = restored.login("dumped@school.org").await;
+    assert_eq!(restored.lesson_count(&again).await, 1);
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&url_c).await.unwrap();
+    let pglogical: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM pg_extension WHERE extname = 'pglogical'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(pglogical, 0, "pglogical's catalog came along");
 }

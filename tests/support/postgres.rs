@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Where Debian installs PostgreSQL 15's server programs.
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Where Debian installs PostgreSQL 15's programs (`initdb`, `pg_ctl`, `pg_dump`, …).
+pub const BIN: &str = "/usr/lib/postgresql/15/bin";
 
 pub struct PgServer {
     dir: tempfile::TempDir,
