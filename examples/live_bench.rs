@@ -38,6 +38,10 @@ struct Args {
     database: Option<String>,
     /// 2: boards on a second node (same database), teachers on the first.
     nodes: u8,
+    /// A shell command run back to back during a second spread phase (`{data}` is the
+    /// server's data directory, `{bin}` the binary): the first phase without it is the
+    /// baseline of the same run.
+    during: Option<String>,
 }
 
 fn args() -> Args {
@@ -49,6 +53,7 @@ fn args() -> Args {
         bin: "target/release/classcast".into(),
         database: None,
         nodes: 1,
+        during: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,6 +66,7 @@ fn args() -> Args {
             "--bin" => a.bin = value,
             "--database" => a.database = Some(value),
             "--nodes" => a.nodes = value.parse().expect("--nodes 1 or 2"),
+            "--during" => a.during = Some(value),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -389,37 +395,67 @@ async fn main() {
     }
     expect_all(2).await;
 
-    // Spread: a steady total rate, one outstanding command per board, round robin.
-    let interval = Duration::from_micros(1_000_000 / a.rate.max(1));
-    let mut tick = tokio::time::interval(interval);
-    let total = a.rate * a.seconds;
-    for i in 0..total as usize {
-        tick.tick().await;
-        let b = i % a.boards;
-        if sent_at[b].load(Ordering::Acquire) != 0 {
-            continue;
-        }
-        let op = if (i / a.boards) % 2 == 0 {
-            "next"
-        } else {
-            "prev"
-        };
-        let msg = command(b, op, json!({}));
-        sent_at[b].store(wall_ns(), Ordering::Release);
-        press(&teachers[b % a.teachers], msg).await;
+    // Spread: a steady total rate, one outstanding command per board, round robin; again
+    // with `--during` running back to back, when given.
+    let mut phases = vec![None];
+    if let Some(during) = &a.during {
+        let during = during
+            .replace("{data}", dir.path().to_str().unwrap())
+            .replace("{bin}", &a.bin);
+        phases.push(Some(during));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let spread = std::mem::take(&mut *latencies.lock().unwrap());
-    // The first second shows warm-up (caches, the database's first pages); report it apart.
-    let warm = (a.rate as usize).min(spread.len());
-    report_both(
-        &format!("spread ({} commands/s), first second", a.rate),
-        spread[..warm].to_vec(),
-    );
-    report_both(
-        &format!("spread ({} commands/s), after it", a.rate),
-        spread[warm..].to_vec(),
-    );
+    for phase in phases {
+        let label = match &phase {
+            None => format!("spread ({} commands/s)", a.rate),
+            Some(during) => format!("spread ({} commands/s) during `{during}`", a.rate),
+        };
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let runs = Arc::new(AtomicU64::new(0));
+        let background = phase.map(|during| {
+            let (stop, runs) = (stop.clone(), runs.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let status = tokio::process::Command::new("sh")
+                        .args(["-c", &during])
+                        .stdout(std::process::Stdio::null())
+                        .status()
+                        .await
+                        .unwrap();
+                    assert!(status.success(), "`{during}` failed");
+                    runs.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        });
+        let interval = Duration::from_micros(1_000_000 / a.rate.max(1));
+        let mut tick = tokio::time::interval(interval);
+        let total = a.rate * a.seconds;
+        for i in 0..total as usize {
+            tick.tick().await;
+            let b = i % a.boards;
+            if sent_at[b].load(Ordering::Acquire) != 0 {
+                continue;
+            }
+            let op = if (i / a.boards) % 2 == 0 {
+                "next"
+            } else {
+                "prev"
+            };
+            let msg = command(b, op, json!({}));
+            sent_at[b].store(wall_ns(), Ordering::Release);
+            press(&teachers[b % a.teachers], msg).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        if let Some(background) = background {
+            background.await.unwrap();
+            println!("{label}: it ran {} times", runs.load(Ordering::Relaxed));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let spread = std::mem::take(&mut *latencies.lock().unwrap());
+        // The first second shows warm-up (caches, the database's first pages); report it apart.
+        let warm = (a.rate as usize).min(spread.len());
+        report_both(&format!("{label}, first second"), spread[..warm].to_vec());
+        report_both(&format!("{label}, after it"), spread[warm..].to_vec());
+    }
 
     // Burst: every teacher presses at the same instant (one board each).
     if let Some(p) = &mut profiler {

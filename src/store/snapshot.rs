@@ -8,9 +8,9 @@
 use std::str::FromStr;
 
 use futures_util::TryStreamExt;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
-use sqlx::{Connection, PgConnection, Row, SqliteConnection, TypeInfo, ValueRef};
+use sqlx::{ConnectOptions, Connection, PgConnection, Row, SqliteConnection, TypeInfo, ValueRef};
 
 use super::postgres::REPLICATED_TABLES;
 use super::{is_postgres, redact_url, OpenError, StoreError};
@@ -51,13 +51,27 @@ enum Conn {
 async fn connect(urls: &[String], read_only: bool) -> Result<Conn, SnapshotError> {
     let mut reasons = Vec::new();
     for url in urls {
+        // A backup's statements run for minutes by design: sqlx's slow-statement warnings
+        // would be noise.
         let opened = if is_postgres(url) {
-            PgConnection::connect(url).await.map(Conn::Postgres)
+            match PgConnectOptions::from_str(url) {
+                Ok(options) => PgConnection::connect_with(&options.disable_statement_logging())
+                    .await
+                    .map(Conn::Postgres),
+                Err(e) => Err(e),
+            }
         } else {
             match SqliteConnectOptions::from_str(url) {
-                Ok(options) => SqliteConnection::connect_with(&options.read_only(read_only))
-                    .await
-                    .map(Conn::Sqlite),
+                // Rows come a few at a time: a row may hold a 1 MiB chunk of media, and sqlx
+                // reads 50 ahead by default.
+                Ok(options) => SqliteConnection::connect_with(
+                    &options
+                        .read_only(read_only)
+                        .row_buffer_size(4)
+                        .disable_statement_logging(),
+                )
+                .await
+                .map(Conn::Sqlite),
                 Err(e) => Err(e),
             }
         };
