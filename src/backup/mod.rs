@@ -40,8 +40,8 @@ pub enum BackupError {
 pub struct Contents {
     pub header: Header,
     pub tables: Vec<(String, u64)>,
-    /// Stored files whose bytes were read and match their SHA-256 and size.
-    pub media_checked: u64,
+    /// Stored files whose bytes were read and match their SHA-256 and size, when checked.
+    pub media_checked: Option<u64>,
 }
 
 impl Contents {
@@ -59,8 +59,7 @@ impl Contents {
             n => format!("{n} {many}"),
         };
         format!(
-            "a backup of {} schema {} taken at {} by classcast {}: {}, {} ({}), {}, {} (bytes \
-             checked), {} in all",
+            "a backup of {} schema {} taken at {} by classcast {}: {}, {} ({}), {}, {}, {} in all",
             self.header.engine,
             self.header.schema,
             taken_at(self.header.taken_at_ms),
@@ -69,7 +68,17 @@ impl Contents {
             count(self.rows("lesson"), "lesson", "lessons"),
             count(self.rows("lesson_revision"), "revision", "revisions"),
             count(self.rows("board"), "board", "boards"),
-            count(self.media_checked, "media file", "media files"),
+            match self.media_checked {
+                Some(n) => format!(
+                    "{} (every byte checked)",
+                    count(n, "media file", "media files")
+                ),
+                None => count(
+                    self.rows("media_file") + self.rows("media"),
+                    "media file",
+                    "media files"
+                ),
+            },
             count(
                 self.tables.iter().map(|(_, rows)| rows).sum(),
                 "row",
@@ -112,7 +121,7 @@ pub async fn backup(urls: &[String], out: impl Write) -> Result<Contents, Backup
     Ok(Contents {
         header,
         tables,
-        media_checked: 0,
+        media_checked: None,
     })
 }
 
@@ -144,7 +153,7 @@ pub fn check(input: impl Read) -> Result<Contents, BackupError> {
     Ok(Contents {
         header: reader.header().clone(),
         tables,
-        media_checked: media.checked,
+        media_checked: Some(media.checked),
     })
 }
 

@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use classcast::backup::format::{Header, Part, Reader, Writer, FORMAT};
+use classcast::config::Registration;
 use classcast::store::snapshot::Value;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::cluster::postgres::PgServer;
-use crate::harness::{cli, spawn_app, text_slide, Process, TestApp};
+use crate::harness::{cli, spawn_app, spawn_with, text_slide, Process, TestApp};
 use crate::live::{claim, pair, Ws};
-use crate::media::{file, upload, MP4, PNG};
+use crate::media::{file, png, upload, GIF, JPEG, MP4, WEBM, WEBP};
 use crate::tools::{missing, Tool};
 
 /// Runs `classcast <args>` on `data_dir`; returns (succeeded, stdout, stderr).
@@ -87,13 +88,32 @@ fn db_of(dir: &Path) -> PathBuf {
     dir.join("classcast.db")
 }
 
-/// A school in use: two teachers (one disabled), 50 lessons with two revisions each, a
-/// board paired and presenting, a picture and a 20 MiB video.
+/// A school in use on a server where registration needs approval: a teacher, a disabled
+/// one and one waiting for approval; 50 lessons with two revisions each; a board paired and
+/// presenting; a picture of every kind (one with a preview) and a 20 MiB video.
 async fn busy_school(app: &TestApp) -> (crate::harness::Teacher, crate::live::Claimed, String) {
-    let t = app.register("busy@school.org").await;
-    app.register("gone@school.org").await;
+    for email in ["busy@school.org", "gone@school.org"] {
+        let out = cli(
+            app.data_dir(),
+            &["user", "add", "--name", "Teacher", email],
+            "correct horse battery\n",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let (ok, said, errors) = run(app.data_dir(), &["user", "disable", "gone@school.org"]);
     assert!(ok, "{said}{errors}");
+    let pending = crate::harness::fresh_client()
+        .post(format!("{}/api/auth/register", app.base))
+        .json(&json!({"email": "waiting@school.org", "name": "Waiting", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pending.status(), StatusCode::ACCEPTED);
+    let t = app.login("busy@school.org").await;
     let mut first = String::new();
     for i in 0..50 {
         let lesson = app
@@ -115,11 +135,15 @@ async fn busy_school(app: &TestApp) -> (crate::harness::Teacher, crate::live::Cl
         }
     }
     for (bytes, kind) in [
-        (file(PNG, 3000), "image/png"),
+        (png(1600, 1200), "image/png"),
+        (file(JPEG, 3000), "image/jpeg"),
+        (file(GIF, 3000), "image/gif"),
+        (file(WEBP, 3000), "image/webp"),
+        (file(WEBM, 3000), "video/webm"),
         (file(MP4, 20 << 20), "video/mp4"),
     ] {
         let res = upload(app, &t, bytes, kind).await;
-        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(res.status(), StatusCode::CREATED, "{kind}");
     }
     let board = claim(app).await;
     assert_eq!(
@@ -134,7 +158,7 @@ async fn a_school_backed_up_while_teaching_restores_into_sqlite_and_postgresql_r
     if missing(&[Tool::Postgres]) {
         return;
     }
-    let app = spawn_app().await;
+    let app = spawn_with(|a| a.registration = Some(Registration::Approval)).await;
     let (t, board, lesson) = busy_school(&app).await;
     let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
     let ack = console
@@ -172,7 +196,7 @@ async fn a_school_backed_up_while_teaching_restores_into_sqlite_and_postgresql_r
     assert!(ok, "{said}{errors}");
     assert!(pressed.load(Ordering::Relaxed) > 0);
     assert!(
-        said.contains("2 accounts, 50 lessons (100 revisions), 1 board"),
+        said.contains("3 accounts, 50 lessons (100 revisions), 1 board"),
         "{said}"
     );
 
@@ -182,12 +206,13 @@ async fn a_school_backed_up_while_teaching_restores_into_sqlite_and_postgresql_r
     );
     assert!(ok, "{said}{errors}");
     assert!(
-        said.contains("is whole") && said.contains("2 media files"),
+        said.contains("is whole") && said.contains("6 media files (every byte checked)"),
         "{said}"
     );
     let taken = rows_of(&backup);
     assert_eq!(taken["lesson"].len(), 50);
-    assert_eq!(taken["media_file"].len(), 2);
+    assert_eq!(taken["media_file"].len(), 6);
+    assert_eq!(taken["account_pending"].len(), 1);
 
     // Into a fresh SQLite store, and into a fresh PostgreSQL database.
     let lite = tempfile::tempdir().unwrap();
@@ -236,10 +261,16 @@ async fn a_damaged_cut_foreign_or_newer_backup_is_refused_and_force_replaces_a_s
     app.create_lesson(&t, json!({"title": "Kept", "slides": [text_slide("One")]}))
         .await;
     let work = tempfile::tempdir().unwrap();
+    // Written to standard output, as for a pipe to gpg or ssh.
+    let piped = cli(app.data_dir(), &["backup", "--out", "-"], "");
+    let said = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        piped.status.success() && said.contains("Backed up"),
+        "{said}"
+    );
     let good = work.path().join("good.ccb");
-    let (ok, said, errors) = run(app.data_dir(), &["backup", "--out", good.to_str().unwrap()]);
-    assert!(ok, "{said}{errors}");
-    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&good, &piped.stdout).unwrap();
+    let bytes = piped.stdout;
 
     let mut flipped = bytes.clone();
     let middle = flipped.len() / 2;

@@ -442,7 +442,7 @@ async fn a_form_upload_stores_its_file_as_a_raw_upload_would() {
 }
 
 /// A `width`×`height` PNG of coloured noise, which compresses as badly as a photo.
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub fn png(width: u32, height: u32) -> Vec<u8> {
     let picture = image::RgbImage::from_fn(width, height, |x, y| {
         let n =
             (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
