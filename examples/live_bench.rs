@@ -6,7 +6,9 @@
 //! per idle board connection (server RSS growth / N); command-to-board latency p50/p99/p99.9
 //! with commands spread out at a steady rate, and with every teacher pressing at once. With
 //! `--nodes 2 --database postgres://…` the boards are served by a second node, so every
-//! command crosses between nodes (the bus and a read of the store).
+//! command crosses between nodes (the bus and a read of the store). `--data-dir DIR` seeds
+//! and serves an existing store (a large one, say); `--during CMD` measures the spread again
+//! while `CMD` runs back to back (`bench/backup` runs a backup of the store so).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,6 +40,8 @@ struct Args {
     database: Option<String>,
     /// 2: boards on a second node (same database), teachers on the first.
     nodes: u8,
+    /// An existing data directory to seed and serve (a large store, say) instead of a new one.
+    data_dir: Option<std::path::PathBuf>,
     /// A shell command run back to back during a second spread phase (`{data}` is the
     /// server's data directory, `{bin}` the binary): the first phase without it is the
     /// baseline of the same run.
@@ -53,6 +57,7 @@ fn args() -> Args {
         bin: "target/release/classcast".into(),
         database: None,
         nodes: 1,
+        data_dir: None,
         during: None,
     };
     let mut it = std::env::args().skip(1);
@@ -67,6 +72,7 @@ fn args() -> Args {
             "--database" => a.database = Some(value),
             "--nodes" => a.nodes = value.parse().expect("--nodes 1 or 2"),
             "--during" => a.during = Some(value),
+            "--data-dir" => a.data_dir = Some(value.into()),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -258,9 +264,10 @@ async fn start_node(a: &Args, dir: &std::path::Path) -> (tokio::process::Child, 
 #[tokio::main]
 async fn main() {
     let a = args();
-    let dir = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = a.data_dir.clone().unwrap_or_else(|| temp.path().to_owned());
     let started = Instant::now();
-    let seeded = Arc::new(seed(dir.path(), &a).await);
+    let seeded = Arc::new(seed(&dir, &a).await);
     println!(
         "seeded {} boards and {} teachers in {:.1} s",
         a.boards,
@@ -268,7 +275,7 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let (mut server, base, pid) = start_node(&a, dir.path()).await;
+    let (mut server, base, pid) = start_node(&a, &dir).await;
     // With --nodes 2, boards are served by a second node on the same databases: every
     // command crosses from the teacher's node to the board's.
     let board_dir = tempfile::tempdir().unwrap();
@@ -400,7 +407,7 @@ async fn main() {
     let mut phases = vec![None];
     if let Some(during) = &a.during {
         let during = during
-            .replace("{data}", dir.path().to_str().unwrap())
+            .replace("{data}", dir.to_str().unwrap())
             .replace("{bin}", &a.bin);
         phases.push(Some(during));
     }

@@ -385,7 +385,8 @@ async fn backup(config: Config, args: BackupArgs) -> anyhow::Result<()> {
     let partial = out.with_extension("partial");
     let file = std::fs::File::create(&partial)
         .with_context(|| format!("cannot create {}", partial.display()))?;
-    let written = crate::backup::backup(&config.databases, std::io::BufWriter::new(&file)).await;
+    let synced = std::io::BufWriter::new(crate::backup::SyncedFile::new(&file));
+    let written = crate::backup::backup(&config.databases, synced).await;
     let contents = match written.and_then(|c| {
         file.sync_all()
             .map(|()| c)

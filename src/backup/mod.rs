@@ -125,6 +125,41 @@ pub async fn backup(urls: &[String], out: impl Write) -> Result<Contents, Backup
     })
 }
 
+/// A backup file being written, synced to disk every [`SYNC_EVERY`] bytes. Left to the
+/// kernel, a backup's gigabytes are written back in bursts, and every sync of the server's own
+/// (each acknowledged command waits for one) queues behind them: commands took 334 ms at p99
+/// during a backup of 2 GiB written so, 15 ms synced every 8 MiB, and 6.9 ms synced every MiB
+/// (3.7 ms without a backup; `bench/backup`).
+pub struct SyncedFile<'a> {
+    file: &'a std::fs::File,
+    unsynced: usize,
+}
+
+/// How much of a backup may wait in the page cache.
+const SYNC_EVERY: usize = 1 << 20;
+
+impl<'a> SyncedFile<'a> {
+    pub fn new(file: &'a std::fs::File) -> Self {
+        SyncedFile { file, unsynced: 0 }
+    }
+}
+
+impl Write for SyncedFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(buf)?;
+        self.unsynced += written;
+        if self.unsynced >= SYNC_EVERY {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Reads a whole backup, checking every checksum and every stored file's bytes against its
 /// SHA-256 and size; writes nothing.
 pub fn check(input: impl Read) -> Result<Contents, BackupError> {

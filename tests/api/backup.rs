@@ -400,7 +400,7 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
 }
 
 #[tokio::test]
-async fn a_school_on_one_machine_moves_onto_a_two_database_cluster() {
+async fn a_school_on_one_machine_moves_onto_a_two_database_cluster_and_back() {
     if missing(&[Tool::Postgres]) {
         return;
     }
@@ -445,6 +445,16 @@ async fn a_school_on_one_machine_moves_onto_a_two_database_cluster() {
         assert!(ok, "{said}{errors}");
         same_rows(&rows_of(&again), &taken, name);
     }
+
+    // And the way back: a backup of a cluster's database restored onto one machine.
+    let back = tempfile::tempdir().unwrap();
+    let from_b = work.path().join("b.ccb");
+    let (ok, said, errors) = run(back.path(), &["restore", from_b.to_str().unwrap()]);
+    assert!(ok, "{said}{errors}");
+    let again = work.path().join("back.ccb");
+    let (ok, said, errors) = run(back.path(), &["backup", "--out", again.to_str().unwrap()]);
+    assert!(ok, "{said}{errors}");
+    same_rows(&rows_of(&again), &taken, "back on SQLite");
 
     // Two nodes serve the school, each from its own database.
     let (_one, _app_one) = crate::cluster::node_on(&[&url_a, &url_b]);

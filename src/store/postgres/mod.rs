@@ -525,6 +525,18 @@ impl super::backend::Row for PgRow {
     }
 }
 
+/// The pool a statement `on` a connection takes one from, or its open transaction.
+fn pool_of<'t>(
+    on: On<'t, Transaction<'static, Postgres>>,
+) -> Result<Role, &'t mut Transaction<'static, Postgres>> {
+    match on {
+        On::Read => Ok(Role::Read),
+        On::Write => Ok(Role::Write),
+        On::States => Ok(Role::States),
+        On::Tx(tx) => Err(tx),
+    }
+}
+
 /// `sql` with `args` bound, each as its native type.
 fn query<'q>(sql: &'q str, args: &'q [Arg<'q>]) -> sqlx::query::Query<'q, Postgres, PgArguments> {
     args.iter().fold(sqlx::query(sql), |query, arg| match *arg {
@@ -560,45 +572,17 @@ impl Backend for Databases {
         args: &[Arg<'_>],
     ) -> StoreResult<Vec<PgRow>> {
         let query = query(sql, args);
-        Ok(match on {
-            On::Tx(tx) => query.fetch_all(&mut **tx).await?,
-            On::Read => {
-                query
-                    .fetch_all(&mut *self.connection(Role::Read).await?)
-                    .await?
-            }
-            On::Write => {
-                query
-                    .fetch_all(&mut *self.connection(Role::Write).await?)
-                    .await?
-            }
-            On::States => {
-                query
-                    .fetch_all(&mut *self.connection(Role::States).await?)
-                    .await?
-            }
+        Ok(match pool_of(on) {
+            Err(tx) => query.fetch_all(&mut **tx).await?,
+            Ok(role) => query.fetch_all(&mut *self.connection(role).await?).await?,
         })
     }
 
     async fn execute(&self, on: On<'_, Self::Tx>, sql: &str, args: &[Arg<'_>]) -> StoreResult<u64> {
         let query = query(sql, args);
-        let done = match on {
-            On::Tx(tx) => query.execute(&mut **tx).await?,
-            On::Read => {
-                query
-                    .execute(&mut *self.connection(Role::Read).await?)
-                    .await?
-            }
-            On::Write => {
-                query
-                    .execute(&mut *self.connection(Role::Write).await?)
-                    .await?
-            }
-            On::States => {
-                query
-                    .execute(&mut *self.connection(Role::States).await?)
-                    .await?
-            }
+        let done = match pool_of(on) {
+            Err(tx) => query.execute(&mut **tx).await?,
+            Ok(role) => query.execute(&mut *self.connection(role).await?).await?,
         };
         Ok(done.rows_affected())
     }
