@@ -242,8 +242,8 @@ async fn a_school_backed_up_while_teaching_restores_into_sqlite_and_postgresql_r
         same_rows(&rows_of(&again), &taken, name);
     }
 
-    // The restored school works: the same password, the same lessons, and the board paired
-    // before the backup still is.
+    // The restored school works, on either engine: the same password, the same lessons, and
+    // the board paired before the backup still is.
     let node = Process::start(lite.path());
     let restored = TestApp::of_process(&node, lite);
     let again = restored.login("busy@school.org").await;
@@ -251,6 +251,10 @@ async fn a_school_backed_up_while_teaching_restores_into_sqlite_and_postgresql_r
     let listed = restored.get_json("/api/boards", &again).await;
     assert_eq!(listed["items"][0]["id"], board.id.as_str(), "{listed}");
     Ws::board(&restored, &board).await;
+    let (_pg_node, on_pg) = crate::cluster::node_on(&[&url]);
+    let again = on_pg.login("busy@school.org").await;
+    assert_eq!(on_pg.lesson_count(&again).await, 50);
+    Ws::board(&on_pg, &board).await;
     drop(server);
 }
 
