@@ -383,8 +383,17 @@ async fn backup(config: Config, args: BackupArgs) -> anyhow::Result<()> {
     // Written beside the file and renamed once whole and synced: a backup cut short never
     // takes the place of a good one.
     let partial = out.with_extension("partial");
-    let file = std::fs::File::create(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
+    // Readable by its owner alone: it holds password hashes and session tokens' hashes.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+    }
+    .with_context(|| format!("cannot create {}", partial.display()))?;
     let synced = std::io::BufWriter::new(crate::backup::SyncedFile::new(&file));
     let written = crate::backup::backup(&config.databases, synced).await;
     let contents = match written.and_then(|c| {

@@ -84,6 +84,17 @@ fn same_rows(
     }
 }
 
+/// Adds an active account with `classcast user add`, its password piped in.
+fn add_account(data_dir: &Path, email: &str, password: &str) {
+    let out = cli(
+        data_dir,
+        &["user", "add", "--name", "Teacher", email],
+        &format!("{password}\n"),
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+}
+
 fn db_of(dir: &Path) -> PathBuf {
     dir.join("classcast.db")
 }
@@ -93,16 +104,7 @@ fn db_of(dir: &Path) -> PathBuf {
 /// presenting; a picture of every kind (one with a preview) and a 20 MiB video.
 async fn busy_school(app: &TestApp) -> (crate::harness::Teacher, crate::live::Claimed, String) {
     for email in ["busy@school.org", "gone@school.org"] {
-        let out = cli(
-            app.data_dir(),
-            &["user", "add", "--name", "Teacher", email],
-            "correct horse battery\n",
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        add_account(app.data_dir(), email, "correct horse battery");
     }
     let (ok, said, errors) = run(app.data_dir(), &["user", "disable", "gone@school.org"]);
     assert!(ok, "{said}{errors}");
@@ -209,6 +211,9 @@ async fn a_school_backed_up_while_teaching_restores_into_sqlite_and_postgresql_r
         said.contains("is whole") && said.contains("6 media files (every byte checked)"),
         "{said}"
     );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "a backup is its owner's alone");
     let taken = rows_of(&backup);
     assert_eq!(taken["lesson"].len(), 50);
     assert_eq!(taken["media_file"].len(), 6);
@@ -316,16 +321,7 @@ async fn a_damaged_cut_foreign_or_newer_backup_is_refused_and_force_replaces_a_s
 
     // A store that holds anything is refused, unless --force, which replaces all of it.
     let other = tempfile::tempdir().unwrap();
-    let out = cli(
-        other.path(),
-        &["user", "add", "--name", "Extra", "extra@school.org"],
-        "a long enough password\n",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_account(other.path(), "extra@school.org", "a long enough password");
     let (ok, _, errors) = run(other.path(), &["restore", good.to_str().unwrap()]);
     assert!(!ok);
     assert!(
@@ -362,16 +358,7 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
         "undo the newest migration here"
     );
     let old = tempfile::tempdir().unwrap();
-    let out = cli(
-        old.path(),
-        &["user", "add", "--name", "Old", "old@school.org"],
-        "a long enough password\n",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_account(old.path(), "old@school.org", "a long enough password");
     {
         use sqlx::Connection;
         let url = format!("sqlite://{}", db_of(old.path()).display());
@@ -471,16 +458,7 @@ async fn a_school_on_one_machine_moves_onto_a_two_database_cluster_and_back() {
 #[test]
 fn the_nightly_script_keeps_seven_daily_and_four_weekly_checked_backups() {
     let data = tempfile::tempdir().unwrap();
-    let out = cli(
-        data.path(),
-        &["user", "add", "--name", "Nightly", "nightly@school.org"],
-        "a long enough password\n",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_account(data.path(), "nightly@school.org", "a long enough password");
     let kept = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/classcast-backup");
     let bin_dir = Path::new(crate::harness::BIN).parent().unwrap();
