@@ -89,10 +89,6 @@ impl From<io::Error> for FormatError {
     }
 }
 
-pub(crate) fn hex(digest: impl AsRef<[u8]>) -> String {
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Writes a backup to `out`: [`Writer::header`], then per table [`Writer::table`], its
 /// [`Writer::row`]s and [`Writer::end_table`], then [`Writer::finish`].
 pub struct Writer<W: Write> {
@@ -163,7 +159,7 @@ impl<W: Write> Writer<W> {
         let (sha, rows) = self.table.take().unwrap_or_default();
         let end = TableEnd {
             rows,
-            sha256: hex(sha.finalize()),
+            sha256: hex::encode(sha.finalize()),
         };
         self.json(b'E', &end)
     }
@@ -171,7 +167,7 @@ impl<W: Write> Writer<W> {
     /// Writes the trailer and flushes; returns the output.
     pub fn finish(mut self) -> io::Result<W> {
         let trailer = Trailer {
-            sha256: hex(self.whole.clone().finalize()),
+            sha256: hex::encode(self.whole.clone().finalize()),
         };
         self.json(b'Z', &trailer)?;
         let mut out = self.out.finish()?;
@@ -361,7 +357,7 @@ impl<R: Read> Reader<R> {
             (b'E', true) => {
                 let end: TableEnd = serde_json::from_slice(&payload).map_err(json_error)?;
                 let (sha, rows) = self.table.take().unwrap_or_default();
-                if end.rows != rows || end.sha256 != hex(sha.finalize()) {
+                if end.rows != rows || end.sha256 != hex::encode(sha.finalize()) {
                     return Err(FormatError::Damaged(
                         "a table's checksum does not match".into(),
                     ));
@@ -370,7 +366,7 @@ impl<R: Read> Reader<R> {
             }
             (b'Z', false) => {
                 let trailer: Trailer = serde_json::from_slice(&payload).map_err(json_error)?;
-                if trailer.sha256 != hex(self.whole.clone().finalize()) {
+                if trailer.sha256 != hex::encode(self.whole.clone().finalize()) {
                     return Err(FormatError::Damaged(
                         "the file's checksum does not match".into(),
                     ));

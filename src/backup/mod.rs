@@ -314,7 +314,7 @@ impl MediaCheck {
         let Some((size, checked)) = self.sizes.get_mut(&sha) else {
             return Ok(());
         };
-        let got = format::hex(hash.finalize());
+        let got = hex::encode(hash.finalize());
         if got != sha || len != *size {
             return Err(BackupError::Media(format!(
                 "the stored file {sha} reads back as {len} bytes with SHA-256 {got}"

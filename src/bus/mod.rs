@@ -32,6 +32,10 @@ pub enum Event {
     },
     /// The board's teachers or its pairing code changed.
     Pairing { board: Uuid },
+    /// The teacher's pairing with the board ended: their feeds of it end everywhere, before
+    /// replication brings the row (older nodes skip this line and re-read the pairing on
+    /// the `Pairing` event sent with it).
+    Unpaired { board: Uuid, account: Uuid },
     /// A teacher revoked the board's identity: its pages close everywhere, before
     /// replication brings the revocation (older nodes skip this line and find out when the
     /// board reconnects).
@@ -99,6 +103,7 @@ impl Event {
             }),
             Event::Pairing { board } => writeln!(out, "p {board}"),
             Event::Revoked { board } => writeln!(out, "r {board}"),
+            Event::Unpaired { board, account } => writeln!(out, "u {board} {account}"),
             Event::Presence {
                 board,
                 online,
@@ -140,6 +145,10 @@ impl Event {
             },
             "p" => Event::Pairing { board },
             "r" => Event::Revoked { board },
+            "u" => Event::Unpaired {
+                board,
+                account: Uuid::parse_str(words.next()?).ok()?,
+            },
             "o" => Event::Presence {
                 board,
                 online: words.next()?.parse().ok()?,
@@ -223,6 +232,10 @@ mod tests {
                 },
             },
             Event::Rejoined,
+            Event::Unpaired {
+                board,
+                account: Uuid::now_v7(),
+            },
         ];
         let mut payload = encode(node, &events);
         payload.push_str("x something newer\ns not-a-uuid 1\n");

@@ -49,7 +49,7 @@ impl Live {
         self.follow_states(&states).await;
     }
 
-    async fn heard_event(self: &Arc<Self>, node: Uuid, event: Event) {
+    async fn heard_event(&self, node: Uuid, event: Event) {
         match event {
             Event::State { .. } => {}
             Event::Rejoined => self.repeat_presence(),
@@ -60,7 +60,10 @@ impl Live {
                 }
                 self.authorized.lock().retain(|(_, b), _| *b != board);
                 self.recheck_pairings(|b| b == board).await;
-                self.recheck_pairings_later(board);
+            }
+            Event::Unpaired { board, account } => {
+                self.authorized.lock().remove(&(account, board));
+                self.pairings.revoke(&(account, board));
             }
             Event::Presence {
                 board,
@@ -200,26 +203,6 @@ impl Live {
         }
     }
 
-    /// Rechecks the held pairings of `board` at growing intervals for [`PAIRING_PATIENCE`]: a
-    /// pairing ended through another node reaches this node's database by replication, which
-    /// may come after the event that announced it (on a loaded cluster, seconds after).
-    fn recheck_pairings_later(self: &Arc<Self>, board: Uuid) {
-        let held = move |live: &Live| live.pairings.held().iter().any(|(_, b)| *b == board);
-        if !held(self) {
-            return;
-        }
-        let live = self.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut wait = Duration::from_millis(2);
-            while held(&live) && started.elapsed() < PAIRING_PATIENCE {
-                tokio::time::sleep(wait).await;
-                live.recheck_pairings(|b| b == board).await;
-                wait = (wait * 2).min(Duration::from_millis(500));
-            }
-        });
-    }
-
     /// Reads the board's state from the store and publishes it here, once the store has
     /// `version` (replication may bring it a little after the event that announced it: the
     /// read is repeated, at growing intervals, for a few seconds; past them the next
@@ -328,7 +311,5 @@ impl Live {
 
 /// How long a refresh waits for replication to bring a state another node announced.
 const REPLICATION_PATIENCE: Duration = Duration::from_secs(2);
-/// How long an ended pairing announced by another node is looked for in the store.
-const PAIRING_PATIENCE: Duration = Duration::from_secs(5);
 /// Boards compared with the store per query when catching up.
 const CATCH_UP_CHUNK: usize = 1000;

@@ -197,6 +197,10 @@ impl Live {
         self.store.unpair_board(account.id, board).await?;
         self.authorized.lock().remove(&(account.id, board));
         self.pairings.revoke(&(account.id, board));
+        self.bus.publish(Event::Unpaired {
+            board,
+            account: account.id,
+        });
         self.pairing_changed(board);
         Ok(())
     }

@@ -91,6 +91,23 @@ async fn connect(urls: &[String], read_only: bool) -> Result<Conn, SnapshotError
     .into())
 }
 
+impl Conn {
+    fn engine(&self) -> &'static str {
+        match self {
+            Conn::Sqlite(_) => "sqlite",
+            Conn::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// The one number `sql`, which binds nothing, answers.
+async fn number(conn: &mut Conn, sql: &str) -> Result<i64, sqlx::Error> {
+    match conn {
+        Conn::Sqlite(c) => sqlx::query_scalar(sql).fetch_one(c).await,
+        Conn::Postgres(c) => sqlx::query_scalar(sql).fetch_one(c).await,
+    }
+}
+
 /// Runs `sql`, which binds nothing.
 async fn run(conn: &mut Conn, sql: &str) -> Result<(), sqlx::Error> {
     match conn {
@@ -155,20 +172,13 @@ impl Source {
     }
 
     pub fn engine(&self) -> &'static str {
-        match self.conn {
-            Conn::Sqlite(_) => "sqlite",
-            Conn::Postgres(_) => "postgres",
-        }
+        self.conn.engine()
     }
 
     /// The newest migration applied to the database.
     pub async fn schema(&mut self) -> Result<i64, SnapshotError> {
         let sql = "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success";
-        let newest = match &mut self.conn {
-            Conn::Sqlite(c) => sqlx::query_scalar(sql).fetch_one(c).await?,
-            Conn::Postgres(c) => sqlx::query_scalar(sql).fetch_one(c).await?,
-        };
-        Ok(newest)
+        Ok(number(&mut self.conn, sql).await?)
     }
 
     /// The replicated tables this database has, each with its columns.
@@ -298,21 +308,14 @@ impl Target {
     }
 
     pub fn engine(&self) -> &'static str {
-        match self.conn {
-            Conn::Sqlite(_) => "sqlite",
-            Conn::Postgres(_) => "postgres",
-        }
+        self.conn.engine()
     }
 
     /// The rows each replicated table holds, for the tables that hold any.
     pub async fn held(&mut self) -> Result<Vec<(String, i64)>, SnapshotError> {
         let mut held = Vec::new();
         for table in REPLICATED_TABLES {
-            let sql = format!("SELECT COUNT(*) FROM {table}");
-            let rows: i64 = match &mut self.conn {
-                Conn::Sqlite(c) => sqlx::query_scalar(&sql).fetch_one(c).await?,
-                Conn::Postgres(c) => sqlx::query_scalar(&sql).fetch_one(c).await?,
-            };
+            let rows = number(&mut self.conn, &format!("SELECT COUNT(*) FROM {table}")).await?;
             if rows > 0 {
                 held.push(((*table).to_owned(), rows));
             }

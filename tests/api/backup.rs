@@ -520,48 +520,47 @@ async fn a_member_database_copied_with_pg_dump_serves_alone_without_the_cluster(
     // extension (its entry taken out of the dump's list), by a role owning the new database.
     let work = tempfile::tempdir().unwrap();
     let dump = work.path().join("member.dump");
-    let tool = |name: &str| format!("{}/{name}", crate::cluster::postgres::BIN);
-    let out = std::process::Command::new(tool("pg_dump"))
-        .args(["--format=custom", "--exclude-schema=pglogical", "--file"])
-        .arg(&dump)
-        .arg(&url_a)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // Runs one of PostgreSQL's programs; returns what it printed.
+    let tool = |name: &str, args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(format!("{}/{name}", crate::cluster::postgres::BIN))
+            .args(args)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {said}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    tool(
+        "pg_dump",
+        &[
+            os("--format=custom"),
+            os("--exclude-schema=pglogical"),
+            os("--file"),
+            dump.as_os_str(),
+            url_a.as_ref(),
+        ],
     );
     let c = PgServer::start();
     let url_c = c.create("restored").await;
-    let listed = std::process::Command::new(tool("pg_restore"))
-        .arg("--list")
-        .arg(&dump)
-        .output()
-        .unwrap();
     let list = work.path().join("member.list");
-    let wanted: Vec<&str> = std::str::from_utf8(&listed.stdout)
-        .unwrap()
+    let listed = tool("pg_restore", &[os("--list"), dump.as_os_str()]);
+    let wanted: Vec<&str> = listed
         .lines()
         .filter(|line| !line.contains("pglogical"))
         .collect();
     std::fs::write(&list, wanted.join("\n")).unwrap();
-    let out = std::process::Command::new(tool("pg_restore"))
-        .args([
-            "--no-owner",
-            "--exit-on-error",
-            "--dbname",
-            &url_c,
-            "--use-list",
-        ])
-        .arg(&list)
-        .arg(&dump)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    tool(
+        "pg_restore",
+        &[
+            os("--no-owner"),
+            os("--exit-on-error"),
+            os("--dbname"),
+            url_c.as_ref(),
+            os("--use-list"),
+            list.as_os_str(),
+            dump.as_os_str(),
+        ],
     );
 
     let (_node, restored) = crate::cluster::node_on(&[&url_c]);

@@ -60,6 +60,24 @@ pub(crate) async fn replicating_pair() -> (PgServer, PgServer, String, String) {
     (a, b, url_a, url_b)
 }
 
+/// Waits until the session `token` opens `/api/me` on the node at `base` (it was made through
+/// another node, and replication brings it).
+async fn until_signed_in(base: &str, token: &str) {
+    eventually!(PATIENCE, Duration::from_millis(50), {
+        let me = fresh_client()
+            .get(format!("{base}/api/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        match me {
+            reqwest::StatusCode::OK => Ok(()),
+            other => Err(format!("the session never arrived at {base}: {other}")),
+        }
+    });
+}
+
 /// A node serving from `urls`, and a client of it (which keeps the node's data directory).
 pub(crate) fn node_on(urls: &[&str]) -> (Process, TestApp) {
     let data = tempfile::tempdir().unwrap();
@@ -1127,18 +1145,7 @@ async fn the_same_file_stored_through_both_databases_at_once_leaves_every_row_th
     let (_node_1, app_1) = node_on(&[&url_a]);
     let (_node_2, app_2) = node_on(&[&url_b]);
     let t = app_1.register("same-file@school.org").await;
-    eventually!(PATIENCE, Duration::from_millis(50), {
-        let me = app_2
-            .as_teacher(reqwest::Method::GET, "/api/me", &t)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        match me {
-            reqwest::StatusCode::OK => Ok(()),
-            other => Err(format!("session never arrived: {other}")),
-        }
-    });
+    until_signed_in(&app_2.base, &t.token).await;
     // Half the rounds while the databases cannot reach each other, so both surely store
     // the file before either hears of the other's; half as it comes.
     replication_into(&url_a, false).await;
@@ -1222,19 +1229,7 @@ async fn one_address_registered_through_both_databases_at_once_is_created_once()
         // password opens nothing.
         let token = [&one, &two][winner].1["token"].as_str().unwrap().to_owned();
         for base in &bases {
-            eventually!(PATIENCE, Duration::from_millis(50), {
-                let me = fresh_client()
-                    .get(format!("{base}/api/me"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                match me {
-                    reqwest::StatusCode::OK => Ok(()),
-                    other => Err(format!("{base}: {other}")),
-                }
-            });
+            until_signed_in(base, &token).await;
             for (i, password) in passwords.iter().enumerate() {
                 let status = fresh_client()
                     .post(format!("{base}/api/auth/login"))

@@ -185,17 +185,13 @@ async fn a_node_behind_what_the_teacher_saw_waits_for_it_instead_of_acting_on_an
         shown["slide_index"], 2,
         "applied to slide 2, not to slide 1"
     );
-    let differing = {
-        let started = tokio::time::Instant::now();
-        loop {
-            let differing = differences(&url_a, &url_b).await;
-            if differing.is_empty() || started.elapsed() > PATIENCE {
-                break differing;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually!(PATIENCE, Duration::from_millis(100), {
+        let differing = differences(&url_a, &url_b).await;
+        match differing.is_empty() {
+            true => Ok(()),
+            false => Err(format!("rows differ: {differing:?}")),
         }
-    };
-    assert!(differing.is_empty(), "rows differ: {differing:?}");
+    });
 }
 
 #[tokio::test]
