@@ -96,6 +96,15 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+impl Limited {
+    /// Counts this refusal under its limit's name in the metrics
+    /// (`classcast_rate_limited_total`); refusals are rare, so the lookup is no cost.
+    pub fn counted(self, limit: &'static str) -> Self {
+        metrics::counter!("classcast_rate_limited_total", "limit" => limit).increment(1);
+        self
+    }
+}
+
 impl From<governor::NotUntil<<DefaultClock as Clock>::Instant>> for Limited {
     fn from(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Self {
         Limited {

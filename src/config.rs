@@ -245,6 +245,9 @@ settings! {
         /// Longest a login waits for a password-hashing slot before 503, in ms
         #[arg(long, env = "CLASSCAST_HASH_WAIT_MS", value_name = "MS")]
         hash_wait_ms: Option<u64> = "5000",
+        /// Address to serve Prometheus metrics on (GET /metrics), never the public one; keep it off the internet [default: off]
+        #[arg(long, env = "CLASSCAST_METRICS_LISTEN", value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     }
 }
 
@@ -430,6 +433,18 @@ impl Config {
                 });
             }
         }
+        if let Some(metrics) = self.metrics_listen {
+            if same_port(metrics, self.listen) {
+                return Err(ConfigError::Setting {
+                    name: "metrics_listen",
+                    reason: format!(
+                        "{metrics} is the public listener's address ({}): /metrics is served \
+                         on an address of its own only",
+                        self.listen
+                    ),
+                });
+            }
+        }
         if self.request_timeout_ms == 0 {
             return Err(ConfigError::Setting {
                 name: "request_timeout_ms",
@@ -454,6 +469,14 @@ impl Config {
         }
         Ok(self)
     }
+}
+
+/// Whether two listeners would take the same port: the same port (not 0, which picks a free
+/// one) on the same address, or on all addresses for either.
+fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// Domains as e-mail addresses end: `@School.org ` is `school.org`.
@@ -627,6 +650,32 @@ mod tests {
             panic!("accepted");
         };
         assert!(err.to_string().contains("`colour`: no setting"), "{err}");
+    }
+
+    #[test]
+    fn metrics_are_never_served_on_the_public_listener() {
+        let serve = |listen: &str, metrics: &str| ServeArgs {
+            listen: Some(listen.parse().unwrap()),
+            metrics_listen: Some(metrics.parse().unwrap()),
+            ..Default::default()
+        };
+        let resolve = |args: ServeArgs| Config::resolve(&CommonArgs::default(), &args);
+        let Err(err) = resolve(serve("127.0.0.1:8080", "127.0.0.1:8080")) else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            err.to_string(),
+            "invalid setting metrics_listen: 127.0.0.1:8080 is the public listener's address \
+             (127.0.0.1:8080): /metrics is served on an address of its own only"
+        );
+        // All interfaces include loopback: the same port is the same listener.
+        assert!(resolve(serve("0.0.0.0:8080", "127.0.0.1:8080")).is_err());
+        let config = resolve(serve("0.0.0.0:8080", "127.0.0.1:9090")).unwrap();
+        assert_eq!(config.metrics_listen.unwrap().port(), 9090);
+        // Port 0 takes a free port each time: two listeners never share it.
+        assert!(resolve(serve("127.0.0.1:0", "127.0.0.1:0")).is_ok());
+        let off = Config::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert!(off.metrics_listen.is_none(), "off by default");
     }
 
     /// The README's configuration table as (file key, flag, variable, default) rows.

@@ -73,7 +73,9 @@ impl LessonQuota {
         match self.writes.check_key_n(&owner, kib) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(QuotaError::RateLimited {
-                retry_after: Limited::from(not_until).retry_after,
+                retry_after: Limited::from(not_until)
+                    .counted("lesson_writes")
+                    .retry_after,
             }),
             // Not reached: a revision is clamped to the burst.
             Err(_) => Err(QuotaError::RateLimited {

@@ -36,6 +36,10 @@ pub enum ServeError {
     Migrate(String),
     #[error("cannot start the bus to other nodes: {0}")]
     Bus(String),
+    #[error("cannot listen for metrics on {address}: {reason}")]
+    MetricsListen { address: String, reason: String },
+    #[error(transparent)]
+    Metrics(#[from] http::metrics::MetricsError),
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -214,6 +218,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let listening = listener.local_addr()?;
+    // Before anything counts: what counts before the recorder is installed counts nowhere.
+    let metrics = match config.metrics_listen {
+        Some(address) => {
+            let handle = http::metrics::recorder()?;
+            let listener =
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|e| ServeError::MetricsListen {
+                        address: address.to_string(),
+                        reason: e.to_string(),
+                    })?;
+            tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+            Some((handle, listener))
+        }
+        None => None,
+    };
     let (node, store, applied) = open_and_migrate(&config, Opener::Server).await?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied migrations");
@@ -339,6 +359,22 @@ pub async fn serve(
             }
         }
     });
+    let metrics = metrics.map(|(handle, listener)| {
+        let sources = http::metrics::Sources {
+            handle,
+            live: live.clone(),
+            accounts: state.accounts.clone(),
+        };
+        let mut closing = live.closing.subscribe();
+        let stopped = async move { crate::live::until_closing(&mut closing).await };
+        let sampled = tokio::spawn(sample_databases(state.store.clone()));
+        let served = tokio::spawn(async move {
+            if let Err(e) = http::metrics::serve(listener, sources, stopped).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+        (sampled, served)
+    });
     let limits = connection_limits(&config);
     tracing::info!(
         total = limits.total,
@@ -355,7 +391,59 @@ pub async fn serve(
     chores.abort();
     sessions.abort();
     cluster.abort();
+    if let Some((sampled, served)) = metrics {
+        sampled.abort();
+        served.abort();
+    }
     Ok(result?)
+}
+
+/// How often the databases and their replication are looked at for the metrics.
+const SAMPLE_DATABASES_EVERY: Duration = Duration::from_secs(15);
+
+/// Sets the gauges of the databases (which answer, which is in use) and of replication (lag
+/// and state per pglogical subscription) every [`SAMPLE_DATABASES_EVERY`]: a few queries
+/// apart from every request, and from the scrape, which a slow database would otherwise hold.
+async fn sample_databases(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(SAMPLE_DATABASES_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Subscriptions seen before: one no database shows now is not replicating.
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        tick.tick().await;
+        for db in store.databases().await {
+            let database = db.url.clone();
+            metrics::gauge!("classcast_database_up", "database" => database.clone())
+                .set(f64::from(u8::from(db.answering)));
+            metrics::gauge!("classcast_database_active", "database" => database)
+                .set(f64::from(u8::from(db.active)));
+        }
+        let replication = store.replication().await;
+        let now: std::collections::HashSet<String> =
+            replication.iter().map(|s| s.name.clone()).collect();
+        for gone in seen.difference(&now) {
+            metrics::gauge!("classcast_replication_up", "subscription" => gone.clone()).set(0.0);
+        }
+        for subscription in replication {
+            let name = subscription.name;
+            metrics::gauge!("classcast_replication_up", "subscription" => name.clone())
+                .set(f64::from(u8::from(subscription.replicating)));
+            if let Some(bytes) = subscription.lag_bytes {
+                metrics::gauge!("classcast_replication_lag_bytes", "subscription" => name.clone())
+                    .set(bytes_f64(bytes));
+            }
+            if let Some(seconds) = subscription.lag_seconds {
+                metrics::gauge!("classcast_replication_lag_seconds", "subscription" => name.clone())
+                    .set(seconds);
+            }
+            seen.insert(name);
+        }
+    }
+}
+
+/// A byte count as a gauge's value (exact below 2^53 bytes, 8 PiB).
+fn bytes_f64(bytes: i64) -> f64 {
+    bytes as f64
 }
 
 /// Events from other nodes followed together, at most.

@@ -65,7 +65,7 @@ impl LoginLimits {
     pub fn registration(&self, address: IpAddr) -> Result<(), Limited> {
         self.registrations
             .check_key(&address)
-            .map_err(Limited::from)
+            .map_err(|l| Limited::from(l).counted("registration_address"))
     }
 
     pub fn new() -> Self {
@@ -82,10 +82,12 @@ impl LoginLimits {
     /// Give it back with [`LoginLimits::succeeded`] when the password was right.
     pub fn attempt(&self, account: &str, address: IpAddr) -> Result<Attempt, Limited> {
         let pair = (account.to_owned(), address);
-        self.per_pair.take(&pair)?;
+        self.per_pair
+            .take(&pair)
+            .map_err(|l| l.counted("login_account_address"))?;
         if let Err(l) = self.per_address.take(&address) {
             self.per_pair.refund(&pair);
-            return Err(l);
+            return Err(l.counted("login_address"));
         }
         let known = self
             .known
@@ -96,7 +98,7 @@ impl LoginLimits {
             if let Err(l) = self.per_account.take(&pair.0) {
                 self.per_pair.refund(&pair);
                 self.per_address.refund(&address);
-                return Err(l);
+                return Err(l.counted("login_account"));
             }
         }
         Ok(Attempt {

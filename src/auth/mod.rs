@@ -139,6 +139,11 @@ impl Accounts {
         }
     }
 
+    /// The password hasher's queue, for the metrics.
+    pub fn hashing(&self) -> password::HashQueue {
+        self.hasher.queue()
+    }
+
     /// Registers an account from `client`: every attempt spends that address's budget, so
     /// no one can create accounts, or probe which addresses exist, in bulk.
     pub async fn register(

@@ -8,6 +8,7 @@
 //! and reused: allocating them per hash left hundreds of MiB resident after a registration
 //! storm (the allocator keeps freed blocks), which no idle server gave back.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
@@ -30,6 +31,10 @@ pub enum HashError {
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// How many hashes run at once.
+    slots: usize,
+    /// Callers waiting for a slot now (for the metrics).
+    waiting: Arc<AtomicUsize>,
     max_wait: Duration,
     /// Argon2 working memory: at most one buffer per permit, reused by every hash.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
@@ -41,8 +46,18 @@ impl PasswordHasher {
     pub fn new(concurrency: usize, max_wait: Duration) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            slots: concurrency.max(1),
+            waiting: Arc::new(AtomicUsize::new(0)),
             max_wait,
             memory: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Callers waiting for a slot, and hashes running now.
+    pub fn queue(&self) -> HashQueue {
+        HashQueue {
+            waiting: self.waiting.load(Ordering::Relaxed),
+            running: self.slots.saturating_sub(self.permits.available_permits()),
         }
     }
 
@@ -78,10 +93,12 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
+        let waiting = Waiting::new(&self.waiting);
         let permit = tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| HashError::Busy)?
             .map_err(|_| HashError::Busy)?;
+        drop(waiting);
         let pool = self.memory.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = permit;
@@ -93,6 +110,30 @@ impl PasswordHasher {
         })
         .await
         .map_err(|e| HashError::Failed(e.to_string()))
+    }
+}
+
+/// What [`PasswordHasher::queue`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashQueue {
+    pub waiting: usize,
+    pub running: usize,
+}
+
+/// Counts a caller as waiting for a slot until dropped (it got one, gave up, or was
+/// cancelled with its request).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -34,6 +34,8 @@ const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
 pub struct PgBus {
     outgoing: mpsc::Sender<Event>,
+    /// Events dropped because the queue was full (`classcast_bus_events_dropped_total`).
+    dropped: metrics::Counter,
     heard: parking_lot::Mutex<Option<mpsc::Receiver<Heard>>>,
 }
 
@@ -64,6 +66,7 @@ impl PgBus {
         tokio::spawn(send(pools, node, queue));
         Ok(Self {
             outgoing,
+            dropped: metrics::counter!("classcast_bus_events_dropped_total", "reason" => "queue_full"),
             heard: parking_lot::Mutex::new(Some(heard)),
         })
     }
@@ -71,7 +74,9 @@ impl PgBus {
 
 impl Bus for PgBus {
     fn publish(&self, event: Event) {
-        let _ = self.outgoing.try_send(event);
+        if self.outgoing.try_send(event).is_err() {
+            self.dropped.increment(1);
+        }
     }
 
     fn take_heard(&self) -> Option<mpsc::Receiver<Heard>> {
@@ -86,6 +91,9 @@ impl Bus for PgBus {
 /// Sends what the queue brings, as few notifications as fit, on the database that took the
 /// last ones, else on the first of the others that takes them.
 async fn send(pools: Vec<PgPool>, node: Uuid, mut queue: mpsc::Receiver<Event>) {
+    let sent_events = metrics::counter!("classcast_bus_events_sent_total");
+    let undelivered =
+        metrics::counter!("classcast_bus_events_dropped_total", "reason" => "no_database");
     let mut batch = Vec::new();
     let mut last = 0;
     let mut held = None;
@@ -135,6 +143,11 @@ async fn send(pools: Vec<PgPool>, node: Uuid, mut queue: mpsc::Receiver<Event>) 
                 break;
             }
         }
+        let events = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        match sent {
+            true => sent_events.increment(events),
+            false => undelivered.increment(events),
+        }
         if !sent {
             tracing::debug!(
                 events = batch.len(),
@@ -147,6 +160,9 @@ async fn send(pools: Vec<PgPool>, node: Uuid, mut queue: mpsc::Receiver<Event>) 
 /// Follows one database's notifications for as long as the node runs, reconnecting after a
 /// loss; after each (re)connection the node is told it may have missed events.
 async fn listen(pool: PgPool, node: Uuid, heard: mpsc::Sender<Heard>) {
+    let received = metrics::counter!("classcast_bus_events_received_total");
+    let reconnects = metrics::counter!("classcast_bus_listener_reconnects_total");
+    let mut connected_before = false;
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
@@ -160,6 +176,11 @@ async fn listen(pool: PgPool, node: Uuid, heard: mpsc::Sender<Heard>) {
             tokio::time::sleep(RELISTEN_AFTER).await;
             continue;
         }
+        // The first connection is no reconnection: only losses count.
+        if connected_before {
+            reconnects.increment(1);
+        }
+        connected_before = true;
         if heard.send(Heard::Missed).await.is_err() {
             return;
         }
@@ -170,6 +191,7 @@ async fn listen(pool: PgPool, node: Uuid, heard: mpsc::Sender<Heard>) {
             if from == node {
                 continue;
             }
+            received.increment(u64::try_from(events.len()).unwrap_or(u64::MAX));
             for event in events {
                 if heard
                     .send(Heard::Event { node: from, event })

@@ -75,6 +75,12 @@ struct Place {
     _open: mpsc::Sender<Infallible>,
 }
 
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.budget.counted.decrement(1.0);
+    }
+}
+
 impl Slot {
     /// Its connection is closing (a WebSocket waiting for the client's close frame): from
     /// now it gives way first when the budget is full, and [`Closing::asked`] says when.
@@ -135,6 +141,8 @@ struct Budget {
     next: AtomicU64,
     /// What idle times are counted from.
     started: std::time::Instant,
+    /// Places taken, for the metrics (`classcast_connections_open`).
+    counted: metrics::Gauge,
 }
 
 /// What a connection is doing, kept where a request changes it without a lock: a full
@@ -252,8 +260,10 @@ pub async fn serve(
         open: Mutex::new(HashMap::new()),
         next: AtomicU64::new(0),
         started: std::time::Instant::now(),
+        counted: metrics::gauge!("classcast_connections_open"),
         limits,
     });
+    metrics::gauge!("classcast_connections_limit").set(as_f64(budget.limits.total));
     // `stop` is dropped to ask connections to finish; each connection's slot holds a clone
     // of `open` until it and any WebSocket made from it have ended, so `all_done` ends when
     // the last one does.
@@ -284,6 +294,7 @@ pub async fn serve(
                 tracing::debug!(client = %peer.ip(), "connection budget full, closed");
                 return;
             };
+            budget.counted.increment(1.0);
             let slot = Slot {
                 _place: Arc::new(Place {
                     budget: budget.clone(),
@@ -366,4 +377,9 @@ async fn connection(
 /// A duration in whole milliseconds (saturating: no connection lives 584 million years).
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A count as a gauge's value (exact below 2^53, far beyond any connection budget).
+fn as_f64(n: usize) -> f64 {
+    n as f64
 }

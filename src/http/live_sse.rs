@@ -26,6 +26,8 @@ use crate::live::subscriber::Subscriber;
 use crate::live::{until_closing, ConnectionGuard};
 
 use super::extract::{bearer, ClientIp};
+use super::live_log::{connection_span, opened};
+use super::metrics::LiveConnection;
 use super::AppState;
 use crate::domain::hlc::wall_millis as now_ms;
 
@@ -109,12 +111,16 @@ pub async fn events(
     // The stream ends when the server shuts down, so the client reconnects elsewhere, and
     // when the teacher's session or the board's identity ends, after saying so (reconnecting
     // then answers 401).
+    let span = connection_span("sse", &headers);
     let feed = Feed {
         subscriber,
         closing: live.closing.subscribe(),
         identity: identity_grant(&live, &peer),
         ended: identity_ended(&peer),
         _counted: counted,
+        _open: span.in_scope(|| opened(&peer, "sse")),
+        span,
+        reason: "the client went away",
     };
     let stream = futures_util::stream::unfold(Some(feed), |open| async move {
         let mut feed = open?;
@@ -122,9 +128,13 @@ pub async fn events(
             biased;
             () = feed.identity.revoked() => {
                 let ended = Refusal::new(codes::SESSION_ENDED, feed.ended).to_json();
+                feed.reason = "session or identity ended";
                 return Some((Ok(Event::default().data(ended)), None));
             }
-            _ = until_closing(&mut feed.closing) => return None,
+            _ = until_closing(&mut feed.closing) => {
+                feed.reason = "server restarting";
+                return None;
+            }
             m = feed.subscriber.next() => m?,
         };
         Some((
@@ -144,6 +154,18 @@ struct Feed {
     identity: crate::live::grants::Grant,
     ended: &'static str,
     _counted: ConnectionGuard,
+    _open: LiveConnection,
+    /// The connection's span (see `live_log`), for its last line.
+    span: tracing::Span,
+    /// What ends it, for that line.
+    reason: &'static str,
+}
+
+impl Drop for Feed {
+    /// An event stream has no close code: its last line says what ended it.
+    fn drop(&mut self) {
+        tracing::info!(parent: &self.span, reason = self.reason, "live connection closed");
+    }
 }
 
 fn unauthenticated() -> Refusal {

@@ -14,9 +14,12 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{interval_at, timeout, Instant};
 
+use tracing::Instrument;
+
 use super::connections::Slot;
 use super::error::ApiError;
 use super::extract::ClientIp;
+use super::live_log::{connection_span, opened};
 use super::AppState;
 use crate::live::connection::{
     answer, apply_in_turn, follow, identity_ended, identity_grant, too_many_boards, welcome, Peer,
@@ -51,6 +54,7 @@ pub async fn upgrade(
     // tungstenite's default buffers are 128 KiB each way; an idle board needs almost none.
     // Messages queued with `feed` wait in the write buffer up to this size until a flush,
     // so that those ready at the same moment leave in one write (see `send_ready`).
+    let span = connection_span("websocket", &headers);
     ws.read_buffer_size(1024)
         .write_buffer_size(WRITE_COALESCE_BYTES)
         .max_message_size(protocol::MAX_MESSAGE_BYTES)
@@ -58,10 +62,19 @@ pub async fn upgrade(
         // Boxed so that every connection's future holds the idle loop, not the largest
         // state any step of it (database calls included) ever needs.
         .on_upgrade(move |socket| {
-            Box::pin(async move {
-                // The WebSocket keeps its connection's place in the connection budget.
-                run(socket, state, client, slot.map(|Extension(slot)| slot)).await
-            })
+            Box::pin(
+                async move {
+                    // The WebSocket keeps its connection's place in the connection budget.
+                    let closed = run(socket, state, client, slot.map(|Extension(slot)| slot)).await;
+                    tracing::info!(
+                        code = closed.code,
+                        reason = closed.reason,
+                        by = closed.by,
+                        "live connection closed"
+                    );
+                }
+                .instrument(span),
+            )
         })
 }
 
@@ -83,7 +96,33 @@ pub fn origin_allowed(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
     own || allowed_origins.iter().any(|o| o == origin)
 }
 
-async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Slot>) {
+/// How a WebSocket ended, for its last log line: the close code sent or received (1006 when
+/// the connection ended without one) and why.
+struct Closed {
+    code: u16,
+    reason: &'static str,
+    /// `server` or `client`.
+    by: &'static str,
+}
+
+/// The connection ended without a close frame (RFC 6455's 1006).
+const LOST: Closed = Closed {
+    code: 1006,
+    reason: "connection lost",
+    by: "client",
+};
+
+/// The client closed with `frame` (RFC 6455's 1005 when it gave no code); its reason is its
+/// own text and stays out of our logs.
+fn by_client(frame: Option<CloseFrame>) -> Closed {
+    Closed {
+        code: frame.map_or(1005, |f| f.code),
+        reason: "closed by the client",
+        by: "client",
+    }
+}
+
+async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Slot>) -> Closed {
     let (mut sink, mut stream) = socket.split();
     let hello = match timeout(HELLO_WITHIN, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => Some(ClientMsg::parse(&text)),
@@ -185,6 +224,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
             .await;
         }
     };
+    let _open = opened(&peer, "websocket");
     let mut subscriber = Subscriber::new(live.clone());
     subscriber.say(welcome(&peer, live.heartbeat));
     match &peer {
@@ -237,12 +277,12 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
                 let message = match incoming {
                     Some(Ok(message)) => message,
                     Some(Err(e)) => return refuse_frame(&mut sink, &e, slot.as_ref()).await,
-                    None => return,
+                    None => return LOST,
                 };
                 last_heard = Instant::now();
                 let text = match message {
                     Message::Text(text) => text,
-                    Message::Close(_) => return,
+                    Message::Close(frame) => return by_client(frame),
                     Message::Ping(_) | Message::Pong(_) => continue,
                     Message::Binary(_) => {
                         strikes += 1;
@@ -267,10 +307,10 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
                     continue;
                 }
                 let reply = match (parsed, &commands) {
-                    (Ok(ClientMsg::Command(cmd)), Some((queue, _))) => match queue.try_send(cmd) {
+                    (Ok(ClientMsg::Command(cmd)), Some((queue, _))) => match queue.try_send((cmd, std::time::Instant::now())) {
                         Ok(()) => None,
                         Err(full_or_closed) => {
-                            let cmd = full_or_closed.into_inner();
+                            let (cmd, _) = full_or_closed.into_inner();
                             let busy = crate::live::LiveError::RateLimited { retry_after: Duration::from_secs(1) };
                             Some(Reply::Refused(busy.refusal(Some(cmd.id))))
                         }
@@ -286,18 +326,18 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
                 }
                 if let Some(reply) = reply {
                     if send_ready(&mut sink, &mut subscriber, reply.into_json().into()).await.is_err() {
-                        return;
+                        return LOST;
                     }
                 }
             }
             Some(reply) = next_ack(&mut acks) => {
                 if send_ready(&mut sink, &mut subscriber, reply.into_json().into()).await.is_err() {
-                    return;
+                    return LOST;
                 }
             }
             Some(out) = subscriber.next() => {
                 if send_ready(&mut sink, &mut subscriber, out.as_ref().into()).await.is_err() {
-                    return;
+                    return LOST;
                 }
             }
             _ = heartbeat.tick() => {
@@ -305,7 +345,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
                     break (close::TIMEOUT, "no heartbeat");
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
+                    return LOST;
                 }
             }
         }
@@ -342,9 +382,14 @@ async fn close_with(
     stream: &mut SplitStream<WebSocket>,
     code: u16,
     reason: &'static str,
-) {
+) -> Closed {
+    let closed = Closed {
+        code,
+        reason,
+        by: "server",
+    };
     if sink.send(closing_frame(code, reason)).await.is_err() {
-        return;
+        return closed;
     }
     linger(slot, async {
         while let Some(Ok(message)) = stream.next().await {
@@ -354,6 +399,7 @@ async fn close_with(
         }
     })
     .await;
+    closed
 }
 
 /// Waits for `until` at most [`LINGER`], and not at all once a new connection needs the
@@ -382,7 +428,7 @@ async fn refuse_frame(
     sink: &mut SplitSink<WebSocket, Message>,
     error: &axum::Error,
     slot: Option<&Slot>,
-) {
+) -> Closed {
     use tungstenite::error::{CapacityError, Error};
     let inner = std::error::Error::source(error).and_then(|e| e.downcast_ref::<Error>());
     let (code, close_code, message, reason) = match inner {
@@ -405,13 +451,18 @@ async fn refuse_frame(
             "protocol error",
         ),
         // The connection itself failed: nobody is left to tell.
-        _ => return,
+        _ => return LOST,
     };
     let refusal = Refusal::new(code, message).to_json();
     if sink.send(Message::Text(refusal.into())).await.is_ok()
         && sink.send(closing_frame(close_code, reason)).await.is_ok()
     {
         linger(slot, std::future::pending()).await;
+    }
+    Closed {
+        code: close_code,
+        reason,
+        by: "server",
     }
 }
 

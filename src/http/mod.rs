@@ -5,7 +5,8 @@
 //! Handlers are thin: they extract, call the domain or the store, and map the result.
 //! Files: one per resource (`auth`, `lessons`, `boards`, `pages`, `ops`), the live channel's
 //! transports (`live_ws`, `live_sse`), `connections` for accepting TCP connections, `error`
-//! for the one error type, `extract` for extractors that speak the error envelope.
+//! for the one error type, `extract` for extractors that speak the error envelope, and
+//! `metrics` for `/metrics`, which is served on a listener of its own, never by [`app`].
 
 pub mod auth;
 pub mod boards;
@@ -14,9 +15,11 @@ pub mod error;
 pub mod extract;
 pub mod lesson_files;
 pub mod lessons;
+pub mod live_log;
 pub mod live_sse;
 pub mod live_ws;
 pub mod media;
+pub mod metrics;
 pub mod ops;
 pub mod pages;
 pub mod slides;

@@ -4,7 +4,7 @@
 //! transports (in `http`) share all of this; it knows nothing of HTTP.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -145,34 +145,42 @@ impl Reply {
     }
 }
 
-/// Applies a teacher's command; the `ack`, or why not.
-pub async fn command(live: &Live, account: &Account, cmd: &Command) -> Reply {
+/// Applies a teacher's command that `arrived` then; the `ack`, or why not. Counted in the
+/// metrics, with the time from its arrival (waiting for its turn included) to its ack.
+pub async fn command(live: &Live, account: &Account, cmd: &Command, arrived: Instant) -> Reply {
     match live.command(account, cmd).await {
-        Ok(version) => Reply::Message(
-            ServerMsg::Ack {
-                id: cmd.id,
-                board: cmd.board,
-                version,
-            }
-            .to_json(),
-        ),
-        Err(e) => Reply::Refused(e.refusal(Some(cmd.id))),
+        Ok(version) => {
+            live.measured.acked(arrived.elapsed());
+            Reply::Message(
+                ServerMsg::Ack {
+                    id: cmd.id,
+                    board: cmd.board,
+                    version,
+                }
+                .to_json(),
+            )
+        }
+        Err(e) => {
+            live.measured.refused();
+            Reply::Refused(e.refusal(Some(cmd.id)))
+        }
     }
 }
 
-/// Applies a connection's commands one after another, in the order they came, sending each
+/// Applies a connection's commands one after another, in the order they came (each with
+/// when it arrived), sending each
 /// reply to `replies`, until the connection drops `commands`. Apart from the connection's own
 /// loop, so a command that waits (for a state replication has not brought yet) holds up
 /// neither its pings nor the states it follows.
 pub async fn apply_in_turn(
     live: std::sync::Arc<Live>,
     account: Account,
-    mut commands: tokio::sync::mpsc::Receiver<Command>,
+    mut commands: tokio::sync::mpsc::Receiver<(Command, Instant)>,
     replies: tokio::sync::mpsc::Sender<Reply>,
 ) {
-    while let Some(cmd) = commands.recv().await {
+    while let Some((cmd, arrived)) = commands.recv().await {
         if replies
-            .send(command(&live, &account, &cmd).await)
+            .send(command(&live, &account, &cmd, arrived).await)
             .await
             .is_err()
         {
@@ -202,7 +210,7 @@ pub async fn answer(
             .to_json(),
         )),
         (ClientMsg::Command(cmd), Peer::Teacher { account, .. }) => {
-            Some(command(live, account, &cmd).await)
+            Some(command(live, account, &cmd, Instant::now()).await)
         }
         (ClientMsg::Command(cmd), Peer::Board(_)) => Some(Reply::Refused(
             Refusal::new(codes::FORBIDDEN, "Only teachers send commands.").with_id(Some(cmd.id)),

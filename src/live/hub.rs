@@ -156,6 +156,13 @@ fn replace(current: &mut Presence, new: Presence) -> bool {
     changed
 }
 
+/// What [`Hub::counts`] finds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BoardCounts {
+    pub online: u32,
+    pub presenting: u32,
+}
+
 #[derive(Default)]
 pub struct Hub {
     boards: Mutex<HashMap<Uuid, Arc<BoardChannel>>>,
@@ -209,6 +216,26 @@ impl Hub {
     pub fn channels(&self) -> Vec<(Uuid, Arc<BoardChannel>)> {
         let boards = self.boards.lock();
         boards.iter().map(|(b, c)| (*b, c.clone())).collect()
+    }
+
+    /// Boards with a page connected to this node, and how many of them present a lesson:
+    /// read when metrics are scraped, so it walks the channels under their lock rather
+    /// than making every connection keep a count.
+    pub fn counts(&self) -> BoardCounts {
+        let boards = self.boards.lock();
+        let mut counts = BoardCounts::default();
+        for channel in boards.values().filter(|c| c.local().online > 0) {
+            counts.online += 1;
+            if channel
+                .state
+                .borrow()
+                .as_ref()
+                .is_some_and(|s| s.state.is_presenting())
+            {
+                counts.presenting += 1;
+            }
+        }
+        counts
     }
 
     pub fn pairing_changed(&self, board: Uuid) {

@@ -132,18 +132,26 @@ impl LiveLimits {
 
     /// One message of this teacher (account id) or board (board id).
     pub fn message(&self, sender: Uuid) -> Result<(), Limited> {
-        self.messages.check_key(&sender).map_err(Limited::from)
+        self.messages
+            .check_key(&sender)
+            .map_err(|l| Limited::from(l).counted("live_message"))
     }
 
     /// One command of this teacher.
     pub fn command(&self, account: Uuid) -> Result<(), Limited> {
-        self.commands.check_key(&account).map_err(Limited::from)
+        self.commands
+            .check_key(&account)
+            .map_err(|l| Limited::from(l).counted("live_command"))
     }
 
     /// A fresh code asked for by this board from this address.
     pub fn code(&self, board: Uuid, address: IpAddr) -> Result<(), Limited> {
-        self.code_board.check_key(&board).map_err(Limited::from)?;
-        self.code_address.check_key(&address).map_err(Limited::from)
+        self.code_board
+            .check_key(&board)
+            .map_err(|l| Limited::from(l).counted("code_board"))?;
+        self.code_address
+            .check_key(&address)
+            .map_err(|l| Limited::from(l).counted("code_address"))
     }
 
     /// A pairing attempt by this teacher from this address, taken from the guess budgets
@@ -151,10 +159,12 @@ impl LiveLimits {
     /// [`LiveLimits::guessed_wrong`]. When the node-wide budget is spent, an account and
     /// address that have not guessed wrong for [`IN_GOOD_STANDING`] may still try.
     pub fn guess(&self, account: Uuid, address: IpAddr) -> Result<Guess, Limited> {
-        self.pair_account.take(&account)?;
+        self.pair_account
+            .take(&account)
+            .map_err(|l| l.counted("pairing_account"))?;
         if let Err(l) = self.pair_address.take(&address) {
             self.pair_account.refund(&account);
-            return Err(l);
+            return Err(l.counted("pairing_address"));
         }
         let global = match self.pair_global.take(&()) {
             Ok(()) => true,
@@ -162,7 +172,7 @@ impl LiveLimits {
             Err(l) => {
                 self.pair_account.refund(&account);
                 self.pair_address.refund(&address);
-                return Err(l);
+                return Err(l.counted("pairing_node"));
             }
         };
         Ok(Guess {
@@ -204,7 +214,7 @@ impl LiveLimits {
     pub fn claim(&self, address: IpAddr) -> Result<(), Limited> {
         self.claim_address
             .check_key(&address)
-            .map_err(Limited::from)
+            .map_err(|l| Limited::from(l).counted("board_claim_address"))
     }
 
     pub fn prune(&self) {

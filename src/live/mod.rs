@@ -148,6 +148,37 @@ pub struct Live {
     /// The newest state another node announced with its event, per board, for when this
     /// node's store does not have it (yet): replication is slower than the event, or cut.
     carried: Mutex<HashMap<Uuid, (i64, Arc<str>)>>,
+    /// The command metrics.
+    pub measured: CommandMetrics,
+}
+
+/// The metrics of teachers' commands, registered once when the node starts (after the
+/// metrics recorder, if any, is installed): a command then costs an atomic addition and a
+/// histogram sample, with no lookup.
+pub struct CommandMetrics {
+    acked: metrics::Counter,
+    refused: metrics::Counter,
+    ack_seconds: metrics::Histogram,
+}
+
+impl CommandMetrics {
+    fn new() -> Self {
+        Self {
+            acked: metrics::counter!("classcast_commands_total", "outcome" => "acked"),
+            refused: metrics::counter!("classcast_commands_total", "outcome" => "refused"),
+            ack_seconds: metrics::histogram!("classcast_command_ack_seconds"),
+        }
+    }
+
+    /// A command was acknowledged, `taken` after it arrived.
+    pub fn acked(&self, taken: Duration) {
+        self.acked.increment(1);
+        self.ack_seconds.record(taken);
+    }
+
+    pub fn refused(&self) {
+        self.refused.increment(1);
+    }
 }
 
 /// Boards whose carried state a node keeps at most (each at most
@@ -191,6 +222,7 @@ impl Live {
             code_ttl: code_ttl.min(CODE_TTL_MAX),
             heartbeat,
             carried: Mutex::new(HashMap::new()),
+            measured: CommandMetrics::new(),
         }
     }
 
@@ -277,6 +309,7 @@ impl Live {
 
     /// Applies a teacher's command; returns the version it produced once that is stored.
     /// A command id seen before is answered with its version and applied no second time.
+    #[tracing::instrument(level = "debug", skip_all, fields(board = %cmd.board, command = %cmd.id, op = %cmd.op))]
     pub async fn command(&self, account: &Account, cmd: &Command) -> Result<i64, LiveError> {
         self.authorize(account, cmd.board).await?;
         let op = Op::parse(&cmd.op, &cmd.args)?;

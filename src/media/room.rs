@@ -85,7 +85,9 @@ impl Room {
         match self.uploads.check_key_n(&owner, n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(MediaError::RateLimited {
-                retry_after: Limited::from(not_until).retry_after,
+                retry_after: Limited::from(not_until)
+                    .counted("media_uploads")
+                    .retry_after,
             }),
             // Not reached: `n` is clamped to the burst.
             Err(_) => Err(MediaError::RateLimited {

@@ -108,6 +108,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<Vec<String>>;
     /// Each database this backend may use, whether it answers, and which one it uses.
     async fn databases(&self) -> Vec<DatabaseStatus>;
+    /// Each replication subscription between the databases and its lag; none on a
+    /// database of its own.
+    async fn replication(&self) -> Vec<super::Replication> {
+        Vec::new()
+    }
     /// Whether rows written elsewhere may still be on their way here.
     fn replicated(&self) -> bool {
         false

@@ -193,6 +193,17 @@ pub struct DatabaseStatus {
     pub cannot_catch_up: Option<String>,
 }
 
+/// A pglogical subscription of one database to another, as the metrics show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replication {
+    pub name: String,
+    pub replicating: bool,
+    /// WAL its provider wrote that it has not confirmed, when the provider answers.
+    pub lag_bytes: Option<i64>,
+    /// How old the last change it applied was, when PostgreSQL reports it.
+    pub lag_seconds: Option<f64>,
+}
+
 /// What storing a command's state did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {
@@ -218,6 +229,9 @@ pub trait Store:
     fn replicated(&self) -> bool {
         false
     }
+    /// Each replication subscription between the databases and its lag; none on a database
+    /// of its own.
+    async fn replication(&self) -> Vec<Replication>;
     /// Records that this node is alive now (every few minutes; see [`upkeep_nodes`]).
     ///
     /// [`upkeep_nodes`]: Store::upkeep_nodes

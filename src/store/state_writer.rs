@@ -77,6 +77,8 @@ impl<R: StateRows> StateWriter<R> {
 
     /// Stores what the queue brings, a batch at a time, until every sender is gone.
     pub async fn run(mut self, mut queue: mpsc::Receiver<StateWrite>) {
+        // Registered once: how well commits are shared shows in the sizes of the batches.
+        let batch_states = metrics::histogram!("classcast_state_writer_batch_states");
         while let Some(first) = queue.recv().await {
             let mut batch = vec![first];
             while batch.len() < STATE_BATCH {
@@ -85,6 +87,7 @@ impl<R: StateRows> StateWriter<R> {
                     Err(_) => break,
                 }
             }
+            batch_states.record(u32::try_from(batch.len()).unwrap_or(u32::MAX));
             match self.store(&batch).await {
                 Ok(outcomes) => {
                     for (write, outcome) in batch.into_iter().zip(outcomes) {

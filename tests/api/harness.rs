@@ -297,7 +297,23 @@ impl Process {
         Self::launch(data_dir, "127.0.0.1:0", flags, env)
     }
 
+    /// As [`Process::start_with`], writing its log (standard error) to the file `log`.
+    pub fn start_logging(data_dir: &Path, flags: &[&str], log: &Path) -> Self {
+        let log = std::fs::File::create(log).expect("a log file");
+        Self::launch_with(data_dir, "127.0.0.1:0", flags, &[], log.into())
+    }
+
     fn launch(data_dir: &Path, listen: &str, flags: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch_with(data_dir, listen, flags, env, Stdio::null())
+    }
+
+    fn launch_with(
+        data_dir: &Path,
+        listen: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Self {
         // Open registration: tests of approval add `--allowed-email-domain`, which implies it.
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", listen, "--registration", "open"])
@@ -307,7 +323,7 @@ impl Process {
             .env_remove("CLASSCAST_CONFIG")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("the binary starts");
         // The first line names the bound address; it is printed once the port is listening.

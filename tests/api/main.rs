@@ -23,6 +23,7 @@ mod lesson_files;
 mod lessons;
 mod live;
 mod media;
+mod metrics;
 mod openapi;
 mod pages;
 mod protocol;

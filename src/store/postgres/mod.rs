@@ -300,6 +300,7 @@ impl Databases {
         };
         let before = self.active.send_replace(first);
         if before != first {
+            metrics::counter!("classcast_database_failovers_total").increment(1);
             tracing::warn!(
                 from = %self.members[before].url,
                 to = %self.members[first].url,
@@ -702,6 +703,46 @@ impl Backend for Databases {
                 answering,
                 active: i == active,
                 cannot_catch_up: db.cannot_catch_up(),
+            })
+            .collect()
+    }
+
+    async fn replication(&self) -> Vec<super::Replication> {
+        let mut subscriptions = Vec::new();
+        let mut slots = std::collections::HashMap::new();
+        for db in self
+            .members
+            .iter()
+            .filter(|db| db.answered.load(Ordering::Relaxed))
+        {
+            let found = match tokio::time::timeout(ANSWER_WITHIN, db.read.acquire()).await {
+                Ok(Ok(mut conn)) => cluster::replication(&mut conn).await,
+                Ok(Err(e)) => Err(e),
+                Err(_) => continue,
+            };
+            match found {
+                Ok(found) => {
+                    subscriptions.extend(found.subscriptions);
+                    slots.extend(
+                        found
+                            .slots
+                            .into_iter()
+                            .map(|(slot, bytes, seconds)| (slot, (bytes, seconds))),
+                    );
+                }
+                Err(e) => tracing::debug!(url = %db.url, error = %e, "cannot read replication"),
+            }
+        }
+        subscriptions
+            .into_iter()
+            .map(|(name, replicating, slot)| {
+                let lag = slots.get(&slot);
+                super::Replication {
+                    name,
+                    replicating,
+                    lag_bytes: lag.map(|(bytes, _)| *bytes),
+                    lag_seconds: lag.and_then(|(_, seconds)| *seconds),
+                }
             })
             .collect()
     }

@@ -97,242 +97,285 @@ impl<B: Backend> AccountStore for SqlStore<B> {
         password_hash: &str,
         pending: bool,
     ) -> StoreResult<Account> {
-        let mut tx = self.db.begin().await?;
-        self.db.mark_in_progress(&mut tx).await?;
-        let taken = self
-            .one(
+        measured("create_account", async move {
+            let mut tx = self.db.begin().await?;
+            self.db.mark_in_progress(&mut tx).await?;
+            let taken = self
+                .one(
+                    On::Tx(&mut tx),
+                    "SELECT 1 AS taken FROM account WHERE email_norm = $1 LIMIT 1",
+                    &[Arg::Text(email.normalized())],
+                )
+                .await?
+                .is_some();
+            if taken {
+                return Err(StoreError::EmailTaken);
+            }
+            let id = Uuid::now_v7();
+            let created = self.hlc.next();
+            let email_columns = [Arg::Text(email.as_str()), Arg::Text(email.normalized())];
+            self.insert(
                 On::Tx(&mut tx),
-                "SELECT 1 AS taken FROM account WHERE email_norm = $1 LIMIT 1",
-                &[Arg::Text(email.normalized())],
+                "account",
+                id,
+                "email, email_norm",
+                &email_columns,
+                created,
             )
-            .await?
-            .is_some();
-        if taken {
-            return Err(StoreError::EmailTaken);
-        }
-        let id = Uuid::now_v7();
-        let created = self.hlc.next();
-        let email_columns = [Arg::Text(email.as_str()), Arg::Text(email.normalized())];
-        self.insert(
-            On::Tx(&mut tx),
-            "account",
-            id,
-            "email, email_norm",
-            &email_columns,
-            created,
-        )
-        .await?;
-        self.insert_account_fact(&mut tx, id, AccountFact::Name(name))
             .await?;
-        if pending {
-            self.insert_account_fact(&mut tx, id, AccountFact::Pending(true))
+            self.insert_account_fact(&mut tx, id, AccountFact::Name(name))
                 .await?;
-        }
-        self.insert_credential(&mut tx, id, password_hash).await?;
-        B::commit(tx).await?;
-        if !self.db.owns_everywhere(id, email.normalized()).await? {
-            return Err(StoreError::EmailTaken);
-        }
-        Ok(Account {
-            id,
-            email: email.as_str().to_owned(),
-            name: name.to_owned(),
-            disabled: pending,
-            pending,
-            created,
+            if pending {
+                self.insert_account_fact(&mut tx, id, AccountFact::Pending(true))
+                    .await?;
+            }
+            self.insert_credential(&mut tx, id, password_hash).await?;
+            B::commit(tx).await?;
+            if !self.db.owns_everywhere(id, email.normalized()).await? {
+                return Err(StoreError::EmailTaken);
+            }
+            Ok(Account {
+                id,
+                email: email.as_str().to_owned(),
+                name: name.to_owned(),
+                disabled: pending,
+                pending,
+                created,
+            })
         })
+        .await
     }
 
     async fn account(&self, id: Uuid) -> StoreResult<Account> {
-        self.account_on(On::Read, id).await
+        measured(
+            "account",
+            async move { self.account_on(On::Read, id).await },
+        )
+        .await
     }
 
     async fn login_record(&self, email_normalized: &str) -> StoreResult<Option<LoginRecord>> {
-        let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS}, c.password_hash
+        measured("login_record", async move {
+            let sql = format!(
+                "SELECT {ACCOUNT_COLUMNS}, c.password_hash
              FROM account a {CURRENT_PROFILE}
              JOIN account_credential c ON c.account_id = a.id AND NOT EXISTS (
                 SELECT 1 FROM account_credential m WHERE m.account_id = c.account_id
                 AND (m.version, m.id) > (c.version, c.id))
              WHERE a.email_norm = $1 ORDER BY a.version, a.id LIMIT 1"
-        );
-        let row = self
-            .one(On::Read, &sql, &[Arg::Text(email_normalized)])
-            .await?;
-        row.map(|row| {
-            Ok(LoginRecord {
-                account: account_from(&row)?,
-                password_hash: row.text("password_hash")?,
+            );
+            let row = self
+                .one(On::Read, &sql, &[Arg::Text(email_normalized)])
+                .await?;
+            row.map(|row| {
+                Ok(LoginRecord {
+                    account: account_from(&row)?,
+                    password_hash: row.text("password_hash")?,
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     async fn any_account(&self) -> StoreResult<bool> {
-        let sql = "SELECT 1 AS found FROM account LIMIT 1";
-        Ok(self.one(On::Read, sql, &[]).await?.is_some())
+        measured("any_account", async move {
+            let sql = "SELECT 1 AS found FROM account LIMIT 1";
+            Ok(self.one(On::Read, sql, &[]).await?.is_some())
+        })
+        .await
     }
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
-        let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE}
+        measured("list_accounts", async move {
+            let sql = format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE}
              WHERE {OWNS_EMAIL} ORDER BY a.email_norm"
-        );
-        let rows = self.db.fetch(On::Read, &sql, &[]).await?;
-        rows.iter().map(account_from).collect()
+            );
+            let rows = self.db.fetch(On::Read, &sql, &[]).await?;
+            rows.iter().map(account_from).collect()
+        })
+        .await
     }
 
     async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account> {
-        let mut tx = self.db.begin().await?;
-        let mut account = self.account_on(On::Tx(&mut tx), id).await?;
-        self.insert_account_fact(&mut tx, id, AccountFact::Disabled(disabled))
-            .await?;
-        if !disabled && account.pending {
-            self.insert_account_fact(&mut tx, id, AccountFact::Pending(false))
+        measured("set_account_disabled", async move {
+            let mut tx = self.db.begin().await?;
+            let mut account = self.account_on(On::Tx(&mut tx), id).await?;
+            self.insert_account_fact(&mut tx, id, AccountFact::Disabled(disabled))
                 .await?;
-            account.pending = false;
-        }
-        B::commit(tx).await?;
-        account.disabled = disabled || account.pending;
-        Ok(account)
+            if !disabled && account.pending {
+                self.insert_account_fact(&mut tx, id, AccountFact::Pending(false))
+                    .await?;
+                account.pending = false;
+            }
+            B::commit(tx).await?;
+            account.disabled = disabled || account.pending;
+            Ok(account)
+        })
+        .await
     }
 
     async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
-        let mut tx = self.db.begin().await?;
-        let sql = "SELECT 1 AS found FROM account WHERE id = $1";
-        if self
-            .one(On::Tx(&mut tx), sql, &[Arg::Id(id)])
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::NotFound);
-        }
-        self.insert_credential(&mut tx, id, password_hash).await?;
-        B::commit(tx).await
+        measured("set_password", async move {
+            let mut tx = self.db.begin().await?;
+            let sql = "SELECT 1 AS found FROM account WHERE id = $1";
+            if self
+                .one(On::Tx(&mut tx), sql, &[Arg::Id(id)])
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::NotFound);
+            }
+            self.insert_credential(&mut tx, id, password_hash).await?;
+            B::commit(tx).await
+        })
+        .await
     }
 
     async fn create_session(&self, session: NewSession) -> StoreResult<Uuid> {
-        let mut tx = self.db.begin().await?;
-        // A session must sort after the password it was opened with, even if that password
-        // was written by a node whose clock runs ahead of ours.
-        let version = self
-            .version_after(
-                &mut tx,
-                "account_credential",
-                &[("account_id", session.account_id)],
-            )
-            .await?;
-        let id = session.id;
-        let values = [
-            Arg::Text(&session.token_hash),
-            Arg::Id(session.account_id),
-            Arg::Int(session.expires_at_ms),
-            Arg::Id(session.family.unwrap_or(id)),
-        ];
-        let columns = "token_hash, account_id, expires_at, family_id";
-        self.insert(On::Tx(&mut tx), "session", id, columns, &values, version)
-            .await?;
-        B::commit(tx).await?;
-        Ok(id)
+        measured("create_session", async move {
+            let mut tx = self.db.begin().await?;
+            // A session must sort after the password it was opened with, even if that password
+            // was written by a node whose clock runs ahead of ours.
+            let version = self
+                .version_after(
+                    &mut tx,
+                    "account_credential",
+                    &[("account_id", session.account_id)],
+                )
+                .await?;
+            let id = session.id;
+            let values = [
+                Arg::Text(&session.token_hash),
+                Arg::Id(session.account_id),
+                Arg::Int(session.expires_at_ms),
+                Arg::Id(session.family.unwrap_or(id)),
+            ];
+            let columns = "token_hash, account_id, expires_at, family_id";
+            self.insert(On::Tx(&mut tx), "session", id, columns, &values, version)
+                .await?;
+            B::commit(tx).await?;
+            Ok(id)
+        })
+        .await
     }
 
     async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>> {
-        let sql = format!(
-            "SELECT s.id AS session_id, COALESCE(s.family_id, s.id) AS family, s.expires_at,
+        measured("session", async move {
+            let sql = format!(
+                "SELECT s.id AS session_id, COALESCE(s.family_id, s.id) AS family, s.expires_at,
                     {ACCOUNT_COLUMNS}
              FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
              WHERE s.token_hash = $1 AND {LIVE_SESSION} AND {OWNS_EMAIL}"
-        );
-        let args = [Arg::Text(token_hash), Arg::Int(now_ms)];
-        let Some(row) = self.one(On::Read, &sql, &args).await? else {
-            return Ok(None);
-        };
-        Ok(Some(SessionRecord {
-            id: row.id("session_id")?,
-            family: row.id("family")?,
-            account: account_from(&row)?,
-            expires_at_ms: row.int("expires_at")?,
-        }))
+            );
+            let args = [Arg::Text(token_hash), Arg::Int(now_ms)];
+            let Some(row) = self.one(On::Read, &sql, &args).await? else {
+                return Ok(None);
+            };
+            Ok(Some(SessionRecord {
+                id: row.id("session_id")?,
+                family: row.id("family")?,
+                account: account_from(&row)?,
+                expires_at_ms: row.int("expires_at")?,
+            }))
+        })
+        .await
     }
 
     async fn session_change_mark(&self) -> StoreResult<i64> {
-        // Versions only grow, so the sum of the newest ones changes with every such write.
-        let sql = "SELECT COALESCE((SELECT MAX(version) FROM session_revocation), 0)
+        measured("session_change_mark", async move {
+            // Versions only grow, so the sum of the newest ones changes with every such write.
+            let sql = "SELECT COALESCE((SELECT MAX(version) FROM session_revocation), 0)
                   + COALESCE((SELECT MAX(version) FROM account_credential), 0)
                   + COALESCE((SELECT MAX(version) FROM account_access), 0)
                   + COALESCE((SELECT MAX(version) FROM account_pending), 0) AS mark";
-        let row = self.one(On::Read, sql, &[]).await?;
-        row.map_or(Ok(0), |row| row.int("mark"))
+            let row = self.one(On::Read, sql, &[]).await?;
+            row.map_or(Ok(0), |row| row.int("mark"))
+        })
+        .await
     }
 
     async fn live_sessions(&self, families: &[Uuid], now_ms: i64) -> StoreResult<HashSet<Uuid>> {
-        let sql = format!(
-            "SELECT DISTINCT COALESCE(s.family_id, s.id) AS family
+        measured("live_sessions", async move {
+            let sql = format!(
+                "SELECT DISTINCT COALESCE(s.family_id, s.id) AS family
              FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
              WHERE ({} OR (s.family_id IS NULL AND {}))
              AND {LIVE_SESSION} AND {OWNS_EMAIL}",
-            B::in_ids("s.family_id", "$1"),
-            B::in_ids("s.id", "$1"),
-        );
-        let args = [Arg::Ids(families), Arg::Int(now_ms)];
-        let rows = self.db.fetch(On::Read, &sql, &args).await?;
-        rows.iter().map(|row| row.id("family")).collect()
+                B::in_ids("s.family_id", "$1"),
+                B::in_ids("s.id", "$1"),
+            );
+            let args = [Arg::Ids(families), Arg::Int(now_ms)];
+            let rows = self.db.fetch(On::Read, &sql, &args).await?;
+            rows.iter().map(|row| row.id("family")).collect()
+        })
+        .await
     }
 
     async fn revoke_session(&self, family: Uuid) -> StoreResult<()> {
-        let (id, version) = (Uuid::now_v7(), self.hlc.next());
-        self.insert(
-            On::Write,
-            "session_revocation",
-            id,
-            "session_id",
-            &[Arg::Id(family)],
-            version,
-        )
+        measured("revoke_session", async move {
+            let (id, version) = (Uuid::now_v7(), self.hlc.next());
+            self.insert(
+                On::Write,
+                "session_revocation",
+                id,
+                "session_id",
+                &[Arg::Id(family)],
+                version,
+            )
+            .await
+        })
         .await
     }
 
     async fn purge_sessions(&self, nodes: &NodeIds, before_ms: i64) -> StoreResult<u64> {
-        let sql = format!(
-            "DELETE FROM session WHERE id IN (
+        measured("purge_sessions", async move {
+            let sql = format!(
+                "DELETE FROM session WHERE id IN (
                 SELECT s.id FROM session s WHERE {} AND s.expires_at < $2 LIMIT $3)",
-            B::in_ids("s.node", "$1")
-        );
-        self.delete_in_batches(&sql, &[Arg::Ids(nodes.ids()), Arg::Int(before_ms)])
-            .await
+                B::in_ids("s.node", "$1")
+            );
+            self.delete_in_batches(&sql, &[Arg::Ids(nodes.ids()), Arg::Int(before_ms)])
+                .await
+        })
+        .await
     }
 
     async fn purge_pending_accounts(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
-        let select = format!(
-            "SELECT a.id FROM account a WHERE {} AND a.version < $2
+        measured("purge_pending_accounts", async move {
+            let select = format!(
+                "SELECT a.id FROM account a WHERE {} AND a.version < $2
              AND {WAITING_FOR_APPROVAL} LIMIT $3",
-            B::in_ids("a.node", "$1")
-        );
-        let mut total = 0;
-        loop {
-            // One transaction per batch: an approval written meanwhile on this database
-            // waits for it, then finds no account (the administrator is told so).
-            let mut tx = self.db.begin().await?;
-            let batch = Arg::Int(i64::from(PURGE_BATCH));
-            let args = [Arg::Ids(nodes.ids()), Arg::Int(before.0), batch];
-            let ids = self
-                .db
-                .fetch(On::Tx(&mut tx), &select, &args)
-                .await?
-                .iter()
-                .map(|row| row.id("id"))
-                .collect::<StoreResult<Vec<Uuid>>>()?;
-            for (table, key) in UNAPPROVED_ACCOUNT_ROWS {
-                let sql = format!("DELETE FROM {table} WHERE {}", B::in_ids(key, "$1"));
-                self.db
-                    .execute(On::Tx(&mut tx), &sql, &[Arg::Ids(&ids)])
-                    .await?;
+                B::in_ids("a.node", "$1")
+            );
+            let mut total = 0;
+            loop {
+                // One transaction per batch: an approval written meanwhile on this database
+                // waits for it, then finds no account (the administrator is told so).
+                let mut tx = self.db.begin().await?;
+                let batch = Arg::Int(i64::from(PURGE_BATCH));
+                let args = [Arg::Ids(nodes.ids()), Arg::Int(before.0), batch];
+                let ids = self
+                    .db
+                    .fetch(On::Tx(&mut tx), &select, &args)
+                    .await?
+                    .iter()
+                    .map(|row| row.id("id"))
+                    .collect::<StoreResult<Vec<Uuid>>>()?;
+                for (table, key) in UNAPPROVED_ACCOUNT_ROWS {
+                    let sql = format!("DELETE FROM {table} WHERE {}", B::in_ids(key, "$1"));
+                    self.db
+                        .execute(On::Tx(&mut tx), &sql, &[Arg::Ids(&ids)])
+                        .await?;
+                }
+                B::commit(tx).await?;
+                total += ids.len() as u64;
+                if ids.len() < usize::from(PURGE_BATCH) {
+                    return Ok(total);
+                }
             }
-            B::commit(tx).await?;
-            total += ids.len() as u64;
-            if ids.len() < usize::from(PURGE_BATCH) {
-                return Ok(total);
-            }
-        }
+        })
+        .await
     }
 }

@@ -102,38 +102,44 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         owner: Uuid,
         content: &LessonContent,
     ) -> StoreResult<LessonRecord> {
-        let mut tx = self.db.begin().await?;
-        let id = Uuid::now_v7();
-        let created = self.hlc.next();
-        self.insert(
-            On::Tx(&mut tx),
-            "lesson",
-            id,
-            "owner_id",
-            &[Arg::Id(owner)],
-            created,
-        )
-        .await?;
-        let first = RevisionRow {
-            content,
-            deleted: false,
-            restored_from: None,
-        };
-        let (revision, updated) = self
-            .insert_revision(&mut tx, id, owner, created, first)
+        measured("create_lesson", async move {
+            let mut tx = self.db.begin().await?;
+            let id = Uuid::now_v7();
+            let created = self.hlc.next();
+            self.insert(
+                On::Tx(&mut tx),
+                "lesson",
+                id,
+                "owner_id",
+                &[Arg::Id(owner)],
+                created,
+            )
             .await?;
-        B::commit(tx).await?;
-        Ok(LessonRecord {
-            id,
-            revision,
-            created,
-            updated,
-            content: content.clone(),
+            let first = RevisionRow {
+                content,
+                deleted: false,
+                restored_from: None,
+            };
+            let (revision, updated) = self
+                .insert_revision(&mut tx, id, owner, created, first)
+                .await?;
+            B::commit(tx).await?;
+            Ok(LessonRecord {
+                id,
+                revision,
+                created,
+                updated,
+                content: content.clone(),
+            })
         })
+        .await
     }
 
     async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord> {
-        self.current_lesson(On::Read, owner, id).await
+        measured("lesson", async move {
+            self.current_lesson(On::Read, owner, id).await
+        })
+        .await
     }
 
     async fn list_lessons(
@@ -143,46 +149,51 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         cursor: Option<&LessonCursor>,
         limit: u32,
     ) -> StoreResult<Vec<LessonSummary>> {
-        let (after, order_by) = match order {
-            LessonOrder::Updated => ("(r.version, l.id) < ($2, $3)", "r.version DESC, l.id DESC"),
-            LessonOrder::Title => ("(r.title_key, l.id) > ($2, $3)", "r.title_key, l.id"),
-        };
-        let mut args = vec![Arg::Id(owner)];
-        match cursor {
-            Some(LessonCursor::Updated { version, id }) => {
-                args.extend([Arg::Int(version.0), Arg::Id(*id)]);
+        measured("list_lessons", async move {
+            let (after, order_by) = match order {
+                LessonOrder::Updated => {
+                    ("(r.version, l.id) < ($2, $3)", "r.version DESC, l.id DESC")
+                }
+                LessonOrder::Title => ("(r.title_key, l.id) > ($2, $3)", "r.title_key, l.id"),
+            };
+            let mut args = vec![Arg::Id(owner)];
+            match cursor {
+                Some(LessonCursor::Updated { version, id }) => {
+                    args.extend([Arg::Int(version.0), Arg::Id(*id)]);
+                }
+                Some(LessonCursor::Title { title_key, id }) => {
+                    args.extend([Arg::Text(title_key), Arg::Id(*id)]);
+                }
+                None => {}
             }
-            Some(LessonCursor::Title { title_key, id }) => {
-                args.extend([Arg::Text(title_key), Arg::Id(*id)]);
-            }
-            None => {}
-        }
-        let sql = format!(
-            "SELECT l.id, r.id AS revision, r.version, r.title, r.title_key, r.slide_count
+            let sql = format!(
+                "SELECT l.id, r.id AS revision, r.version, r.title, r.title_key, r.slide_count
              FROM lesson l {CURRENT_REVISION}
              WHERE l.owner_id = $1 AND NOT r.deleted {}
              ORDER BY {order_by} LIMIT ${}",
-            if cursor.is_some() {
-                format!("AND {after}")
-            } else {
-                String::new()
-            },
-            args.len() + 1
-        );
-        args.push(Arg::Int(i64::from(limit)));
-        let rows = self.db.fetch(On::Read, &sql, &args).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(LessonSummary {
-                    id: row.id("id")?,
-                    revision: row.id("revision")?,
-                    title: row.text("title")?,
-                    title_key: row.text("title_key")?,
-                    slide_count: row.int("slide_count")?,
-                    updated: self.observed(row.int("version")?),
+                if cursor.is_some() {
+                    format!("AND {after}")
+                } else {
+                    String::new()
+                },
+                args.len() + 1
+            );
+            args.push(Arg::Int(i64::from(limit)));
+            let rows = self.db.fetch(On::Read, &sql, &args).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(LessonSummary {
+                        id: row.id("id")?,
+                        revision: row.id("revision")?,
+                        title: row.text("title")?,
+                        title_key: row.text("title_key")?,
+                        slide_count: row.int("slide_count")?,
+                        updated: self.observed(row.int("version")?),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn save_lesson(
@@ -191,95 +202,110 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         id: Uuid,
         edit: LessonEdit,
     ) -> StoreResult<LessonRecord> {
-        let mut tx = self.db.begin().await?;
-        self.db.mark_in_progress(&mut tx).await?;
-        let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
-        if edit
-            .expected
-            .is_some_and(|expected| expected != current.revision)
-        {
-            return Err(StoreError::VersionConflict {
-                current: current.revision,
-            });
-        }
-        let next = RevisionRow {
-            content: &edit.content,
-            deleted: false,
-            restored_from: edit.restored_from,
-        };
-        let (revision, updated) = self
-            .insert_revision(&mut tx, id, owner, current.updated, next)
-            .await?;
-        B::commit(tx).await?;
-        if let Some(current) = self.db.overtaken(id, revision).await? {
-            return Err(StoreError::Overtaken { current });
-        }
-        Ok(LessonRecord {
-            id,
-            revision,
-            created: current.created,
-            updated,
-            content: edit.content,
+        measured("save_lesson", async move {
+            let mut tx = self.db.begin().await?;
+            self.db.mark_in_progress(&mut tx).await?;
+            let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
+            if edit
+                .expected
+                .is_some_and(|expected| expected != current.revision)
+            {
+                return Err(StoreError::VersionConflict {
+                    current: current.revision,
+                });
+            }
+            let next = RevisionRow {
+                content: &edit.content,
+                deleted: false,
+                restored_from: edit.restored_from,
+            };
+            let (revision, updated) = self
+                .insert_revision(&mut tx, id, owner, current.updated, next)
+                .await?;
+            B::commit(tx).await?;
+            if let Some(current) = self.db.overtaken(id, revision).await? {
+                return Err(StoreError::Overtaken { current });
+            }
+            Ok(LessonRecord {
+                id,
+                revision,
+                created: current.created,
+                updated,
+                content: edit.content,
+            })
         })
+        .await
     }
 
     async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<()> {
-        let mut tx = self.db.begin().await?;
-        let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
-        let tombstone = LessonContent {
-            title: current.content.title,
-            slides: Vec::new(),
-        };
-        let row = RevisionRow {
-            content: &tombstone,
-            deleted: true,
-            restored_from: None,
-        };
-        self.insert_revision(&mut tx, id, owner, current.updated, row)
-            .await?;
-        B::commit(tx).await
+        measured("delete_lesson", async move {
+            let mut tx = self.db.begin().await?;
+            let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
+            let tombstone = LessonContent {
+                title: current.content.title,
+                slides: Vec::new(),
+            };
+            let row = RevisionRow {
+                content: &tombstone,
+                deleted: true,
+                restored_from: None,
+            };
+            self.insert_revision(&mut tx, id, owner, current.updated, row)
+                .await?;
+            B::commit(tx).await
+        })
+        .await
     }
 
     async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>> {
-        self.current_lesson(On::Read, owner, id).await?;
-        let sql = format!(
-            "SELECT r.id, r.version, r.title, r.slide_count, r.restored_from, p.name
+        measured("revisions", async move {
+            self.current_lesson(On::Read, owner, id).await?;
+            let sql = format!(
+                "SELECT r.id, r.version, r.title, r.slide_count, r.restored_from, p.name
              FROM lesson_revision r
              JOIN account a ON a.id = r.author_id {CURRENT_PROFILE}
              WHERE r.lesson_id = $1 AND NOT r.deleted
              ORDER BY r.version DESC, r.id DESC LIMIT {REVISIONS_LISTED}"
-        );
-        let rows = self.db.fetch(On::Read, &sql, &[Arg::Id(id)]).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RevisionSummary {
-                    revision: row.id("id")?,
-                    created: Version(row.int("version")?),
-                    title: row.text("title")?,
-                    slide_count: row.int("slide_count")?,
-                    author_name: row.text("name")?,
-                    restored_from: row.maybe_id("restored_from")?,
+            );
+            let rows = self.db.fetch(On::Read, &sql, &[Arg::Id(id)]).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(RevisionSummary {
+                        revision: row.id("id")?,
+                        created: Version(row.int("version")?),
+                        title: row.text("title")?,
+                        slide_count: row.int("slide_count")?,
+                        author_name: row.text("name")?,
+                        restored_from: row.maybe_id("restored_from")?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
-        self.current_lesson(On::Read, owner, id).await?;
-        match self.revision_content(id, revision).await? {
-            (_, true) => Err(StoreError::NotFound),
-            (content, false) => Ok(content),
-        }
+        measured("revision", async move {
+            self.current_lesson(On::Read, owner, id).await?;
+            match self.revision_content(id, revision).await? {
+                (_, true) => Err(StoreError::NotFound),
+                (content, false) => Ok(content),
+            }
+        })
+        .await
     }
 
     async fn lesson_bytes(&self, owner: Uuid) -> StoreResult<u64> {
-        let sql = "SELECT CAST(COALESCE(SUM(octet_length(r.title) + octet_length(r.slides)), 0)
+        measured("lesson_bytes", async move {
+            let sql = "SELECT CAST(COALESCE(SUM(octet_length(r.title) + octet_length(r.slides)), 0)
                    AS BIGINT) AS bytes
                    FROM lesson l JOIN lesson_revision r ON r.lesson_id = l.id
                    WHERE l.owner_id = $1";
-        let row = self.one(On::Read, sql, &[Arg::Id(owner)]).await?;
-        let bytes = row.map_or(Ok(0), |row| row.int("bytes"))?;
-        Ok(bytes.max(0).unsigned_abs())
+            let row = self.one(On::Read, sql, &[Arg::Id(owner)]).await?;
+            let bytes = row.map_or(Ok(0), |row| row.int("bytes"))?;
+            Ok(bytes.max(0).unsigned_abs())
+        })
+        .await
     }
 
     async fn purge_revisions(
@@ -288,8 +314,9 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         before: Version,
         keep: u32,
     ) -> StoreResult<u64> {
-        let sql = format!(
-            "DELETE FROM lesson_revision WHERE id IN (
+        measured("purge_revisions", async move {
+            let sql = format!(
+                "DELETE FROM lesson_revision WHERE id IN (
                 SELECT id FROM (
                     SELECT r.id, r.node, r.version,
                         ROW_NUMBER() OVER newest_first AS age,
@@ -305,18 +332,23 @@ impl<B: Backend> LessonStore for SqlStore<B> {
                         SELECT 1 FROM board_state n WHERE n.board_id = b.board_id
                         AND (n.version, n.id) > (b.version, b.id)))
                 LIMIT $4)",
-            B::in_ids("node", "$1"),
-            id = B::ID_TYPE,
-        );
-        let args = [
-            Arg::Ids(nodes.ids()),
-            Arg::Int(i64::from(keep)),
-            Arg::Int(before.0),
-        ];
-        self.delete_in_batches(&sql, &args).await
+                B::in_ids("node", "$1"),
+                id = B::ID_TYPE,
+            );
+            let args = [
+                Arg::Ids(nodes.ids()),
+                Arg::Int(i64::from(keep)),
+                Arg::Int(before.0),
+            ];
+            self.delete_in_batches(&sql, &args).await
+        })
+        .await
     }
 
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
-        Ok(self.revision_content(lesson, revision).await?.0)
+        measured("presented_revision", async move {
+            Ok(self.revision_content(lesson, revision).await?.0)
+        })
+        .await
     }
 }

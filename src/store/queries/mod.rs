@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::backend::{Arg, Backend, On, Row};
@@ -146,6 +147,29 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// Runs one operation of the store, timed and, when the database failed, counted, per
+/// operation for the metrics (`classcast_store_seconds`, `classcast_store_errors_total`),
+/// inside a span naming it at debug level (`CLASSCAST_LOG=classcast::store=debug` follows
+/// each one; production logs stay quiet). Wrapped around each method of the store's traits
+/// rather than the backend's statements: an operation is what a caller waits for, one or
+/// many statements.
+async fn measured<T>(
+    op: &'static str,
+    work: impl std::future::Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    let started = std::time::Instant::now();
+    let result = work.instrument(tracing::debug_span!("store", op)).await;
+    metrics::histogram!("classcast_store_seconds", "op" => op).record(started.elapsed());
+    // A missing row or a taken address is an answer; a database that fails is not.
+    if matches!(
+        result,
+        Err(StoreError::Unavailable(_) | StoreError::Corrupt(_))
+    ) {
+        metrics::counter!("classcast_store_errors_total", "op" => op).increment(1);
+    }
+    result
+}
+
 /// The board-state writer's rows ([`StateRows`](super::state_writer::StateRows)), on its own
 /// connection.
 pub(crate) struct WriterRows<B> {
@@ -220,11 +244,15 @@ async fn earlier_states<B: Backend>(
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
     async fn migrate(&self) -> StoreResult<Vec<String>> {
-        self.db.migrate().await
+        measured("migrate", async move { self.db.migrate().await }).await
     }
 
     async fn databases(&self) -> Vec<DatabaseStatus> {
         self.db.databases().await
+    }
+
+    async fn replication(&self) -> Vec<Replication> {
+        self.db.replication().await
     }
 
     fn replicated(&self) -> bool {
@@ -232,73 +260,85 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn heartbeat(&self) -> StoreResult<()> {
-        let (id, version) = (Uuid::now_v7(), self.hlc.next());
-        self.insert(On::Write, "node_heartbeat", id, "", &[], version)
-            .await
+        measured("heartbeat", async move {
+            let (id, version) = (Uuid::now_v7(), self.hlc.next());
+            self.insert(On::Write, "node_heartbeat", id, "", &[], version)
+                .await
+        })
+        .await
     }
 
     async fn live_nodes(&self, within: Duration) -> StoreResult<u32> {
-        let since = Version::at_millis(wall_millis() - millis_of(within));
-        let row = self
-            .one(
-                On::Read,
-                "SELECT COUNT(DISTINCT node) AS nodes FROM node_heartbeat WHERE version >= $1",
-                &[Arg::Int(since.0)],
-            )
-            .await?;
-        let nodes = row.map_or(Ok(0), |row| row.int("nodes"))?;
-        Ok(u32::try_from(nodes).unwrap_or(u32::MAX))
+        measured("live_nodes", async move {
+            let since = Version::at_millis(wall_millis() - millis_of(within));
+            let row = self
+                .one(
+                    On::Read,
+                    "SELECT COUNT(DISTINCT node) AS nodes FROM node_heartbeat WHERE version >= $1",
+                    &[Arg::Int(since.0)],
+                )
+                .await?;
+            let nodes = row.map_or(Ok(0), |row| row.int("nodes"))?;
+            Ok(u32::try_from(nodes).unwrap_or(u32::MAX))
+        })
+        .await
     }
 
     async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<NodeIds> {
-        let cutoff = Version::at_millis(wall_millis() - millis_of(lease));
-        let mut live = self
-            .db
-            .fetch(
-                On::Read,
-                "SELECT node FROM node_heartbeat GROUP BY node HAVING MAX(version) >= $1",
-                &[Arg::Int(cutoff.0)],
-            )
-            .await?
-            .iter()
-            .map(|row| row.id("node"))
-            .collect::<StoreResult<Vec<Uuid>>>()?;
-        live.sort();
-        if live.first().is_some_and(|first| *first != self.node) {
-            return Ok(NodeIds::new(self.node, []));
-        }
-        let with_rows = self
-            .db
-            .fetch(
-                On::Read,
-                "SELECT DISTINCT node FROM board_state
+        measured("upkeep_nodes", async move {
+            let cutoff = Version::at_millis(wall_millis() - millis_of(lease));
+            let mut live = self
+                .db
+                .fetch(
+                    On::Read,
+                    "SELECT node FROM node_heartbeat GROUP BY node HAVING MAX(version) >= $1",
+                    &[Arg::Int(cutoff.0)],
+                )
+                .await?
+                .iter()
+                .map(|row| row.id("node"))
+                .collect::<StoreResult<Vec<Uuid>>>()?;
+            live.sort();
+            if live.first().is_some_and(|first| *first != self.node) {
+                return Ok(NodeIds::new(self.node, []));
+            }
+            let with_rows = self
+                .db
+                .fetch(
+                    On::Read,
+                    "SELECT DISTINCT node FROM board_state
                  UNION SELECT DISTINCT node FROM board_code
                  UNION SELECT DISTINCT node FROM board_code_use
                  UNION SELECT DISTINCT node FROM lesson_revision
                  UNION SELECT DISTINCT node FROM node_heartbeat",
-                &[],
-            )
-            .await?
-            .iter()
-            .map(|row| row.id("node"))
-            .collect::<StoreResult<Vec<Uuid>>>()?;
-        let mut gone: Vec<Uuid> = with_rows
-            .into_iter()
-            .filter(|node| !live.contains(node))
-            .collect();
-        gone.sort();
-        Ok(NodeIds::new(self.node, gone))
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|row| row.id("node"))
+                .collect::<StoreResult<Vec<Uuid>>>()?;
+            let mut gone: Vec<Uuid> = with_rows
+                .into_iter()
+                .filter(|node| !live.contains(node))
+                .collect();
+            gone.sort();
+            Ok(NodeIds::new(self.node, gone))
+        })
+        .await
     }
 
     async fn purge_heartbeats(&self, nodes: &NodeIds) -> StoreResult<u64> {
-        let sql = format!(
-            "DELETE FROM node_heartbeat WHERE id IN (
+        measured("purge_heartbeats", async move {
+            let sql = format!(
+                "DELETE FROM node_heartbeat WHERE id IN (
                 SELECT h.id FROM node_heartbeat h WHERE {}
                 AND EXISTS (SELECT 1 FROM node_heartbeat n WHERE n.node = h.node
                             AND (n.version, n.id) > (h.version, h.id))
                 LIMIT $2)",
-            B::in_ids("h.node", "$1")
-        );
-        self.delete_in_batches(&sql, &[Arg::Ids(nodes.ids())]).await
+                B::in_ids("h.node", "$1")
+            );
+            self.delete_in_batches(&sql, &[Arg::Ids(nodes.ids())]).await
+        })
+        .await
     }
 }

@@ -22,6 +22,7 @@ mod status;
 mod subscriptions;
 
 pub use compare::{compare, nodes_seen, Difference};
+pub(super) use status::replication;
 pub use status::{status, MemberReport, MemberStatus, SlotStatus, SubscriptionStatus};
 pub(super) use subscriptions::mend_subscriptions;
 pub use subscriptions::Stalled;

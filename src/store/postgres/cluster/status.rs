@@ -1,7 +1,7 @@
 //! `classcast cluster status`: what each database says of itself and of its replication,
 //! and `--repair`, which re-enables a subscription that is down while its provider answers.
 
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 
 use super::subscriptions::{diagnose, lost_at_provider, mend, subscriptions_of, Stalled};
 use super::{connect, misset_settings, Member};
@@ -51,6 +51,47 @@ pub struct SlotStatus {
     /// WAL this server keeps for the reader.
     pub retained_bytes: i64,
 }
+
+/// What the metrics show of a database's replication: its subscriptions (with the slot each
+/// reads on its provider) and the slots other databases read from it, with their lag.
+pub(crate) struct Replication {
+    /// (name, replicating, slot on the provider)
+    pub subscriptions: Vec<(String, bool, String)>,
+    /// (slot, WAL not confirmed by its reader in bytes, the reader's replay lag in seconds)
+    pub slots: Vec<(String, i64, Option<f64>)>,
+}
+
+/// What `conn`'s database says of its replication, for the metrics: the queries of
+/// `cluster status`, without asking the providers why a subscription is down.
+pub(crate) async fn replication(conn: &mut PgConnection) -> Result<Replication, sqlx::Error> {
+    let subscriptions = subscriptions_of(conn)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let replicating = s.status == "replicating";
+            (s.name, replicating, s.slot)
+        })
+        .collect();
+    let slots = sqlx::query(SLOTS)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|row| (row.get("name"), row.get("lag"), row.get("lag_seconds")))
+        .collect();
+    Ok(Replication {
+        subscriptions,
+        slots,
+    })
+}
+
+/// Each pglogical slot of a database: who reads it, how far behind, how much WAL it keeps.
+const SLOTS: &str = "SELECT s.slot_name::text AS name, s.active,
+        COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn), 0)::bigint AS lag,
+        COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn), 0)::bigint AS retained,
+        extract(epoch FROM r.replay_lag)::float8 AS lag_seconds
+    FROM pg_replication_slots s
+    LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+    WHERE s.plugin = 'pglogical_output' ORDER BY 1";
 
 /// The state of replication on each of `urls`. With `repair`, a subscription that is down
 /// while its provider answers is re-enabled at once (pglogical would otherwise retry after a
@@ -104,26 +145,18 @@ async fn report(member: &mut Member, repair: bool) -> Result<MemberReport, sqlx:
         .iter()
         .map(ToString::to_string)
         .collect();
-    let slots = sqlx::query(
-        "SELECT s.slot_name::text AS name, s.active,
-                COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn), 0)::bigint AS lag,
-                COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn), 0)::bigint AS retained,
-                extract(epoch FROM r.replay_lag)::float8 AS lag_seconds
-         FROM pg_replication_slots s
-         LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
-         WHERE s.plugin = 'pglogical_output' ORDER BY 1",
-    )
-    .fetch_all(&mut member.conn)
-    .await?
-    .iter()
-    .map(|row| SlotStatus {
-        name: row.get("name"),
-        active: row.get("active"),
-        lag_bytes: row.get("lag"),
-        lag_seconds: row.get("lag_seconds"),
-        retained_bytes: row.get("retained"),
-    })
-    .collect();
+    let slots = sqlx::query(SLOTS)
+        .fetch_all(&mut member.conn)
+        .await?
+        .iter()
+        .map(|row| SlotStatus {
+            name: row.get("name"),
+            active: row.get("active"),
+            lag_bytes: row.get("lag"),
+            lag_seconds: row.get("lag_seconds"),
+            retained_bytes: row.get("retained"),
+        })
+        .collect();
     let slot_wal_limit: i64 = sqlx::query_scalar(
         "SELECT setting::bigint * CASE unit WHEN 'MB' THEN 1048576 WHEN 'kB' THEN 1024 ELSE 1 END
          FROM pg_settings WHERE name = 'max_slot_wal_keep_size'",

@@ -16,7 +16,7 @@ pub(super) struct Subscription {
     pub(super) status: String,
     provider_dsn: String,
     /// The replication slot on the provider that it reads.
-    slot: String,
+    pub(super) slot: String,
 }
 
 /// Each subscription of the database `conn` is connected to; none where it is no pglogical
