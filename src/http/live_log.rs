@@ -17,7 +17,10 @@ pub fn connection_span(transport: &'static str, headers: &HeaderMap) -> tracing:
         .get("x-request-id")
         .and_then(|id| id.to_str().ok())
         .unwrap_or("-");
+    // Not inside the request's span, which would then live, fields and all, as long as
+    // the connection: `conn` ties the two together.
     tracing::info_span!(
+        parent: None,
         "live",
         conn,
         transport,
@@ -32,16 +35,16 @@ pub fn connection_span(transport: &'static str, headers: &HeaderMap) -> tracing:
 pub fn opened(peer: &Peer, transport: &'static str) -> LiveConnection {
     let span = tracing::Span::current();
     let role = match peer {
-        Peer::Teacher { account, .. } => {
-            span.record("account", tracing::field::display(account.id));
-            "teacher"
-        }
-        Peer::Board(board) => {
-            span.record("board", tracing::field::display(board));
-            "board"
-        }
+        Peer::Teacher { .. } => "teacher",
+        Peer::Board(_) => "board",
     };
     span.record("role", role);
+    match peer {
+        Peer::Teacher { account, .. } => {
+            span.record("account", tracing::field::display(account.id))
+        }
+        Peer::Board(board) => span.record("board", tracing::field::display(board)),
+    };
     tracing::info!("live connection opened");
     LiveConnection::open(role, transport)
 }

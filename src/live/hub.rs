@@ -219,12 +219,14 @@ impl Hub {
     }
 
     /// Boards with a page connected to this node, and how many of them present a lesson:
-    /// read when metrics are scraped, so it walks the channels under their lock rather
-    /// than making every connection keep a count.
+    /// read when metrics are scraped, by walking the channels (outside the hub's lock, which
+    /// every command takes), rather than making every connection keep a count.
     pub fn counts(&self) -> BoardCounts {
-        let boards = self.boards.lock();
         let mut counts = BoardCounts::default();
-        for channel in boards.values().filter(|c| c.local().online > 0) {
+        for (_, channel) in self.channels() {
+            if channel.local().online == 0 {
+                continue;
+            }
             counts.online += 1;
             if channel
                 .state

@@ -92,9 +92,7 @@ async fn until_sample(
 async fn metrics_follow_a_classroom_on_their_own_listener_and_never_on_the_public_one() {
     let (data, logs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let log = logs.path().join("server.log");
-    // Event streams send a keep-alive each heartbeat, which is when a server finds that
-    // their client went away: 3 s, so the test sees it within its patience.
-    let (node, metrics) = start_with_metrics(data.path(), &["--heartbeat-ms", "3000"], &log).await;
+    let (node, metrics) = start_with_metrics(data.path(), &[], &log).await;
     let app = TestApp::of_process(&node, data);
 
     let public = app.request(Method::GET, "/metrics").send().await.unwrap();
