@@ -243,15 +243,16 @@ async fn metrics_follow_a_classroom_on_their_own_listener_and_never_on_the_publi
 }
 
 #[tokio::test]
-async fn metrics_show_the_database_in_use_and_the_replication_of_a_cluster() {
+async fn metrics_show_the_database_in_use_the_replication_and_a_failover_of_a_cluster() {
     if missing(&[Tool::Postgres]) {
         return;
     }
-    let (_a, _b, url_a, url_b): (PgServer, PgServer, String, String) = replicating_pair().await;
+    let (a, _b, url_a, url_b): (PgServer, PgServer, String, String) = replicating_pair().await;
     let (data, logs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let log = logs.path().join("server.log");
     let flags = ["--database", url_a.as_str(), "--database", url_b.as_str()];
-    let (_node, metrics) = start_with_metrics(data.path(), &flags, &log).await;
+    let (node, metrics) = start_with_metrics(data.path(), &flags, &log).await;
+    let app = TestApp::of_process(&node, data);
     // Each database subscribes to the other: two subscriptions, both replicating.
     let text = until_sample(&metrics, "classcast_replication_up", &[], |up| up == 2.0).await;
     let subscriptions: Vec<&str> = text
@@ -261,18 +262,54 @@ async fn metrics_show_the_database_in_use_and_the_replication_of_a_cluster() {
     assert_eq!(subscriptions.len(), 2, "{text}");
     assert_eq!(sample(&text, "classcast_database_up", &[]), Some(2.0));
     // The first database is in use, the second is not.
-    let active = |url: &str| {
-        let database = classcast::store::redact_url(url);
-        sample(
-            &text,
-            "classcast_database_active",
-            &[("database", &database)],
-        )
+    let (database_a, database_b) = (
+        classcast::store::redact_url(&url_a),
+        classcast::store::redact_url(&url_b),
+    );
+    let active = |text: &str, database: &str| {
+        sample(text, "classcast_database_active", &[("database", database)])
     };
-    assert_eq!((active(&url_a), active(&url_b)), (Some(1.0), Some(0.0)));
+    assert_eq!(active(&text, &database_a), Some(1.0));
+    assert_eq!(active(&text, &database_b), Some(0.0));
     assert_eq!(
         sample(&text, "classcast_database_failovers_total", &[]),
         None,
         "no failover yet"
     );
+
+    // A command is stored in PostgreSQL and told to the other nodes on the bus.
+    let (t, board, lesson) = classroom(&app).await;
+    let mut console = Ws::teacher(&app, &t, &[&board.id]).await;
+    let acked = console
+        .command(&board.id, "present", json!({"lesson": lesson}))
+        .await;
+    assert_eq!(acked["type"], "ack", "{acked}");
+    let text = until_sample(&metrics, "classcast_bus_events_sent_total", &[], |n| {
+        n >= 1.0
+    })
+    .await;
+    assert!(
+        sample(
+            &text,
+            "classcast_store_seconds_count",
+            &[("op", "save_board_state")]
+        ) >= Some(1.0)
+    );
+
+    // The node moves to the second database when the first stops: counted at once, and
+    // the database gauges follow at their next sample.
+    a.crash();
+    until_sample(&metrics, "classcast_database_failovers_total", &[], |n| {
+        n == 1.0
+    })
+    .await;
+    let text = eventually!(PATIENCE * 3, Duration::from_millis(200), {
+        let text = scrape(&metrics).await;
+        match (active(&text, &database_a), active(&text, &database_b)) {
+            (Some(0.0), Some(1.0)) => Ok(text),
+            other => Err(format!("active (A, B) is {other:?}:\n{text}")),
+        }
+    });
+    let up = |database: &str| sample(&text, "classcast_database_up", &[("database", database)]);
+    assert_eq!((up(&database_a), up(&database_b)), (Some(0.0), Some(1.0)));
 }
