@@ -13,7 +13,6 @@ use axum::Extension;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{interval_at, timeout, Instant};
-
 use tracing::Instrument;
 
 use super::connections::Slot;
@@ -51,10 +50,10 @@ pub async fn upgrade(
         }
         .into_response();
     }
+    let span = connection_span("websocket", &headers);
     // tungstenite's default buffers are 128 KiB each way; an idle board needs almost none.
     // Messages queued with `feed` wait in the write buffer up to this size until a flush,
     // so that those ready at the same moment leave in one write (see `send_ready`).
-    let span = connection_span("websocket", &headers);
     ws.read_buffer_size(1024)
         .write_buffer_size(WRITE_COALESCE_BYTES)
         .max_message_size(protocol::MAX_MESSAGE_BYTES)

@@ -33,7 +33,7 @@ pub enum Kind {
 
 /// Every series classcast exports: name, kind, help (the `# HELP` line).
 pub const METRICS: &[(&str, Kind, &str)] = &[
-    ("classcast_live_connections", Kind::Gauge, "Open live connections on this node, by role (board, console) and transport (websocket, sse)"),
+    ("classcast_live_connections", Kind::Gauge, "Open live connections on this node, by role (board, teacher) and transport (websocket, sse)"),
     ("classcast_boards_online", Kind::Gauge, "Boards with at least one page connected to this node"),
     ("classcast_boards_presenting", Kind::Gauge, "Boards online on this node that present a lesson"),
     ("classcast_commands_total", Kind::Counter, "Teachers' commands handled by this node, by outcome (acked, refused)"),
