@@ -97,7 +97,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
         password_hash: &str,
         pending: bool,
     ) -> StoreResult<Account> {
-        measured("create_account", async move {
+        measured!("create_account", async move {
             let mut tx = self.db.begin().await?;
             self.db.mark_in_progress(&mut tx).await?;
             let taken = self
@@ -147,7 +147,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn account(&self, id: Uuid) -> StoreResult<Account> {
-        measured(
+        measured!(
             "account",
             async move { self.account_on(On::Read, id).await },
         )
@@ -155,7 +155,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn login_record(&self, email_normalized: &str) -> StoreResult<Option<LoginRecord>> {
-        measured("login_record", async move {
+        measured!("login_record", async move {
             let sql = format!(
                 "SELECT {ACCOUNT_COLUMNS}, c.password_hash
              FROM account a {CURRENT_PROFILE}
@@ -179,7 +179,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn any_account(&self) -> StoreResult<bool> {
-        measured("any_account", async move {
+        measured!("any_account", async move {
             let sql = "SELECT 1 AS found FROM account LIMIT 1";
             Ok(self.one(On::Read, sql, &[]).await?.is_some())
         })
@@ -187,7 +187,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
-        measured("list_accounts", async move {
+        measured!("list_accounts", async move {
             let sql = format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM account a {CURRENT_PROFILE}
              WHERE {OWNS_EMAIL} ORDER BY a.email_norm"
@@ -199,7 +199,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn set_account_disabled(&self, id: Uuid, disabled: bool) -> StoreResult<Account> {
-        measured("set_account_disabled", async move {
+        measured!("set_account_disabled", async move {
             let mut tx = self.db.begin().await?;
             let mut account = self.account_on(On::Tx(&mut tx), id).await?;
             self.insert_account_fact(&mut tx, id, AccountFact::Disabled(disabled))
@@ -217,7 +217,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn set_password(&self, id: Uuid, password_hash: &str) -> StoreResult<()> {
-        measured("set_password", async move {
+        measured!("set_password", async move {
             let mut tx = self.db.begin().await?;
             let sql = "SELECT 1 AS found FROM account WHERE id = $1";
             if self
@@ -234,7 +234,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn create_session(&self, session: NewSession) -> StoreResult<Uuid> {
-        measured("create_session", async move {
+        measured!("create_session", async move {
             let mut tx = self.db.begin().await?;
             // A session must sort after the password it was opened with, even if that password
             // was written by a node whose clock runs ahead of ours.
@@ -262,7 +262,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>> {
-        measured("session", async move {
+        measured!("session", async move {
             let sql = format!(
                 "SELECT s.id AS session_id, COALESCE(s.family_id, s.id) AS family, s.expires_at,
                     {ACCOUNT_COLUMNS}
@@ -284,7 +284,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn session_change_mark(&self) -> StoreResult<i64> {
-        measured("session_change_mark", async move {
+        measured!("session_change_mark", async move {
             // Versions only grow, so the sum of the newest ones changes with every such write.
             let sql = "SELECT COALESCE((SELECT MAX(version) FROM session_revocation), 0)
                   + COALESCE((SELECT MAX(version) FROM account_credential), 0)
@@ -297,7 +297,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn live_sessions(&self, families: &[Uuid], now_ms: i64) -> StoreResult<HashSet<Uuid>> {
-        measured("live_sessions", async move {
+        measured!("live_sessions", async move {
             let sql = format!(
                 "SELECT DISTINCT COALESCE(s.family_id, s.id) AS family
              FROM session s JOIN account a ON a.id = s.account_id {CURRENT_PROFILE}
@@ -314,7 +314,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn revoke_session(&self, family: Uuid) -> StoreResult<()> {
-        measured("revoke_session", async move {
+        measured!("revoke_session", async move {
             let (id, version) = (Uuid::now_v7(), self.hlc.next());
             self.insert(
                 On::Write,
@@ -330,7 +330,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn purge_sessions(&self, nodes: &NodeIds, before_ms: i64) -> StoreResult<u64> {
-        measured("purge_sessions", async move {
+        measured!("purge_sessions", async move {
             let sql = format!(
                 "DELETE FROM session WHERE id IN (
                 SELECT s.id FROM session s WHERE {} AND s.expires_at < $2 LIMIT $3)",
@@ -343,7 +343,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn purge_pending_accounts(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
-        measured("purge_pending_accounts", async move {
+        measured!("purge_pending_accounts", async move {
             let select = format!(
                 "SELECT a.id FROM account a WHERE {} AND a.version < $2
              AND {WAITING_FOR_APPROVAL} LIMIT $3",

@@ -133,7 +133,7 @@ impl<B: Backend> SqlStore<B> {
 #[async_trait]
 impl<B: Backend> BoardStore for SqlStore<B> {
     async fn create_board(&self, token_hash: &str) -> StoreResult<Uuid> {
-        measured("create_board", async move {
+        measured!("create_board", async move {
             let id = Uuid::now_v7();
             let token = [Arg::Text(token_hash)];
             self.insert(
@@ -151,7 +151,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn board_by_token(&self, token_hash: &str) -> StoreResult<Option<Uuid>> {
-        measured("board_by_token", async move {
+        measured!("board_by_token", async move {
             let sql = format!(
                 "SELECT b.id FROM board b WHERE b.token_hash = $1 AND {NOT_REVOKED}
              ORDER BY b.version, b.id LIMIT 1"
@@ -168,7 +168,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
         code: &str,
         expires_at_ms: i64,
     ) -> StoreResult<ActiveCode> {
-        measured("issue_code", async move {
+        measured!("issue_code", async move {
             let mut tx = self.db.begin().await?;
             let newest = self
             .one(
@@ -196,7 +196,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn current_code(&self, board: Uuid, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
-        measured("current_code", async move {
+        measured!("current_code", async move {
             self.usable_code(On::Read, CodeOf::Board(board), now_ms)
                 .await
         })
@@ -204,7 +204,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn resolve_code(&self, code: &str, now_ms: i64) -> StoreResult<Option<ActiveCode>> {
-        measured("resolve_code", async move {
+        measured!("resolve_code", async move {
             self.usable_code(On::Read, CodeOf::Digits(code), now_ms)
                 .await
         })
@@ -217,7 +217,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
         code: &ActiveCode,
         name: &str,
     ) -> StoreResult<BoardPairing> {
-        measured("pair_board", async move {
+        measured!("pair_board", async move {
             let mut tx = self.db.begin().await?;
             let still = self
                 .usable_code(On::Tx(&mut tx), CodeOf::Id(code.id), 0)
@@ -254,7 +254,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn boards_of(&self, account: Uuid) -> StoreResult<Vec<BoardPairing>> {
-        measured("boards_of", async move {
+        measured!("boards_of", async move {
             let sql = format!(
                 "SELECT {PAIRING_COLUMNS} FROM board_pairing bp
              WHERE bp.account_id = $1 AND {CURRENT_PAIRING} ORDER BY name, bp.board_id"
@@ -266,7 +266,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn board_pairing(&self, account: Uuid, board: Uuid) -> StoreResult<BoardPairing> {
-        measured("board_pairing", async move {
+        measured!("board_pairing", async move {
             self.current_pairing(On::Read, account, board).await
         })
         .await
@@ -278,7 +278,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
         board: Uuid,
         name: &str,
     ) -> StoreResult<BoardPairing> {
-        measured("rename_board", async move {
+        measured!("rename_board", async move {
             let mut tx = self.db.begin().await?;
             let current = self
                 .current_pairing(On::Tx(&mut tx), account, board)
@@ -295,7 +295,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn unpair_board(&self, account: Uuid, board: Uuid) -> StoreResult<()> {
-        measured("unpair_board", async move {
+        measured!("unpair_board", async move {
             let mut tx = self.db.begin().await?;
             self.current_pairing(On::Tx(&mut tx), account, board)
                 .await?;
@@ -306,7 +306,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn revoke_board(&self, account: Uuid, board: Uuid) -> StoreResult<()> {
-        measured("revoke_board", async move {
+        measured!("revoke_board", async move {
             let mut tx = self.db.begin().await?;
             self.current_pairing(On::Tx(&mut tx), account, board)
                 .await?;
@@ -327,7 +327,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn board_revoked(&self, board: Uuid) -> StoreResult<bool> {
-        measured("board_revoked", async move {
+        measured!("board_revoked", async move {
             let sql = "SELECT 1 AS found FROM board_revocation WHERE board_id = $1 LIMIT 1";
             Ok(self.one(On::Read, sql, &[Arg::Id(board)]).await?.is_some())
         })
@@ -335,7 +335,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn board_teachers(&self, board: Uuid) -> StoreResult<Vec<String>> {
-        measured("board_teachers", async move {
+        measured!("board_teachers", async move {
             let sql = format!(
                 "SELECT p.name FROM board_pairing bp JOIN account a ON a.id = bp.account_id
              {CURRENT_PROFILE} WHERE bp.board_id = $1 AND {CURRENT_PAIRING} ORDER BY bp.version"
@@ -347,7 +347,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn board_state(&self, board: Uuid) -> StoreResult<Option<BoardState>> {
-        measured("board_state", async move {
+        measured!("board_state", async move {
             let sql = format!(
                 "SELECT {STATE_COLUMNS} FROM board_state WHERE board_id = $1
              ORDER BY version DESC, id DESC LIMIT 1"
@@ -359,7 +359,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn board_states(&self, boards: &[Uuid]) -> StoreResult<Vec<BoardState>> {
-        measured("board_states", async move {
+        measured!("board_states", async move {
             let sql = format!(
                 "SELECT {STATE_COLUMNS} FROM board_state b WHERE {}
              AND NOT EXISTS (SELECT 1 FROM board_state n WHERE n.board_id = b.board_id
@@ -373,7 +373,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn board_state_versions(&self, boards: &[Uuid]) -> StoreResult<HashMap<Uuid, i64>> {
-        measured("board_state_versions", async move {
+        measured!("board_state_versions", async move {
             let newest = newest_states(&*self.db, On::Read, boards).await?;
             Ok(newest
                 .into_iter()
@@ -384,7 +384,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn command_outcome(&self, command: Uuid) -> StoreResult<Option<(Uuid, Version)>> {
-        measured("command_outcome", async move {
+        measured!("command_outcome", async move {
             let earlier = earlier_states(&*self.db, On::Read, &[command]).await?;
             Ok(match earlier.get(&command) {
                 Some(Saved::Before { board, version }) => Some((*board, *version)),
@@ -395,7 +395,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn had_board_state(&self, board: Uuid, version: i64) -> StoreResult<bool> {
-        measured("had_board_state", async move {
+        measured!("had_board_state", async move {
             let sql =
                 "SELECT 1 AS found FROM board_state WHERE board_id = $1 AND version = $2 LIMIT 1";
             let args = [Arg::Id(board), Arg::Int(version)];
@@ -405,7 +405,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn save_board_state(&self, command: Uuid, state: &BoardState) -> StoreResult<Saved> {
-        measured("save_board_state", async move {
+        measured!("save_board_state", async move {
             let json = state.stored_json();
             let (done, durable) = oneshot::channel();
             let write = StateWrite {
@@ -425,7 +425,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn purge_board_states(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
-        measured("purge_board_states", async move {
+        measured!("purge_board_states", async move {
             let sql = format!(
                 "DELETE FROM board_state WHERE id IN (
                 SELECT s.id FROM board_state s WHERE {} AND s.version < $2
@@ -441,7 +441,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn purge_codes(&self, nodes: &NodeIds, before_ms: i64) -> StoreResult<u64> {
-        measured("purge_codes", async move {
+        measured!("purge_codes", async move {
             let sql = format!(
                 "DELETE FROM board_code WHERE id IN (
                 SELECT c.id FROM board_code c WHERE {} AND c.expires_at < $2 LIMIT $3)",
@@ -466,7 +466,7 @@ impl<B: Backend> BoardStore for SqlStore<B> {
     }
 
     async fn purge_unpaired_boards(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
-        measured("purge_unpaired_boards", async move {
+        measured!("purge_unpaired_boards", async move {
             let sql = format!(
                 "DELETE FROM board WHERE id IN (
                 SELECT b.id FROM board b WHERE {} AND b.version < $2

@@ -102,7 +102,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         owner: Uuid,
         content: &LessonContent,
     ) -> StoreResult<LessonRecord> {
-        measured("create_lesson", async move {
+        measured!("create_lesson", async move {
             let mut tx = self.db.begin().await?;
             let id = Uuid::now_v7();
             let created = self.hlc.next();
@@ -136,7 +136,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
     }
 
     async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord> {
-        measured("lesson", async move {
+        measured!("lesson", async move {
             self.current_lesson(On::Read, owner, id).await
         })
         .await
@@ -149,7 +149,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         cursor: Option<&LessonCursor>,
         limit: u32,
     ) -> StoreResult<Vec<LessonSummary>> {
-        measured("list_lessons", async move {
+        measured!("list_lessons", async move {
             let (after, order_by) = match order {
                 LessonOrder::Updated => {
                     ("(r.version, l.id) < ($2, $3)", "r.version DESC, l.id DESC")
@@ -202,7 +202,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         id: Uuid,
         edit: LessonEdit,
     ) -> StoreResult<LessonRecord> {
-        measured("save_lesson", async move {
+        measured!("save_lesson", async move {
             let mut tx = self.db.begin().await?;
             self.db.mark_in_progress(&mut tx).await?;
             let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
@@ -238,7 +238,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
     }
 
     async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<()> {
-        measured("delete_lesson", async move {
+        measured!("delete_lesson", async move {
             let mut tx = self.db.begin().await?;
             let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
             let tombstone = LessonContent {
@@ -258,7 +258,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
     }
 
     async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>> {
-        measured("revisions", async move {
+        measured!("revisions", async move {
             self.current_lesson(On::Read, owner, id).await?;
             let sql = format!(
                 "SELECT r.id, r.version, r.title, r.slide_count, r.restored_from, p.name
@@ -285,7 +285,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
     }
 
     async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
-        measured("revision", async move {
+        measured!("revision", async move {
             self.current_lesson(On::Read, owner, id).await?;
             match self.revision_content(id, revision).await? {
                 (_, true) => Err(StoreError::NotFound),
@@ -296,7 +296,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
     }
 
     async fn lesson_bytes(&self, owner: Uuid) -> StoreResult<u64> {
-        measured("lesson_bytes", async move {
+        measured!("lesson_bytes", async move {
             let sql = "SELECT CAST(COALESCE(SUM(octet_length(r.title) + octet_length(r.slides)), 0)
                    AS BIGINT) AS bytes
                    FROM lesson l JOIN lesson_revision r ON r.lesson_id = l.id
@@ -314,7 +314,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         before: Version,
         keep: u32,
     ) -> StoreResult<u64> {
-        measured("purge_revisions", async move {
+        measured!("purge_revisions", async move {
             let sql = format!(
                 "DELETE FROM lesson_revision WHERE id IN (
                 SELECT id FROM (
@@ -346,7 +346,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
     }
 
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent> {
-        measured("presented_revision", async move {
+        measured!("presented_revision", async move {
             Ok(self.revision_content(lesson, revision).await?.0)
         })
         .await

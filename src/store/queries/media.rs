@@ -10,7 +10,7 @@ use crate::store::sql::*;
 #[async_trait]
 impl<B: Backend> MediaStore for SqlStore<B> {
     async fn insert_media_chunk(&self, media: &str, n: u32, bytes: &[u8]) -> StoreResult<()> {
-        measured("insert_media_chunk", async move {
+        measured!("insert_media_chunk", async move {
             let values = [Arg::Text(media), Arg::Int(i64::from(n)), Arg::Bytes(bytes)];
             let (id, version) = (Uuid::now_v7(), self.hlc.next());
             let columns = "media_id, n, bytes";
@@ -21,7 +21,7 @@ impl<B: Backend> MediaStore for SqlStore<B> {
     }
 
     async fn insert_media(&self, media: &Media, account: Uuid) -> StoreResult<()> {
-        measured("insert_media", async move {
+        measured!("insert_media", async move {
             let mut tx = self.db.begin().await?;
             let size = i64::try_from(media.size).unwrap_or(i64::MAX);
             self.db
@@ -63,7 +63,7 @@ impl<B: Backend> MediaStore for SqlStore<B> {
     }
 
     async fn media(&self, id: &str) -> StoreResult<Option<Media>> {
-        measured("media", async move {
+        measured!("media", async move {
             let row = self.one(On::Read, MEDIA_ROW, &[Arg::Text(id)]).await?;
             row.map(|row| {
                 let corrupt = |column: &str| StoreError::Corrupt(format!("media {id}: {column}"));
@@ -80,7 +80,7 @@ impl<B: Backend> MediaStore for SqlStore<B> {
     }
 
     async fn media_chunk(&self, id: &str, n: u32) -> StoreResult<Vec<u8>> {
-        measured("media_chunk", async move {
+        measured!("media_chunk", async move {
             let args = [Arg::Text(id), Arg::Int(i64::from(n))];
             if let Some(row) = self.one(On::Read, MEDIA_CHUNK_ROW, &args).await? {
                 return row.bytes("bytes");
@@ -95,7 +95,7 @@ impl<B: Backend> MediaStore for SqlStore<B> {
     }
 
     async fn media_bytes(&self, account: Uuid) -> StoreResult<u64> {
-        measured("media_bytes", async move {
+        measured!("media_bytes", async move {
             let sql = "SELECT CAST(COALESCE(SUM(size + $1), 0) AS BIGINT) AS bytes
              FROM (SELECT media_id, MAX(size) AS size FROM
                  (SELECT media_id, size FROM media_file UNION ALL SELECT id, size FROM media) m
@@ -112,7 +112,7 @@ impl<B: Backend> MediaStore for SqlStore<B> {
     }
 
     async fn uploaded(&self, account: Uuid, media: &str) -> StoreResult<bool> {
-        measured("uploaded", async move {
+        measured!("uploaded", async move {
             let sql = "SELECT 1 AS found FROM media_upload WHERE account_id = $1 AND media_id = $2
                    LIMIT 1";
             let args = [Arg::Id(account), Arg::Text(media)];
@@ -122,7 +122,7 @@ impl<B: Backend> MediaStore for SqlStore<B> {
     }
 
     async fn insert_media_preview(&self, media: &str, preview: &Preview) -> StoreResult<()> {
-        measured("insert_media_preview", async move {
+        measured!("insert_media_preview", async move {
             let values = [
                 Arg::Text(media),
                 Arg::Text(&preview.media_type),
@@ -137,7 +137,7 @@ impl<B: Backend> MediaStore for SqlStore<B> {
     }
 
     async fn media_preview(&self, media: &str) -> StoreResult<Option<Preview>> {
-        measured("media_preview", async move {
+        measured!("media_preview", async move {
             let sql = "SELECT media_type, bytes FROM media_preview WHERE media_id = $1
                    ORDER BY version, id LIMIT 1";
             let row = self.one(On::Read, sql, &[Arg::Text(media)]).await?;
@@ -153,7 +153,7 @@ impl<B: Backend> MediaStore for SqlStore<B> {
     }
 
     async fn purge_media(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64> {
-        measured("purge_media", async move {
+        measured!("purge_media", async move {
             let args = [Arg::Ids(nodes.ids()), Arg::Int(before.0)];
             let mut media = 0;
             // Stored files, and those an earlier release stored keyed by their SHA-256.

@@ -7,6 +7,32 @@
 //! BIGINT)`, `->`/`->>` on JSON); where the dialects really differ, the backend supplies the
 //! fragment. It must not open connections or know which engine it runs on.
 
+/// One operation of the store (`$op`, a method of the store's traits), timed and, when the
+/// database failed, counted, per operation for the metrics (`classcast_store_seconds`,
+/// `classcast_store_errors_total`), inside a span naming it at debug level
+/// (`CLASSCAST_LOG=classcast::store=debug` follows each one; production logs stay quiet).
+/// Around each method rather than the backend's statements: an operation is what a caller
+/// waits for, one statement or many. A macro so that the label is a literal: the metrics'
+/// keys are then statics, and an operation costs no allocation to count.
+macro_rules! measured {
+    ($op:literal, $work:expr $(,)?) => {
+        async {
+            let started = std::time::Instant::now();
+            let span = tracing::debug_span!("store", op = $op);
+            let result = tracing::Instrument::instrument($work, span).await;
+            metrics::histogram!("classcast_store_seconds", "op" => $op).record(started.elapsed());
+            // A missing row or a taken address is an answer; a database that fails is not.
+            if matches!(
+                result,
+                Err($crate::store::StoreError::Unavailable(_) | $crate::store::StoreError::Corrupt(_))
+            ) {
+                metrics::counter!("classcast_store_errors_total", "op" => $op).increment(1);
+            }
+            result
+        }
+    };
+}
+
 mod accounts;
 mod boards;
 mod lessons;
@@ -18,7 +44,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use super::backend::{Arg, Backend, On, Row};
@@ -147,29 +172,6 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
-/// Runs one operation of the store, timed and, when the database failed, counted, per
-/// operation for the metrics (`classcast_store_seconds`, `classcast_store_errors_total`),
-/// inside a span naming it at debug level (`CLASSCAST_LOG=classcast::store=debug` follows
-/// each one; production logs stay quiet). Wrapped around each method of the store's traits
-/// rather than the backend's statements: an operation is what a caller waits for, one or
-/// many statements.
-async fn measured<T>(
-    op: &'static str,
-    work: impl std::future::Future<Output = StoreResult<T>>,
-) -> StoreResult<T> {
-    let started = std::time::Instant::now();
-    let result = work.instrument(tracing::debug_span!("store", op)).await;
-    metrics::histogram!("classcast_store_seconds", "op" => op).record(started.elapsed());
-    // A missing row or a taken address is an answer; a database that fails is not.
-    if matches!(
-        result,
-        Err(StoreError::Unavailable(_) | StoreError::Corrupt(_))
-    ) {
-        metrics::counter!("classcast_store_errors_total", "op" => op).increment(1);
-    }
-    result
-}
-
 /// The board-state writer's rows ([`StateRows`](super::state_writer::StateRows)), on its own
 /// connection.
 pub(crate) struct WriterRows<B> {
@@ -244,7 +246,7 @@ async fn earlier_states<B: Backend>(
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
     async fn migrate(&self) -> StoreResult<Vec<String>> {
-        measured("migrate", async move { self.db.migrate().await }).await
+        measured!("migrate", async move { self.db.migrate().await }).await
     }
 
     async fn databases(&self) -> Vec<DatabaseStatus> {
@@ -260,7 +262,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn heartbeat(&self) -> StoreResult<()> {
-        measured("heartbeat", async move {
+        measured!("heartbeat", async move {
             let (id, version) = (Uuid::now_v7(), self.hlc.next());
             self.insert(On::Write, "node_heartbeat", id, "", &[], version)
                 .await
@@ -269,7 +271,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn live_nodes(&self, within: Duration) -> StoreResult<u32> {
-        measured("live_nodes", async move {
+        measured!("live_nodes", async move {
             let since = Version::at_millis(wall_millis() - millis_of(within));
             let row = self
                 .one(
@@ -285,7 +287,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<NodeIds> {
-        measured("upkeep_nodes", async move {
+        measured!("upkeep_nodes", async move {
             let cutoff = Version::at_millis(wall_millis() - millis_of(lease));
             let mut live = self
                 .db
@@ -328,7 +330,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn purge_heartbeats(&self, nodes: &NodeIds) -> StoreResult<u64> {
-        measured("purge_heartbeats", async move {
+        measured!("purge_heartbeats", async move {
             let sql = format!(
                 "DELETE FROM node_heartbeat WHERE id IN (
                 SELECT h.id FROM node_heartbeat h WHERE {}
