@@ -509,3 +509,62 @@ async fn a_stalled_mail_server_delays_mail_but_never_a_request() {
         }
     }
 }
+
+#[tokio::test]
+async fn in_the_browser_a_teacher_asks_for_a_link_and_sets_a_new_password() {
+    use crate::tools::{missing, Tool};
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
+    let smtp = SmtpServer::start().await;
+    let app = mailing(&smtp, |a| {
+        a.registration = Some(classcast::config::Registration::Open)
+    })
+    .await;
+    let t = app.register("forgetful@school.org").await;
+    let driver = crate::webdriver::Driver::start().await;
+    let page = driver.browser(1280, 900).await;
+    page.goto(&format!("{}/login?next=/lessons", app.base))
+        .await;
+    page.wait_until(
+        "the reset offered",
+        "return !document.querySelector('#forgot-row').hidden",
+    )
+    .await;
+    page.type_into("#signin-email", &t.email).await;
+    page.click("#forgot-open").await;
+    assert_eq!(
+        page.run(
+            "return document.querySelector('#forgot-email').value",
+            json!([])
+        )
+        .await,
+        json!(t.email),
+        "the address typed to sign in comes along"
+    );
+    page.click("#forgot-form button[type=submit]").await;
+    page.wait_for_text("#forgot-form .form-notice", "30 minutes")
+        .await;
+
+    let token = link(
+        &mail_to(&smtp, &t.email, "Set a new classcast password").await,
+        "#reset=",
+    );
+    // As the mailed link opens it (with the server's own address for the public one).
+    page.goto(&format!("{}/login#reset={token}", app.base))
+        .await;
+    page.wait_for("#panel-reset:not([hidden]) #reset-password")
+        .await;
+    page.type_into("#reset-password", NEW_PASSWORD).await;
+    page.click("#reset-form button[type=submit]").await;
+    page.wait_until(
+        "the lessons page, signed in",
+        "return location.pathname === '/lessons' && !!document.querySelector('#lesson-list')",
+    )
+    .await;
+    assert_eq!(me(&app, &t.token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login(&app, &t.email, NEW_PASSWORD).await.status(),
+        StatusCode::OK
+    );
+}

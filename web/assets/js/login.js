@@ -64,6 +64,12 @@ function showAside(id) {
   if (first) first.focus();
 }
 
+// A mailed link pasted into this very tab changes only the fragment: read it afresh.
+addEventListener('hashchange', () => {
+  const now = new URLSearchParams(location.hash.slice(1));
+  if (now.has('reset') || now.has('confirm')) location.reload();
+});
+
 for (const back of document.querySelectorAll('[data-back]')) {
   back.addEventListener('click', () => showAside(null));
 }
