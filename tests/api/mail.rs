@@ -568,3 +568,58 @@ async fn in_the_browser_a_teacher_asks_for_a_link_and_sets_a_new_password() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn in_a_cluster_each_mail_is_sent_once_by_the_node_that_wrote_it() {
+    use crate::tools::{missing, Tool};
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
+    let smtp = SmtpServer::start().await;
+    let (_a, _b, url_a, url_b) = crate::cluster::replicating_pair().await;
+    let url = smtp.url();
+    let node = |first: &str, second: &str| {
+        let data = tempfile::tempdir().unwrap();
+        let flags = [
+            "--database",
+            first,
+            "--database",
+            second,
+            "--smtp-url",
+            &url,
+            "--public-url",
+            PUBLIC_URL,
+        ];
+        let process = Process::start_with(data.path(), &flags);
+        let app = TestApp::of_process(&process, data);
+        (process, app)
+    };
+    let (_one, app_one) = node(&url_a, &url_b);
+    let (_two, app_two) = node(&url_b, &url_a);
+    let t = app_one.register("everywhere@school.org").await;
+    eventually!(MAIL_ARRIVES, EVERY, {
+        match me(&app_two, &t.token).await {
+            StatusCode::OK => Ok(()),
+            other => Err(format!(
+                "the account never reached the second node: {other}"
+            )),
+        }
+    });
+
+    for app in [&app_one, &app_two] {
+        let asked = post("/api/auth/password-reset", app, json!({"email": t.email})).await;
+        assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    }
+    eventually!(MAIL_ARRIVES, EVERY, {
+        match smtp.to(&t.email).len() {
+            2 => Ok(()),
+            n => Err(format!("{n} of 2 mails")),
+        }
+    });
+    // Each mail has one attempt, on both databases, written by the node that wrote the mail.
+    let urls = [url_a.as_str(), url_b.as_str()];
+    let by_writer = "SELECT count(*) FROM mail_attempt a JOIN mail m ON m.id = a.mail_id
+                     WHERE a.outcome = 'sent' AND a.node = m.node";
+    crate::cluster::until_replicated(&urls, by_writer, 2).await;
+    crate::cluster::until_replicated(&urls, "SELECT count(*) FROM mail_attempt", 2).await;
+}
