@@ -368,6 +368,8 @@ pub trait MailStore: Send + Sync {
     async fn record_mail_attempt(&self, mail: Uuid, outcome: MailOutcome<'_>) -> StoreResult<()>;
     /// Every mail of the outbox, newest first.
     async fn mail_records(&self) -> StoreResult<Vec<MailRecord>>;
+    /// How many mails of the whole outbox are pending, and how many dead.
+    async fn mail_counts(&self) -> StoreResult<(u64, u64)>;
     /// Sends a mail that is not sent again from now (a dead one comes back to life); its
     /// state before. [`StoreError::NotFound`] when there is no such mail.
     async fn retry_mail(&self, id: Uuid) -> StoreResult<MailState>;

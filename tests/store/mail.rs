@@ -45,6 +45,7 @@ pub(super) async fn the_outbox_retries_after_failures_gives_up_and_sends_again_o
         [(first, 0), (second, 0)],
         "oldest first"
     );
+    assert_eq!(store.mail_counts().await.unwrap(), (2, 0));
 
     let retry_at_ms = now + 60_000;
     let failed = MailOutcome::Failed {
@@ -67,6 +68,11 @@ pub(super) async fn the_outbox_retries_after_failures_gives_up_and_sends_again_o
         due(store, i64::MAX).await.is_empty(),
         "sent and dead mail is done"
     );
+    assert_eq!(
+        store.mail_counts().await.unwrap(),
+        (0, 1),
+        "none pending, one dead"
+    );
 
     let records = store.mail_records().await.unwrap();
     let states: Vec<_> = records
@@ -88,6 +94,7 @@ pub(super) async fn the_outbox_retries_after_failures_gives_up_and_sends_again_o
         [(first, 0)],
         "a retry starts afresh, at once"
     );
+    assert_eq!(store.mail_counts().await.unwrap(), (1, 0));
     assert_eq!(store.retry_mail(second).await.unwrap(), MailState::Sent);
     assert_eq!(
         due(store, now).await,

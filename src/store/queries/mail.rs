@@ -12,6 +12,12 @@ const PENDING: &str = "NOT EXISTS (
     AND NOT EXISTS (SELECT 1 FROM mail_attempt r WHERE r.mail_id = m.id
                     AND r.outcome = 'retry' AND (r.version, r.id) > (t.version, t.id)))";
 
+/// A dead mail is one given up with no retry after.
+const DEAD: &str = "EXISTS (
+    SELECT 1 FROM mail_attempt t WHERE t.mail_id = m.id AND t.outcome = 'dead'
+    AND NOT EXISTS (SELECT 1 FROM mail_attempt r WHERE r.mail_id = m.id
+                    AND r.outcome = 'retry' AND (r.version, r.id) > (t.version, t.id)))";
+
 /// Where a mail stands after its attempts, oldest first: its state, the failures since it
 /// was written or retried, the newest reason, and when it is due.
 fn standing(
@@ -282,6 +288,20 @@ impl<B: Backend> MailStore for SqlStore<B> {
                 })
             })
             .collect()
+    }
+
+    async fn mail_counts(&self) -> StoreResult<(u64, u64)> {
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM mail m WHERE {PENDING}) AS pending,
+                    (SELECT COUNT(*) FROM mail m WHERE {DEAD}) AS dead"
+        );
+        let row = self.one(On::Read, &sql, &[]).await?;
+        let count = |column| {
+            row.as_ref()
+                .map_or(Ok(0), |row| row.int(column))
+                .map(i64::unsigned_abs)
+        };
+        Ok((count("pending")?, count("dead")?))
     }
 
     async fn retry_mail(&self, id: Uuid) -> StoreResult<MailState> {
