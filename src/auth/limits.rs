@@ -169,12 +169,16 @@ impl MailLimits {
 
     /// One reset request from this address.
     pub fn reset_request(&self, address: IpAddr) -> Result<(), Limited> {
-        self.requests.check_key(&address).map_err(Limited::from)
+        self.requests
+            .check_key(&address)
+            .map_err(|l| Limited::from(l).counted("mail_reset_address"))
     }
 
     /// One mail to this account.
     pub fn account_mail(&self, account: uuid::Uuid) -> Result<(), Limited> {
-        self.per_account.check_key(&account).map_err(Limited::from)
+        self.per_account
+            .check_key(&account)
+            .map_err(|l| Limited::from(l).counted("mail_account"))
     }
 
     /// Forgets keys whose budget is full again.
