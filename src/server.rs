@@ -468,7 +468,20 @@ async fn sample_databases(store: Arc<dyn Store>) {
             }
             seen.insert(name);
         }
+        // The outbox is the cluster's: every node shows the same counts.
+        match store.mail_counts().await {
+            Ok((pending, dead)) => {
+                metrics::gauge!("classcast_mail_pending").set(count_f64(pending));
+                metrics::gauge!("classcast_mail_dead").set(count_f64(dead));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot count the mail outbox"),
+        }
     }
+}
+
+/// A count as a gauge's value (exact below 2^53).
+fn count_f64(n: u64) -> f64 {
+    n as f64
 }
 
 /// A byte count as a gauge's value (exact below 2^53 bytes, 8 PiB).

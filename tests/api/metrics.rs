@@ -313,3 +313,41 @@ async fn metrics_show_the_database_in_use_the_replication_and_a_failover_of_a_cl
     let up = |database: &str| sample(&text, "classcast_database_up", &[("database", database)]);
     assert_eq!((up(&database_a), up(&database_b)), (Some(0.0), Some(1.0)));
 }
+
+#[tokio::test]
+async fn the_outbox_gauges_count_pending_and_dead_mail() {
+    let smtp = crate::smtp::SmtpServer::start().await;
+    smtp.refuse("gone@school.org");
+    let (data, logs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let log = logs.path().join("server.log");
+    let url = smtp.url();
+    let flags = [
+        "--smtp-url",
+        &url,
+        "--public-url",
+        "https://classcast.school.example",
+    ];
+    let (node, metrics) = start_with_metrics(data.path(), &flags, &log).await;
+    let app = TestApp::of_process(&node, data);
+    until_sample(&metrics, "classcast_mail_dead", &[], |v| v == 0.0).await;
+    app.register("gone@school.org").await;
+    let asked = crate::harness::fresh_client()
+        .post(format!("{}/api/auth/password-reset", app.base))
+        .json(&json!({"email": "gone@school.org"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    // The outbox is sampled every 15 s.
+    eventually!(PATIENCE * 3, Duration::from_millis(200), {
+        let text = scrape(&metrics).await;
+        let counts = (
+            sample(&text, "classcast_mail_pending", &[]),
+            sample(&text, "classcast_mail_dead", &[]),
+        );
+        match counts {
+            (Some(0.0), Some(1.0)) => Ok(()),
+            other => Err(format!("pending and dead mail: {other:?}")),
+        }
+    });
+}
