@@ -347,11 +347,17 @@ pub async fn serve(
     );
     let app = http::app(state);
     let closing = live.closing.clone();
-    let shutdown = async move {
-        shutdown.await;
-        closing.send_replace(true);
-    };
-    let result = http::connections::serve(listener, app, limits, shutdown, SHUTDOWN_GRACE).await;
+    let result = http::connections::serve(
+        listener,
+        app,
+        limits,
+        shutdown,
+        move || {
+            closing.send_replace(true);
+        },
+        SHUTDOWN_GRACE,
+    )
+    .await;
     chores.abort();
     sessions.abort();
     cluster.abort();

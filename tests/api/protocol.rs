@@ -122,7 +122,7 @@ async fn a_teacher_in_mid_burst_hears_that_the_server_is_shutting_down() {
     // The teacher keeps pressing without reading while the server stops.
     let presses = (0..30).map(|i| command(&board.id, ["next", "prev"][i % 2], json!({})).1);
     keep_sending(&mut ws, presses).await;
-    assert_eq!(ws.close_code().await, 1001);
+    assert_eq!(ws.close_code().await, 1012);
 }
 
 #[tokio::test]
