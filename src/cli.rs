@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `user`, `cluster`, `backup` and `restore`, and the
+//! The command line: `serve`, `migrate`, `user`, `cluster`, `backup`, `restore` and `mail`, and the
 //! glue that runs them.
 //!
 //! User errors (bad configuration, unreachable database, unknown account) print one line
@@ -47,6 +47,9 @@ pub enum Command {
     /// Write a backup of everything the school has, from a running server too (without
     /// stopping it), or check one; see docs/operations.md
     Backup(BackupArgs),
+    /// See and resend the mail the server sends (password reset, confirmed addresses)
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Load a backup into an empty store of either kind (SQLite or PostgreSQL), after
     /// checking all of it; see docs/operations.md
     Restore {
@@ -88,6 +91,18 @@ pub enum ClusterCommand {
         /// Re-enable at once a subscription that is down while its provider answers
         #[arg(long)]
         repair: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// How many mails are pending, sent and dead; each pending and dead one with its
+    /// attempts and why the last failed; exits non-zero when a mail is dead
+    Status,
+    /// Send a pending or dead mail again now (from its node, or the node that took over)
+    Retry {
+        /// The mail's id, as `mail status` shows it
+        id: uuid::Uuid,
     },
 }
 
@@ -143,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cluster_status(config, repair).await
             }
             Command::Backup(args) => backup(config, args).await,
+            Command::Mail(cmd) => mail(config, cmd).await,
             Command::Restore { file, force } => restore(config, &file, force).await,
         }
     })
@@ -514,4 +530,63 @@ fn read_password(email: &Email) -> anyhow::Result<String> {
     };
     check_password(&password, email).map_err(|m| anyhow::anyhow!("password: {m}"))?;
     Ok(password)
+}
+
+async fn mail(config: Config, cmd: MailCommand) -> anyhow::Result<()> {
+    use crate::store::MailState;
+    let (_, store, _) = server::open_and_migrate(&config, server::Opener::Command).await?;
+    match cmd {
+        MailCommand::Status => {
+            let mails = store.mail_records().await?;
+            let count = |state| mails.iter().filter(|m| m.state == state).count();
+            let dead = count(MailState::Dead);
+            println!(
+                "{} pending, {} sent, {dead} dead (sent and dead mail is kept {} days)",
+                count(MailState::Pending),
+                count(MailState::Sent),
+                crate::mail::MAIL_KEPT.as_secs() / 86_400
+            );
+            let at = |ms: i64| {
+                let since = std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+                httpdate::fmt_http_date(std::time::UNIX_EPOCH + since)
+            };
+            for m in mails.iter().filter(|m| m.state != MailState::Sent) {
+                let state = if m.state == MailState::Dead {
+                    "dead"
+                } else {
+                    "pending"
+                };
+                println!(
+                    "{state:<8} {}  {}  to {}  \"{}\"",
+                    m.id,
+                    at(m.written.millis()),
+                    m.recipient,
+                    m.subject
+                );
+                if m.failures > 0 || m.reason.is_some() {
+                    let next = match m.state {
+                        MailState::Pending if m.due_at_ms > 0 => {
+                            format!(", next try {}", at(m.due_at_ms))
+                        }
+                        _ => String::new(),
+                    };
+                    println!(
+                        "         {} failed attempt(s){next}: {}",
+                        m.failures,
+                        m.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            if dead > 0 {
+                bail!("{dead} mail(s) dead: fix the cause, then `classcast mail retry ID`");
+            }
+        }
+        MailCommand::Retry { id } => match store.retry_mail(id).await {
+            Ok(MailState::Sent) => bail!("mail {id} was sent already"),
+            Ok(_) => println!("Mail {id} is sent again within seconds by a running server"),
+            Err(crate::store::StoreError::NotFound) => bail!("no mail with the id {id}"),
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
 }

@@ -162,9 +162,9 @@ settings! {
         /// Address to listen on
         #[arg(long, env = "CLASSCAST_LISTEN", value_name = "ADDR")]
         listen: Option<SocketAddr> = "127.0.0.1:8080",
-        /// Whether and how accounts are created on the sign-in page
+        /// Whether and how accounts are created on the sign-in page [default: confirm where smtp_url is set, else approval]
         #[arg(long, env = "CLASSCAST_REGISTRATION", value_enum)]
-        registration: Option<Registration> = "approval",
+        registration: Option<Registration>,
         /// Only these e-mail domains may register (accounts then wait for approval), repeatable [default: any]
         #[arg(
             long = "allowed-email-domain",
@@ -183,7 +183,13 @@ settings! {
         api_hosts: Vec<String> => api_hosts -> Vec<String>,
         /// The address teachers open on their phones and laptops (https://classcast.school.org), shown on the boards [default: this machine's network address when listening on all interfaces, else the board page's own]
         #[arg(long, env = "CLASSCAST_PUBLIC_URL", value_name = "URL")]
-        public_url: Option<String> => public_url -> Option<String>,
+        public_url: Option<String> => trimmed_url -> Option<String>,
+        /// Mail server for password reset and confirmed addresses (needs public_url): smtp://host:port (plain, for a relay on this machine or network), smtp://user:password@host:587?tls=required (STARTTLS) or smtps://user:password@host (TLS) [default: none, no mail]
+        #[arg(long, env = "CLASSCAST_SMTP_URL", value_name = "URL")]
+        smtp_url: Option<String> => trimmed_url -> Option<String>,
+        /// Sender of mail, as "Name <address>" [default: classcast <noreply@the public_url's host>]
+        #[arg(long, env = "CLASSCAST_MAIL_FROM", value_name = "MAILBOX")]
+        mail_from: Option<String>,
         /// Front-end origins allowed to call this API from another origin, repeatable [default: none]
         #[arg(
             long = "allowed-origin",
@@ -267,6 +273,8 @@ pub enum Registration {
     Open,
     /// New accounts wait for `classcast user approve` (deleted if not approved within 30 days); the first account on a server is approved at once
     Approval,
+    /// New accounts confirm their address through a mailed link, then sign in (needs smtp_url)
+    Confirm,
     /// Accounts only through `classcast user add`.
     Closed,
 }
@@ -356,6 +364,34 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// How accounts are created: as set, else `confirm` where mail is set up, else
+    /// `approval`.
+    pub fn registration(&self) -> Registration {
+        self.registration.unwrap_or(match self.smtp_url {
+            Some(_) => Registration::Confirm,
+            None => Registration::Approval,
+        })
+    }
+
+    /// How mail is sent, where it is set up (checked when the configuration was read).
+    pub fn mail(&self) -> Option<crate::mail::MailSettings> {
+        let (smtp_url, public_url) = (self.smtp_url.clone()?, self.public_url.clone()?);
+        let host = public_url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or("localhost");
+        let from = self
+            .mail_from
+            .clone()
+            .unwrap_or_else(|| format!("classcast <noreply@{host}>"));
+        Some(crate::mail::MailSettings {
+            smtp_url,
+            from: from.parse().ok()?,
+            public_url,
+        })
+    }
+
     /// Merges flags and environment (already in `common` and `args`) over the file over the
     /// defaults. Commands other than `serve` pass `ServeArgs::default()`: the file still
     /// counts for them.
@@ -436,6 +472,39 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        if let Some(url) = &self.smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(ConfigError::Setting {
+                    name: "smtp_url",
+                    reason: format!(
+                        "{:?} must start with smtp:// or smtps://",
+                        crate::store::redact_url(url)
+                    ),
+                });
+            }
+            if self.public_url.is_none() {
+                return Err(ConfigError::Setting {
+                    name: "public_url",
+                    reason: "must be set where smtp_url is: the links in mail point there".into(),
+                });
+            }
+        }
+        if self.registration == Some(Registration::Confirm) && self.smtp_url.is_none() {
+            return Err(ConfigError::Setting {
+                name: "registration",
+                reason: "confirm needs smtp_url: addresses are confirmed by mail".into(),
+            });
+        }
+        if let Some(from) = &self.mail_from {
+            if from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(ConfigError::Setting {
+                    name: "mail_from",
+                    reason: format!(
+                        "{from:?} is not a mailbox such as \"classcast <noreply@school.org>\""
+                    ),
+                });
+            }
+        }
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(ConfigError::Setting {
@@ -476,7 +545,7 @@ fn api_hosts(hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
 }
 
 /// Without a slash at the end; blank means none.
-fn public_url(url: Option<String>) -> Result<Option<String>, ConfigError> {
+fn trimmed_url(url: Option<String>) -> Result<Option<String>, ConfigError> {
     Ok(url
         .map(|u| u.trim().trim_end_matches('/').to_owned())
         .filter(|u| !u.is_empty()))
@@ -573,7 +642,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.databases, ["sqlite://./classcast-data/classcast.db"]);
         assert_eq!(c.api_hosts, [""]);
-        assert_eq!(c.registration, Registration::Approval);
+        assert_eq!(c.registration(), Registration::Approval);
     }
 
     #[test]
@@ -709,6 +778,57 @@ mod tests {
                 "the default of {flag} in --help and the README"
             );
         }
+    }
+
+    #[test]
+    fn mail_needs_a_public_address_and_makes_confirmation_the_default() {
+        let resolve = |args: ServeArgs| Config::resolve(&CommonArgs::default(), &args);
+        let smtp = || Some("smtp://127.0.0.1:2525".to_owned());
+        let refused = |args, name: &str| match resolve(args) {
+            Err(ConfigError::Setting { name: n, .. }) => assert_eq!(n, name),
+            other => panic!("{name} refused, got {:?}", other.map(|_| ())),
+        };
+        refused(
+            ServeArgs {
+                smtp_url: smtp(),
+                ..Default::default()
+            },
+            "public_url",
+        );
+        refused(
+            ServeArgs {
+                registration: Some(Registration::Confirm),
+                ..Default::default()
+            },
+            "registration",
+        );
+        refused(
+            ServeArgs {
+                smtp_url: Some("mail.school.org".into()),
+                public_url: Some("https://cc.school.org".into()),
+                ..Default::default()
+            },
+            "smtp_url",
+        );
+        refused(
+            ServeArgs {
+                smtp_url: smtp(),
+                public_url: Some("https://cc.school.org".into()),
+                mail_from: Some("not a mailbox".into()),
+                ..Default::default()
+            },
+            "mail_from",
+        );
+        let c = resolve(ServeArgs {
+            smtp_url: smtp(),
+            public_url: Some("https://cc.school.org/".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.registration(), Registration::Confirm);
+        let mail = c.mail().unwrap();
+        assert_eq!(mail.from.to_string(), "classcast <noreply@cc.school.org>");
+        assert_eq!(mail.public_url, "https://cc.school.org");
     }
 
     #[test]

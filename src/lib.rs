@@ -45,6 +45,7 @@ pub mod domain;
 pub mod http;
 pub mod lesson_file;
 pub mod live;
+pub mod mail;
 pub mod media;
 pub mod quota;
 pub mod server;

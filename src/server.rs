@@ -36,6 +36,8 @@ pub enum ServeError {
     Migrate(String),
     #[error("cannot start the bus to other nodes: {0}")]
     Bus(String),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -139,13 +141,17 @@ pub fn accounts(config: &Config, store: Arc<dyn Store>) -> Accounts {
         store,
         password_hasher(config),
         AuthSettings {
-            registration: match config.registration {
+            registration: match config.registration() {
                 Registration::Closed => RegistrationMode::Closed,
-                // Without a mail server to confirm addresses, a domain restriction is only
-                // worth something if an administrator looks at each new account.
+                Registration::Confirm => RegistrationMode::Confirm,
+                // A domain restriction is only worth something if the address is confirmed by
+                // mail or an administrator looks at each new account.
                 Registration::Approval => RegistrationMode::Approval,
                 Registration::Open if !config.allowed_email_domains.is_empty() => {
-                    RegistrationMode::Approval
+                    match config.smtp_url {
+                        Some(_) => RegistrationMode::Confirm,
+                        None => RegistrationMode::Approval,
+                    }
                 }
                 Registration::Open => RegistrationMode::Open,
             },
@@ -249,7 +255,23 @@ pub async fn serve(
         }
         _ => {}
     }
-    let accounts = Arc::new(accounts(&config, store.clone()));
+    let mail = match config.mail() {
+        Some(settings) => Some((settings.from.clone(), crate::mail::outbox(&settings)?)),
+        None => None,
+    };
+    let mut accounts = accounts(&config, store.clone());
+    if let Some((_, (outbox, _))) = &mail {
+        accounts = accounts.with_mail(outbox.clone());
+    }
+    let accounts = Arc::new(accounts);
+    let mail_sender = mail.map(|(from, (outbox, transport))| {
+        tokio::spawn(crate::mail::sender::run(
+            outbox,
+            store.clone(),
+            transport,
+            from,
+        ))
+    });
     let bus = bus(&config, &node)?;
     let live = Arc::new(Live::new(
         store.clone(),
@@ -271,6 +293,7 @@ pub async fn serve(
             request_timeout_ms: config.request_timeout_ms,
             media_max_bytes: mib(config.media_max_mib),
             public_url: board_url(listening, config.public_url.as_deref()),
+            mail: accounts.mails(),
         }),
         pages: Arc::new(Pages::load()),
         live: live.clone(),
@@ -344,6 +367,10 @@ pub async fn serve(
                     "accounts never approved",
                     accounts.purge_unapproved(&nodes).await,
                 );
+                report_purge(
+                    "old mail and expired links",
+                    crate::mail::purge(chores_store.as_ref(), &nodes).await,
+                );
             }
         }
     });
@@ -379,6 +406,9 @@ pub async fn serve(
     .await;
     chores.abort();
     sessions.abort();
+    if let Some(sender) = mail_sender {
+        sender.abort();
+    }
     cluster.abort();
     Ok(result?)
 }

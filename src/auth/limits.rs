@@ -138,6 +138,56 @@ impl LoginLimits {
     }
 }
 
+/// Mail that requests cause: requests per address (a reset is asked for without an account,
+/// so only the address can be counted), and mails per account, so that nobody can flood a
+/// colleague's mailbox through the reset form. Per node, like the login limits.
+pub struct MailLimits {
+    requests: DefaultKeyedRateLimiter<IpAddr>,
+    per_account: DefaultKeyedRateLimiter<uuid::Uuid>,
+}
+
+impl MailLimits {
+    /// Reset requests per address: a few typos fit, a script does not.
+    pub const REQUESTS: Budget = Budget {
+        burst: 5,
+        every: Duration::from_secs(60),
+    };
+    /// Mails per account: three at once, then one every twenty minutes.
+    pub const PER_ACCOUNT: Budget = Budget {
+        burst: 3,
+        every: Duration::from_secs(20 * 60),
+    };
+
+    pub fn new() -> Self {
+        Self {
+            requests: RateLimiter::keyed(quota(Self::REQUESTS)),
+            per_account: RateLimiter::keyed(quota(Self::PER_ACCOUNT)),
+        }
+    }
+
+    /// One reset request from this address.
+    pub fn reset_request(&self, address: IpAddr) -> Result<(), Limited> {
+        self.requests.check_key(&address).map_err(Limited::from)
+    }
+
+    /// One mail to this account.
+    pub fn account_mail(&self, account: uuid::Uuid) -> Result<(), Limited> {
+        self.per_account.check_key(&account).map_err(Limited::from)
+    }
+
+    /// Forgets keys whose budget is full again.
+    pub fn prune(&self) {
+        self.requests.retain_recent();
+        self.per_account.retain_recent();
+    }
+}
+
+impl Default for MailLimits {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Default for LoginLimits {
     fn default() -> Self {
         Self::new()

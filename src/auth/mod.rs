@@ -5,6 +5,7 @@
 //! register, rate limits, token lifetime and renewal); the store owns how rows are kept.
 
 pub mod limits;
+pub mod links;
 pub mod password;
 pub mod token;
 
@@ -21,6 +22,7 @@ use crate::domain::account::{check_password, Email, Registration};
 use crate::domain::hlc::{millis_of, wall_millis as now_ms, Version};
 use crate::domain::node::NodeIds;
 use crate::domain::ValidationError;
+use crate::mail::{Language, Outbox};
 use crate::store::{Account, NewSession, Store, StoreError};
 use limits::LoginLimits;
 use password::{HashError, PasswordHasher};
@@ -47,6 +49,10 @@ pub enum AuthError {
     Store(StoreError),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    #[error("mail is not set up on this server")]
+    MailOff,
+    #[error("the link has expired or was used already")]
+    LinkInvalid,
 }
 
 impl From<StoreError> for AuthError {
@@ -66,6 +72,9 @@ pub enum RegistrationMode {
     /// New accounts wait for an administrator (`classcast user approve`), except the first
     /// on the server. Whether an address is registered already cannot be told from the answer.
     Approval,
+    /// New accounts confirm their address through a mailed link, then sign in. Whether an
+    /// address is registered already cannot be told from the answer (its owner is mailed).
+    Confirm,
     /// Accounts only through `classcast user add`.
     Closed,
 }
@@ -74,8 +83,17 @@ pub enum RegistrationMode {
 pub enum Registered {
     /// Created and signed in.
     Active(Account, IssuedToken),
-    /// Received: the account, if the address was free, waits for approval.
-    Pending,
+    /// Received: the account, if the address was free, waits for this.
+    Pending(Awaiting),
+}
+
+/// What a registration received waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaiting {
+    /// An administrator's approval.
+    Approval,
+    /// Its owner following the link mailed to the address.
+    Confirmation,
 }
 
 /// Who may register and how long sessions live.
@@ -116,6 +134,8 @@ pub struct Accounts {
     /// Sessions this node renewed lately, with when: a client that goes on using the old
     /// token is handed a new one (and a row written) at most once per [`RENEW_AGAIN_AFTER`].
     renewed: Mutex<HashMap<Uuid, i64>>,
+    /// Where mail goes, when the server sends mail.
+    mail: Option<links::MailDesk>,
 }
 
 /// How long a renewed session is not renewed again (its successor may have been lost).
@@ -136,7 +156,23 @@ impl Accounts {
             limits: LoginLimits::new(),
             settings,
             renewed: Mutex::new(HashMap::new()),
+            mail: None,
         }
+    }
+
+    /// These accounts with mail: password reset and addresses confirmed through `outbox`.
+    pub fn with_mail(mut self, outbox: Outbox) -> Self {
+        self.mail = Some(links::MailDesk {
+            outbox,
+            limits: Arc::new(limits::MailLimits::new()),
+            jobs: Arc::new(tokio::sync::Semaphore::new(links::MAIL_JOBS)),
+        });
+        self
+    }
+
+    /// Whether this server mails links (password reset, confirmed addresses).
+    pub fn mails(&self) -> bool {
+        self.mail.is_some()
     }
 
     /// Registers an account from `client`: every attempt spends that address's budget, so
@@ -147,6 +183,7 @@ impl Accounts {
         name: &str,
         password: &str,
         client: IpAddr,
+        lang: Language,
     ) -> Result<Registered, AuthError> {
         let mode = self.settings.registration;
         if mode == RegistrationMode::Closed {
@@ -163,23 +200,42 @@ impl Accounts {
             return Err(AuthError::DomainNotAllowed);
         }
         let hash = self.hash(reg.password).await?;
-        // The first account on a server has nobody to approve it: it is the administrator's.
-        let pending = mode == RegistrationMode::Approval && self.store.any_account().await?;
+        let awaiting = match mode {
+            // The first account on a server has nobody to approve it: it is the
+            // administrator's.
+            RegistrationMode::Approval if self.store.any_account().await? => {
+                Some(Awaiting::Approval)
+            }
+            RegistrationMode::Confirm => Some(Awaiting::Confirmation),
+            _ => None,
+        };
+        let pending = awaiting.is_some();
         match self
             .store
             .create_account(&reg.email, &reg.name, &hash, pending)
             .await
         {
-            Ok(account) if !pending => {
-                let token = self.issue(account.id, None).await?;
-                Ok(Registered::Active(account, token))
-            }
-            Ok(_) => {
-                tracing::info!(email = %reg.email.as_str(), "account awaits approval");
-                Ok(Registered::Pending)
-            }
+            Ok(account) => match awaiting {
+                None => {
+                    let token = self.issue(account.id, None).await?;
+                    Ok(Registered::Active(account, token))
+                }
+                Some(awaiting) => {
+                    tracing::info!(email = %reg.email.as_str(), ?awaiting, "account registered");
+                    if awaiting == Awaiting::Confirmation {
+                        self.mail_later(links::MailJob::Confirm { account }, lang);
+                    }
+                    Ok(Registered::Pending(awaiting))
+                }
+            },
             // Taken, answered exactly like a fresh registration: nothing to learn.
-            Err(StoreError::EmailTaken) if pending => Ok(Registered::Pending),
+            Err(StoreError::EmailTaken) if pending => {
+                if awaiting == Some(Awaiting::Confirmation) {
+                    let email_norm = reg.email.normalized().to_owned();
+                    self.mail_later(links::MailJob::Taken { email_norm }, lang);
+                }
+                Ok(Registered::Pending(awaiting.unwrap_or(Awaiting::Approval)))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -318,6 +374,9 @@ impl Accounts {
     /// Called now and then so the rate limiters forget addresses that went quiet.
     pub fn prune_limits(&self) {
         self.limits.prune();
+        if let Some(desk) = &self.mail {
+            desk.limits.prune();
+        }
         let again = now_ms() - millis_of(RENEW_AGAIN_AFTER);
         self.renewed.lock().retain(|_, at| *at > again);
     }

@@ -1,7 +1,8 @@
-//! Accounts over HTTP: register, log in, log out, and who am I.
+//! Accounts over HTTP: register, log in, log out, who am I, and what arrives by mail
+//! (password reset, confirmed addresses).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,7 +13,8 @@ use uuid::Uuid;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, ClientIp, Json};
 use super::AppState;
-use crate::auth::{self, IssuedToken};
+use crate::auth::{self, Awaiting, IssuedToken};
+use crate::mail::Language;
 use crate::store::Account;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -21,6 +23,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(reset_password))
+        .routes(routes!(confirm_address))
+}
+
+/// The language mail is written in: the page's (`language`), else the browser's.
+fn language(chosen: Option<&str>, headers: &HeaderMap) -> Language {
+    let accepted = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    Language::pick(chosen.into_iter().chain(accepted))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -35,6 +48,11 @@ pub struct RegisterRequest {
     name: String,
     #[schema(min_length = 8, max_length = 256)]
     password: String,
+    /// The language of mail sent about this account (`en`, `nl`); default: the
+    /// `Accept-Language` header's.
+    #[serde(default)]
+    #[schema(max_length = 35)]
+    language: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -110,11 +128,13 @@ pub struct Registered {
 async fn register(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    headers: HeaderMap,
     Json(req): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
+    let lang = language(req.language.as_deref(), &headers);
     let registered = state
         .accounts
-        .register(&req.email, &req.name, &req.password, client)
+        .register(&req.email, &req.name, &req.password, client, lang)
         .await?;
     Ok(match registered {
         auth::Registered::Active(account, token) => {
@@ -126,24 +146,154 @@ async fn register(
             };
             (StatusCode::CREATED, axum::Json(body)).into_response()
         }
-        auth::Registered::Pending => {
+        auth::Registered::Pending(Awaiting::Approval) => {
             let body = PendingRegistration {
                 status: "pending",
+                awaiting: "approval",
                 message: "Thank you. An administrator of this server approves new accounts; \
                           you can sign in once yours is approved.",
+            };
+            (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+        }
+        auth::Registered::Pending(Awaiting::Confirmation) => {
+            let body = PendingRegistration {
+                status: "pending",
+                awaiting: "confirmation",
+                message: "Thank you. We sent a link to this address: follow it to finish \
+                          creating your account.",
             };
             (StatusCode::ACCEPTED, axum::Json(body)).into_response()
         }
     })
 }
 
-/// A registration that waits for an administrator's approval.
+/// A registration that waits for an administrator's approval or for its address to be
+/// confirmed.
 #[derive(Serialize, ToSchema)]
 pub struct PendingRegistration {
     /// Always `pending`.
     status: &'static str,
+    /// `approval` (an administrator approves it) or `confirmation` (a link was mailed).
+    awaiting: &'static str,
     /// What happens next, for the person registering.
     message: &'static str,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordResetRequest {
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^\s@\x00-\x1f\x7f-\x9f]+@[^\s@.\x00-\x1f\x7f-\x9f]+(\.[^\s@.\x00-\x1f\x7f-\x9f]+)+$"
+    )]
+    email: String,
+    /// The language of the mail (`en`, `nl`); default: the `Accept-Language` header's.
+    #[serde(default)]
+    #[schema(max_length = 35)]
+    language: Option<String>,
+}
+
+/// A request received; what happens next.
+#[derive(Serialize, ToSchema)]
+pub struct MailRequested {
+    /// Always `received`.
+    status: &'static str,
+    message: &'static str,
+}
+
+/// Mails a link to set a new password, if the address has an account.
+///
+/// The answer is the same, and as quick, whether or not the address has an account: the
+/// mail is written after the answer. The link works once, for 30 minutes.
+#[utoipa::path(post, path = "/api/auth/password-reset", tag = "auth", request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "Received; a link is mailed if the address has an account that may sign in", body = MailRequested),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 404, description = "This server does not send mail (`mail_not_configured`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid e-mail address", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+async fn request_password_reset(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    Json(req): Json<PasswordResetRequest>,
+) -> Result<Response, ApiError> {
+    let lang = language(req.language.as_deref(), &headers);
+    state
+        .accounts
+        .request_password_reset(&req.email, client, lang)
+        .await?;
+    let body = MailRequested {
+        status: "received",
+        message: "If this address has an account, a link to set a new password is on its way. \
+                  It works once, for 30 minutes.",
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordResetConfirm {
+    /// The token of the mailed link (after `#reset=`).
+    #[schema(min_length = 1, max_length = 128)]
+    token: String,
+    #[schema(min_length = 8, max_length = 256)]
+    password: String,
+}
+
+/// Sets a new password with a mailed link and signs in.
+///
+/// Every other session of the account ends, live connections included.
+#[utoipa::path(post, path = "/api/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirm,
+    responses(
+        (status = 200, description = "Password set; signed in with a new session", body = SessionToken),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 403, description = "The link has expired or was used already (`link_invalid`)", body = ErrorBody),
+        (status = 404, description = "This server does not send mail (`mail_not_configured`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "The password is not acceptable", body = ErrorBody),
+        (status = 503, description = "Busy; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+async fn reset_password(
+    State(state): State<AppState>,
+    Json(req): Json<PasswordResetConfirm>,
+) -> Result<axum::Json<SessionToken>, ApiError> {
+    let (_, session) = state
+        .accounts
+        .reset_password(&req.token, &req.password)
+        .await?;
+    // The account's other sessions ended with the new password: their live connections
+    // close now on this node (other nodes notice within their session poll).
+    if let Err(e) = state.live.recheck_sessions().await {
+        tracing::warn!(error = %e, "cannot close the live connections of ended sessions");
+    }
+    Ok(axum::Json(session.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AddressConfirm {
+    /// The token of the mailed link (after `#confirm=`).
+    #[schema(min_length = 1, max_length = 128)]
+    token: String,
+}
+
+/// Confirms a new account's address with a mailed link and signs in.
+#[utoipa::path(post, path = "/api/auth/confirm", tag = "auth", request_body = AddressConfirm,
+    responses(
+        (status = 200, description = "Confirmed and signed in", body = SessionToken),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "The account was disabled by an administrator", body = ErrorBody),
+        (status = 403, description = "The link has expired or was used already (`link_invalid`)", body = ErrorBody),
+        (status = 404, description = "This server does not send mail (`mail_not_configured`)", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    ))]
+async fn confirm_address(
+    State(state): State<AppState>,
+    Json(req): Json<AddressConfirm>,
+) -> Result<axum::Json<SessionToken>, ApiError> {
+    let (_, session) = state.accounts.confirm_address(&req.token).await?;
+    Ok(axum::Json(session.into()))
 }
 
 /// Signs in with e-mail address and password.

@@ -347,6 +347,18 @@ impl From<AuthError> for ApiError {
             AuthError::Unauthenticated => ApiError::Unauthorized,
             AuthError::Store(e) => e.into(),
             AuthError::Hashing(m) => ApiError::Internal(m),
+            AuthError::MailOff => ApiError::NotFoundBecause {
+                code: "mail_not_configured",
+                message: "This server does not send mail, so this cannot be done by mail here. \
+                          Ask your school's administrator to set a new password for you."
+                    .into(),
+            },
+            AuthError::LinkInvalid => ApiError::Forbidden {
+                code: "link_invalid",
+                message: "This link has expired or was used already. Ask for a new one on the \
+                          sign-in page."
+                    .into(),
+            },
         }
     }
 }

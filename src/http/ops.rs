@@ -114,6 +114,8 @@ pub struct ClientConfig {
     /// The address teachers open (`public_url`, or this machine's network address when it
     /// listens on all interfaces); `null`: the address the page was loaded from.
     pub public_url: Option<String>,
+    /// Whether the server sends mail: passwords can then be reset by mail.
+    pub mail: bool,
 }
 
 /// Client configuration: API hosts and timeouts.

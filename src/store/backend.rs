@@ -24,8 +24,10 @@ pub(crate) enum Arg<'a> {
     /// Several ids, for [`Backend::in_ids`].
     Ids(&'a [Uuid]),
     Int(i64),
+    MaybeInt(Option<i64>),
     Flag(bool),
     Text(&'a str),
+    MaybeText(Option<&'a str>),
     Bytes(&'a [u8]),
 }
 
@@ -51,6 +53,7 @@ pub(crate) trait Row: Send + Sync {
     fn maybe_int(&self, column: &str) -> StoreResult<Option<i64>>;
     fn flag(&self, column: &str) -> StoreResult<bool>;
     fn text(&self, column: &str) -> StoreResult<String>;
+    fn maybe_text(&self, column: &str) -> StoreResult<Option<String>>;
     fn bytes(&self, column: &str) -> StoreResult<Vec<u8>>;
 }
 

@@ -203,11 +203,11 @@ pub enum Saved {
 }
 
 /// Everything classcast keeps, on either engine; both pass one suite. The methods come in
-/// four parts, one file each in `queries/`: [`AccountStore`], [`LessonStore`],
-/// [`BoardStore`] and [`MediaStore`].
+/// five parts, one file each in `queries/`: [`AccountStore`], [`LessonStore`],
+/// [`BoardStore`], [`MediaStore`] and [`MailStore`].
 #[async_trait]
 pub trait Store:
-    AccountStore + LessonStore + BoardStore + MediaStore + Send + Sync + 'static
+    AccountStore + LessonStore + BoardStore + MediaStore + MailStore + Send + Sync + 'static
 {
     /// Applies pending schema migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;
@@ -231,6 +231,156 @@ pub trait Store:
     async fn upkeep_nodes(&self, lease: std::time::Duration) -> StoreResult<NodeIds>;
     /// Deletes the superseded heartbeats of `nodes`.
     async fn purge_heartbeats(&self, nodes: &NodeIds) -> StoreResult<u64>;
+}
+
+/// A mail to send, written whole: whichever node sends it sends these bytes.
+#[derive(Debug, Clone)]
+pub struct NewMail<'a> {
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub text_body: &'a str,
+    pub html_body: &'a str,
+}
+
+/// What a link sent by mail lets its holder do once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// Set a new password.
+    Reset,
+    /// Confirm the account's address.
+    Confirm,
+}
+
+impl TokenPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::Reset => "reset",
+            TokenPurpose::Confirm => "confirm",
+        }
+    }
+}
+
+/// The link a mail carries, kept as the hash of its token.
+#[derive(Debug, Clone)]
+pub struct NewAccountToken {
+    pub account: Uuid,
+    pub purpose: TokenPurpose,
+    pub token_hash: String,
+    pub expires_at_ms: i64,
+}
+
+/// What using a link does, with the link's use, in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenUse<'a> {
+    /// Sets this password (every session of the account ends with it).
+    Reset { password_hash: &'a str },
+    /// The address is confirmed: the account may sign in.
+    Confirm,
+}
+
+/// A mail due to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMail {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    /// Failed attempts since it was written or last retried by an administrator.
+    pub failures: u32,
+}
+
+/// What an attempt to send a mail came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailOutcome<'a> {
+    Sent,
+    /// Failed for now; tried again from `retry_at_ms` (milliseconds since the Unix epoch).
+    Failed {
+        reason: &'a str,
+        retry_at_ms: i64,
+    },
+    /// Given up: refused for good, or failed too often.
+    Dead {
+        reason: &'a str,
+    },
+}
+
+/// Where a mail stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailState {
+    Pending,
+    Sent,
+    Dead,
+}
+
+/// A mail of the outbox, for `classcast mail status`.
+#[derive(Debug, Clone)]
+pub struct MailRecord {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub written: Version,
+    pub state: MailState,
+    /// Attempts that failed since it was written or last retried.
+    pub failures: u32,
+    /// Why the newest failed or dead attempt failed.
+    pub reason: Option<String>,
+    /// When a pending mail is tried next (milliseconds since the Unix epoch; 0: at once).
+    pub due_at_ms: i64,
+}
+
+/// The outbox and the links mail carries. A mail is sent by the node that wrote it, or, once
+/// that node has been silent past a lease, by the live node with the lowest id (design
+/// rule: work belongs to the node that created it).
+#[async_trait]
+pub trait MailStore: Send + Sync {
+    /// Writes a mail to the outbox, with the link it carries if any, in one transaction.
+    async fn queue_mail(
+        &self,
+        mail: NewMail<'_>,
+        token: Option<NewAccountToken>,
+    ) -> StoreResult<Uuid>;
+    /// The account a link's token opens (id of the link, and the account), if the link is
+    /// for `purpose`, unused, unexpired at `now_ms`, and its account owns its address and
+    /// is not disabled.
+    async fn account_token(
+        &self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+        now_ms: i64,
+    ) -> StoreResult<Option<(Uuid, Account)>>;
+    /// Uses link `token` of `account`: does what `how` says and records the use, at once;
+    /// `false` (and nothing written) when it was used already.
+    async fn use_account_token(
+        &self,
+        token: Uuid,
+        account: Uuid,
+        how: TokenUse<'_>,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` mails this node is to send now, oldest first: its own, and when it is
+    /// the live node with the lowest id, those of nodes silent longer than `lease`.
+    async fn due_mail(
+        &self,
+        lease: std::time::Duration,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<OutgoingMail>>;
+    async fn record_mail_attempt(&self, mail: Uuid, outcome: MailOutcome<'_>) -> StoreResult<()>;
+    /// Every mail of the outbox, newest first.
+    async fn mail_records(&self) -> StoreResult<Vec<MailRecord>>;
+    /// How many mails of the whole outbox are pending, and how many dead.
+    async fn mail_counts(&self) -> StoreResult<(u64, u64)>;
+    /// Sends a mail that is not sent again from now (a dead one comes back to life); its
+    /// state before. [`StoreError::NotFound`] when there is no such mail.
+    async fn retry_mail(&self, id: Uuid) -> StoreResult<MailState>;
+    /// Deletes the mail of `nodes` sent or given up before `before`, and their links that
+    /// expired before `tokens_before_ms`.
+    async fn purge_mail(
+        &self,
+        nodes: &NodeIds,
+        before: Version,
+        tokens_before_ms: i64,
+    ) -> StoreResult<u64>;
 }
 
 /// Accounts, their passwords and sessions.

@@ -22,6 +22,7 @@ mod harness;
 mod lesson_files;
 mod lessons;
 mod live;
+mod mail;
 mod media;
 mod openapi;
 mod pages;
@@ -29,6 +30,8 @@ mod protocol;
 mod proxy;
 mod restart;
 mod revocation;
+#[path = "../support/smtp.rs"]
+mod smtp;
 #[path = "../support/tools.rs"]
 mod tools;
 mod webdriver;

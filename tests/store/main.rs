@@ -17,6 +17,8 @@ mod pg_server;
 #[path = "../support/tools.rs"]
 mod tools;
 
+mod mail;
+use mail::*;
 mod purges;
 use purges::*;
 mod upgrades;
@@ -315,6 +317,8 @@ suite!(
         the_newest_states_of_many_boards_are_read_at_once,
         media_is_stored_once_in_chunks_and_counted_for_each_uploader,
         a_revoked_board_is_gone_for_its_token_and_every_teacher,
+        the_outbox_retries_after_failures_gives_up_and_sends_again_on_request,
+        a_mailed_link_opens_its_account_once_and_only_for_its_purpose,
     ],
     databases: [
         purging_revisions_keeps_the_newest_and_what_boards_present,
@@ -331,6 +335,7 @@ suite!(
         purging_media_keeps_what_lessons_name,
         media_an_earlier_release_keyed_by_content_is_still_read_counted_and_purged,
         a_database_of_the_previous_release_upgrades_in_place,
+        the_mail_of_a_node_gone_past_its_lease_is_sent_by_one_live_node_and_purged,
     ],
 );
 

@@ -52,6 +52,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_board_revocation",
         include_str!("../migrations/postgres/0005_board_revocation.sql"),
     ),
+    (
+        "0006_mail",
+        include_str!("../migrations/postgres/0006_mail.sql"),
+    ),
 ];
 
 /// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`] (the
@@ -80,6 +84,10 @@ pub const REPLICATED_TABLES: &[&str] = &[
     "media_preview",
     "media_file",
     "media_file_chunk",
+    "mail",
+    "mail_attempt",
+    "account_token",
+    "account_token_use",
 ];
 
 /// Tables of this database alone: never replicated.
@@ -520,6 +528,10 @@ impl super::backend::Row for PgRow {
         Ok(self.try_get(column)?)
     }
 
+    fn maybe_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+
     fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
         Ok(self.try_get(column)?)
     }
@@ -544,8 +556,10 @@ fn query<'q>(sql: &'q str, args: &'q [Arg<'q>]) -> sqlx::query::Query<'q, Postgr
         Arg::MaybeId(id) => query.bind(id),
         Arg::Ids(ids) => query.bind(ids),
         Arg::Int(n) => query.bind(n),
+        Arg::MaybeInt(n) => query.bind(n),
         Arg::Flag(on) => query.bind(on),
         Arg::Text(text) => query.bind(text),
+        Arg::MaybeText(text) => query.bind(text),
         Arg::Bytes(bytes) => query.bind(bytes),
     })
 }

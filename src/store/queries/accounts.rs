@@ -4,7 +4,7 @@
 use super::*;
 use crate::store::sql::*;
 
-fn account_from(row: &impl Row) -> StoreResult<Account> {
+pub(super) fn account_from(row: &impl Row) -> StoreResult<Account> {
     let pending = row.flag("pending")?;
     Ok(Account {
         id: row.id("id")?,
@@ -58,7 +58,7 @@ impl<B: Backend> SqlStore<B> {
         .await
     }
 
-    async fn insert_credential(
+    pub(super) async fn insert_credential(
         &self,
         tx: &mut B::Tx,
         account: Uuid,
@@ -78,6 +78,12 @@ impl<B: Backend> SqlStore<B> {
             version,
         )
         .await
+    }
+
+    /// Account `id` may sign in: no longer waiting (its address is confirmed).
+    pub(super) async fn confirm_account(&self, tx: &mut B::Tx, id: Uuid) -> StoreResult<()> {
+        self.insert_account_fact(tx, id, AccountFact::Pending(false))
+            .await
     }
 
     async fn account_on(&self, on: On<'_, B::Tx>, id: Uuid) -> StoreResult<Account> {

@@ -1,6 +1,6 @@
 //! The store, written once: every query of the [`Store`] trait, over a [`Backend`] that runs
 //! them on SQLite or PostgreSQL. One file per part of the trait (`accounts.rs`,
-//! `lessons.rs`, `boards.rs`, `media.rs`); this one holds what they share and the node
+//! `lessons.rs`, `boards.rs`, `media.rs`, `mail.rs`); this one holds what they share and the node
 //! bookkeeping (heartbeats, who purges whose rows).
 //!
 //! Statements use `$n` placeholders and the SQL both engines speak (`NOT flag`, `CAST(… AS
@@ -10,6 +10,7 @@
 mod accounts;
 mod boards;
 mod lessons;
+mod mail;
 mod media;
 
 use std::collections::{HashMap, HashSet};
@@ -122,6 +123,24 @@ impl<B: Backend> SqlStore<B> {
         );
         self.db.execute(on, &sql, &args).await?;
         Ok(())
+    }
+
+    /// The nodes with a heartbeat within `lease`, lowest id first.
+    async fn live_node_ids(&self, lease: Duration) -> StoreResult<Vec<Uuid>> {
+        let cutoff = Version::at_millis(wall_millis() - millis_of(lease));
+        let mut live = self
+            .db
+            .fetch(
+                On::Read,
+                "SELECT node FROM node_heartbeat GROUP BY node HAVING MAX(version) >= $1",
+                &[Arg::Int(cutoff.0)],
+            )
+            .await?
+            .iter()
+            .map(|row| row.id("node"))
+            .collect::<StoreResult<Vec<Uuid>>>()?;
+        live.sort();
+        Ok(live)
     }
 
     fn observed(&self, version: i64) -> Version {
@@ -251,19 +270,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn upkeep_nodes(&self, lease: Duration) -> StoreResult<NodeIds> {
-        let cutoff = Version::at_millis(wall_millis() - millis_of(lease));
-        let mut live = self
-            .db
-            .fetch(
-                On::Read,
-                "SELECT node FROM node_heartbeat GROUP BY node HAVING MAX(version) >= $1",
-                &[Arg::Int(cutoff.0)],
-            )
-            .await?
-            .iter()
-            .map(|row| row.id("node"))
-            .collect::<StoreResult<Vec<Uuid>>>()?;
-        live.sort();
+        let live = self.live_node_ids(lease).await?;
         if live.first().is_some_and(|first| *first != self.node) {
             return Ok(NodeIds::new(self.node, []));
         }

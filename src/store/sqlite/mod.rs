@@ -86,6 +86,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_board_revocation",
         include_str!("../migrations/sqlite/0013_board_revocation.sql"),
     ),
+    (
+        "0014_mail",
+        include_str!("../migrations/sqlite/0014_mail.sql"),
+    ),
 ];
 
 /// SQLite under the store: a read pool and the single write connection.
@@ -193,6 +197,10 @@ impl super::backend::Row for SqliteRow {
         Ok(self.try_get(column)?)
     }
 
+    fn maybe_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
+    }
+
     fn bytes(&self, column: &str) -> StoreResult<Vec<u8>> {
         Ok(self.try_get(column)?)
     }
@@ -208,8 +216,10 @@ fn query<'q>(
         Arg::MaybeId(id) => query.bind(id.map(|id| id.to_string())),
         Arg::Ids(ids) => query.bind(json_array(ids)),
         Arg::Int(n) => query.bind(n),
+        Arg::MaybeInt(n) => query.bind(n),
         Arg::Flag(on) => query.bind(on),
         Arg::Text(text) => query.bind(text),
+        Arg::MaybeText(text) => query.bind(text),
         Arg::Bytes(bytes) => query.bind(bytes),
     })
 }

@@ -96,6 +96,8 @@ export async function apiConfig() {
     mediaMaxBytes: Number(cfg.media_max_bytes) > 0 ? Number(cfg.media_max_bytes) : null,
     // Where teachers go (the boards say it); null: where this page came from.
     publicUrl: typeof cfg.public_url === 'string' && cfg.public_url ? cfg.public_url : null,
+    // The server mails links (password reset, confirmed addresses).
+    mail: cfg.mail === true,
   };
 }
 

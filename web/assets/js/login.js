@@ -1,6 +1,7 @@
 // Sign in / create account.
 
-import { api, setSession } from './api.js';
+import { api, apiConfig, setSession } from './api.js';
+import { getLanguage } from './i18n.js';
 import { $, clearFieldErrors, errorText, fieldMessage, initPage, safeNext, setBusy, setFieldError, t } from './ui.js';
 
 const next = safeNext(new URLSearchParams(location.search).get('next'));
@@ -43,6 +44,59 @@ for (const tab of tabs) {
 
 if (location.hash === '#register') selectTab($('#tab-register'));
 
+// ---- what arrives by mail: reset a password, confirm an address ---------------
+
+// The link's token travels after '#', so it never reaches a server log or a Referer.
+const mailed = new URLSearchParams(location.hash.slice(1));
+const ASIDE = ['panel-forgot', 'panel-reset', 'panel-confirm'];
+
+// Shows one of the panels beside the tabs, or (null) the tabs again.
+function showAside(id) {
+  const tablist = $('[role="tablist"]');
+  tablist.hidden = id !== null;
+  for (const tab of tabs) {
+    const panel = document.getElementById(tab.getAttribute('aria-controls'));
+    panel.hidden = id !== null || tab.getAttribute('aria-selected') !== 'true';
+  }
+  for (const other of ASIDE) document.getElementById(other).hidden = other !== id;
+  if (id === null) history.replaceState(null, '', location.pathname + location.search);
+  const first = id && $(`#${id} input`);
+  if (first) first.focus();
+}
+
+// A mailed link pasted into this very tab changes only the fragment: read it afresh.
+addEventListener('hashchange', () => {
+  const now = new URLSearchParams(location.hash.slice(1));
+  if (now.has('reset') || now.has('confirm')) location.reload();
+});
+
+for (const back of document.querySelectorAll('[data-back]')) {
+  back.addEventListener('click', () => showAside(null));
+}
+
+apiConfig().then(({ mail }) => {
+  $('#forgot-row').hidden = !mail;
+});
+$('#forgot-open').addEventListener('click', () => {
+  $('#forgot-email').value = $('#signin-email').value;
+  showAside('panel-forgot');
+});
+
+if (mailed.has('reset')) showAside('panel-reset');
+if (mailed.has('confirm')) {
+  showAside('panel-confirm');
+  const panel = $('#panel-confirm');
+  try {
+    const { body } = await api.post('/api/auth/confirm', { token: mailed.get('confirm') }, { auth: false, retry: true });
+    setSession(body);
+    location.assign(next);
+  } catch (err) {
+    $('.form-notice', panel).hidden = true;
+    $('.form-error', panel).textContent = errorText(err);
+    $('.form-error', panel).hidden = false;
+  }
+}
+
 // ---- forms -----------------------------------------------------------------
 
 // Client-side checks give instant, translated feedback; the server checks again.
@@ -51,10 +105,13 @@ function validate(form) {
   const { name, email, password } = form.elements;
   if (name && !name.value.trim()) errors.name = t('validation.nameRequired');
   else if (name && name.value.trim().length > 100) errors.name = t('validation.nameTooLong');
-  if (!email.value.trim()) errors.email = t('validation.emailRequired');
+  if (!email) {
+    // Choosing a new password: no address to check.
+  } else if (!email.value.trim()) errors.email = t('validation.emailRequired');
   else if (!email.validity.valid) errors.email = t('validation.emailInvalid');
+  if (!password) return errors;
   if (!password.value) errors.password = t('validation.passwordRequired');
-  else if (form.id === 'register-form' && password.value.length < 8) errors.password = t('validation.passwordShort');
+  else if (form.id !== 'signin-form' && password.value.length < 8) errors.password = t('validation.passwordShort');
   return errors;
 }
 
@@ -85,11 +142,19 @@ async function submit(form, path, payload) {
   try {
     // Signing in again on the next host is safe (at worst a spare session); registering
     // twice is not.
-    const retry = path === '/api/auth/login';
+    const retry = path === '/api/auth/login' || path === '/api/auth/password-reset';
     const { body } = await api.post(path, payload, { auth: false, retry });
-    if (body?.status === 'pending') {
-      // Registration needs an administrator's approval: nothing to sign in with yet.
+    if (body?.status === 'received') {
+      // A reset link was asked for: the answer is the same whether the address has an account.
       $('.form-notice', form).hidden = false;
+      setBusy(button, false);
+      return;
+    }
+    if (body?.status === 'pending') {
+      // Registration needs an administrator's approval or a confirmed address: nothing to
+      // sign in with yet.
+      const notice = body.awaiting === 'confirmation' ? 'login.confirmSent' : 'login.pending';
+      $(`[data-i18n="${notice}"]`, form).hidden = false;
       form.reset();
       setBusy(button, false);
       return;
@@ -128,7 +193,20 @@ $('#register-form').addEventListener('submit', (event) => {
     email: email.value.trim(),
     name: name.value.trim(),
     password: password.value,
+    language: getLanguage(),
   });
+});
+
+$('#forgot-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const { email } = event.target.elements;
+  submit(event.target, '/api/auth/password-reset', { email: email.value.trim(), language: getLanguage() });
+});
+
+$('#reset-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const { password } = event.target.elements;
+  submit(event.target, '/api/auth/password-reset/confirm', { token: mailed.get('reset'), password: password.value });
 });
 
 // Editing a field clears its error.
@@ -136,4 +214,4 @@ document.addEventListener('input', (event) => {
   if (event.target.getAttribute?.('aria-invalid') === 'true') setFieldError(event.target, null);
 });
 
-$('[role="tabpanel"]:not([hidden]) input').focus();
+$('[role="tabpanel"]:not([hidden]) input')?.focus();
