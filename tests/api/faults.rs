@@ -1,12 +1,12 @@
 //! Fault tests: a lesson driven through a cluster (two PostgreSQL servers replicating both
 //! ways, set up by `classcast cluster init`, and three app nodes) by real WebSocket clients
 //! while faults are injected. A teacher presses continuously through a console that behaves
-//! like `live.js` (one node at a time, the next when it stops answering, unacknowledged
-//! commands resent with their ids, `seen` on every command), and a board follows on another
-//! node (in the rolling restart, following every node as the page does). Every scenario ends
-//! by checking that the board shows the teacher's last
-//! acknowledged command, that every acknowledged command is stored on both databases, and
-//! that both databases hold identical rows, table by table.
+//! like `live.js` (one node at a time, the next when it stops answering or closes,
+//! unacknowledged commands resent with their ids, `seen` on every command), and a board
+//! follows on another node (in the rolling restart, following every node as the page does).
+//! Every scenario ends by checking that the board shows the teacher's last acknowledged
+//! command, that every acknowledged command is stored on both databases, and that both
+//! databases hold identical rows, table by table.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
