@@ -126,6 +126,35 @@ async fn a_teacher_in_mid_burst_hears_that_the_server_is_shutting_down() {
 }
 
 #[tokio::test]
+async fn a_stopping_server_answers_the_command_it_took_before_telling_the_teacher_to_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Process::start(dir.path());
+    let app = TestApp::of_process(&server, dir);
+    let (t, board, _) = classroom(&app).await;
+    let mut ws = Ws::teacher(&app, &t, &[&board.id]).await;
+    // A command naming a state a few seconds ahead: the node waits for it (up to 2 s, as it
+    // would for replication) before it answers. The pong after it says the node has taken it.
+    let ahead = (now_ms() + 5_000) * 1024;
+    let (id, mut waiting) = command(&board.id, "next", json!({}));
+    waiting["seen"] = json!(ahead);
+    ws.send(waiting).await;
+    ws.send(json!({"type": "ping", "t0": 1})).await;
+    ws.until(|m| m["type"] == "pong").await;
+    server.terminate();
+    let answer = ws.until(|m| m["id"] == id.to_string()).await;
+    assert_eq!(
+        (answer["type"].as_str(), answer["code"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{answer}"
+    );
+    assert_eq!(
+        ws.close_code().await,
+        1012,
+        "then the teacher is told to move"
+    );
+}
+
+#[tokio::test]
 async fn unreadable_frames_end_the_connection_with_an_error_and_a_standard_close_code() {
     let app = spawn_app().await;
     let (t, board, _) = classroom(&app).await;
