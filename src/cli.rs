@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser, Subcommand};
-use tokio::net::TcpListener;
 
 use crate::addresses::{loopback_only, teacher_urls};
 use crate::config::{check_environment, CommonArgs, Config, LogFormat, ServeArgs};
@@ -202,8 +201,7 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = server::listen(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let urls = teacher_urls(addr, config.public_url.as_deref());

@@ -214,6 +214,25 @@ const ALIVE_WITHIN: Duration = Duration::from_secs((2 * HEARTBEAT_MINUTES + 1) *
 /// in normal operation.
 pub const UPKEEP_LEASE: Duration = Duration::from_secs(30 * 60);
 
+/// Connections the kernel holds for the server until it accepts them. The standard 128 is
+/// too few for the boards of a restarted node all moving to the others at once (or a school
+/// arriving at 8:30): past it the kernel drops a new connection's handshake, and the client
+/// tries again only a second later (measured: 1 s of the restart benchmark's worst moves).
+/// The kernel caps it at `net.core.somaxconn` (4096 on current Linux).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `address` with [`LISTEN_BACKLOG`], reusing the address as a restarted
+/// node must (its last connections may still be in `TIME_WAIT`).
+pub fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// How long open requests may take to finish once shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -410,11 +429,17 @@ pub async fn serve(
     );
     let app = http::app(state);
     let closing = live.closing.clone();
-    let shutdown = async move {
-        shutdown.await;
-        closing.send_replace(true);
-    };
-    let result = http::connections::serve(listener, app, limits, shutdown, SHUTDOWN_GRACE).await;
+    let result = http::connections::serve(
+        listener,
+        app,
+        limits,
+        shutdown,
+        move || {
+            closing.send_replace(true);
+        },
+        SHUTDOWN_GRACE,
+    )
+    .await;
     chores.abort();
     sessions.abort();
     if let Some(sender) = mail_sender {

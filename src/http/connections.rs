@@ -245,13 +245,15 @@ impl Drop for Answering {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, asks open
-/// connections to finish, and returns when they have or after `grace`.
+/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, calls
+/// `stopped_accepting` (which tells live connections to move), asks open connections to
+/// finish, and returns when they have or after `grace`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    stopped_accepting: impl FnOnce(),
     grace: Duration,
 ) -> std::io::Result<()> {
     let budget = Arc::new(Budget {
@@ -306,8 +308,11 @@ pub async fn serve(
             connection(tcp, peer, slot, app, budget, stopping).await;
         });
     }
-    drop(stop);
+    // Closed before clients are told to move, so that none of them reconnects to this node:
+    // the next connection attempt is refused at once and goes to another host.
     drop(listener);
+    stopped_accepting();
+    drop(stop);
     drop(open);
     let _ = tokio::time::timeout(grace, all_done.recv()).await;
     Ok(())

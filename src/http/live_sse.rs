@@ -21,7 +21,9 @@ use crate::domain::MAX_SAFE_INTEGER;
 use crate::live::connection::{
     answer, follow, identity_ended, identity_grant, too_many_boards, welcome, Peer, Reply,
 };
-use crate::live::protocol::{codes, ClientMsg, Followed, Refusal, Role, MAX_MESSAGE_BYTES};
+use crate::live::protocol::{
+    codes, ClientMsg, Followed, Refusal, Role, ServerMsg, MAX_MESSAGE_BYTES,
+};
 use crate::live::subscriber::Subscriber;
 use crate::live::{until_closing, ConnectionGuard};
 
@@ -108,8 +110,8 @@ pub async fn events(
             }
         }
     }
-    // The stream ends when the server shuts down, so the client reconnects elsewhere, and
-    // when the teacher's session or the board's identity ends, after saying so (reconnecting
+    // The stream ends when the server shuts down, after telling the client to reconnect
+    // elsewhere at once (`restart`), and when the teacher's session or the board's identity ends, after saying so (reconnecting
     // then answers 401).
     let span = connection_span("sse", &headers);
     let feed = Feed {
@@ -132,8 +134,11 @@ pub async fn events(
                 return Some((Ok(Event::default().data(ended)), None));
             }
             _ = until_closing(&mut feed.closing) => {
+                // Named, so that an `EventSource` can listen for it; its data is a protocol
+                // message like every other event's. The stream ends after it.
                 feed.reason = "server restarting";
-                return None;
+                let restart = ServerMsg::Restart.to_json();
+                return Some((Ok(Event::default().event("restart").data(restart)), None));
             }
             m = feed.subscriber.next() => m?,
         };

@@ -240,7 +240,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
     // A teacher's commands are applied in turn apart from this loop (see `apply_in_turn`);
     // the worker ends with the connection, a command still waiting with it (the client
     // resends it, with the same id, wherever it reconnects).
-    let (commands, mut acks) = match &peer {
+    let (mut commands, mut acks) = match &peer {
         Peer::Teacher { account, .. } => {
             let (commands, queued) = tokio::sync::mpsc::channel(COMMANDS_QUEUED);
             let (replies, acks) = tokio::sync::mpsc::channel(COMMANDS_QUEUED);
@@ -266,7 +266,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
     let (code, reason) = loop {
         tokio::select! {
             () = identity.revoked() => break (close::SESSION_ENDED, ended),
-            _ = until_closing(&mut shutting_down) => break (close::GOING_AWAY, "server restarting"),
+            _ = until_closing(&mut shutting_down) => break (close::SERVICE_RESTART, "server restarting"),
             incoming = stream.next() => {
                 // Once the session or identity has ended, not one more message is handled,
                 // even if it arrived in the same instant.
@@ -349,6 +349,22 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
             }
         }
     };
+    if code == close::SERVICE_RESTART {
+        // The commands this node has taken are applied and acknowledged before the client is
+        // told to move, so it need not resend them elsewhere; what it sends from now on is
+        // left unread, and it resends that on its next node (same ids).
+        if let Some((queue, _worker)) = commands.take() {
+            drop(queue);
+            while let Some(reply) = next_ack(&mut acks).await {
+                if send_ready(&mut sink, &mut subscriber, reply.into_json().into())
+                    .await
+                    .is_err()
+                {
+                    return LOST;
+                }
+            }
+        }
+    }
     close_with(slot.as_ref(), &mut sink, &mut stream, code, reason).await
 }
 

@@ -138,8 +138,10 @@ pub struct Live {
     drawing: tokio::sync::Mutex<()>,
     /// Open live connections per teacher account or board, on this node.
     connections: Mutex<HashMap<Uuid, u32>>,
-    /// Flipped to `true` when the server begins shutting down: live connections then end
-    /// (WebSockets with 1001, event streams by closing) so clients reconnect elsewhere.
+    /// Flipped to `true` once the server has stopped accepting connections on its way down:
+    /// live connections then end (WebSockets with 1012 once their commands in flight are
+    /// answered, event streams after a `restart` message) so clients reconnect elsewhere at
+    /// once.
     pub closing: tokio::sync::watch::Sender<bool>,
     /// How long a pairing code lives (at most [`CODE_TTL_MAX`]).
     code_ttl: Duration,

@@ -213,6 +213,10 @@ pub enum ServerMsg<'a> {
         reason: &'static str,
     },
     Error(&'a Refusal),
+    /// Event stream only (the WebSocket closes with [`close::SERVICE_RESTART`]): the server
+    /// is restarting and ends the stream next; reconnect at once, to another host if there
+    /// is one.
+    Restart,
 }
 
 /// A refused message or request: the protocol's `error` message, the same on every
@@ -303,5 +307,8 @@ pub mod close {
     pub const RATE_LIMITED: u16 = 4429;
     /// The account or board already has as many live connections open as it may.
     pub const TOO_MANY_CONNECTIONS: u16 = 4430;
-    pub const GOING_AWAY: u16 = 1001;
+    /// The server is restarting (RFC 6455's "service restart"): reconnect at once, to
+    /// another host if there is one. Browsers treat 1001, which servers before it sent,
+    /// the same way.
+    pub const SERVICE_RESTART: u16 = 1012;
 }

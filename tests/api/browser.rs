@@ -1,7 +1,7 @@
 //! End to end in real headless Chromium: the board page, the teacher console, and the
 //! real server binary, through pairing, presenting, a reload, a server restart, a proxy
 //! that blocks WebSockets, and three nodes of a cluster of which the ones the pages use are
-//! killed. Screenshots land in `test-artifacts/` (not committed).
+//! killed or restarted. Screenshots land in `test-artifacts/` (not committed).
 
 use serde_json::{json, Value};
 
@@ -389,6 +389,113 @@ async fn with_three_hosts_the_board_and_the_console_survive_the_nodes_they_use_b
     teacher
         .screenshot("three-hosts-03-teacher-after-kill")
         .await;
+}
+
+/// Watches the board page every 5 ms from now on: each API host it is live on, with when it
+/// began (`Date.now()`, the machine's clock), and whether it ever showed its offline sign or
+/// stopped showing `slide` (read back with [`BOARD_WATCHED`]).
+fn watch_board(slide: &str) -> String {
+    format!(
+        "const w = window.__watched = {{hosts: [], offline: false, blank: false}};
+         setInterval(() => {{
+           const host = document.body.dataset.liveHost;
+           if (w.hosts.at(-1)?.host !== host) w.hosts.push({{host, at: Date.now()}});
+           if (!document.querySelector('#board-status').hidden) w.offline = true;
+           if (!document.querySelector('#slide-frame').innerText.includes({slide:?})) w.blank = true;
+         }}, 5);
+         return true;"
+    )
+}
+
+const BOARD_WATCHED: &str = "return window.__watched";
+
+#[tokio::test]
+async fn a_board_moves_to_another_host_at_once_when_its_node_restarts_and_keeps_its_slide() {
+    if missing(&[Tool::Chromium, Tool::Postgres]) {
+        return;
+    }
+    let mut hosts = three_hosts().await;
+    let (bases, nodes) = (hosts.bases.clone(), &mut hosts.nodes);
+    teacher_with_lesson(&bases[0]).await;
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &bases[0], "restart").await;
+    teacher.click("#next").await;
+    board.wait_for_text("#slide-frame", "Slide two").await;
+    let script = "return document.body.dataset.liveHost || null";
+    let from = live_host(&board, &bases, script).await;
+    board.run(&watch_board("Slide two"), json!([])).await;
+
+    // systemctl restart: SIGTERM to the board's node.
+    let mut stopping = nodes[from].take().unwrap();
+    let sigterm = crate::harness::now_ms();
+    stopping.terminate();
+    let moved = board
+        .wait_until(
+            "the board to be live on another host",
+            "const h = window.__watched.hosts; return h.length > 1 && h.at(-1).host ? h.at(-1) : null",
+        )
+        .await;
+    let to = bases
+        .iter()
+        .position(|b| {
+            moved["host"]
+                .as_str()
+                .is_some_and(|h| h.trim_end_matches('/') == b)
+        })
+        .unwrap_or_else(|| panic!("{moved} is not a configured host"));
+    eprintln!(
+        "the board moved from node {from} to node {to} {} ms after SIGTERM",
+        moved["at"].as_i64().unwrap() - sigterm
+    );
+    assert_ne!(to, from, "the board left the node that restarts");
+    assert!(stopping.exited_within(std::time::Duration::from_secs(10)));
+    let watched = board.run(BOARD_WATCHED, json!([])).await;
+    assert_eq!(
+        (&watched["offline"], &watched["blank"]),
+        (&json!(false), &json!(false)),
+        "the board kept showing Slide two, with no offline sign: {watched}"
+    );
+    board.screenshot("restart-03-board-moved").await;
+
+    // The lesson goes on.
+    teacher.click("#next").await;
+    board.wait_for_text("#slide-frame", "Slide three").await;
+}
+
+#[tokio::test]
+async fn a_board_keeps_its_slide_without_an_offline_sign_while_its_only_server_restarts() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let driver = Driver::start().await;
+    let (board, teacher) = pair_and_present(&driver, &base, "restart-alone").await;
+    board.run(&watch_board("Slide one"), json!([])).await;
+
+    // systemctl restart of the one server: no other host to move to, so the page waits for
+    // this one without counting as offline.
+    server.terminate();
+    assert!(server.exited_within(std::time::Duration::from_secs(10)));
+    // Down for a second and a half, as a restart with a migration may be: longer than one
+    // reconnect attempt, well within the request timeout the page waits for it.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let _server = Process::start_on(dir.path(), &address);
+    let watched = board.run(BOARD_WATCHED, json!([])).await;
+    assert_eq!(
+        watched["blank"], false,
+        "Slide one stayed on the board while its server was down: {watched}"
+    );
+    teacher.click("#next").await;
+    board.wait_for_text("#slide-frame", "Slide two").await;
+    let watched = board.run(BOARD_WATCHED, json!([])).await;
+    assert_eq!(
+        watched["offline"], false,
+        "no offline sign during the restart: {watched}"
+    );
 }
 
 #[tokio::test]

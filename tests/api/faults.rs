@@ -1,12 +1,14 @@
 //! Fault tests: a lesson driven through a cluster (two PostgreSQL servers replicating both
 //! ways, set up by `classcast cluster init`, and three app nodes) by real WebSocket clients
 //! while faults are injected. A teacher presses continuously through a console that behaves
-//! like `live.js` (one node at a time, the next when it stops answering, unacknowledged
-//! commands resent with their ids, `seen` on every command), and a board follows on another
-//! node. Every scenario ends by checking that the board shows the teacher's last
-//! acknowledged command, that every acknowledged command is stored on both databases, and
-//! that both databases hold identical rows, table by table.
+//! like `live.js` (one node at a time, the next when it stops answering or closes,
+//! unacknowledged commands resent with their ids, `seen` on every command), and a board
+//! follows on another node (in the rolling restart, following every node as the page does).
+//! Every scenario ends by checking that the board shows the teacher's last acknowledged
+//! command, that every acknowledged command is stored on both databases, and that both
+//! databases hold identical rows, table by table.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use tokio::time::Instant;
 use crate::cluster::postgres::PgServer;
 use crate::cluster::{node_on, replicating_pair};
 use crate::cluster_live::pair_once_replicated;
+use crate::eventually::eventually;
 use crate::harness::{text_slide, Process, TestApp};
 use crate::live::{claim, Claimed, Ws, PATIENCE};
 use crate::tools::{missing, Tool};
@@ -56,6 +59,34 @@ impl Cluster {
 
     fn bases(&self) -> Vec<String> {
         self.nodes.iter().map(|(_, app)| app.base.clone()).collect()
+    }
+
+    /// Restarts node `node` as `systemctl restart` does: `SIGTERM`, its exit, then the same
+    /// binary on the same address and data directory (a new release, in an upgrade). Never
+    /// blocks the test's runtime: its clients move meanwhile.
+    async fn restart(&mut self, node: usize) {
+        let (process, app) = &mut self.nodes[node];
+        process.terminate();
+        eventually!(PATIENCE, Duration::from_millis(5), {
+            match process.exited() {
+                true => Ok(()),
+                false => Err(format!("node {node} never exited on SIGTERM")),
+            }
+        });
+        let (first, second) = match node {
+            1 => (&self.url_b, &self.url_a),
+            _ => (&self.url_a, &self.url_b),
+        };
+        let flags = ["--database", first, "--database", second].map(str::to_owned);
+        let listen = app.base.trim_start_matches("http://").to_owned();
+        let data = app.data_dir().to_owned();
+        *process = tokio::task::spawn_blocking(move || {
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            Process::start_on_with(&data, &listen, &flags)
+        })
+        .await
+        .unwrap();
+        assert_eq!(process.base, app.base, "node {node} is back on its address");
     }
 
     /// A teacher (registered through node 0) with a ten-slide lesson, and a board claimed
@@ -199,6 +230,100 @@ async fn a_teacher_on_one_node_steers_a_board_on_another_through_a_node_killed_m
     let console = pressing.finish().await;
     assert!(console.moves >= 1, "the console left node 0");
     assert_eq!(console.acked.len(), 111);
+    assert_outcome(&cluster, &console, &page).await;
+}
+
+#[tokio::test]
+async fn a_rolling_restart_of_every_node_mid_lesson_loses_no_command_and_the_board_follows() {
+    if missing(&[Tool::Postgres]) {
+        return;
+    }
+    let mut cluster = Cluster::start().await;
+    let (t, lesson, board) = cluster.classroom(1).await;
+    // The board on node 1 and the teacher on node 0, both knowing every node, as the pages
+    // do from /config.json.
+    let page = BoardPage::follow(cluster.bases(), 1, &board.token).await;
+    let mut console = Console::new(cluster.bases(), 0, &t.token, &board.id);
+    console.command("present", json!({"lesson": lesson})).await;
+    let (progress, newest) = (console.progress.clone(), console.newest.clone());
+    let acked = move || progress.load(Ordering::Relaxed);
+    let newest = move || newest.load(Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let pressing = tokio::spawn(async move {
+        while !stopped.load(Ordering::Relaxed) {
+            press(&mut console, 1).await;
+        }
+        console
+    });
+    // The board shows each acknowledged press of the teacher's, whatever node either is on.
+    let until_current = |after: &str| {
+        let target = newest();
+        let page = page.clone();
+        let after = after.to_owned();
+        async move {
+            eventually!(PATIENCE, Duration::from_millis(5), {
+                match page.newest() >= target {
+                    true => Ok(()),
+                    false => Err(format!("{after}: the board never showed version {target}")),
+                }
+            })
+        }
+    };
+
+    for node in 0..3 {
+        let at = acked();
+        eventually!(PATIENCE, Duration::from_millis(5), {
+            match acked() >= at + 10 {
+                true => Ok(()),
+                false => Err(format!("the teacher is stuck before node {node} restarts")),
+            }
+        });
+        let (moves, at) = (page.moves().len(), acked());
+        let sigterm = Instant::now();
+        cluster.restart(node).await;
+        let restarted = sigterm.elapsed();
+        until_current(&format!("node {node} restarted")).await;
+        // The lesson goes on through the node that came back as much as through the others.
+        eventually!(PATIENCE, Duration::from_millis(5), {
+            match acked() >= at + 10 {
+                true => Ok(()),
+                false => Err(format!("the teacher is stuck after node {node} restarted")),
+            }
+        });
+        until_current(&format!("presses after node {node} restarted")).await;
+        let moved: Vec<String> = page.moves()[moves..]
+            .iter()
+            .map(|m| {
+                format!(
+                    "board told to move {:?} after SIGTERM, back on node {} -> {} {:?} after it",
+                    m.left - sigterm,
+                    m.from,
+                    m.to,
+                    m.back - sigterm
+                )
+            })
+            .collect();
+        eprintln!(
+            "node {node}: SIGTERM to back on its address {restarted:?}, {} presses meanwhile; {moved:?}",
+            acked() - at
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let console = pressing.await.unwrap();
+
+    // Each node that closed under a client told it why (1012), and the clients moved on at
+    // once instead of waiting for a silence: the board from node 1 to 2 to 0, the teacher
+    // from node 0 to 1 to 2 to 0.
+    let moves = page.moves();
+    let path: Vec<(usize, usize)> = moves.iter().map(|m| (m.from, m.to)).collect();
+    assert_eq!(path, [(1, 2), (2, 0)], "{moves:?}");
+    assert!(moves.iter().all(|m| m.code == Some(1012)), "{moves:?}");
+    assert_eq!(
+        console.closes,
+        [Some(1012); 3],
+        "the teacher's connections ended with"
+    );
     assert_outcome(&cluster, &console, &page).await;
 }
 

@@ -373,6 +373,11 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Whether the process has ended.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// Whether the process ended within `deadline`, polling its status.
     pub fn exited_within(&mut self, deadline: std::time::Duration) -> bool {
         let until = std::time::Instant::now() + deadline;

@@ -840,7 +840,7 @@ async fn heartbeats_find_a_peer_that_stopped_answering() {
 }
 
 #[tokio::test]
-async fn shutting_down_ends_live_connections_so_clients_move_on() {
+async fn a_stopping_server_takes_no_new_connections_and_tells_live_clients_to_move_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = crate::harness::Process::start(dir.path());
     let base = server.base.clone();
@@ -875,14 +875,29 @@ async fn shutting_down_ends_live_connections_so_clients_move_on() {
     server.terminate();
     assert_eq!(
         ws.close_code().await,
-        1001,
-        "the WebSocket is told the server is going away"
+        1012,
+        "the WebSocket is told the server is restarting"
     );
-    let ended = tokio::time::timeout(PATIENCE, async {
-        while let Ok(Some(_)) = events.chunk().await {}
+    // The node stopped accepting before it told its clients to move: one reconnecting at
+    // once is refused and goes to another host, rather than back to the node on its way out.
+    let address = base.trim_start_matches("http://");
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "no new connection is taken once clients are told to move"
+    );
+    // The event stream says the same with a named event, then ends.
+    let said = tokio::time::timeout(PATIENCE, async {
+        while let Ok(Some(chunk)) = events.chunk().await {
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        buffer
     })
-    .await;
-    assert!(ended.is_ok(), "the event stream ends");
+    .await
+    .expect("the event stream ends");
+    assert!(
+        said.ends_with("event: restart\ndata: {\"type\":\"restart\"}\n\n"),
+        "{said:?}"
+    );
     assert!(
         server.exited_within(PATIENCE),
         "the process exits despite open streams"

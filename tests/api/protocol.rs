@@ -122,7 +122,36 @@ async fn a_teacher_in_mid_burst_hears_that_the_server_is_shutting_down() {
     // The teacher keeps pressing without reading while the server stops.
     let presses = (0..30).map(|i| command(&board.id, ["next", "prev"][i % 2], json!({})).1);
     keep_sending(&mut ws, presses).await;
-    assert_eq!(ws.close_code().await, 1001);
+    assert_eq!(ws.close_code().await, 1012);
+}
+
+#[tokio::test]
+async fn a_stopping_server_answers_the_command_it_took_before_telling_the_teacher_to_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Process::start(dir.path());
+    let app = TestApp::of_process(&server, dir);
+    let (t, board, _) = classroom(&app).await;
+    let mut ws = Ws::teacher(&app, &t, &[&board.id]).await;
+    // A command naming a state a few seconds ahead: the node waits for it (up to 2 s, as it
+    // would for replication) before it answers. The pong after it says the node has taken it.
+    let ahead = (now_ms() + 5_000) * 1024;
+    let (id, mut waiting) = command(&board.id, "next", json!({}));
+    waiting["seen"] = json!(ahead);
+    ws.send(waiting).await;
+    ws.send(json!({"type": "ping", "t0": 1})).await;
+    ws.until(|m| m["type"] == "pong").await;
+    server.terminate();
+    let answer = ws.until(|m| m["id"] == id.to_string()).await;
+    assert_eq!(
+        (answer["type"].as_str(), answer["code"].as_str()),
+        (Some("error"), Some("unavailable")),
+        "{answer}"
+    );
+    assert_eq!(
+        ws.close_code().await,
+        1012,
+        "then the teacher is told to move"
+    );
 }
 
 #[tokio::test]
@@ -568,4 +597,134 @@ async fn a_command_id_is_one_command_whoever_sends_it() {
         .await;
     let again = ws.until(|m| m["type"] == "ack").await;
     assert_eq!(again["version"], first["version"]);
+}
+
+/// The server messages docs/protocol.md lists for version 1, with `restart` (event stream
+/// only), the one this release added.
+const V1_SERVER_MESSAGES: [&str; 9] = [
+    "welcome",
+    "state",
+    "ack",
+    "board",
+    "pairing",
+    "pong",
+    "unfollowed",
+    "error",
+    "restart",
+];
+
+/// The protocol has never changed its version: a client of an earlier release (its pages)
+/// speaks exactly the version 1 messages of docs/protocol.md. This release must serve one
+/// that sends nothing else, on both transports, and send it nothing it has not been told of;
+/// any other version is refused with 4409.
+#[tokio::test]
+async fn a_client_speaking_exactly_protocol_1_as_documented_is_served() {
+    let app = spawn_app().await;
+    let (t, board, lesson) = classroom(&app).await;
+    let documented = |m: &Value| {
+        let kind = m["type"].as_str().unwrap_or_default();
+        assert!(V1_SERVER_MESSAGES.contains(&kind), "not in version 1: {m}");
+        m.clone()
+    };
+
+    let mut board_ws = Ws::open(&app, None).await.unwrap();
+    board_ws
+        .send(json!({"type": "hello", "protocol": 1, "role": "board", "token": board.token, "version": 0}))
+        .await;
+    let welcome = documented(&board_ws.next().await);
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["protocol"].as_u64()),
+        (Some("welcome"), Some(1))
+    );
+    assert_eq!(welcome["board_id"], board.id.as_str());
+    let mut teacher = Ws::open(&app, None).await.unwrap();
+    teacher
+        .send(
+            json!({"type": "hello", "protocol": 1, "role": "teacher", "token": t.token,
+            "boards": [{"board": board.id, "version": 0}]}),
+        )
+        .await;
+    let welcome = documented(&teacher.next().await);
+    assert_eq!(
+        (welcome["type"].as_str(), welcome["protocol"].as_u64()),
+        (Some("welcome"), Some(1))
+    );
+
+    // A command without `seen` (it is optional), acknowledged and shown on the board.
+    let id = Uuid::new_v4();
+    teacher
+        .send(
+            json!({"type": "command", "id": id, "board": board.id, "op": "present",
+            "args": {"lesson": lesson}}),
+        )
+        .await;
+    let ack = documented(&teacher.until(|m| m["id"] == id.to_string()).await);
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let shown = board_ws
+        .state_where(|s| s["version"] == ack["version"])
+        .await;
+    assert_eq!(shown["slide_index"], 0);
+    board_ws
+        .send(json!({"type": "rendered", "version": ack["version"]}))
+        .await;
+    let status = teacher
+        .until(|m| m["type"] == "board" && m["rendered_version"] == ack["version"])
+        .await;
+    documented(&status);
+    teacher.send(json!({"type": "ping", "t0": 12.5})).await;
+    let pong = documented(&teacher.until(|m| m["type"] == "pong").await);
+    assert_eq!(pong["t0"], 12.5);
+    teacher
+        .send(json!({"type": "watch", "boards": [{"board": board.id, "version": 0}]}))
+        .await;
+    let state = teacher
+        .until(|m| m["type"] == "state" && m["state"]["version"] == ack["version"])
+        .await;
+    documented(&state);
+
+    // The fallback: the event stream and a command over POST.
+    let mut events = app
+        .request(
+            Method::GET,
+            &format!("/api/live/events?role=teacher&boards={}:0", board.id),
+        )
+        .bearer_auth(&t.token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    let mut buffer = String::new();
+    let welcome = crate::live::next_event(&mut events, &mut buffer).await;
+    assert_eq!(documented(&welcome)["protocol"], 1);
+    let id = Uuid::new_v4();
+    let res = post(
+        &app,
+        &t.token,
+        &json!({"type": "command", "id": id, "board": board.id, "op": "next", "args": {}}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let ack = documented(&res.json::<Value>().await.unwrap());
+    assert_eq!(
+        (ack["type"].as_str(), ack["id"].as_str()),
+        (Some("ack"), Some(id.to_string().as_str()))
+    );
+    loop {
+        let event = documented(&crate::live::next_event(&mut events, &mut buffer).await);
+        if event["type"] == "state" && event["state"]["version"] == ack["version"] {
+            assert_eq!(event["state"]["slide_index"], 1);
+            break;
+        }
+    }
+
+    // Only version 1 is spoken (the current and the previous version are the same).
+    for version in [0, 2] {
+        let mut ws = Ws::open(&app, None).await.unwrap();
+        ws.send(
+            json!({"type": "hello", "protocol": version, "role": "board", "token": board.token}),
+        )
+        .await;
+        assert_eq!(ws.close_code().await, 4409, "protocol {version}");
+    }
 }

@@ -16,6 +16,8 @@
 //   serverNow()                 the server's clock, estimated from ping/pong
 //   state(board), version(board)  latest state / its version (decimal string) per board
 //   transport                   'connecting' | 'websocket' | 'fallback' | 'offline'
+//                               (moving away from a restarting server is 'connecting', never
+//                               'offline', while another host or the same one comes back)
 //   host                        the API host in use ("" = this page's origin)
 //   pending                     unacknowledged commands, oldest first
 //
@@ -49,6 +51,12 @@ const OFFSET_SAMPLES = 5;
 // (a draining server, a proxy that buffers the event stream): open a new one.
 const STATE_AFTER_ACK_MS = 10000;
 const PENDING_KEY = 'classcast.live.pending';
+// A server restarting says so (close 1012, 1001 from releases before it, or `restart` on the
+// event stream): the client moves to another host at once. Where no other host answers (a
+// single server), it keeps trying the hosts every RESTART_RETRY_MS, jittered, for as long as
+// the request timeout, before it counts as offline: a restart takes a second or two.
+const RESTARTING = [1012, 1001, 'restart'];
+const RESTART_RETRY_MS = 500;
 const RETRY_CODES = ['rate_limited', 'unavailable']; // command errors that are worth a retry
 
 export class LiveError extends Error {
@@ -116,6 +124,7 @@ class LiveClient {
     this.active = null; // the connection in use
     this.stopped = true;
     this.wsBlocked = false; // the WebSocket failed where the fallback worked
+    this.restartUntil = 0; // until when a restarting server is waited for (see RESTARTING)
   }
 
   // -- public API --
@@ -285,6 +294,10 @@ class LiveClient {
           this.emit('ack', msg);
         }
         return;
+      case 'restart':
+        // The event stream's server is restarting and ends the stream next: go now.
+        conn.close('restart');
+        return;
       case 'unfollowed':
         // The board was unpaired from this account: the server sends nothing more of it.
         this.unwatch(msg.board);
@@ -338,6 +351,12 @@ class LiveClient {
         }
         if (conn === 'unauthorized' || conn === 'outdated') return this.giveUp(conn);
         if (!conn) {
+          if (Date.now() < this.restartUntil) {
+            // The host that restarts may be the only one: it is back in a moment.
+            this.setTransport('connecting', null);
+            await this.sleep(RESTART_RETRY_MS * (0.5 + Math.random()));
+            continue;
+          }
           this.setTransport('offline', null);
           await this.sleep(backoffDelay(attempt++));
           continue;
@@ -350,8 +369,14 @@ class LiveClient {
       conn = end.next ?? null;
       if (conn || this.stopped || QUIET_RECONNECTS.includes(end.code)) continue; // planned: straight on
       this.setTransport('connecting');
-      // 1001: that server is shutting down, so start the next round on another host.
-      if (end.code === 1001) hostFailed(host);
+      if (RESTARTING.includes(end.code)) {
+        // That server is going away: another host now, no backoff (unacknowledged commands
+        // are resent there). It is tried last, being the only one left if no other answers.
+        hostFailed(host);
+        this.restartUntil = Date.now() + this.timeoutMs;
+        attempt = 0;
+        continue;
+      }
       // A server that keeps closing us right after welcome (4400, 4429…) gets backoff too.
       if (Date.now() - startedAt < 10000) await this.sleep(backoffDelay(attempt++));
       else attempt = 0;
