@@ -75,6 +75,22 @@ pub(crate) async fn apply<C: Migrate>(
     migrator: &Migrator,
     conn: &mut C,
 ) -> StoreResult<Vec<String>> {
+    let pending = pending(migrator, conn).await?;
+    if !pending.is_empty() {
+        // `run` takes an `Acquire`, whose future is not `Send` here; `run_direct` is sqlx's
+        // way around that (its own comment says so).
+        migrator.run_direct(conn).await?;
+    }
+    Ok(pending)
+}
+
+/// The names of the migrations of `migrator` that `conn`'s database lacks (its
+/// `_sqlx_migrations` exists), reading only. An applied migration whose file changed since,
+/// or that this release does not know, is refused.
+pub(crate) async fn pending<C: Migrate>(
+    migrator: &Migrator,
+    conn: &mut C,
+) -> StoreResult<Vec<String>> {
     let applied = conn.list_applied_migrations().await?;
     for done in &applied {
         match migrator.iter().find(|m| m.version == done.version) {
@@ -83,17 +99,11 @@ pub(crate) async fn apply<C: Migrate>(
             None => return Err(MigrateError::VersionMissing(done.version).into()),
         }
     }
-    let pending: Vec<String> = migrator
+    Ok(migrator
         .iter()
         .filter(|m| !applied.iter().any(|done| done.version == m.version))
         .map(name)
-        .collect();
-    if !pending.is_empty() {
-        // `run` takes an `Acquire`, whose future is not `Send` here; `run_direct` is sqlx's
-        // way around that (its own comment says so).
-        migrator.run_direct(conn).await?;
-    }
-    Ok(pending)
+        .collect())
 }
 
 /// Records `migrations` as applied, as sqlx's migrator does (the statement both engines

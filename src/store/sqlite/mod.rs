@@ -279,6 +279,19 @@ impl Backend for Sqlite {
     /// a starting server) waits for it rather than applying the same migration again.
     async fn migrate(&self) -> StoreResult<Vec<String>> {
         let migrator = Migrator::new(schema::Embedded(MIGRATIONS)).await?;
+        // Up to date (what a command beside a running server finds): nothing to write, so
+        // no wait for the server's writes.
+        let mut read = self.read.acquire().await?;
+        let recorded: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table'
+                            AND name = '_sqlx_migrations')",
+        )
+        .fetch_one(&mut *read)
+        .await?;
+        if recorded && schema::pending(&migrator, &mut *read).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        drop(read);
         let mut tx = self.begin().await?;
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table'
