@@ -11,6 +11,8 @@
 //!
 //! Usage: failover_bench --bin target/release/classcast [--kills N]
 
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "../tests/support/live_client.rs"]
 mod live_client;
 #[path = "../tests/support/postgres.rs"]
@@ -48,42 +50,6 @@ fn args() -> Args {
     a
 }
 
-/// A node: its process, address and data directory.
-struct Node {
-    child: tokio::process::Child,
-    base: String,
-    dir: tempfile::TempDir,
-    databases: Vec<String>,
-}
-
-async fn start_node(bin: &str, listen: &str, dir: tempfile::TempDir, databases: &[String]) -> Node {
-    let mut command = tokio::process::Command::new(bin);
-    command
-        .args([
-            "serve",
-            "--registration",
-            "open",
-            "--listen",
-            listen,
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .args(
-            databases
-                .iter()
-                .flat_map(|url| ["--database", url.as_str()]),
-        )
-        .env("CLASSCAST_LOG", "warn")
-        .stderr(std::process::Stdio::null());
-    let (child, base) = server::spawn(command).await;
-    Node {
-        child,
-        base,
-        dir,
-        databases: databases.to_vec(),
-    }
-}
-
 async fn post(url: String, token: Option<&str>, body: Value) -> reqwest::Response {
     let mut request = reqwest::Client::new().post(url).json(&body);
     if let Some(token) = token {
@@ -100,32 +66,7 @@ async fn main() {
         pg_a.create("classcast").await,
         pg_b.create("classcast").await,
     );
-    let init = std::process::Command::new(&a.bin)
-        .args([
-            "--database",
-            &url_a,
-            "--database",
-            &url_b,
-            "cluster",
-            "init",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let orders = [
-        vec![url_a.clone(), url_b.clone()],
-        vec![url_b.clone(), url_a.clone()],
-        vec![url_a.clone(), url_b.clone()],
-    ];
-    let mut nodes = Vec::new();
-    for databases in &orders {
-        let dir = tempfile::tempdir().unwrap();
-        nodes.push(start_node(&a.bin, "127.0.0.1:0", dir, databases).await);
-    }
+    let mut nodes = cluster::three_nodes(&a.bin, &url_a, &url_b).await;
     let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
 
     let registered: Value = post(
@@ -197,7 +138,7 @@ async fn main() {
         let listen = node.base.trim_start_matches("http://").to_owned();
         let dir = std::mem::replace(&mut node.dir, tempfile::tempdir().unwrap());
         let databases = node.databases.clone();
-        *node = start_node(&a.bin, &listen, dir, &databases).await;
+        *node = cluster::start_node(&a.bin, &listen, dir, &databases).await;
         eprint!("\rkill {}/{}", round + 1, a.kills);
     }
     eprintln!();

@@ -15,6 +15,8 @@
 //!
 //! Usage: restart_bench --bin target/release/classcast [--boards N] [--teachers T] [--rounds R]
 
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "../tests/support/postgres.rs"]
 mod pg_server;
 #[path = "support/server.rs"]
@@ -133,47 +135,6 @@ async fn seed(url: &str, a: &Args) -> Vec<Value> {
     hellos
 }
 
-/// A node: its process, address and data directory.
-struct NodeProcess {
-    child: tokio::process::Child,
-    base: String,
-    dir: tempfile::TempDir,
-    databases: Vec<String>,
-}
-
-async fn start_node(
-    bin: &str,
-    listen: &str,
-    dir: tempfile::TempDir,
-    databases: &[String],
-) -> NodeProcess {
-    let mut command = tokio::process::Command::new(bin);
-    command
-        .args([
-            "serve",
-            "--registration",
-            "open",
-            "--listen",
-            listen,
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .args(
-            databases
-                .iter()
-                .flat_map(|url| ["--database", url.as_str()]),
-        )
-        .env("CLASSCAST_LOG", "warn")
-        .stderr(std::process::Stdio::null());
-    let (child, base) = server::spawn(command).await;
-    NodeProcess {
-        child,
-        base,
-        dir,
-        databases: databases.to_vec(),
-    }
-}
-
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -275,32 +236,7 @@ async fn main() {
         pg_b.create("classcast").await,
     );
     let hellos = seed(&url_a, &a).await;
-    let init = std::process::Command::new(&a.bin)
-        .args([
-            "--database",
-            &url_a,
-            "--database",
-            &url_b,
-            "cluster",
-            "init",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let orders = [
-        vec![url_a.clone(), url_b.clone()],
-        vec![url_b.clone(), url_a.clone()],
-        vec![url_a.clone(), url_b.clone()],
-    ];
-    let mut nodes = Vec::new();
-    for databases in &orders {
-        let dir = tempfile::tempdir().unwrap();
-        nodes.push(start_node(&a.bin, "127.0.0.1:0", dir, databases).await);
-    }
+    let mut nodes = cluster::three_nodes(&a.bin, &url_a, &url_b).await;
     let bases = Arc::new(nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>());
     for base in bases.iter() {
         until_ready(base).await;
@@ -369,7 +305,7 @@ async fn main() {
             let listen = node.base.trim_start_matches("http://").to_owned();
             let dir = std::mem::replace(&mut node.dir, tempfile::tempdir().unwrap());
             let databases = node.databases.clone();
-            *node = start_node(&a.bin, &listen, dir, &databases).await;
+            *node = cluster::start_node(&a.bin, &listen, dir, &databases).await;
             until_ready(&node.base).await;
             eprintln!(
                 "round {}/{}: node {n} had {on_it} clients, all back {:.1} ms after SIGTERM",

@@ -355,32 +355,11 @@ impl<B: Backend> AccountStore for SqlStore<B> {
              AND {WAITING_FOR_APPROVAL} LIMIT $3",
                 B::in_ids("a.node", "$1")
             );
-            let mut total = 0;
-            loop {
-                // One transaction per batch: an approval written meanwhile on this database
-                // waits for it, then finds no account (the administrator is told so).
-                let mut tx = self.db.begin().await?;
-                let batch = Arg::Int(i64::from(PURGE_BATCH));
-                let args = [Arg::Ids(nodes.ids()), Arg::Int(before.0), batch];
-                let ids = self
-                    .db
-                    .fetch(On::Tx(&mut tx), &select, &args)
-                    .await?
-                    .iter()
-                    .map(|row| row.id("id"))
-                    .collect::<StoreResult<Vec<Uuid>>>()?;
-                for (table, key) in UNAPPROVED_ACCOUNT_ROWS {
-                    let sql = format!("DELETE FROM {table} WHERE {}", B::in_ids(key, "$1"));
-                    self.db
-                        .execute(On::Tx(&mut tx), &sql, &[Arg::Ids(&ids)])
-                        .await?;
-                }
-                B::commit(tx).await?;
-                total += ids.len() as u64;
-                if ids.len() < usize::from(PURGE_BATCH) {
-                    return Ok(total);
-                }
-            }
+            // One transaction per batch: an approval written meanwhile on this database
+            // waits for it, then finds no account (the administrator is told so).
+            let args = [Arg::Ids(nodes.ids()), Arg::Int(before.0)];
+            self.delete_together(&select, &args, &UNAPPROVED_ACCOUNT_ROWS)
+                .await
         })
         .await
     }

@@ -374,48 +374,18 @@ impl<B: Backend> MailStore for SqlStore<B> {
                 "SELECT m.id FROM mail m WHERE {} AND m.version < $2 AND NOT ({PENDING}) LIMIT $3",
                 B::in_ids("m.node", "$1")
             );
-            let mut total = 0;
-            loop {
-                // A mail and its attempts go together: a mail left without its attempts would
-                // read as pending and be sent again.
-                let mut tx = self.db.begin().await?;
-                let batch = Arg::Int(i64::from(PURGE_BATCH));
-                let args = [Arg::Ids(nodes.ids()), Arg::Int(before.0), batch];
-                let ids = self
-                    .db
-                    .fetch(On::Tx(&mut tx), &done, &args)
-                    .await?
-                    .iter()
-                    .map(|row| row.id("id"))
-                    .collect::<StoreResult<Vec<Uuid>>>()?;
-                for (table, key) in [("mail_attempt", "mail_id"), ("mail", "id")] {
-                    let sql = format!("DELETE FROM {table} WHERE {}", B::in_ids(key, "$1"));
-                    self.db
-                        .execute(On::Tx(&mut tx), &sql, &[Arg::Ids(&ids)])
-                        .await?;
-                }
-                B::commit(tx).await?;
-                total += ids.len() as u64;
-                if ids.len() < usize::from(PURGE_BATCH) {
-                    break;
-                }
-            }
+            // A mail and its attempts go together: a mail left without its attempts would
+            // read as pending and be sent again.
+            let args = [Arg::Ids(nodes.ids()), Arg::Int(before.0)];
+            let tables = [("mail_attempt", "mail_id"), ("mail", "id")];
+            let mut total = self.delete_together(&done, &args, &tables).await?;
             let expired = format!(
                 "SELECT k.id FROM account_token k WHERE {} AND k.expires_at < $2 LIMIT $3",
                 B::in_ids("k.node", "$1")
             );
-            total += self
-                .delete_in_batches(
-                    &format!("DELETE FROM account_token_use WHERE token_id IN ({expired})"),
-                    &[Arg::Ids(nodes.ids()), Arg::Int(tokens_before_ms)],
-                )
-                .await?;
-            total += self
-                .delete_in_batches(
-                    &format!("DELETE FROM account_token WHERE id IN ({expired})"),
-                    &[Arg::Ids(nodes.ids()), Arg::Int(tokens_before_ms)],
-                )
-                .await?;
+            let args = [Arg::Ids(nodes.ids()), Arg::Int(tokens_before_ms)];
+            let tables = [("account_token_use", "token_id"), ("account_token", "id")];
+            total += self.delete_together(&expired, &args, &tables).await?;
             Ok(total)
         })
         .await

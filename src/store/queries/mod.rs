@@ -175,6 +175,42 @@ impl<B: Backend> SqlStore<B> {
         v
     }
 
+    /// Deletes, a batch at a time, the rows `select` finds (an `id` column; its parameters
+    /// are `args`, then the batch size as `LIMIT`) from each of `tables` by the column that
+    /// names them (the table of `select` itself last), a batch in one transaction; returns
+    /// how many rows `select` found.
+    async fn delete_together(
+        &self,
+        select: &str,
+        args: &[Arg<'_>],
+        tables: &[(&str, &str)],
+    ) -> StoreResult<u64> {
+        let mut args = args.to_vec();
+        args.push(Arg::Int(i64::from(PURGE_BATCH)));
+        let mut total = 0;
+        loop {
+            let mut tx = self.db.begin().await?;
+            let ids = self
+                .db
+                .fetch(On::Tx(&mut tx), select, &args)
+                .await?
+                .iter()
+                .map(|row| row.id("id"))
+                .collect::<StoreResult<Vec<Uuid>>>()?;
+            for (table, key) in tables {
+                let sql = format!("DELETE FROM {table} WHERE {}", B::in_ids(key, "$1"));
+                self.db
+                    .execute(On::Tx(&mut tx), &sql, &[Arg::Ids(&ids)])
+                    .await?;
+            }
+            B::commit(tx).await?;
+            total += ids.len() as u64;
+            if ids.len() < usize::from(PURGE_BATCH) {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Runs `sql`, a `DELETE` whose last parameter is the batch size (`LIMIT $n`), until a
     /// batch comes back short; returns how many rows went.
     async fn delete_in_batches(&self, sql: &str, args: &[Arg<'_>]) -> StoreResult<u64> {
