@@ -14,15 +14,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use classcast::domain::account::Email;
 use classcast::domain::lesson::{LessonContent, SlideInput};
 use classcast::domain::node::Node;
-use classcast::store::{self, NewSession};
+use classcast::store;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+#[path = "support/seed.rs"]
+mod seed;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/mod.rs"]
@@ -133,30 +134,11 @@ async fn seed(dir: &std::path::Path, a: &Args) -> Seeded {
     };
     let mut accounts = vec![];
     for t in 0..a.teachers {
-        let account = store
-            .create_account(
-                &Email::parse(&format!("t{t}@bench.org")).unwrap(),
-                &format!("T{t}"),
-                &hash,
-                false,
-            )
-            .await
-            .unwrap();
-        let token = classcast::auth::token::generate();
-        store
-            .create_session(NewSession {
-                id: Uuid::now_v7(),
-                token_hash: classcast::auth::token::hash(&token),
-                account_id: account.id,
-                expires_at_ms: i64::MAX,
-                family: None,
-            })
-            .await
-            .unwrap();
+        let (account_id, token) = seed::teacher(store.as_ref(), t, &hash).await;
         s.lessons
-            .push(store.create_lesson(account.id, &lesson).await.unwrap().id);
+            .push(store.create_lesson(account_id, &lesson).await.unwrap().id);
         s.teacher_tokens.push(token);
-        accounts.push(account.id);
+        accounts.push(account_id);
     }
     for b in 0..a.boards {
         let token = classcast::auth::token::generate();

@@ -19,6 +19,8 @@
 mod cluster;
 #[path = "../tests/support/postgres.rs"]
 mod pg_server;
+#[path = "support/seed.rs"]
+mod seed;
 #[path = "support/server.rs"]
 mod server;
 #[path = "support/stats.rs"]
@@ -28,9 +30,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use classcast::domain::account::Email;
 use classcast::domain::node::Node;
-use classcast::store::{self, NewSession};
+use classcast::store;
 use futures_util::{SinkExt, StreamExt};
 use rand::seq::SliceRandom;
 use serde_json::{json, Value};
@@ -86,27 +87,8 @@ async fn seed(url: &str, a: &Args) -> Vec<Value> {
         .unwrap();
     let mut teachers = Vec::new();
     for t in 0..a.teachers {
-        let account = store
-            .create_account(
-                &Email::parse(&format!("t{t}@bench.org")).unwrap(),
-                &format!("T{t}"),
-                &hash,
-                false,
-            )
-            .await
-            .unwrap();
-        let token = classcast::auth::token::generate();
-        store
-            .create_session(NewSession {
-                id: Uuid::now_v7(),
-                token_hash: classcast::auth::token::hash(&token),
-                account_id: account.id,
-                expires_at_ms: i64::MAX,
-                family: None,
-            })
-            .await
-            .unwrap();
-        teachers.push((account.id, token, Vec::new()));
+        let (account_id, token) = seed::teacher(store.as_ref(), t, &hash).await;
+        teachers.push((account_id, token, Vec::new()));
     }
     let mut hellos = Vec::new();
     for b in 0..a.boards {

@@ -68,6 +68,15 @@ fn link(mail: &crate::smtp::Received, marker: &str) -> String {
     url
 }
 
+async fn client_config(app: &TestApp) -> Value {
+    let res = app
+        .request(Method::GET, "/config.json")
+        .send()
+        .await
+        .unwrap();
+    res.json().await.unwrap()
+}
+
 async fn me(app: &TestApp, token: &str) -> StatusCode {
     app.request(Method::GET, "/api/me")
         .bearer_auth(token)
@@ -93,14 +102,7 @@ async fn a_forgotten_password_is_set_again_with_the_mailed_link_and_every_sessio
         a.registration = Some(classcast::config::Registration::Open)
     })
     .await;
-    let config: Value = app
-        .request(Method::GET, "/config.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = client_config(&app).await;
     assert_eq!(
         config["mail"], true,
         "the sign-in page offers a reset: {config}"
@@ -348,14 +350,7 @@ async fn a_refused_recipient_ends_dead_with_its_reason_and_can_be_sent_again() {
 #[tokio::test]
 async fn without_a_mail_server_nothing_is_mailed_and_the_page_offers_no_reset() {
     let app = spawn_app().await;
-    let config: Value = app
-        .request(Method::GET, "/config.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = client_config(&app).await;
     assert_eq!(config["mail"], false, "{config}");
     let asked = post(
         "/api/auth/password-reset",
