@@ -618,3 +618,42 @@ async fn in_a_cluster_each_mail_is_sent_once_by_the_node_that_wrote_it() {
     crate::cluster::until_replicated(&urls, by_writer, 2).await;
     crate::cluster::until_replicated(&urls, "SELECT count(*) FROM mail_attempt", 2).await;
 }
+
+#[tokio::test]
+async fn a_reset_request_takes_as_long_for_an_address_without_an_account() {
+    const N: usize = 40;
+    let smtp = SmtpServer::start().await;
+    let app = mailing(&smtp, |a| {
+        a.registration = Some(classcast::config::Registration::Open)
+    })
+    .await;
+    for n in 0..N {
+        app.register(&format!("known{n}@school.org")).await;
+    }
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    // Alternating, so that both see the same machine.
+    for n in 0..N {
+        for (address, times) in [
+            (format!("known{n}@school.org"), &mut known),
+            (format!("unknown{n}@school.org"), &mut unknown),
+        ] {
+            let started = Instant::now();
+            let res = post("/api/auth/password-reset", &app, json!({"email": address})).await;
+            times.push(started.elapsed());
+            assert_eq!(res.status(), StatusCode::ACCEPTED);
+        }
+    }
+    let (known, unknown) = (median(known), median(unknown));
+    eprintln!("reset request: median {known:?} with an account, {unknown:?} without");
+    assert!(
+        known <= unknown * 2 && unknown <= known * 2,
+        "with an account {known:?}, without {unknown:?}"
+    );
+    eventually!(MAIL_ARRIVES, EVERY, {
+        match smtp.received().len() {
+            n if n == N => Ok(()),
+            n => Err(format!("{n} of {N} mails")),
+        }
+    });
+}
