@@ -73,6 +73,16 @@ impl Outbox {
     }
 }
 
+/// The host name of `public_url` (`https://cc.school.org:8443/x` is `cc.school.org`): what
+/// the sender greets the mail server as, and the default sender's domain.
+pub fn host_of(public_url: &str) -> &str {
+    public_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .unwrap_or("localhost")
+}
+
 /// The outbox of `settings` and the SMTP transport its sender uses.
 pub fn outbox(
     settings: &MailSettings,
@@ -81,13 +91,7 @@ pub fn outbox(
         url: crate::store::redact_url(&settings.smtp_url),
         reason,
     };
-    let host = settings
-        .public_url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', ':']).next())
-        .unwrap_or("localhost")
-        .to_owned();
+    let host = host_of(&settings.public_url).to_owned();
     let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp_url)
         .map_err(|e| refused(e.to_string()))?
         .timeout(Some(SMTP_TIMEOUT))

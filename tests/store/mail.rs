@@ -10,7 +10,7 @@ use classcast::store::{
 };
 use uuid::Uuid;
 
-use super::{account, Bind, Db};
+use super::{account, Db};
 
 const LEASE: Duration = Duration::from_secs(15 * 60);
 
@@ -195,16 +195,7 @@ pub(super) async fn the_mail_of_a_node_gone_past_its_lease_is_sent_by_one_live_n
         .queue_mail(mail("a@school.org"), None)
         .await
         .unwrap();
-    let two_hours_ago = wall_millis() - 2 * 3600 * 1000;
-    db.insert(
-        "INSERT INTO node_heartbeat (id, node, version) VALUES (?, ?, ?)",
-        &[
-            Bind::Id(Uuid::now_v7()),
-            Bind::Id(gone.id),
-            Bind::Int(two_hours_ago << 10),
-        ],
-    )
-    .await;
+    db.last_heard_two_hours_ago(gone.id).await;
     let (low_store, high_store) = (db.open(&low).await, db.open(&high).await);
     low_store.heartbeat().await.unwrap();
     high_store.heartbeat().await.unwrap();

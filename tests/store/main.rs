@@ -163,6 +163,20 @@ impl Db {
         }
     }
 
+    /// A heartbeat of `node` two hours old: a node gone past every lease.
+    async fn last_heard_two_hours_ago(&self, node: Uuid) {
+        let two_hours_ago = classcast::domain::hlc::wall_millis() - 2 * 3600 * 1000;
+        self.insert(
+            "INSERT INTO node_heartbeat (id, node, version) VALUES (?, ?, ?)",
+            &[
+                Bind::Id(Uuid::now_v7()),
+                Bind::Id(node),
+                Bind::Int(two_hours_ago << 10),
+            ],
+        )
+        .await;
+    }
+
     async fn count(&self, sql: &str) -> i64 {
         match self {
             Db::Sqlite(_) => {

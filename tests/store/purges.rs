@@ -312,16 +312,7 @@ pub(super) async fn the_purges_of_a_node_gone_past_its_lease_are_taken_over_by_o
             .await
             .unwrap();
     }
-    let two_hours_ago = classcast::domain::hlc::wall_millis() - 2 * 3600 * 1000;
-    db.insert(
-        "INSERT INTO node_heartbeat (id, node, version) VALUES (?, ?, ?)",
-        &[
-            Bind::Id(Uuid::now_v7()),
-            Bind::Id(gone.id),
-            Bind::Int(two_hours_ago << 10),
-        ],
-    )
-    .await;
+    db.last_heard_two_hours_ago(gone.id).await;
     let (low_store, high_store) = (db.open(&low).await, db.open(&high).await);
     low_store.heartbeat().await.unwrap();
     high_store.heartbeat().await.unwrap();
