@@ -9,6 +9,8 @@
 //! command crosses between nodes (the bus and a read of the store). `--data-dir DIR` seeds
 //! and serves an existing store (a large one, say); `--during CMD` measures the spread again
 //! while `CMD` runs back to back (`bench/backup` runs a backup of the store so).
+//! `--against tornado|tornado-sqlite` measures a baseline server instead of classcast, with the
+//! same generator (`support/baseline.rs`; `bench/speed` runs them all in one go).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+#[path = "support/baseline.rs"]
+mod baseline;
 #[path = "support/seed.rs"]
 mod seed;
 #[path = "support/server.rs"]
@@ -30,6 +34,8 @@ mod server;
 mod support;
 use support::stamped::{wall_ns, Stamped};
 use support::{cpu_ms, report_both};
+
+use baseline::Against;
 
 struct Args {
     boards: usize,
@@ -47,6 +53,8 @@ struct Args {
     /// server's data directory, `{bin}` the binary): the first phase without it is the
     /// baseline of the same run.
     during: Option<String>,
+    /// The server measured: classcast, or a baseline started instead of it.
+    against: Against,
 }
 
 fn args() -> Args {
@@ -60,6 +68,7 @@ fn args() -> Args {
         nodes: 1,
         data_dir: None,
         during: None,
+        against: Against::Classcast,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +83,7 @@ fn args() -> Args {
             "--nodes" => a.nodes = value.parse().expect("--nodes 1 or 2"),
             "--during" => a.during = Some(value),
             "--data-dir" => a.data_dir = Some(value.into()),
+            "--against" => a.against = Against::parse(&value),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -81,6 +91,11 @@ fn args() -> Args {
     assert!(
         a.nodes == 1 || (a.nodes == 2 && a.database.is_some()),
         "--nodes 2 needs --database postgres://… (nodes share it)"
+    );
+    assert!(
+        a.against == Against::Classcast
+            || (a.database.is_none() && a.data_dir.is_none() && a.during.is_none()),
+        "--against a baseline runs one node of its own: no --database, --data-dir or --during"
     );
     a
 }
@@ -94,6 +109,9 @@ struct StateMsg {
 struct VersionOnly {
     version: i64,
 }
+
+/// Slides in each teacher's lesson.
+const LESSON_SLIDES: usize = 20;
 
 struct Seeded {
     teacher_tokens: Vec<String>,
@@ -117,7 +135,7 @@ async fn seed(dir: &std::path::Path, a: &Args) -> Seeded {
         .hash("benchmark password".into())
         .await
         .unwrap();
-    let slides = (0..20)
+    let slides = (0..LESSON_SLIDES)
         .map(|i| SlideInput {
             kind: "text".into(),
             title: Some(format!("Slide {i}")),
@@ -158,6 +176,37 @@ async fn seed(dir: &std::path::Path, a: &Args) -> Seeded {
         s.board_ids.push(board);
     }
     s
+}
+
+/// Tokens and ids for a baseline, which keeps its accounts in no store of classcast's.
+fn invent(a: &Args) -> Seeded {
+    let ids = |n| (0..n).map(|_| Uuid::now_v7()).collect();
+    let tokens = |n| (0..n).map(|_| classcast::auth::token::generate()).collect();
+    Seeded {
+        teacher_tokens: tokens(a.teachers),
+        board_tokens: tokens(a.boards),
+        board_ids: ids(a.boards),
+        lessons: ids(a.teachers),
+    }
+}
+
+/// Starts the server measured on `dir`: a node of classcast, or the baseline.
+async fn start_server(
+    a: &Args,
+    dir: &std::path::Path,
+    s: &Seeded,
+) -> (tokio::process::Child, String, u32) {
+    if a.against == Against::Classcast {
+        return start_node(a, dir).await;
+    }
+    let accounts = baseline::Accounts {
+        teacher_tokens: &s.teacher_tokens,
+        board_tokens: &s.board_tokens,
+        board_ids: &s.board_ids,
+        lessons: &s.lessons,
+        slides: LESSON_SLIDES,
+    };
+    baseline::start(a.against, dir, &accounts).await
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -249,7 +298,10 @@ async fn main() {
     let temp = tempfile::tempdir().unwrap();
     let dir = a.data_dir.clone().unwrap_or_else(|| temp.path().to_owned());
     let started = Instant::now();
-    let seeded = Arc::new(seed(&dir, &a).await);
+    let seeded = Arc::new(match a.against {
+        Against::Classcast => seed(&dir, &a).await,
+        _ => invent(&a),
+    });
     println!(
         "seeded {} boards and {} teachers in {:.1} s",
         a.boards,
@@ -257,7 +309,7 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let (mut server, base, pid) = start_node(&a, &dir).await;
+    let (mut server, base, pid) = start_server(&a, &dir, &seeded).await;
     // With --nodes 2, boards are served by a second node on the same databases: every
     // command crosses from the teacher's node to the board's.
     let board_dir = tempfile::tempdir().unwrap();
