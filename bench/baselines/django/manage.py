@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Django's command line for the lesson GET baseline (bench/baselines/django/README.md)."""
+"""Django's command line for the lesson GET baseline (bench/baselines/README.md)."""
 import os
 import sys
 
