@@ -2,7 +2,7 @@
 # baseline the way those scripts start classcast. Needs their `free_port` and `pids`.
 #
 # django_start DATABASE-URL SLIDES-JSON
-#   creates the tables (`migrate --run-syncdb`), a teacher with a DRF token and one lesson of
+#   creates the tables (`migrate`, then `--run-syncdb`), a teacher with a DRF token and one lesson of
 #   SLIDES-JSON, then serves it with gunicorn: BASELINE_WORKERS sync workers (default: as many
 #   as cores, as classcast's runtime has one worker thread per core), DEBUG off. Sets
 #   django_base, django_token and django_lesson; the server's pid goes to `pids`.
@@ -11,6 +11,9 @@ django_start() {
   python=$(bench/baselines/venv)
   # Bytecode goes beside the virtual environment, not into the repository.
   export PYTHONPYCACHEPREFIX=${XDG_CACHE_HOME:-$HOME/.cache}/classcast-bench/pycache
+  # The apps with migrations first (auth's tables), then the lesson's table, which refers to
+  # them: `--run-syncdb` alone creates it first, which PostgreSQL refuses.
+  BASELINE_DATABASE=$url "$python" "$dir/manage.py" migrate -v 0
   BASELINE_DATABASE=$url "$python" "$dir/manage.py" migrate --run-syncdb -v 0
   read -r django_token django_lesson < <(BASELINE_DATABASE=$url "$python" "$dir/manage.py" benchseed <<<"$slides")
   port=$(free_port)
