@@ -304,6 +304,7 @@ pub async fn serve(
     let quota = Arc::new(LessonQuota::new(
         store.clone(),
         mib(config.lesson_storage_mib),
+        crate::quota::TALLY_REFRESH,
     ));
     let state = AppState {
         store,
