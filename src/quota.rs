@@ -41,8 +41,9 @@ pub const REVISIONS_KEPT: u32 = crate::store::REVISIONS_LISTED;
 /// the window in which saves through other nodes can go unseen (docs/security.md).
 pub const TALLY_REFRESH: Duration = Duration::from_secs(30);
 
-/// Teachers a node keeps a tally of at once (about 100 bytes each). Past it, stale tallies
-/// go first; a teacher for whom there is still no room is checked against a fresh sum.
+/// Teachers a node keeps a tally of at once (about 150 bytes each, so 1.5 MiB at most).
+/// Past it, stale tallies go first; a teacher for whom there is still no room is checked
+/// against a fresh sum.
 const TALLIES_KEPT: usize = 10_000;
 
 /// Revisions past the newest [`REVISIONS_KEPT`] are purged once they are this old.
