@@ -17,6 +17,8 @@ mod pg_server;
 #[path = "../support/tools.rs"]
 mod tools;
 
+mod caches;
+use caches::*;
 mod mail;
 use mail::*;
 mod purges;
@@ -355,6 +357,8 @@ suite!(
         quota_counts_its_own_saves_between_reads,
         quota_counts_revisions_written_through_another_node,
         quota_sees_the_room_a_purge_freed_at_once,
+        what_a_node_keeps_is_forgotten_when_it_learns_of_a_write_elsewhere,
+        an_announced_revision_is_not_replaced_by_an_older_one_read_later,
     ],
 );
 
