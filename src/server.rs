@@ -306,7 +306,7 @@ pub async fn serve(
         mib(config.lesson_storage_mib),
         crate::quota::TALLY_REFRESH,
     ));
-    let state = AppState {
+    let state = AppState::new(http::Services {
         store,
         accounts: accounts.clone(),
         client_config: Arc::new(ClientConfig {
@@ -329,7 +329,7 @@ pub async fn serve(
             allowed_origins: config.allowed_origins.clone(),
             api_hosts: config.api_hosts.clone(),
         }),
-    };
+    });
     let room = state.room.clone();
     let chores_live = live.clone();
     let chores_store = state.store.clone();
