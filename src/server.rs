@@ -304,8 +304,9 @@ pub async fn serve(
     let quota = Arc::new(LessonQuota::new(
         store.clone(),
         mib(config.lesson_storage_mib),
+        crate::quota::TALLY_REFRESH,
     ));
-    let state = AppState {
+    let state = AppState::new(http::Services {
         store,
         accounts: accounts.clone(),
         client_config: Arc::new(ClientConfig {
@@ -328,7 +329,7 @@ pub async fn serve(
             allowed_origins: config.allowed_origins.clone(),
             api_hosts: config.api_hosts.clone(),
         }),
-    };
+    });
     let room = state.room.clone();
     let chores_live = live.clone();
     let chores_store = state.store.clone();

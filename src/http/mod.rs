@@ -51,8 +51,28 @@ use extract::RenewalSlot;
 pub const RENEWED_TOKEN: &str = "x-classcast-token";
 pub const RENEWED_TOKEN_EXPIRES: &str = "x-classcast-token-expires";
 
+/// What every handler is given. One `Arc`: axum clones the state for every request (each
+/// route's service and each `State` extractor), so a clone must cost one reference count,
+/// not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     pub store: Arc<dyn Store>,
     pub accounts: Arc<Accounts>,
     pub http: Arc<HttpSettings>,
@@ -278,15 +298,19 @@ fn content_security_policy(settings: &HttpSettings) -> HeaderValue {
 }
 
 /// Cross-origin calls are allowed only from configured front-end origins. No cookies are
-/// used (sessions are bearer tokens), so credentials stay off.
+/// used (sessions are bearer tokens), so credentials stay off. The origins are matched by
+/// a predicate over one shared list: the layer is cloned for every request, and a list held
+/// by value would be copied each time.
 fn cors(settings: &HttpSettings) -> CorsLayer {
-    let origins: Vec<HeaderValue> = settings
+    let origins: Arc<[HeaderValue]> = settings
         .allowed_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origins.contains(origin)
+        }))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,

@@ -136,3 +136,42 @@ async fn deeply_nested_json_is_refused_wherever_it_hides() {
     let refused = ws.until(|m| m["type"] == "error").await;
     assert_eq!(refused["code"], "malformed", "{refused}");
 }
+
+#[tokio::test]
+async fn only_configured_origins_may_call_the_api_from_another_page() {
+    let app = spawn_with(|c| c.allowed_origins = vec!["https://school.example".into()]).await;
+    let preflight = |origin: &'static str| {
+        fresh_client()
+            .request(Method::OPTIONS, format!("{}/api/lessons", app.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://school.example").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://school.example"
+    );
+    let methods = allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    for stranger in [
+        "https://evil.example",
+        "https://school.example.evil.example",
+    ] {
+        let refused = preflight(stranger).await.unwrap();
+        assert!(
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{stranger}: {:?}",
+            refused.headers()
+        );
+    }
+}

@@ -23,6 +23,8 @@ mod mail;
 use mail::*;
 mod purges;
 use purges::*;
+mod quota;
+use quota::*;
 mod upgrades;
 use upgrades::*;
 
@@ -352,6 +354,9 @@ suite!(
         media_an_earlier_release_keyed_by_content_is_still_read_counted_and_purged,
         a_database_of_the_previous_release_upgrades_in_place,
         the_mail_of_a_node_gone_past_its_lease_is_sent_by_one_live_node_and_purged,
+        quota_counts_its_own_saves_between_reads,
+        quota_counts_revisions_written_through_another_node,
+        quota_sees_the_room_a_purge_freed_at_once,
         what_a_node_keeps_is_forgotten_when_it_learns_of_a_write_elsewhere,
         an_announced_revision_is_not_replaced_by_an_older_one_read_later,
     ],

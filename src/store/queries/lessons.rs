@@ -26,9 +26,12 @@ impl<B: Backend> SqlStore<B> {
         owner: Uuid,
         id: Uuid,
     ) -> StoreResult<LessonRecord> {
+        // The newest row by the index, read backwards: `CURRENT_REVISION`'s "no newer row"
+        // would test every kept revision of the lesson (up to 100), on each read and save.
         let sql = format!(
-            "SELECT {LESSON_COLUMNS} FROM lesson l {CURRENT_REVISION}
-             WHERE l.id = $1 AND l.owner_id = $2"
+            "SELECT {LESSON_COLUMNS} FROM lesson l JOIN lesson_revision r ON r.lesson_id = l.id
+             WHERE l.id = $1 AND l.owner_id = $2
+             ORDER BY r.version DESC, r.id DESC LIMIT 1"
         );
         let row = self.one(on, &sql, &[Arg::Id(id), Arg::Id(owner)]).await?;
         let row = row.ok_or(StoreError::NotFound)?;
