@@ -8,7 +8,9 @@
 //! `--nodes 2 --database postgres://…` the boards are served by a second node, so every
 //! command crosses between nodes (the bus and a read of the store). `--data-dir DIR` seeds
 //! and serves an existing store (a large one, say); `--during CMD` measures the spread again
-//! while `CMD` runs back to back (`bench/backup` runs a backup of the store so).
+//! while `CMD` runs back to back (`bench/backup` runs a backup of the store so). `--procs N`
+//! runs only the storm, from N generator processes, and times a teacher's commands during it
+//! against the same commands idle (`support/storm.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,6 +28,8 @@ use uuid::Uuid;
 mod seed;
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/storm.rs"]
+mod storm;
 #[path = "support/mod.rs"]
 mod support;
 use support::stamped::{wall_ns, Stamped};
@@ -47,6 +51,8 @@ struct Args {
     /// server's data directory, `{bin}` the binary): the first phase without it is the
     /// baseline of the same run.
     during: Option<String>,
+    /// `--procs N`: only the storm, from N generator processes (see `support/storm.rs`).
+    procs: Option<usize>,
 }
 
 fn args() -> Args {
@@ -60,6 +66,7 @@ fn args() -> Args {
         nodes: 1,
         data_dir: None,
         during: None,
+        procs: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +81,7 @@ fn args() -> Args {
             "--nodes" => a.nodes = value.parse().expect("--nodes 1 or 2"),
             "--during" => a.during = Some(value),
             "--data-dir" => a.data_dir = Some(value.into()),
+            "--procs" => a.procs = Some(value.parse().expect("--procs N (at least 1)")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -81,6 +89,10 @@ fn args() -> Args {
     assert!(
         a.nodes == 1 || (a.nodes == 2 && a.database.is_some()),
         "--nodes 2 needs --database postgres://… (nodes share it)"
+    );
+    assert!(
+        a.procs.is_none() || a.nodes == 1,
+        "--procs measures one node"
     );
     a
 }
@@ -245,6 +257,9 @@ async fn start_node(a: &Args, dir: &std::path::Path) -> (tokio::process::Child, 
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some(storm::CHILD_FLAG) {
+        return storm::child().await;
+    }
     let a = args();
     let temp = tempfile::tempdir().unwrap();
     let dir = a.data_dir.clone().unwrap_or_else(|| temp.path().to_owned());
@@ -270,6 +285,21 @@ async fn main() {
     };
     let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
     let board_ws_url = format!("{}/ws", board_base.replace("http://", "ws://"));
+    if let Some(procs) = a.procs {
+        let storm = storm::Storm {
+            procs: procs.max(1),
+            addr: board_base.trim_start_matches("http://"),
+            ws_url: &board_ws_url,
+            server_pid: pid,
+            board_tokens: &seeded.board_tokens,
+            teacher_token: &seeded.teacher_tokens[0],
+            board: seeded.board_ids[0],
+            lesson: seeded.lessons[0],
+        };
+        storm::run(storm, rss_kib).await;
+        let _ = server.kill().await;
+        return;
+    }
     let rss_before = rss_kib(pid);
     let mut profiler = std::env::var("LIVE_BENCH_PERF")
         .ok()
