@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+use crate::support::cpu_ms;
 use crate::support::stats::report;
 
 /// The flag that makes `live_bench` a storm child.
@@ -72,6 +73,7 @@ pub async fn run(s: Storm<'_>, rss_kib: impl Fn(u32) -> u64) {
     let idle = teacher.time_commands(s.board, IDLE_COMMANDS, None).await;
     let rss_before = rss_kib(s.server_pid);
 
+    let cpu_before = cpu_ms(&s.server_pid.to_string());
     let t0 = Instant::now();
     for child in &mut children {
         child.say("go").await;
@@ -90,12 +92,18 @@ pub async fn run(s: Storm<'_>, rss_kib: impl Fn(u32) -> u64) {
         tokio::join!(served, timed)
     };
     let storm = t0.elapsed();
+    let server_cpu = cpu_ms(&s.server_pid.to_string()) - cpu_before;
+    let generators_cpu: u64 = children.iter().map(Generator::cpu_ms).sum();
     let boards: usize = served.iter().map(|s| s.boards).sum();
     let failed: usize = served.iter().map(|s| s.failed).sum();
     let slowest = served.iter().map(|s| s.ms).fold(0.0, f64::max);
     println!(
         "storm: {boards} boards served in {:.0} ms ({failed} failed; slowest generator {slowest:.0} ms after its go)",
         storm.as_secs_f64() * 1000.0
+    );
+    println!(
+        "storm CPU: server {server_cpu} ms ({:.0} µs a board), generators {generators_cpu} ms",
+        server_cpu as f64 * 1000.0 / boards.max(1) as f64
     );
     tokio::time::sleep(Duration::from_secs(2)).await; // let the server settle before reading RSS
     let rss_idle = rss_kib(s.server_pid);
@@ -254,6 +262,11 @@ impl Generator {
             ms: fields[2].parse().unwrap(),
             failed: fields[3].parse().unwrap(),
         }
+    }
+
+    /// The CPU time the generator has used.
+    fn cpu_ms(&self) -> u64 {
+        self.child.id().map_or(0, |pid| cpu_ms(&pid.to_string()))
     }
 
     /// Closes the generator's stdin, which ends it, and waits for it.
