@@ -285,7 +285,7 @@ pub async fn export(
     Ok(Exported {
         file,
         size,
-        title: record.content.title,
+        title: record.content.title.clone(),
         claim,
     })
 }

@@ -16,6 +16,8 @@
 //! - [`store`]: the storage trait, written once over an SQLite and a PostgreSQL backend
 //!   (insert-only rows), and the replication `classcast cluster` sets up.
 //! - [`budget`]: rate-limit budgets every service shares (knows no service).
+//! - [`cache`]: a bounded in-memory cache with tickets against racing changes (knows no
+//!   service).
 //! - [`bus`]: events between the nodes of a cluster (PostgreSQL `NOTIFY`).
 //! - [`domain`]: validated types and pure rules; knows no HTTP, SQL or sockets.
 //!
@@ -39,6 +41,7 @@ pub mod auth;
 pub mod backup;
 pub mod budget;
 pub mod bus;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -320,6 +320,7 @@ pub async fn serve(
         quota: quota.clone(),
         room: crate::media::Room::new(media.lesson_file.max_bytes),
         media: Arc::new(media),
+        lesson_bodies: Arc::new(crate::cache::Cache::new(http::lessons::LESSON_BODIES)),
         http: Arc::new(http::HttpSettings {
             max_body_bytes: config.max_body_bytes,
             request_deadline: Duration::from_secs(config.request_deadline_secs),

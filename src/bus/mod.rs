@@ -50,6 +50,10 @@ pub enum Event {
         rendered: Option<i64>,
         shown: Shown,
     },
+    /// A new revision of the lesson, of this version, was stored (a save, a restore, a
+    /// deletion's tombstone): what a node keeps of the lesson in memory is stale (older
+    /// nodes skip this line and serve what they kept for at most a few seconds).
+    Lesson { lesson: Uuid, version: i64 },
     /// The sending node (re)connected to the bus and may have missed what the others said:
     /// they repeat their presence at once rather than at their next round.
     Rejoined,
@@ -118,6 +122,7 @@ impl Event {
                 // Only when set: nodes of an older build skip a line with a word more.
                 if shown.muted { " 1" } else { "" }
             ),
+            Event::Lesson { lesson, version } => writeln!(out, "l {lesson} {version}"),
             Event::Rejoined => writeln!(out, "j"),
         };
     }
@@ -136,8 +141,13 @@ impl Event {
         }
         let mut words = line.split(' ');
         let kind = words.next()?;
+        // The id the event is about: a board's, or a lesson's for `l`.
         let board = Uuid::parse_str(words.next()?).ok()?;
         let event = match kind {
+            "l" => Event::Lesson {
+                lesson: board,
+                version: words.next()?.parse().ok()?,
+            },
             "s" => Event::State {
                 board,
                 version: words.next()?.parse().ok()?,
@@ -235,6 +245,10 @@ mod tests {
             Event::Unpaired {
                 board,
                 account: Uuid::now_v7(),
+            },
+            Event::Lesson {
+                lesson: Uuid::now_v7(),
+                version: 42,
             },
         ];
         let mut payload = encode(node, &events);

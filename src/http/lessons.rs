@@ -4,6 +4,7 @@
 //! Every route takes the owner from the session and passes it to the store, which answers
 //! `NotFound` for another teacher's lesson exactly as for a missing one.
 
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -84,20 +85,53 @@ pub struct Lesson {
 
 /// A lesson answer with its `ETag`.
 pub(super) fn lesson_response(status: StatusCode, record: LessonRecord) -> Response {
-    let etag = format!("\"{}\"", record.revision);
+    let revision = record.revision;
     let body = Lesson {
         id: record.id,
         title: record.content.title,
         slides: record.content.slides,
+        version: revision.to_string(),
+        created_at: record.created.millis(),
+        updated_at: record.updated.millis(),
+    };
+    with_etag((status, axum::Json(body)).into_response(), revision)
+}
+
+fn with_etag(mut response: Response, revision: Uuid) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{revision}\"")) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+/// Answers to `GET /api/lessons/{id}` by revision id, as sent: a revision never changes, so
+/// its JSON is made once.
+pub type LessonBodies = crate::cache::Cache<Uuid, Bytes>;
+
+/// What [`LessonBodies`] holds: the bodies of the lessons opened lately.
+pub const LESSON_BODIES: crate::cache::Bounds = crate::cache::Bounds {
+    entries: std::num::NonZeroUsize::new(2_048).expect("not zero"),
+    bytes: 16 << 20,
+    ttl: None,
+};
+
+/// The answer's body for `record`, made or kept in `bodies`.
+fn lesson_body(bodies: &LessonBodies, record: &LessonRecord) -> Result<Bytes, ApiError> {
+    if let Some(body) = bodies.get(&record.revision) {
+        return Ok(body);
+    }
+    let body = Lesson {
+        id: record.id,
+        title: record.content.title.clone(),
+        slides: record.content.slides.clone(),
         version: record.revision.to_string(),
         created_at: record.created.millis(),
         updated_at: record.updated.millis(),
     };
-    let mut response = (status, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(header::ETAG, v);
-    }
-    response
+    let json = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let json = Bytes::from(json);
+    bodies.put(bodies.ticket(), record.revision, json.clone(), json.len());
+    Ok(json)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -296,7 +330,10 @@ async fn get_lesson(
     Ids([id]): Ids<1>,
 ) -> Result<Response, ApiError> {
     let record = state.store.lesson(auth.account.id, id).await?;
-    Ok(lesson_response(StatusCode::OK, record))
+    let body = lesson_body(&state.lesson_bodies, &record)?;
+    let json = HeaderValue::from_static("application/json");
+    let response = ([(header::CONTENT_TYPE, json)], body).into_response();
+    Ok(with_etag(response, record.revision))
 }
 
 /// Replaces a lesson's title and slides, keeping the previous version as a revision.
@@ -338,6 +375,7 @@ async fn replace_lesson(
         restored_from: None,
     };
     let record = state.store.save_lesson(auth.account.id, id, edit).await?;
+    state.live.announce_lesson(id, record.updated);
     Ok(lesson_response(StatusCode::OK, record))
 }
 
@@ -355,7 +393,8 @@ async fn delete_lesson(
     Auth(auth): Auth,
     Ids([id]): Ids<1>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.delete_lesson(auth.account.id, id).await?;
+    let version = state.store.delete_lesson(auth.account.id, id).await?;
+    state.live.announce_lesson(id, version);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -439,5 +478,6 @@ async fn restore_revision(
         restored_from: Some(rev),
     };
     let record = state.store.save_lesson(auth.account.id, id, edit).await?;
+    state.live.announce_lesson(id, record.updated);
     Ok(lesson_response(StatusCode::OK, record))
 }

@@ -63,6 +63,7 @@ pub struct AppState {
     /// Room per teacher for files on their way in or out.
     pub room: Arc<crate::media::Room>,
     pub media: Arc<crate::media::MediaSettings>,
+    pub lesson_bodies: Arc<lessons::LessonBodies>,
 }
 
 #[derive(OpenApi)]

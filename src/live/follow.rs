@@ -18,6 +18,15 @@ impl Live {
         }
     }
 
+    /// Tells the other nodes that lesson `id` has a new revision of `version`, so that none
+    /// serves what it kept of the lesson.
+    pub fn announce_lesson(&self, id: Uuid, version: Version) {
+        self.bus.publish(Event::Lesson {
+            lesson: id,
+            version: version.0,
+        });
+    }
+
     /// Follows what other nodes said (see [`crate::bus`]), a batch at a time: the states
     /// announced are read together.
     pub async fn hear(self: &Arc<Self>, batch: Vec<Heard>) {
@@ -41,6 +50,7 @@ impl Live {
                 }
                 Heard::Event { node, event } => self.heard_event(node, event).await,
                 Heard::Missed => {
+                    self.store.announcements_missed();
                     self.bus.publish(Event::Rejoined);
                     self.missed().await;
                 }
@@ -53,6 +63,9 @@ impl Live {
         match event {
             Event::State { .. } => {}
             Event::Rejoined => self.repeat_presence(),
+            Event::Lesson { lesson, version } => {
+                self.store.lesson_announced(lesson, Version(version));
+            }
             Event::Revoked { board } => self.boards.revoke(&board),
             Event::Pairing { board } => {
                 if let Some(channel) = self.hub.existing(board) {

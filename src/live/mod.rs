@@ -361,7 +361,7 @@ impl Live {
         let lesson = match (&op, &current.state.lesson) {
             (Op::Present { lesson, .. }, _) => {
                 let record = self.store.lesson(account.id, *lesson).await?;
-                Some((record.id, record.revision, Arc::new(record.content)))
+                Some((record.id, record.revision, Arc::new(record.content.clone())))
             }
             (_, Some(presented)) => Some((
                 presented.id,

@@ -44,11 +44,12 @@ impl Live {
     /// are checked only when the store says something that can end one has changed, and
     /// at least every [`SESSION_RECHECK`] for expiry.
     pub async fn recheck_sessions(&self) -> Result<(), LiveError> {
+        // Read even with no connection open: the store's kept sessions follow it too.
+        let mark = self.store.session_change_mark().await?;
         let held = self.sessions.held();
         if held.is_empty() {
             return Ok(());
         }
-        let mark = self.store.session_change_mark().await?;
         let due = {
             let check = self.session_check.lock();
             check.mark != Some(mark) || check.at.elapsed() >= SESSION_RECHECK

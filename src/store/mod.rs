@@ -11,6 +11,7 @@
 //! object it asks for.
 
 mod backend;
+pub mod caches;
 pub mod postgres;
 mod queries;
 mod schema;
@@ -18,6 +19,8 @@ pub mod snapshot;
 mod sql;
 pub mod sqlite;
 mod state_writer;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -489,6 +492,8 @@ pub trait AccountStore: Send + Sync {
     async fn purge_pending_accounts(&self, nodes: &NodeIds, before: Version) -> StoreResult<u64>;
     /// A number that changes whenever a write may have ended a session (a revocation, a new
     /// password, a disabled account), wherever it was written: cheap enough to ask often.
+    /// When it moved since the last call, the sessions the store kept in memory are forgotten
+    /// (`store/caches.rs`): the node's session poll asks it every 250 ms.
     async fn session_change_mark(&self) -> StoreResult<i64>;
     /// Those of these session families that have a member still live at `now_ms` (as
     /// [`AccountStore::session`] decides).
@@ -507,7 +512,8 @@ pub trait LessonStore: Send + Sync {
         owner: Uuid,
         content: &LessonContent,
     ) -> StoreResult<LessonRecord>;
-    async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord>;
+    /// The lesson's current revision; kept in memory for a few seconds (`store/caches.rs`).
+    async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<Arc<LessonRecord>>;
     /// Up to `limit` of the owner's lessons in `order`, after `cursor`.
     async fn list_lessons(
         &self,
@@ -523,8 +529,9 @@ pub trait LessonStore: Send + Sync {
         id: Uuid,
         edit: LessonEdit,
     ) -> StoreResult<LessonRecord>;
-    /// Writes a tombstone revision: the lesson disappears, its history stays until purged.
-    async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<()>;
+    /// Writes a tombstone revision, of the version returned: the lesson disappears, its
+    /// history stays until purged.
+    async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<Version>;
     /// The lesson's revisions, newest first.
     async fn revisions(&self, owner: Uuid, id: Uuid) -> StoreResult<Vec<RevisionSummary>>;
     async fn revision(&self, owner: Uuid, id: Uuid, revision: Uuid) -> StoreResult<LessonContent>;
@@ -543,6 +550,11 @@ pub trait LessonStore: Send + Sync {
     /// A revision's content by its id alone: for a board already presenting it, whoever
     /// steers the board may read on.
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent>;
+    /// Another node said it stored revision `version` of lesson `id`: what this node kept of
+    /// the lesson is forgotten, and no older revision is kept in its place.
+    fn lesson_announced(&self, id: Uuid, version: Version);
+    /// Announcements may have been lost: nothing kept of lessons is trusted.
+    fn announcements_missed(&self);
 }
 
 /// Boards: identities, pairing codes, pairings and states.

@@ -11,6 +11,7 @@ mod browser_pairing;
 mod browser_video;
 mod budgets;
 mod cluster;
+mod cluster_caches;
 mod cluster_live;
 mod connections;
 mod durability;

@@ -17,6 +17,8 @@ mod pg_server;
 #[path = "../support/tools.rs"]
 mod tools;
 
+mod caches;
+use caches::*;
 mod mail;
 use mail::*;
 mod purges;
@@ -350,6 +352,8 @@ suite!(
         media_an_earlier_release_keyed_by_content_is_still_read_counted_and_purged,
         a_database_of_the_previous_release_upgrades_in_place,
         the_mail_of_a_node_gone_past_its_lease_is_sent_by_one_live_node_and_purged,
+        what_a_node_keeps_is_forgotten_when_it_learns_of_a_write_elsewhere,
+        an_announced_revision_is_not_replaced_by_an_older_one_read_later,
     ],
 );
 

@@ -216,6 +216,7 @@ impl<B: Backend> AccountStore for SqlStore<B> {
                 account.pending = false;
             }
             B::commit(tx).await?;
+            self.caches.sessions_changed();
             account.disabled = disabled || account.pending;
             Ok(account)
         })
@@ -234,7 +235,9 @@ impl<B: Backend> AccountStore for SqlStore<B> {
                 return Err(StoreError::NotFound);
             }
             self.insert_credential(&mut tx, id, password_hash).await?;
-            B::commit(tx).await
+            B::commit(tx).await?;
+            self.caches.sessions_changed();
+            Ok(())
         })
         .await
     }
@@ -268,7 +271,11 @@ impl<B: Backend> AccountStore for SqlStore<B> {
     }
 
     async fn session(&self, token_hash: &str, now_ms: i64) -> StoreResult<Option<SessionRecord>> {
+        if let Some(kept) = self.caches.session(token_hash, now_ms) {
+            return Ok(Some(kept));
+        }
         measured!("session", async move {
+            let ticket = self.caches.session_ticket();
             let sql = format!(
                 "SELECT s.id AS session_id, COALESCE(s.family_id, s.id) AS family, s.expires_at,
                     {ACCOUNT_COLUMNS}
@@ -279,12 +286,14 @@ impl<B: Backend> AccountStore for SqlStore<B> {
             let Some(row) = self.one(On::Read, &sql, &args).await? else {
                 return Ok(None);
             };
-            Ok(Some(SessionRecord {
+            let record = SessionRecord {
                 id: row.id("session_id")?,
                 family: row.id("family")?,
                 account: account_from(&row)?,
                 expires_at_ms: row.int("expires_at")?,
-            }))
+            };
+            self.caches.keep_session(ticket, token_hash, &record);
+            Ok(Some(record))
         })
         .await
     }
@@ -297,7 +306,9 @@ impl<B: Backend> AccountStore for SqlStore<B> {
                   + COALESCE((SELECT MAX(version) FROM account_access), 0)
                   + COALESCE((SELECT MAX(version) FROM account_pending), 0) AS mark";
             let row = self.one(On::Read, sql, &[]).await?;
-            row.map_or(Ok(0), |row| row.int("mark"))
+            let mark = row.map_or(Ok(0), |row| row.int("mark"))?;
+            self.caches.observe_session_mark(mark);
+            Ok(mark)
         })
         .await
     }
@@ -330,7 +341,9 @@ impl<B: Backend> AccountStore for SqlStore<B> {
                 &[Arg::Id(family)],
                 version,
             )
-            .await
+            .await?;
+            self.caches.sessions_changed();
+            Ok(())
         })
         .await
     }

@@ -135,9 +135,15 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         .await
     }
 
-    async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<LessonRecord> {
+    async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<Arc<LessonRecord>> {
+        if let Some(kept) = self.caches.lesson(owner, id) {
+            return kept.ok_or(StoreError::NotFound);
+        }
         measured!("lesson", async move {
-            self.current_lesson(On::Read, owner, id).await
+            let ticket = self.caches.lesson_ticket();
+            let record = Arc::new(self.current_lesson(On::Read, owner, id).await?);
+            self.caches.keep_lesson(ticket, owner, &record);
+            Ok(record)
         })
         .await
     }
@@ -223,6 +229,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
                 .insert_revision(&mut tx, id, owner, current.updated, next)
                 .await?;
             B::commit(tx).await?;
+            self.caches.forget_lesson(id);
             if let Some(current) = self.db.overtaken(id, revision).await? {
                 return Err(StoreError::Overtaken { current });
             }
@@ -237,7 +244,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         .await
     }
 
-    async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<()> {
+    async fn delete_lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<Version> {
         measured!("delete_lesson", async move {
             let mut tx = self.db.begin().await?;
             let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
@@ -250,9 +257,12 @@ impl<B: Backend> LessonStore for SqlStore<B> {
                 deleted: true,
                 restored_from: None,
             };
-            self.insert_revision(&mut tx, id, owner, current.updated, row)
+            let (_, version) = self
+                .insert_revision(&mut tx, id, owner, current.updated, row)
                 .await?;
-            B::commit(tx).await
+            B::commit(tx).await?;
+            self.caches.forget_lesson(id);
+            Ok(version)
         })
         .await
     }
@@ -343,6 +353,15 @@ impl<B: Backend> LessonStore for SqlStore<B> {
             self.delete_in_batches(&sql, &args).await
         })
         .await
+    }
+
+    fn lesson_announced(&self, id: Uuid, version: Version) {
+        self.hlc.observe(version);
+        self.caches.lesson_announced(id, version);
+    }
+
+    fn announcements_missed(&self) {
+        self.caches.clear_lessons();
     }
 
     async fn presented_revision(&self, lesson: Uuid, revision: Uuid) -> StoreResult<LessonContent> {

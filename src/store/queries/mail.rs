@@ -207,6 +207,7 @@ impl<B: Backend> MailStore for SqlStore<B> {
             )
             .await?;
             B::commit(tx).await?;
+            self.caches.sessions_changed();
             Ok(true)
         })
         .await

@@ -48,6 +48,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::backend::{Arg, Backend, On, Row};
+use super::caches::Caches;
 use super::state_writer::{StateWrite, StateWriter, STATE_BATCH};
 use super::*;
 use crate::domain::hlc::{millis_of, wall_millis, Hlc, Version};
@@ -60,6 +61,8 @@ pub(crate) struct SqlStore<B: Backend> {
     node: Uuid,
     /// Board states go through one group-committing writer (see `StateWriter`).
     states: mpsc::Sender<StateWrite>,
+    /// Sessions and lessons as last read (see `store/caches.rs`).
+    caches: Caches,
 }
 
 /// Rows a purge deletes per statement: each batch holds the write connection (which board
@@ -85,6 +88,7 @@ impl<B: Backend> SqlStore<B> {
             hlc: node.clock.clone(),
             node: node.id,
             states,
+            caches: Caches::default(),
         }
     }
 
