@@ -10,7 +10,9 @@
 //! and serves an existing store (a large one, say); `--during CMD` measures the spread again
 //! while `CMD` runs back to back (`bench/backup` runs a backup of the store so).
 //! `--against tornado|tornado-sqlite` measures a baseline server instead of classcast, with the
-//! same generator (`support/baseline.rs`; `bench/speed` runs them all in one go).
+//! same generator (`support/baseline.rs`; `bench/speed` runs them all in one go). `--procs N`
+//! runs only the storm, from N generator processes, and times a teacher's commands during it
+//! against the same commands idle (`support/storm.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,6 +32,8 @@ mod baseline;
 mod seed;
 #[path = "support/server.rs"]
 mod server;
+#[path = "support/storm.rs"]
+mod storm;
 #[path = "support/mod.rs"]
 mod support;
 use support::stamped::{wall_ns, Stamped};
@@ -55,6 +59,8 @@ struct Args {
     during: Option<String>,
     /// The server measured: classcast, or a baseline started instead of it.
     against: Against,
+    /// `--procs N`: only the storm, from N generator processes (see `support/storm.rs`).
+    procs: Option<usize>,
 }
 
 fn args() -> Args {
@@ -69,6 +75,7 @@ fn args() -> Args {
         data_dir: None,
         during: None,
         against: Against::Classcast,
+        procs: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +91,7 @@ fn args() -> Args {
             "--during" => a.during = Some(value),
             "--data-dir" => a.data_dir = Some(value.into()),
             "--against" => a.against = Against::parse(&value),
+            "--procs" => a.procs = Some(value.parse().expect("--procs N (at least 1)")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -96,6 +104,10 @@ fn args() -> Args {
         a.against == Against::Classcast
             || (a.database.is_none() && a.data_dir.is_none() && a.during.is_none()),
         "--against a baseline runs one node of its own: no --database, --data-dir or --during"
+    );
+    assert!(
+        a.procs.is_none() || a.nodes == 1,
+        "--procs measures one node"
     );
     a
 }
@@ -294,6 +306,9 @@ async fn start_node(a: &Args, dir: &std::path::Path) -> (tokio::process::Child, 
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some(storm::CHILD_FLAG) {
+        return storm::child().await;
+    }
     let a = args();
     let temp = tempfile::tempdir().unwrap();
     let dir = a.data_dir.clone().unwrap_or_else(|| temp.path().to_owned());
@@ -322,6 +337,21 @@ async fn main() {
     };
     let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
     let board_ws_url = format!("{}/ws", board_base.replace("http://", "ws://"));
+    if let Some(procs) = a.procs {
+        let storm = storm::Storm {
+            procs: procs.max(1),
+            addr: board_base.trim_start_matches("http://"),
+            ws_url: &board_ws_url,
+            server_pid: pid,
+            board_tokens: &seeded.board_tokens,
+            teacher_token: &seeded.teacher_tokens[0],
+            board: seeded.board_ids[0],
+            lesson: seeded.lessons[0],
+        };
+        storm::run(storm, rss_kib).await;
+        let _ = server.kill().await;
+        return;
+    }
     let rss_before = rss_kib(pid);
     let mut profiler = std::env::var("LIVE_BENCH_PERF")
         .ok()

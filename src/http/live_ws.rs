@@ -32,6 +32,8 @@ use crate::live::until_closing;
 const STRIKES: u32 = 20;
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
 const WRITE_COALESCE_BYTES: usize = 16 * 1024;
+/// What each connection reads into: a board's `hello`, `rendered` and pongs fit.
+const READ_BUFFER_BYTES: usize = 512;
 /// Commands of one connection waiting for their turn; the message budget (40 at once)
 /// keeps a connection well below it.
 const COMMANDS_QUEUED: usize = 64;
@@ -51,17 +53,19 @@ pub async fn upgrade(
         .into_response();
     }
     let span = connection_span("websocket", &headers);
-    // tungstenite's default buffers are 128 KiB each way; an idle board needs almost none.
+    // tungstenite's default buffers are 128 KiB each way; an idle board needs almost none:
+    // its messages are a few hundred bytes, and a longer one makes the read buffer grow to
+    // fit it.
     // Messages queued with `feed` wait in the write buffer up to this size until a flush,
     // so that those ready at the same moment leave in one write (see `send_ready`).
-    ws.read_buffer_size(1024)
+    ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_COALESCE_BYTES)
         .max_message_size(protocol::MAX_MESSAGE_BYTES)
         .max_frame_size(protocol::MAX_MESSAGE_BYTES)
         // Boxed so that every connection's future holds the idle loop, not the largest
         // state any step of it (database calls included) ever needs.
         .on_upgrade(move |socket| {
-            Box::pin(
+            let connection = Box::pin(
                 async move {
                     // The WebSocket keeps its connection's place in the connection budget.
                     let closed = run(socket, state, client, slot.map(|Extension(slot)| slot)).await;
@@ -73,7 +77,13 @@ pub async fn upgrade(
                     );
                 }
                 .instrument(span),
-            )
+            );
+            // What every open connection holds for its loop (issue 23 counts the bytes).
+            tracing::debug!(
+                bytes = std::mem::size_of_val(&*connection),
+                "live connection's future"
+            );
+            connection
         })
 }
 
@@ -185,7 +195,10 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
         )
         .await;
     }
-    let Some(peer) = Box::pin(authenticate(&state, role, &token)).await else {
+    let turn = state.live.setup_turn().await;
+    let peer = Box::pin(authenticate(&state, role, &token)).await;
+    drop(turn);
+    let Some(peer) = peer else {
         return close_with(
             slot.as_ref(),
             &mut sink,
@@ -226,6 +239,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
     let _open = opened(&peer, "websocket");
     let mut subscriber = Subscriber::new(live.clone());
     subscriber.say(welcome(&peer, live.heartbeat));
+    let turn = live.setup_turn().await;
     match &peer {
         Peer::Teacher { account, .. } => {
             Box::pin(follow(&live, &mut subscriber, account, &boards)).await
@@ -236,6 +250,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
             }
         }
     }
+    drop(turn);
 
     // A teacher's commands are applied in turn apart from this loop (see `apply_in_turn`);
     // the worker ends with the connection, a command still waiting with it (the client

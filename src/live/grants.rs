@@ -10,12 +10,23 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// The open rights of one kind, by key.
 pub struct Grants<K> {
-    open: Mutex<HashMap<K, watch::Sender<bool>>>,
+    open: Mutex<HashMap<K, Arc<Right>>>,
+}
+
+/// One right, shared by its holders: whether it is revoked, and who to wake when it is.
+/// (A `watch` channel did this before, at about 350 bytes a right for its eight wake lists;
+/// this is about 60: every board's page holds one.)
+#[derive(Default)]
+struct Right {
+    revoked: AtomicBool,
+    woken: Notify,
 }
 
 impl<K> Default for Grants<K> {
@@ -32,25 +43,25 @@ impl<K: Hash + Eq + Clone> Grants<K> {
     /// ended cannot slip in after it.
     pub fn hold(&self, key: K) -> Grant {
         let mut open = self.open.lock();
-        Grant(
-            open.entry(key)
-                .or_insert_with(|| watch::channel(false).0)
-                .subscribe(),
-        )
+        Grant(open.entry(key).or_default().clone())
     }
 
     /// Ends the right: every holder is woken now.
     pub fn revoke(&self, key: &K) {
         let mut open = self.open.lock();
-        open.entry(key.clone())
-            .or_insert_with(|| watch::channel(false).0)
-            .send_replace(true);
+        let right = open.entry(key.clone()).or_default();
+        // Set before waking: a holder woken (or about to wait) then sees it.
+        right.revoked.store(true, Ordering::SeqCst);
+        right.woken.notify_waiters();
     }
 
     /// The right was given again (a board paired anew): later holders start unrevoked.
     pub fn restore(&self, key: &K) {
         let mut open = self.open.lock();
-        if open.get(key).is_some_and(|s| *s.borrow()) {
+        if open
+            .get(key)
+            .is_some_and(|r| r.revoked.load(Ordering::SeqCst))
+        {
             open.remove(key);
         }
     }
@@ -59,7 +70,7 @@ impl<K: Hash + Eq + Clone> Grants<K> {
     pub fn held(&self) -> Vec<K> {
         let open = self.open.lock();
         open.iter()
-            .filter(|(_, s)| !*s.borrow() && s.receiver_count() > 0)
+            .filter(|(_, r)| !r.revoked.load(Ordering::SeqCst) && Arc::strong_count(r) > 1)
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -67,24 +78,29 @@ impl<K: Hash + Eq + Clone> Grants<K> {
     /// Forgets rights nobody holds any more.
     pub fn prune(&self) {
         let mut open = self.open.lock();
-        open.retain(|_, s| s.receiver_count() > 0);
+        open.retain(|_, r| Arc::strong_count(r) > 1);
     }
 }
 
 /// One holder's view of a right.
 #[derive(Clone)]
-pub struct Grant(watch::Receiver<bool>);
+pub struct Grant(Arc<Right>);
 
 impl Grant {
     pub fn is_revoked(&self) -> bool {
-        *self.0.borrow()
+        self.0.revoked.load(Ordering::SeqCst)
     }
 
     /// Resolves when the right is revoked (never, while it lasts).
     pub async fn revoked(&mut self) {
-        if self.0.wait_for(|revoked| *revoked).await.is_err() {
-            std::future::pending::<()>().await;
+        let woken = self.0.woken.notified();
+        let mut woken = std::pin::pin!(woken);
+        // Registered before the flag is read: a revocation between the two still wakes it.
+        woken.as_mut().enable();
+        if self.is_revoked() {
+            return;
         }
+        woken.await;
     }
 }
 

@@ -152,7 +152,16 @@ pub struct Live {
     carried: Mutex<HashMap<Uuid, (i64, Arc<str>)>>,
     /// The command metrics.
     pub measured: CommandMetrics,
+    /// Turns of connections setting up (see [`Live::setup_turn`]).
+    setups: tokio::sync::Semaphore,
 }
+
+/// Connections that may set up at once (authenticate, subscribe, read their first state),
+/// each with its own database reads in flight. An 8:30 storm of thousands otherwise sets
+/// them all up together: the setups are no faster for it (the database serves a few at a
+/// time), but the allocator's high-water mark, which a node keeps long after the storm, was
+/// all of theirs at once (issue 23: about half of an idle board's memory at 2,000 boards).
+pub const SETUPS_AT_ONCE: usize = 32;
 
 /// The metrics of teachers' commands, registered once when the node starts (after the
 /// metrics recorder, if any, is installed): a command then costs an atomic addition and a
@@ -225,7 +234,16 @@ impl Live {
             heartbeat,
             carried: Mutex::new(HashMap::new()),
             measured: CommandMetrics::new(),
+            setups: tokio::sync::Semaphore::new(SETUPS_AT_ONCE),
         }
+    }
+
+    /// A turn to set a connection up, among at most [`SETUPS_AT_ONCE`]; held only while this
+    /// node does its own work (database reads), never while it waits for the client, so no
+    /// client can hold one.
+    pub async fn setup_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed.
+        self.setups.acquire().await.ok()
     }
 
     /// A connection that sent nothing (not even a pong) for this long is closed.

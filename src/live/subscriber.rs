@@ -29,8 +29,9 @@ pub struct Subscriber {
     live: Arc<Live>,
     direct: VecDeque<Arc<str>>,
     feeds: SelectAll<BoxStream<'static, Arc<str>>>,
-    /// Each followed board's id, once its pairing with the teacher ends.
-    unpaired: SelectAll<BoxStream<'static, Uuid>>,
+    /// Each followed board's id, once its pairing with the teacher ends. Made on the first
+    /// follow: a board's page follows nothing, and an empty set still allocates.
+    unpaired: Option<SelectAll<BoxStream<'static, Uuid>>>,
     followed: Vec<Uuid>,
     _presence: Option<PresenceGuard>,
 }
@@ -41,7 +42,7 @@ impl Subscriber {
             live,
             direct: VecDeque::new(),
             feeds: SelectAll::new(),
-            unpaired: SelectAll::new(),
+            unpaired: None,
             followed: Vec::new(),
             _presence: None,
         }
@@ -73,7 +74,7 @@ impl Subscriber {
         self.followed.push(board);
         self.feeds
             .push(states.take_until(revoked(&pairing)).boxed());
-        self.unpaired.push(
+        self.unpaired.get_or_insert_with(SelectAll::new).push(
             futures_util::stream::once(revoked(&pairing))
                 .map(move |()| board)
                 .boxed(),
@@ -190,7 +191,11 @@ impl Stream for Subscriber {
         if let Some(message) = self.direct.pop_front() {
             return Poll::Ready(Some(message));
         }
-        if let Poll::Ready(Some(board)) = self.unpaired.poll_next_unpin(cx) {
+        let unpaired = match &mut self.unpaired {
+            Some(unpaired) => unpaired.poll_next_unpin(cx),
+            None => Poll::Pending,
+        };
+        if let Poll::Ready(Some(board)) = unpaired {
             self.followed.retain(|b| *b != board);
             let reason = "unpaired";
             return Poll::Ready(Some(
