@@ -16,10 +16,11 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, RateLimiter};
+use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::budget::{quota, Budget, Limited};
@@ -171,7 +172,7 @@ impl LessonQuota {
     /// `owner`'s turn and tally; a new one when they have none, or when no room is left for
     /// it (kept by nobody then: this check reads the sum).
     fn turn(&self, owner: Uuid, now: Instant) -> Turn {
-        let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tallies = self.tallies.lock();
         if let Some(turn) = tallies.get(&owner) {
             return turn.clone();
         }
@@ -205,7 +206,7 @@ impl LessonQuota {
 
     pub fn prune(&self) {
         self.writes.retain_recent();
-        let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tallies = self.tallies.lock();
         self.drop_stale(&mut tallies, Instant::now());
     }
 }
@@ -285,12 +286,12 @@ mod tests {
                 admitted: 0,
             });
         }
-        let count = || quota.tallies.lock().unwrap().len();
+        let count = || quota.tallies.lock().len();
         let newcomer = Uuid::now_v7();
         let soon = start + Duration::from_secs(1);
         drop(quota.turn(newcomer, soon));
         assert_eq!(count(), TALLIES_KEPT, "all fresh: the newcomer is not kept");
-        assert!(!quota.tallies.lock().unwrap().contains_key(&newcomer));
+        assert!(!quota.tallies.lock().contains_key(&newcomer));
 
         drop(quota.turn(newcomer, start + TALLY_REFRESH));
         assert_eq!(count(), 1, "the stale ones went; the newcomer is kept");

@@ -119,5 +119,5 @@ async fn import_lesson(
         dir,
     )
     .await?;
-    Ok(lesson_response(StatusCode::CREATED, record))
+    lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record)
 }

@@ -83,25 +83,20 @@ pub struct Lesson {
     updated_at: i64,
 }
 
-/// A lesson answer with its `ETag`.
-pub(super) fn lesson_response(status: StatusCode, record: LessonRecord) -> Response {
-    let revision = record.revision;
-    let body = Lesson {
-        id: record.id,
-        title: record.content.title,
-        slides: record.content.slides,
-        version: revision.to_string(),
-        created_at: record.created.millis(),
-        updated_at: record.updated.millis(),
-    };
-    with_etag((status, axum::Json(body)).into_response(), revision)
-}
-
-fn with_etag(mut response: Response, revision: Uuid) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{revision}\"")) {
+/// A lesson answer with its `ETag`; the body is made once per revision and kept in
+/// `bodies`, so that a save's answer also serves the reads that follow it.
+pub(super) fn lesson_response(
+    bodies: &LessonBodies,
+    status: StatusCode,
+    record: &LessonRecord,
+) -> Result<Response, ApiError> {
+    let body = lesson_body(bodies, record)?;
+    let json = HeaderValue::from_static("application/json");
+    let mut response = (status, [(header::CONTENT_TYPE, json)], body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", record.revision)) {
         response.headers_mut().insert(header::ETAG, v);
     }
-    response
+    Ok(response)
 }
 
 /// Answers to `GET /api/lessons/{id}` by revision id, as sent: a revision never changes, so
@@ -312,7 +307,7 @@ async fn create_lesson(
     known_media(&state, &content).await?;
     state.quota.admit(auth.account.id, &content).await?;
     let record = state.store.create_lesson(auth.account.id, &content).await?;
-    Ok(lesson_response(StatusCode::CREATED, record))
+    lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record)
 }
 
 /// One lesson with all its slides.
@@ -330,10 +325,7 @@ async fn get_lesson(
     Ids([id]): Ids<1>,
 ) -> Result<Response, ApiError> {
     let record = state.store.lesson(auth.account.id, id).await?;
-    let body = lesson_body(&state.lesson_bodies, &record)?;
-    let json = HeaderValue::from_static("application/json");
-    let response = ([(header::CONTENT_TYPE, json)], body).into_response();
-    Ok(with_etag(response, record.revision))
+    lesson_response(&state.lesson_bodies, StatusCode::OK, &record)
 }
 
 /// Replaces a lesson's title and slides, keeping the previous version as a revision.
@@ -376,7 +368,7 @@ async fn replace_lesson(
     };
     let record = state.store.save_lesson(auth.account.id, id, edit).await?;
     state.live.announce_lesson(id, record.updated);
-    Ok(lesson_response(StatusCode::OK, record))
+    lesson_response(&state.lesson_bodies, StatusCode::OK, &record)
 }
 
 /// Deletes a lesson.
@@ -479,5 +471,5 @@ async fn restore_revision(
     };
     let record = state.store.save_lesson(auth.account.id, id, edit).await?;
     state.live.announce_lesson(id, record.updated);
-    Ok(lesson_response(StatusCode::OK, record))
+    lesson_response(&state.lesson_bodies, StatusCode::OK, &record)
 }

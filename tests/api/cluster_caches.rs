@@ -33,7 +33,8 @@ async fn a_save_and_a_logout_through_one_node_reach_what_another_node_kept() {
     until_replicated(&urls, "SELECT COUNT(*) FROM lesson_revision", 1).await;
     until_replicated(&urls, "SELECT COUNT(*) FROM session", 1).await;
 
-    // Node 2 reads the lesson, and keeps it from here on for at most CACHE_TTL.
+    // Node 2 reads the lesson, and keeps it and the session from here on for at most
+    // CACHE_TTL: both must be seen fresh there before that.
     let kept_since = Instant::now();
     assert_eq!(app_2.get_json(&path, &t).await["title"], "First");
     let tag = format!("\"{}\"", lesson["version"].as_str().unwrap());
@@ -57,8 +58,8 @@ async fn a_save_and_a_logout_through_one_node_reach_what_another_node_kept() {
         kept_since.elapsed()
     );
 
-    // Node 2 keeps the session; a logout through node 1 ends it there too.
-    let kept_since = Instant::now();
+    // Node 2 kept the session since its first read; a logout through node 1 ends it there
+    // too.
     let me = app_2.as_teacher(Method::GET, "/api/me", &t).send().await;
     assert_eq!(me.unwrap().status(), StatusCode::OK);
     let out = app_1
