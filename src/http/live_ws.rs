@@ -2,7 +2,9 @@
 //! messages both ways until either side goes away. What a message does is
 //! `live::connection`'s; this file owns the socket, its budget and its close codes.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -10,7 +12,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::time::{interval_at, timeout, Instant};
 use tracing::Instrument;
@@ -19,14 +20,14 @@ use super::connections::Slot;
 use super::error::ApiError;
 use super::extract::ClientIp;
 use super::live_log::{connection_span, opened};
+use super::metrics::LiveConnection;
 use super::AppState;
 use crate::live::connection::{
-    answer, apply_in_turn, follow, identity_ended, identity_grant, too_many_boards, welcome, Peer,
-    Reply,
+    answer, follow, identity_ended, identity_grant, too_many_boards, welcome, Commands, Peer, Reply,
 };
 use crate::live::protocol::{self, close, codes, ClientMsg, Refusal, Role};
 use crate::live::subscriber::Subscriber;
-use crate::live::until_closing;
+use crate::live::{until_closing, ConnectionGuard, Live};
 
 /// How many refused messages a connection may send before it is closed.
 const STRIKES: u32 = 20;
@@ -34,9 +35,6 @@ const HELLO_WITHIN: Duration = Duration::from_secs(10);
 const WRITE_COALESCE_BYTES: usize = 16 * 1024;
 /// What each connection reads into: a board's `hello`, `rendered` and pongs fit.
 const READ_BUFFER_BYTES: usize = 512;
-/// Commands of one connection waiting for their turn; the message budget (40 at once)
-/// keeps a connection well below it.
-const COMMANDS_QUEUED: usize = 64;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -62,22 +60,10 @@ pub async fn upgrade(
         .write_buffer_size(WRITE_COALESCE_BYTES)
         .max_message_size(protocol::MAX_MESSAGE_BYTES)
         .max_frame_size(protocol::MAX_MESSAGE_BYTES)
-        // Boxed so that every connection's future holds the idle loop, not the largest
-        // state any step of it (database calls included) ever needs.
         .on_upgrade(move |socket| {
-            let connection = Box::pin(
-                async move {
-                    // The WebSocket keeps its connection's place in the connection budget.
-                    let closed = run(socket, state, client, slot.map(|Extension(slot)| slot)).await;
-                    tracing::info!(
-                        code = closed.code,
-                        reason = closed.reason,
-                        by = closed.by,
-                        "live connection closed"
-                    );
-                }
-                .instrument(span),
-            );
+            let slot = slot.map(|Extension(slot)| slot);
+            let connection =
+                Box::pin(live_connection(socket, state, client, slot).instrument(span));
             // What every open connection holds for its loop (issue 23 counts the bytes).
             tracing::debug!(
                 bytes = std::mem::size_of_val(&*connection),
@@ -85,6 +71,28 @@ pub async fn upgrade(
             );
             connection
         })
+}
+
+/// A WebSocket's whole life, to its last log line. A block over its arguments rather than
+/// an `async fn`, which would keep a second copy of each (the socket alone is 368 bytes) in
+/// every open connection.
+#[expect(clippy::manual_async_fn, reason = "an async fn doubles its arguments' bytes")]
+fn live_connection(
+    mut socket: WebSocket,
+    state: AppState,
+    client: IpAddr,
+    slot: Option<Slot>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        // The WebSocket keeps its connection's place in the connection budget.
+        let closed = serve(&mut socket, &state, client, slot.as_ref()).await;
+        tracing::info!(
+            code = closed.code,
+            reason = closed.reason,
+            by = closed.by,
+            "live connection closed"
+        );
+    }
 }
 
 /// Browsers always send `Origin` on a WebSocket: it must be this server's own origin (the
@@ -131,23 +139,31 @@ fn by_client(frame: Option<CloseFrame>) -> Closed {
     }
 }
 
-async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Slot>) -> Closed {
-    let (mut sink, mut stream) = socket.split();
-    let hello = match timeout(HELLO_WITHIN, stream.next()).await {
+/// What a connection that said a valid `hello` holds for its life.
+struct Open {
+    peer: Peer,
+    live: Arc<Live>,
+    subscriber: Subscriber,
+    /// Its place among the connections this node and this sender may have.
+    counted: ConnectionGuard,
+    /// Logs the connection's end and counts it in the metrics.
+    logged: LiveConnection,
+}
+
+/// From the upgrade to the first messages: `hello`, authentication, the connection's place,
+/// and what it follows. Its own future (boxed by the caller): what it needs while it runs is
+/// not kept for the connection's life.
+async fn open(
+    socket: &mut WebSocket,
+    state: &AppState,
+    slot: Option<&Slot>,
+) -> Result<Open, Closed> {
+    let hello = match timeout(HELLO_WITHIN, socket.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => Some(ClientMsg::parse(&text)),
-        Ok(Some(Err(e))) => return refuse_frame(&mut sink, &e, slot.as_ref()).await,
+        Ok(Some(Err(e))) => return Err(refuse_frame(socket, &e, slot).await),
         // Not text (or the end): no hello, as below.
         Ok(_) => None,
-        Err(_) => {
-            return close_with(
-                slot.as_ref(),
-                &mut sink,
-                &mut stream,
-                close::TIMEOUT,
-                "no hello",
-            )
-            .await
-        }
+        Err(_) => return Err(close_with(slot, socket, close::TIMEOUT, "no hello").await),
     };
     let (protocol, role, token, boards) = match hello {
         Some(Ok(ClientMsg::Hello {
@@ -159,84 +175,42 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
         })) => (protocol, role, token, boards),
         // A hello with a bad field is told what was wrong; anything else is no hello.
         Some(Err(malformed)) if malformed.kind.as_deref() == Some("hello") => {
-            let _ = sink
+            let _ = socket
                 .send(Message::Text(malformed.refusal().to_json().into()))
                 .await;
             let reason = "malformed hello";
-            return close_with(
-                slot.as_ref(),
-                &mut sink,
-                &mut stream,
-                close::MALFORMED,
-                reason,
-            )
-            .await;
+            return Err(close_with(slot, socket, close::MALFORMED, reason).await);
         }
         _ => {
             let reason = "the first message must be hello";
-            return close_with(
-                slot.as_ref(),
-                &mut sink,
-                &mut stream,
-                close::UNAUTHENTICATED,
-                reason,
-            )
-            .await;
+            return Err(close_with(slot, socket, close::UNAUTHENTICATED, reason).await);
         }
     };
     if !(protocol::OLDEST_ACCEPTED..=protocol::PROTOCOL).contains(&protocol) {
         let reason = "unsupported protocol version";
-        return close_with(
-            slot.as_ref(),
-            &mut sink,
-            &mut stream,
-            close::PROTOCOL_VERSION,
-            reason,
-        )
-        .await;
+        return Err(close_with(slot, socket, close::PROTOCOL_VERSION, reason).await);
     }
     let turn = state.live.setup_turn().await;
-    let peer = Box::pin(authenticate(&state, role, &token)).await;
+    let peer = Box::pin(authenticate(state, role, &token)).await;
     drop(turn);
     let Some(peer) = peer else {
-        return close_with(
-            slot.as_ref(),
-            &mut sink,
-            &mut stream,
-            close::UNAUTHENTICATED,
-            "invalid token",
-        )
-        .await;
+        return Err(close_with(slot, socket, close::UNAUTHENTICATED, "invalid token").await);
     };
 
     if let Some(refusal) = too_many_boards(boards.len()) {
-        let _ = sink.send(Message::Text(refusal.to_json().into())).await;
+        let _ = socket.send(Message::Text(refusal.to_json().into())).await;
         let reason = "too many boards";
-        return close_with(
-            slot.as_ref(),
-            &mut sink,
-            &mut stream,
-            close::MALFORMED,
-            reason,
-        )
-        .await;
+        return Err(close_with(slot, socket, close::MALFORMED, reason).await);
     }
     let live = state.live.clone();
-    let _counted = match live.connection(peer.sender(), matches!(peer, Peer::Teacher { .. })) {
+    let counted = match live.connection(peer.sender(), matches!(peer, Peer::Teacher { .. })) {
         Ok(guard) => guard,
         Err(_) => {
             let reason = "too many connections";
-            return close_with(
-                slot.as_ref(),
-                &mut sink,
-                &mut stream,
-                close::TOO_MANY_CONNECTIONS,
-                reason,
-            )
-            .await;
+            return Err(close_with(slot, socket, close::TOO_MANY_CONNECTIONS, reason).await);
         }
     };
-    let _open = opened(&peer, "websocket");
+    let logged = opened(&peer, "websocket");
     let mut subscriber = Subscriber::new(live.clone());
     subscriber.say(welcome(&peer, live.heartbeat));
     let turn = live.setup_turn().await;
@@ -251,23 +225,36 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
         }
     }
     drop(turn);
+    Ok(Open {
+        peer,
+        live,
+        subscriber,
+        counted,
+        logged,
+    })
+}
 
-    // A teacher's commands are applied in turn apart from this loop (see `apply_in_turn`);
-    // the worker ends with the connection, a command still waiting with it (the client
-    // resends it, with the same id, wherever it reconnects).
-    let (mut commands, mut acks) = match &peer {
-        Peer::Teacher { account, .. } => {
-            let (commands, queued) = tokio::sync::mpsc::channel(COMMANDS_QUEUED);
-            let (replies, acks) = tokio::sync::mpsc::channel(COMMANDS_QUEUED);
-            let worker = tokio::spawn(apply_in_turn(
-                live.clone(),
-                account.clone(),
-                queued,
-                replies,
-            ));
-            (Some((commands, AbortOnDrop(worker))), Some(acks))
-        }
-        Peer::Board(_) => (None, None),
+/// The connection from `hello` to its close: [`open`], then messages both ways until either
+/// side goes away.
+async fn serve(
+    socket: &mut WebSocket,
+    state: &AppState,
+    client: IpAddr,
+    slot: Option<&Slot>,
+) -> Closed {
+    let Open {
+        peer,
+        live,
+        mut subscriber,
+        counted: _counted,
+        logged: _logged,
+    } = match Box::pin(open(socket, state, slot)).await {
+        Ok(open) => open,
+        Err(closed) => return closed,
+    };
+    let mut commands = match &peer {
+        Peer::Teacher { account, .. } => Some(Commands::new(&live, account)),
+        Peer::Board(_) => None,
     };
     let mut identity = identity_grant(&live, &peer);
     let ended = identity_ended(&peer);
@@ -282,7 +269,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
         tokio::select! {
             () = identity.revoked() => break (close::SESSION_ENDED, ended),
             _ = until_closing(&mut shutting_down) => break (close::SERVICE_RESTART, "server restarting"),
-            incoming = stream.next() => {
+            incoming = socket.next() => {
                 // Once the session or identity has ended, not one more message is handled,
                 // even if it arrived in the same instant.
                 if identity.is_revoked() {
@@ -290,7 +277,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
                 }
                 let message = match incoming {
                     Some(Ok(message)) => message,
-                    Some(Err(e)) => return refuse_frame(&mut sink, &e, slot.as_ref()).await,
+                    Some(Err(e)) => return Box::pin(refuse_frame(socket, &e, slot)).await,
                     None => return LOST,
                 };
                 last_heard = Instant::now();
@@ -320,15 +307,10 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
                     subscriber.say(e.refusal(id).to_json());
                     continue;
                 }
-                let reply = match (parsed, &commands) {
-                    (Ok(ClientMsg::Command(cmd)), Some((queue, _))) => match queue.try_send((cmd, std::time::Instant::now())) {
-                        Ok(()) => None,
-                        Err(full_or_closed) => {
-                            let (cmd, _) = full_or_closed.into_inner();
-                            let busy = crate::live::LiveError::RateLimited { retry_after: Duration::from_secs(1) };
-                            Some(Reply::Refused(busy.refusal(Some(cmd.id))))
-                        }
-                    },
+                let reply = match (parsed, &mut commands) {
+                    (Ok(ClientMsg::Command(cmd)), Some(commands)) => {
+                        commands.push(cmd, std::time::Instant::now()).err().map(Reply::Refused)
+                    }
                     (Ok(msg), _) => Box::pin(answer(&live, &peer, msg, client, Some(&mut subscriber))).await,
                     (Err(malformed), _) => {
                         strikes += 1;
@@ -339,18 +321,18 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
                     break (close::MALFORMED, "too many malformed messages");
                 }
                 if let Some(reply) = reply {
-                    if send_ready(&mut sink, &mut subscriber, reply.into_json().into()).await.is_err() {
+                    if send_ready(socket, &mut subscriber, reply.into_json().into()).await.is_err() {
                         return LOST;
                     }
                 }
             }
-            Some(reply) = next_ack(&mut acks) => {
-                if send_ready(&mut sink, &mut subscriber, reply.into_json().into()).await.is_err() {
+            reply = next_reply(&mut commands) => {
+                if send_ready(socket, &mut subscriber, reply.into_json().into()).await.is_err() {
                     return LOST;
                 }
             }
             Some(out) = subscriber.next() => {
-                if send_ready(&mut sink, &mut subscriber, out.as_ref().into()).await.is_err() {
+                if send_ready(socket, &mut subscriber, out.as_ref().into()).await.is_err() {
                     return LOST;
                 }
             }
@@ -358,7 +340,7 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
                 if last_heard.elapsed() > live.dead_after() {
                     break (close::TIMEOUT, "no heartbeat");
                 }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return LOST;
                 }
             }
@@ -368,35 +350,24 @@ async fn run(socket: WebSocket, state: AppState, client: IpAddr, slot: Option<Sl
         // The commands this node has taken are applied and acknowledged before the client is
         // told to move, so it need not resend them elsewhere; what it sends from now on is
         // left unread, and it resends that on its next node (same ids).
-        if let Some((queue, _worker)) = commands.take() {
-            drop(queue);
-            while let Some(reply) = next_ack(&mut acks).await {
-                if send_ready(&mut sink, &mut subscriber, reply.into_json().into())
-                    .await
-                    .is_err()
-                {
-                    return LOST;
-                }
+        while commands.as_ref().is_some_and(|c| !c.is_done()) {
+            let reply = next_reply(&mut commands).await;
+            if send_ready(socket, &mut subscriber, reply.into_json().into())
+                .await
+                .is_err()
+            {
+                return LOST;
             }
         }
     }
-    close_with(slot.as_ref(), &mut sink, &mut stream, code, reason).await
+    Box::pin(close_with(slot, socket, code, reason)).await
 }
 
-/// The next reply of the connection's command worker; never, for a board.
-async fn next_ack(acks: &mut Option<tokio::sync::mpsc::Receiver<Reply>>) -> Option<Reply> {
-    match acks {
-        Some(acks) => acks.recv().await,
+/// The reply to a teacher's next command; never, for a board.
+async fn next_reply(commands: &mut Option<Commands<'_>>) -> Reply {
+    match commands {
+        Some(commands) => commands.next().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Stops a task when dropped: a connection's command worker ends with the connection.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -408,8 +379,7 @@ const LINGER: Duration = Duration::from_secs(3);
 /// connection, and the client's kernel may then throw away the close frame that says why.
 async fn close_with(
     slot: Option<&Slot>,
-    sink: &mut SplitSink<WebSocket, Message>,
-    stream: &mut SplitStream<WebSocket>,
+    socket: &mut WebSocket,
     code: u16,
     reason: &'static str,
 ) -> Closed {
@@ -418,11 +388,11 @@ async fn close_with(
         reason,
         by: "server",
     };
-    if sink.send(closing_frame(code, reason)).await.is_err() {
+    if socket.send(closing_frame(code, reason)).await.is_err() {
         return closed;
     }
     linger(slot, async {
-        while let Some(Ok(message)) = stream.next().await {
+        while let Some(Ok(message)) = socket.next().await {
             if matches!(message, Message::Close(_)) {
                 break;
             }
@@ -454,11 +424,7 @@ async fn linger(slot: Option<&Slot>, until: impl std::future::Future<Output = ()
 /// standard close code. What it still sends is not read (an oversized frame would have to be
 /// buffered whole), so the socket stays open for [`LINGER`] for the close frame to arrive
 /// before the reset.
-async fn refuse_frame(
-    sink: &mut SplitSink<WebSocket, Message>,
-    error: &axum::Error,
-    slot: Option<&Slot>,
-) -> Closed {
+async fn refuse_frame(socket: &mut WebSocket, error: &axum::Error, slot: Option<&Slot>) -> Closed {
     use tungstenite::error::{CapacityError, Error};
     let inner = std::error::Error::source(error).and_then(|e| e.downcast_ref::<Error>());
     let (code, close_code, message, reason) = match inner {
@@ -484,8 +450,8 @@ async fn refuse_frame(
         _ => return LOST,
     };
     let refusal = Refusal::new(code, message).to_json();
-    if sink.send(Message::Text(refusal.into())).await.is_ok()
-        && sink.send(closing_frame(close_code, reason)).await.is_ok()
+    if socket.send(Message::Text(refusal.into())).await.is_ok()
+        && socket.send(closing_frame(close_code, reason)).await.is_ok()
     {
         linger(slot, std::future::pending()).await;
     }
@@ -500,15 +466,15 @@ async fn refuse_frame(
 /// command's acknowledgement and the state it produced reach the teacher in one packet,
 /// which halves the wake-ups on both ends when a whole school presses at once.
 async fn send_ready(
-    sink: &mut SplitSink<WebSocket, Message>,
+    socket: &mut WebSocket,
     subscriber: &mut Subscriber,
     first: Utf8Bytes,
 ) -> Result<(), axum::Error> {
-    sink.feed(Message::Text(first)).await?;
+    socket.feed(Message::Text(first)).await?;
     while let Some(Some(next)) = subscriber.next().now_or_never() {
-        sink.feed(Message::Text(next.as_ref().into())).await?;
+        socket.feed(Message::Text(next.as_ref().into())).await?;
     }
-    sink.flush().await
+    socket.flush().await
 }
 
 fn closing_frame(code: u16, reason: &'static str) -> Message {

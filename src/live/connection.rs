@@ -3,7 +3,10 @@
 //! message ([`answer`]), and the session grant that ends it. The WebSocket and the SSE/POST
 //! transports (in `http`) share all of this; it knows nothing of HTTP.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -13,7 +16,7 @@ use super::protocol::{
     self, codes, ClientMsg, Command, Followed, Refusal, Role, ServerMsg, TeacherInfo, MAX_FOLLOWED,
 };
 use super::subscriber::Subscriber;
-use super::Live;
+use super::{Live, LiveError};
 use crate::domain::board::Shown;
 use crate::domain::hlc::wall_millis as now_ms;
 use crate::store::Account;
@@ -167,25 +170,74 @@ pub async fn command(live: &Live, account: &Account, cmd: &Command, arrived: Ins
     }
 }
 
-/// Applies a connection's commands one after another, in the order they came (each with
-/// when it arrived), sending each
-/// reply to `replies`, until the connection drops `commands`. Apart from the connection's own
-/// loop, so a command that waits (for a state replication has not brought yet) holds up
-/// neither its pings nor the states it follows.
-pub async fn apply_in_turn(
-    live: std::sync::Arc<Live>,
-    account: Account,
-    mut commands: tokio::sync::mpsc::Receiver<(Command, Instant)>,
-    replies: tokio::sync::mpsc::Sender<Reply>,
-) {
-    while let Some((cmd, arrived)) = commands.recv().await {
-        if replies
-            .send(command(&live, &account, &cmd, arrived).await)
-            .await
-            .is_err()
-        {
-            return;
+/// Commands of one connection that may wait for their turn; the message budget (40 at once)
+/// keeps a connection well below it.
+const COMMANDS_QUEUED: usize = 64;
+
+/// A teacher connection's commands, applied one after another in the order they came. The
+/// connection polls [`Commands::next`] beside its reading and writing, so a command that
+/// waits (for a state replication has not brought yet) holds up neither its pings nor the
+/// states it follows; and no task or channel stands between a command and its connection.
+pub struct Commands<'a> {
+    live: &'a Live,
+    account: &'a Account,
+    waiting: VecDeque<(Command, Instant)>,
+    running: Option<Pin<Box<dyn Future<Output = Reply> + Send + 'a>>>,
+}
+
+impl<'a> Commands<'a> {
+    pub fn new(live: &'a Live, account: &'a Account) -> Self {
+        Self {
+            live,
+            account,
+            waiting: VecDeque::new(),
+            running: None,
         }
+    }
+
+    /// Takes a command that `arrived` then, or refuses it (try again in a second) when too
+    /// many are waiting.
+    pub fn push(&mut self, cmd: Command, arrived: Instant) -> Result<(), Refusal> {
+        if self.waiting.len() >= COMMANDS_QUEUED {
+            let busy = LiveError::RateLimited {
+                retry_after: Duration::from_secs(1),
+            };
+            return Err(busy.refusal(Some(cmd.id)));
+        }
+        if self.running.is_none() {
+            self.running = Some(self.start(cmd, arrived));
+        } else {
+            self.waiting.push_back((cmd, arrived));
+        }
+        Ok(())
+    }
+
+    /// Whether every command taken has been answered.
+    pub fn is_done(&self) -> bool {
+        self.running.is_none()
+    }
+
+    /// The reply to the oldest command not yet answered; pending while there is none. Safe
+    /// to drop unfinished (in a `select!`): the command goes on where it was at the next call.
+    pub async fn next(&mut self) -> Reply {
+        let Some(running) = &mut self.running else {
+            return std::future::pending().await;
+        };
+        let reply = running.as_mut().await;
+        self.running = self
+            .waiting
+            .pop_front()
+            .map(|(cmd, arrived)| self.start(cmd, arrived));
+        reply
+    }
+
+    fn start(
+        &self,
+        cmd: Command,
+        arrived: Instant,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>> {
+        let (live, account) = (self.live, self.account);
+        Box::pin(async move { command(live, account, &cmd, arrived).await })
     }
 }
 
