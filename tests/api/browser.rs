@@ -15,7 +15,7 @@ pub(crate) const EMAIL: &str = "ms.jansen@school.org";
 pub(crate) const PASSWORD: &str = "lesson plan 8:30";
 
 /// Selects the option of `select` whose text contains `text`, once it is there.
-fn choose(select: &str, text: &str) -> String {
+pub(crate) fn choose(select: &str, text: &str) -> String {
     format!(
         "const s = document.querySelector({select:?}); if (!s) return null;
          const o = [...s.options].find(o => o.textContent.includes({text:?}));
@@ -683,7 +683,7 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
     page.wait_until(
         "the imported lesson in the editor",
         "return /^\\/lessons\\/[0-9a-f-]{36}$/.test(location.pathname)
-             && document.querySelector('#lesson-title')?.value === 'Fractions (2)'
+             && document.querySelector('#lesson-title')?.value === 'Fractions (copy)'
              && document.querySelectorAll('#slide-list li').length === 4 || null",
     )
     .await;
@@ -693,7 +693,7 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
     page.wait_until(
         "the lesson and its imported copy",
         "const titles = [...document.querySelectorAll('#lesson-list .lesson-link')].map((a) => a.textContent);
-         return titles.includes('Fractions') && titles.includes('Fractions (2)') || null",
+         return titles.includes('Fractions') && titles.includes('Fractions (copy)') || null",
     )
     .await;
 }
