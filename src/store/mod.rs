@@ -545,7 +545,7 @@ pub trait LessonStore: Send + Sync {
         cursor: Option<&LessonCursor>,
         limit: u32,
     ) -> StoreResult<Vec<LessonSummary>>;
-    /// The owner's folders, by name, with how many of their lessons each holds.
+    /// The owner's folders, by name (case aside), with how many of their lessons each holds.
     async fn lesson_folders(&self, owner: Uuid) -> StoreResult<Vec<FolderCount>>;
     /// Writes a new revision. `VersionConflict` when `edit.expected` is no longer current.
     async fn save_lesson(

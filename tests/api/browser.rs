@@ -51,6 +51,20 @@ pub(crate) async fn teacher_with_lesson(server: &str) {
     assert_eq!(res.status(), 201);
 }
 
+/// A bearer token of the teacher [`teacher_with_lesson`] made, signed in at `base`.
+pub(crate) async fn teacher_token(client: &reqwest::Client, base: &str) -> String {
+    let login: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": EMAIL, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["token"].as_str().unwrap().to_owned()
+}
+
 /// A browser signed in as the teacher at `base`, on their list of lessons.
 pub(crate) async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
     let page = driver.browser(1280, 900).await;
@@ -702,16 +716,7 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
 /// returns the pictures' ids.
 async fn append_pictures(base: &str, count: u8) -> Vec<String> {
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": EMAIL, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap();
+    let token = &teacher_token(&client, base).await;
     let mut pictures = Vec::new();
     for n in 0..count {
         // Bytes after the end of a PNG are ignored by decoders: different pictures.
@@ -1439,6 +1444,17 @@ async fn every_page_passes_axe_in_english_and_dutch() {
             editor.wait_for(loaded).await;
             check(path.to_owned(), axe_violations(&editor, &axe).await);
         }
+        // My lessons' dialog for filing a lesson in a folder (the second of each lesson's
+        // actions), open.
+        editor.goto(&format!("{base}/lessons")).await;
+        editor
+            .click("#lesson-list .lesson-actions button:nth-child(2)")
+            .await;
+        editor.wait_for("dialog[open] #move-folder").await;
+        check(
+            "/lessons, moving to a folder".into(),
+            axe_violations(&editor, &axe).await,
+        );
         editor.goto(&format!("{base}/lessons")).await;
         editor.click("#lesson-list a.lesson-link").await;
         editor.wait_for("#slide-preview strong").await;

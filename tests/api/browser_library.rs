@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::browser::{choose, signed_in_at_lessons, teacher_with_lesson, EMAIL, PASSWORD};
+use crate::browser::{choose, signed_in_at_lessons, teacher_token, teacher_with_lesson};
 use crate::harness::Process;
 use crate::tools::{missing, Tool};
 use crate::webdriver::{Browser, Driver};
@@ -44,16 +44,7 @@ async fn a_teacher_searches_duplicates_and_files_a_lesson_in_a_folder() {
     let base = server.base.clone();
     teacher_with_lesson(&base).await;
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": EMAIL, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
+    let token = teacher_token(&client, &base).await;
     let res = client
         .post(format!("{base}/api/lessons"))
         .bearer_auth(&token)
@@ -118,15 +109,13 @@ async fn a_teacher_searches_duplicates_and_files_a_lesson_in_a_folder() {
     page.screenshot("library-03-folder").await;
 
     // What the page did is what the server holds: a whole copy, in its folder.
-    let listed: Value = client
+    let res = client
         .get(format!("{base}/api/lessons?folder=Year%207%20%2F%20Maths"))
         .bearer_auth(&token)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    let listed: Value = res.json().await.unwrap();
     let items = listed["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(

@@ -110,6 +110,21 @@ pub(super) async fn a_search_and_a_folder_narrow_the_list_to_current_lessons(sto
         store.lesson_folders(owner).await.unwrap(),
         counts(&[("Earth", 1), ("Geography", 1)])
     );
+    // Folders are listed alike on both engines: by name, case aside.
+    for folder in ["art", "Zoology", "Art"] {
+        store
+            .create_lesson(owner, &filed(folder, Some(folder), ""))
+            .await
+            .unwrap();
+    }
+    let names: Vec<String> = store
+        .lesson_folders(owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(names, ["Art", "art", "Earth", "Geography", "Zoology"]);
 }
 
 pub(super) async fn a_revision_from_before_the_library_is_searched_in_its_stored_text(db: Db) {

@@ -228,17 +228,22 @@ impl<B: Backend> LessonStore for SqlStore<B> {
             let sql = format!(
                 "SELECT r.folder, COUNT(*) AS lessons FROM lesson l {CURRENT_REVISION}
                  WHERE l.owner_id = $1 AND NOT r.deleted AND r.folder IS NOT NULL
-                 GROUP BY r.folder ORDER BY r.folder"
+                 GROUP BY r.folder"
             );
             let rows = self.db.fetch(On::Read, &sql, &[Arg::Id(owner)]).await?;
-            rows.iter()
+            let mut folders = rows
+                .iter()
                 .map(|row| {
                     Ok(FolderCount {
                         name: row.text("folder")?,
                         lessons: row.int("lessons")?,
                     })
                 })
-                .collect()
+                .collect::<StoreResult<Vec<_>>>()?;
+            // Sorted here, not by the engine: PostgreSQL's collation and SQLite's bytes
+            // would order "art" and "Maths" differently.
+            folders.sort_by_cached_key(|f| (f.name.to_lowercase(), f.name.clone()));
+            Ok(folders)
         })
         .await
     }
