@@ -135,6 +135,7 @@ async fn seed(dir: &Path, a: &Args) -> Vec<Scenario> {
                         expected: None,
                         content: content.clone(),
                         restored_from: None,
+                        keep_folder: false,
                     };
                     store.save_lesson(owner, id, edit).await.unwrap();
                 }

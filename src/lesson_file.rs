@@ -23,13 +23,12 @@ use zip::{CompressionMethod, ZipArchive, ZipWriter};
 use crate::domain::lesson::{
     LessonContent, SlideInput, ANSWER_MAX, BODY_MAX, NOTES_MAX, SLIDES_MAX, TITLE_MAX,
 };
+use crate::domain::library::FOLDER_MAX;
 use crate::domain::media::{is_media_id, MediaKind};
 use crate::domain::ValidationError;
 use crate::media::{finish_all, Claim, MediaError, MediaLimits, Room, Upload};
 use crate::quota::{LessonQuota, QuotaError};
-use crate::store::{
-    LessonCursor, LessonOrder, LessonRecord, Media, Store, StoreError, MEDIA_FILE_OVERHEAD,
-};
+use crate::store::{LessonRecord, Media, Store, StoreError, MEDIA_FILE_OVERHEAD};
 
 /// What `format` says in every lesson file.
 pub const FORMAT: &str = "classcast-lesson";
@@ -96,6 +95,10 @@ struct Manifest {
     format: Text<64>,
     version: u32,
     title: Text<TITLE_MAX>,
+    /// The folder the lesson was filed in; left out when none, so that such a file still
+    /// imports on servers from before folders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    folder: Option<Text<FOLDER_MAX>>,
     slides: List<FileSlide, SLIDES_MAX>,
     /// Every file the slides name, once each.
     media: List<FileMedia, SLIDES_MAX>,
@@ -224,6 +227,7 @@ pub async fn export(
         format: Text(FORMAT.into()),
         version: FORMAT_VERSION,
         title: Text(record.content.title.clone()),
+        folder: record.content.folder.clone().map(Text),
         slides: List(
             record
                 .content
@@ -352,44 +356,10 @@ pub async fn import(
         .map_err(std::io::Error::other)??;
 
     let mut content = content;
-    content.title = distinct_title(store, owner, &content).await?;
+    content.title = crate::library::distinct_title(store, owner, &content).await?;
     quota.admit(owner, &content).await?;
     finish_all(uploads, store, owner).await?;
     Ok(store.create_lesson(owner, &content).await?)
-}
-
-/// The lesson's title, or, when the teacher has a lesson of that title already, the first
-/// of "Title (2)", "Title (3)", … they do not have: an import never makes two rows alike.
-async fn distinct_title(
-    store: &dyn Store,
-    owner: Uuid,
-    content: &LessonContent,
-) -> Result<String, StoreError> {
-    // Titles sort case-insensitively: "Title", "Title (2)", … follow the title's key.
-    let after = LessonCursor::Title {
-        title_key: content.title_key(),
-        id: Uuid::nil(),
-    };
-    let taken: BTreeSet<String> = store
-        .list_lessons(owner, LessonOrder::Title, Some(&after), 200)
-        .await?
-        .into_iter()
-        .map(|l| l.title)
-        .collect();
-    let title = &content.title;
-    if !taken.contains(title) {
-        return Ok(title.clone());
-    }
-    let numbered = (2..).map(|n| {
-        let suffix = format!(" ({n})");
-        let room = TITLE_MAX - suffix.chars().count();
-        let base: String = title.chars().take(room).collect();
-        format!("{}{suffix}", base.trim_end())
-    });
-    Ok(numbered
-        .take(250)
-        .find(|t| !taken.contains(t))
-        .unwrap_or_else(|| title.clone()))
 }
 
 /// A file the lesson file carries, as its manifest lists it.
@@ -480,13 +450,15 @@ fn read(
         .into_iter()
         .map(SlideInput::from)
         .collect();
-    let content = LessonContent::parse(&manifest.title.0, slides).map_err(|errors| {
-        let mut prefixed = ValidationError::default();
-        for (path, message) in errors.fields {
-            prefixed.add(&format!("{MANIFEST}: {path}"), message);
-        }
-        LessonFileError::Invalid(prefixed)
-    })?;
+    let folder = manifest.folder.as_ref().map(|f| f.0.as_str());
+    let content =
+        LessonContent::parse_filed(&manifest.title.0, folder, slides).map_err(|errors| {
+            let mut prefixed = ValidationError::default();
+            for (path, message) in errors.fields {
+                prefixed.add(&format!("{MANIFEST}: {path}"), message);
+            }
+            LessonFileError::Invalid(prefixed)
+        })?;
 
     let named: BTreeSet<&str> = content
         .slides

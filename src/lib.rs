@@ -47,6 +47,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod lesson_file;
+pub mod library;
 pub mod live;
 pub mod mail;
 pub mod media;

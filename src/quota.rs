@@ -258,6 +258,7 @@ mod tests {
                 expected: None,
                 content: lesson(),
                 restored_from: None,
+                keep_folder: false,
             };
             there.save_lesson(owner, id, edit).await.unwrap();
         }

@@ -105,13 +105,27 @@ pub struct SlideInput {
 pub struct LessonContent {
     pub title: String,
     pub slides: Vec<Slide>,
+    /// The folder the teacher filed the lesson in (`domain::library::parse_folder`); saved
+    /// with each revision like the title, so filing a lesson is a save like any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
 }
 
 impl LessonContent {
     /// Validates a whole lesson, collecting every problem with its path
     /// (`title`, `slides`, `slides[3].answer`, …).
     pub fn parse(title: &str, slides: Vec<SlideInput>) -> Result<Self, ValidationError> {
+        Self::parse_filed(title, None, slides)
+    }
+
+    /// [`LessonContent::parse`] of a lesson filed in `folder` (trimmed; empty is none).
+    pub fn parse_filed(
+        title: &str,
+        folder: Option<&str>,
+        slides: Vec<SlideInput>,
+    ) -> Result<Self, ValidationError> {
         let mut errors = ValidationError::default();
+        let folder = folder.and_then(|raw| super::library::parse_folder(&mut errors, raw));
         let title = title.trim().to_owned();
         check_len(&mut errors, "title", &title, 1, TITLE_MAX);
         check_line(&mut errors, "title", &title);
@@ -140,6 +154,7 @@ impl LessonContent {
         errors.into_result(Self {
             title,
             slides: parsed,
+            folder,
         })
     }
 
@@ -163,6 +178,23 @@ impl LessonContent {
     /// that every store backend sorts identically.
     pub fn title_key(&self) -> String {
         self.title.to_lowercase()
+    }
+
+    /// What a search looks in: the title and every text of every slide (titles, bodies,
+    /// notes, answers), lowercased here so that every store backend ignores case alike. A
+    /// line between fields keeps a word from being found across two of them.
+    pub fn search_text(&self) -> String {
+        let mut text = self.title.to_lowercase();
+        for slide in &self.slides {
+            let fields = [&slide.title, &slide.body, &slide.notes];
+            for field in fields.into_iter().chain(&slide.answer) {
+                if !field.is_empty() {
+                    text.push('\n');
+                    text.push_str(&field.to_lowercase());
+                }
+            }
+        }
+        text
     }
 }
 

@@ -8,6 +8,7 @@ pub mod account;
 pub mod board;
 pub mod hlc;
 pub mod lesson;
+pub mod library;
 pub mod markdown;
 pub mod media;
 pub mod node;

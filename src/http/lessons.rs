@@ -22,8 +22,11 @@ use super::extract::{Auth, Ids, IfMatch, Json};
 use super::AppState;
 use crate::domain::hlc::Version;
 use crate::domain::lesson::{LessonContent, Slide, SlideInput};
+use crate::domain::library::{parse_folder, parse_query};
 use crate::domain::ValidationError;
-use crate::store::{LessonCursor, LessonEdit, LessonOrder, LessonRecord, LessonSummary};
+use crate::store::{
+    LessonCursor, LessonEdit, LessonFilter, LessonOrder, LessonRecord, LessonSummary,
+};
 
 pub const PAGE_DEFAULT: u32 = 20;
 pub const PAGE_MAX: u32 = 100;
@@ -62,11 +65,18 @@ pub struct LessonBody {
     #[serde(default)]
     #[schema(max_items = 500)]
     slides: Vec<SlideInput>,
+    /// The folder to file the lesson in: one line of at most 60 characters, trimmed; `""`
+    /// files it in none. Left out (or `null`), a save keeps the lesson where it is.
+    #[schema(max_length = 60)]
+    folder: Option<String>,
 }
 
 impl LessonBody {
-    fn parse(self) -> Result<LessonContent, ValidationError> {
-        LessonContent::parse(&self.title, self.slides)
+    /// The content, and whether it leaves the lesson in the folder it is in.
+    fn parse(self) -> Result<(LessonContent, bool), ValidationError> {
+        let keep_folder = self.folder.is_none();
+        let content = LessonContent::parse_filed(&self.title, self.folder.as_deref(), self.slides)?;
+        Ok((content, keep_folder))
     }
 }
 
@@ -75,6 +85,8 @@ pub struct Lesson {
     id: Uuid,
     title: String,
     slides: Vec<Slide>,
+    /// The folder the lesson is filed in; `null` for none.
+    folder: Option<String>,
     /// The current version; also sent as the `ETag`. Send it back in `If-Match` when saving.
     version: String,
     /// Milliseconds since the Unix epoch, server clock.
@@ -119,6 +131,7 @@ fn lesson_body(bodies: &LessonBodies, record: &LessonRecord) -> Result<Bytes, Ap
         id: record.id,
         title: record.content.title.clone(),
         slides: record.content.slides.clone(),
+        folder: record.content.folder.clone(),
         version: record.revision.to_string(),
         created_at: record.created.millis(),
         updated_at: record.updated.millis(),
@@ -137,6 +150,8 @@ pub struct LessonListItem {
     /// Milliseconds since the Unix epoch, server clock.
     updated_at: i64,
     version: String,
+    /// The folder the lesson is filed in; `null` for none.
+    folder: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -165,18 +180,25 @@ pub struct ListParams {
     /// `updated` (newest first, the default) or `title` (A to Z).
     #[param(value_type = Option<ListOrder>)]
     order: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (of the same `q` and `folder`).
     cursor: Option<String>,
+    /// Search: only lessons whose title or slide text (titles, text, notes, answers) contains
+    /// every word, in any order, ignoring case. At most 200 characters and 8 words.
+    #[param(max_length = 200)]
+    q: Option<String>,
+    /// Only the lessons filed in this folder.
+    #[param(max_length = 60)]
+    folder: Option<String>,
 }
 
-/// The caller's lessons, a page at a time.
+/// The caller's lessons, a page at a time; a search (`q`) or a folder's (`folder`).
 #[utoipa::path(get, path = "/api/lessons", tag = "lessons", security(("bearer" = [])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of lessons", body = LessonList),
-        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 400, description = "Malformed query, or `bad_search`: `q` is too long or has too many words", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 422, description = "Invalid limit, order or cursor", body = ErrorBody),
+        (status = 422, description = "Invalid limit, order, cursor or folder", body = ErrorBody),
     ))]
 async fn list_lessons(
     State(state): State<AppState>,
@@ -189,7 +211,15 @@ async fn list_lessons(
             format!("The query string cannot be read: {}.", e.body_text()),
         )
     })?;
+    let words = parse_query(params.q.as_deref().unwrap_or_default()).map_err(|e| {
+        let message = e.fields.into_values().next().unwrap_or_default();
+        ApiError::bad_request("bad_search", message)
+    })?;
     let mut errors = ValidationError::default();
+    let folder = params
+        .folder
+        .as_deref()
+        .and_then(|raw| parse_folder(&mut errors, raw));
     let limit = match params.limit.as_deref().filter(|l| !l.is_empty()) {
         None => PAGE_DEFAULT,
         Some(raw) => match raw.parse::<u32>() {
@@ -222,9 +252,10 @@ async fn list_lessons(
         },
     };
     let (limit, order, cursor) = errors.into_result((limit, order, cursor))?;
+    let filter = LessonFilter { words, folder };
     let mut rows = state
         .store
-        .list_lessons(auth.account.id, order, cursor.as_ref(), limit + 1)
+        .list_lessons(auth.account.id, &filter, order, cursor.as_ref(), limit + 1)
         .await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
@@ -241,6 +272,7 @@ async fn list_lessons(
                 slide_count: s.slide_count,
                 updated_at: s.updated.millis(),
                 version: s.revision.to_string(),
+                folder: s.folder,
             })
             .collect(),
         next_cursor,
@@ -303,7 +335,7 @@ async fn create_lesson(
     Auth(auth): Auth,
     Json(body): Json<LessonBody>,
 ) -> Result<Response, ApiError> {
-    let content = body.parse()?;
+    let (content, _) = body.parse()?;
     known_media(&state, &content).await?;
     state.quota.admit(auth.account.id, &content).await?;
     let record = state.store.create_lesson(auth.account.id, &content).await?;
@@ -358,13 +390,14 @@ async fn replace_lesson(
     IfMatch(expected): IfMatch,
     Json(body): Json<LessonBody>,
 ) -> Result<Response, ApiError> {
-    let content = body.parse()?;
+    let (content, keep_folder) = body.parse()?;
     known_media(&state, &content).await?;
     state.quota.admit(auth.account.id, &content).await?;
     let edit = LessonEdit {
         expected,
         content,
         restored_from: None,
+        keep_folder,
     };
     let record = state.store.save_lesson(auth.account.id, id, edit).await?;
     state.live.announce_lesson(id, record.updated);
@@ -468,6 +501,8 @@ async fn restore_revision(
         expected: None,
         content,
         restored_from: Some(rev),
+        // A restore brings back slides and title; where the lesson is filed stays.
+        keep_folder: true,
     };
     let record = state.store.save_lesson(auth.account.id, id, edit).await?;
     state.live.announce_lesson(id, record.updated);

@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod lesson_files;
 pub mod lessons;
+pub mod library;
 pub mod live_log;
 pub mod live_sse;
 pub mod live_ws;
@@ -122,6 +123,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::router())
         .merge(lessons::router())
         .merge(lesson_files::router())
+        .merge(library::router())
         .merge(slides::router())
         .merge(boards::router())
         .merge(media::router())

@@ -128,6 +128,24 @@ pub struct LessonSummary {
     pub title_key: String,
     pub slide_count: i64,
     pub updated: Version,
+    pub folder: Option<String>,
+}
+
+/// Which of a teacher's lessons a list holds; the default holds them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LessonFilter {
+    /// Lowercased words (`domain::library::parse_query`), every one of which the lesson's
+    /// title or slide text must contain.
+    pub words: Vec<String>,
+    /// Only the lessons filed in this folder.
+    pub folder: Option<String>,
+}
+
+/// A folder of a teacher's and how many of their lessons it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderCount {
+    pub name: String,
+    pub lessons: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +181,10 @@ pub struct LessonEdit {
     pub content: LessonContent,
     /// Set when the edit restores an earlier revision.
     pub restored_from: Option<Uuid>,
+    /// The new revision stays in the current revision's folder, whatever `content` says:
+    /// an edit that does not name a folder (an older editor, a restore) does not move the
+    /// lesson.
+    pub keep_folder: bool,
 }
 
 /// A teacher's pairing with a board.
@@ -514,14 +536,17 @@ pub trait LessonStore: Send + Sync {
     ) -> StoreResult<LessonRecord>;
     /// The lesson's current revision; kept in memory for a few seconds (`store/caches.rs`).
     async fn lesson(&self, owner: Uuid, id: Uuid) -> StoreResult<Arc<LessonRecord>>;
-    /// Up to `limit` of the owner's lessons in `order`, after `cursor`.
+    /// Up to `limit` of the owner's lessons that `filter` holds, in `order`, after `cursor`.
     async fn list_lessons(
         &self,
         owner: Uuid,
+        filter: &LessonFilter,
         order: LessonOrder,
         cursor: Option<&LessonCursor>,
         limit: u32,
     ) -> StoreResult<Vec<LessonSummary>>;
+    /// The owner's folders, by name (case aside), with how many of their lessons each holds.
+    async fn lesson_folders(&self, owner: Uuid) -> StoreResult<Vec<FolderCount>>;
     /// Writes a new revision. `VersionConflict` when `edit.expected` is no longer current.
     async fn save_lesson(
         &self,

@@ -14,6 +14,7 @@ fn lesson_routes(id: &str, rev: &str) -> Vec<(Method, String)> {
             Method::POST,
             format!("/api/lessons/{id}/revisions/{rev}/restore"),
         ),
+        (Method::POST, format!("/api/lessons/{id}/duplicate")),
     ]
 }
 
@@ -25,7 +26,7 @@ async fn another_teachers_lesson_looks_exactly_like_a_missing_one() {
     let lesson = app
         .create_lesson(
             &owner,
-            json!({"title": "Private", "slides": [text_slide("one")]}),
+            json!({"title": "Private", "folder": "Secret plans", "slides": [text_slide("one")]}),
         )
         .await;
     let id = lesson["id"].as_str().unwrap();
@@ -44,6 +45,20 @@ async fn another_teachers_lesson_looks_exactly_like_a_missing_one() {
         app.lesson_count(&intruder).await,
         0,
         "the list shows only one's own lessons"
+    );
+    // Nor does a search, a folder or the list of folders show anything of another's.
+    for path in [
+        "/api/lessons?q=private",
+        "/api/lessons?folder=Secret%20plans",
+        "/api/lessons/folders",
+    ] {
+        let listed = app.get_json(path, &intruder).await;
+        assert_eq!(listed["items"], json!([]), "{path}");
+    }
+    assert_eq!(
+        app.get_json("/api/lessons/folders", &owner).await["items"],
+        json!([{"name": "Secret plans", "lessons": 1}]),
+        "the owner sees their folder (and no copy was made)"
     );
 
     let res = app
@@ -66,6 +81,7 @@ async fn every_lesson_route_needs_a_session() {
     let mut routes = lesson_routes(&id, &id);
     routes.push((Method::GET, "/api/lessons".into()));
     routes.push((Method::POST, "/api/lessons".into()));
+    routes.push((Method::GET, "/api/lessons/folders".into()));
     for (method, path) in routes {
         let res = app
             .request(method, &path)

@@ -343,9 +343,9 @@ async fn a_damaged_cut_foreign_or_newer_backup_is_refused_and_force_replaces_a_s
 #[tokio::test]
 async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one() {
     // A store as the release before the newest migration left it: the newest migration
-    // (0014) only creates the outbox's and mailed links' tables, so without them and its
-    // record the store is one migration behind. (A newer migration must be undone here
-    // instead.)
+    // (0015) only adds the lesson library's two columns to `lesson_revision`, so without
+    // them and its record the store is one migration behind. (A newer migration must be
+    // undone here instead.)
     let newest = std::fs::read_dir(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/src/store/migrations/sqlite"
@@ -354,7 +354,10 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
     .map(|f| f.unwrap().file_name().into_string().unwrap())
     .max()
     .unwrap();
-    assert_eq!(newest, "0014_mail.sql", "undo the newest migration here");
+    assert_eq!(
+        newest, "0015_lesson_library.sql",
+        "undo the newest migration here"
+    );
     let old = tempfile::tempdir().unwrap();
     add_account(old.path(), "old@school.org", "a long enough password");
     {
@@ -362,8 +365,22 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
         let url = format!("sqlite://{}", db_of(old.path()).display());
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::raw_sql(
-            "DROP TABLE mail; DROP TABLE mail_attempt; DROP TABLE account_token;
-             DROP TABLE account_token_use; DELETE FROM _sqlx_migrations WHERE version = 14",
+            "ALTER TABLE lesson_revision DROP COLUMN folder;
+             ALTER TABLE lesson_revision DROP COLUMN search_text;
+             DELETE FROM _sqlx_migrations WHERE version = 15",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        // A lesson as that release saved it: a revision without a folder or search text.
+        sqlx::raw_sql(
+            "INSERT INTO lesson (id, owner_id, version, node)
+               SELECT '0193a000-0000-7000-8000-000000000001', id, 1, id FROM account;
+             INSERT INTO lesson_revision (id, lesson_id, version, node, author_id, title,
+               title_key, slide_count, slides, deleted, restored_from)
+               SELECT '0193a000-0000-7000-8000-000000000002',
+                 '0193a000-0000-7000-8000-000000000001', 2, id, id, 'Old Fractions',
+                 'old fractions', 0, '[]', 0, NULL FROM account",
         )
         .execute(&mut conn)
         .await
@@ -373,7 +390,7 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
     let file = work.path().join("old.ccb");
     let (ok, said, errors) = run(old.path(), &["backup", "--out", file.to_str().unwrap()]);
     assert!(ok, "{said}{errors}");
-    assert!(said.contains("sqlite schema 13"), "{said}");
+    assert!(said.contains("sqlite schema 14"), "{said}");
 
     let new = tempfile::tempdir().unwrap();
     let (ok, said, errors) = run(new.path(), &["restore", file.to_str().unwrap()]);
@@ -387,6 +404,20 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    // Its lesson is listed, found by a search and in no folder.
+    let token = res.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let t = crate::harness::Teacher {
+        token,
+        email: "old@school.org".into(),
+    };
+    let found = app.get_json("/api/lessons?q=FRACTIONS", &t).await;
+    assert_eq!(found["items"][0]["title"], "Old Fractions");
+    assert_eq!(found["items"][0]["folder"], serde_json::Value::Null);
+    let folders = app.get_json("/api/lessons/folders", &t).await;
+    assert_eq!(folders["items"], json!([]));
 }
 
 #[tokio::test]

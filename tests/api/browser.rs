@@ -15,7 +15,7 @@ pub(crate) const EMAIL: &str = "ms.jansen@school.org";
 pub(crate) const PASSWORD: &str = "lesson plan 8:30";
 
 /// Selects the option of `select` whose text contains `text`, once it is there.
-fn choose(select: &str, text: &str) -> String {
+pub(crate) fn choose(select: &str, text: &str) -> String {
     format!(
         "const s = document.querySelector({select:?}); if (!s) return null;
          const o = [...s.options].find(o => o.textContent.includes({text:?}));
@@ -49,6 +49,20 @@ pub(crate) async fn teacher_with_lesson(server: &str) {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
+}
+
+/// A bearer token of the teacher [`teacher_with_lesson`] made, signed in at `base`.
+pub(crate) async fn teacher_token(client: &reqwest::Client, base: &str) -> String {
+    let login: Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": EMAIL, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["token"].as_str().unwrap().to_owned()
 }
 
 /// A browser signed in as the teacher at `base`, on their list of lessons.
@@ -683,7 +697,7 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
     page.wait_until(
         "the imported lesson in the editor",
         "return /^\\/lessons\\/[0-9a-f-]{36}$/.test(location.pathname)
-             && document.querySelector('#lesson-title')?.value === 'Fractions (2)'
+             && document.querySelector('#lesson-title')?.value === 'Fractions (copy)'
              && document.querySelectorAll('#slide-list li').length === 4 || null",
     )
     .await;
@@ -693,7 +707,7 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
     page.wait_until(
         "the lesson and its imported copy",
         "const titles = [...document.querySelectorAll('#lesson-list .lesson-link')].map((a) => a.textContent);
-         return titles.includes('Fractions') && titles.includes('Fractions (2)') || null",
+         return titles.includes('Fractions') && titles.includes('Fractions (copy)') || null",
     )
     .await;
 }
@@ -702,16 +716,7 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
 /// returns the pictures' ids.
 async fn append_pictures(base: &str, count: u8) -> Vec<String> {
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": EMAIL, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap();
+    let token = &teacher_token(&client, base).await;
     let mut pictures = Vec::new();
     for n in 0..count {
         // Bytes after the end of a PNG are ignored by decoders: different pictures.
@@ -1439,6 +1444,17 @@ async fn every_page_passes_axe_in_english_and_dutch() {
             editor.wait_for(loaded).await;
             check(path.to_owned(), axe_violations(&editor, &axe).await);
         }
+        // My lessons' dialog for filing a lesson in a folder (the second of each lesson's
+        // actions), open.
+        editor.goto(&format!("{base}/lessons")).await;
+        editor
+            .click("#lesson-list .lesson-actions button:nth-child(2)")
+            .await;
+        editor.wait_for("dialog[open] #move-folder").await;
+        check(
+            "/lessons, moving to a folder".into(),
+            axe_violations(&editor, &axe).await,
+        );
         editor.goto(&format!("{base}/lessons")).await;
         editor.click("#lesson-list a.lesson-link").await;
         editor.wait_for("#slide-preview strong").await;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::browser::{pair_and_present_with, teacher_with_lesson, Presenting, EMAIL, PASSWORD};
+use crate::browser::{pair_and_present_with, teacher_token, teacher_with_lesson, Presenting};
 use crate::harness::Process;
 use crate::tools::{missing, Tool};
 use crate::webdriver::{Browser, Driver};
@@ -89,18 +89,10 @@ fn lines_of(css: &str) -> String {
 /// A copy of the teacher's lesson under `title`.
 async fn lesson_titled(base: &str, title: &str) {
     let client = reqwest::Client::new();
-    let signed_in: serde_json::Value = client
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": EMAIL, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = teacher_token(&client, base).await;
     let res = client
         .post(format!("{base}/api/lessons"))
-        .bearer_auth(signed_in["token"].as_str().unwrap())
+        .bearer_auth(token)
         .json(&json!({"title": title, "slides": [
             {"kind": "text", "title": "Slide one", "body": "What is **a half**?"},
             {"kind": "timer", "title": "Slide two", "seconds": 120, "body": "Work in pairs"},

@@ -224,7 +224,7 @@ async fn a_board_cannot_churn_through_pairing_codes() {
 }
 
 /// A lesson of `slides` slides of 20,000 characters each.
-fn big_lesson(slides: usize) -> Value {
+pub(crate) fn big_lesson(slides: usize) -> Value {
     let slides: Vec<Value> = (0..slides)
         .map(|i| json!({"kind": "text", "title": format!("Slide {i}"), "body": "x".repeat(20_000)}))
         .collect();
@@ -233,7 +233,7 @@ fn big_lesson(slides: usize) -> Value {
 
 /// Saves `lesson` as `body` again and again until a save is refused, at most `most` times:
 /// how many went through, and the refusal.
-async fn save_until_refused(
+pub(crate) async fn save_until_refused(
     app: &TestApp,
     t: &Teacher,
     lesson: &Value,

@@ -50,7 +50,7 @@ async fn full_lesson(app: &TestApp, t: &Teacher) -> (Value, Vec<u8>, Vec<u8>) {
     let lesson = app
         .create_lesson(
             t,
-            json!({"title": "Fractions — week 3 ½", "slides": [
+            json!({"title": "Fractions — week 3 ½", "folder": "Year 7 / Maths", "slides": [
                 {"kind": "text", "title": "Welcome", "body": "# Hello\n*today*", "notes": "smile"},
                 {"kind": "image", "title": "A pie", "media": picture_id, "notes": "point at it"},
                 {"kind": "video", "title": "Watch", "media": video_id},
@@ -69,7 +69,7 @@ fn without_ids(lesson: &Value) -> Value {
     for slide in slides.as_array_mut().unwrap() {
         slide.as_object_mut().unwrap().remove("id");
     }
-    json!({"title": lesson["title"], "slides": slides})
+    json!({"title": lesson["title"], "folder": lesson["folder"], "slides": slides})
 }
 
 #[tokio::test]
@@ -117,6 +117,10 @@ async fn a_lesson_exported_from_one_server_imports_identically_on_another() {
     let imported: Value = res.json().await.unwrap();
     assert_ne!(imported["id"], lesson["id"]);
     assert_eq!(without_ids(&imported), without_ids(&lesson));
+    assert_eq!(
+        imported["folder"], "Year 7 / Maths",
+        "the folder travels along"
+    );
     let fetched = school_b
         .get_json(
             &format!("/api/lessons/{}", imported["id"].as_str().unwrap()),
@@ -585,9 +589,9 @@ async fn a_file_the_teacher_holds_already_is_not_unpacked_again() {
     assert_eq!(chunk_rows(&app).await, 1);
     // Imported next to the lesson it came from, it is told apart by its title.
     let first: Value = res.json().await.unwrap();
-    assert_eq!(first["title"], "Pie (2)");
+    assert_eq!(first["title"], "Pie (copy)");
     let second: Value = import(&app, &t, exported).await.json().await.unwrap();
-    assert_eq!(second["title"], "Pie (3)");
+    assert_eq!(second["title"], "Pie (copy 2)");
 }
 
 #[tokio::test]

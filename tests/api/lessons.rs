@@ -56,6 +56,32 @@ async fn a_lesson_is_created_read_back_with_its_etag_and_slides_in_order() {
     assert!(lesson["slides"][0]["id"].as_str().unwrap().len() == 36);
 }
 
+/// The titles of every lesson `GET /api/lessons?{query}` lists, two a page, following each
+/// page's cursor to the last.
+pub(crate) async fn walk(app: &TestApp, t: &Teacher, query: String) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/api/lessons?limit=2&{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = app.get_json(&path, t).await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["title"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    seen
+}
+
 #[tokio::test]
 async fn the_list_pages_through_every_lesson_in_both_orders() {
     let app = spawn_app().await;
@@ -64,40 +90,7 @@ async fn the_list_pages_through_every_lesson_in_both_orders() {
     for title in titles {
         app.create_lesson(&t, json!({"title": title})).await;
     }
-    let walk = |order: &'static str| {
-        let app = &app;
-        let t = &t;
-        async move {
-            let mut seen = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut path = format!("/api/lessons?limit=2&order={order}");
-                if let Some(c) = &cursor {
-                    path.push_str(&format!("&cursor={c}"));
-                }
-                let page: Value = app
-                    .as_teacher(Method::GET, &path, t)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let items = page["items"].as_array().unwrap();
-                assert!(items.len() <= 2);
-                seen.extend(
-                    items
-                        .iter()
-                        .map(|i| i["title"].as_str().unwrap().to_owned()),
-                );
-                match page["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_owned()),
-                    None => break,
-                }
-            }
-            seen
-        }
-    };
+    let walk = |order: &'static str| walk(&app, &t, format!("order={order}"));
     assert_eq!(
         walk("title").await,
         ["Alpha", "Bravo", "charlie", "delta", "echo"]

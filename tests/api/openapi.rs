@@ -17,6 +17,8 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/api/lessons/{id}/revisions/{rev}/restore"),
     ("get", "/api/lessons/{id}/export"),
     ("post", "/api/lessons/import"),
+    ("post", "/api/lessons/{id}/duplicate"),
+    ("get", "/api/lessons/folders"),
     ("post", "/api/auth/register"),
     ("post", "/api/auth/login"),
     ("post", "/api/auth/logout"),

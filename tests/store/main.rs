@@ -5,7 +5,8 @@ use classcast::domain::board::BoardState;
 use classcast::domain::lesson::{LessonContent, SlideInput};
 use classcast::domain::node::Node;
 use classcast::store::{
-    self, LessonCursor, LessonEdit, LessonOrder, NewSession, NodeIds, Saved, Store, StoreError,
+    self, LessonCursor, LessonEdit, LessonFilter, LessonOrder, NewSession, NodeIds, Saved, Store,
+    StoreError,
 };
 use sqlx::{Connection, Row};
 use uuid::Uuid;
@@ -19,6 +20,8 @@ mod tools;
 
 mod caches;
 use caches::*;
+mod library;
+use library::*;
 mod mail;
 use mail::*;
 mod purges;
@@ -337,6 +340,7 @@ suite!(
         a_revoked_board_is_gone_for_its_token_and_every_teacher,
         the_outbox_retries_after_failures_gives_up_and_sends_again_on_request,
         a_mailed_link_opens_its_account_once_and_only_for_its_purpose,
+        a_search_and_a_folder_narrow_the_list_to_current_lessons,
     ],
     databases: [
         purging_revisions_keeps_the_newest_and_what_boards_present,
@@ -359,6 +363,7 @@ suite!(
         quota_sees_the_room_a_purge_freed_at_once,
         what_a_node_keeps_is_forgotten_when_it_learns_of_a_write_elsewhere,
         an_announced_revision_is_not_replaced_by_an_older_one_read_later,
+        a_revision_from_before_the_library_is_searched_in_its_stored_text,
     ],
 );
 
@@ -518,6 +523,7 @@ async fn edits_are_new_revisions_and_stale_edits_conflict(store: &dyn Store) {
         expected,
         content,
         restored_from: None,
+        keep_folder: false,
     };
     let v2 = store
         .save_lesson(owner, v1.id, edit(Some(v1.revision), lesson("Two", 2)))
@@ -554,6 +560,7 @@ async fn lessons_are_invisible_to_other_owners(store: &dyn Store) {
         expected: None,
         content: lesson("Theirs", 0),
         restored_from: None,
+        keep_folder: false,
     };
     assert!(matches!(
         store.lesson(other, l.id).await,
@@ -576,7 +583,13 @@ async fn lessons_are_invisible_to_other_owners(store: &dyn Store) {
         Err(StoreError::NotFound)
     ));
     let listed = store
-        .list_lessons(other, LessonOrder::Updated, None, 10)
+        .list_lessons(
+            other,
+            &LessonFilter::default(),
+            LessonOrder::Updated,
+            None,
+            10,
+        )
         .await
         .unwrap();
     assert!(listed.is_empty());
@@ -596,7 +609,7 @@ async fn listing_pages_without_gaps_or_repeats(store: &dyn Store) {
         let mut cursor: Option<LessonCursor> = None;
         loop {
             let page = store
-                .list_lessons(owner, order, cursor.as_ref(), 3)
+                .list_lessons(owner, &LessonFilter::default(), order, cursor.as_ref(), 3)
                 .await
                 .unwrap();
             let Some(last) = page.last() else { break };
@@ -638,7 +651,13 @@ async fn deletion_is_a_tombstone(store: &dyn Store) {
         Err(StoreError::NotFound)
     ));
     let listed = store
-        .list_lessons(owner, LessonOrder::Title, None, 10)
+        .list_lessons(
+            owner,
+            &LessonFilter::default(),
+            LessonOrder::Title,
+            None,
+            10,
+        )
         .await
         .unwrap();
     assert!(listed.is_empty());

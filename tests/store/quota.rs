@@ -21,6 +21,7 @@ fn edit(title: &str) -> LessonEdit {
         expected: None,
         content: lesson(title, 1),
         restored_from: None,
+        keep_folder: false,
     }
 }
 

@@ -56,6 +56,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_mail",
         include_str!("../migrations/postgres/0006_mail.sql"),
     ),
+    (
+        "0007_lesson_library",
+        include_str!("../migrations/postgres/0007_lesson_library.sql"),
+    ),
 ];
 
 /// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`] (the

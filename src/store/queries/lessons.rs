@@ -8,8 +8,14 @@ fn content_from(row: &impl Row) -> StoreResult<LessonContent> {
         title: row.text("title")?,
         slides: serde_json::from_str(&row.text("slides")?)
             .map_err(|e| StoreError::Corrupt(format!("slides: {e}")))?,
+        folder: row.maybe_text("folder")?,
     })
 }
+
+/// What a search looks in for revision `r`: its `search_text`, or, for a revision saved
+/// before there was one (schema 15 / PostgreSQL 7; rows are never updated to add it), its
+/// title and slides as stored, where a word may also match the JSON's own names.
+const SEARCHED: &str = "COALESCE(r.search_text, lower(r.title || ' ' || r.slides))";
 
 /// What a new `lesson_revision` row holds besides its keys.
 struct RevisionRow<'a> {
@@ -74,9 +80,11 @@ impl<B: Backend> SqlStore<B> {
             Arg::Text(&slides),
             Arg::Flag(deleted),
             Arg::MaybeId(restored_from),
+            Arg::MaybeText(content.folder.as_deref()),
+            Arg::Text(&content.search_text()),
         ];
         let columns = "lesson_id, author_id, title, title_key, slide_count, slides, deleted, \
-                       restored_from";
+                       restored_from, folder, search_text";
         self.insert(On::Tx(tx), "lesson_revision", id, columns, &values, version)
             .await?;
         Ok((id, version))
@@ -89,7 +97,7 @@ impl<B: Backend> SqlStore<B> {
         revision: Uuid,
     ) -> StoreResult<(LessonContent, bool)> {
         let sql =
-            "SELECT title, slides, deleted FROM lesson_revision WHERE id = $1 AND lesson_id = $2";
+            "SELECT title, slides, folder, deleted FROM lesson_revision WHERE id = $1 AND lesson_id = $2";
         let row = self
             .one(On::Read, sql, &[Arg::Id(revision), Arg::Id(lesson)])
             .await?
@@ -154,40 +162,49 @@ impl<B: Backend> LessonStore for SqlStore<B> {
     async fn list_lessons(
         &self,
         owner: Uuid,
+        filter: &LessonFilter,
         order: LessonOrder,
         cursor: Option<&LessonCursor>,
         limit: u32,
     ) -> StoreResult<Vec<LessonSummary>> {
         measured!("list_lessons", async move {
-            let (after, order_by) = match order {
-                LessonOrder::Updated => {
-                    ("(r.version, l.id) < ($2, $3)", "r.version DESC, l.id DESC")
-                }
-                LessonOrder::Title => ("(r.title_key, l.id) > ($2, $3)", "r.title_key, l.id"),
-            };
             let mut args = vec![Arg::Id(owner)];
+            let mut wheres = vec!["l.owner_id = $1 AND NOT r.deleted".to_owned()];
+            // The `$n` of the value pushed last.
+            let bind = |args: &Vec<Arg<'_>>| format!("${}", args.len());
             match cursor {
                 Some(LessonCursor::Updated { version, id }) => {
                     args.extend([Arg::Int(version.0), Arg::Id(*id)]);
+                    wheres.push("(r.version, l.id) < ($2, $3)".into());
                 }
                 Some(LessonCursor::Title { title_key, id }) => {
                     args.extend([Arg::Text(title_key), Arg::Id(*id)]);
+                    wheres.push("(r.title_key, l.id) > ($2, $3)".into());
                 }
                 None => {}
             }
-            let sql = format!(
-                "SELECT l.id, r.id AS revision, r.version, r.title, r.title_key, r.slide_count
-             FROM lesson l {CURRENT_REVISION}
-             WHERE l.owner_id = $1 AND NOT r.deleted {}
-             ORDER BY {order_by} LIMIT ${}",
-                if cursor.is_some() {
-                    format!("AND {after}")
-                } else {
-                    String::new()
-                },
-                args.len() + 1
-            );
+            if let Some(folder) = &filter.folder {
+                args.push(Arg::Text(folder));
+                wheres.push(format!("r.folder = {}", bind(&args)));
+            }
+            for word in &filter.words {
+                args.push(Arg::Text(word));
+                wheres.push(B::contains(SEARCHED, &bind(&args)));
+            }
+            let order_by = match order {
+                LessonOrder::Updated => "r.version DESC, l.id DESC",
+                LessonOrder::Title => "r.title_key, l.id",
+            };
             args.push(Arg::Int(i64::from(limit)));
+            let sql = format!(
+                "SELECT l.id, r.id AS revision, r.version, r.title, r.title_key, r.slide_count,
+                    r.folder
+             FROM lesson l {CURRENT_REVISION}
+             WHERE {}
+             ORDER BY {order_by} LIMIT {}",
+                wheres.join(" AND "),
+                bind(&args),
+            );
             let rows = self.db.fetch(On::Read, &sql, &args).await?;
             rows.iter()
                 .map(|row| {
@@ -198,9 +215,35 @@ impl<B: Backend> LessonStore for SqlStore<B> {
                         title_key: row.text("title_key")?,
                         slide_count: row.int("slide_count")?,
                         updated: self.observed(row.int("version")?),
+                        folder: row.maybe_text("folder")?,
                     })
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn lesson_folders(&self, owner: Uuid) -> StoreResult<Vec<FolderCount>> {
+        measured!("lesson_folders", async move {
+            let sql = format!(
+                "SELECT r.folder, COUNT(*) AS lessons FROM lesson l {CURRENT_REVISION}
+                 WHERE l.owner_id = $1 AND NOT r.deleted AND r.folder IS NOT NULL
+                 GROUP BY r.folder"
+            );
+            let rows = self.db.fetch(On::Read, &sql, &[Arg::Id(owner)]).await?;
+            let mut folders = rows
+                .iter()
+                .map(|row| {
+                    Ok(FolderCount {
+                        name: row.text("folder")?,
+                        lessons: row.int("lessons")?,
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            // Sorted here, not by the engine: PostgreSQL's collation and SQLite's bytes
+            // would order "art" and "Maths" differently.
+            folders.sort_by_cached_key(|f| (f.name.to_lowercase(), f.name.clone()));
+            Ok(folders)
         })
         .await
     }
@@ -215,6 +258,10 @@ impl<B: Backend> LessonStore for SqlStore<B> {
             let mut tx = self.db.begin().await?;
             self.db.mark_in_progress(&mut tx).await?;
             let current = self.current_lesson(On::Tx(&mut tx), owner, id).await?;
+            let mut content = edit.content;
+            if edit.keep_folder {
+                content.folder = current.content.folder;
+            }
             if edit
                 .expected
                 .is_some_and(|expected| expected != current.revision)
@@ -224,7 +271,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
                 });
             }
             let next = RevisionRow {
-                content: &edit.content,
+                content: &content,
                 deleted: false,
                 restored_from: edit.restored_from,
             };
@@ -241,7 +288,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
                 revision,
                 created: current.created,
                 updated,
-                content: edit.content,
+                content,
             })
         })
         .await
@@ -254,6 +301,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
             let tombstone = LessonContent {
                 title: current.content.title,
                 slides: Vec::new(),
+                folder: None,
             };
             let row = RevisionRow {
                 content: &tombstone,

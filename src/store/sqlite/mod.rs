@@ -90,6 +90,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_mail",
         include_str!("../migrations/sqlite/0014_mail.sql"),
     ),
+    (
+        "0015_lesson_library",
+        include_str!("../migrations/sqlite/0015_lesson_library.sql"),
+    ),
 ];
 
 /// SQLite under the store: a read pool and the single write connection.

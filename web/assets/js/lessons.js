@@ -1,4 +1,5 @@
-// "My lessons": list, sort, load more, create and delete.
+// "My lessons": list, sort, load more, create and delete; search as you type, folders to
+// file lessons in and filter by, and copies of a lesson (the lesson library, issue 24).
 
 import { api, importLesson } from './api.js';
 import { formatDateTime } from './i18n.js';
@@ -6,17 +7,22 @@ import { $, announce, confirmDialog, errorText, h, initPage, setBusy, t } from '
 
 const ORDER_KEY = 'classcast.lessons.order';
 const PAGE_SIZE = 20;
+const SEARCH_DELAY_MS = 250; // after the last key: a search per pause, not per keystroke
 
 const list = $('#lesson-list');
 const status = $('#list-status');
 const loadMoreButton = $('#load-more');
 const sortSelect = $('#sort');
 const pageError = $('#page-error');
+const searchInput = $('#search');
+const folderSelect = $('#folder-filter');
 
 let order = localStorage.getItem(ORDER_KEY) === 'title' ? 'title' : 'updated';
 let items = [];
 let cursor = null;
-let generation = 0; // ignores answers to requests made before the sort order changed
+let generation = 0; // ignores answers to requests made before the sort order, search or folder changed
+let folders = []; // the teacher's folders: [{name, lessons}]
+let searchTimer = null;
 
 await initPage();
 sortSelect.value = order;
@@ -40,13 +46,16 @@ async function load({ reset = false } = {}) {
   setBusy(loadMoreButton, true);
   const params = new URLSearchParams({ limit: PAGE_SIZE, order });
   if (cursor) params.set('cursor', cursor);
+  const q = searchInput.value.trim();
+  if (q) params.set('q', q);
+  if (folderSelect.value) params.set('folder', folderSelect.value);
   try {
     const { body } = await api.get('/api/lessons?' + params);
     if (gen !== generation) return;
     items.push(...body.items);
     cursor = body.next_cursor ?? null;
-    const firstNew = render(body.items.length);
     status.hidden = true;
+    const firstNew = render(body.items.length);
     showPageError(null);
     if (!reset && firstNew) firstNew.focus(); // keyboard users continue where the new items start
     if (!reset) announce(t('lessons.loadedMore', { count: body.items.length }));
@@ -59,12 +68,22 @@ async function load({ reset = false } = {}) {
   }
 }
 
+/** Whether the list shows a search's or a folder's lessons rather than all of them. */
+function filtered() {
+  return searchInput.value.trim() !== '' || folderSelect.value !== '';
+}
+
 /** Redraw the list; returns the link of the first of the last `newCount` items. */
 function render(newCount = 0) {
   list.replaceChildren(...items.map(lessonItem));
   const empty = items.length === 0;
-  $('#empty-state').hidden = !empty;
-  $('#list-toolbar').hidden = empty;
+  // Without any lesson the page invites to make one; a search that finds none says so.
+  $('#empty-state').hidden = !empty || filtered();
+  $('#list-toolbar').hidden = empty && !filtered();
+  if (empty && filtered()) {
+    status.hidden = false;
+    status.textContent = t('lessons.noMatch');
+  }
   loadMoreButton.hidden = !cursor;
   const first = list.children[items.length - newCount];
   return newCount && first ? $('a', first) : null;
@@ -79,6 +98,26 @@ function lessonItem(lesson) {
     attrs: { 'aria-label': t('lessons.deleteLabel', { title }) },
     onclick: () => deleteLesson(lesson, title),
   });
+  const copy = h('button', {
+    type: 'button',
+    class: 'button button-quiet',
+    text: t('lessons.duplicate'),
+    attrs: { 'aria-label': t('lessons.duplicateLabel', { title }) },
+    onclick: (event) => duplicateLesson(lesson, event.currentTarget),
+  });
+  const move = h('button', {
+    type: 'button',
+    class: 'button button-quiet',
+    text: t('lessons.move'),
+    attrs: { 'aria-label': t('lessons.moveLabel', { title }) },
+    onclick: (event) => moveLesson(lesson, title, event.currentTarget),
+  });
+  const folder = lesson.folder
+    ? [
+        h('span', { class: 'meta-sep', attrs: { 'aria-hidden': 'true' }, text: '·' }),
+        h('span', { class: 'lesson-folder', text: t('lessons.inFolder', { folder: lesson.folder }) }),
+      ]
+    : [];
   return h(
     'li',
     { class: 'lesson-item card' },
@@ -92,10 +131,115 @@ function lessonItem(lesson) {
         h('span', { text: t('lessons.slideCount', { count: lesson.slide_count ?? 0 }) }),
         h('span', { class: 'meta-sep', attrs: { 'aria-hidden': 'true' }, text: '·' }),
         h('span', { text: t('lessons.updated', { date: formatDateTime(lesson.updated_at) }) }),
+        ...folder,
       ),
     ),
-    h('div', { class: 'lesson-actions' }, remove),
+    h('div', { class: 'lesson-actions' }, copy, move, remove),
   );
+}
+
+/** Reloads the list, then puts the focus on lesson `id`'s link (or the heading). */
+async function reloadAt(id) {
+  await Promise.all([load({ reset: true }), loadFolders()]);
+  const at = items.findIndex((l) => l.id === id);
+  (at >= 0 ? $('a', list.children[at]) : $('#lessons-heading')).focus();
+}
+
+async function duplicateLesson(lesson, button) {
+  setBusy(button, true);
+  try {
+    const { body } = await api.post('/api/lessons/' + encodeURIComponent(lesson.id) + '/duplicate');
+    announce(t('lessons.duplicated', { title: body.title }));
+    await reloadAt(body.id);
+  } catch (err) {
+    showPageError(t('lessons.duplicateFailed', { reason: errorText(err) }));
+  } finally {
+    setBusy(button, false);
+  }
+}
+
+/** Asks for a folder name, offering the teacher's folders; resolves to it, or null if cancelled. */
+function folderDialog(title, current) {
+  return new Promise((resolve) => {
+    const input = h('input', {
+      id: 'move-folder',
+      type: 'text',
+      maxLength: 60,
+      value: current ?? '',
+      autocomplete: 'off',
+      attrs: { list: 'move-folders', 'aria-describedby': 'move-hint' },
+    });
+    const known = h('datalist', { id: 'move-folders' }, ...folders.map((f) => h('option', { value: f.name })));
+    const dialog = h(
+      'dialog',
+      { class: 'dialog', attrs: { 'aria-labelledby': 'move-title' } },
+      h(
+        'form',
+        { method: 'dialog', class: 'stack' },
+        h('h2', { id: 'move-title', text: t('lessons.moveTitle', { title }) }),
+        h('div', { class: 'field' }, h('label', { attrs: { for: 'move-folder' }, text: t('lessons.folderName') }), input, known),
+        h('p', { id: 'move-hint', class: 'muted', text: t('lessons.moveHint') }),
+        h(
+          'div',
+          { class: 'dialog-actions' },
+          h('button', { value: 'cancel', class: 'button', text: t('common.cancel') }),
+          h('button', { value: 'confirm', class: 'button button-primary', text: t('lessons.moveConfirm') }),
+        ),
+      ),
+    );
+    // Enter in the field moves (the form's first button, which Enter would press, cancels).
+    input.addEventListener('keydown', (event) => {
+      if (event.key !== 'Enter') return;
+      event.preventDefault();
+      dialog.close('confirm');
+    });
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      resolve(dialog.returnValue === 'confirm' ? input.value.trim() : null);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    input.focus();
+    input.select();
+  });
+}
+
+// Filing a lesson is a save like any other: the whole lesson as it is, in its new folder,
+// based on the version read (a save in between is refused, never overwritten).
+async function moveLesson(lesson, title, button) {
+  const folder = await folderDialog(title, lesson.folder);
+  if (folder === null || folder === (lesson.folder ?? '')) return button.focus();
+  setBusy(button, true);
+  try {
+    const path = '/api/lessons/' + encodeURIComponent(lesson.id);
+    const { body: current } = await api.get(path);
+    await api.put(path, { title: current.title, slides: current.slides, folder }, { ifMatch: current.version });
+    announce(folder ? t('lessons.moved', { title, folder }) : t('lessons.movedOut', { title }));
+    await reloadAt(lesson.id);
+  } catch (err) {
+    const [field, message] = Object.entries(err.fields ?? {})[0] ?? [];
+    showPageError(t('lessons.moveFailed', { reason: field ? message : errorText(err) }));
+    button.focus();
+  } finally {
+    setBusy(button, false);
+  }
+}
+
+/** The folder filter: "All folders" and each folder with its count; keeps the choice while it exists. */
+async function loadFolders() {
+  try {
+    ({ body: { items: folders } } = await api.get('/api/lessons/folders'));
+  } catch {
+    return; // the filter keeps the folders it had; the list says what went wrong
+  }
+  const chosen = folderSelect.value;
+  const all = folderSelect.options[0];
+  folderSelect.replaceChildren(
+    all,
+    ...folders.map((f) => h('option', { value: f.name, text: t('lessons.folderOption', { folder: f.name, count: f.lessons }) })),
+  );
+  folderSelect.value = folders.some((f) => f.name === chosen) ? chosen : '';
+  if (folderSelect.value !== chosen) load({ reset: true }); // its last lesson moved out
 }
 
 async function deleteLesson(lesson, title) {
@@ -115,6 +259,7 @@ async function deleteLesson(lesson, title) {
   const index = items.indexOf(lesson);
   items.splice(index, 1);
   render();
+  loadFolders();
   announce(t('lessons.deleted', { title }));
   // Move focus somewhere sensible instead of losing it with the removed button.
   const neighbour = list.children[Math.min(index, items.length - 1)];
@@ -167,7 +312,16 @@ sortSelect.addEventListener('change', () => {
   localStorage.setItem(ORDER_KEY, order);
   load({ reset: true });
 });
+searchInput.addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => load({ reset: true }), SEARCH_DELAY_MS);
+});
+folderSelect.addEventListener('change', () => load({ reset: true }));
 // Dates, counts and labels are built here, so redraw them in the new language.
-document.addEventListener('languagechange', () => status.hidden && render()); // not while loading
+document.addEventListener('languagechange', () => {
+  if (status.hidden) render(); // not while loading
+  loadFolders();
+});
 
 load({ reset: true });
+loadFolders();

@@ -1,0 +1,125 @@
+//! The lesson library on "My lessons" in real headless Chromium (issue 24): a teacher
+//! searches as they type, duplicates a lesson and files the copy in a folder by keyboard.
+
+use serde_json::{json, Value};
+
+use crate::browser::{choose, signed_in_at_lessons, teacher_token, teacher_with_lesson};
+use crate::harness::Process;
+use crate::tools::{missing, Tool};
+use crate::webdriver::{Browser, Driver};
+
+const ENTER: &str = "\u{E007}";
+
+/// Waits until the list shows exactly `titles`, in order.
+async fn wait_for_titles(page: &Browser, titles: &[&str]) {
+    let want = serde_json::to_string(titles).unwrap();
+    let script = format!(
+        "const shown = [...document.querySelectorAll('#lesson-list .lesson-link')].map((a) => a.textContent);
+         return JSON.stringify(shown) === {want:?} || null"
+    );
+    page.wait_until(&format!("the list showing {want}"), &script)
+        .await;
+}
+
+/// Types `text` into the search box as a person would (each key an `input` event).
+async fn search(page: &Browser, text: &str) {
+    page.run(
+        "const s = document.querySelector('#search'); s.value = '';
+         s.dispatchEvent(new Event('input', { bubbles: true }));",
+        json!([]),
+    )
+    .await;
+    if !text.is_empty() {
+        page.type_into("#search", text).await;
+    }
+}
+
+#[tokio::test]
+async fn a_teacher_searches_duplicates_and_files_a_lesson_in_a_folder() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let client = reqwest::Client::new();
+    let token = teacher_token(&client, &base).await;
+    let res = client
+        .post(format!("{base}/api/lessons"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Volcanoes", "slides": [
+            {"kind": "text", "title": "Lava", "notes": "Mention Etna"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
+    let driver = Driver::start().await;
+    let page = signed_in_at_lessons(&driver, &base).await;
+    page.run(
+        "document.querySelector('#sort').value = 'title';
+         document.querySelector('#sort').dispatchEvent(new Event('change'));",
+        json!([]),
+    )
+    .await;
+    wait_for_titles(&page, &["Fractions", "Volcanoes"]).await;
+
+    // Results as one types: slide text and notes, in any case, every word.
+    search(&page, "A HALF").await;
+    wait_for_titles(&page, &["Fractions"]).await;
+    search(&page, "etna").await;
+    wait_for_titles(&page, &["Volcanoes"]).await;
+    search(&page, "etna fractions").await;
+    wait_for_titles(&page, &[]).await;
+    page.wait_for_text("#list-status", "No lessons match").await;
+    page.screenshot("library-01-no-match").await;
+
+    // Duplicate from the search's results: the copy is listed, titled apart, and focused.
+    search(&page, "fractions").await;
+    wait_for_titles(&page, &["Fractions"]).await;
+    page.click("button[aria-label='Duplicate “Fractions”']")
+        .await;
+    wait_for_titles(&page, &["Fractions", "Fractions (copy)"]).await;
+    page.wait_until(
+        "the focus on the copy",
+        "return document.activeElement?.textContent === 'Fractions (copy)' || null",
+    )
+    .await;
+
+    // File the copy in a folder by keyboard: type the name, press Enter.
+    page.click("button[aria-label='Move to folder: “Fractions (copy)”']")
+        .await;
+    page.wait_for("dialog[open] #move-folder").await;
+    page.type_into("#move-folder", "Year 7 / Maths").await;
+    page.press(ENTER).await;
+    page.wait_for_text("#lesson-list", "In Year 7 / Maths")
+        .await;
+    page.screenshot("library-02-filed").await;
+
+    // The folder filter lists it with its count and shows only what it holds.
+    search(&page, "").await;
+    wait_for_titles(&page, &["Fractions", "Fractions (copy)", "Volcanoes"]).await;
+    page.wait_until(
+        "the folder in the filter",
+        &choose("#folder-filter", "Year 7 / Maths (1 lesson)"),
+    )
+    .await;
+    wait_for_titles(&page, &["Fractions (copy)"]).await;
+    page.screenshot("library-03-folder").await;
+
+    // What the page did is what the server holds: a whole copy, in its folder.
+    let res = client
+        .get(format!("{base}/api/lessons?folder=Year%207%20%2F%20Maths"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = res.json().await.unwrap();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (&items[0]["title"], &items[0]["slide_count"]),
+        (&json!("Fractions (copy)"), &json!(4))
+    );
+}
