@@ -76,7 +76,10 @@ pub async fn upgrade(
 /// A WebSocket's whole life, to its last log line. A block over its arguments rather than
 /// an `async fn`, which would keep a second copy of each (the socket alone is 368 bytes) in
 /// every open connection.
-#[expect(clippy::manual_async_fn, reason = "an async fn doubles its arguments' bytes")]
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn doubles its arguments' bytes"
+)]
 fn live_connection(
     mut socket: WebSocket,
     state: AppState,
