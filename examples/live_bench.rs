@@ -506,7 +506,7 @@ async fn main() {
             if sent_at[b].load(Ordering::Acquire) != 0 {
                 continue;
             }
-            let op = if (i / a.boards) % 2 == 0 {
+            let op = if (i / a.boards).is_multiple_of(2) {
                 "next"
             } else {
                 "prev"

@@ -51,6 +51,7 @@ pub mod library;
 pub mod live;
 pub mod mail;
 pub mod media;
+pub mod pdf_import;
 pub mod quota;
 pub mod server;
 pub mod store;

@@ -20,6 +20,7 @@ use crate::error_chain;
 use crate::lesson_file::LessonFileError;
 use crate::live::LiveError;
 use crate::media::MediaError;
+use crate::pdf_import::PdfImportError;
 use crate::quota::QuotaError;
 use crate::store::StoreError;
 
@@ -404,6 +405,26 @@ impl From<LessonFileError> for ApiError {
             LessonFileError::Quota(e) => e.into(),
             LessonFileError::Store(e) => e.into(),
             LessonFileError::Io(_) | LessonFileError::Zip(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<PdfImportError> for ApiError {
+    fn from(e: PdfImportError) -> Self {
+        let code = match e {
+            PdfImportError::PasswordProtected => "pdf_password_protected",
+            PdfImportError::Unreadable => "not_a_pdf",
+            PdfImportError::TooManyPages { .. } => "pdf_too_many_pages",
+            PdfImportError::PageSize { .. } => "pdf_page_size",
+            PdfImportError::TooSlow { .. } => "pdf_too_slow",
+            PdfImportError::Media(e) => return e.into(),
+            PdfImportError::Quota(e) => return e.into(),
+            PdfImportError::Store(e) => return e.into(),
+            PdfImportError::Io(_) => return ApiError::Internal(e.to_string()),
+        };
+        ApiError::Unprocessable {
+            code,
+            message: e.to_string(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Lesson files over HTTP: a lesson exported as one file with its pictures and videos, and a
-//! lesson file imported as a new lesson (docs/lesson-files.md). Thin: `crate::lesson_file`
-//! reads and writes the files.
+//! lesson file or a PDF imported as a new lesson (docs/lesson-files.md, docs/importing.md).
+//! Thin: `crate::lesson_file` reads and writes the files, `crate::pdf_import` draws PDFs.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -15,7 +15,7 @@ use super::extract::{Auth, Ids};
 use super::lessons::{lesson_response, Lesson};
 use super::media::receive;
 use super::AppState;
-use crate::lesson_file;
+use crate::{lesson_file, pdf_import};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -87,17 +87,20 @@ fn file_name(title: &str) -> String {
 }
 
 /// Makes a lesson file (as the raw body) a new lesson of yours, with its pictures and
-/// videos. A damaged, foreign or unsafe file is refused with a message saying why, and
-/// nothing of it is stored.
+/// videos; or, sent as `application/pdf`, a PDF a new lesson of one picture slide per page
+/// (drawn to fit 1920×1080, the page's text in the slide's notes; at most 100 pages). A
+/// damaged, foreign, unsafe or password-protected file is refused with a message saying why,
+/// and nothing of it is stored.
 #[utoipa::path(post, path = "/api/lessons/import", tag = "lessons", security(("bearer" = [])),
-    request_body(content = Vec<u8>, description = "The lesson file", content_type = "application/zip"),
+    request_body(description = "A lesson file (`application/zip`), or a PDF (`application/pdf`) of one slide per page",
+        content((Vec<u8> = "application/zip"), (Vec<u8> = "application/pdf"))),
     responses(
         (status = 201, description = "The new lesson; `ETag` holds the version", body = Lesson),
         (status = 400, description = "The upload was interrupted", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your lesson or media storage is full", body = ErrorBody),
         (status = 413, description = "Larger than a lesson file may be", body = ErrorBody),
-        (status = 422, description = "Not a lesson file, damaged, unsafe, or its lesson is not valid", body = ErrorBody),
+        (status = 422, description = "Not a lesson file or PDF, damaged, unsafe, password-protected, too many or too large pages, or its lesson is not valid", body = ErrorBody),
         (status = 429, description = "Too many lesson changes; retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn import_lesson(
@@ -108,16 +111,43 @@ async fn import_lesson(
 ) -> Result<Response, ApiError> {
     let dir = &state.media.uploads;
     let claim = state.room.temporary(auth.account.id);
-    let upload = receive(dir, state.media.lesson_file, claim, &headers, body).await?;
-    let record = lesson_file::import(
-        state.store.as_ref(),
-        &state.quota,
-        &state.room,
-        auth.account.id,
-        upload.into_file().await?,
-        state.media.upload,
-        dir,
-    )
-    .await?;
+    let pdf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/pdf"));
+    // A PDF is read whole into memory to be drawn: no larger than one upload may be.
+    let limits = if pdf {
+        state.media.upload
+    } else {
+        state.media.lesson_file
+    };
+    let file = receive(dir, limits, claim, &headers, body)
+        .await?
+        .into_file()
+        .await?;
+    let record = if pdf {
+        pdf_import::import(
+            state.store.as_ref(),
+            &state.quota,
+            &state.room,
+            auth.account.id,
+            file,
+            state.media.upload,
+            dir,
+        )
+        .await?
+    } else {
+        lesson_file::import(
+            state.store.as_ref(),
+            &state.quota,
+            &state.room,
+            auth.account.id,
+            file,
+            state.media.upload,
+            dir,
+        )
+        .await?
+    };
     lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record)
 }

@@ -30,6 +30,9 @@ mod media;
 mod metrics;
 mod openapi;
 mod pages;
+#[path = "../support/pdf.rs"]
+mod pdf;
+mod pdf_import;
 mod protocol;
 mod proxy;
 mod restart;

@@ -1,0 +1,360 @@
+//! PDF import: slides saved as a PDF (from PowerPoint, Keynote, Google Slides…) become a new
+//! lesson of one picture slide per page, each page drawn on the server by `hayro` (pure
+//! Rust) to fit 1920×1080 and stored as a PNG of the teacher's media, its text in the
+//! slide's notes. Like [`crate::lesson_file::import`], everything is checked and drawn
+//! before anything is stored, so a refused PDF writes nothing. Plain Rust over the
+//! [`Store`]; it knows nothing of HTTP.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hayro::hayro_interpret::font::GlyphRun;
+use hayro::hayro_interpret::{
+    interpret_page, BlendMode, ClipPath, Context, Device, DrawMode, DrawProps, Image,
+    ImageDrawProps, InterpreterCache, InterpreterSettings, SoftMask,
+};
+use hayro::hayro_syntax::page::Page;
+use hayro::hayro_syntax::{DecryptionError, LoadPdfError, Pdf};
+use hayro::kurbo::{Affine, BezPath, Rect};
+use hayro::vello_cpu::color::palette::css::WHITE;
+use hayro::{PixmapSettings, RenderCache, RenderSettings};
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::ImageEncoder;
+use uuid::Uuid;
+
+use crate::domain::lesson::{LessonContent, SlideInput, NOTES_MAX, TITLE_MAX};
+use crate::media::{finish_all, MediaError, MediaLimits, Room, Upload};
+use crate::quota::{LessonQuota, QuotaError};
+use crate::store::{LessonRecord, Store, StoreError};
+
+/// Pages one PDF may have: a long lesson, far below the slides a lesson may hold.
+pub const PAGES_MAX: usize = 100;
+/// The longest side of a page, in points: PDF's own limit (200 inches) without a user unit.
+pub const PAGE_POINTS_MAX: f32 = 14_400.0;
+/// The shortest side of a page, in points (PDF's own lower limit).
+pub const PAGE_POINTS_MIN: f32 = 3.0;
+/// What each page is drawn to fit: sharp on a 1080p board, the common classroom display; a
+/// 4K page would take four times the time, memory and quota for boards that rarely show it.
+pub const FIT: (f32, f32) = (1920.0, 1080.0);
+/// How long drawing a whole PDF may take. `hayro` cannot be stopped mid-page, so this is
+/// checked between pages; what one page can cost is bounded by its pixels (at most [`FIT`])
+/// and the PDF's size (the upload limit).
+pub const RENDER_MAX: Duration = Duration::from_secs(120);
+/// The title of a lesson from a PDF without one.
+pub const UNTITLED: &str = "Imported slides";
+
+/// One PDF drawn at a time on this node: a page takes a core and tens of MiB.
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PdfImportError {
+    #[error("This PDF is password-protected; save it without a password and try again.")]
+    PasswordProtected,
+    #[error(
+        "This file cannot be read as a PDF: it is damaged or not a PDF. Save or export it as \
+         a PDF again and try again."
+    )]
+    Unreadable,
+    #[error(
+        "This PDF has {pages} pages; classcast imports at most {PAGES_MAX} at a time. Save \
+         the slides as several PDFs and import each."
+    )]
+    TooManyPages { pages: usize },
+    #[error(
+        "Page {page} is {width:.0} × {height:.0} points; classcast imports pages of \
+         {PAGE_POINTS_MIN} to {PAGE_POINTS_MAX} points a side."
+    )]
+    PageSize {
+        page: usize,
+        width: f32,
+        height: f32,
+    },
+    #[error(
+        "This PDF takes too long to draw (more than {} seconds, stopped at page {page}). \
+         Save it with simpler pages or fewer pages and try again.",
+        RENDER_MAX.as_secs()
+    )]
+    TooSlow { page: usize },
+    #[error(transparent)]
+    Media(MediaError),
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("PDF import: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<MediaError> for PdfImportError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::Store(e) => Self::Store(e),
+            MediaError::Io(e) => Self::Io(e),
+            other => Self::Media(other),
+        }
+    }
+}
+
+/// Makes the PDF in `file` a new lesson of `owner`, one picture slide per page, or refuses
+/// it and writes nothing. Each page's PNG takes room of the teacher's media quota in `room`
+/// as it is drawn, so a PDF that would not fit stops at the first page over; pages the
+/// teacher already stores cost nothing ([`finish_all`]).
+pub async fn import(
+    store: &dyn Store,
+    quota: &LessonQuota,
+    room: &Arc<Room>,
+    owner: Uuid,
+    mut file: std::fs::File,
+    limits: MediaLimits,
+    dir: &Path,
+) -> Result<LessonRecord, PdfImportError> {
+    let used = store.media_bytes(owner).await?;
+    let turn = RENDERS.acquire().await.map_err(std::io::Error::other)?;
+    let (room, dir) = (room.clone(), dir.to_owned());
+    let (title, pages) = tokio::task::spawn_blocking(move || {
+        // Read whole only now, in turn: `hayro` reads from memory, and the upload limit
+        // bounds it.
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        render(
+            bytes,
+            |count| room.pace(owner, count),
+            |png| {
+                let mut upload =
+                    Upload::create(&dir, limits, room.media(owner, used, limits.quota_bytes))?;
+                upload.copy_from(&mut png.as_slice())?;
+                Ok(upload)
+            },
+        )
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    drop(turn);
+
+    let (uploads, notes): (Vec<Upload>, Vec<String>) = pages.into_iter().unzip();
+    let slides = uploads
+        .iter()
+        .zip(notes)
+        .map(|(upload, notes)| SlideInput {
+            id: None,
+            kind: "image".into(),
+            title: None,
+            body: None,
+            notes: Some(notes),
+            media: Some(upload.id()),
+            answer: None,
+            seconds: None,
+        })
+        .collect();
+    let mut content = LessonContent::parse(&title, slides).map_err(|e| {
+        // Every field is made here within its bounds: a refusal is a bug, not the PDF's.
+        std::io::Error::other(format!("PDF import made an invalid lesson: {e:?}"))
+    })?;
+    content.title = crate::library::distinct_title(store, owner, &content).await?;
+    quota.admit(owner, &content).await?;
+    finish_all(uploads, store, owner).await?;
+    Ok(store.create_lesson(owner, &content).await?)
+}
+
+/// Draws every page of the PDF in `bytes`: its title (from its metadata, else
+/// [`UNTITLED`]) and, for each page, what `keep` made of its PNG and the page's text.
+/// `admit` is told the number of pages before any is drawn. Blocks: call it off the runtime.
+pub fn render<T>(
+    bytes: Vec<u8>,
+    admit: impl FnOnce(usize) -> Result<(), MediaError>,
+    mut keep: impl FnMut(Vec<u8>) -> Result<T, PdfImportError>,
+) -> Result<(String, Vec<(T, String)>), PdfImportError> {
+    let started = Instant::now();
+    let pdf = Pdf::new(bytes).map_err(|e| match e {
+        LoadPdfError::Decryption(DecryptionError::PasswordProtected) => {
+            PdfImportError::PasswordProtected
+        }
+        // Encrypted in a way `hayro` cannot undo: for the teacher, the same remedy.
+        LoadPdfError::Decryption(_) => PdfImportError::PasswordProtected,
+        LoadPdfError::Invalid => PdfImportError::Unreadable,
+    })?;
+    let pages = pdf.pages();
+    match pages.len() {
+        // A PDF has a page at least; none found is a file damaged past repair.
+        0 => return Err(PdfImportError::Unreadable),
+        n if n > PAGES_MAX => return Err(PdfImportError::TooManyPages { pages: n }),
+        _ => {}
+    }
+    for (i, page) in pages.iter().enumerate() {
+        let (width, height) = page.render_dimensions();
+        let fits = |side: f32| (PAGE_POINTS_MIN..=PAGE_POINTS_MAX).contains(&side);
+        if !fits(width) || !fits(height) {
+            return Err(PdfImportError::PageSize {
+                page: i + 1,
+                width,
+                height,
+            });
+        }
+    }
+    admit(pages.len())?;
+
+    let settings = InterpreterSettings::default();
+    let cache = RenderCache::new();
+    let text_cache = InterpreterCache::new();
+    let mut drawn = Vec::with_capacity(pages.len());
+    for (i, page) in pages.iter().enumerate() {
+        if started.elapsed() > RENDER_MAX {
+            return Err(PdfImportError::TooSlow { page: i + 1 });
+        }
+        let png = draw(page, &cache, &settings)?;
+        drawn.push((keep(png)?, page_text(page, &text_cache, &settings)));
+    }
+    Ok((title(&pdf), drawn))
+}
+
+/// The page drawn on white to fit [`FIT`], as a PNG.
+fn draw<'a>(
+    page: &'a Page<'a>,
+    cache: &RenderCache<'a>,
+    settings: &InterpreterSettings,
+) -> Result<Vec<u8>, PdfImportError> {
+    let (width, height) = page.render_dimensions();
+    let scale = (FIT.0 / width).min(FIT.1 / height);
+    let pixmap = hayro::render(
+        page,
+        cache,
+        settings,
+        &RenderSettings::default(),
+        &PixmapSettings {
+            x_scale: scale,
+            y_scale: scale,
+            bg_color: WHITE,
+        },
+    );
+    let (w, h) = (u32::from(pixmap.width()), u32::from(pixmap.height()));
+    // Opaque on white: RGB is the whole picture, a quarter smaller than RGBA.
+    let rgb: Vec<u8> = pixmap
+        .data_as_u8_slice()
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let mut png = Vec::new();
+    // Fast deflate: slides are mostly flat colour, which compresses well at any level, and
+    // the best level takes several times longer per page.
+    PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(&rgb, w, h, image::ExtendedColorType::Rgb8)
+        .map_err(std::io::Error::other)?;
+    Ok(png)
+}
+
+/// The lesson's title: the PDF's own, on one line and within [`TITLE_MAX`], else [`UNTITLED`].
+fn title(pdf: &Pdf) -> String {
+    let text = pdf
+        .metadata()
+        .title
+        .as_deref()
+        .map(text_string)
+        .unwrap_or_default();
+    let line: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(TITLE_MAX)
+        .collect();
+    if line.is_empty() {
+        UNTITLED.into()
+    } else {
+        line
+    }
+}
+
+/// A PDF text string: UTF-16BE after its byte-order mark, UTF-8 after its own (PDF 2.0),
+/// else PDFDocEncoding, read as Latin-1 (they differ in a few punctuation marks only).
+fn text_string(bytes: &[u8]) -> String {
+    if let Some(utf16) = bytes.strip_prefix(&[0xfe, 0xff]) {
+        let units = utf16
+            .chunks_exact(2)
+            .map(|u| u16::from_be_bytes([u[0], u[1]]));
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect()
+    } else if let Some(utf8) = bytes.strip_prefix(&[0xef, 0xbb, 0xbf]) {
+        String::from_utf8_lossy(utf8).into_owned()
+    } else {
+        bytes.iter().map(|&b| char::from(b)).collect()
+    }
+}
+
+/// The text a page shows, for the slide's notes (so that the lesson can be found by it):
+/// runs of text in the order drawn, a new line where a run starts on another line, at most
+/// [`NOTES_MAX`] characters.
+fn page_text<'a>(
+    page: &Page<'a>,
+    cache: &InterpreterCache<'a>,
+    settings: &InterpreterSettings,
+) -> String {
+    let (width, height) = page.render_dimensions();
+    let mut context = Context::new(
+        Affine::IDENTITY,
+        Rect::new(0.0, 0.0, f64::from(width), f64::from(height)),
+        cache,
+        page.xref(),
+        settings.clone(),
+    );
+    let mut text = TextDevice::default();
+    interpret_page(page, &mut context, &mut text);
+    text.text.trim().to_owned()
+}
+
+/// A [`Device`] that keeps only the Unicode of the glyphs drawn.
+#[derive(Default)]
+struct TextDevice {
+    text: String,
+    chars: usize,
+    /// Where the last run started, in page space: a run lower or higher starts a new line.
+    last_y: Option<f64>,
+    /// The glyphs of the last run filled: text both filled and stroked comes twice.
+    last_fill: Option<*const ()>,
+}
+
+impl TextDevice {
+    fn push(&mut self, c: char) {
+        if self.chars < NOTES_MAX {
+            self.text.push(c);
+            self.chars += 1;
+        }
+    }
+}
+
+impl<'a> Device<'a> for TextDevice {
+    fn draw_glyph_run(&mut self, run: &GlyphRun<'_, 'a>, props: DrawProps<'a>, mode: &DrawMode) {
+        let glyphs = run.glyphs();
+        let key = glyphs.as_ptr().cast::<()>();
+        if matches!(mode, DrawMode::Stroke(_)) && self.last_fill == Some(key) {
+            return;
+        }
+        self.last_fill = matches!(mode, DrawMode::Fill(_)).then_some(key);
+        let Some(first) = glyphs.first() else { return };
+        let y = (props.transform * first.transform()).translation().y;
+        match self.last_y {
+            Some(last) if (last - y).abs() > 1.0 => self.push('\n'),
+            Some(_) => self.push(' '),
+            None => {}
+        }
+        self.last_y = Some(y);
+        for glyph in glyphs {
+            match glyph.as_unicode() {
+                Some(hayro::hayro_interpret::hayro_cmap::BfString::Char(c)) => self.push(c),
+                Some(hayro::hayro_interpret::hayro_cmap::BfString::String(s)) => {
+                    s.chars().for_each(|c| self.push(c))
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn draw_path(&mut self, _: &BezPath, _: DrawProps<'a>, _: &DrawMode) {}
+    fn push_clip_path(&mut self, _: &ClipPath) {}
+    fn push_transparency_group(&mut self, _: f32, _: Option<SoftMask<'a>>, _: BlendMode) {}
+    fn draw_image(&mut self, _: Image<'a, '_>, _: ImageDrawProps<'a>) {}
+    fn pop_clip(&mut self) {}
+    fn pop_transparency_group(&mut self) {}
+}

@@ -1,0 +1,231 @@
+//! PDF import: a PDF sent to `POST /api/lessons/import` becomes a lesson of one picture
+//! slide per page, each page drawn as a 1920×1080 PNG of the teacher's media with its text
+//! in the notes; damaged, password-protected, too long and too large PDFs, and PDFs over the
+//! teacher's quota, are refused with a clear error and leave nothing behind.
+
+use image::RgbImage;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
+use crate::media::{chunk_rows, file, leftovers, upload, PNG};
+use crate::pdf::PdfSpec;
+
+async fn import_pdf(app: &TestApp, t: &Teacher, pdf: Vec<u8>) -> reqwest::Response {
+    app.as_teacher(Method::POST, "/api/lessons/import", t)
+        .header("content-type", "application/pdf")
+        .body(pdf)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The picture a slide shows, fetched as a board would, decoded.
+async fn picture(app: &TestApp, slide: &Value) -> RgbImage {
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/api/media/{}", slide["media"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    let bytes = res.bytes().await.unwrap();
+    image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
+        .unwrap()
+        .to_rgb8()
+}
+
+fn dark_pixels(picture: &RgbImage) -> usize {
+    picture
+        .pixels()
+        .filter(|p| p.0.iter().all(|&c| c < 100))
+        .count()
+}
+
+fn three_pages() -> PdfSpec {
+    let mut spec = PdfSpec::text_pages(3, |n| match n {
+        1 => "Photosynthesis (light)".into(),
+        2 => "Chlorophyll absorbs red and blue".into(),
+        _ => "A leaf, seen closely".into(),
+    });
+    spec.title = Some("Biology — week 2 ½".into());
+    spec.pictures = vec![3];
+    spec
+}
+
+#[tokio::test]
+async fn a_pdf_becomes_one_picture_slide_per_page_with_its_text_in_the_notes() {
+    let app = spawn_app().await;
+    let t = app.register("pdf@school.org").await;
+    let res = import_pdf(&app, &t, three_pages().build()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.headers().contains_key("etag"));
+    let lesson: Value = res.json().await.unwrap();
+    assert_eq!(lesson["title"], "Biology — week 2 ½");
+    let slides = lesson["slides"].as_array().unwrap();
+    assert_eq!(slides.len(), 3);
+    let expected = [
+        "Page 1\nPhotosynthesis (light)",
+        "Page 2\nChlorophyll absorbs red and blue",
+        "Page 3\nA leaf, seen closely",
+    ];
+    for (slide, text) in slides.iter().zip(expected) {
+        assert_eq!(slide["kind"], "image");
+        assert_eq!(slide["notes"], text);
+        let picture = picture(&app, slide).await;
+        assert_eq!(picture.dimensions(), (1920, 1080));
+        // The text is drawn: dark pixels on white, in the top left where it stands.
+        assert!(dark_pixels(&picture) > 1_000, "{text}");
+        assert_eq!(picture.get_pixel(1900, 1060).0, [255, 255, 255]);
+    }
+    // The picture on page 3: red at the middle of its top left quarter, blue below.
+    let page3 = picture(&app, &slides[2]).await;
+    let [r, g, b] = page3.get_pixel(900, 580).0;
+    assert!(r > 200 && g < 60 && b < 60, "red, not {:?}", [r, g, b]);
+    let [r, g, b] = page3.get_pixel(900, 780).0;
+    assert!(b > 200 && r < 60 && g < 60, "blue, not {:?}", [r, g, b]);
+    // The lesson is found by the text of its pages.
+    let found = app
+        .get_json("/api/lessons?q=chlorophyll", &t)
+        .await
+        .to_string();
+    assert!(found.contains(lesson["id"].as_str().unwrap()), "{found}");
+
+    // The same PDF again: a distinct title, and its pages cost nothing new (same pictures).
+    let chunks = chunk_rows(&app).await;
+    let again: Value = import_pdf(&app, &t, three_pages().build())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["title"], "Biology — week 2 ½ (copy)");
+    assert_eq!(chunk_rows(&app).await, chunks);
+    assert_eq!(leftovers(&app), 0);
+
+    // Without a title, it is named for what it is.
+    let untitled: Value = import_pdf(&app, &t, PdfSpec::text_pages(1, |_| "x".into()).build())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(untitled["title"], "Imported slides");
+
+    // A colleague sees none of it: a lesson like any other.
+    let stranger = app.register("stranger@school.org").await;
+    let res = app
+        .as_teacher(
+            Method::GET,
+            &format!("/api/lessons/{}", lesson["id"].as_str().unwrap()),
+            &stranger,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.lesson_count(&stranger).await, 0);
+}
+
+#[tokio::test]
+async fn a_portrait_page_is_drawn_to_fit_the_board_height() {
+    let app = spawn_app().await;
+    let t = app.register("a4@school.org").await;
+    let mut spec = PdfSpec::text_pages(1, |_| "A4".into());
+    spec.size = (595.0, 842.0);
+    let lesson: Value = import_pdf(&app, &t, spec.build())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let picture = picture(&app, &lesson["slides"][0]).await;
+    assert_eq!(picture.dimensions(), (763, 1080));
+}
+
+#[tokio::test]
+async fn refused_pdfs_say_why_and_leave_nothing_behind() {
+    let app = spawn_app().await;
+    let t = app.register("refused@school.org").await;
+    let good = three_pages().build();
+
+    let mut damaged = good.clone();
+    damaged.truncate(good.len() / 3);
+    damaged.extend_from_slice(b"garbage that is not a PDF");
+    for unreadable in [b"Just some text, not a PDF at all".to_vec(), damaged] {
+        let error = expect_error(
+            import_pdf(&app, &t, unreadable).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_pdf",
+        )
+        .await;
+        assert!(error["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be read as a PDF"));
+    }
+
+    let mut locked = three_pages();
+    locked.password_protected = true;
+    let error = expect_error(
+        import_pdf(&app, &t, locked.build()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_password_protected",
+    )
+    .await;
+    assert_eq!(
+        error["message"],
+        "This PDF is password-protected; save it without a password and try again."
+    );
+
+    let error = expect_error(
+        import_pdf(
+            &app,
+            &t,
+            PdfSpec::text_pages(101, |n| n.to_string()).build(),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_too_many_pages",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("101 pages"));
+
+    let mut huge = PdfSpec::text_pages(2, |_| "Poster".into());
+    huge.size = (20_000.0, 540.0);
+    let error = expect_error(
+        import_pdf(&app, &t, huge.build()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_page_size",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("Page 1"));
+
+    assert_eq!(app.lesson_count(&t).await, 0);
+    assert_eq!(chunk_rows(&app).await, 0);
+    assert_eq!(leftovers(&app), 0);
+}
+
+#[tokio::test]
+async fn a_pdf_over_the_media_quota_is_refused_whole() {
+    let app = spawn_with(|c| {
+        c.media_max_mib = Some(1);
+        c.media_storage_mib = Some(1);
+    })
+    .await;
+    let t = app.register("full@school.org").await;
+    // Nearly full: a page or two fit, forty do not.
+    let res = upload(&app, &t, file(PNG, 900_000), "image/png").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let chunks = chunk_rows(&app).await;
+    let pdf = PdfSpec::text_pages(40, |n| format!("Slide number {n} of forty")).build();
+    expect_error(
+        import_pdf(&app, &t, pdf).await,
+        StatusCode::FORBIDDEN,
+        "storage_full",
+    )
+    .await;
+    assert_eq!(app.lesson_count(&t).await, 0);
+    assert_eq!(chunk_rows(&app).await, chunks);
+    assert_eq!(leftovers(&app), 0);
+}
