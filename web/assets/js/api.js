@@ -113,14 +113,22 @@ export function uploadMedia(file, options = {}) {
 }
 
 /**
- * Imports a lesson file (POST /api/lessons/import); resolves with the new lesson. Not sent
- * again to another host when one fails mid-way: it might have made the lesson already.
+ * Imports a lesson file or a PDF (POST /api/lessons/import); resolves with the new lesson.
+ * Not sent again to another host when one fails mid-way: it might have made the lesson
+ * already.
  */
 export function importLesson(file, options = {}) {
-  return uploadFile('/api/lessons/import', file, { ...options, retry: false });
+  // The server tells a PDF by its type, which some systems leave empty: its name says it.
+  const type = isPdf(file) ? 'application/pdf' : undefined;
+  return uploadFile('/api/lessons/import', file, { ...options, retry: false, type });
 }
 
-async function uploadFile(path, file, { onProgress = () => {}, signal, retry }) {
+/** Whether a chosen file is a PDF (imported as one picture slide per page). */
+export function isPdf(file) {
+  return file.type === 'application/pdf' || /\.pdf$/i.test(file.name);
+}
+
+async function uploadFile(path, file, { onProgress = () => {}, signal, retry, type }) {
   await loadConfig();
   for (let tried = 0; tried < hosts.length; tried++) {
     const index = current;
@@ -129,7 +137,7 @@ async function uploadFile(path, file, { onProgress = () => {}, signal, retry }) 
       xhr.open('POST', hosts[index] + path);
       const session = getSession();
       if (session) xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
-      xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+      xhr.setRequestHeader('Content-Type', type || file.type || 'application/octet-stream');
       xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
       xhr.onload = () => {
         let data = null;

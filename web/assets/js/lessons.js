@@ -1,7 +1,7 @@
 // "My lessons": list, sort, load more, create and delete; search as you type, folders to
 // file lessons in and filter by, and copies of a lesson (the lesson library, issue 24).
 
-import { api, importLesson } from './api.js';
+import { api, importLesson, isPdf } from './api.js';
 import { formatDateTime } from './i18n.js';
 import { $, announce, confirmDialog, errorText, h, initPage, setBusy, t } from './ui.js';
 
@@ -278,25 +278,32 @@ async function createLesson(event) {
   }
 }
 
-// A lesson file becomes a new lesson, opened at once in the editor.
+// A lesson file or a PDF becomes a new lesson, opened at once in the editor.
 $('#import-file').addEventListener('change', async (event) => {
   const input = event.currentTarget;
   const file = input.files?.[0];
   input.value = ''; // the same file may be chosen again after a refusal
   if (!file) return;
   const importStatus = $('#import-status');
+  const button = $('#import');
   showPageError(null);
   const progress = (sent, total) => {
     const percent = total ? Math.round((sent / total) * 100) : 0;
-    importStatus.textContent = t('lessons.importing', { name: file.name, percent });
+    // Once a PDF has arrived the server draws its pages, a second or so for every few.
+    importStatus.textContent =
+      percent >= 100 && isPdf(file)
+        ? t('lessons.importingPdf', { name: file.name })
+        : t('lessons.importing', { name: file.name, percent });
   };
   progress(0, file.size);
+  setBusy(button, true);
   try {
     const lesson = await importLesson(file, { onProgress: progress });
     importStatus.textContent = t('lessons.imported', { title: lesson.title });
     location.assign('/lessons/' + encodeURIComponent(lesson.id));
   } catch (err) {
     importStatus.textContent = '';
+    setBusy(button, false);
     // A lesson that breaks a rule says which slide and field: more use than "not valid".
     const [field, message] = Object.entries(err.fields ?? {})[0] ?? [];
     const reason = field ? `${field}: ${message}` : errorText(err);
