@@ -25,6 +25,7 @@ use image::ImageEncoder;
 use uuid::Uuid;
 
 use crate::domain::lesson::{LessonContent, SlideInput, NOTES_MAX, TITLE_MAX};
+use crate::domain::one_line;
 use crate::media::{finish_all, MediaError, MediaLimits, Room, Upload};
 use crate::quota::{LessonQuota, QuotaError};
 use crate::store::{LessonRecord, Store, StoreError};
@@ -140,7 +141,11 @@ pub async fn import(
         .map(|(upload, notes)| SlideInput {
             id: None,
             kind: "image".into(),
-            title: None,
+            // The page's first line names the slide in the editor's list.
+            title: Some(one_line(
+                notes.lines().next().unwrap_or_default(),
+                TITLE_MAX,
+            )),
             body: None,
             notes: Some(notes),
             media: Some(upload.id()),
@@ -244,7 +249,7 @@ fn draw<'a>(
     Ok(png)
 }
 
-/// The lesson's title: the PDF's own, on one line and within [`TITLE_MAX`], else [`UNTITLED`].
+/// The lesson's title: the PDF's own, made one line within [`TITLE_MAX`], else [`UNTITLED`].
 fn title(pdf: &Pdf) -> String {
     let text = pdf
         .metadata()
@@ -252,13 +257,7 @@ fn title(pdf: &Pdf) -> String {
         .as_deref()
         .map(text_string)
         .unwrap_or_default();
-    let line: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(TITLE_MAX)
-        .collect();
+    let line = one_line(&text, TITLE_MAX);
     if line.is_empty() {
         UNTITLED.into()
     } else {
@@ -316,7 +315,10 @@ struct TextDevice {
 }
 
 impl TextDevice {
+    /// Keeps `c`, but no control character other than a new line: notes are stored as JSON
+    /// text, and a NUL, say, is refused by PostgreSQL.
     fn push(&mut self, c: char) {
+        let c = if c.is_control() && c != '\n' { ' ' } else { c };
         if self.chars < NOTES_MAX {
             self.text.push(c);
             self.chars += 1;

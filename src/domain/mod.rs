@@ -115,8 +115,6 @@ pub(crate) fn check_len(
 /// A title or name is one line: shown in corners and lists, where a control character
 /// (a line break, a bell, a direction override) would only garble it.
 pub(crate) fn check_line(errors: &mut ValidationError, field: &str, value: &str) {
-    let garbling =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     if value.chars().any(garbling) {
         errors.add(
             field,
@@ -126,9 +124,39 @@ pub(crate) fn check_line(errors: &mut ValidationError, field: &str, value: &str)
     }
 }
 
+/// A character a one-line field refuses: it breaks the line or garbles the text around it.
+fn garbling(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` made a line [`check_line`] takes, of at most `max` characters: what breaks or
+/// garbles a line becomes a space, runs of spaces one. For text from outside (a PDF's title).
+pub fn one_line(text: &str, max: usize) -> String {
+    let spaced: String = text
+        .chars()
+        .map(|c| if garbling(c) { ' ' } else { c })
+        .collect();
+    let line = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.chars()
+        .take(max)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_makes_any_text_a_line_check_line_takes() {
+        let made = one_line("  Cells\n\tand \u{202e}tissues\u{0}  ", 100);
+        assert_eq!(made, "Cells and tissues");
+        let mut errors = ValidationError::default();
+        check_line(&mut errors, "title", &made);
+        assert!(errors.fields.is_empty());
+        assert_eq!(one_line("abc def", 4), "abc");
+    }
 
     #[test]
     fn json_depth_counts_brackets_outside_strings() {

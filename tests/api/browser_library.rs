@@ -1,10 +1,12 @@
 //! The lesson library on "My lessons" in real headless Chromium (issue 24): a teacher
-//! searches as they type, duplicates a lesson and files the copy in a folder by keyboard.
+//! searches as they type, duplicates a lesson and files the copy in a folder by keyboard, and
+//! imports slides saved as a PDF.
 
 use serde_json::{json, Value};
 
 use crate::browser::{choose, signed_in_at_lessons, teacher_token, teacher_with_lesson};
 use crate::harness::Process;
+use crate::pdf::PdfSpec;
 use crate::tools::{missing, Tool};
 use crate::webdriver::{Browser, Driver};
 
@@ -122,4 +124,38 @@ async fn a_teacher_searches_duplicates_and_files_a_lesson_in_a_folder() {
         (&items[0]["title"], &items[0]["slide_count"]),
         (&json!("Fractions (copy)"), &json!(4))
     );
+}
+
+#[tokio::test]
+async fn a_teacher_imports_slides_saved_as_a_pdf() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    let mut slides = PdfSpec::text_pages(3, |n| format!("Slide {n} about cells"));
+    slides.title = Some("Cells".into());
+    let pdf = dir.path().join("Cells.pdf");
+    std::fs::write(&pdf, slides.build()).unwrap();
+    slides.password_protected = true;
+    let locked = dir.path().join("Locked.pdf");
+    std::fs::write(&locked, slides.build()).unwrap();
+
+    let driver = Driver::start().await;
+    let page = signed_in_at_lessons(&driver, &base).await;
+    page.wait_for_text("#lesson-list", "Fractions").await;
+    page.attach("#import-file", &locked).await;
+    page.wait_for_text("#page-error", "password-protected")
+        .await;
+    page.attach("#import-file", &pdf).await;
+    page.wait_until(
+        "the imported slides in the editor",
+        "return /^\\/lessons\\/[0-9a-f-]{36}$/.test(location.pathname)
+             && document.querySelector('#lesson-title')?.value === 'Cells'
+             && document.querySelectorAll('#slide-list li').length === 3 || null",
+    )
+    .await;
+    page.screenshot("library-pdf-imported").await;
 }

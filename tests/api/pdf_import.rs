@@ -51,7 +51,8 @@ fn three_pages() -> PdfSpec {
         2 => "Chlorophyll absorbs red and blue".into(),
         _ => "A leaf, seen closely".into(),
     });
-    spec.title = Some("Biology — week 2 ½".into());
+    // A title from elsewhere: a line break and a control character become spaces.
+    spec.title = Some("Biology —\n week\u{7} 2 ½".into());
     spec.pictures = vec![3];
     spec
 }
@@ -75,6 +76,7 @@ async fn a_pdf_becomes_one_picture_slide_per_page_with_its_text_in_the_notes() {
     for (slide, text) in slides.iter().zip(expected) {
         assert_eq!(slide["kind"], "image");
         assert_eq!(slide["notes"], text);
+        assert_eq!(slide["title"], text.lines().next().unwrap());
         let picture = picture(&app, slide).await;
         assert_eq!(picture.dimensions(), (1920, 1080));
         // The text is drawn: dark pixels on white, in the top left where it stands.
