@@ -15,6 +15,7 @@ use hayro::hayro_interpret::{
     interpret_page, BlendMode, ClipPath, Context, Device, DrawMode, DrawProps, Image,
     ImageDrawProps, InterpreterCache, InterpreterSettings, SoftMask,
 };
+use hayro::hayro_syntax::object::{Name, Object};
 use hayro::hayro_syntax::page::Page;
 use hayro::hayro_syntax::{DecryptionError, LoadPdfError, Pdf};
 use hayro::kurbo::{Affine, BezPath, Rect};
@@ -43,6 +44,9 @@ pub const FIT: (f32, f32) = (1920.0, 1080.0);
 /// checked between pages; what one page can cost is bounded by its pixels (at most [`FIT`])
 /// and the PDF's size (the upload limit).
 pub const RENDER_MAX: Duration = Duration::from_secs(120);
+/// Pixels one picture in the PDF may have (a 100-megapixel photo): `hayro` decodes a picture
+/// whole before scaling it, and a picture claiming more would take GiBs.
+pub const PICTURE_PIXELS_MAX: f64 = 100e6;
 /// The title of a lesson from a PDF without one.
 pub const UNTITLED: &str = "Imported slides";
 
@@ -72,6 +76,13 @@ pub enum PdfImportError {
         width: f32,
         height: f32,
     },
+    #[error(
+        "This PDF holds a picture of {width:.0} × {height:.0} pixels; classcast imports \
+         pictures of at most {} megapixels. Save the slides with smaller pictures (most \
+         programs offer to compress them) and try again.",
+        PICTURE_PIXELS_MAX / 1e6
+    )]
+    PictureTooLarge { width: f64, height: f64 },
     #[error(
         "This PDF takes too long to draw (more than {} seconds, stopped at page {page}). \
          Save it with simpler pages or fewer pages and try again.",
@@ -198,6 +209,7 @@ pub fn render<T>(
             });
         }
     }
+    check_pictures(&pdf)?;
     admit(pages.len())?;
 
     let settings = InterpreterSettings::default();
@@ -212,6 +224,27 @@ pub fn render<T>(
         drawn.push((keep(png)?, page_text(page, &text_cache, &settings)));
     }
     Ok((title(&pdf), drawn))
+}
+
+/// Refuses a PDF holding a picture of more than [`PICTURE_PIXELS_MAX`] pixels, by what its
+/// dictionary says, before anything is decoded. (Pictures written inside a page's content,
+/// `BI … EI`, are small by nature and not looked at.)
+fn check_pictures(pdf: &Pdf) -> Result<(), PdfImportError> {
+    for object in pdf.objects() {
+        let Object::Stream(stream) = object else {
+            continue;
+        };
+        let dict = stream.dict();
+        if dict.get::<Name<'_>>(b"Subtype").as_deref() != Some(b"Image".as_slice()) {
+            continue;
+        }
+        let side = |key: &[u8]| dict.get::<f64>(key).unwrap_or(0.0);
+        let (width, height) = (side(b"Width"), side(b"Height"));
+        if width * height > PICTURE_PIXELS_MAX {
+            return Err(PdfImportError::PictureTooLarge { width, height });
+        }
+    }
+    Ok(())
 }
 
 /// The page drawn on white to fit [`FIT`], as a PNG.

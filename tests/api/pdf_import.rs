@@ -203,6 +203,17 @@ async fn refused_pdfs_say_why_and_leave_nothing_behind() {
     .await;
     assert!(error["message"].as_str().unwrap().contains("Page 1"));
 
+    // A picture that says it has 20,000 × 9,000 pixels is not decoded to find out.
+    let mut bomb = three_pages();
+    bomb.picture_says = (20_000, 9_000);
+    let error = expect_error(
+        import_pdf(&app, &t, bomb.build()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_picture_too_large",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("20000 × 9000"));
+
     assert_eq!(app.lesson_count(&t).await, 0);
     assert_eq!(chunk_rows(&app).await, 0);
     assert_eq!(leftovers(&app), 0);

@@ -10,6 +10,8 @@ pub struct PdfSpec {
     /// Pages (from 1) showing a 2×2 picture: red and green above, blue and black below, at
     /// 400..600 × 100..300 points from the bottom left.
     pub pictures: Vec<usize>,
+    /// The picture's size as its dictionary says: 2 × 2 unless a test lies.
+    pub picture_says: (u32, u32),
     /// Page size in points; 960 × 540 (16:9) draws at 1920 × 1080 exactly.
     pub size: (f32, f32),
     pub password_protected: bool,
@@ -24,6 +26,7 @@ impl PdfSpec {
                 .map(|n| vec![format!("Page {n}"), text(n)])
                 .collect(),
             pictures: Vec::new(),
+            picture_says: (2, 2),
             size: (960.0, 540.0),
             password_protected: false,
         }
@@ -48,9 +51,12 @@ impl PdfSpec {
         );
         objects.push(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec());
         let pixels = [255u8, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0];
+        let (width, height) = self.picture_says;
         objects.push(stream(
-            "/Type /XObject /Subtype /Image /Width 2 /Height 2 /ColorSpace /DeviceRGB \
-             /BitsPerComponent 8",
+            &format!(
+                "/Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace \
+                 /DeviceRGB /BitsPerComponent 8"
+            ),
             &pixels,
         ));
         let title = self.title.as_deref().map_or_else(String::new, utf16_hex);
