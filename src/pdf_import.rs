@@ -89,24 +89,15 @@ pub enum PdfImportError {
         RENDER_MAX.as_secs()
     )]
     TooSlow { page: usize },
+    /// The teacher's quota or pace, or writing a page's picture.
     #[error(transparent)]
-    Media(MediaError),
+    Media(#[from] MediaError),
     #[error(transparent)]
     Quota(#[from] QuotaError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("PDF import: {0}")]
     Io(#[from] std::io::Error),
-}
-
-impl From<MediaError> for PdfImportError {
-    fn from(e: MediaError) -> Self {
-        match e {
-            MediaError::Store(e) => Self::Store(e),
-            MediaError::Io(e) => Self::Io(e),
-            other => Self::Media(other),
-        }
-    }
 }
 
 /// Makes the PDF in `file` a new lesson of `owner`, one picture slide per page, or refuses

@@ -126,28 +126,12 @@ async fn import_lesson(
         .await?
         .into_file()
         .await?;
+    let (store, quota, room) = (state.store.as_ref(), &state.quota, &state.room);
+    let (owner, media) = (auth.account.id, state.media.upload);
     let record = if pdf {
-        pdf_import::import(
-            state.store.as_ref(),
-            &state.quota,
-            &state.room,
-            auth.account.id,
-            file,
-            state.media.upload,
-            dir,
-        )
-        .await?
+        pdf_import::import(store, quota, room, owner, file, media, dir).await?
     } else {
-        lesson_file::import(
-            state.store.as_ref(),
-            &state.quota,
-            &state.room,
-            auth.account.id,
-            file,
-            state.media.upload,
-            dir,
-        )
-        .await?
+        lesson_file::import(store, quota, room, owner, file, media, dir).await?
     };
     lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record)
 }

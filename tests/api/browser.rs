@@ -694,13 +694,7 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
         .await;
     page.screenshot("lesson-file-01-refused").await;
     page.attach("#import-file", &lesson_file).await;
-    page.wait_until(
-        "the imported lesson in the editor",
-        "return /^\\/lessons\\/[0-9a-f-]{36}$/.test(location.pathname)
-             && document.querySelector('#lesson-title')?.value === 'Fractions (copy)'
-             && document.querySelectorAll('#slide-list li').length === 4 || null",
-    )
-    .await;
+    wait_for_imported(&page, "Fractions (copy)", 4).await;
     page.screenshot("lesson-file-02-imported").await;
     page.goto(&format!("{base}/lessons")).await;
     // The original and the imported copy, told apart by their titles.
@@ -710,6 +704,17 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
          return titles.includes('Fractions') && titles.includes('Fractions (copy)') || null",
     )
     .await;
+}
+
+/// Waits until the editor shows the lesson just imported: `title`, with `slides` slides.
+pub(crate) async fn wait_for_imported(page: &Browser, title: &str, slides: usize) {
+    let script = format!(
+        "return /^\\/lessons\\/[0-9a-f-]{{36}}$/.test(location.pathname)
+             && document.querySelector('#lesson-title')?.value === {title:?}
+             && document.querySelectorAll('#slide-list li').length === {slides} || null"
+    );
+    page.wait_until(&format!("{title:?} imported, in the editor"), &script)
+        .await;
 }
 
 /// Appends `count` picture slides (different 2×2 pictures) to the "Fractions" lesson;

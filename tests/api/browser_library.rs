@@ -4,7 +4,9 @@
 
 use serde_json::{json, Value};
 
-use crate::browser::{choose, signed_in_at_lessons, teacher_token, teacher_with_lesson};
+use crate::browser::{
+    choose, signed_in_at_lessons, teacher_token, teacher_with_lesson, wait_for_imported,
+};
 use crate::harness::Process;
 use crate::pdf::PdfSpec;
 use crate::tools::{missing, Tool};
@@ -150,12 +152,6 @@ async fn a_teacher_imports_slides_saved_as_a_pdf() {
     page.wait_for_text("#page-error", "password-protected")
         .await;
     page.attach("#import-file", &pdf).await;
-    page.wait_until(
-        "the imported slides in the editor",
-        "return /^\\/lessons\\/[0-9a-f-]{36}$/.test(location.pathname)
-             && document.querySelector('#lesson-title')?.value === 'Cells'
-             && document.querySelectorAll('#slide-list li').length === 3 || null",
-    )
-    .await;
+    wait_for_imported(&page, "Cells", 3).await;
     page.screenshot("library-pdf-imported").await;
 }
