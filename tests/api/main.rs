@@ -34,6 +34,7 @@ mod protocol;
 mod proxy;
 mod restart;
 mod revocation;
+mod sharing;
 #[path = "../support/smtp.rs"]
 mod smtp;
 #[path = "../support/tools.rs"]
