@@ -9,6 +9,7 @@ mod browser;
 mod browser_console;
 mod browser_library;
 mod browser_pairing;
+mod browser_sharing;
 mod browser_video;
 mod budgets;
 mod cluster;
