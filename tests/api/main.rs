@@ -15,6 +15,7 @@ mod budgets;
 mod cluster;
 mod cluster_caches;
 mod cluster_live;
+mod cluster_sharing;
 mod connections;
 mod durability;
 #[path = "../support/eventually.rs"]
