@@ -14,6 +14,13 @@ use crate::webdriver::Driver;
 const ENTER: &str = "\u{E007}";
 const COLLEAGUE: &str = "mr.bakker@school.org";
 
+/// The JSON `url` answers `token`.
+async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    let res = client.get(url).bearer_auth(token).send().await.unwrap();
+    assert!(res.status().is_success(), "GET {url}: {}", res.status());
+    res.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_colleague_finds_a_shared_lesson_under_shared_with_me_and_copies_it() {
     if missing(&[Tool::Chromium]) {
@@ -50,25 +57,9 @@ async fn a_colleague_finds_a_shared_lesson_under_shared_with_me_and_copies_it() 
         .await;
     owner.screenshot("sharing-01-dialog").await;
     let token = teacher_token(&client, &base).await;
-    let lessons: Value = client
-        .get(format!("{base}/api/lessons"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lessons = get(&client, &format!("{base}/api/lessons"), &token).await;
     let id = lessons["items"][0]["id"].as_str().unwrap();
-    let shares: Value = client
-        .get(format!("{base}/api/lessons/{id}/shares"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shares = get(&client, &format!("{base}/api/lessons/{id}/shares"), &token).await;
     assert_eq!(shares["items"][0]["email"], COLLEAGUE);
     assert_eq!(shares["listed"], true);
 
@@ -96,15 +87,7 @@ async fn a_colleague_finds_a_shared_lesson_under_shared_with_me_and_copies_it() 
     page.screenshot("sharing-03-copied").await;
 
     // What the page did is what the server holds: a whole copy of the colleague's own.
-    let theirs: Value = client
-        .get(format!("{base}/api/lessons"))
-        .bearer_auth(&colleague_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let theirs = get(&client, &format!("{base}/api/lessons"), &colleague_token).await;
     let items = theirs["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(

@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::cluster::{node_on, replicating_pair, until_replicated};
+use crate::cluster::TwoNodes;
 use crate::eventually::eventually;
 use crate::harness::text_slide;
 use crate::live::PATIENCE;
@@ -16,10 +16,8 @@ async fn a_share_made_through_one_node_is_read_and_withdrawn_through_another() {
     if missing(&[Tool::Postgres]) {
         return;
     }
-    let (_a, _b, url_a, url_b) = replicating_pair().await;
-    let urls = [url_a.as_str(), url_b.as_str()];
-    let (_node_1, app_1) = node_on(&[&url_a, &url_b]);
-    let (_node_2, app_2) = node_on(&[&url_b, &url_a]);
+    let nodes = TwoNodes::start().await;
+    let (app_1, app_2) = (&nodes.app_1, &nodes.app_2);
     let owner = app_1.register("owner@school.org").await;
     let colleague = app_1.register("colleague@school.org").await;
     let lesson = app_1
@@ -29,13 +27,17 @@ async fn a_share_made_through_one_node_is_read_and_withdrawn_through_another() {
         )
         .await;
     let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
-    until_replicated(&urls, "SELECT COUNT(*) FROM lesson_revision", 1).await;
-    until_replicated(&urls, "SELECT COUNT(*) FROM session", 2).await;
+    nodes
+        .until_replicated("SELECT COUNT(*) FROM lesson_revision", 1)
+        .await;
+    nodes
+        .until_replicated("SELECT COUNT(*) FROM session", 2)
+        .await;
     let status = |app: &crate::harness::TestApp| {
         let request = app.as_teacher(Method::GET, &path, &colleague);
         async move { request.send().await.unwrap().status() }
     };
-    assert_eq!(status(&app_2).await, StatusCode::NOT_FOUND);
+    assert_eq!(status(app_2).await, StatusCode::NOT_FOUND);
 
     let res = app_1
         .as_teacher(Method::POST, &format!("{path}/shares"), &owner)
@@ -49,7 +51,7 @@ async fn a_share_made_through_one_node_is_read_and_withdrawn_through_another() {
         .unwrap()
         .to_owned();
     eventually!(PATIENCE, std::time::Duration::from_millis(20), {
-        match status(&app_2).await {
+        match status(app_2).await {
             StatusCode::OK => Ok(()),
             other => Err(format!("node 2 answers {other}")),
         }
@@ -69,7 +71,7 @@ async fn a_share_made_through_one_node_is_read_and_withdrawn_through_another() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     eventually!(PATIENCE, std::time::Duration::from_millis(20), {
-        match status(&app_2).await {
+        match status(app_2).await {
             StatusCode::NOT_FOUND => Ok(()),
             other => Err(format!("node 2 still answers {other}")),
         }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-async fn duplicate(app: &TestApp, t: &Teacher, lesson: &Value) -> reqwest::Response {
+pub(crate) async fn duplicate(app: &TestApp, t: &Teacher, lesson: &Value) -> reqwest::Response {
     let path = format!("/api/lessons/{}/duplicate", lesson["id"].as_str().unwrap());
     app.as_teacher(Method::POST, &path, t).send().await.unwrap()
 }

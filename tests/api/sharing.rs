@@ -5,6 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::harness::*;
+use crate::library::duplicate;
 
 /// Shares `lesson` of `owner` with the address `email`; the answer.
 pub async fn share(
@@ -47,14 +48,30 @@ async fn titles(app: &TestApp, t: &Teacher, path: &str) -> Vec<String> {
 
 async fn read(app: &TestApp, t: &Teacher, lesson: &Value) -> reqwest::Response {
     let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
-    app.as_teacher(Method::GET, &path, t).send().await.unwrap()
+    send(app, Method::GET, &path, t).await
+}
+
+/// A request without a body.
+async fn send(app: &TestApp, method: Method, path: &str, t: &Teacher) -> reqwest::Response {
+    app.as_teacher(method, path, t).send().await.unwrap()
+}
+
+/// Asserts the answer is the `404` of a missing lesson.
+async fn refused(res: reqwest::Response) {
+    expect_error(res, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+/// A server with two teachers: the owner of the lessons and a colleague.
+async fn owner_and_colleague() -> (TestApp, Teacher, Teacher) {
+    let app = spawn_app().await;
+    let owner = app.register("owner@school.org").await;
+    let colleague = app.register("colleague@school.org").await;
+    (app, owner, colleague)
 }
 
 #[tokio::test]
 async fn a_colleague_reads_the_current_version_of_a_shared_lesson_and_cannot_change_it() {
-    let app = spawn_app().await;
-    let owner = app.register("owner@school.org").await;
-    let colleague = app.register("colleague@school.org").await;
+    let (app, owner, colleague) = owner_and_colleague().await;
     let lesson = app
         .create_lesson(
             &owner,
@@ -152,7 +169,7 @@ async fn a_colleague_reads_the_current_version_of_a_shared_lesson_and_cannot_cha
             .send()
             .await
             .unwrap();
-        expect_error(res, StatusCode::NOT_FOUND, "not_found").await;
+        refused(res).await;
     }
     let after: Value = read(&app, &owner, &lesson).await.json().await.unwrap();
     assert_eq!(after["version"], saved["version"], "nothing was written");
@@ -181,7 +198,7 @@ async fn sharing_needs_a_teacher_of_this_server_other_than_the_owner() {
         "stranger@school.org",
     ] {
         let res = share(&app, &stranger, &lesson, email).await;
-        expect_error(res, StatusCode::NOT_FOUND, "not_found").await;
+        refused(res).await;
     }
     let id = lesson["id"].as_str().unwrap();
     let shares = app
@@ -192,9 +209,7 @@ async fn sharing_needs_a_teacher_of_this_server_other_than_the_owner() {
 
 #[tokio::test]
 async fn unsharing_refuses_the_colleagues_next_read() {
-    let app = spawn_app().await;
-    let owner = app.register("owner@school.org").await;
-    let colleague = app.register("colleague@school.org").await;
+    let (app, owner, colleague) = owner_and_colleague().await;
     let lesson = app
         .create_lesson(
             &owner,
@@ -216,37 +231,16 @@ async fn unsharing_refuses_the_colleagues_next_read() {
         "/api/lessons/{id}/shares/{}",
         shared["account_id"].as_str().unwrap()
     );
-    let res = app
-        .as_teacher(Method::DELETE, &path, &owner)
-        .send()
-        .await
-        .unwrap();
+    let res = send(&app, Method::DELETE, &path, &owner).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    expect_error(
-        read(&app, &colleague, &lesson).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    refused(read(&app, &colleague, &lesson).await).await;
     assert!(titles(&app, &colleague, "/api/lessons/shared")
         .await
         .is_empty());
-    let copy = app
-        .as_teacher(
-            Method::POST,
-            &format!("/api/lessons/{id}/duplicate"),
-            &colleague,
-        )
-        .send()
-        .await
-        .unwrap();
-    expect_error(copy, StatusCode::NOT_FOUND, "not_found").await;
-    let again = app
-        .as_teacher(Method::DELETE, &path, &owner)
-        .send()
-        .await
-        .unwrap();
-    expect_error(again, StatusCode::NOT_FOUND, "not_found").await;
+    let copy = duplicate(&app, &colleague, &lesson).await;
+    refused(copy).await;
+    let again = send(&app, Method::DELETE, &path, &owner).await;
+    refused(again).await;
 
     // Shared again: readable again (the newest fact wins).
     let res = share(&app, &owner, &lesson, "colleague@school.org").await;
@@ -259,20 +253,8 @@ async fn unsharing_refuses_the_colleagues_next_read() {
 
 #[tokio::test]
 async fn a_colleagues_copy_is_their_own_and_shows_its_pictures() {
-    let app = spawn_app().await;
-    let owner = app.register("owner@school.org").await;
-    let colleague = app.register("colleague@school.org").await;
-    let picture: Value = crate::media::upload(
-        &app,
-        &owner,
-        crate::media::file(crate::media::PNG, 1_000),
-        "image/png",
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let picture = picture["id"].as_str().unwrap().to_owned();
+    let (app, owner, colleague) = owner_and_colleague().await;
+    let picture = crate::media::upload_picture(&app, &owner).await;
     let lesson = app
         .create_lesson(
             &owner,
@@ -284,15 +266,7 @@ async fn a_colleagues_copy_is_their_own_and_shows_its_pictures() {
     share(&app, &owner, &lesson, "colleague@school.org").await;
 
     let id = lesson["id"].as_str().unwrap();
-    let res = app
-        .as_teacher(
-            Method::POST,
-            &format!("/api/lessons/{id}/duplicate"),
-            &colleague,
-        )
-        .send()
-        .await
-        .unwrap();
+    let res = duplicate(&app, &colleague, &lesson).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let copy: Value = res.json().await.unwrap();
     assert_eq!(copy["title"], "Birds (copy)");
@@ -319,22 +293,20 @@ async fn a_colleagues_copy_is_their_own_and_shows_its_pictures() {
     assert_eq!(original["title"], "Birds");
 
     // The pictures stay readable once the original is gone: the copy names them.
-    let res = app
-        .as_teacher(Method::DELETE, &format!("/api/lessons/{id}"), &owner)
-        .send()
-        .await
-        .unwrap();
+    let res = send(&app, Method::DELETE, &format!("/api/lessons/{id}"), &owner).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     let mine = app
         .get_json(&format!("/api/lessons/{copy_id}"), &colleague)
         .await;
     let media = mine["slides"][1]["media"].as_str().unwrap();
     assert_eq!(media, picture);
-    let res = app
-        .as_teacher(Method::GET, &format!("/api/media/{media}"), &colleague)
-        .send()
-        .await
-        .unwrap();
+    let res = send(
+        &app,
+        Method::GET,
+        &format!("/api/media/{media}"),
+        &colleague,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
         res.bytes().await.unwrap().as_ref(),
@@ -403,22 +375,8 @@ async fn the_school_library_lists_searches_and_lets_every_teacher_read_and_copy(
 
     let read_now: Value = read(&app, &teacher, &listed).await.json().await.unwrap();
     assert_eq!(read_now["access"], "read");
-    expect_error(
-        read(&app, &teacher, &unlisted).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    let id = listed["id"].as_str().unwrap();
-    let res = app
-        .as_teacher(
-            Method::POST,
-            &format!("/api/lessons/{id}/duplicate"),
-            &teacher,
-        )
-        .send()
-        .await
-        .unwrap();
+    refused(read(&app, &teacher, &unlisted).await).await;
+    let res = duplicate(&app, &teacher, &listed).await;
     assert_eq!(res.status(), StatusCode::CREATED);
 
     // Taken out: gone from the library, and no longer readable.
@@ -427,12 +385,7 @@ async fn the_school_library_lists_searches_and_lets_every_teacher_read_and_copy(
         false
     );
     assert!(titles(&app, &teacher, "/api/library").await.is_empty());
-    expect_error(
-        read(&app, &teacher, &listed).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    refused(read(&app, &teacher, &listed).await).await;
     assert_eq!(
         titles(&app, &teacher, "/api/lessons").await,
         ["Photosynthesis (copy)"],
@@ -442,9 +395,7 @@ async fn the_school_library_lists_searches_and_lets_every_teacher_read_and_copy(
 
 #[tokio::test]
 async fn a_deleted_lesson_leaves_the_shared_list_and_the_library() {
-    let app = spawn_app().await;
-    let owner = app.register("owner@school.org").await;
-    let colleague = app.register("colleague@school.org").await;
+    let (app, owner, colleague) = owner_and_colleague().await;
     let lesson = app
         .create_lesson(&owner, json!({"title": "Gone soon", "slides": []}))
         .await;
@@ -456,29 +407,18 @@ async fn a_deleted_lesson_leaves_the_shared_list_and_the_library() {
     );
 
     let id = lesson["id"].as_str().unwrap();
-    let res = app
-        .as_teacher(Method::DELETE, &format!("/api/lessons/{id}"), &owner)
-        .send()
-        .await
-        .unwrap();
+    let res = send(&app, Method::DELETE, &format!("/api/lessons/{id}"), &owner).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert!(titles(&app, &colleague, "/api/lessons/shared")
         .await
         .is_empty());
     assert!(titles(&app, &colleague, "/api/library").await.is_empty());
-    expect_error(
-        read(&app, &colleague, &lesson).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    refused(read(&app, &colleague, &lesson).await).await;
 }
 
 #[tokio::test]
 async fn shared_lessons_come_newest_first_a_page_at_a_time() {
-    let app = spawn_app().await;
-    let owner = app.register("owner@school.org").await;
-    let colleague = app.register("colleague@school.org").await;
+    let (app, owner, colleague) = owner_and_colleague().await;
     for title in ["First", "Second", "Third"] {
         let lesson = app
             .create_lesson(&owner, json!({"title": title, "slides": []}))
