@@ -65,13 +65,19 @@ pub(crate) async fn teacher_token(client: &reqwest::Client, base: &str) -> Strin
     login["token"].as_str().unwrap().to_owned()
 }
 
-/// A browser signed in as the teacher at `base`, on their list of lessons.
-pub(crate) async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
+/// A browser signing in at `base` as `email` (with [`PASSWORD`]), going on to `next`.
+pub(crate) async fn signed_in_as(driver: &Driver, base: &str, email: &str, next: &str) -> Browser {
     let page = driver.browser(1280, 900).await;
-    page.goto(&format!("{base}/login?next=/lessons")).await;
-    page.type_into("#signin-email", EMAIL).await;
+    page.goto(&format!("{base}/login?next={next}")).await;
+    page.type_into("#signin-email", email).await;
     page.type_into("#signin-password", PASSWORD).await;
     page.click("#signin-form button[type=submit]").await;
+    page
+}
+
+/// A browser signed in as the teacher at `base`, on their list of lessons.
+pub(crate) async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
+    let page = signed_in_as(driver, base, EMAIL, "/lessons").await;
     page.wait_for_text("#lesson-list", "Fractions").await;
     page
 }

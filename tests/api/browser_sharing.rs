@@ -5,7 +5,8 @@
 use serde_json::{json, Value};
 
 use crate::browser::{
-    axe_source, axe_violations, signed_in_at_lessons, teacher_token, teacher_with_lesson, PASSWORD,
+    axe_source, axe_violations, signed_in_as, signed_in_at_lessons, teacher_token,
+    teacher_with_lesson, PASSWORD,
 };
 use crate::harness::Process;
 use crate::tools::{missing, Tool};
@@ -65,11 +66,7 @@ async fn a_colleague_finds_a_shared_lesson_under_shared_with_me_and_copies_it() 
 
     // The colleague sees it under "Shared with me" and in the library, opens it read-only
     // and makes a copy from the preview.
-    let page = driver.browser(1280, 900).await;
-    page.goto(&format!("{base}/login?next=/lessons")).await;
-    page.type_into("#signin-email", COLLEAGUE).await;
-    page.type_into("#signin-password", PASSWORD).await;
-    page.click("#signin-form button[type=submit]").await;
+    let page = signed_in_as(&driver, &base, COLLEAGUE, "/lessons").await;
     page.wait_for_text("#shared-list", "Fractions").await;
     page.wait_for_text("#shared-list", "By Ms Jansen").await;
     page.wait_for_text("#library-list", "Fractions").await;

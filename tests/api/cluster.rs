@@ -89,16 +89,21 @@ pub(crate) struct TwoNodes {
 }
 
 impl TwoNodes {
-    pub(crate) async fn start() -> TwoNodes {
+    /// The pair running; `None` without PostgreSQL (the test is then skipped, and
+    /// [`missing`] says so).
+    pub(crate) async fn start() -> Option<TwoNodes> {
+        if missing(&[Tool::Postgres]) {
+            return None;
+        }
         let (a, b, url_a, url_b) = replicating_pair().await;
         let (node_1, app_1) = node_on(&[&url_a, &url_b]);
         let (node_2, app_2) = node_on(&[&url_b, &url_a]);
-        TwoNodes {
+        Some(TwoNodes {
             app_1,
             app_2,
             urls: [url_a, url_b],
             _running: (node_1, node_2, a, b),
-        }
+        })
     }
 
     /// Waits until `sql` counts `expected` on both databases.

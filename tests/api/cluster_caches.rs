@@ -12,16 +12,14 @@ use crate::cluster::TwoNodes;
 use crate::eventually::eventually;
 use crate::harness::text_slide;
 use crate::live::PATIENCE;
-use crate::tools::{missing, Tool};
 use classcast::store::caches::CACHE_TTL;
 
 #[tokio::test]
 async fn a_save_and_a_logout_through_one_node_reach_what_another_node_kept() {
-    if missing(&[Tool::Postgres]) {
-        return;
-    }
     // Both nodes hear each other on both databases; each reads its own first.
-    let nodes = TwoNodes::start().await;
+    let Some(nodes) = TwoNodes::start().await else {
+        return;
+    };
     let (app_1, app_2) = (&nodes.app_1, &nodes.app_2);
     let t = app_1.register("kept@school.org").await;
     let lesson = app_1

@@ -9,14 +9,12 @@ use crate::cluster::TwoNodes;
 use crate::eventually::eventually;
 use crate::harness::text_slide;
 use crate::live::PATIENCE;
-use crate::tools::{missing, Tool};
 
 #[tokio::test]
 async fn a_share_made_through_one_node_is_read_and_withdrawn_through_another() {
-    if missing(&[Tool::Postgres]) {
+    let Some(nodes) = TwoNodes::start().await else {
         return;
-    }
-    let nodes = TwoNodes::start().await;
+    };
     let (app_1, app_2) = (&nodes.app_1, &nodes.app_2);
     let owner = app_1.register("owner@school.org").await;
     let colleague = app_1.register("colleague@school.org").await;

@@ -12,9 +12,12 @@ pub(crate) async fn duplicate(app: &TestApp, t: &Teacher, lesson: &Value) -> req
 
 /// The titles of the lessons a list answers, in its order.
 async fn titles(app: &TestApp, t: &Teacher, query: &str) -> Vec<String> {
-    let page = app
-        .get_json(&format!("/api/lessons?limit=100&{query}"), t)
-        .await;
+    titles_at(app, t, &format!("/api/lessons?limit=100&{query}")).await
+}
+
+/// The titles of the lessons the list at `path` answers, in its order.
+pub(crate) async fn titles_at(app: &TestApp, t: &Teacher, path: &str) -> Vec<String> {
+    let page = app.get_json(path, t).await;
     page["items"]
         .as_array()
         .unwrap()
