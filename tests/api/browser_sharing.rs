@@ -91,4 +91,14 @@ async fn a_colleague_finds_a_shared_lesson_under_shared_with_me_and_copies_it() 
         (&items[0]["title"], &items[0]["slide_count"]),
         (&json!("Fractions (copy)"), &json!(4))
     );
+
+    // The original opened in the editor (a link kept from before, say) says it is read-only
+    // instead of offering edits that every save would refuse.
+    page.goto(&format!("{base}/lessons/{id}")).await;
+    page.wait_until(
+        "the editor saying the lesson is read-only",
+        "return (!document.querySelector('#editor-read-only').hidden
+                 && document.querySelector('#editor').hidden) || null",
+    )
+    .await;
 }
