@@ -77,6 +77,7 @@ pub async fn share(
 ) -> Result<(Colleague, bool), ShareError> {
     let shares = store.lesson_shares(owner, id).await?;
     let email = Email::parse(email).map_err(|e| ValidationError::single("email", e))?;
+    // The account that owns the address (its earliest registration), as for signing in.
     let account = match store.login_record(email.normalized()).await? {
         Some(login) if !login.account.disabled => login.account,
         _ => return Err(ShareError::UnknownTeacher),
