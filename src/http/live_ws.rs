@@ -62,14 +62,16 @@ pub async fn upgrade(
         .max_frame_size(protocol::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
             let slot = slot.map(|Extension(slot)| slot);
-            let connection =
-                Box::pin(live_connection(socket, state, client, slot).instrument(span));
+            let connection = live_connection(socket, state, client, slot).instrument(span);
             // What every open connection holds for its loop (issue 23 counts the bytes).
             tracing::debug!(
-                bytes = std::mem::size_of_val(&*connection),
+                bytes = std::mem::size_of_val(&connection),
                 "live connection's future"
             );
-            connection
+            // A task of its own, so that axum's upgrade task (768 bytes, sized for the
+            // handshake it ran) ends here instead of living as long as the connection.
+            tokio::spawn(connection);
+            std::future::ready(())
         })
 }
 
