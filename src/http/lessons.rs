@@ -226,19 +226,19 @@ pub enum ListOrder {
 pub struct ListParams {
     /// 1 to 100; default 20.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
+    pub(super) limit: Option<String>,
     /// `updated` (newest first, the default) or `title` (A to Z).
     #[param(value_type = Option<ListOrder>)]
-    order: Option<String>,
+    pub(super) order: Option<String>,
     /// `next_cursor` of the previous page (of the same `q` and `folder`).
-    cursor: Option<String>,
+    pub(super) cursor: Option<String>,
     /// Search: only lessons whose title or slide text (titles, text, notes, answers) contains
     /// every word, in any order, ignoring case. At most 200 characters and 8 words.
     #[param(max_length = 200)]
-    q: Option<String>,
+    pub(super) q: Option<String>,
     /// Only the lessons filed in this folder.
     #[param(max_length = 60)]
-    folder: Option<String>,
+    pub(super) folder: Option<String>,
 }
 
 /// The caller's lessons, a page at a time; a search (`q`) or a folder's (`folder`).

@@ -205,11 +205,10 @@ pub struct SharedList {
     next_cursor: Option<String>,
 }
 
-/// The parameters of the lists of other teachers' lessons (documentation: they are read as
-/// the lesson list's, whose `folder`, a folder of the owner's, they ignore).
-#[derive(IntoParams)]
+/// The parameters of the lists of other teachers' lessons: the lesson list's but `folder`
+/// (their folders are their owners').
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct SharedParams {
     /// 1 to 100; default 20.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -224,14 +223,25 @@ pub struct SharedParams {
     q: Option<String>,
 }
 
+impl From<SharedParams> for ListParams {
+    fn from(p: SharedParams) -> Self {
+        ListParams {
+            limit: p.limit,
+            order: p.order,
+            cursor: p.cursor,
+            q: p.q,
+            folder: None,
+        }
+    }
+}
+
 /// A page of `shelf` as `params` ask.
 async fn shelf_page(
     state: &AppState,
     shelf: Shelf,
-    params: Result<Query<ListParams>, QueryRejection>,
+    params: Result<Query<SharedParams>, QueryRejection>,
 ) -> Result<axum::Json<SharedList>, ApiError> {
-    let mut page = Page::parse(params)?;
-    page.filter.folder = None;
+    let page = Page::parse(params.map(|Query(p)| Query(p.into())))?;
     let rows = state
         .store
         .shared_lessons(
@@ -275,7 +285,7 @@ async fn shelf_page(
 async fn shared_with_me(
     State(state): State<AppState>,
     Auth(auth): Auth,
-    params: Result<Query<ListParams>, QueryRejection>,
+    params: Result<Query<SharedParams>, QueryRejection>,
 ) -> Result<axum::Json<SharedList>, ApiError> {
     shelf_page(&state, Shelf::SharedWith(auth.account.id), params).await
 }
@@ -293,7 +303,7 @@ async fn shared_with_me(
 async fn school_library(
     State(state): State<AppState>,
     Auth(_auth): Auth,
-    params: Result<Query<ListParams>, QueryRejection>,
+    params: Result<Query<SharedParams>, QueryRejection>,
 ) -> Result<axum::Json<SharedList>, ApiError> {
     shelf_page(&state, Shelf::Library, params).await
 }
