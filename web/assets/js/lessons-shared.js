@@ -134,7 +134,7 @@ export async function shareDialog(lesson, title, button) {
       h('h3', { id: 'share-people-heading', text: t('share.people') }),
       nobody,
       people,
-      h('div', { class: 'field field-check' }, listed, h('label', { attrs: { for: 'share-listed' }, text: t('share.library') })),
+      h('label', { class: 'checkbox-field share-listed' }, listed, h('span', { text: t('share.library') })),
       h('p', { class: 'muted', text: t('share.libraryHint') }),
       h('div', { class: 'dialog-actions' }, close),
     ],
