@@ -151,7 +151,7 @@ struct Open {
     subscriber: Subscriber,
     /// Its place among the connections this node and this sender may have.
     counted: ConnectionGuard,
-    /// Logs the connection's end and counts it in the metrics.
+    /// Counts the connection in `classcast_live_connections` while it is open.
     logged: LiveConnection,
 }
 
