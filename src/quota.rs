@@ -139,21 +139,31 @@ impl LessonQuota {
             });
         }
         let kib = u32::try_from(size / 1024).unwrap_or(u32::MAX);
+        self.spend(owner, kib)?;
+        *kept = Some(Tally {
+            admitted: tally.admitted.saturating_add(size),
+            ..tally
+        });
+        Ok(())
+    }
+
+    /// Spends the least of `owner`'s write budget (one KiB) on a change that stores no
+    /// lesson (a share, a listing in the school library): its row is small, but not free.
+    pub fn pace(&self, owner: Uuid) -> Result<(), QuotaError> {
+        self.spend(owner, 1)
+    }
+
+    /// Spends `kib` of `owner`'s write budget (at least 1, at most its burst).
+    fn spend(&self, owner: Uuid, kib: u32) -> Result<(), QuotaError> {
         let kib = NonZeroU32::new(kib.clamp(1, WRITES_KIB.burst)).expect("clamped to at least 1");
         match self.writes.check_key_n(&owner, kib) {
-            Ok(Ok(())) => {
-                *kept = Some(Tally {
-                    admitted: tally.admitted.saturating_add(size),
-                    ..tally
-                });
-                Ok(())
-            }
+            Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(QuotaError::RateLimited {
                 retry_after: Limited::from(not_until)
                     .counted("lesson_writes")
                     .retry_after,
             }),
-            // Not reached: a revision is clamped to the burst.
+            // Not reached: a write is clamped to the burst.
             Err(_) => Err(QuotaError::RateLimited {
                 retry_after: Duration::from_secs(3600),
             }),

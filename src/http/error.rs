@@ -18,6 +18,7 @@ use crate::auth::AuthError;
 use crate::domain::ValidationError;
 use crate::error_chain;
 use crate::lesson_file::LessonFileError;
+use crate::library::ShareError;
 use crate::live::LiveError;
 use crate::media::MediaError;
 use crate::pdf_import::PdfImportError;
@@ -426,6 +427,28 @@ impl From<PdfImportError> for ApiError {
         ApiError::Unprocessable {
             code,
             message: e.to_string(),
+        }
+    }
+}
+
+impl From<ShareError> for ApiError {
+    fn from(e: ShareError) -> Self {
+        match e {
+            ShareError::Invalid(v) => ApiError::Validation(v),
+            // Teachers of one school may know each other's addresses: saying that none
+            // matches tells a signed-in owner no more than the school's staff list would
+            // (docs/security.md, "Sharing").
+            ShareError::UnknownTeacher => ApiError::NotFoundBecause {
+                code: "unknown_teacher",
+                message: "No teacher with this e-mail address uses this server. Check the \
+                          address, or ask your colleague to make an account."
+                    .into(),
+            },
+            ShareError::Yourself => ApiError::Unprocessable {
+                code: "own_lesson",
+                message: "This is your own address: the lesson is yours already.".into(),
+            },
+            ShareError::Store(e) => e.into(),
         }
     }
 }

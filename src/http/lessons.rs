@@ -24,8 +24,9 @@ use crate::domain::hlc::Version;
 use crate::domain::lesson::{LessonContent, Slide, SlideInput};
 use crate::domain::library::{parse_folder, parse_query};
 use crate::domain::ValidationError;
+use crate::library::{readable, Readable};
 use crate::store::{
-    LessonCursor, LessonEdit, LessonFilter, LessonOrder, LessonRecord, LessonSummary,
+    LessonCursor, LessonEdit, LessonFilter, LessonOrder, LessonRecord, LessonSummary, SharedLesson,
 };
 
 pub const PAGE_DEFAULT: u32 = 20;
@@ -93,6 +94,43 @@ pub struct Lesson {
     created_at: i64,
     /// Milliseconds since the Unix epoch, server clock.
     updated_at: i64,
+    /// What you may do with it: `owner` (yours), or `read` (another teacher's, shared with
+    /// you or in the school library: read it, or copy it with `duplicate` to change it).
+    access: Access,
+    /// Whose lesson it is, when it is not yours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<LessonOwner>,
+}
+
+/// What the caller may do with a lesson.
+#[derive(Serialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Owner,
+    Read,
+}
+
+/// The teacher a lesson belongs to, as a colleague sees them.
+#[derive(Serialize, ToSchema)]
+pub struct LessonOwner {
+    id: Uuid,
+    name: String,
+}
+
+impl Lesson {
+    fn of(record: &LessonRecord, access: Access, owner: Option<LessonOwner>) -> Self {
+        Lesson {
+            id: record.id,
+            title: record.content.title.clone(),
+            slides: record.content.slides.clone(),
+            folder: record.content.folder.clone(),
+            version: record.revision.to_string(),
+            created_at: record.created.millis(),
+            updated_at: record.updated.millis(),
+            access,
+            owner,
+        }
+    }
 }
 
 /// A lesson answer with its `ETag`; the body is made once per revision and kept in
@@ -103,12 +141,32 @@ pub(super) fn lesson_response(
     record: &LessonRecord,
 ) -> Result<Response, ApiError> {
     let body = lesson_body(bodies, record)?;
+    Ok(json_with_etag(status, body, record.revision))
+}
+
+/// Another teacher's lesson as `reader` may read it, with its `ETag`; made for each read (its
+/// body names the owner, so it is not kept with the owner's in [`LessonBodies`]).
+fn shared_lesson_response(shared: &SharedLesson) -> Result<Response, ApiError> {
+    let owner = LessonOwner {
+        id: shared.owner,
+        name: shared.owner_name.clone(),
+    };
+    let body = Lesson::of(&shared.record, Access::Read, Some(owner));
+    let json = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json_with_etag(
+        StatusCode::OK,
+        Bytes::from(json),
+        shared.record.revision,
+    ))
+}
+
+fn json_with_etag(status: StatusCode, body: Bytes, revision: Uuid) -> Response {
     let json = HeaderValue::from_static("application/json");
     let mut response = (status, [(header::CONTENT_TYPE, json)], body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", record.revision)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{revision}\"")) {
         response.headers_mut().insert(header::ETAG, v);
     }
-    Ok(response)
+    response
 }
 
 /// Answers to `GET /api/lessons/{id}` by revision id, as sent: a revision never changes, so
@@ -127,15 +185,7 @@ fn lesson_body(bodies: &LessonBodies, record: &LessonRecord) -> Result<Bytes, Ap
     if let Some(body) = bodies.get(&record.revision) {
         return Ok(body);
     }
-    let body = Lesson {
-        id: record.id,
-        title: record.content.title.clone(),
-        slides: record.content.slides.clone(),
-        folder: record.content.folder.clone(),
-        version: record.revision.to_string(),
-        created_at: record.created.millis(),
-        updated_at: record.updated.millis(),
-    };
+    let body = Lesson::of(record, Access::Owner, None);
     let json = serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
     let json = Bytes::from(json);
     bodies.put(bodies.ticket(), record.revision, json.clone(), json.len());
@@ -176,19 +226,19 @@ pub enum ListOrder {
 pub struct ListParams {
     /// 1 to 100; default 20.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
+    pub(super) limit: Option<String>,
     /// `updated` (newest first, the default) or `title` (A to Z).
     #[param(value_type = Option<ListOrder>)]
-    order: Option<String>,
+    pub(super) order: Option<String>,
     /// `next_cursor` of the previous page (of the same `q` and `folder`).
-    cursor: Option<String>,
+    pub(super) cursor: Option<String>,
     /// Search: only lessons whose title or slide text (titles, text, notes, answers) contains
     /// every word, in any order, ignoring case. At most 200 characters and 8 words.
     #[param(max_length = 200)]
-    q: Option<String>,
+    pub(super) q: Option<String>,
     /// Only the lessons filed in this folder.
     #[param(max_length = 60)]
-    folder: Option<String>,
+    pub(super) folder: Option<String>,
 }
 
 /// The caller's lessons, a page at a time; a search (`q`) or a folder's (`folder`).
@@ -205,64 +255,18 @@ async fn list_lessons(
     Auth(auth): Auth,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<axum::Json<LessonList>, ApiError> {
-    let Query(params) = params.map_err(|e| {
-        ApiError::bad_request(
-            "malformed_query",
-            format!("The query string cannot be read: {}.", e.body_text()),
-        )
-    })?;
-    let words = parse_query(params.q.as_deref().unwrap_or_default()).map_err(|e| {
-        let message = e.fields.into_values().next().unwrap_or_default();
-        ApiError::bad_request("bad_search", message)
-    })?;
-    let mut errors = ValidationError::default();
-    let folder = params
-        .folder
-        .as_deref()
-        .and_then(|raw| parse_folder(&mut errors, raw));
-    let limit = match params.limit.as_deref().filter(|l| !l.is_empty()) {
-        None => PAGE_DEFAULT,
-        Some(raw) => match raw.parse::<u32>() {
-            Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
-            _ => {
-                errors.add("limit", format!("Use a whole number from 1 to {PAGE_MAX}."));
-                PAGE_DEFAULT
-            }
-        },
-    };
-    let order = match params.order.as_deref() {
-        None | Some("") | Some("updated") => LessonOrder::Updated,
-        Some("title") => LessonOrder::Title,
-        Some(_) => {
-            errors.add("order", "Use `updated` or `title`.");
-            LessonOrder::Updated
-        }
-    };
-    let cursor = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(raw) => match decode_cursor(raw, order) {
-            Some(c) => Some(c),
-            None => {
-                errors.add(
-                    "cursor",
-                    "This cursor is not valid for this ordering; start from the first page.",
-                );
-                None
-            }
-        },
-    };
-    let (limit, order, cursor) = errors.into_result((limit, order, cursor))?;
-    let filter = LessonFilter { words, folder };
-    let mut rows = state
+    let page = Page::parse(params)?;
+    let rows = state
         .store
-        .list_lessons(auth.account.id, &filter, order, cursor.as_ref(), limit + 1)
+        .list_lessons(
+            auth.account.id,
+            &page.filter,
+            page.order,
+            page.cursor.as_ref(),
+            page.limit + 1,
+        )
         .await?;
-    let next_cursor = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|last| encode_cursor(order, last))
-    } else {
-        None
-    };
+    let (rows, next_cursor) = page.cut(rows, |s| s);
     Ok(axum::Json(LessonList {
         items: rows
             .into_iter()
@@ -277,6 +281,93 @@ async fn list_lessons(
             .collect(),
         next_cursor,
     }))
+}
+
+/// A page of a lesson list as asked for: which lessons, in what order, from where, how many.
+pub(super) struct Page {
+    pub filter: LessonFilter,
+    pub order: LessonOrder,
+    pub cursor: Option<LessonCursor>,
+    pub limit: u32,
+}
+
+impl Page {
+    /// The page `params` ask for, or why they cannot be read.
+    pub(super) fn parse(
+        params: Result<Query<ListParams>, QueryRejection>,
+    ) -> Result<Page, ApiError> {
+        let Query(params) = params.map_err(|e| {
+            ApiError::bad_request(
+                "malformed_query",
+                format!("The query string cannot be read: {}.", e.body_text()),
+            )
+        })?;
+        let words = parse_query(params.q.as_deref().unwrap_or_default()).map_err(|e| {
+            let message = e.fields.into_values().next().unwrap_or_default();
+            ApiError::bad_request("bad_search", message)
+        })?;
+        let mut errors = ValidationError::default();
+        let folder = params
+            .folder
+            .as_deref()
+            .and_then(|raw| parse_folder(&mut errors, raw));
+        let limit = match params.limit.as_deref().filter(|l| !l.is_empty()) {
+            None => PAGE_DEFAULT,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
+                _ => {
+                    errors.add("limit", format!("Use a whole number from 1 to {PAGE_MAX}."));
+                    PAGE_DEFAULT
+                }
+            },
+        };
+        let order = match params.order.as_deref() {
+            None | Some("") | Some("updated") => LessonOrder::Updated,
+            Some("title") => LessonOrder::Title,
+            Some(_) => {
+                errors.add("order", "Use `updated` or `title`.");
+                LessonOrder::Updated
+            }
+        };
+        let cursor = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(raw) => match decode_cursor(raw, order) {
+                Some(c) => Some(c),
+                None => {
+                    errors.add(
+                        "cursor",
+                        "This cursor is not valid for this ordering; start from the first page.",
+                    );
+                    None
+                }
+            },
+        };
+        let (limit, order, cursor) = errors.into_result((limit, order, cursor))?;
+        Ok(Page {
+            filter: LessonFilter { words, folder },
+            order,
+            cursor,
+            limit,
+        })
+    }
+
+    /// `rows`, read with one more than the page holds, cut to the page, and the cursor of
+    /// the next page when there is one (`summary` finds each row's lesson).
+    pub(super) fn cut<T>(
+        &self,
+        mut rows: Vec<T>,
+        summary: impl Fn(&T) -> &LessonSummary,
+    ) -> (Vec<T>, Option<String>) {
+        let limit = self.limit as usize;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last()
+                .map(|last| encode_cursor(self.order, summary(last)))
+        } else {
+            None
+        };
+        (rows, next)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -342,22 +433,25 @@ async fn create_lesson(
     lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record)
 }
 
-/// One lesson with all its slides.
+/// One lesson with all its slides: yours, or another teacher's that is shared with you or in
+/// the school library (`access` says which; always its current version).
 #[utoipa::path(get, path = "/api/lessons/{id}", tag = "lessons", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Lesson id")),
     responses(
         (status = 200, description = "The lesson; `ETag` holds the version", body = Lesson),
         (status = 400, description = "The id is not a UUID", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No such lesson of yours", body = ErrorBody),
+        (status = 404, description = "No such lesson you may read", body = ErrorBody),
     ))]
 async fn get_lesson(
     State(state): State<AppState>,
     Auth(auth): Auth,
     Ids([id]): Ids<1>,
 ) -> Result<Response, ApiError> {
-    let record = state.store.lesson(auth.account.id, id).await?;
-    lesson_response(&state.lesson_bodies, StatusCode::OK, &record)
+    match readable(state.store.as_ref(), auth.account.id, id).await? {
+        Readable::Own(record) => lesson_response(&state.lesson_bodies, StatusCode::OK, &record),
+        Readable::Shared(shared) => shared_lesson_response(&shared),
+    }
 }
 
 /// Replaces a lesson's title and slides, keeping the previous version as a revision.

@@ -23,6 +23,7 @@ pub mod media;
 pub mod metrics;
 pub mod ops;
 pub mod pages;
+pub mod sharing;
 pub mod slides;
 
 use std::sync::Arc;
@@ -97,6 +98,7 @@ pub struct Services {
     tags(
         (name = "auth", description = "Accounts and sessions"),
         (name = "lessons", description = "Lessons and their revisions"),
+        (name = "sharing", description = "Lessons shared with colleagues and the school library"),
         (name = "boards", description = "Board identities and pairing"),
         (name = "media", description = "Pictures and videos for slides"),
         (name = "live", description = "The live channel's fallback transport (the WebSocket is at /ws)"),
@@ -124,6 +126,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(lessons::router())
         .merge(lesson_files::router())
         .merge(library::router())
+        .merge(sharing::router())
         .merge(slides::router())
         .merge(boards::router())
         .merge(media::router())

@@ -72,6 +72,15 @@ pub const CURRENT_REVISION: &str = "JOIN lesson_revision r ON r.lesson_id = l.id
     SELECT 1 FROM lesson_revision n WHERE n.lesson_id = r.lesson_id
     AND (n.version, n.id) > (r.version, r.id))";
 
+/// Share row `s` is the newest of its fact (lesson, account).
+pub const NEWEST_SHARE: &str = "NOT EXISTS (SELECT 1 FROM lesson_share n
+    WHERE n.lesson_id = s.lesson_id AND n.account_id = s.account_id
+    AND (n.version, n.id) > (s.version, s.id))";
+
+/// Listing row `s` is the newest of its lesson's.
+pub const NEWEST_LISTING: &str = "NOT EXISTS (SELECT 1 FROM lesson_listing n
+    WHERE n.lesson_id = s.lesson_id AND (n.version, n.id) > (s.version, s.id))";
+
 /// Columns of a lesson with its current revision.
 pub const LESSON_COLUMNS: &str = "l.id, l.version AS created, r.id AS revision, r.version,
     r.title, r.slides, r.folder, r.deleted";

@@ -343,7 +343,7 @@ async fn a_damaged_cut_foreign_or_newer_backup_is_refused_and_force_replaces_a_s
 #[tokio::test]
 async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one() {
     // A store as the release before the newest migration left it: the newest migration
-    // (0015) only adds the lesson library's two columns to `lesson_revision`, so without
+    // (0016) only adds the tables of sharing (`lesson_share`, `lesson_listing`), so without
     // them and its record the store is one migration behind. (A newer migration must be
     // undone here instead.)
     let newest = std::fs::read_dir(concat!(
@@ -355,7 +355,7 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
     .max()
     .unwrap();
     assert_eq!(
-        newest, "0015_lesson_library.sql",
+        newest, "0016_lesson_sharing.sql",
         "undo the newest migration here"
     );
     let old = tempfile::tempdir().unwrap();
@@ -365,14 +365,14 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
         let url = format!("sqlite://{}", db_of(old.path()).display());
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::raw_sql(
-            "ALTER TABLE lesson_revision DROP COLUMN folder;
-             ALTER TABLE lesson_revision DROP COLUMN search_text;
-             DELETE FROM _sqlx_migrations WHERE version = 15",
+            "DROP TABLE lesson_share;
+             DROP TABLE lesson_listing;
+             DELETE FROM _sqlx_migrations WHERE version = 16",
         )
         .execute(&mut conn)
         .await
         .unwrap();
-        // A lesson as that release saved it: a revision without a folder or search text.
+        // A lesson saved before the library: a revision without a folder or search text.
         sqlx::raw_sql(
             "INSERT INTO lesson (id, owner_id, version, node)
                SELECT '0193a000-0000-7000-8000-000000000001', id, 1, id FROM account;
@@ -390,7 +390,7 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
     let file = work.path().join("old.ccb");
     let (ok, said, errors) = run(old.path(), &["backup", "--out", file.to_str().unwrap()]);
     assert!(ok, "{said}{errors}");
-    assert!(said.contains("sqlite schema 14"), "{said}");
+    assert!(said.contains("sqlite schema 15"), "{said}");
 
     let new = tempfile::tempdir().unwrap();
     let (ok, said, errors) = run(new.path(), &["restore", file.to_str().unwrap()]);
@@ -418,6 +418,9 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
     assert_eq!(found["items"][0]["folder"], serde_json::Value::Null);
     let folders = app.get_json("/api/lessons/folders", &t).await;
     assert_eq!(folders["items"], json!([]));
+    // Sharing works on it: its tables came with the current schema.
+    let shared = app.get_json("/api/lessons/shared", &t).await;
+    assert_eq!(shared["items"], json!([]));
 }
 
 #[tokio::test]

@@ -65,13 +65,19 @@ pub(crate) async fn teacher_token(client: &reqwest::Client, base: &str) -> Strin
     login["token"].as_str().unwrap().to_owned()
 }
 
-/// A browser signed in as the teacher at `base`, on their list of lessons.
-pub(crate) async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
+/// A browser signing in at `base` as `email` (with [`PASSWORD`]), going on to `next`.
+pub(crate) async fn signed_in_as(driver: &Driver, base: &str, email: &str, next: &str) -> Browser {
     let page = driver.browser(1280, 900).await;
-    page.goto(&format!("{base}/login?next=/lessons")).await;
-    page.type_into("#signin-email", EMAIL).await;
+    page.goto(&format!("{base}/login?next={next}")).await;
+    page.type_into("#signin-email", email).await;
     page.type_into("#signin-password", PASSWORD).await;
     page.click("#signin-form button[type=submit]").await;
+    page
+}
+
+/// A browser signed in as the teacher at `base`, on their list of lessons.
+pub(crate) async fn signed_in_at_lessons(driver: &Driver, base: &str) -> Browser {
+    let page = signed_in_as(driver, base, EMAIL, "/lessons").await;
     page.wait_for_text("#lesson-list", "Fractions").await;
     page
 }
@@ -1381,7 +1387,7 @@ async fn a_phone_holds_the_status_the_slide_the_next_one_and_the_notes_on_one_sc
 }
 
 /// axe-core, which `scripts/test` fetches into `target/axe` (`npm pack axe-core`).
-fn axe_source() -> String {
+pub(crate) fn axe_source() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/axe/axe.min.js");
     std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{path}: {e}; scripts/test fetches axe-core there"))
@@ -1390,7 +1396,7 @@ fn axe_source() -> String {
 /// The accessibility problems axe-core finds on the page now (WCAG 2.x A and AA, and
 /// best practices, and whether each control's accessible name holds its visible text,
 /// WCAG 2.5.3, a rule axe leaves off by default), one line each: the rule and where.
-async fn axe_violations(page: &Browser, axe: &str) -> Vec<String> {
+pub(crate) async fn axe_violations(page: &Browser, axe: &str) -> Vec<String> {
     page.run(axe, json!([])).await;
     let found = page
         .run(
@@ -1458,6 +1464,16 @@ async fn every_page_passes_axe_in_english_and_dutch() {
         editor.wait_for("dialog[open] #move-folder").await;
         check(
             "/lessons, moving to a folder".into(),
+            axe_violations(&editor, &axe).await,
+        );
+        // Its Share dialog (the third action), open.
+        editor.goto(&format!("{base}/lessons")).await;
+        editor
+            .click("#lesson-list .lesson-actions button:nth-child(3)")
+            .await;
+        editor.wait_for("dialog[open] #share-email").await;
+        check(
+            "/lessons, sharing".into(),
             axe_violations(&editor, &axe).await,
         );
         editor.goto(&format!("{base}/lessons")).await;

@@ -78,6 +78,41 @@ async fn until_signed_in(base: &str, token: &str) {
     });
 }
 
+/// Two nodes on a [`replicating_pair`], each using its own database first and the other's
+/// next, and clients of them; the servers and nodes run while this is held.
+pub(crate) struct TwoNodes {
+    pub app_1: TestApp,
+    pub app_2: TestApp,
+    /// The databases of node 1 and node 2, for [`until_replicated`].
+    pub urls: [String; 2],
+    _running: (Process, Process, PgServer, PgServer),
+}
+
+impl TwoNodes {
+    /// The pair running; `None` without PostgreSQL (the test is then skipped, and
+    /// [`missing`] says so).
+    pub(crate) async fn start() -> Option<TwoNodes> {
+        if missing(&[Tool::Postgres]) {
+            return None;
+        }
+        let (a, b, url_a, url_b) = replicating_pair().await;
+        let (node_1, app_1) = node_on(&[&url_a, &url_b]);
+        let (node_2, app_2) = node_on(&[&url_b, &url_a]);
+        Some(TwoNodes {
+            app_1,
+            app_2,
+            urls: [url_a, url_b],
+            _running: (node_1, node_2, a, b),
+        })
+    }
+
+    /// Waits until `sql` counts `expected` on both databases.
+    pub(crate) async fn until_replicated(&self, sql: &str, expected: i64) {
+        let urls = [self.urls[0].as_str(), self.urls[1].as_str()];
+        until_replicated(&urls, sql, expected).await;
+    }
+}
+
 /// A node serving from `urls`, and a client of it (which keeps the node's data directory).
 pub(crate) fn node_on(urls: &[&str]) -> (Process, TestApp) {
     let data = tempfile::tempdir().unwrap();

@@ -8,30 +8,30 @@ use std::time::Instant;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::cluster::{node_on, replicating_pair, until_replicated};
+use crate::cluster::TwoNodes;
 use crate::eventually::eventually;
 use crate::harness::text_slide;
 use crate::live::PATIENCE;
-use crate::tools::{missing, Tool};
 use classcast::store::caches::CACHE_TTL;
 
 #[tokio::test]
 async fn a_save_and_a_logout_through_one_node_reach_what_another_node_kept() {
-    if missing(&[Tool::Postgres]) {
-        return;
-    }
-    let (_a, _b, url_a, url_b) = replicating_pair().await;
-    let urls = [url_a.as_str(), url_b.as_str()];
     // Both nodes hear each other on both databases; each reads its own first.
-    let (_node_1, app_1) = node_on(&[&url_a, &url_b]);
-    let (_node_2, app_2) = node_on(&[&url_b, &url_a]);
+    let Some(nodes) = TwoNodes::start().await else {
+        return;
+    };
+    let (app_1, app_2) = (&nodes.app_1, &nodes.app_2);
     let t = app_1.register("kept@school.org").await;
     let lesson = app_1
         .create_lesson(&t, json!({"title": "First", "slides": [text_slide("One")]}))
         .await;
     let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
-    until_replicated(&urls, "SELECT COUNT(*) FROM lesson_revision", 1).await;
-    until_replicated(&urls, "SELECT COUNT(*) FROM session", 1).await;
+    nodes
+        .until_replicated("SELECT COUNT(*) FROM lesson_revision", 1)
+        .await;
+    nodes
+        .until_replicated("SELECT COUNT(*) FROM session", 1)
+        .await;
 
     // Node 2 reads the lesson, and keeps it and the session from here on for at most
     // CACHE_TTL: both must be seen fresh there before that.

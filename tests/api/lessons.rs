@@ -7,17 +7,7 @@ use crate::harness::*;
 async fn a_lesson_is_created_read_back_with_its_etag_and_slides_in_order() {
     let app = spawn_app().await;
     let t = app.register("t@school.org").await;
-    let picture: Value = crate::media::upload(
-        &app,
-        &t,
-        crate::media::file(crate::media::PNG, 1_000),
-        "image/png",
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let picture_id = picture["id"].as_str().unwrap().to_owned();
+    let picture_id = crate::media::upload_picture(&app, &t).await;
     let created = app
         .create_lesson(
             &t,

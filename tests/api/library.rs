@@ -5,16 +5,19 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-async fn duplicate(app: &TestApp, t: &Teacher, lesson: &Value) -> reqwest::Response {
+pub(crate) async fn duplicate(app: &TestApp, t: &Teacher, lesson: &Value) -> reqwest::Response {
     let path = format!("/api/lessons/{}/duplicate", lesson["id"].as_str().unwrap());
     app.as_teacher(Method::POST, &path, t).send().await.unwrap()
 }
 
 /// The titles of the lessons a list answers, in its order.
 async fn titles(app: &TestApp, t: &Teacher, query: &str) -> Vec<String> {
-    let page = app
-        .get_json(&format!("/api/lessons?limit=100&{query}"), t)
-        .await;
+    titles_at(app, t, &format!("/api/lessons?limit=100&{query}")).await
+}
+
+/// The titles of the lessons the list at `path` answers, in its order.
+pub(crate) async fn titles_at(app: &TestApp, t: &Teacher, path: &str) -> Vec<String> {
+    let page = app.get_json(path, t).await;
     page["items"]
         .as_array()
         .unwrap()

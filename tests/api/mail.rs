@@ -462,10 +462,9 @@ async fn a_stalled_mail_server_delays_mail_but_never_a_request() {
         let (calm, stalled_median) = (median(calm), median(stalled.clone()));
         let slowest = stalled.iter().max().unwrap();
         eprintln!("{what}: median {calm:?} calm, {stalled_median:?} stalled (slowest {slowest:?})");
-        assert!(
-            stalled_median <= calm * 2,
-            "{what}: median {stalled_median:?} while the mail server stalls, {calm:?} before"
-        );
+        // A request that waited for the stalled server would take the SMTP timeout at
+        // least: the server hangs before its greeting. How much slower the stalled requests
+        // are otherwise is the machine's load, a benchmark's business, not this test's.
         assert!(
             *slowest < classcast::mail::SMTP_TIMEOUT,
             "{what}: one took {slowest:?}"

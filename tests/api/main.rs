@@ -9,11 +9,13 @@ mod browser;
 mod browser_console;
 mod browser_library;
 mod browser_pairing;
+mod browser_sharing;
 mod browser_video;
 mod budgets;
 mod cluster;
 mod cluster_caches;
 mod cluster_live;
+mod cluster_sharing;
 mod connections;
 mod durability;
 #[path = "../support/eventually.rs"]
@@ -37,6 +39,7 @@ mod protocol;
 mod proxy;
 mod restart;
 mod revocation;
+mod sharing;
 #[path = "../support/smtp.rs"]
 mod smtp;
 #[path = "../support/tools.rs"]

@@ -38,6 +38,14 @@ pub async fn upload(
         .unwrap()
 }
 
+/// Uploads a PNG of 1,000 bytes ([`file`]) as `t`; answers its id.
+pub async fn upload_picture(app: &TestApp, t: &Teacher) -> String {
+    let res = upload(app, t, file(PNG, 1_000), "image/png").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let picture: Value = res.json().await.unwrap();
+    picture["id"].as_str().unwrap().to_owned()
+}
+
 /// Files (not directories) left in the data directory's uploads folder.
 pub fn leftovers(app: &TestApp) -> usize {
     std::fs::read_dir(app.data_dir().join("uploads")).map_or(0, |d| d.count())

@@ -22,6 +22,8 @@ mod caches;
 use caches::*;
 mod library;
 use library::*;
+mod sharing;
+use sharing::*;
 mod mail;
 use mail::*;
 mod purges;
@@ -341,6 +343,7 @@ suite!(
         the_outbox_retries_after_failures_gives_up_and_sends_again_on_request,
         a_mailed_link_opens_its_account_once_and_only_for_its_purpose,
         a_search_and_a_folder_narrow_the_list_to_current_lessons,
+        shares_and_listings_follow_their_newest_fact,
     ],
     databases: [
         purging_revisions_keeps_the_newest_and_what_boards_present,
@@ -364,6 +367,7 @@ suite!(
         what_a_node_keeps_is_forgotten_when_it_learns_of_a_write_elsewhere,
         an_announced_revision_is_not_replaced_by_an_older_one_read_later,
         a_revision_from_before_the_library_is_searched_in_its_stored_text,
+        a_sharing_fact_replicated_late_never_overrides_a_newer_one,
     ],
 );
 

@@ -60,6 +60,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_lesson_library",
         include_str!("../migrations/postgres/0007_lesson_library.sql"),
     ),
+    (
+        "0008_lesson_sharing",
+        include_str!("../migrations/postgres/0008_lesson_sharing.sql"),
+    ),
 ];
 
 /// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`] (the
@@ -74,6 +78,8 @@ pub const REPLICATED_TABLES: &[&str] = &[
     "session_revocation",
     "lesson",
     "lesson_revision",
+    "lesson_share",
+    "lesson_listing",
     "board",
     "board_code",
     "board_code_use",

@@ -3,7 +3,7 @@
 use super::*;
 use crate::store::sql::*;
 
-fn content_from(row: &impl Row) -> StoreResult<LessonContent> {
+pub(super) fn content_from(row: &impl Row) -> StoreResult<LessonContent> {
     Ok(LessonContent {
         title: row.text("title")?,
         slides: serde_json::from_str(&row.text("slides")?)
@@ -17,6 +17,16 @@ fn content_from(row: &impl Row) -> StoreResult<LessonContent> {
 /// title and slides as stored, where a word may also match the JSON's own names.
 const SEARCHED: &str = "COALESCE(r.search_text, lower(r.title || ' ' || r.slides))";
 
+/// Which lessons a list reads: `from` names `lesson l` (and may join more tables, whose
+/// `columns` it adds, each after a comma), `wheres` narrow it, their values in `args` (`$1`
+/// on).
+pub(super) struct LessonList<'a> {
+    pub from: &'a str,
+    pub columns: &'a str,
+    pub wheres: Vec<String>,
+    pub args: Vec<Arg<'a>>,
+}
+
 /// What a new `lesson_revision` row holds besides its keys.
 struct RevisionRow<'a> {
     content: &'a LessonContent,
@@ -26,7 +36,7 @@ struct RevisionRow<'a> {
 }
 
 impl<B: Backend> SqlStore<B> {
-    async fn current_lesson(
+    pub(super) async fn current_lesson(
         &self,
         on: On<'_, B::Tx>,
         owner: Uuid,
@@ -50,6 +60,79 @@ impl<B: Backend> SqlStore<B> {
             created: Version(row.int("created")?),
             updated: self.observed(row.int("version")?),
             content: content_from(&row)?,
+        })
+    }
+
+    /// The rows of `list` that `filter` holds, in `order`, after `cursor`, at most `limit`:
+    /// current revisions only, deleted lessons left out. Each row is read by
+    /// [`summary_from`](Self::summary_from), plus `list.columns`.
+    pub(super) async fn summaries(
+        &self,
+        list: LessonList<'_>,
+        filter: &LessonFilter,
+        order: LessonOrder,
+        cursor: Option<&LessonCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<B::Row>> {
+        let LessonList {
+            from,
+            columns,
+            mut wheres,
+            mut args,
+        } = list;
+        wheres.push("NOT r.deleted".to_owned());
+        // The `$n` of the value pushed last.
+        let bind = |args: &Vec<Arg<'_>>| format!("${}", args.len());
+        match cursor {
+            Some(LessonCursor::Updated { version, id }) => {
+                args.push(Arg::Int(version.0));
+                let after = bind(&args);
+                args.push(Arg::Id(*id));
+                wheres.push(format!("(r.version, l.id) < ({after}, {})", bind(&args)));
+            }
+            Some(LessonCursor::Title { title_key, id }) => {
+                args.push(Arg::Text(title_key));
+                let after = bind(&args);
+                args.push(Arg::Id(*id));
+                wheres.push(format!("(r.title_key, l.id) > ({after}, {})", bind(&args)));
+            }
+            None => {}
+        }
+        if let Some(folder) = &filter.folder {
+            args.push(Arg::Text(folder));
+            wheres.push(format!("r.folder = {}", bind(&args)));
+        }
+        for word in &filter.words {
+            args.push(Arg::Text(word));
+            wheres.push(B::contains(SEARCHED, &bind(&args)));
+        }
+        let order_by = match order {
+            LessonOrder::Updated => "r.version DESC, l.id DESC",
+            LessonOrder::Title => "r.title_key, l.id",
+        };
+        args.push(Arg::Int(i64::from(limit)));
+        let sql = format!(
+            "SELECT l.id, r.id AS revision, r.version, r.title, r.title_key, r.slide_count,
+                r.folder{columns}
+             FROM {from} {CURRENT_REVISION}
+             WHERE {}
+             ORDER BY {order_by} LIMIT {}",
+            wheres.join(" AND "),
+            bind(&args),
+        );
+        self.db.fetch(On::Read, &sql, &args).await
+    }
+
+    /// A line of a lesson list from a row of [`summaries`](Self::summaries).
+    pub(super) fn summary_from(&self, row: &B::Row) -> StoreResult<LessonSummary> {
+        Ok(LessonSummary {
+            id: row.id("id")?,
+            revision: row.id("revision")?,
+            title: row.text("title")?,
+            title_key: row.text("title_key")?,
+            slide_count: row.int("slide_count")?,
+            updated: self.observed(row.int("version")?),
+            folder: row.maybe_text("folder")?,
         })
     }
 
@@ -168,57 +251,14 @@ impl<B: Backend> LessonStore for SqlStore<B> {
         limit: u32,
     ) -> StoreResult<Vec<LessonSummary>> {
         measured!("list_lessons", async move {
-            let mut args = vec![Arg::Id(owner)];
-            let mut wheres = vec!["l.owner_id = $1 AND NOT r.deleted".to_owned()];
-            // The `$n` of the value pushed last.
-            let bind = |args: &Vec<Arg<'_>>| format!("${}", args.len());
-            match cursor {
-                Some(LessonCursor::Updated { version, id }) => {
-                    args.extend([Arg::Int(version.0), Arg::Id(*id)]);
-                    wheres.push("(r.version, l.id) < ($2, $3)".into());
-                }
-                Some(LessonCursor::Title { title_key, id }) => {
-                    args.extend([Arg::Text(title_key), Arg::Id(*id)]);
-                    wheres.push("(r.title_key, l.id) > ($2, $3)".into());
-                }
-                None => {}
-            }
-            if let Some(folder) = &filter.folder {
-                args.push(Arg::Text(folder));
-                wheres.push(format!("r.folder = {}", bind(&args)));
-            }
-            for word in &filter.words {
-                args.push(Arg::Text(word));
-                wheres.push(B::contains(SEARCHED, &bind(&args)));
-            }
-            let order_by = match order {
-                LessonOrder::Updated => "r.version DESC, l.id DESC",
-                LessonOrder::Title => "r.title_key, l.id",
+            let list = LessonList {
+                from: "lesson l",
+                columns: "",
+                wheres: vec!["l.owner_id = $1".to_owned()],
+                args: vec![Arg::Id(owner)],
             };
-            args.push(Arg::Int(i64::from(limit)));
-            let sql = format!(
-                "SELECT l.id, r.id AS revision, r.version, r.title, r.title_key, r.slide_count,
-                    r.folder
-             FROM lesson l {CURRENT_REVISION}
-             WHERE {}
-             ORDER BY {order_by} LIMIT {}",
-                wheres.join(" AND "),
-                bind(&args),
-            );
-            let rows = self.db.fetch(On::Read, &sql, &args).await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(LessonSummary {
-                        id: row.id("id")?,
-                        revision: row.id("revision")?,
-                        title: row.text("title")?,
-                        title_key: row.text("title_key")?,
-                        slide_count: row.int("slide_count")?,
-                        updated: self.observed(row.int("version")?),
-                        folder: row.maybe_text("folder")?,
-                    })
-                })
-                .collect()
+            let rows = self.summaries(list, filter, order, cursor, limit).await?;
+            rows.iter().map(|row| self.summary_from(row)).collect()
         })
         .await
     }

@@ -1,6 +1,6 @@
 //! The store, written once: every query of the [`Store`] trait, over a [`Backend`] that runs
 //! them on SQLite or PostgreSQL. One file per part of the trait (`accounts.rs`,
-//! `lessons.rs`, `boards.rs`, `media.rs`, `mail.rs`); this one holds what they share and the node
+//! `lessons.rs`, `sharing.rs`, `boards.rs`, `media.rs`, `mail.rs`); this one holds what they share and the node
 //! bookkeeping (heartbeats, who purges whose rows).
 //!
 //! Statements use `$n` placeholders and the SQL both engines speak (`NOT flag`, `CAST(… AS
@@ -38,6 +38,7 @@ mod boards;
 mod lessons;
 mod mail;
 mod media;
+mod sharing;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

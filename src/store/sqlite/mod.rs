@@ -94,6 +94,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_lesson_library",
         include_str!("../migrations/sqlite/0015_lesson_library.sql"),
     ),
+    (
+        "0016_lesson_sharing",
+        include_str!("../migrations/sqlite/0016_lesson_sharing.sql"),
+    ),
 ];
 
 /// SQLite under the store: a read pool and the single write connection.

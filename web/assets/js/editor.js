@@ -649,6 +649,13 @@ async function fetchLesson() {
 async function loadLesson({ announceText } = {}) {
   try {
     const data = await fetchLesson();
+    if (data.access === 'read') {
+      // Another teacher's lesson (shared, or in the school library): read and copied on My
+      // lessons, never edited here, where every save would be refused.
+      $('#editor-loading').hidden = true;
+      $('#editor-read-only').hidden = false;
+      return;
+    }
     changeCount = savedChangeCount;
     saveProblem = null;
     showEditorError(null);

@@ -1,8 +1,10 @@
 // "My lessons": list, sort, load more, create and delete; search as you type, folders to
 // file lessons in and filter by, and copies of a lesson (the lesson library, issue 24).
+// Sharing (the Share dialog, "Shared with me", the school library) is lessons-shared.js.
 
 import { api, importLesson, isPdf } from './api.js';
 import { formatDateTime } from './i18n.js';
+import { initShelves, shareDialog } from './lessons-shared.js';
 import { $, announce, confirmDialog, errorText, h, initPage, setBusy, t } from './ui.js';
 
 const ORDER_KEY = 'classcast.lessons.order';
@@ -112,6 +114,13 @@ function lessonItem(lesson) {
     attrs: { 'aria-label': t('lessons.moveLabel', { title }) },
     onclick: (event) => moveLesson(lesson, title, event.currentTarget),
   });
+  const share = h('button', {
+    type: 'button',
+    class: 'button button-quiet',
+    text: t('lessons.share'),
+    attrs: { 'aria-label': t('lessons.shareLabel', { title }), 'aria-haspopup': 'dialog' },
+    onclick: (event) => shareDialog(lesson, title, event.currentTarget),
+  });
   const folder = lesson.folder
     ? [
         h('span', { class: 'meta-sep', attrs: { 'aria-hidden': 'true' }, text: '·' }),
@@ -134,7 +143,7 @@ function lessonItem(lesson) {
         ...folder,
       ),
     ),
-    h('div', { class: 'lesson-actions' }, copy, move, remove),
+    h('div', { class: 'lesson-actions' }, copy, move, share, remove),
   );
 }
 
@@ -324,10 +333,12 @@ searchInput.addEventListener('input', () => {
   searchTimer = setTimeout(() => load({ reset: true }), SEARCH_DELAY_MS);
 });
 folderSelect.addEventListener('change', () => load({ reset: true }));
+const loadShelves = initShelves({ copied: (copy) => reloadAt(copy.id), showError: showPageError });
 // Dates, counts and labels are built here, so redraw them in the new language.
 document.addEventListener('languagechange', () => {
   if (status.hidden) render(); // not while loading
   loadFolders();
+  loadShelves();
 });
 
 load({ reset: true });
