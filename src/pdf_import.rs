@@ -133,7 +133,16 @@ pub async fn import(
         )
     })
     .await
-    .map_err(std::io::Error::other)??;
+    .map_err(|e| {
+        // `hayro` may panic on a malformed file it does not expect; the pages drawn so far
+        // are dropped (and their files removed) as the thread unwinds.
+        if e.is_panic() {
+            tracing::warn!("PDF import: drawing the PDF panicked: refused as unreadable");
+            PdfImportError::Unreadable
+        } else {
+            std::io::Error::other(e).into()
+        }
+    })??;
     drop(turn);
 
     let (uploads, notes): (Vec<Upload>, Vec<String>) = pages.into_iter().unzip();
