@@ -37,6 +37,9 @@ pub const PAGES_MAX: usize = 100;
 pub const PAGE_POINTS_MAX: f32 = 14_400.0;
 /// The shortest side of a page, in points (PDF's own lower limit).
 pub const PAGE_POINTS_MIN: f32 = 3.0;
+/// How many times longer than wide (or wider than long) a page may be: a longer strip would
+/// be drawn less than a pixel across.
+pub const PAGE_ASPECT_MAX: f32 = 100.0;
 /// What each page is drawn to fit: sharp on a 1080p board, the common classroom display; a
 /// 4K page would take four times the time, memory and quota for boards that rarely show it.
 pub const FIT: (f32, f32) = (1920.0, 1080.0);
@@ -69,7 +72,8 @@ pub enum PdfImportError {
     TooManyPages { pages: usize },
     #[error(
         "Page {page} is {width:.0} × {height:.0} points; classcast imports pages of \
-         {PAGE_POINTS_MIN} to {PAGE_POINTS_MAX} points a side."
+         {PAGE_POINTS_MIN} to {PAGE_POINTS_MAX} points a side, at most {PAGE_ASPECT_MAX} times \
+         as long as wide."
     )]
     PageSize {
         page: usize,
@@ -201,7 +205,8 @@ pub fn render<T>(
     for (i, page) in pages.iter().enumerate() {
         let (width, height) = page.render_dimensions();
         let fits = |side: f32| (PAGE_POINTS_MIN..=PAGE_POINTS_MAX).contains(&side);
-        if !fits(width) || !fits(height) {
+        if !fits(width) || !fits(height) || width.max(height) > PAGE_ASPECT_MAX * width.min(height)
+        {
             return Err(PdfImportError::PageSize {
                 page: i + 1,
                 width,

@@ -202,6 +202,15 @@ async fn refused_pdfs_say_why_and_leave_nothing_behind() {
     )
     .await;
     assert!(error["message"].as_str().unwrap().contains("Page 1"));
+    // Within the sizes, but a strip that would be drawn less than a pixel across.
+    let mut strip = PdfSpec::text_pages(1, |_| "Strip".into());
+    strip.size = (5.0, 10_000.0);
+    expect_error(
+        import_pdf(&app, &t, strip.build()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_page_size",
+    )
+    .await;
 
     // A picture that says it has 20,000 × 9,000 pixels is not decoded to find out.
     let mut bomb = three_pages();
