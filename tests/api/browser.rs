@@ -1455,27 +1455,21 @@ async fn every_page_passes_axe_in_english_and_dutch() {
             editor.wait_for(loaded).await;
             check(path.to_owned(), axe_violations(&editor, &axe).await);
         }
-        // My lessons' dialog for filing a lesson in a folder (the second of each lesson's
-        // actions), open.
-        editor.goto(&format!("{base}/lessons")).await;
-        editor
-            .click("#lesson-list .lesson-actions button:nth-child(2)")
-            .await;
-        editor.wait_for("dialog[open] #move-folder").await;
-        check(
-            "/lessons, moving to a folder".into(),
-            axe_violations(&editor, &axe).await,
-        );
-        // Its Share dialog (the third action), open.
-        editor.goto(&format!("{base}/lessons")).await;
-        editor
-            .click("#lesson-list .lesson-actions button:nth-child(3)")
-            .await;
-        editor.wait_for("dialog[open] #share-email").await;
-        check(
-            "/lessons, sharing".into(),
-            axe_violations(&editor, &axe).await,
-        );
+        // My lessons' dialogs, open: filing a lesson in a folder (the second of each
+        // lesson's actions) and sharing it (the third).
+        for (action, field, what) in [
+            (2, "#move-folder", "/lessons, moving to a folder"),
+            (3, "#share-email", "/lessons, sharing"),
+        ] {
+            editor.goto(&format!("{base}/lessons")).await;
+            editor
+                .click(&format!(
+                    "#lesson-list .lesson-actions button:nth-child({action})"
+                ))
+                .await;
+            editor.wait_for(&format!("dialog[open] {field}")).await;
+            check(what.into(), axe_violations(&editor, &axe).await);
+        }
         editor.goto(&format!("{base}/lessons")).await;
         editor.click("#lesson-list a.lesson-link").await;
         editor.wait_for("#slide-preview strong").await;
