@@ -254,6 +254,9 @@ settings! {
         /// Address to serve Prometheus metrics on (GET /metrics), never the public one; keep it off the internet [default: off]
         #[arg(long, env = "CLASSCAST_METRICS_LISTEN", value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
+        /// LibreOffice's soffice, to import PowerPoint and OpenDocument slides (docs/importing.md); a path to nothing turns that off [default: soffice on PATH, else none]
+        #[arg(long, env = "CLASSCAST_SOFFICE", value_name = "PATH")]
+        soffice: Option<PathBuf>,
     }
 }
 

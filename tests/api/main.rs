@@ -30,6 +30,7 @@ mod live;
 mod mail;
 mod media;
 mod metrics;
+mod office_import;
 mod openapi;
 mod pages;
 #[path = "../support/pdf.rs"]

@@ -21,7 +21,7 @@ async fn import_pdf(app: &TestApp, t: &Teacher, pdf: Vec<u8>) -> reqwest::Respon
 }
 
 /// The picture a slide shows, fetched as a board would, decoded.
-async fn picture(app: &TestApp, slide: &Value) -> RgbImage {
+pub async fn picture(app: &TestApp, slide: &Value) -> RgbImage {
     let res = app
         .request(
             Method::GET,
