@@ -46,7 +46,8 @@ fn fodp() -> String {
         .collect();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
-<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0" office:version="1.3" office:mimetype="application/vnd.oasis.opendocument.presentation">
+<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0" xmlns:dc="http://purl.org/dc/elements/1.1/" office:version="1.3" office:mimetype="application/vnd.oasis.opendocument.presentation">
+<office:meta><dc:title>Photosynthesis</dc:title></office:meta>
 <office:automatic-styles><style:page-layout style:name="PM1"><style:page-layout-properties fo:page-width="28cm" fo:page-height="15.75cm" style:print-orientation="landscape"/></style:page-layout></office:automatic-styles>
 <office:master-styles><style:master-page style:name="Default" style:page-layout-name="PM1"/></office:master-styles>
 <office:body><office:presentation>{pages}</office:presentation></office:body></office:document>"#
@@ -54,7 +55,7 @@ fn fodp() -> String {
 }
 
 /// [`fodp`] converted by LibreOffice to `format` (`pptx`, `odp`), in a directory of its own.
-fn deck(format: &str) -> Vec<u8> {
+pub fn deck(format: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("deck.fodp"), fodp()).unwrap();
     let status = std::process::Command::new("soffice")
@@ -132,6 +133,8 @@ async fn a_pptx_and_an_odp_become_one_picture_slide_per_slide() {
     let res = import(&app, &t, deck("pptx"), PPTX).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let lesson: Value = res.json().await.unwrap();
+    // The deck's title is the PDF's, and so the lesson's.
+    assert_eq!(lesson["title"], "Photosynthesis");
     let slides = lesson["slides"].as_array().unwrap();
     assert_eq!(slides.len(), 3);
     for (slide, (text, speaker_notes)) in slides.iter().zip(SLIDES) {
