@@ -3,15 +3,18 @@
 //! [`crate::pdf_import`] like any other. This module owns finding `soffice`, telling a deck
 //! from a lesson file (both are zips), and the sandbox a conversion runs in: its own
 //! directory (removed whatever happens), an empty environment, a memory limit, a wall-clock
-//! limit after which its whole process group is killed, and one conversion at a time. It
-//! knows nothing of HTTP.
+//! limit after which its whole process group is killed, and one conversion at a time; and
+//! the speaker notes, read from a second export of the deck as notes pages. It knows nothing
+//! of HTTP.
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+
+use crate::pdf_import::{self, Source};
 
 /// How long one conversion may take before LibreOffice is killed: a deck of a hundred
 /// slides converts in seconds; one taking minutes is pathological.
@@ -44,8 +47,9 @@ pub enum OfficeImportError {
     )]
     Unreadable,
     #[error(
-        "LibreOffice stopped while converting this presentation: it is damaged, or needs more \
-         than {} MiB of memory to convert. Save it as a PDF and import that instead.",
+        "LibreOffice stopped while converting this presentation: it is damaged, or too large \
+         to convert here (it needs more than {} MiB of memory, or makes a PDF larger than an \
+         upload may be). Save it as a PDF and import that instead.",
         MEMORY_MAX >> 20
     )]
     Failed,
@@ -65,8 +69,8 @@ pub enum OfficeImportError {
 /// The kinds of presentation LibreOffice converts here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deck {
-    /// Office Open XML (PowerPoint 2007 and later).
-    Pptx,
+    /// Office Open XML (PowerPoint 2007 and later); `notes`: it has notes slides.
+    Pptx { notes: bool },
     /// OpenDocument (LibreOffice Impress, Keynote's and Google Slides' exports).
     Odp,
 }
@@ -96,7 +100,8 @@ impl Deck {
                 } else if zip.index_for_name("[Content_Types].xml").is_some()
                     && zip.index_for_name("ppt/presentation.xml").is_some()
                 {
-                    Some(Deck::Pptx)
+                    let notes = zip.file_names().any(|n| n.starts_with("ppt/notesSlides/"));
+                    Some(Deck::Pptx { notes })
                 } else {
                     None
                 }
@@ -109,9 +114,15 @@ impl Deck {
 
     fn extension(self) -> &'static str {
         match self {
-            Deck::Pptx => "pptx",
+            Deck::Pptx { .. } => "pptx",
             Deck::Odp => "odp",
         }
+    }
+
+    /// Whether it may have speaker notes: a PowerPoint deck says so by its entries; every
+    /// OpenDocument slide has a notes page, empty or not.
+    fn has_notes(self) -> bool {
+        matches!(self, Deck::Pptx { notes: true } | Deck::Odp)
     }
 }
 
@@ -159,14 +170,15 @@ impl Office {
     }
 
     /// Converts the `deck` in `file` (at most `max_bytes`) to a PDF, returned open for
-    /// reading; its directory is gone by then, whatever happened.
+    /// reading with the speaker notes of each slide where LibreOffice gives them; the
+    /// conversion's directory is gone by then, whatever happened.
     pub async fn convert(
         &self,
         deck: Deck,
         mut file: std::fs::File,
         max_bytes: u64,
-    ) -> Result<std::fs::File, OfficeImportError> {
-        let (soffice, prlimit) = self
+    ) -> Result<Source, OfficeImportError> {
+        let programs = self
             .programs
             .as_ref()
             .ok_or(OfficeImportError::Unavailable)?;
@@ -177,72 +189,96 @@ impl Office {
             .turn
             .try_acquire()
             .map_err(|_| OfficeImportError::Busy)?;
-        let mut sandbox = Sandbox::create(&self.dir)?;
-        let input = sandbox.path.join(format!("deck.{}", deck.extension()));
-        let output = sandbox.path.join("out");
-        let copy = input.clone();
+        let deadline = Instant::now() + CONVERT_MAX;
+        let mut sandbox = Sandbox::create(&self.dir, deck)?;
+        let input = sandbox.input.clone();
         tokio::task::spawn_blocking(move || {
-            std::io::copy(&mut file, &mut std::fs::File::create(copy)?)
+            std::io::copy(&mut file, &mut std::fs::File::create(input)?)
         })
         .await
         .map_err(std::io::Error::other)??;
 
-        let mut profile = String::from("-env:UserInstallation=file://");
-        profile.push_str(&sandbox.path.join("profile").to_string_lossy());
-        let mut command = tokio::process::Command::new(prlimit);
-        command
-            .arg(format!("--as={MEMORY_MAX}"))
-            .arg("--")
-            .arg(soffice)
-            .arg(profile)
-            .args([
-                "--headless",
-                "--norestore",
-                "--convert-to",
-                "pdf",
-                "--outdir",
-            ])
-            .arg(&output)
-            .arg(&input)
-            // Nothing of the server's environment (its settings, a database URL) reaches
-            // LibreOffice: a home and temporary directory of its own, and where programs are.
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", &sandbox.path)
-            .env("TMPDIR", &sandbox.path)
-            .env("LANG", "C.UTF-8")
-            .current_dir(&sandbox.path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group: `soffice` is a script starting `oosplash`, which starts
-            // `soffice.bin`; killing the group reaches them all.
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = command.spawn()?;
-        sandbox.group = child
-            .id()
-            .and_then(|id| rustix::process::Pid::from_raw(i32::try_from(id).ok()?));
-        let status = match tokio::time::timeout(CONVERT_MAX, child.wait()).await {
-            Ok(status) => status?,
-            Err(_) => {
-                tracing::warn!("office import: LibreOffice took too long and was killed");
-                return Err(OfficeImportError::TooSlow);
+        let slides = sandbox.run(programs, "pdf", max_bytes, deadline).await?;
+        let speaker_notes = if deck.has_notes() {
+            match sandbox
+                .run(programs, NOTES_PAGES, max_bytes, deadline)
+                .await
+            {
+                Ok(notes) => speaker_notes(slides.clone(), notes).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "office import: no notes pages; the slides' notes are their text");
+                    Vec::new()
+                }
             }
+        } else {
+            Vec::new()
         };
-        // Whatever LibreOffice left running ends here, before its directory goes.
-        sandbox.kill();
-        let pdf = output.join("deck.pdf");
-        match std::fs::File::open(&pdf) {
+        Ok(Source {
             // Open, it stays readable once its directory is removed.
-            Ok(pdf) => Ok(pdf),
-            Err(_) => Err(failure(status)),
+            file: std::fs::File::open(slides)?,
+            speaker_notes,
+        })
+    }
+}
+
+/// The export filter that gives one notes page per slide (the slide drawn small, its speaker
+/// notes below), and nothing else.
+const NOTES_PAGES: &str = "pdf:impress_pdf_Export:{\
+    \"ExportNotesPages\":{\"type\":\"boolean\",\"value\":\"true\"},\
+    \"ExportOnlyNotesPages\":{\"type\":\"boolean\",\"value\":\"true\"}}";
+
+/// Each slide's speaker notes: the text of its notes page (`notes`) after the text of the
+/// slide drawn on it, which is the text of the slide's page in `slides`. None at all when
+/// the two PDFs do not pair up page by page, or cannot be read.
+async fn speaker_notes(slides: PathBuf, notes: PathBuf) -> Vec<String> {
+    let texts = tokio::task::spawn_blocking(move || {
+        let slides = pdf_import::page_texts(std::fs::read(slides).ok()?).ok()?;
+        let notes = pdf_import::page_texts(std::fs::read(notes).ok()?).ok()?;
+        Some((slides, notes))
+    })
+    .await;
+    match texts {
+        Ok(Some((slides, notes))) if slides.len() == notes.len() => {
+            let notes = slides
+                .iter()
+                .zip(notes)
+                .map(|(slide, page)| {
+                    let notes = page.strip_prefix(slide.as_str()).unwrap_or(&page);
+                    notes.trim().to_owned()
+                })
+                .collect();
+            without_page_numbers(notes)
+        }
+        _ => {
+            tracing::warn!("office import: the notes pages do not pair with the slides");
+            Vec::new()
         }
     }
 }
 
+/// The notes without the slide numbers PowerPoint's notes pages print below them: when
+/// every page's last line is a number, and they rise from page to page from at least 1
+/// (hidden slides, left out, skip numbers), those lines are page numbers, not notes.
+fn without_page_numbers(mut notes: Vec<String>) -> Vec<String> {
+    let number = |notes: &String| -> Option<(usize, u32)> {
+        let (rest, last) = notes.rsplit_once('\n').unwrap_or(("", notes));
+        Some((rest.trim_end().len(), last.trim().parse().ok()?))
+    };
+    let numbers: Option<Vec<(usize, u32)>> = notes.iter().map(number).collect();
+    if let Some(numbers) = numbers {
+        let rising = numbers.windows(2).all(|w| w[0].1 < w[1].1);
+        if rising && numbers.first().is_some_and(|&(_, n)| n >= 1) {
+            for (notes, (keep, _)) in notes.iter_mut().zip(numbers) {
+                notes.truncate(keep);
+            }
+        }
+    }
+    notes
+}
+
 /// Why no PDF came out: LibreOffice says nothing but "source file could not be loaded" and
-/// exits 0 for a file it cannot read; a crash (out of memory, most likely) exits otherwise.
+/// exits 0 for a file it cannot read; a crash (out of memory, or a PDF over its size limit,
+/// most likely) exits otherwise.
 fn failure(status: ExitStatus) -> OfficeImportError {
     if status.success() {
         OfficeImportError::Unreadable
@@ -257,14 +293,89 @@ fn failure(status: ExitStatus) -> OfficeImportError {
 /// leaves nothing.
 struct Sandbox {
     path: PathBuf,
+    /// The deck, copied in.
+    input: PathBuf,
+    /// LibreOffice's runs so far, each writing its PDF into a directory of its own.
+    runs: usize,
     group: Option<rustix::process::Pid>,
 }
 
 impl Sandbox {
-    fn create(dir: &Path) -> Result<Self, std::io::Error> {
+    fn create(dir: &Path, deck: Deck) -> Result<Self, std::io::Error> {
         let path = dir.join(format!("office-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&path)?;
-        Ok(Self { path, group: None })
+        let input = path.join(format!("deck.{}", deck.extension()));
+        Ok(Self {
+            path,
+            input,
+            runs: 0,
+            group: None,
+        })
+    }
+
+    /// Runs `soffice` (of `programs`, with `prlimit`) on the deck with the export `filter`,
+    /// until `deadline`, each file it writes at most `max_bytes`; the PDF it made.
+    async fn run(
+        &mut self,
+        (soffice, prlimit): &(PathBuf, PathBuf),
+        filter: &str,
+        max_bytes: u64,
+        deadline: Instant,
+    ) -> Result<PathBuf, OfficeImportError> {
+        self.runs += 1;
+        let output = self.path.join(format!("out{}", self.runs));
+        let mut profile = String::from("-env:UserInstallation=file://");
+        profile.push_str(&self.path.join("profile").to_string_lossy());
+        let mut command = tokio::process::Command::new(prlimit);
+        command
+            .arg(format!("--as={MEMORY_MAX}"))
+            .arg(format!("--fsize={max_bytes}"))
+            .arg("--")
+            .arg(soffice)
+            .arg(profile)
+            .args([
+                "--headless",
+                "--norestore",
+                "--convert-to",
+                filter,
+                "--outdir",
+            ])
+            .arg(&output)
+            .arg(&self.input)
+            // Nothing of the server's environment (its settings, a database URL) reaches
+            // LibreOffice: a home and temporary directory of its own, and where programs are.
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &self.path)
+            .env("TMPDIR", &self.path)
+            .env("LANG", "C.UTF-8")
+            .current_dir(&self.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: `soffice` is a script starting `oosplash`, which starts
+            // `soffice.bin`; killing the group reaches them all.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command.spawn()?;
+        self.group = child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(i32::try_from(id).ok()?));
+        let status = match tokio::time::timeout_at(deadline.into(), child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                tracing::warn!("office import: LibreOffice took too long and was killed");
+                return Err(OfficeImportError::TooSlow);
+            }
+        };
+        // Whatever LibreOffice left running ends here, before another run or the removal.
+        self.kill();
+        let pdf = output.join("deck.pdf");
+        if pdf.is_file() {
+            Ok(pdf)
+        } else {
+            Err(failure(status))
+        }
     }
 
     fn kill(&mut self) {
@@ -289,4 +400,30 @@ fn on_path(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))
         .find(|path| path.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_page_numbers;
+
+    fn notes(pages: &[&str]) -> Vec<String> {
+        pages.iter().map(|&p| p.to_owned()).collect()
+    }
+
+    #[test]
+    fn page_numbers_under_every_notes_page_are_dropped_and_nothing_else() {
+        // PowerPoint's notes pages: each ends with its slide's number (slide 3 hidden).
+        let numbered = notes(&["Ask who has a plant\n1", "2", "Homework\n  4 "]);
+        assert_eq!(
+            without_page_numbers(numbered),
+            notes(&["Ask who has a plant", "", "Homework"])
+        );
+        // Notes that happen to end with a number are kept: not on every page, or not rising.
+        let kept = notes(&["The answer is\n42", "Nothing to add"]);
+        assert_eq!(without_page_numbers(kept.clone()), kept);
+        let kept = notes(&["Count\n3", "Count\n2"]);
+        assert_eq!(without_page_numbers(kept.clone()), kept);
+        let kept = notes(&["Start at\n0"]);
+        assert_eq!(without_page_numbers(kept.clone()), kept);
+    }
 }

@@ -104,7 +104,23 @@ pub enum PdfImportError {
     Io(#[from] std::io::Error),
 }
 
-/// Makes the PDF in `file` a new lesson of `owner`, one picture slide per page, or refuses
+/// A PDF to import: its file and, for slides converted from a presentation, each page's
+/// speaker notes, put in its slide's notes above the page's text (none: the text alone).
+pub struct Source {
+    pub file: std::fs::File,
+    pub speaker_notes: Vec<String>,
+}
+
+impl From<std::fs::File> for Source {
+    fn from(file: std::fs::File) -> Self {
+        Self {
+            file,
+            speaker_notes: Vec::new(),
+        }
+    }
+}
+
+/// Makes the PDF in `source` a new lesson of `owner`, one picture slide per page, or refuses
 /// it and writes nothing. Each page's PNG takes room of the teacher's media quota in `room`
 /// as it is drawn, so a PDF that would not fit stops at the first page over; pages the
 /// teacher already stores cost nothing ([`finish_all`]).
@@ -113,10 +129,14 @@ pub async fn import(
     quota: &LessonQuota,
     room: &Arc<Room>,
     owner: Uuid,
-    mut file: std::fs::File,
+    source: impl Into<Source>,
     limits: MediaLimits,
     dir: &Path,
 ) -> Result<LessonRecord, PdfImportError> {
+    let Source {
+        mut file,
+        speaker_notes,
+    } = source.into();
     let used = store.media_bytes(owner).await?;
     let turn = RENDERS.acquire().await.map_err(std::io::Error::other)?;
     let (room, dir) = (room.clone(), dir.to_owned());
@@ -153,7 +173,8 @@ pub async fn import(
     let slides = uploads
         .iter()
         .zip(notes)
-        .map(|(upload, notes)| SlideInput {
+        .enumerate()
+        .map(|(i, (upload, notes))| SlideInput {
             id: None,
             kind: "image".into(),
             // The page's first line names the slide in the editor's list.
@@ -162,7 +183,7 @@ pub async fn import(
                 TITLE_MAX,
             )),
             body: None,
-            notes: Some(notes),
+            notes: Some(with_speaker_notes(speaker_notes.get(i), notes)),
             media: Some(upload.id()),
             answer: None,
             seconds: None,
@@ -176,6 +197,34 @@ pub async fn import(
     quota.admit(owner, &content).await?;
     finish_all(uploads, store, owner).await?;
     Ok(store.create_lesson(owner, &content).await?)
+}
+
+/// A slide's notes: the speaker's, if any, then a blank line and the page's `text` (which
+/// keeps the slide found by its words), within [`NOTES_MAX`] characters.
+fn with_speaker_notes(speaker: Option<&String>, text: String) -> String {
+    match speaker.map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        Some(speaker) => format!("{speaker}\n\n{text}")
+            .trim_end()
+            .chars()
+            .take(NOTES_MAX)
+            .collect(),
+        None => text,
+    }
+}
+
+/// The text of every page of the PDF in `bytes`, as a slide's notes get it (the speaker
+/// notes of a presentation's notes pages, say). Blocks: call it off the runtime.
+pub fn page_texts(bytes: Vec<u8>) -> Result<Vec<String>, PdfImportError> {
+    let pdf = Pdf::new(bytes).map_err(|_| PdfImportError::Unreadable)?;
+    let pages = pdf.pages();
+    if pages.len() > PAGES_MAX {
+        return Err(PdfImportError::TooManyPages { pages: pages.len() });
+    }
+    let (cache, settings) = (InterpreterCache::new(), InterpreterSettings::default());
+    Ok(pages
+        .iter()
+        .map(|page| page_text(page, &cache, &settings))
+        .collect())
 }
 
 /// Draws every page of the PDF in `bytes`: its title (from its metadata, else

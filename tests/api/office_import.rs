@@ -33,14 +33,14 @@ const SLIDES: [(&str, &str); 3] = [
 ];
 
 /// A 16:9 presentation of [`SLIDES`] as flat OpenDocument XML, each slide's text in a frame
-/// and its speaker notes in its notes page.
+/// and its notes page as PowerPoint makes one: the slide drawn small above its speaker notes.
 fn fodp() -> String {
     let pages: String = SLIDES
         .iter()
         .enumerate()
         .map(|(i, (text, notes))| {
             format!(
-                r#"<draw:page draw:name="p{i}" draw:master-page-name="Default"><draw:frame svg:x="2cm" svg:y="2cm" svg:width="24cm" svg:height="4cm"><draw:text-box><text:p>{text}</text:p></draw:text-box></draw:frame><presentation:notes><draw:frame presentation:class="notes" svg:x="2cm" svg:y="14cm" svg:width="17cm" svg:height="10cm"><draw:text-box><text:p>{notes}</text:p></draw:text-box></draw:frame></presentation:notes></draw:page>"#
+                r#"<draw:page draw:name="p{i}" draw:master-page-name="Default"><draw:frame svg:x="2cm" svg:y="2cm" svg:width="24cm" svg:height="4cm"><draw:text-box><text:p>{text}</text:p></draw:text-box></draw:frame><presentation:notes><draw:page-thumbnail presentation:class="page" svg:x="2cm" svg:y="1cm" svg:width="17cm" svg:height="9.5cm"/><draw:frame presentation:class="notes" svg:x="2cm" svg:y="14cm" svg:width="17cm" svg:height="10cm"><draw:text-box><text:p>{notes}</text:p></draw:text-box></draw:frame></presentation:notes></draw:page>"#
             )
         })
         .collect();
@@ -79,6 +79,33 @@ pub fn deck(format: &str) -> Vec<u8> {
         .unwrap();
     assert!(status.success());
     std::fs::read(dir.path().join(format!("deck.{format}"))).unwrap()
+}
+
+/// The `.pptx` with its slide's number under each notes page, as PowerPoint's notes pages
+/// have (LibreOffice writes none of its own).
+fn with_slide_numbers(pptx: &[u8]) -> Vec<u8> {
+    let mut from = zip::ZipArchive::new(std::io::Cursor::new(pptx)).unwrap();
+    let mut to = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..from.len() {
+        let mut entry = from.by_index(i).unwrap();
+        let name = entry.name().to_owned();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        if let Some(n) = name
+            .strip_prefix("ppt/notesSlides/notesSlide")
+            .and_then(|n| n.strip_suffix(".xml"))
+        {
+            let number = format!(
+                r#"<p:sp><p:nvSpPr><p:cNvPr id="95" name="Slide Number"/><p:cNvSpPr/><p:nvPr><p:ph type="sldNum" idx="5"/></p:nvPr></p:nvSpPr><p:spPr><a:xfrm><a:off x="3884613" y="8685213"/><a:ext cx="2971800" cy="458787"/></a:xfrm></p:spPr><p:txBody><a:bodyPr/><a:p><a:fld id="{{B0A4C5D6-1111-2222-3333-44445555666{n}}}" type="slidenum"><a:t>{n}</a:t></a:fld></a:p></p:txBody></p:sp></p:spTree>"#
+            );
+            let xml = String::from_utf8(bytes).unwrap();
+            bytes = xml.replace("</p:spTree>", &number).into_bytes();
+        }
+        to.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        to.write_all(&bytes).unwrap();
+    }
+    to.finish().unwrap().into_inner()
 }
 
 async fn import(app: &TestApp, t: &Teacher, bytes: Vec<u8>, kind: &str) -> reqwest::Response {
@@ -130,7 +157,7 @@ async fn a_pptx_and_an_odp_become_one_picture_slide_per_slide() {
     let app = spawn_app().await;
     assert_eq!(office_import(&app).await, true);
     let t = app.register("deck@school.org").await;
-    let res = import(&app, &t, deck("pptx"), PPTX).await;
+    let res = import(&app, &t, with_slide_numbers(&deck("pptx")), PPTX).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let lesson: Value = res.json().await.unwrap();
     // The deck's title is the PDF's, and so the lesson's.
@@ -140,10 +167,9 @@ async fn a_pptx_and_an_odp_become_one_picture_slide_per_slide() {
     for (slide, (text, speaker_notes)) in slides.iter().zip(SLIDES) {
         assert_eq!(slide["kind"], "image");
         assert_eq!(slide["title"], text);
-        // What LibreOffice's PDF keeps is what the slide shows: the speaker notes are not in
-        // it (docs/importing.md), so the slide's notes are its text, as for any PDF.
-        assert_eq!(slide["notes"], text);
-        assert!(!slide.to_string().contains(speaker_notes));
+        // The speaker notes, from the deck's notes pages (without their page numbers), above
+        // the slide's text.
+        assert_eq!(slide["notes"], format!("{speaker_notes}\n\n{text}"));
         // LibreOffice's 16:9 page is a hair narrower (793.76 × 446.51 points, sizes being
         // kept in hundredths of a millimetre), so it may be drawn a pixel short of 1920.
         let (width, height) = picture(&app, slide).await.dimensions();
@@ -152,15 +178,21 @@ async fn a_pptx_and_an_odp_become_one_picture_slide_per_slide() {
             "{width} × {height}"
         );
     }
-    let found = app.get_json("/api/lessons?q=chlorophyll", &t).await;
-    assert_eq!(found["items"][0]["id"], lesson["id"], "{found}");
+    // Found by a word of a slide, and by one of its speaker notes.
+    for word in ["chlorophyll", "wavelengths"] {
+        let found = app.get_json(&format!("/api/lessons?q={word}"), &t).await;
+        assert_eq!(found["items"][0]["id"], lesson["id"], "{found}");
+    }
 
     // An OpenDocument deck sent as a plain zip is told by its bytes, and converted.
     let res = import(&app, &t, deck("odp"), "application/zip").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let odp: Value = res.json().await.unwrap();
     assert_eq!(odp["slides"].as_array().unwrap().len(), 3);
-    assert_eq!(odp["slides"][2]["notes"], SLIDES[2].0);
+    assert_eq!(
+        odp["slides"][2]["notes"],
+        format!("{}\n\n{}", SLIDES[2].1, SLIDES[2].0)
+    );
     // Each conversion's directory is gone.
     assert_eq!(leftovers(&app), 0);
 }
@@ -253,7 +285,7 @@ async fn a_corrupt_deck_is_refused_and_leaves_nothing() {
     nothing_left(&app, &t).await;
 }
 
-/// A stand-in for `soffice` in `dir`: it writes its environment and memory limit there,
+/// A stand-in for `soffice` in `dir`: it writes its environment and limits there,
 /// marks that it started, waits for `dir/go` and then dies as LibreOffice does when it runs
 /// out of memory.
 fn stand_in(dir: &Path) -> PathBuf {
@@ -262,7 +294,8 @@ fn stand_in(dir: &Path) -> PathBuf {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nenv > {dir}/env\nulimit -v > {dir}/ulimit\ntouch {dir}/started\n\
+            "#!/bin/sh\nenv > {dir}/env\nulimit -v > {dir}/ulimit\nulimit -f > {dir}/fsize\n\
+             touch {dir}/started\n\
              while [ ! -e {dir}/go ]; do sleep 0.05; done\nkill -ABRT $$\n"
         ),
     )
@@ -311,7 +344,8 @@ async fn a_conversion_runs_alone_without_the_servers_environment_and_its_failure
     nothing_left(&app, &t).await;
 
     // LibreOffice saw a home of its own, in the conversion's directory, and no setting of
-    // the server's; its address space was limited to 1 GiB.
+    // the server's; its address space was limited to 1 GiB, and each file it writes to one
+    // upload's size (200 MiB, in the shell's blocks of 512 bytes).
     let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
     let home = env.lines().find_map(|l| l.strip_prefix("HOME=")).unwrap();
     assert!(home.contains("/uploads/office-"), "{env}");
@@ -319,4 +353,6 @@ async fn a_conversion_runs_alone_without_the_servers_environment_and_its_failure
     assert!(!env.contains("CARGO"), "{env}");
     let ulimit = std::fs::read_to_string(dir.path().join("ulimit")).unwrap();
     assert_eq!(ulimit.trim(), "1048576");
+    let fsize = std::fs::read_to_string(dir.path().join("fsize")).unwrap();
+    assert_eq!(fsize.trim(), (200 * 1024 * 2).to_string());
 }
