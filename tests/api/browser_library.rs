@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 use crate::browser::{
     choose, signed_in_at_lessons, teacher_token, teacher_with_lesson, wait_for_imported,
 };
+use crate::deck::deck;
 use crate::harness::Process;
-use crate::office_import::deck;
+use crate::office_import::{SLIDES, TITLE};
 use crate::pdf::PdfSpec;
 use crate::tools::{missing, Tool};
 use crate::webdriver::{Browser, Driver};
@@ -199,7 +200,7 @@ async fn powerpoint_is_offered_where_the_server_converts_it_and_else_a_pdf_is_ex
     )
     .await;
     let pptx = dir.path().join("Photosynthesis.pptx");
-    std::fs::write(&pptx, deck("pptx")).unwrap();
+    std::fs::write(&pptx, deck(TITLE, &SLIDES, "pptx")).unwrap();
     page.attach("#import-file", &pptx).await;
     wait_for_imported(&page, "Photosynthesis", 3).await;
 }

@@ -17,6 +17,8 @@ mod cluster_caches;
 mod cluster_live;
 mod cluster_sharing;
 mod connections;
+#[path = "../support/deck.rs"]
+mod deck;
 mod durability;
 #[path = "../support/eventually.rs"]
 mod eventually;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::deck::{deck, with_slide_numbers};
 use crate::eventually::eventually;
 use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
 use crate::media::{chunk_rows, leftovers};
@@ -22,8 +23,10 @@ use crate::tools::{missing, Tool};
 const PPTX: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
 const ODP: &str = "application/vnd.oasis.opendocument.presentation";
 
+/// The title of the deck made here.
+pub const TITLE: &str = "Photosynthesis";
 /// The slides' text and speaker notes of the deck made here.
-const SLIDES: [(&str, &str); 3] = [
+pub const SLIDES: [(&str, &str); 3] = [
     ("Photosynthesis basics", "Ask who has a plant at home"),
     (
         "Chlorophyll absorbs light",
@@ -31,82 +34,6 @@ const SLIDES: [(&str, &str); 3] = [
     ),
     ("Glucose and oxygen", "Homework page twelve"),
 ];
-
-/// A 16:9 presentation of [`SLIDES`] as flat OpenDocument XML, each slide's text in a frame
-/// and its notes page as PowerPoint makes one: the slide drawn small above its speaker notes.
-fn fodp() -> String {
-    let pages: String = SLIDES
-        .iter()
-        .enumerate()
-        .map(|(i, (text, notes))| {
-            format!(
-                r#"<draw:page draw:name="p{i}" draw:master-page-name="Default"><draw:frame svg:x="2cm" svg:y="2cm" svg:width="24cm" svg:height="4cm"><draw:text-box><text:p>{text}</text:p></draw:text-box></draw:frame><presentation:notes><draw:page-thumbnail presentation:class="page" svg:x="2cm" svg:y="1cm" svg:width="17cm" svg:height="9.5cm"/><draw:frame presentation:class="notes" svg:x="2cm" svg:y="14cm" svg:width="17cm" svg:height="10cm"><draw:text-box><text:p>{notes}</text:p></draw:text-box></draw:frame></presentation:notes></draw:page>"#
-            )
-        })
-        .collect();
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0" xmlns:dc="http://purl.org/dc/elements/1.1/" office:version="1.3" office:mimetype="application/vnd.oasis.opendocument.presentation">
-<office:meta><dc:title>Photosynthesis</dc:title></office:meta>
-<office:automatic-styles><style:page-layout style:name="PM1"><style:page-layout-properties fo:page-width="28cm" fo:page-height="15.75cm" style:print-orientation="landscape"/></style:page-layout></office:automatic-styles>
-<office:master-styles><style:master-page style:name="Default" style:page-layout-name="PM1"/></office:master-styles>
-<office:body><office:presentation>{pages}</office:presentation></office:body></office:document>"#
-    )
-}
-
-/// [`fodp`] converted by LibreOffice to `format` (`pptx`, `odp`), in a directory of its own.
-pub fn deck(format: &str) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("deck.fodp"), fodp()).unwrap();
-    let status = std::process::Command::new("soffice")
-        .arg(format!(
-            "-env:UserInstallation=file://{}/profile",
-            dir.path().display()
-        ))
-        .args([
-            "--headless",
-            "--norestore",
-            "--convert-to",
-            format,
-            "--outdir",
-        ])
-        .arg(dir.path())
-        .arg(dir.path().join("deck.fodp"))
-        .env("HOME", dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(dir.path().join(format!("deck.{format}"))).unwrap()
-}
-
-/// The `.pptx` with its slide's number under each notes page, as PowerPoint's notes pages
-/// have (LibreOffice writes none of its own).
-fn with_slide_numbers(pptx: &[u8]) -> Vec<u8> {
-    let mut from = zip::ZipArchive::new(std::io::Cursor::new(pptx)).unwrap();
-    let mut to = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for i in 0..from.len() {
-        let mut entry = from.by_index(i).unwrap();
-        let name = entry.name().to_owned();
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
-        if let Some(n) = name
-            .strip_prefix("ppt/notesSlides/notesSlide")
-            .and_then(|n| n.strip_suffix(".xml"))
-        {
-            let number = format!(
-                r#"<p:sp><p:nvSpPr><p:cNvPr id="95" name="Slide Number"/><p:cNvSpPr/><p:nvPr><p:ph type="sldNum" idx="5"/></p:nvPr></p:nvSpPr><p:spPr><a:xfrm><a:off x="3884613" y="8685213"/><a:ext cx="2971800" cy="458787"/></a:xfrm></p:spPr><p:txBody><a:bodyPr/><a:p><a:fld id="{{B0A4C5D6-1111-2222-3333-44445555666{n}}}" type="slidenum"><a:t>{n}</a:t></a:fld></a:p></p:txBody></p:sp></p:spTree>"#
-            );
-            let xml = String::from_utf8(bytes).unwrap();
-            bytes = xml.replace("</p:spTree>", &number).into_bytes();
-        }
-        to.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        to.write_all(&bytes).unwrap();
-    }
-    to.finish().unwrap().into_inner()
-}
 
 async fn import(app: &TestApp, t: &Teacher, bytes: Vec<u8>, kind: &str) -> reqwest::Response {
     app.as_teacher(Method::POST, "/api/lessons/import", t)
@@ -157,7 +84,13 @@ async fn a_pptx_and_an_odp_become_one_picture_slide_per_slide() {
     let app = spawn_app().await;
     assert_eq!(office_import(&app).await, true);
     let t = app.register("deck@school.org").await;
-    let res = import(&app, &t, with_slide_numbers(&deck("pptx")), PPTX).await;
+    let res = import(
+        &app,
+        &t,
+        with_slide_numbers(&deck(TITLE, &SLIDES, "pptx")),
+        PPTX,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let lesson: Value = res.json().await.unwrap();
     // The deck's title is the PDF's, and so the lesson's.
@@ -185,7 +118,7 @@ async fn a_pptx_and_an_odp_become_one_picture_slide_per_slide() {
     }
 
     // An OpenDocument deck sent as a plain zip is told by its bytes, and converted.
-    let res = import(&app, &t, deck("odp"), "application/zip").await;
+    let res = import(&app, &t, deck(TITLE, &SLIDES, "odp"), "application/zip").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let odp: Value = res.json().await.unwrap();
     assert_eq!(odp["slides"].as_array().unwrap().len(), 3);
@@ -278,7 +211,7 @@ async fn a_corrupt_deck_is_refused_and_leaves_nothing() {
     let res = import(&app, &t, hollow_pptx(), PPTX).await;
     expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "not_a_presentation").await;
     // A real deck cut in half is no zip any more.
-    let mut half = deck("pptx");
+    let mut half = deck(TITLE, &SLIDES, "pptx");
     half.truncate(half.len() / 2);
     let res = import(&app, &t, half, PPTX).await;
     expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "not_a_presentation").await;
