@@ -10,51 +10,24 @@
 
 #[path = "../tests/support/deck.rs"]
 mod deck;
+#[path = "support/import_bench.rs"]
+mod import_bench;
 #[path = "support/seed.rs"]
 mod seed;
 #[path = "support/stats.rs"]
 mod stats;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use classcast::domain::node::Node;
-use classcast::media::{MediaLimits, Room};
 use classcast::office_import::{Deck, Office};
-use classcast::quota::LessonQuota;
-use classcast::store::{self, Store};
-use uuid::Uuid;
 
 fn main() {
-    let mut slides = 10;
-    let mut runs = 3;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().and_then(|v| v.parse().ok());
-        match (flag.as_str(), value) {
-            ("--slides", Some(v)) => slides = v,
-            ("--runs", Some(v)) => runs = v,
-            _ => panic!("usage: office_import_bench [--slides N] [--runs N]"),
-        }
-    }
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(measure(slides, runs));
+    import_bench::main("slides", 10, measure);
 }
 
-async fn measure(slides: usize, runs: usize) {
-    let dir = tempfile::tempdir().unwrap();
+async fn measure(slides: usize, runs: usize, bench: import_bench::Bench) {
+    let (dir, store, limits) = (&bench.dir, &bench.store, bench.limits);
     let uploads = dir.path().join("uploads");
-    let node = Node::new(Uuid::now_v7());
-    let url = format!("sqlite://{}", dir.path().join("classcast.db").display());
-    let store: Arc<dyn Store> = store::open(&[url], &node).await.unwrap();
-    store.migrate().await.unwrap();
-    let quota = LessonQuota::new(store.clone(), u64::MAX, Duration::from_secs(60));
-    let room = Room::new(u64::MAX);
-    let limits = MediaLimits {
-        max_bytes: 200 << 20,
-        quota_bytes: 1 << 40,
-    };
     let office = Office::new(None, &uploads);
     assert!(office.available(), "needs soffice and prlimit on PATH");
     let (mut totals, mut conversions) = (Vec::new(), Vec::new());
@@ -85,8 +58,8 @@ async fn measure(slides: usize, runs: usize) {
         let converted = started.elapsed();
         let lesson = classcast::pdf_import::import(
             store.as_ref(),
-            &quota,
-            &room,
+            &bench.quota,
+            &bench.room,
             owner,
             pdf,
             limits,

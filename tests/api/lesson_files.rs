@@ -25,7 +25,7 @@ async fn uploaded(app: &TestApp, t: &Teacher, bytes: &[u8]) -> String {
         .to_owned()
 }
 
-async fn export(app: &TestApp, t: &Teacher, id: &str) -> reqwest::Response {
+pub async fn export(app: &TestApp, t: &Teacher, id: &str) -> reqwest::Response {
     app.as_teacher(Method::GET, &format!("/api/lessons/{id}/export"), t)
         .send()
         .await

@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::deck::{deck, with_slide_numbers};
 use crate::eventually::eventually;
 use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
+use crate::lesson_files::export;
 use crate::media::{chunk_rows, leftovers};
 use crate::pdf_import::picture;
 use crate::tools::{missing, Tool};
@@ -46,15 +47,7 @@ async fn import(app: &TestApp, t: &Teacher, bytes: Vec<u8>, kind: &str) -> reqwe
 
 /// What `/config.json` says of office import.
 async fn office_import(app: &TestApp) -> Value {
-    let config: Value = app
-        .request(Method::GET, "/config.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    config["office_import"].clone()
+    app.public_json("/config.json").await["office_import"].clone()
 }
 
 /// A zip with the entries that make a file a PowerPoint deck, and nothing a program could
@@ -134,25 +127,15 @@ async fn a_pptx_and_an_odp_become_one_picture_slide_per_slide() {
 async fn a_lesson_file_is_never_taken_for_a_deck_nor_a_deck_for_a_lesson_file() {
     let app = spawn_app().await;
     let t = app.register("files@school.org").await;
-    let made: Value = app
-        .as_teacher(Method::POST, "/api/lessons", &t)
-        .json(&serde_json::json!({"title": "Fractions", "slides": [
-            {"kind": "text", "title": "Halves", "body": "1/2"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let file = app
-        .as_teacher(
-            Method::GET,
-            &format!("/api/lessons/{}/export", made["id"].as_str().unwrap()),
+    let made = app
+        .create_lesson(
             &t,
+            serde_json::json!({"title": "Fractions", "slides": [
+                {"kind": "text", "title": "Halves", "body": "1/2"}]}),
         )
-        .send()
+        .await;
+    let file = export(&app, &t, made["id"].as_str().unwrap())
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap()
