@@ -71,7 +71,7 @@ pub enum OfficeImportError {
 pub enum Deck {
     /// Office Open XML (PowerPoint 2007 and later); `notes`: it has notes slides.
     Pptx { notes: bool },
-    /// OpenDocument (LibreOffice Impress, Keynote's and Google Slides' exports).
+    /// OpenDocument (LibreOffice Impress; Google Slides exports it too).
     Odp,
 }
 

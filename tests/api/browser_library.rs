@@ -6,7 +6,8 @@
 use serde_json::{json, Value};
 
 use crate::browser::{
-    choose, signed_in_at_lessons, teacher_token, teacher_with_lesson, wait_for_imported,
+    axe_source, axe_violations, choose, signed_in_at_lessons, teacher_token, teacher_with_lesson,
+    wait_for_imported,
 };
 use crate::deck::deck;
 use crate::harness::Process;
@@ -161,9 +162,10 @@ async fn a_teacher_imports_slides_saved_as_a_pdf() {
 
 #[tokio::test]
 async fn powerpoint_is_offered_where_the_server_converts_it_and_else_a_pdf_is_explained() {
-    if missing(&[Tool::Chromium]) {
+    if missing(&[Tool::Chromium, Tool::Axe]) {
         return;
     }
+    let axe = axe_source();
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start_with(dir.path(), &["--soffice", "/nowhere/soffice"]);
     teacher_with_lesson(&server.base).await;
@@ -183,6 +185,8 @@ async fn powerpoint_is_offered_where_the_server_converts_it_and_else_a_pdf_is_ex
     )
     .await;
     page.screenshot("library-no-office-import").await;
+    let problems = axe_violations(&page, &axe).await;
+    assert!(problems.is_empty(), "{problems:#?}");
     drop(server);
 
     if missing(&[Tool::Soffice]) {
@@ -199,6 +203,8 @@ async fn powerpoint_is_offered_where_the_server_converts_it_and_else_a_pdf_is_ex
              && document.querySelector('#import-hint').hidden",
     )
     .await;
+    let problems = axe_violations(&page, &axe).await;
+    assert!(problems.is_empty(), "{problems:#?}");
     let pptx = dir.path().join("Photosynthesis.pptx");
     std::fs::write(&pptx, deck(TITLE, &SLIDES, "pptx")).unwrap();
     page.attach("#import-file", &pptx).await;
