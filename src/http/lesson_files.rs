@@ -139,15 +139,21 @@ async fn import_lesson(
         .await?;
     let (store, quota, room) = (state.store.as_ref(), &state.quota, &state.room);
     let (owner, media) = (auth.account.id, state.media.upload);
-    let record = if pdf {
-        pdf_import::import(store, quota, room, owner, file, media, dir).await?
-    } else if let Some(found) = Deck::of(&mut file).map_err(OfficeImportError::from)? {
-        let file = state.office.convert(found, file, media.max_bytes).await?;
-        pdf_import::import(store, quota, room, owner, file, media, dir).await?
-    } else if deck {
-        return Err(OfficeImportError::Unreadable.into());
-    } else {
-        lesson_file::import(store, quota, room, owner, file, media, dir).await?
+    // A deck is told by its bytes: a lesson file is a zip too.
+    let found = match pdf {
+        true => None,
+        false => Deck::of(&mut file).map_err(OfficeImportError::from)?,
+    };
+    // A PDF to draw (sent, or converted from a deck), else the file to read as a lesson file.
+    let pdf: Result<pdf_import::Source, std::fs::File> = match found {
+        _ if pdf => Ok(file.into()),
+        Some(found) => Ok(state.office.convert(found, file, media.max_bytes).await?),
+        None if deck => return Err(OfficeImportError::Unreadable.into()),
+        None => Err(file),
+    };
+    let record = match pdf {
+        Ok(pdf) => pdf_import::import(store, quota, room, owner, pdf, media, dir).await?,
+        Err(file) => lesson_file::import(store, quota, room, owner, file, media, dir).await?,
     };
     lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record)
 }
