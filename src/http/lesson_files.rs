@@ -140,9 +140,10 @@ async fn import_lesson(
     let (store, quota, room) = (state.store.as_ref(), &state.quota, &state.room);
     let (owner, media) = (auth.account.id, state.media.upload);
     // A deck is told by its bytes: a lesson file is a zip too.
-    let found = match pdf {
-        true => None,
-        false => Deck::of(&mut file).map_err(OfficeImportError::from)?,
+    let found = if pdf {
+        None
+    } else {
+        Deck::of(&mut file).map_err(OfficeImportError::from)?
     };
     // A PDF to draw (sent, or converted from a deck), else the file to read as a lesson file.
     let pdf: Result<pdf_import::Source, std::fs::File> = match found {
