@@ -201,7 +201,8 @@ async fn a_corrupt_deck_is_refused_and_leaves_nothing() {
     nothing_left(&app, &t).await;
 }
 
-/// A stand-in for `soffice` in `dir`: it writes its environment and limits there,
+/// A stand-in for `soffice` in `dir`: it writes its environment and limits there, starts a
+/// process that would outlive it (as `soffice.bin` outlives `oosplash`) and writes its pid,
 /// marks that it started, waits for `dir/go` and then dies as LibreOffice does when it runs
 /// out of memory.
 fn stand_in(dir: &Path) -> PathBuf {
@@ -211,7 +212,7 @@ fn stand_in(dir: &Path) -> PathBuf {
         &script,
         format!(
             "#!/bin/sh\nenv > {dir}/env\nulimit -v > {dir}/ulimit\nulimit -f > {dir}/fsize\n\
-             touch {dir}/started\n\
+             sleep 600 & echo $! > {dir}/straggler\ntouch {dir}/started\n\
              while [ ! -e {dir}/go ]; do sleep 0.05; done\nkill -ABRT $$\n"
         ),
     )
@@ -251,6 +252,22 @@ async fn a_conversion_runs_alone_without_the_servers_environment_and_its_failure
 
     std::fs::write(dir.path().join("go"), b"").unwrap();
     let res = first.await.unwrap();
+    // The process it left is killed with its group.
+    let straggler = std::fs::read_to_string(dir.path().join("straggler")).unwrap();
+    let stat = format!("/proc/{}/stat", straggler.trim());
+    eventually!(Duration::from_secs(20), Duration::from_millis(50), {
+        // Gone, or dead and not yet reaped by its new parent.
+        match std::fs::read_to_string(&stat) {
+            Ok(s)
+                if !s
+                    .rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z')) =>
+            {
+                Err(format!("{stat} still runs: {s}"))
+            }
+            _ => Ok(()),
+        }
+    });
     expect_error(
         res,
         StatusCode::UNPROCESSABLE_ENTITY,
