@@ -28,7 +28,7 @@ fn main() {
 async fn measure(slides: usize, runs: usize, bench: import_bench::Bench) {
     let (dir, store, limits) = (&bench.dir, &bench.store, bench.limits);
     let uploads = dir.path().join("uploads");
-    let office = Office::new(None, &uploads);
+    let office = Office::new(None, &uploads, std::time::Duration::from_secs(120));
     assert!(office.available(), "needs soffice and prlimit on PATH");
     let (mut totals, mut conversions) = (Vec::new(), Vec::new());
     for run in 0..runs {

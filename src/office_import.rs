@@ -16,9 +16,6 @@ use uuid::Uuid;
 
 use crate::pdf_import::{self, Source};
 
-/// How long one conversion may take before LibreOffice is killed: a deck of a hundred
-/// slides converts in seconds; one taking minutes is pathological.
-pub const CONVERT_MAX: Duration = Duration::from_secs(120);
 /// The address space LibreOffice may take (`RLIMIT_AS`): a deck converts in about 200 MiB
 /// resident; 1 GiB leaves room for large pictures, yet keeps a hostile file from taking the
 /// server's memory.
@@ -54,11 +51,10 @@ pub enum OfficeImportError {
     )]
     Failed,
     #[error(
-        "Converting this presentation took more than {} seconds and was stopped. Save it as a \
-         PDF and import that instead.",
-        CONVERT_MAX.as_secs()
+        "Converting this presentation took more than {secs} seconds and was stopped. Save it \
+         as a PDF and import that instead."
     )]
-    TooSlow,
+    TooSlow { secs: u64 },
     /// Larger than one upload may be (a deck sent as a lesson file is allowed more).
     #[error("larger than {limit} bytes")]
     TooLarge { limit: u64 },
@@ -135,11 +131,15 @@ pub struct Office {
     dir: PathBuf,
     /// One conversion at a time on this node: LibreOffice takes a core and hundreds of MiB.
     turn: tokio::sync::Semaphore,
+    /// How long a deck's conversion may take before LibreOffice is killed
+    /// (`office_import_secs`): a deck of a hundred slides converts in seconds.
+    time_limit: Duration,
 }
 
 impl Office {
-    /// `soffice` at `configured`, else on `PATH`; conversions in directories under `dir`.
-    pub fn new(configured: Option<&Path>, dir: &Path) -> Self {
+    /// `soffice` at `configured`, else on `PATH`; conversions in directories under `dir`,
+    /// each within `time_limit`.
+    pub fn new(configured: Option<&Path>, dir: &Path, time_limit: Duration) -> Self {
         let soffice = match configured {
             Some(path) => path.is_file().then(|| path.to_owned()),
             None => on_path("soffice"),
@@ -161,6 +161,7 @@ impl Office {
             programs: soffice.zip(prlimit),
             dir: dir.to_owned(),
             turn: tokio::sync::Semaphore::new(1),
+            time_limit,
         }
     }
 
@@ -189,8 +190,7 @@ impl Office {
             .turn
             .try_acquire()
             .map_err(|_| OfficeImportError::Busy)?;
-        let deadline = Instant::now() + CONVERT_MAX;
-        let mut sandbox = Sandbox::create(&self.dir, deck)?;
+        let mut sandbox = Sandbox::create(&self.dir, deck, self.time_limit)?;
         let input = sandbox.input.clone();
         tokio::task::spawn_blocking(move || {
             std::io::copy(&mut file, &mut std::fs::File::create(input)?)
@@ -198,12 +198,9 @@ impl Office {
         .await
         .map_err(std::io::Error::other)??;
 
-        let slides = sandbox.run(programs, "pdf", max_bytes, deadline).await?;
+        let slides = sandbox.run(programs, "pdf", max_bytes).await?;
         let speaker_notes = if deck.has_notes() {
-            match sandbox
-                .run(programs, NOTES_PAGES, max_bytes, deadline)
-                .await
-            {
+            match sandbox.run(programs, NOTES_PAGES, max_bytes).await {
                 Ok(notes) => speaker_notes(slides.clone(), notes).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "office import: no notes pages; the slides' notes are their text");
@@ -297,11 +294,14 @@ struct Sandbox {
     input: PathBuf,
     /// LibreOffice's runs so far, each writing its PDF into a directory of its own.
     runs: usize,
+    /// When all runs must be done, `time_limit` after the sandbox was made.
+    deadline: Instant,
+    time_limit: Duration,
     group: Option<rustix::process::Pid>,
 }
 
 impl Sandbox {
-    fn create(dir: &Path, deck: Deck) -> Result<Self, std::io::Error> {
+    fn create(dir: &Path, deck: Deck, time_limit: Duration) -> Result<Self, std::io::Error> {
         let path = dir.join(format!("office-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&path)?;
         let input = path.join(format!("deck.{}", deck.extension()));
@@ -309,18 +309,19 @@ impl Sandbox {
             path,
             input,
             runs: 0,
+            deadline: Instant::now() + time_limit,
+            time_limit,
             group: None,
         })
     }
 
     /// Runs `soffice` (of `programs`, with `prlimit`) on the deck with the export `filter`,
-    /// until `deadline`, each file it writes at most `max_bytes`; the PDF it made.
+    /// until the deadline, each file it writes at most `max_bytes`; the PDF it made.
     async fn run(
         &mut self,
         (soffice, prlimit): &(PathBuf, PathBuf),
         filter: &str,
         max_bytes: u64,
-        deadline: Instant,
     ) -> Result<PathBuf, OfficeImportError> {
         self.runs += 1;
         let output = self.path.join(format!("out{}", self.runs));
@@ -361,11 +362,12 @@ impl Sandbox {
         self.group = child
             .id()
             .and_then(|id| rustix::process::Pid::from_raw(i32::try_from(id).ok()?));
-        let status = match tokio::time::timeout_at(deadline.into(), child.wait()).await {
+        let status = match tokio::time::timeout_at(self.deadline.into(), child.wait()).await {
             Ok(status) => status?,
             Err(_) => {
                 tracing::warn!("office import: LibreOffice took too long and was killed");
-                return Err(OfficeImportError::TooSlow);
+                let secs = self.time_limit.as_secs();
+                return Err(OfficeImportError::TooSlow { secs });
             }
         };
         // Whatever LibreOffice left running ends here, before another run or the removal.

@@ -309,6 +309,7 @@ pub async fn serve(
     let office = Arc::new(crate::office_import::Office::new(
         config.soffice.as_deref(),
         &media.uploads,
+        Duration::from_secs(config.office_import_secs),
     ));
     let state = AppState::new(http::Services {
         store,

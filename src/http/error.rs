@@ -448,7 +448,7 @@ impl From<OfficeImportError> for ApiError {
             OfficeImportError::Unavailable => "office_import_unavailable",
             OfficeImportError::Unreadable => "not_a_presentation",
             OfficeImportError::Failed => "office_conversion_failed",
-            OfficeImportError::TooSlow => "office_conversion_too_slow",
+            OfficeImportError::TooSlow { .. } => "office_conversion_too_slow",
             OfficeImportError::Busy => {
                 return ApiError::Busy {
                     code: "office_import_busy",

@@ -222,6 +222,47 @@ fn stand_in(dir: &Path) -> PathBuf {
     script
 }
 
+/// Waits until the process the stand-in in `dir` left behind is gone: killed with its group.
+async fn straggler_killed(dir: &Path) {
+    let straggler = std::fs::read_to_string(dir.join("straggler")).unwrap();
+    let stat = format!("/proc/{}/stat", straggler.trim());
+    eventually!(Duration::from_secs(20), Duration::from_millis(50), {
+        // Gone, or dead and not yet reaped by its new parent.
+        match std::fs::read_to_string(&stat) {
+            Ok(s)
+                if !s
+                    .rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z')) =>
+            {
+                Err(format!("{stat} still runs: {s}"))
+            }
+            _ => Ok(()),
+        }
+    });
+}
+
+#[tokio::test]
+async fn a_conversion_over_its_time_is_stopped_with_all_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let soffice = stand_in(dir.path());
+    let app = spawn_with(|args| {
+        args.soffice = Some(soffice);
+        args.office_import_secs = Some(1);
+    })
+    .await;
+    let t = app.register("slow@school.org").await;
+    // The stand-in waits for a `go` that never comes.
+    let res = import(&app, &t, hollow_pptx(), PPTX).await;
+    expect_error(
+        res,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "office_conversion_too_slow",
+    )
+    .await;
+    straggler_killed(dir.path()).await;
+    nothing_left(&app, &t).await;
+}
+
 #[tokio::test]
 async fn a_conversion_runs_alone_without_the_servers_environment_and_its_failure_says_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -252,22 +293,7 @@ async fn a_conversion_runs_alone_without_the_servers_environment_and_its_failure
 
     std::fs::write(dir.path().join("go"), b"").unwrap();
     let res = first.await.unwrap();
-    // The process it left is killed with its group.
-    let straggler = std::fs::read_to_string(dir.path().join("straggler")).unwrap();
-    let stat = format!("/proc/{}/stat", straggler.trim());
-    eventually!(Duration::from_secs(20), Duration::from_millis(50), {
-        // Gone, or dead and not yet reaped by its new parent.
-        match std::fs::read_to_string(&stat) {
-            Ok(s)
-                if !s
-                    .rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z')) =>
-            {
-                Err(format!("{stat} still runs: {s}"))
-            }
-            _ => Ok(()),
-        }
-    });
+    straggler_killed(dir.path()).await;
     expect_error(
         res,
         StatusCode::UNPROCESSABLE_ENTITY,
