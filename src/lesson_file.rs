@@ -121,6 +121,10 @@ struct FileSlide {
     answer: Option<Text<ANSWER_MAX>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seconds: Option<f64>,
+    /// Left out for the kind's usual look, so that such a file still imports on servers
+    /// from before layouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    layout: Option<Text<16>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -241,6 +245,7 @@ pub async fn export(
                     media: s.media.clone().map(Text),
                     answer: s.answer.clone().map(Text),
                     seconds: s.seconds.map(f64::from),
+                    layout: s.layout.map(|l| Text(l.name().to_owned())),
                 })
                 .collect(),
         ),
@@ -569,6 +574,7 @@ impl From<FileSlide> for SlideInput {
             media: s.media.map(|m| m.0),
             answer: s.answer.map(|a| a.0),
             seconds: s.seconds,
+            layout: s.layout.map(|l| l.0),
         }
     }
 }

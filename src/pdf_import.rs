@@ -166,6 +166,7 @@ pub async fn import(
             media: Some(upload.id()),
             answer: None,
             seconds: None,
+            layout: None,
         })
         .collect();
     let mut content = LessonContent::parse(&title, slides).map_err(|e| {

@@ -8,6 +8,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::design::SlideLayout;
 use super::lesson::{LessonContent, Slide, SlideKind, TIMER_SECONDS_MAX};
 use super::markdown::to_safe_html;
 use super::MAX_SAFE_INTEGER;
@@ -79,6 +80,9 @@ pub struct SlideView {
     pub media: Option<String>,
     pub seconds: Option<u32>,
     pub answer: Option<String>,
+    /// Left out for the kind's usual look (and by nodes from before layouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<SlideLayout>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -586,6 +590,7 @@ fn view(slide: &Slide, revealed: bool) -> SlideView {
         media: slide.media.clone(),
         seconds: slide.seconds,
         answer: if revealed { slide.answer.clone() } else { None },
+        layout: slide.layout,
     }
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::design::SlideLayout;
 use super::{check_len, check_line, ValidationError};
 
 pub const TITLE_MAX: usize = 200;
@@ -73,6 +74,10 @@ pub struct Slide {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 86400)]
     pub seconds: Option<u32>,
+    /// How the slide is arranged (text and image slides; `SlideLayout`). Left out, the
+    /// kind's usual look, so revisions saved before layouts read as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<SlideLayout>,
 }
 
 /// A slide as a client sends it. Every field is optional here so that a missing or wrong
@@ -98,6 +103,10 @@ pub struct SlideInput {
     /// A JSON number: `60` and `60.0` are the same number to most clients.
     #[serde(default)]
     pub seconds: Option<f64>,
+    /// Text slides: `text`, `title`, `two-columns`, `big`; image slides: `picture`,
+    /// `picture-text`, `picture-full`. Left out or empty: the kind's usual look.
+    #[serde(default)]
+    pub layout: Option<String>,
 }
 
 /// The content of one lesson revision.
@@ -276,6 +285,7 @@ fn parse_slide(
         },
         SlideKind::Text => {}
     }
+    let layout = SlideLayout::parse(errors, &field("layout"), kind, input.layout.as_deref());
     let id = match input.id.as_deref().map(str::trim) {
         None | Some("") => Some(Uuid::now_v7()),
         Some(raw) => Uuid::parse_str(raw)
@@ -296,6 +306,7 @@ fn parse_slide(
         media,
         answer,
         seconds,
+        layout,
     })
 }
 

@@ -37,6 +37,7 @@ export function createPreview({ selected }) {
     if (slide.media) payload.media = slide.media; // the server drops it for other kinds
     if (slide.kind === 'question') payload.answer = slide.answer;
     if (slide.kind === 'timer') payload.seconds = slide.seconds;
+    if (slide.layout) payload.layout = slide.layout;
     let view;
     try {
       ({ body: view } = await api.post('/api/slides/preview', payload));

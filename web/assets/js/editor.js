@@ -2,6 +2,7 @@
 // locking (If-Match), validation errors, conflict handling and revision history.
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
+import { allowedLayout, renderLayout } from './editor-design.js';
 import { createPreview } from './editor-preview.js';
 import { slideThumbnail } from './thumbs.js';
 import { formatDateTime } from './i18n.js';
@@ -58,6 +59,7 @@ function toDraft(data, keys = []) {
       media: s.media ?? '',
       answer: s.answer ?? '',
       seconds: s.seconds ?? null,
+      layout: s.layout ?? '',
     })),
   };
 }
@@ -72,6 +74,7 @@ function toPayload() {
       if (MEDIA_KINDS.includes(s.kind) && s.media.trim()) out.media = s.media.trim();
       if (s.kind === 'question') out.answer = s.answer;
       if (s.kind === 'timer') out.seconds = s.seconds;
+      if (allowedLayout(s)) out.layout = s.layout;
       return out;
     }),
   };
@@ -112,7 +115,7 @@ function slideLabel(slide) {
 const thumbs = new Map(); // slide key -> {shows, el}
 
 function thumbnail(slide) {
-  const shows = JSON.stringify([slide.kind, slide.media, slide.title, slide.seconds]);
+  const shows = JSON.stringify([slide.kind, slide.media, slide.title, slide.seconds, slide.layout]);
   const kept = thumbs.get(slide.key);
   if (kept?.shows === shows) return kept.el;
   const el = slideThumbnail(slide);
@@ -169,6 +172,7 @@ function renderForm() {
   notes.value = slide.notes;
   form.elements.seconds.value = slide.seconds ?? '';
   renderKindFields(slide);
+  renderLayout(slide);
   renderSecondsHint(slide);
   renderMedia(slide);
   preview.schedule();
@@ -356,8 +360,9 @@ form.addEventListener('input', (event) => {
     if (!Object.keys(slideErrors).length) errors.slides.delete(slide.key);
     setFieldError(input, null);
   }
-  if (input.name === 'kind') {
+  if (input.name === 'kind' || input.name === 'layout') {
     if (slide.kind === 'timer' && slide.seconds == null) slide.seconds = 60;
+    slide.layout = allowedLayout(slide);
     renderForm();
   }
   updateListItem(slide);
@@ -405,7 +410,7 @@ function insertSlide(slide, at) {
 }
 
 function newSlide(kind) {
-  return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null };
+  return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null, layout: '' };
 }
 
 slideList.addEventListener('click', (event) => {

@@ -58,6 +58,11 @@ function el(tag, className, content) {
 
 const FIT_STEPS = 9; // board.css has a rule per step, each a bit smaller
 
+/** A slide's layout: its own, or its kind's usual look (a slide saved before layouts). */
+export function layoutOf(slide) {
+  return slide?.layout ?? { text: 'text', image: 'picture' }[slide?.kind] ?? null;
+}
+
 /**
  * Draw the slide of `state` into `frame` (an element with class "slide-frame"). Timers and
  * videos keep following the clock via the returned updater: call tick(serverNow()) often.
@@ -73,8 +78,10 @@ export function renderSlide(frame, state, { preview = false } = {}) {
   frame.classList.toggle('is-blanked', !!state?.blanked);
   if (!slide) return { tick() {} };
 
-  const root = el('div', 'slide slide-' + slide.kind);
+  const layout = layoutOf(slide);
+  const root = el('div', 'slide slide-' + slide.kind + (layout ? ' layout-' + layout : ''));
   root.dataset.fit = '0';
+  if (layout) root.dataset.layout = layout;
   frame.append(root);
   const title = slide.title ? el('h2', 'slide-heading', slide.title) : null;
   const body = () => {
@@ -124,7 +131,13 @@ export function renderSlide(frame, state, { preview = false } = {}) {
     case 'video': {
       const media = slide.media ? mediaElement(slide, preview, oldVideo) : placeholder(slide);
       root.append(media);
-      if (title) root.append(el('p', 'slide-caption', slide.title));
+      if (layout === 'picture-text') {
+        // The title and text beside the picture, as on a text slide.
+        const beside = el('div', 'slide-beside');
+        if (title) beside.append(title);
+        beside.append(body());
+        root.append(beside);
+      } else if (title && layout !== 'picture-full') root.append(el('p', 'slide-caption', slide.title));
       if (slide.kind === 'video' && media.tagName === 'VIDEO') tick = videoFollower(media, state);
       break;
     }

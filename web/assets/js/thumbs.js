@@ -2,13 +2,13 @@
 // it fetches a picture's preview or a video's first frame and draws nothing else.
 
 import { loadMedia } from './api.js';
-import { formatClock } from './slides.js';
+import { formatClock, layoutOf } from './slides.js';
 import { h } from './ui.js';
 
 /**
  * Every slide small, so the teacher finds it at a glance: a picture's preview (made by the
  * server, a few KiB), a video's first frame, and for the others a miniature of the board:
- * the title, and the question mark or the clock.
+ * the title, and the question mark or the clock, placed as the slide's layout places it.
  */
 export function slideThumbnail(slide) {
   if (!slide) return null;
@@ -20,9 +20,10 @@ export function slideThumbnail(slide) {
     return thumb;
   }
   const mark = slide.kind === 'question' ? '?' : slide.kind === 'timer' ? formatClock((slide.seconds ?? 0) * 1000) : '';
+  const layout = layoutOf(slide);
   return h(
     'span',
-    { class: 'slide-thumb slide-thumb-text', attrs: { 'aria-hidden': 'true' } },
+    { class: 'slide-thumb slide-thumb-text', dataset: layout ? { layout } : {}, attrs: { 'aria-hidden': 'true' } },
     h('span', { class: 'thumb-title', text: slide.title?.trim() ?? '' }),
     mark ? h('span', { class: 'thumb-mark', text: mark }) : null,
   );

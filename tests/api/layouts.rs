@@ -1,0 +1,142 @@
+//! Slide layouts, lesson themes and pictures' alternative text over the API (issue 24,
+//! docs/layouts.md): saved and read back, refused with the field's path when wrong, carried
+//! by lesson files, and absent from lessons saved before them, which read as they did.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::harness::{expect_error, spawn_app};
+use crate::lesson_files::{export, import};
+use crate::library::save;
+use crate::media::upload_picture;
+
+/// Every layout once: the four of text slides, the three of image slides.
+fn every_layout(picture: &str) -> Value {
+    json!([
+        {"kind": "text", "title": "Plain", "layout": "text"},
+        {"kind": "text", "title": "Welcome", "body": "Fractions, week 3", "layout": "title"},
+        {"kind": "text", "title": "Compare", "body": "Left\n\n---\n\nRight", "layout": "two-columns"},
+        {"kind": "text", "title": "Pupils", "body": "28", "layout": "big"},
+        {"kind": "image", "title": "A pie", "media": picture, "layout": "picture"},
+        {"kind": "image", "title": "Beside", "media": picture, "body": "Half of it", "layout": "picture-text"},
+        {"kind": "image", "title": "Full", "media": picture, "layout": "picture-full"},
+    ])
+}
+
+fn layouts(lesson: &Value) -> Vec<Value> {
+    lesson["slides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["layout"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_layout_is_saved_and_read_back_and_a_wrong_one_is_refused_with_its_path() {
+    let app = spawn_app().await;
+    let t = app.register("layouts@school.org").await;
+    let picture = upload_picture(&app, &t).await;
+    let want: Vec<Value> = [
+        "text",
+        "title",
+        "two-columns",
+        "big",
+        "picture",
+        "picture-text",
+        "picture-full",
+    ]
+    .map(Value::from)
+    .into();
+    let created = app
+        .create_lesson(
+            &t,
+            json!({"title": "Looks", "slides": every_layout(&picture)}),
+        )
+        .await;
+    assert_eq!(layouts(&created), want);
+    let id = created["id"].as_str().unwrap();
+    let read = app.get_json(&format!("/api/lessons/{id}"), &t).await;
+    assert_eq!(layouts(&read), want);
+    assert_eq!(read["slides"][5]["body"], "Half of it");
+
+    // A layout of another kind, or any layout for a kind that has one look.
+    for (slide, path, names) in [
+        (
+            json!({"kind": "text", "title": "x", "layout": "picture-text"}),
+            "slides[1].layout",
+            "text, title, two-columns, big",
+        ),
+        (
+            json!({"kind": "image", "media": picture, "layout": "big"}),
+            "slides[1].layout",
+            "picture, picture-text, picture-full",
+        ),
+        (
+            json!({"kind": "timer", "seconds": 60, "layout": "text"}),
+            "slides[1].layout",
+            "leave the layout out",
+        ),
+        (
+            json!({"kind": "text", "layout": "sideways"}),
+            "slides[1].layout",
+            "text, title",
+        ),
+    ] {
+        let res = app
+            .as_teacher(Method::POST, "/api/lessons", &t)
+            .json(&json!({"title": "Wrong", "slides": [{"kind": "text"}, slide]}))
+            .send()
+            .await
+            .unwrap();
+        let error = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let message = error["fields"][path].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{path}: {error}");
+    }
+
+    // The editor's preview shows the layout as the board will.
+    let res = app
+        .as_teacher(Method::POST, "/api/slides/preview", &t)
+        .json(&json!({"kind": "text", "title": "T", "body": "1\n\n---\n\n2", "layout": "two-columns"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(view["layout"], "two-columns");
+    assert!(view["html"].as_str().unwrap().contains("<hr />"), "{view}");
+}
+
+#[tokio::test]
+async fn a_lesson_without_layouts_reads_as_before_and_lesson_files_carry_them() {
+    let app = spawn_app().await;
+    let t = app.register("old@school.org").await;
+    let picture = upload_picture(&app, &t).await;
+    let old = app
+        .create_lesson(
+            &t,
+            json!({"title": "Old", "slides": [
+                {"kind": "text", "title": "A"},
+                {"kind": "image", "media": picture}]}),
+        )
+        .await;
+    // No new field appears on slides that have none.
+    for slide in old["slides"].as_array().unwrap() {
+        assert_eq!(slide.get("layout"), None, "{slide}");
+    }
+    let saved = save(
+        &app,
+        &t,
+        &old,
+        json!({"title": "Old", "slides": every_layout(&picture)}),
+    )
+    .await;
+    let id = old["id"].as_str().unwrap();
+
+    let res = export(&app, &t, id).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = import(&app, &t, res.bytes().await.unwrap().to_vec()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let imported: Value = res.json().await.unwrap();
+    assert_eq!(layouts(&imported), layouts(&saved));
+}
