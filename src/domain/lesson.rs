@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::design::SlideLayout;
+use super::design::{SlideLayout, Theme, ThemeInput};
 use super::{check_len, check_line, ValidationError};
 
 pub const TITLE_MAX: usize = 200;
@@ -110,7 +110,7 @@ pub struct SlideInput {
 }
 
 /// The content of one lesson revision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LessonContent {
     pub title: String,
     pub slides: Vec<Slide>,
@@ -118,23 +118,30 @@ pub struct LessonContent {
     /// with each revision like the title, so filing a lesson is a save like any other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folder: Option<String>,
+    /// The colours the lesson is shown in (`domain::design`); saved with each revision like
+    /// the folder. None: the look lessons had before themes (`light`, no accent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<Theme>,
 }
 
 impl LessonContent {
     /// Validates a whole lesson, collecting every problem with its path
     /// (`title`, `slides`, `slides[3].answer`, …).
     pub fn parse(title: &str, slides: Vec<SlideInput>) -> Result<Self, ValidationError> {
-        Self::parse_filed(title, None, slides)
+        Self::parse_whole(title, None, None, slides)
     }
 
-    /// [`LessonContent::parse`] of a lesson filed in `folder` (trimmed; empty is none).
-    pub fn parse_filed(
+    /// [`LessonContent::parse`] of a lesson filed in `folder` (trimmed; empty is none) and
+    /// shown in `theme` (none: the default look).
+    pub fn parse_whole(
         title: &str,
         folder: Option<&str>,
+        theme: Option<&ThemeInput>,
         slides: Vec<SlideInput>,
     ) -> Result<Self, ValidationError> {
         let mut errors = ValidationError::default();
         let folder = folder.and_then(|raw| super::library::parse_folder(&mut errors, raw));
+        let theme = theme.and_then(|input| Theme::parse(&mut errors, input));
         let title = title.trim().to_owned();
         check_len(&mut errors, "title", &title, 1, TITLE_MAX);
         check_line(&mut errors, "title", &title);
@@ -164,6 +171,7 @@ impl LessonContent {
             title,
             slides: parsed,
             folder,
+            theme,
         })
     }
 

@@ -5,8 +5,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::{expect_error, spawn_app};
+use crate::harness::{expect_error, spawn_app, Teacher, TestApp};
 use crate::lesson_files::{export, import};
+use crate::lessons::restore;
 use crate::library::save;
 use crate::media::upload_picture;
 
@@ -21,6 +22,20 @@ fn every_layout(picture: &str) -> Value {
         {"kind": "image", "title": "Beside", "media": picture, "body": "Half of it", "layout": "picture-text"},
         {"kind": "image", "title": "Full", "media": picture, "layout": "picture-full"},
     ])
+}
+
+/// Asserts that creating a lesson of `slides` in `theme` is refused, the message at `field`
+/// saying `said`.
+async fn refused(app: &TestApp, t: &Teacher, slides: Value, theme: Value, field: &str, said: &str) {
+    let res = app
+        .as_teacher(Method::POST, "/api/lessons", t)
+        .json(&json!({"title": "Wrong", "slides": slides, "theme": theme}))
+        .send()
+        .await
+        .unwrap();
+    let error = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let message = error["fields"][field].as_str().unwrap_or_default();
+    assert!(message.contains(said), "{field}: {error}");
 }
 
 fn layouts(lesson: &Value) -> Vec<Value> {
@@ -83,15 +98,15 @@ async fn every_layout_is_saved_and_read_back_and_a_wrong_one_is_refused_with_its
             "text, title",
         ),
     ] {
-        let res = app
-            .as_teacher(Method::POST, "/api/lessons", &t)
-            .json(&json!({"title": "Wrong", "slides": [{"kind": "text"}, slide]}))
-            .send()
-            .await
-            .unwrap();
-        let error = expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-        let message = error["fields"][path].as_str().unwrap_or_default();
-        assert!(message.contains(names), "{path}: {error}");
+        refused(
+            &app,
+            &t,
+            json!([{"kind": "text"}, slide]),
+            Value::Null,
+            path,
+            names,
+        )
+        .await;
     }
 
     // The editor's preview shows the layout as the board will.
@@ -139,4 +154,71 @@ async fn a_lesson_without_layouts_reads_as_before_and_lesson_files_carry_them() 
     assert_eq!(res.status(), StatusCode::CREATED);
     let imported: Value = res.json().await.unwrap();
     assert_eq!(layouts(&imported), layouts(&saved));
+}
+
+#[tokio::test]
+async fn a_theme_is_saved_kept_by_saves_that_leave_it_out_and_checked() {
+    let app = spawn_app().await;
+    let t = app.register("themes@school.org").await;
+    let dark = json!({"name": "dark", "accent": "#ffcc00"});
+    let lesson = app
+        .create_lesson(
+            &t,
+            json!({"title": "Dark", "theme": {"name": "dark", "accent": "#FFCC00"},
+                   "slides": [{"kind": "text", "title": "A"}]}),
+        )
+        .await;
+    assert_eq!(lesson["theme"], dark, "stored in lowercase");
+    let plain = app
+        .create_lesson(&t, json!({"title": "Plain", "slides": []}))
+        .await;
+    assert_eq!(plain["theme"], Value::Null, "none: the default look");
+
+    // A save without a theme (an older editor, a script) keeps it; one with a theme sets it.
+    let kept = save(&app, &t, &lesson, json!({"title": "Dark 2", "slides": []})).await;
+    assert_eq!(kept["theme"], dark);
+    let light = json!({"name": "light"});
+    let changed = save(
+        &app,
+        &t,
+        &kept,
+        json!({"title": "Light", "slides": [], "theme": light}),
+    )
+    .await;
+    assert_eq!(changed["theme"], light);
+    let id = lesson["id"].as_str().unwrap();
+    assert_eq!(
+        app.get_json(&format!("/api/lessons/{id}"), &t).await["theme"],
+        light
+    );
+
+    // A restore brings back the look the lesson had then.
+    let restored = restore(&app, &t, &lesson).await;
+    assert_eq!(restored["theme"], dark);
+
+    // Lesson files carry it.
+    let res = export(&app, &t, id).await;
+    let res = import(&app, &t, res.bytes().await.unwrap().to_vec()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.json::<Value>().await.unwrap()["theme"], dark);
+
+    for (theme, field, said) in [
+        (
+            json!({"name": "neon"}),
+            "theme.name",
+            "light, dark, contrast",
+        ),
+        (
+            json!({"name": "dark", "accent": "yellow"}),
+            "theme.accent",
+            "#1d5fa8",
+        ),
+        (
+            json!({"name": "dark", "accent": "#fc0"}),
+            "theme.accent",
+            "six hexadecimal",
+        ),
+    ] {
+        refused(&app, &t, json!([]), theme, field, said).await;
+    }
 }

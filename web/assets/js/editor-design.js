@@ -1,5 +1,5 @@
-// How the selected slide looks, in the editor: the layouts its kind allows, and which of the
-// form's fields that layout shows. Part of editor.js, which hands it the selected slide.
+// How slides look, in the editor: the layouts the selected slide's kind allows (and which of
+// the form's fields that layout shows), and the lesson's theme. Part of editor.js.
 
 import { $, h, t } from './ui.js';
 
@@ -24,4 +24,32 @@ export function renderLayout(slide) {
   $('#slide-layout-hint').textContent = t('layouts.' + layout + 'Hint');
   // A picture with text beside it has a text, as text, question and timer slides do.
   $('#slide-body').closest('.field').hidden = !(['text', 'question', 'timer'].includes(slide.kind) || layout === 'picture-text');
+}
+
+/**
+ * The lesson's theme and accent colour (the "Theme" panel). `render(theme)` shows a lesson's;
+ * `onChange(theme)` follows every change the teacher makes.
+ */
+export function createThemeControls({ onChange }) {
+  const name = $('#lesson-theme');
+  const accentOn = $('#lesson-accent-on');
+  const accent = $('#lesson-accent');
+  const read = () => ({ name: name.value, ...(accentOn.checked ? { accent: accent.value } : {}) });
+  for (const control of [name, accentOn, accent]) {
+    // A colour input reports while its picker is open (input) and once closed (change).
+    for (const type of ['input', 'change']) {
+      control.addEventListener(type, () => {
+        accent.disabled = !accentOn.checked;
+        onChange(read());
+      });
+    }
+  }
+  return {
+    render(theme) {
+      name.value = theme?.name ?? 'light';
+      accentOn.checked = Boolean(theme?.accent);
+      if (theme?.accent) accent.value = theme.accent;
+      accent.disabled = !accentOn.checked;
+    },
+  };
 }

@@ -2,7 +2,7 @@
 // locking (If-Match), validation errors, conflict handling and revision history.
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
-import { allowedLayout, renderLayout } from './editor-design.js';
+import { allowedLayout, createThemeControls, renderLayout } from './editor-design.js';
 import { createPreview } from './editor-preview.js';
 import { slideThumbnail } from './thumbs.js';
 import { formatDateTime } from './i18n.js';
@@ -49,6 +49,7 @@ window.addEventListener('beforeunload', (event) => {
 function toDraft(data, keys = []) {
   return {
     title: data.title ?? '',
+    theme: data.theme ?? null,
     slides: (data.slides ?? []).map((s, i) => ({
       key: keys[i] ?? newKey(),
       id: s.id,
@@ -68,6 +69,7 @@ function toDraft(data, keys = []) {
 function toPayload() {
   return {
     title: draft.title,
+    ...(draft.theme ? { theme: draft.theme } : {}), // left out, the lesson keeps its own
     slides: draft.slides.map((s) => {
       const out = s.id ? { id: s.id } : {};
       Object.assign(out, { kind: s.kind, title: s.title, body: s.body, notes: s.notes });
@@ -82,7 +84,15 @@ function toPayload() {
 
 const selected = () => draft.slides.find((s) => s.key === selectedKey) ?? null;
 const selectedIndex = () => draft.slides.findIndex((s) => s.key === selectedKey);
-const preview = createPreview({ selected });
+const preview = createPreview({ selected, theme: () => draft.theme });
+const themeControls = createThemeControls({
+  onChange(theme) {
+    draft.theme = theme;
+    renderSlideList();
+    preview.schedule();
+    changed();
+  },
+});
 
 function adopt(data, { keys } = {}) {
   lesson = data;
@@ -94,6 +104,7 @@ function adopt(data, { keys } = {}) {
   errors = { title: null, slides: new Map() };
   titleInput.value = draft.title;
   setFieldError(titleInput, null);
+  themeControls.render(draft.theme);
   renderAll();
 }
 
@@ -115,10 +126,10 @@ function slideLabel(slide) {
 const thumbs = new Map(); // slide key -> {shows, el}
 
 function thumbnail(slide) {
-  const shows = JSON.stringify([slide.kind, slide.media, slide.title, slide.seconds, slide.layout]);
+  const shows = JSON.stringify([slide.kind, slide.media, slide.title, slide.seconds, slide.layout, draft.theme]);
   const kept = thumbs.get(slide.key);
   if (kept?.shows === shows) return kept.el;
-  const el = slideThumbnail(slide);
+  const el = slideThumbnail(slide, draft.theme);
   thumbs.set(slide.key, { shows, el });
   return el;
 }
