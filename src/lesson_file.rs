@@ -22,7 +22,7 @@ use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use crate::domain::design::ThemeInput;
 use crate::domain::lesson::{
-    LessonContent, SlideInput, ANSWER_MAX, BODY_MAX, NOTES_MAX, SLIDES_MAX, TITLE_MAX,
+    LessonContent, SlideInput, ALT_MAX, ANSWER_MAX, BODY_MAX, NOTES_MAX, SLIDES_MAX, TITLE_MAX,
 };
 use crate::domain::library::FOLDER_MAX;
 use crate::domain::media::{is_media_id, MediaKind};
@@ -129,6 +129,9 @@ struct FileSlide {
     /// from before layouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     layout: Option<Text<16>>,
+    /// Left out when none, as `layout` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alt: Option<Text<ALT_MAX>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -262,6 +265,7 @@ pub async fn export(
                     answer: s.answer.clone().map(Text),
                     seconds: s.seconds.map(f64::from),
                     layout: s.layout.map(|l| Text(l.name().to_owned())),
+                    alt: s.alt.clone().map(Text),
                 })
                 .collect(),
         ),
@@ -595,6 +599,7 @@ impl From<FileSlide> for SlideInput {
             answer: s.answer.map(|a| a.0),
             seconds: s.seconds,
             layout: s.layout.map(|l| l.0),
+            alt: s.alt.map(|a| a.0),
         }
     }
 }

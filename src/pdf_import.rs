@@ -162,6 +162,8 @@ pub async fn import(
                 TITLE_MAX,
             )),
             body: None,
+            // The page's text is what the picture shows, for those who cannot see it.
+            alt: Some(one_line(&notes, crate::domain::lesson::ALT_MAX)),
             notes: Some(notes),
             media: Some(upload.id()),
             answer: None,

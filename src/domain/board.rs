@@ -83,6 +83,9 @@ pub struct SlideView {
     /// Left out for the kind's usual look (and by nodes from before layouts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<SlideLayout>,
+    /// The picture's alternative text (image slides), left out when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt: Option<String>,
     /// The presented lesson's theme, with every slide so that the board needs nothing more;
     /// left out for the default look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -600,6 +603,7 @@ fn view(content: &LessonContent, slide: &Slide, revealed: bool) -> SlideView {
         seconds: slide.seconds,
         answer: if revealed { slide.answer.clone() } else { None },
         layout: slide.layout,
+        alt: slide.alt.clone(),
         theme: content.theme.clone(),
     }
 }

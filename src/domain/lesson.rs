@@ -17,6 +17,8 @@ pub const BODY_MAX: usize = 20_000;
 pub const NOTES_MAX: usize = 20_000;
 pub const ANSWER_MAX: usize = 2_000;
 pub const TIMER_SECONDS_MAX: u32 = 86_400;
+/// A picture's alternative text: one line, read aloud in place of the picture.
+pub const ALT_MAX: usize = 1_000;
 
 /// What a slide shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -78,6 +80,10 @@ pub struct Slide {
     /// kind's usual look, so revisions saved before layouts read as they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<SlideLayout>,
+    /// What the picture shows, for those who cannot see it (image slides; one line of at
+    /// most `ALT_MAX` characters). Left out, pages describe the picture by the slide's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt: Option<String>,
 }
 
 /// A slide as a client sends it. Every field is optional here so that a missing or wrong
@@ -107,6 +113,9 @@ pub struct SlideInput {
     /// `picture-text`, `picture-full`. Left out or empty: the kind's usual look.
     #[serde(default)]
     pub layout: Option<String>,
+    /// Image slides: the picture's alternative text.
+    #[serde(default)]
+    pub alt: Option<String>,
 }
 
 /// The content of one lesson revision.
@@ -251,7 +260,13 @@ fn parse_slide(
 
     // Fields of other kinds are dropped: an editor that switches a slide's kind may still
     // carry them, and they would otherwise resurface if the kind is switched back.
-    let (mut media, mut answer, mut seconds) = (None, None, None);
+    let (mut media, mut answer, mut seconds, mut alt) = (None, None, None, None);
+    if kind == SlideKind::Image {
+        let text = input.alt.as_deref().unwrap_or_default().trim();
+        check_len(errors, &field("alt"), text, 0, ALT_MAX);
+        check_line(errors, &field("alt"), text);
+        alt = (!text.is_empty()).then(|| text.to_owned());
+    }
     match kind {
         SlideKind::Image | SlideKind::Video => match input.media.as_deref().map(str::trim) {
             None | Some("") if draft => {}
@@ -315,6 +330,7 @@ fn parse_slide(
         answer,
         seconds,
         layout,
+        alt,
     })
 }
 

@@ -35,6 +35,9 @@ pub struct SlidePreview {
     /// Left out for the kind's usual look.
     #[serde(skip_serializing_if = "Option::is_none")]
     layout: Option<SlideLayout>,
+    /// An image slide's alternative text, left out when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alt: Option<String>,
 }
 
 /// How a slide will look on the board, rendered as the board's is (the editor's preview).
@@ -61,6 +64,7 @@ async fn preview_slide(
         seconds: view.seconds,
         answer: view.answer,
         layout: view.layout,
+        alt: view.alt,
     }))
 }
 
@@ -69,7 +73,7 @@ async fn preview_slide(
 impl utoipa::PartialSchema for SlideInput {
     fn schema() -> RefOr<Schema> {
         use crate::domain::lesson::{
-            ANSWER_MAX, BODY_MAX, NOTES_MAX, TIMER_SECONDS_MAX, TITLE_MAX,
+            ALT_MAX, ANSWER_MAX, BODY_MAX, NOTES_MAX, TIMER_SECONDS_MAX, TITLE_MAX,
         };
         // Optional fields may also be sent as null, which means absent.
         let optional = |t: Type| SchemaType::from_iter([t, Type::Null]);
@@ -154,6 +158,12 @@ impl utoipa::PartialSchema for SlideInput {
                 variant("image", "An image.")
                     .property("media", media())
                     .property("layout", layouts(SlideKind::Image))
+                    .property(
+                        "alt",
+                        text(ALT_MAX).description(Some(
+                            "What the picture shows, one line, for screen readers; left out, its title.",
+                        )),
+                    )
                     .required("media"),
             )
             .item(

@@ -1,6 +1,7 @@
 //! Slide layouts and lesson themes in real headless Chromium (issue 24, docs/layouts.md): a
 //! lesson with every layout, presented on a 1080p board and shown in the editor's preview,
-//! draws the same slides (the same elements, classes, text and picture) in both; every
+//! draws the same slides (the same elements, classes, text, picture and its alt text) in
+//! both; every
 //! theme passes axe-core on the board, with accents it has to adjust; the editor's layout
 //! and theme controls work by keyboard.
 
@@ -31,7 +32,12 @@ const SLIDES: [(&str, &str); 7] = [
     ("Full", "picture-full"),
 ];
 
-/// The lesson of [`SLIDES`], made through the API; answers its id.
+/// The alternative text of the picture of the slide titled `title`.
+fn described(title: &str) -> String {
+    format!("{title}: a pie cut in four")
+}
+
+/// The lesson of [`SLIDES`], made through the API (the pictures described); answers its id.
 pub(crate) async fn lesson_of_every_layout(base: &str, extra: Value) -> String {
     let client = reqwest::Client::new();
     let token = teacher_token(&client, base).await;
@@ -61,7 +67,7 @@ pub(crate) async fn lesson_of_every_layout(base: &str, extra: Value) -> String {
                 _ => "A **half** of it",
             };
             json!({"kind": kind, "title": title, "body": body, "media": picture,
-                   "layout": layout})
+                   "layout": layout, "alt": described(title)})
         })
         .collect();
     let mut lesson = json!({"title": "Looks", "slides": slides});
@@ -211,6 +217,16 @@ async fn every_layout_is_drawn_alike_on_a_1080p_board_and_in_the_editors_preview
         .wait_for_text("#slide-layout-hint", "large in the middle")
         .await;
     editor.screenshot("layouts-editor-title").await;
+
+    // A picture's description, edited, is the preview's alt text.
+    editor.click("#slide-list li:nth-child(5) button").await;
+    editor.type_into("#slide-alt", "Quarters of a pie").await;
+    editor
+        .wait_until(
+            "the preview's picture described anew",
+            "return document.querySelector('#slide-preview img')?.alt === 'Quarters of a pie' || null",
+        )
+        .await;
 }
 
 /// Sends the teacher's command `op` to the teacher's only board, through the live

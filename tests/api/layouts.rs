@@ -1,6 +1,7 @@
 //! Slide layouts, lesson themes and pictures' alternative text over the API (issue 24,
 //! docs/layouts.md): saved and read back, refused with the field's path when wrong, carried
-//! by lesson files, and absent from lessons saved before them, which read as they did.
+//! by lesson files, and absent from lessons saved before them, which read as they did; a
+//! PDF's pages described by their text.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -10,6 +11,8 @@ use crate::lesson_files::{export, import};
 use crate::lessons::restore;
 use crate::library::save;
 use crate::media::upload_picture;
+use crate::pdf::PdfSpec;
+use classcast::domain::lesson::ALT_MAX;
 
 /// Every layout once: the four of text slides, the three of image slides.
 fn every_layout(picture: &str) -> Value {
@@ -221,4 +224,62 @@ async fn a_theme_is_saved_kept_by_saves_that_leave_it_out_and_checked() {
     ] {
         refused(&app, &t, json!([]), theme, field, said).await;
     }
+}
+
+#[tokio::test]
+async fn a_pictures_alt_text_is_one_bounded_line_and_a_pdf_page_gives_its_text() {
+    let app = spawn_app().await;
+    let t = app.register("alt@school.org").await;
+    let picture = upload_picture(&app, &t).await;
+    let lesson = app
+        .create_lesson(
+            &t,
+            json!({"title": "Pies", "slides": [
+                {"kind": "image", "media": picture, "alt": "  A pie cut in four  "},
+                {"kind": "image", "media": picture, "alt": ""},
+                {"kind": "text", "alt": "dropped: a text slide has no picture"}]}),
+        )
+        .await;
+    let alts: Vec<&Value> = lesson["slides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.get("alt").unwrap_or(&Value::Null))
+        .collect();
+    assert_eq!(
+        alts,
+        [&json!("A pie cut in four"), &Value::Null, &Value::Null]
+    );
+    let id = lesson["id"].as_str().unwrap();
+    let res = export(&app, &t, id).await;
+    let res = import(&app, &t, res.bytes().await.unwrap().to_vec()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let imported: Value = res.json().await.unwrap();
+    assert_eq!(imported["slides"][0]["alt"], "A pie cut in four");
+
+    let longest = "é".repeat(ALT_MAX);
+    let fits = json!([{"kind": "image", "media": picture, "alt": longest}]);
+    app.create_lesson(&t, json!({"title": "Long", "slides": fits}))
+        .await;
+    for (alt, said) in [
+        (format!("{longest}é"), "at most 1000 characters"),
+        ("Two\nlines".to_owned(), "one line"),
+    ] {
+        let slides = json!([{"kind": "image", "media": picture, "alt": alt}]);
+        refused(&app, &t, slides, Value::Null, "slides[0].alt", said).await;
+    }
+
+    // A page of a PDF is described by its text, on one line.
+    let pdf = PdfSpec::text_pages(2, |n| format!("Fractions part {n}")).build();
+    let res = app
+        .as_teacher(Method::POST, "/api/lessons/import", &t)
+        .header("content-type", "application/pdf")
+        .body(pdf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let slides = res.json::<Value>().await.unwrap()["slides"].clone();
+    assert_eq!(slides[1]["alt"], "Page 2 Fractions part 2");
+    assert_eq!(slides[1]["notes"], "Page 2\nFractions part 2");
 }

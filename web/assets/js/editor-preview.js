@@ -41,6 +41,7 @@ export function createPreview({ selected, theme }) {
     if (slide.kind === 'question') payload.answer = slide.answer;
     if (slide.kind === 'timer') payload.seconds = slide.seconds;
     if (slide.layout) payload.layout = slide.layout;
+    if (slide.alt) payload.alt = slide.alt;
     let view;
     try {
       ({ body: view } = await api.post('/api/slides/preview', payload));

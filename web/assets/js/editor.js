@@ -61,6 +61,7 @@ function toDraft(data, keys = []) {
       answer: s.answer ?? '',
       seconds: s.seconds ?? null,
       layout: s.layout ?? '',
+      alt: s.alt ?? '',
     })),
   };
 }
@@ -74,6 +75,7 @@ function toPayload() {
       const out = s.id ? { id: s.id } : {};
       Object.assign(out, { kind: s.kind, title: s.title, body: s.body, notes: s.notes });
       if (MEDIA_KINDS.includes(s.kind) && s.media.trim()) out.media = s.media.trim();
+      if (s.kind === 'image' && s.alt.trim()) out.alt = s.alt;
       if (s.kind === 'question') out.answer = s.answer;
       if (s.kind === 'timer') out.seconds = s.seconds;
       if (allowedLayout(s)) out.layout = s.layout;
@@ -174,13 +176,7 @@ function renderForm() {
   if (!slide) return;
   const index = selectedIndex();
   $('#slide-heading').textContent = t('editor.slideHeading', { n: index + 1, total: draft.slides.length });
-  const { kind, title, body, answer, notes } = form.elements;
-  kind.value = slide.kind;
-  title.value = slide.title;
-  mediaInput.value = slide.media;
-  body.value = slide.body;
-  answer.value = slide.answer;
-  notes.value = slide.notes;
+  for (const name of ['kind', 'title', 'media', 'body', 'answer', 'notes', 'alt']) form.elements[name].value = slide[name];
   form.elements.seconds.value = slide.seconds ?? '';
   renderKindFields(slide);
   renderLayout(slide);
@@ -421,7 +417,7 @@ function insertSlide(slide, at) {
 }
 
 function newSlide(kind) {
-  return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null, layout: '' };
+  return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null, layout: '', alt: '' };
 }
 
 slideList.addEventListener('click', (event) => {

@@ -206,7 +206,7 @@ function mediaElement(slide, preview, oldVideo) {
   if (slide.kind === 'video' && oldVideo?.dataset.media === slide.media) return oldVideo;
   if (slide.kind === 'image') {
     const img = el('img', 'slide-media');
-    img.alt = slide.title || '';
+    img.alt = slide.alt || slide.title || ''; // a slide without alt text was described so
     loadMedia(img, path, () => img.replaceWith(placeholder(slide)));
     return img;
   }
