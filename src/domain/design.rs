@@ -128,7 +128,7 @@ pub struct Theme {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct ThemeInput {
     /// `light` (the look of lessons before themes), `dark` or `contrast`.
-    #[schema(example = "dark")]
+    #[schema(value_type = ThemeName)]
     pub name: String,
     /// `#rrggbb`; leave out for none.
     #[serde(default)]
