@@ -183,10 +183,13 @@ pub async fn import(
                 TITLE_MAX,
             )),
             body: None,
+            // The page's text is what the picture shows, for those who cannot see it.
+            alt: Some(one_line(&notes, crate::domain::lesson::ALT_MAX)),
             notes: Some(with_speaker_notes(speaker_notes.get(i), notes)),
             media: Some(upload.id()),
             answer: None,
             seconds: None,
+            layout: None,
         })
         .collect();
     let mut content = LessonContent::parse(&title, slides).map_err(|e| {

@@ -2,6 +2,7 @@
 // locking (If-Match), validation errors, conflict handling and revision history.
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
+import { allowedLayout, createThemeControls, renderLayout } from './editor-design.js';
 import { createPreview } from './editor-preview.js';
 import { slideThumbnail } from './thumbs.js';
 import { formatDateTime } from './i18n.js';
@@ -48,6 +49,7 @@ window.addEventListener('beforeunload', (event) => {
 function toDraft(data, keys = []) {
   return {
     title: data.title ?? '',
+    theme: data.theme ?? null,
     slides: (data.slides ?? []).map((s, i) => ({
       key: keys[i] ?? newKey(),
       id: s.id,
@@ -58,6 +60,8 @@ function toDraft(data, keys = []) {
       media: s.media ?? '',
       answer: s.answer ?? '',
       seconds: s.seconds ?? null,
+      layout: s.layout ?? '',
+      alt: s.alt ?? '',
     })),
   };
 }
@@ -66,12 +70,15 @@ function toDraft(data, keys = []) {
 function toPayload() {
   return {
     title: draft.title,
+    ...(draft.theme ? { theme: draft.theme } : {}), // left out, the lesson keeps its own
     slides: draft.slides.map((s) => {
       const out = s.id ? { id: s.id } : {};
       Object.assign(out, { kind: s.kind, title: s.title, body: s.body, notes: s.notes });
       if (MEDIA_KINDS.includes(s.kind) && s.media.trim()) out.media = s.media.trim();
+      if (s.kind === 'image' && s.alt.trim()) out.alt = s.alt;
       if (s.kind === 'question') out.answer = s.answer;
       if (s.kind === 'timer') out.seconds = s.seconds;
+      if (allowedLayout(s)) out.layout = s.layout;
       return out;
     }),
   };
@@ -79,7 +86,15 @@ function toPayload() {
 
 const selected = () => draft.slides.find((s) => s.key === selectedKey) ?? null;
 const selectedIndex = () => draft.slides.findIndex((s) => s.key === selectedKey);
-const preview = createPreview({ selected });
+const preview = createPreview({ selected, theme: () => draft.theme });
+const themeControls = createThemeControls({
+  onChange(theme) {
+    draft.theme = theme;
+    renderSlideList();
+    preview.schedule();
+    changed();
+  },
+});
 
 function adopt(data, { keys } = {}) {
   lesson = data;
@@ -91,6 +106,7 @@ function adopt(data, { keys } = {}) {
   errors = { title: null, slides: new Map() };
   titleInput.value = draft.title;
   setFieldError(titleInput, null);
+  themeControls.render(draft.theme);
   renderAll();
 }
 
@@ -112,10 +128,10 @@ function slideLabel(slide) {
 const thumbs = new Map(); // slide key -> {shows, el}
 
 function thumbnail(slide) {
-  const shows = JSON.stringify([slide.kind, slide.media, slide.title, slide.seconds]);
+  const shows = JSON.stringify([slide.kind, slide.media, slide.title, slide.seconds, slide.layout, draft.theme]);
   const kept = thumbs.get(slide.key);
   if (kept?.shows === shows) return kept.el;
-  const el = slideThumbnail(slide);
+  const el = slideThumbnail(slide, draft.theme);
   thumbs.set(slide.key, { shows, el });
   return el;
 }
@@ -160,15 +176,10 @@ function renderForm() {
   if (!slide) return;
   const index = selectedIndex();
   $('#slide-heading').textContent = t('editor.slideHeading', { n: index + 1, total: draft.slides.length });
-  const { kind, title, body, answer, notes } = form.elements;
-  kind.value = slide.kind;
-  title.value = slide.title;
-  mediaInput.value = slide.media;
-  body.value = slide.body;
-  answer.value = slide.answer;
-  notes.value = slide.notes;
+  for (const name of ['kind', 'title', 'media', 'body', 'answer', 'notes', 'alt']) form.elements[name].value = slide[name];
   form.elements.seconds.value = slide.seconds ?? '';
   renderKindFields(slide);
+  renderLayout(slide);
   renderSecondsHint(slide);
   renderMedia(slide);
   preview.schedule();
@@ -356,8 +367,9 @@ form.addEventListener('input', (event) => {
     if (!Object.keys(slideErrors).length) errors.slides.delete(slide.key);
     setFieldError(input, null);
   }
-  if (input.name === 'kind') {
+  if (input.name === 'kind' || input.name === 'layout') {
     if (slide.kind === 'timer' && slide.seconds == null) slide.seconds = 60;
+    slide.layout = allowedLayout(slide);
     renderForm();
   }
   updateListItem(slide);
@@ -405,7 +417,7 @@ function insertSlide(slide, at) {
 }
 
 function newSlide(kind) {
-  return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null };
+  return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null, layout: '', alt: '' };
 }
 
 slideList.addEventListener('click', (event) => {
