@@ -52,9 +52,12 @@ async fn measure(slides: usize, runs: usize, bench: import_bench::Bench) {
         let (owner, _) = seed::teacher(store.as_ref(), run, "x").await;
 
         let started = Instant::now();
-        let mut input = std::fs::File::open(&file).unwrap();
-        let kind = Deck::of(&mut input).unwrap().unwrap();
-        let pdf = office.convert(kind, input, limits.max_bytes).await.unwrap();
+        let input = std::fs::File::open(&file).unwrap();
+        let (input, kind) = Deck::of(input).await.unwrap();
+        let pdf = office
+            .convert(kind.unwrap(), input, limits.max_bytes)
+            .await
+            .unwrap();
         let converted = started.elapsed();
         let lesson = classcast::pdf_import::import(
             store.as_ref(),

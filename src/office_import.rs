@@ -81,8 +81,16 @@ impl Deck {
     /// What the file is, from its bytes: a zip holding a PowerPoint presentation
     /// (`[Content_Types].xml` and `ppt/presentation.xml`) or an OpenDocument one (its
     /// `mimetype` entry), else `None` (a lesson file, say, is a zip of neither). The file is
-    /// read from its start and left there.
-    pub fn of(file: &mut std::fs::File) -> Result<Option<Deck>, std::io::Error> {
+    /// read (its zip directory, off the runtime) from its start, and given back there.
+    pub async fn of(
+        mut file: std::fs::File,
+    ) -> Result<(std::fs::File, Option<Deck>), std::io::Error> {
+        tokio::task::spawn_blocking(move || Self::read(&mut file).map(|deck| (file, deck)))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    fn read(file: &mut std::fs::File) -> Result<Option<Deck>, std::io::Error> {
         file.rewind()?;
         let deck = match zip::ZipArchive::new(&mut *file) {
             Ok(mut zip) => {

@@ -133,17 +133,17 @@ async fn import_lesson(
     } else {
         state.media.lesson_file
     };
-    let mut file = receive(dir, limits, claim, &headers, body)
+    let file = receive(dir, limits, claim, &headers, body)
         .await?
         .into_file()
         .await?;
     let (store, quota, room) = (state.store.as_ref(), &state.quota, &state.room);
     let (owner, media) = (auth.account.id, state.media.upload);
     // A deck is told by its bytes: a lesson file is a zip too.
-    let found = if pdf {
-        None
+    let (file, found) = if pdf {
+        (file, None)
     } else {
-        Deck::of(&mut file).map_err(OfficeImportError::from)?
+        Deck::of(file).await.map_err(OfficeImportError::from)?
     };
     // A PDF to draw (sent, or converted from a deck), else the file to read as a lesson file.
     let pdf: Result<pdf_import::Source, std::fs::File> = match found {
