@@ -312,14 +312,19 @@ fn draw<'a>(
 ) -> Result<Vec<u8>, PdfImportError> {
     let (width, height) = page.render_dimensions();
     let scale = (FIT.0 / width).min(FIT.1 / height);
+    // `hayro` sizes the picture by cutting off `side × scale` at the point, so a 16:9 page of
+    // 28 × 15.75 cm (LibreOffice's, PowerPoint's) came out 1919 pixels wide, a pixel short of
+    // the board. Each side aims at its rounded size instead, a quarter pixel over to survive
+    // the cut; the sides' scales then differ by well under a pixel across the page.
+    let to_pixels = |side: f32| ((side * scale).round().max(1.0) + 0.25) / side;
     let pixmap = hayro::render(
         page,
         cache,
         settings,
         &RenderSettings::default(),
         &PixmapSettings {
-            x_scale: scale,
-            y_scale: scale,
+            x_scale: to_pixels(width),
+            y_scale: to_pixels(height),
             bg_color: WHITE,
         },
     );

@@ -131,18 +131,25 @@ async fn a_pdf_becomes_one_picture_slide_per_page_with_its_text_in_the_notes() {
 }
 
 #[tokio::test]
-async fn a_portrait_page_is_drawn_to_fit_the_board_height() {
+async fn a_page_is_drawn_to_fit_the_board_to_the_pixel() {
     let app = spawn_app().await;
     let t = app.register("a4@school.org").await;
-    let mut spec = PdfSpec::text_pages(1, |_| "A4".into());
-    spec.size = (595.0, 842.0);
-    let lesson: Value = import_pdf(&app, &t, spec.build())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let picture = picture(&app, &lesson["slides"][0]).await;
-    assert_eq!(picture.dimensions(), (763, 1080));
+    // A4 upright fits the board's height; LibreOffice's and PowerPoint's 16:9 page of
+    // 28 × 15.75 cm (793.7 × 446.46 points) fills the board, not a pixel short.
+    for (size, drawn) in [
+        ((595.0, 842.0), (763, 1080)),
+        ((793.7, 446.46), (1920, 1080)),
+    ] {
+        let mut spec = PdfSpec::text_pages(1, |_| "A page".into());
+        spec.size = size;
+        let lesson: Value = import_pdf(&app, &t, spec.build())
+            .await
+            .json()
+            .await
+            .unwrap();
+        let picture = picture(&app, &lesson["slides"][0]).await;
+        assert_eq!(picture.dimensions(), drawn, "a page of {size:?} points");
+    }
 }
 
 #[tokio::test]
