@@ -1,9 +1,10 @@
 //! PDF import: slides saved as a PDF (from PowerPoint, Keynote, Google Slides…) become a new
 //! lesson of one picture slide per page, each page drawn on the server by `hayro` (pure
 //! Rust) to fit 1920×1080 and stored as a PNG of the teacher's media, its text in the
-//! slide's notes. Like [`crate::lesson_file::import`], everything is checked and drawn
-//! before anything is stored, so a refused PDF writes nothing. Plain Rust over the
-//! [`Store`]; it knows nothing of HTTP.
+//! slide's notes; or the same slides for the editor to insert into a lesson. Like
+//! [`crate::lesson_file::import`], everything is checked and drawn before anything is
+//! stored, so a refused PDF writes nothing. Plain Rust over the [`Store`]; it knows nothing
+//! of HTTP.
 
 use std::io::Read;
 use std::path::Path;
@@ -105,18 +106,88 @@ pub enum PdfImportError {
 }
 
 /// Makes the PDF in `file` a new lesson of `owner`, one picture slide per page, or refuses
-/// it and writes nothing. Each page's PNG takes room of the teacher's media quota in `room`
-/// as it is drawn, so a PDF that would not fit stops at the first page over; pages the
-/// teacher already stores cost nothing ([`finish_all`]).
+/// it and writes nothing.
 pub async fn import(
     store: &dyn Store,
     quota: &LessonQuota,
     room: &Arc<Room>,
     owner: Uuid,
-    mut file: std::fs::File,
+    file: std::fs::File,
     limits: MediaLimits,
     dir: &Path,
 ) -> Result<LessonRecord, PdfImportError> {
+    let drawn = draw_all(store, room, owner, file, limits, dir).await?;
+    let mut content = LessonContent::parse(&drawn.title, drawn.slides()).map_err(|e| {
+        // Every field is made here within its bounds: a refusal is a bug, not the PDF's.
+        std::io::Error::other(format!("PDF import made an invalid lesson: {e:?}"))
+    })?;
+    content.title = crate::library::distinct_title(store, owner, &content).await?;
+    quota.admit(owner, &content).await?;
+    finish_all(drawn.uploads, store, owner).await?;
+    Ok(store.create_lesson(owner, &content).await?)
+}
+
+/// Draws the PDF in `file` as picture slides for the editor to insert into a lesson, and
+/// stores their pictures as `owner`'s media, but makes no lesson: the slides are the
+/// teacher's to save. Pictures never saved into a lesson are kept like any upload not saved
+/// yet, for [`crate::media::MEDIA_GRACE`]. Refused, it stores nothing.
+pub async fn import_slides(
+    store: &dyn Store,
+    room: &Arc<Room>,
+    owner: Uuid,
+    file: std::fs::File,
+    limits: MediaLimits,
+    dir: &Path,
+) -> Result<Vec<SlideInput>, PdfImportError> {
+    let drawn = draw_all(store, room, owner, file, limits, dir).await?;
+    let slides = drawn.slides();
+    finish_all(drawn.uploads, store, owner).await?;
+    Ok(slides)
+}
+
+/// A PDF's pages drawn, their pictures not stored yet (dropped, their files go).
+struct Drawn {
+    title: String,
+    uploads: Vec<Upload>,
+    notes: Vec<String>,
+}
+
+impl Drawn {
+    /// One picture slide per page.
+    fn slides(&self) -> Vec<SlideInput> {
+        self.uploads
+            .iter()
+            .zip(&self.notes)
+            .map(|(upload, notes)| SlideInput {
+                id: None,
+                kind: "image".into(),
+                // The page's first line names the slide in the editor's list.
+                title: Some(one_line(
+                    notes.lines().next().unwrap_or_default(),
+                    TITLE_MAX,
+                )),
+                body: None,
+                notes: Some(notes.clone()),
+                media: Some(upload.id()),
+                answer: None,
+                seconds: None,
+            })
+            .collect()
+    }
+}
+
+/// Draws every page of the PDF in `file`, in this node's one turn, each page's PNG taking
+/// room of the teacher's media quota in `room` as it is drawn, so a PDF that would not fit
+/// stops at the first page over; pages the teacher already stores cost nothing
+/// ([`finish_all`]).
+async fn draw_all(
+    store: &dyn Store,
+    room: &Arc<Room>,
+    owner: Uuid,
+    mut file: std::fs::File,
+    limits: MediaLimits,
+    dir: &Path,
+) -> Result<Drawn, PdfImportError> {
     let used = store.media_bytes(owner).await?;
     let turn = RENDERS.acquire().await.map_err(std::io::Error::other)?;
     let (room, dir) = (room.clone(), dir.to_owned());
@@ -148,34 +219,12 @@ pub async fn import(
         }
     })??;
     drop(turn);
-
-    let (uploads, notes): (Vec<Upload>, Vec<String>) = pages.into_iter().unzip();
-    let slides = uploads
-        .iter()
-        .zip(notes)
-        .map(|(upload, notes)| SlideInput {
-            id: None,
-            kind: "image".into(),
-            // The page's first line names the slide in the editor's list.
-            title: Some(one_line(
-                notes.lines().next().unwrap_or_default(),
-                TITLE_MAX,
-            )),
-            body: None,
-            notes: Some(notes),
-            media: Some(upload.id()),
-            answer: None,
-            seconds: None,
-        })
-        .collect();
-    let mut content = LessonContent::parse(&title, slides).map_err(|e| {
-        // Every field is made here within its bounds: a refusal is a bug, not the PDF's.
-        std::io::Error::other(format!("PDF import made an invalid lesson: {e:?}"))
-    })?;
-    content.title = crate::library::distinct_title(store, owner, &content).await?;
-    quota.admit(owner, &content).await?;
-    finish_all(uploads, store, owner).await?;
-    Ok(store.create_lesson(owner, &content).await?)
+    let (uploads, notes) = pages.into_iter().unzip();
+    Ok(Drawn {
+        title,
+        uploads,
+        notes,
+    })
 }
 
 /// Draws every page of the PDF in `bytes`: its title (from its metadata, else

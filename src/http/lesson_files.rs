@@ -1,12 +1,15 @@
-//! Lesson files over HTTP: a lesson exported as one file with its pictures and videos, and a
-//! lesson file or a PDF imported as a new lesson (docs/lesson-files.md, docs/importing.md).
-//! Thin: `crate::lesson_file` reads and writes the files, `crate::pdf_import` draws PDFs.
+//! Lesson files over HTTP: a lesson exported as one file with its pictures and videos, a
+//! lesson file or a PDF imported as a new lesson, and a PDF imported as slides for the
+//! editor to insert (docs/lesson-files.md, docs/importing.md). Thin: `crate::lesson_file`
+//! reads and writes the files, `crate::pdf_import` draws PDFs.
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use tokio_util::io::ReaderStream;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(export_lesson))
         .routes(routes!(import_lesson))
+        .routes(routes!(import_slides))
 }
 
 /// The lesson and the pictures and videos it shows, as one lesson file (a zip: see
@@ -111,11 +115,7 @@ async fn import_lesson(
 ) -> Result<Response, ApiError> {
     let dir = &state.media.uploads;
     let claim = state.room.temporary(auth.account.id);
-    let pdf = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/pdf"));
+    let pdf = is_pdf(&headers);
     // A PDF is read whole into memory to be drawn: no larger than one upload may be.
     let limits = if pdf {
         state.media.upload
@@ -134,4 +134,75 @@ async fn import_lesson(
         lesson_file::import(store, quota, room, owner, file, media, dir).await?
     };
     lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record)
+}
+
+/// Whether the request's body is a PDF, by its `Content-Type`.
+fn is_pdf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/pdf"))
+}
+
+/// Slides drawn from a PDF, for the editor to insert.
+#[derive(Serialize, ToSchema)]
+pub struct ImportedSlides {
+    slides: Vec<ImportedSlide>,
+}
+
+/// One page of the PDF as a picture slide, as a lesson's save takes it.
+#[derive(Serialize, ToSchema)]
+pub struct ImportedSlide {
+    /// Always `image`.
+    kind: String,
+    /// The page's first line of text.
+    title: String,
+    /// The page's text.
+    notes: String,
+    /// The id of the page's picture among your media (a 1920×1080 PNG, or smaller to keep
+    /// the page's shape).
+    media: String,
+}
+
+/// Draws a PDF (the raw body, whatever its `Content-Type`) as one picture slide per page, as the
+/// lesson import does, and stores the pictures among your media, but makes no lesson: the
+/// slides are answered for the editor to insert into a lesson and save. Pictures not saved
+/// into a lesson within 7 days are removed, like any upload. A damaged, unsafe, too long or
+/// password-protected PDF is refused with a message saying why, and nothing of it is stored.
+#[utoipa::path(post, path = "/api/slides/import", tag = "lessons", security(("bearer" = [])),
+    request_body(description = "A PDF of one slide per page", content((Vec<u8> = "application/pdf"))),
+    responses(
+        (status = 201, description = "The slides, one per page, in order", body = ImportedSlides),
+        (status = 400, description = "The upload was interrupted", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Your media storage is full", body = ErrorBody),
+        (status = 413, description = "Larger than an upload may be", body = ErrorBody),
+        (status = 422, description = "Not a PDF, damaged, unsafe, password-protected, or too many or too large pages", body = ErrorBody),
+        (status = 429, description = "Too many uploads; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+async fn import_slides(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (dir, limits, owner) = (&state.media.uploads, state.media.upload, auth.account.id);
+    let claim = state.room.temporary(owner);
+    let file = receive(dir, limits, claim, &headers, body)
+        .await?
+        .into_file()
+        .await?;
+    let slides =
+        pdf_import::import_slides(state.store.as_ref(), &state.room, owner, file, limits, dir)
+            .await?
+            .into_iter()
+            .map(|s| ImportedSlide {
+                kind: s.kind,
+                title: s.title.unwrap_or_default(),
+                notes: s.notes.unwrap_or_default(),
+                media: s.media.unwrap_or_default(),
+            })
+            .collect();
+    Ok((StatusCode::CREATED, axum::Json(ImportedSlides { slides })).into_response())
 }

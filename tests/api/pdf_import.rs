@@ -1,18 +1,24 @@
 //! PDF import: a PDF sent to `POST /api/lessons/import` becomes a lesson of one picture
 //! slide per page, each page drawn as a 1920×1080 PNG of the teacher's media with its text
 //! in the notes; damaged, password-protected, too long and too large PDFs, and PDFs over the
-//! teacher's quota, are refused with a clear error and leave nothing behind.
+//! teacher's quota, are refused with a clear error and leave nothing behind. Sent to
+//! `POST /api/slides/import` (the editor's "Import slides"), the same pages come back as
+//! slides to insert, their pictures stored and no lesson made.
 
 use image::RgbImage;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
 use crate::media::{chunk_rows, file, leftovers, upload, PNG};
 use crate::pdf::PdfSpec;
 
 async fn import_pdf(app: &TestApp, t: &Teacher, pdf: Vec<u8>) -> reqwest::Response {
-    app.as_teacher(Method::POST, "/api/lessons/import", t)
+    send_pdf(app, t, "/api/lessons/import", pdf).await
+}
+
+async fn send_pdf(app: &TestApp, t: &Teacher, path: &str, pdf: Vec<u8>) -> reqwest::Response {
+    app.as_teacher(Method::POST, path, t)
         .header("content-type", "application/pdf")
         .body(pdf)
         .send()
@@ -128,6 +134,49 @@ async fn a_pdf_becomes_one_picture_slide_per_page_with_its_text_in_the_notes() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(app.lesson_count(&stranger).await, 0);
+}
+
+#[tokio::test]
+async fn the_editors_import_answers_slides_and_stores_their_pictures_but_no_lesson() {
+    let app = spawn_app().await;
+    let t = app.register("slides@school.org").await;
+    let res = send_pdf(&app, &t, "/api/slides/import", three_pages().build()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    let slides = body["slides"].as_array().unwrap();
+    assert_eq!(slides.len(), 3);
+    assert_eq!(slides[1]["kind"], "image");
+    assert_eq!(slides[1]["title"], "Page 2");
+    assert_eq!(
+        slides[1]["notes"],
+        "Page 2\nChlorophyll absorbs red and blue"
+    );
+    assert_eq!(picture(&app, &slides[1]).await.dimensions(), (1920, 1080));
+    assert_eq!(app.lesson_count(&t).await, 0);
+    assert_eq!(leftovers(&app), 0);
+
+    // The teacher saves them into a lesson as they come, between slides of their own.
+    let mut all = vec![json!({"kind": "text", "title": "Before"})];
+    all.extend(slides.iter().cloned());
+    all.push(json!({"kind": "question", "title": "Why green?", "answer": "It reflects green"}));
+    let lesson = app
+        .create_lesson(&t, json!({"title": "Leaves", "slides": all}))
+        .await;
+    assert_eq!(lesson["slides"][2]["media"], slides[1]["media"]);
+    assert_eq!(lesson["slides"].as_array().unwrap().len(), 5);
+
+    // Refused, it stores nothing either.
+    let chunks = chunk_rows(&app).await;
+    let mut locked = three_pages();
+    locked.password_protected = true;
+    expect_error(
+        send_pdf(&app, &t, "/api/slides/import", locked.build()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_password_protected",
+    )
+    .await;
+    assert_eq!(chunk_rows(&app).await, chunks);
+    assert_eq!(leftovers(&app), 0);
 }
 
 #[tokio::test]

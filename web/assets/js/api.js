@@ -123,6 +123,14 @@ export function importLesson(file, options = {}) {
   return uploadFile('/api/lessons/import', file, { ...options, retry: false, type });
 }
 
+/**
+ * Draws a PDF's pages as picture slides (POST /api/slides/import) for the editor to insert;
+ * resolves with `{slides}`. Not sent again to another host: it stores the pictures.
+ */
+export function importSlides(file, options = {}) {
+  return uploadFile('/api/slides/import', file, { ...options, retry: false, type: 'application/pdf' });
+}
+
 /** Whether a chosen file is a PDF (imported as one picture slide per page). */
 export function isPdf(file) {
   return file.type === 'application/pdf' || /\.pdf$/i.test(file.name);

@@ -2,6 +2,7 @@
 // locking (If-Match), validation errors, conflict handling and revision history.
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
+import { initSlideImport } from './editor-import.js';
 import { createPreview } from './editor-preview.js';
 import { slideThumbnail } from './thumbs.js';
 import { formatDateTime } from './i18n.js';
@@ -403,6 +404,20 @@ function insertSlide(slide, at) {
   select(slide.key);
   changed();
 }
+
+// A PDF's pages, after the selected slide; refused whole when they would not fit.
+function insertSlides(slides) {
+  if (draft.slides.length + slides.length > MAX_SLIDES) {
+    announce(t('editor.tooManySlides', { max: MAX_SLIDES }));
+    return false;
+  }
+  const made = slides.map((s) => ({ ...newSlide('image'), title: s.title, notes: s.notes, media: s.media }));
+  draft.slides.splice(selectedIndex() + 1, 0, ...made);
+  select(made[0].key);
+  changed();
+  return true;
+}
+initSlideImport({ insert: insertSlides });
 
 function newSlide(kind) {
   return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null };
