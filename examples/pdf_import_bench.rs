@@ -78,10 +78,13 @@ async fn measure(pages: usize, runs: usize) {
             store.as_ref(),
             &quota,
             &room,
-            owner,
-            std::fs::File::open(&file).unwrap(),
-            limits,
-            &dir.path().join("uploads"),
+            classcast::pdf_import::Job {
+                owner,
+                file: std::fs::File::open(&file).unwrap(),
+                limits,
+                dir: &dir.path().join("uploads"),
+                progress: None,
+            },
         )
         .await
         .unwrap();

@@ -54,6 +54,19 @@ pub const PICTURE_PIXELS_MAX: f64 = 100e6;
 /// The title of a lesson from a PDF without one.
 pub const UNTITLED: &str = "Imported slides";
 
+/// How far an import is: page `page` of `pages` is being drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pages {
+    pub page: usize,
+    pub pages: usize,
+}
+
+/// Where an import tells how far it is, for a client that follows it. Told nothing until the
+/// PDF has passed every check made before drawing, so a follower knows that a refusal then
+/// is already answered. When nobody follows any more (the client went away) the import
+/// stops before the next page and stores nothing.
+pub type Progress = tokio::sync::watch::Sender<Option<Pages>>;
+
 /// One PDF drawn at a time on this node: a page takes a core and tens of MiB.
 static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
@@ -105,18 +118,26 @@ pub enum PdfImportError {
     Io(#[from] std::io::Error),
 }
 
-/// Makes the PDF in `file` a new lesson of `owner`, one picture slide per page, or refuses
+/// One PDF to import: whose it is, the file, what each page's picture may be (as an
+/// upload), where pictures on their way are written, and who follows the import.
+pub struct Job<'a> {
+    pub owner: Uuid,
+    pub file: std::fs::File,
+    pub limits: MediaLimits,
+    pub dir: &'a Path,
+    pub progress: Option<Progress>,
+}
+
+/// Makes the PDF of `job` a new lesson of its owner, one picture slide per page, or refuses
 /// it and writes nothing.
 pub async fn import(
     store: &dyn Store,
     quota: &LessonQuota,
     room: &Arc<Room>,
-    owner: Uuid,
-    file: std::fs::File,
-    limits: MediaLimits,
-    dir: &Path,
+    job: Job<'_>,
 ) -> Result<LessonRecord, PdfImportError> {
-    let drawn = draw_all(store, room, owner, file, limits, dir).await?;
+    let owner = job.owner;
+    let drawn = draw_all(store, room, job).await?;
     let mut content = LessonContent::parse(&drawn.title, drawn.slides()).map_err(|e| {
         // Every field is made here within its bounds: a refusal is a bug, not the PDF's.
         std::io::Error::other(format!("PDF import made an invalid lesson: {e:?}"))
@@ -127,19 +148,17 @@ pub async fn import(
     Ok(store.create_lesson(owner, &content).await?)
 }
 
-/// Draws the PDF in `file` as picture slides for the editor to insert into a lesson, and
-/// stores their pictures as `owner`'s media, but makes no lesson: the slides are the
+/// Draws the PDF of `job` as picture slides for the editor to insert into a lesson, and
+/// stores their pictures as its owner's media, but makes no lesson: the slides are the
 /// teacher's to save. Pictures never saved into a lesson are kept like any upload not saved
 /// yet, for [`crate::media::MEDIA_GRACE`]. Refused, it stores nothing.
 pub async fn import_slides(
     store: &dyn Store,
     room: &Arc<Room>,
-    owner: Uuid,
-    file: std::fs::File,
-    limits: MediaLimits,
-    dir: &Path,
+    job: Job<'_>,
 ) -> Result<Vec<SlideInput>, PdfImportError> {
-    let drawn = draw_all(store, room, owner, file, limits, dir).await?;
+    let owner = job.owner;
+    let drawn = draw_all(store, room, job).await?;
     let slides = drawn.slides();
     finish_all(drawn.uploads, store, owner).await?;
     Ok(slides)
@@ -176,21 +195,28 @@ impl Drawn {
     }
 }
 
-/// Draws every page of the PDF in `file`, in this node's one turn, each page's PNG taking
+/// Draws every page of the PDF of `job`, in this node's one turn, each page's PNG taking
 /// room of the teacher's media quota in `room` as it is drawn, so a PDF that would not fit
 /// stops at the first page over; pages the teacher already stores cost nothing
-/// ([`finish_all`]).
+/// ([`finish_all`]). Each page is told to `progress` before it is drawn.
 async fn draw_all(
     store: &dyn Store,
     room: &Arc<Room>,
-    owner: Uuid,
-    mut file: std::fs::File,
-    limits: MediaLimits,
-    dir: &Path,
+    job: Job<'_>,
 ) -> Result<Drawn, PdfImportError> {
+    let Job {
+        owner,
+        mut file,
+        limits,
+        dir,
+        progress,
+    } = job;
     let used = store.media_bytes(owner).await?;
     let turn = RENDERS.acquire().await.map_err(std::io::Error::other)?;
     let (room, dir) = (room.clone(), dir.to_owned());
+    // A follower gone is an interrupted upload: nothing is stored.
+    let gone = || PdfImportError::Media(MediaError::Interrupted);
+    let follow = progress.clone();
     let (title, pages) = tokio::task::spawn_blocking(move || {
         // Read whole only now, in turn: `hayro` reads from memory, and the upload limit
         // bounds it.
@@ -199,6 +225,10 @@ async fn draw_all(
         render(
             bytes,
             |count| room.pace(owner, count),
+            |page, pages| match &follow {
+                Some(p) if p.send(Some(Pages { page, pages })).is_err() => Err(gone()),
+                _ => Ok(()),
+            },
             |png| {
                 let mut upload =
                     Upload::create(&dir, limits, room.media(owner, used, limits.quota_bytes))?;
@@ -219,6 +249,9 @@ async fn draw_all(
         }
     })??;
     drop(turn);
+    if progress.is_some_and(|p| p.is_closed()) {
+        return Err(gone());
+    }
     let (uploads, notes) = pages.into_iter().unzip();
     Ok(Drawn {
         title,
@@ -229,10 +262,12 @@ async fn draw_all(
 
 /// Draws every page of the PDF in `bytes`: its title (from its metadata, else
 /// [`UNTITLED`]) and, for each page, what `keep` made of its PNG and the page's text.
-/// `admit` is told the number of pages before any is drawn. Blocks: call it off the runtime.
+/// `admit` is told the number of pages before any is drawn, `report` each page (from 1) and
+/// the number of pages as it starts on it. Blocks: call it off the runtime.
 pub fn render<T>(
     bytes: Vec<u8>,
     admit: impl FnOnce(usize) -> Result<(), MediaError>,
+    mut report: impl FnMut(usize, usize) -> Result<(), PdfImportError>,
     mut keep: impl FnMut(Vec<u8>) -> Result<T, PdfImportError>,
 ) -> Result<(String, Vec<(T, String)>), PdfImportError> {
     let started = Instant::now();
@@ -274,6 +309,7 @@ pub fn render<T>(
         if started.elapsed() > RENDER_MAX {
             return Err(PdfImportError::TooSlow { page: i + 1 });
         }
+        report(i + 1, pages.len())?;
         let png = draw(page, &cache, &settings)?;
         drawn.push((keep(png)?, page_text(page, &text_cache, &settings)));
     }

@@ -15,7 +15,8 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Ids};
-use super::lessons::{lesson_response, Lesson};
+use super::import_progress::{self, Done};
+use super::lessons::{json_with_etag, lesson_body, lesson_response, Lesson};
 use super::media::receive;
 use super::AppState;
 use crate::{lesson_file, pdf_import};
@@ -100,6 +101,7 @@ fn file_name(title: &str) -> String {
         content((Vec<u8> = "application/zip"), (Vec<u8> = "application/pdf"))),
     responses(
         (status = 201, description = "The new lesson; `ETag` holds the version", body = Lesson),
+        (status = 200, description = "A PDF sent with `Accept: application/x-ndjson`, once it has passed the checks made before drawing: one line per page as it is drawn, `{\"page\":3,\"pages\":40}`, then `{\"lesson\":{…}}` or the error's body (`{\"error\":{\"code\",\"message\"}}`) as the last line (docs/importing.md)", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "The upload was interrupted", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your lesson or media storage is full", body = ErrorBody),
@@ -128,12 +130,32 @@ async fn import_lesson(
         .await?;
     let (store, quota, room) = (state.store.as_ref(), &state.quota, &state.room);
     let (owner, media) = (auth.account.id, state.media.upload);
-    let record = if pdf {
-        pdf_import::import(store, quota, room, owner, file, media, dir).await?
-    } else {
-        lesson_file::import(store, quota, room, owner, file, media, dir).await?
-    };
-    lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record)
+    if !pdf {
+        let record = lesson_file::import(store, quota, room, owner, file, media, dir).await?;
+        return lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record);
+    }
+    let bodies = state.lesson_bodies.clone();
+    import_progress::answer(
+        import_progress::wanted(&headers),
+        |progress| async move {
+            let job = pdf_import::Job {
+                owner,
+                file,
+                limits: media,
+                dir: &state.media.uploads,
+                progress,
+            };
+            pdf_import::import(state.store.as_ref(), &state.quota, &state.room, job).await
+        },
+        move |record| {
+            let body = lesson_body(&bodies, &record)?;
+            Ok(Done {
+                line: [b"{\"lesson\":".as_slice(), &body, b"}"].concat().into(),
+                response: json_with_etag(StatusCode::CREATED, body, record.revision),
+            })
+        },
+    )
+    .await
 }
 
 /// Whether the request's body is a PDF, by its `Content-Type`.
@@ -174,6 +196,7 @@ pub struct ImportedSlide {
     request_body(description = "A PDF of one slide per page", content((Vec<u8> = "application/pdf"))),
     responses(
         (status = 201, description = "The slides, one per page, in order", body = ImportedSlides),
+        (status = 200, description = "With `Accept: application/x-ndjson`, once the PDF has passed the checks made before drawing: one line per page as it is drawn, `{\"page\":3,\"pages\":40}`, then `{\"slides\":[…]}` or the error's body (`{\"error\":{\"code\",\"message\"}}`) as the last line (docs/importing.md)", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "The upload was interrupted", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your media storage is full", body = ErrorBody),
@@ -193,16 +216,44 @@ async fn import_slides(
         .await?
         .into_file()
         .await?;
-    let slides =
-        pdf_import::import_slides(state.store.as_ref(), &state.room, owner, file, limits, dir)
-            .await?
-            .into_iter()
-            .map(|s| ImportedSlide {
-                kind: s.kind,
-                title: s.title.unwrap_or_default(),
-                notes: s.notes.unwrap_or_default(),
-                media: s.media.unwrap_or_default(),
+    import_progress::answer(
+        import_progress::wanted(&headers),
+        |progress| async move {
+            let job = pdf_import::Job {
+                owner,
+                file,
+                limits,
+                dir: &state.media.uploads,
+                progress,
+            };
+            pdf_import::import_slides(state.store.as_ref(), &state.room, job).await
+        },
+        |slides| {
+            let slides = slides
+                .into_iter()
+                .map(|s| ImportedSlide {
+                    kind: s.kind,
+                    title: s.title.unwrap_or_default(),
+                    notes: s.notes.unwrap_or_default(),
+                    media: s.media.unwrap_or_default(),
+                })
+                .collect();
+            let line = serde_json::to_vec(&ImportedSlides { slides })
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let response = (
+                StatusCode::CREATED,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                line.clone(),
+            )
+                .into_response();
+            Ok(Done {
+                response,
+                line: line.into(),
             })
-            .collect();
-    Ok((StatusCode::CREATED, axum::Json(ImportedSlides { slides })).into_response())
+        },
+    )
+    .await
 }

@@ -300,3 +300,110 @@ async fn a_pdf_over_the_media_quota_is_refused_whole() {
     assert_eq!(chunk_rows(&app).await, chunks);
     assert_eq!(leftovers(&app), 0);
 }
+
+/// Sends a PDF asking to follow it page by page.
+async fn follow_pdf(app: &TestApp, t: &Teacher, path: &str, pdf: Vec<u8>) -> reqwest::Response {
+    app.as_teacher(Method::POST, path, t)
+        .header("content-type", "application/pdf")
+        .header("accept", "application/x-ndjson")
+        .body(pdf)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The lines of a followed import, each parsed.
+async fn lines_of(res: reqwest::Response) -> Vec<Value> {
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let text = res.text().await.unwrap();
+    assert!(text.ends_with('\n'), "{text}");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_import_followed_page_by_page_tells_each_page_then_the_result() {
+    let app = spawn_app().await;
+    let t = app.register("follow@school.org").await;
+    let lines =
+        lines_of(follow_pdf(&app, &t, "/api/lessons/import", three_pages().build()).await).await;
+    assert_eq!(
+        lines[..3],
+        [
+            json!({"page": 1, "pages": 3}),
+            json!({"page": 2, "pages": 3}),
+            json!({"page": 3, "pages": 3})
+        ]
+    );
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3]["lesson"]["title"], "Biology — week 2 ½");
+    assert_eq!(lines[3]["lesson"]["slides"].as_array().unwrap().len(), 3);
+    assert_eq!(app.lesson_count(&t).await, 1);
+
+    // The editor's import the same way, ending in its slides.
+    let lines =
+        lines_of(follow_pdf(&app, &t, "/api/slides/import", three_pages().build()).await).await;
+    assert_eq!(lines[2], json!({"page": 3, "pages": 3}));
+    assert_eq!(lines[3]["slides"][0]["title"], "Page 1");
+
+    // A refusal known before drawing starts answers its status, not a stream.
+    let mut locked = three_pages();
+    locked.password_protected = true;
+    expect_error(
+        follow_pdf(&app, &t, "/api/lessons/import", locked.build()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_password_protected",
+    )
+    .await;
+    // Nor is a body that is not a PDF at all.
+    let res = follow_pdf(&app, &t, "/api/slides/import", b"not a PDF".to_vec()).await;
+    expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "not_a_pdf").await;
+    assert_eq!(app.lesson_count(&t).await, 1);
+}
+
+#[tokio::test]
+async fn a_refusal_while_drawing_is_the_streams_last_line_and_leaves_nothing() {
+    let app = spawn_with(|c| {
+        c.media_max_mib = Some(1);
+        c.media_storage_mib = Some(1);
+    })
+    .await;
+    let t = app.register("full-follow@school.org").await;
+    let res = upload(&app, &t, file(PNG, 900_000), "image/png").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let chunks = chunk_rows(&app).await;
+    let pdf = PdfSpec::text_pages(40, |n| format!("Slide number {n} of forty")).build();
+    let lines = lines_of(follow_pdf(&app, &t, "/api/lessons/import", pdf).await).await;
+    let last = lines.last().unwrap();
+    assert_eq!(last["error"]["code"], "storage_full", "{last}");
+    assert!(lines.len() > 1 && lines[0] == json!({"page": 1, "pages": 40}));
+    assert_eq!(app.lesson_count(&t).await, 0);
+    assert_eq!(chunk_rows(&app).await, chunks);
+    assert_eq!(leftovers(&app), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_import_stops_it_and_leaves_nothing() {
+    let app = spawn_app().await;
+    let t = app.register("gone@school.org").await;
+    let pdf = PdfSpec::text_pages(60, |n| format!("Never finished {n}")).build();
+    let mut res = follow_pdf(&app, &t, "/api/lessons/import", pdf).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let first = res.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"{\"page\":1,"), "{first:?}");
+    drop(res);
+
+    // One PDF is drawn at a time: once the next import is done, the first has ended.
+    let res = import_pdf(&app, &t, three_pages().build()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let done = chunk_rows(&app).await;
+    assert_eq!(app.lesson_count(&t).await, 1);
+    assert_eq!(leftovers(&app), 0);
+    // What is stored is the second import's alone.
+    let fresh = spawn_app().await;
+    let u = fresh.register("gone@school.org").await;
+    import_pdf(&fresh, &u, three_pages().build()).await;
+    assert_eq!(done, chunk_rows(&fresh).await);
+}

@@ -3,6 +3,7 @@
 // Kept apart from editor.js, which hands it one function to insert the slides.
 
 import { importSlides } from './api.js';
+import { hidePages, showPage } from './import-pages.js';
 import { $, announce, errorText, setBusy, t } from './ui.js';
 
 /** Wires the button; `insert(slides)` puts the slides into the draft and answers false when they do not fit. */
@@ -10,6 +11,7 @@ export function initSlideImport({ insert }) {
   const button = $('#import-slides');
   const input = $('#import-slides-file');
   const status = $('#import-slides-status');
+  const pages = $('#import-slides-pages');
   button.addEventListener('click', () => input.click());
   input.addEventListener('change', async () => {
     const file = input.files?.[0];
@@ -18,7 +20,7 @@ export function initSlideImport({ insert }) {
     setBusy(button, true);
     status.textContent = t('editor.importingSlides', { name: file.name });
     try {
-      const { slides } = await importSlides(file);
+      const { slides } = await importSlides(file, { onPage: (page, count) => showPage(pages, page, count) });
       if (!insert(slides)) {
         status.textContent = '';
         return;
@@ -28,6 +30,7 @@ export function initSlideImport({ insert }) {
     } catch (err) {
       status.textContent = t('editor.importSlidesFailed', { reason: errorText(err) });
     } finally {
+      hidePages(pages);
       setBusy(button, false);
     }
   });
