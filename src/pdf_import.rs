@@ -32,6 +32,8 @@ use crate::media::{finish_all, MediaError, MediaLimits, Room, Upload};
 use crate::quota::{LessonQuota, QuotaError};
 use crate::store::{LessonRecord, Store, StoreError};
 
+mod streams;
+
 /// Pages one PDF may have: a long lesson, far below the slides a lesson may hold.
 pub const PAGES_MAX: usize = 100;
 /// The longest side of a page, in points: PDF's own limit (200 inches) without a user unit.
@@ -51,6 +53,13 @@ pub const RENDER_MAX: Duration = Duration::from_secs(120);
 /// Pixels one picture in the PDF may have (a 100-megapixel photo): `hayro` decodes a picture
 /// whole before scaling it, and a picture claiming more would take GiBs.
 pub const PICTURE_PIXELS_MAX: f64 = 100e6;
+/// What any one stream of a PDF (a page's drawing, a font program, a colour profile…) may
+/// unpack to: `hayro` unpacks a stream whole into memory, and a few KiB of FlateDecode can
+/// unpack to GiBs. Ordinary slides' streams unpack to a few MiB at most.
+pub const STREAM_BYTES_MAX: u64 = 64 << 20;
+/// What a picture's stream may unpack to, per pixel it says it has: four colour components
+/// of 16 bits. (A picture of [`PICTURE_PIXELS_MAX`] may thus take 800 MB, its whole size.)
+pub const PICTURE_BYTES_PER_PIXEL: f64 = 8.0;
 /// The title of a lesson from a PDF without one.
 pub const UNTITLED: &str = "Imported slides";
 
@@ -101,6 +110,13 @@ pub enum PdfImportError {
         PICTURE_PIXELS_MAX / 1e6
     )]
     PictureTooLarge { width: f64, height: f64 },
+    #[error(
+        "This PDF holds a part (a page's drawing, a font or a picture) that unpacks to more \
+         than {} MiB, more than slides need; it may be damaged or made to harm. Save or export \
+         the slides as a PDF again and try again.",
+        STREAM_BYTES_MAX >> 20
+    )]
+    StreamTooLarge,
     #[error(
         "This PDF takes too long to draw (more than {} seconds, stopped at page {page}). \
          Save it with simpler pages or fewer pages and try again.",
@@ -298,7 +314,7 @@ pub fn render<T>(
             });
         }
     }
-    check_pictures(&pdf)?;
+    check_streams(&pdf)?;
     admit(pages.len())?;
 
     let settings = InterpreterSettings::default();
@@ -317,21 +333,29 @@ pub fn render<T>(
 }
 
 /// Refuses a PDF holding a picture of more than [`PICTURE_PIXELS_MAX`] pixels, by what its
-/// dictionary says, before anything is decoded. (Pictures written inside a page's content,
-/// `BI … EI`, are small by nature and not looked at.)
-fn check_pictures(pdf: &Pdf) -> Result<(), PdfImportError> {
+/// dictionary says, or a stream that unpacks to more than [`STREAM_BYTES_MAX`] (a picture's,
+/// more than its pixels need), before `hayro` unpacks anything. (Pictures written inside a
+/// page's content, `BI … EI`, are small by nature and not looked at.)
+fn check_streams(pdf: &Pdf) -> Result<(), PdfImportError> {
     for object in pdf.objects() {
         let Object::Stream(stream) = object else {
             continue;
         };
         let dict = stream.dict();
-        if dict.get::<Name<'_>>(b"Subtype").as_deref() != Some(b"Image".as_slice()) {
-            continue;
+        let mut max = STREAM_BYTES_MAX;
+        if dict.get::<Name<'_>>(b"Subtype").as_deref() == Some(b"Image".as_slice()) {
+            let side = |key: &[u8]| dict.get::<f64>(key).unwrap_or(0.0);
+            let (width, height) = (side(b"Width"), side(b"Height"));
+            if width * height > PICTURE_PIXELS_MAX {
+                return Err(PdfImportError::PictureTooLarge { width, height });
+            }
+            // At most 800 MB, by the bound just checked: whole and positive, it fits.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let picture = (width * height * PICTURE_BYTES_PER_PIXEL).max(0.0) as u64;
+            max = max.max(picture);
         }
-        let side = |key: &[u8]| dict.get::<f64>(key).unwrap_or(0.0);
-        let (width, height) = (side(b"Width"), side(b"Height"));
-        if width * height > PICTURE_PIXELS_MAX {
-            return Err(PdfImportError::PictureTooLarge { width, height });
+        if streams::decoded_len(&stream, max).is_none() {
+            return Err(PdfImportError::StreamTooLarge);
         }
     }
     Ok(())

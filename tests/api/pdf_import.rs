@@ -272,9 +272,40 @@ async fn refused_pdfs_say_why_and_leave_nothing_behind() {
     .await;
     assert!(error["message"].as_str().unwrap().contains("20000 × 9000"));
 
+    // A page's drawing of 200 KB that unpacks to 200 MB is refused before it is unpacked.
+    let mut bomb = three_pages();
+    bomb.unpacks_to = Some(200_000_000);
+    let pdf = bomb.build();
+    assert!(pdf.len() < 1_000_000, "{} bytes", pdf.len());
+    let error = expect_error(
+        import_pdf(&app, &t, pdf).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_stream_too_large",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("64 MiB"));
+
     assert_eq!(app.lesson_count(&t).await, 0);
     assert_eq!(chunk_rows(&app).await, 0);
     assert_eq!(leftovers(&app), 0);
+}
+
+#[tokio::test]
+async fn a_compressed_page_within_the_bound_is_drawn() {
+    let app = spawn_app().await;
+    let t = app.register("packed@school.org").await;
+    let mut packed = three_pages();
+    packed.unpacks_to = Some(1_000_000);
+    let lesson: Value = import_pdf(&app, &t, packed.build())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        lesson["slides"][0]["notes"],
+        "Page 1\nPhotosynthesis (light)"
+    );
+    assert!(dark_pixels(&picture(&app, &lesson["slides"][0]).await) > 1_000);
 }
 
 #[tokio::test]
