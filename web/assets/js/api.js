@@ -155,25 +155,25 @@ async function uploadFile(path, file, { onProgress = () => {}, onPage, signal, r
       if (onPage) xhr.setRequestHeader('Accept', NDJSON + ', application/json');
       xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
       let read = 0; // how much of a followed answer has been read as lines
-      const lines = () => {
+      let last = null; // its last line that is not a page: the result or the error
+      const readLines = () => {
         const text = xhr.responseText;
-        const out = [];
         for (let end = text.indexOf('\n', read); end >= 0; end = text.indexOf('\n', read)) {
-          out.push(parseJson(text.slice(read, end)));
+          const line = parseJson(text.slice(read, end));
           read = end + 1;
+          if (line?.page) onPage(line.page, line.pages);
+          else last = line;
         }
-        return out;
       };
       const followed = () => xhr.status === 200 && xhr.getResponseHeader('Content-Type')?.startsWith(NDJSON);
       xhr.onprogress = () => {
-        if (!followed()) return;
-        for (const line of lines()) if (line?.page) onPage(line.page, line.pages);
+        if (followed()) readLines();
       };
       xhr.onload = () => {
         const headers = new Headers();
         if (xhr.getResponseHeader('Retry-After')) headers.set('Retry-After', xhr.getResponseHeader('Retry-After'));
         if (followed()) {
-          const last = lines().filter((l) => l && !l.page).pop();
+          readLines();
           if (last && !last.error) resolve({ created: last });
           else reject(new ApiError(xhr.status, last?.error, headers));
           return;
