@@ -49,6 +49,28 @@ async fn assert_pages_shown(page: &Browser, pages: usize) {
     }
 }
 
+/// Saves the lesson open in the editor on `page` and answers it as the server holds it.
+async fn saved(page: &Browser, base: &str) -> Value {
+    page.click("#save").await;
+    page.wait_until(
+        "the lesson to be saved",
+        "return document.querySelector('#save-status')?.dataset.state === 'saved' || null",
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let token = teacher_token(&client, base).await;
+    let id = page.url().await.rsplit('/').next().unwrap().to_owned();
+    client
+        .get(format!("{base}/api/lessons/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The text of page `n` of the PDF, which the notes must hold.
 fn page_text(n: usize) -> String {
     format!("The Rhine passes city number {n}")
@@ -91,26 +113,9 @@ async fn a_twelve_page_pdf_is_imported_given_a_question_and_presented_on_a_board
     page.type_into("#slide-title", "Which river is longest?")
         .await;
     page.type_into("#slide-answer", "The Danube").await;
-    page.click("#save").await;
-    page.wait_until(
-        "the lesson to be saved",
-        "return document.querySelector('#save-status')?.dataset.state === 'saved' || null",
-    )
-    .await;
 
     // What is saved: the pages in order, the question seventh.
-    let client = reqwest::Client::new();
-    let token = teacher_token(&client, &base).await;
-    let id = page.url().await.rsplit('/').next().unwrap().to_owned();
-    let lesson: Value = client
-        .get(format!("{base}/api/lessons/{id}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lesson = saved(&page, &base).await;
     let slides = lesson["slides"].as_array().unwrap().clone();
     assert_eq!(slides.len(), 13);
     assert_eq!(slides[6]["kind"], "question");
@@ -198,26 +203,8 @@ async fn the_editors_import_inserts_a_pdfs_pages_after_the_selected_slide() {
         .await;
     assert_pages_shown(&page, 3).await;
     // Not saved yet: the teacher saves as usual.
-    page.click("#save").await;
-    page.wait_until(
-        "the lesson to be saved",
-        "return document.querySelector('#save-status')?.dataset.state === 'saved' || null",
-    )
-    .await;
+    let lesson = saved(&page, &base).await;
     page.screenshot("import-slides-editor").await;
-
-    let client = reqwest::Client::new();
-    let token = teacher_token(&client, &base).await;
-    let id = page.url().await.rsplit('/').next().unwrap().to_owned();
-    let lesson: Value = client
-        .get(format!("{base}/api/lessons/{id}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let slides = lesson["slides"].as_array().unwrap();
     assert_eq!(slides.len(), 7);
     assert_eq!(slides[3]["kind"], "image");

@@ -18,12 +18,13 @@ async fn import_pdf(app: &TestApp, t: &Teacher, pdf: Vec<u8>) -> reqwest::Respon
 }
 
 async fn send_pdf(app: &TestApp, t: &Teacher, path: &str, pdf: Vec<u8>) -> reqwest::Response {
+    pdf_request(app, t, path, pdf).send().await.unwrap()
+}
+
+fn pdf_request(app: &TestApp, t: &Teacher, path: &str, pdf: Vec<u8>) -> reqwest::RequestBuilder {
     app.as_teacher(Method::POST, path, t)
         .header("content-type", "application/pdf")
         .body(pdf)
-        .send()
-        .await
-        .unwrap()
 }
 
 /// The picture a slide shows, fetched as a board would, decoded.
@@ -322,7 +323,7 @@ async fn a_pdf_over_the_media_quota_is_refused_whole() {
     let chunks = chunk_rows(&app).await;
     let pdf = PdfSpec::text_pages(40, |n| format!("Slide number {n} of forty")).build();
     expect_error(
-        import_pdf(&app, &t, pdf).await,
+        import_pdf(&app, &t, pdf.clone()).await,
         StatusCode::FORBIDDEN,
         "storage_full",
     )
@@ -330,14 +331,21 @@ async fn a_pdf_over_the_media_quota_is_refused_whole() {
     assert_eq!(app.lesson_count(&t).await, 0);
     assert_eq!(chunk_rows(&app).await, chunks);
     assert_eq!(leftovers(&app), 0);
+
+    // Followed page by page, the refusal comes while drawing: the stream's last line.
+    let lines = lines_of(follow_pdf(&app, &t, "/api/lessons/import", pdf).await).await;
+    let last = lines.last().unwrap();
+    assert_eq!(last["error"]["code"], "storage_full", "{last}");
+    assert!(lines.len() > 1 && lines[0] == json!({"page": 1, "pages": 40}));
+    assert_eq!(app.lesson_count(&t).await, 0);
+    assert_eq!(chunk_rows(&app).await, chunks);
+    assert_eq!(leftovers(&app), 0);
 }
 
 /// Sends a PDF asking to follow it page by page.
 async fn follow_pdf(app: &TestApp, t: &Teacher, path: &str, pdf: Vec<u8>) -> reqwest::Response {
-    app.as_teacher(Method::POST, path, t)
-        .header("content-type", "application/pdf")
+    pdf_request(app, t, path, pdf)
         .header("accept", "application/x-ndjson")
-        .body(pdf)
         .send()
         .await
         .unwrap()
@@ -392,27 +400,6 @@ async fn an_import_followed_page_by_page_tells_each_page_then_the_result() {
     let res = follow_pdf(&app, &t, "/api/slides/import", b"not a PDF".to_vec()).await;
     expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "not_a_pdf").await;
     assert_eq!(app.lesson_count(&t).await, 1);
-}
-
-#[tokio::test]
-async fn a_refusal_while_drawing_is_the_streams_last_line_and_leaves_nothing() {
-    let app = spawn_with(|c| {
-        c.media_max_mib = Some(1);
-        c.media_storage_mib = Some(1);
-    })
-    .await;
-    let t = app.register("full-follow@school.org").await;
-    let res = upload(&app, &t, file(PNG, 900_000), "image/png").await;
-    assert_eq!(res.status(), StatusCode::CREATED);
-    let chunks = chunk_rows(&app).await;
-    let pdf = PdfSpec::text_pages(40, |n| format!("Slide number {n} of forty")).build();
-    let lines = lines_of(follow_pdf(&app, &t, "/api/lessons/import", pdf).await).await;
-    let last = lines.last().unwrap();
-    assert_eq!(last["error"]["code"], "storage_full", "{last}");
-    assert!(lines.len() > 1 && lines[0] == json!({"page": 1, "pages": 40}));
-    assert_eq!(app.lesson_count(&t).await, 0);
-    assert_eq!(chunk_rows(&app).await, chunks);
-    assert_eq!(leftovers(&app), 0);
 }
 
 #[tokio::test]
