@@ -61,9 +61,11 @@ where
     let (progress, mut pages) = watch::channel(None);
     let mut task = tokio::spawn(import(Some(progress)));
     // Until the first page is told the import may still be refused: answered as usual.
+    // A page told wins over an end at the same moment: a follower then always gets lines.
     let first = tokio::select! {
-        result = &mut task => return Ok(done(joined(result)?)?.response),
+        biased;
         first = first_page(&mut pages) => first,
+        result = &mut task => return Ok(done(joined(result)?)?.response),
     };
     let Some(first) = first else {
         return Ok(done(joined(task.await)?)?.response);
@@ -75,9 +77,11 @@ where
             if let Some(page) = told {
                 return Some((Ok(page_line(page)), Some((pages, task, None, done))));
             }
+            // Pages first, so that the last page told is sent before the result.
             let next = tokio::select! {
-                result = &mut task => Err(result),
+                biased;
                 changed = pages.changed() => Ok(changed.ok().and_then(|()| *pages.borrow_and_update())),
+                result = &mut task => Err(result),
             };
             let line = match next {
                 Ok(Some(page)) => {
