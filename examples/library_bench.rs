@@ -102,7 +102,7 @@ fn lesson(n: usize) -> LessonContent {
         .collect();
     let title = format!("Lesson {n} on {}", word(n, 0, 7));
     let folder = format!("Folder {}", n % FOLDERS);
-    LessonContent::parse_filed(&title, Some(&folder), slides).unwrap()
+    LessonContent::parse_whole(&title, Some(&folder), None, slides).unwrap()
 }
 
 /// Times `reads` calls of `read` (after as many to warm up); returns milliseconds each.

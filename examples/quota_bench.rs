@@ -136,6 +136,7 @@ async fn seed(dir: &Path, a: &Args) -> Vec<Scenario> {
                         content: content.clone(),
                         restored_from: None,
                         keep_folder: false,
+                        keep_theme: false,
                     };
                     store.save_lesson(owner, id, edit).await.unwrap();
                 }

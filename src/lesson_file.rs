@@ -20,8 +20,9 @@ use uuid::Uuid;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
+use crate::domain::design::ThemeInput;
 use crate::domain::lesson::{
-    LessonContent, SlideInput, ANSWER_MAX, BODY_MAX, NOTES_MAX, SLIDES_MAX, TITLE_MAX,
+    LessonContent, SlideInput, ALT_MAX, ANSWER_MAX, BODY_MAX, NOTES_MAX, SLIDES_MAX, TITLE_MAX,
 };
 use crate::domain::library::FOLDER_MAX;
 use crate::domain::media::{is_media_id, MediaKind};
@@ -99,6 +100,9 @@ struct Manifest {
     /// imports on servers from before folders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     folder: Option<Text<FOLDER_MAX>>,
+    /// The lesson's theme; left out for the default, for servers from before themes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    theme: Option<FileTheme>,
     slides: List<FileSlide, SLIDES_MAX>,
     /// Every file the slides name, once each.
     media: List<FileMedia, SLIDES_MAX>,
@@ -121,6 +125,21 @@ struct FileSlide {
     answer: Option<Text<ANSWER_MAX>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seconds: Option<f64>,
+    /// Left out for the kind's usual look, so that such a file still imports on servers
+    /// from before layouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    layout: Option<Text<16>>,
+    /// Left out when none, as `layout` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alt: Option<Text<ALT_MAX>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTheme {
+    name: Text<16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    accent: Option<Text<16>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -228,6 +247,10 @@ pub async fn export(
         version: FORMAT_VERSION,
         title: Text(record.content.title.clone()),
         folder: record.content.folder.clone().map(Text),
+        theme: record.content.theme.as_ref().map(|theme| FileTheme {
+            name: Text(theme.name.name().to_owned()),
+            accent: theme.accent.clone().map(Text),
+        }),
         slides: List(
             record
                 .content
@@ -241,6 +264,8 @@ pub async fn export(
                     media: s.media.clone().map(Text),
                     answer: s.answer.clone().map(Text),
                     seconds: s.seconds.map(f64::from),
+                    layout: s.layout.map(|l| Text(l.name().to_owned())),
+                    alt: s.alt.clone().map(Text),
                 })
                 .collect(),
         ),
@@ -451,8 +476,12 @@ fn read(
         .map(SlideInput::from)
         .collect();
     let folder = manifest.folder.as_ref().map(|f| f.0.as_str());
-    let content =
-        LessonContent::parse_filed(&manifest.title.0, folder, slides).map_err(|errors| {
+    let theme = manifest.theme.map(|theme| ThemeInput {
+        name: theme.name.0,
+        accent: theme.accent.map(|a| a.0),
+    });
+    let content = LessonContent::parse_whole(&manifest.title.0, folder, theme.as_ref(), slides)
+        .map_err(|errors| {
             let mut prefixed = ValidationError::default();
             for (path, message) in errors.fields {
                 prefixed.add(&format!("{MANIFEST}: {path}"), message);
@@ -569,6 +598,8 @@ impl From<FileSlide> for SlideInput {
             media: s.media.map(|m| m.0),
             answer: s.answer.map(|a| a.0),
             seconds: s.seconds,
+            layout: s.layout.map(|l| l.0),
+            alt: s.alt.map(|a| a.0),
         }
     }
 }

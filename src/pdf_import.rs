@@ -202,10 +202,13 @@ impl Drawn {
                     TITLE_MAX,
                 )),
                 body: None,
+                // The page's text is what the picture shows, for those who cannot see it.
+                alt: Some(one_line(notes, crate::domain::lesson::ALT_MAX)),
                 notes: Some(notes.clone()),
                 media: Some(upload.id()),
                 answer: None,
                 seconds: None,
+                layout: None,
             })
             .collect()
     }

@@ -269,6 +269,7 @@ mod tests {
                 content: lesson(),
                 restored_from: None,
                 keep_folder: false,
+                keep_theme: false,
             };
             there.save_lesson(owner, id, edit).await.unwrap();
         }

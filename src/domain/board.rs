@@ -8,6 +8,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::design::{SlideLayout, Theme};
 use super::lesson::{LessonContent, Slide, SlideKind, TIMER_SECONDS_MAX};
 use super::markdown::to_safe_html;
 use super::MAX_SAFE_INTEGER;
@@ -79,6 +80,16 @@ pub struct SlideView {
     pub media: Option<String>,
     pub seconds: Option<u32>,
     pub answer: Option<String>,
+    /// Left out for the kind's usual look (and by nodes from before layouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<SlideLayout>,
+    /// The picture's alternative text (image slides), left out when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt: Option<String>,
+    /// The presented lesson's theme, with every slide so that the board needs nothing more;
+    /// left out for the default look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<Theme>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -191,7 +202,7 @@ impl BoardState {
         self.slide = content
             .slides
             .get(self.slide_index as usize)
-            .map(|slide| view(slide, self.revealed));
+            .map(|slide| view(content, slide, self.revealed));
         self.upcoming_media = upcoming_media(content, self.slide_index);
         for kept in &mut self.timers {
             if let Some(slide) = content.slides.iter().find(|s| s.id == kept.slide) {
@@ -403,7 +414,7 @@ pub fn apply(
                 return Err(CommandError::WrongSlideKind("question"));
             }
             next.revealed = on;
-            next.slide = Some(view(slide, on));
+            next.slide = Some(view(l.content, slide, on));
         }
         Op::TimerStart | Op::TimerPause | Op::TimerReset | Op::TimerAdd { .. } => {
             let l = require_lesson()?;
@@ -525,7 +536,7 @@ fn show_slide(state: &mut BoardState, content: &LessonContent, index: u32, now_m
     let duration_ms = u64::from(slide.seconds.unwrap_or(0)) * 1000;
     state.slide_index = index;
     state.revealed = false;
-    state.slide = Some(view(slide, false));
+    state.slide = Some(view(content, slide, false));
     state.upcoming_media = upcoming_media(content, index);
     state.timer = match state.timers.iter().position(|kept| kept.slide == slide.id) {
         Some(at) => state.timers.remove(at).timer,
@@ -571,13 +582,18 @@ pub fn lesson_media(content: &LessonContent, index: u32) -> Vec<String> {
 }
 
 impl SlideView {
-    /// The slide as a board shows it; with `revealed`, a question's answer too.
+    /// The slide as a board shows it, in the default theme; with `revealed`, a question's
+    /// answer too.
     pub fn of(slide: &Slide, revealed: bool) -> SlideView {
-        view(slide, revealed)
+        SlideView {
+            theme: None,
+            ..view(&LessonContent::default(), slide, revealed)
+        }
     }
 }
 
-fn view(slide: &Slide, revealed: bool) -> SlideView {
+/// Slide `slide` of lesson `content` as a board shows it.
+fn view(content: &LessonContent, slide: &Slide, revealed: bool) -> SlideView {
     SlideView {
         id: slide.id,
         kind: slide.kind,
@@ -586,6 +602,9 @@ fn view(slide: &Slide, revealed: bool) -> SlideView {
         media: slide.media.clone(),
         seconds: slide.seconds,
         answer: if revealed { slide.answer.clone() } else { None },
+        layout: slide.layout,
+        alt: slide.alt.clone(),
+        theme: content.theme.clone(),
     }
 }
 

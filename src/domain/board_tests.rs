@@ -360,3 +360,42 @@ fn codes_are_six_digits_typed_loosely() {
     assert!(PairingCode::parse("48392").is_err() && PairingCode::parse("48392a").is_err());
     assert_eq!(PairingCode::generate().len(), 6);
 }
+
+#[test]
+fn the_slide_view_carries_its_layout_its_alt_text_and_the_lessons_theme_never_stored() {
+    use crate::domain::design::{SlideLayout, Theme, ThemeName};
+    let mut content = LessonContent::parse(
+        "L",
+        vec![SlideInput {
+            kind: "image".into(),
+            media: Some(format!("{:064x}", 1)),
+            layout: Some("picture-text".into()),
+            alt: Some("A pie".into()),
+            ..Default::default()
+        }],
+    )
+    .unwrap();
+    content.theme = Some(Theme {
+        name: ThemeName::Contrast,
+        accent: None,
+    });
+    let s = presenting(&content, 0);
+    let view = s.slide.as_ref().unwrap();
+    assert_eq!(view.layout, Some(SlideLayout::PictureText));
+    assert_eq!(view.alt.as_deref(), Some("A pie"));
+    assert_eq!(view.theme, content.theme);
+    let stored = s.stored_json();
+    assert!(
+        !stored.contains("contrast") && !stored.contains("A pie"),
+        "{stored}"
+    );
+    let mut restored: BoardState = serde_json::from_str(&stored).unwrap();
+    restored.restore_slide(&content);
+    assert_eq!(restored.slide, s.slide);
+    // A slide saved before layouts, of a lesson before themes: the view says nothing new.
+    let plain = presenting(&lesson(), 0);
+    let json = serde_json::to_value(plain.slide.unwrap()).unwrap();
+    for field in ["layout", "alt", "theme"] {
+        assert_eq!(json.get(field), None, "{field}");
+    }
+}

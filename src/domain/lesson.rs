@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::design::{SlideLayout, Theme, ThemeInput};
 use super::{check_len, check_line, ValidationError};
 
 pub const TITLE_MAX: usize = 200;
@@ -16,6 +17,8 @@ pub const BODY_MAX: usize = 20_000;
 pub const NOTES_MAX: usize = 20_000;
 pub const ANSWER_MAX: usize = 2_000;
 pub const TIMER_SECONDS_MAX: u32 = 86_400;
+/// A picture's alternative text: one line, read aloud in place of the picture.
+pub const ALT_MAX: usize = 1_000;
 
 /// What a slide shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -73,6 +76,14 @@ pub struct Slide {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 86400)]
     pub seconds: Option<u32>,
+    /// How the slide is arranged (text and image slides; `SlideLayout`). Left out, the
+    /// kind's usual look, so revisions saved before layouts read as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<SlideLayout>,
+    /// What the picture shows, for those who cannot see it (image slides; one line of at
+    /// most `ALT_MAX` characters). Left out, pages describe the picture by the slide's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt: Option<String>,
 }
 
 /// A slide as a client sends it. Every field is optional here so that a missing or wrong
@@ -98,10 +109,17 @@ pub struct SlideInput {
     /// A JSON number: `60` and `60.0` are the same number to most clients.
     #[serde(default)]
     pub seconds: Option<f64>,
+    /// Text slides: `text`, `title`, `two-columns`, `big`; image slides: `picture`,
+    /// `picture-text`, `picture-full`. Left out or empty: the kind's usual look.
+    #[serde(default)]
+    pub layout: Option<String>,
+    /// Image slides: the picture's alternative text.
+    #[serde(default)]
+    pub alt: Option<String>,
 }
 
 /// The content of one lesson revision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LessonContent {
     pub title: String,
     pub slides: Vec<Slide>,
@@ -109,23 +127,30 @@ pub struct LessonContent {
     /// with each revision like the title, so filing a lesson is a save like any other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folder: Option<String>,
+    /// The colours the lesson is shown in (`domain::design`); saved with each revision like
+    /// the folder. None: the look lessons had before themes (`light`, no accent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<Theme>,
 }
 
 impl LessonContent {
     /// Validates a whole lesson, collecting every problem with its path
     /// (`title`, `slides`, `slides[3].answer`, …).
     pub fn parse(title: &str, slides: Vec<SlideInput>) -> Result<Self, ValidationError> {
-        Self::parse_filed(title, None, slides)
+        Self::parse_whole(title, None, None, slides)
     }
 
-    /// [`LessonContent::parse`] of a lesson filed in `folder` (trimmed; empty is none).
-    pub fn parse_filed(
+    /// [`LessonContent::parse`] of a lesson filed in `folder` (trimmed; empty is none) and
+    /// shown in `theme` (none: the default look).
+    pub fn parse_whole(
         title: &str,
         folder: Option<&str>,
+        theme: Option<&ThemeInput>,
         slides: Vec<SlideInput>,
     ) -> Result<Self, ValidationError> {
         let mut errors = ValidationError::default();
         let folder = folder.and_then(|raw| super::library::parse_folder(&mut errors, raw));
+        let theme = theme.and_then(|input| Theme::parse(&mut errors, input));
         let title = title.trim().to_owned();
         check_len(&mut errors, "title", &title, 1, TITLE_MAX);
         check_line(&mut errors, "title", &title);
@@ -155,6 +180,7 @@ impl LessonContent {
             title,
             slides: parsed,
             folder,
+            theme,
         })
     }
 
@@ -234,7 +260,13 @@ fn parse_slide(
 
     // Fields of other kinds are dropped: an editor that switches a slide's kind may still
     // carry them, and they would otherwise resurface if the kind is switched back.
-    let (mut media, mut answer, mut seconds) = (None, None, None);
+    let (mut media, mut answer, mut seconds, mut alt) = (None, None, None, None);
+    if kind == SlideKind::Image {
+        let text = input.alt.as_deref().unwrap_or_default().trim();
+        check_len(errors, &field("alt"), text, 0, ALT_MAX);
+        check_line(errors, &field("alt"), text);
+        alt = (!text.is_empty()).then(|| text.to_owned());
+    }
     match kind {
         SlideKind::Image | SlideKind::Video => match input.media.as_deref().map(str::trim) {
             None | Some("") if draft => {}
@@ -276,6 +308,7 @@ fn parse_slide(
         },
         SlideKind::Text => {}
     }
+    let layout = SlideLayout::parse(errors, &field("layout"), kind, input.layout.as_deref());
     let id = match input.id.as_deref().map(str::trim) {
         None | Some("") => Some(Uuid::now_v7()),
         Some(raw) => Uuid::parse_str(raw)
@@ -296,6 +329,8 @@ fn parse_slide(
         media,
         answer,
         seconds,
+        layout,
+        alt,
     })
 }
 

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod board;
+pub mod design;
 pub mod hlc;
 pub mod lesson;
 pub mod library;

@@ -182,6 +182,8 @@ pub struct ImportedSlide {
     title: String,
     /// The page's text.
     notes: String,
+    /// The picture's description: the page's text on one line.
+    alt: String,
     /// The id of the page's picture among your media (a 1920×1080 PNG, or smaller to keep
     /// the page's shape).
     media: String,
@@ -235,6 +237,7 @@ async fn import_slides(
                     kind: s.kind,
                     title: s.title.unwrap_or_default(),
                     notes: s.notes.unwrap_or_default(),
+                    alt: s.alt.unwrap_or_default(),
                     media: s.media.unwrap_or_default(),
                 })
                 .collect();

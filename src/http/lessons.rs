@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Ids, IfMatch, Json};
 use super::AppState;
+use crate::domain::design::{Theme, ThemeInput};
 use crate::domain::hlc::Version;
 use crate::domain::lesson::{LessonContent, Slide, SlideInput};
 use crate::domain::library::{parse_folder, parse_query};
@@ -70,14 +71,31 @@ pub struct LessonBody {
     /// files it in none. Left out (or `null`), a save keeps the lesson where it is.
     #[schema(max_length = 60)]
     folder: Option<String>,
+    /// The colours the lesson is shown in (docs/layouts.md). Left out (or `null`), a save
+    /// keeps the lesson's theme; a new lesson has the default (`light`, no accent).
+    theme: Option<ThemeInput>,
+}
+
+/// What a save leaves as it is because the body leaves it out.
+struct Kept {
+    folder: bool,
+    theme: bool,
 }
 
 impl LessonBody {
-    /// The content, and whether it leaves the lesson in the folder it is in.
-    fn parse(self) -> Result<(LessonContent, bool), ValidationError> {
-        let keep_folder = self.folder.is_none();
-        let content = LessonContent::parse_filed(&self.title, self.folder.as_deref(), self.slides)?;
-        Ok((content, keep_folder))
+    /// The content, and what it leaves as the lesson has it.
+    fn parse(self) -> Result<(LessonContent, Kept), ValidationError> {
+        let kept = Kept {
+            folder: self.folder.is_none(),
+            theme: self.theme.is_none(),
+        };
+        let content = LessonContent::parse_whole(
+            &self.title,
+            self.folder.as_deref(),
+            self.theme.as_ref(),
+            self.slides,
+        )?;
+        Ok((content, kept))
     }
 }
 
@@ -88,6 +106,8 @@ pub struct Lesson {
     slides: Vec<Slide>,
     /// The folder the lesson is filed in; `null` for none.
     folder: Option<String>,
+    /// The colours the lesson is shown in; `null` for the default (`light`, no accent).
+    theme: Option<Theme>,
     /// The current version; also sent as the `ETag`. Send it back in `If-Match` when saving.
     version: String,
     /// Milliseconds since the Unix epoch, server clock.
@@ -124,6 +144,7 @@ impl Lesson {
             title: record.content.title.clone(),
             slides: record.content.slides.clone(),
             folder: record.content.folder.clone(),
+            theme: record.content.theme.clone(),
             version: record.revision.to_string(),
             created_at: record.created.millis(),
             updated_at: record.updated.millis(),
@@ -484,14 +505,15 @@ async fn replace_lesson(
     IfMatch(expected): IfMatch,
     Json(body): Json<LessonBody>,
 ) -> Result<Response, ApiError> {
-    let (content, keep_folder) = body.parse()?;
+    let (content, kept) = body.parse()?;
     known_media(&state, &content).await?;
     state.quota.admit(auth.account.id, &content).await?;
     let edit = LessonEdit {
         expected,
         content,
         restored_from: None,
-        keep_folder,
+        keep_folder: kept.folder,
+        keep_theme: kept.theme,
     };
     let record = state.store.save_lesson(auth.account.id, id, edit).await?;
     state.live.announce_lesson(id, record.updated);
@@ -595,8 +617,10 @@ async fn restore_revision(
         expected: None,
         content,
         restored_from: Some(rev),
-        // A restore brings back slides and title; where the lesson is filed stays.
+        // A restore brings back title, slides and theme (how the lesson looked); where the
+        // lesson is filed stays.
         keep_folder: true,
+        keep_theme: false,
     };
     let record = state.store.save_lesson(auth.account.id, id, edit).await?;
     state.live.announce_lesson(id, record.updated);

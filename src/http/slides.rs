@@ -14,6 +14,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Json};
 use super::AppState;
 use crate::domain::board::SlideView;
+use crate::domain::design::SlideLayout;
 use crate::domain::lesson::{LessonContent, SlideInput, SlideKind};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,6 +32,12 @@ pub struct SlidePreview {
     seconds: Option<u32>,
     /// A question's answer, as the board shows it once revealed.
     answer: Option<String>,
+    /// Left out for the kind's usual look.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layout: Option<SlideLayout>,
+    /// An image slide's alternative text, left out when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alt: Option<String>,
 }
 
 /// How a slide will look on the board, rendered as the board's is (the editor's preview).
@@ -56,6 +63,8 @@ async fn preview_slide(
         media: view.media,
         seconds: view.seconds,
         answer: view.answer,
+        layout: view.layout,
+        alt: view.alt,
     }))
 }
 
@@ -64,7 +73,7 @@ async fn preview_slide(
 impl utoipa::PartialSchema for SlideInput {
     fn schema() -> RefOr<Schema> {
         use crate::domain::lesson::{
-            ANSWER_MAX, BODY_MAX, NOTES_MAX, TIMER_SECONDS_MAX, TITLE_MAX,
+            ALT_MAX, ANSWER_MAX, BODY_MAX, NOTES_MAX, TIMER_SECONDS_MAX, TITLE_MAX,
         };
         // Optional fields may also be sent as null, which means absent.
         let optional = |t: Type| SchemaType::from_iter([t, Type::Null]);
@@ -118,6 +127,22 @@ impl utoipa::PartialSchema for SlideInput {
                         .description(Some("Timer slides only.")),
                 )
         };
+        // Each kind lists the layouts it takes; the others have none.
+        let layouts = |kind: SlideKind| {
+            let names = SlideLayout::names_for(kind);
+            if names.is_empty() {
+                return ObjectBuilder::new()
+                    .schema_type(Type::Null)
+                    .description(Some("This kind has one layout: leave `layout` out."));
+            }
+            let values = names.into_iter().map(serde_json::Value::from);
+            ObjectBuilder::new()
+                .schema_type(optional(Type::String))
+                .enum_values(Some(values.chain([serde_json::Value::Null])))
+                .description(Some(
+                    "How the slide is arranged; left out, the first listed (the kind's usual look).",
+                ))
+        };
         let media = || {
             ObjectBuilder::new()
                 .schema_type(Type::String)
@@ -125,19 +150,31 @@ impl utoipa::PartialSchema for SlideInput {
                 .description(Some("SHA-256 (hex) of the uploaded file."))
         };
         OneOfBuilder::new()
-            .item(variant("text", "Text: a title and Markdown."))
+            .item(
+                variant("text", "Text: a title and Markdown.")
+                    .property("layout", layouts(SlideKind::Text)),
+            )
             .item(
                 variant("image", "An image.")
                     .property("media", media())
+                    .property("layout", layouts(SlideKind::Image))
+                    .property(
+                        "alt",
+                        text(ALT_MAX).description(Some(
+                            "What the picture shows, one line, for screen readers; left out, its title.",
+                        )),
+                    )
                     .required("media"),
             )
             .item(
                 variant("video", "A video.")
                     .property("media", media())
+                    .property("layout", layouts(SlideKind::Video))
                     .required("media"),
             )
             .item(
                 variant("question", "A question whose answer the teacher reveals.")
+                    .property("layout", layouts(SlideKind::Question))
                     .property(
                         "answer",
                         ObjectBuilder::new()
@@ -149,6 +186,7 @@ impl utoipa::PartialSchema for SlideInput {
             )
             .item(
                 variant("timer", "A countdown.")
+                    .property("layout", layouts(SlideKind::Timer))
                     .property(
                         "seconds",
                         ObjectBuilder::new()

@@ -189,6 +189,9 @@ pub struct LessonEdit {
     /// an edit that does not name a folder (an older editor, a restore) does not move the
     /// lesson.
     pub keep_folder: bool,
+    /// The new revision keeps the current revision's theme, whatever `content` says: a save
+    /// that does not name one (an older editor) does not change the lesson's look.
+    pub keep_theme: bool,
 }
 
 /// A teacher's pairing with a board.

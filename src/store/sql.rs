@@ -83,7 +83,7 @@ pub const NEWEST_LISTING: &str = "NOT EXISTS (SELECT 1 FROM lesson_listing n
 
 /// Columns of a lesson with its current revision.
 pub const LESSON_COLUMNS: &str = "l.id, l.version AS created, r.id AS revision, r.version,
-    r.title, r.slides, r.folder, r.deleted";
+    r.title, r.slides, r.folder, r.theme, r.deleted";
 
 /// The newest pairing row of (board `b`, account) joined as `bp`, not removed, and made by
 /// the earliest use of its code, of a board not revoked: when two nodes each accepted the same code before hearing of

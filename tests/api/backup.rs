@@ -343,9 +343,8 @@ async fn a_damaged_cut_foreign_or_newer_backup_is_refused_and_force_replaces_a_s
 #[tokio::test]
 async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one() {
     // A store as the release before the newest migration left it: the newest migration
-    // (0016) only adds the tables of sharing (`lesson_share`, `lesson_listing`), so without
-    // them and its record the store is one migration behind. (A newer migration must be
-    // undone here instead.)
+    // (0017) only adds a revision's theme, so without that column and its record the store
+    // is one migration behind. (A newer migration must be undone here instead.)
     let newest = std::fs::read_dir(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/src/store/migrations/sqlite"
@@ -355,7 +354,7 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
     .max()
     .unwrap();
     assert_eq!(
-        newest, "0016_lesson_sharing.sql",
+        newest, "0017_lesson_theme.sql",
         "undo the newest migration here"
     );
     let old = tempfile::tempdir().unwrap();
@@ -365,9 +364,8 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
         let url = format!("sqlite://{}", db_of(old.path()).display());
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         sqlx::raw_sql(
-            "DROP TABLE lesson_share;
-             DROP TABLE lesson_listing;
-             DELETE FROM _sqlx_migrations WHERE version = 16",
+            "ALTER TABLE lesson_revision DROP COLUMN theme;
+             DELETE FROM _sqlx_migrations WHERE version = 17",
         )
         .execute(&mut conn)
         .await
@@ -390,7 +388,7 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
     let file = work.path().join("old.ccb");
     let (ok, said, errors) = run(old.path(), &["backup", "--out", file.to_str().unwrap()]);
     assert!(ok, "{said}{errors}");
-    assert!(said.contains("sqlite schema 15"), "{said}");
+    assert!(said.contains("sqlite schema 16"), "{said}");
 
     let new = tempfile::tempdir().unwrap();
     let (ok, said, errors) = run(new.path(), &["restore", file.to_str().unwrap()]);
@@ -418,9 +416,12 @@ async fn a_backup_of_a_store_one_migration_behind_restores_into_the_current_one(
     assert_eq!(found["items"][0]["folder"], serde_json::Value::Null);
     let folders = app.get_json("/api/lessons/folders", &t).await;
     assert_eq!(folders["items"], json!([]));
-    // Sharing works on it: its tables came with the current schema.
+    // Sharing works on it, and its lesson reads in the default theme.
     let shared = app.get_json("/api/lessons/shared", &t).await;
     assert_eq!(shared["items"], json!([]));
+    let id = found["items"][0]["id"].as_str().unwrap();
+    let old = app.get_json(&format!("/api/lessons/{id}"), &t).await;
+    assert_eq!(old["theme"], serde_json::Value::Null);
 }
 
 #[tokio::test]

@@ -209,5 +209,6 @@ async fn the_editors_import_inserts_a_pdfs_pages_after_the_selected_slide() {
     assert_eq!(slides.len(), 7);
     assert_eq!(slides[3]["kind"], "image");
     assert_eq!(slides[3]["notes"], "Page 2\nExtra fraction 2");
+    assert_eq!(slides[3]["alt"], "Page 2 Extra fraction 2");
     assert!(slides[3]["media"].as_str().is_some_and(|m| m.len() == 64));
 }

@@ -25,14 +25,14 @@ async fn uploaded(app: &TestApp, t: &Teacher, bytes: &[u8]) -> String {
         .to_owned()
 }
 
-async fn export(app: &TestApp, t: &Teacher, id: &str) -> reqwest::Response {
+pub(crate) async fn export(app: &TestApp, t: &Teacher, id: &str) -> reqwest::Response {
     app.as_teacher(Method::GET, &format!("/api/lessons/{id}/export"), t)
         .send()
         .await
         .unwrap()
 }
 
-async fn import(app: &TestApp, t: &Teacher, bytes: Vec<u8>) -> reqwest::Response {
+pub(crate) async fn import(app: &TestApp, t: &Teacher, bytes: Vec<u8>) -> reqwest::Response {
     app.as_teacher(Method::POST, "/api/lessons/import", t)
         .header("content-type", "application/zip")
         .body(bytes)

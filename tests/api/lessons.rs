@@ -184,20 +184,7 @@ async fn every_edit_is_kept_and_an_old_version_can_be_restored() {
     assert_eq!(items[1]["slide_count"], 1);
     assert_eq!(items[1]["author_name"], "Test Teacher");
 
-    let res = app
-        .as_teacher(
-            Method::POST,
-            &format!(
-                "/api/lessons/{id}/revisions/{}/restore",
-                v1["version"].as_str().unwrap()
-            ),
-            &t,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let restored: Value = res.json().await.unwrap();
+    let restored = restore(&app, &t, &v1).await;
     assert_eq!(restored["title"], "Volcanoes");
     assert_eq!(restored["slides"], v1["slides"]);
     assert_ne!(
@@ -308,4 +295,16 @@ async fn a_lesson_naming_a_file_nobody_stored_is_refused_slide_by_slide() {
     let message = error["fields"]["slides[1].media"].as_str().unwrap();
     assert!(message.contains("upload it again"), "{message}");
     assert_eq!(app.lesson_count(&t).await, 0);
+}
+
+/// Restores `revision` (a lesson as a save answered it) of its lesson; answers the lesson.
+pub(crate) async fn restore(app: &TestApp, t: &Teacher, revision: &Value) -> Value {
+    let path = format!(
+        "/api/lessons/{}/revisions/{}/restore",
+        revision["id"].as_str().unwrap(),
+        revision["version"].as_str().unwrap()
+    );
+    let res = app.as_teacher(Method::POST, &path, t).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
 }

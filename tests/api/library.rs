@@ -42,7 +42,7 @@ async fn folders(app: &TestApp, t: &Teacher) -> Vec<(String, i64)> {
         .collect()
 }
 
-async fn save(app: &TestApp, t: &Teacher, lesson: &Value, body: Value) -> Value {
+pub(crate) async fn save(app: &TestApp, t: &Teacher, lesson: &Value, body: Value) -> Value {
     let path = format!("/api/lessons/{}", lesson["id"].as_str().unwrap());
     let res = app
         .as_teacher(Method::PUT, &path, t)

@@ -45,6 +45,7 @@ pub(super) async fn what_a_node_keeps_is_forgotten_when_it_learns_of_a_write_els
         content: lesson(title, 2),
         restored_from: None,
         keep_folder: false,
+        keep_theme: false,
     };
     let two = there
         .save_lesson(teacher, first.id, edit("Two"))

@@ -1,7 +1,8 @@
 //! The lesson library over a real store, on both backends: a search and a folder narrow the
-//! lesson list to current revisions, folders are counted, an edit may keep its folder, and
-//! revisions written before the library's columns existed are still found.
+//! lesson list to current revisions, folders are counted, an edit may keep its folder (and
+//! its theme), and revisions written before the library's columns existed are still found.
 
+use classcast::domain::design::{Theme, ThemeName};
 use classcast::domain::lesson::{LessonContent, SlideInput};
 use classcast::domain::library::parse_query;
 use classcast::domain::node::Node;
@@ -17,7 +18,7 @@ fn filed(title: &str, folder: Option<&str>, body: &str) -> LessonContent {
         body: Some(body.into()),
         ..Default::default()
     };
-    LessonContent::parse_filed(title, folder, vec![slide]).unwrap()
+    LessonContent::parse_whole(title, folder, None, vec![slide]).unwrap()
 }
 
 /// The titles of `owner`'s lessons that a search for `q` in `folder` lists, by title.
@@ -88,6 +89,7 @@ pub(super) async fn a_search_and_a_folder_narrow_the_list_to_current_lessons(sto
         content: filed("Volcanoes", None, "Magma"),
         restored_from: None,
         keep_folder: true,
+        keep_theme: false,
     };
     let saved = store.save_lesson(owner, volcanoes.id, edit).await.unwrap();
     assert_eq!(saved.content.folder.as_deref(), Some("Geography"));
@@ -102,6 +104,7 @@ pub(super) async fn a_search_and_a_folder_narrow_the_list_to_current_lessons(sto
         content: filed("Volcanoes", Some("Earth"), "Magma"),
         restored_from: None,
         keep_folder: false,
+        keep_theme: false,
     };
     store.save_lesson(owner, volcanoes.id, edit).await.unwrap();
     let read = store.lesson(owner, volcanoes.id).await.unwrap();
@@ -125,6 +128,51 @@ pub(super) async fn a_search_and_a_folder_narrow_the_list_to_current_lessons(sto
         .map(|f| f.name)
         .collect();
     assert_eq!(names, ["Art", "art", "Earth", "Geography", "Zoology"]);
+}
+
+pub(super) async fn a_lessons_theme_is_stored_and_kept_by_an_edit_that_keeps_it(store: &dyn Store) {
+    let owner = account(store, "themed@school.org").await;
+    let dark = Theme {
+        name: ThemeName::Dark,
+        accent: Some("#ffcc00".into()),
+    };
+    let lesson = store
+        .create_lesson(
+            owner,
+            &LessonContent {
+                theme: Some(dark.clone()),
+                ..filed("Dark", None, "")
+            },
+        )
+        .await
+        .unwrap();
+    let read = store.lesson(owner, lesson.id).await.unwrap();
+    assert_eq!(read.content.theme.as_ref(), Some(&dark));
+    let edit = |keep_theme| LessonEdit {
+        expected: None,
+        content: filed("Dark", None, "edited"),
+        restored_from: None,
+        keep_folder: true,
+        keep_theme,
+    };
+    store
+        .save_lesson(owner, lesson.id, edit(true))
+        .await
+        .unwrap();
+    let kept = store.lesson(owner, lesson.id).await.unwrap();
+    assert_eq!(kept.content.theme.as_ref(), Some(&dark));
+    store
+        .save_lesson(owner, lesson.id, edit(false))
+        .await
+        .unwrap();
+    let plain = store.lesson(owner, lesson.id).await.unwrap();
+    assert_eq!(plain.content.theme, None);
+    // Older revisions keep the look they had.
+    let first = store
+        .revision(owner, lesson.id, lesson.revision)
+        .await
+        .unwrap();
+    assert_eq!(first.theme, Some(dark));
 }
 
 pub(super) async fn a_revision_from_before_the_library_is_searched_in_its_stored_text(db: Db) {

@@ -343,6 +343,7 @@ suite!(
         the_outbox_retries_after_failures_gives_up_and_sends_again_on_request,
         a_mailed_link_opens_its_account_once_and_only_for_its_purpose,
         a_search_and_a_folder_narrow_the_list_to_current_lessons,
+        a_lessons_theme_is_stored_and_kept_by_an_edit_that_keeps_it,
         shares_and_listings_follow_their_newest_fact,
     ],
     databases: [
@@ -528,6 +529,7 @@ async fn edits_are_new_revisions_and_stale_edits_conflict(store: &dyn Store) {
         content,
         restored_from: None,
         keep_folder: false,
+        keep_theme: false,
     };
     let v2 = store
         .save_lesson(owner, v1.id, edit(Some(v1.revision), lesson("Two", 2)))
@@ -565,6 +567,7 @@ async fn lessons_are_invisible_to_other_owners(store: &dyn Store) {
         content: lesson("Theirs", 0),
         restored_from: None,
         keep_folder: false,
+        keep_theme: false,
     };
     assert!(matches!(
         store.lesson(other, l.id).await,

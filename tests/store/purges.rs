@@ -17,6 +17,7 @@ pub(super) async fn purging_revisions_keeps_the_newest_and_what_boards_present(d
             content: lesson(&format!("v{i}"), 1),
             restored_from: None,
             keep_folder: false,
+            keep_theme: false,
         };
         revisions.push(
             store

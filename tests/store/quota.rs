@@ -22,6 +22,7 @@ fn edit(title: &str) -> LessonEdit {
         content: lesson(title, 1),
         restored_from: None,
         keep_folder: false,
+        keep_theme: false,
     }
 }
 

@@ -98,6 +98,7 @@ pub(super) async fn shares_and_listings_follow_their_newest_fact(store: &dyn Sto
         content: lesson("Volcanoes and lava", 3),
         restored_from: None,
         keep_folder: true,
+        keep_theme: false,
     };
     let saved = store.save_lesson(owner, volcanoes.id, edit).await.unwrap();
     let read = store.shared_lesson(colleague, volcanoes.id).await.unwrap();

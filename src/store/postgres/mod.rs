@@ -64,6 +64,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_lesson_sharing",
         include_str!("../migrations/postgres/0008_lesson_sharing.sql"),
     ),
+    (
+        "0009_lesson_theme",
+        include_str!("../migrations/postgres/0009_lesson_theme.sql"),
+    ),
 ];
 
 /// Every table the migrations create that replicates: all of them but [`LOCAL_TABLES`] (the

@@ -9,6 +9,11 @@ pub(super) fn content_from(row: &impl Row) -> StoreResult<LessonContent> {
         slides: serde_json::from_str(&row.text("slides")?)
             .map_err(|e| StoreError::Corrupt(format!("slides: {e}")))?,
         folder: row.maybe_text("folder")?,
+        theme: row
+            .maybe_text("theme")?
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("theme: {e}")))?,
     })
 }
 
@@ -154,6 +159,10 @@ impl<B: Backend> SqlStore<B> {
         let slides = serde_json::to_string(&content.slides)
             .map_err(|e| StoreError::Corrupt(format!("slides: {e}")))?;
         let slide_count = i64::try_from(content.slides.len()).unwrap_or(i64::MAX);
+        let theme = content
+            .theme
+            .as_ref()
+            .map(|theme| serde_json::to_string(theme).expect("a theme is plain data"));
         let values = [
             Arg::Id(lesson),
             Arg::Id(author),
@@ -165,9 +174,10 @@ impl<B: Backend> SqlStore<B> {
             Arg::MaybeId(restored_from),
             Arg::MaybeText(content.folder.as_deref()),
             Arg::Text(&content.search_text()),
+            Arg::MaybeText(theme.as_deref()),
         ];
         let columns = "lesson_id, author_id, title, title_key, slide_count, slides, deleted, \
-                       restored_from, folder, search_text";
+                       restored_from, folder, search_text, theme";
         self.insert(On::Tx(tx), "lesson_revision", id, columns, &values, version)
             .await?;
         Ok((id, version))
@@ -180,7 +190,7 @@ impl<B: Backend> SqlStore<B> {
         revision: Uuid,
     ) -> StoreResult<(LessonContent, bool)> {
         let sql =
-            "SELECT title, slides, folder, deleted FROM lesson_revision WHERE id = $1 AND lesson_id = $2";
+            "SELECT title, slides, folder, theme, deleted FROM lesson_revision WHERE id = $1 AND lesson_id = $2";
         let row = self
             .one(On::Read, sql, &[Arg::Id(revision), Arg::Id(lesson)])
             .await?
@@ -302,6 +312,9 @@ impl<B: Backend> LessonStore for SqlStore<B> {
             if edit.keep_folder {
                 content.folder = current.content.folder;
             }
+            if edit.keep_theme {
+                content.theme = current.content.theme;
+            }
             if edit
                 .expected
                 .is_some_and(|expected| expected != current.revision)
@@ -342,6 +355,7 @@ impl<B: Backend> LessonStore for SqlStore<B> {
                 title: current.content.title,
                 slides: Vec::new(),
                 folder: None,
+                theme: None,
             };
             let row = RevisionRow {
                 content: &tombstone,

@@ -98,6 +98,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_lesson_sharing",
         include_str!("../migrations/sqlite/0016_lesson_sharing.sql"),
     ),
+    (
+        "0017_lesson_theme",
+        include_str!("../migrations/sqlite/0017_lesson_theme.sql"),
+    ),
 ];
 
 /// SQLite under the store: a read pool and the single write connection.

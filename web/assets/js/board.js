@@ -245,6 +245,8 @@ function render() {
 function renderPresenting() {
   show('slide');
   view = renderSlide(frame, state);
+  // The corner line (presenter, slide number) sits over the slide: in its theme too.
+  screens.slide.dataset.theme = frame.dataset.theme;
   view.tick(serverNow());
   holdLesson(state.lesson.revision);
   const presenter = state.presenter?.name;

@@ -9,8 +9,11 @@ import { $ } from './ui.js';
 const PREVIEW_AFTER_MS = 300; // typing pauses this long before the preview follows
 const SMALL_TEXT_FIT = 5; // board.css: from this step on, text is at most 56% of its size
 
-/** `selected()`: the slide in the form, or null. Returns `schedule()`, called on every edit. */
-export function createPreview({ selected }) {
+/**
+ * `selected()`: the slide in the form, or null; `theme()`: the lesson's theme. Returns
+ * `schedule()`, called on every edit.
+ */
+export function createPreview({ selected, theme }) {
   let previewTimer = null;
   let previewAsked = 0;
 
@@ -37,6 +40,8 @@ export function createPreview({ selected }) {
     if (slide.media) payload.media = slide.media; // the server drops it for other kinds
     if (slide.kind === 'question') payload.answer = slide.answer;
     if (slide.kind === 'timer') payload.seconds = slide.seconds;
+    if (slide.layout) payload.layout = slide.layout;
+    if (slide.alt) payload.alt = slide.alt;
     let view;
     try {
       ({ body: view } = await api.post('/api/slides/preview', payload));
@@ -47,7 +52,7 @@ export function createPreview({ selected }) {
     const frame = $('#slide-preview');
     const ms = (view.seconds ?? 0) * 1000;
     const state = {
-      slide: view,
+      slide: { ...view, theme: theme() }, // the board has it with every slide
       revealed: true,
       timer: { duration_ms: ms, running: false, ends_at: null, remaining_ms: ms },
       video: { playing: false, position_ms: 0, since: null },

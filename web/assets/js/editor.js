@@ -2,6 +2,7 @@
 // locking (If-Match), validation errors, conflict handling and revision history.
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
+import { allowedLayout, createThemeControls, renderLayout } from './editor-design.js';
 import { initSlideImport } from './editor-import.js';
 import { createPreview } from './editor-preview.js';
 import { slideThumbnail } from './thumbs.js';
@@ -49,6 +50,7 @@ window.addEventListener('beforeunload', (event) => {
 function toDraft(data, keys = []) {
   return {
     title: data.title ?? '',
+    theme: data.theme ?? null,
     slides: (data.slides ?? []).map((s, i) => ({
       key: keys[i] ?? newKey(),
       id: s.id,
@@ -59,6 +61,8 @@ function toDraft(data, keys = []) {
       media: s.media ?? '',
       answer: s.answer ?? '',
       seconds: s.seconds ?? null,
+      layout: s.layout ?? '',
+      alt: s.alt ?? '',
     })),
   };
 }
@@ -67,12 +71,15 @@ function toDraft(data, keys = []) {
 function toPayload() {
   return {
     title: draft.title,
+    ...(draft.theme ? { theme: draft.theme } : {}), // left out, the lesson keeps its own
     slides: draft.slides.map((s) => {
       const out = s.id ? { id: s.id } : {};
       Object.assign(out, { kind: s.kind, title: s.title, body: s.body, notes: s.notes });
       if (MEDIA_KINDS.includes(s.kind) && s.media.trim()) out.media = s.media.trim();
+      if (s.kind === 'image' && s.alt.trim()) out.alt = s.alt;
       if (s.kind === 'question') out.answer = s.answer;
       if (s.kind === 'timer') out.seconds = s.seconds;
+      if (allowedLayout(s)) out.layout = s.layout;
       return out;
     }),
   };
@@ -80,7 +87,15 @@ function toPayload() {
 
 const selected = () => draft.slides.find((s) => s.key === selectedKey) ?? null;
 const selectedIndex = () => draft.slides.findIndex((s) => s.key === selectedKey);
-const preview = createPreview({ selected });
+const preview = createPreview({ selected, theme: () => draft.theme });
+const themeControls = createThemeControls({
+  onChange(theme) {
+    draft.theme = theme;
+    renderSlideList();
+    preview.schedule();
+    changed();
+  },
+});
 
 function adopt(data, { keys } = {}) {
   lesson = data;
@@ -92,6 +107,7 @@ function adopt(data, { keys } = {}) {
   errors = { title: null, slides: new Map() };
   titleInput.value = draft.title;
   setFieldError(titleInput, null);
+  themeControls.render(draft.theme);
   renderAll();
 }
 
@@ -113,10 +129,10 @@ function slideLabel(slide) {
 const thumbs = new Map(); // slide key -> {shows, el}
 
 function thumbnail(slide) {
-  const shows = JSON.stringify([slide.kind, slide.media, slide.title, slide.seconds]);
+  const shows = JSON.stringify([slide.kind, slide.media, slide.title, slide.seconds, slide.layout, draft.theme]);
   const kept = thumbs.get(slide.key);
   if (kept?.shows === shows) return kept.el;
-  const el = slideThumbnail(slide);
+  const el = slideThumbnail(slide, draft.theme);
   thumbs.set(slide.key, { shows, el });
   return el;
 }
@@ -161,15 +177,10 @@ function renderForm() {
   if (!slide) return;
   const index = selectedIndex();
   $('#slide-heading').textContent = t('editor.slideHeading', { n: index + 1, total: draft.slides.length });
-  const { kind, title, body, answer, notes } = form.elements;
-  kind.value = slide.kind;
-  title.value = slide.title;
-  mediaInput.value = slide.media;
-  body.value = slide.body;
-  answer.value = slide.answer;
-  notes.value = slide.notes;
+  for (const name of ['kind', 'title', 'media', 'body', 'answer', 'notes', 'alt']) form.elements[name].value = slide[name];
   form.elements.seconds.value = slide.seconds ?? '';
   renderKindFields(slide);
+  renderLayout(slide);
   renderSecondsHint(slide);
   renderMedia(slide);
   preview.schedule();
@@ -357,8 +368,9 @@ form.addEventListener('input', (event) => {
     if (!Object.keys(slideErrors).length) errors.slides.delete(slide.key);
     setFieldError(input, null);
   }
-  if (input.name === 'kind') {
+  if (input.name === 'kind' || input.name === 'layout') {
     if (slide.kind === 'timer' && slide.seconds == null) slide.seconds = 60;
+    slide.layout = allowedLayout(slide);
     renderForm();
   }
   updateListItem(slide);
@@ -411,7 +423,7 @@ function insertSlides(slides) {
     announce(t('editor.tooManySlides', { max: MAX_SLIDES }));
     return false;
   }
-  const made = slides.map((s) => ({ ...newSlide('image'), title: s.title, notes: s.notes, media: s.media }));
+  const made = slides.map((s) => ({ ...newSlide('image'), title: s.title, notes: s.notes, media: s.media, alt: s.alt ?? '' }));
   draft.slides.splice(selectedIndex() + 1, 0, ...made);
   select(made[0].key);
   changed();
@@ -420,7 +432,7 @@ function insertSlides(slides) {
 initSlideImport({ insert: insertSlides });
 
 function newSlide(kind) {
-  return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null };
+  return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null, layout: '', alt: '' };
 }
 
 slideList.addEventListener('click', (event) => {

@@ -159,7 +159,7 @@ async function preview(item, opener, onCopy) {
       h(
         'li',
         { class: 'preview-slide' },
-        slideThumbnail(slide),
+        slideThumbnail(slide, lesson.theme),
         h('span', { class: 'preview-slide-title', text: slide.title?.trim() || t(`kinds.${slide.kind}`) }),
       ),
     ),

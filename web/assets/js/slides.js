@@ -1,6 +1,7 @@
 // Drawing a board state, for every page that shows one (the board, the console's preview,
 // the editor's preview): the slide of each kind, timers, video that follows the teacher, text
-// that shrinks to fit. Plain DOM; it knows nothing of the live connection.
+// that shrinks to fit, in the slide's layout and its lesson's theme. Plain DOM; it knows
+// nothing of the live connection.
 
 import { loadMedia } from './api.js';
 import { tr } from './i18n.js';
@@ -58,6 +59,60 @@ function el(tag, className, content) {
 
 const FIT_STEPS = 9; // board.css has a rule per step, each a bit smaller
 
+// Each theme's slide background (board.css) and the contrast its accent keeps against it:
+// WCAG AA's 4.5:1 for text, 7:1 in the high-contrast theme.
+const THEMES = {
+  light: { background: [0xfb, 0xfb, 0xf8], ratio: 4.5 },
+  dark: { background: [0x15, 0x19, 0x1f], ratio: 4.5 },
+  contrast: { background: [0, 0, 0], ratio: 7 },
+};
+
+function luminance(rgb) {
+  const [r, g, b] = rgb.map((v) => {
+    const c = v / 255;
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+function contrast(a, b) {
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+/**
+ * The accent `hex` (#rrggbb) as theme `name` shows it: itself where it keeps the theme's
+ * contrast against the background, else mixed towards black (light theme) or white (the
+ * others) a twentieth at a time until it does. A teacher's colour is never refused for this.
+ */
+export function readableAccent(hex, name) {
+  const theme = THEMES[name] ?? THEMES.light;
+  const rgb = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  const toward = luminance(theme.background) > 0.5 ? 0 : 255;
+  for (let step = 0; step <= 20; step++) {
+    const mixed = rgb.map((v) => Math.round(v + ((toward - v) * step) / 20));
+    // A little over the ratio, so that rounding in a contrast checker never tips it.
+    if (contrast(mixed, theme.background) >= theme.ratio + 0.05) return '#' + mixed.map((v) => v.toString(16).padStart(2, '0')).join('');
+  }
+  return toward ? '#ffffff' : '#000000';
+}
+
+/**
+ * Colours `element` (a slide frame, a miniature) in `theme` ({name, accent}, or none for the
+ * default look): its data-theme picks board.css's colours, the accent a custom property.
+ */
+export function applyTheme(element, theme) {
+  const name = THEMES[theme?.name] ? theme.name : 'light';
+  element.dataset.theme = name;
+  if (theme?.accent) element.style.setProperty('--slide-accent', readableAccent(theme.accent, name));
+  else element.style.removeProperty('--slide-accent');
+}
+
+/** A slide's layout: its own, or its kind's usual look (a slide saved before layouts). */
+export function layoutOf(slide) {
+  return slide?.layout ?? { text: 'text', image: 'picture' }[slide?.kind] ?? null;
+}
+
 /**
  * Draw the slide of `state` into `frame` (an element with class "slide-frame"). Timers and
  * videos keep following the clock via the returned updater: call tick(serverNow()) often.
@@ -70,11 +125,14 @@ export function renderSlide(frame, state, { preview = false } = {}) {
   const oldVideo = frame.querySelector('video.slide-media');
   frame.replaceChildren();
   frame.dataset.kind = slide?.kind ?? 'none';
+  applyTheme(frame, slide?.theme);
   frame.classList.toggle('is-blanked', !!state?.blanked);
   if (!slide) return { tick() {} };
 
-  const root = el('div', 'slide slide-' + slide.kind);
+  const layout = layoutOf(slide);
+  const root = el('div', 'slide slide-' + slide.kind + (layout ? ' layout-' + layout : ''));
   root.dataset.fit = '0';
+  if (layout) root.dataset.layout = layout;
   frame.append(root);
   const title = slide.title ? el('h2', 'slide-heading', slide.title) : null;
   const body = () => {
@@ -124,7 +182,13 @@ export function renderSlide(frame, state, { preview = false } = {}) {
     case 'video': {
       const media = slide.media ? mediaElement(slide, preview, oldVideo) : placeholder(slide);
       root.append(media);
-      if (title) root.append(el('p', 'slide-caption', slide.title));
+      if (layout === 'picture-text') {
+        // The title and text beside the picture, as on a text slide.
+        const beside = el('div', 'slide-beside');
+        if (title) beside.append(title);
+        beside.append(body());
+        root.append(beside);
+      } else if (title && layout !== 'picture-full') root.append(el('p', 'slide-caption', slide.title));
       if (slide.kind === 'video' && media.tagName === 'VIDEO') tick = videoFollower(media, state);
       break;
     }
@@ -142,7 +206,7 @@ function mediaElement(slide, preview, oldVideo) {
   if (slide.kind === 'video' && oldVideo?.dataset.media === slide.media) return oldVideo;
   if (slide.kind === 'image') {
     const img = el('img', 'slide-media');
-    img.alt = slide.title || '';
+    img.alt = slide.alt || slide.title || ''; // a slide without alt text was described so
     loadMedia(img, path, () => img.replaceWith(placeholder(slide)));
     return img;
   }

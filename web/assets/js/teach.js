@@ -523,7 +523,7 @@ function renderPresentView() {
   // next slide, notes, slide list
   const slides = lesson?.slides ?? null;
   const next = index + 1 < total ? slides?.[index + 1] : null;
-  $('#next-thumb').replaceChildren(...(next ? [slideThumbnail(next)] : []));
+  $('#next-thumb').replaceChildren(...(next ? [slideThumbnail(next, lesson?.theme)] : []));
   $('#next-title').textContent =
     index + 1 >= total ? t('teach.lastSlide') : next ? slideLabel(next, index + 1) : t('teach.slideN', { n: index + 2 });
   const notes = slides?.[index]?.notes?.trim();
@@ -536,14 +536,14 @@ function renderPresentView() {
       : ui.fullLessons.get(state.lesson.id) === 'loading'
         ? t('teach.notesLoading')
         : t('teach.noNotes');
-  renderJumpList(slides, index, total);
+  renderJumpList(slides, index, total, lesson?.theme);
 }
 
 function slideLabel(slide, index) {
   return slide.title?.trim() || `${t('kinds.' + slide.kind)} · ${t('teach.slideN', { n: index + 1 })}`;
 }
 
-function renderJumpList(slides, index, total) {
+function renderJumpList(slides, index, total, theme) {
   const list = $('#jump-list');
   const items = [];
   for (let i = 0; i < total; i++) {
@@ -557,7 +557,7 @@ function renderJumpList(slides, index, total) {
         attrs: i === index ? { 'aria-current': 'true' } : {},
       },
       h('span', { class: 'jump-num', text: String(i + 1) }),
-      slideThumbnail(s),
+      slideThumbnail(s, theme),
       h(
         'span',
         { class: 'jump-text' },

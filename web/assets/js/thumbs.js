@@ -2,15 +2,16 @@
 // it fetches a picture's preview or a video's first frame and draws nothing else.
 
 import { loadMedia } from './api.js';
-import { formatClock } from './slides.js';
+import { applyTheme, formatClock, layoutOf } from './slides.js';
 import { h } from './ui.js';
 
 /**
  * Every slide small, so the teacher finds it at a glance: a picture's preview (made by the
  * server, a few KiB), a video's first frame, and for the others a miniature of the board:
- * the title, and the question mark or the clock.
+ * the title, and the question mark or the clock, placed as the slide's layout places it and
+ * in the colours of the lesson's `theme`.
  */
-export function slideThumbnail(slide) {
+export function slideThumbnail(slide, theme = null) {
   if (!slide) return null;
   const media = slide.media ? '/api/media/' + encodeURIComponent(slide.media) : null;
   if (media && ['image', 'video'].includes(slide.kind)) {
@@ -20,10 +21,13 @@ export function slideThumbnail(slide) {
     return thumb;
   }
   const mark = slide.kind === 'question' ? '?' : slide.kind === 'timer' ? formatClock((slide.seconds ?? 0) * 1000) : '';
-  return h(
+  const layout = layoutOf(slide);
+  const thumb = h(
     'span',
-    { class: 'slide-thumb slide-thumb-text', attrs: { 'aria-hidden': 'true' } },
+    { class: 'slide-thumb slide-thumb-text', dataset: layout ? { layout } : {}, attrs: { 'aria-hidden': 'true' } },
     h('span', { class: 'thumb-title', text: slide.title?.trim() ?? '' }),
     mark ? h('span', { class: 'thumb-mark', text: mark }) : null,
   );
+  applyTheme(thumb, theme);
+  return thumb;
 }
