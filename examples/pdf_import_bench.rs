@@ -7,6 +7,8 @@
 //!
 //! Usage: pdf_import_bench [--pages N] [--runs N]
 
+#[path = "support/import_bench.rs"]
+mod import_bench;
 #[path = "../tests/support/pdf.rs"]
 mod pdf;
 #[path = "support/seed.rs"]
@@ -14,44 +16,14 @@ mod seed;
 #[path = "support/stats.rs"]
 mod stats;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use classcast::domain::node::Node;
-use classcast::media::{MediaLimits, Room};
-use classcast::quota::LessonQuota;
-use classcast::store::{self, Store};
-use uuid::Uuid;
+use std::time::Instant;
 
 fn main() {
-    let mut pages = 40;
-    let mut runs = 3;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().and_then(|v| v.parse().ok());
-        match (flag.as_str(), value) {
-            ("--pages", Some(v)) => pages = v,
-            ("--runs", Some(v)) => runs = v,
-            _ => panic!("usage: pdf_import_bench [--pages N] [--runs N]"),
-        }
-    }
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(measure(pages, runs));
+    import_bench::main("pages", 40, measure);
 }
 
-async fn measure(pages: usize, runs: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::new(Uuid::now_v7());
-    let url = format!("sqlite://{}", dir.path().join("classcast.db").display());
-    let store: Arc<dyn Store> = store::open(&[url], &node).await.unwrap();
-    store.migrate().await.unwrap();
-    let quota = LessonQuota::new(store.clone(), u64::MAX, Duration::from_secs(60));
-    let room = Room::new(u64::MAX);
-    let limits = MediaLimits {
-        max_bytes: 200 << 20,
-        quota_bytes: 1 << 40,
-    };
+async fn measure(pages: usize, runs: usize, bench: import_bench::Bench) {
+    let (dir, store, limits) = (&bench.dir, &bench.store, bench.limits);
     let mut totals = Vec::new();
     for run in 0..runs {
         let mut spec =
@@ -76,11 +48,11 @@ async fn measure(pages: usize, runs: usize) {
         let started = Instant::now();
         let lesson = classcast::pdf_import::import(
             store.as_ref(),
-            &quota,
-            &room,
+            &bench.quota,
+            &bench.room,
             classcast::pdf_import::Job {
                 owner,
-                file: std::fs::File::open(&file).unwrap(),
+                source: std::fs::File::open(&file).unwrap().into(),
                 limits,
                 dir: &dir.path().join("uploads"),
                 progress: None,

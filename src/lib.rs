@@ -13,6 +13,8 @@
 //! - [`media`]: uploaded pictures and videos: checks, chunked storage, ranges.
 //! - [`backup`]: backups of a whole school, checked, and restored into either engine.
 //! - [`lesson_file`]: a lesson and its media as one zip, written and checked before import.
+//! - [`pdf_import`], [`office_import`]: slides from a PDF, and from PowerPoint or OpenDocument
+//!   through LibreOffice, as a new lesson.
 //! - [`store`]: the storage trait, written once over an SQLite and a PostgreSQL backend
 //!   (insert-only rows), and the replication `classcast cluster` sets up.
 //! - [`budget`]: rate-limit budgets every service shares (knows no service).
@@ -51,6 +53,7 @@ pub mod library;
 pub mod live;
 pub mod mail;
 pub mod media;
+pub mod office_import;
 pub mod pdf_import;
 pub mod quota;
 pub mod server;

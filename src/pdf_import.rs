@@ -134,11 +134,27 @@ pub enum PdfImportError {
     Io(#[from] std::io::Error),
 }
 
-/// One PDF to import: whose it is, the file, what each page's picture may be (as an
-/// upload), where pictures on their way are written, and who follows the import.
+/// A PDF to import: its file and, for slides converted from a presentation, each page's
+/// speaker notes, put in its slide's notes above the page's text (none: the text alone).
+pub struct Source {
+    pub file: std::fs::File,
+    pub speaker_notes: Vec<String>,
+}
+
+impl From<std::fs::File> for Source {
+    fn from(file: std::fs::File) -> Self {
+        Self {
+            file,
+            speaker_notes: Vec::new(),
+        }
+    }
+}
+
+/// One PDF to import: whose it is, the PDF, what each page's picture may be (as an upload),
+/// where pictures on their way are written, and who follows the import.
 pub struct Job<'a> {
     pub owner: Uuid,
-    pub file: std::fs::File,
+    pub source: Source,
     pub limits: MediaLimits,
     pub dir: &'a Path,
     pub progress: Option<Progress>,
@@ -180,11 +196,13 @@ pub async fn import_slides(
     Ok(slides)
 }
 
-/// A PDF's pages drawn, their pictures not stored yet (dropped, their files go).
+/// A PDF's pages drawn, their pictures not stored yet (dropped, their files go), with each
+/// page's text and the speaker notes of its [`Source`].
 struct Drawn {
     title: String,
     uploads: Vec<Upload>,
-    notes: Vec<String>,
+    texts: Vec<String>,
+    speaker_notes: Vec<String>,
 }
 
 impl Drawn {
@@ -192,19 +210,17 @@ impl Drawn {
     fn slides(&self) -> Vec<SlideInput> {
         self.uploads
             .iter()
-            .zip(&self.notes)
-            .map(|(upload, notes)| SlideInput {
+            .zip(&self.texts)
+            .enumerate()
+            .map(|(i, (upload, text))| SlideInput {
                 id: None,
                 kind: "image".into(),
                 // The page's first line names the slide in the editor's list.
-                title: Some(one_line(
-                    notes.lines().next().unwrap_or_default(),
-                    TITLE_MAX,
-                )),
+                title: Some(one_line(text.lines().next().unwrap_or_default(), TITLE_MAX)),
                 body: None,
                 // The page's text is what the picture shows, for those who cannot see it.
-                alt: Some(one_line(notes, crate::domain::lesson::ALT_MAX)),
-                notes: Some(notes.clone()),
+                alt: Some(one_line(text, crate::domain::lesson::ALT_MAX)),
+                notes: Some(with_speaker_notes(self.speaker_notes.get(i), text.clone())),
                 media: Some(upload.id()),
                 answer: None,
                 seconds: None,
@@ -225,7 +241,10 @@ async fn draw_all(
 ) -> Result<Drawn, PdfImportError> {
     let Job {
         owner,
-        mut file,
+        source: Source {
+            mut file,
+            speaker_notes,
+        },
         limits,
         dir,
         progress,
@@ -271,12 +290,42 @@ async fn draw_all(
     if progress.is_some_and(|p| p.is_closed()) {
         return Err(gone());
     }
-    let (uploads, notes) = pages.into_iter().unzip();
+    let (uploads, texts) = pages.into_iter().unzip();
     Ok(Drawn {
         title,
         uploads,
-        notes,
+        texts,
+        speaker_notes,
     })
+}
+
+/// A slide's notes: the speaker's, if any, then a blank line and the page's `text` (which
+/// keeps the slide found by its words), within [`NOTES_MAX`] characters.
+fn with_speaker_notes(speaker: Option<&String>, text: String) -> String {
+    match speaker.map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        Some(speaker) => format!("{speaker}\n\n{text}")
+            .trim_end()
+            .chars()
+            .take(NOTES_MAX)
+            .collect(),
+        None => text,
+    }
+}
+
+/// The text of every page of the PDF in `bytes`, as a slide's notes get it (the speaker
+/// notes of a presentation's notes pages, say). Blocks: call it off the runtime.
+pub fn page_texts(bytes: Vec<u8>) -> Result<Vec<String>, PdfImportError> {
+    let pdf = Pdf::new(bytes).map_err(|_| PdfImportError::Unreadable)?;
+    let pages = pdf.pages();
+    if pages.len() > PAGES_MAX {
+        return Err(PdfImportError::TooManyPages { pages: pages.len() });
+    }
+    check_streams(&pdf)?;
+    let (cache, settings) = (InterpreterCache::new(), InterpreterSettings::default());
+    Ok(pages
+        .iter()
+        .map(|page| page_text(page, &cache, &settings))
+        .collect())
 }
 
 /// Draws every page of the PDF in `bytes`: its title (from its metadata, else

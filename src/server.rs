@@ -306,6 +306,11 @@ pub async fn serve(
         mib(config.lesson_storage_mib),
         crate::quota::TALLY_REFRESH,
     ));
+    let office = Arc::new(crate::office_import::Office::new(
+        config.soffice.as_deref(),
+        &media.uploads,
+        Duration::from_secs(config.office_import_secs),
+    ));
     let state = AppState::new(http::Services {
         store,
         accounts: accounts.clone(),
@@ -315,12 +320,14 @@ pub async fn serve(
             media_max_bytes: mib(config.media_max_mib),
             public_url: board_url(listening, config.public_url.as_deref()),
             mail: accounts.mails(),
+            office_import: office.available(),
         }),
         pages: Arc::new(Pages::load()),
         live: live.clone(),
         quota: quota.clone(),
         room: crate::media::Room::new(media.lesson_file.max_bytes),
         media: Arc::new(media),
+        office,
         lesson_bodies: Arc::new(crate::cache::Cache::new(http::lessons::LESSON_BODIES)),
         http: Arc::new(http::HttpSettings {
             max_body_bytes: config.max_body_bytes,

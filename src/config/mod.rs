@@ -254,6 +254,12 @@ settings! {
         /// Address to serve Prometheus metrics on (GET /metrics), never the public one; keep it off the internet [default: off]
         #[arg(long, env = "CLASSCAST_METRICS_LISTEN", value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
+        /// LibreOffice's soffice, to import PowerPoint and OpenDocument slides (docs/importing.md); a path to nothing turns that off [default: soffice on PATH, else none]
+        #[arg(long, env = "CLASSCAST_SOFFICE", value_name = "PATH")]
+        soffice: Option<PathBuf>,
+        /// Longest LibreOffice may take to convert one deck (its slides and notes pages) before it is killed, 1 to 3600 seconds
+        #[arg(long, env = "CLASSCAST_OFFICE_IMPORT_SECS", value_name = "SECS")]
+        office_import_secs: Option<u64> = "120",
     }
 }
 
@@ -433,6 +439,12 @@ impl Config {
             return Err(ConfigError::Setting {
                 name: "heartbeat_ms",
                 reason: "must be at least 100".into(),
+            });
+        }
+        if !(1..=3600).contains(&self.office_import_secs) {
+            return Err(ConfigError::Setting {
+                name: "office_import_secs",
+                reason: "must be from 1 to 3600".into(),
             });
         }
         if !(1..=600).contains(&self.code_ttl_secs) {

@@ -21,6 +21,7 @@ use crate::lesson_file::LessonFileError;
 use crate::library::ShareError;
 use crate::live::LiveError;
 use crate::media::MediaError;
+use crate::office_import::OfficeImportError;
 use crate::pdf_import::PdfImportError;
 use crate::quota::QuotaError;
 use crate::store::StoreError;
@@ -114,6 +115,13 @@ pub enum ApiError {
     Unavailable {
         retry_after: Duration,
         cause: String,
+    },
+    /// 503: a resource this request needs is taken by another; the message says which.
+    #[error("{message}")]
+    Busy {
+        code: &'static str,
+        message: String,
+        retry_after: Duration,
     },
     /// 500: a bug or corrupt data.
     #[error("internal: {0}")]
@@ -238,6 +246,7 @@ impl ApiError {
                     retry_after.as_secs().max(1)
                 ),
             ),
+            Busy { code, message, .. } => (StatusCode::SERVICE_UNAVAILABLE, code, message.clone()),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -268,7 +277,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         match &self {
-            ApiError::RateLimited { retry_after } | ApiError::Unavailable { retry_after, .. } => {
+            ApiError::RateLimited { retry_after }
+            | ApiError::Unavailable { retry_after, .. }
+            | ApiError::Busy { retry_after, .. } => {
                 let secs = retry_after.as_secs().max(1).to_string();
                 if let Ok(v) = HeaderValue::from_str(&secs) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -424,6 +435,30 @@ impl From<PdfImportError> for ApiError {
             PdfImportError::Quota(e) => return e.into(),
             PdfImportError::Store(e) => return e.into(),
             PdfImportError::Io(_) => return ApiError::Internal(e.to_string()),
+        };
+        ApiError::Unprocessable {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<OfficeImportError> for ApiError {
+    fn from(e: OfficeImportError) -> Self {
+        let code = match e {
+            OfficeImportError::Unavailable => "office_import_unavailable",
+            OfficeImportError::Unreadable => "not_a_presentation",
+            OfficeImportError::Failed => "office_conversion_failed",
+            OfficeImportError::TooSlow { .. } => "office_conversion_too_slow",
+            OfficeImportError::Busy => {
+                return ApiError::Busy {
+                    code: "office_import_busy",
+                    message: e.to_string(),
+                    retry_after: crate::office_import::BUSY_RETRY,
+                }
+            }
+            OfficeImportError::TooLarge { limit } => return MediaError::TooLarge { limit }.into(),
+            OfficeImportError::Io(_) => return ApiError::Internal(e.to_string()),
         };
         ApiError::Unprocessable {
             code,

@@ -1,7 +1,8 @@
 //! Lesson files over HTTP: a lesson exported as one file with its pictures and videos, a
-//! lesson file or a PDF imported as a new lesson, and a PDF imported as slides for the
-//! editor to insert (docs/lesson-files.md, docs/importing.md). Thin: `crate::lesson_file`
-//! reads and writes the files, `crate::pdf_import` draws PDFs.
+//! lesson file, a PDF or a presentation imported as a new lesson, and a PDF imported as
+//! slides for the editor to insert (docs/lesson-files.md, docs/importing.md). Thin:
+//! `crate::lesson_file` reads and writes the files, `crate::pdf_import` draws PDFs,
+//! `crate::office_import` turns PowerPoint and OpenDocument slides into PDFs.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -19,6 +20,7 @@ use super::import_progress::{self, Done};
 use super::lessons::{json_with_etag, lesson_body, lesson_response, Lesson};
 use super::media::receive;
 use super::AppState;
+use crate::office_import::{Deck, OfficeImportError};
 use crate::{lesson_file, pdf_import};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -93,21 +95,27 @@ fn file_name(title: &str) -> String {
 
 /// Makes a lesson file (as the raw body) a new lesson of yours, with its pictures and
 /// videos; or, sent as `application/pdf`, a PDF a new lesson of one picture slide per page
-/// (drawn to fit 1920×1080, the page's text in the slide's notes; at most 100 pages). A
-/// damaged, foreign, unsafe or password-protected file is refused with a message saying why,
-/// and nothing of it is stored.
+/// (drawn to fit 1920×1080, the page's text in the slide's notes; at most 100 pages); or,
+/// where the server has LibreOffice (`office_import` in `/config.json`), PowerPoint
+/// (`.pptx`) or OpenDocument (`.odp`) slides, converted to a PDF and imported as one. A deck
+/// is told from a lesson file by its bytes, whatever its type says. A damaged, foreign,
+/// unsafe or password-protected file is refused with a message saying why, and nothing of
+/// it is stored.
 #[utoipa::path(post, path = "/api/lessons/import", tag = "lessons", security(("bearer" = [])),
-    request_body(description = "A lesson file (`application/zip`), or a PDF (`application/pdf`) of one slide per page",
-        content((Vec<u8> = "application/zip"), (Vec<u8> = "application/pdf"))),
+    request_body(description = "A lesson file (`application/zip`), a PDF (`application/pdf`) of one slide per page, or PowerPoint or OpenDocument slides",
+        content((Vec<u8> = "application/zip"), (Vec<u8> = "application/pdf"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+            (Vec<u8> = "application/vnd.oasis.opendocument.presentation"))),
     responses(
         (status = 201, description = "The new lesson; `ETag` holds the version", body = Lesson),
-        (status = 200, description = "A PDF sent with `Accept: application/x-ndjson`, once it has passed the checks made before drawing: one line per page as it is drawn, `{\"page\":3,\"pages\":40}`, then `{\"lesson\":{…}}` or the error's body (`{\"error\":{\"code\",\"message\"}}`) as the last line (docs/importing.md)", content_type = "application/x-ndjson", body = String),
+        (status = 200, description = "A PDF or presentation sent with `Accept: application/x-ndjson`, once its PDF has passed the checks made before drawing: one line per page as it is drawn, `{\"page\":3,\"pages\":40}`, then `{\"lesson\":{…}}` or the error's body (`{\"error\":{\"code\",\"message\"}}`) as the last line (docs/importing.md)", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "The upload was interrupted", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your lesson or media storage is full", body = ErrorBody),
         (status = 413, description = "Larger than a lesson file may be", body = ErrorBody),
-        (status = 422, description = "Not a lesson file or PDF, damaged, unsafe, password-protected, too many or too large pages, or its lesson is not valid", body = ErrorBody),
+        (status = 422, description = "Not a lesson file, PDF or presentation, damaged, unsafe, password-protected, too many or too large pages, or its lesson is not valid; a presentation on a server without LibreOffice (`office_import_unavailable`) or one LibreOffice failed to convert in time and memory", body = ErrorBody),
         (status = 429, description = "Too many lesson changes; retry after `Retry-After` seconds", body = ErrorBody),
+        (status = 503, description = "Another presentation is being converted on this server (`office_import_busy`); retry after `Retry-After` seconds", body = ErrorBody),
     ))]
 async fn import_lesson(
     State(state): State<AppState>,
@@ -117,9 +125,16 @@ async fn import_lesson(
 ) -> Result<Response, ApiError> {
     let dir = &state.media.uploads;
     let claim = state.room.temporary(auth.account.id);
-    let pdf = is_pdf(&headers);
-    // A PDF is read whole into memory to be drawn: no larger than one upload may be.
-    let limits = if pdf {
+    let kind = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    let is = |types: &[&str]| kind.is_some_and(|k| types.iter().any(|t| k.eq_ignore_ascii_case(t)));
+    let (pdf, deck) = (is(&["application/pdf"]), is(&Deck::MEDIA_TYPES));
+    // A PDF is read whole into memory to be drawn, and a deck becomes one: no larger than
+    // one upload may be.
+    let limits = if pdf || deck {
         state.media.upload
     } else {
         state.media.lesson_file
@@ -130,17 +145,33 @@ async fn import_lesson(
         .await?;
     let (store, quota, room) = (state.store.as_ref(), &state.quota, &state.room);
     let (owner, media) = (auth.account.id, state.media.upload);
-    if !pdf {
-        let record = lesson_file::import(store, quota, room, owner, file, media, dir).await?;
-        return lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record);
-    }
+    // A deck is told by its bytes: a lesson file is a zip too.
+    let (file, found) = if pdf {
+        (file, None)
+    } else {
+        Deck::of(file).await.map_err(OfficeImportError::from)?
+    };
+    // A PDF to draw (sent, or converted from a deck), else the file to read as a lesson file.
+    let pdf: Result<pdf_import::Source, std::fs::File> = match found {
+        _ if pdf => Ok(file.into()),
+        Some(found) => Ok(state.office.convert(found, file, media.max_bytes).await?),
+        None if deck => return Err(OfficeImportError::Unreadable.into()),
+        None => Err(file),
+    };
+    let source = match pdf {
+        Ok(source) => source,
+        Err(file) => {
+            let record = lesson_file::import(store, quota, room, owner, file, media, dir).await?;
+            return lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record);
+        }
+    };
     let bodies = state.lesson_bodies.clone();
     import_progress::answer(
         import_progress::wanted(&headers),
         |progress| async move {
             let job = pdf_import::Job {
                 owner,
-                file,
+                source,
                 limits: media,
                 dir: &state.media.uploads,
                 progress,
@@ -156,15 +187,6 @@ async fn import_lesson(
         },
     )
     .await
-}
-
-/// Whether the request's body is a PDF, by its `Content-Type`.
-fn is_pdf(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/pdf"))
 }
 
 /// Slides drawn from a PDF, for the editor to insert.
@@ -223,7 +245,7 @@ async fn import_slides(
         |progress| async move {
             let job = pdf_import::Job {
                 owner,
-                file,
+                source: file.into(),
                 limits,
                 dir: &state.media.uploads,
                 progress,

@@ -86,6 +86,8 @@ pub struct Services {
     /// Room per teacher for files on their way in or out.
     pub room: Arc<crate::media::Room>,
     pub media: Arc<crate::media::MediaSettings>,
+    /// LibreOffice, where the server has it, for PowerPoint and OpenDocument import.
+    pub office: Arc<crate::office_import::Office>,
     pub lesson_bodies: Arc<lessons::LessonBodies>,
 }
 

@@ -116,6 +116,9 @@ pub struct ClientConfig {
     pub public_url: Option<String>,
     /// Whether the server sends mail: passwords can then be reset by mail.
     pub mail: bool,
+    /// Whether `POST /api/lessons/import` takes PowerPoint (`.pptx`) and OpenDocument
+    /// (`.odp`) slides: the server has LibreOffice (docs/importing.md).
+    pub office_import: bool,
 }
 
 /// Client configuration: API hosts and timeouts.

@@ -1,13 +1,17 @@
 //! The lesson library on "My lessons" in real headless Chromium (issue 24): a teacher
 //! searches as they type, duplicates a lesson and files the copy in a folder by keyboard, and
-//! imports slides saved as a PDF.
+//! imports slides saved as a PDF, and PowerPoint where the server converts it (else the page
+//! says how to save a PDF).
 
 use serde_json::{json, Value};
 
 use crate::browser::{
-    choose, signed_in_at_lessons, teacher_token, teacher_with_lesson, wait_for_imported,
+    axe_source, axe_violations, choose, signed_in_at_lessons, teacher_token, teacher_with_lesson,
+    wait_for_imported,
 };
+use crate::deck::deck;
 use crate::harness::Process;
+use crate::office_import::{SLIDES, TITLE};
 use crate::pdf::PdfSpec;
 use crate::tools::{missing, Tool};
 use crate::webdriver::{Browser, Driver};
@@ -154,4 +158,55 @@ async fn a_teacher_imports_slides_saved_as_a_pdf() {
     page.attach("#import-file", &pdf).await;
     wait_for_imported(&page, "Cells", 3).await;
     page.screenshot("library-pdf-imported").await;
+}
+
+#[tokio::test]
+async fn powerpoint_is_offered_where_the_server_converts_it_and_else_a_pdf_is_explained() {
+    if missing(&[Tool::Chromium, Tool::Axe]) {
+        return;
+    }
+    let axe = axe_source();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start_with(dir.path(), &["--soffice", "/nowhere/soffice"]);
+    teacher_with_lesson(&server.base).await;
+    let driver = Driver::start().await;
+    let page = signed_in_at_lessons(&driver, &server.base).await;
+    // Without LibreOffice: the sentence on saving a PDF, tied to the button for screen
+    // readers, and no deck offered in the file picker.
+    page.wait_for_text("#import-hint", "save the slides as a PDF first")
+        .await;
+    page.wait_until(
+        "the hint describing the import button",
+        "const button = document.querySelector('#import');
+         return !document.querySelector('#import-hint').hidden
+             && button.getAttribute('aria-describedby') === 'import-hint'
+             && button.textContent === 'Import lesson file or PDF'
+             && !document.querySelector('#import-file').accept.includes('.pptx')",
+    )
+    .await;
+    page.screenshot("library-no-office-import").await;
+    let problems = axe_violations(&page, &axe).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    drop(server);
+
+    if missing(&[Tool::Soffice]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    teacher_with_lesson(&server.base).await;
+    let page = signed_in_at_lessons(&driver, &server.base).await;
+    page.wait_until(
+        "PowerPoint offered",
+        "return document.querySelector('#import').textContent === 'Import lesson file, PDF or PowerPoint'
+             && document.querySelector('#import-file').accept.includes('.pptx')
+             && document.querySelector('#import-hint').hidden",
+    )
+    .await;
+    let problems = axe_violations(&page, &axe).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    let pptx = dir.path().join("Photosynthesis.pptx");
+    std::fs::write(&pptx, deck(TITLE, &SLIDES, "pptx")).unwrap();
+    page.attach("#import-file", &pptx).await;
+    wait_for_imported(&page, "Photosynthesis", 3).await;
 }

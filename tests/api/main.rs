@@ -19,6 +19,8 @@ mod cluster_caches;
 mod cluster_live;
 mod cluster_sharing;
 mod connections;
+#[path = "../support/deck.rs"]
+mod deck;
 mod durability;
 #[path = "../support/eventually.rs"]
 mod eventually;
@@ -33,6 +35,7 @@ mod live;
 mod mail;
 mod media;
 mod metrics;
+mod office_import;
 mod openapi;
 mod pages;
 #[path = "../support/pdf.rs"]

@@ -28,7 +28,7 @@ fn pdf_request(app: &TestApp, t: &Teacher, path: &str, pdf: Vec<u8>) -> reqwest:
 }
 
 /// The picture a slide shows, fetched as a board would, decoded.
-async fn picture(app: &TestApp, slide: &Value) -> RgbImage {
+pub async fn picture(app: &TestApp, slide: &Value) -> RgbImage {
     let res = app
         .request(
             Method::GET,

@@ -1,5 +1,5 @@
 //! What some tests need besides Rust: PostgreSQL 15 with pglogical, Chromium and its driver,
-//! axe-core, strace, libfaketime, openssl. `scripts/test` (the full lane) installs them all
+//! axe-core, strace, libfaketime, openssl, LibreOffice. `scripts/test` (the full lane) installs them all
 //! and sets `FULL_LANE`, and there a missing tool fails the test that needs it.
 //! Elsewhere (plain `cargo test`, the fast lane) such a test is skipped, and says so on
 //! standard error, past the test harness's capture, with the tools it lacks.
@@ -21,6 +21,8 @@ pub enum Tool {
     Strace,
     Faketime,
     Openssl,
+    /// LibreOffice's `soffice` (Debian's `libreoffice-impress-nogui`).
+    Soffice,
 }
 
 impl Tool {
@@ -41,6 +43,7 @@ impl Tool {
                 Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1").exists()
             }
             Tool::Openssl => on_path("openssl"),
+            Tool::Soffice => on_path("soffice"),
         }
     }
 }

@@ -98,6 +98,8 @@ export async function apiConfig() {
     publicUrl: typeof cfg.public_url === 'string' && cfg.public_url ? cfg.public_url : null,
     // The server mails links (password reset, confirmed addresses).
     mail: cfg.mail === true,
+    // The server converts PowerPoint and OpenDocument slides (it has LibreOffice).
+    officeImport: cfg.office_import === true,
   };
 }
 
@@ -113,13 +115,14 @@ export function uploadMedia(file, options = {}) {
 }
 
 /**
- * Imports a lesson file or a PDF (POST /api/lessons/import); resolves with the new lesson.
- * `onPage(page, pages)` follows a PDF's pages as the server draws them. Not sent again to
- * another host when one fails mid-way: it might have made the lesson already.
+ * Imports a lesson file, a PDF or PowerPoint or OpenDocument slides (POST
+ * /api/lessons/import); resolves with the new lesson. `onPage(page, pages)` follows the PDF's
+ * pages as the server draws them. Not sent again to another host when one fails mid-way: it
+ * might have made the lesson already.
  */
 export async function importLesson(file, options = {}) {
   // The server tells a PDF by its type, which some systems leave empty: its name says it.
-  const type = isPdf(file) ? 'application/pdf' : undefined;
+  const type = isPdf(file) ? 'application/pdf' : DECK_TYPES[deckExtension(file)];
   const answer = await uploadFile('/api/lessons/import', file, { ...options, retry: false, type });
   return answer.lesson ?? answer;
 }
@@ -136,6 +139,21 @@ export function importSlides(file, options = {}) {
 /** Whether a chosen file is a PDF (imported as one picture slide per page). */
 export function isPdf(file) {
   return file.type === 'application/pdf' || /\.pdf$/i.test(file.name);
+}
+
+/** The media types of the slides a server with LibreOffice converts, by extension. */
+export const DECK_TYPES = {
+  '.pptx': 'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  '.odp': 'application/vnd.oasis.opendocument.presentation',
+};
+
+/** Whether a chosen file is PowerPoint or OpenDocument slides (converted, then drawn). */
+export function isDeck(file) {
+  return Object.values(DECK_TYPES).includes(file.type) || Boolean(DECK_TYPES[deckExtension(file)]);
+}
+
+function deckExtension(file) {
+  return (/\.[a-z]+$/i.exec(file.name)?.[0] ?? '').toLowerCase();
 }
 
 // A PDF import followed page by page (`onPage`) answers a line of JSON per page and its

@@ -2,7 +2,7 @@
 // file lessons in and filter by, and copies of a lesson (the lesson library, issue 24).
 // Sharing (the Share dialog, "Shared with me", the school library) is lessons-shared.js.
 
-import { api, importLesson, isPdf } from './api.js';
+import { api, apiConfig, DECK_TYPES, importLesson, isDeck, isPdf } from './api.js';
 import { formatDateTime } from './i18n.js';
 import { hidePages, showPage } from './import-pages.js';
 import { initShelves, shareDialog } from './lessons-shared.js';
@@ -29,6 +29,24 @@ let searchTimer = null;
 
 await initPage();
 sortSelect.value = order;
+offerImports(await apiConfig());
+
+/**
+ * PowerPoint and OpenDocument slides are offered where the server converts them; elsewhere a
+ * line under the button says how to save them as a PDF.
+ */
+function offerImports({ officeImport }) {
+  const button = $('#import');
+  if (officeImport) {
+    const input = $('#import-file');
+    input.accept = [input.accept, ...Object.keys(DECK_TYPES), ...Object.values(DECK_TYPES)].join(',');
+    button.dataset.i18n = 'lessons.importOffice';
+    button.textContent = t('lessons.importOffice');
+  } else {
+    $('#import-hint').hidden = false;
+    button.setAttribute('aria-describedby', 'import-hint');
+  }
+}
 
 function showPageError(message) {
   pageError.textContent = message ?? '';
@@ -300,10 +318,12 @@ $('#import-file').addEventListener('change', async (event) => {
   showPageError(null);
   const progress = (sent, total) => {
     const percent = total ? Math.round((sent / total) * 100) : 0;
-    // Once a PDF has arrived the server draws its pages, a second or so for every few.
+    // Once a PDF has arrived the server draws its pages, a second or so for every few; slides
+    // are converted to a PDF first.
+    const drawing = isPdf(file) ? 'lessons.importingPdf' : isDeck(file) ? 'lessons.importingDeck' : null;
     importStatus.textContent =
-      percent >= 100 && isPdf(file)
-        ? t('lessons.importingPdf', { name: file.name })
+      percent >= 100 && drawing
+        ? t(drawing, { name: file.name })
         : t('lessons.importing', { name: file.name, percent });
   };
   progress(0, file.size);
