@@ -63,10 +63,13 @@ async fn measure(slides: usize, runs: usize, bench: import_bench::Bench) {
             store.as_ref(),
             &bench.quota,
             &bench.room,
-            owner,
-            pdf,
-            limits,
-            &uploads,
+            classcast::pdf_import::Job {
+                owner,
+                source: pdf,
+                limits,
+                dir: &uploads,
+                progress: None,
+            },
         )
         .await
         .unwrap();

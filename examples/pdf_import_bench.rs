@@ -50,10 +50,13 @@ async fn measure(pages: usize, runs: usize, bench: import_bench::Bench) {
             store.as_ref(),
             &bench.quota,
             &bench.room,
-            owner,
-            std::fs::File::open(&file).unwrap(),
-            limits,
-            &dir.path().join("uploads"),
+            classcast::pdf_import::Job {
+                owner,
+                source: std::fs::File::open(&file).unwrap().into(),
+                limits,
+                dir: &dir.path().join("uploads"),
+                progress: None,
+            },
         )
         .await
         .unwrap();

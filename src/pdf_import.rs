@@ -1,9 +1,10 @@
 //! PDF import: slides saved as a PDF (from PowerPoint, Keynote, Google Slides…) become a new
 //! lesson of one picture slide per page, each page drawn on the server by `hayro` (pure
 //! Rust) to fit 1920×1080 and stored as a PNG of the teacher's media, its text in the
-//! slide's notes. Like [`crate::lesson_file::import`], everything is checked and drawn
-//! before anything is stored, so a refused PDF writes nothing. Plain Rust over the
-//! [`Store`]; it knows nothing of HTTP.
+//! slide's notes; or the same slides for the editor to insert into a lesson. Like
+//! [`crate::lesson_file::import`], everything is checked and drawn before anything is
+//! stored, so a refused PDF writes nothing. Plain Rust over the [`Store`]; it knows nothing
+//! of HTTP.
 
 use std::io::Read;
 use std::path::Path;
@@ -31,6 +32,8 @@ use crate::media::{finish_all, MediaError, MediaLimits, Room, Upload};
 use crate::quota::{LessonQuota, QuotaError};
 use crate::store::{LessonRecord, Store, StoreError};
 
+mod streams;
+
 /// Pages one PDF may have: a long lesson, far below the slides a lesson may hold.
 pub const PAGES_MAX: usize = 100;
 /// The longest side of a page, in points: PDF's own limit (200 inches) without a user unit.
@@ -50,8 +53,28 @@ pub const RENDER_MAX: Duration = Duration::from_secs(120);
 /// Pixels one picture in the PDF may have (a 100-megapixel photo): `hayro` decodes a picture
 /// whole before scaling it, and a picture claiming more would take GiBs.
 pub const PICTURE_PIXELS_MAX: f64 = 100e6;
+/// What any one stream of a PDF (a page's drawing, a font program, a colour profile…) may
+/// unpack to: `hayro` unpacks a stream whole into memory, and a few KiB of FlateDecode can
+/// unpack to GiBs. Ordinary slides' streams unpack to a few MiB at most.
+pub const STREAM_BYTES_MAX: u64 = 64 << 20;
+/// What a picture's stream may unpack to, per pixel it says it has: four colour components
+/// of 16 bits. (A picture of [`PICTURE_PIXELS_MAX`] may thus take 800 MB, its whole size.)
+pub const PICTURE_BYTES_PER_PIXEL: f64 = 8.0;
 /// The title of a lesson from a PDF without one.
 pub const UNTITLED: &str = "Imported slides";
+
+/// How far an import is: page `page` of `pages` is being drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pages {
+    pub page: usize,
+    pub pages: usize,
+}
+
+/// Where an import tells how far it is, for a client that follows it. Told nothing until the
+/// PDF has passed every check made before drawing, so a follower knows that a refusal then
+/// is already answered. When nobody follows any more (the client went away) the import
+/// stops before the next page and stores nothing.
+pub type Progress = tokio::sync::watch::Sender<Option<Pages>>;
 
 /// One PDF drawn at a time on this node: a page takes a core and tens of MiB.
 static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
@@ -88,6 +111,13 @@ pub enum PdfImportError {
     )]
     PictureTooLarge { width: f64, height: f64 },
     #[error(
+        "This PDF holds a part (a page's drawing, a font or a picture) that unpacks to more \
+         than {} MiB, more than slides need; it may be damaged or made to harm. Save or export \
+         the slides as a PDF again and try again.",
+        STREAM_BYTES_MAX >> 20
+    )]
+    StreamTooLarge,
+    #[error(
         "This PDF takes too long to draw (more than {} seconds, stopped at page {page}). \
          Save it with simpler pages or fewer pages and try again.",
         RENDER_MAX.as_secs()
@@ -120,26 +150,111 @@ impl From<std::fs::File> for Source {
     }
 }
 
-/// Makes the PDF in `source` a new lesson of `owner`, one picture slide per page, or refuses
-/// it and writes nothing. Each page's PNG takes room of the teacher's media quota in `room`
-/// as it is drawn, so a PDF that would not fit stops at the first page over; pages the
-/// teacher already stores cost nothing ([`finish_all`]).
+/// One PDF to import: whose it is, the PDF, what each page's picture may be (as an upload),
+/// where pictures on their way are written, and who follows the import.
+pub struct Job<'a> {
+    pub owner: Uuid,
+    pub source: Source,
+    pub limits: MediaLimits,
+    pub dir: &'a Path,
+    pub progress: Option<Progress>,
+}
+
+/// Makes the PDF of `job` a new lesson of its owner, one picture slide per page, or refuses
+/// it and writes nothing.
 pub async fn import(
     store: &dyn Store,
     quota: &LessonQuota,
     room: &Arc<Room>,
-    owner: Uuid,
-    source: impl Into<Source>,
-    limits: MediaLimits,
-    dir: &Path,
+    job: Job<'_>,
 ) -> Result<LessonRecord, PdfImportError> {
-    let Source {
-        mut file,
-        speaker_notes,
-    } = source.into();
+    let owner = job.owner;
+    let drawn = draw_all(store, room, job).await?;
+    let mut content = LessonContent::parse(&drawn.title, drawn.slides()).map_err(|e| {
+        // Every field is made here within its bounds: a refusal is a bug, not the PDF's.
+        std::io::Error::other(format!("PDF import made an invalid lesson: {e:?}"))
+    })?;
+    content.title = crate::library::distinct_title(store, owner, &content).await?;
+    quota.admit(owner, &content).await?;
+    finish_all(drawn.uploads, store, owner).await?;
+    Ok(store.create_lesson(owner, &content).await?)
+}
+
+/// Draws the PDF of `job` as picture slides for the editor to insert into a lesson, and
+/// stores their pictures as its owner's media, but makes no lesson: the slides are the
+/// teacher's to save. Pictures never saved into a lesson are kept like any upload not saved
+/// yet, for [`crate::media::MEDIA_GRACE`]. Refused, it stores nothing.
+pub async fn import_slides(
+    store: &dyn Store,
+    room: &Arc<Room>,
+    job: Job<'_>,
+) -> Result<Vec<SlideInput>, PdfImportError> {
+    let owner = job.owner;
+    let drawn = draw_all(store, room, job).await?;
+    let slides = drawn.slides();
+    finish_all(drawn.uploads, store, owner).await?;
+    Ok(slides)
+}
+
+/// A PDF's pages drawn, their pictures not stored yet (dropped, their files go), with each
+/// page's text and the speaker notes of its [`Source`].
+struct Drawn {
+    title: String,
+    uploads: Vec<Upload>,
+    texts: Vec<String>,
+    speaker_notes: Vec<String>,
+}
+
+impl Drawn {
+    /// One picture slide per page.
+    fn slides(&self) -> Vec<SlideInput> {
+        self.uploads
+            .iter()
+            .zip(&self.texts)
+            .enumerate()
+            .map(|(i, (upload, text))| SlideInput {
+                id: None,
+                kind: "image".into(),
+                // The page's first line names the slide in the editor's list.
+                title: Some(one_line(text.lines().next().unwrap_or_default(), TITLE_MAX)),
+                body: None,
+                // The page's text is what the picture shows, for those who cannot see it.
+                alt: Some(one_line(text, crate::domain::lesson::ALT_MAX)),
+                notes: Some(with_speaker_notes(self.speaker_notes.get(i), text.clone())),
+                media: Some(upload.id()),
+                answer: None,
+                seconds: None,
+                layout: None,
+            })
+            .collect()
+    }
+}
+
+/// Draws every page of the PDF of `job`, in this node's one turn, each page's PNG taking
+/// room of the teacher's media quota in `room` as it is drawn, so a PDF that would not fit
+/// stops at the first page over; pages the teacher already stores cost nothing
+/// ([`finish_all`]). Each page is told to `progress` before it is drawn.
+async fn draw_all(
+    store: &dyn Store,
+    room: &Arc<Room>,
+    job: Job<'_>,
+) -> Result<Drawn, PdfImportError> {
+    let Job {
+        owner,
+        source: Source {
+            mut file,
+            speaker_notes,
+        },
+        limits,
+        dir,
+        progress,
+    } = job;
     let used = store.media_bytes(owner).await?;
     let turn = RENDERS.acquire().await.map_err(std::io::Error::other)?;
     let (room, dir) = (room.clone(), dir.to_owned());
+    // A follower gone is an interrupted upload: nothing is stored.
+    let gone = || PdfImportError::Media(MediaError::Interrupted);
+    let follow = progress.clone();
     let (title, pages) = tokio::task::spawn_blocking(move || {
         // Read whole only now, in turn: `hayro` reads from memory, and the upload limit
         // bounds it.
@@ -148,6 +263,10 @@ pub async fn import(
         render(
             bytes,
             |count| room.pace(owner, count),
+            |page, pages| match &follow {
+                Some(p) if p.send(Some(Pages { page, pages })).is_err() => Err(gone()),
+                _ => Ok(()),
+            },
             |png| {
                 let mut upload =
                     Upload::create(&dir, limits, room.media(owner, used, limits.quota_bytes))?;
@@ -168,38 +287,16 @@ pub async fn import(
         }
     })??;
     drop(turn);
-
-    let (uploads, notes): (Vec<Upload>, Vec<String>) = pages.into_iter().unzip();
-    let slides = uploads
-        .iter()
-        .zip(notes)
-        .enumerate()
-        .map(|(i, (upload, notes))| SlideInput {
-            id: None,
-            kind: "image".into(),
-            // The page's first line names the slide in the editor's list.
-            title: Some(one_line(
-                notes.lines().next().unwrap_or_default(),
-                TITLE_MAX,
-            )),
-            body: None,
-            // The page's text is what the picture shows, for those who cannot see it.
-            alt: Some(one_line(&notes, crate::domain::lesson::ALT_MAX)),
-            notes: Some(with_speaker_notes(speaker_notes.get(i), notes)),
-            media: Some(upload.id()),
-            answer: None,
-            seconds: None,
-            layout: None,
-        })
-        .collect();
-    let mut content = LessonContent::parse(&title, slides).map_err(|e| {
-        // Every field is made here within its bounds: a refusal is a bug, not the PDF's.
-        std::io::Error::other(format!("PDF import made an invalid lesson: {e:?}"))
-    })?;
-    content.title = crate::library::distinct_title(store, owner, &content).await?;
-    quota.admit(owner, &content).await?;
-    finish_all(uploads, store, owner).await?;
-    Ok(store.create_lesson(owner, &content).await?)
+    if progress.is_some_and(|p| p.is_closed()) {
+        return Err(gone());
+    }
+    let (uploads, texts) = pages.into_iter().unzip();
+    Ok(Drawn {
+        title,
+        uploads,
+        texts,
+        speaker_notes,
+    })
 }
 
 /// A slide's notes: the speaker's, if any, then a blank line and the page's `text` (which
@@ -223,6 +320,7 @@ pub fn page_texts(bytes: Vec<u8>) -> Result<Vec<String>, PdfImportError> {
     if pages.len() > PAGES_MAX {
         return Err(PdfImportError::TooManyPages { pages: pages.len() });
     }
+    check_streams(&pdf)?;
     let (cache, settings) = (InterpreterCache::new(), InterpreterSettings::default());
     Ok(pages
         .iter()
@@ -232,10 +330,12 @@ pub fn page_texts(bytes: Vec<u8>) -> Result<Vec<String>, PdfImportError> {
 
 /// Draws every page of the PDF in `bytes`: its title (from its metadata, else
 /// [`UNTITLED`]) and, for each page, what `keep` made of its PNG and the page's text.
-/// `admit` is told the number of pages before any is drawn. Blocks: call it off the runtime.
+/// `admit` is told the number of pages before any is drawn, `report` each page (from 1) and
+/// the number of pages as it starts on it. Blocks: call it off the runtime.
 pub fn render<T>(
     bytes: Vec<u8>,
     admit: impl FnOnce(usize) -> Result<(), MediaError>,
+    mut report: impl FnMut(usize, usize) -> Result<(), PdfImportError>,
     mut keep: impl FnMut(Vec<u8>) -> Result<T, PdfImportError>,
 ) -> Result<(String, Vec<(T, String)>), PdfImportError> {
     let started = Instant::now();
@@ -266,7 +366,7 @@ pub fn render<T>(
             });
         }
     }
-    check_pictures(&pdf)?;
+    check_streams(&pdf)?;
     admit(pages.len())?;
 
     let settings = InterpreterSettings::default();
@@ -277,6 +377,7 @@ pub fn render<T>(
         if started.elapsed() > RENDER_MAX {
             return Err(PdfImportError::TooSlow { page: i + 1 });
         }
+        report(i + 1, pages.len())?;
         let png = draw(page, &cache, &settings)?;
         drawn.push((keep(png)?, page_text(page, &text_cache, &settings)));
     }
@@ -284,21 +385,29 @@ pub fn render<T>(
 }
 
 /// Refuses a PDF holding a picture of more than [`PICTURE_PIXELS_MAX`] pixels, by what its
-/// dictionary says, before anything is decoded. (Pictures written inside a page's content,
-/// `BI … EI`, are small by nature and not looked at.)
-fn check_pictures(pdf: &Pdf) -> Result<(), PdfImportError> {
+/// dictionary says, or a stream that unpacks to more than [`STREAM_BYTES_MAX`] (a picture's,
+/// more than its pixels need), before `hayro` unpacks anything. (Pictures written inside a
+/// page's content, `BI … EI`, are small by nature and not looked at.)
+fn check_streams(pdf: &Pdf) -> Result<(), PdfImportError> {
     for object in pdf.objects() {
         let Object::Stream(stream) = object else {
             continue;
         };
         let dict = stream.dict();
-        if dict.get::<Name<'_>>(b"Subtype").as_deref() != Some(b"Image".as_slice()) {
-            continue;
+        let mut max = STREAM_BYTES_MAX;
+        if dict.get::<Name<'_>>(b"Subtype").as_deref() == Some(b"Image".as_slice()) {
+            let side = |key: &[u8]| dict.get::<f64>(key).unwrap_or(0.0);
+            let (width, height) = (side(b"Width"), side(b"Height"));
+            if width * height > PICTURE_PIXELS_MAX {
+                return Err(PdfImportError::PictureTooLarge { width, height });
+            }
+            // At most 800 MB, by the bound just checked: whole and positive, it fits.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let picture = (width * height * PICTURE_BYTES_PER_PIXEL).max(0.0) as u64;
+            max = max.max(picture);
         }
-        let side = |key: &[u8]| dict.get::<f64>(key).unwrap_or(0.0);
-        let (width, height) = (side(b"Width"), side(b"Height"));
-        if width * height > PICTURE_PIXELS_MAX {
-            return Err(PdfImportError::PictureTooLarge { width, height });
+        if streams::decoded_len(&stream, max).is_none() {
+            return Err(PdfImportError::StreamTooLarge);
         }
     }
     Ok(())

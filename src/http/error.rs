@@ -429,6 +429,7 @@ impl From<PdfImportError> for ApiError {
             PdfImportError::TooManyPages { .. } => "pdf_too_many_pages",
             PdfImportError::PageSize { .. } => "pdf_page_size",
             PdfImportError::PictureTooLarge { .. } => "pdf_picture_too_large",
+            PdfImportError::StreamTooLarge => "pdf_stream_too_large",
             PdfImportError::TooSlow { .. } => "pdf_too_slow",
             PdfImportError::Media(e) => return e.into(),
             PdfImportError::Quota(e) => return e.into(),

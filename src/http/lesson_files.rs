@@ -1,19 +1,23 @@
-//! Lesson files over HTTP: a lesson exported as one file with its pictures and videos, and a
-//! lesson file or a PDF imported as a new lesson (docs/lesson-files.md, docs/importing.md).
-//! Thin: `crate::lesson_file` reads and writes the files, `crate::pdf_import` draws PDFs,
+//! Lesson files over HTTP: a lesson exported as one file with its pictures and videos, a
+//! lesson file, a PDF or a presentation imported as a new lesson, and a PDF imported as
+//! slides for the editor to insert (docs/lesson-files.md, docs/importing.md). Thin:
+//! `crate::lesson_file` reads and writes the files, `crate::pdf_import` draws PDFs,
 //! `crate::office_import` turns PowerPoint and OpenDocument slides into PDFs.
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use tokio_util::io::ReaderStream;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Auth, Ids};
-use super::lessons::{lesson_response, Lesson};
+use super::import_progress::{self, Done};
+use super::lessons::{json_with_etag, lesson_body, lesson_response, Lesson};
 use super::media::receive;
 use super::AppState;
 use crate::office_import::{Deck, OfficeImportError};
@@ -23,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(export_lesson))
         .routes(routes!(import_lesson))
+        .routes(routes!(import_slides))
 }
 
 /// The lesson and the pictures and videos it shows, as one lesson file (a zip: see
@@ -103,6 +108,7 @@ fn file_name(title: &str) -> String {
             (Vec<u8> = "application/vnd.oasis.opendocument.presentation"))),
     responses(
         (status = 201, description = "The new lesson; `ETag` holds the version", body = Lesson),
+        (status = 200, description = "A PDF or presentation sent with `Accept: application/x-ndjson`, once its PDF has passed the checks made before drawing: one line per page as it is drawn, `{\"page\":3,\"pages\":40}`, then `{\"lesson\":{…}}` or the error's body (`{\"error\":{\"code\",\"message\"}}`) as the last line (docs/importing.md)", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "The upload was interrupted", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your lesson or media storage is full", body = ErrorBody),
@@ -152,9 +158,127 @@ async fn import_lesson(
         None if deck => return Err(OfficeImportError::Unreadable.into()),
         None => Err(file),
     };
-    let record = match pdf {
-        Ok(pdf) => pdf_import::import(store, quota, room, owner, pdf, media, dir).await?,
-        Err(file) => lesson_file::import(store, quota, room, owner, file, media, dir).await?,
+    let source = match pdf {
+        Ok(source) => source,
+        Err(file) => {
+            let record = lesson_file::import(store, quota, room, owner, file, media, dir).await?;
+            return lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record);
+        }
     };
-    lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record)
+    let bodies = state.lesson_bodies.clone();
+    import_progress::answer(
+        import_progress::wanted(&headers),
+        |progress| async move {
+            let job = pdf_import::Job {
+                owner,
+                source,
+                limits: media,
+                dir: &state.media.uploads,
+                progress,
+            };
+            pdf_import::import(state.store.as_ref(), &state.quota, &state.room, job).await
+        },
+        move |record| {
+            let body = lesson_body(&bodies, &record)?;
+            Ok(Done {
+                line: [b"{\"lesson\":".as_slice(), &body, b"}"].concat().into(),
+                response: json_with_etag(StatusCode::CREATED, body, record.revision),
+            })
+        },
+    )
+    .await
+}
+
+/// Slides drawn from a PDF, for the editor to insert.
+#[derive(Serialize, ToSchema)]
+pub struct ImportedSlides {
+    slides: Vec<ImportedSlide>,
+}
+
+/// One page of the PDF as a picture slide, as a lesson's save takes it.
+#[derive(Serialize, ToSchema)]
+pub struct ImportedSlide {
+    /// Always `image`.
+    kind: String,
+    /// The page's first line of text.
+    title: String,
+    /// The page's text.
+    notes: String,
+    /// The picture's description: the page's text on one line.
+    alt: String,
+    /// The id of the page's picture among your media (a 1920×1080 PNG, or smaller to keep
+    /// the page's shape).
+    media: String,
+}
+
+/// Draws a PDF (the raw body, whatever its `Content-Type`) as one picture slide per page, as the
+/// lesson import does, and stores the pictures among your media, but makes no lesson: the
+/// slides are answered for the editor to insert into a lesson and save. Pictures not saved
+/// into a lesson within 7 days are removed, like any upload. A damaged, unsafe, too long or
+/// password-protected PDF is refused with a message saying why, and nothing of it is stored.
+#[utoipa::path(post, path = "/api/slides/import", tag = "lessons", security(("bearer" = [])),
+    request_body(description = "A PDF of one slide per page", content((Vec<u8> = "application/pdf"))),
+    responses(
+        (status = 201, description = "The slides, one per page, in order", body = ImportedSlides),
+        (status = 200, description = "With `Accept: application/x-ndjson`, once the PDF has passed the checks made before drawing: one line per page as it is drawn, `{\"page\":3,\"pages\":40}`, then `{\"slides\":[…]}` or the error's body (`{\"error\":{\"code\",\"message\"}}`) as the last line (docs/importing.md)", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "The upload was interrupted", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Your media storage is full", body = ErrorBody),
+        (status = 413, description = "Larger than an upload may be", body = ErrorBody),
+        (status = 422, description = "Not a PDF, damaged, unsafe, password-protected, or too many or too large pages", body = ErrorBody),
+        (status = 429, description = "Too many uploads; retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
+async fn import_slides(
+    State(state): State<AppState>,
+    Auth(auth): Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (dir, limits, owner) = (&state.media.uploads, state.media.upload, auth.account.id);
+    let claim = state.room.temporary(owner);
+    let file = receive(dir, limits, claim, &headers, body)
+        .await?
+        .into_file()
+        .await?;
+    import_progress::answer(
+        import_progress::wanted(&headers),
+        |progress| async move {
+            let job = pdf_import::Job {
+                owner,
+                source: file.into(),
+                limits,
+                dir: &state.media.uploads,
+                progress,
+            };
+            pdf_import::import_slides(state.store.as_ref(), &state.room, job).await
+        },
+        |slides| {
+            let slides = slides
+                .into_iter()
+                .map(|s| ImportedSlide {
+                    kind: s.kind,
+                    title: s.title.unwrap_or_default(),
+                    notes: s.notes.unwrap_or_default(),
+                    alt: s.alt.unwrap_or_default(),
+                    media: s.media.unwrap_or_default(),
+                })
+                .collect();
+            let line = serde_json::to_vec(&ImportedSlides { slides })
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let response = (
+                StatusCode::CREATED,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                line.clone(),
+            )
+                .into_response();
+            Ok(Done {
+                response,
+                line: line.into(),
+            })
+        },
+    )
+    .await
 }

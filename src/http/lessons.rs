@@ -181,7 +181,7 @@ fn shared_lesson_response(shared: &SharedLesson) -> Result<Response, ApiError> {
     ))
 }
 
-fn json_with_etag(status: StatusCode, body: Bytes, revision: Uuid) -> Response {
+pub(super) fn json_with_etag(status: StatusCode, body: Bytes, revision: Uuid) -> Response {
     let json = HeaderValue::from_static("application/json");
     let mut response = (status, [(header::CONTENT_TYPE, json)], body).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{revision}\"")) {
@@ -202,7 +202,7 @@ pub const LESSON_BODIES: crate::cache::Bounds = crate::cache::Bounds {
 };
 
 /// The answer's body for `record`, made or kept in `bodies`.
-fn lesson_body(bodies: &LessonBodies, record: &LessonRecord) -> Result<Bytes, ApiError> {
+pub(super) fn lesson_body(bodies: &LessonBodies, record: &LessonRecord) -> Result<Bytes, ApiError> {
     if let Some(body) = bodies.get(&record.revision) {
         return Ok(body);
     }

@@ -47,7 +47,7 @@ pub struct UploadForm {
 
 /// The routes large files arrive on (media, lesson files): exempt from the request deadline
 /// (a large video over a school line takes minutes), bounded by [`UPLOAD_IDLE`] instead.
-pub const UPLOAD_PATHS: [&str; 2] = ["/api/media", "/api/lessons/import"];
+pub const UPLOAD_PATHS: [&str; 3] = ["/api/media", "/api/lessons/import", "/api/slides/import"];
 
 /// How long an upload may send nothing before it counts as interrupted.
 const UPLOAD_IDLE: Duration = Duration::from_secs(30);

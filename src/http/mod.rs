@@ -13,6 +13,7 @@ pub mod boards;
 pub mod connections;
 pub mod error;
 pub mod extract;
+pub mod import_progress;
 pub mod lesson_files;
 pub mod lessons;
 pub mod library;

@@ -96,6 +96,7 @@ async fn every_lesson_route_needs_a_session() {
     routes.push((Method::GET, "/api/lessons/folders".into()));
     routes.push((Method::GET, "/api/lessons/shared".into()));
     routes.push((Method::GET, "/api/library".into()));
+    routes.push((Method::POST, "/api/slides/import".into()));
     for (method, path) in routes {
         let res = app
             .request(method, &path)

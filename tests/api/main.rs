@@ -7,6 +7,7 @@ mod backup;
 mod bad_input;
 mod browser;
 mod browser_console;
+mod browser_import;
 mod browser_layouts;
 mod browser_library;
 mod browser_pairing;

@@ -17,6 +17,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/api/lessons/{id}/revisions/{rev}/restore"),
     ("get", "/api/lessons/{id}/export"),
     ("post", "/api/lessons/import"),
+    ("post", "/api/slides/import"),
     ("post", "/api/lessons/{id}/duplicate"),
     ("get", "/api/lessons/folders"),
     ("get", "/api/lessons/{id}/shares"),

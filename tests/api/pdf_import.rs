@@ -1,23 +1,30 @@
 //! PDF import: a PDF sent to `POST /api/lessons/import` becomes a lesson of one picture
 //! slide per page, each page drawn as a 1920×1080 PNG of the teacher's media with its text
 //! in the notes; damaged, password-protected, too long and too large PDFs, and PDFs over the
-//! teacher's quota, are refused with a clear error and leave nothing behind.
+//! teacher's quota, are refused with a clear error and leave nothing behind. Sent to
+//! `POST /api/slides/import` (the editor's "Import slides"), the same pages come back as
+//! slides to insert, their pictures stored and no lesson made.
 
 use image::RgbImage;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::harness::{expect_error, spawn_app, spawn_with, Teacher, TestApp};
 use crate::media::{chunk_rows, file, leftovers, upload, PNG};
 use crate::pdf::PdfSpec;
 
 async fn import_pdf(app: &TestApp, t: &Teacher, pdf: Vec<u8>) -> reqwest::Response {
-    app.as_teacher(Method::POST, "/api/lessons/import", t)
+    send_pdf(app, t, "/api/lessons/import", pdf).await
+}
+
+async fn send_pdf(app: &TestApp, t: &Teacher, path: &str, pdf: Vec<u8>) -> reqwest::Response {
+    pdf_request(app, t, path, pdf).send().await.unwrap()
+}
+
+fn pdf_request(app: &TestApp, t: &Teacher, path: &str, pdf: Vec<u8>) -> reqwest::RequestBuilder {
+    app.as_teacher(Method::POST, path, t)
         .header("content-type", "application/pdf")
         .body(pdf)
-        .send()
-        .await
-        .unwrap()
 }
 
 /// The picture a slide shows, fetched as a board would, decoded.
@@ -131,6 +138,50 @@ async fn a_pdf_becomes_one_picture_slide_per_page_with_its_text_in_the_notes() {
 }
 
 #[tokio::test]
+async fn the_editors_import_answers_slides_and_stores_their_pictures_but_no_lesson() {
+    let app = spawn_app().await;
+    let t = app.register("slides@school.org").await;
+    let res = send_pdf(&app, &t, "/api/slides/import", three_pages().build()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    let slides = body["slides"].as_array().unwrap();
+    assert_eq!(slides.len(), 3);
+    assert_eq!(slides[1]["kind"], "image");
+    assert_eq!(slides[1]["title"], "Page 2");
+    assert_eq!(
+        slides[1]["notes"],
+        "Page 2\nChlorophyll absorbs red and blue"
+    );
+    assert_eq!(slides[1]["alt"], "Page 2 Chlorophyll absorbs red and blue");
+    assert_eq!(picture(&app, &slides[1]).await.dimensions(), (1920, 1080));
+    assert_eq!(app.lesson_count(&t).await, 0);
+    assert_eq!(leftovers(&app), 0);
+
+    // The teacher saves them into a lesson as they come, between slides of their own.
+    let mut all = vec![json!({"kind": "text", "title": "Before"})];
+    all.extend(slides.iter().cloned());
+    all.push(json!({"kind": "question", "title": "Why green?", "answer": "It reflects green"}));
+    let lesson = app
+        .create_lesson(&t, json!({"title": "Leaves", "slides": all}))
+        .await;
+    assert_eq!(lesson["slides"][2]["media"], slides[1]["media"]);
+    assert_eq!(lesson["slides"].as_array().unwrap().len(), 5);
+
+    // Refused, it stores nothing either.
+    let chunks = chunk_rows(&app).await;
+    let mut locked = three_pages();
+    locked.password_protected = true;
+    expect_error(
+        send_pdf(&app, &t, "/api/slides/import", locked.build()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_password_protected",
+    )
+    .await;
+    assert_eq!(chunk_rows(&app).await, chunks);
+    assert_eq!(leftovers(&app), 0);
+}
+
+#[tokio::test]
 async fn a_page_is_drawn_to_fit_the_board_to_the_pixel() {
     let app = spawn_app().await;
     let t = app.register("a4@school.org").await;
@@ -230,9 +281,40 @@ async fn refused_pdfs_say_why_and_leave_nothing_behind() {
     .await;
     assert!(error["message"].as_str().unwrap().contains("20000 × 9000"));
 
+    // A page's drawing of 200 KB that unpacks to 200 MB is refused before it is unpacked.
+    let mut bomb = three_pages();
+    bomb.unpacks_to = Some(200_000_000);
+    let pdf = bomb.build();
+    assert!(pdf.len() < 1_000_000, "{} bytes", pdf.len());
+    let error = expect_error(
+        import_pdf(&app, &t, pdf).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_stream_too_large",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("64 MiB"));
+
     assert_eq!(app.lesson_count(&t).await, 0);
     assert_eq!(chunk_rows(&app).await, 0);
     assert_eq!(leftovers(&app), 0);
+}
+
+#[tokio::test]
+async fn a_compressed_page_within_the_bound_is_drawn() {
+    let app = spawn_app().await;
+    let t = app.register("packed@school.org").await;
+    let mut packed = three_pages();
+    packed.unpacks_to = Some(1_000_000);
+    let lesson: Value = import_pdf(&app, &t, packed.build())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        lesson["slides"][0]["notes"],
+        "Page 1\nPhotosynthesis (light)"
+    );
+    assert!(dark_pixels(&picture(&app, &lesson["slides"][0]).await) > 1_000);
 }
 
 #[tokio::test]
@@ -249,7 +331,7 @@ async fn a_pdf_over_the_media_quota_is_refused_whole() {
     let chunks = chunk_rows(&app).await;
     let pdf = PdfSpec::text_pages(40, |n| format!("Slide number {n} of forty")).build();
     expect_error(
-        import_pdf(&app, &t, pdf).await,
+        import_pdf(&app, &t, pdf.clone()).await,
         StatusCode::FORBIDDEN,
         "storage_full",
     )
@@ -257,4 +339,97 @@ async fn a_pdf_over_the_media_quota_is_refused_whole() {
     assert_eq!(app.lesson_count(&t).await, 0);
     assert_eq!(chunk_rows(&app).await, chunks);
     assert_eq!(leftovers(&app), 0);
+
+    // Followed page by page, the refusal comes while drawing: the stream's last line.
+    let lines = lines_of(follow_pdf(&app, &t, "/api/lessons/import", pdf).await).await;
+    let last = lines.last().unwrap();
+    assert_eq!(last["error"]["code"], "storage_full", "{last}");
+    assert!(lines.len() > 1 && lines[0] == json!({"page": 1, "pages": 40}));
+    assert_eq!(app.lesson_count(&t).await, 0);
+    assert_eq!(chunk_rows(&app).await, chunks);
+    assert_eq!(leftovers(&app), 0);
+}
+
+/// Sends a PDF asking to follow it page by page.
+async fn follow_pdf(app: &TestApp, t: &Teacher, path: &str, pdf: Vec<u8>) -> reqwest::Response {
+    pdf_request(app, t, path, pdf)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The lines of a followed import, each parsed.
+async fn lines_of(res: reqwest::Response) -> Vec<Value> {
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let text = res.text().await.unwrap();
+    assert!(text.ends_with('\n'), "{text}");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_import_followed_page_by_page_tells_each_page_then_the_result() {
+    let app = spawn_app().await;
+    let t = app.register("follow@school.org").await;
+    let lines =
+        lines_of(follow_pdf(&app, &t, "/api/lessons/import", three_pages().build()).await).await;
+    assert_eq!(
+        lines[..3],
+        [
+            json!({"page": 1, "pages": 3}),
+            json!({"page": 2, "pages": 3}),
+            json!({"page": 3, "pages": 3})
+        ]
+    );
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3]["lesson"]["title"], "Biology — week 2 ½");
+    assert_eq!(lines[3]["lesson"]["slides"].as_array().unwrap().len(), 3);
+    assert_eq!(app.lesson_count(&t).await, 1);
+
+    // The editor's import the same way, ending in its slides.
+    let lines =
+        lines_of(follow_pdf(&app, &t, "/api/slides/import", three_pages().build()).await).await;
+    assert_eq!(lines[2], json!({"page": 3, "pages": 3}));
+    assert_eq!(lines[3]["slides"][0]["title"], "Page 1");
+
+    // A refusal known before drawing starts answers its status, not a stream.
+    let mut locked = three_pages();
+    locked.password_protected = true;
+    expect_error(
+        follow_pdf(&app, &t, "/api/lessons/import", locked.build()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_password_protected",
+    )
+    .await;
+    // Nor is a body that is not a PDF at all.
+    let res = follow_pdf(&app, &t, "/api/slides/import", b"not a PDF".to_vec()).await;
+    expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "not_a_pdf").await;
+    assert_eq!(app.lesson_count(&t).await, 1);
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_import_stops_it_and_leaves_nothing() {
+    let app = spawn_app().await;
+    let t = app.register("gone@school.org").await;
+    let pdf = PdfSpec::text_pages(60, |n| format!("Never finished {n}")).build();
+    let mut res = follow_pdf(&app, &t, "/api/lessons/import", pdf).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let first = res.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"{\"page\":1,"), "{first:?}");
+    drop(res);
+
+    // One PDF is drawn at a time: once the next import is done, the first has ended.
+    let res = import_pdf(&app, &t, three_pages().build()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let done = chunk_rows(&app).await;
+    assert_eq!(app.lesson_count(&t).await, 1);
+    assert_eq!(leftovers(&app), 0);
+    // What is stored is the second import's alone.
+    let fresh = spawn_app().await;
+    let u = fresh.register("gone@school.org").await;
+    import_pdf(&fresh, &u, three_pages().build()).await;
+    assert_eq!(done, chunk_rows(&fresh).await);
 }

@@ -1,6 +1,7 @@
 //! Small PDFs written by hand, for the PDF import's tests and benchmark: pages of text in
-//! Helvetica (one of the 14 fonts every PDF reader has), a picture on any page, a title, or
-//! an `Encrypt` entry whose password is not empty. Byte offsets are counted as written, so
+//! Helvetica (one of the 14 fonts every PDF reader has), a picture on any page, a title, an
+//! `Encrypt` entry whose password is not empty, or a page whose drawing is compressed and
+//! unpacks to any size (a decompression bomb). Byte offsets are counted as written, so
 //! the cross-reference table is exact and a reader need not repair the file.
 
 /// What to write; `pages[i]` is the lines of text of page `i + 1`.
@@ -15,6 +16,9 @@ pub struct PdfSpec {
     /// Page size in points; 960 × 540 (16:9) draws at 1920 × 1080 exactly.
     pub size: (f32, f32),
     pub password_protected: bool,
+    /// Page 1's drawing FlateDecode-compressed, padded with spaces to unpack to this many
+    /// bytes: 200 MB of it is a bomb of some 200 KB.
+    pub unpacks_to: Option<usize>,
 }
 
 impl PdfSpec {
@@ -29,6 +33,7 @@ impl PdfSpec {
             picture_says: (2, 2),
             size: (960.0, 540.0),
             password_protected: false,
+            unpacks_to: None,
         }
     }
 
@@ -91,7 +96,12 @@ impl PdfSpec {
             if self.pictures.contains(&(i + 1)) {
                 content.push_str("q 200 0 0 200 400 100 cm /Im1 Do Q\n");
             }
-            objects.push(stream("", content.as_bytes()));
+            match self.unpacks_to {
+                Some(size) if i == 0 => {
+                    objects.push(stream("/Filter /FlateDecode", &deflated(&content, size)))
+                }
+                _ => objects.push(stream("", content.as_bytes())),
+            }
         }
 
         let mut pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n".to_vec();
@@ -132,6 +142,21 @@ fn stream(dict: &str, data: &[u8]) -> Vec<u8> {
     object.extend_from_slice(data);
     object.extend_from_slice(b"\nendstream");
     object
+}
+
+/// `text` padded with spaces to `size` bytes, zlib-compressed a MiB at a time.
+fn deflated(text: &str, size: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(text.as_bytes()).unwrap();
+    let spaces = vec![b' '; 1 << 20];
+    let mut left = size.saturating_sub(text.len());
+    while left > 0 {
+        let n = left.min(spaces.len());
+        encoder.write_all(&spaces[..n]).unwrap();
+        left -= n;
+    }
+    encoder.finish().unwrap()
 }
 
 /// A PDF string literal's content: its delimiters and escape character escaped.

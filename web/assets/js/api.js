@@ -116,13 +116,24 @@ export function uploadMedia(file, options = {}) {
 
 /**
  * Imports a lesson file, a PDF or PowerPoint or OpenDocument slides (POST
- * /api/lessons/import); resolves with the new lesson. Not sent again to another host when one
- * fails mid-way: it might have made the lesson already.
+ * /api/lessons/import); resolves with the new lesson. `onPage(page, pages)` follows the PDF's
+ * pages as the server draws them. Not sent again to another host when one fails mid-way: it
+ * might have made the lesson already.
  */
-export function importLesson(file, options = {}) {
+export async function importLesson(file, options = {}) {
   // The server tells a PDF by its type, which some systems leave empty: its name says it.
   const type = isPdf(file) ? 'application/pdf' : DECK_TYPES[deckExtension(file)];
-  return uploadFile('/api/lessons/import', file, { ...options, retry: false, type });
+  const answer = await uploadFile('/api/lessons/import', file, { ...options, retry: false, type });
+  return answer.lesson ?? answer;
+}
+
+/**
+ * Draws a PDF's pages as picture slides (POST /api/slides/import) for the editor to insert;
+ * resolves with `{slides}`; `onPage(page, pages)` follows the pages. Not sent again to
+ * another host: it stores the pictures.
+ */
+export function importSlides(file, options = {}) {
+  return uploadFile('/api/slides/import', file, { ...options, retry: false, type: 'application/pdf' });
 }
 
 /** Whether a chosen file is a PDF (imported as one picture slide per page). */
@@ -145,7 +156,11 @@ function deckExtension(file) {
   return (/\.[a-z]+$/i.exec(file.name)?.[0] ?? '').toLowerCase();
 }
 
-async function uploadFile(path, file, { onProgress = () => {}, signal, retry, type }) {
+// A PDF import followed page by page (`onPage`) answers a line of JSON per page and its
+// result, or its error, as the last line (docs/importing.md).
+const NDJSON = 'application/x-ndjson';
+
+async function uploadFile(path, file, { onProgress = () => {}, onPage, signal, retry, type }) {
   await loadConfig();
   for (let tried = 0; tried < hosts.length; tried++) {
     const index = current;
@@ -155,16 +170,33 @@ async function uploadFile(path, file, { onProgress = () => {}, signal, retry, ty
       const session = getSession();
       if (session) xhr.setRequestHeader('Authorization', 'Bearer ' + session.token);
       xhr.setRequestHeader('Content-Type', type || file.type || 'application/octet-stream');
+      if (onPage) xhr.setRequestHeader('Accept', NDJSON + ', application/json');
       xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
-      xhr.onload = () => {
-        let data = null;
-        try {
-          data = JSON.parse(xhr.responseText);
-        } catch {
-          // not JSON: reported by status below
+      let read = 0; // how much of a followed answer has been read as lines
+      let last = null; // its last line that is not a page: the result or the error
+      const readLines = () => {
+        const text = xhr.responseText;
+        for (let end = text.indexOf('\n', read); end >= 0; end = text.indexOf('\n', read)) {
+          const line = parseJson(text.slice(read, end));
+          read = end + 1;
+          if (line?.page) onPage(line.page, line.pages);
+          else last = line;
         }
+      };
+      const followed = () => xhr.status === 200 && xhr.getResponseHeader('Content-Type')?.startsWith(NDJSON);
+      xhr.onprogress = () => {
+        if (followed()) readLines();
+      };
+      xhr.onload = () => {
         const headers = new Headers();
         if (xhr.getResponseHeader('Retry-After')) headers.set('Retry-After', xhr.getResponseHeader('Retry-After'));
+        if (followed()) {
+          readLines();
+          if (last && !last.error) resolve({ created: last });
+          else reject(new ApiError(xhr.status, last?.error, headers));
+          return;
+        }
+        const data = parseJson(xhr.responseText);
         if (xhr.status === 201) resolve({ created: data });
         else if (xhr.status >= 500 && retry) resolve({ failed: true });
         else reject(new ApiError(xhr.status, data?.error, headers));
@@ -182,6 +214,15 @@ async function uploadFile(path, file, { onProgress = () => {}, signal, retry, ty
     if (!retry) break;
   }
   throw new ApiError(0, { message: 'The server could not be reached.' });
+}
+
+/** `text` parsed as JSON, or null when it is not JSON (a status tells what went wrong). */
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 /**

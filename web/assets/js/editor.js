@@ -3,6 +3,7 @@
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
 import { allowedLayout, createThemeControls, renderLayout } from './editor-design.js';
+import { initSlideImport } from './editor-import.js';
 import { createPreview } from './editor-preview.js';
 import { slideThumbnail } from './thumbs.js';
 import { formatDateTime } from './i18n.js';
@@ -415,6 +416,20 @@ function insertSlide(slide, at) {
   select(slide.key);
   changed();
 }
+
+// A PDF's pages, after the selected slide; refused whole when they would not fit.
+function insertSlides(slides) {
+  if (draft.slides.length + slides.length > MAX_SLIDES) {
+    announce(t('editor.tooManySlides', { max: MAX_SLIDES }));
+    return false;
+  }
+  const made = slides.map((s) => ({ ...newSlide('image'), title: s.title, notes: s.notes, media: s.media, alt: s.alt ?? '' }));
+  draft.slides.splice(selectedIndex() + 1, 0, ...made);
+  select(made[0].key);
+  changed();
+  return true;
+}
+initSlideImport({ insert: insertSlides });
 
 function newSlide(kind) {
   return { key: newKey(), kind, title: '', body: '', notes: '', media: '', answer: '', seconds: kind === 'timer' ? 60 : null, layout: '', alt: '' };

@@ -4,6 +4,7 @@
 
 import { api, apiConfig, DECK_TYPES, importLesson, isDeck, isPdf } from './api.js';
 import { formatDateTime } from './i18n.js';
+import { hidePages, showPage } from './import-pages.js';
 import { initShelves, shareDialog } from './lessons-shared.js';
 import { $, announce, confirmDialog, errorText, h, initPage, setBusy, t } from './ui.js';
 
@@ -313,6 +314,7 @@ $('#import-file').addEventListener('change', async (event) => {
   if (!file) return;
   const importStatus = $('#import-status');
   const button = $('#import');
+  const pagesBox = $('#import-pages');
   showPageError(null);
   const progress = (sent, total) => {
     const percent = total ? Math.round((sent / total) * 100) : 0;
@@ -327,11 +329,13 @@ $('#import-file').addEventListener('change', async (event) => {
   progress(0, file.size);
   setBusy(button, true);
   try {
-    const lesson = await importLesson(file, { onProgress: progress });
+    const onPage = (page, pages) => showPage(pagesBox, page, pages);
+    const lesson = await importLesson(file, { onProgress: progress, onPage });
     importStatus.textContent = t('lessons.imported', { title: lesson.title });
     location.assign('/lessons/' + encodeURIComponent(lesson.id));
   } catch (err) {
     importStatus.textContent = '';
+    hidePages(pagesBox);
     setBusy(button, false);
     // A lesson that breaks a rule says which slide and field: more use than "not valid".
     const [field, message] = Object.entries(err.fields ?? {})[0] ?? [];
