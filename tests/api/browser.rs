@@ -51,6 +51,34 @@ pub(crate) async fn teacher_with_lesson(server: &str) {
     assert_eq!(res.status(), 201);
 }
 
+/// A server in a directory of its own, with the teacher and lesson of
+/// [`teacher_with_lesson`]; answers the directory (kept while the server runs), the server
+/// and its address.
+pub(crate) async fn serving_a_teacher() -> (tempfile::TempDir, Process, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path());
+    let base = server.base.clone();
+    teacher_with_lesson(&base).await;
+    (dir, server, base)
+}
+
+/// `request` sent, which must answer `201 Created`: the `field` of what it made.
+pub(crate) async fn created(request: reqwest::RequestBuilder, field: &str) -> String {
+    let res = request.send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    res.json::<Value>().await.unwrap()[field]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The JSON `url` answers `token`, which must be a success.
+pub(crate) async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    let res = client.get(url).bearer_auth(token).send().await.unwrap();
+    assert!(res.status().is_success(), "GET {url}: {}", res.status());
+    res.json().await.unwrap()
+}
+
 /// A bearer token of the teacher [`teacher_with_lesson`] made, signed in at `base`.
 pub(crate) async fn teacher_token(client: &reqwest::Client, base: &str) -> String {
     let login: Value = client
@@ -990,15 +1018,8 @@ async fn recorded_clip(page: &Browser) -> Vec<u8> {
 }
 
 /// Adds a slide of `kind` in the editor, which then has `count` slides, and selects it.
-async fn add_slide(editor: &Browser, kind: &str, count: usize) {
-    // Where a person would look for it: WebDriver would click it half under the sticky bar.
-    editor
-        .run(
-            "document.querySelector('#add-slide').scrollIntoView({ block: 'center' })",
-            json!([]),
-        )
-        .await;
-    editor.click("#add-slide").await;
+pub(crate) async fn add_slide(editor: &Browser, kind: &str, count: usize) {
+    editor.click_centred("#add-slide").await;
     editor
         .click(&format!("#add-dialog button[value={kind}]"))
         .await;

@@ -18,7 +18,7 @@ use crate::webdriver::Driver;
 
 /// Keeps every page the progress bar in `#{box}` shows, in `sessionStorage` (so it is still
 /// there once the page has moved on to the editor), as `[aria-valuenow, text]`.
-async fn record_pages(page: &Browser, box_id: &str) {
+pub(crate) async fn record_pages(page: &Browser, box_id: &str) {
     page.run(
         "const box = document.getElementById(arguments[0]);
          new MutationObserver(() => {
@@ -34,7 +34,7 @@ async fn record_pages(page: &Browser, box_id: &str) {
 
 /// The pages recorded by [`record_pages`]: each shown as "Page n of `pages`" with `n` as
 /// its value, in order, and at least one.
-async fn assert_pages_shown(page: &Browser, pages: usize) {
+pub(crate) async fn assert_pages_shown(page: &Browser, pages: usize) {
     let seen = page
         .run("return sessionStorage.getItem('pages')", json!([]))
         .await;
@@ -50,7 +50,7 @@ async fn assert_pages_shown(page: &Browser, pages: usize) {
 }
 
 /// Saves the lesson open in the editor on `page` and answers it as the server holds it.
-async fn saved(page: &Browser, base: &str) -> Value {
+pub(crate) async fn saved(page: &Browser, base: &str) -> Value {
     page.click("#save").await;
     page.wait_until(
         "the lesson to be saved",

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::browser::{
-    axe_source, axe_violations, pair_and_present_with, signed_in_as, teacher_token,
+    axe_source, axe_violations, created, get, pair_and_present_with, signed_in_as, teacher_token,
     teacher_with_lesson, Presenting, EMAIL,
 };
 use crate::harness::Process;
@@ -74,18 +74,11 @@ pub(crate) async fn lesson_of_every_layout(base: &str, extra: Value) -> String {
     if let (Value::Object(lesson), Value::Object(extra)) = (&mut lesson, extra) {
         lesson.extend(extra);
     }
-    let res = client
+    let request = client
         .post(format!("{base}/api/lessons"))
         .bearer_auth(&token)
-        .json(&lesson)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    res.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+        .json(&lesson);
+    created(request, "id").await
 }
 
 /// What a slide in `frame` is made of, once it shows the slide titled `title` in `layout`
@@ -158,13 +151,6 @@ async fn presenting_every_layout(shots: &str) -> Classroom {
         _server: server,
         _dir: dir,
     }
-}
-
-/// GETs `url` with the teacher's `token`, expecting JSON.
-async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
-    let res = client.get(url).bearer_auth(token).send().await.unwrap();
-    assert!(res.status().is_success(), "GET {url}: {}", res.status());
-    res.json().await.unwrap()
 }
 
 #[tokio::test]

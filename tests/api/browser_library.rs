@@ -19,7 +19,7 @@ use crate::webdriver::{Browser, Driver};
 const ENTER: &str = "\u{E007}";
 
 /// Waits until the list shows exactly `titles`, in order.
-async fn wait_for_titles(page: &Browser, titles: &[&str]) {
+pub(crate) async fn wait_for_titles(page: &Browser, titles: &[&str]) {
     let want = serde_json::to_string(titles).unwrap();
     let script = format!(
         "const shown = [...document.querySelectorAll('#lesson-list .lesson-link')].map((a) => a.textContent);
@@ -40,6 +40,18 @@ async fn search(page: &Browser, text: &str) {
     if !text.is_empty() {
         page.type_into("#search", text).await;
     }
+}
+
+/// Files the lesson `title` in `folder` by keyboard on My lessons ("Move to folder", the
+/// folder's name, Enter); returns once the list says where it is.
+pub(crate) async fn file_in_folder(page: &Browser, title: &str, folder: &str) {
+    page.click(&format!("button[aria-label='Move to folder: “{title}”']"))
+        .await;
+    page.wait_for("dialog[open] #move-folder").await;
+    page.type_into("#move-folder", folder).await;
+    page.press(ENTER).await;
+    page.wait_for_text("#lesson-list", &format!("In {folder}"))
+        .await;
 }
 
 #[tokio::test]
@@ -96,13 +108,7 @@ async fn a_teacher_searches_duplicates_and_files_a_lesson_in_a_folder() {
     .await;
 
     // File the copy in a folder by keyboard: type the name, press Enter.
-    page.click("button[aria-label='Move to folder: “Fractions (copy)”']")
-        .await;
-    page.wait_for("dialog[open] #move-folder").await;
-    page.type_into("#move-folder", "Year 7 / Maths").await;
-    page.press(ENTER).await;
-    page.wait_for_text("#lesson-list", "In Year 7 / Maths")
-        .await;
+    file_in_folder(&page, "Fractions (copy)", "Year 7 / Maths").await;
     page.screenshot("library-02-filed").await;
 
     // The folder filter lists it with its count and shows only what it holds.

@@ -2,24 +2,37 @@
 //! with a colleague through the Share dialog and puts it in the school library; the
 //! colleague finds it under "Shared with me", looks through it read-only and makes a copy.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::browser::{
-    axe_source, axe_violations, signed_in_as, signed_in_at_lessons, teacher_token,
+    axe_source, axe_violations, created, get, signed_in_as, signed_in_at_lessons, teacher_token,
     teacher_with_lesson, PASSWORD,
 };
 use crate::harness::Process;
 use crate::tools::{missing, Tool};
-use crate::webdriver::Driver;
+use crate::webdriver::{Browser, Driver};
 
 const ENTER: &str = "\u{E007}";
-const COLLEAGUE: &str = "mr.bakker@school.org";
+pub(crate) const COLLEAGUE: &str = "mr.bakker@school.org";
 
-/// The JSON `url` answers `token`.
-async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
-    let res = client.get(url).bearer_auth(token).send().await.unwrap();
-    assert!(res.status().is_success(), "GET {url}: {}", res.status());
-    res.json().await.unwrap()
+/// Registers the colleague, Mr Bakker, through the API of `base`; returns their token.
+pub(crate) async fn colleague(base: &str) -> String {
+    let request = reqwest::Client::new()
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": COLLEAGUE, "name": "Mr Bakker", "password": PASSWORD}));
+    created(request, "token").await
+}
+
+/// Shares the lesson `title` with the colleague in its Share dialog on My lessons, by their
+/// address and Enter, as a teacher would; returns once the dialog lists them.
+pub(crate) async fn share_with_colleague(owner: &Browser, title: &str) {
+    owner
+        .click(&format!("button[aria-label='Share “{title}”']"))
+        .await;
+    owner.wait_for("dialog[open] #share-email").await;
+    owner.type_into("#share-email", COLLEAGUE).await;
+    owner.press(ENTER).await;
+    owner.wait_for_text("#share-people", "Mr Bakker").await;
 }
 
 #[tokio::test]
@@ -32,26 +45,12 @@ async fn a_colleague_finds_a_shared_lesson_under_shared_with_me_and_copies_it() 
     let base = server.base.clone();
     teacher_with_lesson(&base).await;
     let client = reqwest::Client::new();
-    let res = client
-        .post(format!("{base}/api/auth/register"))
-        .json(&json!({"email": COLLEAGUE, "name": "Mr Bakker", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let colleague_token = res.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let colleague_token = colleague(&base).await;
 
     // The owner shares "Fractions" by address and puts it in the school library.
     let driver = Driver::start().await;
     let owner = signed_in_at_lessons(&driver, &base).await;
-    owner.click("button[aria-label='Share “Fractions”']").await;
-    owner.wait_for("dialog[open] #share-email").await;
-    owner.type_into("#share-email", COLLEAGUE).await;
-    owner.press(ENTER).await;
-    owner.wait_for_text("#share-people", "Mr Bakker").await;
+    share_with_colleague(&owner, "Fractions").await;
     owner.click("#share-listed").await;
     owner
         .wait_for_text("#live-region", "is in the school library")

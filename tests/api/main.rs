@@ -8,6 +8,7 @@ mod bad_input;
 mod browser;
 mod browser_console;
 mod browser_import;
+mod browser_journey;
 mod browser_layouts;
 mod browser_library;
 mod browser_pairing;

@@ -207,6 +207,18 @@ impl Browser {
         .await;
     }
 
+    /// Scrolls `css` to the middle of the window and clicks it, where a person would look for
+    /// it: clicked where it is, it may lie half under a sticky bar, which takes the click.
+    pub async fn click_centred(&self, css: &str) {
+        self.wait_for(css).await;
+        self.run(
+            "document.querySelector(arguments[0]).scrollIntoView({ block: 'center' })",
+            json!([css]),
+        )
+        .await;
+        self.click(css).await;
+    }
+
     pub async fn type_into(&self, css: &str, text: &str) {
         let el = self.wait_for(css).await;
         self.call(
