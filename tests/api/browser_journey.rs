@@ -11,7 +11,7 @@ use crate::browser::{
     signed_in_as, signed_in_at_lessons, teacher_token, wait_for_imported, Presenting,
 };
 use crate::browser_import::{assert_pages_shown, record_pages, saved};
-use crate::browser_library::{file_in_folder, wait_for_titles};
+use crate::browser_library::wait_for_titles;
 use crate::browser_sharing::{colleague, share_with_colleague, COLLEAGUE};
 use crate::deck::deck;
 use crate::office_import::{SLIDES, TITLE};
@@ -76,7 +76,8 @@ async fn a_teacher_imports_last_years_slides_adds_a_question_files_shares_and_pr
     assert_pages_shown(&page, 3).await;
     page.screenshot("journey-01-imported").await;
 
-    // 2. In the editor: a question after the first page, the dark theme with an accent, saved.
+    // 2. In the editor: a question after the first page, the dark theme with an accent, a
+    // folder, saved.
     page.click("#slide-list li:nth-child(1) button").await;
     add_slide(&page, "question", 4).await;
     page.type_into("#slide-title", QUESTION).await;
@@ -101,8 +102,11 @@ async fn a_teacher_imports_last_years_slides_adds_a_question_files_shares_and_pr
         "return document.querySelector('#slide-preview').dataset.theme === 'dark' || null",
     )
     .await;
+    page.click_centred("#filing summary").await;
+    page.type_into("#lesson-folder", FOLDER).await;
     let lesson = saved(&page, &base).await;
     assert_eq!(lesson["theme"], json!({"name": "dark", "accent": ACCENT}));
+    assert_eq!(lesson["folder"], FOLDER);
     let kinds: Vec<&Value> = lesson["slides"]
         .as_array()
         .unwrap()
@@ -112,10 +116,10 @@ async fn a_teacher_imports_last_years_slides_adds_a_question_files_shares_and_pr
     assert_eq!(kinds, ["image", "question", "image", "image"]);
     page.screenshot("journey-02-editor").await;
 
-    // 3. On My lessons: filed in a folder, found under its filter, shared by address.
+    // 3. On My lessons: in its folder, found under its filter, shared by address.
     page.goto(&format!("{base}/lessons")).await;
-    page.wait_for_text("#lesson-list", TITLE).await;
-    file_in_folder(&page, TITLE, FOLDER).await;
+    page.wait_for_text("#lesson-list", &format!("In {FOLDER}"))
+        .await;
     page.wait_until(
         "the folder in the filter",
         &choose("#folder-filter", &format!("{FOLDER} (1 lesson)")),

@@ -6,9 +6,10 @@
 use serde_json::{json, Value};
 
 use crate::browser::{
-    axe_source, axe_violations, choose, signed_in_at_lessons, teacher_token, teacher_with_lesson,
-    wait_for_imported,
+    axe_source, axe_violations, choose, created, get, serving_a_teacher, signed_in_as,
+    signed_in_at_lessons, teacher_token, teacher_with_lesson, wait_for_imported, EMAIL,
 };
+use crate::browser_import::saved;
 use crate::deck::deck;
 use crate::harness::Process;
 use crate::office_import::{SLIDES, TITLE};
@@ -215,4 +216,51 @@ async fn powerpoint_is_offered_where_the_server_converts_it_and_else_a_pdf_is_ex
     std::fs::write(&pptx, deck(TITLE, &SLIDES, "pptx")).unwrap();
     page.attach("#import-file", &pptx).await;
     wait_for_imported(&page, "Photosynthesis", 3).await;
+}
+
+#[tokio::test]
+async fn the_editor_files_a_lesson_in_a_folder_and_takes_it_out_again() {
+    if missing(&[Tool::Chromium, Tool::Axe]) {
+        return;
+    }
+    let (_dir, _server, base) = serving_a_teacher().await;
+    let client = reqwest::Client::new();
+    let token = teacher_token(&client, &base).await;
+    let lessons = get(&client, &format!("{base}/api/lessons"), &token).await;
+    let id = lessons["items"][0]["id"].as_str().unwrap().to_owned();
+    let request = client
+        .post(format!("{base}/api/lessons"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Volcanoes", "folder": "Year 7 / Maths", "slides": []}));
+    created(request, "id").await;
+
+    // The Folder panel offers the teacher's folders; a typed one is saved with the lesson.
+    let driver = Driver::start().await;
+    let editor = signed_in_as(&driver, &base, EMAIL, &format!("/lessons/{id}")).await;
+    let offered = "return !document.querySelector('#editor').hidden
+        && [...document.querySelectorAll('#lesson-folders option')]
+             .some((o) => o.value === 'Year 7 / Maths') || null";
+    editor
+        .wait_until("the editor offering the teacher's folder", offered)
+        .await;
+    editor.click_centred("#filing summary").await;
+    editor.type_into("#lesson-folder", "Year 7 / Maths").await;
+    let problems = axe_violations(&editor, &axe_source()).await;
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(saved(&editor, &base).await["folder"], "Year 7 / Maths");
+
+    // Emptied, the lesson leaves its folder; the page reloaded shows where it is.
+    editor.click("#lesson-folder").await;
+    let erase = format!("\u{E010}{}", "\u{E003}".repeat("Year 7 / Maths".len())); // End, Backspaces
+    editor.press(&erase).await;
+    assert!(saved(&editor, &base).await["folder"].is_null());
+    editor.refresh().await;
+    editor.click_centred("#filing summary").await;
+    editor
+        .wait_until(
+            "the folder field empty after a reload",
+            "const f = document.querySelector('#lesson-folder');
+             return document.querySelector('#lesson-title').value === 'Fractions' && f.value === '' || null",
+        )
+        .await;
 }

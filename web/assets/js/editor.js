@@ -3,6 +3,7 @@
 
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
 import { allowedLayout, createThemeControls, renderLayout } from './editor-design.js';
+import { createFolderControl } from './editor-folder.js';
 import { initSlideImport } from './editor-import.js';
 import { createPreview } from './editor-preview.js';
 import { slideThumbnail } from './thumbs.js';
@@ -72,6 +73,8 @@ function toPayload() {
   return {
     title: draft.title,
     ...(draft.theme ? { theme: draft.theme } : {}), // left out, the lesson keeps its own
+    // Sent only once the teacher changed it here: a move made on My lessons meanwhile stays.
+    ...(draft.folder !== undefined ? { folder: draft.folder } : {}),
     slides: draft.slides.map((s) => {
       const out = s.id ? { id: s.id } : {};
       Object.assign(out, { kind: s.kind, title: s.title, body: s.body, notes: s.notes });
@@ -97,6 +100,13 @@ const themeControls = createThemeControls({
   },
 });
 
+const folderControl = createFolderControl({
+  onChange(folder) {
+    draft.folder = folder;
+    changed();
+  },
+});
+
 function adopt(data, { keys } = {}) {
   lesson = data;
   const previousIndex = draft ? selectedIndex() : 0;
@@ -108,6 +118,7 @@ function adopt(data, { keys } = {}) {
   titleInput.value = draft.title;
   setFieldError(titleInput, null);
   themeControls.render(draft.theme);
+  folderControl.render(data.folder);
   renderAll();
 }
 
