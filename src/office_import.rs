@@ -2,9 +2,9 @@
 //! LibreOffice (`soffice`), when the server has it, and that PDF goes on to
 //! [`crate::pdf_import`] like any other. This module owns finding `soffice`, telling a deck
 //! from a lesson file (both are zips), and the sandbox a conversion runs in: its own
-//! directory (removed whatever happens), an empty environment, a memory limit, a wall-clock
-//! limit after which its whole process group is killed, and one conversion at a time; and
-//! the speaker notes, read from a second export of the deck as notes pages. It knows nothing
+//! directory (removed whatever happens), an empty environment, no network where the machine
+//! allows a namespace of its own, a memory limit, a wall-clock limit after which its whole
+//! process group is killed, and one conversion at a time; and the speaker notes, read from a second export of the deck as notes pages. It knows nothing
 //! of HTTP.
 
 use std::io::{Read, Seek};
@@ -132,8 +132,8 @@ impl Deck {
 
 /// LibreOffice on this server, if it has it.
 pub struct Office {
-    /// `soffice` and `prlimit` (util-linux, which sets the memory limit), both found.
-    programs: Option<(PathBuf, PathBuf)>,
+    /// The programs a conversion runs, when `soffice` and `prlimit` are both found.
+    programs: Option<Programs>,
     /// Where each conversion gets its own directory: the uploads directory, which the server
     /// empties when it starts, so not even a crash leaves one behind.
     dir: PathBuf,
@@ -153,10 +153,17 @@ impl Office {
             None => on_path("soffice"),
         };
         let prlimit = on_path("prlimit");
+        let isolate = soffice.as_ref().and_then(|_| network_namespace());
         match (&soffice, &prlimit) {
-            (Some(soffice), Some(_)) => {
-                tracing::info!(soffice = %soffice.display(), "PowerPoint and OpenDocument import on");
+            (Some(soffice), Some(_)) if isolate.is_some() => {
+                tracing::info!(soffice = %soffice.display(), "PowerPoint and OpenDocument import on, without network");
             }
+            (Some(soffice), Some(_)) => tracing::warn!(
+                soffice = %soffice.display(),
+                "PowerPoint and OpenDocument import on, but LibreOffice keeps the server's \
+                 network: `unshare --net --map-root-user` (util-linux) is missing or not \
+                 allowed here (user namespaces off?)"
+            ),
             (Some(_), None) => tracing::warn!(
                 "PowerPoint and OpenDocument import off: soffice is here but prlimit \
                  (util-linux), which limits its memory, is not"
@@ -166,7 +173,11 @@ impl Office {
             ),
         }
         Self {
-            programs: soffice.zip(prlimit),
+            programs: soffice.zip(prlimit).map(|(soffice, prlimit)| Programs {
+                soffice,
+                prlimit,
+                isolate,
+            }),
             dir: dir.to_owned(),
             turn: tokio::sync::Semaphore::new(1),
             time_limit,
@@ -323,11 +334,12 @@ impl Sandbox {
         })
     }
 
-    /// Runs `soffice` (of `programs`, with `prlimit`) on the deck with the export `filter`,
-    /// until the deadline, each file it writes at most `max_bytes`; the PDF it made.
+    /// Runs `soffice` (of `programs`, with `prlimit`, in a network namespace of its own where
+    /// it can) on the deck with the export `filter`, until the deadline, each file it writes
+    /// at most `max_bytes`; the PDF it made.
     async fn run(
         &mut self,
-        (soffice, prlimit): &(PathBuf, PathBuf),
+        programs: &Programs,
         filter: &str,
         max_bytes: u64,
     ) -> Result<PathBuf, OfficeImportError> {
@@ -335,12 +347,19 @@ impl Sandbox {
         let output = self.path.join(format!("out{}", self.runs));
         let mut profile = String::from("-env:UserInstallation=file://");
         profile.push_str(&self.path.join("profile").to_string_lossy());
-        let mut command = tokio::process::Command::new(prlimit);
+        let mut command = match &programs.isolate {
+            Some(unshare) => {
+                let mut command = tokio::process::Command::new(unshare);
+                command.args(UNSHARE).arg(&programs.prlimit);
+                command
+            }
+            None => tokio::process::Command::new(&programs.prlimit),
+        };
         command
             .arg(format!("--as={MEMORY_MAX}"))
             .arg(format!("--fsize={max_bytes}"))
             .arg("--")
-            .arg(soffice)
+            .arg(&programs.soffice)
             .arg(profile)
             .args([
                 "--headless",
@@ -403,6 +422,36 @@ impl Drop for Sandbox {
             tracing::warn!(error = %e, dir = %self.path.display(), "office import: cannot remove its directory");
         }
     }
+}
+
+/// What a conversion runs.
+struct Programs {
+    soffice: PathBuf,
+    /// util-linux's `prlimit`, which sets LibreOffice's memory and file-size limits.
+    prlimit: PathBuf,
+    /// util-linux's `unshare`, where it can give LibreOffice a network of its own.
+    isolate: Option<PathBuf>,
+}
+
+/// `unshare`'s arguments: a new network namespace (only a loopback, down), made without
+/// privileges inside a user namespace mapping the server's user to root. `unshare` then
+/// executes the rest in place, so the process group stays the one started.
+const UNSHARE: [&str; 3] = ["--net", "--map-root-user", "--"];
+
+/// `unshare`, when it can make a network namespace here: a deck can link pictures on other
+/// hosts, which LibreOffice may fetch, and without a network of its own it would reach
+/// whatever the server reaches (its database, the school's network).
+fn network_namespace() -> Option<PathBuf> {
+    let unshare = on_path("unshare")?;
+    let made = std::process::Command::new(&unshare)
+        .args(UNSHARE)
+        .arg("true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    made.then_some(unshare)
 }
 
 /// `program` in one of the directories of `PATH`.

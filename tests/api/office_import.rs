@@ -197,9 +197,9 @@ async fn a_corrupt_deck_is_refused_and_leaves_nothing() {
     nothing_left(&app, &t).await;
 }
 
-/// A stand-in for `soffice` in `dir`: it writes its environment and limits there, starts a
-/// process that would outlive it (as `soffice.bin` outlives `oosplash`) and writes its pid,
-/// marks that it started, waits for `dir/go` and then dies as LibreOffice does when it runs
+/// A stand-in for `soffice` in `dir`: it writes its environment, limits and network there,
+/// starts a process that would outlive it (as `soffice.bin` outlives `oosplash`) and writes
+/// its pid, marks that it started, waits for `dir/go` and then dies as LibreOffice does when it runs
 /// out of memory.
 fn stand_in(dir: &Path) -> PathBuf {
     let script = dir.join("soffice");
@@ -208,6 +208,7 @@ fn stand_in(dir: &Path) -> PathBuf {
         &script,
         format!(
             "#!/bin/sh\nenv > {dir}/env\nulimit -v > {dir}/ulimit\nulimit -f > {dir}/fsize\n\
+             cat /proc/net/dev > {dir}/net\n\
              sleep 600 & echo $! > {dir}/straggler\ntouch {dir}/started\n\
              while [ ! -e {dir}/go ]; do sleep 0.05; done\nkill -ABRT $$\n"
         ),
@@ -310,4 +311,14 @@ async fn a_conversion_runs_alone_without_the_servers_environment_and_its_failure
     assert_eq!(ulimit.trim(), "1048576");
     let fsize = std::fs::read_to_string(dir.path().join("fsize")).unwrap();
     assert_eq!(fsize.trim(), (200 * 1024 * 2).to_string());
+    // It had no network but a loopback of its own (this machine allows user namespaces, as
+    // Debian does by default): a linked picture cannot reach the school's network.
+    let net = std::fs::read_to_string(dir.path().join("net")).unwrap();
+    let interfaces: Vec<&str> = net
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(interfaces, ["lo"], "{net}");
 }
