@@ -26,6 +26,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::ImageEncoder;
 use uuid::Uuid;
 
+use crate::domain::design::SlideLayout;
 use crate::domain::lesson::{LessonContent, SlideInput, NOTES_MAX, TITLE_MAX};
 use crate::domain::one_line;
 use crate::media::{finish_all, MediaError, MediaLimits, Room, Upload};
@@ -224,7 +225,9 @@ impl Drawn {
                 media: Some(upload.id()),
                 answer: None,
                 seconds: None,
-                layout: None,
+                // The page holds its own title: a caption would repeat it and draw the page
+                // smaller.
+                layout: Some(SlideLayout::PictureFull.name().into()),
             })
             .collect()
     }

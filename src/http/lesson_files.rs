@@ -206,6 +206,8 @@ pub struct ImportedSlide {
     notes: String,
     /// The picture's description: the page's text on one line.
     alt: String,
+    /// Always `picture-full`: the page holds its own title, so no caption under it.
+    layout: String,
     /// The id of the page's picture among your media (a 1920×1080 PNG, or smaller to keep
     /// the page's shape).
     media: String,
@@ -260,6 +262,7 @@ async fn import_slides(
                     title: s.title.unwrap_or_default(),
                     notes: s.notes.unwrap_or_default(),
                     alt: s.alt.unwrap_or_default(),
+                    layout: s.layout.unwrap_or_default(),
                     media: s.media.unwrap_or_default(),
                 })
                 .collect();

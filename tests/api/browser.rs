@@ -200,7 +200,17 @@ pub(crate) async fn pair_and_present_with(
         .screenshot(&format!("{shots}-02-teacher-paired"))
         .await;
     teacher.click("#start-submit").await;
-    board.wait_for_text("#slide-frame", how.first_slide).await;
+    // The first slide's text, or the description of a picture shown full screen (an imported
+    // page, whose title is in the picture).
+    let first = how.first_slide;
+    let shown = format!(
+        "const f = document.querySelector('#slide-frame');
+         return f && (f.innerText.includes({first:?})
+           || [...f.querySelectorAll('img')].some(i => i.alt.includes({first:?}))) || null"
+    );
+    board
+        .wait_until(&format!("the board showing {first:?}"), &shown)
+        .await;
     (board, teacher)
 }
 

@@ -44,16 +44,18 @@ fn last_years_slides(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// Waits until the board shows `slide`'s page, drawn 1920 pixels wide, in the dark theme.
-async fn board_shows_page(board: &Browser, caption: &str) {
+/// Waits until the board shows the page titled `title`, drawn 1920 pixels wide, in the dark
+/// theme, full screen (an imported page holds its title: no caption repeats it), described by
+/// its text.
+async fn board_shows_page(board: &Browser, title: &str) {
     let script = format!(
         "const f = document.querySelector('#slide-frame');
          const i = f.querySelector('img.slide-media');
-         return f.dataset.theme === 'dark' && f.innerText.includes({caption:?})
-           && i && i.complete && i.naturalWidth === 1920 || null"
+         return f.dataset.theme === 'dark' && !f.querySelector('.slide-caption')
+           && i && i.alt.includes({title:?}) && i.complete && i.naturalWidth === 1920 || null"
     );
     board
-        .wait_until(&format!("the page {caption:?} on the board"), &script)
+        .wait_until(&format!("the page {title:?} on the board"), &script)
         .await;
 }
 

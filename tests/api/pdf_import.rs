@@ -153,6 +153,7 @@ async fn the_editors_import_answers_slides_and_stores_their_pictures_but_no_less
         "Page 2\nChlorophyll absorbs red and blue"
     );
     assert_eq!(slides[1]["alt"], "Page 2 Chlorophyll absorbs red and blue");
+    assert_eq!(slides[1]["layout"], "picture-full");
     assert_eq!(picture(&app, &slides[1]).await.dimensions(), (1920, 1080));
     assert_eq!(app.lesson_count(&t).await, 0);
     assert_eq!(leftovers(&app), 0);

@@ -434,7 +434,7 @@ function insertSlides(slides) {
     announce(t('editor.tooManySlides', { max: MAX_SLIDES }));
     return false;
   }
-  const made = slides.map((s) => ({ ...newSlide('image'), title: s.title, notes: s.notes, media: s.media, alt: s.alt ?? '' }));
+  const made = slides.map((s) => ({ ...newSlide('image'), title: s.title, notes: s.notes, media: s.media, alt: s.alt ?? '', layout: s.layout ?? '' }));
   draft.slides.splice(selectedIndex() + 1, 0, ...made);
   select(made[0].key);
   changed();
