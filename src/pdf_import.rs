@@ -16,7 +16,7 @@ use hayro::hayro_interpret::{
     interpret_page, BlendMode, ClipPath, Context, Device, DrawMode, DrawProps, Image,
     ImageDrawProps, InterpreterCache, InterpreterSettings, SoftMask,
 };
-use hayro::hayro_syntax::object::{Name, Object};
+use hayro::hayro_syntax::object::{Name, Object, Stream};
 use hayro::hayro_syntax::page::Page;
 use hayro::hayro_syntax::{DecryptionError, LoadPdfError, Pdf};
 use hayro::kurbo::{Affine, BezPath, Rect};
@@ -389,31 +389,46 @@ pub fn render<T>(
 
 /// Refuses a PDF holding a picture of more than [`PICTURE_PIXELS_MAX`] pixels, by what its
 /// dictionary says, or a stream that unpacks to more than [`STREAM_BYTES_MAX`] (a picture's,
-/// more than its pixels need), before `hayro` unpacks anything. (Pictures written inside a
-/// page's content, `BI … EI`, are small by nature and not looked at.)
+/// more than its pixels need), before `hayro` unpacks anything; pictures written inside
+/// content (`BI … ID … EI`), which have filters of their own, included.
 fn check_streams(pdf: &Pdf) -> Result<(), PdfImportError> {
     for object in pdf.objects() {
-        let Object::Stream(stream) = object else {
-            continue;
-        };
-        let dict = stream.dict();
-        let mut max = STREAM_BYTES_MAX;
-        if dict.get::<Name<'_>>(b"Subtype").as_deref() == Some(b"Image".as_slice()) {
-            let side = |key: &[u8]| dict.get::<f64>(key).unwrap_or(0.0);
-            let (width, height) = (side(b"Width"), side(b"Height"));
-            if width * height > PICTURE_PIXELS_MAX {
-                return Err(PdfImportError::PictureTooLarge { width, height });
-            }
-            // At most 800 MB, by the bound just checked: whole and positive, it fits.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let picture = (width * height * PICTURE_BYTES_PER_PIXEL).max(0.0) as u64;
-            max = max.max(picture);
-        }
-        if streams::decoded_len(&stream, max).is_none() {
-            return Err(PdfImportError::StreamTooLarge);
+        if let Object::Stream(stream) = object {
+            let picture =
+                stream.dict().get::<Name<'_>>(b"Subtype").as_deref() == Some(b"Image".as_slice());
+            check_stream(&stream, picture)?;
         }
     }
-    Ok(())
+    // Only once every stream is known to unpack within the bound: content is unpacked to be
+    // read for them.
+    streams::each_inline_picture(pdf, |picture| check_stream(picture, true))
+}
+
+/// Refuses `stream` when it unpacks to more than its bound, or, a `picture`, says it has more
+/// than [`PICTURE_PIXELS_MAX`] pixels.
+fn check_stream(stream: &Stream<'_>, picture: bool) -> Result<(), PdfImportError> {
+    let dict = stream.dict();
+    let mut max = STREAM_BYTES_MAX;
+    if picture {
+        // `hayro` reads the short key (an inline picture's) before the long one, in either
+        // kind of picture: the larger of the two bounds whichever it takes.
+        let side = |short: &[u8], long: &[u8]| {
+            let get = |key: &[u8]| dict.get::<f64>(key).unwrap_or(0.0);
+            get(short).max(get(long))
+        };
+        let (width, height) = (side(b"W", b"Width"), side(b"H", b"Height"));
+        if width * height > PICTURE_PIXELS_MAX {
+            return Err(PdfImportError::PictureTooLarge { width, height });
+        }
+        // At most 800 MB, by the bound just checked: whole and positive, it fits.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let bytes = (width * height * PICTURE_BYTES_PER_PIXEL).max(0.0) as u64;
+        max = max.max(bytes);
+    }
+    match streams::decoded_len(stream, max) {
+        Some(_) => Ok(()),
+        None => Err(PdfImportError::StreamTooLarge),
+    }
 }
 
 /// The page drawn on white to fit [`FIT`], as a PNG.

@@ -7,8 +7,10 @@
 use std::io::{self, Write};
 
 use flate2::read::{DeflateDecoder, ZlibDecoder};
-use hayro::hayro_syntax::object::{Dict, Stream};
-use hayro::hayro_syntax::Filter;
+use hayro::hayro_syntax::content::ops::{InlineImage, TypedInstruction};
+use hayro::hayro_syntax::content::TypedIter;
+use hayro::hayro_syntax::object::{Dict, Name, Object, Stream};
+use hayro::hayro_syntax::{Filter, Pdf};
 
 /// How many bytes `stream` decodes to through the filters that expand data (Flate, LZW,
 /// run-length, and the ASCII ones that feed them), or `None` once over `max`. Filters that
@@ -39,6 +41,45 @@ pub fn decoded_len(stream: &Stream<'_>, max: u64) -> Option<u64> {
         data = out.kept;
     }
     Some(data.len() as u64)
+}
+
+/// Calls `check` with every picture written inside content (`BI … ID … EI`), whose filters
+/// `hayro` unpacks whole like a stream's: in each page's content (its streams joined, as
+/// drawn) and in every other stream but pictures, since a Type 3 font's glyphs are content
+/// streams nothing marks as such (forms and patterns are, but read alike). Reading a stream
+/// that is no content finds no picture (it would need a whole `BI … ID` in it). Each stream
+/// is unpacked whole here, so call this only once [`decoded_len`] has bounded them all.
+pub fn each_inline_picture<E>(
+    pdf: &Pdf,
+    mut check: impl FnMut(&Stream<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut read = |content: &[u8]| {
+        let mut ops = TypedIter::new(content);
+        while let Some(op) = ops.next() {
+            if let TypedInstruction::InlineImage(InlineImage(picture)) = op {
+                check(picture)?;
+            }
+        }
+        Ok(())
+    };
+    for page in pdf.pages().iter() {
+        if let Some(content) = page.page_stream() {
+            read(content)?;
+        }
+    }
+    for object in pdf.objects() {
+        let Object::Stream(stream) = object else {
+            continue;
+        };
+        let image =
+            stream.dict().get::<Name<'_>>(b"Subtype").as_deref() == Some(b"Image".as_slice());
+        // A stream that does not unpack (a picture's filter, damage) is not content `hayro`
+        // can read either.
+        if let (false, Ok(content)) = (image, stream.decoded_data()) {
+            read(&content)?;
+        }
+    }
+    Ok(())
 }
 
 /// A writer that counts, keeps what it is told to, and fails once past `max`.

@@ -281,6 +281,15 @@ async fn refused_pdfs_say_why_and_leave_nothing_behind() {
     )
     .await;
     assert!(error["message"].as_str().unwrap().contains("20000 × 9000"));
+    // Nor one that says 2 × 2 under one name and 20,000 × 9,000 under the other.
+    let mut bomb = three_pages();
+    bomb.picture_short_says = Some((20_000, 9_000));
+    expect_error(
+        import_pdf(&app, &t, bomb.build()).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_picture_too_large",
+    )
+    .await;
 
     // A page's drawing of 200 KB that unpacks to 200 MB is refused before it is unpacked.
     let mut bomb = three_pages();
@@ -295,6 +304,19 @@ async fn refused_pdfs_say_why_and_leave_nothing_behind() {
     .await;
     assert!(error["message"].as_str().unwrap().contains("64 MiB"));
 
+    // So is a picture written inside a page's drawing whose own filter unpacks 10 × 10
+    // pixels to 200 MB.
+    let mut bomb = three_pages();
+    bomb.inline_unpacks_to = Some(200_000_000);
+    let pdf = bomb.build();
+    assert!(pdf.len() < 1_000_000, "{} bytes", pdf.len());
+    expect_error(
+        import_pdf(&app, &t, pdf).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "pdf_stream_too_large",
+    )
+    .await;
+
     assert_eq!(app.lesson_count(&t).await, 0);
     assert_eq!(chunk_rows(&app).await, 0);
     assert_eq!(leftovers(&app), 0);
@@ -306,6 +328,8 @@ async fn a_compressed_page_within_the_bound_is_drawn() {
     let t = app.register("packed@school.org").await;
     let mut packed = three_pages();
     packed.unpacks_to = Some(1_000_000);
+    // A picture inside the page's drawing, unpacking to what its pixels need, is drawn too.
+    packed.inline_unpacks_to = Some(100);
     let lesson: Value = import_pdf(&app, &t, packed.build())
         .await
         .json()
@@ -315,7 +339,10 @@ async fn a_compressed_page_within_the_bound_is_drawn() {
         lesson["slides"][0]["notes"],
         "Page 1\nPhotosynthesis (light)"
     );
-    assert!(dark_pixels(&picture(&app, &lesson["slides"][0]).await) > 1_000);
+    let drawn = picture(&app, &lesson["slides"][0]).await;
+    assert!(dark_pixels(&drawn) > 1_000);
+    // The inline picture, at 700..800 × 300..400 points of a 960 × 540 page: grey 32.
+    assert_eq!(drawn.get_pixel(1500, 380).0, [32, 32, 32]);
 }
 
 #[tokio::test]

@@ -13,12 +13,20 @@ pub struct PdfSpec {
     pub pictures: Vec<usize>,
     /// The picture's size as its dictionary says: 2 × 2 unless a test lies.
     pub picture_says: (u32, u32),
+    /// A second size in the picture's dictionary, under the short keys `/W` and `/H` (an
+    /// inline picture's, which readers such as `hayro` take first in any picture).
+    pub picture_short_says: Option<(u32, u32)>,
     /// Page size in points; 960 × 540 (16:9) draws at 1920 × 1080 exactly.
     pub size: (f32, f32),
     pub password_protected: bool,
     /// Page 1's drawing FlateDecode-compressed, padded with spaces to unpack to this many
     /// bytes: 200 MB of it is a bomb of some 200 KB.
     pub unpacks_to: Option<usize>,
+    /// A 10 × 10 dark grey picture written inside page 1's content (`BI … ID … EI`) at
+    /// 700..800 × 300..400 points, its data spaces (grey 32) FlateDecode-compressed (then in
+    /// hex, so no byte of it ends the picture early) to unpack to this many bytes; 100 is
+    /// what its pixels need.
+    pub inline_unpacks_to: Option<usize>,
 }
 
 impl PdfSpec {
@@ -31,9 +39,11 @@ impl PdfSpec {
                 .collect(),
             pictures: Vec::new(),
             picture_says: (2, 2),
+            picture_short_says: None,
             size: (960.0, 540.0),
             password_protected: false,
             unpacks_to: None,
+            inline_unpacks_to: None,
         }
     }
 
@@ -57,10 +67,13 @@ impl PdfSpec {
         objects.push(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec());
         let pixels = [255u8, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0];
         let (width, height) = self.picture_says;
+        let short = self
+            .picture_short_says
+            .map_or_else(String::new, |(w, h)| format!(" /W {w} /H {h}"));
         objects.push(stream(
             &format!(
-                "/Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace \
-                 /DeviceRGB /BitsPerComponent 8"
+                "/Type /XObject /Subtype /Image /Width {width} /Height {height}{short} \
+                 /ColorSpace /DeviceRGB /BitsPerComponent 8"
             ),
             &pixels,
         ));
@@ -95,6 +108,16 @@ impl PdfSpec {
             }
             if self.pictures.contains(&(i + 1)) {
                 content.push_str("q 200 0 0 200 400 100 cm /Im1 Do Q\n");
+            }
+            if let (Some(size), 0) = (self.inline_unpacks_to, i) {
+                let hex: String = deflated("", size)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                content.push_str(&format!(
+                    "q 100 0 0 100 700 300 cm BI /W 10 /H 10 /CS /G /BPC 8 /F [/AHx /Fl] ID \
+                     {hex}> EI Q\n"
+                ));
             }
             match self.unpacks_to {
                 Some(size) if i == 0 => {
