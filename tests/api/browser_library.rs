@@ -264,3 +264,50 @@ async fn the_editor_files_a_lesson_in_a_folder_and_takes_it_out_again() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn the_editors_history_restores_an_earlier_version() {
+    if missing(&[Tool::Chromium]) {
+        return;
+    }
+    let (_dir, _server, base) = serving_a_teacher().await;
+    let client = reqwest::Client::new();
+    let token = teacher_token(&client, &base).await;
+    let lessons = get(&client, &format!("{base}/api/lessons"), &token).await;
+    let id = lessons["items"][0]["id"].as_str().unwrap().to_owned();
+
+    let driver = Driver::start().await;
+    let editor = signed_in_as(&driver, &base, EMAIL, &format!("/lessons/{id}")).await;
+    editor
+        .wait_until(
+            "the editor showing the lesson",
+            "return document.querySelector('#lesson-title').value === 'Fractions' || null",
+        )
+        .await;
+    editor.click("#lesson-title").await;
+    let erase = format!("\u{E010}{}", "\u{E003}".repeat("Fractions".len())); // End, Backspaces
+    editor.press(&format!("{erase}Decimals")).await;
+    assert_eq!(saved(&editor, &base).await["title"], "Decimals");
+
+    // The History panel lists both versions, the newest marked current; restoring the older
+    // one (confirmed) brings its title back into the editor and saves it as the newest.
+    editor.click_centred("#history summary").await;
+    editor
+        .wait_until(
+            "two versions, one to restore",
+            "return document.querySelectorAll('#history-list li').length === 2
+               && document.querySelectorAll('#history-list li button').length === 1 || null",
+        )
+        .await;
+    editor.click("#history-list li button").await;
+    editor.click("dialog button[value=confirm]").await;
+    editor
+        .wait_until(
+            "the restored title in the editor and three versions listed",
+            "return document.querySelector('#lesson-title').value === 'Fractions'
+               && document.querySelectorAll('#history-list li').length === 3 || null",
+        )
+        .await;
+    let lesson = get(&client, &format!("{base}/api/lessons/{id}"), &token).await;
+    assert_eq!(lesson["title"], "Fractions");
+}

@@ -4,10 +4,10 @@
 import { api, apiConfig, downloadFile, loadMedia, uploadMedia } from './api.js';
 import { allowedLayout, createThemeControls, renderLayout } from './editor-design.js';
 import { createFolderControl } from './editor-folder.js';
+import { createHistory } from './editor-history.js';
 import { initSlideImport } from './editor-import.js';
 import { createPreview } from './editor-preview.js';
 import { slideThumbnail } from './thumbs.js';
-import { formatDateTime } from './i18n.js';
 import { $, announce, clearFieldErrors, confirmDialog, errorText, fieldMessage, h, initPage, setBusy, setFieldError, t } from './ui.js';
 
 const MAX_SLIDES = 500;
@@ -716,74 +716,19 @@ async function loadLesson({ announceText } = {}) {
 
 // ---- history ---------------------------------------------------------------
 
-const historyPanel = $('#history');
-
-async function refreshHistory() {
-  if (!historyPanel.open) return;
-  const status = $('#history-status');
-  status.textContent = t('editor.historyLoading');
-  try {
-    const { body } = await api.get(lessonUrl + '/revisions');
-    renderHistory(body.items ?? []);
-    status.textContent = body.items?.length ? '' : t('editor.historyEmpty');
-  } catch (err) {
-    status.textContent = t('editor.historyFailed', { reason: errorText(err) });
-  }
-}
-
-function renderHistory(revisions) {
-  const items = revisions.map((rev) => {
-    const isCurrent = String(rev.version) === String(lesson.version);
-    return h(
-      'li',
-      { class: isCurrent ? 'history-item is-current' : 'history-item' },
-      h(
-        'div',
-        { class: 'history-text' },
-        h('time', { dateTime: new Date(rev.created_at).toISOString(), text: formatDateTime(rev.created_at), dataset: { i18nDatetime: '' } }),
-        h('span', {
-          class: 'history-meta',
-          text: [rev.author_name, rev.title, t('lessons.slideCount', { count: rev.slide_count ?? 0 })].filter(Boolean).join(' · '),
-        }),
-      ),
-      isCurrent
-        ? h('span', { class: 'badge', text: t('editor.currentVersion') })
-        : h('button', {
-            type: 'button',
-            class: 'button button-small',
-            text: t('editor.restore'),
-            attrs: { 'aria-label': t('editor.restoreLabel', { date: formatDateTime(rev.created_at) }) },
-            onclick: () => restore(rev),
-          }),
-    );
-  });
-  $('#history-list').replaceChildren(...items);
-}
-
-async function restore(rev) {
-  const date = formatDateTime(rev.created_at);
-  const ok = await confirmDialog({
-    title: t('editor.restoreTitle', { date }),
-    message: isDirty() ? t('editor.restoreTextDirty') : t('editor.restoreText'),
-    confirm: t('editor.restoreConfirm'),
-    danger: isDirty(),
-  });
-  if (!ok) return;
-  try {
-    const url = `${lessonUrl}/revisions/${encodeURIComponent(rev.version)}/restore`;
-    const { body } = await api.post(url);
+const history = createHistory({
+  lessonUrl,
+  currentVersion: () => lesson.version,
+  isDirty,
+  restored(body) {
     changeCount = savedChangeCount;
     saveProblem = null;
     showEditorError(null);
     adopt(body);
-    announce(t('editor.restored', { date }));
-    refreshHistory();
-  } catch (err) {
-    showEditorError(t('editor.restoreFailed', { reason: errorText(err) }));
-  }
-}
-
-historyPanel.addEventListener('toggle', refreshHistory);
+  },
+  failed: showEditorError,
+});
+const refreshHistory = history.refresh;
 
 // ---- lesson file -----------------------------------------------------------
 
@@ -813,7 +758,7 @@ $('#export').addEventListener('click', async (event) => {
 await initPage();
 document.addEventListener('languagechange', () => {
   if (draft) renderAll();
-  if (historyPanel.open) refreshHistory();
+  refreshHistory();
 });
 await loadLesson();
 // A brand-new lesson still has its placeholder title: invite the teacher to name it.
