@@ -7,10 +7,9 @@
 use serde_json::{json, Value};
 
 use crate::browser::{
-    pair_and_present_with, signed_in_at_lessons, teacher_token, teacher_with_lesson,
+    pair_and_present_with, serving_a_teacher, signed_in_at_lessons, teacher_token,
     wait_for_imported, Presenting,
 };
-use crate::harness::Process;
 use crate::pdf::PdfSpec;
 use crate::tools::{missing, Tool};
 use crate::webdriver::Browser;
@@ -81,10 +80,7 @@ async fn a_twelve_page_pdf_is_imported_given_a_question_and_presented_on_a_board
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (dir, _server, base) = serving_a_teacher().await;
     let mut spec = PdfSpec::text_pages(12, page_text);
     spec.title = Some("Rivers of Europe".into());
     spec.pictures = vec![1, 6, 12];
@@ -164,10 +160,7 @@ async fn the_editors_import_inserts_a_pdfs_pages_after_the_selected_slide() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (dir, _server, base) = serving_a_teacher().await;
     let pdf = dir.path().join("Extra.pdf");
     let spec = PdfSpec::text_pages(3, |n| format!("Extra fraction {n}"));
     std::fs::write(&pdf, spec.build()).unwrap();
