@@ -3,7 +3,7 @@
 //! notes pages numbered as PowerPoint's are), made by LibreOffice from flat OpenDocument,
 //! imported `--runs` times as the HTTP handler does it (no HTTP): converted by
 //! `office_import::Office::convert` (slides, then notes pages, in its sandbox), then
-//! `pdf_import::import` into a SQLite store (every page drawn at 1920×1080, its PNG stored as
+//! `pdf_import::import` into a SQLite store (every page drawn at 3840×2160, its PNG stored as
 //! new media, the lesson created). Needs `soffice` and `prlimit` on `PATH`.
 //!
 //! Usage: office_import_bench [--slides N] [--runs N]

@@ -2,7 +2,7 @@
 //! PDF of `--pages` slides (16:9, a heading and four lines of Helvetica each, a picture on
 //! every fourth) imported `--runs` times through `pdf_import::import`, as the HTTP handler
 //! calls it (no HTTP: the upload itself is the media upload's, measured elsewhere), into a
-//! SQLite store: every page drawn at 1920×1080, its text read, its PNG stored as new media
+//! SQLite store: every page drawn at 3840×2160, its text read, its PNG stored as new media
 //! (each run's PDF differs, so nothing is shared), the lesson created.
 //!
 //! Usage: pdf_import_bench [--pages N] [--runs N]

@@ -1,6 +1,6 @@
 //! PDF import: slides saved as a PDF (from PowerPoint, Keynote, Google Slides…) become a new
 //! lesson of one picture slide per page, each page drawn on the server by `hayro` (pure
-//! Rust) to fit 1920×1080 and stored as a PNG of the teacher's media, its text in the
+//! Rust) to fit 3840×2160 (4K) and stored as a PNG of the teacher's media, its text in the
 //! slide's notes; or the same slides for the editor to insert into a lesson. Like
 //! [`crate::lesson_file::import`], everything is checked and drawn before anything is
 //! stored, so a refused PDF writes nothing. Plain Rust over the [`Store`]; it knows nothing
@@ -44,9 +44,9 @@ pub const PAGE_POINTS_MIN: f32 = 3.0;
 /// How many times longer than wide (or wider than long) a page may be: a longer strip would
 /// be drawn less than a pixel across.
 pub const PAGE_ASPECT_MAX: f32 = 100.0;
-/// What each page is drawn to fit: sharp on a 1080p board, the common classroom display; a
-/// 4K page would take four times the time, memory and quota for boards that rarely show it.
-pub const FIT: (f32, f32) = (1920.0, 1080.0);
+/// What each page is drawn to fit: 4K, so a page is sharp on a 4K board as on a 1080p one
+/// (which shows it scaled down; the teacher's lists show the picture's small preview).
+pub const FIT: (f32, f32) = (3840.0, 2160.0);
 /// How long drawing a whole PDF may take. `hayro` cannot be stopped mid-page, so this is
 /// checked between pages; what one page can cost is bounded by its pixels (at most [`FIT`])
 /// and the PDF's size (the upload limit).
@@ -457,11 +457,11 @@ fn draw<'a>(
     );
     let (w, h) = (u32::from(pixmap.width()), u32::from(pixmap.height()));
     // Opaque on white: RGB is the whole picture, a quarter smaller than RGBA.
-    let rgb: Vec<u8> = pixmap
-        .data_as_u8_slice()
-        .chunks_exact(4)
-        .flat_map(|p| [p[0], p[1], p[2]])
-        .collect();
+    let rgba = pixmap.data_as_u8_slice();
+    let mut rgb = vec![0; rgba.len() / 4 * 3];
+    for (to, from) in rgb.chunks_exact_mut(3).zip(rgba.chunks_exact(4)) {
+        to.copy_from_slice(&from[..3]);
+    }
     let mut png = Vec::new();
     // Fast deflate: slides are mostly flat colour, which compresses well at any level, and
     // the best level takes several times longer per page.

@@ -95,7 +95,7 @@ fn file_name(title: &str) -> String {
 
 /// Makes a lesson file (as the raw body) a new lesson of yours, with its pictures and
 /// videos; or, sent as `application/pdf`, a PDF a new lesson of one picture slide per page
-/// (drawn to fit 1920×1080, the page's text in the slide's notes; at most 100 pages); or,
+/// (drawn to fit 3840×2160, the page's text in the slide's notes; at most 100 pages); or,
 /// where the server has LibreOffice (`office_import` in `/config.json`), PowerPoint
 /// (`.pptx`) or OpenDocument (`.odp`) slides, converted to a PDF and imported as one. A deck
 /// is told from a lesson file by its bytes, whatever its type says. A damaged, foreign,
@@ -208,7 +208,7 @@ pub struct ImportedSlide {
     alt: String,
     /// Always `picture-full`: the page holds its own title, so no caption under it.
     layout: String,
-    /// The id of the page's picture among your media (a 1920×1080 PNG, or smaller to keep
+    /// The id of the page's picture among your media (a 3840×2160 PNG, or smaller to keep
     /// the page's shape).
     media: String,
 }

@@ -141,7 +141,7 @@ async fn a_twelve_page_pdf_is_imported_given_a_question_and_presented_on_a_board
                 &format!("page {n}'s picture on the board"),
                 &format!(
                     "const i = document.querySelector('#slide-frame img.slide-media');
-                     return i && i.src.includes({media:?}) && i.complete && i.naturalWidth === 1920 || null"
+                     return i && i.src.includes({media:?}) && i.complete && i.naturalWidth === 3840 || null"
                 ),
             )
             .await;

@@ -44,7 +44,7 @@ fn last_years_slides(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// Waits until the board shows the page titled `title`, drawn 1920 pixels wide, in the dark
+/// Waits until the board shows the page titled `title`, drawn 3840 pixels wide (4K), in the dark
 /// theme, full screen (an imported page holds its title: no caption repeats it), described by
 /// its text.
 async fn board_shows_page(board: &Browser, title: &str) {
@@ -52,7 +52,7 @@ async fn board_shows_page(board: &Browser, title: &str) {
         "const f = document.querySelector('#slide-frame');
          const i = f.querySelector('img.slide-media');
          return f.dataset.theme === 'dark' && !f.querySelector('.slide-caption')
-           && i && i.alt.includes({title:?}) && i.complete && i.naturalWidth === 1920 || null"
+           && i && i.alt.includes({title:?}) && i.complete && i.naturalWidth === 3840 || null"
     );
     board
         .wait_until(&format!("the page {title:?} on the board"), &script)

@@ -97,8 +97,8 @@ async fn a_pptx_and_an_odp_become_one_picture_slide_per_slide() {
         // the slide's text.
         assert_eq!(slide["notes"], format!("{speaker_notes}\n\n{text}"));
         // LibreOffice's 16:9 page is a hair narrower (793.76 × 446.51 points, sizes being
-        // kept in hundredths of a millimetre), and still fills a 1080p board to the pixel.
-        assert_eq!(picture(&app, slide).await.dimensions(), (1920, 1080));
+        // kept in hundredths of a millimetre), and still fills a 4K board to the pixel.
+        assert_eq!(picture(&app, slide).await.dimensions(), (3840, 2160));
     }
     // Found by a word of a slide, and by one of its speaker notes.
     for word in ["chlorophyll", "wavelengths"] {

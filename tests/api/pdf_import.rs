@@ -1,5 +1,5 @@
 //! PDF import: a PDF sent to `POST /api/lessons/import` becomes a lesson of one picture
-//! slide per page, each page drawn as a 1920×1080 PNG of the teacher's media with its text
+//! slide per page, each page drawn as a 3840×2160 (4K) PNG of the teacher's media with its text
 //! in the notes; damaged, password-protected, too long and too large PDFs, and PDFs over the
 //! teacher's quota, are refused with a clear error and leave nothing behind. Sent to
 //! `POST /api/slides/import` (the editor's "Import slides"), the same pages come back as
@@ -85,16 +85,16 @@ async fn a_pdf_becomes_one_picture_slide_per_page_with_its_text_in_the_notes() {
         assert_eq!(slide["notes"], text);
         assert_eq!(slide["title"], text.lines().next().unwrap());
         let picture = picture(&app, slide).await;
-        assert_eq!(picture.dimensions(), (1920, 1080));
+        assert_eq!(picture.dimensions(), (3840, 2160));
         // The text is drawn: dark pixels on white, in the top left where it stands.
         assert!(dark_pixels(&picture) > 1_000, "{text}");
-        assert_eq!(picture.get_pixel(1900, 1060).0, [255, 255, 255]);
+        assert_eq!(picture.get_pixel(3800, 2120).0, [255, 255, 255]);
     }
     // The picture on page 3: red at the middle of its top left quarter, blue below.
     let page3 = picture(&app, &slides[2]).await;
-    let [r, g, b] = page3.get_pixel(900, 580).0;
+    let [r, g, b] = page3.get_pixel(1800, 1160).0;
     assert!(r > 200 && g < 60 && b < 60, "red, not {:?}", [r, g, b]);
-    let [r, g, b] = page3.get_pixel(900, 780).0;
+    let [r, g, b] = page3.get_pixel(1800, 1560).0;
     assert!(b > 200 && r < 60 && g < 60, "blue, not {:?}", [r, g, b]);
     // The lesson is found by the text of its pages.
     let found = app
@@ -154,7 +154,7 @@ async fn the_editors_import_answers_slides_and_stores_their_pictures_but_no_less
     );
     assert_eq!(slides[1]["alt"], "Page 2 Chlorophyll absorbs red and blue");
     assert_eq!(slides[1]["layout"], "picture-full");
-    assert_eq!(picture(&app, &slides[1]).await.dimensions(), (1920, 1080));
+    assert_eq!(picture(&app, &slides[1]).await.dimensions(), (3840, 2160));
     assert_eq!(app.lesson_count(&t).await, 0);
     assert_eq!(leftovers(&app), 0);
 
@@ -189,8 +189,8 @@ async fn a_page_is_drawn_to_fit_the_board_to_the_pixel() {
     // A4 upright fits the board's height; LibreOffice's and PowerPoint's 16:9 page of
     // 28 × 15.75 cm (793.7 × 446.46 points) fills the board, not a pixel short.
     for (size, drawn) in [
-        ((595.0, 842.0), (763, 1080)),
-        ((793.7, 446.46), (1920, 1080)),
+        ((595.0, 842.0), (1526, 2160)),
+        ((793.7, 446.46), (3840, 2160)),
     ] {
         let mut spec = PdfSpec::text_pages(1, |_| "A page".into());
         spec.size = size;
@@ -342,7 +342,7 @@ async fn a_compressed_page_within_the_bound_is_drawn() {
     let drawn = picture(&app, &lesson["slides"][0]).await;
     assert!(dark_pixels(&drawn) > 1_000);
     // The inline picture, at 700..800 × 300..400 points of a 960 × 540 page: grey 32.
-    assert_eq!(drawn.get_pixel(1500, 380).0, [32, 32, 32]);
+    assert_eq!(drawn.get_pixel(3000, 760).0, [32, 32, 32]);
 }
 
 #[tokio::test]
