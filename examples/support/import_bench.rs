@@ -31,7 +31,10 @@ fn args(what: &str, count: usize) -> (usize, usize) {
         match (flag.strip_prefix("--"), value) {
             (Some(flag), Some(v)) if flag == what => count = v,
             (Some("runs"), Some(v)) => runs = v,
-            _ => panic!("usage: [--{what} N] [--runs N]"),
+            _ => {
+                eprintln!("usage: [--{what} N] [--runs N]");
+                std::process::exit(2);
+            }
         }
     }
     (count, runs)

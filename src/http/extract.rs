@@ -18,6 +18,13 @@ use super::AppState;
 use crate::auth::{Authenticated, IssuedToken};
 use crate::domain::{json_depth_within, ValidationError, JSON_DEPTH_MAX};
 
+/// The request body's media type: its `Content-Type` without parameters, in lowercase.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or_default();
+    Some(essence.trim().to_ascii_lowercase())
+}
+
 /// A JSON body. Syntax errors answer 400; well-formed JSON of the wrong shape answers 422 with
 /// the path of the offending field; a missing or foreign content type answers 415.
 pub struct Json<T>(pub T);
@@ -26,15 +33,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| {
-                let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || mime.ends_with("+json")
-            });
+        let is_json = media_type(req.headers())
+            .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"));
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Auth, Ids};
+use super::extract::{media_type, Auth, Ids};
 use super::import_progress::{self, Done};
 use super::lessons::{json_with_etag, lesson_body, lesson_response, Lesson};
 use super::media::receive;
@@ -125,13 +125,11 @@ async fn import_lesson(
 ) -> Result<Response, ApiError> {
     let dir = &state.media.uploads;
     let claim = state.room.temporary(auth.account.id);
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(str::trim);
-    let is = |types: &[&str]| kind.is_some_and(|k| types.iter().any(|t| k.eq_ignore_ascii_case(t)));
-    let (pdf, deck) = (is(&["application/pdf"]), is(&Deck::MEDIA_TYPES));
+    let kind = media_type(&headers).unwrap_or_default();
+    let (pdf, deck) = (
+        kind == "application/pdf",
+        Deck::MEDIA_TYPES.contains(&kind.as_str()),
+    );
     // A PDF is read whole into memory to be drawn, and a deck becomes one: no larger than
     // one upload may be.
     let limits = if pdf || deck {
@@ -145,24 +143,19 @@ async fn import_lesson(
         .await?;
     let (store, quota, room) = (state.store.as_ref(), &state.quota, &state.room);
     let (owner, media) = (auth.account.id, state.media.upload);
-    // A deck is told by its bytes: a lesson file is a zip too.
-    let (file, found) = if pdf {
-        (file, None)
+    // A PDF to draw (sent, or converted from a deck), else a lesson file; a deck is told by
+    // its bytes, as a lesson file is a zip too.
+    let source: pdf_import::Source = if pdf {
+        file.into()
     } else {
-        Deck::of(file).await.map_err(OfficeImportError::from)?
-    };
-    // A PDF to draw (sent, or converted from a deck), else the file to read as a lesson file.
-    let pdf: Result<pdf_import::Source, std::fs::File> = match found {
-        _ if pdf => Ok(file.into()),
-        Some(found) => Ok(state.office.convert(found, file, media.max_bytes).await?),
-        None if deck => return Err(OfficeImportError::Unreadable.into()),
-        None => Err(file),
-    };
-    let source = match pdf {
-        Ok(source) => source,
-        Err(file) => {
-            let record = lesson_file::import(store, quota, room, owner, file, media, dir).await?;
-            return lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record);
+        match Deck::of(file).await.map_err(OfficeImportError::from)? {
+            (file, Some(found)) => state.office.convert(found, file, media.max_bytes).await?,
+            (_, None) if deck => return Err(OfficeImportError::Unreadable.into()),
+            (file, None) => {
+                let record =
+                    lesson_file::import(store, quota, room, owner, file, media, dir).await?;
+                return lesson_response(&state.lesson_bodies, StatusCode::CREATED, &record);
+            }
         }
     };
     let bodies = state.lesson_bodies.clone();

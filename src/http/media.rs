@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::Auth;
+use super::extract::{media_type, Auth};
 use super::AppState;
 use crate::domain::media::{is_media_id, MediaKind};
 use crate::media::{wanted, Claim, MediaError, MediaLimits, Upload, Wanted};
@@ -102,11 +102,7 @@ async fn upload(
     state.room.pace(owner, 1)?;
     let used = state.store.media_bytes(owner).await?;
     let claim = state.room.media(owner, used, limits.quota_bytes);
-    let form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let form = media_type(request.headers()).is_some_and(|t| t == "multipart/form-data");
     let upload = if form {
         let form = Multipart::from_request(request, &())
             .await

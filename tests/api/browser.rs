@@ -237,10 +237,7 @@ async fn a_teacher_pairs_a_board_and_presents_through_a_reload_and_a_server_rest
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (dir, server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let (board, teacher) = pair_and_present(&driver, &base, "e2e").await;
 
@@ -616,10 +613,7 @@ async fn a_teacher_adds_a_picture_in_the_editor_and_the_board_shows_it() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (dir, _server, base) = serving_a_teacher().await;
     let picture = dir.path().join("class-photo.png");
     std::fs::write(&picture, PICTURE).unwrap();
 
@@ -690,10 +684,7 @@ async fn a_teacher_downloads_a_lesson_file_and_imports_it_as_a_new_lesson() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (dir, _server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let page = signed_in_at_lessons(&driver, &base).await;
     page.click("#lesson-list a.lesson-link").await;
@@ -860,10 +851,7 @@ async fn the_board_holds_the_whole_lesson_and_the_console_says_so() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     // Three pictures at the end of the lesson, far past the two slides fetched ahead.
     let pictures = append_pictures(&base, 3).await;
     let driver = Driver::start().await;
@@ -1086,10 +1074,7 @@ async fn a_teacher_builds_a_whole_lesson_in_the_editor_and_presents_it_from_a_ph
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (dir, server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let editor = signed_in_at_lessons(&driver, &base).await;
     let picture = dir.path().join("earth.png");
@@ -1239,10 +1224,7 @@ async fn presses_during_an_outage_take_the_board_to_the_slide_the_console_names(
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (dir, server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let (board, teacher) = pair_and_present(&driver, &base, "outage").await;
     // Every slide title the board ever shows, to see that it skips what the teacher skipped.
@@ -1318,10 +1300,7 @@ async fn a_phone_holds_the_status_the_slide_the_next_one_and_the_notes_on_one_sc
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let how = Presenting {
         teacher_size: (390, 844),
@@ -1451,10 +1430,7 @@ async fn every_page_passes_axe_in_english_and_dutch() {
         return;
     }
     let axe = axe_source();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     append_pictures(&base, 3).await; // seven slides: the console's list scrolls
     let driver = Driver::start().await;
     let (board, teacher) = pair_and_present(&driver, &base, "axe").await;
@@ -1645,10 +1621,7 @@ async fn a_board_reloaded_without_its_server_still_shows_the_slide() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let (board, teacher) = pair_and_present(&driver, &base, "offline").await;
     teacher.click("#next").await;
@@ -1676,10 +1649,7 @@ async fn leaving_the_editor_with_unsaved_changes_asks_first() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let editor = signed_in_at_lessons(&driver, &base).await;
     editor.click("#lesson-list a.lesson-link").await;
@@ -1710,10 +1680,7 @@ async fn the_editor_previews_a_slide_as_the_board_shows_it_and_warns_of_small_te
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let editor = signed_in_at_lessons(&driver, &base).await;
     editor.click("#lesson-list a.lesson-link").await;

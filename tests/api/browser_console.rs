@@ -3,8 +3,7 @@
 
 use serde_json::json;
 
-use crate::browser::{pair_and_present_with, teacher_token, teacher_with_lesson, Presenting};
-use crate::harness::Process;
+use crate::browser::{pair_and_present_with, serving_a_teacher, teacher_token, Presenting};
 use crate::tools::{missing, Tool};
 use crate::webdriver::{Browser, Driver};
 
@@ -46,10 +45,7 @@ async fn tabbing_into_the_sticky_controls_leaves_the_page_where_it_is() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let how = Presenting {
         teacher_size: (1280, 800),
@@ -108,10 +104,7 @@ async fn on_a_phone_the_title_and_the_status_show_whole_and_the_slide_number_sta
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     let title = "Fractions and decimals, group 7";
     lesson_titled(&base, title).await;
     let driver = Driver::start().await;

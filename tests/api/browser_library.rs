@@ -60,10 +60,7 @@ async fn a_teacher_searches_duplicates_and_files_a_lesson_in_a_folder() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     let client = reqwest::Client::new();
     let token = teacher_token(&client, &base).await;
     let res = client
@@ -144,10 +141,7 @@ async fn a_teacher_imports_slides_saved_as_a_pdf() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (dir, _server, base) = serving_a_teacher().await;
     let mut slides = PdfSpec::text_pages(3, |n| format!("Slide {n} about cells"));
     slides.title = Some("Cells".into());
     let pdf = dir.path().join("Cells.pdf");

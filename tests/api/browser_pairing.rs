@@ -2,8 +2,7 @@
 //! QR code decoded as a phone's camera would, the link opened on a phone-sized page, and
 //! the board paired.
 
-use crate::browser::{teacher_with_lesson, EMAIL, PASSWORD};
-use crate::harness::Process;
+use crate::browser::{serving_a_teacher, EMAIL, PASSWORD};
 use crate::tools::{missing, Tool};
 use crate::webdriver::Driver;
 
@@ -22,10 +21,7 @@ async fn a_phone_pairs_by_scanning_the_boards_qr_code() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
 
     // A 1080p board showing its code, and the QR code of that code beside it.

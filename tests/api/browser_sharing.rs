@@ -5,10 +5,9 @@
 use serde_json::json;
 
 use crate::browser::{
-    axe_source, axe_violations, created, get, signed_in_as, signed_in_at_lessons, teacher_token,
-    teacher_with_lesson, PASSWORD,
+    axe_source, axe_violations, created, get, serving_a_teacher, signed_in_as,
+    signed_in_at_lessons, teacher_token, PASSWORD,
 };
-use crate::harness::Process;
 use crate::tools::{missing, Tool};
 use crate::webdriver::{Browser, Driver};
 
@@ -40,10 +39,7 @@ async fn a_colleague_finds_a_shared_lesson_under_shared_with_me_and_copies_it() 
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     let client = reqwest::Client::new();
     let colleague_token = colleague(&base).await;
 

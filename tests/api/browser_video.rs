@@ -4,10 +4,9 @@
 use serde_json::json;
 
 use crate::browser::{
-    pair_and_present_with, signed_in_at_lessons, teacher_with_lesson, Presenting,
-    ADD_RECORDED_VIDEO, BOARD_VIDEO_PLAYING, BOARD_VIDEO_READY, RECORD_CLIP,
+    pair_and_present_with, serving_a_teacher, signed_in_at_lessons, Presenting, ADD_RECORDED_VIDEO,
+    BOARD_VIDEO_PLAYING, BOARD_VIDEO_READY, RECORD_CLIP,
 };
-use crate::harness::Process;
 use crate::tools::{missing, Tool};
 use crate::webdriver::Driver;
 
@@ -16,10 +15,7 @@ async fn a_video_plays_on_the_board_when_the_teacher_presses_play() {
     if missing(&[Tool::Chromium]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path());
-    let base = server.base.clone();
-    teacher_with_lesson(&base).await;
+    let (_dir, _server, base) = serving_a_teacher().await;
     let driver = Driver::start().await;
     let page = signed_in_at_lessons(&driver, &base).await;
     page.run(RECORD_CLIP, json!([])).await;
